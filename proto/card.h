@@ -1,0 +1,91 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Contact cards: an identity's owner-signed description of itself.
+ *
+ * Body (canonical msgpack map, integer keys in ascending order, all present):
+ *   1 version  uint (= 1)        6 addrs   array of str "host:port" (0..8)
+ *   2 sign_pk  bin 32 (Ed25519)  7 offers  array of tag (0..16)
+ *   3 noise_pk bin 32 (X25519)   8 seeks   array of tag (0..16)
+ *   4 box_pk   bin 32 (X25519)   9 issued  uint (unix seconds)
+ *   5 name     str 1..64        10 seq     uint
+ * Signed as a statement in the "twofold/v1/card" domain by sign_pk.  Shared as
+ * one line: "tfcard1:" + base64url (no padding) of the signed statement.
+ */
+#ifndef TF_PROTO_CARD_H
+#define TF_PROTO_CARD_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "proto/err.h"
+#include "proto/identity.h"
+#include "proto/mp.h"
+
+#define TF_PROTO_CARD_VERSION 1
+#define TF_PROTO_CARD_NAME_MAX 64
+#define TF_PROTO_CARD_ADDRS_MAX 8
+#define TF_PROTO_CARD_ADDR_MAX 128
+#define TF_PROTO_CARD_TAGS_MAX 16
+#define TF_PROTO_TAG_MAX 64
+#define TF_PROTO_CARD_TEXT_PREFIX "tfcard1:"
+/* A signed card's wire size is bounded by its fields; 4 KiB is ample. */
+#define TF_PROTO_CARD_SIGNED_MAX 4096
+
+/* A card's fields.  Text fields are views: into the decoded buffer after
+ * decoding, or into the caller's strings when building. */
+struct tf_proto_card {
+    uint8_t sign_pk[TF_PROTO_KEY_LEN];
+    uint8_t noise_pk[TF_PROTO_KEY_LEN];
+    uint8_t box_pk[TF_PROTO_KEY_LEN];
+    struct tf_proto_bytes name;
+    size_t n_addrs;
+    struct tf_proto_bytes addrs[TF_PROTO_CARD_ADDRS_MAX];
+    size_t n_offers;
+    struct tf_proto_bytes offers[TF_PROTO_CARD_TAGS_MAX];
+    size_t n_seeks;
+    struct tf_proto_bytes seeks[TF_PROTO_CARD_TAGS_MAX];
+    uint64_t issued;
+    uint64_t seq;
+};
+
+/* True if s is a tag: 1..64 bytes of [a-z0-9-], not starting or ending with
+ * '-'.  Topics, offers and seeks are tags. */
+bool tf_proto_tag_is_valid(const uint8_t *s, size_t len);
+
+/* True if s is "host:port": host is a name of [A-Za-z0-9.-], an IPv4 address
+ * or a bracketed IPv6 address; port is 1..65535 without leading zeros. */
+bool tf_proto_addr_is_valid(const uint8_t *s, size_t len);
+
+/* Encodes and signs a card.  The card's keys must be id's keys
+ * (TF_E_KEY_MISMATCH); every field is validated as the decoder would.  *out
+ * (the signed statement) is owned by the caller. */
+TF_MUST_CHECK int tf_proto_card_sign(const struct tf_proto_identity *id,
+                                     const struct tf_proto_card *card, struct tf_proto_buf *out);
+
+/* Decodes a card body strictly (no signature check).  Views point into body. */
+TF_MUST_CHECK int tf_proto_card_decode_body(const uint8_t *body, size_t len,
+                                            struct tf_proto_card *out);
+
+/* Parses a signed card, decodes its body and verifies its signature with the
+ * sign_pk it names.  Views point into buf. */
+TF_MUST_CHECK int tf_proto_card_verify(const uint8_t *buf, size_t len, struct tf_proto_card *out);
+
+/* Text form of a signed card: "tfcard1:" + base64url.  *out is a malloc'ed
+ * NUL-terminated string owned by the caller. */
+TF_MUST_CHECK int tf_proto_card_to_text(const uint8_t *signed_card, size_t len, char **out);
+
+/* Parses the text form (surrounding whitespace allowed), verifies it, and
+ * returns the signed bytes in *signed_out (owned by the caller) with *card
+ * viewing into them. */
+TF_MUST_CHECK int tf_proto_card_from_text(const char *text, size_t len,
+                                          struct tf_proto_buf *signed_out,
+                                          struct tf_proto_card *card);
+
+/* Decides whether `candidate` may replace `held`: TF_OK if it is the same
+ * identity with a higher sequence number, TF_E_KEY_MISMATCH for another
+ * identity, TF_E_STALE if its sequence number is not higher. */
+TF_MUST_CHECK int tf_proto_card_supersedes(const struct tf_proto_card *candidate,
+                                           const struct tf_proto_card *held);
+
+#endif
