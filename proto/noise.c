@@ -265,16 +265,14 @@ static int encrypt_and_hash(struct tf_proto_noise_handshake *hs, const uint8_t *
     return TF_OK;
 }
 
-/* DecryptAndHash: len includes the tag if keyed.  h is only updated after the
- * MAC verified, so a failed call leaves no trace (the caller fails the
- * handshake anyway). */
+/* DecryptAndHash: len includes the tag if keyed.  The next h is computed
+ * first and installed only after the MAC verified, so the old h is the
+ * associated data and a failed call leaves h as it was. */
 static int decrypt_and_hash(struct tf_proto_noise_handshake *hs, const uint8_t *msg, size_t len,
                             uint8_t *out)
 {
     crypto_hash_sha256_state st;
     uint8_t next_h[TF_PROTO_NOISE_HASH_LEN];
-    /* The ciphertext is hashed before decryption, in case the caller's
-     * buffers would let decryption disturb it. */
     crypto_hash_sha256_init(&st);
     crypto_hash_sha256_update(&st, hs->h, sizeof hs->h);
     if (len > 0)

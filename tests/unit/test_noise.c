@@ -207,6 +207,7 @@ static void test_vector_file(void **state)
 
 struct pair {
     enum tf_proto_noise_pattern pattern;
+    bool msg1_payload; /* XX: send a payload in message 1 anyway */
     struct tf_proto_noise_handshake ini, res;
     uint8_t is[KEY], ie[KEY], rs[KEY], re[KEY], is_pk[KEY], rs_pk[KEY];
 };
@@ -263,11 +264,11 @@ static struct tf_proto_noise_handshake *reader_of(struct pair *p, unsigned m)
 }
 
 /* The payload of handshake message m: empty for XX message 1, as twofold
- * sends it (it is cleartext), otherwise a few bytes so that payload bytes are
- * tampered with too. */
-static size_t payload_of(enum tf_proto_noise_pattern pattern, unsigned m, uint8_t out[16])
+ * sends it (it is cleartext), unless p->msg1_payload; otherwise a few bytes so
+ * that payload bytes are tampered with too. */
+static size_t payload_of(const struct pair *p, unsigned m, uint8_t out[16])
 {
-    if (pattern == TF_PROTO_NOISE_PATTERN_XX && m == 0)
+    if (p->pattern == TF_PROTO_NOISE_PATTERN_XX && m == 0 && !p->msg1_payload)
         return 0;
     for (unsigned i = 0; i < 16; i++)
         out[i] = (uint8_t)(0xa0 + m * 16 + i);
@@ -279,7 +280,7 @@ static void pass_message(struct pair *p, unsigned m)
 {
     static uint8_t buf[TF_PROTO_NOISE_MSG_MAX], out[TF_PROTO_NOISE_MSG_MAX];
     uint8_t pl[16];
-    size_t pl_len = payload_of(p->pattern, m, pl), len, out_len;
+    size_t pl_len = payload_of(p, m, pl), len, out_len;
     assert_int_equal(
         tf_proto_noise_handshake_write(writer_of(p, m), pl, pl_len, buf, sizeof buf, &len), TF_OK);
     assert_int_equal(
@@ -332,7 +333,7 @@ static bool truncate_to(uint8_t *msg, size_t *len, size_t index)
  * mutates m and checks that the handshake fails.  XX message 1 has no MAC
  * (it is only hashed), so its reader cannot notice; the initiator then fails
  * reading message 2.  Returns the number of mutations tried. */
-static unsigned tamper_message(enum tf_proto_noise_pattern pattern, unsigned m,
+static unsigned tamper_message(enum tf_proto_noise_pattern pattern, bool msg1_payload, unsigned m,
                                bool (*mutate)(uint8_t *msg, size_t *len, size_t index))
 {
     static uint8_t buf[TF_PROTO_NOISE_MSG_MAX], out[TF_PROTO_NOISE_MSG_MAX];
@@ -340,10 +341,11 @@ static unsigned tamper_message(enum tf_proto_noise_pattern pattern, unsigned m,
     for (size_t index = 0;; index++) {
         struct pair p;
         pair_start(&p, pattern, false, PROLOGUE, PROLOGUE);
+        p.msg1_payload = msg1_payload;
         for (unsigned i = 0; i < m; i++)
             pass_message(&p, i);
         uint8_t pl[16];
-        size_t pl_len = payload_of(pattern, m, pl), len, out_len;
+        size_t pl_len = payload_of(&p, m, pl), len, out_len;
         assert_int_equal(
             tf_proto_noise_handshake_write(writer_of(&p, m), pl, pl_len, buf, sizeof buf, &len),
             TF_OK);
@@ -370,29 +372,38 @@ static unsigned tamper_message(enum tf_proto_noise_pattern pattern, unsigned m,
     return tried;
 }
 
+static void tamper_all(bool (*mutate)(uint8_t *msg, size_t *len, size_t index), const char *what)
+{
+    const struct {
+        enum tf_proto_noise_pattern pattern;
+        bool msg1_payload;
+    } cases[] = {
+        {TF_PROTO_NOISE_PATTERN_XX, false},
+        {TF_PROTO_NOISE_PATTERN_XX, true},
+        {TF_PROTO_NOISE_PATTERN_IK, false},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        for (unsigned m = 0; m < handshake_messages(cases[i].pattern); m++) {
+            unsigned n = tamper_message(cases[i].pattern, cases[i].msg1_payload, m, mutate);
+            assert_true(n >= KEY);
+            printf("[ TAMPER   ] %s%s message %u: %u %s rejected\n",
+                   tf_proto_noise_protocol_name(cases[i].pattern),
+                   cases[i].msg1_payload ? " (payload in msg 1)" : "", m + 1, n, what);
+        }
+    }
+}
+
 static void test_flip_every_byte(void **state)
 {
     (void)state;
-    const enum tf_proto_noise_pattern patterns[] = {TF_PROTO_NOISE_PATTERN_XX,
-                                                    TF_PROTO_NOISE_PATTERN_IK};
-    for (size_t i = 0; i < sizeof patterns / sizeof patterns[0]; i++) {
-        for (unsigned m = 0; m < handshake_messages(patterns[i]); m++) {
-            unsigned lo = tamper_message(patterns[i], m, flip_low_bit);
-            unsigned hi = tamper_message(patterns[i], m, flip_high_bit);
-            assert_int_equal(lo, hi);
-            assert_true(lo >= KEY);
-        }
-    }
+    tamper_all(flip_low_bit, "bit-0 flips");
+    tamper_all(flip_high_bit, "bit-7 flips");
 }
 
 static void test_truncated(void **state)
 {
     (void)state;
-    const enum tf_proto_noise_pattern patterns[] = {TF_PROTO_NOISE_PATTERN_XX,
-                                                    TF_PROTO_NOISE_PATTERN_IK};
-    for (size_t i = 0; i < sizeof patterns / sizeof patterns[0]; i++)
-        for (unsigned m = 0; m < handshake_messages(patterns[i]); m++)
-            assert_true(tamper_message(patterns[i], m, truncate_to) >= KEY);
+    tamper_all(truncate_to, "truncations");
 
     /* The shortest lengths give TF_E_TRUNCATED exactly. */
     static uint8_t buf[TF_PROTO_NOISE_MSG_MAX], out[TF_PROTO_NOISE_MSG_MAX];
@@ -855,12 +866,12 @@ int main(void)
     if (sodium_init() < 0)
         return 1;
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test_prestate(test_vector_file, (void *)"noise-c-basic-xx.json"),
-        cmocka_unit_test_prestate(test_vector_file, (void *)"noise-cacophony-xx.json"),
-        cmocka_unit_test_prestate(test_vector_file, (void *)"noise-snow-xx.json"),
-        cmocka_unit_test_prestate(test_vector_file, (void *)"noise-c-basic-ik.json"),
-        cmocka_unit_test_prestate(test_vector_file, (void *)"noise-cacophony-ik.json"),
-        cmocka_unit_test_prestate(test_vector_file, (void *)"noise-snow-ik.json"),
+        {"vectors_noise_c_basic_xx", test_vector_file, NULL, NULL, (void *)"noise-c-basic-xx.json"},
+        {"vectors_cacophony_xx", test_vector_file, NULL, NULL, (void *)"noise-cacophony-xx.json"},
+        {"vectors_snow_xx", test_vector_file, NULL, NULL, (void *)"noise-snow-xx.json"},
+        {"vectors_noise_c_basic_ik", test_vector_file, NULL, NULL, (void *)"noise-c-basic-ik.json"},
+        {"vectors_cacophony_ik", test_vector_file, NULL, NULL, (void *)"noise-cacophony-ik.json"},
+        {"vectors_snow_ik", test_vector_file, NULL, NULL, (void *)"noise-snow-ik.json"},
         cmocka_unit_test(test_names),
         cmocka_unit_test(test_round_trip),
         cmocka_unit_test(test_in_place),

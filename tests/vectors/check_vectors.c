@@ -2,13 +2,15 @@
 /*
  * Replays a vectors file against the C implementation:
  *
- *   check_vectors FILE.json [--chain]
+ *   check_vectors FILE.json [--chain] [--doc PROTOCOL.md]
  *
  * Every case in "valid" must pass with the outputs it lists; every case in
  * "invalid" must fail with exactly the error it names.  With --chain, the
  * deterministic intro chain is also rebuilt from the fixed seeds and compared
  * byte for byte with the file's "chain" and "identities".  The same program
- * checks files written by the independent Python implementation.
+ * checks files written by the independent Python implementation.  With
+ * --doc, every "```hex id=NAME" block of the document must be the bytes the
+ * C code builds for NAME.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -21,6 +23,7 @@
 
 struct ctx {
     json_t *root;
+    const char *doc;
     struct tf_proto_identity ids[VEC_COUNT];
     int passed, failed;
 };
@@ -171,6 +174,74 @@ static void run_section(struct ctx *x, const char *section)
     }
 }
 
+/* The bytes a documented hex block must hold, by its id. */
+static bool doc_expected(const char *id, const struct vec_world *w, const struct vec_intro *in,
+                         const uint8_t **p, size_t *n)
+{
+    if (strcmp(id, "alice-card") == 0) {
+        *p = w->card[VEC_ALICE].data;
+        *n = w->card[VEC_ALICE].len;
+    } else if (strcmp(id, "core") == 0) {
+        *p = in->core.data;
+        *n = in->core.len;
+    } else if (strcmp(id, "intro-id") == 0) {
+        *p = in->intro_id;
+        *n = TF_PROTO_INTRO_ID_LEN;
+    } else if (strcmp(id, "close") == 0) {
+        *p = in->close.data;
+        *n = in->close.len;
+    } else {
+        return false;
+    }
+    return true;
+}
+
+/* Checks the worked examples of docs/PROTOCOL.md. */
+static void check_doc(struct ctx *x, const struct vec_world *w, const struct vec_intro *in)
+{
+    FILE *f = fopen(x->doc, "r");
+    char line[512], id[64] = "", hex[8192];
+    size_t hlen = 0;
+    int blocks = 0;
+    bool inside = false;
+    if (f == NULL) {
+        printf("FAIL doc: cannot open %s\n", x->doc);
+        x->failed++;
+        return;
+    }
+    while (fgets(line, sizeof line, f) != NULL) {
+        if (!inside && sscanf(line, "```hex id=%63s", id) == 1) {
+            inside = true;
+            hlen = 0;
+            continue;
+        }
+        if (!inside)
+            continue;
+        if (strncmp(line, "```", 3) == 0) {
+            inside = false;
+            blocks++;
+            uint8_t bin[4096];
+            size_t blen = 0, n = 0;
+            const uint8_t *want = NULL;
+            bool ok = sodium_hex2bin(bin, sizeof bin, hex, hlen, NULL, &blen, NULL) == 0 &&
+                      doc_expected(id, w, in, &want, &n) && n == blen &&
+                      memcmp(want, bin, n) == 0;
+            ok ? x->passed++ : x->failed++;
+            if (!ok)
+                printf("FAIL doc: hex block %s differs from the C encoding\n", id);
+            continue;
+        }
+        for (const char *c = line; *c != '\0' && hlen + 1 < sizeof hex; c++)
+            if ((*c >= '0' && *c <= '9') || (*c >= 'a' && *c <= 'f'))
+                hex[hlen++] = *c;
+    }
+    fclose(f);
+    if (blocks == 0) {
+        printf("FAIL doc: no hex blocks in %s\n", x->doc);
+        x->failed++;
+    }
+}
+
 /* Rebuilds identities and the chain and compares them byte for byte. */
 static void check_chain(struct ctx *x)
 {
@@ -219,6 +290,8 @@ static void check_chain(struct ctx *x)
     ok ? x->passed++ : x->failed++;
     if (!ok)
         printf("FAIL chain: intro_id differs\n");
+    if (x->doc != NULL)
+        check_doc(x, &w, &in);
     vec_intro_free(&in);
     vec_world_deinit(&w);
 }
@@ -226,7 +299,7 @@ static void check_chain(struct ctx *x)
 int main(int argc, char **argv)
 {
     if (argc < 2) {
-        fprintf(stderr, "usage: check_vectors FILE.json [--chain]\n");
+        fprintf(stderr, "usage: check_vectors FILE.json [--chain] [--doc PROTOCOL.md]\n");
         return 2;
     }
     if (sodium_init() < 0)
@@ -253,7 +326,14 @@ int main(int argc, char **argv)
     }
     run_section(&x, "valid");
     run_section(&x, "invalid");
-    if (argc > 2 && strcmp(argv[2], "--chain") == 0)
+    bool chain = false;
+    for (int i = 2; i < argc; i++) {
+        if (strcmp(argv[i], "--chain") == 0)
+            chain = true;
+        else if (strcmp(argv[i], "--doc") == 0 && i + 1 < argc)
+            x.doc = argv[++i];
+    }
+    if (chain || x.doc != NULL)
         check_chain(&x);
     size_t nv = json_array_size(json_object_get(x.root, "valid"));
     size_t ni = json_array_size(json_object_get(x.root, "invalid"));
