@@ -212,8 +212,8 @@ int tf_proto_card_decode_body(const uint8_t *body, size_t len, struct tf_proto_c
                         &c.n_offers)) != TF_OK)
         return rc;
     KEY(KEY_SEEKS)
-    if ((rc = read_strs(&r, TF_PROTO_CARD_TAGS_MAX, TF_PROTO_TAG_MAX, true, c.seeks,
-                        &c.n_seeks)) != TF_OK)
+    if ((rc = read_strs(&r, TF_PROTO_CARD_TAGS_MAX, TF_PROTO_TAG_MAX, true, c.seeks, &c.n_seeks)) !=
+        TF_OK)
         return rc;
     KEY(KEY_ISSUED)
     if ((rc = tf_proto_mp_read_uint(&r, &c.issued)) != TF_OK)

@@ -29,7 +29,8 @@ int tf_proto_identity_from_seed(struct tf_proto_identity *id,
     if (crypto_kdf_derive_from_key(sign_seed, sizeof sign_seed, KDF_SIGN, KDF_CONTEXT, seed) != 0 ||
         crypto_kdf_derive_from_key(sec->noise_sk, TF_PROTO_KEY_LEN, KDF_NOISE, KDF_CONTEXT, seed) !=
             0 ||
-        crypto_kdf_derive_from_key(sec->box_sk, TF_PROTO_KEY_LEN, KDF_BOX, KDF_CONTEXT, seed) != 0 ||
+        crypto_kdf_derive_from_key(sec->box_sk, TF_PROTO_KEY_LEN, KDF_BOX, KDF_CONTEXT, seed) !=
+            0 ||
         crypto_sign_seed_keypair(id->sign_pk, sec->sign_sk, sign_seed) != 0 ||
         crypto_scalarmult_base(id->noise_pk, sec->noise_sk) != 0 ||
         crypto_scalarmult_base(id->box_pk, sec->box_sk) != 0)

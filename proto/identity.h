@@ -27,9 +27,9 @@
 struct tf_proto_identity_secrets;
 
 struct tf_proto_identity {
-    uint8_t sign_pk[TF_PROTO_KEY_LEN];  /* Ed25519: the identity itself */
-    uint8_t noise_pk[TF_PROTO_KEY_LEN]; /* X25519: Noise static key */
-    uint8_t box_pk[TF_PROTO_KEY_LEN];   /* X25519: sealed boxes */
+    uint8_t sign_pk[TF_PROTO_KEY_LEN];     /* Ed25519: the identity itself */
+    uint8_t noise_pk[TF_PROTO_KEY_LEN];    /* X25519: Noise static key */
+    uint8_t box_pk[TF_PROTO_KEY_LEN];      /* X25519: sealed boxes */
     struct tf_proto_identity_secrets *sec; /* sodium_malloc'ed, owned */
 };
 

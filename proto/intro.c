@@ -152,20 +152,18 @@ static int proposal_decode(const uint8_t *buf, size_t len, struct tf_proto_state
         (rc = tf_proto_mp_read_bin(&r, 1, TF_PROTO_BODY_MAX, &p->core_bytes)) != TF_OK ||
         (rc = read_side(&r, &p->side)) != TF_OK ||
         (rc = tf_proto_mp_read_bin_fixed(&r, p->salt, TF_PROTO_SALT_LEN)) != TF_OK ||
-        (rc = tf_proto_mp_read_bin(&r, 1, TF_PROTO_CARD_SIGNED_MAX, &p->connector_card)) !=
-            TF_OK ||
+        (rc = tf_proto_mp_read_bin(&r, 1, TF_PROTO_CARD_SIGNED_MAX, &p->connector_card)) != TF_OK ||
         (rc = tf_proto_mp_read_str(&r, 0, TF_PROTO_NOTE_MAX, TF_PROTO_TEXT_MULTILINE,
                                    &p->about_other)) != TF_OK ||
-        (rc = tf_proto_mp_read_str(&r, 0, TF_PROTO_NOTE_MAX, TF_PROTO_TEXT_MULTILINE,
-                                   &p->note)) != TF_OK ||
+        (rc = tf_proto_mp_read_str(&r, 0, TF_PROTO_NOTE_MAX, TF_PROTO_TEXT_MULTILINE, &p->note)) !=
+            TF_OK ||
         (rc = tf_proto_mp_read_end(&r)) != TF_OK)
         return rc;
     return tf_proto_intro_core_decode(p->core_bytes.ptr, p->core_bytes.len, &p->core);
 }
 
 int tf_proto_proposal_verify(const uint8_t my_pk[static TF_PROTO_KEY_LEN], const uint8_t *buf,
-                             size_t len, uint64_t now, uint64_t skew,
-                             struct tf_proto_proposal *out)
+                             size_t len, uint64_t now, uint64_t skew, struct tf_proto_proposal *out)
 {
     struct tf_proto_statement st;
     struct tf_proto_proposal p;
@@ -200,8 +198,7 @@ int tf_proto_reply_sign(const struct tf_proto_identity *me, const struct tf_prot
                         struct tf_proto_buf *out)
 {
     bool accept = reply->decision == TF_PROTO_DECISION_ACCEPT;
-    if (reply->decision != TF_PROTO_DECISION_ACCEPT &&
-        reply->decision != TF_PROTO_DECISION_DECLINE)
+    if (reply->decision != TF_PROTO_DECISION_ACCEPT && reply->decision != TF_PROTO_DECISION_DECLINE)
         return TF_E_BAD_VALUE;
     if (reply->side != TF_PROTO_SIDE_A && reply->side != TF_PROTO_SIDE_B)
         return TF_E_BAD_VALUE;
@@ -296,8 +293,7 @@ int tf_proto_reply_verify(const uint8_t signer_pk[static TF_PROTO_KEY_LEN],
 /* Introduction. */
 
 int tf_proto_introduction_sign(const struct tf_proto_identity *connector,
-                               const struct tf_proto_introduction *intro,
-                               struct tf_proto_buf *out)
+                               const struct tf_proto_introduction *intro, struct tf_proto_buf *out)
 {
     uint8_t id[TF_PROTO_INTRO_ID_LEN];
     tf_proto_intro_id(intro->core_bytes.ptr, intro->core_bytes.len, id);
@@ -335,8 +331,8 @@ int tf_proto_introduction_decode(const uint8_t *buf, size_t len, struct tf_proto
         (rc = tf_proto_mp_read_bin_fixed(&r, in.salt_b, TF_PROTO_SALT_LEN)) != TF_OK ||
         (rc = tf_proto_mp_read_bin(&r, 1, TF_PROTO_BODY_MAX, &in.reply_a)) != TF_OK ||
         (rc = tf_proto_mp_read_bin(&r, 1, TF_PROTO_BODY_MAX, &in.reply_b)) != TF_OK ||
-        (rc = tf_proto_mp_read_str(&r, 0, TF_PROTO_NOTE_MAX, TF_PROTO_TEXT_MULTILINE,
-                                   &in.note)) != TF_OK ||
+        (rc = tf_proto_mp_read_str(&r, 0, TF_PROTO_NOTE_MAX, TF_PROTO_TEXT_MULTILINE, &in.note)) !=
+            TF_OK ||
         (rc = tf_proto_mp_read_uint(&r, &in.time)) != TF_OK ||
         (rc = tf_proto_mp_read_end(&r)) != TF_OK)
         return rc;
@@ -357,8 +353,7 @@ static int check_side(const struct tf_proto_introduction *in, enum tf_proto_side
     int rc;
     if (reply->decision != TF_PROTO_DECISION_ACCEPT)
         return TF_E_REPLY_DECLINE;
-    if ((rc = tf_proto_card_verify(reply->card.ptr, reply->card.len, &reply->card_fields)) !=
-        TF_OK)
+    if ((rc = tf_proto_card_verify(reply->card.ptr, reply->card.len, &reply->card_fields)) != TF_OK)
         return rc;
     tf_proto_intro_commit(reply->card_fields.sign_pk, salt, h);
     if (!eq32(h, commit))
@@ -391,8 +386,8 @@ int tf_proto_intro_materialise_check(const uint8_t my_pk[static TF_PROTO_KEY_LEN
         (rc = tf_proto_reply_decode(in.reply_b.ptr, in.reply_b.len, &st_b, &rb)) != TF_OK)
         return rc;
     /* 2. Connector signature. */
-    if ((rc = tf_proto_statement_verify(&st, TF_PROTO_DOMAIN_INTRODUCTION,
-                                        in.core.connector_pk)) != TF_OK)
+    if ((rc = tf_proto_statement_verify(&st, TF_PROTO_DOMAIN_INTRODUCTION, in.core.connector_pk)) !=
+        TF_OK)
         return rc;
     /* 3. The core is the one the id names. */
     tf_proto_intro_id(in.core_bytes.ptr, in.core_bytes.len, h);
@@ -412,8 +407,7 @@ int tf_proto_intro_materialise_check(const uint8_t my_pk[static TF_PROTO_KEY_LEN
     const struct tf_proto_bytes *in_mine = mine.side == TF_PROTO_SIDE_A ? &in.reply_a : &in.reply_b;
     const struct tf_proto_reply *mine_checked = mine.side == TF_PROTO_SIDE_A ? &ra : &rb;
     const struct tf_proto_reply *other = mine.side == TF_PROTO_SIDE_A ? &rb : &ra;
-    if (in_mine->len != my_reply_len ||
-        sodium_memcmp(in_mine->ptr, my_reply, my_reply_len) != 0 ||
+    if (in_mine->len != my_reply_len || sodium_memcmp(in_mine->ptr, my_reply, my_reply_len) != 0 ||
         !eq32(mine_checked->card_fields.sign_pk, my_pk))
         return TF_E_NOT_MY_REPLY;
     /* 7. The introduction itself was made in time. */

@@ -84,9 +84,9 @@ TF_MUST_CHECK int tf_proto_intro_core_decode(const uint8_t *buf, size_t len,
 struct tf_proto_proposal {
     uint8_t intro_id[TF_PROTO_INTRO_ID_LEN];
     struct tf_proto_bytes core_bytes;
-    struct tf_proto_intro_core core; /* filled by decode/verify */
-    enum tf_proto_side side;         /* the side this proposal asks */
-    uint8_t salt[TF_PROTO_SALT_LEN]; /* opens commit_<side> */
+    struct tf_proto_intro_core core;      /* filled by decode/verify */
+    enum tf_proto_side side;              /* the side this proposal asks */
+    uint8_t salt[TF_PROTO_SALT_LEN];      /* opens commit_<side> */
     struct tf_proto_bytes connector_card; /* signed card */
     struct tf_proto_card card;            /* filled by verify */
     struct tf_proto_bytes about_other;
@@ -116,23 +116,21 @@ struct tf_proto_reply {
     uint8_t intro_id[TF_PROTO_INTRO_ID_LEN];
     enum tf_proto_side side;
     enum tf_proto_decision decision;
-    struct tf_proto_bytes card;   /* signed card: accept only */
+    struct tf_proto_bytes card;       /* signed card: accept only */
     struct tf_proto_card card_fields; /* filled when card is verified */
-    struct tf_proto_bytes note;   /* to the other party: accept only */
-    struct tf_proto_bytes reason; /* to the connector: decline only */
-    uint64_t time;                /* when signed (unix seconds) */
+    struct tf_proto_bytes note;       /* to the other party: accept only */
+    struct tf_proto_bytes reason;     /* to the connector: decline only */
+    uint64_t time;                    /* when signed (unix seconds) */
 };
 
 /* Signs a reply.  An accept carries card and note (reason ignored); a decline
  * carries reason (card and note ignored). */
 TF_MUST_CHECK int tf_proto_reply_sign(const struct tf_proto_identity *me,
-                                      const struct tf_proto_reply *reply,
-                                      struct tf_proto_buf *out);
+                                      const struct tf_proto_reply *reply, struct tf_proto_buf *out);
 
 /* Decodes a signed reply without verifying anything but its format. */
 TF_MUST_CHECK int tf_proto_reply_decode(const uint8_t *buf, size_t len,
-                                        struct tf_proto_statement *st,
-                                        struct tf_proto_reply *out);
+                                        struct tf_proto_statement *st, struct tf_proto_reply *out);
 
 /*
  * Connector side: verifies a reply from signer_pk for (intro_id, side).  In

@@ -411,28 +411,71 @@ static int skip_header(struct tf_proto_mp_reader *r, uint64_t *children)
         goto payload;
     }
     switch (tag) {
-    case 0xc4: case 0xd9: width = 1; goto sized; /* bin8, str8 */
-    case 0xc5: case 0xda: width = 2; goto sized;
-    case 0xc6: case 0xdb: width = 4; goto sized;
-    case 0xc7: case 0xc8: case 0xc9: /* ext 8/16/32: length, then type byte */
+    case 0xc4:
+    case 0xd9:
+        width = 1;
+        goto sized; /* bin8, str8 */
+    case 0xc5:
+    case 0xda:
+        width = 2;
+        goto sized;
+    case 0xc6:
+    case 0xdb:
+        width = 4;
+        goto sized;
+    case 0xc7:
+    case 0xc8:
+    case 0xc9: /* ext 8/16/32: length, then type byte */
         width = tag == 0xc7 ? 1 : tag == 0xc8 ? 2 : 4;
         if (take_be(r, width, &n) != TF_OK)
             return TF_E_TRUNCATED;
         n += 1;
         goto payload;
-    case 0xca: n = 4; goto payload;
-    case 0xcb: n = 8; goto payload;
-    case 0xcc: case 0xd0: n = 1; goto payload;
-    case 0xcd: case 0xd1: n = 2; goto payload;
-    case 0xce: case 0xd2: n = 4; goto payload;
-    case 0xcf: case 0xd3: n = 8; goto payload;
-    case 0xd4: n = 2; goto payload; /* fixext 1: type + 1 */
-    case 0xd5: n = 3; goto payload;
-    case 0xd6: n = 5; goto payload;
-    case 0xd7: n = 9; goto payload;
-    case 0xd8: n = 17; goto payload;
-    case 0xdc: case 0xde: width = 2; break;
-    case 0xdd: case 0xdf: width = 4; break;
+    case 0xca:
+        n = 4;
+        goto payload;
+    case 0xcb:
+        n = 8;
+        goto payload;
+    case 0xcc:
+    case 0xd0:
+        n = 1;
+        goto payload;
+    case 0xcd:
+    case 0xd1:
+        n = 2;
+        goto payload;
+    case 0xce:
+    case 0xd2:
+        n = 4;
+        goto payload;
+    case 0xcf:
+    case 0xd3:
+        n = 8;
+        goto payload;
+    case 0xd4:
+        n = 2;
+        goto payload; /* fixext 1: type + 1 */
+    case 0xd5:
+        n = 3;
+        goto payload;
+    case 0xd6:
+        n = 5;
+        goto payload;
+    case 0xd7:
+        n = 9;
+        goto payload;
+    case 0xd8:
+        n = 17;
+        goto payload;
+    case 0xdc:
+    case 0xde:
+        width = 2;
+        break;
+    case 0xdd:
+    case 0xdf:
+        width = 4;
+        break;
     default:
         return TF_E_TYPE; /* 0xc1 is never used */
     }

@@ -65,8 +65,7 @@ TF_MUST_CHECK int tf_proto_mp_read_array(struct tf_proto_mp_reader *r, uint32_t 
 TF_MUST_CHECK int tf_proto_mp_read_array_exact(struct tf_proto_mp_reader *r, uint32_t n);
 
 /* Reads a map header (count pairs, bounded as for arrays). */
-TF_MUST_CHECK int tf_proto_mp_read_map(struct tf_proto_mp_reader *r, uint32_t max,
-                                       uint32_t *count);
+TF_MUST_CHECK int tf_proto_mp_read_map(struct tf_proto_mp_reader *r, uint32_t max, uint32_t *count);
 
 /* Reads the next integer key of an integer-keyed map whose keys must appear
  * in strictly ascending order.  *prev is the previous key (or -1 before the
@@ -92,8 +91,7 @@ TF_MUST_CHECK int tf_proto_mp_read_bin(struct tf_proto_mp_reader *r, size_t min,
                                        struct tf_proto_bytes *out);
 
 /* Reads a bin of exactly n bytes and copies it to dst (TF_E_BAD_LENGTH). */
-TF_MUST_CHECK int tf_proto_mp_read_bin_fixed(struct tf_proto_mp_reader *r, uint8_t *dst,
-                                             size_t n);
+TF_MUST_CHECK int tf_proto_mp_read_bin_fixed(struct tf_proto_mp_reader *r, uint8_t *dst, size_t n);
 
 /* Reads a str of min..max bytes, valid UTF-8 of the given text class. */
 TF_MUST_CHECK int tf_proto_mp_read_str(struct tf_proto_mp_reader *r, size_t min, size_t max,

@@ -153,7 +153,7 @@ static int cipher_encrypt_ad(struct tf_proto_noise_cipher *cs, const uint8_t *ad
         return TF_OK;
     }
     if (cs->n == UINT64_MAX)
-        return TF_E_EXPIRED;
+        return TF_E_NONCE_EXHAUSTED;
     uint8_t nonce[crypto_aead_chacha20poly1305_ietf_NPUBBYTES];
     nonce_encode(nonce, cs->n);
     crypto_aead_chacha20poly1305_ietf_encrypt(out, NULL, plain, len, ad, ad_len, NULL, nonce,
@@ -176,14 +176,14 @@ static int cipher_decrypt_ad(struct tf_proto_noise_cipher *cs, const uint8_t *ad
     if (len < TF_PROTO_NOISE_TAG_LEN)
         return TF_E_TRUNCATED;
     if (cs->n == UINT64_MAX)
-        return TF_E_EXPIRED;
+        return TF_E_NONCE_EXHAUSTED;
     uint8_t nonce[crypto_aead_chacha20poly1305_ietf_NPUBBYTES];
     nonce_encode(nonce, cs->n);
     if (crypto_aead_chacha20poly1305_ietf_decrypt(out, NULL, NULL, msg, len, ad, ad_len, nonce,
                                                   cs->k) != 0) {
         if (len > TF_PROTO_NOISE_TAG_LEN)
             sodium_memzero(out, len - TF_PROTO_NOISE_TAG_LEN);
-        return TF_E_BAD_SIG;
+        return TF_E_DECRYPT;
     }
     cs->n++;
     return TF_OK;
@@ -247,7 +247,7 @@ static int mix_dh(struct tf_proto_noise_handshake *hs, const uint8_t sk[TF_PROTO
     uint8_t shared[TF_PROTO_NOISE_KEY_LEN];
     int rc = TF_OK;
     if (crypto_scalarmult(shared, sk, pk) != 0)
-        rc = TF_E_BAD_VALUE;
+        rc = TF_E_LOW_ORDER;
     else
         mix_key(hs, shared);
     sodium_memzero(shared, sizeof shared);
@@ -428,7 +428,7 @@ int tf_proto_noise_handshake_write(struct tf_proto_noise_handshake *hs, const ui
 {
     *out_len = 0;
     if (hs->state != TF_PROTO_NOISE_STATE_WRITE || (payload == NULL && payload_len > 0))
-        return TF_E_INVALID_ARG;
+        return TF_E_BAD_STATE;
     size_t overhead = message_overhead(hs);
     if (payload_len > TF_PROTO_NOISE_MSG_MAX - overhead)
         return TF_E_TOO_LONG;
@@ -483,7 +483,7 @@ int tf_proto_noise_handshake_read(struct tf_proto_noise_handshake *hs, const uin
 {
     *payload_len = 0;
     if (hs->state != TF_PROTO_NOISE_STATE_READ)
-        return TF_E_INVALID_ARG;
+        return TF_E_BAD_STATE;
     const struct pattern *p = pattern_get(hs->pattern);
     assert(p != NULL);
     size_t overhead = message_overhead(hs);
@@ -546,7 +546,7 @@ int tf_proto_noise_handshake_hash(const struct tf_proto_noise_handshake *hs,
                                   uint8_t out[static TF_PROTO_NOISE_HASH_LEN])
 {
     if (hs->state != TF_PROTO_NOISE_STATE_SPLIT && hs->state != TF_PROTO_NOISE_STATE_DONE)
-        return TF_E_INVALID_ARG;
+        return TF_E_BAD_STATE;
     memcpy(out, hs->h, sizeof hs->h);
     return TF_OK;
 }
@@ -556,7 +556,7 @@ int tf_proto_noise_handshake_split(struct tf_proto_noise_handshake *hs,
                                    struct tf_proto_noise_cipher *recv)
 {
     if (hs->state != TF_PROTO_NOISE_STATE_SPLIT)
-        return TF_E_INVALID_ARG;
+        return TF_E_BAD_STATE;
     /* The first key is for initiator -> responder (section 5.2). */
     uint8_t k1[TF_PROTO_NOISE_KEY_LEN], k2[TF_PROTO_NOISE_KEY_LEN];
     hkdf2(hs->ck, NULL, 0, k1, k2);

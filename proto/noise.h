@@ -22,7 +22,7 @@
  * carried in the payload (tf_proto_noise_handshake_remote_static).
  *
  * A DH with a low-order public key (crypto_scalarmult returns -1) fails the
- * handshake with TF_E_BAD_VALUE.  In XX the responder's first DH happens when
+ * handshake with TF_E_LOW_ORDER.  In XX the responder's first DH happens when
  * it WRITES message 2, so a low-order ephemeral in message 1 is reported by
  * tf_proto_noise_handshake_write, not by the read of message 1.  Likewise
  * message 1 carries no MAC: tampering with it (or a prologue mismatch) is
@@ -162,11 +162,11 @@ enum tf_proto_noise_state tf_proto_noise_handshake_state(const struct tf_proto_n
  * its length.  out must not overlap payload.
  *
  * Returns TF_OK, or:
- *   TF_E_INVALID_ARG  not in state WRITE, or out_cap is too small;
+ *   TF_E_BAD_STATE    not in state WRITE; TF_E_INVALID_ARG: out_cap too small;
  *   TF_E_TOO_LONG     the message would exceed TF_PROTO_NOISE_MSG_MAX;
  *                     (these two leave the state unchanged)
- *   TF_E_BAD_VALUE    a DH gave the all-zero output (low-order remote key);
- *   TF_E_EXPIRED      nonce exhausted (cannot happen in a handshake);
+ *   TF_E_LOW_ORDER    a DH gave the all-zero output (low-order remote key);
+ *   TF_E_NONCE_EXHAUSTED nonce exhausted (cannot happen in a handshake);
  *                     (these fail the handshake: state FAILED, secrets wiped)
  * On failure *out_len is 0 and out holds nothing useful.
  */
@@ -181,14 +181,14 @@ TF_MUST_CHECK int tf_proto_noise_handshake_write(struct tf_proto_noise_handshake
  * msg may be reused afterwards.
  *
  * Returns TF_OK, or:
- *   TF_E_INVALID_ARG  not in state READ (state unchanged);
+ *   TF_E_BAD_STATE    not in state READ (state unchanged);
  * and, failing the handshake (state FAILED, secrets wiped):
  *   TF_E_INVALID_ARG  payload_cap is too small;
  *   TF_E_TRUNCATED    msg is shorter than the pattern requires;
  *   TF_E_TOO_LONG     msg_len > TF_PROTO_NOISE_MSG_MAX;
- *   TF_E_BAD_SIG      a MAC does not verify (tampering, wrong prologue, or a
+ *   TF_E_DECRYPT      a MAC does not verify (tampering, wrong prologue, or a
  *                     peer that is not who the keys say);
- *   TF_E_BAD_VALUE    a DH gave the all-zero output (low-order remote key).
+ *   TF_E_LOW_ORDER    a DH gave the all-zero output (low-order remote key).
  * On failure *payload_len is 0 and payload is zeroed.
  */
 TF_MUST_CHECK int tf_proto_noise_handshake_read(struct tf_proto_noise_handshake *hs,
@@ -205,13 +205,13 @@ const uint8_t *tf_proto_noise_handshake_remote_static(const struct tf_proto_nois
 
 /* Copies the handshake hash h (channel binding; identical on both sides) once
  * the handshake is complete (state SPLIT or DONE).  TF_OK or
- * TF_E_INVALID_ARG. */
+ * TF_E_BAD_STATE. */
 TF_MUST_CHECK int tf_proto_noise_handshake_hash(const struct tf_proto_noise_handshake *hs,
                                                 uint8_t out[static TF_PROTO_NOISE_HASH_LEN]);
 
 /* Derives the two transport cipher states (Noise Split) into caller storage:
  * send encrypts what this side sends, recv decrypts what it receives.  Wipes
- * the handshake secrets and enters state DONE.  TF_OK, or TF_E_INVALID_ARG if
+ * the handshake secrets and enters state DONE.  TF_OK, or TF_E_BAD_STATE if
  * not in state SPLIT (send and recv untouched). */
 TF_MUST_CHECK int tf_proto_noise_handshake_split(struct tf_proto_noise_handshake *hs,
                                                  struct tf_proto_noise_cipher *send,
@@ -220,7 +220,7 @@ TF_MUST_CHECK int tf_proto_noise_handshake_split(struct tf_proto_noise_handshake
 /* Encrypts one transport message: out receives len + TF_PROTO_NOISE_TAG_LEN
  * bytes (*out_len).  out may equal plain (in place) but must not otherwise
  * overlap it.  Returns TF_OK, TF_E_TOO_LONG (len > TF_PROTO_NOISE_PLAINTEXT_MAX),
- * TF_E_INVALID_ARG (no key, or out_cap too small) or TF_E_EXPIRED (2^64 - 1
+ * TF_E_INVALID_ARG (no key, or out_cap too small) or TF_E_NONCE_EXHAUSTED (2^64 - 1
  * messages sent: open a new session).  On failure the counter is unchanged. */
 TF_MUST_CHECK int tf_proto_noise_cipher_encrypt(struct tf_proto_noise_cipher *cs,
                                                 const uint8_t *plain, size_t len, uint8_t *out,
@@ -230,7 +230,7 @@ TF_MUST_CHECK int tf_proto_noise_cipher_encrypt(struct tf_proto_noise_cipher *cs
  * bytes (*out_len).  out may equal msg (in place) but must not otherwise
  * overlap it.  Returns TF_OK, TF_E_TRUNCATED (shorter than the tag),
  * TF_E_TOO_LONG (len > TF_PROTO_NOISE_MSG_MAX), TF_E_INVALID_ARG (no key, or
- * out_cap too small), TF_E_EXPIRED (counter exhausted) or TF_E_BAD_SIG (MAC
+ * out_cap too small), TF_E_NONCE_EXHAUSTED (counter exhausted) or TF_E_DECRYPT (MAC
  * does not verify; out is zeroed).  On failure the counter is unchanged, but a
  * session that saw a bad message should be closed: messages are never
  * reordered or lost on a TCP stream. */

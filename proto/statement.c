@@ -25,8 +25,8 @@ const char *tf_proto_domain_tag(enum tf_proto_domain domain)
     return "twofold/v1/invalid";
 }
 
-void tf_proto_hash_tagged(uint8_t out[static TF_PROTO_HASH_LEN], const char *tag,
-                          const uint8_t *a, size_t alen, const uint8_t *b, size_t blen)
+void tf_proto_hash_tagged(uint8_t out[static TF_PROTO_HASH_LEN], const char *tag, const uint8_t *a,
+                          size_t alen, const uint8_t *b, size_t blen)
 {
     crypto_generichash_state st;
     static const uint8_t nul = 0;

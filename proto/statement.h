@@ -36,13 +36,13 @@ enum tf_proto_domain {
 const char *tf_proto_domain_tag(enum tf_proto_domain domain);
 
 /* out = BLAKE2b-256(tag || 0x00 || a || b).  b may be NULL with blen 0. */
-void tf_proto_hash_tagged(uint8_t out[static TF_PROTO_HASH_LEN], const char *tag,
-                          const uint8_t *a, size_t alen, const uint8_t *b, size_t blen);
+void tf_proto_hash_tagged(uint8_t out[static TF_PROTO_HASH_LEN], const char *tag, const uint8_t *a,
+                          size_t alen, const uint8_t *b, size_t blen);
 
 /* Signs tag || 0x00 || msg.  TF_E_NOMEM or TF_E_INVALID_ARG on failure. */
 TF_MUST_CHECK int tf_proto_sign_tagged(const struct tf_proto_identity *id,
-                                       enum tf_proto_domain domain, const uint8_t *msg,
-                                       size_t len, uint8_t sig[static TF_PROTO_SIG_LEN]);
+                                       enum tf_proto_domain domain, const uint8_t *msg, size_t len,
+                                       uint8_t sig[static TF_PROTO_SIG_LEN]);
 
 /* Verifies a signature over tag || 0x00 || msg.  TF_OK or TF_E_BAD_SIG. */
 TF_MUST_CHECK int tf_proto_verify_tagged(enum tf_proto_domain domain,

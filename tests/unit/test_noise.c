@@ -363,7 +363,7 @@ static unsigned tamper_message(enum tf_proto_noise_pattern pattern, bool msg1_pa
             rc = tf_proto_noise_handshake_read(&p.ini, buf, len, out, sizeof out, &out_len);
             r = &p.ini;
         }
-        if (rc != TF_E_BAD_SIG && rc != TF_E_TRUNCATED)
+        if (rc != TF_E_DECRYPT && rc != TF_E_TRUNCATED)
             fail_msg("message %u mutation %zu: rc %d", m + 1, index, rc);
         assert_int_equal(out_len, 0);
         assert_failed(r);
@@ -452,7 +452,7 @@ static void test_wrong_prologue(void **state)
         assert_int_equal(tf_proto_noise_handshake_write(&p.res, NULL, 0, buf, sizeof buf, &len),
                          TF_OK);
         assert_int_equal(tf_proto_noise_handshake_read(&p.ini, buf, len, out, sizeof out, &out_len),
-                         TF_E_BAD_SIG);
+                         TF_E_DECRYPT);
         assert_failed(&p.ini);
         pair_end(&p);
 
@@ -461,7 +461,7 @@ static void test_wrong_prologue(void **state)
         assert_int_equal(tf_proto_noise_handshake_write(&p.ini, NULL, 0, buf, sizeof buf, &len),
                          TF_OK);
         assert_int_equal(tf_proto_noise_handshake_read(&p.res, buf, len, out, sizeof out, &out_len),
-                         TF_E_BAD_SIG);
+                         TF_E_DECRYPT);
         assert_failed(&p.res);
         pair_end(&p);
     }
@@ -508,7 +508,7 @@ static void test_low_order(void **state)
         assert_int_equal(tf_proto_noise_handshake_read(&p.res, buf, len, out, sizeof out, &out_len),
                          TF_OK);
         assert_int_equal(tf_proto_noise_handshake_write(&p.res, NULL, 0, buf, sizeof buf, &len),
-                         TF_E_BAD_VALUE);
+                         TF_E_LOW_ORDER);
         assert_int_equal(len, 0);
         assert_failed(&p.res);
         pair_end(&p);
@@ -520,7 +520,7 @@ static void test_low_order(void **state)
                          TF_OK);
         memcpy(buf, bad, KEY);
         assert_int_equal(tf_proto_noise_handshake_read(&p.ini, buf, len, out, sizeof out, &out_len),
-                         TF_E_BAD_VALUE);
+                         TF_E_LOW_ORDER);
         assert_failed(&p.ini);
         pair_end(&p);
 
@@ -530,7 +530,7 @@ static void test_low_order(void **state)
                          TF_OK);
         memcpy(buf, bad, KEY);
         assert_int_equal(tf_proto_noise_handshake_read(&p.res, buf, len, out, sizeof out, &out_len),
-                         TF_E_BAD_VALUE);
+                         TF_E_LOW_ORDER);
         assert_failed(&p.res);
         pair_end(&p);
 
@@ -543,7 +543,7 @@ static void test_low_order(void **state)
         init_side(&hs, TF_PROTO_NOISE_PATTERN_IK, TF_PROTO_NOISE_ROLE_INITIATOR, NULL, 0, s, e,
                   bad);
         assert_int_equal(tf_proto_noise_handshake_write(&hs, NULL, 0, buf, sizeof buf, &len),
-                         TF_E_BAD_VALUE);
+                         TF_E_LOW_ORDER);
         assert_failed(&hs);
         tf_proto_noise_handshake_deinit(&hs);
     }
@@ -684,7 +684,7 @@ static void test_transport_tamper(void **state)
             bad[j] ^= (uint8_t)(1u << bit);
             assert_int_equal(
                 tf_proto_noise_cipher_decrypt(&rr, bad, len, out, sizeof out, &out_len),
-                TF_E_BAD_SIG);
+                TF_E_DECRYPT);
             assert_int_equal(out_len, 0);
             assert_true(all_zero(out, sizeof plain));
             assert_int_equal(rr.n, 1); /* a failed decryption does not advance */
@@ -692,17 +692,17 @@ static void test_transport_tamper(void **state)
     }
     for (size_t l = 0; l < len; l++) {
         assert_int_equal(tf_proto_noise_cipher_decrypt(&rr, msg, l, out, sizeof out, &out_len),
-                         l < TF_PROTO_NOISE_TAG_LEN ? TF_E_TRUNCATED : TF_E_BAD_SIG);
+                         l < TF_PROTO_NOISE_TAG_LEN ? TF_E_TRUNCATED : TF_E_DECRYPT);
     }
     /* The wrong direction's key does not open it. */
     assert_int_equal(tf_proto_noise_cipher_decrypt(&ir, msg, len, out, sizeof out, &out_len),
-                     TF_E_BAD_SIG);
+                     TF_E_DECRYPT);
     /* The genuine message still decrypts, exactly once (no replay). */
     assert_int_equal(tf_proto_noise_cipher_decrypt(&rr, msg, len, out, sizeof out, &out_len),
                      TF_OK);
     assert_memory_equal(out, plain, sizeof plain);
     assert_int_equal(tf_proto_noise_cipher_decrypt(&rr, msg, len, out, sizeof out, &out_len),
-                     TF_E_BAD_SIG);
+                     TF_E_DECRYPT);
     /* Sizes. */
     static uint8_t big[TF_PROTO_NOISE_MSG_MAX + 1];
     assert_int_equal(tf_proto_noise_cipher_decrypt(&rr, big, sizeof big, big, sizeof big, &out_len),
@@ -736,11 +736,11 @@ static void test_nonce_exhaustion(void **state)
     uint8_t plain[5] = {0}, msg[5 + TF_PROTO_NOISE_TAG_LEN];
     size_t len;
     assert_int_equal(tf_proto_noise_cipher_encrypt(&is, plain, sizeof plain, msg, sizeof msg, &len),
-                     TF_E_EXPIRED);
+                     TF_E_NONCE_EXHAUSTED);
     assert_int_equal(is.n, UINT64_MAX);
     memset(msg, 0, sizeof msg);
     assert_int_equal(tf_proto_noise_cipher_decrypt(&rr, msg, sizeof msg, plain, sizeof plain, &len),
-                     TF_E_EXPIRED);
+                     TF_E_NONCE_EXHAUSTED);
     pair_end(&p);
     tf_proto_noise_cipher_deinit(&is);
     tf_proto_noise_cipher_deinit(&ir);
@@ -787,10 +787,10 @@ static void test_state_misuse(void **state)
     assert_int_equal(tf_proto_noise_handshake_init(&hs, &cfg), TF_OK);
     assert_int_equal(tf_proto_noise_handshake_state(&hs), TF_PROTO_NOISE_STATE_WRITE);
     assert_int_equal(tf_proto_noise_handshake_read(&hs, buf, KEY, out, sizeof out, &out_len),
-                     TF_E_INVALID_ARG);
-    assert_int_equal(tf_proto_noise_handshake_split(&hs, &c1, &c2), TF_E_INVALID_ARG);
+                     TF_E_BAD_STATE);
+    assert_int_equal(tf_proto_noise_handshake_split(&hs, &c1, &c2), TF_E_BAD_STATE);
     assert_int_equal(c1.n, 0x5a5a5a5a5a5a5a5aULL); /* untouched */
-    assert_int_equal(tf_proto_noise_handshake_hash(&hs, h), TF_E_INVALID_ARG);
+    assert_int_equal(tf_proto_noise_handshake_hash(&hs, h), TF_E_BAD_STATE);
     /* Output too small or too long: refused, state unchanged. */
     assert_int_equal(tf_proto_noise_handshake_write(&hs, NULL, 0, buf, KEY - 1, &len),
                      TF_E_INVALID_ARG);
@@ -806,7 +806,7 @@ static void test_state_misuse(void **state)
     assert_int_equal(len, TF_PROTO_NOISE_MSG_MAX);
     assert_int_equal(tf_proto_noise_handshake_state(&hs), TF_PROTO_NOISE_STATE_READ);
     assert_int_equal(tf_proto_noise_handshake_write(&hs, NULL, 0, buf, sizeof buf, &len),
-                     TF_E_INVALID_ARG);
+                     TF_E_BAD_STATE);
     assert_int_equal(tf_proto_noise_handshake_state(&hs), TF_PROTO_NOISE_STATE_READ);
 
     /* A failed handshake refuses everything. */
@@ -814,10 +814,10 @@ static void test_state_misuse(void **state)
                      TF_E_TRUNCATED);
     assert_failed(&hs);
     assert_int_equal(tf_proto_noise_handshake_read(&hs, buf, 100, out, sizeof out, &out_len),
-                     TF_E_INVALID_ARG);
+                     TF_E_BAD_STATE);
     assert_int_equal(tf_proto_noise_handshake_write(&hs, NULL, 0, buf, sizeof buf, &len),
-                     TF_E_INVALID_ARG);
-    assert_int_equal(tf_proto_noise_handshake_split(&hs, &c1, &c2), TF_E_INVALID_ARG);
+                     TF_E_BAD_STATE);
+    assert_int_equal(tf_proto_noise_handshake_split(&hs, &c1, &c2), TF_E_BAD_STATE);
     tf_proto_noise_handshake_deinit(&hs);
     assert_int_equal(tf_proto_noise_handshake_state(&hs), TF_PROTO_NOISE_STATE_NONE);
     assert_true(all_zero(&hs, sizeof hs));
@@ -838,8 +838,8 @@ static void test_state_misuse(void **state)
     pair_start(&p, TF_PROTO_NOISE_PATTERN_XX, true, PROLOGUE, PROLOGUE);
     handshake(&p, &is, &ir, &rs, &rr);
     assert_int_equal(tf_proto_noise_handshake_write(&p.ini, NULL, 0, buf, sizeof buf, &len),
-                     TF_E_INVALID_ARG);
-    assert_int_equal(tf_proto_noise_handshake_split(&p.ini, &c1, &c2), TF_E_INVALID_ARG);
+                     TF_E_BAD_STATE);
+    assert_int_equal(tf_proto_noise_handshake_split(&p.ini, &c1, &c2), TF_E_BAD_STATE);
     pair_end(&p);
     tf_proto_noise_cipher_deinit(&is);
     tf_proto_noise_cipher_deinit(&ir);
