@@ -40,8 +40,8 @@ int vec_world_init(struct vec_world *w)
         c.name = view(DISPLAY[i]);
         c.n_addrs = 1;
         static const char *const addrs[VEC_COUNT] = {"127.0.0.1:7451", "127.0.0.1:7452",
-                                                      "127.0.0.1:7453", "[::1]:7454",
-                                                      "mallory.example:7455"};
+                                                     "127.0.0.1:7453", "[::1]:7454",
+                                                     "mallory.example:7455"};
         c.addrs[0] = view(addrs[i]);
         if (i == VEC_ALICE) {
             c.n_offers = 1;

@@ -128,8 +128,8 @@ static int run_case(struct ctx *x, const json_t *c, int *outputs_ok)
         int me = who_index(c, "me");
         struct tf_proto_materialised m;
         if (me >= 0 && vec_unhex(c, "my_reply", &b) == 0 && vec_unhex(c, "introduction", &a) == 0)
-            rc = tf_proto_intro_materialise_check(x->ids[me].sign_pk, b.data, b.len, a.data,
-                                                  a.len, num(c, "skew"), &m);
+            rc = tf_proto_intro_materialise_check(x->ids[me].sign_pk, b.data, b.len, a.data, a.len,
+                                                  num(c, "skew"), &m);
         if (rc == TF_OK) {
             int other = who_index(c, "other");
             *outputs_ok = other >= 0 && sodium_memcmp(m.other.sign_pk, x->ids[other].sign_pk,
@@ -224,8 +224,7 @@ static void check_doc(struct ctx *x, const struct vec_world *w, const struct vec
             size_t blen = 0, n = 0;
             const uint8_t *want = NULL;
             bool ok = sodium_hex2bin(bin, sizeof bin, hex, hlen, NULL, &blen, NULL) == 0 &&
-                      doc_expected(id, w, in, &want, &n) && n == blen &&
-                      memcmp(want, bin, n) == 0;
+                      doc_expected(id, w, in, &want, &n) && n == blen && memcmp(want, bin, n) == 0;
             ok ? x->passed++ : x->failed++;
             if (!ok)
                 printf("FAIL doc: hex block %s differs from the C encoding\n", id);

@@ -257,12 +257,12 @@ static void gen_cards(void)
     const struct tf_proto_buf *alice = &W.card[VEC_ALICE];
     card_case(INVALID, "body byte flipped (name)", flipped(alice, 120), TF_E_BAD_SIG);
     card_case(INVALID, "signature byte flipped", flipped(alice, alice->len - 5), TF_E_BAD_SIG);
-    card_case(INVALID, "signed in the reply domain",
-              signed_variant(CARD_OK, TF_PROTO_DOMAIN_REPLY), TF_E_BAD_SIG);
+    card_case(INVALID, "signed in the reply domain", signed_variant(CARD_OK, TF_PROTO_DOMAIN_REPLY),
+              TF_E_BAD_SIG);
     card_case(INVALID, "duplicate key 4", signed_variant(CARD_DUP_KEY, TF_PROTO_DOMAIN_CARD),
               TF_E_DUP_KEY);
-    card_case(INVALID, "keys 3 and 4 swapped",
-              signed_variant(CARD_KEY_ORDER, TF_PROTO_DOMAIN_CARD), TF_E_BAD_KEY);
+    card_case(INVALID, "keys 3 and 4 swapped", signed_variant(CARD_KEY_ORDER, TF_PROTO_DOMAIN_CARD),
+              TF_E_BAD_KEY);
     card_case(INVALID, "version 2", signed_variant(CARD_VERSION2, TF_PROTO_DOMAIN_CARD),
               TF_E_VERSION);
     card_case(INVALID, "name longer than 64 bytes",
@@ -273,8 +273,8 @@ static void gen_cards(void)
               signed_variant(CARD_BAD_ADDR, TF_PROTO_DOMAIN_CARD), TF_E_BAD_VALUE);
     card_case(INVALID, "name with an overlong UTF-8 sequence",
               signed_variant(CARD_BAD_UTF8, TF_PROTO_DOMAIN_CARD), TF_E_BAD_UTF8);
-    card_case(INVALID, "seq as uint16",
-              signed_variant(CARD_SEQ_NONCANONICAL, TF_PROTO_DOMAIN_CARD), TF_E_NONCANONICAL);
+    card_case(INVALID, "seq as uint16", signed_variant(CARD_SEQ_NONCANONICAL, TF_PROTO_DOMAIN_CARD),
+              TF_E_NONCANONICAL);
     card_case(INVALID, "name length past the end of the body",
               signed_variant(CARD_NAME_OVERLONG_LENGTH, TF_PROTO_DOMAIN_CARD), TF_E_TRUNCATED);
     card_case(INVALID, "statement truncated", truncated(alice, 1), TF_E_TRUNCATED);
@@ -296,9 +296,8 @@ static void gen_cards(void)
 
 /* Envelopes. */
 
-static const uint8_t MSG_ID[TF_PROTO_MSG_ID_LEN] = {0xa0, 0xa1, 0xa2, 0xa3, 0xa4, 0xa5,
-                                                     0xa6, 0xa7, 0xa8, 0xa9, 0xaa, 0xab,
-                                                     0xac, 0xad, 0xae, 0xaf};
+static const uint8_t MSG_ID[TF_PROTO_MSG_ID_LEN] = {0xa0, 0xa1, 0xa2, 0xa3, 0xa4, 0xa5, 0xa6, 0xa7,
+                                                    0xa8, 0xa9, 0xaa, 0xab, 0xac, 0xad, 0xae, 0xaf};
 
 static void envelope_case(json_t *section, const char *name, enum vec_who to, uint64_t now,
                           struct tf_proto_buf env, int expect)
@@ -453,29 +452,28 @@ static void gen_proposals(const struct vec_intro *in)
                   VEC_CREATED - TF_PROTO_SKEW_DEFAULT, copy(pa), in, 0, TF_OK);
     proposal_case(INVALID, "truncated", VEC_ALICE, VEC_NOW, truncated(pa, 1), in, 0,
                   TF_E_TRUNCATED);
-    proposal_case(INVALID, "trailing byte", VEC_ALICE, VEC_NOW, trailing(pa), in, 0,
-                  TF_E_TRAILING);
+    proposal_case(INVALID, "trailing byte", VEC_ALICE, VEC_NOW, trailing(pa), in, 0, TF_E_TRAILING);
     struct tf_proto_buf v2 = core_with(in, "real-estate-law", 2, VEC_CREATED, VEC_EXPIRES, 0);
     uint8_t id2[TF_PROTO_INTRO_ID_LEN];
     tf_proto_intro_id(v2.data, v2.len, id2);
-    proposal_case(INVALID, "core version 2", VEC_ALICE, VEC_NOW,
-                  proposal_raw(VEC_CAROL, TF_PROTO_DOMAIN_PROPOSAL, id2, &v2, in->salt_a,
-                               VEC_CAROL),
-                  in, 0, TF_E_VERSION);
+    proposal_case(
+        INVALID, "core version 2", VEC_ALICE, VEC_NOW,
+        proposal_raw(VEC_CAROL, TF_PROTO_DOMAIN_PROPOSAL, id2, &v2, in->salt_a, VEC_CAROL), in, 0,
+        TF_E_VERSION);
     tf_proto_buf_free(&v2);
     struct tf_proto_buf bad = core_with(in, "real-estate-law", 1, VEC_CREATED, VEC_CREATED, 0);
     tf_proto_intro_id(bad.data, bad.len, id2);
-    proposal_case(INVALID, "core expires == created", VEC_ALICE, VEC_NOW,
-                  proposal_raw(VEC_CAROL, TF_PROTO_DOMAIN_PROPOSAL, id2, &bad, in->salt_a,
-                               VEC_CAROL),
-                  in, 0, TF_E_BAD_VALUE);
+    proposal_case(
+        INVALID, "core expires == created", VEC_ALICE, VEC_NOW,
+        proposal_raw(VEC_CAROL, TF_PROTO_DOMAIN_PROPOSAL, id2, &bad, in->salt_a, VEC_CAROL), in, 0,
+        TF_E_BAD_VALUE);
     tf_proto_buf_free(&bad);
     bad = core_with(in, "real-estate-law", 1, VEC_CREATED, VEC_EXPIRES, 2);
     tf_proto_intro_id(bad.data, bad.len, id2);
-    proposal_case(INVALID, "core mode 2", VEC_ALICE, VEC_NOW,
-                  proposal_raw(VEC_CAROL, TF_PROTO_DOMAIN_PROPOSAL, id2, &bad, in->salt_a,
-                               VEC_CAROL),
-                  in, 0, TF_E_BAD_VALUE);
+    proposal_case(
+        INVALID, "core mode 2", VEC_ALICE, VEC_NOW,
+        proposal_raw(VEC_CAROL, TF_PROTO_DOMAIN_PROPOSAL, id2, &bad, in->salt_a, VEC_CAROL), in, 0,
+        TF_E_BAD_VALUE);
     tf_proto_buf_free(&bad);
 }
 
@@ -503,8 +501,7 @@ static void gen_replies(const struct vec_intro *in, const struct vec_intro *othe
     reply_case(VALID, "bob accepts", VEC_BOB, in->intro_id, 1, copy(&in->reply_b), 1, TF_OK);
     CHECK(vec_reply(&W, VEC_BOB, in->intro_id, TF_PROTO_SIDE_B, TF_PROTO_DECISION_DECLINE,
                     "Not looking right now.", VEC_CREATED + 20, &r));
-    reply_case(VALID, "bob declines with a private reason", VEC_BOB, in->intro_id, 1, r, 0,
-               TF_OK);
+    reply_case(VALID, "bob declines with a private reason", VEC_BOB, in->intro_id, 1, r, 0, TF_OK);
     reply_case(INVALID, "claimed by dave", VEC_DAVE, in->intro_id, 0, copy(&in->reply_a), 1,
                TF_E_REPLY_SIG);
     reply_case(INVALID, "signature byte flipped", VEC_ALICE, in->intro_id, 0,
@@ -556,9 +553,8 @@ static struct tf_proto_buf intro_from(const struct vec_intro *in, const struct t
 }
 
 static struct tf_proto_buf introduction_raw(enum vec_who signer, const struct vec_intro *in,
-                                            const struct tf_proto_buf *core,
-                                            const uint8_t *salt_a, const uint8_t *salt_b,
-                                            const struct tf_proto_buf *ra,
+                                            const struct tf_proto_buf *core, const uint8_t *salt_a,
+                                            const uint8_t *salt_b, const struct tf_proto_buf *ra,
                                             const struct tf_proto_buf *rb)
 {
     struct tf_proto_mp_writer w;
@@ -614,8 +610,8 @@ static void gen_introductions(const struct vec_intro *in, const struct vec_intro
     intro_case(INVALID, "replies swapped", VEC_ALICE, ra, intro_from(in, rb, ra, VEC_CREATED + 30),
                VEC_BOB, TF_E_COMMITMENT);
     intro_case(INVALID, "replies and salts swapped", VEC_ALICE, ra,
-               introduction_raw(VEC_CAROL, in, &in->core, in->salt_b, in->salt_a, rb, ra),
-               VEC_BOB, TF_E_COMMITMENT);
+               introduction_raw(VEC_CAROL, in, &in->core, in->salt_b, in->salt_a, rb, ra), VEC_BOB,
+               TF_E_COMMITMENT);
     CHECK(vec_reply(&W, VEC_BOB, ad->intro_id, TF_PROTO_SIDE_B, TF_PROTO_DECISION_ACCEPT,
                     "Thanks, Alice!", VEC_CREATED + 20, &r));
     intro_case(INVALID, "bob's reply to another intro", VEC_ALICE, ra,
@@ -628,14 +624,14 @@ static void gen_introductions(const struct vec_intro *in, const struct vec_intro
     CHECK(vec_reply(&W, VEC_BOB, in->intro_id, TF_PROTO_SIDE_A, TF_PROTO_DECISION_ACCEPT,
                     "Thanks, Alice!", VEC_CREATED + 20, &r));
     intro_case(INVALID, "bob's reply claims side a", VEC_ALICE, ra,
-               introduction_raw(VEC_CAROL, in, &in->core, in->salt_a, in->salt_b, ra, &r),
-               VEC_BOB, TF_E_REPLY_SIDE);
+               introduction_raw(VEC_CAROL, in, &in->core, in->salt_a, in->salt_b, ra, &r), VEC_BOB,
+               TF_E_REPLY_SIDE);
     tf_proto_buf_free(&r);
     /* Alice accepted twice with different notes; Carol forwards the other. */
     CHECK(vec_reply(&W, VEC_ALICE, in->intro_id, TF_PROTO_SIDE_A, TF_PROTO_DECISION_ACCEPT,
                     "Happy to help, Bob!!", VEC_CREATED + 11, &r));
-    intro_case(INVALID, "my reply is not the one I stored", VEC_ALICE, &r,
-               copy(&in->introduction), VEC_BOB, TF_E_NOT_MY_REPLY);
+    intro_case(INVALID, "my reply is not the one I stored", VEC_ALICE, &r, copy(&in->introduction),
+               VEC_BOB, TF_E_NOT_MY_REPLY);
     intro_case(INVALID, "I am not a party", VEC_DAVE, ra, copy(&in->introduction), VEC_BOB,
                TF_E_NOT_MY_REPLY);
     tf_proto_buf_free(&r);
@@ -655,8 +651,8 @@ static void gen_introductions(const struct vec_intro *in, const struct vec_intro
     /* Alice on both sides of an intro (two salts, two commitments). */
     struct vec_intro aa;
     CHECK(vec_intro_build(&W, VEC_ALICE, VEC_ALICE, "real-estate-law", 0x51, &aa));
-    intro_case(INVALID, "same party on both sides", VEC_ALICE, &aa.reply_a,
-               copy(&aa.introduction), VEC_ALICE, TF_E_SAME_PARTY);
+    intro_case(INVALID, "same party on both sides", VEC_ALICE, &aa.reply_a, copy(&aa.introduction),
+               VEC_ALICE, TF_E_SAME_PARTY);
     vec_intro_free(&aa);
     intro_case(INVALID, "truncated", VEC_ALICE, ra, truncated(&in->introduction, 1), VEC_BOB,
                TF_E_TRUNCATED);
@@ -678,8 +674,8 @@ static void gen_closes(const struct vec_intro *in)
     struct tf_proto_buf r;
     struct tf_proto_statement st;
     CHECK(tf_proto_statement_parse(in->close.data, in->close.len, &st));
-    CHECK(tf_proto_statement_sign(&W.id[VEC_CAROL], TF_PROTO_DOMAIN_REPLY, st.body.ptr,
-                                  st.body.len, &r));
+    CHECK(tf_proto_statement_sign(&W.id[VEC_CAROL], TF_PROTO_DOMAIN_REPLY, st.body.ptr, st.body.len,
+                                  &r));
     c = json_object();
     json_object_set_new(c, "connector", json_string("carol"));
     json_object_set_new(c, "close", vec_hex_buf(&r));
