@@ -584,6 +584,16 @@ void tf_proto_mp_write_uint(struct tf_proto_mp_writer *w, uint64_t v)
     WITH_PACKER(w, msgpack_pack_uint64(&pk_, v));
 }
 
+void tf_proto_mp_write_int(struct tf_proto_mp_writer *w, int64_t v)
+{
+    WITH_PACKER(w, msgpack_pack_int64(&pk_, v));
+}
+
+void tf_proto_mp_write_cstr(struct tf_proto_mp_writer *w, const char *s)
+{
+    tf_proto_mp_write_str(w, s, strlen(s));
+}
+
 void tf_proto_mp_write_bool(struct tf_proto_mp_writer *w, bool v)
 {
     WITH_PACKER(w, v ? msgpack_pack_true(&pk_) : msgpack_pack_false(&pk_));

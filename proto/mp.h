@@ -126,6 +126,10 @@ void tf_proto_mp_writer_init(struct tf_proto_mp_writer *w);
 void tf_proto_mp_write_array(struct tf_proto_mp_writer *w, uint32_t n);
 void tf_proto_mp_write_map(struct tf_proto_mp_writer *w, uint32_t n);
 void tf_proto_mp_write_uint(struct tf_proto_mp_writer *w, uint64_t v);
+/* Signed integer (control protocol error codes); never used in signed objects. */
+void tf_proto_mp_write_int(struct tf_proto_mp_writer *w, int64_t v);
+/* NUL-terminated string as str. */
+void tf_proto_mp_write_cstr(struct tf_proto_mp_writer *w, const char *s);
 void tf_proto_mp_write_bool(struct tf_proto_mp_writer *w, bool v);
 void tf_proto_mp_write_nil(struct tf_proto_mp_writer *w);
 void tf_proto_mp_write_bin(struct tf_proto_mp_writer *w, const uint8_t *p, size_t n);
