@@ -283,6 +283,14 @@ int tf_proto_card_from_text(const char *text, size_t len, struct tf_proto_buf *s
     /* Base64 expands 3 bytes to 4 characters; refuse before allocating. */
     if (len > (TF_PROTO_CARD_SIGNED_MAX / 3 + 1) * 4)
         return TF_E_TOO_LONG;
+    /* libsodium 1.0.18's decoder takes some bytes >= 0x80 for base64 digits
+     * (e.g. "QUJDRA\xc3\xa9" decodes to 6 bytes), so check the alphabet here. */
+    for (size_t i = 0; i < len; i++) {
+        char ch = text[i];
+        if (!((ch >= 'A' && ch <= 'Z') || (ch >= 'a' && ch <= 'z') || (ch >= '0' && ch <= '9') ||
+              ch == '-' || ch == '_'))
+            return TF_E_BAD_ENCODING;
+    }
     size_t cap = len / 4 * 3 + 3;
     uint8_t *bin = malloc(cap);
     if (bin == NULL)

@@ -130,13 +130,14 @@ static int decode_inner(const uint8_t *plain, size_t len, struct tf_proto_envelo
     tf_proto_mp_reader_init(&r, plain, len);
     if ((rc = tf_proto_mp_read_array_exact(&r, 4)) != TF_OK ||
         (rc = tf_proto_mp_read_bin_fixed(&r, o->from_pk, TF_PROTO_KEY_LEN)) != TF_OK ||
-        (rc = tf_proto_mp_read_uint(&r, &type)) != TF_OK ||
-        (rc = tf_proto_mp_read_bin(&r, 0, TF_PROTO_BODY_MAX, &o->body)) != TF_OK ||
-        (rc = tf_proto_mp_read_bin(&r, TF_PROTO_SIG_LEN, TF_PROTO_SIG_LEN, &s)) != TF_OK ||
-        (rc = tf_proto_mp_read_end(&r)) != TF_OK)
+        (rc = tf_proto_mp_read_uint(&r, &type)) != TF_OK)
         return rc;
     if (!tf_proto_msg_type_is_valid(type))
         return TF_E_BAD_VALUE;
+    if ((rc = tf_proto_mp_read_bin(&r, 0, TF_PROTO_BODY_MAX, &o->body)) != TF_OK ||
+        (rc = tf_proto_mp_read_bin(&r, TF_PROTO_SIG_LEN, TF_PROTO_SIG_LEN, &s)) != TF_OK ||
+        (rc = tf_proto_mp_read_end(&r)) != TF_OK)
+        return rc;
     o->type = (uint16_t)type;
     *sig = s.ptr;
     return TF_OK;

@@ -69,20 +69,26 @@ int tf_proto_intro_core_decode(const uint8_t *buf, size_t len, struct tf_proto_i
         return rc;
     if (version != TF_PROTO_INTRO_VERSION)
         return TF_E_VERSION;
+    /* Each field is checked as it is read (docs/PROTOCOL.md §2). */
     if ((rc = tf_proto_mp_read_bin_fixed(&r, c.connector_pk, TF_PROTO_KEY_LEN)) != TF_OK ||
         (rc = tf_proto_mp_read_bin_fixed(&r, c.commit_a, TF_PROTO_HASH_LEN)) != TF_OK ||
         (rc = tf_proto_mp_read_bin_fixed(&r, c.commit_b, TF_PROTO_HASH_LEN)) != TF_OK ||
         (rc = tf_proto_mp_read_str(&r, 1, TF_PROTO_TAG_MAX, TF_PROTO_TEXT_LINE, &c.topic)) !=
-            TF_OK ||
-        (rc = tf_proto_mp_read_uint(&r, &c.created)) != TF_OK ||
-        (rc = tf_proto_mp_read_uint(&r, &c.expires)) != TF_OK ||
-        (rc = tf_proto_mp_read_uint(&r, &mode)) != TF_OK ||
-        (rc = tf_proto_mp_read_end(&r)) != TF_OK)
+            TF_OK)
+        return rc;
+    if (!tf_proto_tag_is_valid(c.topic.ptr, c.topic.len))
+        return TF_E_BAD_VALUE;
+    if ((rc = tf_proto_mp_read_uint(&r, &c.created)) != TF_OK ||
+        (rc = tf_proto_mp_read_uint(&r, &c.expires)) != TF_OK)
+        return rc;
+    if (c.expires <= c.created)
+        return TF_E_BAD_VALUE;
+    if ((rc = tf_proto_mp_read_uint(&r, &mode)) != TF_OK)
         return rc;
     if (mode > TF_PROTO_INTRO_MODE_SEQUENTIAL)
         return TF_E_BAD_VALUE;
     c.mode = (enum tf_proto_intro_mode)mode;
-    if ((rc = check_core(&c)) != TF_OK)
+    if ((rc = tf_proto_mp_read_end(&r)) != TF_OK)
         return rc;
     *out = c;
     return TF_OK;

@@ -127,7 +127,8 @@ int tf_proto_mp_read_key(struct tf_proto_mp_reader *r, int64_t *prev, uint64_t e
     int rc = tf_proto_mp_read_uint(r, &key);
     if (rc == TF_E_TYPE)
         rc = TF_E_BAD_KEY;
-    if (rc == TF_OK && *prev >= 0 && key == (uint64_t)*prev)
+    /* Keys run 1, 2, 3, ... so every key from 1 to *prev has been seen. */
+    if (rc == TF_OK && *prev >= 1 && key >= 1 && key <= (uint64_t)*prev)
         rc = TF_E_DUP_KEY;
     else if (rc == TF_OK && key != expected)
         rc = TF_E_BAD_KEY;
@@ -587,6 +588,12 @@ void tf_proto_mp_write_uint(struct tf_proto_mp_writer *w, uint64_t v)
 void tf_proto_mp_write_int(struct tf_proto_mp_writer *w, int64_t v)
 {
     WITH_PACKER(w, msgpack_pack_int64(&pk_, v));
+}
+
+void tf_proto_mp_write_raw(struct tf_proto_mp_writer *w, const uint8_t *p, size_t n)
+{
+    if (n > 0 && append_cb(w, (const char *)p, n) != 0 && w->err == TF_OK)
+        w->err = TF_E_NOMEM;
 }
 
 void tf_proto_mp_write_cstr(struct tf_proto_mp_writer *w, const char *s)

@@ -67,10 +67,10 @@ TF_MUST_CHECK int tf_proto_mp_read_array_exact(struct tf_proto_mp_reader *r, uin
 /* Reads a map header (count pairs, bounded as for arrays). */
 TF_MUST_CHECK int tf_proto_mp_read_map(struct tf_proto_mp_reader *r, uint32_t max, uint32_t *count);
 
-/* Reads the next integer key of an integer-keyed map whose keys must appear
- * in strictly ascending order.  *prev is the previous key (or -1 before the
- * first); a repeat gives TF_E_DUP_KEY, a key other than `expected` gives
- * TF_E_BAD_KEY. */
+/* Reads the next integer key of an integer-keyed map whose keys are 1, 2,
+ * 3, ... in order.  *prev is the previous key (or -1 before the first).  A key
+ * already seen (1..*prev) gives TF_E_DUP_KEY; any other key than `expected`
+ * (or a key that is not an unsigned integer) gives TF_E_BAD_KEY. */
 TF_MUST_CHECK int tf_proto_mp_read_key(struct tf_proto_mp_reader *r, int64_t *prev,
                                        uint64_t expected);
 
@@ -128,6 +128,8 @@ void tf_proto_mp_write_map(struct tf_proto_mp_writer *w, uint32_t n);
 void tf_proto_mp_write_uint(struct tf_proto_mp_writer *w, uint64_t v);
 /* Signed integer (control protocol error codes); never used in signed objects. */
 void tf_proto_mp_write_int(struct tf_proto_mp_writer *w, int64_t v);
+/* Appends already-encoded msgpack bytes (one or more complete values). */
+void tf_proto_mp_write_raw(struct tf_proto_mp_writer *w, const uint8_t *p, size_t n);
 /* NUL-terminated string as str. */
 void tf_proto_mp_write_cstr(struct tf_proto_mp_writer *w, const char *s);
 void tf_proto_mp_write_bool(struct tf_proto_mp_writer *w, bool v);
