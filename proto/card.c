@@ -178,7 +178,9 @@ int tf_proto_card_decode_body(const uint8_t *body, size_t len, struct tf_proto_c
     int rc;
     memset(&c, 0, sizeof c);
     tf_proto_mp_reader_init(&r, body, len);
-    if ((rc = tf_proto_mp_read_map(&r, KEY_COUNT + 1, &n)) != TF_OK)
+    /* Any other entry count is E_COUNT (the count was checked against the
+     * bytes left, so no bound is needed here). */
+    if ((rc = tf_proto_mp_read_map(&r, UINT32_MAX, &n)) != TF_OK)
         return rc;
     if (n != KEY_COUNT)
         return TF_E_COUNT;
@@ -280,8 +282,9 @@ int tf_proto_card_from_text(const char *text, size_t len, struct tf_proto_buf *s
         return TF_E_BAD_PREFIX;
     text += prefix;
     len -= prefix;
-    /* Base64 expands 3 bytes to 4 characters; refuse before allocating. */
-    if (len > (TF_PROTO_CARD_SIGNED_MAX / 3 + 1) * 4)
+    /* Unpadded base64 of n bytes is ceil(4n / 3) characters; refuse anything
+     * longer than that of the largest card before allocating. */
+    if (len > (TF_PROTO_CARD_SIGNED_MAX * 4 + 2) / 3)
         return TF_E_TOO_LONG;
     /* libsodium 1.0.18's decoder takes some bytes >= 0x80 for base64 digits
      * (e.g. "QUJDRA\xc3\xa9" decodes to 6 bytes), so check the alphabet here. */

@@ -180,8 +180,8 @@ struct tf_proto_materialised {
  * The materialisation check.  my_pk is this party's identity; my_reply is the
  * signed acceptance it sent (the bytes it stored); intro is the received
  * signed introduction.  Checks, in this order, returning the first failure:
- *  1. format of the introduction, its core, and both replies (and their
- *     cards) — decoding errors;
+ *  1. format of the introduction, its core, and both replies (wrapper and
+ *     body; their cards are checked in step 4) — decoding errors;
  *  2. connector signature by core.connector_pk (TF_E_BAD_SIG);
  *  3. H(core) = intro_id (TF_E_INTRO_ID);
  *  4. for side a, then side b: the reply is an accept (TF_E_REPLY_DECLINE);

@@ -388,8 +388,9 @@ bool tf_proto_utf8_is_valid(const uint8_t *s, size_t len)
 }
 
 /* Size of the payload/header of one value for the structural check.  Sets
- * *children to the number of nested values that follow the header. */
-static int skip_header(struct tf_proto_mp_reader *r, uint64_t *children)
+ * *children to the number of nested values that follow the header and
+ * *container to whether it is an array or map (even an empty one). */
+static int skip_header(struct tf_proto_mp_reader *r, uint64_t *children, bool *container)
 {
     if (remaining(r) < 1)
         return TF_E_TRUNCATED;
@@ -397,6 +398,7 @@ static int skip_header(struct tf_proto_mp_reader *r, uint64_t *children)
     uint64_t n = 0;
     size_t width = 0;
     *children = 0;
+    *container = (tag & 0xe0) == 0x80 || tag == 0xdc || tag == 0xdd || tag == 0xde || tag == 0xdf;
     if (tag <= 0x7f || tag >= 0xe0 || tag == 0xc0 || tag == 0xc2 || tag == 0xc3)
         return TF_OK;
     if ((tag & 0xf0) == 0x80) {
@@ -513,14 +515,15 @@ int tf_proto_mp_check(const uint8_t *buf, size_t len, unsigned max_depth)
             break;
         pending[depth]--;
         uint64_t children;
-        int rc = skip_header(&r, &children);
+        bool container;
+        int rc = skip_header(&r, &children, &container);
         if (rc != TF_OK)
             return rc;
-        if (children > 0) {
-            if (depth + 1 > max_depth)
-                return TF_E_TOO_DEEP;
+        /* A container opens a level, even an empty one. */
+        if (container && depth + 1 > max_depth)
+            return TF_E_TOO_DEEP;
+        if (children > 0)
             pending[++depth] = children;
-        }
     }
     return tf_proto_mp_read_end(&r);
 }

@@ -89,6 +89,8 @@ int tf_proto_statement_sign(const struct tf_proto_identity *id, enum tf_proto_do
 {
     if (len > TF_PROTO_BODY_MAX)
         return TF_E_TOO_LONG;
+    if (len == 0)
+        return TF_E_BAD_LENGTH; /* the parser refuses empty bodies */
     uint8_t sig[TF_PROTO_SIG_LEN];
     int rc = tf_proto_sign_tagged(id, domain, body, len, sig);
     if (rc != TF_OK)

@@ -649,7 +649,10 @@ def verify_card_text(text):
     t = text.strip(WHITESPACE)
     if not t.startswith(CARD_TEXT_PREFIX):
         fail("E_BAD_PREFIX", "no tfcard1: prefix")
-    signed = b64url_decode(t[len(CARD_TEXT_PREFIX):])
+    payload = t[len(CARD_TEXT_PREFIX):]
+    if len(payload.encode("utf-8")) > (MAX_CARD * 4 + 2) // 3:
+        fail("E_TOO_LONG", "card text longer than the base64 of %d bytes" % MAX_CARD)
+    signed = b64url_decode(payload)
     return signed, verify_card(signed)
 
 

@@ -147,6 +147,32 @@ static inline void fx_card_sign(const struct tf_proto_identity *id, const char *
     assert_ok(tf_proto_card_sign(id, &c, out));
 }
 
+/* Identities A and B and one signed object: the fixture of the statement
+ * and card tests, which sign their object after fx_pair_new. */
+struct fx_pair {
+    struct tf_proto_identity a, b;
+    struct tf_proto_buf obj;
+};
+
+static inline struct fx_pair *fx_pair_new(void)
+{
+    struct fx_pair *f = calloc(1, sizeof *f);
+    assert_non_null(f);
+    fx_identity(&f->a, FX_A);
+    fx_identity(&f->b, FX_B);
+    return f;
+}
+
+static inline int fx_pair_teardown(void **state)
+{
+    struct fx_pair *f = *state;
+    tf_proto_identity_deinit(&f->a);
+    tf_proto_identity_deinit(&f->b);
+    tf_proto_buf_free(&f->obj);
+    free(f);
+    return 0;
+}
+
 struct fx_world {
     struct tf_proto_identity id[FX_COUNT];
     struct tf_proto_buf card[FX_COUNT];
@@ -253,6 +279,7 @@ struct fx_reply_spec {
     const char *note;           /* accept only */
     const char *reason;         /* decline only */
     uint64_t time;
+    bool swap_layout; /* write the other decision's fields (card, note, reason) */
 };
 
 static inline void fx_reply_sign(const struct fx_world *w, const struct fx_reply_spec *s,
@@ -265,7 +292,7 @@ static inline void fx_reply_sign(const struct fx_world *w, const struct fx_reply
     tf_proto_mp_write_bin(&mw, s->intro_id, TF_PROTO_INTRO_ID_LEN);
     tf_proto_mp_write_uint(&mw, s->side);
     tf_proto_mp_write_uint(&mw, s->decision);
-    if (s->decision == TF_PROTO_DECISION_ACCEPT) {
+    if ((s->decision == TF_PROTO_DECISION_ACCEPT) != s->swap_layout) {
         tf_proto_mp_write_bin(&mw, s->card.ptr, s->card.len);
         tf_proto_mp_write_str(&mw, s->note, strlen(s->note));
         tf_proto_mp_write_nil(&mw);
@@ -382,6 +409,7 @@ static inline void fx_intro_reply_default(const struct fx_world *w, const struct
     s->note = fx_note_from(side);
     s->reason = "";
     s->time = FX_REPLY_TIME;
+    s->swap_layout = false;
 }
 
 static inline void fx_intro_introduction_default(const struct fx_intro *in,
@@ -435,8 +463,8 @@ static inline void fx_intro_build(const struct fx_world *w, enum fx_who a, enum 
         };
         memcpy(p.intro_id, in->intro_id, TF_PROTO_INTRO_ID_LEN);
         memcpy(p.salt, ps.salt, TF_PROTO_SALT_LEN);
-        assert_ok(tf_proto_proposal_sign(&w->id[FX_C], &p,
-                                         i == 0 ? &in->proposal_a : &in->proposal_b));
+        assert_ok(
+            tf_proto_proposal_sign(&w->id[FX_C], &p, i == 0 ? &in->proposal_a : &in->proposal_b));
 
         struct fx_reply_spec rs;
         fx_intro_reply_default(w, in, side, &rs);

@@ -262,12 +262,7 @@ static void test_noncanonical_rejected(void **state)
         {"bin32 holding 255", K_BIN, {0xc6, 0, 0, 0, 0xff}, 5, 255, TF_E_NONCANONICAL},
         {"array16 holding 2", K_ARRAY, {0xdc, 0, 2}, 3, 2, TF_E_NONCANONICAL},
         {"array16 holding 15", K_ARRAY, {0xdc, 0, 15}, 3, 15, TF_E_NONCANONICAL},
-        {"array32 holding 0xffff",
-         K_ARRAY,
-         {0xdd, 0, 0, 0xff, 0xff},
-         5,
-         0xffff,
-         TF_E_NONCANONICAL},
+        {"array32 holding 0xffff", K_ARRAY, {0xdd, 0, 0, 0xff, 0xff}, 5, 0xffff, TF_E_NONCANONICAL},
         {"map16 holding 1", K_MAP, {0xde, 0, 1}, 3, 2, TF_E_NONCANONICAL},
         {"map32 holding 0xffff", K_MAP, {0xdf, 0, 0, 0xff, 0xff}, 5, 0x1fffe, TF_E_NONCANONICAL},
         /* the shortest forms at the same sizes are accepted */
@@ -477,32 +472,37 @@ static int read_keys(const uint8_t *pairs, size_t len, const uint64_t *expected,
 static void test_read_key(void **state)
 {
     (void)state;
-    static const uint64_t want[] = {0, 1, 2};
-    static const uint8_t in_order[] = {0, 9, 1, 9, 2, 9};
-    static const uint8_t dup_first[] = {0, 9, 0, 9, 2, 9};
-    static const uint8_t dup_second[] = {0, 9, 1, 9, 1, 9};
-    static const uint8_t skipped[] = {0, 9, 2, 9, 1, 9};
-    static const uint8_t descending[] = {1, 9, 0, 9, 2, 9};
-    static const uint8_t str_key[] = {0, 9, 0xa1, '1', 9, 2, 9};
-    static const uint8_t neg_key[] = {0, 9, 0xff, 9, 2, 9};
-    static const uint8_t long_key[] = {0, 9, 0xcc, 1, 9, 2, 9};
-    static const uint8_t cut_key[] = {0, 9, 0xcd, 0};
+    /* Keys run 1, 2, 3; each value here is the fixint 9. */
+    static const uint64_t want[] = {1, 2, 3};
+    static const uint8_t in_order[] = {1, 9, 2, 9, 3, 9};
+    static const uint8_t repeat_first[] = {1, 9, 1, 9, 3, 9};
+    static const uint8_t repeat_second[] = {1, 9, 2, 9, 2, 9};
+    static const uint8_t earlier_key[] = {1, 9, 2, 9, 1, 9}; /* seen, so a duplicate */
+    static const uint8_t skipped[] = {1, 9, 3, 9, 2, 9};
+    static const uint8_t zero_first[] = {0, 9, 1, 9, 2, 9};
+    static const uint8_t str_key[] = {1, 9, 0xa1, '2', 9, 3, 9};
+    static const uint8_t neg_key[] = {1, 9, 0xff, 9, 3, 9};
+    static const uint8_t nil_key[] = {1, 9, 0xc0, 9, 3, 9};
+    static const uint8_t long_key[] = {1, 9, 0xcc, 2, 9, 3, 9};
+    static const uint8_t cut_key[] = {1, 9, 0xcd, 0};
     assert_ok(read_keys(in_order, sizeof in_order, want, 3));
-    assert_rc(read_keys(dup_first, sizeof dup_first, want, 3), TF_E_DUP_KEY);
-    assert_rc(read_keys(dup_second, sizeof dup_second, want, 3), TF_E_DUP_KEY);
+    assert_rc(read_keys(repeat_first, sizeof repeat_first, want, 3), TF_E_DUP_KEY);
+    assert_rc(read_keys(repeat_second, sizeof repeat_second, want, 3), TF_E_DUP_KEY);
+    assert_rc(read_keys(earlier_key, sizeof earlier_key, want, 3), TF_E_DUP_KEY);
     assert_rc(read_keys(skipped, sizeof skipped, want, 3), TF_E_BAD_KEY);
-    assert_rc(read_keys(descending, sizeof descending, want, 3), TF_E_BAD_KEY);
+    assert_rc(read_keys(zero_first, sizeof zero_first, want, 3), TF_E_BAD_KEY);
     assert_rc(read_keys(str_key, sizeof str_key, want, 3), TF_E_BAD_KEY);
     assert_rc(read_keys(neg_key, sizeof neg_key, want, 3), TF_E_BAD_KEY);
+    assert_rc(read_keys(nil_key, sizeof nil_key, want, 3), TF_E_BAD_KEY);
     assert_rc(read_keys(long_key, sizeof long_key, want, 3), TF_E_NONCANONICAL);
     assert_rc(read_keys(cut_key, sizeof cut_key, want, 3), TF_E_TRUNCATED);
 
     /* A failed read_key consumes nothing and leaves prev alone. */
     struct tf_proto_mp_reader r;
-    int64_t prev = 0;
-    tf_proto_mp_reader_init(&r, dup_first + 2, 1);
-    assert_rc(tf_proto_mp_read_key(&r, &prev, 1), TF_E_DUP_KEY);
-    assert_int_equal(prev, 0);
+    int64_t prev = 2;
+    tf_proto_mp_reader_init(&r, repeat_second + 4, 2);
+    assert_rc(tf_proto_mp_read_key(&r, &prev, 3), TF_E_DUP_KEY);
+    assert_int_equal(prev, 2);
     assert_int_equal(r.pos, 0);
 }
 
@@ -529,7 +529,10 @@ struct utf8_case {
     bool valid;
 };
 
-#define U8(what, s, valid) {what, s, sizeof(s) - 1, valid}
+#define U8(what, s, valid)                                                                         \
+    {                                                                                              \
+        what, s, sizeof(s) - 1, valid                                                              \
+    }
 
 static void test_utf8(void **state)
 {
@@ -607,6 +610,14 @@ static void test_control_characters(void **state)
         assert_rc(read_text(cases[i].s, cases[i].n, TF_PROTO_TEXT_LINE), cases[i].line);
         assert_rc(read_text(cases[i].s, cases[i].n, TF_PROTO_TEXT_MULTILINE), cases[i].multiline);
     }
+    /* checked in this order: length, UTF-8, control characters */
+    struct tf_proto_mp_reader r;
+    struct tf_proto_bytes v;
+    static const uint8_t bad_all[] = {0xa3, 0x01, 0xc0, 0x80};
+    tf_proto_mp_reader_init(&r, bad_all, sizeof bad_all);
+    assert_rc(tf_proto_mp_read_str(&r, 0, 2, TF_PROTO_TEXT_LINE, &v), TF_E_TOO_LONG);
+    assert_rc(tf_proto_mp_read_str(&r, 4, 9, TF_PROTO_TEXT_LINE, &v), TF_E_BAD_LENGTH);
+    assert_rc(tf_proto_mp_read_str(&r, 0, 9, TF_PROTO_TEXT_LINE, &v), TF_E_BAD_UTF8);
 }
 
 /* depth arrays nested in one another, the innermost holding one fixint. */
@@ -650,6 +661,12 @@ static void test_check_depth(void **state)
         /* far deeper than the limit: still rejected, with O(1) stack */
         assert_rc(check_nested(100000, opens[i], TF_PROTO_MP_MAX_DEPTH), TF_E_TOO_DEEP);
     }
+    /* An empty container opens a level too: [[[]]] is three deep. */
+    static const uint8_t empty3[] = {0x91, 0x91, 0x90};
+    assert_ok(tf_proto_mp_check(empty3, sizeof empty3, 3));
+    assert_rc(tf_proto_mp_check(empty3, sizeof empty3, 2), TF_E_TOO_DEEP);
+    static const uint8_t empty_map2[] = {0x81, 0x01, 0x80};
+    assert_rc(tf_proto_mp_check(empty_map2, sizeof empty_map2, 1), TF_E_TOO_DEEP);
 }
 
 static int check_bytes(const uint8_t *p, size_t n)
@@ -662,31 +679,31 @@ static void test_check_every_type(void **state)
     (void)state;
     /* One array holding every msgpack type once. */
     static const uint8_t all[] = {
-        0xdc, 0x00, 0x22,                                     /* array16 of 34 */
-        0x05, 0xe0,                                           /* fixints */
-        0xc0, 0xc2, 0xc3,                                     /* nil, false, true */
-        0x80, 0x90, 0xa0,                                     /* {}, [], "" */
-        0xc4, 0x01, 0x00,                                     /* bin8 */
-        0xc5, 0x00, 0x01, 0x00,                               /* bin16 */
-        0xc6, 0x00, 0x00, 0x00, 0x01, 0x00,                   /* bin32 */
-        0xc7, 0x01, 0x07, 0x00,                               /* ext8 */
-        0xc8, 0x00, 0x01, 0x07, 0x00,                         /* ext16 */
-        0xc9, 0x00, 0x00, 0x00, 0x01, 0x07, 0x00,             /* ext32 */
-        0xca, 0, 0, 0, 0,                                     /* float32 */
-        0xcb, 0, 0, 0, 0, 0, 0, 0, 0,                         /* float64 */
-        0xcc, 0, 0xcd, 0, 0, 0xce, 0, 0, 0, 0,                /* uint8..32 */
-        0xcf, 0, 0, 0, 0, 0, 0, 0, 0,                         /* uint64 */
-        0xd0, 0, 0xd1, 0, 0, 0xd2, 0, 0, 0, 0,                /* int8..32 */
-        0xd3, 0, 0, 0, 0, 0, 0, 0, 0,                         /* int64 */
-        0xd4, 7, 0, 0xd5, 7, 0, 0,                            /* fixext1, 2 */
-        0xd6, 7, 0, 0, 0, 0,                                  /* fixext4 */
-        0xd7, 7, 0, 0, 0, 0, 0, 0, 0, 0,                      /* fixext8 */
-        0xd8, 7, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, /* fixext16 */
-        0xd9, 0x01, 'a',                                      /* str8 */
-        0xda, 0x00, 0x01, 'a',                                /* str16 */
-        0xdb, 0x00, 0x00, 0x00, 0x01, 'a',                    /* str32 */
-        0xdd, 0x00, 0x00, 0x00, 0x01, 0x01,                   /* array32 */
-        0xdf, 0x00, 0x00, 0x00, 0x01, 0x01, 0x01,             /* map32 */
+        0xdc, 0x00, 0x22,                                  /* array16 of 34 */
+        0x05, 0xe0,                                        /* fixints */
+        0xc0, 0xc2, 0xc3,                                  /* nil, false, true */
+        0x80, 0x90, 0xa0,                                  /* {}, [], "" */
+        0xc4, 0x01, 0x00,                                  /* bin8 */
+        0xc5, 0x00, 0x01, 0x00,                            /* bin16 */
+        0xc6, 0x00, 0x00, 0x00, 0x01, 0x00,                /* bin32 */
+        0xc7, 0x01, 0x07, 0x00,                            /* ext8 */
+        0xc8, 0x00, 0x01, 0x07, 0x00,                      /* ext16 */
+        0xc9, 0x00, 0x00, 0x00, 0x01, 0x07, 0x00,          /* ext32 */
+        0xca, 0,    0,    0,    0,                         /* float32 */
+        0xcb, 0,    0,    0,    0,    0,    0,    0, 0,    /* float64 */
+        0xcc, 0,    0xcd, 0,    0,    0xce, 0,    0, 0, 0, /* uint8..32 */
+        0xcf, 0,    0,    0,    0,    0,    0,    0, 0,    /* uint64 */
+        0xd0, 0,    0xd1, 0,    0,    0xd2, 0,    0, 0, 0, /* int8..32 */
+        0xd3, 0,    0,    0,    0,    0,    0,    0, 0,    /* int64 */
+        0xd4, 7,    0,    0xd5, 7,    0,    0,             /* fixext1, 2 */
+        0xd6, 7,    0,    0,    0,    0,                   /* fixext4 */
+        0xd7, 7,    0,    0,    0,    0,    0,    0, 0, 0, /* fixext8 */
+        0xd8, 7,    0,    0,    0,    0,    0,    0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, /* fixext16 */
+        0xd9, 0x01, 'a',                                                           /* str8 */
+        0xda, 0x00, 0x01, 'a',                                                     /* str16 */
+        0xdb, 0x00, 0x00, 0x00, 0x01, 'a',                                         /* str32 */
+        0xdd, 0x00, 0x00, 0x00, 0x01, 0x01,                                        /* array32 */
+        0xdf, 0x00, 0x00, 0x00, 0x01, 0x01, 0x01,                                  /* map32 */
     };
     assert_ok(check_bytes(all, sizeof all));
     fx_assert_prefixes_truncated(all, sizeof all, check_sample, NULL);

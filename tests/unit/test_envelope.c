@@ -1,0 +1,486 @@
+/* SPDX-License-Identifier: MIT */
+/* Unit tests for proto/envelope: sealed, signed end-to-end messages. */
+#include "fixtures.h"
+
+#include "proto/envelope.h"
+
+#define EXPIRES (FX_NOW + 3600u)
+static const uint8_t MSG_ID[TF_PROTO_MSG_ID_LEN] = {1, 2,  3,  4,  5,  6,  7,  8,
+                                                    9, 10, 11, 12, 13, 14, 15, 16};
+static const char BODY[] = "hello Bob";
+
+struct fixture {
+    struct tf_proto_identity id[FX_COUNT];
+    struct tf_proto_buf env; /* A -> B, NOTE, BODY, expires EXPIRES */
+};
+
+static int setup(void **state)
+{
+    struct fixture *f = calloc(1, sizeof *f);
+    if (f == NULL)
+        return -1;
+    for (int i = 0; i < FX_COUNT; i++)
+        fx_identity(&f->id[i], (enum fx_who)i);
+    assert_ok(tf_proto_envelope_seal(&f->id[FX_A], f->id[FX_B].sign_pk, f->id[FX_B].box_pk, MSG_ID,
+                                     EXPIRES, TF_PROTO_MSG_TYPE_NOTE, (const uint8_t *)BODY,
+                                     strlen(BODY), &f->env));
+    *state = f;
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    struct fixture *f = *state;
+    for (int i = 0; i < FX_COUNT; i++)
+        tf_proto_identity_deinit(&f->id[i]);
+    tf_proto_buf_free(&f->env);
+    free(f);
+    return 0;
+}
+
+/* Opens buf as `who` at `now` and returns the verdict. */
+static int open_as(const struct fixture *f, enum fx_who who, const uint8_t *buf, size_t len,
+                   uint64_t now)
+{
+    struct tf_proto_buf plain = {NULL, 0};
+    struct tf_proto_envelope_opened o;
+    int rc = tf_proto_envelope_open(&f->id[who], buf, len, now, &plain, &o);
+    if (rc != TF_OK)
+        assert_null(plain.data);
+    tf_proto_buf_free(&plain);
+    return rc;
+}
+
+/* The outer part, written by hand so any field can be changed. */
+struct outer {
+    uint32_t count;
+    uint64_t version;
+    struct tf_proto_bytes msg_id, to_pk, sealed;
+    uint64_t expires;
+};
+
+static void outer_of(const struct tf_proto_buf *env, struct outer *o)
+{
+    struct tf_proto_envelope e;
+    static uint8_t msg_id[TF_PROTO_MSG_ID_LEN], to_pk[TF_PROTO_KEY_LEN];
+    assert_ok(tf_proto_envelope_decode(env->data, env->len, &e));
+    memcpy(msg_id, e.msg_id, sizeof msg_id);
+    memcpy(to_pk, e.to_pk, sizeof to_pk);
+    o->count = 5;
+    o->version = TF_PROTO_ENVELOPE_VERSION;
+    o->msg_id = fx_bytes(msg_id, sizeof msg_id);
+    o->to_pk = fx_bytes(to_pk, sizeof to_pk);
+    o->expires = e.expires;
+    o->sealed = e.sealed;
+}
+
+static void outer_write(const struct outer *o, struct tf_proto_buf *out)
+{
+    struct tf_proto_mp_writer w;
+    tf_proto_mp_writer_init(&w);
+    tf_proto_mp_write_array(&w, o->count);
+    for (uint32_t i = 0; i < o->count; i++) {
+        switch (i) {
+        case 0:
+            tf_proto_mp_write_uint(&w, o->version);
+            break;
+        case 1:
+            tf_proto_mp_write_bin(&w, o->msg_id.ptr, o->msg_id.len);
+            break;
+        case 2:
+            tf_proto_mp_write_bin(&w, o->to_pk.ptr, o->to_pk.len);
+            break;
+        case 3:
+            tf_proto_mp_write_uint(&w, o->expires);
+            break;
+        case 4:
+            tf_proto_mp_write_bin(&w, o->sealed.ptr, o->sealed.len);
+            break;
+        default:
+            tf_proto_mp_write_nil(&w);
+            break;
+        }
+    }
+    fx_finish(&w, out);
+}
+
+static int open_outer(const struct fixture *f, enum fx_who who, const struct outer *o, uint64_t now)
+{
+    struct tf_proto_buf b;
+    outer_write(o, &b);
+    int rc = open_as(f, who, b.data, b.len, now);
+    tf_proto_buf_free(&b);
+    return rc;
+}
+
+static int decode_outer(const struct outer *o)
+{
+    struct tf_proto_buf b;
+    struct tf_proto_envelope e;
+    outer_write(o, &b);
+    int rc = tf_proto_envelope_decode(b.data, b.len, &e);
+    tf_proto_buf_free(&b);
+    return rc;
+}
+
+static void test_round_trip(void **state)
+{
+    struct fixture *f = *state;
+    struct tf_proto_envelope e;
+    struct tf_proto_buf plain;
+    struct tf_proto_envelope_opened o;
+
+    assert_ok(tf_proto_envelope_decode(f->env.data, f->env.len, &e));
+    assert_memory_equal(e.msg_id, MSG_ID, sizeof MSG_ID);
+    assert_memory_equal(e.to_pk, f->id[FX_B].sign_pk, TF_PROTO_KEY_LEN);
+    assert_true(e.expires == EXPIRES);
+    /* inner = [bin32 from, fixint type, bin8 body, bin8 sig] */
+    size_t inner_len = 1 + 2 + 32 + 1 + 2 + strlen(BODY) + 2 + 64;
+    assert_int_equal(e.sealed.len, inner_len + crypto_box_SEALBYTES);
+    assert_ptr_equal(e.sealed.ptr + e.sealed.len, f->env.data + f->env.len);
+
+    assert_ok(tf_proto_envelope_open(&f->id[FX_B], f->env.data, f->env.len, FX_NOW, &plain, &o));
+    assert_memory_equal(o.from_pk, f->id[FX_A].sign_pk, TF_PROTO_KEY_LEN);
+    assert_int_equal(o.type, TF_PROTO_MSG_TYPE_NOTE);
+    assert_int_equal(o.body.len, strlen(BODY));
+    assert_memory_equal(o.body.ptr, BODY, strlen(BODY));
+    assert_int_equal(plain.len, inner_len);
+    assert_true(o.body.ptr >= plain.data && o.body.ptr + o.body.len <= plain.data + plain.len);
+    tf_proto_buf_free(&plain);
+}
+
+static void test_types_and_sizes(void **state)
+{
+    struct fixture *f = *state;
+    uint8_t *big = malloc(TF_PROTO_BODY_MAX + 1);
+    assert_non_null(big);
+    memset(big, 'x', TF_PROTO_BODY_MAX + 1);
+    static const struct {
+        uint64_t type;
+        size_t len;
+        int want;
+    } cases[] = {
+        {TF_PROTO_MSG_TYPE_NOTE, 0, TF_OK},
+        {TF_PROTO_MSG_TYPE_PROPOSAL, 1, TF_OK},
+        {TF_PROTO_MSG_TYPE_REPLY, 300, TF_OK},
+        {TF_PROTO_MSG_TYPE_INTRODUCTION, 70000 / 2, TF_OK},
+        {TF_PROTO_MSG_TYPE_CLOSE, 5, TF_OK},
+        {TF_PROTO_MSG_TYPE_CARD_UPDATE, TF_PROTO_BODY_MAX, TF_OK},
+        {TF_PROTO_MSG_TYPE_NOTE, TF_PROTO_BODY_MAX + 1, TF_E_TOO_LONG},
+        {0, 5, TF_E_BAD_VALUE},
+        {7, 5, TF_E_BAD_VALUE},
+        {0xffff, 5, TF_E_BAD_VALUE},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        struct tf_proto_buf env = {NULL, 0}, plain;
+        struct tf_proto_envelope_opened o;
+        assert_rc(tf_proto_envelope_seal(&f->id[FX_A], f->id[FX_B].sign_pk, f->id[FX_B].box_pk,
+                                         MSG_ID, EXPIRES, (uint16_t)cases[i].type, big,
+                                         cases[i].len, &env),
+                  cases[i].want);
+        if (cases[i].want != TF_OK) {
+            assert_null(env.data);
+            continue;
+        }
+        assert_true(env.len <= TF_PROTO_ENVELOPE_MAX);
+        assert_ok(tf_proto_envelope_open(&f->id[FX_B], env.data, env.len, FX_NOW, &plain, &o));
+        assert_int_equal(o.type, cases[i].type);
+        assert_int_equal(o.body.len, cases[i].len);
+        assert_memory_equal(o.body.ptr, big, cases[i].len);
+        tf_proto_buf_free(&plain);
+        tf_proto_buf_free(&env);
+    }
+    free(big);
+    assert_false(tf_proto_msg_type_is_valid(0));
+    for (uint64_t t = 1; t <= 6; t++)
+        assert_true(tf_proto_msg_type_is_valid(t));
+    assert_false(tf_proto_msg_type_is_valid(7));
+    assert_false(tf_proto_msg_type_is_valid(0x10001));
+}
+
+static void test_not_for_me(void **state)
+{
+    struct fixture *f = *state;
+    assert_rc(open_as(f, FX_C, f->env.data, f->env.len, FX_NOW), TF_E_NOT_FOR_ME);
+    assert_rc(open_as(f, FX_A, f->env.data, f->env.len, FX_NOW), TF_E_NOT_FOR_ME);
+    assert_ok(open_as(f, FX_B, f->env.data, f->env.len, FX_NOW));
+}
+
+static void test_expiry(void **state)
+{
+    struct fixture *f = *state;
+    assert_ok(open_as(f, FX_B, f->env.data, f->env.len, 0));
+    assert_ok(open_as(f, FX_B, f->env.data, f->env.len, EXPIRES));
+    assert_rc(open_as(f, FX_B, f->env.data, f->env.len, EXPIRES + 1), TF_E_EXPIRED);
+    assert_rc(open_as(f, FX_B, f->env.data, f->env.len, UINT64_MAX), TF_E_EXPIRED);
+}
+
+static void test_msg_id_altered(void **state)
+{
+    struct fixture *f = *state;
+    struct outer o;
+    uint8_t id[TF_PROTO_MSG_ID_LEN];
+    outer_of(&f->env, &o);
+    assert_ok(open_outer(f, FX_B, &o, FX_NOW));
+    for (size_t i = 0; i < TF_PROTO_MSG_ID_LEN; i++) {
+        memcpy(id, MSG_ID, sizeof id);
+        id[i] ^= 0x01;
+        o.msg_id = fx_bytes(id, sizeof id);
+        assert_rc(open_outer(f, FX_B, &o, FX_NOW), TF_E_BAD_SIG);
+    }
+}
+
+static void test_expiry_altered(void **state)
+{
+    struct fixture *f = *state;
+    static const uint64_t changed[] = {EXPIRES + 1, EXPIRES - 1, EXPIRES + 0x100000000ull,
+                                       UINT64_MAX, FX_NOW};
+    struct outer o;
+    outer_of(&f->env, &o);
+    for (size_t i = 0; i < sizeof changed / sizeof changed[0]; i++) {
+        o.expires = changed[i];
+        /* now is before both expiries: only the signature can object */
+        assert_rc(open_outer(f, FX_B, &o, FX_NOW), TF_E_BAD_SIG);
+    }
+}
+
+static void test_sealed_bytes_flipped(void **state)
+{
+    struct fixture *f = *state;
+    struct tf_proto_envelope e;
+    assert_ok(tf_proto_envelope_decode(f->env.data, f->env.len, &e));
+    size_t at = (size_t)(e.sealed.ptr - f->env.data);
+    size_t offsets[] = {0, 31, 32, 47, 48, e.sealed.len / 2, e.sealed.len - 1};
+    uint8_t *p = fx_dup(f->env.data, f->env.len, 0);
+    for (size_t i = 0; i < sizeof offsets / sizeof offsets[0]; i++) {
+        p[at + offsets[i]] ^= 0x20;
+        assert_rc(open_as(f, FX_B, p, f->env.len, FX_NOW), TF_E_BAD_SEAL);
+        p[at + offsets[i]] ^= 0x20;
+    }
+    free(p);
+}
+
+static void test_sealed_to_another_box_key(void **state)
+{
+    struct fixture *f = *state;
+    struct tf_proto_buf env;
+    /* names B as the recipient, but sealed to C's box key */
+    assert_ok(tf_proto_envelope_seal(&f->id[FX_A], f->id[FX_B].sign_pk, f->id[FX_C].box_pk, MSG_ID,
+                                     EXPIRES, TF_PROTO_MSG_TYPE_NOTE, (const uint8_t *)BODY,
+                                     strlen(BODY), &env));
+    assert_rc(open_as(f, FX_B, env.data, env.len, FX_NOW), TF_E_BAD_SEAL);
+    assert_rc(open_as(f, FX_C, env.data, env.len, FX_NOW), TF_E_NOT_FOR_ME);
+    tf_proto_buf_free(&env);
+}
+
+static void test_replayed_to_another_recipient(void **state)
+{
+    struct fixture *f = *state;
+    struct tf_proto_buf plain;
+    struct tf_proto_envelope_opened op;
+    struct outer o;
+    /* B opens A's message and re-seals the same inner bytes to C */
+    assert_ok(tf_proto_envelope_open(&f->id[FX_B], f->env.data, f->env.len, FX_NOW, &plain, &op));
+    uint8_t *sealed = malloc(plain.len + crypto_box_SEALBYTES);
+    assert_non_null(sealed);
+    assert_int_equal(crypto_box_seal(sealed, plain.data, plain.len, f->id[FX_C].box_pk), 0);
+    outer_of(&f->env, &o);
+    o.to_pk = fx_bytes(f->id[FX_C].sign_pk, TF_PROTO_KEY_LEN);
+    o.sealed = fx_bytes(sealed, plain.len + crypto_box_SEALBYTES);
+    assert_rc(open_outer(f, FX_C, &o, FX_NOW), TF_E_BAD_SIG);
+    free(sealed);
+    tf_proto_buf_free(&plain);
+}
+
+static void test_version(void **state)
+{
+    struct fixture *f = *state;
+    struct outer o;
+    outer_of(&f->env, &o);
+    static const uint64_t versions[] = {0, 2, 255};
+    for (size_t i = 0; i < sizeof versions / sizeof versions[0]; i++) {
+        o.version = versions[i];
+        assert_rc(decode_outer(&o), TF_E_VERSION);
+        assert_rc(open_outer(f, FX_B, &o, FX_NOW), TF_E_VERSION);
+    }
+}
+
+static int decode_fn(const uint8_t *buf, size_t len, void *ctx)
+{
+    (void)ctx;
+    struct tf_proto_envelope e;
+    return tf_proto_envelope_decode(buf, len, &e);
+}
+
+static int open_fn(const uint8_t *buf, size_t len, void *ctx)
+{
+    return open_as(ctx, FX_B, buf, len, FX_NOW);
+}
+
+static void test_truncated_trailing(void **state)
+{
+    struct fixture *f = *state;
+    fx_assert_prefixes_truncated(f->env.data, f->env.len, decode_fn, NULL);
+    fx_assert_whole_ok_and_trailing(f->env.data, f->env.len, decode_fn, NULL);
+    fx_assert_prefixes_truncated(f->env.data, f->env.len, open_fn, f);
+    fx_assert_whole_ok_and_trailing(f->env.data, f->env.len, open_fn, f);
+}
+
+static void test_decode_rejections(void **state)
+{
+    struct fixture *f = *state;
+    struct outer o;
+    uint8_t zeros[TF_PROTO_ENVELOPE_MAX];
+    memset(zeros, 0, sizeof zeros);
+
+    outer_of(&f->env, &o);
+    o.count = 4;
+    assert_rc(decode_outer(&o), TF_E_COUNT);
+    o.count = 6;
+    assert_rc(decode_outer(&o), TF_E_COUNT);
+
+    outer_of(&f->env, &o);
+    o.msg_id.len = TF_PROTO_MSG_ID_LEN - 1;
+    assert_rc(decode_outer(&o), TF_E_BAD_LENGTH);
+    o.msg_id = fx_bytes(zeros, TF_PROTO_MSG_ID_LEN + 1);
+    assert_rc(decode_outer(&o), TF_E_BAD_LENGTH);
+
+    outer_of(&f->env, &o);
+    o.to_pk.len = TF_PROTO_KEY_LEN - 1;
+    assert_rc(decode_outer(&o), TF_E_BAD_LENGTH);
+
+    outer_of(&f->env, &o);
+    o.sealed = fx_bytes(zeros, crypto_box_SEALBYTES);
+    assert_rc(decode_outer(&o), TF_E_BAD_LENGTH);
+    o.sealed = fx_bytes(zeros, crypto_box_SEALBYTES + 1);
+    assert_ok(decode_outer(&o));
+    assert_rc(open_outer(f, FX_B, &o, FX_NOW), TF_E_BAD_SEAL);
+
+    /* the whole envelope is bounded before anything is read */
+    o.sealed = fx_bytes(zeros, TF_PROTO_ENVELOPE_MAX - 100);
+    assert_ok(decode_outer(&o));
+    o.sealed = fx_bytes(zeros, TF_PROTO_ENVELOPE_MAX);
+    assert_rc(decode_outer(&o), TF_E_TOO_LONG);
+
+    static const uint8_t not_array[] = {0xc4, 0x01, 0x00};
+    struct tf_proto_envelope e;
+    assert_rc(tf_proto_envelope_decode(not_array, sizeof not_array, &e), TF_E_TYPE);
+}
+
+/* An envelope assembled by hand from the layout in envelope.h. */
+struct inner_spec {
+    enum fx_who signer;
+    const uint8_t *from_pk;
+    uint32_t count;
+    uint64_t type, signed_type;
+    uint64_t signed_expires;
+    const uint8_t *signed_to;
+    size_t sig_len;
+};
+
+static void store_be(uint8_t *p, uint64_t v, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        p[n - 1 - i] = (uint8_t)(v >> (8 * i));
+}
+
+static int open_crafted(const struct fixture *f, const struct inner_spec *s)
+{
+    size_t blen = strlen(BODY);
+    uint8_t m[32 + 16 + 8 + 2 + sizeof BODY], sig[TF_PROTO_SIG_LEN + 1] = {0};
+    memcpy(m, s->signed_to, 32);
+    memcpy(m + 32, MSG_ID, 16);
+    store_be(m + 48, s->signed_expires, 8);
+    store_be(m + 56, s->signed_type, 2);
+    memcpy(m + 58, BODY, blen);
+    assert_ok(tf_proto_sign_tagged(&f->id[s->signer], TF_PROTO_DOMAIN_ENVELOPE, m, 58 + blen, sig));
+
+    struct tf_proto_mp_writer w;
+    struct tf_proto_buf inner;
+    tf_proto_mp_writer_init(&w);
+    tf_proto_mp_write_array(&w, s->count);
+    tf_proto_mp_write_bin(&w, s->from_pk, TF_PROTO_KEY_LEN);
+    tf_proto_mp_write_uint(&w, s->type);
+    tf_proto_mp_write_bin(&w, (const uint8_t *)BODY, blen);
+    tf_proto_mp_write_bin(&w, sig, s->sig_len);
+    for (uint32_t i = 4; i < s->count; i++)
+        tf_proto_mp_write_nil(&w);
+    fx_finish(&w, &inner);
+
+    uint8_t *sealed = malloc(inner.len + crypto_box_SEALBYTES);
+    assert_non_null(sealed);
+    assert_int_equal(crypto_box_seal(sealed, inner.data, inner.len, f->id[FX_B].box_pk), 0);
+    struct outer o = {
+        .count = 5,
+        .version = TF_PROTO_ENVELOPE_VERSION,
+        .msg_id = fx_bytes(MSG_ID, sizeof MSG_ID),
+        .to_pk = fx_bytes(f->id[FX_B].sign_pk, TF_PROTO_KEY_LEN),
+        .sealed = fx_bytes(sealed, inner.len + crypto_box_SEALBYTES),
+        .expires = EXPIRES,
+    };
+    int rc = open_outer(f, FX_B, &o, FX_NOW);
+    free(sealed);
+    tf_proto_buf_free(&inner);
+    return rc;
+}
+
+static void test_crafted_inner(void **state)
+{
+    struct fixture *f = *state;
+    const uint8_t *a_pk = f->id[FX_A].sign_pk;
+    const uint8_t *b_pk = f->id[FX_B].sign_pk;
+    const uint8_t *c_pk = f->id[FX_C].sign_pk;
+    const uint64_t note = TF_PROTO_MSG_TYPE_NOTE;
+    const struct {
+        const char *what;
+        struct inner_spec s;
+        int want;
+    } cases[] = {
+        {"as documented", {FX_A, a_pk, 4, note, note, EXPIRES, b_pk, 64}, TF_OK},
+        {"unknown type 7", {FX_A, a_pk, 4, 7, 7, EXPIRES, b_pk, 64}, TF_E_BAD_VALUE},
+        {"unknown type 0", {FX_A, a_pk, 4, 0, 0, EXPIRES, b_pk, 64}, TF_E_BAD_VALUE},
+        {"signed by another key", {FX_D, a_pk, 4, note, note, EXPIRES, b_pk, 64}, TF_E_BAD_SIG},
+        {"type not the signed one", {FX_A, a_pk, 4, note, 2, EXPIRES, b_pk, 64}, TF_E_BAD_SIG},
+        {"expiry not the signed one",
+         {FX_A, a_pk, 4, note, note, EXPIRES + 1, b_pk, 64},
+         TF_E_BAD_SIG},
+        {"signed for another recipient",
+         {FX_A, a_pk, 4, note, note, EXPIRES, c_pk, 64},
+         TF_E_BAD_SIG},
+        {"five fields", {FX_A, a_pk, 5, note, note, EXPIRES, b_pk, 64}, TF_E_COUNT},
+        {"63-byte signature", {FX_A, a_pk, 4, note, note, EXPIRES, b_pk, 63}, TF_E_BAD_LENGTH},
+        {"65-byte signature", {FX_A, a_pk, 4, note, note, EXPIRES, b_pk, 65}, TF_E_TOO_LONG},
+        /* the type is checked as it is read, before the fields after it */
+        {"type 7 and a short signature", {FX_A, a_pk, 4, 7, 7, EXPIRES, b_pk, 63}, TF_E_BAD_VALUE},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        int rc = open_crafted(f, &cases[i].s);
+        if (rc != cases[i].want)
+            fail_msg("%s: got %s, want %s", cases[i].what, tf_err_name(rc),
+                     tf_err_name(cases[i].want));
+    }
+}
+
+int main(void)
+{
+    if (sodium_init() < 0)
+        return 1;
+#define T(fn) cmocka_unit_test_setup_teardown(fn, setup, teardown)
+    const struct CMUnitTest tests[] = {
+        T(test_round_trip),
+        T(test_types_and_sizes),
+        T(test_not_for_me),
+        T(test_expiry),
+        T(test_msg_id_altered),
+        T(test_expiry_altered),
+        T(test_sealed_bytes_flipped),
+        T(test_sealed_to_another_box_key),
+        T(test_replayed_to_another_recipient),
+        T(test_version),
+        T(test_truncated_trailing),
+        T(test_decode_rejections),
+        T(test_crafted_inner),
+    };
+#undef T
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
