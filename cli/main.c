@@ -1,36 +1,213 @@
 /* SPDX-License-Identifier: MIT */
-/* twofold: the command-line client.  At this stage it only answers --help and
- * --version; the node issue gives it its verbs. */
+/*
+ * twofold: the command-line client of twofoldd.  A table of verbs and a loop
+ * that finds the one asked for (as wireguard-tools' wg.c does); the verbs live
+ * in offline.c (init, id, card), contact.c and node.c (status, watch).
+ */
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
-static void usage(FILE *out)
+#include <sodium.h>
+
+#include "cli/args.h"
+#include "cli/contact.h"
+#include "cli/node.h"
+#include "cli/offline.h"
+#include "cli/render.h"
+
+struct verb {
+    const char *name;
+    const char *synopsis; /* arguments after the name */
+    const char *summary;  /* one line for the verb list */
+    const char *details;  /* the rest of its --help */
+    tf_cli_verb_fn *fn;
+    const struct verb *group; /* sub-verbs (NULL-name terminated) instead of fn */
+};
+
+#define NAME_OR_ID                                                                                 \
+    "  NAME|ID            an alias, a full id, or the first 6 or more characters of an id\n"
+
+static const struct verb CONTACT_VERBS[] = {
+    {"add", "CARD|- [--alias NAME] [--trust TRUST] [--tag TAG]...",
+     "add a contact from their card, or update them with a newer card",
+     "  CARD               their card (tfcard1:...), as 'twofold card' prints it; - reads it\n"
+     "                     from stdin\n"
+     "  --alias NAME       your name for them: 1-32 of A-Z a-z 0-9 . _ -, starting with a\n"
+     "                     letter or digit, not with tf1\n"
+     "  --trust TRUST      close, known (the default) or acquaintance\n"
+     "  --tag TAG          a tag of yours for them (a-z 0-9 -); repeat for more\n"
+     "\n"
+     "The card's checksum and signature are checked first: a mistyped or altered card is\n"
+     "refused and nothing is stored.  A newer card of a contact you hold updates them and\n"
+     "keeps your alias, trust and tags unless you give new ones; an older card is refused.\n",
+     tf_cli_contact_add, NULL},
+    {"list", "", "list your contacts",
+     "Shows alias, name, trust, tags, the start of the id and when each contact was added.\n",
+     tf_cli_contact_list, NULL},
+    {"show", "NAME|ID", "show everything about one contact, with their card", NAME_OR_ID,
+     tf_cli_contact_show, NULL},
+    {"set", "NAME|ID [OPTIONS]", "change a contact's alias, trust, tags or blocking",
+     NAME_OR_ID "  --alias NAME       set your name for them\n"
+                "  --no-alias         remove it\n"
+                "  --trust TRUST      close, known or acquaintance\n"
+                "  --tag TAG          replace all tags with the ones given (repeat)\n"
+                "  --no-tags          remove all tags\n"
+                "  --add-tag TAG      add a tag (repeat)\n"
+                "  --rm-tag TAG       remove a tag (repeat)\n"
+                "  --block            drop introduction proposals from them\n"
+                "  --unblock          take proposals from them again\n",
+     tf_cli_contact_set, NULL},
+    {"rm", "NAME|ID", "remove a contact", NAME_OR_ID, tf_cli_contact_rm, NULL},
+    {NULL, NULL, NULL, NULL, NULL, NULL},
+};
+
+static const struct verb VERBS[] = {
+    {"init", "--name NAME [--listen HOST:PORT] [--advertise HOST:PORT]",
+     "create the home, your identity and the store (no node needed)",
+     "  --name NAME             your display name, shown on your card (required)\n"
+     "  --listen HOST:PORT      where twofoldd listens (default " TF_NODE_DEFAULT_LISTEN ")\n"
+     "  --advertise HOST:PORT   the address put on your card (default: the listen address)\n"
+     "\n"
+     "Refuses to touch a home that already holds an identity.\n",
+     tf_cli_offline_init, NULL},
+    {"id", "", "print your id, fingerprint and name (no node needed)",
+     "Reads the store directly: works whether or not twofoldd is running.\n", tf_cli_offline_id,
+     NULL},
+    {"card", "[--qr]", "print your signed contact card as one line (no node needed)",
+     "  --qr   also draw the card as a QR code for a phone to scan\n"
+     "\n"
+     "Give the card to people who want to add you: 'twofold contact add CARD'.\n",
+     tf_cli_offline_card, NULL},
+    {"contact", "add|list|show|set|rm ...", "manage your contacts", NULL, NULL, CONTACT_VERBS},
+    {"status", "", "show the running node's id, address, uptime, store size and counts",
+     "Asks the running twofoldd.\n", tf_cli_node_status, NULL},
+    {"watch", "[--since SEQ]", "print the node's events as they happen, until interrupted",
+     "  --since SEQ   first replay the events numbered after SEQ (0: all of them)\n"
+     "\n"
+     "One event per line; with --json one JSON object per line.  Ctrl-C stops (status 0).\n",
+     tf_cli_node_watch, NULL},
+    {NULL, NULL, NULL, NULL, NULL, NULL},
+};
+
+static const char GLOBAL_HELP[] =
+    "global options (before or after the verb):\n"
+    "  --home DIR   the node's home; default $TWOFOLD_HOME, else $XDG_DATA_HOME/twofold,\n"
+    "               else ~/.local/share/twofold\n"
+    "  --json       print JSON for scripts\n"
+    "  --help, -h   show help; after a verb, that verb's help\n"
+    "  --version    print the version and exit\n";
+
+/* Lists a group's verbs, sub-verbs flattened ("contact add"). */
+static void list_verbs(FILE *out, const struct verb *table, const char *prefix)
 {
-    fprintf(out, "usage: twofold [--home DIR] [--json] VERB [ARGS...]\n"
-                 "\n"
-                 "Double opt-in introductions: ask both people before you connect them.\n"
-                 "\n"
-                 "options:\n"
-                 "  --help       show this help and exit\n"
-                 "  --version    print the version and exit\n"
-                 "\n"
-                 "No verbs are implemented yet in this version; see README.md.\n");
+    for (const struct verb *v = table; v->name != NULL; v++) {
+        char name[64];
+        snprintf(name, sizeof name, "%s%s%s", prefix, prefix[0] ? " " : "", v->name);
+        if (v->group != NULL)
+            list_verbs(out, v->group, name);
+        else
+            fprintf(out, "  %-14s %s\n", name, v->summary);
+    }
+}
+
+/* cli->cmd is "twofold" or "twofold contact"; prefix is what follows "twofold". */
+static void group_help(FILE *out, const struct verb *table, const char *cmd, const char *prefix)
+{
+    fprintf(out, "usage: %s [--home DIR] [--json] VERB [ARGS...]\n\n", cmd);
+    if (prefix[0] == '\0')
+        fprintf(out, "twofold talks to twofoldd, your node for double opt-in introductions:\n"
+                     "nobody is introduced to anyone without both saying yes.\n\n");
+    fprintf(out, "verbs:\n");
+    list_verbs(out, table, prefix);
+    fprintf(out, "\n%s\nEach verb has --help; see also twofold(1).\n", GLOBAL_HELP);
+}
+
+static void verb_help(const struct verb *v, const char *cmd)
+{
+    printf("usage: %s%s%s\n\n%c%s.\n", cmd, v->synopsis[0] ? " " : "", v->synopsis,
+           v->summary[0] >= 'a' && v->summary[0] <= 'z' ? v->summary[0] - 'a' + 'A' : v->summary[0],
+           v->summary + 1);
+    if (v->details != NULL)
+        printf("\n%s", v->details);
+    printf("\nglobal options: --home DIR, --json, --help\n");
+}
+
+/* True if "--help" or "-h" comes before any "--". */
+static bool wants_help(int argc, char **argv)
+{
+    for (int i = 0; i < argc && strcmp(argv[i], "--") != 0; i++)
+        if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0)
+            return true;
+    return false;
+}
+
+enum { OPT_VERSION = 1 };
+
+/* Finds and runs the verb named in argv (after any global options). */
+static int dispatch(struct tf_cli *cli, const struct verb *table, const char *prefix, int argc,
+                    char **argv)
+{
+    static const struct tf_cli_opt top_opts[] = {{"version", false, OPT_VERSION}, {NULL, false, 0}};
+    struct tf_cli_args a;
+    const char *val;
+    char cmd[96];
+    int id;
+
+    tf_cli_args_init(&a, cli, argc, argv, prefix[0] == '\0' ? top_opts : NULL);
+    a.stop_at_positional = true;
+    while ((id = tf_cli_args_next(&a, &val)) > 0) {
+        printf("twofold %s\n", TF_VERSION);
+        return TF_CLI_EXIT_OK;
+    }
+    if (id < 0)
+        return TF_CLI_EXIT_USAGE;
+    if (a.help) {
+        group_help(stdout, table, cli->cmd, prefix);
+        return TF_CLI_EXIT_OK;
+    }
+    if (a.next == argc) {
+        group_help(stderr, table, cli->cmd, prefix);
+        return TF_CLI_EXIT_USAGE;
+    }
+    const char *name = argv[a.next];
+    const struct verb *v = table;
+    while (v->name != NULL && strcmp(v->name, name) != 0)
+        v++;
+    if (v->name == NULL)
+        return tf_cli_args_usage_error(cli, "unknown verb '%s'", name);
+
+    char sub[64];
+    snprintf(cmd, sizeof cmd, "%s %s", cli->cmd, v->name);
+    snprintf(sub, sizeof sub, "%s%s%s", prefix, prefix[0] ? " " : "", v->name);
+    cli->cmd = cmd;
+    argc -= a.next + 1;
+    argv += a.next + 1;
+    if (v->group != NULL)
+        return dispatch(cli, v->group, sub, argc, argv);
+    if (wants_help(argc, argv)) {
+        verb_help(v, cmd);
+        return TF_CLI_EXIT_OK;
+    }
+    return v->fn(cli, argc, argv);
 }
 
 int main(int argc, char **argv)
 {
-    if (argc < 2) {
-        usage(stderr);
-        return 2;
+    struct tf_cli cli;
+    memset(&cli, 0, sizeof cli);
+    cli.cmd = "twofold";
+    /* https://no-color.org: colour only for a terminal, never with NO_COLOR. */
+    cli.color = isatty(STDOUT_FILENO) && getenv("NO_COLOR") == NULL;
+    if (sodium_init() < 0)
+        return tf_cli_render_fail(&cli, TF_CLI_EXIT_LOCAL, "libsodium failed to initialise");
+    int rc = dispatch(&cli, VERBS, "", argc - 1, argv + 1);
+    /* Report a full disk or closed pipe rather than exiting 0 with lost output. */
+    if (fflush(stdout) != 0 || ferror(stdout)) {
+        cli.cmd = "twofold";
+        if (rc == TF_CLI_EXIT_OK)
+            rc = tf_cli_render_fail(&cli, TF_CLI_EXIT_LOCAL, "cannot write the output");
     }
-    if (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0) {
-        usage(stdout);
-        return 0;
-    }
-    if (strcmp(argv[1], "--version") == 0) {
-        printf("twofold %s\n", TF_VERSION);
-        return 0;
-    }
-    fprintf(stderr, "twofold: unknown verb or option '%s' (try --help)\n", argv[1]);
-    return 2;
+    return rc;
 }

@@ -37,9 +37,9 @@ const char *tf_node_trust_name(enum tf_node_trust trust);
 TF_MUST_CHECK int tf_node_trust_parse(const char *s, enum tf_node_trust *out);
 
 struct tf_node_contact {
-    uint8_t pk[TF_PROTO_KEY_LEN]; /* the card's sign_pk (the store's key) */
-    struct tf_proto_buf card;     /* signed card, owned */
-    struct tf_proto_card fields;  /* views into card.data, valid while card lives */
+    uint8_t pk[TF_PROTO_KEY_LEN];      /* the card's sign_pk (the store's key) */
+    struct tf_proto_buf card;          /* signed card, owned */
+    struct tf_proto_card fields;       /* views into card.data, valid while card lives */
     char alias[TF_NODE_ALIAS_MAX + 1]; /* "" when none */
     enum tf_node_trust trust;
     size_t n_tags;
@@ -53,25 +53,28 @@ struct tf_node_contact {
 };
 
 /* True if s is a valid alias: 1..32 of [A-Za-z0-9._-], starting with a letter
- * or digit, and not starting with "tf1" (which would read as an id). */
+ * or digit, and not starting with "tf1" in any case (which would read as an
+ * id). */
 bool tf_node_alias_is_valid(const char *s);
 
-/* Sets c from a verified signed card (copied); other fields zeroed. */
+/* Sets c from a verified signed card (copied); other fields zeroed.  c's
+ * previous contents are not freed; on failure c is zeroed. */
 TF_MUST_CHECK int tf_node_contact_from_card(struct tf_node_contact *c, const uint8_t *card,
                                             size_t len);
 
-/* Encodes the stored record.  *out owned by the caller. */
-TF_MUST_CHECK int tf_node_contact_encode(const struct tf_node_contact *c,
-                                         struct tf_proto_buf *out);
+/* Encodes the stored record.  *out owned by the caller.  Checks what the
+ * decoder checks: the card's decode error or TF_E_KEY_MISMATCH if c->card
+ * does not name c->pk, TF_E_BAD_VALUE for an invalid alias, trust or tag. */
+TF_MUST_CHECK int tf_node_contact_encode(const struct tf_node_contact *c, struct tf_proto_buf *out);
 
 /* Decodes a stored record for key pk: strict format, the card's body decoded
  * (its signature is not checked again: it was verified before it was stored)
  * and naming pk.  TF_E_CORRUPT on any failure.  c owns copies afterwards. */
 TF_MUST_CHECK int tf_node_contact_decode(const uint8_t pk[static TF_PROTO_KEY_LEN],
-                                         const uint8_t *rec, size_t len,
-                                         struct tf_node_contact *c);
+                                         const uint8_t *rec, size_t len, struct tf_node_contact *c);
 
-/* Deep copy (dst owns its own card bytes). */
+/* Deep copy (dst owns its own card bytes and its fields view them).  dst's
+ * previous contents are not freed and are kept on failure. */
 TF_MUST_CHECK int tf_node_contact_copy(struct tf_node_contact *dst,
                                        const struct tf_node_contact *src);
 

@@ -1,7 +1,9 @@
 /* SPDX-License-Identifier: MIT */
 #include "node/home.h"
 
+#include <dirent.h>
 #include <errno.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -40,8 +42,24 @@ int tf_node_home_path(const char *home, const char *leaf, char *out, size_t cap)
     return n < 0 || (size_t)n >= cap ? -ENAMETOOLONG : 0;
 }
 
-/* mkdir -p: parents with 0755 (the umask applies), the last with 0700. */
-static int make_dirs(const char *path)
+/* True if dir has no entries but . and .. (false if it cannot be read). */
+static bool dir_is_empty(const char *dir)
+{
+    DIR *d = opendir(dir);
+    if (d == NULL)
+        return false;
+    struct dirent *e;
+    bool empty = true;
+    while (empty && (e = readdir(d)) != NULL)
+        empty = strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0;
+    closedir(d);
+    return empty;
+}
+
+/* mkdir -p: parents with 0755 (the umask applies), the last with 0700.  An
+ * existing last directory must be empty (it is then made 0700): twofold never
+ * takes over, or changes the mode of, a directory that holds other files. */
+static int make_dirs(const char *path, char *why, size_t why_cap)
 {
     char buf[TF_NODE_PATH_MAX];
     if (snprintf(buf, sizeof buf, "%s", path) >= (int)sizeof buf)
@@ -54,13 +72,22 @@ static int make_dirs(const char *path)
             return -errno;
         *p = '/';
     }
-    if (mkdir(buf, 0700) != 0 && errno != EEXIST)
+    bool created = mkdir(buf, 0700) == 0;
+    if (!created && errno != EEXIST)
         return -errno;
     struct stat sb;
     if (stat(buf, &sb) != 0)
         return -errno;
-    if (!S_ISDIR(sb.st_mode))
+    if (!S_ISDIR(sb.st_mode)) {
+        snprintf(why, why_cap, "%s exists and is not a directory", path);
         return -ENOTDIR;
+    }
+    if (!created && !dir_is_empty(buf)) {
+        snprintf(why, why_cap,
+                 "%s exists and is not empty; choose a new or empty directory for the home",
+                 path);
+        return TF_E_EXISTS;
+    }
     /* An existing, empty home may have been made with a wider mode. */
     if ((sb.st_mode & 077) != 0 && chmod(buf, 0700) != 0)
         return -errno;
@@ -167,8 +194,10 @@ int tf_node_home_init(const char *home, const struct tf_node_home_init_args *arg
                  home);
         return TF_E_EXISTS;
     }
-    if ((rc = make_dirs(home)) != 0) {
-        snprintf(why, why_cap, "cannot create %s: %s", home, strerror(-rc));
+    why[0] = '\0';
+    if ((rc = make_dirs(home, why, why_cap)) != 0) {
+        if (why[0] == '\0')
+            snprintf(why, why_cap, "cannot create %s: %s", home, tf_strerror(rc));
         return rc;
     }
     if ((rc = tf_node_keys_create(key)) != 0) {
@@ -176,7 +205,9 @@ int tf_node_home_init(const char *home, const struct tf_node_home_init_args *arg
         return rc;
     }
     if ((rc = seed_store(store, key, args, listen, advertise, why, why_cap)) != 0) {
-        remove_store(store);
+        /* A store that appeared meanwhile is someone else's: leave it. */
+        if (rc != TF_E_EXISTS)
+            remove_store(store);
         unlink(key);
         return rc;
     }

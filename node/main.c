@@ -1,43 +1,103 @@
 /* SPDX-License-Identifier: MIT */
-/* twofoldd: the twofold node daemon.  At this stage it only answers --help and
- * --version; the node issue gives it its work. */
+/* twofoldd: the twofold node daemon.  Runs in the foreground and logs to
+ * stderr (systemd-friendly). */
+#include <errno.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 
 #include <sodium.h>
+#include <uv.h>
+
+#include "node/home.h"
+#include "node/log.h"
+#include "node/node.h"
 
 static void usage(FILE *out)
 {
-    fprintf(out, "usage: twofoldd [--home DIR] [--log-level LEVEL]\n"
-                 "\n"
-                 "The twofold node: holds one person's identity and contacts and\n"
-                 "answers introduction requests from other nodes.\n"
-                 "\n"
-                 "options:\n"
-                 "  --help       show this help and exit\n"
-                 "  --version    print the version and exit\n"
-                 "\n"
-                 "The daemon itself is not implemented yet in this version; see README.md.\n");
+    fprintf(out,
+            "usage: twofoldd [--home DIR] [--log-level LEVEL]\n"
+            "\n"
+            "The twofold node: holds one person's identity and contacts and answers\n"
+            "the twofold CLI on DIR/control.sock.  Runs in the foreground; logs go to\n"
+            "stderr.  Stop it with SIGINT or SIGTERM; SIGHUP reloads configuration.\n"
+            "\n"
+            "options:\n"
+            "  --home DIR         the node's home (default: $TWOFOLD_HOME, else\n"
+            "                     $XDG_DATA_HOME/twofold, else ~/.local/share/twofold);\n"
+            "                     create it first with: twofold init --name NAME\n"
+            "  --log-level LEVEL  error, warn, info (default) or debug\n"
+            "  --help             show this help and exit\n"
+            "  --version          print the version and exit\n"
+            "\n"
+            "exit status: 0 after a clean shutdown, 1 if the node could not start,\n"
+            "2 for a usage error.\n");
 }
 
 int main(int argc, char **argv)
 {
+    const char *home_arg = NULL;
     for (int i = 1; i < argc; i++) {
-        if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
+        const char *a = argv[i];
+        if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) {
             usage(stdout);
             return 0;
         }
-        if (strcmp(argv[i], "--version") == 0) {
+        if (strcmp(a, "--version") == 0) {
             printf("twofoldd %s\n", TF_VERSION);
             return 0;
         }
-        fprintf(stderr, "twofoldd: unknown option '%s' (try --help)\n", argv[i]);
-        return 2;
+        if ((strcmp(a, "--home") == 0 || strcmp(a, "--log-level") == 0) && i + 1 >= argc) {
+            fprintf(stderr, "twofoldd: %s needs a value (try --help)\n", a);
+            return 2;
+        }
+        if (strcmp(a, "--home") == 0) {
+            home_arg = argv[++i];
+        } else if (strcmp(a, "--log-level") == 0) {
+            int level = tf_node_log_parse_level(argv[++i]);
+            if (level < 0) {
+                fprintf(stderr, "twofoldd: log level must be error, warn, info or debug\n");
+                return 2;
+            }
+            tf_node_log_set_level((enum tf_node_log_level)level);
+        } else {
+            fprintf(stderr, "twofoldd: unknown option '%s' (try --help)\n", a);
+            return 2;
+        }
     }
     if (sodium_init() < 0) {
         fprintf(stderr, "twofoldd: libsodium failed to initialise\n");
         return 1;
     }
-    fprintf(stderr, "twofoldd: the daemon is not implemented yet in this version (try --help)\n");
-    return 1;
+    /* A core dump would hold the secret keys. */
+    struct rlimit no_core = {0, 0};
+    setrlimit(RLIMIT_CORE, &no_core);
+
+    char home[TF_NODE_PATH_MAX];
+    int rc = tf_node_home_resolve(home_arg, home, sizeof home);
+    if (rc != 0) {
+        fprintf(stderr, "twofoldd: cannot determine the home directory: %s (use --home DIR)\n",
+                strerror(-rc));
+        return 1;
+    }
+    uv_loop_t loop;
+    if ((rc = uv_loop_init(&loop)) != 0) {
+        fprintf(stderr, "twofoldd: %s\n", uv_strerror(rc));
+        return 1;
+    }
+    struct tf_node node;
+    struct tf_node_options opts = {.home = home};
+    int started = tf_node_start(&node, &loop, &opts);
+    /* Even a failed start may have open handles to close. */
+    uv_run(&loop, UV_RUN_DEFAULT);
+    tf_node_deinit(&node);
+    rc = uv_loop_close(&loop);
+    if (rc != 0)
+        tf_node_log(TF_NODE_LOG_ERROR, "node", "event loop did not close cleanly: %s",
+                    uv_strerror(rc));
+    if (started != 0)
+        return 1;
+    tf_node_log(TF_NODE_LOG_INFO, "node", "stopped");
+    return rc == 0 ? 0 : 1;
 }

@@ -44,11 +44,14 @@ struct tf_node_store;
 enum tf_node_store_mode {
     TF_NODE_STORE_CREATE,   /* create a new store; TF_E_EXISTS if one is there */
     TF_NODE_STORE_OPEN,     /* open read-write; TF_E_NOT_FOUND if missing */
-    TF_NODE_STORE_READONLY, /* open read-only (the CLI's offline verbs) */
+    TF_NODE_STORE_READONLY, /* open read-only (the CLI's offline verbs); works
+                               while a node has the store open; writes fail
+                               with -EROFS */
 };
 
 /* Opens (or creates) the store in directory dir (created 0700 when creating).
- * Checks the schema version: newer -> TF_E_VERSION, older -> migrated.
+ * Checks the schema version: newer -> TF_E_VERSION, older -> migrated (in
+ * read-write modes; READONLY gives TF_E_VERSION), missing -> TF_E_CORRUPT.
  * *out is owned by the caller (tf_node_store_close). */
 TF_MUST_CHECK int tf_node_store_open(const char *dir, enum tf_node_store_mode mode,
                                      struct tf_node_store **out);
@@ -78,8 +81,7 @@ TF_MUST_CHECK int tf_node_store_meta_put(struct tf_node_store *st, const char *k
  * TF_E_NOT_FOUND.  *out is filled by copy (tf_node_contact_deinit frees it). */
 TF_MUST_CHECK int tf_node_store_contact_put(struct tf_node_store *st,
                                             const struct tf_node_contact *c);
-TF_MUST_CHECK int tf_node_store_contact_get(struct tf_node_store *st,
-                                            const uint8_t pk[static 32],
+TF_MUST_CHECK int tf_node_store_contact_get(struct tf_node_store *st, const uint8_t pk[static 32],
                                             struct tf_node_contact *out);
 
 /* Resolves what a person typed: an exact alias, else a text id, else a
@@ -92,17 +94,24 @@ TF_MUST_CHECK int tf_node_store_contact_find(struct tf_node_store *st, const cha
 TF_MUST_CHECK int tf_node_store_contact_del(struct tf_node_store *st, const uint8_t pk[static 32]);
 
 /* Calls cb for every contact in key order, with a record valid only during
- * the call.  Stops early (returning its value) if cb returns non-zero. */
+ * the call.  Stops early (returning its value) if cb returns non-zero.
+ * TF_E_CORRUPT if a record does not decode.  cb may write; if it commits or
+ * aborts (or a write of it replaces the transaction to grow the map) the walk
+ * stops with TF_E_BAD_STATE.  While a walk runs outside the write transaction
+ * the map cannot grow, so a write of cb that needs it fails (-ENOSPC).  cb must
+ * not close the store. */
 typedef int tf_node_store_contact_cb(const struct tf_node_contact *c, void *arg);
 TF_MUST_CHECK int tf_node_store_contact_foreach(struct tf_node_store *st,
                                                 tf_node_store_contact_cb *cb, void *arg);
 
-/* Appends an event record (msgpack bytes) with the next sequence number. */
+/* Appends an event record (msgpack bytes) with the next sequence number
+ * (1 for the first), stored in *seq unless seq is NULL. */
 TF_MUST_CHECK int tf_node_store_event_append(struct tf_node_store *st, const uint8_t *rec,
                                              size_t len, uint64_t *seq);
 
 /* Calls cb for every event with seq > after, in order, bytes valid only
- * during the call. */
+ * during the call (and only until cb writes).  Stops early as contact_foreach
+ * does, under the same rules for cb. */
 typedef int tf_node_store_event_cb(uint64_t seq, const uint8_t *rec, size_t len, void *arg);
 TF_MUST_CHECK int tf_node_store_event_foreach(struct tf_node_store *st, uint64_t after,
                                               tf_node_store_event_cb *cb, void *arg);

@@ -25,7 +25,7 @@
 #define TF_PROTO_CTL_HEADER_LEN 4
 /* Largest request a node accepts, and largest reply or event a client accepts. */
 #define TF_PROTO_CTL_REQUEST_MAX (64u * 1024u)
-#define TF_PROTO_CTL_REPLY_MAX (16u * 1024u * 1024u)
+#define TF_PROTO_CTL_REPLY_MAX (64u * 1024u * 1024u)
 /* Most keys in one map of a control message. */
 #define TF_PROTO_CTL_MAP_MAX 64
 /* Deepest nesting in a control message. */

@@ -337,7 +337,7 @@ static void test_decode_prefixes_and_trailing(void **state)
 static void test_decode_garbage(void **state)
 {
     struct fixture *f = *state;
-    uint8_t buf[256];
+    uint8_t buf[256] = {0};
     for (size_t len = 0; len <= sizeof buf; len += 17) {
         for (size_t i = 0; i < len; i++)
             buf[i] = (uint8_t)(i * 131 + len * 7 + 0x99);

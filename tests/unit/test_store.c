@@ -978,6 +978,56 @@ static void test_map_growth(void **state)
     assert_ok(tf_node_store_commit(f->st));
 }
 
+/* While a walk holds a read transaction the map cannot grow, so a write of
+ * its callback that needs more room loses the whole write transaction; the
+ * store refuses further writes and commit reports the loss. */
+struct filler {
+    struct tf_node_store *st;
+    uint8_t *rec;
+    int first_err, next_err;
+    uint64_t written;
+};
+
+static int filler_cb(const struct tf_node_contact *c, void *arg)
+{
+    struct filler *fl = arg;
+    (void)c;
+    for (int i = 0; i < 2 * BIG_COUNT && fl->first_err == TF_OK; i++) {
+        fl->first_err = tf_node_store_event_append(fl->st, fl->rec, BIG_LEN, NULL);
+        if (fl->first_err == TF_OK)
+            fl->written++;
+    }
+    fl->next_err = tf_node_store_event_append(fl->st, fl->rec, 1, NULL);
+    return 0;
+}
+
+static void test_lost_txn_is_reported(void **state)
+{
+    struct fixture *f = *state;
+    struct filler fl = {.rec = calloc(1, BIG_LEN)};
+    assert_non_null(fl.rec);
+    assert_ok(tf_node_store_open(f->dir, TF_NODE_STORE_CREATE, &f->st));
+    fl.st = f->st;
+    put_contact(f, 1, "", NULL);
+    assert_ok(tf_node_store_commit(f->st));
+
+    assert_ok(tf_node_store_contact_foreach(f->st, filler_cb, &fl));
+    assert_rc(fl.first_err, -ENOSPC);
+    assert_rc(fl.next_err, -ENOSPC);
+    assert_true(fl.written > 10 && fl.written < 64);
+    assert_true(tf_node_store_dirty(f->st));
+    assert_rc(tf_node_store_commit(f->st), -ENOSPC);
+    assert_false(tf_node_store_dirty(f->st));
+    assert_counts(f, 1, 0);
+
+    /* with no reader open the map grows again */
+    for (uint64_t i = 1; i <= 70; i++)
+        assert_ok(tf_node_store_event_append(f->st, fl.rec, BIG_LEN, NULL));
+    assert_ok(tf_node_store_commit(f->st));
+    assert_counts(f, 1, 70);
+    free(fl.rec);
+}
+
 int main(void)
 {
     if (sodium_init() < 0)
@@ -1004,6 +1054,7 @@ int main(void)
         T(test_close_discards_and_commit_persists),
         T(test_many_contacts),
         T(test_map_growth),
+        T(test_lost_txn_is_reported),
     };
 #undef T
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -1,0 +1,162 @@
+/* SPDX-License-Identifier: MIT */
+#include "cli/args.h"
+
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "cli/render.h"
+
+enum { OPT_HOME = -100, OPT_JSON = -101, OPT_HELP = -102 };
+
+/* Accepted by every verb, in any position. */
+static const struct tf_cli_opt GLOBALS[] = {
+    {"home", true, OPT_HOME},
+    {"json", false, OPT_JSON},
+    {"help", false, OPT_HELP},
+    {NULL, false, 0},
+};
+
+void tf_cli_args_init(struct tf_cli_args *a, struct tf_cli *cli, int argc, char **argv,
+                      const struct tf_cli_opt *opts)
+{
+    static const struct tf_cli_opt none[] = {{NULL, false, 0}};
+    memset(a, 0, sizeof *a);
+    a->cli = cli;
+    a->argc = argc;
+    a->argv = argv;
+    a->opts = opts != NULL ? opts : none;
+}
+
+/* Finds "name" (n bytes, from "--name" or "--name=...") in table. */
+static const struct tf_cli_opt *lookup(const struct tf_cli_opt *table, const char *name, size_t n)
+{
+    for (; table->name != NULL; table++)
+        if (strlen(table->name) == n && memcmp(table->name, name, n) == 0)
+            return table;
+    return NULL;
+}
+
+int tf_cli_args_usage_error(const struct tf_cli *cli, const char *fmt, ...)
+{
+    char msg[512];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    return tf_cli_render_fail(cli, TF_CLI_EXIT_USAGE, "%s (try '%s --help')", msg, cli->cmd);
+}
+
+static int add_positional(struct tf_cli_args *a, const char *arg)
+{
+    if (a->n_pos == TF_CLI_ARGS_POS_MAX) {
+        tf_cli_args_usage_error(a->cli, "too many arguments");
+        return -1;
+    }
+    a->pos[a->n_pos++] = arg;
+    return 0;
+}
+
+int tf_cli_args_next(struct tf_cli_args *a, const char **val)
+{
+    while (a->next < a->argc) {
+        const char *arg = a->argv[a->next];
+        bool is_opt = !a->opts_done && arg[0] == '-' && arg[1] != '\0';
+        if (!is_opt) {
+            if (a->stop_at_positional)
+                return 0;
+            a->next++;
+            if (add_positional(a, arg) != 0)
+                return -1;
+            continue;
+        }
+        a->next++;
+        if (strcmp(arg, "--") == 0) {
+            a->opts_done = true;
+            continue;
+        }
+        if (strcmp(arg, "-h") == 0) {
+            a->help = true;
+            continue;
+        }
+        if (arg[1] != '-') {
+            tf_cli_args_usage_error(a->cli, "unknown option '%s'", arg);
+            return -1;
+        }
+        const char *name = arg + 2;
+        const char *eq = strchr(name, '=');
+        size_t n = eq != NULL ? (size_t)(eq - name) : strlen(name);
+        const struct tf_cli_opt *o = lookup(a->opts, name, n);
+        if (o == NULL)
+            o = lookup(GLOBALS, name, n);
+        if (o == NULL) {
+            tf_cli_args_usage_error(a->cli, "unknown option '--%.*s'", (int)n, name);
+            return -1;
+        }
+        const char *v = NULL;
+        if (o->has_arg) {
+            if (eq != NULL)
+                v = eq + 1;
+            else if (a->next < a->argc)
+                v = a->argv[a->next++];
+            else {
+                tf_cli_args_usage_error(a->cli, "option '--%s' needs a value", o->name);
+                return -1;
+            }
+        } else if (eq != NULL) {
+            tf_cli_args_usage_error(a->cli, "option '--%s' takes no value", o->name);
+            return -1;
+        }
+        switch (o->id) {
+        case OPT_HOME:
+            a->cli->home_arg = v;
+            continue;
+        case OPT_JSON:
+            a->cli->json = true;
+            continue;
+        case OPT_HELP:
+            a->help = true;
+            continue;
+        default:
+            *val = v;
+            return o->id;
+        }
+    }
+    return 0;
+}
+
+int tf_cli_args_want(const struct tf_cli_args *a, size_t min, size_t max, const char *what)
+{
+    if (a->n_pos < min) {
+        tf_cli_args_usage_error(a->cli, "missing %s", what);
+        return -1;
+    }
+    if (a->n_pos > max) {
+        tf_cli_args_usage_error(a->cli, "unexpected argument '%s'", a->pos[max]);
+        return -1;
+    }
+    return 0;
+}
+
+int tf_cli_args_parse_plain(struct tf_cli_args *a, struct tf_cli *cli, int argc, char **argv,
+                            size_t min, size_t max, const char *what)
+{
+    const char *val;
+    tf_cli_args_init(a, cli, argc, argv, NULL);
+    if (tf_cli_args_next(a, &val) < 0)
+        return -1;
+    return tf_cli_args_want(a, min, max, what);
+}
+
+int tf_cli_args_home(struct tf_cli *cli)
+{
+    int rc = tf_node_home_resolve(cli->home_arg, cli->home, sizeof cli->home);
+    if (rc == -ENAMETOOLONG)
+        return tf_cli_render_fail(cli, TF_CLI_EXIT_LOCAL, "the home directory path is too long");
+    if (rc != 0)
+        return tf_cli_render_fail(cli, TF_CLI_EXIT_LOCAL,
+                                  "cannot tell where the twofold home is: give --home DIR or set "
+                                  "TWOFOLD_HOME");
+    return TF_CLI_EXIT_OK;
+}

@@ -1,0 +1,328 @@
+/* SPDX-License-Identifier: MIT */
+#include "cli/ctl.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/select.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "cli/render.h"
+#include "proto/ctl.h"
+#include "proto/mp.h"
+
+int tf_cli_ctl_open(struct tf_cli_ctl *c, const struct tf_cli *cli)
+{
+    struct sockaddr_un sa;
+    char path[TF_NODE_PATH_MAX];
+    struct stat sb;
+
+    memset(c, 0, sizeof *c);
+    c->cli = cli;
+    if (stat(cli->home, &sb) != 0 && errno == ENOENT)
+        return tf_cli_render_fail(cli, TF_CLI_EXIT_LOCAL,
+                                  "there is no twofold home at %s; create one with: twofold "
+                                  "--home %s init --name NAME",
+                                  cli->home, cli->home);
+    memset(&sa, 0, sizeof sa);
+    sa.sun_family = AF_UNIX;
+    if (tf_node_home_path(cli->home, TF_NODE_HOME_SOCKET, path, sizeof path) != 0 ||
+        strlen(path) >= sizeof sa.sun_path)
+        return tf_cli_render_fail(cli, TF_CLI_EXIT_LOCAL,
+                                  "the control socket path %s/%s is longer than a Unix socket "
+                                  "allows (%zu bytes); use a shorter --home",
+                                  cli->home, TF_NODE_HOME_SOCKET, sizeof sa.sun_path - 1);
+    memcpy(sa.sun_path, path, strlen(path) + 1);
+    if (!msgpack_zone_init(&c->zone, 4096))
+        return tf_cli_render_fail(cli, TF_CLI_EXIT_LOCAL, "out of memory");
+    c->zone_ready = true;
+    c->fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (c->fd < 0)
+        return tf_cli_render_fail(cli, TF_CLI_EXIT_LOCAL, "cannot make a socket: %s",
+                                  strerror(errno));
+    c->connected = true;
+    if (connect(c->fd, (const struct sockaddr *)&sa, sizeof sa) == 0)
+        return TF_CLI_EXIT_OK;
+    int e = errno;
+    if (e == ENOENT || e == ECONNREFUSED)
+        return tf_cli_render_fail(cli, TF_CLI_EXIT_NODE,
+                                  "twofoldd is not running for %s; start it with: twofoldd "
+                                  "--home %s",
+                                  cli->home, cli->home);
+    return tf_cli_render_fail(cli, e == EACCES || e == EPERM ? TF_CLI_EXIT_LOCAL : TF_CLI_EXIT_NODE,
+                              "cannot connect to %s: %s", path, strerror(e));
+}
+
+void tf_cli_ctl_close(struct tf_cli_ctl *c)
+{
+    if (c->connected)
+        close(c->fd);
+    c->connected = false;
+    free(c->body);
+    c->body = NULL;
+    if (c->zone_ready)
+        msgpack_zone_destroy(&c->zone);
+    c->zone_ready = false;
+}
+
+static int64_t now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* Waits until fd is readable or the deadline (< 0: none) passes.  pselect
+ * rather than poll: with c->wait_mask it unblocks the stop signals only while
+ * it waits, so a signal that arrives just before the wait cannot be missed. */
+static int wait_readable(struct tf_cli_ctl *c, int64_t deadline)
+{
+    if (c->fd >= FD_SETSIZE)
+        return -EMFILE;
+    for (;;) {
+        struct timespec ts, *tsp = NULL;
+        if (deadline >= 0) {
+            int64_t left = deadline - now_ms();
+            if (left <= 0)
+                return -ETIMEDOUT;
+            ts.tv_sec = (time_t)(left / 1000);
+            ts.tv_nsec = (long)(left % 1000) * 1000000;
+            tsp = &ts;
+        }
+        fd_set rd;
+        FD_ZERO(&rd);
+        FD_SET(c->fd, &rd);
+        int n = pselect(c->fd + 1, &rd, NULL, NULL, tsp, c->wait_mask);
+        if (n > 0)
+            return 0;
+        if (n < 0 && errno != EINTR)
+            return -errno;
+        if (c->stop != NULL && *c->stop)
+            return -EINTR;
+    }
+}
+
+/* Reads exactly n bytes.  -EPIPE if the node closed the connection. */
+static int read_exact(struct tf_cli_ctl *c, uint8_t *p, size_t n, int64_t deadline)
+{
+    while (n > 0) {
+        int rc = wait_readable(c, deadline);
+        if (rc != 0)
+            return rc;
+        ssize_t r = read(c->fd, p, n);
+        if (r == 0)
+            return -EPIPE;
+        if (r < 0 && errno == EINTR)
+            continue;
+        if (r < 0)
+            return -errno;
+        p += r;
+        n -= (size_t)r;
+    }
+    return 0;
+}
+
+static int write_all(int fd, const uint8_t *p, size_t n)
+{
+    while (n > 0) {
+        ssize_t w = send(fd, p, n, MSG_NOSIGNAL);
+        if (w < 0 && errno == EINTR)
+            continue;
+        if (w < 0)
+            return -errno;
+        p += w;
+        n -= (size_t)w;
+    }
+    return 0;
+}
+
+/* Reads one frame and decodes it into c's zone. */
+static int read_frame(struct tf_cli_ctl *c, int64_t deadline, msgpack_object *out)
+{
+    uint8_t hdr[TF_PROTO_CTL_HEADER_LEN];
+    uint32_t len;
+    free(c->body);
+    c->body = NULL;
+    msgpack_zone_clear(&c->zone);
+    int rc = read_exact(c, hdr, sizeof hdr, deadline);
+    if (rc != 0)
+        return rc;
+    if ((rc = tf_proto_ctl_frame_parse(hdr, sizeof hdr, TF_PROTO_CTL_REPLY_MAX, &len)) != TF_OK)
+        return rc;
+    /* len is at most TF_PROTO_CTL_REPLY_MAX, checked before allocating. */
+    if ((c->body = malloc(len)) == NULL)
+        return TF_E_NOMEM;
+    if ((rc = read_exact(c, c->body, len, deadline)) != 0)
+        return rc;
+    return tf_proto_ctl_unpack(c->body, len, &c->zone, out);
+}
+
+/* Prints what went wrong talking to the node. */
+static int report(struct tf_cli_ctl *c, int rc)
+{
+    const struct tf_cli *cli = c->cli;
+    switch (rc) {
+    case -ETIMEDOUT:
+        return tf_cli_render_fail(cli, TF_CLI_EXIT_NODE,
+                                  "twofoldd for %s did not answer within %d s; check that it is "
+                                  "healthy (its log)",
+                                  cli->home, TF_CLI_CTL_TIMEOUT_MS / 1000);
+    case -EPIPE:
+    case -ECONNRESET:
+        return tf_cli_render_fail(cli, TF_CLI_EXIT_NODE,
+                                  "twofoldd for %s closed the connection (did it stop?)",
+                                  cli->home);
+    case -ENOMEM:
+    case TF_E_NOMEM:
+        return tf_cli_render_fail(cli, TF_CLI_EXIT_LOCAL, "out of memory");
+    default:
+        if (rc <= -10000)
+            return tf_cli_render_fail(cli, TF_CLI_EXIT_NODE,
+                                      "twofoldd sent a malformed reply (%s); are twofold and "
+                                      "twofoldd the same version?",
+                                      tf_strerror(rc));
+        return tf_cli_render_fail(cli, TF_CLI_EXIT_NODE, "cannot talk to twofoldd: %s",
+                                  tf_strerror(rc));
+    }
+}
+
+static void write_arg(struct tf_proto_mp_writer *w, const struct tf_cli_ctl_arg *a)
+{
+    tf_proto_mp_write_cstr(w, a->key);
+    switch (a->type) {
+    case TF_CLI_CTL_STR:
+        tf_proto_mp_write_cstr(w, a->str);
+        break;
+    case TF_CLI_CTL_BOOL:
+        tf_proto_mp_write_bool(w, a->b);
+        break;
+    case TF_CLI_CTL_UINT:
+        tf_proto_mp_write_uint(w, a->u);
+        break;
+    case TF_CLI_CTL_STRS:
+        tf_proto_mp_write_array(w, (uint32_t)a->n);
+        for (size_t i = 0; i < a->n; i++)
+            tf_proto_mp_write_cstr(w, a->strs[i]);
+        break;
+    }
+}
+
+static int send_request(struct tf_cli_ctl *c, const char *verb, const struct tf_cli_ctl_arg *args,
+                        size_t n)
+{
+    struct tf_proto_mp_writer w;
+    struct tf_proto_buf body;
+    uint8_t hdr[TF_PROTO_CTL_HEADER_LEN];
+    if (n > TF_PROTO_CTL_MAP_MAX)
+        return TF_E_TOO_LONG;
+    tf_proto_mp_writer_init(&w);
+    tf_proto_mp_write_map(&w, n > 0 ? 3 : 2);
+    tf_proto_mp_write_cstr(&w, "id");
+    tf_proto_mp_write_uint(&w, ++c->last_id);
+    tf_proto_mp_write_cstr(&w, "verb");
+    tf_proto_mp_write_cstr(&w, verb);
+    if (n > 0) {
+        tf_proto_mp_write_cstr(&w, "args");
+        tf_proto_mp_write_map(&w, (uint32_t)n);
+        for (size_t i = 0; i < n; i++)
+            write_arg(&w, &args[i]);
+    }
+    int rc = tf_proto_mp_writer_finish(&w, &body);
+    if (rc != TF_OK)
+        return rc;
+    if (body.len > TF_PROTO_CTL_REQUEST_MAX) {
+        tf_proto_buf_free(&body);
+        return TF_E_TOO_LONG;
+    }
+    tf_proto_ctl_frame_header(hdr, (uint32_t)body.len);
+    if ((rc = write_all(c->fd, hdr, sizeof hdr)) == 0)
+        rc = write_all(c->fd, body.data, body.len);
+    tf_proto_buf_free(&body);
+    return rc;
+}
+
+int tf_cli_ctl_refused(struct tf_cli_ctl *c, const msgpack_object *reply)
+{
+    const msgpack_object *err = tf_proto_ctl_get(reply, "error");
+    const char *msg = NULL, *name = NULL;
+    size_t msg_len = 0, name_len = 0;
+    int64_t code = 0;
+    if (tf_proto_ctl_get_str(err, "message", &msg, &msg_len) != TF_OK)
+        msg = NULL;
+    if (tf_proto_ctl_get_str(err, "name", &name, &name_len) != TF_OK)
+        name = NULL;
+    if (tf_proto_ctl_get_int(err, "code", &code) != TF_OK || code < INT32_MIN || code > 0)
+        code = 0;
+    if (c->cli->json && err != NULL) {
+        json_t *j = json_object();
+        if (j != NULL && json_object_set_new(j, "error", tf_cli_render_json(err)) == 0)
+            (void)tf_cli_render_json_print(c->cli, j, false);
+        else
+            json_decref(j);
+    }
+    if (msg != NULL && msg_len > 0)
+        return tf_cli_render_fail(c->cli, TF_CLI_EXIT_FAIL, "%.*s", (int)msg_len, msg);
+    if (name != NULL)
+        return tf_cli_render_fail(c->cli, TF_CLI_EXIT_FAIL, "twofoldd refused: %.*s", (int)name_len,
+                                  name);
+    return tf_cli_render_fail(c->cli, TF_CLI_EXIT_FAIL, "twofoldd refused: %s",
+                              tf_strerror((int)code));
+}
+
+int tf_cli_ctl_call(struct tf_cli_ctl *c, const char *verb, const struct tf_cli_ctl_arg *args,
+                    size_t n, const msgpack_object **result)
+{
+    static const msgpack_object nil = {.type = MSGPACK_OBJECT_NIL};
+    const msgpack_object *reply = &c->root;
+    uint64_t id;
+    bool ok;
+    int rc = send_request(c, verb, args, n);
+    if (rc == TF_E_TOO_LONG)
+        return tf_cli_render_fail(c->cli, TF_CLI_EXIT_FAIL,
+                                  "the request is larger than twofoldd accepts (%u KiB)",
+                                  TF_PROTO_CTL_REQUEST_MAX / 1024);
+    if (rc != 0)
+        return report(c, rc);
+    if ((rc = read_frame(c, now_ms() + TF_CLI_CTL_TIMEOUT_MS, &c->root)) == -EINTR)
+        return -1;
+    if (rc != 0)
+        return report(c, rc);
+    if (reply->type != MSGPACK_OBJECT_MAP || tf_proto_ctl_get_uint(reply, "id", &id) != TF_OK ||
+        tf_proto_ctl_get_bool(reply, "ok", &ok) != TF_OK)
+        return report(c, TF_E_BAD_KEY);
+    /* Id 0 answers a request the node could not read at all. */
+    if (id != c->last_id && !(id == 0 && !ok))
+        return report(c, TF_E_BAD_VALUE);
+    if (!ok)
+        return tf_cli_ctl_refused(c, reply);
+    *result = tf_proto_ctl_get(reply, "result");
+    if (*result == NULL)
+        *result = &nil;
+    return TF_CLI_EXIT_OK;
+}
+
+int tf_cli_ctl_run(struct tf_cli_ctl *c, struct tf_cli *cli, const char *verb,
+                   const struct tf_cli_ctl_arg *args, size_t n, const msgpack_object **result)
+{
+    int rc = tf_cli_args_home(cli);
+    if (rc == TF_CLI_EXIT_OK)
+        rc = tf_cli_ctl_open(c, cli);
+    if (rc == TF_CLI_EXIT_OK)
+        rc = tf_cli_ctl_call(c, verb, args, n, result);
+    return rc;
+}
+
+int tf_cli_ctl_next(struct tf_cli_ctl *c, const msgpack_object **frame)
+{
+    int rc = read_frame(c, -1, &c->root);
+    if (rc == -EINTR)
+        return -1;
+    if (rc != 0)
+        return report(c, rc);
+    *frame = &c->root;
+    return TF_CLI_EXIT_OK;
+}

@@ -1,0 +1,93 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The CLI's side of the control protocol (docs/CONTROL.md): a blocking Unix
+ * socket client for one short-lived process.  Requests are built with
+ * proto/mp's writer; replies are framed and decoded with proto/ctl (never by
+ * handing node bytes to msgpack_unpack directly).
+ *
+ * Every function that can fail prints one line saying what went wrong and
+ * returns an exit status (enum tf_cli_exit), so a verb only has to return it.
+ */
+#ifndef TF_CLI_CTL_H
+#define TF_CLI_CTL_H
+
+#include <signal.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <msgpack/object.h>
+#include <msgpack/zone.h>
+
+#include "cli/args.h"
+
+/* How long a reply may take. */
+#define TF_CLI_CTL_TIMEOUT_MS 10000
+
+enum tf_cli_ctl_type {
+    TF_CLI_CTL_STR,  /* str */
+    TF_CLI_CTL_BOOL, /* b */
+    TF_CLI_CTL_UINT, /* u */
+    TF_CLI_CTL_STRS, /* strs[0..n) */
+};
+
+/* One request argument: args[key] = value. */
+struct tf_cli_ctl_arg {
+    const char *key;
+    enum tf_cli_ctl_type type;
+    const char *str;
+    bool b;
+    uint64_t u;
+    const char *const *strs;
+    size_t n;
+};
+
+struct tf_cli_ctl {
+    const struct tf_cli *cli; /* borrowed */
+    bool connected;           /* fd is open */
+    int fd;
+    uint64_t last_id;
+    uint8_t *body;       /* the last frame's bytes (the tree views into them), owned */
+    msgpack_object root; /* the last frame, decoded into zone */
+    msgpack_zone zone;
+    bool zone_ready;
+    /* For a caller that handles signals: the signal mask to wait with (the
+     * caller blocks its stop signals otherwise, see pselect), and the flag
+     * its handler sets; a wait interrupted with *stop non-zero ends. */
+    const sigset_t *wait_mask;
+    volatile sig_atomic_t *stop;
+};
+
+/* Connects to <home>/control.sock.  When nothing listens there, says that the
+ * node is not running and how to start it (TF_CLI_EXIT_NODE). */
+int tf_cli_ctl_open(struct tf_cli_ctl *c, const struct tf_cli *cli);
+
+/* Sends {id, verb, args} and waits up to TF_CLI_CTL_TIMEOUT_MS for the reply.
+ * On success *result views the reply's result (nil if it has none), valid
+ * until the next call on c or tf_cli_ctl_close.  A refusal by the node is
+ * printed (its message on stderr; with --json also {"error": ...} on stdout)
+ * and gives TF_CLI_EXIT_FAIL.  Returns -1, printing nothing, if the wait was
+ * ended through c->stop. */
+int tf_cli_ctl_call(struct tf_cli_ctl *c, const char *verb, const struct tf_cli_ctl_arg *args,
+                    size_t n, const msgpack_object **result);
+
+/* The common path of a node verb: resolves the home (tf_cli_args_home),
+ * connects (tf_cli_ctl_open) and calls (tf_cli_ctl_call).  Close c
+ * afterwards whatever it returns. */
+int tf_cli_ctl_run(struct tf_cli_ctl *c, struct tf_cli *cli, const char *verb,
+                   const struct tf_cli_ctl_arg *args, size_t n, const msgpack_object **result);
+
+/* Waits (without a time limit) for the next frame the node sends on its own,
+ * such as a watch event.  *frame is valid as for tf_cli_ctl_call.  Returns an
+ * exit status, or -1 without printing anything if *c->stop was set. */
+int tf_cli_ctl_next(struct tf_cli_ctl *c, const msgpack_object **frame);
+
+/* Prints a node's error reply {id, ok: false, error} (also used for error
+ * frames that arrive outside a call) and returns TF_CLI_EXIT_FAIL. */
+int tf_cli_ctl_refused(struct tf_cli_ctl *c, const msgpack_object *reply);
+
+/* Closes the connection and frees everything.  Safe on a zeroed struct, after
+ * a failed tf_cli_ctl_open, and twice. */
+void tf_cli_ctl_close(struct tf_cli_ctl *c);
+
+#endif

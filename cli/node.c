@@ -1,0 +1,180 @@
+/* SPDX-License-Identifier: MIT */
+#include "cli/node.h"
+
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "cli/ctl.h"
+#include "cli/render.h"
+#include "proto/ctl.h"
+
+/* Set by SIGINT or SIGTERM while `watch` waits: the process's only global. */
+static volatile sig_atomic_t stop_requested;
+
+static void on_stop_signal(int sig)
+{
+    (void)sig;
+    stop_requested = 1;
+}
+
+int tf_cli_node_status(struct tf_cli *cli, int argc, char **argv)
+{
+    static const struct tf_cli_render_row rows[] = {
+        {"id", "id", TF_CLI_RENDER_TEXT},
+        {"fingerprint", "fingerprint", TF_CLI_RENDER_TEXT},
+        {"name", "name", TF_CLI_RENDER_TEXT},
+        {"listen", "listen", TF_CLI_RENDER_TEXT},
+        {"version", "version", TF_CLI_RENDER_TEXT},
+        {"pid", "pid", TF_CLI_RENDER_UINT},
+        {"uptime", "uptime_s", TF_CLI_RENDER_DURATION},
+        {"store", "store_bytes", TF_CLI_RENDER_BYTES},
+        {"contacts", "contacts", TF_CLI_RENDER_UINT},
+        {"events", "events", TF_CLI_RENDER_UINT},
+    };
+    struct tf_cli_args a;
+    struct tf_cli_ctl c = {0};
+    const msgpack_object *res;
+    int rc;
+
+    if (tf_cli_args_parse_plain(&a, cli, argc, argv, 0, 0, "") != 0)
+        return TF_CLI_EXIT_USAGE;
+    if ((rc = tf_cli_ctl_run(&c, cli, "status", NULL, 0, &res)) != TF_CLI_EXIT_OK)
+        goto cleanup;
+    if (cli->json) {
+        rc = tf_cli_render_json_print(cli, tf_cli_render_json(res), false);
+    } else {
+        tf_cli_render_kv("home", cli->home);
+        tf_cli_render_rows(res, rows, sizeof rows / sizeof rows[0]);
+    }
+cleanup:
+    tf_cli_ctl_close(&c);
+    return rc;
+}
+
+/* One event for people: "2026-05-01 12:34:56  #12  contact.added  contact=tf1... name=Bob". */
+static void print_event(const msgpack_object *ev)
+{
+    char when[32] = "-", type[128], value[4096], key[128];
+    uint64_t seq = 0, t;
+    const char *p;
+    size_t n;
+    if (tf_proto_ctl_get_uint(ev, "time", &t) == TF_OK && t < 253402300800u /* year 10000 */) {
+        time_t tt = (time_t)t;
+        struct tm tm;
+        if (localtime_r(&tt, &tm) != NULL)
+            strftime(when, sizeof when, "%Y-%m-%d %H:%M:%S", &tm);
+    }
+    if (tf_proto_ctl_get_uint(ev, "seq", &seq) != TF_OK)
+        seq = 0;
+    if (tf_proto_ctl_get_str(ev, "type", &p, &n) != TF_OK)
+        p = "?", n = 1;
+    tf_cli_render_clean(type, sizeof type, p, n);
+    printf("%s  #%llu  %s", when, (unsigned long long)seq, type);
+    for (uint32_t i = 0; i < ev->via.map.size; i++) {
+        const msgpack_object_kv *kv = &ev->via.map.ptr[i];
+        const msgpack_object_str *k = &kv->key.via.str;
+        /* Keys are strings: tf_proto_ctl_unpack checked every map. */
+        if ((k->size == 3 && memcmp(k->ptr, "seq", 3) == 0) ||
+            (k->size == 4 && memcmp(k->ptr, "time", 4) == 0) ||
+            (k->size == 4 && memcmp(k->ptr, "type", 4) == 0))
+            continue;
+        tf_cli_render_clean(key, sizeof key, k->ptr, k->size);
+        tf_cli_render_value(value, sizeof value, &kv->val);
+        printf("  %s=%s", key, value);
+    }
+    putchar('\n');
+}
+
+/* Parses a decimal event sequence number. */
+static int parse_seq(const char *s, uint64_t *out)
+{
+    char *end;
+    if (s[0] < '0' || s[0] > '9')
+        return -1;
+    errno = 0;
+    unsigned long long v = strtoull(s, &end, 10);
+    if (errno != 0 || *end != '\0')
+        return -1;
+    *out = v;
+    return 0;
+}
+
+int tf_cli_node_watch(struct tf_cli *cli, int argc, char **argv)
+{
+    enum { OPT_SINCE = 1 };
+    static const struct tf_cli_opt opts[] = {{"since", true, OPT_SINCE}, {NULL, false, 0}};
+    struct tf_cli_args a;
+    struct tf_cli_ctl c = {0};
+    struct tf_cli_ctl_arg arg = {.key = "since", .type = TF_CLI_CTL_UINT};
+    bool since = false;
+    const msgpack_object *res, *frame;
+    const char *val;
+    int id, rc;
+
+    tf_cli_args_init(&a, cli, argc, argv, opts);
+    while ((id = tf_cli_args_next(&a, &val)) > 0) {
+        if (parse_seq(val, &arg.u) != 0)
+            return tf_cli_args_usage_error(cli, "--since wants an event number, not '%s'", val);
+        since = true;
+    }
+    if (id < 0 || tf_cli_args_want(&a, 0, 0, "") != 0)
+        return TF_CLI_EXIT_USAGE;
+
+    /* Ctrl-C (or SIGTERM) ends the watch with status 0.  The signals stay
+     * blocked except while waiting for the node (c.wait_mask), so one cannot
+     * slip in between a check of the flag and the wait. */
+    struct sigaction sa;
+    sigset_t stop_set, wait_mask;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_stop_signal;
+    sigemptyset(&sa.sa_mask);
+    sigemptyset(&stop_set);
+    sigaddset(&stop_set, SIGINT);
+    sigaddset(&stop_set, SIGTERM);
+    sigprocmask(SIG_BLOCK, &stop_set, &wait_mask);
+    sigdelset(&wait_mask, SIGINT);
+    sigdelset(&wait_mask, SIGTERM);
+    sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGTERM, &sa, NULL);
+
+    if ((rc = tf_cli_args_home(cli)) != TF_CLI_EXIT_OK || (rc = tf_cli_ctl_open(&c, cli)) != 0)
+        goto cleanup;
+    c.wait_mask = &wait_mask;
+    c.stop = &stop_requested;
+    if ((rc = tf_cli_ctl_call(&c, "watch", &arg, since ? 1 : 0, &res)) != 0)
+        goto cleanup;
+    if (!cli->json && isatty(STDOUT_FILENO))
+        fprintf(stderr, "watching %s; press Ctrl-C to stop\n", cli->home);
+    while ((rc = tf_cli_ctl_next(&c, &frame)) == TF_CLI_EXIT_OK) {
+        const msgpack_object *ev = tf_proto_ctl_get(frame, "event");
+        bool ok = true;
+        if (ev == NULL && tf_proto_ctl_get_bool(frame, "ok", &ok) == TF_OK && !ok) {
+            rc = tf_cli_ctl_refused(&c, frame);
+            break;
+        }
+        if (ev == NULL || ev->type != MSGPACK_OBJECT_MAP) {
+            rc = tf_cli_render_fail(cli, TF_CLI_EXIT_NODE, "twofoldd sent a malformed event");
+            break;
+        }
+        if (cli->json)
+            rc = tf_cli_render_json_print(cli, tf_cli_render_json(ev), true);
+        else
+            print_event(ev);
+        if (rc != TF_CLI_EXIT_OK)
+            break;
+        if (fflush(stdout) != 0) {
+            rc = tf_cli_render_fail(cli, TF_CLI_EXIT_LOCAL, "cannot write the output");
+            break;
+        }
+    }
+cleanup:
+    if (rc == -1)
+        rc = TF_CLI_EXIT_OK; /* interrupted */
+    tf_cli_ctl_close(&c);
+    return rc;
+}

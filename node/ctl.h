@@ -1,0 +1,44 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The control socket server (docs/CONTROL.md): accepts the owner's CLI
+ * connections on <home>/control.sock, decodes request frames, runs verbs
+ * (node/verbs.h) and writes replies.  Replies to requests that changed state
+ * are held until the node's group commit has made the change durable
+ * (tf_node_ctl_committed).
+ */
+#ifndef TF_NODE_CTL_H
+#define TF_NODE_CTL_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "proto/err.h"
+
+struct tf_node;
+struct tf_node_ctl;
+
+/* Most connections at once, in all and from one uid. */
+#define TF_NODE_CTL_CLIENTS_MAX 64
+#define TF_NODE_CTL_CLIENTS_PER_UID 16
+/* A client whose unread output passes this is disconnected. */
+#define TF_NODE_CTL_OUTPUT_MAX (64u * 1024u * 1024u)
+
+/* Binds path (0600, inside the 0700 home; a stale socket file is replaced)
+ * and starts listening.  *out is owned by the node; tf_node_ctl_stop frees it
+ * through the loop. */
+TF_MUST_CHECK int tf_node_ctl_start(struct tf_node *node, const char *path,
+                                    struct tf_node_ctl **out);
+
+/* Closes the listener and every connection; memory is freed in the close
+ * callbacks, so the loop must run afterwards.  Unlinks the socket file. */
+void tf_node_ctl_stop(struct tf_node_ctl *ctl);
+
+/* Called after each group commit attempt: rc is its result.  On success held
+ * replies go out; on failure each held reply is replaced by an error reply
+ * (the change was lost). */
+void tf_node_ctl_committed(struct tf_node_ctl *ctl, int rc);
+
+/* Sends one framed event to every watching client. */
+void tf_node_ctl_broadcast(struct tf_node_ctl *ctl, const uint8_t *frame, size_t len);
+
+#endif

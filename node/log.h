@@ -1,0 +1,35 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Logging for twofoldd: one line per event on stderr,
+ *   2026-11-26T07:30:00Z info  ctl: client 3 connected
+ * Only node/ logs.  Peer- or user-supplied text must go through
+ * tf_node_log_escape before it is logged.
+ */
+#ifndef TF_NODE_LOG_H
+#define TF_NODE_LOG_H
+
+#include <stddef.h>
+
+enum tf_node_log_level {
+    TF_NODE_LOG_ERROR = 0,
+    TF_NODE_LOG_WARN = 1,
+    TF_NODE_LOG_INFO = 2,
+    TF_NODE_LOG_DEBUG = 3,
+};
+
+/* Sets the most verbose level that is printed (default: info). */
+void tf_node_log_set_level(enum tf_node_log_level level);
+
+/* Parses "error", "warn", "info" or "debug"; -1 if unknown. */
+int tf_node_log_parse_level(const char *s);
+
+/* Logs one line.  fmt is a literal without a trailing newline. */
+void tf_node_log(enum tf_node_log_level level, const char *subsystem, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+/* Copies text (len bytes, not NUL-terminated) to out as printable ASCII:
+ * control bytes and non-ASCII become \xNN, backslash becomes \\.  Truncates
+ * with "..." to fit cap (>= 4).  Returns out. */
+const char *tf_node_log_escape(const char *text, size_t len, char *out, size_t cap);
+
+#endif

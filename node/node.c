@@ -1,0 +1,311 @@
+/* SPDX-License-Identifier: MIT */
+#include "node/node.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <sodium.h>
+
+#include "node/ctl.h"
+#include "node/internal.h"
+#include "node/keys.h"
+#include "node/log.h"
+#include "proto/ctl.h"
+
+uint64_t tf_node_now(const struct tf_node *node)
+{
+    (void)node;
+    uv_timeval64_t tv;
+    if (uv_gettimeofday(&tv) != 0)
+        return 0;
+    return tv.tv_sec > 0 ? (uint64_t)tv.tv_sec : 0;
+}
+
+/* Group commit: runs once per loop turn, before the loop blocks for I/O. */
+static void commit_cb(uv_prepare_t *h)
+{
+    struct tf_node *node = h->data;
+    if (!tf_node_store_dirty(node->store))
+        return;
+    int rc = tf_node_store_commit(node->store);
+    if (rc != TF_OK)
+        tf_node_log(TF_NODE_LOG_ERROR, "store", "commit failed: %s; this turn's changes are lost",
+                    tf_strerror(rc));
+    tf_node_ctl_committed(node->ctl, rc);
+    for (size_t i = 0; i < node->n_pending_events; i++) {
+        if (rc == TF_OK)
+            tf_node_ctl_broadcast(node->ctl, node->pending_events[i].data,
+                                  node->pending_events[i].len);
+        tf_proto_buf_free(&node->pending_events[i]);
+    }
+    node->n_pending_events = 0;
+}
+
+int tf_node_event(struct tf_node *node, const struct tf_proto_buf *record)
+{
+    uint64_t seq;
+    struct tf_proto_buf body, frame;
+    int rc = tf_node_store_event_append(node->store, record->data, record->len, &seq);
+    if (rc != TF_OK)
+        return rc;
+    if (node->n_pending_events == node->cap_pending_events) {
+        size_t cap = node->cap_pending_events ? 2 * node->cap_pending_events : 8;
+        struct tf_proto_buf *p = realloc(node->pending_events, cap * sizeof *p);
+        if (p == NULL)
+            return TF_E_NOMEM;
+        node->pending_events = p;
+        node->cap_pending_events = cap;
+    }
+    if ((rc = tf_node__ctl_event_frame(seq, record->data, record->len, &body)) != TF_OK)
+        return rc;
+    frame.data = malloc(TF_PROTO_CTL_HEADER_LEN + body.len);
+    if (frame.data == NULL) {
+        tf_proto_buf_free(&body);
+        return TF_E_NOMEM;
+    }
+    tf_proto_ctl_frame_header(frame.data, (uint32_t)body.len);
+    memcpy(frame.data + TF_PROTO_CTL_HEADER_LEN, body.data, body.len);
+    frame.len = TF_PROTO_CTL_HEADER_LEN + body.len;
+    tf_proto_buf_free(&body);
+    node->pending_events[node->n_pending_events++] = frame;
+    return TF_OK;
+}
+
+static void signal_cb(uv_signal_t *h, int signum)
+{
+    struct tf_node *node = h->data;
+    if (signum == SIGHUP) {
+        /* Nothing is reloadable yet; the policy file will be. */
+        tf_node_log(TF_NODE_LOG_INFO, "node", "SIGHUP: configuration reloaded");
+        return;
+    }
+    tf_node_log(TF_NODE_LOG_INFO, "node", "%s: shutting down",
+                signum == SIGINT ? "SIGINT" : "SIGTERM");
+    tf_node_stop(node);
+}
+
+/* Takes an exclusive lock on the home so two nodes never share it. */
+static int lock_home(struct tf_node *node)
+{
+    char path[TF_NODE_PATH_MAX];
+    int rc = tf_node_home_path(node->home, TF_NODE_HOME_LOCK, path, sizeof path);
+    if (rc != 0)
+        return rc;
+    int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
+    if (fd < 0) {
+        rc = -errno;
+        tf_node_log(TF_NODE_LOG_ERROR, "node", "cannot open %s: %s", path, strerror(errno));
+        return rc;
+    }
+    if (flock(fd, LOCK_EX | LOCK_NB) != 0) {
+        rc = errno == EWOULDBLOCK ? TF_E_EXISTS : -errno;
+        if (rc == TF_E_EXISTS)
+            tf_node_log(TF_NODE_LOG_ERROR, "node",
+                        "another twofoldd is already running for %s; stop it first", node->home);
+        else
+            tf_node_log(TF_NODE_LOG_ERROR, "node", "cannot lock %s: %s", path, strerror(errno));
+        close(fd);
+        return rc;
+    }
+    node->lock_fd = fd;
+    return 0;
+}
+
+/* Refuses a home that is missing, not a directory, or open to others. */
+static int check_home(const struct tf_node *node)
+{
+    struct stat sb;
+    char key[TF_NODE_PATH_MAX];
+    if (stat(node->home, &sb) != 0) {
+        int rc = -errno;
+        tf_node_log(TF_NODE_LOG_ERROR, "node",
+                    "home %s does not exist; create it with: twofold init --home %s --name NAME",
+                    node->home, node->home);
+        return rc;
+    }
+    if (!S_ISDIR(sb.st_mode)) {
+        tf_node_log(TF_NODE_LOG_ERROR, "node", "home %s is not a directory", node->home);
+        return -ENOTDIR;
+    }
+    if ((sb.st_mode & 077) != 0) {
+        tf_node_log(TF_NODE_LOG_ERROR, "node",
+                    "home %s has mode %04o: it must not be accessible by others (run: chmod 700 "
+                    "%s)",
+                    node->home, (unsigned)(sb.st_mode & 07777), node->home);
+        return -EPERM;
+    }
+    if (tf_node_home_path(node->home, TF_NODE_HOME_KEY, key, sizeof key) != 0 ||
+        lstat(key, &sb) != 0) {
+        tf_node_log(TF_NODE_LOG_ERROR, "node",
+                    "home %s is not initialised; run: twofold init --home %s --name NAME",
+                    node->home, node->home);
+        return -ENOENT;
+    }
+    return 0;
+}
+
+static int load_identity(struct tf_node *node)
+{
+    char key[TF_NODE_PATH_MAX], why[512];
+    int rc = tf_node_home_path(node->home, TF_NODE_HOME_KEY, key, sizeof key);
+    if (rc == 0)
+        rc = tf_node_keys_load(key, &node->id, why, sizeof why);
+    if (rc != 0) {
+        tf_node_log(TF_NODE_LOG_ERROR, "keys", "refusing to start: %s", why);
+        return rc;
+    }
+    tf_proto_text_id_encode(node->id.sign_pk, node->text_id);
+    return 0;
+}
+
+static int open_store(struct tf_node *node)
+{
+    char dir[TF_NODE_PATH_MAX];
+    struct tf_proto_buf listen = {0};
+    int rc = tf_node_home_path(node->home, TF_NODE_HOME_STORE, dir, sizeof dir);
+    if (rc == 0)
+        rc = tf_node_store_open(dir, TF_NODE_STORE_OPEN, &node->store);
+    if (rc == TF_E_VERSION) {
+        tf_node_log(TF_NODE_LOG_ERROR, "store",
+                    "the store in %s was written by a newer twofoldd (schema above %d); upgrade "
+                    "twofoldd",
+                    dir, TF_NODE_STORE_SCHEMA);
+        return rc;
+    }
+    if (rc != 0) {
+        tf_node_log(TF_NODE_LOG_ERROR, "store", "cannot open %s: %s", dir, tf_strerror(rc));
+        return rc;
+    }
+    if ((rc = tf_node_store_meta_get(node->store, "card", &node->card)) != TF_OK ||
+        (rc = tf_proto_card_verify(node->card.data, node->card.len, &node->card_fields)) !=
+            TF_OK ||
+        sodium_memcmp(node->card_fields.sign_pk, node->id.sign_pk, TF_PROTO_KEY_LEN) != 0) {
+        tf_node_log(TF_NODE_LOG_ERROR, "store", "the store's own card is missing or not ours: %s",
+                    rc != TF_OK ? tf_strerror(rc) : "another identity");
+        return rc != TF_OK ? rc : TF_E_KEY_MISMATCH;
+    }
+    rc = tf_node_store_meta_get(node->store, "listen", &listen);
+    if (rc == TF_OK && listen.len < sizeof node->listen) {
+        memcpy(node->listen, listen.data, listen.len);
+        node->listen[listen.len] = '\0';
+    }
+    tf_proto_buf_free(&listen);
+    return 0;
+}
+
+static int start_handles(struct tf_node *node)
+{
+    int rc;
+    if ((rc = uv_prepare_init(node->loop, &node->commit)) != 0)
+        return rc;
+    node->commit.data = node;
+    uv_prepare_start(&node->commit, commit_cb);
+    uv_signal_t *sigs[] = {&node->sig_int, &node->sig_term, &node->sig_hup};
+    int nums[] = {SIGINT, SIGTERM, SIGHUP};
+    for (int i = 0; i < 3; i++) {
+        if ((rc = uv_signal_init(node->loop, sigs[i])) != 0)
+            return rc;
+        sigs[i]->data = node;
+        if ((rc = uv_signal_start(sigs[i], signal_cb, nums[i])) != 0)
+            return rc;
+    }
+    if ((rc = tf_node_home_path(node->home, TF_NODE_HOME_SOCKET, node->socket_path,
+                                sizeof node->socket_path)) != 0)
+        return rc;
+    if ((rc = tf_node_ctl_start(node, node->socket_path, &node->ctl)) != 0) {
+        tf_node_log(TF_NODE_LOG_ERROR, "ctl", "cannot listen on %s: %s", node->socket_path,
+                    tf_strerror(rc));
+        return rc;
+    }
+    return 0;
+}
+
+int tf_node_start(struct tf_node *node, uv_loop_t *loop, const struct tf_node_options *opts)
+{
+    memset(node, 0, sizeof *node);
+    node->loop = loop;
+    node->lock_fd = -1;
+    if (snprintf(node->home, sizeof node->home, "%s", opts->home) >= (int)sizeof node->home)
+        return -ENAMETOOLONG;
+    int rc;
+    if ((rc = check_home(node)) != 0 || (rc = lock_home(node)) != 0 ||
+        (rc = load_identity(node)) != 0 || (rc = open_store(node)) != 0)
+        return rc;
+    node->started = tf_node_now(node);
+    if ((rc = start_handles(node)) != 0) {
+        tf_node_stop(node);
+        return rc;
+    }
+    struct tf_proto_mp_writer w;
+    struct tf_proto_buf rec;
+    tf_proto_mp_writer_init(&w);
+    tf_proto_mp_write_map(&w, 3);
+    tf_proto_mp_write_cstr(&w, "time");
+    tf_proto_mp_write_uint(&w, node->started);
+    tf_proto_mp_write_cstr(&w, "type");
+    tf_proto_mp_write_cstr(&w, "node.started");
+    tf_proto_mp_write_cstr(&w, "id");
+    tf_proto_mp_write_cstr(&w, node->text_id);
+    if ((rc = tf_proto_mp_writer_finish(&w, &rec)) == TF_OK) {
+        rc = tf_node_event(node, &rec);
+        tf_proto_buf_free(&rec);
+    }
+    if (rc != TF_OK) {
+        tf_node_log(TF_NODE_LOG_ERROR, "store", "cannot record the start: %s", tf_strerror(rc));
+        tf_node_stop(node);
+        return rc;
+    }
+    char fp[TF_PROTO_FINGERPRINT_SIZE];
+    tf_proto_fingerprint(node->id.sign_pk, fp);
+    /* Tests and supervisors wait for this line. */
+    tf_node_log(TF_NODE_LOG_INFO, "node", "ready id=%s fingerprint=%s control=%s", node->text_id,
+                fp, node->socket_path);
+    return 0;
+}
+
+static void close_handle(uv_handle_t *h)
+{
+    if (h->loop != NULL && !uv_is_closing(h))
+        uv_close(h, NULL);
+}
+
+void tf_node_stop(struct tf_node *node)
+{
+    if (node->stopping)
+        return;
+    node->stopping = true;
+    /* Finish the current batch: commit before closing, then release replies. */
+    if (node->store != NULL && tf_node_store_dirty(node->store)) {
+        int rc = tf_node_store_commit(node->store);
+        if (rc != TF_OK)
+            tf_node_log(TF_NODE_LOG_ERROR, "store", "final commit failed: %s", tf_strerror(rc));
+        tf_node_ctl_committed(node->ctl, rc);
+    }
+    tf_node_ctl_stop(node->ctl);
+    node->ctl = NULL;
+    close_handle((uv_handle_t *)&node->commit);
+    close_handle((uv_handle_t *)&node->sig_int);
+    close_handle((uv_handle_t *)&node->sig_term);
+    close_handle((uv_handle_t *)&node->sig_hup);
+}
+
+void tf_node_deinit(struct tf_node *node)
+{
+    for (size_t i = 0; i < node->n_pending_events; i++)
+        tf_proto_buf_free(&node->pending_events[i]);
+    free(node->pending_events);
+    node->pending_events = NULL;
+    tf_node_store_close(node->store);
+    node->store = NULL;
+    tf_proto_buf_free(&node->card);
+    tf_proto_identity_deinit(&node->id);
+    if (node->lock_fd >= 0)
+        close(node->lock_fd);
+    node->lock_fd = -1;
+}

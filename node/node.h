@@ -1,0 +1,73 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * struct tf_node: one running twofoldd.  Owns the event loop's handles, the
+ * identity, the store and the control server, and runs group commit: a
+ * uv_prepare callback commits the loop turn's write transaction before the
+ * loop sleeps, then releases the replies and events that waited for it.
+ */
+#ifndef TF_NODE_NODE_H
+#define TF_NODE_NODE_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include <uv.h>
+
+#include "node/home.h"
+#include "node/store.h"
+#include "proto/card.h"
+#include "proto/identity.h"
+#include "proto/mp.h"
+
+struct tf_node_ctl;
+
+struct tf_node_options {
+    const char *home; /* resolved home directory */
+};
+
+struct tf_node {
+    uv_loop_t *loop; /* borrowed */
+    char home[TF_NODE_PATH_MAX];
+    char socket_path[TF_NODE_PATH_MAX];
+    int lock_fd;
+    struct tf_proto_identity id;
+    char text_id[TF_PROTO_TEXT_ID_SIZE];
+    struct tf_node_store *store;
+    struct tf_proto_buf card; /* own signed card */
+    struct tf_proto_card card_fields;
+    char listen[TF_PROTO_CARD_ADDR_MAX + 1];
+    uint64_t started;
+    struct tf_node_ctl *ctl;
+    uv_prepare_t commit;
+    uv_signal_t sig_int, sig_term, sig_hup;
+    bool stopping;
+    /* Events appended in this loop turn, broadcast to watchers after commit:
+     * an array of framed event messages. */
+    struct tf_proto_buf *pending_events;
+    size_t n_pending_events, cap_pending_events;
+};
+
+/* Starts a node on loop: takes the home's lock (TF_E_EXISTS with a message if
+ * another twofoldd holds it), loads the key, opens the store, starts the
+ * control server.  On failure logs why, releases everything and returns an
+ * error; the caller exits.  On success the loop runs the node until
+ * tf_node_stop. */
+TF_MUST_CHECK int tf_node_start(struct tf_node *node, uv_loop_t *loop,
+                                const struct tf_node_options *opts);
+
+/* Begins an orderly stop: stops accepting, commits, closes every handle.  The
+ * loop then returns; call tf_node_deinit after it has. */
+void tf_node_stop(struct tf_node *node);
+
+/* Releases what the node owns (after the loop has returned). */
+void tf_node_deinit(struct tf_node *node);
+
+/* Records an event (a msgpack map body built by the caller without "seq"):
+ * appends it to the store in the current transaction and queues its frame
+ * for watchers after commit. */
+TF_MUST_CHECK int tf_node_event(struct tf_node *node, const struct tf_proto_buf *record);
+
+/* Current time (unix seconds) from the loop's clock source. */
+uint64_t tf_node_now(const struct tf_node *node);
+
+#endif

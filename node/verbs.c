@@ -1,0 +1,564 @@
+/* SPDX-License-Identifier: MIT */
+#include "node/verbs.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <sodium.h>
+
+#include "node/contact.h"
+#include "node/log.h"
+#include "node/node.h"
+#include "node/store.h"
+#include "proto/ctl.h"
+
+#define WHY(...) snprintf(why, why_cap, __VA_ARGS__)
+
+/* Arguments. */
+
+/* Copies the optional string argument key into buf.  *present tells whether
+ * it was given. */
+static int str_arg(const msgpack_object *args, const char *key, char *buf, size_t cap,
+                   bool *present, char *why, size_t why_cap)
+{
+    const char *p;
+    size_t n;
+    *present = false;
+    int rc = tf_proto_ctl_get_str(args, key, &p, &n);
+    if (rc == TF_E_NOT_FOUND)
+        return TF_OK;
+    if (rc != TF_OK) {
+        WHY("argument '%s' must be a string", key);
+        return TF_E_BAD_REQUEST;
+    }
+    if ((rc = tf_proto_ctl_strcpy(buf, cap, p, n)) != TF_OK) {
+        WHY("argument '%s' is too long or holds a NUL byte", key);
+        return TF_E_BAD_REQUEST;
+    }
+    *present = true;
+    return TF_OK;
+}
+
+static int required_str_arg(const msgpack_object *args, const char *key, char *buf, size_t cap,
+                            char *why, size_t why_cap)
+{
+    bool present;
+    int rc = str_arg(args, key, buf, cap, &present, why, why_cap);
+    if (rc == TF_OK && !present) {
+        WHY("missing argument '%s'", key);
+        rc = TF_E_BAD_REQUEST;
+    }
+    return rc;
+}
+
+/* A list of tags (validated). */
+struct tag_list {
+    bool present;
+    size_t n;
+    char tags[TF_NODE_TAGS_MAX][TF_PROTO_TAG_MAX + 1];
+};
+
+static int tags_arg(const msgpack_object *args, const char *key, struct tag_list *out, char *why,
+                    size_t why_cap)
+{
+    const msgpack_object_array *arr;
+    memset(out, 0, sizeof *out);
+    int rc = tf_proto_ctl_get_str_array(args, key, &arr);
+    if (rc == TF_E_NOT_FOUND)
+        return TF_OK;
+    if (rc != TF_OK) {
+        WHY("argument '%s' must be an array of strings", key);
+        return TF_E_BAD_REQUEST;
+    }
+    if (arr->size > TF_NODE_TAGS_MAX) {
+        WHY("at most %d tags", TF_NODE_TAGS_MAX);
+        return TF_E_TOO_LONG;
+    }
+    for (uint32_t i = 0; i < arr->size; i++) {
+        const msgpack_object_str *s = &arr->ptr[i].via.str;
+        if (!tf_proto_tag_is_valid((const uint8_t *)s->ptr, s->size)) {
+            char esc[80];
+            WHY("'%s' is not a tag (use 1-64 of a-z, 0-9 and '-')",
+                tf_node_log_escape(s->ptr, s->size, esc, sizeof esc));
+            return TF_E_BAD_VALUE;
+        }
+        memcpy(out->tags[i], s->ptr, s->size);
+        out->tags[i][s->size] = '\0';
+    }
+    out->n = arr->size;
+    out->present = true;
+    return TF_OK;
+}
+
+static int alias_arg(const msgpack_object *args, char alias[static TF_NODE_ALIAS_MAX + 1],
+                     bool *present, char *why, size_t why_cap)
+{
+    int rc = str_arg(args, "alias", alias, TF_NODE_ALIAS_MAX + 1, present, why, why_cap);
+    if (rc == TF_E_BAD_REQUEST) {
+        WHY("an alias is at most %d characters", TF_NODE_ALIAS_MAX);
+        return TF_E_BAD_VALUE;
+    }
+    if (rc == TF_OK && *present && alias[0] != '\0' && !tf_node_alias_is_valid(alias)) {
+        char esc[80];
+        WHY("'%s' is not a valid alias (1-32 of A-Z a-z 0-9 . _ -, starting with a letter or "
+            "digit, not starting with tf1)",
+            tf_node_log_escape(alias, strlen(alias), esc, sizeof esc));
+        return TF_E_BAD_VALUE;
+    }
+    return rc;
+}
+
+static int trust_arg(const msgpack_object *args, enum tf_node_trust *trust, bool *present,
+                     char *why, size_t why_cap)
+{
+    char buf[32];
+    int rc = str_arg(args, "trust", buf, sizeof buf, present, why, why_cap);
+    if (rc == TF_OK && *present && tf_node_trust_parse(buf, trust) != TF_OK) {
+        WHY("trust must be close, known, acquaintance or none");
+        return TF_E_BAD_VALUE;
+    }
+    return rc == TF_E_BAD_REQUEST ? TF_E_BAD_VALUE : rc;
+}
+
+/* Finds the contact named by args["name"]. */
+static int find_contact(struct tf_node *node, const msgpack_object *args,
+                        struct tf_node_contact *c, char *why, size_t why_cap)
+{
+    char name[TF_PROTO_TEXT_ID_SIZE + 8], esc[160];
+    int rc = required_str_arg(args, "name", name, sizeof name, why, why_cap);
+    if (rc != TF_OK)
+        return rc;
+    rc = tf_node_store_contact_find(node->store, name, c);
+    tf_node_log_escape(name, strlen(name), esc, sizeof esc);
+    if (rc == TF_E_NOT_FOUND)
+        WHY("no contact called '%s' (see: twofold contact list)", esc);
+    else if (rc == TF_E_AMBIGUOUS)
+        WHY("'%s' matches more than one contact; give more of the id", esc);
+    else if (rc != TF_OK)
+        WHY("cannot look up '%s': %s", esc, tf_strerror(rc));
+    return rc;
+}
+
+/* Output. */
+
+static void write_text_id(struct tf_proto_mp_writer *w, const uint8_t *pk)
+{
+    char tid[TF_PROTO_TEXT_ID_SIZE];
+    tf_proto_text_id_encode(pk, tid);
+    tf_proto_mp_write_cstr(w, tid);
+}
+
+static void write_hex(struct tf_proto_mp_writer *w, const uint8_t *p, size_t n)
+{
+    char hex[2 * 64 + 1];
+    sodium_bin2hex(hex, sizeof hex, p, n);
+    tf_proto_mp_write_cstr(w, hex);
+}
+
+static void write_views(struct tf_proto_mp_writer *w, const struct tf_proto_bytes *v, size_t n)
+{
+    tf_proto_mp_write_array(w, (uint32_t)n);
+    for (size_t i = 0; i < n; i++)
+        tf_proto_mp_write_text(w, v[i]);
+}
+
+void tf_node_verbs_write_contact(struct tf_proto_mp_writer *w, const struct tf_node_contact *c,
+                                 bool with_card)
+{
+    char fp[TF_PROTO_FINGERPRINT_SIZE];
+    char *card_text = NULL;
+    if (with_card && tf_proto_card_to_text(c->card.data, c->card.len, &card_text) != TF_OK)
+        card_text = NULL;
+    tf_proto_mp_write_map(w, 15 + (card_text != NULL));
+    tf_proto_mp_write_cstr(w, "id");
+    write_text_id(w, c->pk);
+    tf_proto_mp_write_cstr(w, "fingerprint");
+    tf_proto_fingerprint(c->pk, fp);
+    tf_proto_mp_write_cstr(w, fp);
+    tf_proto_mp_write_cstr(w, "name");
+    tf_proto_mp_write_text(w, c->fields.name);
+    tf_proto_mp_write_cstr(w, "alias");
+    if (c->alias[0])
+        tf_proto_mp_write_cstr(w, c->alias);
+    else
+        tf_proto_mp_write_nil(w);
+    tf_proto_mp_write_cstr(w, "trust");
+    tf_proto_mp_write_cstr(w, tf_node_trust_name(c->trust));
+    tf_proto_mp_write_cstr(w, "tags");
+    tf_proto_mp_write_array(w, (uint32_t)c->n_tags);
+    for (size_t i = 0; i < c->n_tags; i++)
+        tf_proto_mp_write_cstr(w, c->tags[i]);
+    tf_proto_mp_write_cstr(w, "introduced_by");
+    if (c->has_introducer)
+        write_text_id(w, c->introduced_by);
+    else
+        tf_proto_mp_write_nil(w);
+    tf_proto_mp_write_cstr(w, "intro");
+    if (c->has_introducer)
+        write_hex(w, c->intro, sizeof c->intro);
+    else
+        tf_proto_mp_write_nil(w);
+    tf_proto_mp_write_cstr(w, "addrs");
+    write_views(w, c->fields.addrs, c->fields.n_addrs);
+    tf_proto_mp_write_cstr(w, "offers");
+    write_views(w, c->fields.offers, c->fields.n_offers);
+    tf_proto_mp_write_cstr(w, "seeks");
+    write_views(w, c->fields.seeks, c->fields.n_seeks);
+    tf_proto_mp_write_cstr(w, "seq");
+    tf_proto_mp_write_uint(w, c->fields.seq);
+    tf_proto_mp_write_cstr(w, "added");
+    tf_proto_mp_write_uint(w, c->added);
+    tf_proto_mp_write_cstr(w, "updated");
+    tf_proto_mp_write_uint(w, c->updated);
+    tf_proto_mp_write_cstr(w, "blocked");
+    tf_proto_mp_write_bool(w, c->blocked);
+    if (card_text != NULL) {
+        tf_proto_mp_write_cstr(w, "card");
+        tf_proto_mp_write_cstr(w, card_text);
+        free(card_text);
+    }
+}
+
+/* Records a contact event: {time, type, contact, name}. */
+static int contact_event(struct tf_node *node, const char *type, const struct tf_node_contact *c)
+{
+    struct tf_proto_mp_writer w;
+    struct tf_proto_buf rec;
+    tf_proto_mp_writer_init(&w);
+    tf_proto_mp_write_map(&w, 4);
+    tf_proto_mp_write_cstr(&w, "time");
+    tf_proto_mp_write_uint(&w, tf_node_now(node));
+    tf_proto_mp_write_cstr(&w, "type");
+    tf_proto_mp_write_cstr(&w, type);
+    tf_proto_mp_write_cstr(&w, "contact");
+    write_text_id(&w, c->pk);
+    tf_proto_mp_write_cstr(&w, "name");
+    tf_proto_mp_write_text(&w, c->fields.name);
+    int rc = tf_proto_mp_writer_finish(&w, &rec);
+    if (rc != TF_OK)
+        return rc;
+    rc = tf_node_event(node, &rec);
+    tf_proto_buf_free(&rec);
+    return rc;
+}
+
+/* Verbs. */
+
+static int verb_status(struct tf_node *node, const msgpack_object *args,
+                       struct tf_proto_mp_writer *w, char *why, size_t why_cap)
+{
+    (void)args;
+    struct tf_node_store_stat st;
+    char fp[TF_PROTO_FINGERPRINT_SIZE];
+    int rc = tf_node_store_stat(node->store, &st);
+    if (rc != TF_OK) {
+        WHY("cannot read the store: %s", tf_strerror(rc));
+        return rc;
+    }
+    uint64_t now = tf_node_now(node);
+    tf_proto_mp_write_map(w, 11);
+    tf_proto_mp_write_cstr(w, "id");
+    tf_proto_mp_write_cstr(w, node->text_id);
+    tf_proto_mp_write_cstr(w, "fingerprint");
+    tf_proto_fingerprint(node->id.sign_pk, fp);
+    tf_proto_mp_write_cstr(w, fp);
+    tf_proto_mp_write_cstr(w, "name");
+    tf_proto_mp_write_text(w, node->card_fields.name);
+    tf_proto_mp_write_cstr(w, "listen");
+    if (node->listen[0])
+        tf_proto_mp_write_cstr(w, node->listen);
+    else
+        tf_proto_mp_write_nil(w);
+    tf_proto_mp_write_cstr(w, "version");
+    tf_proto_mp_write_cstr(w, TF_VERSION);
+    tf_proto_mp_write_cstr(w, "pid");
+    tf_proto_mp_write_uint(w, (uint64_t)getpid());
+    tf_proto_mp_write_cstr(w, "started");
+    tf_proto_mp_write_uint(w, node->started);
+    tf_proto_mp_write_cstr(w, "uptime_s");
+    tf_proto_mp_write_uint(w, now > node->started ? now - node->started : 0);
+    tf_proto_mp_write_cstr(w, "store_bytes");
+    tf_proto_mp_write_uint(w, st.size_bytes);
+    tf_proto_mp_write_cstr(w, "contacts");
+    tf_proto_mp_write_uint(w, st.contacts);
+    tf_proto_mp_write_cstr(w, "events");
+    tf_proto_mp_write_uint(w, st.events);
+    return TF_OK;
+}
+
+static void copy_tags(struct tf_node_contact *c, const struct tag_list *t)
+{
+    c->n_tags = t->n;
+    for (size_t i = 0; i < t->n; i++)
+        memcpy(c->tags[i], t->tags[i], sizeof c->tags[i]);
+}
+
+static int verb_contact_add(struct tf_node *node, const msgpack_object *args,
+                            struct tf_proto_mp_writer *w, char *why, size_t why_cap)
+{
+    const char *text;
+    size_t text_len;
+    char alias[TF_NODE_ALIAS_MAX + 1];
+    bool has_alias, has_trust;
+    enum tf_node_trust trust = TF_NODE_TRUST_KNOWN;
+    struct tag_list tags;
+    struct tf_proto_buf signed_card = {0};
+    struct tf_proto_card card;
+    struct tf_node_contact c = {0}, old = {0};
+    int rc;
+
+    if (tf_proto_ctl_get_str(args, "card", &text, &text_len) != TF_OK) {
+        WHY("missing argument 'card' (the text from: twofold card)");
+        return TF_E_BAD_REQUEST;
+    }
+    if ((rc = alias_arg(args, alias, &has_alias, why, why_cap)) != TF_OK ||
+        (rc = trust_arg(args, &trust, &has_trust, why, why_cap)) != TF_OK ||
+        (rc = tags_arg(args, "tags", &tags, why, why_cap)) != TF_OK)
+        return rc;
+    if ((rc = tf_proto_card_from_text(text, text_len, &signed_card, &card)) != TF_OK) {
+        WHY("card refused: %s; nothing was stored", tf_strerror(rc));
+        return rc;
+    }
+    if (sodium_memcmp(card.sign_pk, node->id.sign_pk, TF_PROTO_KEY_LEN) == 0) {
+        WHY("that is your own card");
+        rc = TF_E_INVALID_ARG;
+        goto cleanup;
+    }
+    if ((rc = tf_node_contact_from_card(&c, signed_card.data, signed_card.len)) != TF_OK) {
+        WHY("card refused: %s", tf_strerror(rc));
+        goto cleanup;
+    }
+    uint64_t now = tf_node_now(node);
+    rc = tf_node_store_contact_get(node->store, c.pk, &old);
+    bool update = rc == TF_OK;
+    if (rc != TF_OK && rc != TF_E_NOT_FOUND) {
+        WHY("cannot read the store: %s", tf_strerror(rc));
+        goto cleanup;
+    }
+    if (update) {
+        if ((rc = tf_proto_card_supersedes(&c.fields, &old.fields)) != TF_OK) {
+            WHY("you already hold card number %llu for this contact; this one is number %llu "
+                "and is not newer (use 'contact set' to change alias, trust or tags)",
+                (unsigned long long)old.fields.seq, (unsigned long long)c.fields.seq);
+            goto cleanup;
+        }
+        /* A newer card keeps everything the owner said about them. */
+        memcpy(c.alias, old.alias, sizeof c.alias);
+        c.trust = old.trust;
+        c.n_tags = old.n_tags;
+        memcpy(c.tags, old.tags, sizeof c.tags);
+        c.has_introducer = old.has_introducer;
+        memcpy(c.introduced_by, old.introduced_by, sizeof c.introduced_by);
+        memcpy(c.intro, old.intro, sizeof c.intro);
+        c.blocked = old.blocked;
+        c.added = old.added;
+    } else {
+        c.trust = TF_NODE_TRUST_KNOWN;
+        c.added = now;
+    }
+    c.updated = now;
+    if (has_alias)
+        memcpy(c.alias, alias, sizeof c.alias);
+    if (has_trust)
+        c.trust = trust;
+    if (tags.present)
+        copy_tags(&c, &tags);
+    rc = tf_node_store_contact_put(node->store, &c);
+    if (rc == TF_E_EXISTS) {
+        WHY("the alias '%s' already names another contact", c.alias);
+        goto cleanup;
+    }
+    if (rc != TF_OK) {
+        WHY("cannot store the contact: %s", tf_strerror(rc));
+        goto cleanup;
+    }
+    if ((rc = contact_event(node, update ? "contact.updated" : "contact.added", &c)) != TF_OK) {
+        WHY("cannot record the event: %s", tf_strerror(rc));
+        goto cleanup;
+    }
+    tf_node_verbs_write_contact(w, &c, false);
+cleanup:
+    tf_node_contact_deinit(&c);
+    tf_node_contact_deinit(&old);
+    tf_proto_buf_free(&signed_card);
+    return rc;
+}
+
+struct list_ctx {
+    struct tf_proto_mp_writer items;
+    uint32_t n;
+};
+
+static int list_cb(const struct tf_node_contact *c, void *arg)
+{
+    struct list_ctx *l = arg;
+    tf_node_verbs_write_contact(&l->items, c, false);
+    l->n++;
+    return 0;
+}
+
+static int verb_contact_list(struct tf_node *node, const msgpack_object *args,
+                             struct tf_proto_mp_writer *w, char *why, size_t why_cap)
+{
+    (void)args;
+    struct list_ctx l = {.n = 0};
+    struct tf_proto_buf items;
+    tf_proto_mp_writer_init(&l.items);
+    int rc = tf_node_store_contact_foreach(node->store, list_cb, &l);
+    if (rc != TF_OK) {
+        tf_proto_mp_writer_deinit(&l.items);
+        WHY("cannot read the contacts: %s", tf_strerror(rc));
+        return rc;
+    }
+    if ((rc = tf_proto_mp_writer_finish(&l.items, &items)) != TF_OK)
+        return rc;
+    tf_proto_mp_write_array(w, l.n);
+    tf_proto_mp_write_raw(w, items.data, items.len);
+    tf_proto_buf_free(&items);
+    return TF_OK;
+}
+
+static int verb_contact_show(struct tf_node *node, const msgpack_object *args,
+                             struct tf_proto_mp_writer *w, char *why, size_t why_cap)
+{
+    struct tf_node_contact c = {0};
+    int rc = find_contact(node, args, &c, why, why_cap);
+    if (rc == TF_OK)
+        tf_node_verbs_write_contact(w, &c, true);
+    tf_node_contact_deinit(&c);
+    return rc;
+}
+
+/* Applies add_tags / rm_tags to c. */
+static int edit_tags(struct tf_node_contact *c, const struct tag_list *add,
+                     const struct tag_list *rm, char *why, size_t why_cap)
+{
+    for (size_t i = 0; i < rm->n; i++) {
+        for (size_t j = 0; j < c->n_tags; j++) {
+            if (strcmp(c->tags[j], rm->tags[i]) != 0)
+                continue;
+            memmove(c->tags[j], c->tags[j + 1], (c->n_tags - j - 1) * sizeof c->tags[0]);
+            c->n_tags--;
+            break;
+        }
+    }
+    for (size_t i = 0; i < add->n; i++) {
+        bool have = false;
+        for (size_t j = 0; j < c->n_tags && !have; j++)
+            have = strcmp(c->tags[j], add->tags[i]) == 0;
+        if (have)
+            continue;
+        if (c->n_tags == TF_NODE_TAGS_MAX) {
+            WHY("a contact has at most %d tags", TF_NODE_TAGS_MAX);
+            return TF_E_TOO_LONG;
+        }
+        memcpy(c->tags[c->n_tags++], add->tags[i], sizeof c->tags[0]);
+    }
+    return TF_OK;
+}
+
+static int verb_contact_set(struct tf_node *node, const msgpack_object *args,
+                            struct tf_proto_mp_writer *w, char *why, size_t why_cap)
+{
+    char alias[TF_NODE_ALIAS_MAX + 1];
+    bool has_alias, has_trust, blocked, has_blocked;
+    enum tf_node_trust trust;
+    struct tag_list tags, add, rm;
+    struct tf_node_contact c = {0};
+    int rc;
+    if ((rc = alias_arg(args, alias, &has_alias, why, why_cap)) != TF_OK ||
+        (rc = trust_arg(args, &trust, &has_trust, why, why_cap)) != TF_OK ||
+        (rc = tags_arg(args, "tags", &tags, why, why_cap)) != TF_OK ||
+        (rc = tags_arg(args, "add_tags", &add, why, why_cap)) != TF_OK ||
+        (rc = tags_arg(args, "rm_tags", &rm, why, why_cap)) != TF_OK)
+        return rc;
+    rc = tf_proto_ctl_get_bool(args, "blocked", &blocked);
+    has_blocked = rc == TF_OK;
+    if (rc != TF_OK && rc != TF_E_NOT_FOUND) {
+        WHY("argument 'blocked' must be true or false");
+        return TF_E_BAD_REQUEST;
+    }
+    if ((rc = find_contact(node, args, &c, why, why_cap)) != TF_OK)
+        goto cleanup;
+    if (has_alias)
+        memcpy(c.alias, alias, sizeof c.alias);
+    if (has_trust)
+        c.trust = trust;
+    if (tags.present)
+        copy_tags(&c, &tags);
+    if ((rc = edit_tags(&c, &add, &rm, why, why_cap)) != TF_OK)
+        goto cleanup;
+    if (has_blocked)
+        c.blocked = blocked;
+    c.updated = tf_node_now(node);
+    rc = tf_node_store_contact_put(node->store, &c);
+    if (rc == TF_E_EXISTS) {
+        WHY("the alias '%s' already names another contact", c.alias);
+        goto cleanup;
+    }
+    if (rc != TF_OK) {
+        WHY("cannot store the contact: %s", tf_strerror(rc));
+        goto cleanup;
+    }
+    if ((rc = contact_event(node, "contact.updated", &c)) != TF_OK) {
+        WHY("cannot record the event: %s", tf_strerror(rc));
+        goto cleanup;
+    }
+    tf_node_verbs_write_contact(w, &c, false);
+cleanup:
+    tf_node_contact_deinit(&c);
+    return rc;
+}
+
+static int verb_contact_rm(struct tf_node *node, const msgpack_object *args,
+                           struct tf_proto_mp_writer *w, char *why, size_t why_cap)
+{
+    struct tf_node_contact c = {0};
+    int rc = find_contact(node, args, &c, why, why_cap);
+    if (rc != TF_OK)
+        goto cleanup;
+    if ((rc = tf_node_store_contact_del(node->store, c.pk)) != TF_OK) {
+        WHY("cannot remove the contact: %s", tf_strerror(rc));
+        goto cleanup;
+    }
+    if ((rc = contact_event(node, "contact.removed", &c)) != TF_OK) {
+        WHY("cannot record the event: %s", tf_strerror(rc));
+        goto cleanup;
+    }
+    tf_proto_mp_write_map(w, 1);
+    tf_proto_mp_write_cstr(w, "removed");
+    write_text_id(w, c.pk);
+cleanup:
+    tf_node_contact_deinit(&c);
+    return rc;
+}
+
+typedef int verb_fn(struct tf_node *node, const msgpack_object *args,
+                    struct tf_proto_mp_writer *w, char *why, size_t why_cap);
+
+static const struct {
+    const char *name;
+    verb_fn *fn;
+} VERBS[] = {
+    {"status", verb_status},
+    {"contact.add", verb_contact_add},
+    {"contact.list", verb_contact_list},
+    {"contact.show", verb_contact_show},
+    {"contact.set", verb_contact_set},
+    {"contact.rm", verb_contact_rm},
+};
+
+int tf_node_verbs_run(struct tf_node *node, const char *verb, size_t verb_len,
+                      const msgpack_object *args, struct tf_proto_mp_writer *w, char *why,
+                      size_t why_cap)
+{
+    for (size_t i = 0; i < sizeof VERBS / sizeof VERBS[0]; i++)
+        if (strlen(VERBS[i].name) == verb_len && memcmp(VERBS[i].name, verb, verb_len) == 0)
+            return VERBS[i].fn(node, args, w, why, why_cap);
+    char esc[80];
+    WHY("unknown verb '%s'", tf_node_log_escape(verb, verb_len, esc, sizeof esc));
+    return TF_E_UNKNOWN_VERB;
+}
