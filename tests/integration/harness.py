@@ -108,6 +108,14 @@ class Node:
         self.log_file.close()
         return rc
 
+    def wait_exit(self, timeout=20):
+        """Waits for a node that is expected to exit by itself; returns its
+        exit status."""
+        rc = self.proc.wait(timeout)
+        self.proc = None
+        self.log_file.close()
+        return rc
+
     def kill9(self):
         self.proc.kill()
         self.proc.wait()

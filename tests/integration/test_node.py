@@ -101,7 +101,7 @@ class Daemon(NodeTestCase):
         a = self.node("alice")
         os.makedirs(a.home, mode=0o700)
         a.start(expect_ready=False)
-        self.assertEqual(a.proc.wait(20), 1)
+        self.assertEqual(a.wait_exit(), 1)
         self.assertIn("twofold init", a.log())
 
     def test_refuses_second_daemon(self):
@@ -120,11 +120,9 @@ class Daemon(NodeTestCase):
         a.init()
         os.chmod(os.path.join(a.home, "identity.key"), 0o644)
         a.start(expect_ready=False)
-        self.assertEqual(a.proc.wait(20), 1)
+        self.assertEqual(a.wait_exit(), 1)
         self.assertIn("too open", a.log())
         self.assertIn("chmod 600", a.log())
-        a.proc = None
-        a.log_file.close()
 
     def test_refuses_newer_schema(self):
         a = self.node("alice")
@@ -151,10 +149,8 @@ class Daemon(NodeTestCase):
         subprocess.run(["mdb_load", "-s", "meta", store], input="\n".join(out) + "\n",
                        text=True, check=True)
         a.start(expect_ready=False)
-        self.assertEqual(a.proc.wait(20), 1)
+        self.assertEqual(a.wait_exit(), 1)
         self.assertIn("newer", a.log())
-        a.proc = None
-        a.log_file.close()
 
     def test_sigterm_exits_cleanly(self):
         a = self.node("alice")
