@@ -5,6 +5,7 @@
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "cli/render.h"
 
@@ -158,5 +159,22 @@ int tf_cli_args_home(struct tf_cli *cli)
         return tf_cli_render_fail(cli, TF_CLI_EXIT_LOCAL,
                                   "cannot tell where the twofold home is: give --home DIR or set "
                                   "TWOFOLD_HOME");
+    return TF_CLI_EXIT_OK;
+}
+
+int tf_cli_args_read_stdin(const struct tf_cli *cli, const char *prompt, char *buf, size_t cap,
+                           size_t *len)
+{
+    *len = 0;
+    if (isatty(STDIN_FILENO))
+        fprintf(stderr, "%s\n", prompt);
+    for (ssize_t r = 1; r != 0 && *len < cap;) {
+        r = read(STDIN_FILENO, buf + *len, cap - *len);
+        if (r < 0 && errno != EINTR)
+            return tf_cli_render_fail(cli, TF_CLI_EXIT_LOCAL, "cannot read stdin: %s",
+                                      strerror(errno));
+        if (r > 0)
+            *len += (size_t)r;
+    }
     return TF_CLI_EXIT_OK;
 }

@@ -86,6 +86,13 @@ int tf_cli_args_want(const struct tf_cli_args *a, size_t min, size_t max, const 
 int tf_cli_args_usage_error(const struct tf_cli *cli, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
 
+/* Reads stdin to its end into buf[0..cap), for an argument given as "-";
+ * prompt goes to stderr first if stdin is a terminal.  *len is the number of
+ * bytes read: cap if they did not all fit.  Returns an exit status
+ * (TF_CLI_EXIT_LOCAL after printing why stdin could not be read). */
+int tf_cli_args_read_stdin(const struct tf_cli *cli, const char *prompt, char *buf, size_t cap,
+                           size_t *len);
+
 /* Resolves cli->home from --home, $TWOFOLD_HOME, $XDG_DATA_HOME or $HOME.
  * Returns an exit status (0, or TF_CLI_EXIT_LOCAL after printing why). */
 int tf_cli_args_home(struct tf_cli *cli);

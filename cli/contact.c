@@ -1,10 +1,8 @@
 /* SPDX-License-Identifier: MIT */
 #include "cli/contact.h"
 
-#include <errno.h>
 #include <stdio.h>
 #include <string.h>
-#include <unistd.h>
 
 #include "cli/ctl.h"
 #include "cli/render.h"
@@ -147,21 +145,14 @@ static bool is_space(char ch)
 static int card_text(const struct tf_cli *cli, const char *arg, char *buf, size_t cap)
 {
     size_t len = 0;
+    int rc;
     if (strcmp(arg, "-") != 0) {
         len = strlen(arg);
         if (len < cap)
             memcpy(buf, arg, len);
-    } else {
-        if (isatty(STDIN_FILENO))
-            fprintf(stderr, "paste the card, then press Ctrl-D:\n");
-        for (ssize_t r = 1; r != 0 && len < cap;) {
-            r = read(STDIN_FILENO, buf + len, cap - len);
-            if (r < 0 && errno != EINTR)
-                return tf_cli_render_fail(cli, TF_CLI_EXIT_LOCAL, "cannot read stdin: %s",
-                                          strerror(errno));
-            if (r > 0)
-                len += (size_t)r;
-        }
+    } else if ((rc = tf_cli_args_read_stdin(cli, "paste the card, then press Ctrl-D:", buf, cap,
+                                            &len)) != TF_CLI_EXIT_OK) {
+        return rc;
     }
     if (len >= cap)
         return tf_cli_render_fail(cli, TF_CLI_EXIT_FAIL, "that is too long to be a card");

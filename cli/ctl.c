@@ -69,6 +69,12 @@ void tf_cli_ctl_close(struct tf_cli_ctl *c)
     c->zone_ready = false;
 }
 
+/* How long a reply may take, in ms. */
+static int timeout_ms(const struct tf_cli_ctl *c)
+{
+    return c->timeout_ms > 0 ? c->timeout_ms : TF_CLI_CTL_TIMEOUT_MS;
+}
+
 static int64_t now_ms(void)
 {
     struct timespec ts;
@@ -170,7 +176,7 @@ static int report(struct tf_cli_ctl *c, int rc)
         return tf_cli_render_fail(cli, TF_CLI_EXIT_NODE,
                                   "twofoldd for %s did not answer within %d s; check that it is "
                                   "healthy (its log)",
-                                  cli->home, TF_CLI_CTL_TIMEOUT_MS / 1000);
+                                  cli->home, timeout_ms(c) / 1000);
     case -EPIPE:
     case -ECONNRESET:
         return tf_cli_render_fail(cli, TF_CLI_EXIT_NODE,
@@ -287,7 +293,7 @@ int tf_cli_ctl_call(struct tf_cli_ctl *c, const char *verb, const struct tf_cli_
                                   TF_PROTO_CTL_REQUEST_MAX / 1024);
     if (rc != 0)
         return report(c, rc);
-    if ((rc = read_frame(c, now_ms() + TF_CLI_CTL_TIMEOUT_MS, &c->root)) == -EINTR)
+    if ((rc = read_frame(c, now_ms() + timeout_ms(c), &c->root)) == -EINTR)
         return -1;
     if (rc != 0)
         return report(c, rc);

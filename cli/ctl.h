@@ -21,7 +21,7 @@
 
 #include "cli/args.h"
 
-/* How long a reply may take. */
+/* How long a reply may take, unless the caller sets timeout_ms. */
 #define TF_CLI_CTL_TIMEOUT_MS 10000
 
 enum tf_cli_ctl_type {
@@ -56,13 +56,16 @@ struct tf_cli_ctl {
      * its handler sets; a wait interrupted with *stop non-zero ends. */
     const sigset_t *wait_mask;
     volatile sig_atomic_t *stop;
+    /* For a verb the node answers slowly (ping): how long a reply may take,
+     * set after tf_cli_ctl_open; 0 means TF_CLI_CTL_TIMEOUT_MS. */
+    int timeout_ms;
 };
 
 /* Connects to <home>/control.sock.  When nothing listens there, says that the
  * node is not running and how to start it (TF_CLI_EXIT_NODE). */
 int tf_cli_ctl_open(struct tf_cli_ctl *c, const struct tf_cli *cli);
 
-/* Sends {id, verb, args} and waits up to TF_CLI_CTL_TIMEOUT_MS for the reply.
+/* Sends {id, verb, args} and waits up to c->timeout_ms for the reply.
  * On success *result views the reply's result (nil if it has none), valid
  * until the next call on c or tf_cli_ctl_close.  A refusal by the node is
  * printed (its message on stderr; with --json also {"error": ...} on stdout)

@@ -2,7 +2,8 @@
 /*
  * twofold: the command-line client of twofoldd.  A table of verbs and a loop
  * that finds the one asked for (as wireguard-tools' wg.c does); the verbs live
- * in offline.c (init, id, card), contact.c and node.c (status, watch).
+ * in offline.c (init, id, card), contact.c, message.c (message, messages,
+ * outbox) and node.c (status, watch, ping).
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -13,6 +14,7 @@
 
 #include "cli/args.h"
 #include "cli/contact.h"
+#include "cli/message.h"
 #include "cli/node.h"
 #include "cli/offline.h"
 #include "cli/render.h"
@@ -81,8 +83,34 @@ static const struct verb VERBS[] = {
      "Give the card to people who want to add you: 'twofold contact add CARD'.\n",
      tf_cli_offline_card, NULL},
     {"contact", "add|list|show|set|rm ...", "manage your contacts", NULL, NULL, CONTACT_VERBS},
-    {"status", "", "show the running node's id, address, uptime, store size and counts",
-     "Asks the running twofoldd.\n", tf_cli_node_status, NULL},
+    {"message", "NAME|ID TEXT|-",
+     "send a contact a message; the node delivers it in the background",
+     NAME_OR_ID
+     "  TEXT               1 to 4000 bytes of UTF-8 (newlines allowed); - reads it from stdin\n"
+     "\n"
+     "The node keeps the message in its outbox and retries until the contact's node takes\n"
+     "it or it expires: see 'twofold outbox' and 'twofold messages'.\n",
+     tf_cli_message_send, NULL},
+    {"messages", "[NAME|ID]", "list the messages sent and received, oldest first",
+     "  NAME|ID            only those with this contact\n"
+     "\n"
+     "Shows when, in or out, the contact, the state (queued, delivered, failed or received)\n"
+     "and the first line of the text; --json gives the texts in full.\n",
+     tf_cli_message_list, NULL},
+    {"outbox", "", "list what the node is still trying to deliver",
+     "Shows the recipient, the kind of envelope, the attempts so far, when the next one is\n"
+     "due, when it expires and the last error.\n",
+     tf_cli_message_outbox, NULL},
+    {"ping", "NAME|ID", "check that a contact's node answers, and how fast",
+     NAME_OR_ID "\n"
+                "The node connects to the contact's address, checks that the node there holds\n"
+                "their key, and reports the round trip.  That may take about 15 s when the\n"
+                "contact is unreachable.\n",
+     tf_cli_node_ping, NULL},
+    {"status", "", "show the running node: id, address, uptime, store size, counts, peers",
+     "Asks the running twofoldd.  Peers are its current connections: who, their address,\n"
+     "in (they called) or out, the link's state and the messages in flight on it.\n",
+     tf_cli_node_status, NULL},
     {"watch", "[--since SEQ]", "print the node's events as they happen, until interrupted",
      "  --since SEQ   first replay the events numbered after SEQ (0: all of them)\n"
      "\n"

@@ -13,6 +13,10 @@
 #include "cli/render.h"
 #include "proto/ctl.h"
 
+/* How long ping waits for the node's answer: the node may take up to its
+ * connect and handshake timeouts (about 15 s) to reach the contact. */
+#define PING_TIMEOUT_MS 30000
+
 /* Set by SIGINT or SIGTERM while `watch` waits: the process's only global. */
 static volatile sig_atomic_t stop_requested;
 
@@ -20,6 +24,30 @@ static void on_stop_signal(int sig)
 {
     (void)sig;
     stop_requested = 1;
+}
+
+/* The node's connections: a count, and a table of them if there are any. */
+static int print_peers(const struct tf_cli *cli, const msgpack_object *status)
+{
+    static const struct tf_cli_render_row cols[] = {
+        {"PEER", "id", TF_CLI_RENDER_CONTACT},          {"ADDR", "addr", TF_CLI_RENDER_TEXT},
+        {"DIR", "direction", TF_CLI_RENDER_TEXT},       {"STATE", "state", TF_CLI_RENDER_TEXT},
+        {"IN FLIGHT", "in_flight", TF_CLI_RENDER_UINT},
+    };
+    const msgpack_object *peers = tf_proto_ctl_get(status, "peers");
+    char count[16];
+    if (peers == NULL)
+        return TF_CLI_EXIT_OK;
+    if (peers->type != MSGPACK_OBJECT_ARRAY) {
+        tf_cli_render_kv("peers", "?");
+        return TF_CLI_EXIT_OK;
+    }
+    snprintf(count, sizeof count, "%u", peers->via.array.size);
+    tf_cli_render_kv("peers", count);
+    if (peers->via.array.size == 0)
+        return TF_CLI_EXIT_OK;
+    putchar('\n');
+    return tf_cli_render_list(cli, &peers->via.array, cols, sizeof cols / sizeof cols[0]);
 }
 
 int tf_cli_node_status(struct tf_cli *cli, int argc, char **argv)
@@ -35,6 +63,8 @@ int tf_cli_node_status(struct tf_cli *cli, int argc, char **argv)
         {"store", "store_bytes", TF_CLI_RENDER_BYTES},
         {"contacts", "contacts", TF_CLI_RENDER_UINT},
         {"events", "events", TF_CLI_RENDER_UINT},
+        {"outbox", "outbox", TF_CLI_RENDER_UINT},
+        {"messages", "messages", TF_CLI_RENDER_UINT},
     };
     struct tf_cli_args a;
     struct tf_cli_ctl c = {0};
@@ -50,7 +80,50 @@ int tf_cli_node_status(struct tf_cli *cli, int argc, char **argv)
     } else {
         tf_cli_render_kv("home", cli->home);
         tf_cli_render_rows(res, rows, sizeof rows / sizeof rows[0]);
+        rc = print_peers(cli, res);
     }
+cleanup:
+    tf_cli_ctl_close(&c);
+    return rc;
+}
+
+/* "pong from alice (tf1abc...) at 127.0.0.1:7451 in 1.2 ms" */
+static void print_pong(const char *name, const msgpack_object *res)
+{
+    const msgpack_object *rtt = tf_proto_ctl_get(res, "rtt_ms");
+    char who[128], id[64], addr[512], ms[32] = "?";
+    tf_cli_render_clean(who, sizeof who, name, strlen(name));
+    tf_cli_render_field(id, sizeof id, res, "id", TF_CLI_RENDER_SHORT_ID);
+    tf_cli_render_field(addr, sizeof addr, res, "addr", TF_CLI_RENDER_TEXT);
+    if (rtt != NULL && rtt->type == MSGPACK_OBJECT_POSITIVE_INTEGER)
+        snprintf(ms, sizeof ms, "%llu", (unsigned long long)rtt->via.u64);
+    else if (rtt != NULL &&
+             (rtt->type == MSGPACK_OBJECT_FLOAT32 || rtt->type == MSGPACK_OBJECT_FLOAT64))
+        snprintf(ms, sizeof ms, "%.1f", rtt->via.f64);
+    printf("pong from %s (%s...) at %s in %s ms\n", who, id, addr, ms);
+}
+
+int tf_cli_node_ping(struct tf_cli *cli, int argc, char **argv)
+{
+    struct tf_cli_args a;
+    struct tf_cli_ctl c = {0};
+    struct tf_cli_ctl_arg arg = {.key = "name", .type = TF_CLI_CTL_STR};
+    const msgpack_object *res;
+    int rc;
+
+    if (tf_cli_args_parse_plain(&a, cli, argc, argv, 1, 1, "NAME|ID") != 0)
+        return TF_CLI_EXIT_USAGE;
+    if ((arg.str = a.pos[0])[0] == '\0')
+        return tf_cli_args_usage_error(cli, "the name is empty");
+    if ((rc = tf_cli_args_home(cli)) != TF_CLI_EXIT_OK || (rc = tf_cli_ctl_open(&c, cli)) != 0)
+        goto cleanup;
+    c.timeout_ms = PING_TIMEOUT_MS;
+    if ((rc = tf_cli_ctl_call(&c, "ping", &arg, 1, &res)) != TF_CLI_EXIT_OK)
+        goto cleanup;
+    if (cli->json)
+        rc = tf_cli_render_json_print(cli, tf_cli_render_json(res), false);
+    else
+        print_pong(arg.str, res);
 cleanup:
     tf_cli_ctl_close(&c);
     return rc;

@@ -13,6 +13,9 @@
 #define LABEL_WIDTH 15
 /* Longest value of one field or cell; longer ones are cut. */
 #define FIELD_MAX 8192
+/* Widest TF_CLI_RENDER_LINE, "..." included: enough of a message to know it
+ * by, while a table row that ends with it stays about 100 columns wide. */
+#define LINE_COLS 60
 
 /* A bounded string being appended to: always NUL-terminated, truncated at a
  * character boundary when full. */
@@ -138,6 +141,37 @@ static size_t width(const char *s)
     return w;
 }
 
+/* The bytes of the first cols characters of s. */
+static size_t prefix_len(const char *s, size_t cols)
+{
+    size_t i = 0;
+    for (; s[i] != '\0' && cols > 0; cols--)
+        for (i++; ((unsigned char)s[i] & 0xC0) == 0x80; i++)
+            ;
+    return i;
+}
+
+/* Appends the first line of p[0..n), cleaned and cut to LINE_COLS columns,
+ * with "..." where anything was left out (more characters or more lines). */
+static void sb_add_line(struct sb *s, const char *p, size_t n)
+{
+    char line[4 * LINE_COLS + 8];
+    struct sb l;
+    const char *nl = memchr(p, '\n', n);
+    size_t len = nl != NULL ? (size_t)(nl - p) : n;
+    bool more = len + 1 < n;
+    if (len > 0 && p[len - 1] == '\r')
+        len--;
+    sb_init(&l, line, sizeof line);
+    sb_add_clean(&l, p, len, true);
+    if (!more && !l.full && width(line) <= LINE_COLS) {
+        sb_add(s, line);
+        return;
+    }
+    sb_addn(s, line, prefix_len(line, LINE_COLS - 3));
+    sb_add(s, "...");
+}
+
 int tf_cli_render_fail(const struct tf_cli *cli, int code, const char *fmt, ...)
 {
     char msg[1024], clean[1024];
@@ -207,6 +241,26 @@ static uint64_t now_s(void)
     return t > 0 ? (uint64_t)t : 0;
 }
 
+static uint64_t now_ms(void)
+{
+    struct timespec ts;
+    if (clock_gettime(CLOCK_REALTIME, &ts) != 0 || ts.tv_sec < 0)
+        return 0;
+    return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+/* "now" once due_ms has passed, else "in 3 s" (rounded up). */
+static void sb_due_ms(struct sb *s, uint64_t due_ms)
+{
+    uint64_t now = now_ms();
+    if (due_ms <= now) {
+        sb_add(s, "now");
+        return;
+    }
+    sb_add(s, "in ");
+    sb_duration(s, (due_ms - now + 999) / 1000);
+}
+
 /* Formats v as kind; false if v has the wrong type for it. */
 static bool sb_field(struct sb *s, const msgpack_object *v, enum tf_cli_render_kind kind)
 {
@@ -218,8 +272,13 @@ static bool sb_field(struct sb *s, const msgpack_object *v, enum tf_cli_render_k
             sb_add_clean(s, v->via.str.ptr, v->via.str.size, true);
         return is_str;
     case TF_CLI_RENDER_SHORT_ID:
+    case TF_CLI_RENDER_CONTACT: /* without an alias (see tf_cli_render_field) */
         if (is_str)
             sb_add_clean(s, v->via.str.ptr, v->via.str.size < 12 ? v->via.str.size : 12, true);
+        return is_str;
+    case TF_CLI_RENDER_LINE:
+        if (is_str)
+            sb_add_line(s, v->via.str.ptr, v->via.str.size);
         return is_str;
     case TF_CLI_RENDER_LIST:
         if (v->type != MSGPACK_OBJECT_ARRAY)
@@ -243,6 +302,10 @@ static bool sb_field(struct sb *s, const msgpack_object *v, enum tf_cli_render_k
         if (is_uint)
             sb_ago(s, v->via.u64, now_s());
         return is_uint;
+    case TF_CLI_RENDER_DUE_MS:
+        if (is_uint)
+            sb_due_ms(s, v->via.u64);
+        return is_uint;
     case TF_CLI_RENDER_DURATION:
         if (is_uint)
             sb_duration(s, v->via.u64);
@@ -264,6 +327,13 @@ void tf_cli_render_field(char *buf, size_t cap, const msgpack_object *obj, const
 {
     struct sb s;
     sb_init(&s, buf, cap);
+    if (kind == TF_CLI_RENDER_CONTACT) {
+        const msgpack_object *alias = tf_proto_ctl_get(obj, "alias");
+        if (alias != NULL && alias->type == MSGPACK_OBJECT_STR && alias->via.str.size > 0) {
+            key = "alias";
+            kind = TF_CLI_RENDER_TEXT;
+        }
+    }
     const msgpack_object *v = tf_proto_ctl_get(obj, key);
     if (v == NULL || v->type == MSGPACK_OBJECT_NIL) {
         sb_add(&s, "-");
@@ -435,6 +505,25 @@ void tf_cli_render_table_deinit(struct tf_cli_render_table *t)
         free(t->cells[i]);
     free(t->cells);
     memset(t, 0, sizeof *t);
+}
+
+int tf_cli_render_list(const struct tf_cli *cli, const msgpack_object_array *list,
+                       const struct tf_cli_render_row *cols, size_t ncols)
+{
+    struct tf_cli_render_table t;
+    const char **headers = calloc(ncols, sizeof *headers);
+    if (headers == NULL)
+        return tf_cli_render_fail(cli, TF_CLI_EXIT_LOCAL, "out of memory");
+    for (size_t c = 0; c < ncols; c++)
+        headers[c] = cols[c].label;
+    tf_cli_render_table_init(&t, ncols, headers);
+    for (uint32_t i = 0; i < list->size; i++)
+        for (size_t c = 0; c < ncols; c++)
+            tf_cli_render_table_add_field(&t, &list->ptr[i], cols[c].key, cols[c].kind);
+    int rc = tf_cli_render_table_print(&t, cli);
+    tf_cli_render_table_deinit(&t);
+    free(headers);
+    return rc;
 }
 
 /* A JSON string from bytes that should be UTF-8 but may not be: jansson

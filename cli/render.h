@@ -42,6 +42,9 @@ enum tf_cli_render_kind {
     TF_CLI_RENDER_BYTES,    /* bytes, as "1.5 MiB" */
     TF_CLI_RENDER_YESNO,    /* bool */
     TF_CLI_RENDER_SHORT_ID, /* a text id cut to its first 12 characters */
+    TF_CLI_RENDER_CONTACT,  /* obj's "alias" if it has one, else obj[key] as SHORT_ID */
+    TF_CLI_RENDER_LINE,     /* str: its first line, cleaned, cut to 60 columns ("...") */
+    TF_CLI_RENDER_DUE_MS,   /* unix ms ahead: "in 3 s", or "now" once passed */
 };
 
 /* Formats obj[key] into buf; "-" when absent or nil, "?" when of another
@@ -88,6 +91,11 @@ void tf_cli_render_table_add_field(struct tf_cli_render_table *t, const msgpack_
 /* Prints the table (bold header when cli->color).  Returns an exit status. */
 int tf_cli_render_table_print(const struct tf_cli_render_table *t, const struct tf_cli *cli);
 void tf_cli_render_table_deinit(struct tf_cli_render_table *t);
+
+/* Prints the objects of list as a table, one row each: the rows' labels are
+ * the headers, their keys and kinds the cells.  Returns an exit status. */
+int tf_cli_render_list(const struct tf_cli *cli, const msgpack_object_array *list,
+                       const struct tf_cli_render_row *cols, size_t ncols);
 
 /* Converts a reply value to JSON; NULL on allocation failure.  Invalid UTF-8
  * in strings or keys is replaced by '?'.  The caller owns the reference. */

@@ -34,6 +34,17 @@ struct out_frame {
     uint64_t id;
     bool held;
     bool durable;
+    struct tf_node_ctl_deferred *deferred; /* set while the reply is pending */
+};
+
+struct tf_node_ctl_deferred {
+    struct client *c;      /* NULL once the client has gone */
+    struct out_frame *f;   /* the placeholder in c's queue */
+};
+
+struct tf_node_ctl_request {
+    struct client *c;
+    uint64_t id;
 };
 
 struct client {
@@ -72,6 +83,11 @@ static void flush(struct client *c);
 
 static void free_frame(struct out_frame *f)
 {
+    if (f->deferred != NULL) {
+        /* The client is going away: the owner's completion becomes a no-op. */
+        f->deferred->c = NULL;
+        f->deferred->f = NULL;
+    }
     free(f->data);
     free(f);
 }
@@ -301,6 +317,72 @@ static int backlog_cb(uint64_t seq, const uint8_t *rec, size_t len, void *arg)
     return 0;
 }
 
+struct tf_node_ctl_deferred *tf_node_ctl_defer(struct tf_node_ctl_request *req)
+{
+    struct tf_node_ctl_deferred *d = calloc(1, sizeof *d);
+    struct out_frame *f = calloc(1, sizeof *f);
+    if (d == NULL || f == NULL) {
+        free(d);
+        free(f);
+        return NULL;
+    }
+    f->id = req->id;
+    f->held = true;
+    f->deferred = d;
+    d->c = req->c;
+    d->f = f;
+    enqueue(req->c, f);
+    return d;
+}
+
+void tf_node_ctl_complete(struct tf_node_ctl_deferred *d, int rc, const struct tf_proto_buf *result,
+                          const char *why)
+{
+    struct client *c = d->c;
+    struct out_frame *f = d->f;
+    free(d);
+    if (c == NULL || f == NULL)
+        return;
+    f->deferred = NULL;
+    struct tf_proto_buf body = {0};
+    if (rc == TF_OK) {
+        struct tf_proto_mp_writer w;
+        tf_proto_mp_writer_init(&w);
+        tf_proto_mp_write_map(&w, 3);
+        tf_proto_mp_write_cstr(&w, "id");
+        tf_proto_mp_write_uint(&w, f->id);
+        tf_proto_mp_write_cstr(&w, "ok");
+        tf_proto_mp_write_bool(&w, true);
+        tf_proto_mp_write_cstr(&w, "result");
+        tf_proto_mp_write_raw(&w, result->data, result->len);
+        rc = tf_proto_mp_writer_finish(&w, &body);
+    }
+    if (rc != TF_OK && error_body(f->id, rc, why, &body) != TF_OK) {
+        client_close(c);
+        return;
+    }
+    uint8_t *data = malloc(TF_PROTO_CTL_HEADER_LEN + body.len);
+    if (data == NULL) {
+        tf_proto_buf_free(&body);
+        client_close(c);
+        return;
+    }
+    tf_proto_ctl_frame_header(data, (uint32_t)body.len);
+    memcpy(data + TF_PROTO_CTL_HEADER_LEN, body.data, body.len);
+    f->data = data;
+    f->len = TF_PROTO_CTL_HEADER_LEN + body.len;
+    tf_proto_buf_free(&body);
+    /* Release it, and the frames queued behind it only to keep the order, up
+     * to the next one that still waits (for a commit or its own reply). */
+    f->held = false;
+    for (struct out_frame *g = f->next; g != NULL; g = g->next) {
+        if (g->deferred != NULL || g->durable)
+            break;
+        g->held = false;
+    }
+    flush(c);
+}
+
 int tf_node__ctl_event_frame(uint64_t seq, const uint8_t *rec, size_t len,
                              struct tf_proto_buf *out)
 {
@@ -353,7 +435,13 @@ static void handle_request(struct client *c, const uint8_t *body, size_t len)
     tf_proto_mp_write_cstr(&w, "ok");
     tf_proto_mp_write_bool(&w, true);
     tf_proto_mp_write_cstr(&w, "result");
-    rc = tf_node_verbs_run(node, verb, verb_len, args, &w, why, sizeof why);
+    struct tf_node_ctl_request request = {c, id};
+    rc = tf_node_verbs_run(node, &request, verb, verb_len, args, &w, why, sizeof why);
+    if (rc == TF_E_AGAIN) {
+        /* The verb deferred its reply: a placeholder keeps the order. */
+        tf_proto_mp_writer_deinit(&w);
+        goto out;
+    }
     struct tf_proto_buf reply;
     if (rc == TF_OK)
         rc = tf_proto_mp_writer_finish(&w, &reply);
@@ -604,7 +692,7 @@ void tf_node_ctl_committed(struct tf_node_ctl *ctl, int rc)
     while (c != NULL) {
         struct client *next = c->next; /* flush may close c */
         for (struct out_frame *f = c->out_head; f != NULL; f = f->next) {
-            if (!f->held)
+            if (!f->held || f->deferred != NULL)
                 continue;
             f->held = false;
             if (rc == TF_OK || !f->durable)

@@ -13,6 +13,7 @@
 #include <stdint.h>
 
 #include "proto/err.h"
+#include "proto/mp.h"
 
 struct tf_node;
 struct tf_node_ctl;
@@ -37,6 +38,24 @@ void tf_node_ctl_stop(struct tf_node_ctl *ctl);
  * replies go out; on failure each held reply is replaced by an error reply
  * (the change was lost). */
 void tf_node_ctl_committed(struct tf_node_ctl *ctl, int rc);
+
+/* A request whose reply comes later (e.g. ping, which waits for the
+ * network).  Created by tf_node_ctl_defer while a verb runs; the owner must
+ * call tf_node_ctl_complete exactly once (it frees the handle).  If the client
+ * goes away meanwhile, completing is a harmless no-op. */
+struct tf_node_ctl_deferred;
+
+/* The request being handled right now (set only while a verb runs). */
+struct tf_node_ctl_request;
+
+/* Defers the reply to req; the verb then returns TF_E_AGAIN.  NULL on
+ * allocation failure (the verb should fail instead). */
+struct tf_node_ctl_deferred *tf_node_ctl_defer(struct tf_node_ctl_request *req);
+
+/* Completes a deferred reply: rc == TF_OK sends result (one encoded msgpack
+ * value, borrowed); otherwise an error reply with message why. */
+void tf_node_ctl_complete(struct tf_node_ctl_deferred *d, int rc, const struct tf_proto_buf *result,
+                          const char *why);
 
 /* Sends one framed event to every watching client. */
 void tf_node_ctl_broadcast(struct tf_node_ctl *ctl, const uint8_t *frame, size_t len);

@@ -6,11 +6,26 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "proto/link.h"
 #include "proto/mp.h"
+
+struct tf_node;
+struct tf_node_link;
 
 /* Builds the watch frame body {"event": {"seq": seq, <record pairs>}} from a
  * stored event record (a msgpack fixmap).  *out owned by the caller. */
 int tf_node__ctl_event_frame(uint64_t seq, const uint8_t *rec, size_t len,
                              struct tf_proto_buf *out);
+
+/* Events from node/net.c, dispatched by node/node.c. */
+void tf_node__on_link_up(struct tf_node *node, struct tf_node_link *link);
+void tf_node__on_link_closed(struct tf_node *node, struct tf_node_link *link);
+void tf_node__on_dial_failed(struct tf_node *node, const uint8_t pk[32], int err,
+                             const char *addr);
+void tf_node__on_link_message(struct tf_node *node, struct tf_node_link *link,
+                              const struct tf_proto_link_msg *m);
+
+/* Writes the contact's alias for pk as str, or nil (pk may be NULL). */
+void tf_node__write_alias(struct tf_node *node, const uint8_t *pk, struct tf_proto_mp_writer *w);
 
 #endif

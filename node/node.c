@@ -2,6 +2,7 @@
 #include "node/node.h"
 
 #include <errno.h>
+#include <signal.h>
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -13,7 +14,10 @@
 #include <sodium.h>
 
 #include "node/ctl.h"
+#include "node/delivery.h"
 #include "node/internal.h"
+#include "node/net.h"
+#include "node/ping.h"
 #include "node/keys.h"
 #include "node/log.h"
 #include "proto/ctl.h"
@@ -27,17 +31,23 @@ uint64_t tf_node_now(const struct tf_node *node)
     return tv.tv_sec > 0 ? (uint64_t)tv.tv_sec : 0;
 }
 
-/* Group commit: runs once per loop turn, before the loop blocks for I/O. */
-static void commit_cb(uv_prepare_t *h)
+/* Commits the open write transaction and releases what waited for it:
+ * control replies, ACKs, watch events. */
+static void commit(struct tf_node *node)
 {
-    struct tf_node *node = h->data;
     if (!tf_node_store_dirty(node->store))
         return;
     int rc = tf_node_store_commit(node->store);
     if (rc != TF_OK)
         tf_node_log(TF_NODE_LOG_ERROR, "store", "commit failed: %s; this turn's changes are lost",
                     tf_strerror(rc));
+    if (rc == TF_OK && node->test_crash_armed) {
+        tf_node_log(TF_NODE_LOG_WARN, "node", "test hook: crashing after the commit, before the ACK");
+        raise(SIGKILL);
+    }
     tf_node_ctl_committed(node->ctl, rc);
+    if (node->net != NULL)
+        tf_node_net_committed(node->net, rc);
     for (size_t i = 0; i < node->n_pending_events; i++) {
         if (rc == TF_OK)
             tf_node_ctl_broadcast(node->ctl, node->pending_events[i].data,
@@ -45,6 +55,70 @@ static void commit_cb(uv_prepare_t *h)
         tf_proto_buf_free(&node->pending_events[i]);
     }
     node->n_pending_events = 0;
+}
+
+/* Group commit: runs once per loop turn, before the loop blocks for I/O.
+ * Delivery runs right after the commit, so nothing is sent before the state
+ * change that caused it is durable; its own bookkeeping is committed at once
+ * too, rather than left open while the loop sleeps. */
+static void commit_cb(uv_prepare_t *h)
+{
+    struct tf_node *node = h->data;
+    commit(node);
+    if (node->stopping)
+        return;
+    tf_node_delivery_run(node->delivery);
+    commit(node);
+}
+
+void tf_node__on_link_up(struct tf_node *node, struct tf_node_link *link)
+{
+    tf_node_delivery_link_up(node->delivery, link);
+    tf_node_ping_link_up(node, link);
+}
+
+void tf_node__on_link_closed(struct tf_node *node, struct tf_node_link *link)
+{
+    tf_node_delivery_link_closed(node->delivery, link);
+}
+
+void tf_node__on_dial_failed(struct tf_node *node, const uint8_t pk[32], int err,
+                             const char *addr)
+{
+    tf_node_delivery_dial_failed(node->delivery, pk, err);
+    tf_node_ping_dial_failed(node, pk, err, addr);
+}
+
+void tf_node__on_link_message(struct tf_node *node, struct tf_node_link *link,
+                              const struct tf_proto_link_msg *m)
+{
+    switch (m->type) {
+    case TF_PROTO_LINK_ENVELOPE:
+        tf_node_delivery_envelope(node->delivery, link, m->envelope.ptr, m->envelope.len);
+        return;
+    case TF_PROTO_LINK_ACK:
+        tf_node_delivery_ack(node->delivery, link, m);
+        return;
+    case TF_PROTO_LINK_PONG:
+        tf_node_ping_pong(node, link, m->nonce);
+        return;
+    case TF_PROTO_LINK_HELLO:
+    case TF_PROTO_LINK_PING:
+    case TF_PROTO_LINK_ERROR:
+    case TF_PROTO_LINK_BYE:
+        return; /* handled by node/net.c */
+    }
+}
+
+void tf_node__write_alias(struct tf_node *node, const uint8_t *pk, struct tf_proto_mp_writer *w)
+{
+    struct tf_node_contact c;
+    memset(&c, 0, sizeof c);
+    if (pk != NULL && tf_node_store_contact_get(node->store, pk, &c) == TF_OK && c.alias[0])
+        tf_proto_mp_write_cstr(w, c.alias);
+    else
+        tf_proto_mp_write_nil(w);
+    tf_node_contact_deinit(&c);
 }
 
 int tf_node_event(struct tf_node *node, const struct tf_proto_buf *record)
@@ -81,7 +155,16 @@ static void signal_cb(uv_signal_t *h, int signum)
 {
     struct tf_node *node = h->data;
     if (signum == SIGHUP) {
-        /* Nothing is reloadable yet; the policy file will be. */
+        /* Limits apply to new links and timers from now on. */
+        char why[512];
+        struct tf_node_config cfg = node->config;
+        int rc = tf_node_config_load(node->home, &cfg, why, sizeof why);
+        if (rc != TF_OK) {
+            tf_node_log(TF_NODE_LOG_ERROR, "node",
+                        "SIGHUP: configuration refused, keeping the old one: %s", why);
+            return;
+        }
+        node->config = cfg;
         tf_node_log(TF_NODE_LOG_INFO, "node", "SIGHUP: configuration reloaded");
         return;
     }
@@ -223,6 +306,10 @@ static int start_handles(struct tf_node *node)
                     tf_strerror(rc));
         return rc;
     }
+    if ((rc = tf_node_delivery_start(node, &node->delivery)) != 0)
+        return rc;
+    if (node->listen[0] && (rc = tf_node_net_start(node, node->listen, &node->net)) != 0)
+        return rc;
     return 0;
 }
 
@@ -238,6 +325,14 @@ int tf_node_start(struct tf_node *node, uv_loop_t *loop, const struct tf_node_op
         (rc = load_identity(node)) != 0 || (rc = open_store(node)) != 0)
         return rc;
     node->started = tf_node_now(node);
+    tf_node_config_defaults(&node->config);
+    const char *crash = getenv("TWOFOLD_TEST_CRASH");
+    node->test_crash_after_receive = crash != NULL && strcmp(crash, "after-receive-commit") == 0;
+    char why[512];
+    if ((rc = tf_node_config_load(node->home, &node->config, why, sizeof why)) != 0) {
+        tf_node_log(TF_NODE_LOG_ERROR, "node", "configuration refused: %s", why);
+        return rc;
+    }
     if ((rc = start_handles(node)) != 0) {
         tf_node_stop(node);
         return rc;
@@ -264,8 +359,8 @@ int tf_node_start(struct tf_node *node, uv_loop_t *loop, const struct tf_node_op
     char fp[TF_PROTO_FINGERPRINT_SIZE];
     tf_proto_fingerprint(node->id.sign_pk, fp);
     /* Tests and supervisors wait for this line. */
-    tf_node_log(TF_NODE_LOG_INFO, "node", "ready id=%s fingerprint=%s control=%s", node->text_id,
-                fp, node->socket_path);
+    tf_node_log(TF_NODE_LOG_INFO, "node", "ready id=%s fingerprint=%s control=%s listen=%s",
+                node->text_id, fp, node->socket_path, node->listen[0] ? node->listen : "-");
     return 0;
 }
 
@@ -287,8 +382,13 @@ void tf_node_stop(struct tf_node *node)
             tf_node_log(TF_NODE_LOG_ERROR, "store", "final commit failed: %s", tf_strerror(rc));
         tf_node_ctl_committed(node->ctl, rc);
     }
+    tf_node_ping_stop_all(node);
     tf_node_ctl_stop(node->ctl);
     node->ctl = NULL;
+    tf_node_net_stop(node->net);
+    node->net = NULL;
+    tf_node_delivery_stop(node->delivery);
+    node->delivery = NULL;
     close_handle((uv_handle_t *)&node->commit);
     close_handle((uv_handle_t *)&node->sig_int);
     close_handle((uv_handle_t *)&node->sig_term);

@@ -13,6 +13,7 @@
 
 #include <uv.h>
 
+#include "node/config.h"
 #include "node/home.h"
 #include "node/store.h"
 #include "proto/card.h"
@@ -20,6 +21,9 @@
 #include "proto/mp.h"
 
 struct tf_node_ctl;
+struct tf_node_net;
+struct tf_node_delivery;
+struct tf_node_ping;
 
 struct tf_node_options {
     const char *home; /* resolved home directory */
@@ -37,7 +41,15 @@ struct tf_node {
     struct tf_proto_card card_fields;
     char listen[TF_PROTO_CARD_ADDR_MAX + 1];
     uint64_t started;
+    struct tf_node_config config;
     struct tf_node_ctl *ctl;
+    struct tf_node_net *net;
+    struct tf_node_delivery *delivery;
+    struct tf_node_ping *pings; /* pending pings (node/ping.c) */
+    /* Test hook (TWOFOLD_TEST_CRASH=after-receive-commit): die by SIGKILL
+     * right after committing a received envelope, before its ACK is sent. */
+    bool test_crash_after_receive;
+    bool test_crash_armed;
     uv_prepare_t commit;
     uv_signal_t sig_int, sig_term, sig_hup;
     bool stopping;

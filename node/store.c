@@ -13,6 +13,7 @@
 #include <sodium.h>
 
 #include "node/home.h"
+#include "proto/envelope.h"
 #include "proto/identity.h"
 
 /* Sparse: the file grows with the data, not with the map. */
@@ -22,10 +23,46 @@
 #define SCHEMA_KEY "schema"
 /* Shortest id prefix contact_find resolves ("tf1" and three characters). */
 #define FIND_PREFIX_MIN 6
+#define MSG_ID_LEN TF_PROTO_MSG_ID_LEN
+/* A time index key: u64be(time) || msg_id, so LMDB's byte order is time order. */
+#define TIME_KEY_LEN (SEQ_LEN + MSG_ID_LEN)
+/* Records of the outbox and messages tables (node/store.h). */
+#define OUTBOX_FIELDS 8
+#define MESSAGE_FIELDS 7
+#define ERROR_LEN_MAX (TF_NODE_OUTBOX_ERROR_MAX - 1)
+/* seen_gc forgets ids in batches of this many keys. */
+#define GC_BATCH 256
 
-enum dbi { DBI_META, DBI_CONTACTS, DBI_ALIASES, DBI_EVENTS, DBI_COUNT };
+static_assert(MSG_ID_LEN == 16, "store.h spells msg ids as 16 bytes");
 
-static const char *const dbi_names[DBI_COUNT] = {"meta", "contacts", "aliases", "events"};
+enum dbi {
+    DBI_META,
+    DBI_CONTACTS,
+    DBI_ALIASES,
+    DBI_EVENTS,
+    DBI_OUTBOX,
+    DBI_OUTBOX_DUE,
+    DBI_SEEN,
+    DBI_SEEN_EXP,
+    DBI_MESSAGES,
+    DBI_COUNT
+};
+
+/* Each table with the schema that added it. */
+static const struct {
+    const char *name;
+    uint32_t since;
+} tables[DBI_COUNT] = {
+    [DBI_META] = {"meta", 1},         [DBI_CONTACTS] = {"contacts", 1},
+    [DBI_ALIASES] = {"aliases", 1},   [DBI_EVENTS] = {"events", 1},
+    [DBI_OUTBOX] = {"outbox", 2},     [DBI_OUTBOX_DUE] = {"outbox_due", 2},
+    [DBI_SEEN] = {"seen", 2},         [DBI_SEEN_EXP] = {"seen_exp", 2},
+    [DBI_MESSAGES] = {"messages", 2},
+};
+
+/* The value of keys that carry none (index entries).  Not NULL: write_op
+ * reads a NULL value as "delete". */
+static const uint8_t no_value[1];
 
 /* One write of the open transaction.  MDB_MAP_FULL leaves a write
  * transaction unusable, so every write is journalled: after the map has grown
@@ -42,6 +79,9 @@ struct op {
 struct tf_node_store {
     MDB_env *env;
     MDB_dbi dbi[DBI_COUNT];
+    /* The layout of the open store: tables[i].since > schema means table i
+     * is absent (a read-only open of an older store) and reads as empty. */
+    uint32_t schema;
     bool readonly;
     MDB_txn *txn;     /* the group-commit write transaction, or NULL */
     uint64_t txn_gen; /* counts write transactions begun, to detect a replaced txn */
@@ -290,11 +330,19 @@ static int write_op(struct tf_node_store *st, enum dbi dbi, const void *key, siz
     return 0;
 }
 
-/* *val views LMDB memory, valid until txn's next write or its end. */
-static int get(MDB_txn *txn, MDB_dbi dbi, const void *key, size_t klen, MDB_val *val)
+/* True if the open store has table dbi (see tf_node_store.schema). */
+static bool has(const struct tf_node_store *st, enum dbi dbi)
+{
+    return tables[dbi].since <= st->schema;
+}
+
+/* *val views LMDB memory, valid until txn's next write or its end.  An absent
+ * table holds nothing. */
+static int get(struct tf_node_store *st, MDB_txn *txn, enum dbi dbi, const void *key, size_t klen,
+               MDB_val *val)
 {
     MDB_val k = mval(key, klen);
-    return mdb_get(txn, dbi, &k, val);
+    return has(st, dbi) ? mdb_get(txn, st->dbi[dbi], &k, val) : MDB_NOTFOUND;
 }
 
 /* Visits one entry of a walk.  Returns 0 to go on; anything else stops the
@@ -311,9 +359,11 @@ static int walk(struct tf_node_store *st, MDB_txn *txn, enum dbi dbi, const MDB_
     MDB_cursor_op op = from != NULL ? MDB_SET_RANGE : MDB_FIRST;
     bool in_write = txn == st->txn;
     uint64_t gen = st->txn_gen;
-    int rc = mdb_cursor_open(txn, st->dbi[dbi], &cur);
+    int rc;
     *stopped = false;
-    if (rc != 0)
+    if (!has(st, dbi))
+        return 0;
+    if ((rc = mdb_cursor_open(txn, st->dbi[dbi], &cur)) != 0)
         return rc;
     while ((rc = mdb_cursor_get(cur, &k, &v, op)) == 0) {
         op = MDB_NEXT;
@@ -344,14 +394,44 @@ static int walk_public(struct tf_node_store *st, enum dbi dbi, const MDB_val *fr
     return stopped ? rc : lmdb_err(rc);
 }
 
+/* Opens the tables that schemas first..last added, creating them if flags
+ * has MDB_CREATE.  A missing table is corruption: each schema's tables are
+ * created together, when the store is created or by its migration. */
+static int open_tables(struct tf_node_store *st, MDB_txn *txn, uint32_t first, uint32_t last,
+                       unsigned flags)
+{
+    int rc = 0;
+    for (int i = 0; rc == 0 && i < DBI_COUNT; i++)
+        if (tables[i].since >= first && tables[i].since <= last)
+            rc = mdb_dbi_open(txn, tables[i].name, flags, &st->dbi[i]);
+    return rc == MDB_NOTFOUND ? TF_E_CORRUPT : rc;
+}
+
 /* Migrations: migrations[v] upgrades a store from schema v to v + 1.  They
- * run at open, in read-write mode, inside the transaction that opens the
- * databases, one after another up to TF_NODE_STORE_SCHEMA; the schema value is
- * written after the last.  To change the layout, bump TF_NODE_STORE_SCHEMA and
- * add the function for the old version here.  Entry 0 stays NULL: no store was
- * ever written with schema 0, so such a store is corrupt. */
+ * run at a read-write open, inside the transaction that opens the databases,
+ * one after another up to TF_NODE_STORE_SCHEMA; the schema value is written
+ * after the last.  To change the layout, bump TF_NODE_STORE_SCHEMA and add
+ * the migration from the old version here.  Entry 0 stays empty: no store was
+ * ever written with schema 0, so such a store is corrupt.
+ *
+ * A migration that only adds tables is additive: this code reads the older
+ * store correctly as it is, the tables it lacks as empty, so a read-only open
+ * (which cannot migrate) accepts it.  Past any other migration a read-only
+ * open of the older store fails with TF_E_VERSION. */
 typedef int migrate_fn(struct tf_node_store *st, MDB_txn *txn);
-static migrate_fn *const migrations[TF_NODE_STORE_SCHEMA] = {NULL};
+
+/* Schema 2 adds the outbox, seen and messages tables with their indexes. */
+static int migrate_1_to_2(struct tf_node_store *st, MDB_txn *txn)
+{
+    return open_tables(st, txn, 2, 2, MDB_CREATE);
+}
+
+static const struct {
+    migrate_fn *fn;
+    bool additive;
+} migrations[TF_NODE_STORE_SCHEMA] = {
+    [1] = {migrate_1_to_2, true},
+};
 
 static int put_schema(struct tf_node_store *st, MDB_txn *txn)
 {
@@ -361,50 +441,58 @@ static int put_schema(struct tf_node_store *st, MDB_txn *txn)
     return mdb_put(txn, st->dbi[DBI_META], &k, &val, 0);
 }
 
-static int check_schema(struct tf_node_store *st, MDB_txn *txn)
+/* Reads the schema of an existing store and checks that this code can open
+ * it: newer -> TF_E_VERSION; missing, malformed or with no migration path ->
+ * TF_E_CORRUPT; older past a migration that is not additive, read-only ->
+ * TF_E_VERSION. */
+static int read_schema(struct tf_node_store *st, MDB_txn *txn, uint32_t *schema)
 {
-    MDB_val v;
-    int rc = get(txn, st->dbi[DBI_META], SCHEMA_KEY, strlen(SCHEMA_KEY), &v);
-    if (rc == MDB_NOTFOUND)
+    MDB_val k = mval(SCHEMA_KEY, strlen(SCHEMA_KEY)), v;
+    int rc = mdb_get(txn, st->dbi[DBI_META], &k, &v); /* before get(): st->schema is not known */
+    if (rc == MDB_NOTFOUND || (rc == 0 && v.mv_size != 4))
         return TF_E_CORRUPT;
     if (rc != 0)
         return rc;
-    if (v.mv_size != 4)
-        return TF_E_CORRUPT;
-    uint64_t schema = load_be(v.mv_data, 4);
-    if (schema > TF_NODE_STORE_SCHEMA)
+    uint64_t s = load_be(v.mv_data, 4);
+    if (s > TF_NODE_STORE_SCHEMA)
         return TF_E_VERSION;
-    if (schema == TF_NODE_STORE_SCHEMA)
-        return 0;
-    if (migrations[schema] == NULL)
-        return TF_E_CORRUPT;
-    if (st->readonly)
-        return TF_E_VERSION; /* a read-write open must migrate it first */
-    for (; schema < TF_NODE_STORE_SCHEMA; schema++)
-        if ((rc = migrations[schema](st, txn)) != 0)
-            return rc;
-    return put_schema(st, txn);
+    for (uint64_t from = s; from < TF_NODE_STORE_SCHEMA; from++) {
+        if (migrations[from].fn == NULL)
+            return TF_E_CORRUPT;
+        if (st->readonly && !migrations[from].additive)
+            rc = TF_E_VERSION;
+    }
+    *schema = (uint32_t)s;
+    return rc;
 }
 
-/* Opens the named databases and writes (CREATE) or checks the schema, in one
- * transaction, committed so that the handles stay valid until the
- * environment closes. */
+/* Opens the tables and writes (CREATE) or checks the schema, migrating an
+ * older store in the read-write modes, in one transaction, committed so that
+ * the handles stay valid until the environment closes. */
 static int open_txn(struct tf_node_store *st, enum tf_node_store_mode mode)
 {
+    unsigned create = mode == TF_NODE_STORE_CREATE ? MDB_CREATE : 0;
+    uint32_t schema = TF_NODE_STORE_SCHEMA;
     MDB_txn *txn;
     int rc = txn_begin(st, st->readonly ? MDB_RDONLY : 0, &txn);
     if (rc != 0)
         return rc;
-    for (int i = 0; rc == 0 && i < DBI_COUNT; i++)
-        rc = mdb_dbi_open(txn, dbi_names[i], st->readonly ? 0 : MDB_CREATE, &st->dbi[i]);
-    if (rc == MDB_NOTFOUND)
-        rc = TF_E_CORRUPT; /* read-only, and a database is missing */
+    /* meta alone first: which other tables exist depends on its schema */
+    if ((rc = mdb_dbi_open(txn, tables[DBI_META].name, create, &st->dbi[DBI_META])) == MDB_NOTFOUND)
+        rc = TF_E_CORRUPT; /* an empty environment: not a store */
+    if (rc == 0 && !create)
+        rc = read_schema(st, txn, &schema);
     if (rc == 0)
-        rc = mode == TF_NODE_STORE_CREATE ? put_schema(st, txn) : check_schema(st, txn);
+        rc = open_tables(st, txn, 1, schema, create);
+    for (uint32_t from = schema; rc == 0 && !st->readonly && from < TF_NODE_STORE_SCHEMA; from++)
+        rc = migrations[from].fn(st, txn);
+    if (rc == 0 && (create || (!st->readonly && schema < TF_NODE_STORE_SCHEMA)))
+        rc = put_schema(st, txn);
     if (rc != 0) {
         mdb_txn_abort(txn);
         return rc;
     }
+    st->schema = st->readonly ? schema : TF_NODE_STORE_SCHEMA;
     return mdb_txn_commit(txn);
 }
 
@@ -530,6 +618,18 @@ bool tf_node_store_dirty(const struct tf_node_store *st)
     return st->txn != NULL || st->failed != 0;
 }
 
+/* Copies n bytes (LMDB memory, or a view into it) into *out, whose data is
+ * never NULL, even for n == 0. */
+static int copy_bytes(struct tf_proto_buf *out, const void *p, size_t n)
+{
+    if ((out->data = malloc(n > 0 ? n : 1)) == NULL)
+        return TF_E_NOMEM;
+    if (n > 0)
+        memcpy(out->data, p, n);
+    out->len = n;
+    return 0;
+}
+
 static bool meta_key_is_valid(const char *key)
 {
     size_t len = strnlen(key, META_KEY_MAX + 1);
@@ -547,16 +647,8 @@ int tf_node_store_meta_get(struct tf_node_store *st, const char *key, struct tf_
         return TF_E_INVALID_ARG;
     if ((rc = read_begin(st, &txn, &own)) != 0)
         return lmdb_err(rc);
-    if ((rc = get(txn, st->dbi[DBI_META], key, strlen(key), &v)) == 0) {
-        /* Never NULL, even for an empty value. */
-        if ((out->data = malloc(v.mv_size > 0 ? v.mv_size : 1)) == NULL) {
-            rc = TF_E_NOMEM;
-        } else {
-            if (v.mv_size > 0)
-                memcpy(out->data, v.mv_data, v.mv_size);
-            out->len = v.mv_size;
-        }
-    }
+    if ((rc = get(st, txn, DBI_META, key, strlen(key), &v)) == 0)
+        rc = copy_bytes(out, v.mv_data, v.mv_size);
     read_end(st, txn, own);
     return lmdb_err(rc);
 }
@@ -564,10 +656,9 @@ int tf_node_store_meta_get(struct tf_node_store *st, const char *key, struct tf_
 int tf_node_store_meta_put(struct tf_node_store *st, const char *key, const uint8_t *val,
                            size_t len)
 {
-    static const uint8_t empty[1];
     if (!meta_key_is_valid(key) || (val == NULL && len > 0))
         return TF_E_INVALID_ARG;
-    return lmdb_err(write_op(st, DBI_META, key, strlen(key), val != NULL ? val : empty, len, 0));
+    return lmdb_err(write_op(st, DBI_META, key, strlen(key), val != NULL ? val : no_value, len, 0));
 }
 
 /* pk: TF_PROTO_KEY_LEN bytes. */
@@ -575,7 +666,7 @@ static int contact_get(struct tf_node_store *st, MDB_txn *txn, const void *pk,
                        struct tf_node_contact *out)
 {
     MDB_val v;
-    int rc = get(txn, st->dbi[DBI_CONTACTS], pk, TF_PROTO_KEY_LEN, &v);
+    int rc = get(st, txn, DBI_CONTACTS, pk, TF_PROTO_KEY_LEN, &v);
     if (rc != 0)
         return rc;
     return tf_node_contact_decode(pk, v.mv_data, v.mv_size, out);
@@ -585,7 +676,7 @@ static int alias_get(struct tf_node_store *st, MDB_txn *txn, const char *alias,
                      uint8_t pk[static TF_PROTO_KEY_LEN])
 {
     MDB_val v;
-    int rc = get(txn, st->dbi[DBI_ALIASES], alias, strlen(alias), &v);
+    int rc = get(st, txn, DBI_ALIASES, alias, strlen(alias), &v);
     if (rc != 0)
         return rc;
     if (v.mv_size != TF_PROTO_KEY_LEN)
@@ -792,6 +883,8 @@ struct user_cb {
     union {
         tf_node_store_contact_cb *contact;
         tf_node_store_event_cb *event;
+        tf_node_store_outbox_cb *outbox;
+        tf_node_store_message_cb *message;
     } cb;
     void *arg;
 };
@@ -820,7 +913,6 @@ int tf_node_store_contact_foreach(struct tf_node_store *st, tf_node_store_contac
 int tf_node_store_event_append(struct tf_node_store *st, const uint8_t *rec, size_t len,
                                uint64_t *seq)
 {
-    static const uint8_t empty[1];
     uint8_t key[SEQ_LEN];
     uint64_t last = 0;
     MDB_cursor *cur;
@@ -845,7 +937,7 @@ int tf_node_store_event_append(struct tf_node_store *st, const uint8_t *rec, siz
     if (rc != 0)
         return lmdb_err(rc);
     store_be64(key, last + 1);
-    rc = write_op(st, DBI_EVENTS, key, SEQ_LEN, rec != NULL ? rec : empty, len, MDB_APPEND);
+    rc = write_op(st, DBI_EVENTS, key, SEQ_LEN, rec != NULL ? rec : no_value, len, MDB_APPEND);
     if (rc == 0 && seq != NULL)
         *seq = last + 1;
     return lmdb_err(rc);
@@ -873,9 +965,587 @@ int tf_node_store_event_foreach(struct tf_node_store *st, uint64_t after,
     return walk_public(st, DBI_EVENTS, &from, visit_event, &u);
 }
 
+/*
+ * Outbox, seen ids and messages.  The outbox and seen tables each have a time
+ * index (TIME_KEY_LEN keys: u64be(time) || msg_id -> empty) that every write
+ * keeps in step with the table: one index key per entry, naming the entry's
+ * time.
+ */
+
+static void time_key(uint8_t key[static TIME_KEY_LEN], uint64_t t,
+                     const uint8_t id[static MSG_ID_LEN])
+{
+    store_be64(key, t);
+    memcpy(key + SEQ_LEN, id, MSG_ID_LEN);
+}
+
+/* Removes the index entry (t, id) if it is there (deleting a missing key
+ * would lose the write transaction).  In the write transaction. */
+static int index_drop(struct tf_node_store *st, enum dbi dbi, uint64_t t, const uint8_t *id)
+{
+    uint8_t key[TIME_KEY_LEN];
+    MDB_val v;
+    time_key(key, t, id);
+    int rc = get(st, st->txn, dbi, key, sizeof key, &v);
+    if (rc != 0)
+        return rc == MDB_NOTFOUND ? 0 : rc;
+    return write_op(st, dbi, key, sizeof key, NULL, 0, 0);
+}
+
+/* Finds one index key naming id. */
+struct index_of {
+    const uint8_t *id;
+    uint8_t key[TIME_KEY_LEN];
+};
+
+static int visit_index_of(const MDB_val *k, const MDB_val *v, void *ctx, bool *stopped)
+{
+    struct index_of *x = ctx;
+    (void)v;
+    if (k->mv_size != TIME_KEY_LEN ||
+        memcmp((const uint8_t *)k->mv_data + SEQ_LEN, x->id, MSG_ID_LEN) != 0)
+        return 0;
+    memcpy(x->key, k->mv_data, TIME_KEY_LEN);
+    *stopped = true;
+    return 1;
+}
+
+/* Removes every index entry naming id: for an entry whose record does not
+ * decode, so that its time is not known.  In the write transaction. */
+static int index_drop_all(struct tf_node_store *st, enum dbi dbi, const uint8_t *id)
+{
+    for (;;) {
+        struct index_of x = {.id = id};
+        bool found;
+        int rc = walk(st, st->txn, dbi, NULL, visit_index_of, &x, &found);
+        if (!found)
+            return rc;
+        if ((rc = write_op(st, dbi, x.key, sizeof x.key, NULL, 0, 0)) != 0)
+            return rc;
+    }
+}
+
+/* The first keys of an index, up to a time, copied out so that the caller
+ * may write (or commit) between them. */
+struct time_keys {
+    uint64_t last; /* collect keys whose time is <= last */
+    size_t max;    /* and at most this many */
+    size_t n, cap;
+    uint8_t (*keys)[TIME_KEY_LEN]; /* malloc'ed; the caller frees it */
+};
+
+static int visit_collect(const MDB_val *k, const MDB_val *v, void *ctx, bool *stopped)
+{
+    struct time_keys *c = ctx;
+    if (k->mv_size != TIME_KEY_LEN || v->mv_size != 0)
+        return TF_E_CORRUPT;
+    if (c->n == c->max || load_be(k->mv_data, SEQ_LEN) > c->last) {
+        *stopped = true;
+        return 1;
+    }
+    if (c->n == c->cap) {
+        /* Grown as keys come, never pre-sized from max. */
+        size_t cap = c->cap == 0 ? (c->max < 64 ? c->max : 64) : 2 * c->cap;
+        if (c->cap > SIZE_MAX / 2 / TIME_KEY_LEN)
+            return TF_E_NOMEM;
+        uint8_t(*keys)[TIME_KEY_LEN] = realloc(c->keys, cap * TIME_KEY_LEN);
+        if (keys == NULL)
+            return TF_E_NOMEM;
+        c->keys = keys;
+        c->cap = cap;
+    }
+    memcpy(c->keys[c->n++], k->mv_data, TIME_KEY_LEN);
+    return 0;
+}
+
+/* Collects keys of dbi into *c (see struct time_keys), in a read transaction
+ * that has ended when it returns. */
+static int collect(struct tf_node_store *st, enum dbi dbi, struct time_keys *c)
+{
+    MDB_txn *txn;
+    bool own, stopped = false;
+    int rc = read_begin(st, &txn, &own);
+    if (rc == 0) {
+        rc = walk(st, txn, dbi, NULL, visit_collect, c, &stopped);
+        read_end(st, txn, own);
+    }
+    return stopped ? 0 : rc;
+}
+
+/* Decodes a record stored under the key id, into out. */
+typedef int decode_fn(const uint8_t *id, const MDB_val *v, void *out);
+
+/* Reads and decodes the record under key in a read transaction. */
+static int read_record(struct tf_node_store *st, enum dbi dbi, const uint8_t *key, size_t klen,
+                       decode_fn *decode, void *out)
+{
+    MDB_txn *txn;
+    MDB_val v;
+    bool own;
+    int rc = read_begin(st, &txn, &own);
+    if (rc != 0)
+        return lmdb_err(rc);
+    if ((rc = get(st, txn, dbi, key, klen, &v)) == 0)
+        rc = decode(key, &v, out);
+    read_end(st, txn, own);
+    return lmdb_err(rc);
+}
+
+/* Reads a LINE str of at most max bytes into dst (max + 1 bytes) as a C
+ * string (a LINE str holds no NUL). */
+static int read_line(struct tf_proto_mp_reader *r, size_t max, char *dst)
+{
+    struct tf_proto_bytes s;
+    int rc = tf_proto_mp_read_str(r, 0, max, TF_PROTO_TEXT_LINE, &s);
+    if (rc != TF_OK)
+        return rc;
+    if (s.len > 0)
+        memcpy(dst, s.ptr, s.len);
+    dst[s.len] = '\0';
+    return TF_OK;
+}
+
+/* Checks a record the encoder wrote with the decoder's parser (passed as its
+ * result), so that the store only ever writes records it can read back. */
+static int check_written(int parsed, struct tf_proto_buf *rec)
+{
+    if (parsed == TF_OK)
+        return TF_OK;
+    tf_proto_buf_free(rec);
+    return TF_E_BAD_VALUE;
+}
+
+/* Parses an outbox record into *e: every field but msg_id and the envelope,
+ * which *envelope views in rec. */
+static int outbox_parse(const uint8_t *rec, size_t len, struct tf_node_outbox_entry *e,
+                        struct tf_proto_bytes *envelope)
+{
+    struct tf_proto_mp_reader r;
+    uint64_t type, attempts;
+    int rc;
+    tf_proto_mp_reader_init(&r, rec, len);
+    if ((rc = tf_proto_mp_read_array_exact(&r, OUTBOX_FIELDS)) != TF_OK ||
+        (rc = tf_proto_mp_read_bin_fixed(&r, e->to_pk, sizeof e->to_pk)) != TF_OK ||
+        (rc = tf_proto_mp_read_uint(&r, &type)) != TF_OK ||
+        (rc = tf_proto_mp_read_bin(&r, 1, TF_PROTO_ENVELOPE_MAX, envelope)) != TF_OK ||
+        (rc = tf_proto_mp_read_uint(&r, &e->created)) != TF_OK ||
+        (rc = tf_proto_mp_read_uint(&r, &e->expires)) != TF_OK ||
+        (rc = tf_proto_mp_read_uint(&r, &attempts)) != TF_OK ||
+        (rc = tf_proto_mp_read_uint(&r, &e->next_try_ms)) != TF_OK ||
+        (rc = read_line(&r, ERROR_LEN_MAX, e->last_error)) != TF_OK ||
+        (rc = tf_proto_mp_read_end(&r)) != TF_OK)
+        return rc;
+    if (!tf_proto_msg_type_is_valid(type) || attempts > UINT32_MAX)
+        return TF_E_BAD_VALUE;
+    e->type = (uint16_t)type; /* a valid type fits */
+    e->attempts = (uint32_t)attempts;
+    return TF_OK;
+}
+
+int tf_node_outbox_entry_encode(const struct tf_node_outbox_entry *e, struct tf_proto_buf *out)
+{
+    struct tf_proto_mp_writer w;
+    struct tf_node_outbox_entry check;
+    struct tf_proto_bytes envelope;
+    memset(out, 0, sizeof *out);
+    /* What the writer would read out of bounds; the rest is checked below. */
+    if (memchr(e->last_error, '\0', sizeof e->last_error) == NULL || e->envelope.data == NULL ||
+        e->envelope.len > TF_PROTO_ENVELOPE_MAX)
+        return TF_E_BAD_VALUE;
+    tf_proto_mp_writer_init(&w);
+    tf_proto_mp_write_array(&w, OUTBOX_FIELDS);
+    tf_proto_mp_write_bin(&w, e->to_pk, sizeof e->to_pk);
+    tf_proto_mp_write_uint(&w, e->type);
+    tf_proto_mp_write_bin(&w, e->envelope.data, e->envelope.len);
+    tf_proto_mp_write_uint(&w, e->created);
+    tf_proto_mp_write_uint(&w, e->expires);
+    tf_proto_mp_write_uint(&w, e->attempts);
+    tf_proto_mp_write_uint(&w, e->next_try_ms);
+    tf_proto_mp_write_cstr(&w, e->last_error);
+    int rc = tf_proto_mp_writer_finish(&w, out);
+    if (rc != TF_OK)
+        return rc;
+    return check_written(outbox_parse(out->data, out->len, &check, &envelope), out);
+}
+
+int tf_node_outbox_entry_decode(const uint8_t msg_id[static 16], const uint8_t *rec, size_t len,
+                                struct tf_node_outbox_entry *e)
+{
+    struct tf_proto_bytes envelope;
+    int rc = TF_E_CORRUPT;
+    memset(e, 0, sizeof *e);
+    if (outbox_parse(rec, len, e, &envelope) == TF_OK &&
+        (rc = copy_bytes(&e->envelope, envelope.ptr, envelope.len)) == 0) {
+        memcpy(e->msg_id, msg_id, MSG_ID_LEN);
+        return TF_OK;
+    }
+    memset(e, 0, sizeof *e);
+    return rc;
+}
+
+void tf_node_outbox_entry_deinit(struct tf_node_outbox_entry *e)
+{
+    tf_proto_buf_free(&e->envelope);
+    memset(e, 0, sizeof *e);
+}
+
+static int decode_outbox(const uint8_t *id, const MDB_val *v, void *out)
+{
+    return tf_node_outbox_entry_decode(id, v->mv_data, v->mv_size, out);
+}
+
+/* Removes the due index entry of the stored entry for id (every one naming
+ * id if its record does not decode).  MDB_NOTFOUND if there is no entry. */
+static int outbox_unindex(struct tf_node_store *st, const uint8_t *id)
+{
+    struct tf_node_outbox_entry e;
+    struct tf_proto_bytes envelope;
+    MDB_val v;
+    int rc = write_begin(st);
+    if (rc == 0)
+        rc = get(st, st->txn, DBI_OUTBOX, id, MSG_ID_LEN, &v);
+    if (rc != 0)
+        return rc;
+    if (outbox_parse(v.mv_data, v.mv_size, &e, &envelope) != TF_OK)
+        return index_drop_all(st, DBI_OUTBOX_DUE, id);
+    return index_drop(st, DBI_OUTBOX_DUE, e.next_try_ms, id);
+}
+
+int tf_node_store_outbox_put(struct tf_node_store *st, const struct tf_node_outbox_entry *e)
+{
+    struct tf_proto_buf rec;
+    uint8_t key[TIME_KEY_LEN];
+    int rc = tf_node_outbox_entry_encode(e, &rec);
+    if (rc != TF_OK)
+        return rc;
+    if ((rc = outbox_unindex(st, e->msg_id)) == MDB_NOTFOUND)
+        rc = 0;
+    time_key(key, e->next_try_ms, e->msg_id);
+    if (rc == 0)
+        rc = write_op(st, DBI_OUTBOX_DUE, key, sizeof key, no_value, 0, 0);
+    if (rc == 0)
+        rc = write_op(st, DBI_OUTBOX, e->msg_id, MSG_ID_LEN, rec.data, rec.len, 0);
+    tf_proto_buf_free(&rec);
+    return lmdb_err(rc);
+}
+
+int tf_node_store_outbox_get(struct tf_node_store *st, const uint8_t msg_id[static 16],
+                             struct tf_node_outbox_entry *out)
+{
+    memset(out, 0, sizeof *out);
+    return read_record(st, DBI_OUTBOX, msg_id, MSG_ID_LEN, decode_outbox, out);
+}
+
+int tf_node_store_outbox_del(struct tf_node_store *st, const uint8_t msg_id[static 16])
+{
+    int rc = outbox_unindex(st, msg_id);
+    if (rc == 0)
+        rc = write_op(st, DBI_OUTBOX, msg_id, MSG_ID_LEN, NULL, 0, 0);
+    return lmdb_err(rc);
+}
+
+static int visit_outbox(const MDB_val *k, const MDB_val *v, void *ctx, bool *stopped)
+{
+    struct user_cb *u = ctx;
+    struct tf_node_outbox_entry e;
+    int rc = k->mv_size == MSG_ID_LEN ? decode_outbox(k->mv_data, v, &e) : TF_E_CORRUPT;
+    if (rc != TF_OK)
+        return rc;
+    rc = u->cb.outbox(&e, u->arg);
+    tf_node_outbox_entry_deinit(&e);
+    *stopped = rc != 0;
+    return rc;
+}
+
+int tf_node_store_outbox_foreach(struct tf_node_store *st, tf_node_store_outbox_cb *cb, void *arg)
+{
+    struct user_cb u = {.cb.outbox = cb, .arg = arg};
+    return walk_public(st, DBI_OUTBOX, NULL, visit_outbox, &u);
+}
+
+/* Fetches the entry a collected due key names, in a read transaction of its
+ * own.  MDB_NOTFOUND if the key is gone: an earlier callback of the walk moved
+ * or deleted the entry. */
+static int due_entry(struct tf_node_store *st, const uint8_t key[static TIME_KEY_LEN],
+                     struct tf_node_outbox_entry *e)
+{
+    const uint8_t *id = key + SEQ_LEN;
+    MDB_txn *txn;
+    MDB_val v;
+    bool own;
+    int rc = read_begin(st, &txn, &own);
+    if (rc != 0)
+        return rc;
+    if ((rc = get(st, txn, DBI_OUTBOX_DUE, key, TIME_KEY_LEN, &v)) == 0) {
+        /* The index names only stored entries, at their next_try_ms. */
+        if ((rc = get(st, txn, DBI_OUTBOX, id, MSG_ID_LEN, &v)) == MDB_NOTFOUND)
+            rc = TF_E_CORRUPT;
+        else if (rc == 0 && (rc = decode_outbox(id, &v, e)) == 0 &&
+                 e->next_try_ms != load_be(key, SEQ_LEN)) {
+            tf_node_outbox_entry_deinit(e);
+            rc = TF_E_CORRUPT;
+        }
+    }
+    read_end(st, txn, own);
+    return rc;
+}
+
+int tf_node_store_outbox_due(struct tf_node_store *st, uint64_t now_ms, size_t max,
+                             tf_node_store_outbox_cb *cb, void *arg)
+{
+    struct time_keys due = {.last = now_ms, .max = max};
+    bool stopped = false;
+    int rc = collect(st, DBI_OUTBOX_DUE, &due);
+    /* No transaction of ours is open while cb runs, so it may write, commit
+     * or abort, and the map may grow. */
+    for (size_t i = 0; rc == 0 && !stopped && i < due.n; i++) {
+        struct tf_node_outbox_entry e;
+        if ((rc = due_entry(st, due.keys[i], &e)) == MDB_NOTFOUND) {
+            rc = 0;
+            continue;
+        }
+        if (rc == 0) {
+            rc = cb(&e, arg);
+            stopped = rc != 0;
+            tf_node_outbox_entry_deinit(&e);
+        }
+    }
+    free(due.keys);
+    return stopped ? rc : lmdb_err(rc);
+}
+
+int tf_node_store_outbox_next_due(struct tf_node_store *st, uint64_t *next_ms)
+{
+    struct time_keys first = {.last = UINT64_MAX, .max = 1};
+    int rc = collect(st, DBI_OUTBOX_DUE, &first);
+    if (rc == 0 && first.n == 0)
+        rc = MDB_NOTFOUND;
+    if (rc == 0)
+        *next_ms = load_be(first.keys[0], SEQ_LEN);
+    free(first.keys);
+    return lmdb_err(rc);
+}
+
+/* A seen entry's value: u64be(expires). */
+static int decode_expiry(const uint8_t *id, const MDB_val *v, void *out)
+{
+    (void)id;
+    if (v->mv_size != SEQ_LEN)
+        return TF_E_CORRUPT;
+    *(uint64_t *)out = load_be(v->mv_data, SEQ_LEN);
+    return 0;
+}
+
+int tf_node_store_seen_check(struct tf_node_store *st, const uint8_t msg_id[static 16])
+{
+    uint64_t expires;
+    return read_record(st, DBI_SEEN, msg_id, MSG_ID_LEN, decode_expiry, &expires);
+}
+
+int tf_node_store_seen_add(struct tf_node_store *st, const uint8_t msg_id[static 16],
+                           uint64_t expires)
+{
+    uint8_t key[TIME_KEY_LEN], val[SEQ_LEN];
+    uint64_t old;
+    MDB_val v;
+    int rc = write_begin(st);
+    if (rc == 0 && (rc = get(st, st->txn, DBI_SEEN, msg_id, MSG_ID_LEN, &v)) == 0) {
+        if (decode_expiry(msg_id, &v, &old) != 0)
+            rc = index_drop_all(st, DBI_SEEN_EXP, msg_id); /* replaced below */
+        else if (old >= expires)
+            return TF_OK; /* already remembered at least that long */
+        else
+            rc = index_drop(st, DBI_SEEN_EXP, old, msg_id);
+    } else if (rc == MDB_NOTFOUND) {
+        rc = 0;
+    }
+    time_key(key, expires, msg_id);
+    store_be64(val, expires);
+    if (rc == 0)
+        rc = write_op(st, DBI_SEEN_EXP, key, sizeof key, no_value, 0, 0);
+    if (rc == 0)
+        rc = write_op(st, DBI_SEEN, msg_id, MSG_ID_LEN, val, sizeof val, 0);
+    return lmdb_err(rc);
+}
+
+/* Forgets the seen id that an expiry index key names: the index entry, and
+ * the seen entry if it expires at that time (or does not decode).  In the
+ * write transaction. */
+static int forget(struct tf_node_store *st, const uint8_t key[static TIME_KEY_LEN])
+{
+    const uint8_t *id = key + SEQ_LEN;
+    uint64_t t = load_be(key, SEQ_LEN), expires;
+    MDB_val v;
+    int rc = index_drop(st, DBI_SEEN_EXP, t, id);
+    if (rc == 0 && (rc = get(st, st->txn, DBI_SEEN, id, MSG_ID_LEN, &v)) == 0 &&
+        (decode_expiry(id, &v, &expires) != 0 || expires == t))
+        rc = write_op(st, DBI_SEEN, id, MSG_ID_LEN, NULL, 0, 0);
+    return rc == MDB_NOTFOUND ? 0 : rc;
+}
+
+int tf_node_store_seen_gc(struct tf_node_store *st, uint64_t now, size_t max, size_t *removed)
+{
+    int rc = 0;
+    *removed = 0;
+    if (st->readonly)
+        return -EROFS;
+    /* Batches of keys copied out first: deleting under a cursor would move
+     * it.  Each batch is deleted before the next is collected. */
+    while (rc == 0 && now > 0 && *removed < max) {
+        size_t want = max - *removed < GC_BATCH ? max - *removed : GC_BATCH;
+        struct time_keys batch = {.last = now - 1, .max = want};
+        if ((rc = collect(st, DBI_SEEN_EXP, &batch)) == 0 && batch.n > 0)
+            rc = write_begin(st);
+        for (size_t i = 0; rc == 0 && i < batch.n; i++)
+            if ((rc = forget(st, batch.keys[i])) == 0)
+                (*removed)++;
+        free(batch.keys);
+        if (batch.n < want)
+            break;
+    }
+    return lmdb_err(rc);
+}
+
+const char *tf_node_message_state_name(enum tf_node_message_state s)
+{
+    switch (s) {
+    case TF_NODE_MESSAGE_QUEUED:
+        return "queued";
+    case TF_NODE_MESSAGE_DELIVERED:
+        return "delivered";
+    case TF_NODE_MESSAGE_FAILED:
+        return "failed";
+    case TF_NODE_MESSAGE_RECEIVED:
+        return "received";
+    }
+    return "invalid";
+}
+
+/* Parses a message record into *m: every field but the id and the text,
+ * which *text views in rec. */
+static int message_parse(const uint8_t *rec, size_t len, struct tf_node_message *m,
+                         struct tf_proto_bytes *text)
+{
+    struct tf_proto_mp_reader r;
+    uint64_t state;
+    int rc;
+    tf_proto_mp_reader_init(&r, rec, len);
+    if ((rc = tf_proto_mp_read_array_exact(&r, MESSAGE_FIELDS)) != TF_OK ||
+        (rc = tf_proto_mp_read_bool(&r, &m->outgoing)) != TF_OK ||
+        (rc = tf_proto_mp_read_bin_fixed(&r, m->contact, sizeof m->contact)) != TF_OK ||
+        (rc = tf_proto_mp_read_str(&r, 0, TF_NODE_MESSAGE_TEXT_MAX, TF_PROTO_TEXT_MULTILINE,
+                                   text)) != TF_OK ||
+        (rc = tf_proto_mp_read_uint(&r, &m->time)) != TF_OK ||
+        (rc = tf_proto_mp_read_uint(&r, &m->updated)) != TF_OK ||
+        (rc = tf_proto_mp_read_uint(&r, &state)) != TF_OK ||
+        (rc = read_line(&r, ERROR_LEN_MAX, m->error)) != TF_OK ||
+        (rc = tf_proto_mp_read_end(&r)) != TF_OK)
+        return rc;
+    /* Incoming messages, and only they, are RECEIVED. */
+    if (state > TF_NODE_MESSAGE_RECEIVED || m->outgoing == (state == TF_NODE_MESSAGE_RECEIVED))
+        return TF_E_BAD_VALUE;
+    m->state = (enum tf_node_message_state)state;
+    return TF_OK;
+}
+
+int tf_node_message_encode(const struct tf_node_message *m, struct tf_proto_buf *out)
+{
+    struct tf_proto_mp_writer w;
+    struct tf_node_message check;
+    struct tf_proto_bytes text = {m->text.data, m->text.len};
+    memset(out, 0, sizeof *out);
+    /* What the writer would read out of bounds; the rest is checked below. */
+    if (memchr(m->error, '\0', sizeof m->error) == NULL || (text.ptr == NULL && text.len > 0) ||
+        text.len > TF_NODE_MESSAGE_TEXT_MAX)
+        return TF_E_BAD_VALUE;
+    tf_proto_mp_writer_init(&w);
+    tf_proto_mp_write_array(&w, MESSAGE_FIELDS);
+    tf_proto_mp_write_bool(&w, m->outgoing);
+    tf_proto_mp_write_bin(&w, m->contact, sizeof m->contact);
+    tf_proto_mp_write_text(&w, text);
+    tf_proto_mp_write_uint(&w, m->time);
+    tf_proto_mp_write_uint(&w, m->updated);
+    tf_proto_mp_write_uint(&w, (uint64_t)m->state);
+    tf_proto_mp_write_cstr(&w, m->error);
+    int rc = tf_proto_mp_writer_finish(&w, out);
+    if (rc != TF_OK)
+        return rc;
+    return check_written(message_parse(out->data, out->len, &check, &text), out);
+}
+
+int tf_node_message_decode(const uint8_t id[static 16], const uint8_t *rec, size_t len,
+                           struct tf_node_message *m)
+{
+    struct tf_proto_bytes text;
+    int rc = TF_E_CORRUPT;
+    memset(m, 0, sizeof *m);
+    if (message_parse(rec, len, m, &text) == TF_OK &&
+        (rc = copy_bytes(&m->text, text.ptr, text.len)) == 0) {
+        memcpy(m->id, id, MSG_ID_LEN);
+        return TF_OK;
+    }
+    memset(m, 0, sizeof *m);
+    return rc;
+}
+
+void tf_node_message_deinit(struct tf_node_message *m)
+{
+    tf_proto_buf_free(&m->text);
+    memset(m, 0, sizeof *m);
+}
+
+static int decode_message(const uint8_t *id, const MDB_val *v, void *out)
+{
+    return tf_node_message_decode(id, v->mv_data, v->mv_size, out);
+}
+
+int tf_node_store_message_put(struct tf_node_store *st, const struct tf_node_message *m)
+{
+    struct tf_proto_buf rec;
+    int rc = tf_node_message_encode(m, &rec);
+    if (rc != TF_OK)
+        return rc;
+    rc = write_op(st, DBI_MESSAGES, m->id, MSG_ID_LEN, rec.data, rec.len, 0);
+    tf_proto_buf_free(&rec);
+    return lmdb_err(rc);
+}
+
+int tf_node_store_message_get(struct tf_node_store *st, const uint8_t id[static 16],
+                              struct tf_node_message *out)
+{
+    memset(out, 0, sizeof *out);
+    return read_record(st, DBI_MESSAGES, id, MSG_ID_LEN, decode_message, out);
+}
+
+static int visit_message(const MDB_val *k, const MDB_val *v, void *ctx, bool *stopped)
+{
+    struct user_cb *u = ctx;
+    struct tf_node_message m;
+    int rc = k->mv_size == MSG_ID_LEN ? decode_message(k->mv_data, v, &m) : TF_E_CORRUPT;
+    if (rc != TF_OK)
+        return rc;
+    rc = u->cb.message(&m, u->arg);
+    tf_node_message_deinit(&m);
+    *stopped = rc != 0;
+    return rc;
+}
+
+int tf_node_store_message_foreach(struct tf_node_store *st, tf_node_store_message_cb *cb, void *arg)
+{
+    struct user_cb u = {.cb.message = cb, .arg = arg};
+    return walk_public(st, DBI_MESSAGES, NULL, visit_message, &u);
+}
+
 int tf_node_store_stat(struct tf_node_store *st, struct tf_node_store_stat *out)
 {
-    MDB_stat contacts, events, env;
+    const struct {
+        enum dbi dbi;
+        uint64_t *n;
+    } counts[] = {
+        {DBI_CONTACTS, &out->contacts}, {DBI_EVENTS, &out->events},     {DBI_OUTBOX, &out->outbox},
+        {DBI_SEEN, &out->seen},         {DBI_MESSAGES, &out->messages},
+    };
+    MDB_stat ms, env;
     MDB_envinfo info;
     MDB_txn *txn;
     bool own;
@@ -883,15 +1553,16 @@ int tf_node_store_stat(struct tf_node_store *st, struct tf_node_store_stat *out)
     int rc = read_begin(st, &txn, &own);
     if (rc != 0)
         return lmdb_err(rc);
-    if ((rc = mdb_stat(txn, st->dbi[DBI_CONTACTS], &contacts)) == 0)
-        rc = mdb_stat(txn, st->dbi[DBI_EVENTS], &events);
+    for (size_t i = 0; rc == 0 && i < sizeof counts / sizeof counts[0]; i++)
+        if (has(st, counts[i].dbi) && (rc = mdb_stat(txn, st->dbi[counts[i].dbi], &ms)) == 0)
+            *counts[i].n = ms.ms_entries;
     read_end(st, txn, own);
     if (rc == 0 && (rc = mdb_env_info(st->env, &info)) == 0 &&
         (rc = mdb_env_stat(st->env, &env)) == 0) {
-        out->contacts = contacts.ms_entries;
-        out->events = events.ms_entries;
         out->size_bytes = (uint64_t)(info.me_last_pgno + 1) * env.ms_psize;
         out->commits = st->commits;
     }
+    if (rc != 0)
+        memset(out, 0, sizeof *out);
     return lmdb_err(rc);
 }

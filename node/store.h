@@ -10,6 +10,31 @@
  *   contacts  sign_pk (32) -> contact record (msgpack, see node/contact.h)
  *   aliases   alias (str) -> sign_pk (32)
  *   events    seq (u64be) -> event record (msgpack map, see docs/CONTROL.md)
+ * and, since schema 2:
+ *   outbox     msg_id (16) -> outbox record
+ *   outbox_due u64be(next_try_ms) || msg_id -> empty   (the due index)
+ *   seen       msg_id (16) -> u64be(expires)
+ *   seen_exp   u64be(expires) || msg_id -> empty       (the expiry index)
+ *   messages   id (16) -> message record
+ * Big-endian times make LMDB's byte order time order.  Each index holds
+ * exactly one key per entry of its table, naming the entry's current time.
+ *
+ * Records are msgpack arrays, canonical, decoded with proto/mp's strict
+ * reader (any failure, trailing bytes included, is TF_E_CORRUPT):
+ *   outbox:  [ to_pk: bin 32, type: uint (a valid enum tf_proto_msg_type),
+ *              envelope: bin (1..TF_PROTO_ENVELOPE_MAX), created: uint,
+ *              expires: uint, attempts: uint (<= UINT32_MAX),
+ *              next_try_ms: uint, last_error: str (LINE, 0..127) ]
+ *   message: [ outgoing: bool, contact: bin 32,
+ *              text: str (MULTILINE, 0..TF_NODE_MESSAGE_TEXT_MAX),
+ *              time: uint, updated: uint, state: uint (0..3, RECEIVED iff
+ *              not outgoing), error: str (LINE, 0..127) ]
+ * (LINE and MULTILINE as in proto/mp.h: UTF-8 without control characters,
+ * MULTILINE allowing '\n' and '\t'.)
+ *
+ * Schema history: 1 = meta, contacts, aliases, events; 2 adds outbox,
+ * outbox_due, seen, seen_exp and messages (an additive migration: see
+ * tf_node_store_open).
  *
  * Group commit: every mutation goes into ONE write transaction that is opened
  * lazily at the first write of a loop iteration and committed by
@@ -37,7 +62,7 @@
 
 /* The schema this code writes.  A store with a newer schema is refused
  * (TF_E_VERSION); an older one is migrated on open. */
-#define TF_NODE_STORE_SCHEMA 1
+#define TF_NODE_STORE_SCHEMA 2
 
 struct tf_node_store;
 
@@ -50,9 +75,12 @@ enum tf_node_store_mode {
 };
 
 /* Opens (or creates) the store in directory dir (created 0700 when creating).
- * Checks the schema version: newer -> TF_E_VERSION, older -> migrated (in
- * read-write modes; READONLY gives TF_E_VERSION), missing -> TF_E_CORRUPT.
- * *out is owned by the caller (tf_node_store_close). */
+ * Checks the schema version: newer -> TF_E_VERSION; missing, malformed or
+ * with no migration path -> TF_E_CORRUPT; older -> migrated in OPEN mode (in
+ * the transaction that opens the tables).  READONLY cannot migrate: it opens
+ * an older store as it is when every migration since is additive (only adds
+ * tables, as 1 -> 2 does), the tables it lacks reading as empty, and gives
+ * TF_E_VERSION otherwise.  *out is owned by the caller (tf_node_store_close). */
 TF_MUST_CHECK int tf_node_store_open(const char *dir, enum tf_node_store_mode mode,
                                      struct tf_node_store **out);
 
@@ -116,9 +144,151 @@ typedef int tf_node_store_event_cb(uint64_t seq, const uint8_t *rec, size_t len,
 TF_MUST_CHECK int tf_node_store_event_foreach(struct tf_node_store *st, uint64_t after,
                                               tf_node_store_event_cb *cb, void *arg);
 
+/*
+ * The tables below follow the rules of the ones above: writes go into the
+ * group-commit transaction (-EROFS in READONLY mode), reads see its
+ * uncommitted writes, and a record that does not decode is TF_E_CORRUPT.
+ * Every pointer parameter is borrowed for the call.
+ */
+
+/* Outbox: envelopes waiting for an ACK (docs/PROTOCOL.md §10).  Stored in
+ * "outbox" (msg_id -> record) with a due index "outbox_due"
+ * (u64be(next_try_ms) || msg_id -> empty) that put/del keep in step. */
+#define TF_NODE_OUTBOX_ERROR_MAX 128 /* buffer size: at most 127 bytes and NUL */
+
+struct tf_node_outbox_entry {
+    uint8_t msg_id[16];
+    uint8_t to_pk[32];
+    uint16_t type;                /* enum tf_proto_msg_type */
+    struct tf_proto_buf envelope; /* owned: the sealed envelope bytes */
+    uint64_t created;             /* unix seconds */
+    uint64_t expires;             /* unix seconds (the envelope's) */
+    uint32_t attempts;
+    uint64_t next_try_ms;                      /* unix milliseconds */
+    char last_error[TF_NODE_OUTBOX_ERROR_MAX]; /* "" when none */
+};
+
+/* Frees the envelope bytes and zeroes *e; safe on a zeroed entry. */
+void tf_node_outbox_entry_deinit(struct tf_node_outbox_entry *e);
+
+/* The stored record of an entry (layout above), exposed for tests and
+ * fuzzing.  encode: everything but msg_id; TF_E_BAD_VALUE for a field the
+ * record cannot hold (an invalid type, an empty or too long envelope, a
+ * last_error that is unterminated or not LINE text); *out owned by the caller.
+ * decode: strict, TF_E_CORRUPT on any failure (TF_E_NOMEM if out of memory);
+ * *e (msg_id taken from the key) owns copies, and is zeroed on failure. */
+TF_MUST_CHECK int tf_node_outbox_entry_encode(const struct tf_node_outbox_entry *e,
+                                              struct tf_proto_buf *out);
+TF_MUST_CHECK int tf_node_outbox_entry_decode(const uint8_t msg_id[static 16], const uint8_t *rec,
+                                              size_t len, struct tf_node_outbox_entry *e);
+
+/* Inserts or replaces the entry for e->msg_id (moving its due index entry).
+ * TF_E_BAD_VALUE as tf_node_outbox_entry_encode. */
+TF_MUST_CHECK int tf_node_store_outbox_put(struct tf_node_store *st,
+                                           const struct tf_node_outbox_entry *e);
+/* TF_E_NOT_FOUND if absent; *out owns copies (zeroed unless TF_OK). */
+TF_MUST_CHECK int tf_node_store_outbox_get(struct tf_node_store *st,
+                                           const uint8_t msg_id[static 16],
+                                           struct tf_node_outbox_entry *out);
+/* Deletes the entry and its due index entry.  TF_E_NOT_FOUND if absent.  An
+ * entry whose record is corrupt can be deleted (with every index key naming
+ * it), and put replaces it the same way. */
+TF_MUST_CHECK int tf_node_store_outbox_del(struct tf_node_store *st,
+                                           const uint8_t msg_id[static 16]);
+
+/* Calls cb for every entry (msg id order), entry valid during the call only.
+ * Stops early and writes under the rules of tf_node_store_contact_foreach. */
+typedef int tf_node_store_outbox_cb(const struct tf_node_outbox_entry *e, void *arg);
+TF_MUST_CHECK int tf_node_store_outbox_foreach(struct tf_node_store *st,
+                                               tf_node_store_outbox_cb *cb, void *arg);
+
+/* Calls cb for up to max entries with next_try_ms <= now_ms, earliest first
+ * (ties in msg id order), each at most once, the entry valid during the call
+ * only.  Stops early, returning cb's value, if cb returns non-zero.  The walk
+ * copies the due keys first, then fetches each entry just before its call,
+ * with no transaction of the walk open while cb runs: cb may put, delete,
+ * commit or abort freely (the map can grow), and an entry that an earlier call
+ * moved or deleted is skipped.  TF_E_CORRUPT if the due index is out of step
+ * with the outbox or a record does not decode.  cb must not close the store. */
+TF_MUST_CHECK int tf_node_store_outbox_due(struct tf_node_store *st, uint64_t now_ms, size_t max,
+                                           tf_node_store_outbox_cb *cb, void *arg);
+
+/* The earliest next_try_ms of any entry; TF_E_NOT_FOUND when the outbox is
+ * empty. */
+TF_MUST_CHECK int tf_node_store_outbox_next_due(struct tf_node_store *st, uint64_t *next_ms);
+
+/* Seen message ids ("seen": msg_id -> u64be expiry, plus an expiry index
+ * "seen_exp": u64be(expires) || msg_id -> empty). */
+/* TF_OK if msg_id was recorded (expired or not: seen_gc forgets), else
+ * TF_E_NOT_FOUND. */
+TF_MUST_CHECK int tf_node_store_seen_check(struct tf_node_store *st,
+                                           const uint8_t msg_id[static 16]);
+/* Records msg_id until expires (unix seconds).  Recording it again is TF_OK
+ * and keeps the later of the two expiries. */
+TF_MUST_CHECK int tf_node_store_seen_add(struct tf_node_store *st, const uint8_t msg_id[static 16],
+                                         uint64_t expires);
+/* Forgets up to max ids whose expiry is before now (expires < now), earliest
+ * first; *removed says how many (also when it fails part way: those are gone
+ * from the write transaction).  -EROFS in READONLY mode. */
+TF_MUST_CHECK int tf_node_store_seen_gc(struct tf_node_store *st, uint64_t now, size_t max,
+                                        size_t *removed);
+
+/* Notes between contacts ("messages": id -> record). */
+#define TF_NODE_MESSAGE_TEXT_MAX 4000
+
+enum tf_node_message_state {
+    TF_NODE_MESSAGE_QUEUED = 0,    /* outgoing, not yet acknowledged */
+    TF_NODE_MESSAGE_DELIVERED = 1, /* outgoing, acknowledged */
+    TF_NODE_MESSAGE_FAILED = 2,    /* outgoing, rejected or expired */
+    TF_NODE_MESSAGE_RECEIVED = 3,  /* incoming */
+};
+
+/* "queued", "delivered", "failed", "received". */
+const char *tf_node_message_state_name(enum tf_node_message_state s);
+
+struct tf_node_message {
+    uint8_t id[16]; /* the envelope's msg_id */
+    bool outgoing;
+    uint8_t contact[32];      /* the other identity */
+    struct tf_proto_buf text; /* owned UTF-8, not NUL-terminated */
+    uint64_t time;            /* sent or received (unix seconds) */
+    uint64_t updated;         /* last state change */
+    enum tf_node_message_state state;
+    char error[TF_NODE_OUTBOX_ERROR_MAX]; /* why it failed, "" otherwise */
+};
+
+/* Frees the text and zeroes *m; safe on a zeroed message. */
+void tf_node_message_deinit(struct tf_node_message *m);
+
+/* The stored record of a message (layout above), exposed for tests and
+ * fuzzing, as tf_node_outbox_entry_encode/_decode.  encode: TF_E_BAD_VALUE
+ * for text that is too long or not MULTILINE text, an error that is
+ * unterminated or not LINE text, a state out of range, or a state that does
+ * not match outgoing (RECEIVED iff incoming).  decode: the text is never NULL,
+ * even when empty. */
+TF_MUST_CHECK int tf_node_message_encode(const struct tf_node_message *m, struct tf_proto_buf *out);
+TF_MUST_CHECK int tf_node_message_decode(const uint8_t id[static 16], const uint8_t *rec,
+                                         size_t len, struct tf_node_message *m);
+
+/* Inserts or replaces the message with m->id (a state change is a put of the
+ * updated message).  TF_E_BAD_VALUE as tf_node_message_encode. */
+TF_MUST_CHECK int tf_node_store_message_put(struct tf_node_store *st,
+                                            const struct tf_node_message *m);
+/* TF_E_NOT_FOUND if absent; *out owns copies (zeroed unless TF_OK). */
+TF_MUST_CHECK int tf_node_store_message_get(struct tf_node_store *st, const uint8_t id[static 16],
+                                            struct tf_node_message *out);
+/* Calls cb for every message (id order), valid during the call only, under
+ * the rules of tf_node_store_contact_foreach. */
+typedef int tf_node_store_message_cb(const struct tf_node_message *m, void *arg);
+TF_MUST_CHECK int tf_node_store_message_foreach(struct tf_node_store *st,
+                                                tf_node_store_message_cb *cb, void *arg);
+
 struct tf_node_store_stat {
     uint64_t contacts;
     uint64_t events;
+    uint64_t outbox;
+    uint64_t seen;
+    uint64_t messages;
     uint64_t size_bytes; /* pages in use * page size */
     uint64_t commits;    /* write transactions committed since open */
 };

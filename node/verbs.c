@@ -10,7 +10,11 @@
 #include <sodium.h>
 
 #include "node/contact.h"
+#include "node/delivery.h"
+#include "node/internal.h"
 #include "node/log.h"
+#include "node/net.h"
+#include "node/ping.h"
 #include "node/node.h"
 #include "node/store.h"
 #include "proto/ctl.h"
@@ -259,7 +263,7 @@ static int verb_status(struct tf_node *node, const msgpack_object *args,
         return rc;
     }
     uint64_t now = tf_node_now(node);
-    tf_proto_mp_write_map(w, 11);
+    tf_proto_mp_write_map(w, 14);
     tf_proto_mp_write_cstr(w, "id");
     tf_proto_mp_write_cstr(w, node->text_id);
     tf_proto_mp_write_cstr(w, "fingerprint");
@@ -286,6 +290,12 @@ static int verb_status(struct tf_node *node, const msgpack_object *args,
     tf_proto_mp_write_uint(w, st.contacts);
     tf_proto_mp_write_cstr(w, "events");
     tf_proto_mp_write_uint(w, st.events);
+    tf_proto_mp_write_cstr(w, "outbox");
+    tf_proto_mp_write_uint(w, st.outbox);
+    tf_proto_mp_write_cstr(w, "messages");
+    tf_proto_mp_write_uint(w, st.messages);
+    tf_proto_mp_write_cstr(w, "peers");
+    tf_node_net_write_peers(node->net, w);
     return TF_OK;
 }
 
@@ -536,6 +546,244 @@ cleanup:
     return rc;
 }
 
+/* Messages and the outbox. */
+
+static void write_msg_id(struct tf_proto_mp_writer *w, const uint8_t id[16])
+{
+    write_hex(w, id, 16);
+}
+
+static int verb_message_send(struct tf_node *node, const msgpack_object *args,
+                             struct tf_proto_mp_writer *w, char *why, size_t why_cap)
+{
+    const char *text;
+    size_t len;
+    struct tf_node_contact c = {0};
+    int rc = tf_proto_ctl_get_str(args, "text", &text, &len);
+    if (rc != TF_OK) {
+        WHY("missing argument 'text'");
+        return TF_E_BAD_REQUEST;
+    }
+    if (len < 1 || len > TF_NODE_MESSAGE_TEXT_MAX ||
+        !tf_proto_utf8_is_valid((const uint8_t *)text, len)) {
+        WHY("a note is 1 to %d bytes of UTF-8 text", TF_NODE_MESSAGE_TEXT_MAX);
+        return TF_E_BAD_VALUE;
+    }
+    if ((rc = find_contact(node, args, &c, why, why_cap)) != TF_OK)
+        return rc;
+    if (c.blocked) {
+        WHY("%s is blocked; unblock them first", c.alias[0] ? c.alias : "this contact");
+        rc = TF_E_INVALID_ARG;
+        goto cleanup;
+    }
+    uint64_t now = tf_node_now(node);
+    struct tf_node_message m;
+    memset(&m, 0, sizeof m);
+    rc = tf_node_delivery_enqueue(node->delivery, &c, TF_PROTO_MSG_TYPE_NOTE,
+                                  (const uint8_t *)text, len, now + node->config.note_ttl_s, m.id);
+    if (rc != TF_OK) {
+        WHY("cannot queue the note: %s", tf_strerror(rc));
+        goto cleanup;
+    }
+    m.outgoing = true;
+    memcpy(m.contact, c.pk, 32);
+    m.text.data = (uint8_t *)(uintptr_t)text;
+    m.text.len = len;
+    m.time = m.updated = now;
+    m.state = TF_NODE_MESSAGE_QUEUED;
+    if ((rc = tf_node_store_message_put(node->store, &m)) != TF_OK) {
+        WHY("cannot store the note: %s", tf_strerror(rc));
+        goto cleanup;
+    }
+    tf_proto_mp_write_map(w, 3);
+    tf_proto_mp_write_cstr(w, "id");
+    write_msg_id(w, m.id);
+    tf_proto_mp_write_cstr(w, "contact");
+    write_text_id(w, c.pk);
+    tf_proto_mp_write_cstr(w, "state");
+    tf_proto_mp_write_cstr(w, "queued");
+cleanup:
+    tf_node_contact_deinit(&c);
+    return rc;
+}
+
+/* Messages are listed oldest first: collected, then sorted by time. */
+struct msg_list {
+    struct tf_node *node;
+    bool filter;
+    uint8_t pk[32];
+    struct tf_node_message *items;
+    size_t n, cap;
+    int err;
+};
+
+static int msg_list_cb(const struct tf_node_message *m, void *arg)
+{
+    struct msg_list *l = arg;
+    if (l->filter && memcmp(m->contact, l->pk, 32) != 0)
+        return 0;
+    if (l->n == l->cap) {
+        size_t cap = l->cap ? 2 * l->cap : 64;
+        struct tf_node_message *p = realloc(l->items, cap * sizeof *p);
+        if (p == NULL) {
+            l->err = TF_E_NOMEM;
+            return 1;
+        }
+        l->items = p;
+        l->cap = cap;
+    }
+    struct tf_node_message *dst = &l->items[l->n];
+    *dst = *m;
+    dst->text.data = malloc(m->text.len ? m->text.len : 1);
+    if (dst->text.data == NULL) {
+        l->err = TF_E_NOMEM;
+        return 1;
+    }
+    memcpy(dst->text.data, m->text.data, m->text.len);
+    l->n++;
+    return 0;
+}
+
+static int by_time(const void *a, const void *b)
+{
+    const struct tf_node_message *x = a, *y = b;
+    if (x->time != y->time)
+        return x->time < y->time ? -1 : 1;
+    return memcmp(x->id, y->id, 16);
+}
+
+static int verb_message_list(struct tf_node *node, const msgpack_object *args,
+                             struct tf_proto_mp_writer *w, char *why, size_t why_cap)
+{
+    struct msg_list l = {.node = node};
+    int rc;
+    if (tf_proto_ctl_get(args, "name") != NULL) {
+        struct tf_node_contact c = {0};
+        if ((rc = find_contact(node, args, &c, why, why_cap)) != TF_OK)
+            return rc;
+        l.filter = true;
+        memcpy(l.pk, c.pk, 32);
+        tf_node_contact_deinit(&c);
+    }
+    rc = tf_node_store_message_foreach(node->store, msg_list_cb, &l);
+    if (rc == TF_OK)
+        rc = l.err;
+    if (rc == TF_OK) {
+        qsort(l.items, l.n, sizeof *l.items, by_time);
+        tf_proto_mp_write_array(w, (uint32_t)l.n);
+        for (size_t i = 0; i < l.n; i++) {
+            const struct tf_node_message *m = &l.items[i];
+            tf_proto_mp_write_map(w, 9);
+            tf_proto_mp_write_cstr(w, "id");
+            write_msg_id(w, m->id);
+            tf_proto_mp_write_cstr(w, "direction");
+            tf_proto_mp_write_cstr(w, m->outgoing ? "out" : "in");
+            tf_proto_mp_write_cstr(w, "contact");
+            write_text_id(w, m->contact);
+            tf_proto_mp_write_cstr(w, "alias");
+            tf_node__write_alias(node, m->contact, w);
+            tf_proto_mp_write_cstr(w, "text");
+            tf_proto_mp_write_str(w, (const char *)m->text.data, m->text.len);
+            tf_proto_mp_write_cstr(w, "state");
+            tf_proto_mp_write_cstr(w, tf_node_message_state_name(m->state));
+            tf_proto_mp_write_cstr(w, "time");
+            tf_proto_mp_write_uint(w, m->time);
+            tf_proto_mp_write_cstr(w, "updated");
+            tf_proto_mp_write_uint(w, m->updated);
+            tf_proto_mp_write_cstr(w, "error");
+            if (m->error[0])
+                tf_proto_mp_write_cstr(w, m->error);
+            else
+                tf_proto_mp_write_nil(w);
+        }
+    } else {
+        WHY("cannot read the messages: %s", tf_strerror(rc));
+    }
+    for (size_t i = 0; i < l.n; i++)
+        tf_node_message_deinit(&l.items[i]);
+    free(l.items);
+    return rc;
+}
+
+static const char *msg_type_name(uint16_t type)
+{
+    switch (type) {
+    case TF_PROTO_MSG_TYPE_NOTE:
+        return "note";
+    case TF_PROTO_MSG_TYPE_PROPOSAL:
+        return "proposal";
+    case TF_PROTO_MSG_TYPE_REPLY:
+        return "reply";
+    case TF_PROTO_MSG_TYPE_INTRODUCTION:
+        return "introduction";
+    case TF_PROTO_MSG_TYPE_CLOSE:
+        return "close";
+    case TF_PROTO_MSG_TYPE_CARD_UPDATE:
+        return "card-update";
+    default:
+        return "unknown";
+    }
+}
+
+struct outbox_list {
+    struct tf_node *node;
+    struct tf_proto_mp_writer items;
+    uint32_t n;
+};
+
+static int outbox_list_cb(const struct tf_node_outbox_entry *e, void *arg)
+{
+    struct outbox_list *l = arg;
+    struct tf_proto_mp_writer *w = &l->items;
+    tf_proto_mp_write_map(w, 9);
+    tf_proto_mp_write_cstr(w, "msg_id");
+    write_msg_id(w, e->msg_id);
+    tf_proto_mp_write_cstr(w, "to");
+    write_text_id(w, e->to_pk);
+    tf_proto_mp_write_cstr(w, "alias");
+    tf_node__write_alias(l->node, e->to_pk, w);
+    tf_proto_mp_write_cstr(w, "type");
+    tf_proto_mp_write_cstr(w, msg_type_name(e->type));
+    tf_proto_mp_write_cstr(w, "attempts");
+    tf_proto_mp_write_uint(w, e->attempts);
+    tf_proto_mp_write_cstr(w, "next_try");
+    tf_proto_mp_write_uint(w, e->next_try_ms);
+    tf_proto_mp_write_cstr(w, "created");
+    tf_proto_mp_write_uint(w, e->created);
+    tf_proto_mp_write_cstr(w, "expires");
+    tf_proto_mp_write_uint(w, e->expires);
+    tf_proto_mp_write_cstr(w, "last_error");
+    if (e->last_error[0])
+        tf_proto_mp_write_cstr(w, e->last_error);
+    else
+        tf_proto_mp_write_nil(w);
+    l->n++;
+    return 0;
+}
+
+static int verb_outbox_list(struct tf_node *node, const msgpack_object *args,
+                            struct tf_proto_mp_writer *w, char *why, size_t why_cap)
+{
+    (void)args;
+    struct outbox_list l = {.node = node, .n = 0};
+    struct tf_proto_buf items;
+    tf_proto_mp_writer_init(&l.items);
+    /* The due walk gives the soonest first. */
+    int rc = tf_node_store_outbox_due(node->store, UINT64_MAX, SIZE_MAX,
+                                      outbox_list_cb, &l);
+    if (rc != TF_OK) {
+        tf_proto_mp_writer_deinit(&l.items);
+        WHY("cannot read the outbox: %s", tf_strerror(rc));
+        return rc;
+    }
+    if ((rc = tf_proto_mp_writer_finish(&l.items, &items)) != TF_OK)
+        return rc;
+    tf_proto_mp_write_array(w, l.n);
+    tf_proto_mp_write_raw(w, items.data, items.len);
+    tf_proto_buf_free(&items);
+    return TF_OK;
+}
+
 typedef int verb_fn(struct tf_node *node, const msgpack_object *args,
                     struct tf_proto_mp_writer *w, char *why, size_t why_cap);
 
@@ -549,12 +797,23 @@ static const struct {
     {"contact.show", verb_contact_show},
     {"contact.set", verb_contact_set},
     {"contact.rm", verb_contact_rm},
+    {"message.send", verb_message_send},
+    {"message.list", verb_message_list},
+    {"outbox.list", verb_outbox_list},
 };
 
-int tf_node_verbs_run(struct tf_node *node, const char *verb, size_t verb_len,
-                      const msgpack_object *args, struct tf_proto_mp_writer *w, char *why,
-                      size_t why_cap)
+int tf_node_verbs_run(struct tf_node *node, struct tf_node_ctl_request *req, const char *verb,
+                      size_t verb_len, const msgpack_object *args, struct tf_proto_mp_writer *w,
+                      char *why, size_t why_cap)
 {
+    if (verb_len == 4 && memcmp(verb, "ping", 4) == 0) {
+        struct tf_node_contact c = {0};
+        int rc = find_contact(node, args, &c, why, why_cap);
+        if (rc == TF_OK)
+            rc = tf_node_ping_start(node, req, &c, why, why_cap);
+        tf_node_contact_deinit(&c);
+        return rc;
+    }
     for (size_t i = 0; i < sizeof VERBS / sizeof VERBS[0]; i++)
         if (strlen(VERBS[i].name) == verb_len && memcmp(VERBS[i].name, verb, verb_len) == 0)
             return VERBS[i].fn(node, args, w, why, why_cap);

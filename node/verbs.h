@@ -19,7 +19,11 @@ struct tf_node;
 /* Runs verb with args (a map, or NULL when absent).  On success writes exactly
  * one msgpack value (the result) to w.  On failure returns the error and puts
  * a one-line message in why; what was written to w is discarded. */
-TF_MUST_CHECK int tf_node_verbs_run(struct tf_node *node, const char *verb, size_t verb_len,
+struct tf_node_ctl_request;
+/* req identifies the request for verbs that reply later (tf_node_ctl_defer):
+ * they return TF_E_AGAIN. */
+TF_MUST_CHECK int tf_node_verbs_run(struct tf_node *node, struct tf_node_ctl_request *req,
+                                    const char *verb, size_t verb_len,
                                     const msgpack_object *args, struct tf_proto_mp_writer *w,
                                     char *why, size_t why_cap);
 

@@ -37,6 +37,8 @@ def mp_encode(v):
         return b"\xc3"
     if v is False:
         return b"\xc2"
+    if isinstance(v, float):
+        return b"\xcb" + struct.pack(">d", v)
     if isinstance(v, int):
         if 0 <= v < 128:
             return bytes([v])
@@ -130,6 +132,7 @@ class FakeNode:
 
     def __init__(self, home, handler):
         self.requests = []
+        self.raw = []  # the request bodies, byte for byte
         self.handler = handler
         self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         self.path = os.path.join(home, "control.sock")
@@ -158,7 +161,9 @@ class FakeNode:
                 if hdr is None:
                     return
                 n = struct.unpack(">I", hdr)[0]
-                req, _ = mp_decode(self.recv_exact(conn, n))
+                body = self.recv_exact(conn, n)
+                req, _ = mp_decode(body)
+                self.raw.append(body)
                 self.requests.append(req)
                 frames = self.handler(req)
                 if frames is None:
@@ -254,9 +259,12 @@ def test_usage():
     expect("unknown verb", run("frobnicate"), 2, err_has=("unknown verb 'frobnicate'", "--help"))
     expect("unknown option", run("--frob"), 2, err_has=("unknown option '--frob'",))
     expect("unknown sub-verb", run("contact", "frob"), 2, err_has=("twofold contact: unknown verb",))
+    expect("--help lists the message verbs", run("--help"), 0,
+           out_has=("ping ", "message ", "messages ", "outbox "))
     for verb in (["init"], ["id"], ["card"], ["status"], ["watch"], ["contact"],
                  ["contact", "add"], ["contact", "list"], ["contact", "show"],
-                 ["contact", "set"], ["contact", "rm"]):
+                 ["contact", "set"], ["contact", "rm"], ["ping"], ["message"], ["messages"],
+                 ["outbox"]):
         expect("%s --help" % " ".join(verb), run(*verb, "--help"), 0, out_has=("usage:",))
         expect("%s -h" % " ".join(verb), run(*verb, "-h"), 0, out_has=("usage:",))
     expect("bad trust", run("contact", "add", "--trust", "best", "x"), 2,
@@ -273,6 +281,14 @@ def test_usage():
            err_has=("--name",))
     expect("init control char", run("--home", "/nonexistent/x", "init", "--name", "a\x1bb"), 2)
     expect("watch bad since", run("watch", "--since", "x"), 2)
+    expect("ping --help", run("ping", "--help"), 0, out_has=("usage: twofold ping NAME|ID",))
+    expect("message --help", run("message", "-h"), 0, out_has=("TEXT|-", "4000 bytes"))
+    expect("ping without name", run("ping"), 2, err_has=("missing NAME|ID",))
+    expect("ping two names", run("ping", "a", "b"), 2, err_has=("unexpected argument 'b'",))
+    expect("ping empty name", run("ping", ""), 2, err_has=("the name is empty",))
+    expect("message without text", run("message", "bob"), 2, err_has=("missing NAME|ID and TEXT",))
+    expect("messages two names", run("messages", "a", "b"), 2, err_has=("unexpected argument",))
+    expect("outbox argument", run("outbox", "x"), 2, err_has=("unexpected argument 'x'",))
 
 
 def test_offline(tmp):
@@ -460,6 +476,223 @@ def test_with_node(home, card_b):
             node.close()
 
 
+ID_A = "tf1" + "a" * 58
+
+
+def test_messaging(tmp, home):
+    """ping, message, messages, outbox and the new status fields."""
+    now_ms = lambda: int(time.time() * 1000)
+    evil = "hi \x1b[2J\u202e" + "x" * 80 + "\nsecond line"
+
+    # Times are taken when the fake node answers, so that "just now" and
+    # "in 6 days" hold however slowly the suite runs (under valgrind, say);
+    # sent[verb] keeps the last answer for the --json checks.
+    sent = {}
+
+    def messages():
+        now = int(time.time())
+        return [
+            {"id": "01" * 16, "direction": "out", "contact": ID_B, "alias": "bob",
+             "text": "hello\nbob", "state": "delivered", "time": now - 7200,
+             "updated": now - 7000, "error": None},
+            {"id": "02" * 16, "direction": "in", "contact": ID_E, "alias": None, "text": evil,
+             "state": "received", "time": now - 3 * 86400, "updated": now - 3 * 86400,
+             "error": None},
+            {"id": "03" * 16, "direction": "out", "contact": ID_E, "alias": None,
+             "text": "short", "state": "failed", "time": now - 30, "updated": now - 10,
+             "error": "expired"}]
+    peers = [{"id": ID_B, "alias": "bob", "addr": "127.0.0.1:7452", "direction": "out",
+              "state": "up", "in_flight": 2},
+             {"id": ID_E, "alias": None, "addr": "10.0.0.5:40012", "direction": "in",
+              "state": "handshake", "in_flight": 0}]
+    state = {"empty": False}
+
+    def outbox():
+        now = int(time.time())
+        return [{"msg_id": "03" * 16, "to": ID_B, "alias": "bob", "type": "note", "attempts": 0,
+                 "next_try": now_ms() - 5000, "created": now, "expires": now + 6 * 86400 + 60,
+                 "last_error": None},
+                {"msg_id": "04" * 16, "to": ID_E, "alias": None, "type": "proposal",
+                 "attempts": 3, "next_try": now_ms() + 3300, "created": now - 600,
+                 "expires": now + 2 * 3600 + 60,
+                 "last_error": "connection refused by 10.0.0.5:7451"}]
+
+    def handler(req):
+        verb, args = req["verb"], req.get("args", {})
+        if verb == "ping":
+            name = args["name"]
+            if name == "alice":
+                return ok(req, {"id": ID_A, "addr": "127.0.0.1:7451", "rtt_ms": 1.234})
+            if name == "tf1aaaaaa":
+                return ok(req, {"id": ID_A, "addr": "127.0.0.1:7451", "rtt_ms": 3})
+            if name == "mallory":
+                return refuse(req, -10081, "E_KEY_MISMATCH",
+                              "the node at 127.0.0.1:7451 is not mallory")
+            if name == "down":
+                return refuse(req, -111, "ECONNREFUSED", "connection refused by 127.0.0.1:7451")
+            return refuse(req, -10070, "E_NOT_FOUND", "no contact called '%s'" % name)
+        if verb == "message.send":
+            if args["name"] == "nobody":
+                return refuse(req, -10070, "E_NOT_FOUND", "no contact called 'nobody'")
+            return ok(req, {"id": "ab" * 16, "contact": ID_B, "state": "queued"})
+        if verb == "message.list":
+            sent[verb] = [] if state["empty"] else messages()[:1 if "name" in args else 3]
+            return ok(req, sent[verb])
+        if verb == "outbox.list":
+            sent[verb] = [] if state["empty"] else outbox()
+            return ok(req, sent[verb])
+        if verb == "status":
+            return ok(req, {"id": ID_A, "listen": "127.0.0.1:7451", "uptime_s": 60,
+                            "contacts": 2, "events": 5, "outbox": 2, "messages": 3,
+                            "peers": [] if state["empty"] else peers})
+        return refuse(req, -10075, "E_UNKNOWN_VERB", "unknown verb")
+
+    # Slow answers, on a node of their own so that they cannot interleave with
+    # the requests checked below: ping waits up to 30 s for its answer, every
+    # other verb 10 s.  Both run in the background while the rest goes on.
+    slow_home = os.path.join(tmp, "slow")
+    os.mkdir(slow_home, 0o700)
+    slow = FakeNode(slow_home, lambda req: [11.0] + (
+        ok(req, {"id": ID_A, "addr": "127.0.0.1:7451", "rtt_ms": 10999.5})
+        if req["verb"] == "ping" else ok(req, [])))
+    env = dict(os.environ)
+    env.pop("NO_COLOR", None)
+    slow_runs = [subprocess.Popen([TWOFOLD, "--home", slow_home] + args, stdout=subprocess.PIPE,
+                                  stderr=subprocess.PIPE, env=env)
+                 for args in (["ping", "alice"], ["outbox"])]
+
+    node = FakeNode(home, handler)
+    try:
+        expect("ping", run("--home", home, "ping", "alice"), 0,
+               out_has=("pong from alice (tf1aaaaaaaaa...) at 127.0.0.1:7451 in 1.2 ms\n",))
+        req = node.requests[-1]
+        check("ping request bytes", node.raw[-1] == mp_encode(
+            {"id": req["id"], "verb": "ping", "args": {"name": "alice"}}), repr(node.raw[-1]))
+        code, out, _ = expect("ping --json", run("--home", home, "--json", "ping", "alice"), 0)
+        check("ping --json passthrough", json.loads(out) == {
+            "id": ID_A, "addr": "127.0.0.1:7451", "rtt_ms": 1.234}, out)
+        expect("ping, integer rtt", run("--home", home, "ping", "tf1aaaaaa"), 0,
+               out_has=("pong from tf1aaaaaa (tf1aaaaaaaaa...) at 127.0.0.1:7451 in 3 ms",))
+        expect("ping, wrong key", run("--home", home, "ping", "mallory"), 1,
+               err_has=("twofold ping: the node at 127.0.0.1:7451 is not mallory\n",))
+        expect("ping, refused", run("--home", home, "ping", "down"), 1,
+               err_has=("twofold ping: connection refused by 127.0.0.1:7451\n",))
+        code, out, _ = expect("ping --json, refused",
+                              run("--home", home, "--json", "ping", "down"), 1)
+        check("ping --json error", json.loads(out)["error"]["name"] == "ECONNREFUSED", out)
+
+        expect("message", run("--home", home, "message", "bob", "hello\nthere"), 0,
+               out_has=("queued note to bob (id " + "ab" * 16 + ")\n",))
+        req = node.requests[-1]
+        check("message request bytes", node.raw[-1] == mp_encode(
+            {"id": req["id"], "verb": "message.send",
+             "args": {"name": "bob", "text": "hello\nthere"}}), repr(node.raw[-1]))
+        code, out, _ = expect("message --json", run("--home", home, "message", "bob", "hi",
+                                                     "--json"), 0)
+        check("message --json passthrough", json.loads(out) == {
+            "id": "ab" * 16, "contact": ID_B, "state": "queued"}, out)
+        expect("message from stdin", run("--home", home, "message", "bob", "-",
+                                         stdin="two\nlines\r\n\n".encode()), 0)
+        check("message stdin request", node.requests[-1]["args"] ==
+              {"name": "bob", "text": "two\nlines"}, repr(node.requests[-1]))
+        longest = "\u00e9" * 2000  # 4000 bytes
+        expect("message of 4000 bytes", run("--home", home, "message", "bob", longest), 0)
+        check("message of 4000 bytes sent", node.requests[-1]["args"]["text"] == longest)
+        expect("message of 4000 bytes from stdin",
+               run("--home", home, "message", "bob", "-", stdin=(longest + "\n").encode()), 0)
+        check("message of 4000 bytes from stdin sent",
+              node.requests[-1]["args"]["text"] == longest)
+        n = len(node.requests)
+        for name, args, stdin, msg in (
+                ("empty", [""], None, "the message is empty"),
+                ("blank", [" \n\t"], None, "the message is empty"),
+                ("empty stdin", ["-"], b"", "the message is empty"),
+                ("stdin of line breaks", ["-"], b"\n\r\n", "the message is empty"),
+                ("4001 bytes", ["x" + longest], None, "longer than 4000 bytes"),
+                ("4001 bytes from stdin", ["-"], ("x" + longest).encode(), "longer than 4000"),
+                ("long stdin", ["-"], b"y" * 100000, "longer than 4000 bytes"),
+                ("line breaks hiding the rest", ["-"], b"a" + b"\n" * 5000 + b"b",
+                 "longer than 4000 bytes"),
+                ("invalid UTF-8", ["-"], b"caf\xe9", "not UTF-8"),
+                ("NUL byte", ["-"], b"a\0b", "not UTF-8")):
+            expect("message refused locally: " + name,
+                   run("--home", home, "message", "bob", *args, stdin=stdin), 2, err_has=(msg,))
+        check("refused messages not sent", len(node.requests) == n)
+        expect("message to nobody", run("--home", home, "message", "nobody", "hi"), 1,
+               err_has=("twofold message: no contact called 'nobody'",))
+
+        code, out, _ = expect("messages", run("--home", home, "messages"), 0,
+                              out_has=("TIME  DIR  CONTACT  STATE  TEXT",
+                                       "2 h ago  out  bob  delivered  hello...",
+                                       "3 days ago  in  tf1eeeeeeeee  received  hi ?[2J?xxx",
+                                       "just now  out  tf1eeeeeeeee  failed  short\n"),
+                              out_lacks=("\x1b", "\u202e", "second line", "bob\n"))
+        lines = out.splitlines()
+        text_at = lines[0].index("TEXT")
+        check("messages table aligned", len(lines) == 4 and all(
+            l[text_at - 2:text_at] == "  " and l[text_at] != " " for l in lines), out)
+        check("messages text cut to 60 columns", len(lines[2][text_at:]) == 60
+              and lines[2].endswith("x..."), repr(lines[2]))
+        req = node.requests[-1]
+        check("messages request bytes", node.raw[-1] == mp_encode(
+            {"id": req["id"], "verb": "message.list"}), repr(node.raw[-1]))
+        code, out, _ = expect("messages --json", run("--home", home, "--json", "messages"), 0)
+        check("messages --json passthrough", json.loads(out) == sent["message.list"], out)
+        expect("messages NAME", run("--home", home, "messages", "bob"), 0, out_has=("bob",))
+        req = node.requests[-1]
+        check("messages NAME request bytes", node.raw[-1] == mp_encode(
+            {"id": req["id"], "verb": "message.list", "args": {"name": "bob"}}),
+            repr(node.raw[-1]))
+
+        expect("outbox", run("--home", home, "outbox"), 0,
+               out_has=("TO  TYPE  ATTEMPTS  NEXT TRY  EXPIRES  LAST ERROR",
+                        "bob  note  0  now  in 6 days  -\n",
+                        "tf1eeeeeeeee  proposal  3  in 4 s  in 2 h  connection refused by "
+                        "10.0.0.5:7451\n"))
+        req = node.requests[-1]
+        check("outbox request bytes", node.raw[-1] == mp_encode(
+            {"id": req["id"], "verb": "outbox.list"}), repr(node.raw[-1]))
+        code, out, _ = expect("outbox --json", run("--home", home, "outbox", "--json"), 0)
+        check("outbox --json passthrough", json.loads(out) == sent["outbox.list"], out)
+
+        code, out, _ = expect("status with peers", run("--home", home, "status"), 0,
+                              out_has=("outbox 2\n", "messages 3\n", "peers 2\n",
+                                       "PEER  ADDR  DIR  STATE  IN FLIGHT",
+                                       "bob  127.0.0.1:7452  out  up  2\n",
+                                       "tf1eeeeeeeee  10.0.0.5:40012  in  handshake  0\n"))
+        code, out, _ = expect("status --json with peers", run("--home", home, "--json",
+                                                              "status"), 0)
+        check("status --json passthrough", json.loads(out)["peers"] == peers
+              and json.loads(out)["outbox"] == 2, out)
+
+        state["empty"] = True
+        expect("messages, none", run("--home", home, "messages"), 0,
+               out_has=("no messages yet",), out_lacks=("TIME",))
+        expect("messages NAME, none", run("--home", home, "messages", "bob"), 0,
+               out_has=("no messages with bob",))
+        expect("outbox, empty", run("--home", home, "outbox"), 0,
+               out_has=("the outbox is empty",))
+        expect("status without peers", run("--home", home, "status"), 0,
+               out_has=("peers 0",), out_lacks=("PEER ",))
+    finally:
+        node.close()
+
+    node = FakeNode(home, lambda req: ok(req, {"a": 1}))
+    try:
+        for verb in ("messages", "outbox"):
+            expect(verb + ", not a list", run("--home", home, verb), 3, err_has=("malformed",))
+    finally:
+        node.close()
+
+    (ping_out, ping_err), (outbox_out, outbox_err) = [p.communicate(timeout=40)
+                                                      for p in slow_runs]
+    check("ping waits for a node answering after 11 s", slow_runs[0].returncode == 0 and
+          b"pong from alice" in ping_out and b"in 10999.5 ms" in ping_out, repr(ping_err))
+    check("other verbs give up after 10 s", slow_runs[1].returncode == 3 and
+          b"did not answer within 10 s" in outbox_err, repr(outbox_err))
+    slow.close()
+
+
 def main():
     global TWOFOLD
     if len(sys.argv) != 2:
@@ -472,6 +705,7 @@ def main():
         home, card_b = test_offline(tmp)
         test_not_running(home)
         test_with_node(home, card_b)
+        test_messaging(tmp, home)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     print("%d passed, %d failed" % (RESULTS["passed"], RESULTS["failed"]))

@@ -1,7 +1,9 @@
 /* SPDX-License-Identifier: MIT */
-/* Unit tests for node/store: open modes, schema, meta, contacts and their
- * alias index, name resolution, events, group commit and durability.  Each
- * test works in its own temporary directory under /tmp. */
+/* Unit tests for node/store: open modes, schema and migration, meta,
+ * contacts and their alias index, name resolution, events, the outbox and its
+ * due index, seen ids and their expiry index, messages, record codecs, group
+ * commit and durability.  Each test works in its own temporary directory under
+ * /tmp. */
 #include "fixtures.h"
 
 #include <dirent.h>
@@ -14,6 +16,7 @@
 
 #include "node/contact.h"
 #include "node/store.h"
+#include "proto/envelope.h"
 
 #define SET(dst, s) snprintf((dst), sizeof(dst), "%s", (s))
 
@@ -172,6 +175,208 @@ static void put_schema(struct fixture *f, const void *val, size_t len)
     f->st = NULL;
 }
 
+/* Message ids from a counter, big-endian first so that id order is n order. */
+static void msg_id(uint32_t n, uint8_t id[static 16])
+{
+    memset(id, 0xa5, 16);
+    for (int i = 0; i < 4; i++)
+        id[i] = (uint8_t)(n >> (24 - 8 * i));
+}
+
+static uint32_t msg_num(const uint8_t id[static 16])
+{
+    return (uint32_t)id[0] << 24 | (uint32_t)id[1] << 16 | (uint32_t)id[2] << 8 | id[3];
+}
+
+/* Outbox entry n, due at next_try, with a small envelope of its own. */
+static void make_entry(uint32_t n, uint64_t next_try, struct tf_node_outbox_entry *e)
+{
+    memset(e, 0, sizeof *e);
+    msg_id(n, e->msg_id);
+    memset(e->to_pk, 0x40, sizeof e->to_pk);
+    e->to_pk[0] = (uint8_t)n;
+    e->type = TF_PROTO_MSG_TYPE_NOTE;
+    e->envelope.len = 32 + n % 16;
+    e->envelope.data = malloc(e->envelope.len);
+    assert_non_null(e->envelope.data);
+    memset(e->envelope.data, (int)(uint8_t)n, e->envelope.len);
+    e->created = 1700000000u + n;
+    e->expires = e->created + 86400;
+    e->attempts = n % 5;
+    e->next_try_ms = next_try;
+    SET(e->last_error, n % 2 ? "connection refused" : "");
+}
+
+static void put_entry(struct fixture *f, uint32_t n, uint64_t next_try)
+{
+    struct tf_node_outbox_entry e;
+    make_entry(n, next_try, &e);
+    assert_ok(tf_node_store_outbox_put(f->st, &e));
+    tf_node_outbox_entry_deinit(&e);
+}
+
+static void assert_entry_equal(const struct tf_node_outbox_entry *got,
+                               const struct tf_node_outbox_entry *want)
+{
+    assert_memory_equal(got->msg_id, want->msg_id, 16);
+    assert_memory_equal(got->to_pk, want->to_pk, 32);
+    assert_int_equal(got->type, want->type);
+    assert_int_equal(got->envelope.len, want->envelope.len);
+    assert_memory_equal(got->envelope.data, want->envelope.data, want->envelope.len);
+    assert_true(got->created == want->created);
+    assert_true(got->expires == want->expires);
+    assert_int_equal(got->attempts, want->attempts);
+    assert_true(got->next_try_ms == want->next_try_ms);
+    assert_string_equal(got->last_error, want->last_error);
+}
+
+static void assert_no_entry(struct fixture *f, uint32_t n)
+{
+    struct tf_node_outbox_entry got;
+    uint8_t id[16];
+    msg_id(n, id);
+    assert_rc(tf_node_store_outbox_get(f->st, id, &got), TF_E_NOT_FOUND);
+    assert_null(got.envelope.data);
+}
+
+static void assert_next_due(struct fixture *f, int want_rc, uint64_t want)
+{
+    uint64_t next = 12345;
+    assert_rc(tf_node_store_outbox_next_due(f->st, &next), want_rc);
+    assert_true(next == (want_rc == TF_OK ? want : 12345));
+}
+
+static void assert_new_counts(struct fixture *f, uint64_t outbox, uint64_t seen, uint64_t messages)
+{
+    struct tf_node_store_stat s;
+    assert_ok(tf_node_store_stat(f->st, &s));
+    assert_int_equal(s.outbox, outbox);
+    assert_int_equal(s.seen, seen);
+    assert_int_equal(s.messages, messages);
+}
+
+/* What outbox_due calls back with, and what the callback then does. */
+enum due_action { DUE_LOOK, DUE_DELETE, DUE_REPUT, DUE_DELETE_OTHER, DUE_COMMIT };
+
+#define DUE_MAX 2048
+
+struct due_log {
+    size_t n;
+    uint32_t ids[DUE_MAX];
+    uint64_t times[DUE_MAX];
+    struct tf_node_store *st;
+    enum due_action action;
+    uint64_t reput_at; /* DUE_REPUT: the new next_try_ms */
+    uint32_t other;    /* DUE_DELETE_OTHER: the entry to delete */
+    size_t stop_after;
+    int stop_value;
+};
+
+static int due_cb(const struct tf_node_outbox_entry *e, void *arg)
+{
+    struct due_log *d = arg;
+    struct tf_node_outbox_entry next;
+    uint8_t other[16];
+    assert_true(d->n < DUE_MAX);
+    d->ids[d->n] = msg_num(e->msg_id);
+    d->times[d->n++] = e->next_try_ms;
+    switch (d->action) {
+    case DUE_LOOK:
+        break;
+    case DUE_DELETE:
+        assert_ok(tf_node_store_outbox_del(d->st, e->msg_id));
+        break;
+    case DUE_REPUT:
+        next = *e; /* borrows e's envelope for the put */
+        next.attempts++;
+        next.next_try_ms = d->reput_at;
+        SET(next.last_error, "timeout");
+        assert_ok(tf_node_store_outbox_put(d->st, &next));
+        break;
+    case DUE_DELETE_OTHER:
+        msg_id(d->other, other);
+        assert_ok(tf_node_store_outbox_del(d->st, other));
+        d->action = DUE_LOOK;
+        break;
+    case DUE_COMMIT:
+        assert_ok(tf_node_store_commit(d->st));
+        break;
+    }
+    return d->n == d->stop_after ? d->stop_value : 0;
+}
+
+/* Asserts that due(now, max) calls back with exactly the entries ids[0..n). */
+static void assert_due(struct fixture *f, uint64_t now, size_t max, const uint32_t *ids, size_t n)
+{
+    struct due_log d = {0};
+    assert_ok(tf_node_store_outbox_due(f->st, now, max, due_cb, &d));
+    assert_int_equal(d.n, n);
+    for (size_t i = 0; i < n; i++)
+        assert_int_equal(d.ids[i], ids[i]);
+}
+
+/* Message n, with an owned copy of text. */
+static void make_message(uint32_t n, enum tf_node_message_state state, const char *text,
+                         struct tf_node_message *m)
+{
+    memset(m, 0, sizeof *m);
+    msg_id(n, m->id);
+    m->outgoing = state != TF_NODE_MESSAGE_RECEIVED;
+    memset(m->contact, 0x33, sizeof m->contact);
+    m->text.len = strlen(text);
+    m->text.data = malloc(m->text.len + 1);
+    assert_non_null(m->text.data);
+    memcpy(m->text.data, text, m->text.len + 1);
+    m->time = 1700000000u + n;
+    m->updated = m->time;
+    m->state = state;
+}
+
+static void assert_message_equal(const struct tf_node_message *got,
+                                 const struct tf_node_message *want)
+{
+    assert_memory_equal(got->id, want->id, 16);
+    assert_int_equal(got->outgoing, want->outgoing);
+    assert_memory_equal(got->contact, want->contact, 32);
+    assert_non_null(got->text.data);
+    assert_int_equal(got->text.len, want->text.len);
+    if (want->text.len > 0)
+        assert_memory_equal(got->text.data, want->text.data, want->text.len);
+    assert_true(got->time == want->time);
+    assert_true(got->updated == want->updated);
+    assert_int_equal(got->state, want->state);
+    assert_string_equal(got->error, want->error);
+}
+
+static void assert_message(struct fixture *f, const struct tf_node_message *want)
+{
+    struct tf_node_message got;
+    assert_ok(tf_node_store_message_get(f->st, want->id, &got));
+    assert_message_equal(&got, want);
+    tf_node_message_deinit(&got);
+}
+
+static void seen_add(struct fixture *f, uint32_t n, uint64_t expires);
+static void assert_seen(struct fixture *f, uint32_t n, int want);
+
+/* Every write to the new tables fails in a read-only store. */
+static void refuse_new_writes(struct fixture *f)
+{
+    struct tf_node_outbox_entry e;
+    struct tf_node_message m;
+    size_t removed = 7;
+    make_entry(1, 1, &e);
+    make_message(1, TF_NODE_MESSAGE_QUEUED, "hi", &m);
+    assert_rc(tf_node_store_outbox_put(f->st, &e), -EROFS);
+    assert_rc(tf_node_store_outbox_del(f->st, e.msg_id), -EROFS);
+    assert_rc(tf_node_store_seen_add(f->st, e.msg_id, 1), -EROFS);
+    assert_rc(tf_node_store_seen_gc(f->st, 100, 10, &removed), -EROFS);
+    assert_int_equal(removed, 0);
+    assert_rc(tf_node_store_message_put(f->st, &m), -EROFS);
+    tf_node_outbox_entry_deinit(&e);
+    tf_node_message_deinit(&m);
+}
+
 static void test_open_modes(void **state)
 {
     struct fixture *f = *state;
@@ -191,7 +396,7 @@ static void test_open_modes(void **state)
     assert_int_equal(stat(path, &sb), 0);
     assert_int_equal(sb.st_mode & 077, 0);
     assert_false(tf_node_store_dirty(f->st));
-    assert_meta(f, "schema", "\0\0\0\1", 4);
+    assert_meta(f, "schema", "\0\0\0\2", 4);
 
     /* the store is there now, open or closed */
     assert_rc(tf_node_store_open(f->dir, TF_NODE_STORE_CREATE, &st), TF_E_EXISTS);
@@ -232,6 +437,7 @@ static void test_readonly_refuses_writes(void **state)
     assert_rc(tf_node_store_contact_del(f->st, c.pk), -EROFS);
     assert_rc(tf_node_store_event_append(f->st, (const uint8_t *)"e", 1, &seq), -EROFS);
     assert_true(seq == 99);
+    refuse_new_writes(f);
     assert_false(tf_node_store_dirty(f->st));
     assert_ok(tf_node_store_commit(f->st));
     assert_ok(tf_node_store_stat(f->st, &s));
@@ -290,7 +496,7 @@ static void test_schema_newer(void **state)
     struct fixture *f = *state;
     struct tf_node_store *st = NULL;
     assert_ok(tf_node_store_open(f->dir, TF_NODE_STORE_CREATE, &f->st));
-    put_schema(f, "\0\0\0\2", 4);
+    put_schema(f, "\0\0\0\3", 4);
     assert_rc(tf_node_store_open(f->dir, TF_NODE_STORE_OPEN, &st), TF_E_VERSION);
     assert_rc(tf_node_store_open(f->dir, TF_NODE_STORE_READONLY, &st), TF_E_VERSION);
     assert_null(st);
@@ -943,6 +1149,37 @@ static int big_cb(uint64_t seq, const uint8_t *rec, size_t len, void *arg)
     return 0;
 }
 
+/* Writes to the outbox, seen and messages tables, replayed with the rest of
+ * their transaction when the map grows. */
+static void put_small_records(struct fixture *f)
+{
+    struct tf_node_message m;
+    for (uint32_t n = 1; n <= 20; n++) {
+        put_entry(f, n, 1000 - n);
+        seen_add(f, n, 100 + n);
+    }
+    put_entry(f, 20, 5); /* moves its due key */
+    make_message(7, TF_NODE_MESSAGE_RECEIVED, "kept across the replay", &m);
+    assert_ok(tf_node_store_message_put(f->st, &m));
+    tf_node_message_deinit(&m);
+}
+
+static void assert_small_records(struct fixture *f)
+{
+    struct tf_node_message m;
+    struct due_log d = {0};
+    assert_new_counts(f, 20, 20, 1);
+    assert_next_due(f, TF_OK, 5);
+    assert_ok(tf_node_store_outbox_due(f->st, UINT64_MAX, SIZE_MAX, due_cb, &d));
+    assert_int_equal(d.n, 20);
+    for (uint32_t i = 0; i < 20; i++)
+        assert_int_equal(d.ids[i], i == 0 ? 20 : 20 - i);
+    assert_seen(f, 13, TF_OK);
+    make_message(7, TF_NODE_MESSAGE_RECEIVED, "kept across the replay", &m);
+    assert_message(f, &m);
+    tf_node_message_deinit(&m);
+}
+
 static void test_map_growth(void **state)
 {
     struct fixture *f = *state;
@@ -953,6 +1190,8 @@ static void test_map_growth(void **state)
     for (uint64_t i = 1; i <= BIG_COUNT; i++) {
         uint64_t seq;
         memset(rec, (int)(uint8_t)i, BIG_LEN);
+        if (i == BIG_COUNT / 2 + 1) /* the transaction that outgrows the map */
+            put_small_records(f);
         assert_ok(tf_node_store_event_append(f->st, rec, BIG_LEN, &seq));
         assert_true(seq == i);
         if (i == BIG_COUNT / 2 || i == BIG_COUNT)
@@ -973,6 +1212,7 @@ static void test_map_growth(void **state)
     assert_ok(tf_node_store_event_foreach(f->st, 0, big_cb, &b));
     assert_int_equal(b.n, BIG_COUNT);
     assert_true(b.ok);
+    assert_small_records(f);
     reopen(f, TF_NODE_STORE_OPEN);
     append(f, "e", BIG_COUNT + 1);
     assert_ok(tf_node_store_commit(f->st));
@@ -1028,6 +1268,764 @@ static void test_lost_txn_is_reported(void **state)
     free(fl.rec);
 }
 
+static void test_outbox_round_trip(void **state)
+{
+    struct fixture *f = *state;
+    struct tf_node_outbox_entry a, b, got, bad;
+    assert_ok(tf_node_store_open(f->dir, TF_NODE_STORE_CREATE, &f->st));
+    make_entry(1, 5000, &a);
+    make_entry(2, 6000, &b);
+    assert_no_entry(f, 1);
+    assert_rc(tf_node_store_outbox_del(f->st, a.msg_id), TF_E_NOT_FOUND);
+    assert_ok(tf_node_store_outbox_put(f->st, &a));
+    assert_ok(tf_node_store_outbox_put(f->st, &b));
+    assert_ok(tf_node_store_outbox_get(f->st, a.msg_id, &got));
+    assert_entry_equal(&got, &a);
+    tf_node_outbox_entry_deinit(&got);
+    assert_new_counts(f, 2, 0, 0);
+    assert_ok(tf_node_store_commit(f->st));
+
+    reopen(f, TF_NODE_STORE_OPEN);
+    assert_ok(tf_node_store_outbox_get(f->st, b.msg_id, &got));
+    assert_entry_equal(&got, &b);
+    tf_node_outbox_entry_deinit(&got);
+    assert_ok(tf_node_store_outbox_del(f->st, a.msg_id));
+    assert_no_entry(f, 1);
+    assert_rc(tf_node_store_outbox_del(f->st, a.msg_id), TF_E_NOT_FOUND);
+    assert_new_counts(f, 1, 0, 0);
+    assert_next_due(f, TF_OK, 6000);
+    assert_ok(tf_node_store_commit(f->st));
+    reopen(f, TF_NODE_STORE_READONLY);
+    assert_no_entry(f, 1);
+    assert_next_due(f, TF_OK, 6000);
+
+    /* what a record cannot hold is refused before anything is written */
+    reopen(f, TF_NODE_STORE_OPEN);
+    bad = a;
+    bad.type = 0;
+    assert_rc(tf_node_store_outbox_put(f->st, &bad), TF_E_BAD_VALUE);
+    bad.type = TF_PROTO_MSG_TYPE_CARD_UPDATE + 1;
+    assert_rc(tf_node_store_outbox_put(f->st, &bad), TF_E_BAD_VALUE);
+    bad = a;
+    bad.envelope.len = 0;
+    assert_rc(tf_node_store_outbox_put(f->st, &bad), TF_E_BAD_VALUE);
+    bad.envelope.data = NULL;
+    assert_rc(tf_node_store_outbox_put(f->st, &bad), TF_E_BAD_VALUE);
+    bad.envelope.len = TF_PROTO_ENVELOPE_MAX + 1;
+    assert_rc(tf_node_store_outbox_put(f->st, &bad), TF_E_BAD_VALUE);
+    bad = a;
+    SET(bad.last_error, "two\nlines");
+    assert_rc(tf_node_store_outbox_put(f->st, &bad), TF_E_BAD_VALUE);
+    SET(bad.last_error, "\xff");
+    assert_rc(tf_node_store_outbox_put(f->st, &bad), TF_E_BAD_VALUE);
+    memset(bad.last_error, 'x', sizeof bad.last_error); /* unterminated */
+    assert_rc(tf_node_store_outbox_put(f->st, &bad), TF_E_BAD_VALUE);
+    bad.last_error[TF_NODE_OUTBOX_ERROR_MAX - 1] = '\0'; /* 127 bytes: the most */
+    bad.type = TF_PROTO_MSG_TYPE_CARD_UPDATE;
+    bad.attempts = UINT32_MAX;
+    bad.next_try_ms = UINT64_MAX;
+    assert_ok(tf_node_store_outbox_put(f->st, &bad));
+    assert_ok(tf_node_store_outbox_get(f->st, a.msg_id, &got));
+    assert_entry_equal(&got, &bad);
+    tf_node_outbox_entry_deinit(&got);
+    assert_new_counts(f, 2, 0, 0);
+    tf_node_outbox_entry_deinit(&a);
+    tf_node_outbox_entry_deinit(&b);
+    tf_node_outbox_entry_deinit(&got); /* again: a no-op */
+}
+
+static void test_outbox_put_moves_due(void **state)
+{
+    struct fixture *f = *state;
+    uint8_t id[16];
+    assert_ok(tf_node_store_open(f->dir, TF_NODE_STORE_CREATE, &f->st));
+    put_entry(f, 1, 100);
+    put_entry(f, 2, 200);
+    put_entry(f, 3, 300);
+    assert_due(f, 1000, SIZE_MAX, (const uint32_t[]){1, 2, 3}, 3);
+    put_entry(f, 1, 400); /* later */
+    assert_next_due(f, TF_OK, 200);
+    assert_due(f, 150, SIZE_MAX, NULL, 0); /* its old due key is gone */
+    assert_due(f, 1000, SIZE_MAX, (const uint32_t[]){2, 3, 1}, 3);
+    put_entry(f, 3, 50);  /* earlier */
+    put_entry(f, 2, 200); /* the same time */
+    assert_next_due(f, TF_OK, 50);
+    assert_due(f, 1000, SIZE_MAX, (const uint32_t[]){3, 2, 1}, 3);
+    assert_ok(tf_node_store_commit(f->st));
+    reopen(f, TF_NODE_STORE_OPEN);
+    assert_due(f, 1000, SIZE_MAX, (const uint32_t[]){3, 2, 1}, 3);
+    msg_id(3, id);
+    assert_ok(tf_node_store_outbox_del(f->st, id));
+    assert_due(f, 1000, SIZE_MAX, (const uint32_t[]){2, 1}, 2);
+    assert_new_counts(f, 2, 0, 0);
+}
+
+static void test_outbox_due(void **state)
+{
+    struct fixture *f = *state;
+    assert_ok(tf_node_store_open(f->dir, TF_NODE_STORE_CREATE, &f->st));
+    assert_due(f, UINT64_MAX, SIZE_MAX, NULL, 0);
+    put_entry(f, 5, 3000);
+    put_entry(f, 4, 1000);
+    put_entry(f, 3, 2000);
+    put_entry(f, 2, 2000); /* ties go in msg id order */
+    put_entry(f, 1, 0);
+    assert_due(f, 0, SIZE_MAX, (const uint32_t[]){1}, 1);
+    assert_due(f, 999, SIZE_MAX, (const uint32_t[]){1}, 1);
+    assert_due(f, 1000, SIZE_MAX, (const uint32_t[]){1, 4}, 2); /* <= now */
+    assert_due(f, 2000, SIZE_MAX, (const uint32_t[]){1, 4, 2, 3}, 4);
+    assert_due(f, UINT64_MAX, SIZE_MAX, (const uint32_t[]){1, 4, 2, 3, 5}, 5);
+    assert_due(f, UINT64_MAX, 2, (const uint32_t[]){1, 4}, 2);
+    assert_due(f, UINT64_MAX, 0, NULL, 0);
+
+    struct due_log d = {.stop_after = 3, .stop_value = -7};
+    assert_int_equal(tf_node_store_outbox_due(f->st, UINT64_MAX, SIZE_MAX, due_cb, &d), -7);
+    assert_int_equal(d.n, 3);
+    d = (struct due_log){.stop_after = 1, .stop_value = 1};
+    assert_int_equal(tf_node_store_outbox_due(f->st, UINT64_MAX, SIZE_MAX, due_cb, &d), 1);
+    assert_int_equal(d.n, 1);
+
+    /* the same from committed data, outside the write transaction */
+    assert_ok(tf_node_store_commit(f->st));
+    assert_false(tf_node_store_dirty(f->st));
+    assert_due(f, 2000, 3, (const uint32_t[]){1, 4, 2}, 3);
+    assert_false(tf_node_store_dirty(f->st));
+}
+
+static void test_outbox_due_callback_writes(void **state)
+{
+    struct fixture *f = *state;
+    struct tf_node_outbox_entry got;
+    uint8_t id[16];
+    assert_ok(tf_node_store_open(f->dir, TF_NODE_STORE_CREATE, &f->st));
+    for (uint32_t n = 1; n <= 6; n++)
+        put_entry(f, n, 100 * n);
+    assert_ok(tf_node_store_commit(f->st));
+
+    /* delete each entry it is given */
+    struct due_log d = {.st = f->st, .action = DUE_DELETE};
+    assert_ok(tf_node_store_outbox_due(f->st, 200, SIZE_MAX, due_cb, &d));
+    assert_int_equal(d.n, 2);
+    assert_no_entry(f, 1);
+    assert_no_entry(f, 2);
+    assert_next_due(f, TF_OK, 300);
+    assert_new_counts(f, 4, 0, 0);
+
+    /* put it back later: each entry is called once, even when the new time
+     * is still due */
+    d = (struct due_log){.st = f->st, .action = DUE_REPUT, .reput_at = 350};
+    assert_ok(tf_node_store_outbox_due(f->st, 400, SIZE_MAX, due_cb, &d));
+    assert_int_equal(d.n, 2);
+    assert_int_equal(d.ids[0], 3);
+    assert_int_equal(d.ids[1], 4);
+    assert_due(f, 400, SIZE_MAX, (const uint32_t[]){3, 4}, 2);
+    assert_due(f, 349, SIZE_MAX, NULL, 0);
+    msg_id(4, id);
+    assert_ok(tf_node_store_outbox_get(f->st, id, &got));
+    assert_true(got.next_try_ms == 350);
+    assert_int_equal(got.attempts, 4 % 5 + 1);
+    assert_string_equal(got.last_error, "timeout");
+    tf_node_outbox_entry_deinit(&got);
+
+    /* delete a later due entry: the walk skips it */
+    d = (struct due_log){.st = f->st, .action = DUE_DELETE_OTHER, .other = 5};
+    assert_ok(tf_node_store_outbox_due(f->st, 1000, SIZE_MAX, due_cb, &d));
+    assert_int_equal(d.n, 3);
+    assert_int_equal(d.ids[2], 6);
+    assert_no_entry(f, 5);
+
+    /* commit from the callback: the walk goes on */
+    d = (struct due_log){.st = f->st, .action = DUE_COMMIT};
+    assert_ok(tf_node_store_outbox_due(f->st, 1000, SIZE_MAX, due_cb, &d));
+    assert_int_equal(d.n, 3);
+    assert_false(tf_node_store_dirty(f->st));
+    reopen(f, TF_NODE_STORE_OPEN);
+    assert_due(f, 1000, SIZE_MAX, (const uint32_t[]){3, 4, 6}, 3);
+    assert_new_counts(f, 3, 0, 0);
+}
+
+static void test_outbox_next_due(void **state)
+{
+    struct fixture *f = *state;
+    uint8_t id[16];
+    assert_ok(tf_node_store_open(f->dir, TF_NODE_STORE_CREATE, &f->st));
+    assert_next_due(f, TF_E_NOT_FOUND, 0);
+    put_entry(f, 1, 700);
+    assert_next_due(f, TF_OK, 700);
+    put_entry(f, 2, 300);
+    put_entry(f, 3, 900);
+    assert_next_due(f, TF_OK, 300);
+    msg_id(2, id);
+    assert_ok(tf_node_store_outbox_del(f->st, id));
+    assert_next_due(f, TF_OK, 700);
+    assert_ok(tf_node_store_commit(f->st));
+    reopen(f, TF_NODE_STORE_READONLY);
+    assert_next_due(f, TF_OK, 700);
+    reopen(f, TF_NODE_STORE_OPEN);
+    for (uint32_t n = 1; n <= 3; n += 2) {
+        msg_id(n, id);
+        assert_ok(tf_node_store_outbox_del(f->st, id));
+    }
+    assert_next_due(f, TF_E_NOT_FOUND, 0);
+    put_entry(f, 4, 0);
+    assert_next_due(f, TF_OK, 0);
+}
+
+static void gc(struct fixture *f, uint64_t now, size_t max, size_t want)
+{
+    size_t removed = 12345;
+    assert_ok(tf_node_store_seen_gc(f->st, now, max, &removed));
+    assert_int_equal(removed, want);
+}
+
+static void assert_seen(struct fixture *f, uint32_t n, int want)
+{
+    uint8_t id[16];
+    msg_id(n, id);
+    assert_rc(tf_node_store_seen_check(f->st, id), want);
+}
+
+static void seen_add(struct fixture *f, uint32_t n, uint64_t expires)
+{
+    uint8_t id[16];
+    msg_id(n, id);
+    assert_ok(tf_node_store_seen_add(f->st, id, expires));
+}
+
+static void test_seen(void **state)
+{
+    struct fixture *f = *state;
+    assert_ok(tf_node_store_open(f->dir, TF_NODE_STORE_CREATE, &f->st));
+    assert_seen(f, 1, TF_E_NOT_FOUND);
+    gc(f, UINT64_MAX, SIZE_MAX, 0);
+    seen_add(f, 1, 10);
+    seen_add(f, 2, 20);
+    seen_add(f, 3, 30);
+    seen_add(f, 4, 40);
+    assert_seen(f, 1, TF_OK);
+    seen_add(f, 1, 10); /* again */
+    seen_add(f, 1, 5);  /* an earlier expiry keeps the later one */
+    assert_new_counts(f, 0, 4, 0);
+
+    gc(f, 10, SIZE_MAX, 0); /* expires 10 is not before now 10 */
+    gc(f, 0, SIZE_MAX, 0);
+    gc(f, 11, SIZE_MAX, 1);
+    assert_seen(f, 1, TF_E_NOT_FOUND);
+    assert_seen(f, 2, TF_OK);
+    seen_add(f, 2, 50); /* a later expiry moves it */
+    gc(f, 35, 1, 1);    /* at most one: the earliest, 3 (2 has moved) */
+    assert_seen(f, 2, TF_OK);
+    assert_seen(f, 3, TF_E_NOT_FOUND);
+    assert_seen(f, 4, TF_OK);
+    gc(f, 35, SIZE_MAX, 0);
+    gc(f, UINT64_MAX, 0, 0);
+    assert_new_counts(f, 0, 2, 0);
+    assert_ok(tf_node_store_commit(f->st));
+
+    reopen(f, TF_NODE_STORE_OPEN);
+    assert_seen(f, 2, TF_OK);
+    assert_seen(f, 4, TF_OK);
+    seen_add(f, 1, 10); /* a forgotten id can be recorded again */
+    assert_seen(f, 1, TF_OK);
+    gc(f, 45, SIZE_MAX, 2); /* 1 and 4, not 2 (50) */
+    assert_seen(f, 2, TF_OK);
+
+    /* more than one batch, in a committed store (the first batch is read
+     * outside the write transaction) */
+    for (uint32_t n = 100; n < 700; n++)
+        seen_add(f, n, 1000 + n % 300);
+    assert_ok(tf_node_store_commit(f->st));
+    gc(f, 1250, SIZE_MAX, 501); /* 2 (50), then expiries 1000..1249: two ids each */
+    assert_seen(f, 2, TF_E_NOT_FOUND);
+    assert_new_counts(f, 0, 100, 0);
+    gc(f, 2000, 60, 60);
+    gc(f, 2000, SIZE_MAX, 40);
+    assert_new_counts(f, 0, 0, 0);
+    assert_ok(tf_node_store_commit(f->st));
+
+    reopen(f, TF_NODE_STORE_OPEN);
+    assert_new_counts(f, 0, 0, 0);
+    seen_add(f, 9, 9);
+    assert_ok(tf_node_store_commit(f->st));
+    reopen(f, TF_NODE_STORE_READONLY);
+    assert_seen(f, 9, TF_OK);
+    size_t removed;
+    assert_rc(tf_node_store_seen_gc(f->st, 0, SIZE_MAX, &removed), -EROFS);
+}
+
+static void test_messages(void **state)
+{
+    struct fixture *f = *state;
+    struct tf_node_message in, out, empty, bad, got;
+    char long_text[TF_NODE_MESSAGE_TEXT_MAX + 2];
+    assert_ok(tf_node_store_open(f->dir, TF_NODE_STORE_CREATE, &f->st));
+    make_message(3, TF_NODE_MESSAGE_RECEIVED,
+                 "Hello,\n\tsee you at the caf\xc3\xa9 \xf0\x9f\x99\x82", &in);
+    make_message(1, TF_NODE_MESSAGE_QUEUED, "first line\nsecond line\n", &out);
+    make_message(2, TF_NODE_MESSAGE_QUEUED, "", &empty);
+    assert_rc(tf_node_store_message_get(f->st, in.id, &got), TF_E_NOT_FOUND);
+    assert_null(got.text.data);
+    assert_ok(tf_node_store_message_put(f->st, &in));
+    assert_ok(tf_node_store_message_put(f->st, &out));
+    assert_ok(tf_node_store_message_put(f->st, &empty));
+    assert_message(f, &in);
+    assert_message(f, &out);
+    assert_message(f, &empty); /* the text is not NULL, though empty */
+    assert_new_counts(f, 0, 0, 3);
+    assert_ok(tf_node_store_commit(f->st));
+
+    /* a state change is a put of the updated message */
+    reopen(f, TF_NODE_STORE_OPEN);
+    out.state = TF_NODE_MESSAGE_DELIVERED;
+    out.updated += 60;
+    assert_ok(tf_node_store_message_put(f->st, &out));
+    assert_message(f, &out);
+    empty.state = TF_NODE_MESSAGE_FAILED;
+    SET(empty.error, "expired");
+    assert_ok(tf_node_store_message_put(f->st, &empty));
+    assert_message(f, &empty);
+    assert_new_counts(f, 0, 0, 3);
+    assert_ok(tf_node_store_commit(f->st));
+    reopen(f, TF_NODE_STORE_READONLY);
+    assert_message(f, &out);
+    assert_message(f, &empty);
+    reopen(f, TF_NODE_STORE_OPEN);
+
+    /* what a record cannot hold */
+    bad = in;
+    bad.outgoing = true; /* outgoing but received */
+    assert_rc(tf_node_store_message_put(f->st, &bad), TF_E_BAD_VALUE);
+    bad = out;
+    bad.outgoing = false; /* incoming but delivered */
+    assert_rc(tf_node_store_message_put(f->st, &bad), TF_E_BAD_VALUE);
+    bad.state = (enum tf_node_message_state)4;
+    assert_rc(tf_node_store_message_put(f->st, &bad), TF_E_BAD_VALUE);
+    bad = out;
+    SET(bad.error, "a\tb");
+    assert_rc(tf_node_store_message_put(f->st, &bad), TF_E_BAD_VALUE);
+    memset(bad.error, 'e', sizeof bad.error);
+    assert_rc(tf_node_store_message_put(f->st, &bad), TF_E_BAD_VALUE);
+    bad = out;
+    bad.text.data = (uint8_t *)"crlf\r\n";
+    bad.text.len = 6;
+    assert_rc(tf_node_store_message_put(f->st, &bad), TF_E_BAD_VALUE);
+    bad.text.data = (uint8_t *)"\xc3(";
+    bad.text.len = 2;
+    assert_rc(tf_node_store_message_put(f->st, &bad), TF_E_BAD_VALUE);
+    bad.text.data = NULL;
+    assert_rc(tf_node_store_message_put(f->st, &bad), TF_E_BAD_VALUE);
+    memset(long_text, 'x', sizeof long_text);
+    bad.text.data = (uint8_t *)long_text;
+    bad.text.len = TF_NODE_MESSAGE_TEXT_MAX + 1;
+    assert_rc(tf_node_store_message_put(f->st, &bad), TF_E_BAD_VALUE);
+    bad.text.len = TF_NODE_MESSAGE_TEXT_MAX;
+    assert_ok(tf_node_store_message_put(f->st, &bad));
+    assert_message(f, &bad);
+    assert_new_counts(f, 0, 0, 3);
+
+    assert_string_equal(tf_node_message_state_name(TF_NODE_MESSAGE_QUEUED), "queued");
+    assert_string_equal(tf_node_message_state_name(TF_NODE_MESSAGE_DELIVERED), "delivered");
+    assert_string_equal(tf_node_message_state_name(TF_NODE_MESSAGE_FAILED), "failed");
+    assert_string_equal(tf_node_message_state_name(TF_NODE_MESSAGE_RECEIVED), "received");
+    assert_string_equal(tf_node_message_state_name((enum tf_node_message_state)9), "invalid");
+    tf_node_message_deinit(&in);
+    tf_node_message_deinit(&out);
+    tf_node_message_deinit(&empty);
+}
+
+struct seen_messages {
+    size_t n;
+    uint32_t ids[8];
+    size_t stop_after;
+};
+
+static int message_cb(const struct tf_node_message *m, void *arg)
+{
+    struct seen_messages *s = arg;
+    assert_true(s->n < 8);
+    assert_non_null(m->text.data);
+    s->ids[s->n++] = msg_num(m->id);
+    return s->n == s->stop_after ? -3 : 0;
+}
+
+static int outbox_cb(const struct tf_node_outbox_entry *e, void *arg)
+{
+    struct seen_messages *s = arg;
+    assert_true(s->n < 8);
+    s->ids[s->n++] = msg_num(e->msg_id);
+    return s->n == s->stop_after ? -3 : 0;
+}
+
+static void test_messages_and_outbox_foreach(void **state)
+{
+    struct fixture *f = *state;
+    struct tf_node_message m;
+    assert_ok(tf_node_store_open(f->dir, TF_NODE_STORE_CREATE, &f->st));
+    for (int round = 0; round < 2; round++) { /* through the write txn, then not */
+        struct seen_messages s = {0};
+        assert_ok(tf_node_store_message_foreach(f->st, message_cb, &s));
+        assert_int_equal(s.n, 0);
+        assert_ok(tf_node_store_outbox_foreach(f->st, outbox_cb, &s));
+        assert_int_equal(s.n, 0);
+        assert_ok(tf_node_store_commit(f->st));
+    }
+    for (uint32_t n = 5; n >= 1; n--) {
+        make_message(n, n % 2 ? TF_NODE_MESSAGE_RECEIVED : TF_NODE_MESSAGE_QUEUED, "note", &m);
+        assert_ok(tf_node_store_message_put(f->st, &m));
+        tf_node_message_deinit(&m);
+        put_entry(f, n, 10 - n);
+    }
+    for (int round = 0; round < 2; round++) {
+        struct seen_messages s = {0}, o = {0};
+        assert_ok(tf_node_store_message_foreach(f->st, message_cb, &s));
+        assert_ok(tf_node_store_outbox_foreach(f->st, outbox_cb, &o));
+        assert_int_equal(s.n, 5);
+        assert_int_equal(o.n, 5);
+        for (uint32_t i = 0; i < 5; i++) {
+            assert_int_equal(s.ids[i], i + 1); /* id order */
+            assert_int_equal(o.ids[i], i + 1);
+        }
+        s = (struct seen_messages){.stop_after = 2};
+        assert_int_equal(tf_node_store_message_foreach(f->st, message_cb, &s), -3);
+        assert_int_equal(s.n, 2);
+        s = (struct seen_messages){.stop_after = 4};
+        assert_int_equal(tf_node_store_outbox_foreach(f->st, outbox_cb, &s), -3);
+        assert_int_equal(s.n, 4);
+        assert_ok(tf_node_store_commit(f->st));
+    }
+}
+
+/* A record decoder under test: decodes rec[0..len) and frees the result. */
+typedef int decode_fn(const uint8_t *rec, size_t len);
+
+static const uint8_t codec_id[16] = {1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16};
+
+static int decode_outbox_rec(const uint8_t *rec, size_t len)
+{
+    struct tf_node_outbox_entry e;
+    int rc = tf_node_outbox_entry_decode(codec_id, rec, len, &e);
+    if (rc != TF_OK)
+        assert_null(e.envelope.data);
+    tf_node_outbox_entry_deinit(&e);
+    return rc;
+}
+
+static int decode_message_rec(const uint8_t *rec, size_t len)
+{
+    struct tf_node_message m;
+    int rc = tf_node_message_decode(codec_id, rec, len, &m);
+    if (rc != TF_OK)
+        assert_null(m.text.data);
+    tf_node_message_deinit(&m);
+    return rc;
+}
+
+/* Every strict prefix, the record with a byte more, and the record with byte
+ * off set to val are corrupt; each is decoded from a buffer of exactly its
+ * size. */
+static void assert_corrupt_variants(decode_fn *decode, const struct tf_proto_buf *rec,
+                                    const size_t *offs, const uint8_t *vals, size_t n_patches)
+{
+    uint8_t *buf;
+    for (size_t n = 0; n < rec->len; n++) {
+        buf = fx_dup(rec->data, n, 0);
+        assert_rc(decode(buf, n), TF_E_CORRUPT);
+        free(buf);
+    }
+    buf = fx_dup(rec->data, rec->len, 1);
+    assert_rc(decode(buf, rec->len + 1), TF_E_CORRUPT);
+    assert_ok(decode(buf, rec->len));
+    for (size_t i = 0; i < n_patches; i++) {
+        uint8_t keep = buf[offs[i]];
+        buf[offs[i]] = vals[i];
+        assert_rc(decode(buf, rec->len), TF_E_CORRUPT);
+        buf[offs[i]] = keep;
+    }
+    free(buf);
+}
+
+static void test_record_codecs(void **state)
+{
+    struct tf_node_outbox_entry e, eg;
+    struct tf_node_message m, mg;
+    struct tf_proto_buf rec;
+    (void)state;
+
+    make_entry(7, 1234, &e);
+    memcpy(e.msg_id, codec_id, 16);
+    SET(e.last_error, "");
+    assert_ok(tf_node_outbox_entry_encode(&e, &rec));
+    assert_ok(tf_node_outbox_entry_decode(codec_id, rec.data, rec.len, &eg));
+    assert_entry_equal(&eg, &e);
+    tf_node_outbox_entry_deinit(&eg);
+    /* [0x98, 0xc4 0x20 to_pk, type at 35, 0xc4 len envelope, ..., last_error
+     * "" at the end]: count, to_pk length, type, envelope length, last_error */
+    assert_int_equal(rec.data[0], 0x98);
+    assert_int_equal(rec.data[35], TF_PROTO_MSG_TYPE_NOTE);
+    assert_int_equal(rec.data[37], e.envelope.len);
+    const size_t o_offs[] = {0, 0, 2, 35, 35, 37, rec.len - 1, rec.len - 1};
+    const uint8_t o_vals[] = {0x97, 0x99, 0x1f, 0x00, 0x07, 0x00, 0xa1, 0xc0};
+    assert_corrupt_variants(decode_outbox_rec, &rec, o_offs, o_vals, 8);
+    tf_proto_buf_free(&rec);
+
+    make_message(9, TF_NODE_MESSAGE_QUEUED, "abc", &m);
+    assert_ok(tf_node_message_encode(&m, &rec));
+    memcpy(m.id, codec_id, 16);
+    assert_ok(tf_node_message_decode(codec_id, rec.data, rec.len, &mg));
+    assert_message_equal(&mg, &m);
+    tf_node_message_deinit(&mg);
+    /* [0x97, true, 0xc4 0x20 contact, 0xa3 "abc" at 36, time, updated,
+     * state, ""]: count, direction, text, state, error */
+    assert_int_equal(rec.data[36], 0xa3);
+    assert_int_equal(rec.data[rec.len - 2], TF_NODE_MESSAGE_QUEUED);
+    const size_t m_offs[] = {0, 1, 1, 37, 37, rec.len - 2, rec.len - 2, rec.len - 1};
+    const uint8_t m_vals[] = {0x96, 0xc2, 0xc0, '\r', 0x80, 0x03, 0x04, 0xa1};
+    assert_corrupt_variants(decode_message_rec, &rec, m_offs, m_vals, 8);
+    tf_proto_buf_free(&rec);
+
+    tf_node_outbox_entry_deinit(&e);
+    tf_node_message_deinit(&m);
+}
+
+/* Sets byte off of every copy of rec in the closed store's data file to val
+ * (LMDB keeps small values inline, and has no checksums). */
+static void patch_data_file(const struct fixture *f, const struct tf_proto_buf *rec, size_t off,
+                            uint8_t val)
+{
+    char path[256];
+    struct stat sb;
+    size_t copies = 0;
+    snprintf(path, sizeof path, "%s/data.mdb", f->dir);
+    int fd = open(path, O_RDWR);
+    assert_true(fd >= 0);
+    assert_int_equal(fstat(fd, &sb), 0);
+    uint8_t *data = malloc((size_t)sb.st_size);
+    assert_non_null(data);
+    assert_int_equal(pread(fd, data, (size_t)sb.st_size, 0), sb.st_size);
+    for (size_t i = 0; i + rec->len <= (size_t)sb.st_size; i++) {
+        if (memcmp(data + i, rec->data, rec->len) != 0)
+            continue;
+        assert_int_equal(pwrite(fd, &val, 1, (off_t)(i + off)), 1);
+        copies++;
+    }
+    assert_true(copies >= 1);
+    assert_int_equal(close(fd), 0);
+    free(data);
+}
+
+static void test_corrupt_records_in_store(void **state)
+{
+    struct fixture *f = *state;
+    struct tf_node_outbox_entry a, b, got;
+    struct tf_node_message m, mg;
+    struct tf_proto_buf rec_a, rec_b, rec_m;
+    struct seen_messages s = {0};
+    assert_ok(tf_node_store_open(f->dir, TF_NODE_STORE_CREATE, &f->st));
+    make_entry(1, 100, &a);
+    make_entry(2, 200, &b);
+    make_message(3, TF_NODE_MESSAGE_RECEIVED, "a note that will be damaged", &m);
+    assert_ok(tf_node_store_outbox_put(f->st, &a));
+    assert_ok(tf_node_store_outbox_put(f->st, &b));
+    assert_ok(tf_node_store_message_put(f->st, &m));
+    assert_ok(tf_node_store_commit(f->st));
+    tf_node_store_close(f->st);
+    f->st = NULL;
+    assert_ok(tf_node_outbox_entry_encode(&a, &rec_a));
+    assert_ok(tf_node_outbox_entry_encode(&b, &rec_b));
+    assert_ok(tf_node_message_encode(&m, &rec_m));
+    patch_data_file(f, &rec_a, 0, 0x97);             /* 7 fields, not 8 */
+    patch_data_file(f, &rec_b, rec_b.len - 1, 0xc0); /* last_error: nil, not str */
+    patch_data_file(f, &rec_m, 40, 0x01);            /* a control character in the text */
+
+    reopen(f, TF_NODE_STORE_OPEN);
+    assert_rc(tf_node_store_outbox_get(f->st, a.msg_id, &got), TF_E_CORRUPT);
+    assert_null(got.envelope.data);
+    assert_rc(tf_node_store_outbox_foreach(f->st, outbox_cb, &s), TF_E_CORRUPT);
+    assert_rc(tf_node_store_outbox_due(f->st, 1000, SIZE_MAX, due_cb, &(struct due_log){0}),
+              TF_E_CORRUPT);
+    assert_next_due(f, TF_OK, 100); /* the index itself is fine */
+    assert_rc(tf_node_store_message_get(f->st, m.id, &mg), TF_E_CORRUPT);
+    assert_null(mg.text.data);
+    assert_rc(tf_node_store_message_foreach(f->st, message_cb, &s), TF_E_CORRUPT);
+    assert_new_counts(f, 2, 0, 1);
+
+    /* a corrupt entry can be replaced or deleted, with its due key */
+    a.next_try_ms = 500;
+    assert_ok(tf_node_store_outbox_put(f->st, &a));
+    assert_ok(tf_node_store_outbox_get(f->st, a.msg_id, &got));
+    assert_entry_equal(&got, &a);
+    tf_node_outbox_entry_deinit(&got);
+    assert_next_due(f, TF_OK, 200);
+    assert_ok(tf_node_store_outbox_del(f->st, b.msg_id));
+    assert_due(f, 1000, SIZE_MAX, (const uint32_t[]){1}, 1);
+    assert_next_due(f, TF_OK, 500);
+    assert_ok(tf_node_store_message_put(f->st, &m));
+    assert_message(f, &m);
+    assert_ok(tf_node_store_commit(f->st));
+    reopen(f, TF_NODE_STORE_OPEN);
+    assert_new_counts(f, 1, 0, 1);
+    assert_due(f, 1000, SIZE_MAX, (const uint32_t[]){1}, 1);
+    tf_proto_buf_free(&rec_a);
+    tf_proto_buf_free(&rec_b);
+    tf_proto_buf_free(&rec_m);
+    tf_node_outbox_entry_deinit(&a);
+    tf_node_outbox_entry_deinit(&b);
+    tf_node_message_deinit(&m);
+}
+
+/* A schema 1 store (as the code before the outbox wrote it, made here by
+ * setting its schema back): READONLY reads it as it is, the tables schema 2
+ * added reading as empty; OPEN migrates it. */
+static void test_schema_migration(void **state)
+{
+    struct fixture *f = *state;
+    struct tf_node_contact c;
+    struct tf_node_message m;
+    struct tf_node_outbox_entry got;
+    struct seen_messages s = {0};
+    uint8_t id[16];
+    assert_ok(tf_node_store_open(f->dir, TF_NODE_STORE_CREATE, &f->st));
+    put_contact(f, 1, "alice", &c);
+    put_entry(f, 1, 100);
+    seen_add(f, 2, 50);
+    make_message(3, TF_NODE_MESSAGE_QUEUED, "hi", &m);
+    assert_ok(tf_node_store_message_put(f->st, &m));
+    assert_ok(tf_node_store_meta_put(f->st, "schema", (const uint8_t *)"\0\0\0\1", 4));
+    assert_ok(tf_node_store_commit(f->st));
+
+    reopen(f, TF_NODE_STORE_READONLY);
+    assert_meta(f, "schema", "\0\0\0\1", 4);
+    assert_finds(f, "alice", c.pk);
+    assert_counts(f, 1, 0);
+    assert_new_counts(f, 0, 0, 0);
+    assert_no_entry(f, 1);
+    assert_next_due(f, TF_E_NOT_FOUND, 0);
+    assert_due(f, UINT64_MAX, SIZE_MAX, NULL, 0);
+    assert_ok(tf_node_store_outbox_foreach(f->st, outbox_cb, &s));
+    assert_ok(tf_node_store_message_foreach(f->st, message_cb, &s));
+    assert_int_equal(s.n, 0);
+    assert_seen(f, 2, TF_E_NOT_FOUND);
+    assert_rc(tf_node_store_message_get(f->st, m.id, &(struct tf_node_message){0}), TF_E_NOT_FOUND);
+    refuse_new_writes(f);
+
+    reopen(f, TF_NODE_STORE_OPEN);
+    assert_meta(f, "schema", "\0\0\0\2", 4);
+    assert_false(tf_node_store_dirty(f->st)); /* migrated in the open transaction */
+    assert_finds(f, "alice", c.pk);
+    assert_new_counts(f, 1, 1, 1);
+    put_entry(f, 4, 50);
+    assert_due(f, 100, SIZE_MAX, (const uint32_t[]){4, 1}, 2);
+    msg_id(4, id);
+    assert_ok(tf_node_store_outbox_get(f->st, id, &got));
+    assert_true(got.next_try_ms == 50);
+    tf_node_outbox_entry_deinit(&got);
+    seen_add(f, 5, 60);
+    assert_ok(tf_node_store_commit(f->st));
+    reopen(f, TF_NODE_STORE_READONLY);
+    assert_meta(f, "schema", "\0\0\0\2", 4);
+    assert_new_counts(f, 2, 2, 1);
+    assert_message(f, &m);
+    assert_seen(f, 5, TF_OK);
+    tf_node_contact_deinit(&c);
+    tf_node_message_deinit(&m);
+}
+
+static void test_new_tables_uncommitted_and_abort(void **state)
+{
+    struct fixture *f = *state;
+    struct tf_node_message m;
+    struct seen_messages s = {0};
+    assert_ok(tf_node_store_open(f->dir, TF_NODE_STORE_CREATE, &f->st));
+    put_entry(f, 1, 100);
+    put_entry(f, 2, 50);
+    seen_add(f, 3, 10);
+    make_message(4, TF_NODE_MESSAGE_RECEIVED, "hello", &m);
+    assert_ok(tf_node_store_message_put(f->st, &m));
+    assert_true(tf_node_store_dirty(f->st));
+    assert_new_counts(f, 2, 1, 1);
+    assert_next_due(f, TF_OK, 50);
+    assert_due(f, 100, SIZE_MAX, (const uint32_t[]){2, 1}, 2);
+    assert_seen(f, 3, TF_OK);
+    assert_message(f, &m);
+    assert_ok(tf_node_store_message_foreach(f->st, message_cb, &s));
+    assert_ok(tf_node_store_outbox_foreach(f->st, outbox_cb, &s));
+    assert_int_equal(s.n, 3);
+    gc(f, 11, SIZE_MAX, 1);
+    assert_seen(f, 3, TF_E_NOT_FOUND);
+    seen_add(f, 3, 10);
+
+    tf_node_store_abort(f->st);
+    assert_false(tf_node_store_dirty(f->st));
+    assert_new_counts(f, 0, 0, 0);
+    assert_no_entry(f, 1);
+    assert_next_due(f, TF_E_NOT_FOUND, 0);
+    assert_due(f, UINT64_MAX, SIZE_MAX, NULL, 0);
+    assert_seen(f, 3, TF_E_NOT_FOUND);
+    assert_rc(tf_node_store_message_get(f->st, m.id, &(struct tf_node_message){0}), TF_E_NOT_FOUND);
+    gc(f, UINT64_MAX, SIZE_MAX, 0);
+    assert_false(tf_node_store_dirty(f->st)); /* nothing to forget: no write */
+
+    /* and close without commit discards too */
+    put_entry(f, 1, 100);
+    seen_add(f, 3, 10);
+    assert_ok(tf_node_store_message_put(f->st, &m));
+    reopen(f, TF_NODE_STORE_OPEN);
+    assert_new_counts(f, 0, 0, 0);
+    tf_node_message_deinit(&m);
+}
+
+static void test_many_outbox(void **state)
+{
+    struct fixture *f = *state;
+    enum { N = 2000, BATCH = 500 };
+    static struct due_log d;
+    uint64_t lowest = UINT64_MAX;
+    assert_ok(tf_node_store_open(f->dir, TF_NODE_STORE_CREATE, &f->st));
+    for (uint32_t n = 0; n < N; n++) {
+        /* a scrambled order, with ties */
+        uint64_t t = (uint64_t)(n * 7919u % 1009u) * 1000u;
+        put_entry(f, n, t);
+        if (t < lowest)
+            lowest = t;
+        if ((n + 1) % BATCH == 0)
+            assert_ok(tf_node_store_commit(f->st));
+    }
+    put_entry(f, 17, 5); /* moved, in a new transaction */
+    assert_new_counts(f, N, 0, 0);
+    assert_next_due(f, TF_OK, 0);
+
+    memset(&d, 0, sizeof d);
+    assert_ok(tf_node_store_outbox_due(f->st, UINT64_MAX, SIZE_MAX, due_cb, &d));
+    assert_int_equal(d.n, N);
+    for (size_t i = 1; i < N; i++)
+        assert_true(d.times[i - 1] < d.times[i] ||
+                    (d.times[i - 1] == d.times[i] && d.ids[i - 1] < d.ids[i]));
+    assert_true(d.times[0] == lowest);
+
+    memset(&d, 0, sizeof d);
+    assert_ok(tf_node_store_outbox_due(f->st, 500000, 100, due_cb, &d));
+    assert_int_equal(d.n, 100);
+    assert_true(d.times[99] <= 500000);
+
+    /* deliver everything up to a time, and commit */
+    memset(&d, 0, sizeof d);
+    d.st = f->st;
+    d.action = DUE_DELETE;
+    assert_ok(tf_node_store_outbox_due(f->st, 499999, SIZE_MAX, due_cb, &d));
+    assert_ok(tf_node_store_commit(f->st));
+    assert_new_counts(f, N - d.n, 0, 0);
+    assert_next_due(f, TF_OK, 500000);
+    size_t first = d.n;
+    memset(&d, 0, sizeof d);
+    d.st = f->st;
+    d.action = DUE_DELETE;
+    assert_ok(tf_node_store_outbox_due(f->st, UINT64_MAX, SIZE_MAX, due_cb, &d));
+    assert_int_equal(first + d.n, N);
+    assert_ok(tf_node_store_commit(f->st));
+    assert_new_counts(f, 0, 0, 0);
+    assert_next_due(f, TF_E_NOT_FOUND, 0);
+}
+
 int main(void)
 {
     if (sodium_init() < 0)
@@ -1055,6 +2053,19 @@ int main(void)
         T(test_many_contacts),
         T(test_map_growth),
         T(test_lost_txn_is_reported),
+        T(test_outbox_round_trip),
+        T(test_outbox_put_moves_due),
+        T(test_outbox_due),
+        T(test_outbox_due_callback_writes),
+        T(test_outbox_next_due),
+        T(test_seen),
+        T(test_messages),
+        T(test_messages_and_outbox_foreach),
+        T(test_record_codecs),
+        T(test_corrupt_records_in_store),
+        T(test_schema_migration),
+        T(test_new_tables_uncommitted_and_abort),
+        T(test_many_outbox),
     };
 #undef T
     return cmocka_run_group_tests(tests, NULL, NULL);

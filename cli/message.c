@@ -1,0 +1,152 @@
+/* SPDX-License-Identifier: MIT */
+#include "cli/message.h"
+
+#include <stdio.h>
+#include <string.h>
+
+#include "cli/ctl.h"
+#include "cli/render.h"
+#include "node/store.h"
+#include "proto/ctl.h"
+#include "proto/mp.h"
+
+/* Room for the longest note read from stdin plus the line breaks that end
+ * it, so a note of exactly the maximum piped in with echo still fits. */
+#define STDIN_MAX (TF_NODE_MESSAGE_TEXT_MAX + 64)
+
+static bool is_blank(const char *p, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        if (p[i] != ' ' && p[i] != '\t' && p[i] != '\r' && p[i] != '\n')
+            return false;
+    return true;
+}
+
+/* Points *text at the note: arg itself, or if arg is "-" stdin without the
+ * line breaks that end it (kept in buf, NUL-terminated).  The node would
+ * refuse an empty, overlong or non-UTF-8 note too; checking here says so
+ * without a round trip, and keeps NUL bytes from cutting the note short. */
+static int note_text(const struct tf_cli *cli, const char *arg, char *buf, size_t cap,
+                     const char **text)
+{
+    size_t len = strlen(arg);
+    int rc;
+    *text = arg;
+    if (strcmp(arg, "-") == 0) {
+        if ((rc = tf_cli_args_read_stdin(cli, "type the message, then press Ctrl-D:", buf, cap - 1,
+                                         &len)) != TF_CLI_EXIT_OK)
+            return rc;
+        /* A full buffer left more unread: too long, whatever ends it. */
+        while (len > 0 && len < cap - 1 && (buf[len - 1] == '\n' || buf[len - 1] == '\r'))
+            len--;
+        buf[len] = '\0';
+        *text = buf;
+    }
+    if (len > TF_NODE_MESSAGE_TEXT_MAX)
+        return tf_cli_args_usage_error(cli, "the message is longer than %d bytes",
+                                       TF_NODE_MESSAGE_TEXT_MAX);
+    if (is_blank(*text, len))
+        return tf_cli_args_usage_error(cli, "the message is empty");
+    if (memchr(*text, '\0', len) != NULL || !tf_proto_utf8_is_valid((const uint8_t *)*text, len))
+        return tf_cli_args_usage_error(cli, "the message is not UTF-8 text");
+    return TF_CLI_EXIT_OK;
+}
+
+int tf_cli_message_send(struct tf_cli *cli, int argc, char **argv)
+{
+    static char text_buf[STDIN_MAX + 1];
+    struct tf_cli_args a;
+    struct tf_cli_ctl_arg args[2];
+    struct tf_cli_ctl c = {0};
+    const msgpack_object *res;
+    const char *text;
+    char who[128], id[64];
+    int rc;
+
+    if (tf_cli_args_parse_plain(&a, cli, argc, argv, 2, 2, "NAME|ID and TEXT") != 0)
+        return TF_CLI_EXIT_USAGE;
+    if (a.pos[0][0] == '\0')
+        return tf_cli_args_usage_error(cli, "the name is empty");
+    if ((rc = note_text(cli, a.pos[1], text_buf, sizeof text_buf, &text)) != TF_CLI_EXIT_OK)
+        return rc;
+    args[0] = (struct tf_cli_ctl_arg){.key = "name", .type = TF_CLI_CTL_STR, .str = a.pos[0]};
+    args[1] = (struct tf_cli_ctl_arg){.key = "text", .type = TF_CLI_CTL_STR, .str = text};
+    if ((rc = tf_cli_ctl_run(&c, cli, "message.send", args, 2, &res)) != TF_CLI_EXIT_OK)
+        goto cleanup;
+    if (cli->json) {
+        rc = tf_cli_render_json_print(cli, tf_cli_render_json(res), false);
+    } else {
+        tf_cli_render_clean(who, sizeof who, a.pos[0], strlen(a.pos[0]));
+        tf_cli_render_field(id, sizeof id, res, "id", TF_CLI_RENDER_TEXT);
+        printf("queued note to %s (id %s)\n", who, id);
+    }
+cleanup:
+    tf_cli_ctl_close(&c);
+    return rc;
+}
+
+/* Calls a verb whose result is an array of objects and prints it: as JSON,
+ * as the line `empty` when it has no elements, or as a table of cols. */
+static int print_list(struct tf_cli *cli, const char *verb, const struct tf_cli_ctl_arg *args,
+                      size_t n, const char *empty, const struct tf_cli_render_row *cols,
+                      size_t ncols)
+{
+    struct tf_cli_ctl c = {0};
+    const msgpack_object *res;
+    int rc = tf_cli_ctl_run(&c, cli, verb, args, n, &res);
+    if (rc != TF_CLI_EXIT_OK)
+        goto cleanup;
+    if (res->type != MSGPACK_OBJECT_ARRAY)
+        rc = tf_cli_render_fail(cli, TF_CLI_EXIT_NODE, "twofoldd sent a malformed %s reply", verb);
+    else if (cli->json)
+        rc = tf_cli_render_json_print(cli, tf_cli_render_json(res), false);
+    else if (res->via.array.size == 0)
+        printf("%s\n", empty);
+    else
+        rc = tf_cli_render_list(cli, &res->via.array, cols, ncols);
+cleanup:
+    tf_cli_ctl_close(&c);
+    return rc;
+}
+
+int tf_cli_message_list(struct tf_cli *cli, int argc, char **argv)
+{
+    static const struct tf_cli_render_row cols[] = {
+        {"TIME", "time", TF_CLI_RENDER_AGO},           {"DIR", "direction", TF_CLI_RENDER_TEXT},
+        {"CONTACT", "contact", TF_CLI_RENDER_CONTACT}, {"STATE", "state", TF_CLI_RENDER_TEXT},
+        {"TEXT", "text", TF_CLI_RENDER_LINE},
+    };
+    struct tf_cli_args a;
+    struct tf_cli_ctl_arg arg = {.key = "name", .type = TF_CLI_CTL_STR};
+    const char *empty = "no messages yet; send one with: twofold message NAME TEXT";
+    char who[128], buf[192];
+
+    if (tf_cli_args_parse_plain(&a, cli, argc, argv, 0, 1, "") != 0)
+        return TF_CLI_EXIT_USAGE;
+    if (a.n_pos == 1) {
+        if ((arg.str = a.pos[0])[0] == '\0')
+            return tf_cli_args_usage_error(cli, "the name is empty");
+        tf_cli_render_clean(who, sizeof who, arg.str, strlen(arg.str));
+        snprintf(buf, sizeof buf, "no messages with %s", who);
+        empty = buf;
+    }
+    return print_list(cli, "message.list", &arg, a.n_pos, empty, cols,
+                      sizeof cols / sizeof cols[0]);
+}
+
+int tf_cli_message_outbox(struct tf_cli *cli, int argc, char **argv)
+{
+    static const struct tf_cli_render_row cols[] = {
+        {"TO", "to", TF_CLI_RENDER_CONTACT},
+        {"TYPE", "type", TF_CLI_RENDER_TEXT},
+        {"ATTEMPTS", "attempts", TF_CLI_RENDER_UINT},
+        {"NEXT TRY", "next_try", TF_CLI_RENDER_DUE_MS},
+        {"EXPIRES", "expires", TF_CLI_RENDER_AGO},
+        {"LAST ERROR", "last_error", TF_CLI_RENDER_LINE},
+    };
+    struct tf_cli_args a;
+    if (tf_cli_args_parse_plain(&a, cli, argc, argv, 0, 0, "") != 0)
+        return TF_CLI_EXIT_USAGE;
+    return print_list(cli, "outbox.list", NULL, 0, "the outbox is empty", cols,
+                      sizeof cols / sizeof cols[0]);
+}

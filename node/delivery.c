@@ -1,0 +1,536 @@
+/* SPDX-License-Identifier: MIT */
+#include "node/delivery.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <sodium.h>
+#include <uv.h>
+
+#include "node/log.h"
+#include "node/net.h"
+#include "node/node.h"
+#include "node/store.h"
+#include "proto/envelope.h"
+
+#define DUE_BATCH 256
+#define READY_MAX 64
+
+/* An envelope sent on a link and not yet acknowledged. */
+struct inflight {
+    struct inflight *next;
+    uint8_t msg_id[16];
+    struct tf_node_link *link;
+};
+
+struct tf_node_delivery {
+    struct tf_node *node;
+    uv_timer_t timer;
+    bool due;     /* the timer fired or new envelopes were queued */
+    bool closing;
+    struct inflight *inflight;
+    /* Peers whose queued envelopes should go out now (link up, or an ACK
+     * freed room on their link). */
+    uint8_t ready[READY_MAX][32];
+    size_t n_ready;
+};
+
+static uint64_t now_ms(void)
+{
+    uv_timeval64_t tv;
+    if (uv_gettimeofday(&tv) != 0)
+        return 0;
+    return (uint64_t)tv.tv_sec * 1000u + (uint64_t)tv.tv_usec / 1000u;
+}
+
+/* 1 s doubling to the cap, times a random factor in [0.5, 1.0]. */
+static uint64_t backoff_ms(const struct tf_node_delivery *d, uint32_t attempts)
+{
+    uint64_t cap = d->node->config.retry_max_ms;
+    uint64_t base = attempts >= 30 ? cap : (uint64_t)1000 << (attempts > 0 ? attempts - 1 : 0);
+    if (base > cap)
+        base = cap;
+    uint32_t r = randombytes_uniform(1001);
+    return base / 2 + base * r / 2000;
+}
+
+static void timer_cb(uv_timer_t *t)
+{
+    struct tf_node_delivery *d = t->data;
+    /* Work happens after the next commit (tf_node_delivery_run). */
+    d->due = true;
+}
+
+int tf_node_delivery_start(struct tf_node *node, struct tf_node_delivery **out)
+{
+    struct tf_node_delivery *d = calloc(1, sizeof *d);
+    if (d == NULL)
+        return TF_E_NOMEM;
+    d->node = node;
+    int rc = uv_timer_init(node->loop, &d->timer);
+    if (rc != 0) {
+        free(d);
+        return rc;
+    }
+    d->timer.data = d;
+    d->due = true; /* look at the outbox once at start */
+    *out = d;
+    return TF_OK;
+}
+
+static void free_cb(uv_handle_t *h)
+{
+    struct tf_node_delivery *d = h->data;
+    struct inflight *f = d->inflight;
+    while (f != NULL) {
+        struct inflight *next = f->next;
+        free(f);
+        f = next;
+    }
+    free(d);
+}
+
+void tf_node_delivery_stop(struct tf_node_delivery *d)
+{
+    if (d == NULL || d->closing)
+        return;
+    d->closing = true;
+    uv_close((uv_handle_t *)&d->timer, free_cb);
+}
+
+static struct inflight **find_inflight(struct tf_node_delivery *d, const uint8_t msg_id[16])
+{
+    for (struct inflight **pp = &d->inflight; *pp != NULL; pp = &(*pp)->next)
+        if (memcmp((*pp)->msg_id, msg_id, 16) == 0)
+            return pp;
+    return NULL;
+}
+
+static void mark_ready(struct tf_node_delivery *d, const uint8_t pk[32])
+{
+    for (size_t i = 0; i < d->n_ready; i++)
+        if (memcmp(d->ready[i], pk, 32) == 0)
+            return;
+    if (d->n_ready < READY_MAX)
+        memcpy(d->ready[d->n_ready++], pk, 32);
+    else
+        d->due = true; /* too many at once: the due scan will get to them */
+}
+
+int tf_node_delivery_enqueue(struct tf_node_delivery *d, const struct tf_node_contact *to,
+                             uint16_t type, const uint8_t *body, size_t len, uint64_t expires,
+                             uint8_t msg_id[static 16])
+{
+    struct tf_node_outbox_entry e;
+    memset(&e, 0, sizeof e);
+    randombytes_buf(e.msg_id, sizeof e.msg_id);
+    int rc = tf_proto_envelope_seal(&d->node->id, to->pk, to->fields.box_pk, e.msg_id, expires,
+                                    type, body, len, &e.envelope);
+    if (rc != TF_OK)
+        return rc;
+    memcpy(e.to_pk, to->pk, 32);
+    e.type = type;
+    e.created = tf_node_now(d->node);
+    e.expires = expires;
+    e.next_try_ms = now_ms();
+    rc = tf_node_store_outbox_put(d->node->store, &e);
+    if (rc == TF_OK) {
+        memcpy(msg_id, e.msg_id, 16);
+        d->due = true;
+    }
+    tf_node_outbox_entry_deinit(&e);
+    return rc;
+}
+
+/* Records the end of an outgoing note's delivery. */
+static void note_outcome(struct tf_node_delivery *d, const uint8_t msg_id[16],
+                         enum tf_node_message_state state, const char *error)
+{
+    struct tf_node *node = d->node;
+    struct tf_node_message m;
+    memset(&m, 0, sizeof m);
+    if (tf_node_store_message_get(node->store, msg_id, &m) != TF_OK)
+        return;
+    m.state = state;
+    m.updated = tf_node_now(node);
+    snprintf(m.error, sizeof m.error, "%s", error ? error : "");
+    int rc = tf_node_store_message_put(node->store, &m);
+    if (rc == TF_OK) {
+        char tid[TF_PROTO_TEXT_ID_SIZE], hex[33];
+        tf_proto_text_id_encode(m.contact, tid);
+        sodium_bin2hex(hex, sizeof hex, msg_id, 16);
+        struct tf_proto_mp_writer w;
+        struct tf_proto_buf rec;
+        tf_proto_mp_writer_init(&w);
+        tf_proto_mp_write_map(&w, state == TF_NODE_MESSAGE_FAILED ? 5 : 4);
+        tf_proto_mp_write_cstr(&w, "time");
+        tf_proto_mp_write_uint(&w, m.updated);
+        tf_proto_mp_write_cstr(&w, "type");
+        tf_proto_mp_write_cstr(&w, state == TF_NODE_MESSAGE_FAILED ? "message.failed"
+                                                                   : "message.delivered");
+        tf_proto_mp_write_cstr(&w, "contact");
+        tf_proto_mp_write_cstr(&w, tid);
+        tf_proto_mp_write_cstr(&w, "id");
+        tf_proto_mp_write_cstr(&w, hex);
+        if (state == TF_NODE_MESSAGE_FAILED) {
+            tf_proto_mp_write_cstr(&w, "reason");
+            tf_proto_mp_write_cstr(&w, error ? error : "");
+        }
+        if (tf_proto_mp_writer_finish(&w, &rec) == TF_OK) {
+            rc = tf_node_event(node, &rec);
+            tf_proto_buf_free(&rec);
+        }
+    }
+    if (rc != TF_OK)
+        tf_node_log(TF_NODE_LOG_ERROR, "delivery", "cannot record a delivery outcome: %s",
+                    tf_strerror(rc));
+    tf_node_message_deinit(&m);
+}
+
+/* Ends delivery of an outbox entry (ACKed, rejected or expired). */
+static void finish(struct tf_node_delivery *d, const uint8_t msg_id[16], uint16_t type,
+                   enum tf_node_message_state state, const char *error)
+{
+    int rc = tf_node_store_outbox_del(d->node->store, msg_id);
+    if (rc != TF_OK && rc != TF_E_NOT_FOUND) {
+        tf_node_log(TF_NODE_LOG_ERROR, "delivery", "cannot remove a delivered envelope: %s",
+                    tf_strerror(rc));
+        return;
+    }
+    if (rc == TF_OK && type == TF_PROTO_MSG_TYPE_NOTE)
+        note_outcome(d, msg_id, state, error);
+}
+
+/* Sends e on link and reschedules it in case no ACK comes. */
+static int send_entry(struct tf_node_delivery *d, struct tf_node_link *link,
+                      struct tf_node_outbox_entry *e)
+{
+    struct tf_proto_buf msg;
+    struct inflight *f = calloc(1, sizeof *f);
+    if (f == NULL)
+        return TF_E_NOMEM;
+    int rc = tf_proto_link_envelope(e->envelope.data, e->envelope.len, &msg);
+    if (rc == TF_OK) {
+        rc = tf_node_net_send(link, &msg, false);
+        tf_proto_buf_free(&msg);
+    }
+    if (rc != TF_OK) {
+        free(f);
+        return rc;
+    }
+    memcpy(f->msg_id, e->msg_id, 16);
+    f->link = link;
+    f->next = d->inflight;
+    d->inflight = f;
+    tf_node_link_set_in_flight(link, tf_node_link_in_flight(link) + 1);
+    e->attempts++;
+    e->next_try_ms = now_ms() + backoff_ms(d, e->attempts);
+    e->last_error[0] = '\0';
+    return tf_node_store_outbox_put(d->node->store, e);
+}
+
+/* Asks net for a link to e's recipient and backs the entry off meanwhile. */
+static int need_link(struct tf_node_delivery *d, struct tf_node_outbox_entry *e)
+{
+    struct tf_node *node = d->node;
+    struct tf_node_contact c;
+    memset(&c, 0, sizeof c);
+    int rc = tf_node_store_contact_get(node->store, e->to_pk, &c);
+    if (rc == TF_E_NOT_FOUND) {
+        /* The recipient was removed: nobody to deliver to. */
+        finish(d, e->msg_id, e->type, TF_NODE_MESSAGE_FAILED, "no longer a contact");
+        return TF_OK;
+    }
+    if (rc != TF_OK)
+        return rc;
+    tf_node_net_dial(node->net, c.pk, c.fields.addrs, c.fields.n_addrs);
+    tf_node_contact_deinit(&c);
+    e->attempts++;
+    e->next_try_ms = now_ms() + backoff_ms(d, e->attempts);
+    return tf_node_store_outbox_put(node->store, e);
+}
+
+struct due_ctx {
+    struct tf_node_delivery *d;
+    uint64_t now_s;
+    const uint8_t *only_pk; /* send_pending: one peer only */
+    int err;
+};
+
+static int due_cb(const struct tf_node_outbox_entry *ce, void *arg)
+{
+    struct due_ctx *x = arg;
+    struct tf_node_delivery *d = x->d;
+    if (x->only_pk != NULL && memcmp(ce->to_pk, x->only_pk, 32) != 0)
+        return 0;
+    struct tf_node_outbox_entry e;
+    memset(&e, 0, sizeof e);
+    /* A private copy: the callback's entry is only valid during the call, and
+     * we write the entry back. */
+    e = *ce;
+    e.envelope.data = malloc(ce->envelope.len);
+    if (e.envelope.data == NULL) {
+        x->err = TF_E_NOMEM;
+        return 1;
+    }
+    memcpy(e.envelope.data, ce->envelope.data, ce->envelope.len);
+    int rc = TF_OK;
+    if (x->now_s > e.expires) {
+        char tid[TF_PROTO_TEXT_ID_SIZE];
+        tf_proto_text_id_encode(e.to_pk, tid);
+        tf_node_log(TF_NODE_LOG_INFO, "delivery", "envelope to %s expired after %u attempts",
+                    tid, e.attempts);
+        finish(d, e.msg_id, e.type, TF_NODE_MESSAGE_FAILED, "expired undelivered");
+    } else if (find_inflight(d, e.msg_id) != NULL) {
+        if (x->only_pk == NULL) {
+            e.next_try_ms = now_ms() + backoff_ms(d, e.attempts);
+            rc = tf_node_store_outbox_put(d->node->store, &e);
+        }
+    } else {
+        struct tf_node_link *link = tf_node_net_find(d->node->net, e.to_pk);
+        if (link != NULL && tf_node_link_in_flight(link) < d->node->config.max_in_flight)
+            rc = send_entry(d, link, &e);
+        else if (link == NULL && x->only_pk == NULL)
+            rc = need_link(d, &e);
+        /* A full link: the next ACK marks the peer ready again. */
+    }
+    tf_node_outbox_entry_deinit(&e);
+    if (rc != TF_OK) {
+        x->err = rc;
+        return 1;
+    }
+    return 0;
+}
+
+/* Sends everything queued for pk (a link to it is up). */
+static int send_pending(struct tf_node_delivery *d, const uint8_t pk[32])
+{
+    struct due_ctx x = {d, tf_node_now(d->node), pk, TF_OK};
+    int rc = tf_node_store_outbox_foreach(d->node->store, due_cb, &x);
+    return rc != TF_OK ? rc : x.err;
+}
+
+void tf_node_delivery_run(struct tf_node_delivery *d)
+{
+    if (d == NULL || d->closing)
+        return;
+    struct tf_node *node = d->node;
+    int rc = TF_OK;
+    while (d->n_ready > 0 && rc == TF_OK) {
+        uint8_t pk[32];
+        memcpy(pk, d->ready[--d->n_ready], 32);
+        rc = send_pending(d, pk);
+    }
+    if (d->due && rc == TF_OK) {
+        d->due = false;
+        struct due_ctx x = {d, tf_node_now(node), NULL, TF_OK};
+        rc = tf_node_store_outbox_due(node->store, now_ms(), DUE_BATCH, due_cb, &x);
+        if (rc == TF_OK)
+            rc = x.err;
+    }
+    if (rc != TF_OK)
+        tf_node_log(TF_NODE_LOG_ERROR, "delivery", "outbox: %s", tf_strerror(rc));
+    uint64_t next;
+    rc = tf_node_store_outbox_next_due(node->store, &next);
+    if (rc == TF_OK) {
+        uint64_t now = now_ms();
+        uv_timer_start(&d->timer, timer_cb, next > now ? next - now : 0, 0);
+    } else {
+        uv_timer_stop(&d->timer);
+    }
+}
+
+void tf_node_delivery_link_up(struct tf_node_delivery *d, struct tf_node_link *link)
+{
+    mark_ready(d, tf_node_link_peer(link));
+}
+
+void tf_node_delivery_link_closed(struct tf_node_delivery *d, struct tf_node_link *link)
+{
+    struct inflight **pp = &d->inflight;
+    while (*pp != NULL) {
+        if ((*pp)->link == link) {
+            struct inflight *f = *pp;
+            *pp = f->next;
+            free(f);
+        } else {
+            pp = &(*pp)->next;
+        }
+    }
+}
+
+void tf_node_delivery_dial_failed(struct tf_node_delivery *d, const uint8_t pk[32], int err)
+{
+    char tid[TF_PROTO_TEXT_ID_SIZE];
+    tf_proto_text_id_encode(pk, tid);
+    tf_node_log(TF_NODE_LOG_DEBUG, "delivery", "cannot reach %s: %s; will retry", tid,
+                tf_strerror(err));
+    (void)d;
+}
+
+void tf_node_delivery_ack(struct tf_node_delivery *d, struct tf_node_link *link,
+                          const struct tf_proto_link_msg *m)
+{
+    struct inflight **pp = find_inflight(d, m->msg_id);
+    if (pp == NULL || (*pp)->link != link) {
+        /* An ACK for something not in flight here (a late duplicate): the
+         * outbox may still hold it if it was sent on another link. */
+        if (pp == NULL) {
+            char tid[TF_PROTO_TEXT_ID_SIZE];
+            tf_proto_text_id_encode(tf_node_link_peer(link), tid);
+            tf_node_log(TF_NODE_LOG_DEBUG, "delivery", "%s: ACK for an envelope not in flight",
+                        tid);
+        }
+    }
+    if (pp != NULL) {
+        struct inflight *f = *pp;
+        *pp = f->next;
+        uint32_t n = tf_node_link_in_flight(f->link);
+        tf_node_link_set_in_flight(f->link, n > 0 ? n - 1 : 0);
+        free(f);
+    }
+    struct tf_node_outbox_entry e;
+    memset(&e, 0, sizeof e);
+    int rc = tf_node_store_outbox_get(d->node->store, m->msg_id, &e);
+    if (rc == TF_OK && memcmp(e.to_pk, tf_node_link_peer(link), 32) != 0) {
+        /* Only the recipient may acknowledge an envelope. */
+        tf_node_log(TF_NODE_LOG_WARN, "delivery", "ACK from a peer that is not the recipient");
+    } else if (rc == TF_OK) {
+        if (m->status == TF_PROTO_ACK_OK) {
+            finish(d, e.msg_id, e.type, TF_NODE_MESSAGE_DELIVERED, NULL);
+        } else {
+            const char *why = tf_proto_ack_reason_name(m->reason);
+            char tid[TF_PROTO_TEXT_ID_SIZE];
+            tf_proto_text_id_encode(e.to_pk, tid);
+            tf_node_log(TF_NODE_LOG_WARN, "delivery", "envelope to %s rejected: %s", tid, why);
+            finish(d, e.msg_id, e.type, TF_NODE_MESSAGE_FAILED, why);
+        }
+    }
+    tf_node_outbox_entry_deinit(&e);
+    mark_ready(d, tf_node_link_peer(link));
+}
+
+/* Receive path. */
+
+/* Queues an ACK; it waits for the commit if anything was written. */
+static void send_ack(struct tf_node_delivery *d, struct tf_node_link *link,
+                     const uint8_t msg_id[16], enum tf_proto_ack_reason reason)
+{
+    struct tf_proto_buf msg;
+    int rc = tf_proto_link_ack(msg_id, reason == TF_PROTO_ACK_REASON_NONE ? TF_PROTO_ACK_OK
+                                                                         : TF_PROTO_ACK_REJECTED,
+                               reason, &msg);
+    if (rc == TF_OK) {
+        rc = tf_node_net_send(link, &msg, tf_node_store_dirty(d->node->store));
+        tf_proto_buf_free(&msg);
+    }
+    if (rc != TF_OK)
+        tf_node_log(TF_NODE_LOG_WARN, "delivery", "cannot send an ACK: %s", tf_strerror(rc));
+}
+
+/* Stores a note from a contact. */
+static enum tf_proto_ack_reason receive_note(struct tf_node_delivery *d,
+                                             const struct tf_proto_envelope *env,
+                                             const struct tf_proto_envelope_opened *o)
+{
+    struct tf_node *node = d->node;
+    struct tf_node_contact c;
+    memset(&c, 0, sizeof c);
+    int rc = tf_node_store_contact_get(node->store, o->from_pk, &c);
+    bool ok = rc == TF_OK && !c.blocked;
+    tf_node_contact_deinit(&c);
+    if (!ok)
+        return TF_PROTO_ACK_REASON_REFUSED;
+    if (o->body.len < 1 || o->body.len > TF_NODE_MESSAGE_TEXT_MAX ||
+        !tf_proto_utf8_is_valid(o->body.ptr, o->body.len))
+        return TF_PROTO_ACK_REASON_INVALID;
+    struct tf_node_message m;
+    memset(&m, 0, sizeof m);
+    memcpy(m.id, env->msg_id, 16);
+    memcpy(m.contact, o->from_pk, 32);
+    m.outgoing = false;
+    m.time = m.updated = tf_node_now(node);
+    m.state = TF_NODE_MESSAGE_RECEIVED;
+    m.text.data = (uint8_t *)(uintptr_t)o->body.ptr;
+    m.text.len = o->body.len;
+    char tid[TF_PROTO_TEXT_ID_SIZE], hex[33];
+    tf_proto_text_id_encode(o->from_pk, tid);
+    sodium_bin2hex(hex, sizeof hex, env->msg_id, 16);
+    struct tf_proto_mp_writer w;
+    struct tf_proto_buf rec = {0};
+    tf_proto_mp_writer_init(&w);
+    tf_proto_mp_write_map(&w, 5);
+    tf_proto_mp_write_cstr(&w, "time");
+    tf_proto_mp_write_uint(&w, m.time);
+    tf_proto_mp_write_cstr(&w, "type");
+    tf_proto_mp_write_cstr(&w, "message.received");
+    tf_proto_mp_write_cstr(&w, "contact");
+    tf_proto_mp_write_cstr(&w, tid);
+    tf_proto_mp_write_cstr(&w, "id");
+    tf_proto_mp_write_cstr(&w, hex);
+    tf_proto_mp_write_cstr(&w, "text");
+    tf_proto_mp_write_str(&w, (const char *)o->body.ptr, o->body.len);
+    if ((rc = tf_proto_mp_writer_finish(&w, &rec)) == TF_OK &&
+        (rc = tf_node_store_message_put(node->store, &m)) == TF_OK &&
+        (rc = tf_node_store_seen_add(node->store, env->msg_id, env->expires)) == TF_OK)
+        rc = tf_node_event(node, &rec);
+    tf_proto_buf_free(&rec);
+    if (rc != TF_OK) {
+        /* Not stored: no ACK at all, so the sender retries. */
+        tf_node_log(TF_NODE_LOG_ERROR, "delivery", "cannot store a note from %s: %s", tid,
+                    tf_strerror(rc));
+        return (enum tf_proto_ack_reason)-1;
+    }
+    tf_node_log(TF_NODE_LOG_INFO, "delivery", "note from %s stored", tid);
+    if (node->test_crash_after_receive)
+        node->test_crash_armed = true;
+    return TF_PROTO_ACK_REASON_NONE;
+}
+
+void tf_node_delivery_envelope(struct tf_node_delivery *d, struct tf_node_link *link,
+                               const uint8_t *buf, size_t len)
+{
+    struct tf_node *node = d->node;
+    struct tf_proto_envelope env;
+    struct tf_proto_envelope_opened o;
+    struct tf_proto_buf plain = {0};
+    char tid[TF_PROTO_TEXT_ID_SIZE];
+    tf_proto_text_id_encode(tf_node_link_peer(link), tid);
+    int rc = tf_proto_envelope_decode(buf, len, &env);
+    if (rc != TF_OK) {
+        /* Without a msg id there is nothing to ACK. */
+        tf_node_log(TF_NODE_LOG_WARN, "delivery", "%s: malformed envelope (%s) dropped", tid,
+                    tf_strerror(rc));
+        return;
+    }
+    enum tf_proto_ack_reason reason;
+    rc = tf_node_store_seen_check(node->store, env.msg_id);
+    if (rc == TF_OK) {
+        send_ack(d, link, env.msg_id, TF_PROTO_ACK_REASON_NONE); /* a duplicate */
+        return;
+    }
+    if (rc != TF_E_NOT_FOUND) {
+        tf_node_log(TF_NODE_LOG_ERROR, "delivery", "seen check failed: %s", tf_strerror(rc));
+        return;
+    }
+    rc = tf_proto_envelope_open(&node->id, buf, len, tf_node_now(node), &plain, &o);
+    if (rc != TF_OK) {
+        reason = tf_proto_ack_reason_for(rc);
+    } else if (sodium_memcmp(o.from_pk, tf_node_link_peer(link), 32) != 0) {
+        reason = TF_PROTO_ACK_REASON_NOT_PEER;
+    } else if (o.type == TF_PROTO_MSG_TYPE_NOTE) {
+        reason = receive_note(d, &env, &o);
+    } else {
+        reason = TF_PROTO_ACK_REASON_UNSUPPORTED;
+    }
+    if ((int)reason < 0) {
+        tf_proto_buf_free(&plain);
+        return;
+    }
+    if (reason != TF_PROTO_ACK_REASON_NONE)
+        tf_node_log(TF_NODE_LOG_WARN, "delivery", "%s: envelope rejected: %s", tid,
+                    tf_proto_ack_reason_name(reason));
+    send_ack(d, link, env.msg_id, reason);
+    tf_proto_buf_free(&plain);
+}

@@ -1,0 +1,62 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Links between nodes (docs/PROTOCOL.md §9): the TCP listener, outbound
+ * dialling through a contact's card addresses, the Noise XX handshake with
+ * card checks, framing, link messages, timeouts and connection limits.
+ *
+ * The net module owns every link.  It tells the node what happens through
+ * tf_node_net_events (link up, dial failed, envelope, ACK, PONG), and the node
+ * sends through tf_node_net_send_* while a link is up.  Messages whose
+ * sending must wait for the group commit (ACKs) are queued as held and
+ * released by tf_node_net_committed.
+ */
+#ifndef TF_NODE_NET_H
+#define TF_NODE_NET_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "proto/err.h"
+#include "proto/link.h"
+#include "proto/mp.h"
+
+struct tf_node;
+struct tf_node_net;
+struct tf_node_link;
+
+/* Starts listening on host:port (numeric IP).  *out is owned by the node. */
+TF_MUST_CHECK int tf_node_net_start(struct tf_node *node, const char *listen,
+                                    struct tf_node_net **out);
+
+/* Closes the listener and every link (freed through the loop). */
+void tf_node_net_stop(struct tf_node_net *net);
+
+/* The link to pk that is up (handshake and HELLOs done), or NULL. */
+struct tf_node_link *tf_node_net_find(struct tf_node_net *net, const uint8_t pk[static 32]);
+
+/* Makes sure a link to pk is up or being made, dialling the addresses of the
+ * card (borrowed for the call) in order.  The outcome arrives as
+ * tf_node__on_link_up or tf_node__on_dial_failed. */
+void tf_node_net_dial(struct tf_node_net *net, const uint8_t pk[static 32],
+                      const struct tf_proto_bytes *addrs, size_t n_addrs);
+
+/* Queues a link message (plaintext, copied) on an up link.  A held message
+ * waits for tf_node_net_committed. */
+TF_MUST_CHECK int tf_node_net_send(struct tf_node_link *link, const struct tf_proto_buf *msg,
+                                   bool held);
+
+/* Releases held messages after a commit; on a failed commit they are dropped
+ * (the peer will retry). */
+void tf_node_net_committed(struct tf_node_net *net, int rc);
+
+/* Envelopes sent on this link and not yet acknowledged. */
+uint32_t tf_node_link_in_flight(const struct tf_node_link *link);
+void tf_node_link_set_in_flight(struct tf_node_link *link, uint32_t n);
+const uint8_t *tf_node_link_peer(const struct tf_node_link *link);
+const char *tf_node_link_addr(const struct tf_node_link *link);
+
+/* Writes the status "peers" array (docs/CONTROL.md). */
+void tf_node_net_write_peers(struct tf_node_net *net, struct tf_proto_mp_writer *w);
+
+#endif

@@ -1,0 +1,105 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Link messages (docs/PROTOCOL.md §9): the plaintext of each Noise transport
+ * message between two nodes, and the 2-byte frame header around every Noise
+ * message.  Pure encode/decode.
+ */
+#ifndef TF_PROTO_LINK_H
+#define TF_PROTO_LINK_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "proto/envelope.h"
+#include "proto/err.h"
+#include "proto/mp.h"
+
+#define TF_PROTO_LINK_VERSION 1
+#define TF_PROTO_FRAME_HEADER_LEN 2
+#define TF_PROTO_FRAME_MAX 65535
+#define TF_PROTO_LINK_FEATURES_MAX 16
+#define TF_PROTO_LINK_ERROR_TEXT_MAX 200
+
+enum tf_proto_link_type {
+    TF_PROTO_LINK_HELLO = 1,
+    TF_PROTO_LINK_ENVELOPE = 2,
+    TF_PROTO_LINK_ACK = 3,
+    TF_PROTO_LINK_PING = 4,
+    TF_PROTO_LINK_PONG = 5,
+    TF_PROTO_LINK_ERROR = 6,
+    TF_PROTO_LINK_BYE = 7,
+};
+
+/* ACK status and reasons (§9). */
+enum tf_proto_ack_status {
+    TF_PROTO_ACK_OK = 0,
+    TF_PROTO_ACK_REJECTED = 1,
+};
+
+enum tf_proto_ack_reason {
+    TF_PROTO_ACK_REASON_NONE = 0,
+    TF_PROTO_ACK_REASON_MALFORMED = 1,
+    TF_PROTO_ACK_REASON_NOT_FOR_ME = 2,
+    TF_PROTO_ACK_REASON_EXPIRED = 3,
+    TF_PROTO_ACK_REASON_BAD_SEAL = 4,
+    TF_PROTO_ACK_REASON_BAD_SIG = 5,
+    TF_PROTO_ACK_REASON_NOT_PEER = 6,
+    TF_PROTO_ACK_REASON_REFUSED = 7,
+    TF_PROTO_ACK_REASON_UNSUPPORTED = 8,
+    TF_PROTO_ACK_REASON_INVALID = 9,
+};
+
+/* A short English name for a reason ("not for me", ...). */
+const char *tf_proto_ack_reason_name(uint64_t reason);
+
+/* The ACK reason for an error from tf_proto_envelope_open. */
+enum tf_proto_ack_reason tf_proto_ack_reason_for(int err);
+
+enum tf_proto_link_error {
+    TF_PROTO_LINK_ERROR_PROTOCOL = 1,
+    TF_PROTO_LINK_ERROR_LIMIT = 2,
+    TF_PROTO_LINK_ERROR_VERSION = 3,
+    TF_PROTO_LINK_ERROR_SHUTDOWN = 4,
+};
+
+/* A decoded link message; views point into the decoded buffer. */
+struct tf_proto_link_msg {
+    enum tf_proto_link_type type;
+    uint64_t version;                 /* HELLO */
+    size_t n_features;                /* HELLO */
+    struct tf_proto_bytes features[TF_PROTO_LINK_FEATURES_MAX];
+    struct tf_proto_bytes envelope;   /* ENVELOPE */
+    uint8_t msg_id[TF_PROTO_MSG_ID_LEN]; /* ACK */
+    uint64_t status;                  /* ACK */
+    uint64_t reason;                  /* ACK, ERROR */
+    uint64_t nonce;                   /* PING, PONG */
+    struct tf_proto_bytes text;       /* ERROR */
+};
+
+/* Strict decode (canonical msgpack, field bounds, no trailing bytes).
+ * Unknown type: TF_E_BAD_VALUE. */
+TF_MUST_CHECK int tf_proto_link_decode(const uint8_t *buf, size_t len,
+                                       struct tf_proto_link_msg *out);
+
+/* Encoders; *out owned by the caller. */
+TF_MUST_CHECK int tf_proto_link_hello(const char *const *features, size_t n,
+                                      struct tf_proto_buf *out);
+TF_MUST_CHECK int tf_proto_link_envelope(const uint8_t *env, size_t len, struct tf_proto_buf *out);
+TF_MUST_CHECK int tf_proto_link_ack(const uint8_t msg_id[static TF_PROTO_MSG_ID_LEN],
+                                    enum tf_proto_ack_status status,
+                                    enum tf_proto_ack_reason reason, struct tf_proto_buf *out);
+TF_MUST_CHECK int tf_proto_link_ping(enum tf_proto_link_type type, uint64_t nonce,
+                                     struct tf_proto_buf *out); /* PING or PONG */
+TF_MUST_CHECK int tf_proto_link_error(enum tf_proto_link_error reason, const char *text,
+                                      struct tf_proto_buf *out);
+TF_MUST_CHECK int tf_proto_link_bye(struct tf_proto_buf *out);
+
+/* Frame header: writes u16be(len).  len must be 1..65535. */
+void tf_proto_frame_header(uint8_t out[static TF_PROTO_FRAME_HEADER_LEN], uint16_t len);
+
+/* Reads a frame header: TF_E_AGAIN with fewer than 2 bytes, TF_E_BAD_LENGTH
+ * for 0, TF_E_TOO_LONG above max; else the body length. */
+TF_MUST_CHECK int tf_proto_frame_parse(const uint8_t *buf, size_t len, size_t max,
+                                       size_t *body_len);
+
+#endif
