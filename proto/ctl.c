@@ -30,8 +30,9 @@ int tf_proto_ctl_frame_parse(const uint8_t *buf, size_t len, uint32_t max, uint3
 
 static bool key_equals(const msgpack_object *k, const char *key, size_t klen)
 {
+    /* msgpack-c gives an empty string a NULL pointer: never memcmp that. */
     return k->type == MSGPACK_OBJECT_STR && k->via.str.size == klen &&
-           memcmp(k->via.str.ptr, key, klen) == 0;
+           (klen == 0 || memcmp(k->via.str.ptr, key, klen) == 0);
 }
 
 /* Every map: string keys, no duplicates.  Depth is bounded by the pre-pass. */

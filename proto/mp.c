@@ -535,6 +535,8 @@ static int append_cb(void *data, const char *buf, size_t len)
     struct tf_proto_mp_writer *w = data;
     if (w->err != TF_OK)
         return -1;
+    if (len == 0)
+        return 0; /* buf may be NULL for an empty bin or str */
     if (len > w->cap - w->len) {
         size_t cap = w->cap ? w->cap : 256;
         while (len > cap - w->len) {

@@ -116,3 +116,83 @@ void tf_fuzz_fixture_deinit(struct tf_fuzz_fixture *f)
     tf_proto_identity_deinit(&f->other);
     tf_proto_identity_deinit(&f->connector);
 }
+
+int tf_fuzz_noise_start(struct tf_proto_noise_handshake *hs, const struct tf_proto_identity *id,
+                        enum tf_proto_noise_pattern pattern, enum tf_proto_noise_role role,
+                        const uint8_t *rs_pk)
+{
+    uint8_t e[TF_PROTO_NOISE_KEY_LEN];
+    memset(e,
+           role == TF_PROTO_NOISE_ROLE_INITIATOR ? TF_FUZZ_NOISE_E_INITIATOR
+                                                 : TF_FUZZ_NOISE_E_RESPONDER,
+           sizeof e);
+    struct tf_proto_noise_config cfg = {
+        .pattern = pattern,
+        .role = role,
+        .prologue = (const uint8_t *)TF_PROTO_NOISE_PROLOGUE,
+        .prologue_len = TF_PROTO_NOISE_PROLOGUE_LEN,
+        .s_sk = tf_proto_identity_noise_sk(id),
+        .e_sk = e,
+        .rs_pk = rs_pk,
+    };
+    return tf_proto_noise_handshake_init(hs, &cfg);
+}
+
+int tf_fuzz_noise_xx(const struct tf_fuzz_fixture *f, struct tf_fuzz_noise_xx *out)
+{
+    struct tf_proto_noise_handshake init, resp;
+    struct tf_proto_noise_cipher init_send, init_recv, resp_send;
+    uint8_t payload[TF_FUZZ_NOISE_MSG_CAP];
+    size_t plen;
+    int rc;
+    memset(out, 0, sizeof *out);
+    memset(&init, 0, sizeof init);
+    memset(&resp, 0, sizeof resp);
+    if ((rc = tf_fuzz_noise_start(&init, &f->me, TF_PROTO_NOISE_PATTERN_XX,
+                                  TF_PROTO_NOISE_ROLE_INITIATOR, NULL)) != TF_OK ||
+        (rc = tf_fuzz_noise_start(&resp, &f->other, TF_PROTO_NOISE_PATTERN_XX,
+                                  TF_PROTO_NOISE_ROLE_RESPONDER, NULL)) != TF_OK)
+        goto cleanup;
+    out->resp_before_msg1 = resp;
+    if ((rc = tf_proto_noise_handshake_write(&init, NULL, 0, out->msg[0], TF_FUZZ_NOISE_MSG_CAP,
+                                             &out->len[0])) != TF_OK ||
+        (rc = tf_proto_noise_handshake_read(&resp, out->msg[0], out->len[0], payload,
+                                            sizeof payload, &plen)) != TF_OK ||
+        (rc = tf_proto_noise_handshake_write(&resp, f->other_card.data, f->other_card.len,
+                                             out->msg[1], TF_FUZZ_NOISE_MSG_CAP, &out->len[1])) !=
+            TF_OK)
+        goto cleanup;
+    out->init_before_msg2 = init;
+    if ((rc = tf_proto_noise_handshake_read(&init, out->msg[1], out->len[1], payload,
+                                            sizeof payload, &plen)) != TF_OK ||
+        (rc = tf_proto_noise_handshake_write(&init, f->me_card.data, f->me_card.len, out->msg[2],
+                                             TF_FUZZ_NOISE_MSG_CAP, &out->len[2])) != TF_OK)
+        goto cleanup;
+    out->resp_before_msg3 = resp;
+    if ((rc = tf_proto_noise_handshake_read(&resp, out->msg[2], out->len[2], payload,
+                                            sizeof payload, &plen)) != TF_OK ||
+        (rc = tf_proto_noise_handshake_split(&init, &init_send, &init_recv)) != TF_OK ||
+        (rc = tf_proto_noise_handshake_split(&resp, &resp_send, &out->resp_recv)) != TF_OK ||
+        (rc = tf_proto_noise_cipher_encrypt(&init_send, (const uint8_t *)"hello", 5, out->transport,
+                                            sizeof out->transport, &out->transport_len)) != TF_OK)
+        goto cleanup;
+    tf_proto_noise_cipher_deinit(&init_send);
+    tf_proto_noise_cipher_deinit(&init_recv);
+    tf_proto_noise_cipher_deinit(&resp_send);
+cleanup:
+    tf_proto_noise_handshake_deinit(&init);
+    tf_proto_noise_handshake_deinit(&resp);
+    return rc;
+}
+
+int tf_fuzz_noise_ik_msg1(const struct tf_fuzz_fixture *f, uint8_t *out, size_t cap, size_t *len)
+{
+    struct tf_proto_noise_handshake init;
+    memset(&init, 0, sizeof init);
+    int rc = tf_fuzz_noise_start(&init, &f->me, TF_PROTO_NOISE_PATTERN_IK,
+                                 TF_PROTO_NOISE_ROLE_INITIATOR, f->other.noise_pk);
+    if (rc == TF_OK)
+        rc = tf_proto_noise_handshake_write(&init, f->me_card.data, f->me_card.len, out, cap, len);
+    tf_proto_noise_handshake_deinit(&init);
+    return rc;
+}

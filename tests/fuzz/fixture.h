@@ -20,6 +20,7 @@
 #include "proto/identity.h"
 #include "proto/intro.h"
 #include "proto/mp.h"
+#include "proto/noise.h"
 
 /* The clock every target checks against (2023-11-14T22:13:20Z). */
 #define TF_FUZZ_NOW UINT64_C(1700000000)
@@ -78,5 +79,40 @@ TF_MUST_CHECK int tf_fuzz_reply(const struct tf_proto_identity *id,
                                 const uint8_t intro_id[static TF_PROTO_INTRO_ID_LEN],
                                 enum tf_proto_side side, const struct tf_proto_buf *card,
                                 const char *note, uint64_t time, struct tf_proto_buf *out);
+
+/* Noise: every handshake uses the identities' Noise static keys and a fixed
+ * ephemeral key per role (32 copies of this byte), so messages replay. */
+#define TF_FUZZ_NOISE_E_INITIATOR 0x11
+#define TF_FUZZ_NOISE_E_RESPONDER 0x22
+#define TF_FUZZ_NOISE_MSG_CAP 2048
+
+/* Starts a handshake as id.  rs_pk: the responder's static key for an IK
+ * initiator, else NULL. */
+TF_MUST_CHECK int tf_fuzz_noise_start(struct tf_proto_noise_handshake *hs,
+                                      const struct tf_proto_identity *id,
+                                      enum tf_proto_noise_pattern pattern,
+                                      enum tf_proto_noise_role role, const uint8_t *rs_pk);
+
+/* A complete XX handshake, "me" initiating to "other"; message 1 carries no
+ * payload, message 2 other's card and message 3 me's card.  Keeps each
+ * message, the handshake states from just before each read (structs without
+ * pointers: copy them to replay a read), and the responder's receiving cipher
+ * with the initiator's first transport message ("hello") encrypted. */
+struct tf_fuzz_noise_xx {
+    uint8_t msg[3][TF_FUZZ_NOISE_MSG_CAP];
+    size_t len[3];
+    struct tf_proto_noise_handshake resp_before_msg1;
+    struct tf_proto_noise_handshake init_before_msg2;
+    struct tf_proto_noise_handshake resp_before_msg3;
+    struct tf_proto_noise_cipher resp_recv;
+    uint8_t transport[64];
+    size_t transport_len;
+};
+
+TF_MUST_CHECK int tf_fuzz_noise_xx(const struct tf_fuzz_fixture *f, struct tf_fuzz_noise_xx *out);
+
+/* IK message 1 from "me" to "other" (payload: me's card). */
+TF_MUST_CHECK int tf_fuzz_noise_ik_msg1(const struct tf_fuzz_fixture *f, uint8_t *out, size_t cap,
+                                        size_t *len);
 
 #endif

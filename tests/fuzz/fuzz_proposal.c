@@ -55,8 +55,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     FUZZ_ASSERT(memcmp(p.card.sign_pk, p.core.connector_pk, TF_PROTO_KEY_LEN) == 0);
     tf_proto_intro_commit(me.sign_pk, p.salt, h);
     FUZZ_ASSERT(p.side == TF_PROTO_SIDE_A || p.side == TF_PROTO_SIDE_B);
-    FUZZ_ASSERT(memcmp(h, p.side == TF_PROTO_SIDE_A ? p.core.commit_a : p.core.commit_b,
-                       sizeof h) == 0);
+    FUZZ_ASSERT(
+        memcmp(h, p.side == TF_PROTO_SIDE_A ? p.core.commit_a : p.core.commit_b, sizeof h) == 0);
     FUZZ_ASSERT(TF_FUZZ_NOW <= p.core.expires);
     FUZZ_ASSERT(p.core.created <= TF_FUZZ_NOW + TF_FUZZ_SKEW);
     return 0;

@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "fuzz.h"
+#include "proto/identity.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {

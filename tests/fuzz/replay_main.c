@@ -69,8 +69,8 @@ cleanup:
 
 static int run_file(const char *path)
 {
-    uint8_t *data;
-    size_t len;
+    uint8_t *data = NULL;
+    size_t len = 0;
     int rc = read_file(path, &data, &len);
     if (rc != 0) {
         fprintf(stderr, "replay: %s: %s\n", path, strerror(-rc));
