@@ -8,6 +8,7 @@
 #include <sodium.h>
 #include <uv.h>
 
+#include "node/intro.h"
 #include "node/log.h"
 #include "node/net.h"
 #include "node/node.h"
@@ -238,6 +239,14 @@ static int need_link(struct tf_node_delivery *d, struct tf_node_outbox_entry *e)
     memset(&c, 0, sizeof c);
     int rc = tf_node_store_contact_get(node->store, e->to_pk, &c);
     if (rc == TF_E_NOT_FOUND) {
+        /* A correspondent who is not a contact (a connector): their card. */
+        struct tf_proto_buf card = {0};
+        rc = tf_node_intro_peer_card(node, e->to_pk, &card);
+        if (rc == TF_OK)
+            rc = tf_node_contact_from_card(&c, card.data, card.len);
+        tf_proto_buf_free(&card);
+    }
+    if (rc == TF_E_NOT_FOUND) {
         /* The recipient was removed: nobody to deliver to. */
         finish(d, e->msg_id, e->type, TF_NODE_MESSAGE_FAILED, "no longer a contact");
         return TF_OK;
@@ -429,6 +438,16 @@ static void send_ack(struct tf_node_delivery *d, struct tf_node_link *link,
         tf_node_log(TF_NODE_LOG_WARN, "delivery", "cannot send an ACK: %s", tf_strerror(rc));
 }
 
+bool tf_node_note_is_valid(const uint8_t *text, size_t len)
+{
+    if (len < 1 || len > TF_NODE_MESSAGE_TEXT_MAX || !tf_proto_utf8_is_valid(text, len))
+        return false;
+    for (size_t i = 0; i < len; i++)
+        if ((text[i] < 0x20 && text[i] != '\n' && text[i] != '\t') || text[i] == 0x7f)
+            return false;
+    return true;
+}
+
 /* Stores a note from a contact. */
 static enum tf_proto_ack_reason receive_note(struct tf_node_delivery *d,
                                              const struct tf_proto_envelope *env,
@@ -442,8 +461,7 @@ static enum tf_proto_ack_reason receive_note(struct tf_node_delivery *d,
     tf_node_contact_deinit(&c);
     if (!ok)
         return TF_PROTO_ACK_REASON_REFUSED;
-    if (o->body.len < 1 || o->body.len > TF_NODE_MESSAGE_TEXT_MAX ||
-        !tf_proto_utf8_is_valid(o->body.ptr, o->body.len))
+    if (!tf_node_note_is_valid(o->body.ptr, o->body.len))
         return TF_PROTO_ACK_REASON_INVALID;
     struct tf_node_message m;
     memset(&m, 0, sizeof m);
@@ -522,7 +540,18 @@ void tf_node_delivery_envelope(struct tf_node_delivery *d, struct tf_node_link *
     } else if (o.type == TF_PROTO_MSG_TYPE_NOTE) {
         reason = receive_note(d, &env, &o);
     } else {
-        reason = TF_PROTO_ACK_REASON_UNSUPPORTED;
+        int r = tf_node_intro_receive(node, o.type, o.from_pk, o.body.ptr, o.body.len);
+        if (r == TF_PROTO_ACK_REASON_NONE) {
+            int rc2 = tf_node_store_seen_add(node->store, env.msg_id, env.expires);
+            if (rc2 != TF_OK) {
+                tf_node_log(TF_NODE_LOG_ERROR, "delivery", "cannot record a msg id: %s",
+                            tf_strerror(rc2));
+                r = -1;
+            } else if (node->test_crash_after_receive) {
+                node->test_crash_armed = true;
+            }
+        }
+        reason = (enum tf_proto_ack_reason)r;
     }
     if ((int)reason < 0) {
         tf_proto_buf_free(&plain);

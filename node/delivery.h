@@ -10,6 +10,7 @@
 #ifndef TF_NODE_DELIVERY_H
 #define TF_NODE_DELIVERY_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -30,6 +31,10 @@ TF_MUST_CHECK int tf_node_delivery_enqueue(struct tf_node_delivery *d,
                                            const struct tf_node_contact *to, uint16_t type,
                                            const uint8_t *body, size_t len, uint64_t expires,
                                            uint8_t msg_id[static 16]);
+
+/* True if text is a valid note: 1..TF_NODE_MESSAGE_TEXT_MAX bytes of UTF-8
+ * without control characters other than newline and tab. */
+bool tf_node_note_is_valid(const uint8_t *text, size_t len);
 
 /* Runs after each commit: sends what is due and what waited for a link. */
 void tf_node_delivery_run(struct tf_node_delivery *d);

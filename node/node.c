@@ -15,6 +15,7 @@
 
 #include "node/ctl.h"
 #include "node/delivery.h"
+#include "node/intro.h"
 #include "node/internal.h"
 #include "node/net.h"
 #include "node/ping.h"
@@ -306,7 +307,8 @@ static int start_handles(struct tf_node *node)
                     tf_strerror(rc));
         return rc;
     }
-    if ((rc = tf_node_delivery_start(node, &node->delivery)) != 0)
+    if ((rc = tf_node_delivery_start(node, &node->delivery)) != 0 ||
+        (rc = tf_node_intro_start(node)) != 0)
         return rc;
     if (node->listen[0] && (rc = tf_node_net_start(node, node->listen, &node->net)) != 0)
         return rc;
@@ -389,6 +391,7 @@ void tf_node_stop(struct tf_node *node)
     node->net = NULL;
     tf_node_delivery_stop(node->delivery);
     node->delivery = NULL;
+    tf_node_intro_stop(node);
     close_handle((uv_handle_t *)&node->commit);
     close_handle((uv_handle_t *)&node->sig_int);
     close_handle((uv_handle_t *)&node->sig_term);

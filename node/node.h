@@ -46,6 +46,7 @@ struct tf_node {
     struct tf_node_net *net;
     struct tf_node_delivery *delivery;
     struct tf_node_ping *pings; /* pending pings (node/ping.c) */
+    uv_timer_t intro_sweep;     /* expires intros (node/intro.c) */
     /* Test hook (TWOFOLD_TEST_CRASH=after-receive-commit): die by SIGKILL
      * right after committing a received envelope, before its ACK is sent. */
     bool test_crash_after_receive;

@@ -45,6 +45,9 @@ enum dbi {
     DBI_SEEN,
     DBI_SEEN_EXP,
     DBI_MESSAGES,
+    DBI_INTROS_OUT,
+    DBI_INTROS_IN,
+    DBI_CARDS,
     DBI_COUNT
 };
 
@@ -57,7 +60,8 @@ static const struct {
     [DBI_ALIASES] = {"aliases", 1},   [DBI_EVENTS] = {"events", 1},
     [DBI_OUTBOX] = {"outbox", 2},     [DBI_OUTBOX_DUE] = {"outbox_due", 2},
     [DBI_SEEN] = {"seen", 2},         [DBI_SEEN_EXP] = {"seen_exp", 2},
-    [DBI_MESSAGES] = {"messages", 2},
+    [DBI_MESSAGES] = {"messages", 2},  [DBI_INTROS_OUT] = {"intros_out", 3},
+    [DBI_INTROS_IN] = {"intros_in", 3}, [DBI_CARDS] = {"cards", 3},
 };
 
 /* The value of keys that carry none (index entries).  Not NULL: write_op
@@ -426,11 +430,18 @@ static int migrate_1_to_2(struct tf_node_store *st, MDB_txn *txn)
     return open_tables(st, txn, 2, 2, MDB_CREATE);
 }
 
+/* Schema 3 adds the intro tables (intros_out, intros_in) and cards. */
+static int migrate_2_to_3(struct tf_node_store *st, MDB_txn *txn)
+{
+    return open_tables(st, txn, 3, 3, MDB_CREATE);
+}
+
 static const struct {
     migrate_fn *fn;
     bool additive;
 } migrations[TF_NODE_STORE_SCHEMA] = {
     [1] = {migrate_1_to_2, true},
+    [2] = {migrate_2_to_3, true},
 };
 
 static int put_schema(struct tf_node_store *st, MDB_txn *txn)
@@ -879,6 +890,90 @@ int tf_node_store_contact_del(struct tf_node_store *st, const uint8_t pk[static 
 }
 
 /* The caller's callback for a public foreach. */
+/* Generic tables: the records belong to their modules (node/intro.c). */
+
+static enum dbi kv_dbi(enum tf_node_store_table t)
+{
+    switch (t) {
+    case TF_NODE_STORE_INTROS_OUT:
+        return DBI_INTROS_OUT;
+    case TF_NODE_STORE_INTROS_IN:
+        return DBI_INTROS_IN;
+    case TF_NODE_STORE_CARDS:
+        return DBI_CARDS;
+    }
+    return DBI_COUNT;
+}
+
+static bool kv_ok(enum tf_node_store_table t, const uint8_t *key, size_t klen)
+{
+    return kv_dbi(t) != DBI_COUNT && key != NULL && klen >= 1 && klen <= 256;
+}
+
+int tf_node_store_kv_get(struct tf_node_store *st, enum tf_node_store_table t, const uint8_t *key,
+                         size_t klen, struct tf_proto_buf *out)
+{
+    MDB_txn *txn;
+    MDB_val v;
+    bool own;
+    int rc;
+    memset(out, 0, sizeof *out);
+    if (!kv_ok(t, key, klen))
+        return TF_E_INVALID_ARG;
+    if ((rc = read_begin(st, &txn, &own)) != 0)
+        return lmdb_err(rc);
+    if ((rc = get(st, txn, kv_dbi(t), key, klen, &v)) == 0)
+        rc = copy_bytes(out, v.mv_data, v.mv_size);
+    read_end(st, txn, own);
+    return lmdb_err(rc);
+}
+
+int tf_node_store_kv_put(struct tf_node_store *st, enum tf_node_store_table t, const uint8_t *key,
+                         size_t klen, const uint8_t *val, size_t vlen)
+{
+    if (!kv_ok(t, key, klen) || (val == NULL && vlen > 0))
+        return TF_E_INVALID_ARG;
+    if (st->readonly)
+        return -EROFS;
+    return lmdb_err(write_op(st, kv_dbi(t), key, klen, val != NULL ? val : no_value, vlen, 0));
+}
+
+int tf_node_store_kv_del(struct tf_node_store *st, enum tf_node_store_table t, const uint8_t *key,
+                         size_t klen)
+{
+    MDB_val v;
+    if (!kv_ok(t, key, klen))
+        return TF_E_INVALID_ARG;
+    if (st->readonly)
+        return -EROFS;
+    int rc = write_begin(st);
+    if (rc == 0 && (rc = get(st, st->txn, kv_dbi(t), key, klen, &v)) == 0)
+        rc = write_op(st, kv_dbi(t), key, klen, NULL, 0, 0);
+    return lmdb_err(rc);
+}
+
+struct kv_walk {
+    tf_node_store_kv_cb *cb;
+    void *arg;
+};
+
+static int visit_kv(const MDB_val *k, const MDB_val *v, void *ctx, bool *stopped)
+{
+    struct kv_walk *w = ctx;
+    int rc = w->cb(k->mv_data, k->mv_size, v->mv_data, v->mv_size, w->arg);
+    *stopped = rc != 0;
+    return rc;
+}
+
+int tf_node_store_kv_foreach(struct tf_node_store *st, enum tf_node_store_table t,
+                             tf_node_store_kv_cb *cb, void *arg)
+{
+    if (kv_dbi(t) == DBI_COUNT)
+        return TF_E_INVALID_ARG;
+    struct kv_walk w = {cb, arg};
+    return walk_public(st, kv_dbi(t), NULL, visit_kv, &w);
+}
+
 struct user_cb {
     union {
         tf_node_store_contact_cb *contact;
@@ -1105,21 +1200,42 @@ static int read_line(struct tf_proto_mp_reader *r, size_t max, char *dst)
     return TF_OK;
 }
 
-/* Checks a record the encoder wrote with the decoder's parser (passed as its
- * result), so that the store only ever writes records it can read back. */
-static int check_written(int parsed, struct tf_proto_buf *rec)
+/* Parses a record into *out (a struct tf_node_outbox_entry or message): every
+ * field but the key and one variable-length field, which *view views in rec. */
+typedef int parse_fn(const uint8_t *rec, size_t len, void *out, struct tf_proto_bytes *view);
+
+/* Finishes an encoder's record and checks it with the decoder's parser (into
+ * scratch), so that the store only ever writes records it can read back. */
+static int finish_record(struct tf_proto_mp_writer *w, parse_fn *parse, void *scratch,
+                         struct tf_proto_buf *out)
 {
-    if (parsed == TF_OK)
-        return TF_OK;
-    tf_proto_buf_free(rec);
+    struct tf_proto_bytes view;
+    int rc = tf_proto_mp_writer_finish(w, out);
+    if (rc != TF_OK || parse(out->data, out->len, scratch, &view) == TF_OK)
+        return rc;
+    tf_proto_buf_free(out);
     return TF_E_BAD_VALUE;
 }
 
-/* Parses an outbox record into *e: every field but msg_id and the envelope,
- * which *envelope views in rec. */
-static int outbox_parse(const uint8_t *rec, size_t len, struct tf_node_outbox_entry *e,
-                        struct tf_proto_bytes *envelope)
+/* Decodes rec into *out (size bytes) with parse, copying the viewed field into
+ * *owned (a member of *out).  TF_E_CORRUPT on any parse failure; *out is
+ * zeroed unless it succeeds.  The caller sets the key. */
+static int decode_record(parse_fn *parse, const uint8_t *rec, size_t len, void *out, size_t size,
+                         struct tf_proto_buf *owned)
 {
+    struct tf_proto_bytes view;
+    int rc = TF_E_CORRUPT;
+    memset(out, 0, size);
+    if (parse(rec, len, out, &view) == TF_OK && (rc = copy_bytes(owned, view.ptr, view.len)) == 0)
+        return TF_OK;
+    memset(out, 0, size);
+    return rc;
+}
+
+/* A parse_fn: the envelope is the viewed field. */
+static int outbox_parse(const uint8_t *rec, size_t len, void *out, struct tf_proto_bytes *envelope)
+{
+    struct tf_node_outbox_entry *e = out;
     struct tf_proto_mp_reader r;
     uint64_t type, attempts;
     int rc;
@@ -1146,7 +1262,6 @@ int tf_node_outbox_entry_encode(const struct tf_node_outbox_entry *e, struct tf_
 {
     struct tf_proto_mp_writer w;
     struct tf_node_outbox_entry check;
-    struct tf_proto_bytes envelope;
     memset(out, 0, sizeof *out);
     /* What the writer would read out of bounds; the rest is checked below. */
     if (memchr(e->last_error, '\0', sizeof e->last_error) == NULL || e->envelope.data == NULL ||
@@ -1162,24 +1277,15 @@ int tf_node_outbox_entry_encode(const struct tf_node_outbox_entry *e, struct tf_
     tf_proto_mp_write_uint(&w, e->attempts);
     tf_proto_mp_write_uint(&w, e->next_try_ms);
     tf_proto_mp_write_cstr(&w, e->last_error);
-    int rc = tf_proto_mp_writer_finish(&w, out);
-    if (rc != TF_OK)
-        return rc;
-    return check_written(outbox_parse(out->data, out->len, &check, &envelope), out);
+    return finish_record(&w, outbox_parse, &check, out);
 }
 
 int tf_node_outbox_entry_decode(const uint8_t msg_id[static 16], const uint8_t *rec, size_t len,
                                 struct tf_node_outbox_entry *e)
 {
-    struct tf_proto_bytes envelope;
-    int rc = TF_E_CORRUPT;
-    memset(e, 0, sizeof *e);
-    if (outbox_parse(rec, len, e, &envelope) == TF_OK &&
-        (rc = copy_bytes(&e->envelope, envelope.ptr, envelope.len)) == 0) {
+    int rc = decode_record(outbox_parse, rec, len, e, sizeof *e, &e->envelope);
+    if (rc == TF_OK)
         memcpy(e->msg_id, msg_id, MSG_ID_LEN);
-        return TF_OK;
-    }
-    memset(e, 0, sizeof *e);
     return rc;
 }
 
@@ -1421,11 +1527,10 @@ const char *tf_node_message_state_name(enum tf_node_message_state s)
     return "invalid";
 }
 
-/* Parses a message record into *m: every field but the id and the text,
- * which *text views in rec. */
-static int message_parse(const uint8_t *rec, size_t len, struct tf_node_message *m,
-                         struct tf_proto_bytes *text)
+/* A parse_fn: the text is the viewed field. */
+static int message_parse(const uint8_t *rec, size_t len, void *out, struct tf_proto_bytes *text)
 {
+    struct tf_node_message *m = out;
     struct tf_proto_mp_reader r;
     uint64_t state;
     int rc;
@@ -1467,24 +1572,15 @@ int tf_node_message_encode(const struct tf_node_message *m, struct tf_proto_buf 
     tf_proto_mp_write_uint(&w, m->updated);
     tf_proto_mp_write_uint(&w, (uint64_t)m->state);
     tf_proto_mp_write_cstr(&w, m->error);
-    int rc = tf_proto_mp_writer_finish(&w, out);
-    if (rc != TF_OK)
-        return rc;
-    return check_written(message_parse(out->data, out->len, &check, &text), out);
+    return finish_record(&w, message_parse, &check, out);
 }
 
 int tf_node_message_decode(const uint8_t id[static 16], const uint8_t *rec, size_t len,
                            struct tf_node_message *m)
 {
-    struct tf_proto_bytes text;
-    int rc = TF_E_CORRUPT;
-    memset(m, 0, sizeof *m);
-    if (message_parse(rec, len, m, &text) == TF_OK &&
-        (rc = copy_bytes(&m->text, text.ptr, text.len)) == 0) {
+    int rc = decode_record(message_parse, rec, len, m, sizeof *m, &m->text);
+    if (rc == TF_OK)
         memcpy(m->id, id, MSG_ID_LEN);
-        return TF_OK;
-    }
-    memset(m, 0, sizeof *m);
     return rc;
 }
 

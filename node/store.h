@@ -45,7 +45,8 @@
  * pointer into LMDB memory ever leaves this module.
  *
  * Errors: LMDB codes are translated in exactly one function (to -errno or
- * TF_E_*); MDB_MAP_FULL grows the map and retries once.
+ * TF_E_*); MDB_MAP_FULL grows the map and replays the write transaction's
+ * journal of writes (every table's) into a new one, once.
  *
  * Single-threaded: a store belongs to one thread.
  */
@@ -62,7 +63,7 @@
 
 /* The schema this code writes.  A store with a newer schema is refused
  * (TF_E_VERSION); an older one is migrated on open. */
-#define TF_NODE_STORE_SCHEMA 2
+#define TF_NODE_STORE_SCHEMA 3
 
 struct tf_node_store;
 
@@ -282,6 +283,31 @@ TF_MUST_CHECK int tf_node_store_message_get(struct tf_node_store *st, const uint
 typedef int tf_node_store_message_cb(const struct tf_node_message *m, void *arg);
 TF_MUST_CHECK int tf_node_store_message_foreach(struct tf_node_store *st,
                                                 tf_node_store_message_cb *cb, void *arg);
+
+/* Generic tables whose records belong to other modules (schema 3):
+ * intros_out and intros_in (intro id -> record, node/intro.c) and cards
+ * (sign_pk -> signed card of a correspondent who is not a contact). */
+enum tf_node_store_table {
+    TF_NODE_STORE_INTROS_OUT,
+    TF_NODE_STORE_INTROS_IN,
+    TF_NODE_STORE_CARDS,
+};
+
+/* Keys are 1..256 bytes.  get: TF_E_NOT_FOUND if absent, *out owned by the
+ * caller; del: TF_E_NOT_FOUND if absent. */
+TF_MUST_CHECK int tf_node_store_kv_get(struct tf_node_store *st, enum tf_node_store_table t,
+                                       const uint8_t *key, size_t klen, struct tf_proto_buf *out);
+TF_MUST_CHECK int tf_node_store_kv_put(struct tf_node_store *st, enum tf_node_store_table t,
+                                       const uint8_t *key, size_t klen, const uint8_t *val,
+                                       size_t vlen);
+TF_MUST_CHECK int tf_node_store_kv_del(struct tf_node_store *st, enum tf_node_store_table t,
+                                       const uint8_t *key, size_t klen);
+/* Calls cb for every entry in key order (bytes valid during the call only);
+ * a non-zero return stops the walk and is returned. */
+typedef int tf_node_store_kv_cb(const uint8_t *key, size_t klen, const uint8_t *val, size_t vlen,
+                                void *arg);
+TF_MUST_CHECK int tf_node_store_kv_foreach(struct tf_node_store *st, enum tf_node_store_table t,
+                                           tf_node_store_kv_cb *cb, void *arg);
 
 struct tf_node_store_stat {
     uint64_t contacts;

@@ -12,6 +12,7 @@
 #include "node/contact.h"
 #include "node/delivery.h"
 #include "node/internal.h"
+#include "node/intro.h"
 #include "node/log.h"
 #include "node/net.h"
 #include "node/ping.h"
@@ -564,9 +565,10 @@ static int verb_message_send(struct tf_node *node, const msgpack_object *args,
         WHY("missing argument 'text'");
         return TF_E_BAD_REQUEST;
     }
-    if (len < 1 || len > TF_NODE_MESSAGE_TEXT_MAX ||
-        !tf_proto_utf8_is_valid((const uint8_t *)text, len)) {
-        WHY("a note is 1 to %d bytes of UTF-8 text", TF_NODE_MESSAGE_TEXT_MAX);
+    if (!tf_node_note_is_valid((const uint8_t *)text, len)) {
+        WHY("a note is 1 to %d bytes of UTF-8 text without control characters (newlines and "
+            "tabs are fine)",
+            TF_NODE_MESSAGE_TEXT_MAX);
         return TF_E_BAD_VALUE;
     }
     if ((rc = find_contact(node, args, &c, why, why_cap)) != TF_OK)
@@ -817,6 +819,10 @@ int tf_node_verbs_run(struct tf_node *node, struct tf_node_ctl_request *req, con
     for (size_t i = 0; i < sizeof VERBS / sizeof VERBS[0]; i++)
         if (strlen(VERBS[i].name) == verb_len && memcmp(VERBS[i].name, verb, verb_len) == 0)
             return VERBS[i].fn(node, args, w, why, why_cap);
+    bool handled;
+    int rc = tf_node_intro_verb(node, verb, verb_len, args, w, why, why_cap, &handled);
+    if (handled)
+        return rc;
     char esc[80];
     WHY("unknown verb '%s'", tf_node_log_escape(verb, verb_len, esc, sizeof esc));
     return TF_E_UNKNOWN_VERB;

@@ -168,6 +168,22 @@ static int proposal_decode(const uint8_t *buf, size_t len, struct tf_proto_state
     return tf_proto_intro_core_decode(p->core_bytes.ptr, p->core_bytes.len, &p->core);
 }
 
+int tf_proto_proposal_decode(const uint8_t *buf, size_t len, struct tf_proto_proposal *out)
+{
+    struct tf_proto_statement st;
+    struct tf_proto_proposal p;
+    int rc = proposal_decode(buf, len, &st, &p);
+    if (rc != TF_OK)
+        return rc;
+    struct tf_proto_statement cst;
+    if ((rc = tf_proto_statement_parse(p.connector_card.ptr, p.connector_card.len, &cst)) !=
+            TF_OK ||
+        (rc = tf_proto_card_decode_body(cst.body.ptr, cst.body.len, &p.card)) != TF_OK)
+        return rc;
+    *out = p;
+    return TF_OK;
+}
+
 int tf_proto_proposal_verify(const uint8_t my_pk[static TF_PROTO_KEY_LEN], const uint8_t *buf,
                              size_t len, uint64_t now, uint64_t skew, struct tf_proto_proposal *out)
 {

@@ -100,6 +100,12 @@ TF_MUST_CHECK int tf_proto_proposal_sign(const struct tf_proto_identity *connect
                                          const struct tf_proto_proposal *p,
                                          struct tf_proto_buf *out);
 
+/* Decodes a signed proposal (format only, no signature or commitment check:
+ * for re-reading one that was verified when it arrived).  Views point into
+ * buf; the connector card is decoded but not verified. */
+TF_MUST_CHECK int tf_proto_proposal_decode(const uint8_t *buf, size_t len,
+                                           struct tf_proto_proposal *out);
+
 /*
  * Verifies a proposal received by the party my_pk at time now.  In order:
  * format (statement, body, core); connector signature by core.connector_pk

@@ -1,0 +1,43 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The double opt-in workflow (docs/PROTOCOL.md §8, docs/CONTROL.md
+ * "Introductions"): the connector's intros (intros_out) and the party's inbox
+ * (intros_in), driven by control verbs and by received envelopes.  Every
+ * state change and the envelopes it causes go into the same write
+ * transaction (delivery sends only after the commit).
+ */
+#ifndef TF_NODE_INTRO_H
+#define TF_NODE_INTRO_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include <msgpack/object.h>
+
+#include "proto/err.h"
+#include "proto/link.h"
+#include "proto/mp.h"
+
+struct tf_node;
+
+TF_MUST_CHECK int tf_node_intro_start(struct tf_node *node);
+void tf_node_intro_stop(struct tf_node *node);
+
+/* Control verbs (docs/CONTROL.md).  Same contract as node/verbs.h. */
+TF_MUST_CHECK int tf_node_intro_verb(struct tf_node *node, const char *verb, size_t verb_len,
+                                     const msgpack_object *args, struct tf_proto_mp_writer *w,
+                                     char *why, size_t why_cap, bool *handled);
+
+/* A proposal, reply, introduction or close from from_pk (the authenticated
+ * sender).  Returns TF_PROTO_ACK_REASON_NONE when it was taken (state changed
+ * or a harmless duplicate), another reason when it is refused, or -1 when it
+ * could not be stored (no ACK: the sender retries). */
+int tf_node_intro_receive(struct tf_node *node, uint16_t type, const uint8_t from_pk[32],
+                          const uint8_t *body, size_t len);
+
+/* The signed card of a non-contact this node corresponds with (a connector),
+ * for sealing and dialling.  *out owned by the caller; TF_E_NOT_FOUND. */
+TF_MUST_CHECK int tf_node_intro_peer_card(struct tf_node *node, const uint8_t pk[32],
+                                          struct tf_proto_buf *out);
+
+#endif
