@@ -27,7 +27,10 @@ struct key {
     uint64_t min, max;
 };
 
-#define KEY(field, lo, hi) {#field, offsetof(struct tf_node_config, field), lo, hi}
+#define KEY(field, lo, hi)                                                                         \
+    {                                                                                              \
+#field, offsetof(struct tf_node_config, field), lo, hi                                     \
+    }
 static const struct key KEYS[] = {
     KEY(handshake_timeout_ms, 100, 600000),
     KEY(idle_timeout_ms, 1000, 86400000),
@@ -94,8 +97,7 @@ int tf_node_config_load(const char *home, struct tf_node_config *cfg, char *why,
         if (*v == '\0' || *v == '-' || *end != '\0' || errno != 0 || val < key->min ||
             val > key->max) {
             snprintf(why, why_cap, "%s:%u: %s must be a whole number from %llu to %llu", path,
-                     lineno, key->name, (unsigned long long)key->min,
-                     (unsigned long long)key->max);
+                     lineno, key->name, (unsigned long long)key->min, (unsigned long long)key->max);
             rc = TF_E_BAD_VALUE;
             break;
         }

@@ -38,8 +38,8 @@ struct out_frame {
 };
 
 struct tf_node_ctl_deferred {
-    struct client *c;      /* NULL once the client has gone */
-    struct out_frame *f;   /* the placeholder in c's queue */
+    struct client *c;    /* NULL once the client has gone */
+    struct out_frame *f; /* the placeholder in c's queue */
 };
 
 struct tf_node_ctl_request {
@@ -250,7 +250,8 @@ static void handle_watch(struct client *c, uint64_t id, const msgpack_object *ar
     tf_proto_mp_write_map(&w, 1);
     tf_proto_mp_write_cstr(&w, "seq");
     tf_proto_mp_write_uint(&w, st.events);
-    if (tf_proto_mp_writer_finish(&w, &body) != TF_OK || (f = frame_new(&body, id, false)) == NULL) {
+    if (tf_proto_mp_writer_finish(&w, &body) != TF_OK ||
+        (f = frame_new(&body, id, false)) == NULL) {
         client_close(c);
         return;
     }
@@ -383,8 +384,7 @@ void tf_node_ctl_complete(struct tf_node_ctl_deferred *d, int rc, const struct t
     flush(c);
 }
 
-int tf_node__ctl_event_frame(uint64_t seq, const uint8_t *rec, size_t len,
-                             struct tf_proto_buf *out)
+int tf_node__ctl_event_frame(uint64_t seq, const uint8_t *rec, size_t len, struct tf_proto_buf *out)
 {
     return event_frame(seq, rec, len, out);
 }
@@ -450,7 +450,8 @@ static void handle_request(struct client *c, const uint8_t *body, size_t len)
     if (rc != TF_OK) {
         char vb[64];
         tf_node_log(TF_NODE_LOG_DEBUG, "ctl", "client %u: %s refused: %s", c->num,
-                    tf_node_log_escape(verb, verb_len, vb, sizeof vb), why[0] ? why : tf_strerror(rc));
+                    tf_node_log_escape(verb, verb_len, vb, sizeof vb),
+                    why[0] ? why : tf_strerror(rc));
         send_error(c, id, rc, why);
         goto out;
     }
@@ -473,8 +474,8 @@ static void process(struct client *c)
     size_t off = 0;
     while (!c->closing && !c->close_after_flush) {
         uint32_t n;
-        int rc = tf_proto_ctl_frame_parse(c->rbuf + off, c->rlen - off, TF_PROTO_CTL_REQUEST_MAX,
-                                          &n);
+        int rc =
+            tf_proto_ctl_frame_parse(c->rbuf + off, c->rlen - off, TF_PROTO_CTL_REQUEST_MAX, &n);
         if (rc == TF_E_AGAIN)
             break;
         if (rc != TF_OK) {
@@ -698,8 +699,8 @@ void tf_node_ctl_committed(struct tf_node_ctl *ctl, int rc)
             if (rc == TF_OK || !f->durable)
                 continue;
             struct tf_proto_buf body;
-            if (error_body(f->id, rc, "the change could not be saved; nothing was stored",
-                           &body) == TF_OK) {
+            if (error_body(f->id, rc, "the change could not be saved; nothing was stored", &body) ==
+                TF_OK) {
                 uint8_t *data = malloc(TF_PROTO_CTL_HEADER_LEN + body.len);
                 if (data != NULL) {
                     tf_proto_ctl_frame_header(data, (uint32_t)body.len);

@@ -28,7 +28,7 @@ struct inflight {
 struct tf_node_delivery {
     struct tf_node *node;
     uv_timer_t timer;
-    bool due;     /* the timer fired or new envelopes were queued */
+    bool due; /* the timer fired or new envelopes were queued */
     bool closing;
     struct inflight *inflight;
     /* Peers whose queued envelopes should go out now (link up, or an ACK
@@ -288,8 +288,8 @@ static int due_cb(const struct tf_node_outbox_entry *ce, void *arg)
     if (x->now_s > e.expires) {
         char tid[TF_PROTO_TEXT_ID_SIZE];
         tf_proto_text_id_encode(e.to_pk, tid);
-        tf_node_log(TF_NODE_LOG_INFO, "delivery", "envelope to %s expired after %u attempts",
-                    tid, e.attempts);
+        tf_node_log(TF_NODE_LOG_INFO, "delivery", "envelope to %s expired after %u attempts", tid,
+                    e.attempts);
         finish(d, e.msg_id, e.type, TF_NODE_MESSAGE_FAILED, "expired undelivered");
     } else if (find_inflight(d, e.msg_id) != NULL) {
         if (x->only_pk == NULL) {
@@ -427,9 +427,9 @@ static void send_ack(struct tf_node_delivery *d, struct tf_node_link *link,
                      const uint8_t msg_id[16], enum tf_proto_ack_reason reason)
 {
     struct tf_proto_buf msg;
-    int rc = tf_proto_link_ack(msg_id, reason == TF_PROTO_ACK_REASON_NONE ? TF_PROTO_ACK_OK
-                                                                         : TF_PROTO_ACK_REJECTED,
-                               reason, &msg);
+    int rc = tf_proto_link_ack(
+        msg_id, reason == TF_PROTO_ACK_REASON_NONE ? TF_PROTO_ACK_OK : TF_PROTO_ACK_REJECTED,
+        reason, &msg);
     if (rc == TF_OK) {
         rc = tf_node_net_send(link, &msg, tf_node_store_dirty(d->node->store));
         tf_proto_buf_free(&msg);
@@ -498,7 +498,7 @@ static enum tf_proto_ack_reason receive_note(struct tf_node_delivery *d,
         /* Not stored: no ACK at all, so the sender retries. */
         tf_node_log(TF_NODE_LOG_ERROR, "delivery", "cannot store a note from %s: %s", tid,
                     tf_strerror(rc));
-        return (enum tf_proto_ack_reason)-1;
+        return (enum tf_proto_ack_reason) - 1;
     }
     tf_node_log(TF_NODE_LOG_INFO, "delivery", "note from %s stored", tid);
     if (node->test_crash_after_receive)

@@ -84,8 +84,7 @@ static int make_dirs(const char *path, char *why, size_t why_cap)
     }
     if (!created && !dir_is_empty(buf)) {
         snprintf(why, why_cap,
-                 "%s exists and is not empty; choose a new or empty directory for the home",
-                 path);
+                 "%s exists and is not empty; choose a new or empty directory for the home", path);
         return TF_E_EXISTS;
     }
     /* An existing, empty home may have been made with a wider mode. */
@@ -180,8 +179,7 @@ int tf_node_home_init(const char *home, const struct tf_node_home_init_args *arg
     }
     if (strncmp(advertise, "0.0.0.0:", 8) == 0 || strncmp(advertise, "[::]:", 5) == 0) {
         snprintf(why, why_cap,
-                 "'%s' is not an address others can reach: give --advertise HOST:PORT",
-                 advertise);
+                 "'%s' is not an address others can reach: give --advertise HOST:PORT", advertise);
         return TF_E_INVALID_ARG;
     }
     if ((rc = tf_node_home_path(home, TF_NODE_HOME_KEY, key, sizeof key)) != 0 ||

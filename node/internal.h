@@ -20,8 +20,7 @@ int tf_node__ctl_event_frame(uint64_t seq, const uint8_t *rec, size_t len,
 /* Events from node/net.c, dispatched by node/node.c. */
 void tf_node__on_link_up(struct tf_node *node, struct tf_node_link *link);
 void tf_node__on_link_closed(struct tf_node *node, struct tf_node_link *link);
-void tf_node__on_dial_failed(struct tf_node *node, const uint8_t pk[32], int err,
-                             const char *addr);
+void tf_node__on_dial_failed(struct tf_node *node, const uint8_t pk[32], int err, const char *addr);
 void tf_node__on_link_message(struct tf_node *node, struct tf_node_link *link,
                               const struct tf_proto_link_msg *m);
 

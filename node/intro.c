@@ -33,8 +33,7 @@ enum side_state { SIDE_NOT_ASKED, SIDE_PENDING, SIDE_ACCEPTED, SIDE_DECLINED };
 
 static const char *out_state_name(uint64_t s)
 {
-    static const char *const names[] = {"asking", "introduced", "declined", "withdrawn",
-                                        "expired"};
+    static const char *const names[] = {"asking", "introduced", "declined", "withdrawn", "expired"};
     return s < 5 ? names[s] : "?";
 }
 
@@ -62,8 +61,7 @@ enum in_state { IN_PENDING, IN_ACCEPTED, IN_DECLINED, IN_INTRODUCED, IN_CLOSED }
 
 static const char *in_state_name(uint64_t s)
 {
-    static const char *const names[] = {"pending", "accepted", "declined", "introduced",
-                                        "closed"};
+    static const char *const names[] = {"pending", "accepted", "declined", "introduced", "closed"};
     return s < 5 ? names[s] : "?";
 }
 
@@ -431,8 +429,7 @@ static int introduce(struct tf_node *node, struct intro_out *o)
     return rc;
 }
 
-static int on_reply(struct tf_node *node, const uint8_t from[32], const uint8_t *body,
-                    size_t len)
+static int on_reply(struct tf_node *node, const uint8_t from[32], const uint8_t *body, size_t len)
 {
     struct tf_proto_statement st;
     struct tf_proto_reply r;
@@ -442,8 +439,9 @@ static int on_reply(struct tf_node *node, const uint8_t from[32], const uint8_t 
         return TF_PROTO_ACK_REASON_INVALID;
     if ((rc = out_load(node, r.intro_id, &o)) != TF_OK)
         return rc == TF_E_NOT_FOUND ? TF_PROTO_ACK_REASON_INVALID : -1;
-    int x = sodium_memcmp(o.pk[0], from, 32) == 0 ? 0 : sodium_memcmp(o.pk[1], from, 32) == 0 ? 1
-                                                                                            : -1;
+    int x = sodium_memcmp(o.pk[0], from, 32) == 0   ? 0
+            : sodium_memcmp(o.pk[1], from, 32) == 0 ? 1
+                                                    : -1;
     int result = TF_PROTO_ACK_REASON_INVALID;
     if (x < 0 || tf_proto_reply_verify(from, o.id, (enum tf_proto_side)x, body, len, &r) != TF_OK ||
         o.side[x] == SIDE_NOT_ASKED)
@@ -627,14 +625,13 @@ static int on_introduction(struct tf_node *node, const uint8_t from[32], const u
         tf_node_log(TF_NODE_LOG_WARN, "intro", "introduction for an intro we never accepted");
         goto out;
     }
-    rc = tf_proto_intro_materialise_check(node->id.sign_pk, r.my_accept.data, r.my_accept.len,
-                                          body, len, TF_PROTO_SKEW_DEFAULT, &m);
+    rc = tf_proto_intro_materialise_check(node->id.sign_pk, r.my_accept.data, r.my_accept.len, body,
+                                          len, TF_PROTO_SKEW_DEFAULT, &m);
     if (rc != TF_OK) {
         char hex[65];
         sodium_bin2hex(hex, sizeof hex, in.intro_id, 32);
-        tf_node_log(TF_NODE_LOG_WARN, "intro",
-                    "introduction %.16s refused, nothing added: %s (%s)", hex, tf_err_name(rc),
-                    tf_strerror(rc));
+        tf_node_log(TF_NODE_LOG_WARN, "intro", "introduction %.16s refused, nothing added: %s (%s)",
+                    hex, tf_err_name(rc), tf_strerror(rc));
         goto out;
     }
     result = -1;
@@ -657,8 +654,7 @@ out:
     return result;
 }
 
-static int on_close(struct tf_node *node, const uint8_t from[32], const uint8_t *body,
-                    size_t len)
+static int on_close(struct tf_node *node, const uint8_t from[32], const uint8_t *body, size_t len)
 {
     uint8_t id[32];
     struct intro_in r;
@@ -887,7 +883,7 @@ static int verb_propose(struct tf_node *node, const msgpack_object *args,
         goto out;
     if (scan.found) {
         WHY(scan.found == OUT_INTRODUCED + 1 ? "you already introduced these two"
-                                              : "an intro for these two is already open");
+                                             : "an intro for these two is already open");
         rc = TF_E_EXISTS;
         goto out;
     }
@@ -974,8 +970,8 @@ static void write_out(struct tf_node *node, struct tf_proto_mp_writer *w, const 
     tf_proto_mp_write_cstr(w, "topic");
     write_text(w, &o->topic);
     tf_proto_mp_write_cstr(w, "mode");
-    tf_proto_mp_write_cstr(w, o->mode == TF_PROTO_INTRO_MODE_SEQUENTIAL ? "sequential"
-                                                                        : "parallel");
+    tf_proto_mp_write_cstr(w,
+                           o->mode == TF_PROTO_INTRO_MODE_SEQUENTIAL ? "sequential" : "parallel");
     tf_proto_mp_write_cstr(w, "created");
     tf_proto_mp_write_uint(w, o->created);
     tf_proto_mp_write_cstr(w, "expires");
@@ -1075,8 +1071,7 @@ struct list_out {
     size_t n, cap;
 };
 
-static int list_out_cb(const uint8_t *key, size_t klen, const uint8_t *val, size_t vlen,
-                       void *arg)
+static int list_out_cb(const uint8_t *key, size_t klen, const uint8_t *val, size_t vlen, void *arg)
 {
     struct list_out *l = arg;
     struct intro_out o;
@@ -1106,8 +1101,8 @@ static int newest_out_first(const void *a, const void *b)
     return x->created == y->created ? memcmp(x->id, y->id, 32) : (x->created > y->created ? -1 : 1);
 }
 
-static int verb_list(struct tf_node *node, const msgpack_object *args,
-                     struct tf_proto_mp_writer *w, char *why, size_t why_cap)
+static int verb_list(struct tf_node *node, const msgpack_object *args, struct tf_proto_mp_writer *w,
+                     char *why, size_t why_cap)
 {
     struct list_out l = {node, -1, NULL, 0, 0};
     char state[16];
@@ -1136,8 +1131,8 @@ static int verb_list(struct tf_node *node, const msgpack_object *args,
     return rc;
 }
 
-static int verb_show(struct tf_node *node, const msgpack_object *args,
-                     struct tf_proto_mp_writer *w, char *why, size_t why_cap)
+static int verb_show(struct tf_node *node, const msgpack_object *args, struct tf_proto_mp_writer *w,
+                     char *why, size_t why_cap)
 {
     uint8_t id[32];
     struct intro_out o;
@@ -1255,8 +1250,7 @@ struct list_in {
     size_t n, cap;
 };
 
-static int list_in_cb(const uint8_t *key, size_t klen, const uint8_t *val, size_t vlen,
-                      void *arg)
+static int list_in_cb(const uint8_t *key, size_t klen, const uint8_t *val, size_t vlen, void *arg)
 {
     struct list_in *l = arg;
     struct intro_in r;
@@ -1363,8 +1357,7 @@ static int verb_answer(struct tf_node *node, const msgpack_object *args,
     if (rc != TF_OK)
         return rc;
     if ((rc = opt_str(args, accept ? "note" : "reason", text,
-                      accept ? sizeof text : TF_PROTO_REASON_MAX + 1, true, why, why_cap)) !=
-        TF_OK)
+                      accept ? sizeof text : TF_PROTO_REASON_MAX + 1, true, why, why_cap)) != TF_OK)
         return rc;
     if ((rc = in_load(node, id, &r)) != TF_OK)
         return rc;
@@ -1398,8 +1391,8 @@ int tf_node_intro_verb(struct tf_node *node, const char *verb, size_t verb_len,
                        const msgpack_object *args, struct tf_proto_mp_writer *w, char *why,
                        size_t why_cap, bool *handled)
 {
-    static const char *const names[] = {"intro.propose", "intro.list",   "intro.show",
-                                        "intro.withdraw", "inbox.list",  "intro.accept",
+    static const char *const names[] = {"intro.propose",  "intro.list", "intro.show",
+                                        "intro.withdraw", "inbox.list", "intro.accept",
                                         "intro.decline"};
     int which = -1;
     for (int i = 0; i < 7; i++)

@@ -16,23 +16,22 @@
 
 static void usage(FILE *out)
 {
-    fprintf(out,
-            "usage: twofoldd [--home DIR] [--log-level LEVEL]\n"
-            "\n"
-            "The twofold node: holds one person's identity and contacts and answers\n"
-            "the twofold CLI on DIR/control.sock.  Runs in the foreground; logs go to\n"
-            "stderr.  Stop it with SIGINT or SIGTERM; SIGHUP reloads configuration.\n"
-            "\n"
-            "options:\n"
-            "  --home DIR         the node's home (default: $TWOFOLD_HOME, else\n"
-            "                     $XDG_DATA_HOME/twofold, else ~/.local/share/twofold);\n"
-            "                     create it first with: twofold init --name NAME\n"
-            "  --log-level LEVEL  error, warn, info (default) or debug\n"
-            "  --help             show this help and exit\n"
-            "  --version          print the version and exit\n"
-            "\n"
-            "exit status: 0 after a clean shutdown, 1 if the node could not start,\n"
-            "2 for a usage error.\n");
+    fprintf(out, "usage: twofoldd [--home DIR] [--log-level LEVEL]\n"
+                 "\n"
+                 "The twofold node: holds one person's identity and contacts and answers\n"
+                 "the twofold CLI on DIR/control.sock.  Runs in the foreground; logs go to\n"
+                 "stderr.  Stop it with SIGINT or SIGTERM; SIGHUP reloads configuration.\n"
+                 "\n"
+                 "options:\n"
+                 "  --home DIR         the node's home (default: $TWOFOLD_HOME, else\n"
+                 "                     $XDG_DATA_HOME/twofold, else ~/.local/share/twofold);\n"
+                 "                     create it first with: twofold init --name NAME\n"
+                 "  --log-level LEVEL  error, warn, info (default) or debug\n"
+                 "  --help             show this help and exit\n"
+                 "  --version          print the version and exit\n"
+                 "\n"
+                 "exit status: 0 after a clean shutdown, 1 if the node could not start,\n"
+                 "2 for a usage error.\n");
 }
 
 int main(int argc, char **argv)

@@ -61,8 +61,8 @@ struct tf_node_link {
     bool outbound;
     enum link_state state;
     char addr[TF_PROTO_CARD_ADDR_MAX + 8]; /* remote "ip:port" (or the dialled address) */
-    char ip[64];   /* remote ip, for the per-address cap */
-    struct dial *dial; /* outbound: the dial this link serves */
+    char ip[64];                           /* remote ip, for the per-address cap */
+    struct dial *dial;                     /* outbound: the dial this link serves */
     uint8_t expected_pk[32];
     uint8_t peer_pk[32]; /* authenticated, from LINK_HELLO on */
     struct tf_proto_noise_handshake hs;

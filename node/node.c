@@ -43,7 +43,8 @@ static void commit(struct tf_node *node)
         tf_node_log(TF_NODE_LOG_ERROR, "store", "commit failed: %s; this turn's changes are lost",
                     tf_strerror(rc));
     if (rc == TF_OK && node->test_crash_armed) {
-        tf_node_log(TF_NODE_LOG_WARN, "node", "test hook: crashing after the commit, before the ACK");
+        tf_node_log(TF_NODE_LOG_WARN, "node",
+                    "test hook: crashing after the commit, before the ACK");
         raise(SIGKILL);
     }
     tf_node_ctl_committed(node->ctl, rc);
@@ -83,8 +84,7 @@ void tf_node__on_link_closed(struct tf_node *node, struct tf_node_link *link)
     tf_node_delivery_link_closed(node->delivery, link);
 }
 
-void tf_node__on_dial_failed(struct tf_node *node, const uint8_t pk[32], int err,
-                             const char *addr)
+void tf_node__on_dial_failed(struct tf_node *node, const uint8_t pk[32], int err, const char *addr)
 {
     tf_node_delivery_dial_failed(node->delivery, pk, err);
     tf_node_ping_dial_failed(node, pk, err, addr);
@@ -267,8 +267,7 @@ static int open_store(struct tf_node *node)
         return rc;
     }
     if ((rc = tf_node_store_meta_get(node->store, "card", &node->card)) != TF_OK ||
-        (rc = tf_proto_card_verify(node->card.data, node->card.len, &node->card_fields)) !=
-            TF_OK ||
+        (rc = tf_proto_card_verify(node->card.data, node->card.len, &node->card_fields)) != TF_OK ||
         sodium_memcmp(node->card_fields.sign_pk, node->id.sign_pk, TF_PROTO_KEY_LEN) != 0) {
         tf_node_log(TF_NODE_LOG_ERROR, "store", "the store's own card is missing or not ours: %s",
                     rc != TF_OK ? tf_strerror(rc) : "another identity");

@@ -129,8 +129,7 @@ void tf_node_ping_link_up(struct tf_node *node, struct tf_node_link *link)
     }
 }
 
-void tf_node_ping_dial_failed(struct tf_node *node, const uint8_t pk[32], int err,
-                              const char *addr)
+void tf_node_ping_dial_failed(struct tf_node *node, const uint8_t pk[32], int err, const char *addr)
 {
     struct tf_node_ping *p = node->pings;
     while (p != NULL) {
@@ -140,8 +139,8 @@ void tf_node_ping_dial_failed(struct tf_node *node, const uint8_t pk[32], int er
             if (err == TF_E_KEY_MISMATCH)
                 snprintf(why, sizeof why, "the node at %s is not %s", addr, p->name);
             else if (err == -ECONNREFUSED)
-                snprintf(why, sizeof why, "connection refused by %s (is %s's node running?)",
-                         addr, p->name);
+                snprintf(why, sizeof why, "connection refused by %s (is %s's node running?)", addr,
+                         p->name);
             else if (err == -ETIMEDOUT)
                 snprintf(why, sizeof why, "timed out reaching %s at %s", p->name, addr);
             else
@@ -156,8 +155,7 @@ void tf_node_ping_dial_failed(struct tf_node *node, const uint8_t pk[32], int er
 void tf_node_ping_pong(struct tf_node *node, struct tf_node_link *link, uint64_t nonce)
 {
     for (struct tf_node_ping *p = node->pings; p != NULL; p = p->next) {
-        if (!p->sent || p->nonce != nonce ||
-            sodium_memcmp(p->pk, tf_node_link_peer(link), 32) != 0)
+        if (!p->sent || p->nonce != nonce || sodium_memcmp(p->pk, tf_node_link_peer(link), 32) != 0)
             continue;
         uint64_t rtt = now_us() - p->sent_us;
         char tid[TF_PROTO_TEXT_ID_SIZE];

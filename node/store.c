@@ -56,11 +56,11 @@ static const struct {
     const char *name;
     uint32_t since;
 } tables[DBI_COUNT] = {
-    [DBI_META] = {"meta", 1},         [DBI_CONTACTS] = {"contacts", 1},
-    [DBI_ALIASES] = {"aliases", 1},   [DBI_EVENTS] = {"events", 1},
-    [DBI_OUTBOX] = {"outbox", 2},     [DBI_OUTBOX_DUE] = {"outbox_due", 2},
-    [DBI_SEEN] = {"seen", 2},         [DBI_SEEN_EXP] = {"seen_exp", 2},
-    [DBI_MESSAGES] = {"messages", 2},  [DBI_INTROS_OUT] = {"intros_out", 3},
+    [DBI_META] = {"meta", 1},           [DBI_CONTACTS] = {"contacts", 1},
+    [DBI_ALIASES] = {"aliases", 1},     [DBI_EVENTS] = {"events", 1},
+    [DBI_OUTBOX] = {"outbox", 2},       [DBI_OUTBOX_DUE] = {"outbox_due", 2},
+    [DBI_SEEN] = {"seen", 2},           [DBI_SEEN_EXP] = {"seen_exp", 2},
+    [DBI_MESSAGES] = {"messages", 2},   [DBI_INTROS_OUT] = {"intros_out", 3},
     [DBI_INTROS_IN] = {"intros_in", 3}, [DBI_CARDS] = {"cards", 3},
 };
 

@@ -129,8 +129,8 @@ static int trust_arg(const msgpack_object *args, enum tf_node_trust *trust, bool
 }
 
 /* Finds the contact named by args["name"]. */
-static int find_contact(struct tf_node *node, const msgpack_object *args,
-                        struct tf_node_contact *c, char *why, size_t why_cap)
+static int find_contact(struct tf_node *node, const msgpack_object *args, struct tf_node_contact *c,
+                        char *why, size_t why_cap)
 {
     char name[TF_PROTO_TEXT_ID_SIZE + 8], esc[160];
     int rc = required_str_arg(args, "name", name, sizeof name, why, why_cap);
@@ -581,8 +581,8 @@ static int verb_message_send(struct tf_node *node, const msgpack_object *args,
     uint64_t now = tf_node_now(node);
     struct tf_node_message m;
     memset(&m, 0, sizeof m);
-    rc = tf_node_delivery_enqueue(node->delivery, &c, TF_PROTO_MSG_TYPE_NOTE,
-                                  (const uint8_t *)text, len, now + node->config.note_ttl_s, m.id);
+    rc = tf_node_delivery_enqueue(node->delivery, &c, TF_PROTO_MSG_TYPE_NOTE, (const uint8_t *)text,
+                                  len, now + node->config.note_ttl_s, m.id);
     if (rc != TF_OK) {
         WHY("cannot queue the note: %s", tf_strerror(rc));
         goto cleanup;
@@ -771,8 +771,7 @@ static int verb_outbox_list(struct tf_node *node, const msgpack_object *args,
     struct tf_proto_buf items;
     tf_proto_mp_writer_init(&l.items);
     /* The due walk gives the soonest first. */
-    int rc = tf_node_store_outbox_due(node->store, UINT64_MAX, SIZE_MAX,
-                                      outbox_list_cb, &l);
+    int rc = tf_node_store_outbox_due(node->store, UINT64_MAX, SIZE_MAX, outbox_list_cb, &l);
     if (rc != TF_OK) {
         tf_proto_mp_writer_deinit(&l.items);
         WHY("cannot read the outbox: %s", tf_strerror(rc));
@@ -786,8 +785,8 @@ static int verb_outbox_list(struct tf_node *node, const msgpack_object *args,
     return TF_OK;
 }
 
-typedef int verb_fn(struct tf_node *node, const msgpack_object *args,
-                    struct tf_proto_mp_writer *w, char *why, size_t why_cap);
+typedef int verb_fn(struct tf_node *node, const msgpack_object *args, struct tf_proto_mp_writer *w,
+                    char *why, size_t why_cap);
 
 static const struct {
     const char *name;

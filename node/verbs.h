@@ -23,9 +23,8 @@ struct tf_node_ctl_request;
 /* req identifies the request for verbs that reply later (tf_node_ctl_defer):
  * they return TF_E_AGAIN. */
 TF_MUST_CHECK int tf_node_verbs_run(struct tf_node *node, struct tf_node_ctl_request *req,
-                                    const char *verb, size_t verb_len,
-                                    const msgpack_object *args, struct tf_proto_mp_writer *w,
-                                    char *why, size_t why_cap);
+                                    const char *verb, size_t verb_len, const msgpack_object *args,
+                                    struct tf_proto_mp_writer *w, char *why, size_t why_cap);
 
 /* Writes the contact object of docs/CONTROL.md for c (with its card's text
  * form when with_card). */

@@ -99,8 +99,7 @@ static const msgpack_object *get_present(const msgpack_object *obj, const char *
     return v == NULL || v->type == MSGPACK_OBJECT_NIL ? NULL : v;
 }
 
-int tf_proto_ctl_get_str(const msgpack_object *obj, const char *key, const char **ptr,
-                         size_t *len)
+int tf_proto_ctl_get_str(const msgpack_object *obj, const char *key, const char **ptr, size_t *len)
 {
     const msgpack_object *v = get_present(obj, key);
     if (v == NULL)

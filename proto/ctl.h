@@ -53,10 +53,9 @@ const msgpack_object *tf_proto_ctl_get(const msgpack_object *obj, const char *ke
 
 /* Typed lookups: TF_E_NOT_FOUND if absent (or nil), TF_E_TYPE if present with
  * another type.  Strings are views (not NUL-terminated) into the tree. */
-TF_MUST_CHECK int tf_proto_ctl_get_str(const msgpack_object *obj, const char *key,
-                                       const char **ptr, size_t *len);
-TF_MUST_CHECK int tf_proto_ctl_get_uint(const msgpack_object *obj, const char *key,
-                                        uint64_t *out);
+TF_MUST_CHECK int tf_proto_ctl_get_str(const msgpack_object *obj, const char *key, const char **ptr,
+                                       size_t *len);
+TF_MUST_CHECK int tf_proto_ctl_get_uint(const msgpack_object *obj, const char *key, uint64_t *out);
 TF_MUST_CHECK int tf_proto_ctl_get_int(const msgpack_object *obj, const char *key, int64_t *out);
 TF_MUST_CHECK int tf_proto_ctl_get_bool(const msgpack_object *obj, const char *key, bool *out);
 /* An array whose elements must all be strings (TF_E_TYPE otherwise). */

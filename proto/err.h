@@ -58,13 +58,13 @@
     X(DECRYPT, -10060, "message does not decrypt (authentication failed)")                         \
     X(LOW_ORDER, -10061, "Diffie-Hellman with a low-order point")                                  \
     X(NONCE_EXHAUSTED, -10062, "cipher nonce exhausted: rekey or reconnect")                       \
-    X(BAD_STATE, -10063, "call not allowed in the current state")                                \
-    X(NOT_FOUND, -10070, "not found")                                                             \
-    X(EXISTS, -10071, "already exists")                                                           \
-    X(AMBIGUOUS, -10072, "name matches more than one entry")                                      \
-    X(CORRUPT, -10073, "stored record is corrupt")                                                \
-    X(BAD_REQUEST, -10074, "malformed request")                                                   \
-    X(UNKNOWN_VERB, -10075, "unknown request verb")                                               \
+    X(BAD_STATE, -10063, "call not allowed in the current state")                                  \
+    X(NOT_FOUND, -10070, "not found")                                                              \
+    X(EXISTS, -10071, "already exists")                                                            \
+    X(AMBIGUOUS, -10072, "name matches more than one entry")                                       \
+    X(CORRUPT, -10073, "stored record is corrupt")                                                 \
+    X(BAD_REQUEST, -10074, "malformed request")                                                    \
+    X(UNKNOWN_VERB, -10075, "unknown request verb")                                                \
     X(NOT_RUNNING, -10076, "the node is not running")
 
 enum tf_err {

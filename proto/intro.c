@@ -73,8 +73,7 @@ int tf_proto_intro_core_decode(const uint8_t *buf, size_t len, struct tf_proto_i
     if ((rc = tf_proto_mp_read_bin_fixed(&r, c.connector_pk, TF_PROTO_KEY_LEN)) != TF_OK ||
         (rc = tf_proto_mp_read_bin_fixed(&r, c.commit_a, TF_PROTO_HASH_LEN)) != TF_OK ||
         (rc = tf_proto_mp_read_bin_fixed(&r, c.commit_b, TF_PROTO_HASH_LEN)) != TF_OK ||
-        (rc = tf_proto_mp_read_str(&r, 1, TF_PROTO_TAG_MAX, TF_PROTO_TEXT_LINE, &c.topic)) !=
-            TF_OK)
+        (rc = tf_proto_mp_read_str(&r, 1, TF_PROTO_TAG_MAX, TF_PROTO_TEXT_LINE, &c.topic)) != TF_OK)
         return rc;
     if (!tf_proto_tag_is_valid(c.topic.ptr, c.topic.len))
         return TF_E_BAD_VALUE;

@@ -177,8 +177,7 @@ int tf_proto_link_ping(enum tf_proto_link_type type, uint64_t nonce, struct tf_p
     return tf_proto_mp_writer_finish(&w, out);
 }
 
-int tf_proto_link_error(enum tf_proto_link_error reason, const char *text,
-                        struct tf_proto_buf *out)
+int tf_proto_link_error(enum tf_proto_link_error reason, const char *text, struct tf_proto_buf *out)
 {
     size_t n = strlen(text);
     if (n > TF_PROTO_LINK_ERROR_TEXT_MAX)

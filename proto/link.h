@@ -65,15 +65,15 @@ enum tf_proto_link_error {
 /* A decoded link message; views point into the decoded buffer. */
 struct tf_proto_link_msg {
     enum tf_proto_link_type type;
-    uint64_t version;                 /* HELLO */
-    size_t n_features;                /* HELLO */
+    uint64_t version;  /* HELLO */
+    size_t n_features; /* HELLO */
     struct tf_proto_bytes features[TF_PROTO_LINK_FEATURES_MAX];
-    struct tf_proto_bytes envelope;   /* ENVELOPE */
+    struct tf_proto_bytes envelope;      /* ENVELOPE */
     uint8_t msg_id[TF_PROTO_MSG_ID_LEN]; /* ACK */
-    uint64_t status;                  /* ACK */
-    uint64_t reason;                  /* ACK, ERROR */
-    uint64_t nonce;                   /* PING, PONG */
-    struct tf_proto_bytes text;       /* ERROR */
+    uint64_t status;                     /* ACK */
+    uint64_t reason;                     /* ACK, ERROR */
+    uint64_t nonce;                      /* PING, PONG */
+    struct tf_proto_bytes text;          /* ERROR */
 };
 
 /* Strict decode (canonical msgpack, field bounds, no trailing bytes).

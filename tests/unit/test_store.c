@@ -6,6 +6,7 @@
  * /tmp. */
 #include "fixtures.h"
 
+#include <assert.h>
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -25,6 +26,12 @@ struct fixture {
     char dir[128]; /* tmp/store, not created yet */
     struct tf_node_store *st;
 };
+
+/* The current schema and the one after it, as stored (u32be). */
+static_assert(TF_NODE_STORE_SCHEMA < 255, "schema fits one byte");
+#define SCHEMA_BYTES(v) ((const char[]){0, 0, 0, (char)(v)})
+#define SCHEMA_NOW SCHEMA_BYTES(TF_NODE_STORE_SCHEMA)
+#define SCHEMA_NEXT SCHEMA_BYTES(TF_NODE_STORE_SCHEMA + 1)
 
 static int setup(void **state)
 {
@@ -396,7 +403,7 @@ static void test_open_modes(void **state)
     assert_int_equal(stat(path, &sb), 0);
     assert_int_equal(sb.st_mode & 077, 0);
     assert_false(tf_node_store_dirty(f->st));
-    assert_meta(f, "schema", "\0\0\0\2", 4);
+    assert_meta(f, "schema", SCHEMA_NOW, 4);
 
     /* the store is there now, open or closed */
     assert_rc(tf_node_store_open(f->dir, TF_NODE_STORE_CREATE, &st), TF_E_EXISTS);
@@ -496,7 +503,7 @@ static void test_schema_newer(void **state)
     struct fixture *f = *state;
     struct tf_node_store *st = NULL;
     assert_ok(tf_node_store_open(f->dir, TF_NODE_STORE_CREATE, &f->st));
-    put_schema(f, "\0\0\0\3", 4);
+    put_schema(f, SCHEMA_NEXT, 4);
     assert_rc(tf_node_store_open(f->dir, TF_NODE_STORE_OPEN, &st), TF_E_VERSION);
     assert_rc(tf_node_store_open(f->dir, TF_NODE_STORE_READONLY, &st), TF_E_VERSION);
     assert_null(st);
@@ -1909,7 +1916,7 @@ static void test_schema_migration(void **state)
     refuse_new_writes(f);
 
     reopen(f, TF_NODE_STORE_OPEN);
-    assert_meta(f, "schema", "\0\0\0\2", 4);
+    assert_meta(f, "schema", SCHEMA_NOW, 4);
     assert_false(tf_node_store_dirty(f->st)); /* migrated in the open transaction */
     assert_finds(f, "alice", c.pk);
     assert_new_counts(f, 1, 1, 1);
@@ -1922,7 +1929,7 @@ static void test_schema_migration(void **state)
     seen_add(f, 5, 60);
     assert_ok(tf_node_store_commit(f->st));
     reopen(f, TF_NODE_STORE_READONLY);
-    assert_meta(f, "schema", "\0\0\0\2", 4);
+    assert_meta(f, "schema", SCHEMA_NOW, 4);
     assert_new_counts(f, 2, 2, 1);
     assert_message(f, &m);
     assert_seen(f, 5, TF_OK);
@@ -2026,6 +2033,50 @@ static void test_many_outbox(void **state)
     assert_next_due(f, TF_E_NOT_FOUND, 0);
 }
 
+static int count_kv(const uint8_t *key, size_t klen, const uint8_t *val, size_t vlen, void *arg)
+{
+    (void)key;
+    (void)val;
+    (void)vlen;
+    size_t *n = arg;
+    assert_int_equal(klen, 32);
+    (*n)++;
+    return *n == 2 ? 7 : 0; /* stop at the second entry with a value of our own */
+}
+
+static void test_kv_tables(void **state)
+{
+    struct fixture *f = *state;
+    struct tf_proto_buf got = {0};
+    uint8_t k1[32], k2[32];
+    memset(k1, 1, 32);
+    memset(k2, 2, 32);
+    assert_ok(tf_node_store_open(f->dir, TF_NODE_STORE_CREATE, &f->st));
+    assert_rc(tf_node_store_kv_get(f->st, TF_NODE_STORE_INTROS_OUT, k1, 32, &got), TF_E_NOT_FOUND);
+    assert_ok(
+        tf_node_store_kv_put(f->st, TF_NODE_STORE_INTROS_OUT, k1, 32, (const uint8_t *)"one", 3));
+    assert_ok(
+        tf_node_store_kv_put(f->st, TF_NODE_STORE_INTROS_OUT, k2, 32, (const uint8_t *)"two", 3));
+    /* Tables are separate. */
+    assert_rc(tf_node_store_kv_get(f->st, TF_NODE_STORE_INTROS_IN, k1, 32, &got), TF_E_NOT_FOUND);
+    /* Uncommitted writes are visible in the same transaction. */
+    assert_ok(tf_node_store_kv_get(f->st, TF_NODE_STORE_INTROS_OUT, k1, 32, &got));
+    assert_int_equal(got.len, 3);
+    assert_memory_equal(got.data, "one", 3);
+    tf_proto_buf_free(&got);
+    assert_ok(tf_node_store_commit(f->st));
+    size_t n = 0;
+    assert_int_equal(tf_node_store_kv_foreach(f->st, TF_NODE_STORE_INTROS_OUT, count_kv, &n), 7);
+    assert_int_equal(n, 2);
+    assert_ok(tf_node_store_kv_del(f->st, TF_NODE_STORE_INTROS_OUT, k1, 32));
+    assert_rc(tf_node_store_kv_del(f->st, TF_NODE_STORE_INTROS_OUT, k1, 32), TF_E_NOT_FOUND);
+    tf_node_store_abort(f->st);
+    /* The abort brought k1 back. */
+    assert_ok(tf_node_store_kv_get(f->st, TF_NODE_STORE_INTROS_OUT, k1, 32, &got));
+    tf_proto_buf_free(&got);
+    assert_rc(tf_node_store_kv_put(f->st, TF_NODE_STORE_CARDS, k1, 0, NULL, 0), TF_E_INVALID_ARG);
+}
+
 int main(void)
 {
     if (sodium_init() < 0)
@@ -2064,6 +2115,7 @@ int main(void)
         T(test_record_codecs),
         T(test_corrupt_records_in_store),
         T(test_schema_migration),
+        T(test_kv_tables),
         T(test_new_tables_uncommitted_and_abort),
         T(test_many_outbox),
     };
