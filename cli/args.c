@@ -8,6 +8,8 @@
 #include <unistd.h>
 
 #include "cli/render.h"
+#include "proto/card.h"
+#include "proto/mp.h"
 
 enum { OPT_HOME = -100, OPT_JSON = -101, OPT_HELP = -102 };
 
@@ -177,4 +179,34 @@ int tf_cli_args_read_stdin(const struct tf_cli *cli, const char *prompt, char *b
             *len += (size_t)r;
     }
     return TF_CLI_EXIT_OK;
+}
+
+static bool is_blank(const char *p, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        if (p[i] != ' ' && p[i] != '\t' && p[i] != '\r' && p[i] != '\n')
+            return false;
+    return true;
+}
+
+int tf_cli_args_check_text(const struct tf_cli *cli, const char *what, const char *text, size_t len,
+                           size_t max)
+{
+    if (len > max)
+        return tf_cli_args_usage_error(cli, "%s is longer than %zu bytes", what, max);
+    if (is_blank(text, len))
+        return tf_cli_args_usage_error(cli, "%s is empty", what);
+    if (memchr(text, '\0', len) != NULL || !tf_proto_utf8_is_valid((const uint8_t *)text, len))
+        return tf_cli_args_usage_error(cli, "%s is not UTF-8 text", what);
+    return TF_CLI_EXIT_OK;
+}
+
+int tf_cli_args_check_tag(const struct tf_cli *cli, const char *what, const char *tag)
+{
+    if (tf_proto_tag_is_valid((const uint8_t *)tag, strlen(tag)))
+        return TF_CLI_EXIT_OK;
+    return tf_cli_args_usage_error(cli,
+                                   "'%s' is not a %s: use 1-64 of a-z, 0-9 and '-', not starting "
+                                   "or ending with '-'",
+                                   tag, what);
 }

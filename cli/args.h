@@ -86,6 +86,18 @@ int tf_cli_args_want(const struct tf_cli_args *a, size_t min, size_t max, const 
 int tf_cli_args_usage_error(const struct tf_cli *cli, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
 
+/* Checks a text given on the command line (a message, a note): not blank,
+ * at most max bytes, UTF-8 without NUL bytes.  Otherwise prints a usage
+ * error naming it as `what` ("the message is empty") and returns
+ * TF_CLI_EXIT_USAGE. */
+int tf_cli_args_check_text(const struct tf_cli *cli, const char *what, const char *text, size_t len,
+                           size_t max);
+
+/* Checks a tag (a contact's tag, an intro's topic): 1-64 of a-z, 0-9 and
+ * '-', not starting or ending with '-'.  Otherwise prints a usage error
+ * calling it a `what` ("'X' is not a topic") and returns TF_CLI_EXIT_USAGE. */
+int tf_cli_args_check_tag(const struct tf_cli *cli, const char *what, const char *tag);
+
 /* Reads stdin to its end into buf[0..cap), for an argument given as "-";
  * prompt goes to stderr first if stdin is a terminal.  *len is the number of
  * bytes read: cap if they did not all fit.  Returns an exit status

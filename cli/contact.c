@@ -34,11 +34,9 @@ struct tags {
 
 static int tags_add(const struct tf_cli *cli, struct tags *t, const char *tag)
 {
-    if (!tf_proto_tag_is_valid((const uint8_t *)tag, strlen(tag)))
-        return tf_cli_args_usage_error(cli,
-                                       "'%s' is not a tag: use 1-64 of a-z, 0-9 and '-', not "
-                                       "starting or ending with '-'",
-                                       tag);
+    int rc = tf_cli_args_check_tag(cli, "tag", tag);
+    if (rc != TF_CLI_EXIT_OK)
+        return rc;
     if (t->n == TF_NODE_TAGS_MAX)
         return tf_cli_args_usage_error(cli, "a contact has at most %d tags", TF_NODE_TAGS_MAX);
     t->given = true;
@@ -65,12 +63,6 @@ static int check_trust(const struct tf_cli *cli, const char *trust)
     return tf_cli_args_usage_error(cli, "trust '%s' is not close, known or acquaintance", trust);
 }
 
-/* Appends a request argument. */
-static void arg_str(struct tf_cli_ctl_arg *args, size_t *n, const char *key, const char *val)
-{
-    args[(*n)++] = (struct tf_cli_ctl_arg){.key = key, .type = TF_CLI_CTL_STR, .str = val};
-}
-
 static void arg_tags(struct tf_cli_ctl_arg *args, size_t *n, const char *key, const struct tags *t)
 {
     if (t->given)
@@ -89,7 +81,7 @@ static int call_named(struct tf_cli *cli, int argc, char **argv, const char *ver
         return TF_CLI_EXIT_USAGE;
     if (a.pos[0][0] == '\0')
         return tf_cli_args_usage_error(cli, "the name is empty");
-    arg_str(&arg, &n, "name", a.pos[0]);
+    tf_cli_ctl_add_str(&arg, &n, "name", a.pos[0]);
     return tf_cli_ctl_run(c, cli, verb, &arg, n, result);
 }
 
@@ -213,11 +205,9 @@ int tf_cli_contact_add(struct tf_cli *cli, int argc, char **argv)
                                   "'twofold card' prints it)",
                                   tf_strerror(rc));
 
-    arg_str(args, &n, "card", text);
-    if (alias != NULL)
-        arg_str(args, &n, "alias", alias);
-    if (trust != NULL)
-        arg_str(args, &n, "trust", trust);
+    tf_cli_ctl_add_str(args, &n, "card", text);
+    tf_cli_ctl_add_str(args, &n, "alias", alias);
+    tf_cli_ctl_add_str(args, &n, "trust", trust);
     arg_tags(args, &n, "tags", &tags);
     if ((rc = tf_cli_ctl_run(&c, cli, "contact.add", args, n, &res)) != TF_CLI_EXIT_OK)
         goto cleanup;
@@ -396,11 +386,10 @@ int tf_cli_contact_set(struct tf_cli *cli, int argc, char **argv)
         return tf_cli_args_usage_error(cli, "--tag and --no-tags replace all tags; do not mix "
                                             "them with --add-tag or --rm-tag");
 
-    arg_str(args, &n, "name", a.pos[0]);
+    tf_cli_ctl_add_str(args, &n, "name", a.pos[0]);
     if (alias != NULL || no_alias)
-        arg_str(args, &n, "alias", no_alias ? "" : alias);
-    if (trust != NULL)
-        arg_str(args, &n, "trust", trust);
+        tf_cli_ctl_add_str(args, &n, "alias", no_alias ? "" : alias);
+    tf_cli_ctl_add_str(args, &n, "trust", trust);
     arg_tags(args, &n, "tags", &tags);
     arg_tags(args, &n, "add_tags", &add);
     arg_tags(args, &n, "rm_tags", &rm);

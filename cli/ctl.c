@@ -2,6 +2,8 @@
 #include "cli/ctl.h"
 
 #include <errno.h>
+#include <signal.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/select.h>
@@ -331,4 +333,79 @@ int tf_cli_ctl_next(struct tf_cli_ctl *c, const msgpack_object **frame)
         return report(c, rc);
     *frame = &c->root;
     return TF_CLI_EXIT_OK;
+}
+
+int tf_cli_ctl_print_list(struct tf_cli *cli, const char *verb, const struct tf_cli_ctl_arg *args,
+                          size_t n, const char *empty, const struct tf_cli_render_row *cols,
+                          size_t ncols)
+{
+    struct tf_cli_ctl c = {0};
+    const msgpack_object *res;
+    int rc = tf_cli_ctl_run(&c, cli, verb, args, n, &res);
+    if (rc != TF_CLI_EXIT_OK)
+        goto cleanup;
+    if (res->type != MSGPACK_OBJECT_ARRAY)
+        rc = tf_cli_render_fail(cli, TF_CLI_EXIT_NODE, "twofoldd sent a malformed %s reply", verb);
+    else if (cli->json)
+        rc = tf_cli_render_json_print(cli, tf_cli_render_json(res), false);
+    else if (res->via.array.size == 0)
+        printf("%s\n", empty);
+    else
+        rc = tf_cli_render_list(cli, &res->via.array, cols, ncols);
+cleanup:
+    tf_cli_ctl_close(&c);
+    return rc;
+}
+
+void tf_cli_ctl_add_str(struct tf_cli_ctl_arg *args, size_t *n, const char *key, const char *val)
+{
+    if (val != NULL)
+        args[(*n)++] = (struct tf_cli_ctl_arg){.key = key, .type = TF_CLI_CTL_STR, .str = val};
+}
+
+/* Set by SIGINT or SIGTERM once tf_cli_ctl_catch_stop ran: the process's
+ * only global. */
+static volatile sig_atomic_t stop_requested;
+/* The signal mask to wait with: the caller's, with SIGINT and SIGTERM. */
+static sigset_t stop_wait_mask;
+
+static void on_stop_signal(int sig)
+{
+    (void)sig;
+    stop_requested = 1;
+}
+
+void tf_cli_ctl_catch_stop(struct tf_cli_ctl *c)
+{
+    struct sigaction sa;
+    sigset_t stop_set;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_stop_signal;
+    sigemptyset(&sa.sa_mask);
+    sigemptyset(&stop_set);
+    sigaddset(&stop_set, SIGINT);
+    sigaddset(&stop_set, SIGTERM);
+    sigprocmask(SIG_BLOCK, &stop_set, &stop_wait_mask);
+    sigdelset(&stop_wait_mask, SIGINT);
+    sigdelset(&stop_wait_mask, SIGTERM);
+    sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGTERM, &sa, NULL);
+    c->wait_mask = &stop_wait_mask;
+    c->stop = &stop_requested;
+}
+
+int tf_cli_ctl_pause(struct tf_cli_ctl *c, int ms)
+{
+    int64_t deadline = now_ms() + ms;
+    for (;;) {
+        /* The stop signals are blocked until pselect: none is missed. */
+        if (c->stop != NULL && *c->stop)
+            return -1;
+        int64_t left = deadline - now_ms();
+        if (left <= 0)
+            return 0;
+        struct timespec ts = {.tv_sec = (time_t)(left / 1000),
+                              .tv_nsec = (long)(left % 1000) * 1000000};
+        (void)pselect(0, NULL, NULL, NULL, &ts, c->wait_mask);
+    }
 }

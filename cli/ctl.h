@@ -20,6 +20,7 @@
 #include <msgpack/zone.h>
 
 #include "cli/args.h"
+#include "cli/render.h"
 
 /* How long a reply may take, unless the caller sets timeout_ms. */
 #define TF_CLI_CTL_TIMEOUT_MS 10000
@@ -51,9 +52,10 @@ struct tf_cli_ctl {
     msgpack_object root; /* the last frame, decoded into zone */
     msgpack_zone zone;
     bool zone_ready;
-    /* For a caller that handles signals: the signal mask to wait with (the
-     * caller blocks its stop signals otherwise, see pselect), and the flag
-     * its handler sets; a wait interrupted with *stop non-zero ends. */
+    /* For a caller that handles signals (tf_cli_ctl_catch_stop): the signal
+     * mask to wait with (the stop signals are blocked otherwise, see
+     * pselect), and the flag the handler sets; a wait interrupted with *stop
+     * non-zero ends. */
     const sigset_t *wait_mask;
     volatile sig_atomic_t *stop;
     /* For a verb the node answers slowly (ping): how long a reply may take,
@@ -88,6 +90,26 @@ int tf_cli_ctl_next(struct tf_cli_ctl *c, const msgpack_object **frame);
 /* Prints a node's error reply {id, ok: false, error} (also used for error
  * frames that arrive outside a call) and returns TF_CLI_EXIT_FAIL. */
 int tf_cli_ctl_refused(struct tf_cli_ctl *c, const msgpack_object *reply);
+
+/* Makes SIGINT and SIGTERM end c's waits (tf_cli_ctl_call, tf_cli_ctl_next
+ * and tf_cli_ctl_pause return -1) instead of the process: they stay blocked
+ * except while c waits, so one cannot slip in between a check and a wait.
+ * Call after tf_cli_ctl_open. */
+void tf_cli_ctl_catch_stop(struct tf_cli_ctl *c);
+
+/* Sleeps for ms milliseconds.  Returns 0, or -1 once a stop signal came
+ * (see tf_cli_ctl_catch_stop). */
+int tf_cli_ctl_pause(struct tf_cli_ctl *c, int ms);
+
+/* Appends the request argument {key: val} to args[*n], unless val is NULL. */
+void tf_cli_ctl_add_str(struct tf_cli_ctl_arg *args, size_t *n, const char *key, const char *val);
+
+/* Calls a verb whose result is an array of objects and prints it: as JSON,
+ * as the line `empty` when it has no elements, or as a table of cols.
+ * Returns an exit status. */
+int tf_cli_ctl_print_list(struct tf_cli *cli, const char *verb, const struct tf_cli_ctl_arg *args,
+                          size_t n, const char *empty, const struct tf_cli_render_row *cols,
+                          size_t ncols);
 
 /* Closes the connection and frees everything.  Safe on a zeroed struct, after
  * a failed tf_cli_ctl_open, and twice. */

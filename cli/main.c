@@ -2,8 +2,9 @@
 /*
  * twofold: the command-line client of twofoldd.  A table of verbs and a loop
  * that finds the one asked for (as wireguard-tools' wg.c does); the verbs live
- * in offline.c (init, id, card), contact.c, message.c (message, messages,
- * outbox) and node.c (status, watch, ping).
+ * in offline.c (init, id, card), contact.c, intro.c (propose, intros, show,
+ * withdraw, inbox, accept, decline), message.c (message, messages, outbox)
+ * and node.c (status, watch, ping).
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -14,6 +15,7 @@
 
 #include "cli/args.h"
 #include "cli/contact.h"
+#include "cli/intro.h"
 #include "cli/message.h"
 #include "cli/node.h"
 #include "cli/offline.h"
@@ -30,6 +32,9 @@ struct verb {
 
 #define NAME_OR_ID                                                                                 \
     "  NAME|ID            an alias, a full id, or the first 6 or more characters of an id\n"
+
+#define INTRO_ARG                                                                                  \
+    "  INTRO              an intro's id (64 hex digits), or its first 8 or more digits\n"
 
 static const struct verb CONTACT_VERBS[] = {
     {"add", "CARD|- [--alias NAME] [--trust TRUST] [--tag TAG]...",
@@ -83,6 +88,66 @@ static const struct verb VERBS[] = {
      "Give the card to people who want to add you: 'twofold contact add CARD'.\n",
      tf_cli_offline_card, NULL},
     {"contact", "add|list|show|set|rm ...", "manage your contacts", NULL, NULL, CONTACT_VERBS},
+    {"propose",
+     "A B --topic TOPIC [--note TEXT | --note-a TEXT --note-b TEXT]\n"
+     "                       [--about-a TEXT] [--about-b TEXT] [--sequential]\n"
+     "                       [--expires DURATION] [--wait]",
+     "propose introducing two of your contacts to each other",
+     "  A, B               the two contacts: alias, id, or the first 6 or more characters of\n"
+     "                     an id\n"
+     "  --topic TOPIC      what the introduction is about, a tag (a-z 0-9 -), such as\n"
+     "                     real-estate-law (required)\n"
+     "  --note TEXT        a note to both of them\n"
+     "  --note-a TEXT      a note to A only; --note-b TEXT, to B only (not with --note)\n"
+     "  --about-a TEXT     what B is told about A before A agrees (default: A's display\n"
+     "                     name); --about-b TEXT, what A is told about B\n"
+     "  --sequential       ask A first, and B only once A has accepted (default: both at\n"
+     "                     once)\n"
+     "  --expires DURATION\n"
+     "                     how long they have to answer: 90m, 12h, 14d (the default), 2w,\n"
+     "                     or seconds as 3600s; at most 365d\n"
+     "  --wait             then print each side's answer as it comes, until they are\n"
+     "                     introduced (status 0), or the intro is declined, withdrawn or\n"
+     "                     expires (status 1); Ctrl-C stops waiting (status 0)\n"
+     "\n"
+     "Nobody is introduced unless both accept; a decline tells the other side only that\n"
+     "the intro is closed.  Texts are at most 2000 bytes of UTF-8.  Prints the intro's id.\n",
+     tf_cli_intro_propose, NULL},
+    {"intros", "[--state STATE]", "list the introductions you proposed, newest first",
+     "  --state STATE      only those asking, introduced, declined, withdrawn or expired\n"
+     "\n"
+     "Shows the start of each intro's id, its state and topic, both contacts with their\n"
+     "answers so far (not_asked, pending, accepted or declined), and when it was proposed.\n",
+     tf_cli_intro_list, NULL},
+    {"show", "INTRO", "show everything about an introduction you proposed",
+     INTRO_ARG "\n"
+               "Shows the state, topic, mode and times, and for each side who they are, their\n"
+               "answer, the notes, what they are told about each other and why one declined.\n",
+     tf_cli_intro_show, NULL},
+    {"withdraw", "INTRO", "withdraw an introduction you proposed while it is still asking",
+     INTRO_ARG "\n"
+               "Both sides are told the intro is closed, and nobody is introduced.\n",
+     tf_cli_intro_withdraw, NULL},
+    {"inbox", "[--all]", "list the introductions proposed to you that wait for your answer",
+     "  --all              also those already answered or closed\n"
+     "\n"
+     "Shows the start of each intro's id, who proposed it, the topic, the first line of what\n"
+     "you are told about the other person, the state and when it came; --json gives the\n"
+     "texts in full.  Answer with 'twofold accept' or 'twofold decline'.\n",
+     tf_cli_intro_inbox, NULL},
+    {"accept", "INTRO [--note TEXT]", "accept an introduction proposed to you",
+     INTRO_ARG "  --note TEXT        a note to the other person, given to them once you are both\n"
+               "                     introduced (at most 2000 bytes)\n"
+               "\n"
+               "You are introduced only if the other person accepts too.\n",
+     tf_cli_intro_accept, NULL},
+    {"decline", "INTRO [--reason TEXT]", "decline an introduction proposed to you",
+     INTRO_ARG "  --reason TEXT      why, for the one who proposed it only (at most 500 bytes)\n"
+               "\n"
+               "The other person is told only that the intro is closed.  Declining after\n"
+               "accepting takes the acceptance back, if it reaches the proposer before both\n"
+               "acceptances do.\n",
+     tf_cli_intro_decline, NULL},
     {"message", "NAME|ID TEXT|-",
      "send a contact a message; the node delivers it in the background",
      NAME_OR_ID

@@ -8,19 +8,10 @@
 #include "cli/render.h"
 #include "node/store.h"
 #include "proto/ctl.h"
-#include "proto/mp.h"
 
 /* Room for the longest note read from stdin plus the line breaks that end
  * it, so a note of exactly the maximum piped in with echo still fits. */
 #define STDIN_MAX (TF_NODE_MESSAGE_TEXT_MAX + 64)
-
-static bool is_blank(const char *p, size_t n)
-{
-    for (size_t i = 0; i < n; i++)
-        if (p[i] != ' ' && p[i] != '\t' && p[i] != '\r' && p[i] != '\n')
-            return false;
-    return true;
-}
 
 /* Points *text at the note: arg itself, or if arg is "-" stdin without the
  * line breaks that end it (kept in buf, NUL-terminated).  The node would
@@ -42,14 +33,7 @@ static int note_text(const struct tf_cli *cli, const char *arg, char *buf, size_
         buf[len] = '\0';
         *text = buf;
     }
-    if (len > TF_NODE_MESSAGE_TEXT_MAX)
-        return tf_cli_args_usage_error(cli, "the message is longer than %d bytes",
-                                       TF_NODE_MESSAGE_TEXT_MAX);
-    if (is_blank(*text, len))
-        return tf_cli_args_usage_error(cli, "the message is empty");
-    if (memchr(*text, '\0', len) != NULL || !tf_proto_utf8_is_valid((const uint8_t *)*text, len))
-        return tf_cli_args_usage_error(cli, "the message is not UTF-8 text");
-    return TF_CLI_EXIT_OK;
+    return tf_cli_args_check_text(cli, "the message", *text, len, TF_NODE_MESSAGE_TEXT_MAX);
 }
 
 int tf_cli_message_send(struct tf_cli *cli, int argc, char **argv)
@@ -85,30 +69,6 @@ cleanup:
     return rc;
 }
 
-/* Calls a verb whose result is an array of objects and prints it: as JSON,
- * as the line `empty` when it has no elements, or as a table of cols. */
-static int print_list(struct tf_cli *cli, const char *verb, const struct tf_cli_ctl_arg *args,
-                      size_t n, const char *empty, const struct tf_cli_render_row *cols,
-                      size_t ncols)
-{
-    struct tf_cli_ctl c = {0};
-    const msgpack_object *res;
-    int rc = tf_cli_ctl_run(&c, cli, verb, args, n, &res);
-    if (rc != TF_CLI_EXIT_OK)
-        goto cleanup;
-    if (res->type != MSGPACK_OBJECT_ARRAY)
-        rc = tf_cli_render_fail(cli, TF_CLI_EXIT_NODE, "twofoldd sent a malformed %s reply", verb);
-    else if (cli->json)
-        rc = tf_cli_render_json_print(cli, tf_cli_render_json(res), false);
-    else if (res->via.array.size == 0)
-        printf("%s\n", empty);
-    else
-        rc = tf_cli_render_list(cli, &res->via.array, cols, ncols);
-cleanup:
-    tf_cli_ctl_close(&c);
-    return rc;
-}
-
 int tf_cli_message_list(struct tf_cli *cli, int argc, char **argv)
 {
     static const struct tf_cli_render_row cols[] = {
@@ -130,8 +90,8 @@ int tf_cli_message_list(struct tf_cli *cli, int argc, char **argv)
         snprintf(buf, sizeof buf, "no messages with %s", who);
         empty = buf;
     }
-    return print_list(cli, "message.list", &arg, a.n_pos, empty, cols,
-                      sizeof cols / sizeof cols[0]);
+    return tf_cli_ctl_print_list(cli, "message.list", &arg, a.n_pos, empty, cols,
+                                 sizeof cols / sizeof cols[0]);
 }
 
 int tf_cli_message_outbox(struct tf_cli *cli, int argc, char **argv)
@@ -147,6 +107,6 @@ int tf_cli_message_outbox(struct tf_cli *cli, int argc, char **argv)
     struct tf_cli_args a;
     if (tf_cli_args_parse_plain(&a, cli, argc, argv, 0, 0, "") != 0)
         return TF_CLI_EXIT_USAGE;
-    return print_list(cli, "outbox.list", NULL, 0, "the outbox is empty", cols,
-                      sizeof cols / sizeof cols[0]);
+    return tf_cli_ctl_print_list(cli, "outbox.list", NULL, 0, "the outbox is empty", cols,
+                                 sizeof cols / sizeof cols[0]);
 }

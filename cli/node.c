@@ -2,7 +2,6 @@
 #include "cli/node.h"
 
 #include <errno.h>
-#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -16,15 +15,6 @@
 /* How long ping waits for the node's answer: the node may take up to its
  * connect and handshake timeouts (about 15 s) to reach the contact. */
 #define PING_TIMEOUT_MS 30000
-
-/* Set by SIGINT or SIGTERM while `watch` waits: the process's only global. */
-static volatile sig_atomic_t stop_requested;
-
-static void on_stop_signal(int sig)
-{
-    (void)sig;
-    stop_requested = 1;
-}
 
 /* The node's connections: a count, and a table of them if there are any. */
 static int print_peers(const struct tf_cli *cli, const msgpack_object *status)
@@ -198,27 +188,10 @@ int tf_cli_node_watch(struct tf_cli *cli, int argc, char **argv)
     if (id < 0 || tf_cli_args_want(&a, 0, 0, "") != 0)
         return TF_CLI_EXIT_USAGE;
 
-    /* Ctrl-C (or SIGTERM) ends the watch with status 0.  The signals stay
-     * blocked except while waiting for the node (c.wait_mask), so one cannot
-     * slip in between a check of the flag and the wait. */
-    struct sigaction sa;
-    sigset_t stop_set, wait_mask;
-    memset(&sa, 0, sizeof sa);
-    sa.sa_handler = on_stop_signal;
-    sigemptyset(&sa.sa_mask);
-    sigemptyset(&stop_set);
-    sigaddset(&stop_set, SIGINT);
-    sigaddset(&stop_set, SIGTERM);
-    sigprocmask(SIG_BLOCK, &stop_set, &wait_mask);
-    sigdelset(&wait_mask, SIGINT);
-    sigdelset(&wait_mask, SIGTERM);
-    sigaction(SIGINT, &sa, NULL);
-    sigaction(SIGTERM, &sa, NULL);
-
     if ((rc = tf_cli_args_home(cli)) != TF_CLI_EXIT_OK || (rc = tf_cli_ctl_open(&c, cli)) != 0)
         goto cleanup;
-    c.wait_mask = &wait_mask;
-    c.stop = &stop_requested;
+    /* Ctrl-C (or SIGTERM) ends the watch with status 0. */
+    tf_cli_ctl_catch_stop(&c);
     if ((rc = tf_cli_ctl_call(&c, "watch", &arg, since ? 1 : 0, &res)) != 0)
         goto cleanup;
     if (!cli->json && isatty(STDOUT_FILENO))

@@ -172,6 +172,25 @@ static void sb_add_line(struct sb *s, const char *p, size_t n)
     sb_add(s, "...");
 }
 
+/* Appends every line of p[0..n), cleaned, the later ones on new lines
+ * indented to follow a label of tf_cli_render_rows; line breaks at the end
+ * are dropped. */
+static void sb_add_para(struct sb *s, const char *p, size_t n)
+{
+    while (n > 0 && (p[n - 1] == '\n' || p[n - 1] == '\r'))
+        n--;
+    for (;;) {
+        const char *nl = memchr(p, '\n', n);
+        size_t len = nl != NULL ? (size_t)(nl - p) : n;
+        sb_add_clean(s, p, len > 0 && p[len - 1] == '\r' ? len - 1 : len, true);
+        if (nl == NULL)
+            return;
+        sb_fmt(s, "\n%*s", LABEL_WIDTH, "");
+        p += len + 1;
+        n -= len + 1;
+    }
+}
+
 int tf_cli_render_fail(const struct tf_cli *cli, int code, const char *fmt, ...)
 {
     char msg[1024], clean[1024];
@@ -261,6 +280,18 @@ static void sb_due_ms(struct sb *s, uint64_t due_ms)
     sb_duration(s, (due_ms - now + 999) / 1000);
 }
 
+/* An intro's side: "alice (accepted)". */
+static void sb_party(struct sb *s, const msgpack_object *side)
+{
+    char who[256], state[64];
+    tf_cli_render_field(who, sizeof who, side, "contact", TF_CLI_RENDER_CONTACT);
+    tf_cli_render_field(state, sizeof state, side, "state", TF_CLI_RENDER_TEXT);
+    sb_add(s, who);
+    sb_add(s, " (");
+    sb_add(s, state);
+    sb_add(s, ")");
+}
+
 /* Formats v as kind; false if v has the wrong type for it. */
 static bool sb_field(struct sb *s, const msgpack_object *v, enum tf_cli_render_kind kind)
 {
@@ -272,7 +303,7 @@ static bool sb_field(struct sb *s, const msgpack_object *v, enum tf_cli_render_k
             sb_add_clean(s, v->via.str.ptr, v->via.str.size, true);
         return is_str;
     case TF_CLI_RENDER_SHORT_ID:
-    case TF_CLI_RENDER_CONTACT: /* without an alias (see tf_cli_render_field) */
+    case TF_CLI_RENDER_CONTACT: /* without a name (see tf_cli_render_field) */
         if (is_str)
             sb_add_clean(s, v->via.str.ptr, v->via.str.size < 12 ? v->via.str.size : 12, true);
         return is_str;
@@ -280,6 +311,14 @@ static bool sb_field(struct sb *s, const msgpack_object *v, enum tf_cli_render_k
         if (is_str)
             sb_add_line(s, v->via.str.ptr, v->via.str.size);
         return is_str;
+    case TF_CLI_RENDER_PARA:
+        if (is_str)
+            sb_add_para(s, v->via.str.ptr, v->via.str.size);
+        return is_str;
+    case TF_CLI_RENDER_PARTY:
+        if (v->type == MSGPACK_OBJECT_MAP)
+            sb_party(s, v);
+        return v->type == MSGPACK_OBJECT_MAP;
     case TF_CLI_RENDER_LIST:
         if (v->type != MSGPACK_OBJECT_ARRAY)
             return false;
@@ -326,12 +365,20 @@ void tf_cli_render_field(char *buf, size_t cap, const msgpack_object *obj, const
                          enum tf_cli_render_kind kind)
 {
     struct sb s;
+    char alt[3][64];
     sb_init(&s, buf, cap);
     if (kind == TF_CLI_RENDER_CONTACT) {
-        const msgpack_object *alias = tf_proto_ctl_get(obj, "alias");
-        if (alias != NULL && alias->type == MSGPACK_OBJECT_STR && alias->via.str.size > 0) {
-            key = "alias";
-            kind = TF_CLI_RENDER_TEXT;
+        /* The first of these that obj has names the contact for people. */
+        snprintf(alt[0], sizeof alt[0], "%s_alias", key);
+        snprintf(alt[1], sizeof alt[1], "alias");
+        snprintf(alt[2], sizeof alt[2], "%s_name", key);
+        for (size_t i = 0; i < 3; i++) {
+            const msgpack_object *name = tf_proto_ctl_get(obj, alt[i]);
+            if (name != NULL && name->type == MSGPACK_OBJECT_STR && name->via.str.size > 0) {
+                key = alt[i];
+                kind = TF_CLI_RENDER_TEXT;
+                break;
+            }
         }
     }
     const msgpack_object *v = tf_proto_ctl_get(obj, key);

@@ -42,8 +42,13 @@ enum tf_cli_render_kind {
     TF_CLI_RENDER_BYTES,    /* bytes, as "1.5 MiB" */
     TF_CLI_RENDER_YESNO,    /* bool */
     TF_CLI_RENDER_SHORT_ID, /* a text id cut to its first 12 characters */
-    TF_CLI_RENDER_CONTACT,  /* obj's "alias" if it has one, else obj[key] as SHORT_ID */
+    TF_CLI_RENDER_CONTACT,  /* obj's "<key>_alias", "alias" or "<key>_name", the first that
+                               it has, else obj[key] as SHORT_ID */
+    TF_CLI_RENDER_PARTY,    /* obj[key] is an intro's side: CONTACT of its "contact", then
+                               its "state" in brackets: "alice (accepted)" */
     TF_CLI_RENDER_LINE,     /* str: its first line, cleaned, cut to 60 columns ("...") */
+    TF_CLI_RENDER_PARA,     /* str: every line cleaned, the later ones indented to follow
+                               a label of tf_cli_render_rows */
     TF_CLI_RENDER_DUE_MS,   /* unix ms ahead: "in 3 s", or "now" once passed */
 };
 

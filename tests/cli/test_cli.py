@@ -261,10 +261,17 @@ def test_usage():
     expect("unknown sub-verb", run("contact", "frob"), 2, err_has=("twofold contact: unknown verb",))
     expect("--help lists the message verbs", run("--help"), 0,
            out_has=("ping ", "message ", "messages ", "outbox "))
+    expect("--help lists the intro verbs", run("--help"), 0,
+           out_has=("propose ", "intros ", "show ", "withdraw ", "inbox ", "accept ",
+                    "decline "))
+    expect("propose --help", run("propose", "--help"), 0,
+           out_has=("usage: twofold propose A B --topic TOPIC", "--expires DURATION", "--wait",
+                    "--sequential", "--about-a TEXT"))
     for verb in (["init"], ["id"], ["card"], ["status"], ["watch"], ["contact"],
                  ["contact", "add"], ["contact", "list"], ["contact", "show"],
                  ["contact", "set"], ["contact", "rm"], ["ping"], ["message"], ["messages"],
-                 ["outbox"]):
+                 ["outbox"], ["propose"], ["intros"], ["show"], ["withdraw"], ["inbox"],
+                 ["accept"], ["decline"]):
         expect("%s --help" % " ".join(verb), run(*verb, "--help"), 0, out_has=("usage:",))
         expect("%s -h" % " ".join(verb), run(*verb, "-h"), 0, out_has=("usage:",))
     expect("bad trust", run("contact", "add", "--trust", "best", "x"), 2,
@@ -693,6 +700,359 @@ def test_messaging(tmp, home):
     slow.close()
 
 
+ID_C = "tf1" + "c" * 58
+INTRO_1 = "1a2b3c4d5e6f" + "0" * 52
+INTRO_2 = "f" * 64
+INTRO_NEW = "0123456789abcdef" * 4
+# propose A ... --wait: the intro each A gets, whose states the fake node moves
+# on at each intro.show.
+INTRO_WAIT = {"walt": "a1" * 32, "dora": "d0" * 32, "sam": "5a" * 32}
+
+
+def side(contact_, alias, name, state, **kw):
+    s = {"contact": contact_, "alias": alias, "name": name, "state": state, "reason": None}
+    s.update(kw)
+    return s
+
+
+def test_intros(home):
+    """propose (and --wait), intros, show, withdraw, inbox, accept, decline."""
+    evil = "Eve\x1b[31m\u202eevil\x07"
+    sent = {}
+
+    def intros():
+        now = int(time.time())
+        return [
+            {"id": INTRO_1, "state": "asking", "topic": "real-estate-law", "mode": "parallel",
+             "created": now - 7260, "expires": now + 13 * 86400 + 60, "updated": now - 60,
+             "a": side(ID_A, "alice", "Alice", "accepted", note="hi alice\nline two",
+                       about="Alice sells houses"),
+             "b": side(ID_E, None, evil, "pending")},
+            {"id": INTRO_2, "state": "declined", "topic": "hiring", "mode": "sequential",
+             "created": now - 3 * 86400 - 60, "expires": now + 86400, "updated": now - 600,
+             "a": side(ID_B, "bob", "Bob", "declined", reason="not now \x1b[31mred\nreally"),
+             "b": side(ID_E, None, evil, "not_asked")}]
+
+    def inbox():
+        now = int(time.time())
+        item = {"id": "3c" * 32, "connector": ID_C, "connector_alias": "carol",
+                "connector_name": "Carol", "topic": "real-estate-law", "mode": "parallel",
+                "about_other": "Dave, a lawyer \x1b[2J\u202e" + "y" * 80 + "\nsecond line",
+                "note": "you two should talk", "state": "pending", "decided_by": None,
+                "received": now - 3660, "updated": now - 3600, "expires": now + 13 * 86400,
+                "other": None, "other_note": None, "late_revocation": False}
+        return [item, dict(item, id="4d" * 32, connector=ID_E, connector_alias=None,
+                           connector_name="Zed\x07", topic="hiring", about_other="Bob",
+                           state="introduced", decided_by="owner", received=now - 2 * 86400 - 60,
+                           other=ID_B)]
+
+    polls = {}  # intro id -> how many times intro.show asked for it
+
+    def waiting(id_):
+        """The intro of propose --wait at its polls[id_]-th intro.show."""
+        n = polls[id_] = polls.get(id_, 0) + 1
+        a, b, state = "pending", "pending", "asking"
+        if id_ == INTRO_WAIT["walt"]:
+            a = "accepted" if n >= 2 else a
+            b, state = ("accepted", "introduced") if n >= 3 else (b, state)
+        elif id_ == INTRO_WAIT["dora"] and n >= 2:
+            b, state = "declined", "declined"
+        alias = [k for k, v in INTRO_WAIT.items() if v == id_][0]
+        return {"id": id_, "state": state, "topic": "x", "mode": "parallel", "created": NOW,
+                "expires": NOW + 86400, "updated": NOW, "a": side(ID_A, alias, "A", a),
+                "b": side(ID_B, "bob", "Bob", b)}
+
+    def handler(req):
+        verb, args = req["verb"], req.get("args", {})
+        if verb == "intro.propose":
+            if args["a"] == "nobody":
+                return refuse(req, -10070, "E_NOT_FOUND", "no contact called 'nobody'")
+            if args["a"] == "carol":
+                return refuse(req, -10071, "E_EXISTS",
+                              "an intro of carol and dave is open already")
+            if args["a"] in INTRO_WAIT:
+                polls.pop(INTRO_WAIT[args["a"]], None)
+                return ok(req, {"id": INTRO_WAIT[args["a"]]})
+            return ok(req, {"id": INTRO_NEW})
+        if verb == "intro.list":
+            sent[verb] = [i for i in intros() if args.get("state", i["state"]) == i["state"]]
+            return ok(req, sent[verb])
+        if verb == "intro.show":
+            if args["id"] in INTRO_WAIT.values():
+                return ok(req, waiting(args["id"]))
+            if INTRO_1.startswith(args["id"]):
+                sent[verb] = intros()[0]
+                return ok(req, sent[verb])
+            return refuse(req, -10070, "E_NOT_FOUND", "no intro %s" % args["id"])
+        if verb == "intro.withdraw":
+            if args["id"] == INTRO_2:
+                return refuse(req, -10090, "E_BAD_STATE", "the intro is declined already")
+            return ok(req, dict(intros()[0], state="withdrawn"))
+        if verb == "inbox.list":
+            sent[verb] = inbox() if args.get("all") else inbox()[:1]
+            return ok(req, sent[verb])
+        if verb in ("intro.accept", "intro.decline"):
+            state = "accepted" if verb == "intro.accept" else "declined"
+            sent[verb] = dict(inbox()[0 if args["id"].startswith("3c") else 1], state=state)
+            return ok(req, sent[verb])
+        return refuse(req, -10075, "E_UNKNOWN_VERB", "unknown verb")
+
+    def request_is(name, verb, args=None):
+        req = node.requests[-1]
+        want = {"id": req["id"], "verb": verb}
+        if args is not None:
+            want["args"] = args
+        check(name + " request bytes", node.raw[-1] == mp_encode(want), repr(node.raw[-1]))
+
+    def tw(*args, **kw):
+        return run("--home", home, *args, **kw)
+
+    node = FakeNode(home, handler)
+    try:
+        # propose
+        expect("propose", tw("propose", "alice", "bob", "--topic", "real-estate-law"), 0)
+        check("propose prints the id", tw("propose", "alice", "bob", "--topic", "x")[1] ==
+              INTRO_NEW + "\n")
+        request_is("propose", "intro.propose", {"a": "alice", "b": "bob", "topic": "x"})
+        expect("propose, all options",
+               tw("propose", "alice", "bob", "--topic", "law", "--note-a", "to A\nhi",
+                  "--note-b", "to B", "--about-a", "Alice sells", "--about-b", "Bob b\u00fcys",
+                  "--sequential", "--expires", "2w"), 0, out_has=(INTRO_NEW,))
+        request_is("propose, all options", "intro.propose", {
+            "a": "alice", "b": "bob", "topic": "law", "note_a": "to A\nhi", "note_b": "to B",
+            "about_a": "Alice sells", "about_b": "Bob b\u00fcys", "sequential": True,
+            "expires_s": 14 * 86400})
+        expect("propose --note", tw("propose", "tf1aaaaaa", "bob", "--note", "meet",
+                                    "--topic=x"), 0)
+        request_is("propose --note", "intro.propose",
+                   {"a": "tf1aaaaaa", "b": "bob", "topic": "x", "note": "meet"})
+        code, out, _ = expect("propose --json", tw("--json", "propose", "a", "b", "--topic",
+                                                   "x"), 0)
+        check("propose --json passthrough", json.loads(out) == {"id": INTRO_NEW}, out)
+
+        n = len(node.requests)
+        long_note = "\u00e9" * 1000 + "x"  # 2001 bytes
+        for name, args, msg in (
+                ("one contact", ["alice", "--topic", "x"], "missing A and B"),
+                ("three contacts", ["a", "b", "c", "--topic", "x"], "unexpected argument 'c'"),
+                ("A = B", ["bob", "bob", "--topic", "x"], "A and B are both 'bob'"),
+                ("empty name", ["", "bob", "--topic", "x"], "the name is empty"),
+                ("no topic", ["a", "b"], "missing --topic TOPIC"),
+                ("empty topic", ["a", "b", "--topic", ""], "'' is not a topic"),
+                ("bad topic", ["a", "b", "--topic", "Real Estate"], "'Real Estate' is not a topic"),
+                ("topic ending in -", ["a", "b", "--topic", "law-"], "is not a topic"),
+                ("--note and --note-a", ["a", "b", "--topic", "x", "--note", "n", "--note-a",
+                                         "m"], "give --note (to both), or --note-a and --note-b"),
+                ("--note and --note-b", ["a", "b", "--topic", "x", "--note-b", "m", "--note",
+                                         "n"], "not both"),
+                ("blank note", ["a", "b", "--topic", "x", "--note", " \n"], "--note is empty"),
+                ("long --about-b", ["a", "b", "--topic", "x", "--about-b", long_note],
+                 "--about-b is longer than 2000 bytes"),
+                ("unknown option", ["a", "b", "--topic", "x", "--notes", "n"],
+                 "unknown option '--notes'")):
+            expect("propose refused locally: " + name, tw("propose", *args), 2, err_has=(msg,))
+        expect("propose, note of 2000 bytes", tw("propose", "a", "b", "--topic", "x",
+                                                 "--note", long_note[:-1]), 0)
+        check("propose refusals not sent", len(node.requests) == n + 1)
+        expect("propose, unknown contact", tw("propose", "nobody", "bob", "--topic", "x"), 1,
+               err_has=("twofold propose: no contact called 'nobody'\n",))
+        code, out, _ = expect("propose, open already",
+                              tw("--json", "propose", "carol", "dave", "--topic", "x"), 1,
+                              err_has=("an intro of carol and dave is open already",))
+        check("propose --json refusal", json.loads(out)["error"]["name"] == "E_EXISTS", out)
+
+        for arg, secs in (("1s", 1), ("3600s", 3600), ("90m", 5400), ("12h", 43200),
+                          ("14d", 14 * 86400), ("2w", 14 * 86400), ("365d", 365 * 86400),
+                          ("52w", 52 * 7 * 86400), ("31536000s", 365 * 86400)):
+            code, _, err = tw("propose", "a", "b", "--topic", "x", "--expires", arg)
+            check("--expires %s" % arg, code == 0 and
+                  node.requests[-1]["args"].get("expires_s") == secs,
+                  "rc=%d %r %r" % (code, err, node.requests[-1]))
+        n = len(node.requests)
+        for arg, msg in (("0d", "more than 0"), ("0s", "more than 0"), ("366d", "at most 365"),
+                         ("53w", "at most 365"), ("31536001s", "at most 365"),
+                         ("99999999999999999999w", "wants a duration"),
+                         ("18446744073709551615w", "at most 365"), ("14", "wants a duration"),
+                         ("d", "wants a duration"), ("1x", "wants a duration"),
+                         ("-1d", "wants a duration"), (" 1d", "wants a duration"),
+                         ("+1d", "wants a duration"), ("1.5d", "wants a duration"),
+                         ("14dd", "wants a duration"), ("1D", "wants a duration"),
+                         ("", "wants a duration")):
+            expect("--expires %r refused" % arg,
+                   tw("propose", "a", "b", "--topic", "x", "--expires", arg), 2, err_has=(msg,))
+        check("bad --expires not sent", len(node.requests) == n)
+
+        # intros
+        code, out, _ = expect("intros", tw("intros"), 0, out_has=(
+            "ID  STATE  TOPIC  A  B  CREATED\n",
+            "1a2b3c4d5e6f  asking  real-estate-law  alice (accepted)  tf1eeeeeeeee (pending)  "
+            "2 h ago\n",
+            "ffffffffffff  declined  hiring  bob (declined)  tf1eeeeeeeee (not_asked)  "
+            "3 days ago\n"), out_lacks=("\x1b",))
+        lines = out.splitlines()
+        check("intros table aligned", len(lines) == 3 and
+              lines[0].index("CREATED") == lines[1].index("2 h") == lines[2].index("3 days"), out)
+        request_is("intros", "intro.list")
+        code, out, _ = expect("intros --json", tw("intros", "--json"), 0)
+        check("intros --json passthrough", json.loads(out) == sent["intro.list"], out)
+        check("intros --json keys", all(
+            {"id", "state", "topic", "mode", "a", "b"} <= set(i) and
+            {"contact", "state"} <= set(i["a"]) and {"contact", "state"} <= set(i["b"])
+            for i in json.loads(out)), out)
+        expect("intros --state", tw("intros", "--state", "declined"), 0,
+               out_has=("ffffffffffff",), out_lacks=("1a2b3c4d5e6f",))
+        request_is("intros --state", "intro.list", {"state": "declined"})
+        expect("intros, none", tw("intros", "--state", "expired"), 0,
+               out_has=("no intros are expired\n",), out_lacks=("ID",))
+        expect("intros, bad state", tw("intros", "--state", "open"), 2,
+               err_has=("state 'open' is not asking, introduced",))
+
+        # show
+        code, out, _ = expect("show", tw("show", "1A2B3C4D"), 0, out_has=(
+            "id " + INTRO_1 + "\n", "state asking\n", "topic real-estate-law\n",
+            "mode parallel\n", "created 2 h ago\n", "expires in 13 days\n",
+            "a Alice (alice, %s)\n" % ID_A, "a state accepted\n",
+            "note to a hi alice\n line two\n", "about a Alice sells houses\n",
+            "b Eve?[31m?evil? (%s)\n" % ID_E, "b state pending\n"),
+            out_lacks=("\x1b", "\u202e", "a reason", "b reason", "note to b"))
+        check("show continues a note under its value", "\n" + " " * 15 + "line two\n" in out, out)
+        request_is("show", "intro.show", {"id": "1a2b3c4d"})
+        code, out, _ = expect("show --json", tw("show", INTRO_1, "--json"), 0)
+        check("show --json passthrough", json.loads(out) == sent["intro.show"], out)
+        request_is("show, full id", "intro.show", {"id": INTRO_1})
+        expect("show, unknown", tw("show", "99999999"), 1,
+               err_has=("twofold show: no intro 99999999",))
+        n = len(node.requests)
+        for name, arg in (("7 digits", "1a2b3c4"), ("65 digits", INTRO_1 + "0"),
+                          ("not hex", "1a2b3c4g"), ("empty", ""), ("an alias", "alice")):
+            expect("show refused locally: " + name, tw("show", arg), 2,
+                   err_has=("is not an intro: give its id (64 hex digits) or its first 8",))
+        expect("show without INTRO", tw("show"), 2, err_has=("missing INTRO",))
+        expect("show, two", tw("show", INTRO_1, INTRO_2), 2, err_has=("unexpected argument",))
+        expect("show --note", tw("show", INTRO_1, "--note", "x"), 2,
+               err_has=("unknown option '--note'",))
+        check("show refusals not sent", len(node.requests) == n)
+
+        # withdraw
+        expect("withdraw", tw("withdraw", INTRO_1), 0, out_has=(
+            "withdrew intro 1a2b3c4d5e6f between alice and tf1eeeeeeeee on real-estate-law\n",))
+        request_is("withdraw", "intro.withdraw", {"id": INTRO_1})
+        code, out, _ = expect("withdraw --json", tw("withdraw", INTRO_1, "--json"), 0)
+        check("withdraw --json passthrough", json.loads(out)["state"] == "withdrawn", out)
+        expect("withdraw, closed", tw("withdraw", INTRO_2), 1,
+               err_has=("twofold withdraw: the intro is declined already",))
+
+        # the declined intro's private reason, shown to the connector only
+        sent_intros = intros()
+
+        def show_declined(req):
+            return ok(req, sent_intros[1]) if req["verb"] == "intro.show" else handler(req)
+        node.handler = show_declined
+        expect("show, declined", tw("show", INTRO_2), 0, out_has=(
+            "state declined\n", "mode sequential\n", "a state declined\n",
+            "a reason not now ?[31mred\n really\n", "b state not_asked\n"),
+            out_lacks=("\x1b",))
+        node.handler = handler
+
+        # inbox
+        code, out, _ = expect("inbox", tw("inbox"), 0, out_has=(
+            "ID  FROM  TOPIC  ABOUT  STATE  RECEIVED\n",
+            "3c3c3c3c3c3c  carol  real-estate-law  Dave, a lawyer ?[2J?yyy"),
+            out_lacks=("\x1b", "\u202e", "second line", "Zed", "ff"))
+        lines = out.splitlines()
+        check("inbox ABOUT cut to 60 columns", len(lines) == 2 and "y... pending 1 h ago" in
+              re.sub(" +", " ", lines[1]) and
+              len(lines[1][lines[0].index("ABOUT"):lines[0].index("STATE")].rstrip()) == 60,
+              out)
+        request_is("inbox", "inbox.list")
+        code, out, _ = expect("inbox --all", tw("inbox", "--all"), 0, out_has=(
+            "4d4d4d4d4d4d  Zed?  hiring  Bob  introduced  2 days ago\n",))
+        request_is("inbox --all", "inbox.list", {"all": True})
+        code, out, _ = expect("inbox --all --json", tw("--json", "inbox", "--all"), 0)
+        check("inbox --json passthrough", json.loads(out) == sent["inbox.list"], out)
+        check("inbox --json keys", all({"id", "connector", "topic", "about_other", "note",
+                                        "state", "decided_by"} <= set(i)
+                                       for i in json.loads(out)), out)
+        expect("inbox argument", tw("inbox", "x"), 2, err_has=("unexpected argument 'x'",))
+        expect("inbox --all=1", tw("inbox", "--all=1"), 2, err_has=("takes no value",))
+
+        # accept, decline
+        expect("accept", tw("accept", "3C3C3C3C3C3C"), 0,
+               out_has=("accepted intro 3c3c3c3c3c3c from carol on real-estate-law\n",))
+        request_is("accept", "intro.accept", {"id": "3c3c3c3c3c3c"})
+        expect("accept --note", tw("accept", "3c" * 32, "--note", "hello\nDave"), 0)
+        request_is("accept --note", "intro.accept", {"id": "3c" * 32, "note": "hello\nDave"})
+        code, out, _ = expect("accept --json", tw("--json", "accept", "3c3c3c3c"), 0)
+        check("accept --json passthrough", json.loads(out) == sent["intro.accept"], out)
+        expect("decline", tw("decline", "4d4d4d4d", "--reason", "busy"), 0,
+               out_has=("declined intro 4d4d4d4d4d4d from Zed? on hiring\n",))
+        request_is("decline", "intro.decline", {"id": "4d4d4d4d", "reason": "busy"})
+        expect("decline, no reason", tw("decline", "3c3c3c3c"), 0)
+        request_is("decline, no reason", "intro.decline", {"id": "3c3c3c3c"})
+        n = len(node.requests)
+        expect("decline, reason of 501 bytes", tw("decline", "3c3c3c3c", "--reason", "r" * 501),
+               2, err_has=("--reason is longer than 500 bytes",))
+        expect("accept, note of 2001 bytes", tw("accept", "3c3c3c3c", "--note", long_note), 2,
+               err_has=("--note is longer than 2000 bytes",))
+        expect("accept, empty note", tw("accept", "3c3c3c3c", "--note", ""), 2,
+               err_has=("--note is empty",))
+        expect("accept --reason", tw("accept", "3c3c3c3c", "--reason", "x"), 2,
+               err_has=("unknown option '--reason'",))
+        expect("decline --note", tw("decline", "3c3c3c3c", "--note", "x"), 2,
+               err_has=("unknown option '--note'",))
+        expect("accept, bad id", tw("accept", "carol"), 2, err_has=("'carol' is not an intro",))
+        check("refused answers not sent", len(node.requests) == n)
+
+        # propose --wait
+        start = time.time()
+        expect("propose --wait, introduced", tw("propose", "walt", "bob", "--topic", "x",
+                                                "--wait"), 0)
+        took = time.time() - start
+        code, out, err = tw("propose", "walt", "bob", "--topic", "x", "--wait")
+        check("propose --wait prints each change", code == 0 and out == (
+            INTRO_WAIT["walt"] + "\n"
+            "walt: pending\nbob: pending\nintro: asking\n"
+            "walt: pending \u2192 accepted\n"
+            "bob: pending \u2192 accepted\nintro: asking \u2192 introduced\n"), repr((out, err)))
+        shows = [r for r in node.requests[-4:] if r["verb"] == "intro.show"]
+        check("propose --wait asks intro.show", len(shows) == 3 and all(
+            r["args"] == {"id": INTRO_WAIT["walt"]} for r in shows), repr(node.requests[-4:]))
+        check("propose --wait asks every 0.5 s", 0.9 < took < 5, "took %.2f s" % took)
+        code, out, err = tw("propose", "dora", "bob", "--topic", "x", "--wait")
+        check("propose --wait, declined", code == 1 and out.endswith(
+            "bob: pending \u2192 declined\nintro: asking \u2192 declined\n") and
+            "twofold propose: the intro is declined" in err, repr((code, out, err)))
+        code, out, err = tw("--json", "propose", "walt", "bob", "--topic", "x", "--wait")
+        docs = [json.loads(x) for x in out.splitlines()]
+        check("propose --wait --json", code == 0 and len(docs) == 4 and
+              docs[0] == {"id": INTRO_WAIT["walt"]} and
+              [d["state"] for d in docs[1:]] == ["asking", "asking", "introduced"] and
+              docs[2]["a"]["state"] == "accepted", repr((out, err)))
+
+        p = subprocess.Popen([TWOFOLD, "--home", home, "propose", "sam", "bob", "--topic", "x",
+                              "--wait"], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        got = [p.stdout.readline().decode() for _ in range(4)]
+        time.sleep(0.7)
+        p.send_signal(signal.SIGINT)
+        rc = p.wait(timeout=10)
+        rest, err = p.communicate()
+        check("propose --wait, Ctrl-C", rc == 0 and got[1:] == [
+            "sam: pending\n", "bob: pending\n", "intro: asking\n"] and rest == b"" and
+            err.decode() == "stopped waiting; the intro goes on\n", repr((rc, got, rest, err)))
+        check("propose --wait polled on", polls[INTRO_WAIT["sam"]] >= 2, repr(polls))
+    finally:
+        node.close()
+
+    node = FakeNode(home, lambda req: ok(req, {"a": 1}))
+    try:
+        for verb in (["intros"], ["inbox"]):
+            expect(verb[0] + ", not a list", tw(*verb), 3, err_has=("malformed",))
+        expect("propose, no id", tw("propose", "a", "b", "--topic", "x"), 3,
+               err_has=("malformed intro id",))
+    finally:
+        node.close()
+
+
 def main():
     global TWOFOLD
     if len(sys.argv) != 2:
@@ -706,6 +1066,7 @@ def main():
         test_not_running(home)
         test_with_node(home, card_b)
         test_messaging(tmp, home)
+        test_intros(home)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     print("%d passed, %d failed" % (RESULTS["passed"], RESULTS["failed"]))
