@@ -291,18 +291,30 @@ static int due_cb(const struct tf_node_outbox_entry *ce, void *arg)
         tf_node_log(TF_NODE_LOG_INFO, "delivery", "envelope to %s expired after %u attempts", tid,
                     e.attempts);
         finish(d, e.msg_id, e.type, TF_NODE_MESSAGE_FAILED, "expired undelivered");
-    } else if (find_inflight(d, e.msg_id) != NULL) {
-        if (x->only_pk == NULL) {
-            e.next_try_ms = now_ms() + backoff_ms(d, e.attempts);
-            rc = tf_node_store_outbox_put(d->node->store, &e);
-        }
+    } else if (x->only_pk != NULL && find_inflight(d, e.msg_id) != NULL) {
+        /* Already on its way on a live link: wait for its ACK. */
     } else {
+        struct inflight **pp = find_inflight(d, e.msg_id);
+        if (pp != NULL) {
+            /* Due again without an ACK: the receiver may have dropped it (a
+             * failed commit never ACKs).  Send it again. */
+            struct inflight *f = *pp;
+            *pp = f->next;
+            uint32_t n = tf_node_link_in_flight(f->link);
+            tf_node_link_set_in_flight(f->link, n > 0 ? n - 1 : 0);
+            free(f);
+        }
         struct tf_node_link *link = tf_node_net_find(d->node->net, e.to_pk);
         if (link != NULL && tf_node_link_in_flight(link) < d->node->config.max_in_flight)
             rc = send_entry(d, link, &e);
         else if (link == NULL && x->only_pk == NULL)
             rc = need_link(d, &e);
-        /* A full link: the next ACK marks the peer ready again. */
+        else if (link != NULL && x->only_pk == NULL) {
+            /* A full link: the next ACK marks the peer ready again; look
+             * again in a second in any case (never spin on a due entry). */
+            e.next_try_ms = now_ms() + 1000;
+            rc = tf_node_store_outbox_put(d->node->store, &e);
+        }
     }
     tf_node_outbox_entry_deinit(&e);
     if (rc != TF_OK) {

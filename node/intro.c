@@ -735,6 +735,14 @@ static void sweep_timer_cb(uv_timer_t *t)
 {
     struct tf_node *node = t->data;
     struct sweep s = {node, tf_node_now(node), NULL, 0, 0};
+    /* Housekeeping rides on the same tick: forget message ids whose
+     * envelopes have expired (a bounded batch per tick). */
+    size_t removed = 0;
+    int grc = tf_node_store_seen_gc(node->store, s.now, 1000, &removed);
+    if (grc != TF_OK)
+        tf_node_log(TF_NODE_LOG_WARN, "delivery", "seen-id cleanup failed: %s", tf_strerror(grc));
+    else if (removed > 0)
+        tf_node_log(TF_NODE_LOG_DEBUG, "delivery", "forgot %zu expired message ids", removed);
     if (tf_node_store_kv_foreach(node->store, TF_NODE_STORE_INTROS_OUT, sweep_cb, &s) != TF_OK)
         s.n = 0;
     for (size_t i = 0; i < s.n; i++) {
@@ -1120,7 +1128,8 @@ static int verb_list(struct tf_node *node, const msgpack_object *args, struct tf
     }
     rc = tf_node_store_kv_foreach(node->store, TF_NODE_STORE_INTROS_OUT, list_out_cb, &l);
     if (rc == TF_OK) {
-        qsort(l.items, l.n, sizeof *l.items, newest_out_first);
+        if (l.n > 1)
+            qsort(l.items, l.n, sizeof *l.items, newest_out_first);
         tf_proto_mp_write_array(w, (uint32_t)l.n);
         for (size_t i = 0; i < l.n; i++)
             write_out(node, w, &l.items[i]);
@@ -1292,7 +1301,8 @@ static int verb_inbox(struct tf_node *node, const msgpack_object *args,
         return TF_E_BAD_REQUEST;
     rc = tf_node_store_kv_foreach(node->store, TF_NODE_STORE_INTROS_IN, list_in_cb, &l);
     if (rc == TF_OK) {
-        qsort(l.items, l.n, sizeof *l.items, newest_in_first);
+        if (l.n > 1)
+            qsort(l.items, l.n, sizeof *l.items, newest_in_first);
         tf_proto_mp_write_array(w, (uint32_t)l.n);
         for (size_t i = 0; i < l.n; i++)
             write_in(node, w, &l.items[i]);

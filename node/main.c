@@ -2,6 +2,7 @@
 /* twofoldd: the twofold node daemon.  Runs in the foreground and logs to
  * stderr (systemd-friendly). */
 #include <errno.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -69,6 +70,9 @@ int main(int argc, char **argv)
         fprintf(stderr, "twofoldd: libsodium failed to initialise\n");
         return 1;
     }
+    /* A peer or client that closes early must cost a write error (EPIPE),
+     * never the process. */
+    signal(SIGPIPE, SIG_IGN);
     /* A core dump would hold the secret keys. */
     struct rlimit no_core = {0, 0};
     setrlimit(RLIMIT_CORE, &no_core);

@@ -671,7 +671,8 @@ static int verb_message_list(struct tf_node *node, const msgpack_object *args,
     if (rc == TF_OK)
         rc = l.err;
     if (rc == TF_OK) {
-        qsort(l.items, l.n, sizeof *l.items, by_time);
+        if (l.n > 1)
+            qsort(l.items, l.n, sizeof *l.items, by_time);
         tf_proto_mp_write_array(w, (uint32_t)l.n);
         for (size_t i = 0; i < l.n; i++) {
             const struct tf_node_message *m = &l.items[i];

@@ -61,14 +61,30 @@ class Node:
     def text_id(self):
         return self.json("id")["id"]
 
+    def write_config(self, **settings):
+        """Writes <home>/config (node/config.h); read when the node starts."""
+        with open(os.path.join(self.home, "config"), "w") as f:
+            for key, value in settings.items():
+                f.write("%s = %d\n" % (key, value))
+
+    def port(self):
+        """The port of the listen address given at init."""
+        return int(self.listen.rsplit(":", 1)[1])
+
     # Daemon ------------------------------------------------------------
-    def start(self, expect_ready=True, extra=()):
+    def start(self, expect_ready=True, extra=(), env=None):
+        """Starts twofoldd; env (a dict) is added to this process's
+        environment, e.g. {"TWOFOLD_TEST_CRASH": "after-receive-commit"}."""
         # The log is appended across restarts: wait for one more ready line.
         readies = self.log().count("ready id=")
         self.log_file = open(self.log_path, "ab")
+        full_env = None
+        if env:
+            full_env = dict(os.environ)
+            full_env.update(env)
         self.proc = subprocess.Popen(
             [TWOFOLDD, "--home", self.home, "--log-level", "debug", *extra],
-            stdout=self.log_file, stderr=self.log_file)
+            stdout=self.log_file, stderr=self.log_file, env=full_env)
         if expect_ready:
             self.wait_log("ready id=", READY_TIMEOUT, readies + 1)
         return self.proc
@@ -133,6 +149,39 @@ class Node:
         return s
 
 
+def free_port(host="127.0.0.1"):
+    """A TCP port that is free right now (bind to port 0, read it, close).
+    Someone else may take it before the node binds it: an accepted race."""
+    s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    try:
+        s.bind((host, 0))
+        return s.getsockname()[1]
+    finally:
+        s.close()
+
+
+def wait_for(what, predicate, timeout, interval=0.05):
+    """Polls predicate() until it returns a true value (returned), or fails
+    the test after timeout seconds, naming what was awaited and the last
+    value seen."""
+    deadline = time.monotonic() + timeout
+    last = None
+    while True:
+        last = predicate()
+        if last:
+            return last
+        if time.monotonic() >= deadline:
+            raise AssertionError("timed out after %.0fs waiting for %s (last: %r)" % (
+                timeout, what, last))
+        time.sleep(interval)
+
+
+def testtool(*args, timeout=60):
+    """Runs tf-testtool; returns the CompletedProcess (text)."""
+    return subprocess.run([TESTTOOL] + [str(a) for a in args], capture_output=True,
+                          text=True, timeout=timeout)
+
+
 def recv_frame(sock):
     """Reads one control frame body (bytes), or None at EOF."""
     head = recv_exact(sock, 4)
@@ -160,7 +209,11 @@ class NodeTestCase(unittest.TestCase):
         self.root = tempfile.mkdtemp(prefix="tf-it-")
         self.nodes = []
 
-    def node(self, name, listen=None):
+    def node(self, name, listen=None, port=False):
+        """A node named name; port=True gives it a free loopback port to
+        listen on (passed to init)."""
+        if port and listen is None:
+            listen = "127.0.0.1:%d" % free_port()
         n = Node(self.root, name, listen)
         self.nodes.append(n)
         return n
