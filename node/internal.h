@@ -6,6 +6,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include <msgpack/object.h>
+
 #include "proto/link.h"
 #include "proto/mp.h"
 
@@ -23,6 +25,12 @@ void tf_node__on_link_closed(struct tf_node *node, struct tf_node_link *link);
 void tf_node__on_dial_failed(struct tf_node *node, const uint8_t pk[32], int err, const char *addr);
 void tf_node__on_link_message(struct tf_node *node, struct tf_node_link *link,
                               const struct tf_proto_link_msg *m);
+
+/* Finds the contact named by the string argument key of args (an alias, a
+ * text id or a unique id prefix); on failure why says what was wrong. */
+struct tf_node_contact;
+int tf_node__find_contact(struct tf_node *node, const msgpack_object *args, const char *key,
+                          struct tf_node_contact *c, char *why, size_t why_cap);
 
 /* Writes the contact's alias for pk as str, or nil (pk may be NULL). */
 void tf_node__write_alias(struct tf_node *node, const uint8_t *pk, struct tf_proto_mp_writer *w);

@@ -255,6 +255,17 @@ fail:
     return TF_E_CORRUPT;
 }
 
+/* Stores an encoded record (encode_rc is the encoder's result) and frees it. */
+static int put_record(struct tf_node *node, enum tf_node_store_table t, const uint8_t id[32],
+                      int encode_rc, struct tf_proto_buf *v)
+{
+    int rc = encode_rc;
+    if (rc == TF_OK)
+        rc = tf_node_store_kv_put(node->store, t, id, 32, v->data, v->len);
+    tf_proto_buf_free(v);
+    return rc;
+}
+
 static int out_load(struct tf_node *node, const uint8_t id[32], struct intro_out *o)
 {
     struct tf_proto_buf v = {0};
@@ -267,12 +278,8 @@ static int out_load(struct tf_node *node, const uint8_t id[32], struct intro_out
 
 static int out_save(struct tf_node *node, const struct intro_out *o)
 {
-    struct tf_proto_buf v;
-    int rc = out_encode(o, &v);
-    if (rc == TF_OK)
-        rc = tf_node_store_kv_put(node->store, TF_NODE_STORE_INTROS_OUT, o->id, 32, v.data, v.len);
-    tf_proto_buf_free(&v);
-    return rc;
+    struct tf_proto_buf v = {0};
+    return put_record(node, TF_NODE_STORE_INTROS_OUT, o->id, out_encode(o, &v), &v);
 }
 
 static int in_load(struct tf_node *node, const uint8_t id[32], struct intro_in *r)
@@ -287,12 +294,8 @@ static int in_load(struct tf_node *node, const uint8_t id[32], struct intro_in *
 
 static int in_save(struct tf_node *node, const struct intro_in *r)
 {
-    struct tf_proto_buf v;
-    int rc = in_encode(r, &v);
-    if (rc == TF_OK)
-        rc = tf_node_store_kv_put(node->store, TF_NODE_STORE_INTROS_IN, r->id, 32, v.data, v.len);
-    tf_proto_buf_free(&v);
-    return rc;
+    struct tf_proto_buf v = {0};
+    return put_record(node, TF_NODE_STORE_INTROS_IN, r->id, in_encode(r, &v), &v);
 }
 
 /* Events: {time, type, id} plus one optional string pair. */
@@ -805,29 +808,6 @@ static int opt_str(const msgpack_object *args, const char *key, char *buf, size_
     return TF_OK;
 }
 
-static int find_named(struct tf_node *node, const msgpack_object *args, const char *key,
-                      struct tf_node_contact *c, char *why, size_t why_cap)
-{
-    char name[TF_PROTO_TEXT_ID_SIZE + 8];
-    const char *p;
-    size_t n;
-    if (tf_proto_ctl_get_str(args, key, &p, &n) != TF_OK ||
-        tf_proto_ctl_strcpy(name, sizeof name, p, n) != TF_OK) {
-        WHY("missing argument '%s' (a contact's alias or id)", key);
-        return TF_E_BAD_REQUEST;
-    }
-    int rc = tf_node_store_contact_find(node->store, name, c);
-    char esc[160];
-    tf_node_log_escape(name, strlen(name), esc, sizeof esc);
-    if (rc == TF_E_NOT_FOUND)
-        WHY("no contact called '%s' (see: twofold contact list)", esc);
-    else if (rc == TF_E_AMBIGUOUS)
-        WHY("'%s' matches more than one contact; give more of the id", esc);
-    else if (rc != TF_OK)
-        WHY("cannot look up '%s': %s", esc, tf_strerror(rc));
-    return rc;
-}
-
 struct pair_scan {
     uint8_t a[32], b[32];
     int found; /* an open or introduced intro for the pair: its state + 1 */
@@ -875,8 +855,8 @@ static int verb_propose(struct tf_node *node, const msgpack_object *args,
         WHY("argument 'expires_s' must be 1 to %u seconds", EXPIRES_MAX_S);
         return TF_E_BAD_VALUE;
     }
-    if ((rc = find_named(node, args, "a", &ca, why, why_cap)) != TF_OK ||
-        (rc = find_named(node, args, "b", &cb, why, why_cap)) != TF_OK)
+    if ((rc = tf_node__find_contact(node, args, "a", &ca, why, why_cap)) != TF_OK ||
+        (rc = tf_node__find_contact(node, args, "b", &cb, why, why_cap)) != TF_OK)
         goto out;
     if (sodium_memcmp(ca.pk, cb.pk, 32) == 0) {
         WHY("A and B are the same person");

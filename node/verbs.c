@@ -47,18 +47,6 @@ static int str_arg(const msgpack_object *args, const char *key, char *buf, size_
     return TF_OK;
 }
 
-static int required_str_arg(const msgpack_object *args, const char *key, char *buf, size_t cap,
-                            char *why, size_t why_cap)
-{
-    bool present;
-    int rc = str_arg(args, key, buf, cap, &present, why, why_cap);
-    if (rc == TF_OK && !present) {
-        WHY("missing argument '%s'", key);
-        rc = TF_E_BAD_REQUEST;
-    }
-    return rc;
-}
-
 /* A list of tags (validated). */
 struct tag_list {
     bool present;
@@ -128,15 +116,18 @@ static int trust_arg(const msgpack_object *args, enum tf_node_trust *trust, bool
     return rc == TF_E_BAD_REQUEST ? TF_E_BAD_VALUE : rc;
 }
 
-/* Finds the contact named by args["name"]. */
-static int find_contact(struct tf_node *node, const msgpack_object *args, struct tf_node_contact *c,
-                        char *why, size_t why_cap)
+int tf_node__find_contact(struct tf_node *node, const msgpack_object *args, const char *key,
+                          struct tf_node_contact *c, char *why, size_t why_cap)
 {
     char name[TF_PROTO_TEXT_ID_SIZE + 8], esc[160];
-    int rc = required_str_arg(args, "name", name, sizeof name, why, why_cap);
-    if (rc != TF_OK)
-        return rc;
-    rc = tf_node_store_contact_find(node->store, name, c);
+    const char *p;
+    size_t n;
+    if (tf_proto_ctl_get_str(args, key, &p, &n) != TF_OK ||
+        tf_proto_ctl_strcpy(name, sizeof name, p, n) != TF_OK) {
+        WHY("missing argument '%s' (a contact's alias or id)", key);
+        return TF_E_BAD_REQUEST;
+    }
+    int rc = tf_node_store_contact_find(node->store, name, c);
     tf_node_log_escape(name, strlen(name), esc, sizeof esc);
     if (rc == TF_E_NOT_FOUND)
         WHY("no contact called '%s' (see: twofold contact list)", esc);
@@ -145,6 +136,12 @@ static int find_contact(struct tf_node *node, const msgpack_object *args, struct
     else if (rc != TF_OK)
         WHY("cannot look up '%s': %s", esc, tf_strerror(rc));
     return rc;
+}
+
+static int find_contact(struct tf_node *node, const msgpack_object *args, struct tf_node_contact *c,
+                        char *why, size_t why_cap)
+{
+    return tf_node__find_contact(node, args, "name", c, why, why_cap);
 }
 
 /* Output. */
@@ -398,6 +395,20 @@ cleanup:
     return rc;
 }
 
+/* Writes an array of n items already encoded in items (consumed). */
+static int write_collected(struct tf_proto_mp_writer *w, struct tf_proto_mp_writer *items,
+                           uint32_t n)
+{
+    struct tf_proto_buf buf;
+    int rc = tf_proto_mp_writer_finish(items, &buf);
+    if (rc != TF_OK)
+        return rc;
+    tf_proto_mp_write_array(w, n);
+    tf_proto_mp_write_raw(w, buf.data, buf.len);
+    tf_proto_buf_free(&buf);
+    return TF_OK;
+}
+
 struct list_ctx {
     struct tf_proto_mp_writer items;
     uint32_t n;
@@ -416,7 +427,6 @@ static int verb_contact_list(struct tf_node *node, const msgpack_object *args,
 {
     (void)args;
     struct list_ctx l = {.n = 0};
-    struct tf_proto_buf items;
     tf_proto_mp_writer_init(&l.items);
     int rc = tf_node_store_contact_foreach(node->store, list_cb, &l);
     if (rc != TF_OK) {
@@ -424,12 +434,7 @@ static int verb_contact_list(struct tf_node *node, const msgpack_object *args,
         WHY("cannot read the contacts: %s", tf_strerror(rc));
         return rc;
     }
-    if ((rc = tf_proto_mp_writer_finish(&l.items, &items)) != TF_OK)
-        return rc;
-    tf_proto_mp_write_array(w, l.n);
-    tf_proto_mp_write_raw(w, items.data, items.len);
-    tf_proto_buf_free(&items);
-    return TF_OK;
+    return write_collected(w, &l.items, l.n);
 }
 
 static int verb_contact_show(struct tf_node *node, const msgpack_object *args,
@@ -769,7 +774,6 @@ static int verb_outbox_list(struct tf_node *node, const msgpack_object *args,
 {
     (void)args;
     struct outbox_list l = {.node = node, .n = 0};
-    struct tf_proto_buf items;
     tf_proto_mp_writer_init(&l.items);
     /* The due walk gives the soonest first. */
     int rc = tf_node_store_outbox_due(node->store, UINT64_MAX, SIZE_MAX, outbox_list_cb, &l);
@@ -778,12 +782,7 @@ static int verb_outbox_list(struct tf_node *node, const msgpack_object *args,
         WHY("cannot read the outbox: %s", tf_strerror(rc));
         return rc;
     }
-    if ((rc = tf_proto_mp_writer_finish(&l.items, &items)) != TF_OK)
-        return rc;
-    tf_proto_mp_write_array(w, l.n);
-    tf_proto_mp_write_raw(w, items.data, items.len);
-    tf_proto_buf_free(&items);
-    return TF_OK;
+    return write_collected(w, &l.items, l.n);
 }
 
 typedef int verb_fn(struct tf_node *node, const msgpack_object *args, struct tf_proto_mp_writer *w,
