@@ -650,8 +650,13 @@ static int on_introduction(struct tf_node *node, const uint8_t from[32], const u
         (rc = intro_event(node, "inbox.introduced", r.id, "other", tid)) == TF_OK &&
         r.late_revocation)
         rc = intro_event(node, "inbox.late_revocation", r.id, NULL, NULL);
-    if (rc == TF_OK)
+    if (rc == TF_OK) {
+        char hex[65];
+        sodium_bin2hex(hex, sizeof hex, r.id, 32);
+        tf_node_log(TF_NODE_LOG_INFO, "intro", "introduction %.16s materialised: %s added%s", hex,
+                    tid, r.late_revocation ? " (our revocation came too late)" : "");
         result = TF_PROTO_ACK_REASON_NONE;
+    }
 out:
     in_free(&r);
     return result;
