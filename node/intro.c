@@ -451,13 +451,23 @@ static int on_reply(struct tf_node *node, const uint8_t from[32], const uint8_t 
         goto out;
     result = -1;
     bool accept = r.decision == TF_PROTO_DECISION_ACCEPT;
+    uint64_t now = tf_node_now(node);
+    if (o.state == OUT_ASKING && now > o.expires) {
+        /* Expired before the sweep got to it: expire it now, then answer
+         * this reply as any late one (with a close). */
+        o.state = OUT_EXPIRED;
+        o.updated = now;
+        if ((rc = close_asked(node, &o, x)) != TF_OK || (rc = out_save(node, &o)) != TF_OK ||
+            (rc = intro_event(node, "intro.expired", o.id, NULL, NULL)) != TF_OK)
+            goto out;
+    }
     if (o.state == OUT_ASKING) {
         if (accept && o.side[x] == SIDE_ACCEPTED && o.reply[x].len == len &&
             memcmp(o.reply[x].data, body, len) == 0) {
             result = TF_PROTO_ACK_REASON_NONE; /* the same acceptance again */
             goto out;
         }
-        o.updated = tf_node_now(node);
+        o.updated = now;
         if (accept) {
             o.side[x] = SIDE_ACCEPTED;
             if ((rc = set_buf(&o.reply[x], body, len)) != TF_OK ||
@@ -527,6 +537,21 @@ static int on_proposal(struct tf_node *node, const uint8_t from[32], const uint8
     }
     if (sodium_memcmp(p.core.connector_pk, from, 32) != 0)
         return TF_PROTO_ACK_REASON_NOT_PEER;
+    struct tf_node_contact c;
+    memset(&c, 0, sizeof c);
+    rc = tf_node_store_contact_get(node->store, from, &c);
+    bool blocked = rc == TF_OK && c.blocked;
+    tf_node_contact_deinit(&c);
+    if (rc != TF_OK && rc != TF_E_NOT_FOUND)
+        return -1;
+    if (blocked) {
+        /* Dropped without a trace but this line; the ACK (ok) only stops the
+         * connector's retries and tells it nothing. */
+        char tid[TF_PROTO_TEXT_ID_SIZE];
+        tf_proto_text_id_encode(from, tid);
+        tf_node_log(TF_NODE_LOG_INFO, "intro", "proposal from blocked connector %s dropped", tid);
+        return TF_PROTO_ACK_REASON_NONE;
+    }
     rc = in_load(node, p.intro_id, &r);
     if (rc == TF_OK) {
         in_free(&r);
@@ -777,7 +802,9 @@ int tf_node_intro_start(struct tf_node *node)
     if (rc != 0)
         return rc;
     node->intro_sweep.data = node;
-    return uv_timer_start(&node->intro_sweep, sweep_timer_cb, SWEEP_MS, SWEEP_MS);
+    /* The first sweep runs before any link is up, so an intro that expired
+     * while the node was down is expired before a late reply can arrive. */
+    return uv_timer_start(&node->intro_sweep, sweep_timer_cb, 0, SWEEP_MS);
 }
 
 void tf_node_intro_stop(struct tf_node *node)
@@ -898,6 +925,11 @@ static int verb_propose(struct tf_node *node, const msgpack_object *args,
             goto out;
         memcpy(o.pk[x], cs[x]->pk, 32);
         randombytes_buf(o.salt[x], 32);
+        /* Keep their cards with the intro: it must reach both sides even if
+         * the owner removes one of them as a contact meanwhile. */
+        struct tf_proto_bytes card = {cs[x]->card.data, cs[x]->card.len};
+        if ((rc = remember_card(node, &card, &cs[x]->fields)) != TF_OK)
+            goto out;
     }
     /* The core and its id. */
     struct tf_proto_intro_core core;
