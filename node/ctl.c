@@ -436,7 +436,10 @@ static void handle_request(struct client *c, const uint8_t *body, size_t len)
     tf_proto_mp_write_bool(&w, true);
     tf_proto_mp_write_cstr(&w, "result");
     struct tf_node_ctl_request request = {c, id};
+    struct tf_node_savepoint sp = tf_node_savepoint(node);
     rc = tf_node_verbs_run(node, &request, verb, verb_len, args, &w, why, sizeof why);
+    if (rc != TF_OK && rc != TF_E_AGAIN)
+        tf_node_rollback(node, sp); /* a refused request changes nothing */
     if (rc == TF_E_AGAIN) {
         /* The verb deferred its reply: a placeholder keeps the order. */
         tf_proto_mp_writer_deinit(&w);

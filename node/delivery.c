@@ -535,6 +535,7 @@ void tf_node_delivery_envelope(struct tf_node_delivery *d, struct tf_node_link *
         return;
     }
     enum tf_proto_ack_reason reason;
+    struct tf_node_savepoint sp = tf_node_savepoint(node);
     rc = tf_node_store_seen_check(node->store, env.msg_id);
     if (rc == TF_OK) {
         send_ack(d, link, env.msg_id, TF_PROTO_ACK_REASON_NONE); /* a duplicate */
@@ -565,6 +566,8 @@ void tf_node_delivery_envelope(struct tf_node_delivery *d, struct tf_node_link *
         }
         reason = (enum tf_proto_ack_reason)r;
     }
+    if (reason != TF_PROTO_ACK_REASON_NONE)
+        tf_node_rollback(node, sp); /* refused or failed: it changed nothing */
     if ((int)reason < 0) {
         tf_proto_buf_free(&plain);
         return;

@@ -152,6 +152,22 @@ int tf_node_event(struct tf_node *node, const struct tf_proto_buf *record)
     return TF_OK;
 }
 
+struct tf_node_savepoint tf_node_savepoint(const struct tf_node *node)
+{
+    struct tf_node_savepoint sp = {tf_node_store_savepoint(node->store), node->n_pending_events};
+    return sp;
+}
+
+void tf_node_rollback(struct tf_node *node, struct tf_node_savepoint sp)
+{
+    int rc = tf_node_store_rollback(node->store, sp.store);
+    if (rc != TF_OK)
+        tf_node_log(TF_NODE_LOG_ERROR, "store", "rollback failed: %s; this batch is lost",
+                    tf_strerror(rc));
+    while (node->n_pending_events > sp.events)
+        tf_proto_buf_free(&node->pending_events[--node->n_pending_events]);
+}
+
 static void signal_cb(uv_signal_t *h, int signum)
 {
     struct tf_node *node = h->data;

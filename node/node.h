@@ -80,6 +80,15 @@ void tf_node_deinit(struct tf_node *node);
  * for watchers after commit. */
 TF_MUST_CHECK int tf_node_event(struct tf_node *node, const struct tf_proto_buf *record);
 
+/* Savepoints over the store batch and the events waiting for it. */
+struct tf_node_savepoint {
+    size_t store;
+    size_t events;
+};
+struct tf_node_savepoint tf_node_savepoint(const struct tf_node *node);
+/* Undoes what a failed handler wrote since sp (logged if even that fails). */
+void tf_node_rollback(struct tf_node *node, struct tf_node_savepoint sp);
+
 /* Current time (unix seconds) from the loop's clock source. */
 uint64_t tf_node_now(const struct tf_node *node);
 

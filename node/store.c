@@ -276,6 +276,36 @@ static int write_begin(struct tf_node_store *st)
     return rc;
 }
 
+static int regrow(struct tf_node_store *st, const struct op *extra);
+
+size_t tf_node_store_savepoint(const struct tf_node_store *st)
+{
+    return st->txn != NULL ? st->n_ops : 0;
+}
+
+int tf_node_store_rollback(struct tf_node_store *st, size_t sp)
+{
+    if (st->failed != 0)
+        return st->failed;
+    if (st->txn == NULL || sp >= st->n_ops)
+        return TF_OK;
+    /* LMDB cannot undo part of a transaction: end it and replay the journal
+     * up to the savepoint into a new one. */
+    mdb_txn_abort(st->txn);
+    st->txn = NULL;
+    for (size_t i = sp; i < st->n_ops; i++)
+        free(st->ops[i]);
+    st->n_ops = sp;
+    if (sp == 0)
+        return TF_OK;
+    int rc = write_begin(st);
+    for (size_t i = 0; rc == 0 && i < st->n_ops; i++)
+        rc = op_apply(st->txn, st->ops[i]);
+    if (rc == MDB_MAP_FULL)
+        rc = regrow(st, NULL);
+    return rc != 0 ? fail_txn(st, rc) : TF_OK;
+}
+
 /* After MDB_MAP_FULL: ends the unusable transaction, grows the map and
  * replays the journal, then `extra` if given, into a new one.  On failure no
  * transaction is open. */

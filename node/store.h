@@ -96,6 +96,15 @@ TF_MUST_CHECK int tf_node_store_commit(struct tf_node_store *st);
 /* Aborts the open write transaction, if any. */
 void tf_node_store_abort(struct tf_node_store *st);
 
+/* A point in the open batch (0 when none is open): a request or envelope
+ * handler takes one first, and rolls back to it when it fails, so that a
+ * failed handler leaves no partial writes while other handlers' writes in the
+ * same batch stay. */
+size_t tf_node_store_savepoint(const struct tf_node_store *st);
+/* Undoes the writes made since sp (earlier ones stay).  On failure the whole
+ * batch is lost (as for any failed write) and the error is returned. */
+TF_MUST_CHECK int tf_node_store_rollback(struct tf_node_store *st, size_t sp);
+
 /* True while a write transaction is open (uncommitted changes exist or may). */
 bool tf_node_store_dirty(const struct tf_node_store *st);
 

@@ -2077,6 +2077,42 @@ static void test_kv_tables(void **state)
     assert_rc(tf_node_store_kv_put(f->st, TF_NODE_STORE_CARDS, k1, 0, NULL, 0), TF_E_INVALID_ARG);
 }
 
+static void test_savepoint_rollback(void **state)
+{
+    struct fixture *f = *state;
+    struct tf_proto_buf got = {0};
+    uint8_t k1[32], k2[32], k3[32];
+    memset(k1, 1, 32);
+    memset(k2, 2, 32);
+    memset(k3, 3, 32);
+    assert_ok(tf_node_store_open(f->dir, TF_NODE_STORE_CREATE, &f->st));
+    /* Nothing open: the savepoint is 0 and rolling back to it is a no-op. */
+    assert_int_equal(tf_node_store_savepoint(f->st), 0);
+    assert_ok(tf_node_store_rollback(f->st, 0));
+    assert_ok(tf_node_store_kv_put(f->st, TF_NODE_STORE_CARDS, k1, 32, (const uint8_t *)"a", 1));
+    size_t sp = tf_node_store_savepoint(f->st);
+    assert_ok(tf_node_store_kv_put(f->st, TF_NODE_STORE_CARDS, k2, 32, (const uint8_t *)"b", 1));
+    assert_ok(tf_node_store_kv_del(f->st, TF_NODE_STORE_CARDS, k1, 32));
+    assert_ok(tf_node_store_rollback(f->st, sp));
+    /* The write before the savepoint stays, the ones after are gone. */
+    assert_ok(tf_node_store_kv_get(f->st, TF_NODE_STORE_CARDS, k1, 32, &got));
+    tf_proto_buf_free(&got);
+    assert_rc(tf_node_store_kv_get(f->st, TF_NODE_STORE_CARDS, k2, 32, &got), TF_E_NOT_FOUND);
+    /* The batch goes on and commits. */
+    assert_ok(tf_node_store_kv_put(f->st, TF_NODE_STORE_CARDS, k3, 32, (const uint8_t *)"c", 1));
+    assert_ok(tf_node_store_commit(f->st));
+    assert_ok(tf_node_store_kv_get(f->st, TF_NODE_STORE_CARDS, k3, 32, &got));
+    tf_proto_buf_free(&got);
+    assert_rc(tf_node_store_kv_get(f->st, TF_NODE_STORE_CARDS, k2, 32, &got), TF_E_NOT_FOUND);
+    /* Rolling back the whole batch leaves nothing open. */
+    sp = tf_node_store_savepoint(f->st);
+    assert_int_equal(sp, 0);
+    assert_ok(tf_node_store_kv_put(f->st, TF_NODE_STORE_CARDS, k2, 32, (const uint8_t *)"b", 1));
+    assert_ok(tf_node_store_rollback(f->st, sp));
+    assert_false(tf_node_store_dirty(f->st));
+    assert_rc(tf_node_store_kv_get(f->st, TF_NODE_STORE_CARDS, k2, 32, &got), TF_E_NOT_FOUND);
+}
+
 int main(void)
 {
     if (sodium_init() < 0)
@@ -2116,6 +2152,7 @@ int main(void)
         T(test_corrupt_records_in_store),
         T(test_schema_migration),
         T(test_kv_tables),
+        T(test_savepoint_rollback),
         T(test_new_tables_uncommitted_and_abort),
         T(test_many_outbox),
     };
