@@ -13,6 +13,7 @@
 #include "node/internal.h"
 #include "node/log.h"
 #include "node/node.h"
+#include "node/policy.h"
 #include "node/store.h"
 #include "proto/ctl.h"
 #include "proto/envelope.h"
@@ -505,6 +506,9 @@ out:
 
 /* Party: proposals, introductions, closes. */
 
+static int answer(struct tf_node *node, struct intro_in *r, bool accept, const char *text,
+                  const char *decided_by);
+
 static int remember_card(struct tf_node *node, const struct tf_proto_bytes *card,
                          const struct tf_proto_card *fields)
 {
@@ -567,6 +571,21 @@ static int on_proposal(struct tf_node *node, const uint8_t from[32], const uint8
         (rc = remember_card(node, &p.connector_card, &p.card)) == TF_OK &&
         (rc = in_save(node, &r)) == TF_OK)
         rc = intro_event(node, "inbox.received", r.id, NULL, NULL);
+    /* The owner's policy may answer at once (docs/POLICY.md). */
+    struct tf_proto_policy_decision d;
+    if (rc == TF_OK)
+        rc = tf_node_policy_decide(node, from, p.core.topic, p.core.mode, true, &d);
+    if (rc == TF_OK && d.action != TF_PROTO_POLICY_ACTION_ASK) {
+        char by[32], reason[64];
+        snprintf(by, sizeof by, "policy:%zu", d.line);
+        snprintf(reason, sizeof reason, "declined by policy rule %zu", d.line);
+        bool accept = d.action == TF_PROTO_POLICY_ACTION_ACCEPT;
+        rc = answer(node, &r, accept, accept ? "" : reason, by);
+        char hex[65];
+        sodium_bin2hex(hex, sizeof hex, r.id, 32);
+        tf_node_log(TF_NODE_LOG_INFO, "intro", "proposal %.16s %s by %s", hex,
+                    accept ? "accepted" : "declined", by);
+    }
     in_free(&r);
     return rc == TF_OK ? TF_PROTO_ACK_REASON_NONE : -1;
 }

@@ -19,6 +19,7 @@
 #include "node/internal.h"
 #include "node/net.h"
 #include "node/ping.h"
+#include "node/policy.h"
 #include "node/keys.h"
 #include "node/log.h"
 #include "proto/ctl.h"
@@ -182,7 +183,12 @@ static void signal_cb(uv_signal_t *h, int signum)
             return;
         }
         node->config = cfg;
-        tf_node_log(TF_NODE_LOG_INFO, "node", "SIGHUP: configuration reloaded");
+        if (tf_node_policy_load(node, why, sizeof why) != TF_OK) {
+            tf_node_log(TF_NODE_LOG_ERROR, "policy",
+                        "SIGHUP: policy refused, keeping the old rules: %s", why);
+            return;
+        }
+        tf_node_log(TF_NODE_LOG_INFO, "node", "SIGHUP: configuration and policy reloaded");
         return;
     }
     tf_node_log(TF_NODE_LOG_INFO, "node", "%s: shutting down",
@@ -350,6 +356,10 @@ int tf_node_start(struct tf_node *node, uv_loop_t *loop, const struct tf_node_op
         tf_node_log(TF_NODE_LOG_ERROR, "node", "configuration refused: %s", why);
         return rc;
     }
+    if ((rc = tf_node_policy_load(node, why, sizeof why)) != 0) {
+        tf_node_log(TF_NODE_LOG_ERROR, "policy", "refusing to start: %s", why);
+        return rc;
+    }
     if ((rc = start_handles(node)) != 0) {
         tf_node_stop(node);
         return rc;
@@ -423,6 +433,7 @@ void tf_node_deinit(struct tf_node *node)
     node->store = NULL;
     tf_proto_buf_free(&node->card);
     tf_proto_identity_deinit(&node->id);
+    tf_node_policy_free(node);
     if (node->lock_fd >= 0)
         close(node->lock_fd);
     node->lock_fd = -1;

@@ -24,6 +24,7 @@ struct tf_node_ctl;
 struct tf_node_net;
 struct tf_node_delivery;
 struct tf_node_ping;
+struct tf_proto_policy;
 
 struct tf_node_options {
     const char *home; /* resolved home directory */
@@ -45,8 +46,9 @@ struct tf_node {
     struct tf_node_ctl *ctl;
     struct tf_node_net *net;
     struct tf_node_delivery *delivery;
-    struct tf_node_ping *pings; /* pending pings (node/ping.c) */
-    uv_timer_t intro_sweep;     /* expires intros (node/intro.c) */
+    struct tf_node_ping *pings;     /* pending pings (node/ping.c) */
+    uv_timer_t intro_sweep;         /* expires intros (node/intro.c) */
+    struct tf_proto_policy *policy; /* the owner's rules, NULL: ask (node/policy.c) */
     /* Test hook (TWOFOLD_TEST_CRASH=after-receive-commit): die by SIGKILL
      * right after committing a received envelope, before its ACK is sent. */
     bool test_crash_after_receive;

@@ -48,6 +48,7 @@ enum dbi {
     DBI_INTROS_OUT,
     DBI_INTROS_IN,
     DBI_CARDS,
+    DBI_POLICY_HITS,
     DBI_COUNT
 };
 
@@ -56,12 +57,19 @@ static const struct {
     const char *name;
     uint32_t since;
 } tables[DBI_COUNT] = {
-    [DBI_META] = {"meta", 1},           [DBI_CONTACTS] = {"contacts", 1},
-    [DBI_ALIASES] = {"aliases", 1},     [DBI_EVENTS] = {"events", 1},
-    [DBI_OUTBOX] = {"outbox", 2},       [DBI_OUTBOX_DUE] = {"outbox_due", 2},
-    [DBI_SEEN] = {"seen", 2},           [DBI_SEEN_EXP] = {"seen_exp", 2},
-    [DBI_MESSAGES] = {"messages", 2},   [DBI_INTROS_OUT] = {"intros_out", 3},
-    [DBI_INTROS_IN] = {"intros_in", 3}, [DBI_CARDS] = {"cards", 3},
+    [DBI_META] = {"meta", 1},
+    [DBI_CONTACTS] = {"contacts", 1},
+    [DBI_ALIASES] = {"aliases", 1},
+    [DBI_EVENTS] = {"events", 1},
+    [DBI_OUTBOX] = {"outbox", 2},
+    [DBI_OUTBOX_DUE] = {"outbox_due", 2},
+    [DBI_SEEN] = {"seen", 2},
+    [DBI_SEEN_EXP] = {"seen_exp", 2},
+    [DBI_MESSAGES] = {"messages", 2},
+    [DBI_INTROS_OUT] = {"intros_out", 3},
+    [DBI_INTROS_IN] = {"intros_in", 3},
+    [DBI_CARDS] = {"cards", 3},
+    [DBI_POLICY_HITS] = {"policy_hits", 4},
 };
 
 /* The value of keys that carry none (index entries).  Not NULL: write_op
@@ -466,12 +474,19 @@ static int migrate_2_to_3(struct tf_node_store *st, MDB_txn *txn)
     return open_tables(st, txn, 3, 3, MDB_CREATE);
 }
 
+/* Schema 4 adds policy_hits (the policy's limit counters). */
+static int migrate_3_to_4(struct tf_node_store *st, MDB_txn *txn)
+{
+    return open_tables(st, txn, 4, 4, MDB_CREATE);
+}
+
 static const struct {
     migrate_fn *fn;
     bool additive;
 } migrations[TF_NODE_STORE_SCHEMA] = {
     [1] = {migrate_1_to_2, true},
     [2] = {migrate_2_to_3, true},
+    [3] = {migrate_3_to_4, true},
 };
 
 static int put_schema(struct tf_node_store *st, MDB_txn *txn)
@@ -931,6 +946,8 @@ static enum dbi kv_dbi(enum tf_node_store_table t)
         return DBI_INTROS_IN;
     case TF_NODE_STORE_CARDS:
         return DBI_CARDS;
+    case TF_NODE_STORE_POLICY_HITS:
+        return DBI_POLICY_HITS;
     }
     return DBI_COUNT;
 }
@@ -1002,6 +1019,17 @@ int tf_node_store_kv_foreach(struct tf_node_store *st, enum tf_node_store_table 
         return TF_E_INVALID_ARG;
     struct kv_walk w = {cb, arg};
     return walk_public(st, kv_dbi(t), NULL, visit_kv, &w);
+}
+
+int tf_node_store_kv_foreach_from(struct tf_node_store *st, enum tf_node_store_table t,
+                                  const uint8_t *from, size_t flen, tf_node_store_kv_cb *cb,
+                                  void *arg)
+{
+    if (!kv_ok(t, from, flen))
+        return TF_E_INVALID_ARG;
+    struct kv_walk w = {cb, arg};
+    MDB_val k = mval(from, flen);
+    return walk_public(st, kv_dbi(t), &k, visit_kv, &w);
 }
 
 struct user_cb {

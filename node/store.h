@@ -63,7 +63,7 @@
 
 /* The schema this code writes.  A store with a newer schema is refused
  * (TF_E_VERSION); an older one is migrated on open. */
-#define TF_NODE_STORE_SCHEMA 3
+#define TF_NODE_STORE_SCHEMA 4
 
 struct tf_node_store;
 
@@ -300,6 +300,7 @@ enum tf_node_store_table {
     TF_NODE_STORE_INTROS_OUT,
     TF_NODE_STORE_INTROS_IN,
     TF_NODE_STORE_CARDS,
+    TF_NODE_STORE_POLICY_HITS, /* schema 4: rule key || u64be(time) || id -> connector */
 };
 
 /* Keys are 1..256 bytes.  get: TF_E_NOT_FOUND if absent, *out owned by the
@@ -317,6 +318,10 @@ typedef int tf_node_store_kv_cb(const uint8_t *key, size_t klen, const uint8_t *
                                 void *arg);
 TF_MUST_CHECK int tf_node_store_kv_foreach(struct tf_node_store *st, enum tf_node_store_table t,
                                            tf_node_store_kv_cb *cb, void *arg);
+/* The same, starting at the first key >= from. */
+TF_MUST_CHECK int tf_node_store_kv_foreach_from(struct tf_node_store *st,
+                                                enum tf_node_store_table t, const uint8_t *from,
+                                                size_t flen, tf_node_store_kv_cb *cb, void *arg);
 
 struct tf_node_store_stat {
     uint64_t contacts;

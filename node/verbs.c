@@ -16,6 +16,7 @@
 #include "node/log.h"
 #include "node/net.h"
 #include "node/ping.h"
+#include "node/policy.h"
 #include "node/node.h"
 #include "node/store.h"
 #include "proto/ctl.h"
@@ -820,6 +821,9 @@ int tf_node_verbs_run(struct tf_node *node, struct tf_node_ctl_request *req, con
             return VERBS[i].fn(node, args, w, why, why_cap);
     bool handled;
     int rc = tf_node_intro_verb(node, verb, verb_len, args, w, why, why_cap, &handled);
+    if (handled)
+        return rc;
+    rc = tf_node_policy_verb(node, verb, verb_len, args, w, why, why_cap, &handled);
     if (handled)
         return rc;
     char esc[80];
