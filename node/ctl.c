@@ -667,7 +667,7 @@ int tf_node_ctl_start(struct tf_node *node, const char *path, struct tf_node_ctl
         rc = -EPERM;
         goto fail;
     }
-    if ((rc = uv_listen((uv_stream_t *)&ctl->server, 16, connection_cb)) != 0)
+    if ((rc = uv_listen((uv_stream_t *)&ctl->server, 128, connection_cb)) != 0)
         goto fail;
     *out = ctl;
     return TF_OK;
