@@ -9,6 +9,7 @@
 #include <uv.h>
 
 #include "node/intro.h"
+#include "node/profile.h"
 #include "node/log.h"
 #include "node/net.h"
 #include "node/node.h"
@@ -553,7 +554,9 @@ void tf_node_delivery_envelope(struct tf_node_delivery *d, struct tf_node_link *
     } else if (o.type == TF_PROTO_MSG_TYPE_NOTE) {
         reason = receive_note(d, &env, &o);
     } else {
-        int r = tf_node_intro_receive(node, o.type, o.from_pk, o.body.ptr, o.body.len);
+        int r = o.type == TF_PROTO_MSG_TYPE_CARD_UPDATE
+                    ? tf_node_profile_card_update(node, o.from_pk, o.body.ptr, o.body.len)
+                    : tf_node_intro_receive(node, o.type, o.from_pk, o.body.ptr, o.body.len);
         if (r == TF_PROTO_ACK_REASON_NONE) {
             int rc2 = tf_node_store_seen_add(node->store, env.msg_id, env.expires);
             if (rc2 != TF_OK) {

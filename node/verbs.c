@@ -17,6 +17,7 @@
 #include "node/net.h"
 #include "node/ping.h"
 #include "node/policy.h"
+#include "node/profile.h"
 #include "node/node.h"
 #include "node/store.h"
 #include "proto/ctl.h"
@@ -824,6 +825,9 @@ int tf_node_verbs_run(struct tf_node *node, struct tf_node_ctl_request *req, con
     if (handled)
         return rc;
     rc = tf_node_policy_verb(node, verb, verb_len, args, w, why, why_cap, &handled);
+    if (handled)
+        return rc;
+    rc = tf_node_profile_verb(node, verb, verb_len, args, w, why, why_cap, &handled);
     if (handled)
         return rc;
     char esc[80];
