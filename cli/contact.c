@@ -406,3 +406,51 @@ cleanup:
     tf_cli_ctl_close(&c);
     return rc;
 }
+
+/* contact block|unblock NAME|ID: contact.set with only `blocked`. */
+static int set_blocked(struct tf_cli *cli, int argc, char **argv, bool blocked)
+{
+    struct tf_cli_args a;
+    struct tf_cli_ctl_arg args[2];
+    struct tf_cli_ctl c = {0};
+    const msgpack_object *res;
+    char who[512];
+    size_t n = 0;
+    int rc;
+
+    if (tf_cli_args_parse_plain(&a, cli, argc, argv, 1, 1, "NAME|ID") != 0)
+        return TF_CLI_EXIT_USAGE;
+    if (a.pos[0][0] == '\0')
+        return tf_cli_args_usage_error(cli, "the name is empty");
+    tf_cli_ctl_add_str(args, &n, "name", a.pos[0]);
+    args[n++] = (struct tf_cli_ctl_arg){.key = "blocked", .type = TF_CLI_CTL_BOOL, .b = blocked};
+    if ((rc = tf_cli_ctl_run(&c, cli, "contact.set", args, n, &res)) != TF_CLI_EXIT_OK)
+        goto cleanup;
+    if (cli->json) {
+        rc = tf_cli_render_json_print(cli, contact_json(res), false);
+        goto cleanup;
+    }
+    /* Your name for them, else theirs, else what was typed. */
+    tf_cli_render_field(who, sizeof who, res, "alias", TF_CLI_RENDER_TEXT);
+    if (strcmp(who, "-") == 0 || strcmp(who, "?") == 0)
+        tf_cli_render_field(who, sizeof who, res, "name", TF_CLI_RENDER_TEXT);
+    if (strcmp(who, "-") == 0 || strcmp(who, "?") == 0)
+        tf_cli_render_clean(who, sizeof who, a.pos[0], strlen(a.pos[0]));
+    if (blocked)
+        printf("blocked %s: their proposals are now dropped\n", who);
+    else
+        printf("unblocked %s\n", who);
+cleanup:
+    tf_cli_ctl_close(&c);
+    return rc;
+}
+
+int tf_cli_contact_block(struct tf_cli *cli, int argc, char **argv)
+{
+    return set_blocked(cli, argc, argv, true);
+}
+
+int tf_cli_contact_unblock(struct tf_cli *cli, int argc, char **argv)
+{
+    return set_blocked(cli, argc, argv, false);
+}

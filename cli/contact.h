@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * twofold contact add|list|show|set|rm: the contact verbs, over the control
+ * twofold contact add|list|show|set|rm|block|unblock: the contact verbs, over the control
  * socket.  Arguments that can be checked here (aliases, trust names, tags,
  * the card's checksum and signature) are checked before the node is asked.
  */
@@ -20,5 +20,9 @@ tf_cli_verb_fn tf_cli_contact_show;
 tf_cli_verb_fn tf_cli_contact_set;
 /* contact rm NAME|ID */
 tf_cli_verb_fn tf_cli_contact_rm;
+/* contact block NAME|ID: drop their proposals (contact.set blocked=true) */
+tf_cli_verb_fn tf_cli_contact_block;
+/* contact unblock NAME|ID: take their proposals again */
+tf_cli_verb_fn tf_cli_contact_unblock;
 
 #endif

@@ -4,7 +4,8 @@
  * that finds the one asked for (as wireguard-tools' wg.c does); the verbs live
  * in offline.c (init, id, card), contact.c, intro.c (propose, intros, show,
  * withdraw, inbox, accept, decline), message.c (message, messages, outbox)
- * and node.c (status, watch, ping).
+ * node.c (status, watch, ping) and policy.c (policy check, reload, show,
+ * test).
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -19,6 +20,7 @@
 #include "cli/message.h"
 #include "cli/node.h"
 #include "cli/offline.h"
+#include "cli/policy.h"
 #include "cli/render.h"
 
 struct verb {
@@ -67,6 +69,46 @@ static const struct verb CONTACT_VERBS[] = {
                 "  --unblock          take proposals from them again\n",
      tf_cli_contact_set, NULL},
     {"rm", "NAME|ID", "remove a contact", NAME_OR_ID, tf_cli_contact_rm, NULL},
+    {"block", "NAME|ID", "drop introduction proposals from a contact",
+     NAME_OR_ID "\n"
+                "Their proposals are dropped without asking you, whatever your policy says.\n"
+                "The same as 'twofold contact set NAME|ID --block'.\n",
+     tf_cli_contact_block, NULL},
+    {"unblock", "NAME|ID", "take introduction proposals from a contact again",
+     NAME_OR_ID "\n"
+                "Their proposals go to your policy and inbox again.  The same as 'twofold\n"
+                "contact set NAME|ID --unblock'.\n",
+     tf_cli_contact_unblock, NULL},
+    {NULL, NULL, NULL, NULL, NULL, NULL},
+};
+
+static const struct verb POLICY_VERBS[] = {
+    {"check", "[FILE]", "check a policy file for errors (no node needed)",
+     "  FILE               the file to check (default: the policy file in the home)\n"
+     "\n"
+     "Parses the file as the node would, without loading it, and prints 'FILE: N rules,\n"
+     "OK', or the first error as FILE:LINE:COLUMN: what is wrong (status 1).  With no\n"
+     "policy file every proposal is put to you (ask).  See docs/POLICY.md.\n",
+     tf_cli_policy_check, NULL},
+    {"reload", "", "make the node read its policy file again",
+     "A file with an error is refused as a whole (the message says where) and the node\n"
+     "keeps the policy it had.\n",
+     tf_cli_policy_reload, NULL},
+    {"show", "", "print the node's active policy rules",
+     "Prints each rule in canonical form after its line in the file: 'LINE: rule'.\n",
+     tf_cli_policy_show, NULL},
+    {"test", "--connector NAME|ID|unknown --topic TOPIC [--mode MODE]",
+     "ask the active policy what it would decide for an introduction",
+     "  --connector NAME|ID\n"
+     "                     who proposes it: a contact (alias, id or the first 6 or more\n"
+     "                     characters of an id), or unknown for someone who is not one\n"
+     "  --topic TOPIC      the introduction's topic, a tag (a-z 0-9 -)\n"
+     "  --mode MODE        parallel (the default) or sequential\n"
+     "\n"
+     "Prints the decision and the rule that made it, as 'accept (policy:2)', or 'ask (no\n"
+     "rule matched: the default)'.  Nothing is decided or counted: limits are read, not\n"
+     "used.\n",
+     tf_cli_policy_test, NULL},
     {NULL, NULL, NULL, NULL, NULL, NULL},
 };
 
@@ -87,7 +129,8 @@ static const struct verb VERBS[] = {
      "\n"
      "Give the card to people who want to add you: 'twofold contact add CARD'.\n",
      tf_cli_offline_card, NULL},
-    {"contact", "add|list|show|set|rm ...", "manage your contacts", NULL, NULL, CONTACT_VERBS},
+    {"contact", "add|list|show|set|rm|block|unblock ...", "manage your contacts", NULL, NULL,
+     CONTACT_VERBS},
     {"propose",
      "A B --topic TOPIC [--note TEXT | --note-a TEXT --note-b TEXT]\n"
      "                       [--about-a TEXT] [--about-b TEXT] [--sequential]\n"
@@ -181,6 +224,8 @@ static const struct verb VERBS[] = {
      "\n"
      "One event per line; with --json one JSON object per line.  Ctrl-C stops (status 0).\n",
      tf_cli_node_watch, NULL},
+    {"policy", "check|reload|show|test ...",
+     "check, reload, show and test your introduction policy", NULL, NULL, POLICY_VERBS},
     {NULL, NULL, NULL, NULL, NULL, NULL},
 };
 
@@ -201,7 +246,7 @@ static void list_verbs(FILE *out, const struct verb *table, const char *prefix)
         if (v->group != NULL)
             list_verbs(out, v->group, name);
         else
-            fprintf(out, "  %-14s %s\n", name, v->summary);
+            fprintf(out, "  %-16s %s\n", name, v->summary);
     }
 }
 

@@ -271,7 +271,9 @@ def test_usage():
                  ["contact", "add"], ["contact", "list"], ["contact", "show"],
                  ["contact", "set"], ["contact", "rm"], ["ping"], ["message"], ["messages"],
                  ["outbox"], ["propose"], ["intros"], ["show"], ["withdraw"], ["inbox"],
-                 ["accept"], ["decline"]):
+                 ["accept"], ["decline"], ["contact", "block"], ["contact", "unblock"],
+                 ["policy"], ["policy", "check"], ["policy", "reload"], ["policy", "show"],
+                 ["policy", "test"]):
         expect("%s --help" % " ".join(verb), run(*verb, "--help"), 0, out_has=("usage:",))
         expect("%s -h" % " ".join(verb), run(*verb, "-h"), 0, out_has=("usage:",))
     expect("bad trust", run("contact", "add", "--trust", "best", "x"), 2,
@@ -1053,6 +1055,241 @@ def test_intros(home):
         node.close()
 
 
+def test_policy(tmp, home):
+    """policy check (offline), policy reload/show/test and contact block/unblock."""
+    tw = lambda *a, **kw: run("--home", home, *a, **kw)
+    expect("--help lists the policy verbs", run("--help"), 0,
+           out_has=("policy check ", "policy reload ", "policy show ", "policy test ",
+                    "contact block ", "contact unblock "))
+    expect("contact --help lists block", run("contact", "--help"), 0,
+           out_has=("contact block ", "contact unblock "))
+    expect("policy --help", run("policy", "--help"), 0,
+           out_has=("policy check ", "policy test "))
+    expect("policy test --help", run("policy", "test", "--help"), 0,
+           out_has=("usage: twofold policy test --connector NAME|ID|unknown --topic TOPIC",
+                    "--mode MODE"))
+    expect("policy check --help", run("policy", "check", "-h"), 0,
+           out_has=("usage: twofold policy check [FILE]",))
+
+    # policy check: offline, against the real parser.
+    good = os.path.join(tmp, "good.policy")
+    with open(good, "w") as f:
+        f.write("# strangers: no\ndecline when connector is unknown\n\n"
+                "accept  when connector trust >= known and topic in offers limit 5 per 7d\n"
+                "ask\n")
+    expect("policy check good", run("policy", "check", good), 0,
+           out_has=("%s: 3 rules, OK\n" % good,))
+    code, out, _ = expect("policy check good --json", run("--json", "policy", "check", good), 0)
+    check("policy check --json", json.loads(out) == {"file": good, "loaded": True, "rules": 3},
+          out)
+    one = os.path.join(tmp, "one.policy")
+    with open(one, "w") as f:
+        f.write("ask\n")
+    expect("policy check one rule", run("policy", "check", one), 0,
+           out_has=("%s: 1 rule, OK\n" % one,))
+    bad = os.path.join(tmp, "bad.policy")
+    with open(bad, "w") as f:
+        f.write("decline when connector is unknown\n# fine\n"
+                "accept when connector trust >= known and topic in offerz\n")
+    code, out, err = run("policy", "check", bad)
+    check("policy check bad", code == 1 and out == "" and err == (
+        "%s:3:51: expected 'offers' or 'seeks' after 'topic in', found 'offerz'\n" % bad),
+        repr((code, out, err)))
+    with open(bad, "w") as f:
+        f.write("Accept\n")
+    code, out, err = run("policy", "check", bad)
+    check("policy check bad keyword", code == 1 and
+          err == "%s:1:1: keywords are lowercase, found 'Accept'\n" % bad, repr((code, out, err)))
+    with open(bad, "w") as f:
+        f.write("ask when\n")
+    code, out, err = run("--json", "policy", "check", bad)
+    msg = "%s:1:9: expected a condition (connector, topic or mode), found end of line" % bad
+    check("policy check bad --json", code == 1 and err == msg + "\n" and json.loads(out) == {
+        "error": {"code": -10020, "name": "E_BAD_VALUE", "message": msg, "line": 1,
+                  "column": 9}}, repr((code, out, err)))
+    with open(bad, "w") as f:
+        f.write("ask # caf\u00e9 ok\nask when topic is \x1b[31m\n")
+    code, out, err = run("policy", "check", bad)
+    check("policy check bad text is cleaned", code == 1 and err.startswith(bad + ":2:")
+          and "\x1b" not in err, repr((code, out, err)))
+    big = os.path.join(tmp, "big.policy")
+    with open(big, "w") as f:
+        f.write("#" * (1 << 20) + "\n")
+    expect("policy check over 1 MiB", run("policy", "check", big), 1,
+           err_has=("twofold policy check: %s is larger than 1 MiB" % big,))
+    with open(big, "w") as f:
+        rest = (1 << 20) - 4
+        f.write("ask\n" + ("#" * 99 + "\n") * (rest // 100) + "#" * (rest % 100 - 1) + "\n")
+    check("policy file of exactly 1 MiB", os.path.getsize(big) == 1 << 20)
+    expect("policy check at 1 MiB", run("policy", "check", big), 0, out_has=("1 rule, OK",))
+    os.unlink(big)
+    expect("policy check endless input", run("policy", "check", "/dev/zero"), 1,
+           err_has=("/dev/zero is larger than 1 MiB",))
+    expect("policy check missing file", run("policy", "check", os.path.join(tmp, "nope")), 1,
+           err_has=("cannot open %s: No such file" % os.path.join(tmp, "nope"),))
+    expect("policy check directory", run("policy", "check", tmp), 1,
+           err_has=("it is a directory",))
+    expect("policy check two files", run("policy", "check", good, bad), 2,
+           err_has=("unexpected argument",))
+    pol = os.path.join(home, "policy")
+    check("no default policy yet", not os.path.exists(pol))
+    code, out, err = tw("policy", "check")
+    check("policy check, no default file", code == 0 and out ==
+          "no policy file at %s: every proposal is put to you (ask)\n" % pol and err == "",
+          repr((code, out, err)))
+    code, out, _ = tw("--json", "policy", "check")
+    check("policy check, no default file --json", code == 0 and json.loads(out) == {
+        "file": pol, "loaded": False, "rules": 0}, out)
+    shutil.copy(good, pol)
+    expect("policy check, default file", tw("policy", "check"), 0,
+           out_has=("%s: 3 rules, OK" % pol,))
+    with open(pol, "w") as f:
+        f.write("ask\ndecline when mode is both\n")
+    code, out, err = tw("policy", "check")
+    check("policy check, default file bad", code == 1 and
+          err.startswith(pol + ":2:22: ") and "'both'" in err, repr((code, out, err)))
+    os.unlink(pol)
+
+    # The node verbs, against the fake node.
+    state = {"loaded": True, "reload_fails": False}
+
+    def handler(req):
+        verb, args = req["verb"], req.get("args", {})
+        if verb == "policy.reload":
+            if state["reload_fails"]:
+                return refuse(req, -10020, "E_BAD_VALUE",
+                              pol + ":3:23: conditions go before 'limit', found 'when'")
+            return ok(req, {"file": pol, "rules": 3})
+        if verb == "policy.show":
+            if not state["loaded"]:
+                return ok(req, {"file": pol, "loaded": False, "rules": []})
+            return ok(req, {"file": pol, "loaded": True, "rules": [
+                {"line": 2, "text": "decline when connector is unknown"},
+                {"line": 4, "text": "accept when connector trust >= known and topic in offers "
+                                    "limit 5 per 7d"},
+                {"line": 5, "text": "ask \x1b[2J"}]})
+        if verb == "policy.test":
+            if args["connector"] == "nobody":
+                return refuse(req, -10070, "E_NOT_FOUND", "no contact called 'nobody'")
+            if args["topic"] == "law":
+                return ok(req, {"action": "accept", "rule": "policy:2", "line": 2,
+                                "file": pol})
+            return ok(req, {"action": "ask", "rule": None, "line": None, "file": pol})
+        if verb == "contact.set":
+            if args["name"] == "nobody":
+                return refuse(req, -10070, "E_NOT_FOUND", "no contact called 'nobody'")
+            alias = None if args["name"] == "tf1bbbbbb" else "bob"
+            return ok(req, contact(ID_B, alias, "Bob \x1b[1mSmith", blocked=args["blocked"]))
+        return refuse(req, -10075, "E_UNKNOWN_VERB", "unknown verb")
+
+    node = FakeNode(home, handler)
+    try:
+        expect("policy reload", tw("policy", "reload"), 0,
+               out_has=("policy reloaded: 3 rules from %s\n" % pol,))
+        req = node.requests[-1]
+        check("policy reload request bytes", node.raw[-1] == mp_encode(
+            {"id": req["id"], "verb": "policy.reload"}), repr(node.raw[-1]))
+        code, out, _ = expect("policy reload --json", tw("--json", "policy", "reload"), 0)
+        check("policy reload --json", json.loads(out) == {"file": pol, "rules": 3}, out)
+        state["reload_fails"] = True
+        code, out, err = tw("policy", "reload")
+        check("policy reload refused", code == 1 and out == "" and err ==
+              "twofold policy reload: %s:3:23: conditions go before 'limit', found 'when'\n"
+              % pol, repr((code, out, err)))
+        code, out, _ = tw("--json", "policy", "reload")
+        check("policy reload refused --json", code == 1 and
+              json.loads(out)["error"]["name"] == "E_BAD_VALUE", out)
+        expect("policy reload argument", tw("policy", "reload", "x"), 2,
+               err_has=("unexpected argument 'x'",))
+
+        code, out, err = tw("policy", "show")
+        check("policy show", code == 0 and out ==
+              "2: decline when connector is unknown\n"
+              "4: accept when connector trust >= known and topic in offers limit 5 per 7d\n"
+              "5: ask ?[2J\n", repr((code, out, err)))
+        req = node.requests[-1]
+        check("policy show request bytes", node.raw[-1] == mp_encode(
+            {"id": req["id"], "verb": "policy.show"}), repr(node.raw[-1]))
+        code, out, _ = expect("policy show --json", tw("policy", "show", "--json"), 0)
+        j = json.loads(out)
+        check("policy show --json", j["loaded"] is True and j["rules"][1]["line"] == 4
+              and j["rules"][2]["text"] == "ask \x1b[2J", out)
+        state["loaded"] = False
+        code, out, err = tw("policy", "show")
+        check("policy show, no file", code == 0 and
+              out == "no policy file: every proposal is put to you\n", repr((code, out, err)))
+
+        expect("policy test accept", tw("policy", "test", "--connector", "bob", "--topic", "law",
+                                        "--mode", "sequential"), 0,
+               out_has=("accept (policy:2)\n",))
+        req = node.requests[-1]
+        check("policy test request bytes", node.raw[-1] == mp_encode(
+            {"id": req["id"], "verb": "policy.test",
+             "args": {"connector": "bob", "topic": "law", "mode": "sequential"}}),
+            repr(node.raw[-1]))
+        code, out, err = tw("policy", "test", "--connector", "unknown", "--topic", "tax")
+        check("policy test default", code == 0 and
+              out == "ask (no rule matched: the default)\n", repr((code, out, err)))
+        check("policy test request without mode", node.requests[-1]["args"] == {
+            "connector": "unknown", "topic": "tax"}, repr(node.requests[-1]))
+        code, out, _ = expect("policy test --json", tw("policy", "test", "--json", "--connector",
+                                                       "bob", "--topic", "law"), 0)
+        check("policy test --json", json.loads(out) == {"action": "accept", "rule": "policy:2",
+                                                        "line": 2, "file": pol}, out)
+        expect("policy test refused", tw("policy", "test", "--connector", "nobody", "--topic",
+                                         "law"), 1,
+               err_has=("twofold policy test: no contact called 'nobody'",))
+        n = len(node.requests)
+        for name, argv, msg in (
+                ("no connector", ["--topic", "law"], "missing --connector"),
+                ("no topic", ["--connector", "bob"], "missing --topic"),
+                ("bad topic", ["--connector", "bob", "--topic", "Law"], "not a topic"),
+                ("bad mode", ["--connector", "bob", "--topic", "law", "--mode", "both"],
+                 "mode 'both' is not parallel or sequential"),
+                ("empty connector", ["--connector", "", "--topic", "law"], "the name is empty"),
+                ("argument", ["--connector", "bob", "--topic", "law", "x"],
+                 "unexpected argument 'x'")):
+            expect("policy test " + name, tw("policy", "test", *argv), 2, err_has=(msg,))
+        check("policy test usage errors not sent", len(node.requests) == n)
+
+        code, out, err = tw("contact", "block", "bob")
+        check("contact block", code == 0 and
+              out == "blocked bob: their proposals are now dropped\n", repr((code, out, err)))
+        req = node.requests[-1]
+        check("contact block request bytes", node.raw[-1] == mp_encode(
+            {"id": req["id"], "verb": "contact.set", "args": {"name": "bob", "blocked": True}}),
+            repr(node.raw[-1]))
+        code, out, err = tw("contact", "unblock", "tf1bbbbbb")
+        check("contact unblock (no alias: their name)", code == 0 and
+              out == "unblocked Bob ?[1mSmith\n", repr((code, out, err)))
+        req = node.requests[-1]
+        check("contact unblock request bytes", node.raw[-1] == mp_encode(
+            {"id": req["id"], "verb": "contact.set",
+             "args": {"name": "tf1bbbbbb", "blocked": False}}), repr(node.raw[-1]))
+        code, out, _ = expect("contact block --json", tw("--json", "contact", "block", "bob"), 0)
+        check("contact block --json", json.loads(out)["blocked"] is True, out)
+        expect("contact block refused", tw("contact", "block", "nobody"), 1,
+               err_has=("twofold contact block: no contact called 'nobody'",))
+        expect("contact block no name", tw("contact", "block"), 2, err_has=("missing NAME|ID",))
+        expect("contact unblock two names", tw("contact", "unblock", "a", "b"), 2,
+               err_has=("unexpected argument 'b'",))
+        expect("contact block empty name", tw("contact", "block", ""), 2,
+               err_has=("the name is empty",))
+    finally:
+        node.close()
+
+    node = FakeNode(home, lambda req: ok(req, {"a": 1}))
+    try:
+        for verb in (["policy", "reload"], ["policy", "show"],
+                     ["policy", "test", "--connector", "bob", "--topic", "law"]):
+            expect(" ".join(verb[:2]) + ", malformed reply", tw(*verb), 3,
+                   err_has=("malformed",))
+    finally:
+        node.close()
+    expect("policy reload, node not running", tw("policy", "reload"), 3,
+           err_has=("twofoldd is not running",))
+
+
 def main():
     global TWOFOLD
     if len(sys.argv) != 2:
@@ -1067,6 +1304,7 @@ def main():
         test_with_node(home, card_b)
         test_messaging(tmp, home)
         test_intros(home)
+        test_policy(tmp, home)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     print("%d passed, %d failed" % (RESULTS["passed"], RESULTS["failed"]))
