@@ -11,7 +11,7 @@ import sys
 import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from harness import NodeTestCase, wait_for  # noqa: E402
+from harness import NodeTestCase, free_port, wait_for  # noqa: E402
 
 LAWYER = """# the real-estate lawyer of docs/POLICY.md
 decline when connector is unknown
@@ -191,6 +191,43 @@ class Policy(NodeTestCase):
             f.write("ask\n")
         alice.cli("policy", "reload")
         self.assertEqual(len(self.ctl(alice, "policy.show")["result"]["rules"]), 1)
+
+    def test_topic_in_offers_uses_the_owners_card(self):
+        alice = self.start("alice", "accept when connector is known and topic in offers\nask\n")
+        carol = self.start("carol")
+        bob = self.start("bob")
+        dave = self.start("dave")
+        for other, alias in ((alice, "alice"), (bob, "bob"), (dave, "dave")):
+            self.knows(carol, other, alias)
+        self.knows(alice, carol, "carol")
+        r = self.ctl(alice, "profile.set", {"offers": ["real-estate-law"]})
+        self.assertTrue(r["ok"], r)
+        self.assertEqual((r["result"]["seq"], r["result"]["offers"]), (2, ["real-estate-law"]))
+        iid = self.propose(carol, "alice", "bob", "real-estate-law")
+        self.assertEqual(self.wait_item(alice, iid, "accepted")["decided_by"], "policy:1")
+        iid2 = self.propose(carol, "alice", "dave", "tax-law")
+        self.assertIsNone(self.wait_item(alice, iid2, "pending")["decided_by"])
+
+    def test_card_update_carries_a_new_address(self):
+        a = self.start("a")
+        b = self.start("b")
+        self.knows(a, b, "b")
+        self.knows(b, a, "a")
+        new = "127.0.0.1:%d" % free_port()
+        r = self.ctl(b, "profile.set", {"name": "B moved", "advertise": [new], "listen": new})
+        self.assertTrue(r["ok"], r)
+        shown = wait_for("a holds b's new card",
+                         lambda: (lambda c: c if c["seq"] == 2 else None)(
+                             a.json("contact", "show", "b")), 20)
+        self.assertEqual((shown["name"], shown["addrs"], shown["alias"]),
+                         ("B moved", [new], "b"))
+        # B moves: it now listens on the new address, and A finds it there.
+        self.assertEqual(b.stop(), 0)
+        b.start()
+        out = a.cli("ping", "b").stdout
+        self.assertIn(new, out)
+        # An older card is not taken back.
+        self.assertEqual(a.json("contact", "show", "b")["seq"], 2)
 
     def test_broken_file_refuses_the_start(self):
         alice = self.node("alice", port=True)
