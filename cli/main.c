@@ -4,8 +4,8 @@
  * that finds the one asked for (as wireguard-tools' wg.c does); the verbs live
  * in offline.c (init, id, card), contact.c, intro.c (propose, intros, show,
  * withdraw, inbox, accept, decline), message.c (message, messages, outbox)
- * node.c (status, watch, ping) and policy.c (policy check, reload, show,
- * test).
+ * node.c (status, watch, ping), policy.c (policy check, reload, show,
+ * test) and profile.c (profile, profile set).
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -21,6 +21,7 @@
 #include "cli/node.h"
 #include "cli/offline.h"
 #include "cli/policy.h"
+#include "cli/profile.h"
 #include "cli/render.h"
 
 struct verb {
@@ -29,7 +30,8 @@ struct verb {
     const char *summary;  /* one line for the verb list */
     const char *details;  /* the rest of its --help */
     tf_cli_verb_fn *fn;
-    const struct verb *group; /* sub-verbs (NULL-name terminated) instead of fn */
+    const struct verb *group; /* sub-verbs (NULL-name terminated); with fn too, fn runs
+                                 when no sub-verb is named */
 };
 
 #define NAME_OR_ID                                                                                 \
@@ -109,6 +111,25 @@ static const struct verb POLICY_VERBS[] = {
      "rule matched: the default)'.  Nothing is decided or counted: limits are read, not\n"
      "used.\n",
      tf_cli_policy_test, NULL},
+    {NULL, NULL, NULL, NULL, NULL, NULL},
+};
+
+static const struct verb PROFILE_VERBS[] = {
+    {"set",
+     "[--name NAME] [--offers TAG,...] [--seeks TAG,...]\n"
+     "                           [--advertise HOST:PORT,...] [--listen HOST:PORT]",
+     "change your card; the node re-issues it and sends it to your contacts",
+     "  --name NAME        your display name: 1-64 bytes of text without control characters\n"
+     "  --offers TAG,...   what you offer, tags (a-z 0-9 -) separated by commas; they replace\n"
+     "                     the ones on your card, and --offers \"\" removes them all\n"
+     "  --seeks TAG,...    what you seek, the same way\n"
+     "  --advertise HOST:PORT,...\n"
+     "                     the addresses put on your card (at most 8)\n"
+     "  --listen HOST:PORT where twofoldd listens, from its next start\n"
+     "\n"
+     "Give at least one option; what you leave out stays as it is.  The card gets the next\n"
+     "number, and contacts keep it only if it is newer than the one they hold.\n",
+     tf_cli_profile_set, NULL},
     {NULL, NULL, NULL, NULL, NULL, NULL},
 };
 
@@ -226,6 +247,11 @@ static const struct verb VERBS[] = {
      tf_cli_node_watch, NULL},
     {"policy", "check|reload|show|test ...",
      "check, reload, show and test your introduction policy", NULL, NULL, POLICY_VERBS},
+    {"profile", "[set ...]", "show your own card as the running node holds it",
+     "Shows your id, name, addresses, offers, seeks, the card's number, when it was issued,\n"
+     "where the node listens, and the card itself.  'twofold profile set --help' tells how\n"
+     "to change it.\n",
+     tf_cli_profile_show, PROFILE_VERBS},
     {NULL, NULL, NULL, NULL, NULL, NULL},
 };
 
@@ -243,10 +269,10 @@ static void list_verbs(FILE *out, const struct verb *table, const char *prefix)
     for (const struct verb *v = table; v->name != NULL; v++) {
         char name[64];
         snprintf(name, sizeof name, "%s%s%s", prefix, prefix[0] ? " " : "", v->name);
+        if (v->fn != NULL)
+            fprintf(out, "  %-16s %s\n", name, v->summary);
         if (v->group != NULL)
             list_verbs(out, v->group, name);
-        else
-            fprintf(out, "  %-16s %s\n", name, v->summary);
     }
 }
 
@@ -277,6 +303,15 @@ static bool wants_help(int argc, char **argv)
 {
     for (int i = 0; i < argc && strcmp(argv[i], "--") != 0; i++)
         if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0)
+            return true;
+    return false;
+}
+
+/* True if name is one of table's verbs. */
+static bool names_verb(const struct verb *table, const char *name)
+{
+    for (const struct verb *v = table; v->name != NULL; v++)
+        if (strcmp(v->name, name) == 0)
             return true;
     return false;
 }
@@ -322,7 +357,7 @@ static int dispatch(struct tf_cli *cli, const struct verb *table, const char *pr
     cli->cmd = cmd;
     argc -= a.next + 1;
     argv += a.next + 1;
-    if (v->group != NULL)
+    if (v->group != NULL && (v->fn == NULL || (argc > 0 && names_verb(v->group, argv[0]))))
         return dispatch(cli, v->group, sub, argc, argv);
     if (wants_help(argc, argv)) {
         verb_help(v, cmd);

@@ -1290,6 +1290,86 @@ def test_policy(tmp, home):
            err_has=("twofoldd is not running",))
 
 
+def test_profile(home):
+    tw = lambda *a, **kw: run("--home", home, *a, **kw)
+    expect("--help lists profile", run("--help"), 0, out_has=("profile ", "profile set "))
+    expect("profile --help", run("profile", "--help"), 0, out_has=("usage: twofold profile",))
+    expect("profile set --help", run("profile", "set", "-h"), 0,
+           out_has=("usage: twofold profile set [--name NAME]", "--offers TAG,...", "--listen"))
+    prof = {"id": ID_B, "name": "Bob \x1b[1mB", "addrs": ["bob.example:7451"],
+            "offers": ["law", "tax"], "seeks": [], "seq": 3, "issued": NOW - 7200,
+            "listen": "0.0.0.0:7451", "card": "tfcard1:xyz"}
+
+    def handler(req):
+        if req["verb"] == "profile.show":
+            return ok(req, prof)
+        if req["verb"] == "profile.set":
+            if req["args"].get("name") == "Nobody":
+                return refuse(req, 9, "E_BAD_VALUE", "name refused")
+            return ok(req, dict(prof, seq=4, **{k: v for k, v in req["args"].items()
+                                               if k in ("name", "offers", "seeks")}))
+        return refuse(req, 1, "E_UNKNOWN_VERB", "no")
+
+    node = FakeNode(home, handler)
+    try:
+        code, out, err = expect("profile", tw("profile"), 0,
+                                out_has=("id " + ID_B, "name Bob ?[1mB",
+                                         "addresses bob.example:7451", "offers law, tax",
+                                         "card number 3", "issued 2 h ago",
+                                         "listen 0.0.0.0:7451", "card tfcard1:xyz"))
+        req = node.requests[-1]
+        check("profile request bytes", node.raw[-1] == mp_encode(
+            {"id": req["id"], "verb": "profile.show"}), repr(node.raw[-1]))
+        code, out, _ = expect("profile --json", tw("profile", "--json"), 0)
+        check("profile --json passthrough", json.loads(out) == prof, out)
+        expect("profile argument", tw("profile", "x"), 2, err_has=("unexpected argument 'x'",))
+
+        code, out, err = expect("profile set", tw("profile", "set", "--name", "Robert",
+                                                  "--offers", "law,tax-2", "--seeks", "",
+                                                  "--advertise", "a.example:1,[::1]:7451",
+                                                  "--listen", "0.0.0.0:7452"), 0,
+                                out_has=("card re-issued as number 4 and sent to your contacts\n",
+                                         "name Robert", "offers law, tax-2",
+                                         "takes effect when twofoldd restarts"))
+        req = node.requests[-1]
+        check("profile set request bytes", node.raw[-1] == mp_encode(
+            {"id": req["id"], "verb": "profile.set",
+             "args": {"name": "Robert", "offers": ["law", "tax-2"], "seeks": [],
+                      "advertise": ["a.example:1", "[::1]:7451"], "listen": "0.0.0.0:7452"}}),
+            repr(node.raw[-1]))
+        code, out, err = expect("profile set only seeks", tw("profile", "set", "--seeks", "x"), 0,
+                                out_lacks=("restarts",))
+        req = node.requests[-1]
+        check("profile set only seeks bytes", node.raw[-1] == mp_encode(
+            {"id": req["id"], "verb": "profile.set", "args": {"seeks": ["x"]}}),
+            repr(node.raw[-1]))
+        code, out, _ = expect("profile set --json", tw("--json", "profile", "set", "--offers",
+                                                       ""), 0, out_lacks=("re-issued",))
+        check("profile set --json", json.loads(out)["offers"] == [] and
+              json.loads(out)["seq"] == 4, out)
+        expect("profile set refused", tw("profile", "set", "--name", "Nobody"), 1,
+               err_has=("name refused",))
+        n = len(node.requests)
+        for name, argv, msg in (
+                ("nothing", [], "nothing to change"),
+                ("bad tag", ["--offers", "law,Tax"], "'Tax' is not a tag"),
+                ("empty tag", ["--seeks", "a,,b"], "'' is not a tag"),
+                ("bad address", ["--advertise", "nope"], "'nope' is not an address"),
+                ("bad port", ["--advertise", "a.example:0"], "is not an address"),
+                ("bad listen", ["--listen", "x"], "--listen 'x' is not an address"),
+                ("empty name", ["--name", ""], "1 to 64 bytes"),
+                ("long name", ["--name", "x" * 65], "1 to 64 bytes"),
+                ("control name", ["--name", "a\x1bb"], "1 to 64 bytes"),
+                ("too many tags", ["--offers", ",".join("t%d" % i for i in range(17))],
+                 "at most 16"),
+                ("argument", ["--name", "A", "x"], "unexpected argument 'x'")):
+            expect("profile set " + name, tw("profile", "set", *argv), 2, err_has=(msg,))
+        check("profile set usage errors not sent", len(node.requests) == n)
+    finally:
+        node.close()
+    expect("profile, node not running", tw("profile"), 3, err_has=("twofoldd is not running",))
+
+
 def main():
     global TWOFOLD
     if len(sys.argv) != 2:
@@ -1305,6 +1385,7 @@ def main():
         test_messaging(tmp, home)
         test_intros(home)
         test_policy(tmp, home)
+        test_profile(home)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     print("%d passed, %d failed" % (RESULTS["passed"], RESULTS["failed"]))
