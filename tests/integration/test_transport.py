@@ -494,7 +494,7 @@ class Hostile(TransportTestCase):
         (mallory,) = self.nodes_up("mallory", start=False)
         out = self.hostile(b, "bad-envelopes", "--from-home", a.home, home=mallory.home)
         self.assertEqual(out.strip(), "bad-envelopes: not-peer=1/6 not-a-contact=1/7 "
-                         "expired=1/3 not-for-me=1/2 unsupported=1/8")
+                         "expired=1/3 not-for-me=1/2 invalid-body=1/9")
         self.assertEqual(messages(b), [])
         self.assertEqual(b.json("status")["messages"], 0)
         self.still_serves(a, b)

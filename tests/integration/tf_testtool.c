@@ -703,8 +703,10 @@ static int hostile_envelopes(const struct hostile *h)
          TF_PROTO_ACK_REASON_EXPIRED, 0, 0},
         {"not-for-me", &id, id.sign_pk, later, TF_PROTO_MSG_TYPE_NOTE,
          TF_PROTO_ACK_REASON_NOT_FOR_ME, 0, 0},
-        {"unsupported", &id, s.peer_sign_pk, later, TF_PROTO_MSG_TYPE_CARD_UPDATE,
-         TF_PROTO_ACK_REASON_UNSUPPORTED, 0, 0},
+        /* Every type is handled now: a card update whose body is no card is
+         * an invalid body. */
+        {"invalid-body", &id, s.peer_sign_pk, later, TF_PROTO_MSG_TYPE_CARD_UPDATE,
+         TF_PROTO_ACK_REASON_INVALID, 0, 0},
     };
     size_t n = sizeof cases / sizeof cases[0];
     bool ok = true;
