@@ -32,6 +32,10 @@ struct tf_node_contact;
 int tf_node__find_contact(struct tf_node *node, const msgpack_object *args, const char *key,
                           struct tf_node_contact *c, char *why, size_t why_cap);
 
+/* Makes room for one more element in a growing array (*items holds n of
+ * *cap elements of size bytes).  TF_OK or TF_E_NOMEM (the array unchanged). */
+int tf_node__grow(void **items, size_t *cap, size_t n, size_t size);
+
 /* Writes the contact's alias for pk as str, or nil (pk may be NULL). */
 void tf_node__write_alias(struct tf_node *node, const uint8_t *pk, struct tf_proto_mp_writer *w);
 

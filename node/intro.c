@@ -771,14 +771,8 @@ static int sweep_cb(const uint8_t *key, size_t klen, const uint8_t *val, size_t 
     out_free(&o);
     if (!due)
         return 0;
-    if (s->n == s->cap) {
-        size_t cap = s->cap ? 2 * s->cap : 16;
-        uint8_t(*p)[32] = realloc(s->ids, cap * sizeof *p);
-        if (p == NULL)
-            return 1;
-        s->ids = p;
-        s->cap = cap;
-    }
+    if (tf_node__grow((void **)&s->ids, &s->cap, s->n, sizeof *s->ids) != TF_OK)
+        return 1;
     memcpy(s->ids[s->n++], key, 32);
     return 0;
 }
@@ -1125,15 +1119,9 @@ static int list_out_cb(const uint8_t *key, size_t klen, const uint8_t *val, size
         out_free(&o);
         return 0;
     }
-    if (l->n == l->cap) {
-        size_t cap = l->cap ? 2 * l->cap : 16;
-        struct intro_out *p = realloc(l->items, cap * sizeof *p);
-        if (p == NULL) {
-            out_free(&o);
-            return 1;
-        }
-        l->items = p;
-        l->cap = cap;
+    if (tf_node__grow((void **)&l->items, &l->cap, l->n, sizeof *l->items) != TF_OK) {
+        out_free(&o);
+        return 1;
     }
     l->items[l->n++] = o;
     return 0;
@@ -1305,15 +1293,9 @@ static int list_in_cb(const uint8_t *key, size_t klen, const uint8_t *val, size_
         in_free(&r);
         return 0;
     }
-    if (l->n == l->cap) {
-        size_t cap = l->cap ? 2 * l->cap : 16;
-        struct intro_in *p = realloc(l->items, cap * sizeof *p);
-        if (p == NULL) {
-            in_free(&r);
-            return 1;
-        }
-        l->items = p;
-        l->cap = cap;
+    if (tf_node__grow((void **)&l->items, &l->cap, l->n, sizeof *l->items) != TF_OK) {
+        in_free(&r);
+        return 1;
     }
     l->items[l->n++] = r;
     return 0;

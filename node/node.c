@@ -153,6 +153,21 @@ int tf_node_event(struct tf_node *node, const struct tf_proto_buf *record)
     return TF_OK;
 }
 
+int tf_node__grow(void **items, size_t *cap, size_t n, size_t size)
+{
+    if (n < *cap)
+        return TF_OK;
+    size_t next = *cap ? 2 * *cap : 16;
+    if (next > SIZE_MAX / size)
+        return TF_E_NOMEM;
+    void *p = realloc(*items, next * size);
+    if (p == NULL)
+        return TF_E_NOMEM;
+    *items = p;
+    *cap = next;
+    return TF_OK;
+}
+
 struct tf_node_savepoint tf_node_savepoint(const struct tf_node *node)
 {
     struct tf_node_savepoint sp = {tf_node_store_savepoint(node->store), node->n_pending_events};

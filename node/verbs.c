@@ -631,15 +631,9 @@ static int msg_list_cb(const struct tf_node_message *m, void *arg)
     struct msg_list *l = arg;
     if (l->filter && memcmp(m->contact, l->pk, 32) != 0)
         return 0;
-    if (l->n == l->cap) {
-        size_t cap = l->cap ? 2 * l->cap : 64;
-        struct tf_node_message *p = realloc(l->items, cap * sizeof *p);
-        if (p == NULL) {
-            l->err = TF_E_NOMEM;
-            return 1;
-        }
-        l->items = p;
-        l->cap = cap;
+    if (tf_node__grow((void **)&l->items, &l->cap, l->n, sizeof *l->items) != TF_OK) {
+        l->err = TF_E_NOMEM;
+        return 1;
     }
     struct tf_node_message *dst = &l->items[l->n];
     *dst = *m;
