@@ -19,6 +19,7 @@ void tf_node_config_defaults(struct tf_node_config *cfg)
     cfg->max_in_flight = 64;
     cfg->note_ttl_s = 7 * 86400;
     cfg->retry_max_ms = 15 * 60 * 1000;
+    cfg->max_pending_per_connector = 100;
 }
 
 struct key {
@@ -41,6 +42,7 @@ static const struct key KEYS[] = {
     KEY(max_in_flight, 1, 100000),
     KEY(note_ttl_s, 60, 365 * 86400),
     KEY(retry_max_ms, 1000, 86400000),
+    KEY(max_pending_per_connector, 1, 1000000),
 };
 
 static char *trim(char *s)

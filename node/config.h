@@ -25,9 +25,10 @@ struct tf_node_config {
     uint64_t max_handshake_frame;  /* largest frame from an unauthenticated peer */
     uint64_t max_connections;      /* links in all */
     uint64_t max_connections_per_ip;
-    uint64_t max_in_flight; /* unacknowledged envelopes sent on one link */
-    uint64_t note_ttl_s;    /* how long a note is retried */
-    uint64_t retry_max_ms;  /* backoff cap */
+    uint64_t max_in_flight;             /* unacknowledged envelopes sent on one link */
+    uint64_t note_ttl_s;                /* how long a note is retried */
+    uint64_t retry_max_ms;              /* backoff cap */
+    uint64_t max_pending_per_connector; /* open proposals one connector may have with us */
 };
 
 /* The defaults. */

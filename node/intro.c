@@ -528,6 +528,26 @@ static int remember_card(struct tf_node *node, const struct tf_proto_bytes *card
                                 card->len);
 }
 
+struct pending_scan {
+    const uint8_t *connector;
+    uint64_t n;
+};
+
+static int pending_cb(const uint8_t *key, size_t klen, const uint8_t *val, size_t vlen, void *arg)
+{
+    struct pending_scan *ps = arg;
+    struct intro_in r;
+    struct tf_proto_proposal p;
+    if (klen != 32 || in_decode(key, val, vlen, &r) != TF_OK)
+        return 0;
+    if (r.state == IN_PENDING &&
+        tf_proto_proposal_decode(r.proposal.data, r.proposal.len, &p) == TF_OK &&
+        memcmp(p.core.connector_pk, ps->connector, 32) == 0)
+        ps->n++;
+    in_free(&r);
+    return 0;
+}
+
 static int on_proposal(struct tf_node *node, const uint8_t from[32], const uint8_t *body,
                        size_t len)
 {
@@ -563,6 +583,19 @@ static int on_proposal(struct tf_node *node, const uint8_t from[32], const uint8
     }
     if (rc != TF_E_NOT_FOUND)
         return -1;
+    /* One connector may not fill the inbox: refuse beyond the cap of open
+     * (pending) proposals from it. */
+    struct pending_scan ps = {.connector = from, .n = 0};
+    if (tf_node_store_kv_foreach(node->store, TF_NODE_STORE_INTROS_IN, pending_cb, &ps) != TF_OK)
+        return -1;
+    if (ps.n >= node->config.max_pending_per_connector) {
+        char tid[TF_PROTO_TEXT_ID_SIZE];
+        tf_proto_text_id_encode(from, tid);
+        tf_node_log(TF_NODE_LOG_WARN, "intro",
+                    "proposal from %s refused: %llu proposals from it are already pending", tid,
+                    (unsigned long long)ps.n);
+        return TF_PROTO_ACK_REASON_REFUSED;
+    }
     memset(&r, 0, sizeof r);
     memcpy(r.id, p.intro_id, 32);
     r.state = IN_PENDING;

@@ -229,6 +229,29 @@ class Policy(NodeTestCase):
         # An older card is not taken back.
         self.assertEqual(a.json("contact", "show", "b")["seq"], 2)
 
+    def test_one_connector_cannot_fill_the_inbox(self):
+        alice = self.node("alice", port=True)
+        alice.init()
+        alice.write_config(retry_max_ms=2000, max_pending_per_connector=2)
+        alice.start()
+        carol = self.start("carol")
+        others = [self.start(n) for n in ("bob", "dave", "frank")]
+        self.knows(carol, alice, "alice")
+        for o in others:
+            self.knows(carol, o, o.name)
+        ids = [self.propose(carol, "alice", o.name, "t%d" % i) for i, o in enumerate(others)]
+        self.wait_item(alice, ids[0], "pending")
+        self.wait_item(alice, ids[1], "pending")
+        alice.wait_log("2 proposals from it are already pending", 20)
+        self.assertIsNone(self.item(alice, ids[2]))
+        # Answering one frees a place (Carol retries only until she is told
+        # no, so a fresh proposal is needed).
+        alice.cli("decline", ids[0])
+        more = self.start("erin")
+        self.knows(carol, more, "erin")
+        iid = self.propose(carol, "alice", "erin", "t9")
+        self.wait_item(alice, iid, "pending")
+
     def test_broken_file_refuses_the_start(self):
         alice = self.node("alice", port=True)
         alice.init()
