@@ -177,6 +177,18 @@ static void flush(struct client *c)
         client_close(c);
 }
 
+/* Writes the start of a successful reply: {"id": id, "ok": true, "result":
+ * — the caller writes the result value next. */
+static void write_ok_head(struct tf_proto_mp_writer *w, uint64_t id)
+{
+    tf_proto_mp_write_map(w, 3);
+    tf_proto_mp_write_cstr(w, "id");
+    tf_proto_mp_write_uint(w, id);
+    tf_proto_mp_write_cstr(w, "ok");
+    tf_proto_mp_write_bool(w, true);
+    tf_proto_mp_write_cstr(w, "result");
+}
+
 /* Writes an error reply body. */
 static int error_body(uint64_t id, int code, const char *message, struct tf_proto_buf *out)
 {
@@ -241,12 +253,7 @@ static void handle_watch(struct client *c, uint64_t id, const msgpack_object *ar
     struct tf_proto_buf body;
     struct out_frame *f;
     tf_proto_mp_writer_init(&w);
-    tf_proto_mp_write_map(&w, 3);
-    tf_proto_mp_write_cstr(&w, "id");
-    tf_proto_mp_write_uint(&w, id);
-    tf_proto_mp_write_cstr(&w, "ok");
-    tf_proto_mp_write_bool(&w, true);
-    tf_proto_mp_write_cstr(&w, "result");
+    write_ok_head(&w, id);
     tf_proto_mp_write_map(&w, 1);
     tf_proto_mp_write_cstr(&w, "seq");
     tf_proto_mp_write_uint(&w, st.events);
@@ -349,12 +356,7 @@ void tf_node_ctl_complete(struct tf_node_ctl_deferred *d, int rc, const struct t
     if (rc == TF_OK) {
         struct tf_proto_mp_writer w;
         tf_proto_mp_writer_init(&w);
-        tf_proto_mp_write_map(&w, 3);
-        tf_proto_mp_write_cstr(&w, "id");
-        tf_proto_mp_write_uint(&w, f->id);
-        tf_proto_mp_write_cstr(&w, "ok");
-        tf_proto_mp_write_bool(&w, true);
-        tf_proto_mp_write_cstr(&w, "result");
+        write_ok_head(&w, f->id);
         tf_proto_mp_write_raw(&w, result->data, result->len);
         rc = tf_proto_mp_writer_finish(&w, &body);
     }
@@ -429,12 +431,7 @@ static void handle_request(struct client *c, const uint8_t *body, size_t len)
     }
     struct tf_proto_mp_writer w;
     tf_proto_mp_writer_init(&w);
-    tf_proto_mp_write_map(&w, 3);
-    tf_proto_mp_write_cstr(&w, "id");
-    tf_proto_mp_write_uint(&w, id);
-    tf_proto_mp_write_cstr(&w, "ok");
-    tf_proto_mp_write_bool(&w, true);
-    tf_proto_mp_write_cstr(&w, "result");
+    write_ok_head(&w, id);
     struct tf_node_ctl_request request = {c, id};
     struct tf_node_savepoint sp = tf_node_savepoint(node);
     rc = tf_node_verbs_run(node, &request, verb, verb_len, args, &w, why, sizeof why);

@@ -145,6 +145,15 @@ static int r_str(struct tf_proto_mp_reader *r, struct tf_proto_buf *dst, size_t 
     return rc != TF_OK ? rc : set_buf(dst, v.ptr, v.len);
 }
 
+/* A record that does not decode is skipped by lists and sweeps, never
+ * silently: each time it is met, this says which. */
+static void corrupt_record(const char *table, const uint8_t id[32])
+{
+    char hex[65];
+    sodium_bin2hex(hex, sizeof hex, id, 32);
+    tf_node_log(TF_NODE_LOG_ERROR, "intro", "corrupt %s record %.16s skipped", table, hex);
+}
+
 static int out_encode(const struct intro_out *o, struct tf_proto_buf *out)
 {
     struct tf_proto_mp_writer w;
@@ -202,6 +211,7 @@ static int out_decode(const uint8_t id[32], const uint8_t *p, size_t n, struct i
     return TF_OK;
 fail:
     out_free(o);
+    corrupt_record("intros_out", id);
     return TF_E_CORRUPT;
 }
 
@@ -253,6 +263,7 @@ static int in_decode(const uint8_t id[32], const uint8_t *p, size_t n, struct in
     return TF_OK;
 fail:
     in_free(r);
+    corrupt_record("intros_in", id);
     return TF_E_CORRUPT;
 }
 

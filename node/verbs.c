@@ -185,10 +185,7 @@ void tf_node_verbs_write_contact(struct tf_proto_mp_writer *w, const struct tf_n
     tf_proto_mp_write_cstr(w, "name");
     tf_proto_mp_write_text(w, c->fields.name);
     tf_proto_mp_write_cstr(w, "alias");
-    if (c->alias[0])
-        tf_proto_mp_write_cstr(w, c->alias);
-    else
-        tf_proto_mp_write_nil(w);
+    tf_proto_mp_write_cstr_or_nil(w, c->alias);
     tf_proto_mp_write_cstr(w, "trust");
     tf_proto_mp_write_cstr(w, tf_node_trust_name(c->trust));
     tf_proto_mp_write_cstr(w, "tags");
@@ -272,10 +269,7 @@ static int verb_status(struct tf_node *node, const msgpack_object *args,
     tf_proto_mp_write_cstr(w, "name");
     tf_proto_mp_write_text(w, node->card_fields.name);
     tf_proto_mp_write_cstr(w, "listen");
-    if (node->listen[0])
-        tf_proto_mp_write_cstr(w, node->listen);
-    else
-        tf_proto_mp_write_nil(w);
+    tf_proto_mp_write_cstr_or_nil(w, node->listen);
     tf_proto_mp_write_cstr(w, "version");
     tf_proto_mp_write_cstr(w, TF_VERSION);
     tf_proto_mp_write_cstr(w, "pid");
@@ -695,10 +689,7 @@ static int verb_message_list(struct tf_node *node, const msgpack_object *args,
             tf_proto_mp_write_cstr(w, "updated");
             tf_proto_mp_write_uint(w, m->updated);
             tf_proto_mp_write_cstr(w, "error");
-            if (m->error[0])
-                tf_proto_mp_write_cstr(w, m->error);
-            else
-                tf_proto_mp_write_nil(w);
+            tf_proto_mp_write_cstr_or_nil(w, m->error);
         }
     } else {
         WHY("cannot read the messages: %s", tf_strerror(rc));
@@ -757,10 +748,7 @@ static int outbox_list_cb(const struct tf_node_outbox_entry *e, void *arg)
     tf_proto_mp_write_cstr(w, "expires");
     tf_proto_mp_write_uint(w, e->expires);
     tf_proto_mp_write_cstr(w, "last_error");
-    if (e->last_error[0])
-        tf_proto_mp_write_cstr(w, e->last_error);
-    else
-        tf_proto_mp_write_nil(w);
+    tf_proto_mp_write_cstr_or_nil(w, e->last_error);
     l->n++;
     return 0;
 }

@@ -595,6 +595,14 @@ void tf_proto_mp_write_int(struct tf_proto_mp_writer *w, int64_t v)
     WITH_PACKER(w, msgpack_pack_int64(&pk_, v));
 }
 
+void tf_proto_mp_write_cstr_or_nil(struct tf_proto_mp_writer *w, const char *s)
+{
+    if (s == NULL || s[0] == '\0')
+        tf_proto_mp_write_nil(w);
+    else
+        tf_proto_mp_write_cstr(w, s);
+}
+
 void tf_proto_mp_write_raw(struct tf_proto_mp_writer *w, const uint8_t *p, size_t n)
 {
     if (n > 0 && append_cb(w, (const char *)p, n) != 0 && w->err == TF_OK)

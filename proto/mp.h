@@ -132,6 +132,8 @@ void tf_proto_mp_write_int(struct tf_proto_mp_writer *w, int64_t v);
 void tf_proto_mp_write_raw(struct tf_proto_mp_writer *w, const uint8_t *p, size_t n);
 /* NUL-terminated string as str. */
 void tf_proto_mp_write_cstr(struct tf_proto_mp_writer *w, const char *s);
+/* As tf_proto_mp_write_cstr, but nil for NULL or "" (an absent optional text). */
+void tf_proto_mp_write_cstr_or_nil(struct tf_proto_mp_writer *w, const char *s);
 void tf_proto_mp_write_bool(struct tf_proto_mp_writer *w, bool v);
 void tf_proto_mp_write_nil(struct tf_proto_mp_writer *w);
 void tf_proto_mp_write_bin(struct tf_proto_mp_writer *w, const uint8_t *p, size_t n);

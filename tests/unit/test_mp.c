@@ -739,6 +739,22 @@ static void test_check_rejections(void **state)
     assert_rc(check_bytes(c1, 0), TF_E_TRUNCATED);
 }
 
+static void test_writer_cstr_or_nil(void **state)
+{
+    (void)state;
+    struct tf_proto_mp_writer w;
+    struct tf_proto_buf out;
+    tf_proto_mp_writer_init(&w);
+    tf_proto_mp_write_cstr_or_nil(&w, NULL);
+    tf_proto_mp_write_cstr_or_nil(&w, "");
+    tf_proto_mp_write_cstr_or_nil(&w, "ab");
+    assert_int_equal(tf_proto_mp_writer_finish(&w, &out), TF_OK);
+    static const uint8_t want[] = {0xc0, 0xc0, 0xa2, 'a', 'b'};
+    assert_int_equal(out.len, sizeof want);
+    assert_memory_equal(out.data, want, sizeof want);
+    tf_proto_buf_free(&out);
+}
+
 int main(void)
 {
     if (sodium_init() < 0)
@@ -746,6 +762,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_round_trip_every_type_and_width),
         cmocka_unit_test(test_writer_text_and_finish),
+        cmocka_unit_test(test_writer_cstr_or_nil),
         cmocka_unit_test(test_noncanonical_rejected),
         cmocka_unit_test(test_wrong_type),
         cmocka_unit_test(test_truncated_at_every_prefix_and_trailing),
