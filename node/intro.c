@@ -288,10 +288,56 @@ static int out_load(struct tf_node *node, const uint8_t id[32], struct intro_out
     return rc;
 }
 
+/* The indexes (node/store.h, schema 5).  Each holds one key per indexed
+ * record and is written in the same transaction as the record. */
+
+/* Puts key into table t when present is true, else removes it if there. */
+static int index_set(struct tf_node *node, enum tf_node_store_table t, const uint8_t *key,
+                     size_t klen, bool present)
+{
+    if (present)
+        return tf_node_store_kv_put(node->store, t, key, klen, NULL, 0);
+    int rc = tf_node_store_kv_del(node->store, t, key, klen);
+    return rc == TF_E_NOT_FOUND ? TF_OK : rc;
+}
+
+/* intro_pairs key: the two parties' keys in byte order, then the topic. */
+#define PAIR_KEY_MAX (64 + TF_PROTO_TAG_MAX)
+static size_t pair_key(const uint8_t a[32], const uint8_t b[32], const uint8_t *topic,
+                       size_t topic_len, uint8_t key[static PAIR_KEY_MAX])
+{
+    bool a_first = memcmp(a, b, 32) < 0;
+    memcpy(key, a_first ? a : b, 32);
+    memcpy(key + 32, a_first ? b : a, 32);
+    if (topic_len > 0)
+        memcpy(key + 64, topic, topic_len);
+    return 64 + topic_len;
+}
+
+static int pair_index_put(struct tf_node *node, const struct intro_out *o)
+{
+    uint8_t key[PAIR_KEY_MAX];
+    size_t klen = pair_key(o->pk[0], o->pk[1], o->topic.data, o->topic.len, key);
+    return tf_node_store_kv_put(node->store, TF_NODE_STORE_INTRO_PAIRS, key, klen, o->id, 32);
+}
+
+/* intro_expiry key: u64be(expires) || id. */
+static void expiry_key(uint64_t expires, const uint8_t id[32], uint8_t key[40])
+{
+    for (int i = 0; i < 8; i++)
+        key[i] = (uint8_t)(expires >> (56 - 8 * i));
+    memcpy(key + 8, id, 32);
+}
+
 static int out_save(struct tf_node *node, const struct intro_out *o)
 {
     struct tf_proto_buf v = {0};
-    return put_record(node, TF_NODE_STORE_INTROS_OUT, o->id, out_encode(o, &v), &v);
+    uint8_t key[40];
+    int rc = put_record(node, TF_NODE_STORE_INTROS_OUT, o->id, out_encode(o, &v), &v);
+    expiry_key(o->expires, o->id, key);
+    if (rc == TF_OK) /* only an open intro can expire */
+        rc = index_set(node, TF_NODE_STORE_INTRO_EXPIRY, key, sizeof key, o->state == OUT_ASKING);
+    return rc;
 }
 
 static int in_load(struct tf_node *node, const uint8_t id[32], struct intro_in *r)
@@ -307,7 +353,17 @@ static int in_load(struct tf_node *node, const uint8_t id[32], struct intro_in *
 static int in_save(struct tf_node *node, const struct intro_in *r)
 {
     struct tf_proto_buf v = {0};
-    return put_record(node, TF_NODE_STORE_INTROS_IN, r->id, in_encode(r, &v), &v);
+    struct tf_proto_proposal p;
+    uint8_t key[64];
+    int rc = put_record(node, TF_NODE_STORE_INTROS_IN, r->id, in_encode(r, &v), &v);
+    /* intro_pending key: connector || id, while the owner has not answered. */
+    if (rc == TF_OK &&
+        (rc = tf_proto_proposal_decode(r->proposal.data, r->proposal.len, &p)) == TF_OK) {
+        memcpy(key, p.core.connector_pk, 32);
+        memcpy(key + 32, r->id, 32);
+        rc = index_set(node, TF_NODE_STORE_INTRO_PENDING, key, sizeof key, r->state == IN_PENDING);
+    }
+    return rc;
 }
 
 /* Events: {time, type, id} plus one optional string pair. */
@@ -539,24 +595,20 @@ static int remember_card(struct tf_node *node, const struct tf_proto_bytes *card
                                 card->len);
 }
 
+/* Counts a connector's pending proposals (intro_pending), up to max. */
 struct pending_scan {
     const uint8_t *connector;
-    uint64_t n;
+    uint64_t n, max;
 };
 
 static int pending_cb(const uint8_t *key, size_t klen, const uint8_t *val, size_t vlen, void *arg)
 {
+    (void)val;
+    (void)vlen;
     struct pending_scan *ps = arg;
-    struct intro_in r;
-    struct tf_proto_proposal p;
-    if (klen != 32 || in_decode(key, val, vlen, &r) != TF_OK)
-        return 0;
-    if (r.state == IN_PENDING &&
-        tf_proto_proposal_decode(r.proposal.data, r.proposal.len, &p) == TF_OK &&
-        memcmp(p.core.connector_pk, ps->connector, 32) == 0)
-        ps->n++;
-    in_free(&r);
-    return 0;
+    if (klen != 64 || memcmp(key, ps->connector, 32) != 0)
+        return 1; /* past this connector's keys */
+    return ++ps->n >= ps->max ? 1 : 0;
 }
 
 static int on_proposal(struct tf_node *node, const uint8_t from[32], const uint8_t *body,
@@ -596,8 +648,11 @@ static int on_proposal(struct tf_node *node, const uint8_t from[32], const uint8
         return -1;
     /* One connector may not fill the inbox: refuse beyond the cap of open
      * (pending) proposals from it. */
-    struct pending_scan ps = {.connector = from, .n = 0};
-    if (tf_node_store_kv_foreach(node->store, TF_NODE_STORE_INTROS_IN, pending_cb, &ps) != TF_OK)
+    struct pending_scan ps = {from, 0, node->config.max_pending_per_connector};
+    rc = ps.max == 0 ? 1
+                     : tf_node_store_kv_foreach_from(node->store, TF_NODE_STORE_INTRO_PENDING, from,
+                                                     32, pending_cb, &ps);
+    if (rc != TF_OK && rc != 1)
         return -1;
     if (ps.n >= node->config.max_pending_per_connector) {
         char tid[TF_PROTO_TEXT_ID_SIZE];
@@ -798,6 +853,8 @@ int tf_node_intro_receive(struct tf_node *node, uint16_t type, const uint8_t fro
 
 /* Expiry sweep (connector side). */
 
+/* Collects the open intros that expired before now (intro_expiry is in
+ * expiry order, so the walk stops at the first that has not). */
 struct sweep {
     struct tf_node *node;
     uint64_t now;
@@ -807,17 +864,19 @@ struct sweep {
 
 static int sweep_cb(const uint8_t *key, size_t klen, const uint8_t *val, size_t vlen, void *arg)
 {
+    (void)val;
+    (void)vlen;
     struct sweep *s = arg;
-    struct intro_out o;
-    if (klen != 32 || out_decode(key, val, vlen, &o) != TF_OK)
+    if (klen != 40)
         return 0;
-    bool due = o.state == OUT_ASKING && s->now > o.expires;
-    out_free(&o);
-    if (!due)
-        return 0;
+    uint64_t expires = 0;
+    for (int i = 0; i < 8; i++)
+        expires = expires << 8 | key[i];
+    if (expires >= s->now)
+        return 1;
     if (tf_node__grow((void **)&s->ids, &s->cap, s->n, sizeof *s->ids) != TF_OK)
         return 1;
-    memcpy(s->ids[s->n++], key, 32);
+    memcpy(s->ids[s->n++], key + 8, 32);
     return 0;
 }
 
@@ -833,12 +892,17 @@ static void sweep_timer_cb(uv_timer_t *t)
         tf_node_log(TF_NODE_LOG_WARN, "delivery", "seen-id cleanup failed: %s", tf_strerror(grc));
     else if (removed > 0)
         tf_node_log(TF_NODE_LOG_DEBUG, "delivery", "forgot %zu expired message ids", removed);
-    if (tf_node_store_kv_foreach(node->store, TF_NODE_STORE_INTROS_OUT, sweep_cb, &s) != TF_OK)
+    int src = tf_node_store_kv_foreach(node->store, TF_NODE_STORE_INTRO_EXPIRY, sweep_cb, &s);
+    if (src != TF_OK && src != 1)
         s.n = 0;
     for (size_t i = 0; i < s.n; i++) {
         struct intro_out o;
         if (out_load(node, s.ids[i], &o) != TF_OK)
             continue;
+        if (o.state != OUT_ASKING) { /* a stale index entry */
+            out_free(&o);
+            continue;
+        }
         o.state = OUT_EXPIRED;
         o.updated = s.now;
         int rc = close_asked(node, &o, -1);
@@ -853,9 +917,76 @@ static void sweep_timer_cb(uv_timer_t *t)
     free(s.ids);
 }
 
+/* Collects every key of a table of intro records. */
+struct id_list {
+    uint8_t (*ids)[32];
+    size_t n, cap;
+};
+
+static int collect_cb(const uint8_t *key, size_t klen, const uint8_t *val, size_t vlen, void *arg)
+{
+    (void)val;
+    (void)vlen;
+    struct id_list *l = arg;
+    if (klen != 32)
+        return 0;
+    if (tf_node__grow((void **)&l->ids, &l->cap, l->n, sizeof *l->ids) != TF_OK)
+        return TF_E_NOMEM;
+    memcpy(l->ids[l->n++], key, 32);
+    return 0;
+}
+
+/* Fills the indexes from the intro tables, once: a store made before schema
+ * 5 has intros but empty indexes.  The meta key that records it is written
+ * in the same transaction, so a crash before the commit only means the work
+ * is done again. */
+#define INDEXED_META_KEY "intro-indexes"
+static int build_indexes(struct tf_node *node)
+{
+    struct tf_proto_buf v = {0};
+    int rc = tf_node_store_meta_get(node->store, INDEXED_META_KEY, &v);
+    tf_proto_buf_free(&v);
+    if (rc != TF_E_NOT_FOUND)
+        return rc;
+    struct id_list out = {0}, in = {0};
+    rc = tf_node_store_kv_foreach(node->store, TF_NODE_STORE_INTROS_OUT, collect_cb, &out);
+    if (rc == TF_OK)
+        rc = tf_node_store_kv_foreach(node->store, TF_NODE_STORE_INTROS_IN, collect_cb, &in);
+    for (size_t i = 0; rc == TF_OK && i < out.n; i++) {
+        struct intro_out o;
+        int lrc = out_load(node, out.ids[i], &o);
+        if (lrc == TF_OK) {
+            if ((rc = out_save(node, &o)) == TF_OK)
+                rc = pair_index_put(node, &o);
+            out_free(&o);
+        }
+    }
+    for (size_t i = 0; rc == TF_OK && i < in.n; i++) {
+        struct intro_in r;
+        if (in_load(node, in.ids[i], &r) == TF_OK) {
+            rc = in_save(node, &r);
+            in_free(&r);
+        }
+    }
+    if (rc == TF_OK)
+        rc = tf_node_store_meta_put(node->store, INDEXED_META_KEY, (const uint8_t *)"1", 1);
+    if (rc == TF_OK && out.n + in.n > 0)
+        tf_node_log(TF_NODE_LOG_INFO, "intro", "indexed %zu intros and %zu inbox items", out.n,
+                    in.n);
+    free(out.ids);
+    free(in.ids);
+    return rc;
+}
+
 int tf_node_intro_start(struct tf_node *node)
 {
-    int rc = uv_timer_init(node->loop, &node->intro_sweep);
+    int rc = build_indexes(node);
+    if (rc != TF_OK) {
+        tf_node_log(TF_NODE_LOG_ERROR, "intro", "cannot index the intro tables: %s",
+                    tf_strerror(rc));
+        return rc;
+    }
+    rc = uv_timer_init(node->loop, &node->intro_sweep);
     if (rc != 0)
         return rc;
     node->intro_sweep.data = node;
@@ -897,23 +1028,29 @@ static int opt_str(const msgpack_object *args, const char *key, char *buf, size_
     return TF_OK;
 }
 
-struct pair_scan {
-    uint8_t a[32], b[32];
-    int found; /* an open or introduced intro for the pair: its state + 1 */
-};
-
-static int pair_cb(const uint8_t *key, size_t klen, const uint8_t *val, size_t vlen, void *arg)
+/* The open or introduced intro this connector made for the pair a, b about
+ * topic: its state + 1, or 0 if there is none (a closed one does not count:
+ * the connector may ask again). */
+static int pair_lookup(struct tf_node *node, const uint8_t a[32], const uint8_t b[32],
+                       const char *topic, int *found)
 {
-    struct pair_scan *s = arg;
+    uint8_t key[PAIR_KEY_MAX];
+    struct tf_proto_buf id = {0};
     struct intro_out o;
-    if (klen != 32 || out_decode(key, val, vlen, &o) != TF_OK)
-        return 0;
-    bool same = (memcmp(o.pk[0], s->a, 32) == 0 && memcmp(o.pk[1], s->b, 32) == 0) ||
-                (memcmp(o.pk[0], s->b, 32) == 0 && memcmp(o.pk[1], s->a, 32) == 0);
-    if (same && (o.state == OUT_ASKING || o.state == OUT_INTRODUCED))
-        s->found = (int)o.state + 1;
-    out_free(&o);
-    return s->found ? 1 : 0;
+    size_t klen = pair_key(a, b, (const uint8_t *)topic, strlen(topic), key);
+    *found = 0;
+    int rc = tf_node_store_kv_get(node->store, TF_NODE_STORE_INTRO_PAIRS, key, klen, &id);
+    if (rc == TF_E_NOT_FOUND)
+        return TF_OK;
+    if (rc == TF_OK && id.len == 32 && (rc = out_load(node, id.data, &o)) == TF_OK) {
+        if (o.state == OUT_ASKING || o.state == OUT_INTRODUCED)
+            *found = (int)o.state + 1;
+        out_free(&o);
+    } else if (rc == TF_OK) {
+        rc = TF_E_CORRUPT;
+    }
+    tf_proto_buf_free(&id);
+    return rc == TF_E_NOT_FOUND ? TF_OK : rc; /* an index entry for a removed intro */
 }
 
 static int verb_propose(struct tf_node *node, const msgpack_object *args,
@@ -952,15 +1089,13 @@ static int verb_propose(struct tf_node *node, const msgpack_object *args,
         rc = TF_E_SAME_PARTY;
         goto out;
     }
-    struct pair_scan scan = {.found = 0};
-    memcpy(scan.a, ca.pk, 32);
-    memcpy(scan.b, cb.pk, 32);
-    rc = tf_node_store_kv_foreach(node->store, TF_NODE_STORE_INTROS_OUT, pair_cb, &scan);
-    if (rc != TF_OK && scan.found == 0) /* pair_cb stops the walk at a match */
+    int found;
+    if ((rc = pair_lookup(node, ca.pk, cb.pk, topic, &found)) != TF_OK)
         goto out;
-    if (scan.found) {
-        WHY(scan.found == OUT_INTRODUCED + 1 ? "you already introduced these two"
-                                             : "an intro for these two is already open");
+    if (found) {
+        WHY(found == OUT_INTRODUCED + 1 ? "you already introduced these two about %s"
+                                        : "an intro for these two about %s is already open",
+            topic);
         rc = TF_E_EXISTS;
         goto out;
     }
@@ -1010,7 +1145,7 @@ static int verb_propose(struct tf_node *node, const msgpack_object *args,
     o.side[1] = sequential ? SIDE_NOT_ASKED : SIDE_PENDING;
     if ((rc = send_proposal(node, &o, 0)) != TF_OK ||
         (!sequential && (rc = send_proposal(node, &o, 1)) != TF_OK) ||
-        (rc = out_save(node, &o)) != TF_OK ||
+        (rc = out_save(node, &o)) != TF_OK || (rc = pair_index_put(node, &o)) != TF_OK ||
         (rc = intro_event(node, "intro.proposed", o.id, NULL, NULL)) != TF_OK) {
         WHY("cannot record the intro: %s", tf_strerror(rc));
         goto out;
@@ -1103,11 +1238,10 @@ static int id_cb(const uint8_t *key, size_t klen, const uint8_t *val, size_t vle
     if (klen != 32)
         return 0;
     sodium_bin2hex(hex, sizeof hex, key, 32);
-    if (strncmp(hex, s->prefix, s->n) == 0) {
-        memcpy(s->id, key, 32);
-        s->matches++;
-    }
-    return 0;
+    if (strncmp(hex, s->prefix, s->n) != 0)
+        return 1; /* keys are in order: past the prefix */
+    memcpy(s->id, key, 32);
+    return ++s->matches > 1 ? 1 : 0;
 }
 
 static int resolve_id(struct tf_node *node, enum tf_node_store_table table,
@@ -1131,8 +1265,13 @@ static int resolve_id(struct tf_node *node, enum tf_node_store_table table,
         s.prefix[i] = ch;
     }
     s.n = n;
-    int rc = tf_node_store_kv_foreach(node->store, table, id_cb, &s);
-    if (rc != TF_OK)
+    /* Walk from the first key with the prefix's whole bytes. */
+    uint8_t from[32];
+    size_t flen = 0;
+    if (sodium_hex2bin(from, sizeof from, s.prefix, n & ~(size_t)1, NULL, &flen, NULL) != 0)
+        return TF_E_BAD_REQUEST;
+    int rc = tf_node_store_kv_foreach_from(node->store, table, from, flen, id_cb, &s);
+    if (rc != TF_OK && rc != 1)
         return rc;
     if (s.matches == 0) {
         WHY("no intro %.*s here", (int)n, s.prefix);

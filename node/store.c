@@ -49,6 +49,9 @@ enum dbi {
     DBI_INTROS_IN,
     DBI_CARDS,
     DBI_POLICY_HITS,
+    DBI_INTRO_PAIRS,
+    DBI_INTRO_EXPIRY,
+    DBI_INTRO_PENDING,
     DBI_COUNT
 };
 
@@ -70,6 +73,9 @@ static const struct {
     [DBI_INTROS_IN] = {"intros_in", 3},
     [DBI_CARDS] = {"cards", 3},
     [DBI_POLICY_HITS] = {"policy_hits", 4},
+    [DBI_INTRO_PAIRS] = {"intro_pairs", 5},
+    [DBI_INTRO_EXPIRY] = {"intro_expiry", 5},
+    [DBI_INTRO_PENDING] = {"intro_pending", 5},
 };
 
 /* The value of keys that carry none (index entries).  Not NULL: write_op
@@ -480,6 +486,15 @@ static int migrate_3_to_4(struct tf_node_store *st, MDB_txn *txn)
     return open_tables(st, txn, 4, 4, MDB_CREATE);
 }
 
+/* Schema 5 adds the intro indexes (intro_pairs, intro_expiry,
+ * intro_pending).  node/intro.c fills them from the intro tables at its start
+ * (it alone can read those records), in the same transaction as the meta key
+ * that says it did. */
+static int migrate_4_to_5(struct tf_node_store *st, MDB_txn *txn)
+{
+    return open_tables(st, txn, 5, 5, MDB_CREATE);
+}
+
 static const struct {
     migrate_fn *fn;
     bool additive;
@@ -487,6 +502,7 @@ static const struct {
     [1] = {migrate_1_to_2, true},
     [2] = {migrate_2_to_3, true},
     [3] = {migrate_3_to_4, true},
+    [4] = {migrate_4_to_5, true},
 };
 
 static int put_schema(struct tf_node_store *st, MDB_txn *txn)
@@ -948,6 +964,12 @@ static enum dbi kv_dbi(enum tf_node_store_table t)
         return DBI_CARDS;
     case TF_NODE_STORE_POLICY_HITS:
         return DBI_POLICY_HITS;
+    case TF_NODE_STORE_INTRO_PAIRS:
+        return DBI_INTRO_PAIRS;
+    case TF_NODE_STORE_INTRO_EXPIRY:
+        return DBI_INTRO_EXPIRY;
+    case TF_NODE_STORE_INTRO_PENDING:
+        return DBI_INTRO_PENDING;
     }
     return DBI_COUNT;
 }

@@ -33,8 +33,9 @@
  * MULTILINE allowing '\n' and '\t'.)
  *
  * Schema history: 1 = meta, contacts, aliases, events; 2 adds outbox,
- * outbox_due, seen, seen_exp and messages (an additive migration: see
- * tf_node_store_open).
+ * outbox_due, seen, seen_exp and messages; 3 the intro tables and cards; 4
+ * policy_hits; 5 the intro indexes (enum tf_node_store_table).  Each
+ * migration so far is additive: see tf_node_store_open.
  *
  * Group commit: every mutation goes into ONE write transaction that is opened
  * lazily at the first write of a loop iteration and committed by
@@ -63,7 +64,7 @@
 
 /* The schema this code writes.  A store with a newer schema is refused
  * (TF_E_VERSION); an older one is migrated on open. */
-#define TF_NODE_STORE_SCHEMA 4
+#define TF_NODE_STORE_SCHEMA 5
 
 struct tf_node_store;
 
@@ -301,6 +302,10 @@ enum tf_node_store_table {
     TF_NODE_STORE_INTROS_IN,
     TF_NODE_STORE_CARDS,
     TF_NODE_STORE_POLICY_HITS, /* schema 4: rule key || u64be(time) || id -> connector */
+    /* Schema 5, indexes of node/intro.c's tables: */
+    TF_NODE_STORE_INTRO_PAIRS,   /* lower pk || higher pk || topic -> intro id (intros_out) */
+    TF_NODE_STORE_INTRO_EXPIRY,  /* u64be(expires) || intro id -> empty (open intros_out) */
+    TF_NODE_STORE_INTRO_PENDING, /* connector pk || intro id -> empty (pending intros_in) */
 };
 
 /* Keys are 1..256 bytes.  get: TF_E_NOT_FOUND if absent, *out owned by the

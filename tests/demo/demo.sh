@@ -5,8 +5,7 @@
 # for one).  A first proposal (tax law) that Bob declines: Carol sees the
 # decline and its private reason, Alice only sees that it will not go ahead.
 # Then the real-estate proposal: both accept, and both now have each other as
-# contacts "introduced by Carol".  (The declined one comes first because a
-# connector cannot propose a pair it has already introduced.)
+# contacts "introduced by Carol".
 #
 #   tests/demo/demo.sh BUILD_DIR
 set -euo pipefail

@@ -698,7 +698,8 @@ class Refusals(IntroTestCase):
         self.assertEqual(carol.json("intros"), [])
 
         iid = self.propose(carol, "alice", "bob", *base)
-        self.refused(carol, "propose", "alice", "bob", "--topic", "other", name="E_EXISTS",
+        # One open intro per pair and topic, whichever way round.
+        self.refused(carol, "propose", "alice", "bob", *base, name="E_EXISTS",
                      text="already open")
         self.refused(carol, "propose", "bob", self.ids["alice"][:12], *base, name="E_EXISTS",
                      text="already open")
@@ -713,8 +714,8 @@ class Refusals(IntroTestCase):
         self.wait_inbox(alice, iid, "introduced")
         self.wait_inbox(bob, iid, "introduced")
         self.refused(carol, "propose", "alice", "bob", *base, name="E_EXISTS",
-                     text="already introduced")
-        self.refused(carol, "propose", "bob", "alice", "--topic", "x", name="E_EXISTS",
+                     text="already introduced these two about law")
+        self.refused(carol, "propose", "bob", "alice", *base, name="E_EXISTS",
                      text="already introduced")
         for n in (alice, bob):
             self.refused(n, "accept", iid, name="E_BAD_STATE", text="introduced")
@@ -728,6 +729,21 @@ class Refusals(IntroTestCase):
         # Nothing changed.
         self.assert_introduced_once(carol, alice, bob, iid)
         self.assertEqual(len(carol.json("intros")), 1)
+        # Another topic is another intro for the same two; both sides keep
+        # the contact they already have (and its first provenance).
+        iid2 = self.propose(carol, "bob", "alice", "--topic", "chess")
+        self.assertNotEqual(iid2, iid)
+        self.refused(carol, "propose", "alice", "bob", "--topic", "chess", name="E_EXISTS",
+                     text="already open")
+        for n in (alice, bob):
+            self.wait_inbox(n, iid2, "pending")
+            n.cli("accept", iid2[:10])
+        self.wait_intro(carol, iid2, "introduced")
+        for n, other in ((alice, "bob"), (bob, "alice")):
+            self.wait_inbox(n, iid2, "introduced")
+            contacts = [c for c in n.json("contact", "list") if c["id"] == self.ids[other]]
+            self.assertEqual(len(contacts), 1)
+            self.assertEqual(contacts[0]["intro"], iid)
 
 
 if __name__ == "__main__":
