@@ -1,0 +1,220 @@
+/* SPDX-License-Identifier: MIT */
+/* libsodium operation costs, and how many of each one introduction takes. */
+#include "tests/bench/bench.h"
+
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <sodium.h>
+
+/*
+ * ======================================================================
+ * OPS_PER_INTRO: the public-key and hash operations of ONE introduction,
+ * summed over all three nodes (1 connector C, parties A and B), parallel
+ * mode, both parties accepting by policy, links already up (the Noise
+ * handshakes happen once per link, not per intro).  Read from the code as
+ * of this commit: node/intro.c, node/delivery.c, node/contact.c,
+ * proto/envelope.c, proto/intro.c, proto/card.c (tf_proto_card_verify is one
+ * Ed25519 verify), proto/statement.c.
+ *
+ * An envelope costs its sender one sign + one crypto_box_seal
+ * (tf_proto_envelope_seal) and its receiver one crypto_box_seal_open + one
+ * verify (tf_proto_envelope_open).  crypto_box_seal includes an ephemeral
+ * key pair and one X25519, crypto_box_seal_open one X25519: they are measured
+ * whole, so X25519 is not counted again for them.
+ *
+ * Six envelopes travel per intro (2 proposals, 2 replies, 2 introductions)
+ * and six link ACKs; each of these 12 link messages is one Noise transport
+ * message: one ChaCha20-Poly1305 encrypt at the sender and one decrypt at
+ * the receiver (measured at ~300 bytes; envelopes are larger).
+ *
+ * Edit this table when the node changes; nothing else in the bench needs
+ * to know.  Counts are per intro (fractions are fine).
+ * ======================================================================
+ */
+static const struct tf_bench_op_count OPS_PER_INTRO[] = {
+    /* Connector: intro.propose (verb_propose). */
+    {TF_BENCH_OP_VERIFY, 2,
+     "C propose: remember_card() re-verifies the held card of a and of b "
+     "(tf_proto_card_verify on the stored copy)"},
+    {TF_BENCH_OP_HASH, 3, "C propose: commit_a, commit_b, intro_id (tf_proto_hash_tagged)"},
+    {TF_BENCH_OP_SIGN, 2, "C propose: tf_proto_proposal_sign, for a and for b"},
+    {TF_BENCH_OP_SIGN, 2, "C propose: envelope signature of each proposal (send_to -> seal)"},
+    {TF_BENCH_OP_SEAL, 2, "C propose: crypto_box_seal of each proposal envelope"},
+
+    /* Each party: the proposal arrives (on_proposal), policy accepts (answer). */
+    {TF_BENCH_OP_SEAL_OPEN, 2, "A,B proposal: tf_proto_envelope_open unseals"},
+    {TF_BENCH_OP_VERIFY, 2, "A,B proposal: tf_proto_envelope_open envelope signature"},
+    {TF_BENCH_OP_VERIFY, 2, "A,B proposal: tf_proto_proposal_verify, proposal signature"},
+    {TF_BENCH_OP_HASH, 2, "A,B proposal: tf_proto_proposal_verify, intro_id = H(core)"},
+    {TF_BENCH_OP_VERIFY, 2, "A,B proposal: tf_proto_proposal_verify, connector card"},
+    {TF_BENCH_OP_HASH, 2, "A,B proposal: tf_proto_proposal_verify, commitment opens"},
+    {TF_BENCH_OP_VERIFY, 2,
+     "A,B proposal: remember_card() re-verifies the held connector card (steady state: held)"},
+    {TF_BENCH_OP_SIGN, 2, "A,B answer: tf_proto_reply_sign (accept)"},
+    {TF_BENCH_OP_SIGN, 2, "A,B answer: envelope signature of the reply"},
+    {TF_BENCH_OP_SEAL, 2, "A,B answer: crypto_box_seal of the reply envelope"},
+
+    /* Connector: each reply arrives (on_reply); the second one introduces. */
+    {TF_BENCH_OP_SEAL_OPEN, 2, "C reply x2: tf_proto_envelope_open unseals"},
+    {TF_BENCH_OP_VERIFY, 2, "C reply x2: envelope signature"},
+    {TF_BENCH_OP_VERIFY, 2, "C reply x2: tf_proto_reply_verify, reply signature"},
+    {TF_BENCH_OP_VERIFY, 2, "C reply x2: tf_proto_reply_verify, the party's card in the accept"},
+    {TF_BENCH_OP_HASH, 1, "C introduce: tf_proto_introduction_sign checks intro_id = H(core)"},
+    {TF_BENCH_OP_SIGN, 1, "C introduce: tf_proto_introduction_sign"},
+    {TF_BENCH_OP_SIGN, 2, "C introduce: envelope signature, to a and to b"},
+    {TF_BENCH_OP_SEAL, 2, "C introduce: crypto_box_seal, to a and to b"},
+
+    /* Each party: the introduction arrives (on_introduction). */
+    {TF_BENCH_OP_SEAL_OPEN, 2, "A,B introduction: tf_proto_envelope_open unseals"},
+    {TF_BENCH_OP_VERIFY, 2, "A,B introduction: envelope signature"},
+    {TF_BENCH_OP_VERIFY, 2, "A,B materialise check: introduction signature (step 2)"},
+    {TF_BENCH_OP_HASH, 2, "A,B materialise check: intro_id = H(core) (step 3)"},
+    {TF_BENCH_OP_VERIFY, 4, "A,B materialise check: card of side a and of side b (step 4)"},
+    {TF_BENCH_OP_HASH, 4, "A,B materialise check: commit_a and commit_b open (step 4)"},
+    {TF_BENCH_OP_VERIFY, 4, "A,B materialise check: reply a and reply b signatures (step 4)"},
+    {TF_BENCH_OP_VERIFY, 2,
+     "A,B add_introduced: tf_node_contact_from_card verifies the other's card again"},
+
+    /* Links: 6 envelopes + 6 ACKs, each one Noise transport message. */
+    {TF_BENCH_OP_AEAD, 12, "links: encrypt 6 envelopes + 6 ACKs (Noise transport)"},
+    {TF_BENCH_OP_AEAD, 12, "links: decrypt 6 envelopes + 6 ACKs (Noise transport)"},
+    {TF_BENCH_OP_SCALARMULT, 0,
+     "Noise handshakes: 4 X25519 per side per link, once per link (not per intro)"},
+};
+
+static const char *const OP_NAMES[TF_BENCH_OP_COUNT] = {
+    "sign", "verify", "x25519", "box_seal", "box_seal_open", "generichash", "aead_chacha20poly1305",
+};
+
+const char *tf_bench_op_name(enum tf_bench_op op)
+{
+    return (unsigned)op < TF_BENCH_OP_COUNT ? OP_NAMES[op] : "?";
+}
+
+const struct tf_bench_op_count *tf_bench_ops_table(size_t *n)
+{
+    *n = sizeof OPS_PER_INTRO / sizeof OPS_PER_INTRO[0];
+    return OPS_PER_INTRO;
+}
+
+double tf_bench_ops_per_intro(enum tf_bench_op op)
+{
+    double sum = 0;
+    for (size_t i = 0; i < sizeof OPS_PER_INTRO / sizeof OPS_PER_INTRO[0]; i++)
+        if (OPS_PER_INTRO[i].op == op)
+            sum += OPS_PER_INTRO[i].count;
+    return sum;
+}
+
+/* Measurement. */
+
+#define BATCHES 7
+#define MSG_LEN 300  /* about a proposal or reply body */
+#define SEAL_LEN 600 /* about an envelope's inner part */
+
+static double cpu_now(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+static int cmp_double(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+    return x < y ? -1 : x > y;
+}
+
+/* Everything the ops work on; keys are throwaway. */
+struct fixture {
+    uint8_t sign_pk[crypto_sign_PUBLICKEYBYTES], sign_sk[crypto_sign_SECRETKEYBYTES];
+    uint8_t box_pk[crypto_box_PUBLICKEYBYTES], box_sk[crypto_box_SECRETKEYBYTES];
+    uint8_t msg[MSG_LEN], sig[crypto_sign_BYTES];
+    uint8_t sealed[SEAL_LEN + crypto_box_SEALBYTES], opened[SEAL_LEN];
+    uint8_t aead_key[crypto_aead_chacha20poly1305_ietf_KEYBYTES];
+    uint8_t aead_out[MSG_LEN + crypto_aead_chacha20poly1305_ietf_ABYTES];
+    uint8_t scalar[crypto_scalarmult_SCALARBYTES], point[crypto_scalarmult_BYTES];
+    uint8_t shared[crypto_scalarmult_BYTES];
+    uint8_t hash[crypto_generichash_BYTES];
+    volatile int sink; /* keeps results observable */
+};
+
+static void run_op(struct fixture *f, enum tf_bench_op op, unsigned i)
+{
+    uint8_t nonce[crypto_aead_chacha20poly1305_ietf_NPUBBYTES] = {0};
+    f->msg[0] = (uint8_t)i;
+    switch (op) {
+    case TF_BENCH_OP_SIGN:
+        crypto_sign_detached(f->sig, NULL, f->msg, sizeof f->msg, f->sign_sk);
+        break;
+    case TF_BENCH_OP_VERIFY:
+        f->sink += crypto_sign_verify_detached(f->sig, f->msg, sizeof f->msg, f->sign_pk);
+        break;
+    case TF_BENCH_OP_SCALARMULT:
+        f->sink += crypto_scalarmult(f->shared, f->scalar, f->point);
+        break;
+    case TF_BENCH_OP_SEAL:
+        f->sink += crypto_box_seal(f->sealed, f->opened, SEAL_LEN, f->box_pk);
+        break;
+    case TF_BENCH_OP_SEAL_OPEN:
+        f->sink +=
+            crypto_box_seal_open(f->opened, f->sealed, sizeof f->sealed, f->box_pk, f->box_sk);
+        break;
+    case TF_BENCH_OP_HASH:
+        f->sink += crypto_generichash(f->hash, sizeof f->hash, f->msg, 64, NULL, 0);
+        break;
+    case TF_BENCH_OP_AEAD:
+        memcpy(nonce, &i, sizeof i);
+        f->sink += crypto_aead_chacha20poly1305_ietf_encrypt(
+            f->aead_out, NULL, f->msg, sizeof f->msg, NULL, 0, NULL, nonce, f->aead_key);
+        break;
+    case TF_BENCH_OP_COUNT:
+        break;
+    }
+}
+
+void tf_bench_ops_measure(double us[static TF_BENCH_OP_COUNT])
+{
+    struct fixture *f = calloc(1, sizeof *f);
+    if (f == NULL) {
+        for (int op = 0; op < TF_BENCH_OP_COUNT; op++)
+            us[op] = 0;
+        return;
+    }
+    crypto_sign_keypair(f->sign_pk, f->sign_sk);
+    crypto_box_keypair(f->box_pk, f->box_sk);
+    randombytes_buf(f->msg, sizeof f->msg);
+    randombytes_buf(f->opened, sizeof f->opened);
+    randombytes_buf(f->aead_key, sizeof f->aead_key);
+    randombytes_buf(f->scalar, sizeof f->scalar);
+    crypto_scalarmult_base(f->point, f->scalar);
+    crypto_sign_detached(f->sig, NULL, f->msg, sizeof f->msg, f->sign_sk);
+    (void)crypto_box_seal(f->sealed, f->opened, SEAL_LEN, f->box_pk);
+    for (int op = 0; op < TF_BENCH_OP_COUNT; op++) {
+        /* Cheap ops get bigger batches, so every batch lasts a few ms. */
+        unsigned n = op == TF_BENCH_OP_HASH || op == TF_BENCH_OP_AEAD ? 4000 : 150;
+        double t[BATCHES];
+        if (op == TF_BENCH_OP_VERIFY || op == TF_BENCH_OP_SEAL_OPEN) {
+            /* Verify and open what was made, not a changing message. */
+            f->msg[0] = 0;
+            crypto_sign_detached(f->sig, NULL, f->msg, sizeof f->msg, f->sign_sk);
+            (void)crypto_box_seal(f->sealed, f->opened, SEAL_LEN, f->box_pk);
+        }
+        for (int b = 0; b < BATCHES; b++) {
+            double t0 = cpu_now();
+            for (unsigned i = 0; i < n; i++)
+                run_op(f, (enum tf_bench_op)op,
+                       op == TF_BENCH_OP_VERIFY || op == TF_BENCH_OP_SEAL_OPEN ? 0 : i);
+            t[b] = (cpu_now() - t0) * 1e6 / n;
+        }
+        qsort(t, BATCHES, sizeof t[0], cmp_double);
+        us[op] = t[BATCHES / 2];
+    }
+    if (f->sink != 0) /* a verify or open failed: the figures would be wrong */
+        for (int op = 0; op < TF_BENCH_OP_COUNT; op++)
+            us[op] = 0;
+    sodium_memzero(f, sizeof *f);
+    free(f);
+}
