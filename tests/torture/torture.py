@@ -1,0 +1,318 @@
+#!/usr/bin/python3
+# SPDX-License-Identifier: MIT
+"""Crash torture (issue 8): real twofoldd nodes on loopback, a seeded
+workload of introductions among them, nodes killed with kill -9 and
+restarted at random moments, one node SIGSTOPped for a while (a hung peer);
+when the workload has drained, an independent checker (checker.py) reads
+every node's state and verifies invariants 1-3 of issue 8, counting lost,
+duplicated and unwarranted introductions.  All counts must be zero.
+
+    torture.py --short              the CI version (well under 3 minutes)
+    torture.py --long               the release check (>= 30 kills, >= 500 intros)
+    torture.py --seed S [...]       replay a run's plan (printed at the start)
+
+Options override the preset: --nodes, --intros, --kills, --stops,
+--duration (seconds of workload), --drain (seconds allowed to settle),
+--idle-expiry (seconds, for the intros left to expire), --hook-rate (share
+of restarts armed with TWOFOLD_TEST_CRASH=after-receive-commit, which kills
+the node right after it commits a received envelope, before its ACK).
+--json prints a JSON summary on stdout; --keep keeps the homes and logs.
+
+The seed fixes the plan (contacts, policies, intros, answers) and the chaos
+schedule (when and whom to kill); the interleaving with the nodes' own
+timers still varies from run to run.
+
+Binaries: TF_TWOFOLDD and TF_TWOFOLD (as ctest sets them), else twofoldd
+and twofold on PATH.  Needs mdb_dump (lmdb-utils), python3-nacl and
+python3-msgpack.  Exit status 0 only if every count is zero and every node
+restarted and stopped cleanly.
+"""
+import argparse
+import json
+import os
+import random
+import shutil
+import sys
+import tempfile
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, HERE)
+from checker import Checker, read_store, self_test  # noqa: E402
+from cluster import Chaos, NodeFailure, TortureNode, Unavailable  # noqa: E402
+from workload import Driver, Plan  # noqa: E402
+
+PRESETS = {
+    "short": dict(nodes=5, intros=300, kills=12, stops=1, duration=60, drain=60,
+                  idle_expiry=20, hook_rate=0.15),
+    "long": dict(nodes=6, intros=800, kills=40, stops=3, duration=300, drain=180,
+                 idle_expiry=30, hook_rate=0.15),
+}
+NODE_CONFIG = {"retry_max_ms": 1000}  # a restarted peer is retried within a second
+DOWNTIME = (0.0, 1.0)  # seconds a killed node stays down
+STOP_SECONDS = (3.0, 6.0)  # how long a SIGSTOPped node hangs
+
+
+def log(msg, t0=[None]):
+    if t0[0] is None:
+        t0[0] = time.monotonic()
+    sys.stderr.write("[%7.2f] %s\n" % (time.monotonic() - t0[0], msg))
+    sys.stderr.flush()
+
+
+def parse_args(argv):
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--short", action="store_true", help="the CI preset (default)")
+    ap.add_argument("--long", action="store_true", help="the release-check preset")
+    ap.add_argument("--seed", type=int, help="default: random (printed)")
+    for key in ("nodes", "intros", "kills", "stops", "duration", "drain", "idle_expiry"):
+        ap.add_argument("--" + key.replace("_", "-"), type=int, dest=key)
+    ap.add_argument("--hook-rate", type=float, dest="hook_rate")
+    ap.add_argument("--json", action="store_true", help="print a JSON summary on stdout")
+    ap.add_argument("--keep", action="store_true", help="keep the homes and logs")
+    args = ap.parse_args(argv)
+    preset = dict(PRESETS["long" if args.long else "short"])
+    for key in preset:
+        if getattr(args, key) is not None:
+            preset[key] = getattr(args, key)
+    if preset["nodes"] < 4:
+        ap.error("--nodes must be at least 4 (a connector and two contacts, plus strangers)")
+    args.preset = "long" if args.long else "short"
+    args.cfg = preset
+    if args.seed is None:
+        args.seed = random.SystemRandom().randrange(1, 2 ** 31)
+    return args
+
+
+def chaos_schedule(seed, cfg, n_nodes):
+    """(t, kind, node, param) events: the kills spread over the workload,
+    the stops in its middle."""
+    rng = random.Random(seed * 7919 + 1)
+    events = []
+    for _ in range(cfg["kills"]):
+        t = rng.uniform(1.0, cfg["duration"])
+        events.append((t, "kill", rng.randrange(n_nodes),
+                       (rng.uniform(*DOWNTIME), rng.random() < cfg["hook_rate"])))
+    for _ in range(cfg["stops"]):
+        t = rng.uniform(0.2, 0.7) * cfg["duration"]
+        events.append((t, "stop", rng.randrange(n_nodes), rng.uniform(*STOP_SECONDS)))
+    return sorted(events)
+
+
+def setup(root, plan):
+    """Initialises and starts every node with its policy, and exchanges the
+    cards as planned (friends tagged)."""
+    nodes = {}
+    for name in plan.names:
+        n = TortureNode(root, name)
+        n.init(NODE_CONFIG)
+        n.write_policy(plan.policies[name])
+        nodes[name] = n
+    for n in nodes.values():
+        n.start()
+    cards = {name: n.card() for name, n in nodes.items()}
+    for name, n in nodes.items():
+        for other in plan.knows[name]:
+            extra = ["--tag", "friend"] if other in plan.friends[name] else []
+            n.must("contact", "add", cards[other], "--alias", other, *extra)
+    return nodes
+
+
+def settled(nodes, deadline):
+    """True if nothing is in flight: every outbox empty, no intro asking, no
+    inbox item pending or accepted."""
+    for n in nodes.values():
+        if n.call_retry("outbox", deadline=deadline):
+            return False
+        if n.call_retry("intros", "--state", "asking", deadline=deadline):
+            return False
+        items = n.call_retry("inbox", "--all", deadline=deadline)
+        if any(i["state"] in ("pending", "accepted") for i in items):
+            return False
+    return True
+
+
+def drain(nodes, driver, seconds):
+    """Waits (answering late asks) until settled twice in a row; returns
+    the seconds it took, or None if it did not settle in time."""
+    t0 = time.monotonic()
+    deadline = t0 + seconds
+    streak = 0
+    while time.monotonic() < deadline:
+        driver.answer_asks()
+        try:
+            streak = streak + 1 if settled(nodes, deadline) else 0
+        except Unavailable:
+            streak = 0
+        if streak >= 2:
+            return time.monotonic() - t0
+        time.sleep(0.5)
+    return None
+
+
+def snapshot(nodes):
+    """Each node's state through the CLI, while it runs."""
+    deadline = time.monotonic() + 60
+    out = {}
+    for name, n in nodes.items():
+        out[name] = {"intros": n.call_retry("intros", deadline=deadline),
+                     "inbox": n.call_retry("inbox", "--all", deadline=deadline),
+                     "contacts": n.call_retry("contact", "list", deadline=deadline),
+                     "outbox": n.call_retry("outbox", deadline=deadline)}
+    return out
+
+
+def stop_all(nodes):
+    """SIGTERM to every node; the names of those that did not exit 0."""
+    unclean = []
+    for name, n in nodes.items():
+        try:
+            rc = n.stop()
+        except NodeFailure as e:
+            unclean.append("%s (%s)" % (name, e))
+            continue
+        if rc != 0:
+            unclean.append("%s (exit %s; log tail:\n%s)" % (name, rc, n.log_tail()))
+    return unclean
+
+
+def run(args):
+    cfg = args.cfg
+    wall0 = time.monotonic()
+    log("torture: seed %d, preset %s: %d nodes, %d intros, %d kills, %d stops, %ds workload" % (
+        args.seed, args.preset, cfg["nodes"], cfg["intros"], cfg["kills"], cfg["stops"],
+        cfg["duration"]))
+    plan = Plan(args.seed, cfg["nodes"], cfg["intros"], cfg["duration"], cfg["idle_expiry"])
+    log("plan: roles %s, strangers %s" % (plan.roles, sorted(sorted(p) for p in plan.strangers)))
+    root = tempfile.mkdtemp(prefix="tf-torture-")
+    summary = {"seed": args.seed, "preset": args.preset, "config": cfg, "root": root}
+    failures = []
+    nodes = {}
+    chaos = None
+    try:
+        nodes = setup(root, plan)
+        ids = {name: n.text_id for name, n in nodes.items()}
+        log("setup: %d nodes up, cards exchanged (%.1fs)" % (len(nodes), time.monotonic() - wall0))
+        order = [nodes[name] for name in plan.names]
+        chaos = Chaos(order, chaos_schedule(args.seed, cfg, len(order)), log)
+        driver = Driver(plan, nodes, chaos, log)
+        chaos.start()
+        t_work = time.monotonic()
+        done = driver.run(cfg["duration"], t_work + cfg["duration"] * 2 + 60)
+        if not done:
+            failures.append("the workload did not finish in time")
+        chaos.schedule_done.wait(cfg["duration"] + 120)
+        log("workload: %d proposed, %d refused, %d withdrawals, %d owner answers (%.1fs)" % (
+            len(driver.ids), len(driver.refused), sum(driver.withdrawn.values()),
+            len(driver.answered), time.monotonic() - t_work))
+        drained = drain(nodes, driver, cfg["drain"] + cfg["idle_expiry"])
+        if drained is None:
+            failures.append("the nodes did not settle within %ds" % (
+                cfg["drain"] + cfg["idle_expiry"]))
+        else:
+            log("drain: settled in %.1fs" % drained)
+        chaos.quit()
+        failures += ["chaos: " + f for f in chaos.failures]
+        cli = snapshot(nodes)
+        unclean = stop_all(nodes)
+        failures += ["did not stop cleanly: " + u for u in unclean]
+        stores = {name: read_store(n.home) for name, n in nodes.items()}
+        ledger = driver.results()
+        checker = Checker(ids, plan.knows, cli, stores, ledger)
+        report = checker.run()
+        summary.update({
+            "kills": chaos.kills, "hook_crashes": chaos.hook_crashes, "stops": chaos.stops,
+            "stopped_s": round(chaos.stopped_s, 1),
+            "intros": {"planned": len(plan.intros), "proposed": len(driver.ids),
+                       "refused": len(driver.refused), **checker.outcomes},
+            "counts": report.counts, "checked": report.stats,
+            "invariant3": checker.invariant3,
+            "driver": driver.counts, "drain_s": None if drained is None else round(drained, 1),
+        })
+        if driver.refused:
+            failures.append("%d proposals refused: %s" % (
+                len(driver.refused), sorted(set(driver.refused.values()))))
+        summary["findings"] = report.findings
+        caught, total, missed = self_test(ids, plan.knows, cli, stores, ledger)
+        summary["self_test"] = {"caught": caught, "planted": total, "missed": missed}
+        log("checker self-test: %d of %d planted faults caught%s" % (
+            caught, total, "; missed: " + "; ".join(missed) if missed else ""))
+        if any("no case" not in m for m in missed):
+            failures.append("the checker missed planted faults: %s" % missed)
+        if not report.ok():
+            failures.append("checker: " + ", ".join("%s %d" % kv for kv in report.counts.items()
+                                                      if kv[1]))
+    except (NodeFailure, Unavailable) as e:
+        failures.append("%s: %s" % (type(e).__name__, e))
+    finally:
+        if chaos is not None and chaos.is_alive():
+            chaos.quit()
+        for n in nodes.values():
+            try:
+                n.stop()
+            except NodeFailure:
+                pass
+    summary["failures"] = failures
+    summary["wall_s"] = round(time.monotonic() - wall0, 1)
+    summary["ok"] = not failures
+    if failures or args.keep:
+        summary["kept"] = root
+    else:
+        shutil.rmtree(root, ignore_errors=True)
+    return summary
+
+
+def print_summary(s, out):
+    """The human summary of a run, on out."""
+    def w(line):
+        out.write(line + "\n")
+
+    i, c, ch = s.get("intros"), s.get("counts"), s.get("checked")
+    w("torture %s: seed %d, %d nodes, wall %.1fs" % (
+        s["preset"], s["seed"], s["config"]["nodes"], s["wall_s"]))
+    if i:
+        w("  chaos:   %d kills (kill -9 + restart), %d crashes on the receive hook, "
+          "%d SIGSTOPs (%.1fs hung)" % (s["kills"], s["hook_crashes"], s["stops"],
+                                        s["stopped_s"]))
+        w("  intros:  %d planned, %d proposed, %d refused; introduced %d, declined %d, "
+          "withdrawn %d, expired %d, still asking %d" % (
+              i["planned"], i["proposed"], i["refused"], i.get("introduced", 0),
+              i.get("declined", 0), i.get("withdrawn", 0), i.get("expired", 0),
+              i.get("asking", 0)))
+        w("  checked: %d intros, %d signed acceptances verified, %d contacts, "
+          "%d closed items compared %s" % (
+              ch["intros_checked"], ch["acceptances_verified"], ch["contacts_checked"],
+              ch["closed_items_compared"], s["invariant3"]["closed_items"]))
+        w("  lost %d, duplicated %d, unwarranted %d; wrong outcome %d, unsettled %d, "
+          "policy mismatch %d, distinguishable %d, bad record %d" % (
+              c["lost"], c["duplicated"], c["unwarranted"], c["wrong_outcome"],
+              c["unsettled"], c["policy_mismatch"], c["distinguishable"], c["bad_record"]))
+    if "self_test" in s:
+        w("  checker self-test: %d of %d planted faults caught" % (
+            s["self_test"]["caught"], s["self_test"]["planted"]))
+    for f in s.get("findings", [])[:40]:
+        w("  finding: " + f)
+    for f in s["failures"]:
+        w("  FAILED: " + f)
+    if s["ok"]:
+        w("PASS (seed %d)" % s["seed"])
+    else:
+        w("FAIL (seed %d; rerun with --seed %d; homes and logs kept in %s)" % (
+            s["seed"], s["seed"], s["kept"]))
+
+
+def main(argv):
+    args = parse_args(argv)
+    summary = run(args)
+    if args.json:
+        print_summary(summary, sys.stderr)
+        json.dump(summary, sys.stdout, indent=1, sort_keys=True)
+        sys.stdout.write("\n")
+    else:
+        print_summary(summary, sys.stdout)
+    return 0 if summary["ok"] else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
