@@ -125,9 +125,11 @@ int tf_bench_wait_log(pid_t pid, const char *log_path, size_t from, const char *
 /* Size of a file in bytes (0 if it does not exist). */
 uint64_t tf_bench_file_size(const char *path);
 
-/* Sends SIGTERM and waits up to timeout_s, then SIGKILL.  *status is the
- * wait status.  Returns 0 if the process exited by itself in time. */
-int tf_bench_stop_pid(pid_t pid, double timeout_s, int *status);
+/* Waits up to timeout_s for pid to exit (sending SIGTERM first if `term`),
+ * then SIGKILLs it.  *status is the wait status.  Returns 0 if the process
+ * exited by itself in time.  Send SIGTERM once: a node that is already
+ * shutting down has closed its signal handlers. */
+int tf_bench_stop_pid(pid_t pid, bool term, double timeout_s, int *status);
 
 /* utime + stime of pid, in seconds. */
 int tf_bench_proc_cpu(pid_t pid, double *cpu_s);

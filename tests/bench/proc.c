@@ -211,11 +211,11 @@ uint64_t tf_bench_file_size(const char *path)
     return stat(path, &sb) == 0 && sb.st_size > 0 ? (uint64_t)sb.st_size : 0;
 }
 
-int tf_bench_stop_pid(pid_t pid, double timeout_s, int *status)
+int tf_bench_stop_pid(pid_t pid, bool term, double timeout_s, int *status)
 {
     double deadline = tf_bench_now() + timeout_s;
     *status = 0;
-    if (kill(pid, SIGTERM) != 0 && errno != ESRCH)
+    if (term && kill(pid, SIGTERM) != 0 && errno != ESRCH)
         return -errno;
     for (;;) {
         pid_t r = waitpid(pid, status, WNOHANG);

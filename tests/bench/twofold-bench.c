@@ -28,6 +28,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -761,12 +762,18 @@ static void stop_nodes(struct run *r)
         struct node *n = &r->nodes[i];
         if (n->pid <= 0)
             continue;
-        int rc = tf_bench_stop_pid(n->pid, STOP_TIMEOUT_S, &n->exit_status);
+        int rc = tf_bench_stop_pid(n->pid, false, STOP_TIMEOUT_S, &n->exit_status);
         n->stopped_cleanly =
             rc == 0 && WIFEXITED(n->exit_status) && WEXITSTATUS(n->exit_status) == 0;
-        if (!n->stopped_cleanly)
-            fprintf(stderr, "twofold-bench: %s did not stop cleanly on SIGTERM (%s, status %d)\n",
-                    n->name, rc == 0 ? "exited" : "killed", n->exit_status);
+        if (!n->stopped_cleanly && rc != 0)
+            fprintf(stderr, "twofold-bench: %s did not stop within %.0f s of SIGTERM: killed\n",
+                    n->name, STOP_TIMEOUT_S);
+        else if (!n->stopped_cleanly && WIFSIGNALED(n->exit_status))
+            fprintf(stderr, "twofold-bench: %s was killed by signal %d after SIGTERM\n", n->name,
+                    WTERMSIG(n->exit_status));
+        else if (!n->stopped_cleanly)
+            fprintf(stderr, "twofold-bench: %s exited with status %d after SIGTERM\n", n->name,
+                    WEXITSTATUS(n->exit_status));
         n->pid = 0;
     }
 }
@@ -824,7 +831,13 @@ static void result_nodes(const struct run *r, json_t *res)
         json_object_set_new(j, "cpu_total_s", jreal_or_null(n->cpu_end));
         json_object_set_new(j, "store_bytes", json_integer((json_int_t)n->store1));
         json_object_set_new(j, "store_used_bytes", json_integer((json_int_t)n->store_used));
-        json_object_set_new(j, "exit_status", json_integer(n->exit_status));
+        /* The exit code, or minus the signal that ended it; null if it
+         * never ran. */
+        json_object_set_new(j, "exit_status",
+                            n->exit_status < 0          ? json_null()
+                            : WIFEXITED(n->exit_status) ? json_integer(WEXITSTATUS(n->exit_status))
+                            : WIFSIGNALED(n->exit_status) ? json_integer(-WTERMSIG(n->exit_status))
+                                                          : json_null());
         json_object_set_new(j, "stopped_cleanly", json_boolean(n->stopped_cleanly));
         json_object_set_new(j, "stats", stats_json(&n->st1));
         json_array_append_new(arr, j);
@@ -1026,7 +1039,8 @@ static json_t *run_one(const struct opts *o, const double ops_us[static TF_BENCH
 done:
     if (rc != 0) {
         fprintf(stderr, "twofold-bench: FAILED: %s\n", r->why);
-        for (size_t i = 0; i < r->n_nodes; i++) {
+        /* The nodes' last words, unless the owner interrupted the run. */
+        for (size_t i = 0; i < r->n_nodes && !tf_bench_stop; i++) {
             char prefix[40];
             snprintf(prefix, sizeof prefix, "  %s| ", r->nodes[i].name);
             if (r->nodes[i].pid > 0 || r->nodes[i].card != NULL)
