@@ -105,6 +105,16 @@ int tf_node_contact_from_card(struct tf_node_contact *c, const uint8_t *card, si
     return own_card(c, fields.sign_pk, card, len);
 }
 
+int tf_node_contact_from_verified_card(struct tf_node_contact *c, const uint8_t *card, size_t len)
+{
+    struct tf_proto_card fields;
+    memset(c, 0, sizeof *c);
+    int rc = tf_proto_card_verify_known(card, len, (struct tf_proto_known){card, len}, &fields);
+    if (rc != TF_OK)
+        return rc;
+    return own_card(c, fields.sign_pk, card, len);
+}
+
 /* A NUL-terminated string of at most max bytes in a buffer of max + 1. */
 static bool fits(const char *s, size_t max)
 {

@@ -61,6 +61,11 @@ bool tf_node_alias_is_valid(const char *s);
  * previous contents are not freed; on failure c is zeroed. */
 TF_MUST_CHECK int tf_node_contact_from_card(struct tf_node_contact *c, const uint8_t *card,
                                             size_t len);
+/* The same for a card whose signature was verified before: when it was
+ * stored (the cards table), or by the check that just accepted it.  Only
+ * its format is checked. */
+TF_MUST_CHECK int tf_node_contact_from_verified_card(struct tf_node_contact *c, const uint8_t *card,
+                                                     size_t len);
 
 /* Encodes the stored record.  *out owned by the caller.  Checks what the
  * decoder checks: the card's decode error or TF_E_KEY_MISMATCH if c->card

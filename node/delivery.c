@@ -214,7 +214,9 @@ static int send_entry(struct tf_node_delivery *d, struct tf_node_link *link,
         return TF_E_NOMEM;
     int rc = tf_proto_link_envelope(e->envelope.data, e->envelope.len, &msg);
     if (rc == TF_OK) {
-        rc = tf_node_net_send(link, &msg, false);
+        /* Held until this turn's commit (the node commits right after
+         * delivery runs), with the state change that queued it. */
+        rc = tf_node_net_send(link, &msg, true);
         tf_proto_buf_free(&msg);
     }
     if (rc != TF_OK) {
@@ -244,7 +246,7 @@ static int need_link(struct tf_node_delivery *d, struct tf_node_outbox_entry *e)
         struct tf_proto_buf card = {0};
         rc = tf_node_intro_peer_card(node, e->to_pk, &card);
         if (rc == TF_OK)
-            rc = tf_node_contact_from_card(&c, card.data, card.len);
+            rc = tf_node_contact_from_verified_card(&c, card.data, card.len);
         tf_proto_buf_free(&card);
     }
     if (rc == TF_E_NOT_FOUND) {

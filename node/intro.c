@@ -403,7 +403,7 @@ static int recipient(struct tf_node *node, const uint8_t pk[32], struct tf_node_
         return rc;
     struct tf_proto_buf card = {0};
     if ((rc = tf_node_intro_peer_card(node, pk, &card)) == TF_OK)
-        rc = tf_node_contact_from_card(c, card.data, card.len);
+        rc = tf_node_contact_from_verified_card(c, card.data, card.len);
     tf_proto_buf_free(&card);
     return rc;
 }
@@ -514,8 +514,18 @@ static int on_reply(struct tf_node *node, const uint8_t from[32], const uint8_t 
             : sodium_memcmp(o.pk[1], from, 32) == 0 ? 1
                                                     : -1;
     int result = TF_PROTO_ACK_REASON_INVALID;
-    if (x < 0 || tf_proto_reply_verify(from, o.id, (enum tf_proto_side)x, body, len, &r) != TF_OK ||
-        o.side[x] == SIDE_NOT_ASKED)
+    /* The party's card as held with the intro (verified when stored). */
+    struct tf_proto_buf held = {0};
+    if (x >= 0 && (rc = tf_node_intro_peer_card(node, from, &held)) != TF_OK &&
+        rc != TF_E_NOT_FOUND) {
+        result = -1;
+        goto out;
+    }
+    rc = x < 0 ? TF_E_INVALID_ARG
+               : tf_proto_reply_verify_known(from, o.id, (enum tf_proto_side)x, body, len,
+                                             (struct tf_proto_known){held.data, held.len}, &r);
+    tf_proto_buf_free(&held);
+    if (rc != TF_OK || o.side[x] == SIDE_NOT_ASKED)
         goto out;
     result = -1;
     bool accept = r.decision == TF_PROTO_DECISION_ACCEPT;
@@ -582,9 +592,12 @@ static int remember_card(struct tf_node *node, const struct tf_proto_bytes *card
     struct tf_proto_buf held = {0};
     int rc = tf_node_store_kv_get(node->store, TF_NODE_STORE_CARDS, fields->sign_pk, 32, &held);
     if (rc == TF_OK) {
+        /* The held card was verified when it was stored. */
         struct tf_proto_card old;
-        bool newer = tf_proto_card_verify(held.data, held.len, &old) != TF_OK ||
-                     tf_proto_card_supersedes(fields, &old) == TF_OK;
+        struct tf_proto_known known = {held.data, held.len};
+        bool newer = !tf_proto_known_matches(known, card->ptr, card->len) &&
+                     (tf_proto_card_verify_known(held.data, held.len, known, &old) != TF_OK ||
+                      tf_proto_card_supersedes(fields, &old) == TF_OK);
         tf_proto_buf_free(&held);
         if (!newer)
             return TF_OK;
@@ -616,21 +629,31 @@ static int on_proposal(struct tf_node *node, const uint8_t from[32], const uint8
 {
     struct tf_proto_proposal p;
     struct intro_in r;
-    int rc = tf_proto_proposal_verify(node->id.sign_pk, body, len, tf_node_now(node),
-                                      TF_PROTO_SKEW_DEFAULT, &p);
+    /* The sender's card as held (verified when stored), so that the same
+     * card inside the proposal is not verified again. */
+    struct tf_node_contact c;
+    struct tf_proto_buf held = {0};
+    memset(&c, 0, sizeof c);
+    int rc = tf_node_store_contact_get(node->store, from, &c);
+    bool blocked = rc == TF_OK && c.blocked;
+    if (rc == TF_E_NOT_FOUND)
+        rc = tf_node_intro_peer_card(node, from, &held);
+    if (rc != TF_OK && rc != TF_E_NOT_FOUND) {
+        tf_node_contact_deinit(&c);
+        return -1;
+    }
+    struct tf_proto_known known = {c.card.len ? c.card.data : held.data,
+                                   c.card.len ? c.card.len : held.len};
+    rc = tf_proto_proposal_verify_known(node->id.sign_pk, body, len, tf_node_now(node),
+                                        TF_PROTO_SKEW_DEFAULT, known, &p);
+    tf_node_contact_deinit(&c);
+    tf_proto_buf_free(&held);
     if (rc != TF_OK) {
         tf_node_log(TF_NODE_LOG_WARN, "intro", "proposal refused: %s", tf_strerror(rc));
         return TF_PROTO_ACK_REASON_INVALID;
     }
     if (sodium_memcmp(p.core.connector_pk, from, 32) != 0)
         return TF_PROTO_ACK_REASON_NOT_PEER;
-    struct tf_node_contact c;
-    memset(&c, 0, sizeof c);
-    rc = tf_node_store_contact_get(node->store, from, &c);
-    bool blocked = rc == TF_OK && c.blocked;
-    tf_node_contact_deinit(&c);
-    if (rc != TF_OK && rc != TF_E_NOT_FOUND)
-        return -1;
     if (blocked) {
         /* Dropped without a trace but this line; the ACK (ok) only stops the
          * connector's retries and tells it nothing. */
@@ -695,7 +718,8 @@ static int add_introduced(struct tf_node *node, const struct tf_proto_materialis
 {
     struct tf_node_contact c, old;
     memset(&old, 0, sizeof old);
-    int rc = tf_node_contact_from_card(&c, m->other_card.ptr, m->other_card.len);
+    /* The materialisation check has just verified this card. */
+    int rc = tf_node_contact_from_verified_card(&c, m->other_card.ptr, m->other_card.len);
     if (rc != TF_OK)
         return rc;
     rc = tf_node_store_contact_get(node->store, c.pk, &old);
@@ -771,8 +795,8 @@ static int on_introduction(struct tf_node *node, const uint8_t from[32], const u
         tf_node_log(TF_NODE_LOG_WARN, "intro", "introduction for an intro we never accepted");
         goto out;
     }
-    rc = tf_proto_intro_materialise_check(node->id.sign_pk, r.my_accept.data, r.my_accept.len, body,
-                                          len, TF_PROTO_SKEW_DEFAULT, &m);
+    rc = tf_proto_intro_materialise_check_own(node->id.sign_pk, r.my_accept.data, r.my_accept.len,
+                                              body, len, TF_PROTO_SKEW_DEFAULT, &m);
     if (rc != TF_OK) {
         char hex[65];
         sodium_bin2hex(hex, sizeof hex, in.intro_id, 32);

@@ -128,7 +128,7 @@ static const struct tf_node_config *cfg(const struct tf_node_link *l)
 struct write_req {
     uv_write_t req;
     size_t len;
-    uint8_t data[]; /* frame header + body */
+    uint8_t data[]; /* frames: header + body each */
 };
 
 static void write_cb(uv_write_t *req, int status)
@@ -140,17 +140,38 @@ static void write_cb(uv_write_t *req, int status)
         link_close(l, status, "write failed");
 }
 
-/* Writes one frame of raw bytes (a handshake message or a ciphertext). */
-static int write_frame(struct tf_node_link *l, const uint8_t *p, size_t n)
+static struct write_req *write_req_new(size_t cap)
 {
-    if (n == 0 || n > TF_PROTO_FRAME_MAX)
+    struct write_req *wr = malloc(sizeof *wr + cap);
+    if (wr != NULL)
+        wr->len = 0;
+    return wr;
+}
+
+/* Appends one frame of n raw bytes, or of the encryption of n plaintext bytes
+ * (encrypt); the caller sized wr for it. */
+static int append_frame(struct tf_node_link *l, struct write_req *wr, const uint8_t *p, size_t n,
+                        bool encrypt)
+{
+    size_t body = encrypt ? n + TF_PROTO_NOISE_TAG_LEN : n;
+    if (n == 0 || body > TF_PROTO_FRAME_MAX)
         return TF_E_TOO_LONG;
-    struct write_req *wr = malloc(sizeof *wr + TF_PROTO_FRAME_HEADER_LEN + n);
-    if (wr == NULL)
-        return TF_E_NOMEM;
-    tf_proto_frame_header(wr->data, (uint16_t)n);
-    memcpy(wr->data + TF_PROTO_FRAME_HEADER_LEN, p, n);
-    wr->len = TF_PROTO_FRAME_HEADER_LEN + n;
+    uint8_t *at = wr->data + wr->len;
+    tf_proto_frame_header(at, (uint16_t)body);
+    at += TF_PROTO_FRAME_HEADER_LEN;
+    int rc = TF_OK;
+    if (encrypt)
+        rc = tf_proto_noise_cipher_encrypt(&l->tx, p, n, at, body, &body);
+    else
+        memcpy(at, p, n);
+    if (rc == TF_OK)
+        wr->len += TF_PROTO_FRAME_HEADER_LEN + body;
+    return rc;
+}
+
+/* Hands wr to libuv (which owns it from then on) or frees it. */
+static int write_req_submit(struct tf_node_link *l, struct write_req *wr)
+{
     uv_buf_t buf = uv_buf_init((char *)wr->data, (unsigned)wr->len);
     int rc = uv_write(&wr->req, (uv_stream_t *)&l->tcp, &buf, 1, write_cb);
     if (rc != 0)
@@ -158,19 +179,29 @@ static int write_frame(struct tf_node_link *l, const uint8_t *p, size_t n)
     return rc;
 }
 
-/* Encrypts and writes one link message. */
+/* Writes one frame of raw bytes (a handshake message), or one encrypted link
+ * message (encrypt). */
+static int write_one(struct tf_node_link *l, const uint8_t *p, size_t n, bool encrypt)
+{
+    struct write_req *wr = write_req_new(TF_PROTO_FRAME_HEADER_LEN + n + TF_PROTO_NOISE_TAG_LEN);
+    if (wr == NULL)
+        return TF_E_NOMEM;
+    int rc = append_frame(l, wr, p, n, encrypt);
+    if (rc != TF_OK) {
+        free(wr);
+        return rc;
+    }
+    return write_req_submit(l, wr);
+}
+
+static int write_frame(struct tf_node_link *l, const uint8_t *p, size_t n)
+{
+    return write_one(l, p, n, false);
+}
+
 static int write_msg(struct tf_node_link *l, const struct tf_proto_buf *msg)
 {
-    uint8_t *ct = malloc(msg->len + TF_PROTO_NOISE_TAG_LEN);
-    size_t ct_len;
-    if (ct == NULL)
-        return TF_E_NOMEM;
-    int rc = tf_proto_noise_cipher_encrypt(&l->tx, msg->data, msg->len, ct,
-                                           msg->len + TF_PROTO_NOISE_TAG_LEN, &ct_len);
-    if (rc == TF_OK)
-        rc = write_frame(l, ct, ct_len);
-    free(ct);
-    return rc;
+    return write_one(l, msg->data, msg->len, true);
 }
 
 static void free_out(struct out_msg *m)
@@ -179,21 +210,32 @@ static void free_out(struct out_msg *m)
     free(m);
 }
 
-/* Writes queued messages up to the first held one. */
+/* Writes queued messages up to the first held one, as one write: the
+ * frames of a loop turn leave in one system call. */
 static void flush(struct tf_node_link *l)
 {
-    while (l->state != LINK_CLOSING && l->out_head != NULL && !l->out_head->held) {
-        struct out_msg *m = l->out_head;
+    size_t cap = 0;
+    struct out_msg *m;
+    for (m = l->out_head; m != NULL && !m->held; m = m->next)
+        cap += TF_PROTO_FRAME_HEADER_LEN + m->msg.len + TF_PROTO_NOISE_TAG_LEN;
+    if (l->state == LINK_CLOSING || cap == 0)
+        return;
+    struct write_req *wr = write_req_new(cap);
+    int rc = wr != NULL ? TF_OK : TF_E_NOMEM;
+    while (rc == TF_OK && l->out_head != NULL && !l->out_head->held) {
+        m = l->out_head;
         l->out_head = m->next;
         if (l->out_head == NULL)
             l->out_tail = NULL;
-        int rc = write_msg(l, &m->msg);
+        rc = append_frame(l, wr, m->msg.data, m->msg.len, true);
         free_out(m);
-        if (rc != 0) {
-            link_close(l, rc, "cannot write");
-            return;
-        }
     }
+    if (rc == TF_OK)
+        rc = write_req_submit(l, wr);
+    else
+        free(wr);
+    if (rc != 0)
+        link_close(l, rc, "cannot write");
 }
 
 int tf_node_net_send(struct tf_node_link *l, const struct tf_proto_buf *msg, bool held)
@@ -217,8 +259,7 @@ int tf_node_net_send(struct tf_node_link *l, const struct tf_proto_buf *msg, boo
     else
         l->out_head = m;
     l->out_tail = m;
-    flush(l);
-    return TF_OK;
+    return TF_OK; /* written at the end of the loop turn: tf_node_net_committed */
 }
 
 void tf_node_net_committed(struct tf_node_net *net, int rc)
@@ -382,7 +423,11 @@ static int start_handshake(struct tf_node_link *l)
         .s_sk = tf_proto_identity_noise_sk(&l->net->node->id),
         .e_sk = e,
     };
-    int rc = tf_proto_noise_handshake_init(&l->hs, &c);
+    /* Frames are whole messages, written once per loop turn: never wait for
+     * more (Nagle would hold each small reply for the peer's delayed ACK). */
+    int rc = uv_tcp_nodelay(&l->tcp, 1);
+    if (rc == 0)
+        rc = tf_proto_noise_handshake_init(&l->hs, &c);
     sodium_memzero(e, sizeof e);
     return rc;
 }

@@ -6,9 +6,10 @@
  *
  * The net module owns every link.  It tells the node what happens through
  * tf_node_net_events (link up, dial failed, envelope, ACK, PONG), and the node
- * sends through tf_node_net_send_* while a link is up.  Messages whose
- * sending must wait for the group commit (ACKs) are queued as held and
- * released by tf_node_net_committed.
+ * sends through tf_node_net_send while a link is up.  Sent messages are
+ * queued and written once per loop turn, by tf_node_net_committed, in one
+ * write per link; messages whose sending must wait for the group commit
+ * (ACKs, envelopes) are queued as held and go out only after it.
  */
 #ifndef TF_NODE_NET_H
 #define TF_NODE_NET_H
@@ -41,13 +42,15 @@ struct tf_node_link *tf_node_net_find(struct tf_node_net *net, const uint8_t pk[
 void tf_node_net_dial(struct tf_node_net *net, const uint8_t pk[static 32],
                       const struct tf_proto_bytes *addrs, size_t n_addrs);
 
-/* Queues a link message (plaintext, copied) on an up link.  A held message
- * waits for tf_node_net_committed. */
+/* Queues a link message (plaintext, copied) on an up link, to be written at
+ * the end of the loop turn.  A held message is dropped if that turn's commit
+ * fails. */
 TF_MUST_CHECK int tf_node_net_send(struct tf_node_link *link, const struct tf_proto_buf *msg,
                                    bool held);
 
-/* Releases held messages after a commit; on a failed commit they are dropped
- * (the peer will retry). */
+/* Ends a loop turn (the node calls it after every commit attempt, and in a
+ * turn that wrote nothing): writes each link's queued messages; held ones
+ * are dropped when rc reports a failed commit (the sender will retry). */
 void tf_node_net_committed(struct tf_node_net *net, int rc);
 
 /* Envelopes sent on this link and not yet acknowledged. */

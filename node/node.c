@@ -37,9 +37,9 @@ uint64_t tf_node_now(const struct tf_node *node)
  * control replies, ACKs, watch events. */
 static void commit(struct tf_node *node)
 {
-    if (!tf_node_store_dirty(node->store))
-        return;
-    int rc = tf_node_store_commit(node->store);
+    /* Held replies and frames wait for this; a turn that wrote nothing
+     * releases them at once. */
+    int rc = tf_node_store_dirty(node->store) ? tf_node_store_commit(node->store) : TF_OK;
     if (rc != TF_OK)
         tf_node_log(TF_NODE_LOG_ERROR, "store", "commit failed: %s; this turn's changes are lost",
                     tf_strerror(rc));
@@ -61,16 +61,15 @@ static void commit(struct tf_node *node)
 }
 
 /* Group commit: runs once per loop turn, before the loop blocks for I/O.
- * Delivery runs right after the commit, so nothing is sent before the state
- * change that caused it is durable; its own bookkeeping is committed at once
- * too, rather than left open while the loop sleeps. */
+ * Delivery runs first and writes its bookkeeping into the same transaction;
+ * the envelopes it sends are held with the ACKs and control replies until
+ * the one commit of the turn, so nothing leaves before the state change
+ * that caused it is durable, and a turn costs one fsync. */
 static void commit_cb(uv_prepare_t *h)
 {
     struct tf_node *node = h->data;
-    commit(node);
-    if (node->stopping)
-        return;
-    tf_node_delivery_run(node->delivery);
+    if (!node->stopping)
+        tf_node_delivery_run(node->delivery);
     commit(node);
 }
 

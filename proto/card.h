@@ -71,6 +71,23 @@ TF_MUST_CHECK int tf_proto_card_decode_body(const uint8_t *body, size_t len,
  * sign_pk it names.  Views point into buf. */
 TF_MUST_CHECK int tf_proto_card_verify(const uint8_t *buf, size_t len, struct tf_proto_card *out);
 
+/* Bytes the caller verified before (a held contact's card, a statement it
+ * signed itself), or {NULL, 0}.  A verifier given one skips the signature
+ * check of an input byte-identical to it: the outcome is the same, only
+ * the public-key operation is saved.  Never fill it from unverified input. */
+struct tf_proto_known {
+    const uint8_t *ptr;
+    size_t len;
+};
+
+/* True if buf is byte-for-byte known. */
+bool tf_proto_known_matches(struct tf_proto_known known, const uint8_t *buf, size_t len);
+
+/* As tf_proto_card_verify, without the signature check when buf is known. */
+TF_MUST_CHECK int tf_proto_card_verify_known(const uint8_t *buf, size_t len,
+                                             struct tf_proto_known known,
+                                             struct tf_proto_card *out);
+
 /* Text form of a signed card: "tfcard1:" + base64url.  *out is a malloc'ed
  * NUL-terminated string owned by the caller. */
 TF_MUST_CHECK int tf_proto_card_to_text(const uint8_t *signed_card, size_t len, char **out);

@@ -186,6 +186,15 @@ int tf_proto_proposal_decode(const uint8_t *buf, size_t len, struct tf_proto_pro
 int tf_proto_proposal_verify(const uint8_t my_pk[static TF_PROTO_KEY_LEN], const uint8_t *buf,
                              size_t len, uint64_t now, uint64_t skew, struct tf_proto_proposal *out)
 {
+    return tf_proto_proposal_verify_known(my_pk, buf, len, now, skew,
+                                          (struct tf_proto_known){NULL, 0}, out);
+}
+
+int tf_proto_proposal_verify_known(const uint8_t my_pk[static TF_PROTO_KEY_LEN], const uint8_t *buf,
+                                   size_t len, uint64_t now, uint64_t skew,
+                                   struct tf_proto_known connector_card,
+                                   struct tf_proto_proposal *out)
+{
     struct tf_proto_statement st;
     struct tf_proto_proposal p;
     uint8_t h[TF_PROTO_HASH_LEN];
@@ -198,7 +207,8 @@ int tf_proto_proposal_verify(const uint8_t my_pk[static TF_PROTO_KEY_LEN], const
     tf_proto_intro_id(p.core_bytes.ptr, p.core_bytes.len, h);
     if (!eq32(h, p.intro_id))
         return TF_E_INTRO_ID;
-    if ((rc = tf_proto_card_verify(p.connector_card.ptr, p.connector_card.len, &p.card)) != TF_OK)
+    if ((rc = tf_proto_card_verify_known(p.connector_card.ptr, p.connector_card.len, connector_card,
+                                         &p.card)) != TF_OK)
         return rc;
     if (!eq32(p.card.sign_pk, p.core.connector_pk))
         return TF_E_CONNECTOR;
@@ -290,6 +300,15 @@ int tf_proto_reply_verify(const uint8_t signer_pk[static TF_PROTO_KEY_LEN],
                           enum tf_proto_side side, const uint8_t *buf, size_t len,
                           struct tf_proto_reply *out)
 {
+    return tf_proto_reply_verify_known(signer_pk, intro_id, side, buf, len,
+                                       (struct tf_proto_known){NULL, 0}, out);
+}
+
+int tf_proto_reply_verify_known(const uint8_t signer_pk[static TF_PROTO_KEY_LEN],
+                                const uint8_t intro_id[static TF_PROTO_INTRO_ID_LEN],
+                                enum tf_proto_side side, const uint8_t *buf, size_t len,
+                                struct tf_proto_known signer_card, struct tf_proto_reply *out)
+{
     struct tf_proto_statement st;
     struct tf_proto_reply p;
     int rc;
@@ -302,7 +321,8 @@ int tf_proto_reply_verify(const uint8_t signer_pk[static TF_PROTO_KEY_LEN],
     if (p.side != side)
         return TF_E_REPLY_SIDE;
     if (p.decision == TF_PROTO_DECISION_ACCEPT) {
-        if ((rc = tf_proto_card_verify(p.card.ptr, p.card.len, &p.card_fields)) != TF_OK)
+        if ((rc = tf_proto_card_verify_known(p.card.ptr, p.card.len, signer_card,
+                                             &p.card_fields)) != TF_OK)
             return rc;
         if (!eq32(p.card_fields.sign_pk, signer_pk))
             return TF_E_KEY_MISMATCH;
@@ -366,20 +386,26 @@ int tf_proto_introduction_decode(const uint8_t *buf, size_t len, struct tf_proto
 /* Step 4 of the materialisation check for one side. */
 static int check_side(const struct tf_proto_introduction *in, enum tf_proto_side side,
                       const struct tf_proto_statement *st, struct tf_proto_reply *reply,
-                      uint64_t skew)
+                      uint64_t skew, struct tf_proto_known own_reply)
 {
+    /* A reply this party signed itself: its card and signature are good. */
+    const struct tf_proto_bytes *bytes = side == TF_PROTO_SIDE_A ? &in->reply_a : &in->reply_b;
+    bool own = tf_proto_known_matches(own_reply, bytes->ptr, bytes->len);
     const uint8_t *commit = side == TF_PROTO_SIDE_A ? in->core.commit_a : in->core.commit_b;
     const uint8_t *salt = side == TF_PROTO_SIDE_A ? in->salt_a : in->salt_b;
     uint8_t h[TF_PROTO_HASH_LEN];
     int rc;
     if (reply->decision != TF_PROTO_DECISION_ACCEPT)
         return TF_E_REPLY_DECLINE;
-    if ((rc = tf_proto_card_verify(reply->card.ptr, reply->card.len, &reply->card_fields)) != TF_OK)
+    struct tf_proto_known card = {own ? reply->card.ptr : NULL, own ? reply->card.len : 0};
+    if ((rc = tf_proto_card_verify_known(reply->card.ptr, reply->card.len, card,
+                                         &reply->card_fields)) != TF_OK)
         return rc;
     tf_proto_intro_commit(reply->card_fields.sign_pk, salt, h);
     if (!eq32(h, commit))
         return TF_E_COMMITMENT;
-    if (tf_proto_statement_verify(st, TF_PROTO_DOMAIN_REPLY, reply->card_fields.sign_pk) != TF_OK)
+    if (!own &&
+        tf_proto_statement_verify(st, TF_PROTO_DOMAIN_REPLY, reply->card_fields.sign_pk) != TF_OK)
         return TF_E_REPLY_SIG;
     if (!eq32(reply->intro_id, in->intro_id))
         return TF_E_REPLY_INTRO;
@@ -390,10 +416,10 @@ static int check_side(const struct tf_proto_introduction *in, enum tf_proto_side
     return TF_OK;
 }
 
-int tf_proto_intro_materialise_check(const uint8_t my_pk[static TF_PROTO_KEY_LEN],
-                                     const uint8_t *my_reply, size_t my_reply_len,
-                                     const uint8_t *intro, size_t intro_len, uint64_t skew,
-                                     struct tf_proto_materialised *out)
+static int materialise_check(const uint8_t my_pk[static TF_PROTO_KEY_LEN], const uint8_t *my_reply,
+                             size_t my_reply_len, const uint8_t *intro, size_t intro_len,
+                             uint64_t skew, struct tf_proto_known own_reply,
+                             struct tf_proto_materialised *out)
 {
     struct tf_proto_statement st, st_a, st_b, st_mine;
     struct tf_proto_introduction in;
@@ -415,8 +441,8 @@ int tf_proto_intro_materialise_check(const uint8_t my_pk[static TF_PROTO_KEY_LEN
     if (!eq32(h, in.intro_id))
         return TF_E_INTRO_ID;
     /* 4. Both acceptances. */
-    if ((rc = check_side(&in, TF_PROTO_SIDE_A, &st_a, &ra, skew)) != TF_OK ||
-        (rc = check_side(&in, TF_PROTO_SIDE_B, &st_b, &rb, skew)) != TF_OK)
+    if ((rc = check_side(&in, TF_PROTO_SIDE_A, &st_a, &ra, skew, own_reply)) != TF_OK ||
+        (rc = check_side(&in, TF_PROTO_SIDE_B, &st_b, &rb, skew, own_reply)) != TF_OK)
         return rc;
     /* 5. Two different people. */
     if (eq32(ra.card_fields.sign_pk, rb.card_fields.sign_pk))
@@ -444,6 +470,24 @@ int tf_proto_intro_materialise_check(const uint8_t my_pk[static TF_PROTO_KEY_LEN
     out->other_note = other->note;
     out->connector_note = in.note;
     return TF_OK;
+}
+
+int tf_proto_intro_materialise_check(const uint8_t my_pk[static TF_PROTO_KEY_LEN],
+                                     const uint8_t *my_reply, size_t my_reply_len,
+                                     const uint8_t *intro, size_t intro_len, uint64_t skew,
+                                     struct tf_proto_materialised *out)
+{
+    return materialise_check(my_pk, my_reply, my_reply_len, intro, intro_len, skew,
+                             (struct tf_proto_known){NULL, 0}, out);
+}
+
+int tf_proto_intro_materialise_check_own(const uint8_t my_pk[static TF_PROTO_KEY_LEN],
+                                         const uint8_t *my_reply, size_t my_reply_len,
+                                         const uint8_t *intro, size_t intro_len, uint64_t skew,
+                                         struct tf_proto_materialised *out)
+{
+    return materialise_check(my_pk, my_reply, my_reply_len, intro, intro_len, skew,
+                             (struct tf_proto_known){my_reply, my_reply_len}, out);
 }
 
 /* Close. */

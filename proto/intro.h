@@ -117,6 +117,13 @@ TF_MUST_CHECK int tf_proto_proposal_decode(const uint8_t *buf, size_t len,
 TF_MUST_CHECK int tf_proto_proposal_verify(const uint8_t my_pk[static TF_PROTO_KEY_LEN],
                                            const uint8_t *buf, size_t len, uint64_t now,
                                            uint64_t skew, struct tf_proto_proposal *out);
+/* The same, where connector_card is a card the caller verified before (the
+ * connector's card it holds; see struct tf_proto_known). */
+TF_MUST_CHECK int tf_proto_proposal_verify_known(const uint8_t my_pk[static TF_PROTO_KEY_LEN],
+                                                 const uint8_t *buf, size_t len, uint64_t now,
+                                                 uint64_t skew,
+                                                 struct tf_proto_known connector_card,
+                                                 struct tf_proto_proposal *out);
 
 struct tf_proto_reply {
     uint8_t intro_id[TF_PROTO_INTRO_ID_LEN];
@@ -148,6 +155,13 @@ TF_MUST_CHECK int tf_proto_reply_verify(const uint8_t signer_pk[static TF_PROTO_
                                         const uint8_t intro_id[static TF_PROTO_INTRO_ID_LEN],
                                         enum tf_proto_side side, const uint8_t *buf, size_t len,
                                         struct tf_proto_reply *out);
+/* The same, where signer_card is the signer's card the caller verified
+ * before (see struct tf_proto_known). */
+TF_MUST_CHECK int tf_proto_reply_verify_known(const uint8_t signer_pk[static TF_PROTO_KEY_LEN],
+                                              const uint8_t intro_id[static TF_PROTO_INTRO_ID_LEN],
+                                              enum tf_proto_side side, const uint8_t *buf,
+                                              size_t len, struct tf_proto_known signer_card,
+                                              struct tf_proto_reply *out);
 
 struct tf_proto_introduction {
     uint8_t intro_id[TF_PROTO_INTRO_ID_LEN];
@@ -206,6 +220,15 @@ TF_MUST_CHECK int tf_proto_intro_materialise_check(const uint8_t my_pk[static TF
                                                    const uint8_t *intro, size_t intro_len,
                                                    uint64_t skew,
                                                    struct tf_proto_materialised *out);
+/* The same check for a party that signed my_reply itself (the bytes it
+ * stored when it answered): a reply in the introduction byte-identical to
+ * my_reply is not verified again (neither its signature nor its card's), as
+ * it is known good; every other step, and the order, are unchanged. */
+TF_MUST_CHECK int tf_proto_intro_materialise_check_own(const uint8_t my_pk[static TF_PROTO_KEY_LEN],
+                                                       const uint8_t *my_reply, size_t my_reply_len,
+                                                       const uint8_t *intro, size_t intro_len,
+                                                       uint64_t skew,
+                                                       struct tf_proto_materialised *out);
 
 /* Signs close = [intro_id]. */
 TF_MUST_CHECK int tf_proto_close_sign(const struct tf_proto_identity *connector,

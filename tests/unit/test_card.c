@@ -439,6 +439,34 @@ static void test_bad_signature(void **state)
     tf_proto_buf_free(&s);
 }
 
+/* A known card skips only the signature check, and only for the very bytes
+ * the caller vouches for. */
+static void test_verify_known(void **state)
+{
+    struct fx_pair *f = *state;
+    struct tf_proto_card c, want;
+    struct tf_proto_known none = {NULL, 0}, good = {f->obj.data, f->obj.len};
+    assert_ok(tf_proto_card_verify(f->obj.data, f->obj.len, &want));
+    assert_ok(tf_proto_card_verify_known(f->obj.data, f->obj.len, good, &c));
+    assert_card_eq(&c, &want);
+    assert_ok(tf_proto_card_verify_known(f->obj.data, f->obj.len, none, &c));
+    assert_true(tf_proto_known_matches(good, f->obj.data, f->obj.len));
+    assert_false(tf_proto_known_matches(none, f->obj.data, f->obj.len));
+    assert_false(tf_proto_known_matches(good, f->obj.data, f->obj.len - 1));
+
+    uint8_t *p = fx_dup(f->obj.data, f->obj.len, 0);
+    p[f->obj.len - 1] ^= 0x04; /* a forged signature */
+    struct tf_proto_known forged = {p, f->obj.len};
+    assert_rc(tf_proto_card_verify_known(p, f->obj.len, good, &c), TF_E_BAD_SIG);
+    assert_rc(tf_proto_card_verify_known(p, f->obj.len, none, &c), TF_E_BAD_SIG);
+    /* Vouching for bytes is the caller's promise: they are not checked. */
+    assert_ok(tf_proto_card_verify_known(p, f->obj.len, forged, &c));
+    /* The format is checked whatever is known. */
+    struct tf_proto_known trunc = {p, f->obj.len - 1};
+    assert_int_not_equal(tf_proto_card_verify_known(p, f->obj.len - 1, trunc, &c), TF_OK);
+    free(p);
+}
+
 static void test_text_round_trip(void **state)
 {
     struct fx_pair *f = *state;
@@ -816,6 +844,7 @@ int main(void)
         T(test_body_rejections),
         T(test_map_of_12_or_more_entries_is_count),
         T(test_bad_signature),
+        T(test_verify_known),
         T(test_text_round_trip),
         T(test_text_errors),
         T(test_text_padding_bits),

@@ -74,7 +74,12 @@ static int verify_proposal(const struct fixture *f, enum fx_who me, const struct
                            uint64_t now, uint64_t skew)
 {
     struct tf_proto_proposal p;
-    return tf_proto_proposal_verify(pk(f, me), b->data, b->len, now, skew, &p);
+    int rc = tf_proto_proposal_verify(pk(f, me), b->data, b->len, now, skew, &p);
+    /* Knowing the connector's genuine card changes the cost, never the
+     * verdict. */
+    struct tf_proto_known card = {f->w.card[FX_C].data, f->w.card[FX_C].len};
+    assert_rc(tf_proto_proposal_verify_known(pk(f, me), b->data, b->len, now, skew, card, &p), rc);
+    return rc;
 }
 
 /* Signs a proposal spec and verifies it as A at FX_NOW. */
@@ -590,7 +595,13 @@ static int verify_reply(const struct fixture *f, enum fx_who signer, const uint8
                         enum tf_proto_side side, const struct tf_proto_buf *b)
 {
     struct tf_proto_reply r;
-    return tf_proto_reply_verify(pk(f, signer), intro_id, side, b->data, b->len, &r);
+    int rc = tf_proto_reply_verify(pk(f, signer), intro_id, side, b->data, b->len, &r);
+    /* Knowing the signer's genuine card (as the connector does) changes
+     * the cost, never the verdict. */
+    struct tf_proto_known card = {f->w.card[signer].data, f->w.card[signer].len};
+    assert_rc(tf_proto_reply_verify_known(pk(f, signer), intro_id, side, b->data, b->len, card, &r),
+              rc);
+    return rc;
 }
 
 /* Signs a reply spec and has C verify it as A's reply for side a. */
@@ -756,8 +767,15 @@ static int materialise(const struct fixture *f, enum fx_who me, const struct tf_
                        const uint8_t *intro, size_t intro_len, uint64_t skew)
 {
     struct tf_proto_materialised m;
-    return tf_proto_intro_materialise_check(pk(f, me), mine->data, mine->len, intro, intro_len,
-                                            skew, &m);
+    int rc = tf_proto_intro_materialise_check(pk(f, me), mine->data, mine->len, intro, intro_len,
+                                              skew, &m);
+    /* The node's variant, which does not re-verify its own reply, reaches
+     * the same verdict whenever mine really is the party's own reply. */
+    if (mine == &f->x.reply_a || mine == &f->x.reply_b)
+        assert_rc(tf_proto_intro_materialise_check_own(pk(f, me), mine->data, mine->len, intro,
+                                                       intro_len, skew, &m),
+                  rc);
+    return rc;
 }
 
 /* Signs an introduction spec and runs `me`'s check with my reply `mine`. */
