@@ -21,6 +21,7 @@ test_blocked_connector_proposals_are_dropped.
 """
 import json
 import os
+import shutil
 import signal
 import struct
 import subprocess
@@ -744,6 +745,72 @@ class Refusals(IntroTestCase):
             contacts = [c for c in n.json("contact", "list") if c["id"] == self.ids[other]]
             self.assertEqual(len(contacts), 1)
             self.assertEqual(contacts[0]["intro"], iid)
+
+
+class OlderStore(IntroTestCase):
+    """A store written before schema 5 has intros but no intro indexes: the
+    node builds them once at start, and every index then does its job."""
+
+    INDEXES = ("intro_pairs", "intro_expiry", "intro_pending")
+
+    def downgrade_to_schema_4(self, n):
+        """Rewrites n's store (node stopped) as schema 4 wrote it: without
+        the index tables and the meta key that says they were built.  Uses
+        lmdb-utils' text dump: per table a header, then key and value lines
+        (hex, one leading space), then DATA=END."""
+        store = os.path.join(n.home, "store")
+        dump = subprocess.run(["mdb_dump", "-a", store], check=True, capture_output=True,
+                              text=True).stdout
+        kept = []
+        for section in dump.split("DATA=END\n")[:-1]:
+            lines = section.splitlines()
+            name = next(l.split("=", 1)[1] for l in lines if l.startswith("database="))
+            if name in self.INDEXES:
+                continue
+            header = [l for l in lines if not l.startswith(" ")]
+            data = [l for l in lines if l.startswith(" ")]
+            pairs = list(zip(data[0::2], data[1::2]))
+            if name == "meta":
+                pairs = [(k, " 00000004" if bytes.fromhex(k.strip()) == b"schema" else v)
+                         for k, v in pairs if bytes.fromhex(k.strip()) != b"intro-indexes"]
+            kept.append("\n".join(header + [l for kv in pairs for l in kv]) + "\nDATA=END\n")
+        shutil.rmtree(store)
+        os.mkdir(store, 0o700)
+        subprocess.run(["mdb_load", "-f", "/dev/stdin", store], input="".join(kept), check=True,
+                       text=True, capture_output=True)
+        tables = subprocess.run(["mdb_stat", "-a", store], check=True, capture_output=True,
+                                text=True).stdout
+        for t in self.INDEXES:
+            self.assertNotIn("Status of " + t, tables)
+
+    def test_indexes_built_from_an_older_store(self):
+        carol, alice, bob = self.cast()
+        alice.stop()
+        alice.write_config(retry_max_ms=2000, max_pending_per_connector=1)
+        alice.start()
+        short = self.raw_request(carol, "intro.propose",
+                                 {"a": "alice", "b": "bob", "topic": "law", "expires_s": 6})
+        iid = short["result"]["id"]
+        self.wait_inbox(alice, iid, "pending")
+        for n in (carol, alice):
+            n.stop()
+            self.downgrade_to_schema_4(n)
+            n.start()
+        carol.wait_log("indexed 1 intros and 0 inbox items", 20)
+        alice.wait_log("indexed 0 intros and 1 inbox items", 20)
+        # intro_pairs: the open intro still blocks the same pair and topic.
+        self.refused(carol, "propose", "alice", "bob", "--topic", "law", name="E_EXISTS",
+                     text="already open")
+        # intro_pending: Alice's one pending proposal from Carol fills her cap.
+        iid2 = self.propose(carol, "alice", "bob", "--topic", "tax")
+        alice.wait_log("1 proposals from it are already pending", 20)
+        self.assertNotIn(iid2, self.inbox(alice))
+        # intro_expiry: the first intro expires on time.
+        self.wait_intro(carol, iid, "expired", timeout=30)
+        # Once built, the indexes are not built again.
+        carol.stop()
+        carol.start()
+        self.assertEqual(carol.log().count("indexed "), 1)
 
 
 if __name__ == "__main__":
