@@ -102,8 +102,9 @@ int tf_bench_ctl_reply(const msgpack_object *frame, uint64_t *id, msgpack_object
 /* proc.c: processes, /proc, files. */
 
 struct tf_bench_mem {
-    uint64_t rss_kb; /* VmRSS */
-    uint64_t hwm_kb; /* VmHWM: peak RSS */
+    uint64_t rss_kb;  /* VmRSS */
+    uint64_t hwm_kb;  /* VmHWM: peak RSS */
+    uint64_t anon_kb; /* RssAnon: heap and stacks, without the mapped store */
 };
 
 /* Runs argv (argv[0] is the program path) with stdout captured into *out

@@ -279,6 +279,7 @@ int tf_bench_proc_mem(pid_t pid, struct tf_bench_mem *m)
         return -ENOENT;
     m->rss_kb = status_kb(text, "\nVmRSS:");
     m->hwm_kb = status_kb(text, "\nVmHWM:");
+    m->anon_kb = status_kb(text, "\nRssAnon:");
     free(text);
     return 0;
 }
