@@ -38,7 +38,7 @@ for the other with Carol's provenance, and that every outbox drains):
                         owners accept: the replies wait, and go out on heal;
   Flapping              host 2's link going down and up at random (seeded)
                         for 8 s under a batch of 9 intros;
-  BlackholeMidExchange  a 150 ms link turns into a silent black hole during
+  BlackholeMidExchange  a 250 ms link turns into a silent black hole during
                         the connect/handshake, while the reply is in flight,
                         while the introduction is in flight; held 5 s, longer
                         than the nodes' handshake and idle timeouts.
@@ -615,9 +615,9 @@ class BlackholeMidExchange(NetFaultCase):
     handshake and idle timeouts must notice, and their retries must finish
     the job once the link is back."""
     PARTIES = 4
-    DELAY_MS = 150
+    DELAY_MS = 250  # each way: room for the CLI to see a moment before it passes
     HOLD_S = 5.0
-    CONFIG = {"retry_max_ms": 2000, "handshake_timeout_ms": 2000, "idle_timeout_ms": 3000}
+    CONFIG = {"retry_max_ms": 2000, "handshake_timeout_ms": 3000, "idle_timeout_ms": 4000}
 
     def test_intros_complete_after_blackhole_at_any_moment(self):
         def after(seconds):
