@@ -214,6 +214,7 @@ class Chaos(threading.Thread):
         self.hook_crashes = 0
         self.failures = []  # texts: node exits nobody asked for, failed restarts
         self.stopped = None  # the node now SIGSTOPped, if any
+        self.broken = False  # a node could not be restarted: the run cannot go on
         self.schedule_done = threading.Event()
         self._quit = threading.Event()
         self.t0 = None
@@ -241,6 +242,7 @@ class Chaos(threading.Thread):
                 time.sleep(0.05)
         except NodeFailure as e:
             self.failures.append(str(e))
+            self.broken = True
         finally:
             self.schedule_done.set()
 

@@ -39,7 +39,7 @@ import time
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 from checker import Checker, read_store, self_test  # noqa: E402
-from cluster import Chaos, NodeFailure, TortureNode, Unavailable  # noqa: E402
+from cluster import Chaos, NodeFailure, Refused, TortureNode, Unavailable  # noqa: E402
 from workload import Driver, Plan  # noqa: E402
 
 PRESETS = {
@@ -119,18 +119,23 @@ def setup(root, plan):
     return nodes
 
 
-def settled(nodes, deadline):
-    """True if nothing is in flight: every outbox empty, no intro asking, no
-    inbox item pending or accepted."""
-    for n in nodes.values():
-        if n.call_retry("outbox", deadline=deadline):
-            return False
-        if n.call_retry("intros", "--state", "asking", deadline=deadline):
-            return False
-        items = n.call_retry("inbox", "--all", deadline=deadline)
-        if any(i["state"] in ("pending", "accepted") for i in items):
-            return False
-    return True
+def unsettled(nodes, deadline):
+    """None if nothing is in flight (every outbox empty, no intro asking, no
+    inbox item pending or accepted), else what still is."""
+    for name, n in nodes.items():
+        out = n.call_retry("outbox", deadline=deadline)
+        if out:
+            return "%s's outbox holds %d (%s to %s)" % (name, len(out), out[0]["type"],
+                                                        out[0]["alias"])
+        asking = n.call_retry("intros", "--state", "asking", deadline=deadline)
+        if asking:
+            return "%s has %d intros asking (%s)" % (name, len(asking), asking[0]["topic"])
+        items = [i for i in n.call_retry("inbox", "--all", deadline=deadline)
+                 if i["state"] in ("pending", "accepted")]
+        if items:
+            return "%s has %d inbox items %s (%s)" % (name, len(items), items[0]["state"],
+                                                      items[0]["topic"])
+    return None
 
 
 def drain(nodes, driver, seconds):
@@ -138,15 +143,19 @@ def drain(nodes, driver, seconds):
     the seconds it took, or None if it did not settle in time."""
     t0 = time.monotonic()
     deadline = t0 + seconds
-    streak = 0
+    streak, last_note = 0, t0
     while time.monotonic() < deadline:
         driver.answer_asks()
         try:
-            streak = streak + 1 if settled(nodes, deadline) else 0
-        except Unavailable:
-            streak = 0
+            why = unsettled(nodes, deadline)
+        except Unavailable as e:
+            why = str(e)
+        streak = streak + 1 if why is None else 0
         if streak >= 2:
             return time.monotonic() - t0
+        if why is not None and time.monotonic() - last_note >= 5:
+            log("drain: waiting: " + why)
+            last_note = time.monotonic()
         time.sleep(0.5)
     return None
 
@@ -243,7 +252,7 @@ def run(args):
         if not report.ok():
             failures.append("checker: " + ", ".join("%s %d" % kv for kv in report.counts.items()
                                                       if kv[1]))
-    except (NodeFailure, Unavailable) as e:
+    except (NodeFailure, Unavailable, Refused) as e:
         failures.append("%s: %s" % (type(e).__name__, e))
     finally:
         if chaos is not None and chaos.is_alive():

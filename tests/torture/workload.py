@@ -233,20 +233,22 @@ class Driver:
             self.ids[it.topic] = self._call(c, *args)["id"]
             return True
         except Refused as e:
-            found = self._find_topic(c, it.topic)
-            if found is None:
+            # E_EXISTS may be our own earlier attempt that died unanswered.
+            if self._find_topic(c, it.topic, time.monotonic() + 60) is None:
                 self.refused[it.topic] = e.name
                 self.log("driver: %s refused %s: %s" % (it.connector, it.topic, e))
             return True
         except Unavailable:
-            return self._find_topic(c, it.topic) is not None
+            try:
+                return self._find_topic(c, it.topic) is not None
+            except Unavailable:
+                return False
 
-    def _find_topic(self, c, topic):
-        """After a proposal that may have happened: its id, from the node."""
-        try:
-            intros = self._call(c, "intros")
-        except Unavailable:
-            return None
+    def _find_topic(self, c, topic, deadline=0):
+        """After a proposal that may have happened: its id, from the node
+        (asked until deadline; Unavailable after it)."""
+        self.counts["cli_calls"] += 1
+        intros = c.call_retry("intros", deadline=deadline)
         for o in intros:
             if o["topic"] == topic:
                 self.ids[topic] = o["id"]
@@ -313,7 +315,7 @@ class Driver:
         queue = deque(self.plan.intros)
         withdraws = []  # (due, intro)
         next_poll = 0.0
-        while time.monotonic() < deadline:
+        while time.monotonic() < deadline and not self.chaos.broken:
             now = time.monotonic() - t0
             retry = deque()
             while queue and queue[0].at <= now:
