@@ -408,6 +408,8 @@ static void handle_request(struct client *c, const uint8_t *body, size_t len)
     if (rc != TF_OK) {
         snprintf(why, sizeof why, "malformed request: %s", tf_strerror(rc));
         send_error(c, 0, rc, why);
+        c->close_after_flush = true; /* out of step with this client: stop */
+        uv_read_stop((uv_stream_t *)&c->pipe);
         goto out;
     }
     if (req.type != MSGPACK_OBJECT_MAP || tf_proto_ctl_get_uint(&req, "id", &id) != TF_OK) {

@@ -407,6 +407,9 @@ void tf_node_delivery_ack(struct tf_node_delivery *d, struct tf_node_link *link,
                         tid);
         }
     }
+    /* Only an ACK that opens a full window leaves queued envelopes for this
+     * peer that nothing else will send (the due scan sends the rest). */
+    bool was_full = tf_node_link_in_flight(link) >= d->node->config.max_in_flight;
     if (pp != NULL) {
         struct inflight *f = *pp;
         *pp = f->next;
@@ -432,7 +435,8 @@ void tf_node_delivery_ack(struct tf_node_delivery *d, struct tf_node_link *link,
         }
     }
     tf_node_outbox_entry_deinit(&e);
-    mark_ready(d, tf_node_link_peer(link));
+    if (was_full)
+        mark_ready(d, tf_node_link_peer(link));
 }
 
 /* Receive path. */
@@ -548,9 +552,14 @@ void tf_node_delivery_envelope(struct tf_node_delivery *d, struct tf_node_link *
         tf_node_log(TF_NODE_LOG_ERROR, "delivery", "seen check failed: %s", tf_strerror(rc));
         return;
     }
-    rc = tf_proto_envelope_open(&node->id, buf, len, tf_node_now(node), &plain, &o);
+    uint64_t now = tf_node_now(node);
+    rc = tf_proto_envelope_open(&node->id, buf, len, now, &plain, &o);
     if (rc != TF_OK) {
         reason = tf_proto_ack_reason_for(rc);
+    } else if (env.expires - now > TF_NODE_DELIVERY_TTL_MAX_S) {
+        /* Its id would be kept (seen) until then: a sender may not pin rows
+         * in this store for longer than any envelope needs to live. */
+        reason = TF_PROTO_ACK_REASON_MALFORMED;
     } else if (sodium_memcmp(o.from_pk, tf_node_link_peer(link), 32) != 0) {
         reason = TF_PROTO_ACK_REASON_NOT_PEER;
     } else if (o.type == TF_PROTO_MSG_TYPE_NOTE) {

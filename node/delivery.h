@@ -18,6 +18,11 @@
 #include "proto/err.h"
 #include "proto/link.h"
 
+/* The longest an envelope may live: the longest intro (365 days) plus the
+ * grace its envelopes get (30 days), rounded up.  A received envelope that
+ * expires later is refused (ACK reason 1, docs/PROTOCOL.md section 10). */
+#define TF_NODE_DELIVERY_TTL_MAX_S (400u * 86400u)
+
 struct tf_node;
 struct tf_node_link;
 struct tf_node_delivery;

@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 #include "node/intro.h"
 
+#include <assert.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -26,6 +27,8 @@
 /* An envelope carrying an intro object outlives the intro by this much, so
  * a late but valid introduction still arrives (docs/PROTOCOL.md §8). */
 #define ENVELOPE_GRACE_S (30u * 86400u)
+static_assert(EXPIRES_MAX_S + ENVELOPE_GRACE_S <= TF_NODE_DELIVERY_TTL_MAX_S,
+              "every intro envelope is accepted by its receiver");
 
 /* Connector side. */
 
@@ -1037,7 +1040,11 @@ static int opt_str(const msgpack_object *args, const char *key, char *buf, size_
     int rc = tf_proto_ctl_get_str(args, key, &p, &n);
     if (rc == TF_E_NOT_FOUND)
         return TF_OK;
-    if (rc != TF_OK || tf_proto_ctl_strcpy(buf, cap, p, n) != TF_OK ||
+    if (rc != TF_OK) {
+        WHY("argument '%s' must be a string", key);
+        return TF_E_BAD_REQUEST;
+    }
+    if (tf_proto_ctl_strcpy(buf, cap, p, n) != TF_OK ||
         !tf_proto_utf8_is_valid((const uint8_t *)p, n)) {
         WHY("argument '%s' must be text of at most %zu bytes", key, cap - 1);
         return TF_E_BAD_VALUE;

@@ -128,6 +128,10 @@ static int verb_set(struct tf_node *node, const msgpack_object *args, struct tf_
     bool has_offers, has_seeks, has_addrs;
     char listen_buf[TF_PROTO_CARD_ADDR_MAX + 1] = "";
     int rc = tf_proto_ctl_get_str(args, "name", &name, &name_len);
+    if (rc != TF_OK && rc != TF_E_NOT_FOUND) {
+        WHY("argument 'name' must be a string");
+        return TF_E_BAD_REQUEST;
+    }
     if (rc == TF_OK) {
         if (name_len < 1 || name_len > TF_PROTO_CARD_NAME_MAX ||
             !tf_proto_utf8_is_valid((const uint8_t *)name, name_len)) {
@@ -144,7 +148,12 @@ static int verb_set(struct tf_node *node, const msgpack_object *args, struct tf_
         (rc = list_arg(args, "advertise", false, c.addrs, TF_PROTO_CARD_ADDRS_MAX, &c.n_addrs,
                        &has_addrs, why, why_cap)) != TF_OK)
         return rc;
-    if (tf_proto_ctl_get_str(args, "listen", &listen, &listen_len) == TF_OK) {
+    rc = tf_proto_ctl_get_str(args, "listen", &listen, &listen_len);
+    if (rc != TF_OK && rc != TF_E_NOT_FOUND) {
+        WHY("argument 'listen' must be a string");
+        return TF_E_BAD_REQUEST;
+    }
+    if (rc == TF_OK) {
         if (!tf_proto_addr_is_valid((const uint8_t *)listen, listen_len) ||
             tf_proto_ctl_strcpy(listen_buf, sizeof listen_buf, listen, listen_len) != TF_OK) {
             WHY("listen must be HOST:PORT");

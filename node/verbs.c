@@ -43,7 +43,7 @@ static int str_arg(const msgpack_object *args, const char *key, char *buf, size_
     }
     if ((rc = tf_proto_ctl_strcpy(buf, cap, p, n)) != TF_OK) {
         WHY("argument '%s' is too long or holds a NUL byte", key);
-        return TF_E_BAD_REQUEST;
+        return TF_E_BAD_VALUE;
     }
     *present = true;
     return TF_OK;
@@ -92,10 +92,8 @@ static int alias_arg(const msgpack_object *args, char alias[static TF_NODE_ALIAS
                      bool *present, char *why, size_t why_cap)
 {
     int rc = str_arg(args, "alias", alias, TF_NODE_ALIAS_MAX + 1, present, why, why_cap);
-    if (rc == TF_E_BAD_REQUEST) {
+    if (rc == TF_E_BAD_VALUE)
         WHY("an alias is at most %d characters", TF_NODE_ALIAS_MAX);
-        return TF_E_BAD_VALUE;
-    }
     if (rc == TF_OK && *present && alias[0] != '\0' && !tf_node_alias_is_valid(alias)) {
         char esc[80];
         WHY("'%s' is not a valid alias (1-32 of A-Z a-z 0-9 . _ -, starting with a letter or "
@@ -115,7 +113,7 @@ static int trust_arg(const msgpack_object *args, enum tf_node_trust *trust, bool
         WHY("trust must be close, known, acquaintance or none");
         return TF_E_BAD_VALUE;
     }
-    return rc == TF_E_BAD_REQUEST ? TF_E_BAD_VALUE : rc;
+    return rc;
 }
 
 int tf_node__find_contact(struct tf_node *node, const msgpack_object *args, const char *key,

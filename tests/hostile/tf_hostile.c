@@ -1742,8 +1742,9 @@ static const struct {
     {"close-garbage", "ack 1/9", "same", c_close_garbage, "a close that is no close"},
     {"close-unknown-intro", "ack 0/0", "seen", c_close_unknown_intro,
      "Carol closes an intro I never heard of (ok, nothing to close)"},
-    {"close-unknown-far-future", "ack 0/0", "seen", c_close_unknown_far_future,
-     "Mallory closes an unknown intro in an envelope expiring at 2^64-1"},
+    {"close-unknown-far-future", "ack 1/1", "same", c_close_unknown_far_future,
+     "Mallory closes an unknown intro in an envelope expiring at 2^64-1 (its id would be "
+     "kept that long)"},
     /* Card updates. */
     {"card-update-not-a-card", "ack 1/9", "same", c_card_update_not_a_card,
      "card update whose body is no card"},
