@@ -1214,16 +1214,19 @@ static void print_scaling_row(const json_t *res, bool header)
 {
     if (header)
         printf("contacts parties  intros/s  low p50  low p99  sat p50  sat p99  cpu ms/intro  "
-               "peak RSS conn/party (MB)  preload s  ok\n");
+               "peak RSS conn/party (MB)  anon RSS conn/party (MB)  preload s  ok\n");
     const json_t *lo = json_object_get(res, "latency_ms"),
                  *sa = json_object_get(res, "latency_saturated_ms"),
                  *nodes = json_object_get(res, "nodes");
-    printf("%8lld %7lld %9.1f %8.2f %8.2f %8.2f %8.2f %13.3f %11.1f / %-11.1f %9.1f  %s\n",
+    printf("%8lld %7lld %9.1f %8.2f %8.2f %8.2f %8.2f %13.3f %11.1f / %-11.1f %11.1f / %-12.1f "
+           "%9.1f  %s\n",
            json_integer_value(json_object_get(res, "contacts")),
            json_integer_value(json_object_get(res, "parties")), jnum(res, "intros_per_s"),
            jnum(lo, "p50"), jnum(lo, "p99"), jnum(sa, "p50"), jnum(sa, "p99"),
            jnum(res, "cpu_ms_per_intro"), jnum(json_array_get(nodes, 0), "peak_rss_kb") / 1024,
-           jnum(json_array_get(nodes, 1), "peak_rss_kb") / 1024, jnum(res, "preload_s"),
+           jnum(json_array_get(nodes, 1), "peak_rss_kb") / 1024,
+           jnum(json_array_get(nodes, 0), "end_anon_rss_kb") / 1024,
+           jnum(json_array_get(nodes, 1), "end_anon_rss_kb") / 1024, jnum(res, "preload_s"),
            json_is_true(json_object_get(res, "ok")) ? "yes" : "NO");
     fflush(stdout);
 }
