@@ -1235,20 +1235,36 @@ static void print_scaling_row(const json_t *res, bool header)
 
 static void usage(FILE *out)
 {
-    fprintf(out, "usage: twofold-bench [options]\n"
-                 "  --intros N          intros at saturation (default 10000)\n"
-                 "  --lowload-intros M  intros at low load, one at a time (default min(N, 200))\n"
-                 "  --parties P         parties (default 2); intros go round-robin over pairs\n"
-                 "  --inflight K        intros unfinished at once at saturation (default 64)\n"
-                 "  --contacts C        preload C extra contacts into every node first\n"
-                 "  --scaling           runs: contacts 100, 10000, 100000 (P=2) and P=50 (C=100)\n"
-                 "  --smoke             CI: 20 intros (5 at low load), P=2; correctness only\n"
-                 "  --json              one JSON object (an array with --scaling) on stdout\n"
-                 "  --timeout S         give up on a phase after S seconds (default 1800)\n"
-                 "  --stall S           give up when nothing completes for S seconds (default 60)\n"
-                 "  --keep              keep the temporary homes and logs\n"
-                 "  --twofoldd PATH     the daemon (default: $TF_TWOFOLDD, else the build's)\n"
-                 "  --twofold PATH      the CLI (default: $TF_TWOFOLD, else the build's)\n");
+    fprintf(out,
+            "usage: twofold-bench [options]\n"
+            "  --intros N          intros at saturation (default 10000)\n"
+            "  --lowload-intros M  intros at low load, one at a time (default min(N, 200))\n"
+            "  --parties P         parties (default 2); intros go round-robin over pairs\n"
+            "  --inflight K        intros unfinished at once at saturation (default 64)\n"
+            "  --contacts C        preload C extra contacts into every node first\n"
+            "  --scaling           runs: contacts 100, 10000, 100000 (P=2) and P=50 (C=100)\n"
+            "  --smoke             CI: 20 intros (5 at low load), P=2; correctness only\n"
+            "  --json              one JSON object (an array with --scaling) on stdout\n"
+            "  --timeout S         give up on a phase after S seconds (default 1800)\n"
+            "  --stall S           give up when nothing completes for S seconds (default 60)\n"
+            "  --ops               print the op-count table (ops.c) with its reasons, and exit\n"
+            "  --keep              keep the temporary homes and logs\n"
+            "  --twofoldd PATH     the daemon (default: $TF_TWOFOLDD, else the build's)\n"
+            "  --twofold PATH      the CLI (default: $TF_TWOFOLD, else the build's)\n");
+}
+
+static void print_ops_table(void)
+{
+    size_t n;
+    const struct tf_bench_op_count *t = tf_bench_ops_table(&n);
+    printf("per intro, all three nodes (C connector, A and B parties):\n");
+    for (size_t i = 0; i < n; i++)
+        printf("  %-22s %5.1f  %s\n", tf_bench_op_name(t[i].op), t[i].count, t[i].where);
+    printf("totals:");
+    for (int op = 0; op < TF_BENCH_OP_COUNT; op++)
+        printf(" %s %.1f", tf_bench_op_name((enum tf_bench_op)op),
+               tf_bench_ops_per_intro((enum tf_bench_op)op));
+    printf("\n");
 }
 
 static int parse_u32(const char *s, uint32_t min, uint32_t max, uint32_t *out)
@@ -1285,6 +1301,9 @@ static int parse_opts(int argc, char **argv, struct opts *o)
             o->scaling = true;
         } else if (strcmp(a, "--keep") == 0) {
             o->keep = true;
+        } else if (strcmp(a, "--ops") == 0) {
+            print_ops_table();
+            exit(0);
         } else if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) {
             usage(stdout);
             exit(0);
