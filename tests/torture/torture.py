@@ -186,7 +186,69 @@ def stop_all(nodes):
     return unclean
 
 
+def work(nodes, plan, args, summary, failures):
+    """Runs the workload under chaos and waits for the nodes to settle;
+    stops the chaos.  Returns the driver and the chaos thread."""
+    cfg = args.cfg
+    order = [nodes[name] for name in plan.names]
+    chaos = Chaos(order, chaos_schedule(args.seed, cfg, len(order)), log)
+    driver = Driver(plan, nodes, chaos, log)
+    chaos.start()
+    try:
+        t0 = time.monotonic()
+        if not driver.run(cfg["duration"], t0 + cfg["duration"] * 2 + 60):
+            failures.append("the workload did not finish in time")
+        chaos.schedule_done.wait(cfg["duration"] + 120)
+        log("workload: %d proposed, %d refused, %d withdrawals, %d owner answers (%.1fs)" % (
+            len(driver.ids), len(driver.refused), sum(driver.withdrawn.values()),
+            len(driver.answered), time.monotonic() - t0))
+        allowed = cfg["drain"] + cfg["idle_expiry"]
+        drained = drain(nodes, driver, allowed)
+        if drained is None:
+            failures.append("the nodes did not settle within %ds" % allowed)
+        else:
+            log("drain: settled in %.1fs" % drained)
+        summary["drain_s"] = None if drained is None else round(drained, 1)
+    finally:
+        chaos.quit()
+    failures += ["chaos: " + f for f in chaos.failures]
+    if driver.refused:
+        failures.append("%d proposals refused: %s" % (
+            len(driver.refused), sorted(set(driver.refused.values()))))
+    summary.update({"kills": chaos.kills, "hook_crashes": chaos.hook_crashes,
+                    "stops": chaos.stops, "stopped_s": round(chaos.stopped_s, 1),
+                    "driver": driver.counts})
+    return driver
+
+
+def check(nodes, plan, driver, summary, failures):
+    """Reads every node (CLI, then the stopped stores), runs the checker
+    and its self-test."""
+    ids = {name: n.text_id for name, n in nodes.items()}
+    cli = snapshot(nodes)
+    failures += ["did not stop cleanly: " + u for u in stop_all(nodes)]
+    stores = {name: read_store(n.home) for name, n in nodes.items()}
+    ledger = driver.results()
+    checker = Checker(ids, plan.knows, cli, stores, ledger)
+    report = checker.run()
+    summary.update({
+        "intros": {"planned": len(plan.intros), "proposed": len(driver.ids),
+                   "refused": len(driver.refused), **checker.outcomes},
+        "counts": report.counts, "checked": report.stats, "invariant3": checker.invariant3,
+        "findings": report.findings})
+    if not report.ok():
+        failures.append("checker: " + ", ".join("%s %d" % kv for kv in report.counts.items()
+                                                  if kv[1]))
+    caught, total, missed = self_test(ids, plan.knows, cli, stores, ledger)
+    summary["self_test"] = {"caught": caught, "planted": total, "missed": missed}
+    log("checker self-test: %d of %d planted faults caught%s" % (
+        caught, total, "; missed: " + "; ".join(missed) if missed else ""))
+    if any("no case" not in m for m in missed):
+        failures.append("the checker missed planted faults: %s" % missed)
+
+
 def run(args):
+    """One torture run; returns its summary (summary["ok"]: passed)."""
     cfg = args.cfg
     wall0 = time.monotonic()
     log("torture: seed %d, preset %s: %d nodes, %d intros, %d kills, %d stops, %ds workload" % (
@@ -198,65 +260,14 @@ def run(args):
     summary = {"seed": args.seed, "preset": args.preset, "config": cfg, "root": root}
     failures = []
     nodes = {}
-    chaos = None
     try:
         nodes = setup(root, plan)
-        ids = {name: n.text_id for name, n in nodes.items()}
         log("setup: %d nodes up, cards exchanged (%.1fs)" % (len(nodes), time.monotonic() - wall0))
-        order = [nodes[name] for name in plan.names]
-        chaos = Chaos(order, chaos_schedule(args.seed, cfg, len(order)), log)
-        driver = Driver(plan, nodes, chaos, log)
-        chaos.start()
-        t_work = time.monotonic()
-        done = driver.run(cfg["duration"], t_work + cfg["duration"] * 2 + 60)
-        if not done:
-            failures.append("the workload did not finish in time")
-        chaos.schedule_done.wait(cfg["duration"] + 120)
-        log("workload: %d proposed, %d refused, %d withdrawals, %d owner answers (%.1fs)" % (
-            len(driver.ids), len(driver.refused), sum(driver.withdrawn.values()),
-            len(driver.answered), time.monotonic() - t_work))
-        drained = drain(nodes, driver, cfg["drain"] + cfg["idle_expiry"])
-        if drained is None:
-            failures.append("the nodes did not settle within %ds" % (
-                cfg["drain"] + cfg["idle_expiry"]))
-        else:
-            log("drain: settled in %.1fs" % drained)
-        chaos.quit()
-        failures += ["chaos: " + f for f in chaos.failures]
-        cli = snapshot(nodes)
-        unclean = stop_all(nodes)
-        failures += ["did not stop cleanly: " + u for u in unclean]
-        stores = {name: read_store(n.home) for name, n in nodes.items()}
-        ledger = driver.results()
-        checker = Checker(ids, plan.knows, cli, stores, ledger)
-        report = checker.run()
-        summary.update({
-            "kills": chaos.kills, "hook_crashes": chaos.hook_crashes, "stops": chaos.stops,
-            "stopped_s": round(chaos.stopped_s, 1),
-            "intros": {"planned": len(plan.intros), "proposed": len(driver.ids),
-                       "refused": len(driver.refused), **checker.outcomes},
-            "counts": report.counts, "checked": report.stats,
-            "invariant3": checker.invariant3,
-            "driver": driver.counts, "drain_s": None if drained is None else round(drained, 1),
-        })
-        if driver.refused:
-            failures.append("%d proposals refused: %s" % (
-                len(driver.refused), sorted(set(driver.refused.values()))))
-        summary["findings"] = report.findings
-        caught, total, missed = self_test(ids, plan.knows, cli, stores, ledger)
-        summary["self_test"] = {"caught": caught, "planted": total, "missed": missed}
-        log("checker self-test: %d of %d planted faults caught%s" % (
-            caught, total, "; missed: " + "; ".join(missed) if missed else ""))
-        if any("no case" not in m for m in missed):
-            failures.append("the checker missed planted faults: %s" % missed)
-        if not report.ok():
-            failures.append("checker: " + ", ".join("%s %d" % kv for kv in report.counts.items()
-                                                      if kv[1]))
+        driver = work(nodes, plan, args, summary, failures)
+        check(nodes, plan, driver, summary, failures)
     except (NodeFailure, Unavailable, Refused) as e:
         failures.append("%s: %s" % (type(e).__name__, e))
     finally:
-        if chaos is not None and chaos.is_alive():
-            chaos.quit()
         for n in nodes.values():
             try:
                 n.stop()
@@ -305,7 +316,8 @@ def print_summary(s, out):
     for f in s["failures"]:
         w("  FAILED: " + f)
     if s["ok"]:
-        w("PASS (seed %d)" % s["seed"])
+        w("PASS (seed %d)%s" % (s["seed"], "; homes and logs kept in " + s["kept"]
+                                if "kept" in s else ""))
     else:
         w("FAIL (seed %d; rerun with --seed %d; homes and logs kept in %s)" % (
             s["seed"], s["seed"], s["kept"]))
