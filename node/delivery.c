@@ -223,6 +223,7 @@ static int send_entry(struct tf_node_delivery *d, struct tf_node_link *link,
         free(f);
         return rc;
     }
+    d->node->stats.envelopes_sent++;
     memcpy(f->msg_id, e->msg_id, 16);
     f->link = link;
     f->next = d->inflight;
@@ -534,6 +535,7 @@ void tf_node_delivery_envelope(struct tf_node_delivery *d, struct tf_node_link *
     struct tf_proto_buf plain = {0};
     char tid[TF_PROTO_TEXT_ID_SIZE];
     tf_proto_text_id_encode(tf_node_link_peer(link), tid);
+    node->stats.envelopes_received++;
     int rc = tf_proto_envelope_decode(buf, len, &env);
     if (rc != TF_OK) {
         /* Without a msg id there is nothing to ACK. */

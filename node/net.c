@@ -160,10 +160,12 @@ static int append_frame(struct tf_node_link *l, struct write_req *wr, const uint
     tf_proto_frame_header(at, (uint16_t)body);
     at += TF_PROTO_FRAME_HEADER_LEN;
     int rc = TF_OK;
-    if (encrypt)
+    if (encrypt) {
         rc = tf_proto_noise_cipher_encrypt(&l->tx, p, n, at, body, &body);
-    else
+        l->net->node->stats.frames_sent++;
+    } else {
         memcpy(at, p, n);
+    }
     if (rc == TF_OK)
         wr->len += TF_PROTO_FRAME_HEADER_LEN + body;
     return rc;
@@ -176,6 +178,8 @@ static int write_req_submit(struct tf_node_link *l, struct write_req *wr)
     int rc = uv_write(&wr->req, (uv_stream_t *)&l->tcp, &buf, 1, write_cb);
     if (rc != 0)
         free(wr);
+    else
+        l->net->node->stats.writes++;
     return rc;
 }
 
@@ -590,6 +594,7 @@ static void on_link_msg(struct tf_node_link *l, const struct tf_proto_link_msg *
 static void on_transport_frame(struct tf_node_link *l, uint8_t *body, size_t len)
 {
     size_t plen;
+    l->net->node->stats.frames_received++;
     int rc = tf_proto_noise_cipher_decrypt(&l->rx, body, len, body, len, &plen);
     if (rc != TF_OK) {
         LOG(TF_NODE_LOG_WARN, l, "frame does not decrypt (%s); closing", tf_strerror(rc));

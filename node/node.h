@@ -30,6 +30,15 @@ struct tf_node_options {
     const char *home; /* resolved home directory */
 };
 
+/* Counters since start, for `status` (docs/CONTROL.md) and the benchmark. */
+struct tf_node_stats {
+    uint64_t envelopes_sent;     /* including resends */
+    uint64_t envelopes_received; /* including duplicates and refused ones */
+    uint64_t frames_sent;        /* link messages (after the handshake) */
+    uint64_t frames_received;
+    uint64_t writes; /* socket writes: handshake messages, batches of frames */
+};
+
 struct tf_node {
     uv_loop_t *loop; /* borrowed */
     char home[TF_NODE_PATH_MAX];
@@ -48,6 +57,7 @@ struct tf_node {
     struct tf_node_delivery *delivery;
     struct tf_node_ping *pings;     /* pending pings (node/ping.c) */
     uv_timer_t intro_sweep;         /* expires intros (node/intro.c) */
+    struct tf_node_stats stats;
     struct tf_proto_policy *policy; /* the owner's rules, NULL: ask (node/policy.c) */
     /* Test hook (TWOFOLD_TEST_CRASH=after-receive-commit): die by SIGKILL
      * right after committing a received envelope, before its ACK is sent. */

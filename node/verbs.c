@@ -258,7 +258,7 @@ static int verb_status(struct tf_node *node, const msgpack_object *args,
         return rc;
     }
     uint64_t now = tf_node_now(node);
-    tf_proto_mp_write_map(w, 14);
+    tf_proto_mp_write_map(w, 15);
     tf_proto_mp_write_cstr(w, "id");
     tf_proto_mp_write_cstr(w, node->text_id);
     tf_proto_mp_write_cstr(w, "fingerprint");
@@ -288,6 +288,24 @@ static int verb_status(struct tf_node *node, const msgpack_object *args,
     tf_proto_mp_write_uint(w, st.messages);
     tf_proto_mp_write_cstr(w, "peers");
     tf_node_net_write_peers(node->net, w);
+    const struct tf_node_stats *s = &node->stats;
+    const struct {
+        const char *key;
+        uint64_t value;
+    } stats[] = {
+        {"commits", st.commits},
+        {"envelopes_sent", s->envelopes_sent},
+        {"envelopes_received", s->envelopes_received},
+        {"frames_sent", s->frames_sent},
+        {"frames_received", s->frames_received},
+        {"writes", s->writes},
+    };
+    tf_proto_mp_write_cstr(w, "stats");
+    tf_proto_mp_write_map(w, sizeof stats / sizeof stats[0]);
+    for (size_t i = 0; i < sizeof stats / sizeof stats[0]; i++) {
+        tf_proto_mp_write_cstr(w, stats[i].key);
+        tf_proto_mp_write_uint(w, stats[i].value);
+    }
     return TF_OK;
 }
 

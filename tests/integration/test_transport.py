@@ -220,6 +220,14 @@ class Messages(TransportTestCase):
             self.assertEqual(outbox(n), [])
             st = n.json("status")
             self.assertEqual((st["outbox"], st["messages"]), (0, 2))
+            # The counters: one note each way (a resend would add to them).
+            s = st["stats"]
+            self.assertGreaterEqual(s["envelopes_sent"], 1, s)
+            self.assertGreaterEqual(s["envelopes_received"], 1, s)
+            self.assertGreaterEqual(s["frames_sent"], s["envelopes_sent"] + 1, s)  # + HELLO, ACK
+            self.assertGreaterEqual(s["frames_received"], s["envelopes_received"] + 1, s)
+            self.assertGreaterEqual(s["commits"], 2, s)
+            self.assertGreaterEqual(s["writes"], 1, s)
 
     def test_both_send_at_once(self):
         """No link yet and both sides send at the same moment: both may dial
