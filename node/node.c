@@ -435,6 +435,14 @@ void tf_node_stop(struct tf_node *node)
     close_handle((uv_handle_t *)&node->sig_int);
     close_handle((uv_handle_t *)&node->sig_term);
     close_handle((uv_handle_t *)&node->sig_hup);
+    /* Closing the handles restored the default actions: a second stop
+     * signal would now kill the node in the middle of its orderly stop. */
+    struct sigaction ignore;
+    memset(&ignore, 0, sizeof ignore);
+    ignore.sa_handler = SIG_IGN;
+    sigemptyset(&ignore.sa_mask);
+    for (size_t i = 0; i < 3; i++)
+        (void)sigaction((int[]){SIGINT, SIGTERM, SIGHUP}[i], &ignore, NULL);
 }
 
 void tf_node_deinit(struct tf_node *node)

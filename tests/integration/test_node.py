@@ -161,6 +161,22 @@ class Daemon(NodeTestCase):
         a.start()  # and it starts again
         self.assertEqual(a.json("status")["contacts"], 0)
 
+    def test_repeated_sigterm_still_exits_cleanly(self):
+        """Stop signals that keep coming while the node stops (an impatient
+        supervisor) must not kill it half-way: it still exits 0."""
+        a = self.node("alice")
+        a.init()
+        a.start()
+        proc = a.proc
+        deadline = time.monotonic() + 20
+        while proc.poll() is None and time.monotonic() < deadline:
+            try:
+                proc.send_signal(signal.SIGTERM)
+            except ProcessLookupError:
+                break
+            time.sleep(0.0005)
+        self.assertEqual(a.wait_exit(), 0)
+
 
 class Contacts(NodeTestCase):
     def two(self):
