@@ -71,9 +71,11 @@ struct tf_node_ctl {
     bool stopping;
 };
 
+/* One write of up to WRITE_FRAMES_MAX frames (a list, owned). */
+#define WRITE_FRAMES_MAX 64
 struct write_req {
     uv_write_t req;
-    struct out_frame *frame;
+    struct out_frame *frames;
 };
 
 #define RBUF_CAP (TF_PROTO_CTL_HEADER_LEN + TF_PROTO_CTL_REQUEST_MAX)
@@ -127,7 +129,11 @@ static void write_cb(uv_write_t *req, int status)
 {
     struct write_req *wr = container_of(req, struct write_req, req);
     struct client *c = req->handle->data;
-    free_frame(wr->frame);
+    while (wr->frames != NULL) {
+        struct out_frame *f = wr->frames;
+        wr->frames = f->next;
+        free_frame(f);
+    }
     free(wr);
     if (status < 0 && !c->closing) {
         tf_node_log(TF_NODE_LOG_DEBUG, "ctl", "client %u: write failed: %s", c->num,
@@ -140,26 +146,37 @@ static void write_cb(uv_write_t *req, int status)
         client_close(c);
 }
 
-/* Writes queued frames from the head until one that waits for a commit. */
+/* Writes queued frames from the head until one that waits for a commit,
+ * many frames to a write. */
 static void flush(struct client *c)
 {
     while (!c->closing && c->out_head != NULL && !c->out_head->held) {
-        struct out_frame *f = c->out_head;
-        c->out_head = f->next;
-        if (c->out_head == NULL)
-            c->out_tail = NULL;
-        f->next = NULL;
         struct write_req *wr = malloc(sizeof *wr);
         if (wr == NULL) {
-            free_frame(f);
             client_close(c);
             return;
         }
-        wr->frame = f;
-        uv_buf_t buf = uv_buf_init((char *)f->data, (unsigned)f->len);
-        int rc = uv_write(&wr->req, (uv_stream_t *)&c->pipe, &buf, 1, write_cb);
+        /* Detach the ready frames (up to the limit) as the request's list. */
+        uv_buf_t bufs[WRITE_FRAMES_MAX];
+        unsigned n = 0;
+        struct out_frame **tail = &wr->frames;
+        while (n < WRITE_FRAMES_MAX && c->out_head != NULL && !c->out_head->held) {
+            struct out_frame *f = c->out_head;
+            c->out_head = f->next;
+            f->next = NULL;
+            *tail = f;
+            tail = &f->next;
+            bufs[n++] = uv_buf_init((char *)f->data, (unsigned)f->len);
+        }
+        if (c->out_head == NULL)
+            c->out_tail = NULL;
+        int rc = uv_write(&wr->req, (uv_stream_t *)&c->pipe, bufs, n, write_cb);
         if (rc < 0) {
-            free_frame(f);
+            while (wr->frames != NULL) {
+                struct out_frame *f = wr->frames;
+                wr->frames = f->next;
+                free_frame(f);
+            }
             free(wr);
             client_close(c);
             return;
@@ -735,8 +752,7 @@ void tf_node_ctl_broadcast(struct tf_node_ctl *ctl, const uint8_t *frame, size_t
                 memcpy(data, frame, len);
                 f->data = data;
                 f->len = len;
-                enqueue(c, f);
-                flush(c);
+                enqueue(c, f); /* written by tf_node_ctl_committed, with the turn's replies */
             }
         }
         c = next;

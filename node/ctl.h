@@ -34,9 +34,11 @@ TF_MUST_CHECK int tf_node_ctl_start(struct tf_node *node, const char *path,
  * callbacks, so the loop must run afterwards.  Unlinks the socket file. */
 void tf_node_ctl_stop(struct tf_node_ctl *ctl);
 
-/* Called after each group commit attempt: rc is its result.  On success held
+/* Called at the end of every loop turn, after the group commit attempt (rc
+ * is its result; TF_OK in a turn that wrote nothing).  On success held
  * replies go out; on failure each held reply is replaced by an error reply
- * (the change was lost). */
+ * (the change was lost).  Then each client's queued frames are written, in
+ * as few writes as the queue allows. */
 void tf_node_ctl_committed(struct tf_node_ctl *ctl, int rc);
 
 /* A request whose reply comes later (e.g. ping, which waits for the
@@ -57,7 +59,8 @@ struct tf_node_ctl_deferred *tf_node_ctl_defer(struct tf_node_ctl_request *req);
 void tf_node_ctl_complete(struct tf_node_ctl_deferred *d, int rc, const struct tf_proto_buf *result,
                           const char *why);
 
-/* Sends one framed event to every watching client. */
+/* Queues one framed event for every watching client; it is written by the
+ * next tf_node_ctl_committed. */
 void tf_node_ctl_broadcast(struct tf_node_ctl *ctl, const uint8_t *frame, size_t len);
 
 #endif

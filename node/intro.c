@@ -80,6 +80,10 @@ struct intro_in {
     struct tf_proto_buf other_note;
     bool late_revocation;
     uint64_t received, updated;
+    /* The signed introduction that materialised it: both parties' signed
+     * acceptances, kept as the proof (empty before; and in records written
+     * before it was kept, which have 9 fields). */
+    struct tf_proto_buf introduction;
 };
 
 static void buf_free_all(struct tf_proto_buf *b, size_t n)
@@ -104,6 +108,7 @@ static void in_free(struct intro_in *r)
     tf_proto_buf_free(&r->decided_by);
     tf_proto_buf_free(&r->my_accept);
     tf_proto_buf_free(&r->other_note);
+    tf_proto_buf_free(&r->introduction);
 }
 
 static int set_buf(struct tf_proto_buf *dst, const void *p, size_t n)
@@ -222,7 +227,7 @@ static int in_encode(const struct intro_in *r, struct tf_proto_buf *out)
 {
     struct tf_proto_mp_writer w;
     tf_proto_mp_writer_init(&w);
-    tf_proto_mp_write_array(&w, 9);
+    tf_proto_mp_write_array(&w, 10);
     w_buf(&w, &r->proposal, true);
     tf_proto_mp_write_uint(&w, r->state);
     w_buf(&w, &r->decided_by, false);
@@ -235,6 +240,7 @@ static int in_encode(const struct intro_in *r, struct tf_proto_buf *out)
     tf_proto_mp_write_bool(&w, r->late_revocation);
     tf_proto_mp_write_uint(&w, r->received);
     tf_proto_mp_write_uint(&w, r->updated);
+    w_buf(&w, &r->introduction, true);
     return tf_proto_mp_writer_finish(&w, out);
 }
 
@@ -244,8 +250,9 @@ static int in_decode(const uint8_t id[32], const uint8_t *p, size_t n, struct in
     int rc;
     memset(r, 0, sizeof *r);
     memcpy(r->id, id, 32);
+    uint32_t fields;
     tf_proto_mp_reader_init(&rd, p, n);
-    if ((rc = tf_proto_mp_read_array_exact(&rd, 9)) != TF_OK ||
+    if ((rc = tf_proto_mp_read_array(&rd, 10, &fields)) != TF_OK || fields < 9 ||
         (rc = r_bin(&rd, &r->proposal, TF_PROTO_BODY_MAX)) != TF_OK ||
         (rc = tf_proto_mp_read_uint(&rd, &r->state)) != TF_OK ||
         (rc = r_str(&rd, &r->decided_by, 64)) != TF_OK ||
@@ -261,6 +268,7 @@ static int in_decode(const uint8_t id[32], const uint8_t *p, size_t n, struct in
         (rc = tf_proto_mp_read_bool(&rd, &r->late_revocation)) != TF_OK ||
         (rc = tf_proto_mp_read_uint(&rd, &r->received)) != TF_OK ||
         (rc = tf_proto_mp_read_uint(&rd, &r->updated)) != TF_OK ||
+        (fields == 10 && (rc = r_bin(&rd, &r->introduction, TF_PROTO_BODY_MAX)) != TF_OK) ||
         (rc = tf_proto_mp_read_end(&rd)) != TF_OK || r->state > IN_CLOSED)
         goto fail;
     return TF_OK;
@@ -816,6 +824,7 @@ static int on_introduction(struct tf_node *node, const uint8_t from[32], const u
     char tid[TF_PROTO_TEXT_ID_SIZE];
     tf_proto_text_id_encode(r.other, tid);
     if ((rc = set_buf(&r.other_note, m.other_note.ptr, m.other_note.len)) == TF_OK &&
+        (rc = set_buf(&r.introduction, body, len)) == TF_OK &&
         (rc = add_introduced(node, &m)) == TF_OK && (rc = in_save(node, &r)) == TF_OK &&
         (rc = intro_event(node, "inbox.introduced", r.id, "other", tid)) == TF_OK &&
         r.late_revocation)

@@ -48,9 +48,6 @@ static void commit(struct tf_node *node)
                     "test hook: crashing after the commit, before the ACK");
         raise(SIGKILL);
     }
-    tf_node_ctl_committed(node->ctl, rc);
-    if (node->net != NULL)
-        tf_node_net_committed(node->net, rc);
     for (size_t i = 0; i < node->n_pending_events; i++) {
         if (rc == TF_OK)
             tf_node_ctl_broadcast(node->ctl, node->pending_events[i].data,
@@ -58,6 +55,11 @@ static void commit(struct tf_node *node)
         tf_proto_buf_free(&node->pending_events[i]);
     }
     node->n_pending_events = 0;
+    /* Each client's replies and events, and each link's frames, leave in
+     * one write per turn. */
+    tf_node_ctl_committed(node->ctl, rc);
+    if (node->net != NULL)
+        tf_node_net_committed(node->net, rc);
 }
 
 /* Group commit: runs once per loop turn, before the loop blocks for I/O.

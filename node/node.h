@@ -55,8 +55,8 @@ struct tf_node {
     struct tf_node_ctl *ctl;
     struct tf_node_net *net;
     struct tf_node_delivery *delivery;
-    struct tf_node_ping *pings;     /* pending pings (node/ping.c) */
-    uv_timer_t intro_sweep;         /* expires intros (node/intro.c) */
+    struct tf_node_ping *pings; /* pending pings (node/ping.c) */
+    uv_timer_t intro_sweep;     /* expires intros (node/intro.c) */
     struct tf_node_stats stats;
     struct tf_proto_policy *policy; /* the owner's rules, NULL: ask (node/policy.c) */
     /* Test hook (TWOFOLD_TEST_CRASH=after-receive-commit): die by SIGKILL

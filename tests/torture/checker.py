@@ -18,8 +18,9 @@ Invariants (issue 8):
  1. No party stores an introduced contact unless both parties' valid signed
     acceptances of that intro exist: the connector's record holds both
     replies, each an accept signed by the party committed to in the core;
-    the party's record holds the same signed acceptance it sent, and the
-    proposal it answered verifies.
+    the party's record holds the same signed acceptance it sent, the
+    proposal it answered verifies, and the introduction it stored as its
+    proof passes the materialisation check again (in Python).
  2. Every intro both sides accepted is materialised on both sides exactly
     once: introduced at the connector, both inbox items introduced naming
     the other, the other a contact with the provenance, one
@@ -44,6 +45,7 @@ OUT_STATES = ("asking", "introduced", "declined", "withdrawn", "expired")
 SIDE_STATES = ("not_asked", "pending", "accepted", "declined")
 IN_STATES = ("pending", "accepted", "declined", "introduced", "closed")
 FINAL_IN = ("introduced", "closed", "declined")
+PROOF_SKEW = 300  # seconds, as TF_PROTO_SKEW_DEFAULT
 
 
 # ---------------------------------------------------------------------------
@@ -79,11 +81,11 @@ def decode_out(raw):
 def decode_in(raw):
     """A party record (node/intro.c in_encode)."""
     f = msgpack.unpackb(raw, raw=True, strict_map_key=False)
-    if len(f) != 9:
+    if len(f) != 10:
         raise ValueError("intros_in record of %d fields" % len(f))
     return {"proposal": f[0], "state": IN_STATES[f[1]], "decided_by": f[2].decode(),
             "my_accept": f[3], "other": f[4], "other_note": f[5].decode(),
-            "late_revocation": f[6]}
+            "late_revocation": f[6], "introduction": f[9]}
 
 
 def read_store(home):
@@ -126,8 +128,8 @@ class Report:
     def __init__(self):
         self.counts = {k: 0 for k in self.KINDS}
         self.findings = []
-        self.stats = {"intros_checked": 0, "acceptances_verified": 0, "contacts_checked": 0,
-                      "closed_items_compared": 0}
+        self.stats = {"intros_checked": 0, "acceptances_verified": 0, "proofs_verified": 0,
+                      "contacts_checked": 0, "closed_items_compared": 0}
         self._flagged = set()
 
     def add(self, kind, key, text):
@@ -266,6 +268,16 @@ class Checker:
             if out is None or out["sides"][p.side]["reply"] != rec["my_accept"]:
                 raise v.ProtoError("E_NOT_MY_REPLY",
                                    "the connector holds another acceptance for this side")
+            if rec["state"] == "introduced":
+                # The party's own proof: the introduction it verified, with
+                # both signed acceptances, checked again here independently.
+                if not rec["introduction"]:
+                    raise v.ProtoError("NO_PROOF", "introduced without a stored introduction")
+                other = v.materialise_check(self.pk[party], rec["my_accept"],
+                                            rec["introduction"], PROOF_SKEW)
+                if rec["other"] != other.sign_pk:
+                    raise v.ProtoError("E_OTHER", "the stored proof names another party")
+                self.r.stats["proofs_verified"] += 1
             self.r.stats["acceptances_verified"] += 1
         except (v.ProtoError, ValueError, KeyError, IndexError) as e:
             return "intro %.12s at %s: %s" % (iid, party, e)
@@ -532,6 +544,12 @@ def mutations(ids, cli, stores, ledger):
         side = stores_[d["connector"]]["outs"][d["id"]]["sides"][1]
         side["reply"] = side["reply"][:-1] + bytes([side["reply"][-1] ^ 1])
 
+    def forge_proof(cli_, stores_, ledger_):
+        d = _first(ledger_, lambda d: introduced(d, cli_))
+        rec = stores_[d["parties"][0]]["ins"][d["id"]]
+        proof = rec["introduction"]
+        rec["introduction"] = proof[:-1] + bytes([proof[-1] ^ 1])
+
     def drop_contact(cli_, stores_, ledger_):
         d = _first(ledger_, lambda d: introduced(d, cli_))
         p, q = d["parties"]
@@ -578,6 +596,8 @@ def mutations(ids, cli, stores, ledger):
 
     return [("a connector's stored acceptance with a broken signature", "unwarranted",
              forge_reply),
+            ("a party's stored introduction (its proof) with a broken signature",
+             "unwarranted", forge_proof),
             ("an introduced party without the other as a contact", "lost", drop_contact),
             ("an intro introduced though the driver declined it", "unwarranted",
              declined_but_introduced),

@@ -300,9 +300,10 @@ def print_summary(s, out):
               i["planned"], i["proposed"], i["refused"], i.get("introduced", 0),
               i.get("declined", 0), i.get("withdrawn", 0), i.get("expired", 0),
               i.get("asking", 0)))
-        w("  checked: %d intros, %d signed acceptances verified, %d contacts, "
-          "%d closed items compared %s" % (
-              ch["intros_checked"], ch["acceptances_verified"], ch["contacts_checked"],
+        w("  checked: %d intros, %d signed acceptances and %d party proofs verified, "
+          "%d contacts, %d closed items compared %s" % (
+              ch["intros_checked"], ch["acceptances_verified"], ch["proofs_verified"],
+              ch["contacts_checked"],
               ch["closed_items_compared"], s["invariant3"]["closed_items"]))
         w("  lost %d, duplicated %d, unwarranted %d; wrong outcome %d, unsettled %d, "
           "policy mismatch %d, distinguishable %d, bad record %d" % (
