@@ -36,7 +36,22 @@ struct tf_node_delivery {
      * freed room on their link). */
     uint8_t ready[READY_MAX][32];
     size_t n_ready;
+    /* The last dial failure of a few recent peers, for outbox entries'
+     * last_error (a small ring: oldest overwritten). */
+    struct dial_error {
+        uint8_t pk[32];
+        char text[TF_NODE_OUTBOX_ERROR_MAX];
+    } dial_errors[8];
+    size_t next_dial_error;
 };
+
+static const char *dial_error_of(const struct tf_node_delivery *d, const uint8_t pk[32])
+{
+    for (size_t i = 0; i < sizeof d->dial_errors / sizeof d->dial_errors[0]; i++)
+        if (d->dial_errors[i].text[0] != '\0' && memcmp(d->dial_errors[i].pk, pk, 32) == 0)
+            return d->dial_errors[i].text;
+    return NULL;
+}
 
 static uint64_t now_ms(void)
 {
@@ -259,6 +274,9 @@ static int need_link(struct tf_node_delivery *d, struct tf_node_outbox_entry *e)
         return rc;
     tf_node_net_dial(node->net, c.pk, c.fields.addrs, c.fields.n_addrs);
     tf_node_contact_deinit(&c);
+    const char *why = dial_error_of(d, e->to_pk);
+    if (why != NULL)
+        snprintf(e->last_error, sizeof e->last_error, "%s", why);
     e->attempts++;
     e->next_try_ms = now_ms() + backoff_ms(d, e->attempts);
     return tf_node_store_outbox_put(node->store, e);
@@ -368,6 +386,9 @@ void tf_node_delivery_run(struct tf_node_delivery *d)
 
 void tf_node_delivery_link_up(struct tf_node_delivery *d, struct tf_node_link *link)
 {
+    for (size_t i = 0; i < sizeof d->dial_errors / sizeof d->dial_errors[0]; i++)
+        if (memcmp(d->dial_errors[i].pk, tf_node_link_peer(link), 32) == 0)
+            d->dial_errors[i].text[0] = '\0';
     mark_ready(d, tf_node_link_peer(link));
 }
 
@@ -391,7 +412,15 @@ void tf_node_delivery_dial_failed(struct tf_node_delivery *d, const uint8_t pk[3
     tf_proto_text_id_encode(pk, tid);
     tf_node_log(TF_NODE_LOG_DEBUG, "delivery", "cannot reach %s: %s; will retry", tid,
                 tf_strerror(err));
-    (void)d;
+    const size_t n = sizeof d->dial_errors / sizeof d->dial_errors[0];
+    struct dial_error *slot = NULL;
+    for (size_t i = 0; i < n && slot == NULL; i++)
+        if (memcmp(d->dial_errors[i].pk, pk, 32) == 0)
+            slot = &d->dial_errors[i];
+    if (slot == NULL)
+        slot = &d->dial_errors[d->next_dial_error++ % n];
+    memcpy(slot->pk, pk, 32);
+    snprintf(slot->text, sizeof slot->text, "cannot reach it: %s", tf_strerror(err));
 }
 
 void tf_node_delivery_ack(struct tf_node_delivery *d, struct tf_node_link *link,

@@ -289,6 +289,10 @@ class Retry(TransportTestCase):
         self.assertEqual(len(ob), 1)
         self.assertEqual((ob[0]["msg_id"], ob[0]["to"], ob[0]["type"]),
                          (msg_id, b.text_id(), "note"))
+        # Why it is still queued: Bob's port refuses connections.
+        wait_for("the dial failure in last_error",
+                 lambda: (outbox(a)[0]["last_error"] or "").startswith("cannot reach it:"), 10)
+        self.assertIn("refused", outbox(a)[0]["last_error"])
         self.assertEqual(out_state(a, msg_id)["state"], "queued")
         b.start()
         self.wait_out_state(a, msg_id, "delivered")
