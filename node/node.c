@@ -39,7 +39,12 @@ static void commit(struct tf_node *node)
 {
     /* Held replies and frames wait for this; a turn that wrote nothing
      * releases them at once. */
-    int rc = tf_node_store_dirty(node->store) ? tf_node_store_commit(node->store) : TF_OK;
+    int rc = TF_OK;
+    if (tf_node_store_dirty(node->store)) {
+        uint64_t t0 = uv_hrtime();
+        rc = tf_node_store_commit(node->store);
+        node->stats.commit_us += (uv_hrtime() - t0) / 1000;
+    }
     if (rc != TF_OK)
         tf_node_log(TF_NODE_LOG_ERROR, "store", "commit failed: %s; this turn's changes are lost",
                     tf_strerror(rc));

@@ -299,6 +299,7 @@ static int verb_status(struct tf_node *node, const msgpack_object *args,
         {"frames_sent", s->frames_sent},
         {"frames_received", s->frames_received},
         {"writes", s->writes},
+        {"commit_us", s->commit_us},
     };
     tf_proto_mp_write_cstr(w, "stats");
     tf_proto_mp_write_map(w, sizeof stats / sizeof stats[0]);

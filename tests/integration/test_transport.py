@@ -228,6 +228,7 @@ class Messages(TransportTestCase):
             self.assertGreaterEqual(s["frames_received"], s["envelopes_received"] + 1, s)
             self.assertGreaterEqual(s["commits"], 2, s)
             self.assertGreaterEqual(s["writes"], 1, s)
+            self.assertGreater(s["commit_us"], 0, s)
 
     def test_both_send_at_once(self):
         """No link yet and both sides send at the same moment: both may dial
