@@ -8,6 +8,7 @@
 #include <sodium.h>
 #include <uv.h>
 
+#include "node/internal.h"
 #include "node/intro.h"
 #include "node/profile.h"
 #include "node/log.h"
@@ -282,19 +283,28 @@ static int need_link(struct tf_node_delivery *d, struct tf_node_outbox_entry *e)
     return tf_node_store_outbox_put(node->store, e);
 }
 
+/* Ends delivery of an entry whose envelope expired undelivered. */
+static void expire_entry(struct tf_node_delivery *d, const struct tf_node_outbox_entry *e)
+{
+    char tid[TF_PROTO_TEXT_ID_SIZE];
+    tf_proto_text_id_encode(e->to_pk, tid);
+    tf_node_log(TF_NODE_LOG_INFO, "delivery", "envelope to %s expired after %u attempts", tid,
+                e->attempts);
+    finish(d, e->msg_id, e->type, TF_NODE_MESSAGE_FAILED, "expired undelivered");
+}
+
 struct due_ctx {
     struct tf_node_delivery *d;
     uint64_t now_s;
-    const uint8_t *only_pk; /* send_pending: one peer only */
+    uint64_t deferred; /* entries put back for a full link, in scan order */
     int err;
 };
 
+/* The timer's scan: entries whose next try has come, for any peer. */
 static int due_cb(const struct tf_node_outbox_entry *ce, void *arg)
 {
     struct due_ctx *x = arg;
     struct tf_node_delivery *d = x->d;
-    if (x->only_pk != NULL && memcmp(ce->to_pk, x->only_pk, 32) != 0)
-        return 0;
     struct tf_node_outbox_entry e;
     memset(&e, 0, sizeof e);
     /* A private copy: the callback's entry is only valid during the call, and
@@ -308,13 +318,7 @@ static int due_cb(const struct tf_node_outbox_entry *ce, void *arg)
     memcpy(e.envelope.data, ce->envelope.data, ce->envelope.len);
     int rc = TF_OK;
     if (x->now_s > e.expires) {
-        char tid[TF_PROTO_TEXT_ID_SIZE];
-        tf_proto_text_id_encode(e.to_pk, tid);
-        tf_node_log(TF_NODE_LOG_INFO, "delivery", "envelope to %s expired after %u attempts", tid,
-                    e.attempts);
-        finish(d, e.msg_id, e.type, TF_NODE_MESSAGE_FAILED, "expired undelivered");
-    } else if (x->only_pk != NULL && find_inflight(d, e.msg_id) != NULL) {
-        /* Already on its way on a live link: wait for its ACK. */
+        expire_entry(d, &e);
     } else {
         struct inflight **pp = find_inflight(d, e.msg_id);
         if (pp != NULL) {
@@ -327,14 +331,15 @@ static int due_cb(const struct tf_node_outbox_entry *ce, void *arg)
             free(f);
         }
         struct tf_node_link *link = tf_node_net_find(d->node->net, e.to_pk);
-        if (link != NULL && tf_node_link_in_flight(link) < d->node->config.max_in_flight)
+        if (link != NULL && tf_node_link_in_flight(link) < d->node->config.max_in_flight) {
             rc = send_entry(d, link, &e);
-        else if (link == NULL && x->only_pk == NULL)
+        } else if (link == NULL) {
             rc = need_link(d, &e);
-        else if (link != NULL && x->only_pk == NULL) {
-            /* A full link: the next ACK marks the peer ready again; look
-             * again in a second in any case (never spin on a due entry). */
-            e.next_try_ms = now_ms() + 1000;
+        } else {
+            /* A full link: the ACK that opens it sends this peer's queue in
+             * order (send_pending); look again in a second in any case
+             * (never spin on a due entry). */
+            e.next_try_ms = now_ms() + 1000 + x->deferred++; /* keeps their order */
             rc = tf_node_store_outbox_put(d->node->store, &e);
         }
     }
@@ -346,12 +351,78 @@ static int due_cb(const struct tf_node_outbox_entry *ce, void *arg)
     return 0;
 }
 
-/* Sends everything queued for pk (a link to it is up). */
+/* One peer's queued envelopes that are not on the wire, oldest first. */
+struct queued {
+    uint64_t created, next_try_ms;
+    uint8_t msg_id[16];
+};
+
+struct queue_scan {
+    struct tf_node_delivery *d;
+    const uint8_t *pk;
+    struct queued *items;
+    size_t n, cap;
+};
+
+static int queue_cb(const struct tf_node_outbox_entry *e, void *arg)
+{
+    struct queue_scan *q = arg;
+    if (memcmp(e->to_pk, q->pk, 32) != 0 || find_inflight(q->d, e->msg_id) != NULL)
+        return 0;
+    if (tf_node__grow((void **)&q->items, &q->cap, q->n, sizeof *q->items) != TF_OK)
+        return TF_E_NOMEM;
+    struct queued *it = &q->items[q->n++];
+    it->created = e->created;
+    it->next_try_ms = e->next_try_ms;
+    memcpy(it->msg_id, e->msg_id, 16);
+    return 0;
+}
+
+/* Creation order (seconds), then the order they were queued or last tried
+ * in: an envelope is never overtaken by one queued a second later. */
+static int queued_cmp(const void *pa, const void *pb)
+{
+    const struct queued *a = pa, *b = pb;
+    if (a->created != b->created)
+        return a->created < b->created ? -1 : 1;
+    if (a->next_try_ms != b->next_try_ms)
+        return a->next_try_ms < b->next_try_ms ? -1 : 1;
+    return memcmp(a->msg_id, b->msg_id, 16);
+}
+
+/* Sends what is queued for pk (its link is up, or an ACK opened its full
+ * window), oldest first, until the window is full again. */
 static int send_pending(struct tf_node_delivery *d, const uint8_t pk[32])
 {
-    struct due_ctx x = {d, tf_node_now(d->node), pk, TF_OK};
-    int rc = tf_node_store_outbox_foreach(d->node->store, due_cb, &x);
-    return rc != TF_OK ? rc : x.err;
+    struct tf_node *node = d->node;
+    struct tf_node_link *link = tf_node_net_find(node->net, pk);
+    if (link == NULL)
+        return TF_OK;
+    struct queue_scan q = {d, pk, NULL, 0, 0};
+    int rc = tf_node_store_outbox_foreach(node->store, queue_cb, &q);
+    if (rc == TF_OK && q.n > 1)
+        qsort(q.items, q.n, sizeof *q.items, queued_cmp);
+    uint64_t now_s = tf_node_now(node);
+    for (size_t i = 0; rc == TF_OK && i < q.n; i++) {
+        if (tf_node_link_in_flight(link) >= node->config.max_in_flight)
+            break;
+        struct tf_node_outbox_entry e;
+        memset(&e, 0, sizeof e);
+        rc = tf_node_store_outbox_get(node->store, q.items[i].msg_id, &e);
+        if (rc == TF_E_NOT_FOUND) {
+            rc = TF_OK;
+            continue;
+        }
+        if (rc == TF_OK) {
+            if (now_s > e.expires)
+                expire_entry(d, &e);
+            else
+                rc = send_entry(d, link, &e);
+        }
+        tf_node_outbox_entry_deinit(&e);
+    }
+    free(q.items);
+    return rc;
 }
 
 void tf_node_delivery_run(struct tf_node_delivery *d)
@@ -367,7 +438,7 @@ void tf_node_delivery_run(struct tf_node_delivery *d)
     }
     if (d->due && rc == TF_OK) {
         d->due = false;
-        struct due_ctx x = {d, tf_node_now(node), NULL, TF_OK};
+        struct due_ctx x = {d, tf_node_now(node), 0, TF_OK};
         rc = tf_node_store_outbox_due(node->store, now_ms(), DUE_BATCH, due_cb, &x);
         if (rc == TF_OK)
             rc = x.err;

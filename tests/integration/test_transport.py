@@ -11,6 +11,7 @@ Retries: the first retry delays are 1 s, 2 s, 4 s... times a jitter factor in
 [0.5, 1.0]; senders get `retry_max_ms = 2000` in their config to keep waits
 short.
 """
+import json
 import os
 import re
 import signal
@@ -22,10 +23,37 @@ import time
 import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from harness import TESTTOOL, NodeTestCase, testtool, wait_for  # noqa: E402
+from harness import TESTTOOL, TWOFOLD, NodeTestCase, testtool, wait_for  # noqa: E402
 
 EXIT_FAIL = 1
 DELIVERY_TIMEOUT = 15.0
+
+
+def received_order(node, n):
+    """The msg ids of the first n notes node received, in the order it
+    stored them (its event log, read with `twofold --json watch --since 0`)."""
+    w = subprocess.Popen([TWOFOLD, "--home", node.home, "--json", "watch", "--since", "0"],
+                         stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    got = []
+    try:
+        deadline = time.monotonic() + 20
+        while len(got) < n and time.monotonic() < deadline:
+            line = w.stdout.readline()
+            if not line:
+                break
+            ev = json.loads(line)
+            ev = ev.get("event", ev)
+            if ev.get("type") == "message.received":
+                got.append(ev["id"])
+    finally:
+        w.send_signal(signal.SIGINT)
+        try:
+            w.wait(10)
+        except subprocess.TimeoutExpired:
+            w.kill()
+            w.wait()
+        w.stdout.close()
+    return got
 
 
 def messages(node, direction=None):
@@ -371,6 +399,24 @@ class Retry(TransportTestCase):
         for msg_id, text in ids.items():
             self.assert_received_once(b, a, msg_id, text)
         self.assertEqual(outbox(a), [])
+
+    def test_older_envelopes_go_first(self):
+        """A queue drains oldest first (by the second it was queued in):
+        newer envelopes never overtake older ones, so none waits for ever
+        behind a busy peer's window."""
+        a, b = self.nodes_up("alice", "bob", config={"alice": {"max_in_flight": 1,
+                                                               "retry_max_ms": 2000}})
+        self.befriend(a, b)
+        self.assertEqual(b.stop(), 0)
+        old = [self.send(a, "bob", "old %d" % i) for i in range(5)]
+        time.sleep(1.1)
+        new = [self.send(a, "bob", "new %d" % i) for i in range(5)]
+        b.start()
+        for msg_id in old + new:
+            self.wait_out_state(a, msg_id, "delivered")
+        got = received_order(b, 10)
+        self.assertEqual(sorted(got[:5]), sorted(old), got)
+        self.assertEqual(sorted(got[5:]), sorted(new), got)
 
 
 class Crash(TransportTestCase):
