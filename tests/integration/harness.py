@@ -13,6 +13,7 @@ import socket
 import struct
 import subprocess
 import tempfile
+import threading
 import time
 import unittest
 
@@ -147,6 +148,33 @@ class Node:
         s.settimeout(10)
         s.connect(self.socket_path())
         return s
+
+
+def watch_events(node, done, timeout=20):
+    """Reads node's whole event log with `twofold --json watch --since 0`
+    until done(events) is true or timeout seconds pass, then interrupts the
+    watch.  Returns (events, finished, watch exit status)."""
+    w = subprocess.Popen([TWOFOLD, "--home", node.home, "--json", "watch", "--since", "0"],
+                         stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    events = []
+
+    def reader():
+        for line in w.stdout:
+            ev = json.loads(line)
+            events.append(ev.get("event", ev))
+            if done(events):
+                return
+    t = threading.Thread(target=reader, daemon=True)
+    t.start()
+    t.join(timeout)
+    w.send_signal(signal.SIGINT)
+    try:
+        w.wait(10)
+    except subprocess.TimeoutExpired:
+        w.kill()
+        w.wait()
+    w.stdout.close()
+    return events, not t.is_alive(), w.returncode
 
 
 def free_port(host="127.0.0.1"):

@@ -26,12 +26,11 @@ import signal
 import struct
 import subprocess
 import sys
-import threading
 import time
 import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from harness import (TWOFOLD, NodeTestCase, free_port, recv_frame,  # noqa: E402
+from harness import (NodeTestCase, free_port, recv_frame, watch_events,  # noqa: E402
                      wait_for)
 
 EXIT_REFUSED = 1
@@ -117,32 +116,10 @@ class IntroTestCase(NodeTestCase):
         """Every event of n's log, via `twofold --json watch --since 0`: reads
         until the latest seq that `status` reports, then interrupts."""
         last = n.json("status")["events"]
-        w = subprocess.Popen([TWOFOLD, "--home", n.home, "--json", "watch", "--since", "0"],
-                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-        out = []
-
-        def reader():
-            for line in w.stdout:
-                ev = json.loads(line)
-                ev = ev.get("event", ev)
-                out.append(ev)
-                if ev["seq"] >= last:
-                    return
-        t = threading.Thread(target=reader, daemon=True)
-        t.start()
-        t.join(10)
-        w.send_signal(signal.SIGINT)
-        try:
-            w.wait(10)
-        except subprocess.TimeoutExpired:
-            w.kill()
-            w.wait()
-            raise
-        w.stdout.close()
-        w.stderr.close()
-        self.assertFalse(t.is_alive(), "watch --since 0 on %s did not reach event %d (got %r)" % (
+        out, finished, rc = watch_events(n, lambda evs: evs[-1]["seq"] >= last, 10)
+        self.assertTrue(finished, "watch --since 0 on %s did not reach event %d (got %r)" % (
             n.name, last, out))
-        self.assertEqual(w.returncode, 0)
+        self.assertEqual(rc, 0)
         return out
 
     def intro_events(self, n, iid, type_=None):

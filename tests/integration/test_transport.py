@@ -11,7 +11,6 @@ Retries: the first retry delays are 1 s, 2 s, 4 s... times a jitter factor in
 [0.5, 1.0]; senders get `retry_max_ms = 2000` in their config to keep waits
 short.
 """
-import json
 import os
 import re
 import signal
@@ -23,7 +22,7 @@ import time
 import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from harness import TESTTOOL, TWOFOLD, NodeTestCase, testtool, wait_for  # noqa: E402
+from harness import TESTTOOL, NodeTestCase, testtool, wait_for, watch_events  # noqa: E402
 
 EXIT_FAIL = 1
 DELIVERY_TIMEOUT = 15.0
@@ -31,29 +30,11 @@ DELIVERY_TIMEOUT = 15.0
 
 def received_order(node, n):
     """The msg ids of the first n notes node received, in the order it
-    stored them (its event log, read with `twofold --json watch --since 0`)."""
-    w = subprocess.Popen([TWOFOLD, "--home", node.home, "--json", "watch", "--since", "0"],
-                         stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
-    got = []
-    try:
-        deadline = time.monotonic() + 20
-        while len(got) < n and time.monotonic() < deadline:
-            line = w.stdout.readline()
-            if not line:
-                break
-            ev = json.loads(line)
-            ev = ev.get("event", ev)
-            if ev.get("type") == "message.received":
-                got.append(ev["id"])
-    finally:
-        w.send_signal(signal.SIGINT)
-        try:
-            w.wait(10)
-        except subprocess.TimeoutExpired:
-            w.kill()
-            w.wait()
-        w.stdout.close()
-    return got
+    stored them (its event log)."""
+    def received(evs):
+        return [e["id"] for e in evs if e.get("type") == "message.received"]
+    events, _, _ = watch_events(node, lambda evs: len(received(evs)) >= n)
+    return received(events)[:n]
 
 
 def messages(node, direction=None):
