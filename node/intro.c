@@ -849,8 +849,19 @@ static int on_close(struct tf_node *node, const uint8_t from[32], const uint8_t 
     if (tf_proto_close_verify(from, body, len, id) != TF_OK)
         return TF_PROTO_ACK_REASON_INVALID;
     int rc = in_load(node, id, &r);
-    if (rc == TF_E_NOT_FOUND)
-        return TF_PROTO_ACK_REASON_NONE; /* nothing to close */
+    if (rc == TF_E_NOT_FOUND) {
+        /* Not heard of yet: envelopes may arrive out of order (a proposal
+         * queued while we were down can follow the close sent after the
+         * other side declined).  Without an ACK the connector sends the
+         * close again, and it applies once the proposal is here.  A blocked
+         * connector's proposals are dropped, so its closes are too. */
+        struct tf_node_contact c;
+        memset(&c, 0, sizeof c);
+        rc = tf_node_store_contact_get(node->store, from, &c);
+        bool blocked = rc == TF_OK && c.blocked;
+        tf_node_contact_deinit(&c);
+        return blocked ? TF_PROTO_ACK_REASON_NONE : -1;
+    }
     if (rc != TF_OK)
         return -1;
     int result = TF_PROTO_ACK_REASON_INVALID;

@@ -1740,8 +1740,8 @@ static const struct {
     {"close-bad-signature", "ack 1/9", "same", c_close_bad_signature,
      "close of Carol's intro signed by Mallory, from Carol"},
     {"close-garbage", "ack 1/9", "same", c_close_garbage, "a close that is no close"},
-    {"close-unknown-intro", "ack 0/0", "seen", c_close_unknown_intro,
-     "Carol closes an intro I never heard of (ok, nothing to close)"},
+    {"close-unknown-intro", "no-ack, alive", "same", c_close_unknown_intro,
+     "Carol closes an intro I never heard of (not ACKed: its proposal may still come)"},
     {"close-unknown-far-future", "ack 1/1", "same", c_close_unknown_far_future,
      "Mallory closes an unknown intro in an envelope expiring at 2^64-1 (its id would be "
      "kept that long)"},

@@ -491,6 +491,34 @@ class Resilience(IntroTestCase):
         self.assert_introduced_once(carol, alice, bob, iid)
 
 
+class OutOfOrder(IntroTestCase):
+    def test_close_queued_with_its_proposal(self):
+        """Alice is down while Carol proposes and Bob's policy declines at
+        once: Carol's outbox holds a proposal and a close for Alice, queued
+        in the same second, and either may reach her first.  A close for an
+        intro she has not heard of is not acknowledged, so it comes again
+        after the proposal: every item ends closed, none pending for ever
+        (found by the torture run; six intros, so the close overtakes its
+        proposal in at least one of them but about once in 64 runs)."""
+        carol, alice, bob = self.cast()
+        with open(os.path.join(bob.home, "policy"), "w") as f:
+            f.write("decline\n")
+        bob.cli("policy", "reload")
+        self.assertEqual(alice.stop(), 0)
+        iids = [self.propose(carol, "alice", "bob", "--topic", "t%d" % i) for i in range(6)]
+        for iid in iids:
+            self.wait_intro(carol, iid, "declined")
+        queued = [e["type"] for e in carol.json("outbox") if e["to"] == self.ids["alice"]]
+        self.assertEqual(sorted(queued), ["close"] * 6 + ["proposal"] * 6)
+        alice.start()
+        for iid in iids:
+            self.wait_inbox(alice, iid, "closed")
+        self.wait_outbox_empty(carol)
+        for iid in iids:
+            item = self.inbox(alice)[iid]
+            self.assertEqual((item["other"], item["decided_by"]), (None, None))
+
+
 class PartyChoices(IntroTestCase):
     def test_revocation_before_both_acceptances_counts(self):
         carol, alice, bob = self.cast()
