@@ -36,7 +36,7 @@ struct tf_node_stats {
     uint64_t envelopes_received; /* including duplicates and refused ones */
     uint64_t frames_sent;        /* link messages (after the handshake) */
     uint64_t frames_received;
-    uint64_t writes; /* socket writes: handshake messages, batches of frames */
+    uint64_t writes;    /* socket writes: handshake messages, batches of frames */
     uint64_t commit_us; /* time spent committing (writing and syncing the store) */
 };
 
