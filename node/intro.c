@@ -635,6 +635,32 @@ static int pending_cb(const uint8_t *key, size_t klen, const uint8_t *val, size_
     return ++ps->n >= ps->max ? 1 : 0;
 }
 
+/* Remembers a refused proposal of from's (if its intro id can be read and
+ * from is its connector); returns reason. */
+static int refuse_proposal(struct tf_node *node, const uint8_t from[32], const uint8_t *body,
+                           size_t len, int reason)
+{
+    struct tf_proto_proposal p;
+    const size_t n = sizeof node->refused_intros / sizeof node->refused_intros[0];
+    if (tf_proto_proposal_decode(body, len, &p) == TF_OK &&
+        sodium_memcmp(p.core.connector_pk, from, 32) == 0) {
+        struct tf_node_refused_intro *slot = &node->refused_intros[node->next_refused_intro++ % n];
+        memcpy(slot->id, p.intro_id, 32);
+        memcpy(slot->connector, from, 32);
+    }
+    return reason;
+}
+
+static bool was_refused(const struct tf_node *node, const uint8_t id[32], const uint8_t from[32])
+{
+    const size_t n = sizeof node->refused_intros / sizeof node->refused_intros[0];
+    for (size_t i = 0; i < n; i++)
+        if (memcmp(node->refused_intros[i].id, id, 32) == 0 &&
+            memcmp(node->refused_intros[i].connector, from, 32) == 0)
+            return true;
+    return false;
+}
+
 static int on_proposal(struct tf_node *node, const uint8_t from[32], const uint8_t *body,
                        size_t len)
 {
@@ -661,7 +687,7 @@ static int on_proposal(struct tf_node *node, const uint8_t from[32], const uint8
     tf_proto_buf_free(&held);
     if (rc != TF_OK) {
         tf_node_log(TF_NODE_LOG_WARN, "intro", "proposal refused: %s", tf_strerror(rc));
-        return TF_PROTO_ACK_REASON_INVALID;
+        return refuse_proposal(node, from, body, len, TF_PROTO_ACK_REASON_INVALID);
     }
     if (sodium_memcmp(p.core.connector_pk, from, 32) != 0)
         return TF_PROTO_ACK_REASON_NOT_PEER;
@@ -694,7 +720,7 @@ static int on_proposal(struct tf_node *node, const uint8_t from[32], const uint8
         tf_node_log(TF_NODE_LOG_WARN, "intro",
                     "proposal from %s refused: %llu proposals from it are already pending", tid,
                     (unsigned long long)ps.n);
-        return TF_PROTO_ACK_REASON_REFUSED;
+        return refuse_proposal(node, from, body, len, TF_PROTO_ACK_REASON_REFUSED);
     }
     memset(&r, 0, sizeof r);
     memcpy(r.id, p.intro_id, 32);
@@ -854,7 +880,10 @@ static int on_close(struct tf_node *node, const uint8_t from[32], const uint8_t 
          * queued while we were down can follow the close sent after the
          * other side declined).  Without an ACK the connector sends the
          * close again, and it applies once the proposal is here.  A blocked
-         * connector's proposals are dropped, so its closes are too. */
+         * connector's proposals are dropped, so its closes are too, and so
+         * is the close of a proposal refused lately (it will not come). */
+        if (was_refused(node, id, from))
+            return TF_PROTO_ACK_REASON_NONE;
         struct tf_node_contact c;
         memset(&c, 0, sizeof c);
         rc = tf_node_store_contact_get(node->store, from, &c);

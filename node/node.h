@@ -58,6 +58,14 @@ struct tf_node {
     struct tf_node_delivery *delivery;
     struct tf_node_ping *pings; /* pending pings (node/ping.c) */
     uv_timer_t intro_sweep;     /* expires intros (node/intro.c) */
+    /* Intros whose proposal this node refused lately (node/intro.c): their
+     * closes are acknowledged rather than left to wait for a proposal that
+     * will not come.  In memory only, a ring (oldest overwritten). */
+    struct tf_node_refused_intro {
+        uint8_t id[32];
+        uint8_t connector[32];
+    } refused_intros[64];
+    size_t next_refused_intro;
     struct tf_node_stats stats;
     struct tf_proto_policy *policy; /* the owner's rules, NULL: ask (node/policy.c) */
     /* Test hook (TWOFOLD_TEST_CRASH=after-receive-commit): die by SIGKILL

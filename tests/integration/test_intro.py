@@ -519,6 +519,24 @@ class OutOfOrder(IntroTestCase):
             self.assertEqual((item["other"], item["decided_by"]), (None, None))
 
 
+    def test_close_of_a_refused_proposal_is_acknowledged(self):
+        """Alice comes back after the intro expired: she refuses the stale
+        proposal, and the close that follows it is acknowledged, not left
+        for Carol to send again until it expires (a month)."""
+        carol, alice, bob = self.cast()
+        self.assertEqual(alice.stop(), 0)
+        iid = self.raw_request(carol, "intro.propose", {"a": "alice", "b": "bob",
+                                                        "topic": "stale", "expires_s": 3})
+        iid = iid["result"]["id"]
+        self.wait_inbox(bob, iid, "pending")
+        self.wait_intro(carol, iid, "expired")
+        self.wait_inbox(bob, iid, "closed")
+        alice.start()
+        alice.wait_log("proposal refused", WAIT)
+        self.wait_outbox_empty(carol)
+        self.assertNotIn(iid, self.inbox(alice))
+
+
 class PartyChoices(IntroTestCase):
     def test_revocation_before_both_acceptances_counts(self):
         carol, alice, bob = self.cast()
