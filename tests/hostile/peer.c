@@ -63,7 +63,7 @@ int hp_dial(const struct hp_target *t)
     if (fd < 0)
         return -1;
     if (connect(fd, (const struct sockaddr *)&t->addr, t->addr_len) != 0) {
-        fprintf(stderr, "tf-hostile: connect %s: %s\n", t->text, strerror(errno));
+        fprintf(stderr, "connect %s: %s\n", t->text, strerror(errno));
         close(fd);
         return -1;
     }
@@ -130,6 +130,12 @@ int hp_recv_frame(int fd, uint8_t *buf, size_t *len, uint64_t deadline)
     if (tf_proto_frame_parse(hdr, sizeof hdr, TF_PROTO_FRAME_MAX, len) != TF_OK)
         return TF_E_BAD_LENGTH;
     return hp_recv_exact(fd, buf, *len, deadline);
+}
+
+long hp_recv_frame_len(int fd, uint8_t *buf, uint64_t deadline)
+{
+    size_t n;
+    return hp_recv_frame(fd, buf, &n, deadline) == HP_OK ? (long)n : -1;
 }
 
 int hp_wait_closed(int fd, uint64_t deadline)

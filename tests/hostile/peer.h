@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * A small hostile-peer toolkit for tests/hostile/tf_hostile.c, built on
- * proto/: blocking POSIX sockets, frames (docs/PROTOCOL.md §9), a real
+ * A small peer toolkit for the test tools (tests/hostile/tf_hostile.c, and
+ * the sockets and frames of tests/integration/tf_testtool.c and tf_evil.c),
+ * built on proto/: blocking POSIX sockets, frames (docs/PROTOCOL.md §9), a real
  * Noise_XX handshake as an initiator, encrypted link messages, and envelopes
  * built field by field so that any one of them can be wrong.
  *
@@ -52,6 +53,10 @@ int hp_recv_exact(int fd, uint8_t *p, size_t n, uint64_t deadline);
 
 /* One frame into buf (TF_PROTO_FRAME_MAX bytes); *len its length. */
 int hp_recv_frame(int fd, uint8_t *buf, size_t *len, uint64_t deadline);
+
+/* The same for callers that only need to know it failed: the frame's length,
+ * or -1 (timeout, closed, or a length over the limit). */
+long hp_recv_frame_len(int fd, uint8_t *buf, uint64_t deadline);
 
 /* Reads and discards until the node closes (HP_CLOSED) or the deadline
  * passes (HP_TIMEOUT). */

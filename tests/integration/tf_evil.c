@@ -58,6 +58,7 @@
 
 #include <sodium.h>
 
+#include "hostile/peer.h"
 #include "node/home.h"
 #include "node/keys.h"
 #include "proto/card.h"
@@ -122,13 +123,6 @@ static void on_signal(int sig)
     stop_flag = 1;
 }
 
-static uint64_t now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
-}
-
 static uint64_t now_s(void)
 {
     return (uint64_t)time(NULL);
@@ -140,94 +134,6 @@ static char side_char(int side)
 }
 
 /* Sockets and frames. */
-
-static int parse_addr(const char *text, struct sockaddr_storage *ss, socklen_t *ss_len)
-{
-    char host[TF_PROTO_CARD_ADDR_MAX + 1];
-    if (strlen(text) >= sizeof host)
-        return -1;
-    snprintf(host, sizeof host, "%s", text);
-    char *colon = strrchr(host, ':');
-    if (colon == NULL)
-        return -1;
-    *colon = '\0';
-    char *hp = host;
-    if (hp[0] == '[') {
-        hp++;
-        size_t n = strlen(hp);
-        if (n > 0 && hp[n - 1] == ']')
-            hp[n - 1] = '\0';
-    }
-    struct addrinfo hints, *res = NULL;
-    memset(&hints, 0, sizeof hints);
-    hints.ai_socktype = SOCK_STREAM;
-    hints.ai_flags = AI_NUMERICHOST | AI_NUMERICSERV;
-    if (getaddrinfo(hp, colon + 1, &hints, &res) != 0 || res == NULL)
-        return -1;
-    memcpy(ss, res->ai_addr, res->ai_addrlen);
-    *ss_len = res->ai_addrlen;
-    freeaddrinfo(res);
-    return 0;
-}
-
-static int send_all(int fd, const uint8_t *p, size_t n)
-{
-    while (n > 0) {
-        ssize_t w = send(fd, p, n, MSG_NOSIGNAL);
-        if (w < 0 && errno == EINTR)
-            continue;
-        if (w < 0)
-            return -1;
-        p += w;
-        n -= (size_t)w;
-    }
-    return 0;
-}
-
-static int send_frame(int fd, const uint8_t *body, size_t n)
-{
-    uint8_t hdr[TF_PROTO_FRAME_HEADER_LEN];
-    if (n < 1 || n > TF_PROTO_FRAME_MAX)
-        return -1;
-    tf_proto_frame_header(hdr, (uint16_t)n);
-    return send_all(fd, hdr, sizeof hdr) == 0 ? send_all(fd, body, n) : -1;
-}
-
-/* Reads exactly n bytes before deadline: 0, or -1 (closed, timeout, error). */
-static int recv_exact(int fd, uint8_t *p, size_t n, uint64_t deadline)
-{
-    while (n > 0) {
-        uint64_t now = now_ms();
-        if (now >= deadline)
-            return -1;
-        struct pollfd pf = {.fd = fd, .events = POLLIN};
-        int k = poll(&pf, 1, (int)(deadline - now));
-        if (k < 0 && errno == EINTR)
-            continue;
-        if (k <= 0)
-            return -1;
-        ssize_t r = recv(fd, p, n, 0);
-        if (r < 0 && errno == EINTR)
-            continue;
-        if (r <= 0)
-            return -1;
-        p += r;
-        n -= (size_t)r;
-    }
-    return 0;
-}
-
-/* Reads one frame into buf (TF_PROTO_FRAME_MAX bytes): its length, or -1. */
-static long recv_frame(int fd, uint8_t *buf, uint64_t deadline)
-{
-    uint8_t hdr[TF_PROTO_FRAME_HEADER_LEN];
-    size_t n;
-    if (recv_exact(fd, hdr, sizeof hdr, deadline) != 0 ||
-        tf_proto_frame_parse(hdr, sizeof hdr, TF_PROTO_FRAME_MAX, &n) != TF_OK ||
-        recv_exact(fd, buf, n, deadline) != 0)
-        return -1;
-    return (long)n;
-}
 
 /* Files. */
 
@@ -348,7 +254,7 @@ static int conn_send(struct conn *c, const struct tf_proto_buf *msg)
     int rc = tf_proto_noise_cipher_encrypt(&c->tx, msg->data, msg->len, ct, sizeof ct, &n);
     if (rc != TF_OK)
         return rc;
-    return send_frame(c->fd, ct, n) == 0 ? TF_OK : TF_E_BAD_STATE;
+    return hp_send_frame(c->fd, ct, n) == 0 ? TF_OK : TF_E_BAD_STATE;
 }
 
 /* Sends a link message built by one of the tf_proto_link_* encoders (rc is
@@ -501,21 +407,20 @@ static int conn_dial(struct conn *c, const struct ctx *x, const char *addr,
                      const uint8_t expect_pk[TF_PROTO_KEY_LEN])
 {
     static uint8_t buf[TF_PROTO_NOISE_MSG_MAX], payload[TF_PROTO_NOISE_MSG_MAX];
-    uint64_t deadline = now_ms() + (uint64_t)x->timeout_ms;
-    struct sockaddr_storage ss;
-    socklen_t ss_len;
+    uint64_t deadline = hp_now_ms() + (uint64_t)x->timeout_ms;
+    struct hp_target t;
     struct tf_proto_link_msg m;
     struct tf_proto_buf hello = {0};
     size_t len, plen;
     const char *what = "connect";
     int rc = TF_OK, one = 1;
     conn_init(c);
-    if (parse_addr(addr, &ss, &ss_len) != 0) {
+    if (hp_parse_target(addr, &t) != 0) {
         printf("cannot reach %s: not an IP:PORT address\n", addr);
         return -1;
     }
-    c->fd = socket(ss.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    if (c->fd < 0 || connect(c->fd, (const struct sockaddr *)&ss, ss_len) != 0) {
+    c->fd = socket(t.addr.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (c->fd < 0 || connect(c->fd, (const struct sockaddr *)&t.addr, t.addr_len) != 0) {
         printf("cannot reach %s: %s\n", addr, strerror(errno));
         conn_close(c);
         return -1;
@@ -525,12 +430,12 @@ static int conn_dial(struct conn *c, const struct ctx *x, const char *addr,
     rc = hs_start(c, x, TF_PROTO_NOISE_ROLE_INITIATOR);
     if (rc == TF_OK)
         rc = tf_proto_noise_handshake_write(&c->hs, NULL, 0, buf, sizeof buf, &len);
-    if (rc == TF_OK && send_frame(c->fd, buf, len) != 0)
+    if (rc == TF_OK && hp_send_frame(c->fd, buf, len) != 0)
         rc = TF_E_BAD_STATE;
     long n = -1;
     if (rc == TF_OK) {
         what = "noise message 2";
-        n = recv_frame(c->fd, buf, deadline);
+        n = hp_recv_frame_len(c->fd, buf, deadline);
         rc = n < 0 ? TF_E_TRUNCATED : TF_OK;
     }
     if (rc == TF_OK)
@@ -546,7 +451,7 @@ static int conn_dial(struct conn *c, const struct ctx *x, const char *addr,
         rc = tf_proto_noise_handshake_write(&c->hs, x->card.data, x->card.len, buf, sizeof buf,
                                             &len);
     }
-    if (rc == TF_OK && send_frame(c->fd, buf, len) != 0)
+    if (rc == TF_OK && hp_send_frame(c->fd, buf, len) != 0)
         rc = TF_E_BAD_STATE;
     if (rc == TF_OK)
         rc = tf_proto_noise_handshake_split(&c->hs, &c->tx, &c->rx);
@@ -557,7 +462,7 @@ static int conn_dial(struct conn *c, const struct ctx *x, const char *addr,
     }
     if (rc == TF_OK) {
         what = "the node's HELLO";
-        n = recv_frame(c->fd, buf, deadline);
+        n = hp_recv_frame_len(c->fd, buf, deadline);
         rc = n < 0 ? TF_E_TRUNCATED : conn_decode(c, buf, (size_t)n, &m);
         if (rc == TF_OK && (m.type != TF_PROTO_LINK_HELLO || m.version != TF_PROTO_LINK_VERSION))
             rc = TF_E_BAD_VALUE;
@@ -606,11 +511,11 @@ static int deliver(struct ctx *x, const char *addr, const struct tf_proto_card *
         return -1;
     }
     rc = conn_send_built(&c, TF_OK, &msg);
-    uint64_t deadline = now_ms() + (uint64_t)x->timeout_ms;
+    uint64_t deadline = hp_now_ms() + (uint64_t)x->timeout_ms;
     bool acked = false;
     while (rc == TF_OK && !acked) {
         struct tf_proto_link_msg m;
-        long n = recv_frame(c.fd, buf, deadline);
+        long n = hp_recv_frame_len(c.fd, buf, deadline);
         if (n < 0 || conn_decode(&c, buf, (size_t)n, &m) != TF_OK)
             break;
         if (m.type == TF_PROTO_LINK_ACK && memcmp(m.msg_id, msg_id, sizeof msg_id) == 0) {
@@ -947,7 +852,7 @@ out:
 static int listen_frame(struct ctx *x, struct conn *c)
 {
     static uint8_t buf[TF_PROTO_NOISE_MSG_MAX], out[TF_PROTO_NOISE_MSG_MAX];
-    long n = recv_frame(c->fd, buf, now_ms() + (uint64_t)x->timeout_ms);
+    long n = hp_recv_frame_len(c->fd, buf, hp_now_ms() + (uint64_t)x->timeout_ms);
     size_t len;
     int rc;
     if (n < 0)
@@ -959,7 +864,7 @@ static int listen_frame(struct ctx *x, struct conn *c)
         if (rc == TF_OK)
             rc = tf_proto_noise_handshake_write(&c->hs, x->card.data, x->card.len, out, sizeof out,
                                                 &len);
-        if (rc != TF_OK || send_frame(c->fd, out, len) != 0)
+        if (rc != TF_OK || hp_send_frame(c->fd, out, len) != 0)
             return -1;
         c->stage = 1;
         return 0;
@@ -1000,9 +905,8 @@ static int listen_cmd(const struct opts *o)
 {
     if (o->dir == NULL)
         return 2;
-    struct sockaddr_storage ss;
-    socklen_t ss_len;
-    if (parse_addr(o->listen, &ss, &ss_len) != 0) {
+    struct hp_target t;
+    if (hp_parse_target(o->listen, &t) != 0) {
         fprintf(stderr, "tf-evil: bad --listen %s (want IP:PORT)\n", o->listen);
         return 2;
     }
@@ -1015,9 +919,9 @@ static int listen_cmd(const struct opts *o)
     sigemptyset(&sa.sa_mask);
     (void)sigaction(SIGTERM, &sa, NULL);
     (void)sigaction(SIGINT, &sa, NULL);
-    int lfd = socket(ss.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0), one = 1;
+    int lfd = socket(t.addr.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0), one = 1;
     if (lfd < 0 || setsockopt(lfd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one) != 0 ||
-        bind(lfd, (const struct sockaddr *)&ss, ss_len) != 0 || listen(lfd, 16) != 0) {
+        bind(lfd, (const struct sockaddr *)&t.addr, t.addr_len) != 0 || listen(lfd, 16) != 0) {
         fprintf(stderr, "tf-evil: cannot listen on %s: %s\n", o->listen, strerror(errno));
         if (lfd >= 0)
             close(lfd);
@@ -1030,9 +934,9 @@ static int listen_cmd(const struct opts *o)
     for (size_t i = 0; i < EVIL_CONNS_MAX; i++)
         conn_init(&conns[i]);
     unsigned accepted = 0;
-    uint64_t end = o->hold_ms > 0 ? now_ms() + (uint64_t)o->hold_ms : 0;
+    uint64_t end = o->hold_ms > 0 ? hp_now_ms() + (uint64_t)o->hold_ms : 0;
     while (!stop_flag) {
-        uint64_t now = now_ms();
+        uint64_t now = hp_now_ms();
         if (end != 0 && now >= end)
             break;
         struct pollfd pf[EVIL_CONNS_MAX + 1];

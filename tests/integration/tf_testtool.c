@@ -78,6 +78,7 @@
 
 #include <sodium.h>
 
+#include "hostile/peer.h"
 #include "node/home.h"
 #include "node/keys.h"
 #include "proto/card.h"
@@ -167,37 +168,13 @@ struct hostile {
     bool framed;
 };
 
-static uint64_t now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
-}
-
 static int parse_target(struct hostile *h)
 {
-    char host[256];
-    snprintf(host, sizeof host, "%s", h->target);
-    char *colon = strrchr(host, ':');
-    if (colon == NULL)
+    struct hp_target t;
+    if (hp_parse_target(h->target, &t) != 0)
         return -1;
-    *colon = '\0';
-    char *hp = host;
-    if (hp[0] == '[') {
-        hp++;
-        size_t n = strlen(hp);
-        if (n > 0 && hp[n - 1] == ']')
-            hp[n - 1] = '\0';
-    }
-    struct addrinfo hints, *res = NULL;
-    memset(&hints, 0, sizeof hints);
-    hints.ai_socktype = SOCK_STREAM;
-    hints.ai_flags = AI_NUMERICHOST | AI_NUMERICSERV;
-    if (getaddrinfo(hp, colon + 1, &hints, &res) != 0 || res == NULL)
-        return -1;
-    memcpy(&h->addr, res->ai_addr, res->ai_addrlen);
-    h->addr_len = res->ai_addrlen;
-    freeaddrinfo(res);
+    h->addr = t.addr;
+    h->addr_len = t.addr_len;
     return 0;
 }
 
@@ -238,32 +215,6 @@ static int dial(const struct hostile *h)
     return fd;
 }
 
-/* Sends all of p; returns 0, or -errno (EPIPE/ECONNRESET when the node has
- * already cut the connection). */
-static int send_all(int fd, const void *p, size_t n)
-{
-    const uint8_t *b = p;
-    while (n > 0) {
-        ssize_t w = send(fd, b, n, MSG_NOSIGNAL);
-        if (w < 0) {
-            if (errno == EINTR)
-                continue;
-            return -errno;
-        }
-        b += w;
-        n -= (size_t)w;
-    }
-    return 0;
-}
-
-static int send_frame(int fd, const uint8_t *body, size_t n)
-{
-    uint8_t hdr[TF_PROTO_FRAME_HEADER_LEN];
-    tf_proto_frame_header(hdr, (uint16_t)n);
-    int rc = send_all(fd, hdr, sizeof hdr);
-    return rc == 0 ? send_all(fd, body, n) : rc;
-}
-
 /* Waits for the node to close fd, discarding what it sends, until deadline.
  * Returns 1 when closed (EOF or reset), 0 at the deadline, -1 on a local
  * error. */
@@ -271,7 +222,7 @@ static int wait_closed(int fd, uint64_t deadline)
 {
     uint8_t buf[4096];
     for (;;) {
-        uint64_t now = now_ms();
+        uint64_t now = hp_now_ms();
         if (now >= deadline)
             return 0;
         struct pollfd p = {.fd = fd, .events = POLLIN};
@@ -292,43 +243,6 @@ static int wait_closed(int fd, uint64_t deadline)
     }
 }
 
-/* Reads exactly n bytes before deadline: 0, or -1 (closed, timeout, error). */
-static int recv_exact(int fd, uint8_t *p, size_t n, uint64_t deadline)
-{
-    while (n > 0) {
-        uint64_t now = now_ms();
-        if (now >= deadline)
-            return -1;
-        struct pollfd pf = {.fd = fd, .events = POLLIN};
-        int k = poll(&pf, 1, (int)(deadline - now));
-        if (k < 0 && errno == EINTR)
-            continue;
-        if (k <= 0)
-            return -1;
-        ssize_t r = recv(fd, p, n, 0);
-        if (r < 0 && errno == EINTR)
-            continue;
-        if (r <= 0)
-            return -1;
-        p += r;
-        n -= (size_t)r;
-    }
-    return 0;
-}
-
-/* Reads one frame into buf (TF_PROTO_FRAME_MAX bytes); returns its length or
- * -1. */
-static long recv_frame(int fd, uint8_t *buf, uint64_t deadline)
-{
-    uint8_t hdr[TF_PROTO_FRAME_HEADER_LEN];
-    size_t n;
-    if (recv_exact(fd, hdr, sizeof hdr, deadline) != 0 ||
-        tf_proto_frame_parse(hdr, sizeof hdr, TF_PROTO_FRAME_MAX, &n) != TF_OK ||
-        recv_exact(fd, buf, n, deadline) != 0)
-        return -1;
-    return (long)n;
-}
-
 static long opt(long v, long dflt)
 {
     return v >= 0 ? v : dflt;
@@ -347,11 +261,11 @@ static int hostile_random(const struct hostile *h)
         free(junk);
         return 1;
     }
-    uint64_t t0 = now_ms();
+    uint64_t t0 = hp_now_ms();
     /* The node may cut us off halfway: a failed send is fine. */
-    int src = h->framed ? send_frame(fd, junk, n) : send_all(fd, junk, n);
+    int src = h->framed ? hp_send_frame(fd, junk, n) : hp_send_all(fd, junk, n);
     int closed = wait_closed(fd, t0 + (uint64_t)timeout);
-    uint64_t dt = now_ms() - t0;
+    uint64_t dt = hp_now_ms() - t0;
     close(fd);
     printf("random: sent %zu bytes%s (starting %02x%02x%02x%02x)%s; %s after %llu ms\n", n,
            h->framed ? " in one frame" : "", n > 0 ? junk[0] : 0, n > 1 ? junk[1] : 0,
@@ -401,16 +315,16 @@ static int hostile_half_handshake(const struct hostile *h)
     int fd = dial(h);
     if (fd < 0)
         return 1;
-    uint64_t t0 = now_ms();
-    if (send_frame(fd, msg, len) != 0) {
+    uint64_t t0 = hp_now_ms();
+    if (hp_send_frame(fd, msg, len) != 0) {
         close(fd);
         printf("half-handshake: could not send message 1\n");
         return 1;
     }
     /* The node answers with message 2; we never send message 3. */
-    long n2 = recv_frame(fd, msg, t0 + (uint64_t)timeout);
+    long n2 = hp_recv_frame_len(fd, msg, t0 + (uint64_t)timeout);
     int closed = n2 < 0 ? 1 : wait_closed(fd, t0 + (uint64_t)timeout);
-    uint64_t dt = now_ms() - t0;
+    uint64_t dt = hp_now_ms() - t0;
     close(fd);
     if (n2 < 0)
         printf("half-handshake: no message 2; node closed the connection after %llu ms\n",
@@ -432,10 +346,10 @@ static int hostile_huge_frame(const struct hostile *h)
     int fd = dial(h);
     if (fd < 0)
         return 1;
-    uint64_t t0 = now_ms();
-    int src = send_all(fd, buf, sizeof buf);
+    uint64_t t0 = hp_now_ms();
+    int src = hp_send_all(fd, buf, sizeof buf);
     int closed = wait_closed(fd, t0 + (uint64_t)timeout);
-    uint64_t dt = now_ms() - t0;
+    uint64_t dt = hp_now_ms() - t0;
     close(fd);
     printf("huge-frame: sent a 65535-byte length header and %zu bytes%s; %s after %llu ms\n",
            sizeof buf - 2, src != 0 ? " (cut off while sending)" : "",
@@ -460,14 +374,14 @@ static int session_send(struct session *s, const struct tf_proto_buf *msg)
     int rc = tf_proto_noise_cipher_encrypt(&s->tx, msg->data, msg->len, ct, sizeof ct, &n);
     if (rc != TF_OK)
         return rc;
-    return send_frame(s->fd, ct, n) == 0 ? TF_OK : TF_E_BAD_STATE;
+    return hp_send_frame(s->fd, ct, n) == 0 ? TF_OK : TF_E_BAD_STATE;
 }
 
 /* Receives and decodes one link message into *m (views into buf). */
 static int session_recv(struct session *s, uint8_t *buf, uint64_t deadline,
                         struct tf_proto_link_msg *m)
 {
-    long n = recv_frame(s->fd, buf, deadline);
+    long n = hp_recv_frame_len(s->fd, buf, deadline);
     size_t plen;
     if (n < 0)
         return TF_E_TRUNCATED;
@@ -492,7 +406,7 @@ static int session_open(const struct hostile *h, const struct tf_proto_identity 
                         const struct tf_proto_buf *my_card, struct session *s)
 {
     static uint8_t buf[TF_PROTO_NOISE_MSG_MAX], payload[TF_PROTO_NOISE_MSG_MAX];
-    uint64_t deadline = now_ms() + (uint64_t)opt(h->timeout_ms, 3000);
+    uint64_t deadline = hp_now_ms() + (uint64_t)opt(h->timeout_ms, 3000);
     size_t len, plen;
     struct tf_proto_noise_handshake hs;
     struct tf_proto_card peer;
@@ -506,9 +420,9 @@ static int session_open(const struct hostile *h, const struct tf_proto_identity 
     int rc = handshake_init(&hs, tf_proto_identity_noise_sk(id));
     if (rc == TF_OK)
         rc = tf_proto_noise_handshake_write(&hs, NULL, 0, buf, sizeof buf, &len);
-    if (rc == TF_OK && send_frame(s->fd, buf, len) != 0)
+    if (rc == TF_OK && hp_send_frame(s->fd, buf, len) != 0)
         what = "send message 1", rc = TF_E_BAD_STATE;
-    long n2 = rc == TF_OK ? recv_frame(s->fd, buf, deadline) : -1;
+    long n2 = rc == TF_OK ? hp_recv_frame_len(s->fd, buf, deadline) : -1;
     if (rc == TF_OK && n2 < 0)
         what = "receive message 2", rc = TF_E_TRUNCATED;
     if (rc == TF_OK)
@@ -525,7 +439,7 @@ static int session_open(const struct hostile *h, const struct tf_proto_identity 
         rc =
             tf_proto_noise_handshake_write(&hs, my_card->data, my_card->len, buf, sizeof buf, &len);
     }
-    if (rc == TF_OK && send_frame(s->fd, buf, len) != 0)
+    if (rc == TF_OK && hp_send_frame(s->fd, buf, len) != 0)
         what = "send message 3", rc = TF_E_BAD_STATE;
     if (rc == TF_OK)
         rc = tf_proto_noise_handshake_split(&hs, &s->tx, &s->rx);
@@ -582,16 +496,16 @@ static int hostile_garbage(const struct hostile *h)
         snprintf(peer, sizeof peer, "%s", s.peer);
         uint8_t junk[200];
         randombytes_buf(junk, sizeof junk);
-        uint64_t t0 = now_ms();
-        if (send_frame(s.fd, junk, sizeof junk) == 0) {
+        uint64_t t0 = hp_now_ms();
+        if (hp_send_frame(s.fd, junk, sizeof junk) == 0) {
             /* and more garbage frames behind it, which must not matter */
             for (int i = 0; i < 3; i++) {
                 randombytes_buf(junk, sizeof junk);
-                (void)send_frame(s.fd, junk, sizeof junk);
+                (void)hp_send_frame(s.fd, junk, sizeof junk);
             }
         }
         closed1 = wait_closed(s.fd, t0 + (uint64_t)timeout);
-        dt1 = now_ms() - t0;
+        dt1 = hp_now_ms() - t0;
         session_close(&s);
     }
     /* 2. A frame that decrypts but is no link message: ERROR, then close. */
@@ -603,7 +517,7 @@ static int hostile_garbage(const struct hostile *h)
         uint8_t not_msgpack[] = {0xc1, 0x00, 0xff, 0x42};
         struct tf_proto_buf plain = {not_msgpack, sizeof not_msgpack};
         struct tf_proto_link_msg m;
-        uint64_t t0 = now_ms();
+        uint64_t t0 = hp_now_ms();
         if (session_send(&s, &plain) == TF_OK &&
             session_recv(&s, buf, t0 + (uint64_t)timeout, &m) == TF_OK &&
             m.type == TF_PROTO_LINK_ERROR) {
@@ -611,7 +525,7 @@ static int hostile_garbage(const struct hostile *h)
             err_reason = m.reason;
         }
         closed2 = wait_closed(s.fd, t0 + (uint64_t)timeout);
-        dt2 = now_ms() - t0;
+        dt2 = hp_now_ms() - t0;
         session_close(&s);
     }
     ok = closed1 == 1 && closed2 == 1 && got_error && err_reason == TF_PROTO_LINK_ERROR_PROTOCOL;
@@ -649,7 +563,7 @@ static void envelope_ack(struct session *s, const struct tf_proto_identity *from
                                (const uint8_t *)text, sizeof text - 1, &env) != TF_OK ||
         tf_proto_link_envelope(env.data, env.len, &msg) != TF_OK || session_send(s, &msg) != TF_OK)
         goto done;
-    uint64_t deadline = now_ms() + (uint64_t)timeout;
+    uint64_t deadline = hp_now_ms() + (uint64_t)timeout;
     while (session_recv(s, buf, deadline, &m) == TF_OK) {
         if (m.type == TF_PROTO_LINK_ACK && memcmp(m.msg_id, msg_id, sizeof msg_id) == 0) {
             *status = (int64_t)m.status;
@@ -786,7 +700,7 @@ static int hostile_flood(const struct hostile *h)
     struct pollfd *pf = calloc((size_t)n, sizeof *pf);
     if (fds == NULL || closed_at == NULL || pf == NULL)
         return 1;
-    uint64_t t0 = now_ms();
+    uint64_t t0 = hp_now_ms();
     long opened = 0;
     for (long i = 0; i < n; i++) {
         if ((fds[i] = dial(h)) < 0)
@@ -796,9 +710,9 @@ static int hostile_flood(const struct hostile *h)
     printf("connected %ld\n", opened);
     fflush(stdout);
     long n_closed = 0;
-    uint64_t end = now_ms() + (uint64_t)hold;
+    uint64_t end = hp_now_ms() + (uint64_t)hold;
     for (;;) {
-        uint64_t now = now_ms();
+        uint64_t now = hp_now_ms();
         if (now >= end)
             break;
         nfds_t k = 0;
@@ -826,7 +740,7 @@ static int hostile_flood(const struct hostile *h)
                 continue; /* the node said something; still open */
             for (long i = 0; i < opened; i++) {
                 if (fds[i] == pf[j].fd) {
-                    closed_at[i] = now_ms();
+                    closed_at[i] = hp_now_ms();
                     n_closed++;
                 }
             }
@@ -958,7 +872,7 @@ static int quiet_frame(struct quiet_conn *c, const struct tf_proto_identity *id,
                        const struct tf_proto_buf *my_card, struct quiet_seen *q)
 {
     static uint8_t buf[TF_PROTO_NOISE_MSG_MAX], out[TF_PROTO_NOISE_MSG_MAX];
-    long n = recv_frame(c->fd, buf, now_ms() + 2000);
+    long n = hp_recv_frame_len(c->fd, buf, hp_now_ms() + 2000);
     size_t len;
     if (n < 0)
         return -1;
@@ -980,7 +894,7 @@ static int quiet_frame(struct quiet_conn *c, const struct tf_proto_identity *id,
         if (rc == TF_OK)
             rc = tf_proto_noise_handshake_write(&c->hs, my_card->data, my_card->len, out,
                                                 sizeof out, &len);
-        if (rc != TF_OK || send_frame(c->fd, out, len) != 0)
+        if (rc != TF_OK || hp_send_frame(c->fd, out, len) != 0)
             return -1;
         c->stage = 1;
         return 0;
@@ -1078,8 +992,8 @@ static int no_ack_peer(int argc, char **argv)
         memset(&conns[i], 0, sizeof conns[i]);
         conns[i].fd = -1;
     }
-    uint64_t end = now_ms() + (uint64_t)hold;
-    for (uint64_t now; (now = now_ms()) < end;) {
+    uint64_t end = hp_now_ms() + (uint64_t)hold;
+    for (uint64_t now; (now = hp_now_ms()) < end;) {
         struct pollfd pf[9];
         int map[9];
         nfds_t k = 0;
