@@ -24,6 +24,15 @@
 #include "node/log.h"
 #include "proto/ctl.h"
 
+bool tf_node_test_hooks(void)
+{
+#ifdef TF_TEST_HOOKS
+    return true;
+#else
+    return false;
+#endif
+}
+
 uint64_t tf_node_now(const struct tf_node *node)
 {
     (void)node;
@@ -48,11 +57,13 @@ static void commit(struct tf_node *node)
     if (rc != TF_OK)
         tf_node_log(TF_NODE_LOG_ERROR, "store", "commit failed: %s; this turn's changes are lost",
                     tf_strerror(rc));
+#ifdef TF_TEST_HOOKS
     if (rc == TF_OK && node->test_crash_armed) {
         tf_node_log(TF_NODE_LOG_WARN, "node",
                     "test hook: crashing after the commit, before the ACK");
         raise(SIGKILL);
     }
+#endif
     for (size_t i = 0; i < node->n_pending_events; i++) {
         if (rc == TF_OK)
             tf_node_ctl_broadcast(node->ctl, node->pending_events[i].data,
@@ -244,13 +255,21 @@ static int lock_home(struct tf_node *node)
     return 0;
 }
 
-/* Refuses a home that is missing, not a directory, or open to others. */
-static int check_home(const struct tf_node *node)
+/* Refuses a home that is missing, not a directory, not the running user's,
+ * open to others, or so deep that its control socket cannot be bound. */
+static int check_home(struct tf_node *node)
 {
     struct stat sb;
-    char key[TF_NODE_PATH_MAX];
+    char key[TF_NODE_PATH_MAX], why[TF_NODE_PATH_MAX + 256];
+    /* libuv would truncate a longer path and bind the socket elsewhere. */
+    int rc = tf_node_home_socket_path(node->home, node->socket_path, sizeof node->socket_path, why,
+                                      sizeof why);
+    if (rc != 0) {
+        tf_node_log(TF_NODE_LOG_ERROR, "node", "refusing to start: %s", why);
+        return rc;
+    }
     if (stat(node->home, &sb) != 0) {
-        int rc = -errno;
+        rc = -errno;
         tf_node_log(TF_NODE_LOG_ERROR, "node",
                     "home %s does not exist; create it with: twofold init --home %s --name NAME",
                     node->home, node->home);
@@ -259,6 +278,15 @@ static int check_home(const struct tf_node *node)
     if (!S_ISDIR(sb.st_mode)) {
         tf_node_log(TF_NODE_LOG_ERROR, "node", "home %s is not a directory", node->home);
         return -ENOTDIR;
+    }
+    /* Like ssh's StrictModes: whoever owns the home could swap the key or
+     * the store under the node. */
+    if (sb.st_uid != geteuid()) {
+        tf_node_log(TF_NODE_LOG_ERROR, "node",
+                    "home %s is owned by uid %u, not by the user running twofoldd (uid %u): "
+                    "refusing to start (run twofoldd as its owner, or chown the home)",
+                    node->home, (unsigned)sb.st_uid, (unsigned)geteuid());
+        return -EPERM;
     }
     if ((sb.st_mode & 077) != 0) {
         tf_node_log(TF_NODE_LOG_ERROR, "node",
@@ -341,9 +369,6 @@ static int start_handles(struct tf_node *node)
         if ((rc = uv_signal_start(sigs[i], signal_cb, nums[i])) != 0)
             return rc;
     }
-    if ((rc = tf_node_home_path(node->home, TF_NODE_HOME_SOCKET, node->socket_path,
-                                sizeof node->socket_path)) != 0)
-        return rc;
     if ((rc = tf_node_ctl_start(node, node->socket_path, &node->ctl)) != 0) {
         tf_node_log(TF_NODE_LOG_ERROR, "ctl", "cannot listen on %s: %s", node->socket_path,
                     tf_strerror(rc));
@@ -370,8 +395,10 @@ int tf_node_start(struct tf_node *node, uv_loop_t *loop, const struct tf_node_op
         return rc;
     node->started = tf_node_now(node);
     tf_node_config_defaults(&node->config);
+#ifdef TF_TEST_HOOKS
     const char *crash = getenv("TWOFOLD_TEST_CRASH");
     node->test_crash_after_receive = crash != NULL && strcmp(crash, "after-receive-commit") == 0;
+#endif
     char why[512];
     if ((rc = tf_node_config_load(node->home, &node->config, why, sizeof why)) != 0) {
         tf_node_log(TF_NODE_LOG_ERROR, "node", "configuration refused: %s", why);

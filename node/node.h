@@ -69,7 +69,9 @@ struct tf_node {
     struct tf_node_stats stats;
     struct tf_proto_policy *policy; /* the owner's rules, NULL: ask (node/policy.c) */
     /* Test hook (TWOFOLD_TEST_CRASH=after-receive-commit): die by SIGKILL
-     * right after committing a received envelope, before its ACK is sent. */
+     * right after committing a received envelope, before its ACK is sent.
+     * Read only in builds with TF_TEST_HOOKS (tf_node_test_hooks); in others
+     * it stays false. */
     bool test_crash_after_receive;
     bool test_crash_armed;
     uv_prepare_t commit;
@@ -109,6 +111,11 @@ struct tf_node_savepoint {
 struct tf_node_savepoint tf_node_savepoint(const struct tf_node *node);
 /* Undoes what a failed handler wrote since sp (logged if even that fails). */
 void tf_node_rollback(struct tf_node *node, struct tf_node_savepoint sp);
+
+/* True if this build has its test hooks (CMake option TF_TEST_HOOKS, off in
+ * release builds): the TWOFOLD_TEST_CRASH environment variable.  A build
+ * without them ignores the variable. */
+bool tf_node_test_hooks(void);
 
 /* Current time (unix seconds) from the loop's clock source. */
 uint64_t tf_node_now(const struct tf_node *node);
