@@ -20,6 +20,9 @@ void tf_node_config_defaults(struct tf_node_config *cfg)
     cfg->note_ttl_s = 7 * 86400;
     cfg->retry_max_ms = 15 * 60 * 1000;
     cfg->max_pending_per_connector = 100;
+    /* Events and counters (retention). */
+    cfg->events_max = 100000;
+    cfg->events_retention_s = 30 * 86400;
 }
 
 struct key {
@@ -43,6 +46,9 @@ static const struct key KEYS[] = {
     KEY(note_ttl_s, 60, 365 * 86400),
     KEY(retry_max_ms, 1000, 86400000),
     KEY(max_pending_per_connector, 1, 1000000),
+    /* Events and counters (retention). */
+    KEY(events_max, 10, 100000000),
+    KEY(events_retention_s, 1, 3650 * 86400),
 };
 
 static char *trim(char *s)

@@ -31,6 +31,11 @@ struct tf_node_config {
     uint64_t note_ttl_s;                /* how long a note is retried */
     uint64_t retry_max_ms;              /* backoff cap */
     uint64_t max_pending_per_connector; /* open proposals one connector may have with us */
+    /* Events and counters (issue 12, retention): the event log keeps at most
+     * events_max events and none older than events_retention_s, the newest
+     * excepted (node/node.c collects them at each append and on a timer). */
+    uint64_t events_max;
+    uint64_t events_retention_s;
 };
 
 /* The defaults. */

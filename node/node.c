@@ -140,11 +140,34 @@ void tf_node__write_alias(struct tf_node *node, const uint8_t *pk, struct tf_pro
     tf_node_contact_deinit(&c);
 }
 
+/* Events the sweep collects per loop turn, and how often it runs. */
+#define EVENTS_SWEEP_BATCH 10000
+#define EVENTS_SWEEP_MS (10 * 60 * 1000)
+/* Old events collected per append: more than one, so that a budget lowered
+ * in the config is reached by appending alone too. */
+#define EVENTS_TRIM_PER_APPEND 2
+
+/* Events older than this (unix seconds) are past their retention. */
+static uint64_t events_cutoff(const struct tf_node *node)
+{
+    uint64_t now = tf_node_now(node);
+    return now > node->config.events_retention_s ? now - node->config.events_retention_s : 0;
+}
+
 int tf_node_event(struct tf_node *node, const struct tf_proto_buf *record)
 {
+    static const uint8_t time_key[] = {0xa4, 't', 'i', 'm', 'e'};
     uint64_t seq;
+    size_t trimmed;
     struct tf_proto_buf body, frame;
+    /* Retention reads an event's time from its first pair. */
+    if (record->len < 1 + sizeof time_key || (record->data[0] & 0xf0) != 0x80 ||
+        memcmp(record->data + 1, time_key, sizeof time_key) != 0)
+        return TF_E_INVALID_ARG;
     int rc = tf_node_store_event_append(node->store, record->data, record->len, &seq);
+    if (rc == TF_OK)
+        rc = tf_node_store_event_trim(node->store, node->config.events_max, events_cutoff(node),
+                                      EVENTS_TRIM_PER_APPEND, &trimmed);
     if (rc != TF_OK)
         return rc;
     if (node->n_pending_events == node->cap_pending_events) {
@@ -226,6 +249,28 @@ static void signal_cb(uv_signal_t *h, int signum)
     tf_node_log(TF_NODE_LOG_INFO, "node", "%s: shutting down",
                 signum == SIGINT ? "SIGINT" : "SIGTERM");
     tf_node_stop(node);
+}
+
+/* Collects events past their budget or retention, and policy counters past
+ * their window, a batch per run; runs again at once while there is more. */
+static void events_sweep_cb(uv_timer_t *h)
+{
+    struct tf_node *node = h->data;
+    size_t events = 0, counters = 0;
+    int rc = tf_node_store_event_trim(node->store, node->config.events_max, events_cutoff(node),
+                                      EVENTS_SWEEP_BATCH, &events);
+    if (rc == TF_OK)
+        rc = tf_node_policy_collect(node, tf_node_now(node), EVENTS_SWEEP_BATCH, &counters);
+    if (rc != TF_OK) {
+        tf_node_log(TF_NODE_LOG_ERROR, "store", "collecting old events and counters failed: %s",
+                    tf_strerror(rc));
+        return;
+    }
+    if (events > 0 || counters > 0)
+        tf_node_log(TF_NODE_LOG_INFO, "store",
+                    "collected %zu old events and %zu expired policy counters", events, counters);
+    if (events == EVENTS_SWEEP_BATCH || counters == EVENTS_SWEEP_BATCH)
+        uv_timer_start(h, events_sweep_cb, 0, EVENTS_SWEEP_MS);
 }
 
 /* Takes an exclusive lock on the home so two nodes never share it. */
@@ -374,6 +419,11 @@ static int start_handles(struct tf_node *node)
                     tf_strerror(rc));
         return rc;
     }
+    if ((rc = uv_timer_init(node->loop, &node->events_sweep)) != 0)
+        return rc;
+    node->events_sweep.data = node;
+    if ((rc = uv_timer_start(&node->events_sweep, events_sweep_cb, 0, EVENTS_SWEEP_MS)) != 0)
+        return rc;
     if ((rc = tf_node_delivery_start(node, &node->delivery)) != 0 ||
         (rc = tf_node_intro_start(node)) != 0)
         return rc;
@@ -465,6 +515,7 @@ void tf_node_stop(struct tf_node *node)
     tf_node_delivery_stop(node->delivery);
     node->delivery = NULL;
     tf_node_intro_stop(node);
+    close_handle((uv_handle_t *)&node->events_sweep);
     close_handle((uv_handle_t *)&node->commit);
     close_handle((uv_handle_t *)&node->sig_int);
     close_handle((uv_handle_t *)&node->sig_term);

@@ -8,13 +8,16 @@ The ownership tests need root (they chown to uid 65534, "nobody"); they are
 skipped otherwise."""
 import json
 import os
+import socket
+import struct
 import subprocess
 import sys
 import time
 import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from harness import TWOFOLDD, Node, NodeTestCase, wait_for  # noqa: E402
+from harness import (TWOFOLDD, Node, NodeTestCase, recv_frame, wait_for,  # noqa: E402
+                     watch_events)
 
 SOURCE = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 SUN_PATH_MAX = 107  # sizeof(sockaddr_un.sun_path) - 1 on Linux
@@ -203,6 +206,176 @@ class ConfigLines(NodeTestCase):
         self.assertIn("config:1: line is longer than %d bytes" % CONFIG_LINE_MAX, a.log())
         time.sleep(0.1)
         self.assertEqual(a.json("status")["contacts"], 0)  # still serving
+
+
+class Control:
+    """A raw control connection that pipelines requests (python3-msgpack)."""
+
+    def __init__(self, node):
+        import msgpack
+        self.mp = msgpack
+        self.sock = node.raw_connect()
+        self.next_id = 0
+
+    def send(self, verb, **args):
+        self.next_id += 1
+        body = self.mp.packb({"id": self.next_id, "verb": verb, "args": args})
+        self.sock.sendall(struct.pack(">I", len(body)) + body)
+        return self.next_id
+
+    def recv(self):
+        body = recv_frame(self.sock)
+        return None if body is None else self.mp.unpackb(body, raw=False)
+
+    def call(self, verb, **args):
+        want = self.send(verb, **args)
+        while True:
+            m = self.recv()
+            if m.get("id") == want:
+                if not m["ok"]:
+                    raise AssertionError("%s failed: %r" % (verb, m))
+                return m["result"]
+
+    def close(self):
+        self.sock.close()
+
+
+def contact_updates(ctl, n, batch=200):
+    """n contact.updated events for contact "bob", pipelined by batches."""
+    trusts = ("known", "close")
+    done = 0
+    while done < n:
+        k = min(batch, n - done)
+        ids = [ctl.send("contact.set", name="bob", trust=trusts[(done + i) % 2])
+               for i in range(k)]
+        got = 0
+        while got < k:
+            m = ctl.recv()
+            assert m["ok"], m
+            if m["id"] in ids:
+                got += 1
+        done += k
+
+
+def node_with_bob(tc, **config):
+    """Node a, started with config, with contact bob (b, never started):
+    two events, node.started and contact.added."""
+    a = tc.node("a", port=True)
+    b = tc.node("b", port=True)
+    a.init()
+    b.init("Bob")
+    a.write_config(**config)
+    a.start()
+    a.cli("contact", "add", "--alias", "bob", b.card())
+    return a
+
+
+class EventBudget(NodeTestCase):
+    def node_with_bob(self, **config):
+        return node_with_bob(self, **config)
+
+    def test_event_log_keeps_at_most_events_max_the_newest(self):
+        budget = 25
+        a = self.node_with_bob(events_max=budget)
+        ctl = Control(a)
+        try:
+            for _ in range(4):
+                contact_updates(ctl, 30)
+                st = ctl.call("status")
+                self.assertLessEqual(st["events"], budget)
+            self.assertEqual(st["events"], budget)
+            last = ctl.call("watch")["seq"]
+        finally:
+            ctl.close()
+        # 1 node.started + 1 contact.added + 120 updates.
+        self.assertEqual(last, 122)
+        events, finished, _ = watch_events(a, lambda evs: len(evs) >= budget)
+        self.assertTrue(finished, events)
+        self.assertEqual([e["seq"] for e in events], list(range(last - budget + 1, last + 1)))
+        self.assertTrue(all(e["type"] == "contact.updated" for e in events))
+        # The budget holds across a restart, and seq numbers go on.
+        a.stop()
+        a.start()
+        self.assertEqual(a.json("status")["events"], budget)
+        events, finished, _ = watch_events(a, lambda evs: len(evs) >= budget)
+        self.assertEqual(events[-1]["seq"], last + 1)
+        self.assertEqual(events[-1]["type"], "node.started")
+
+    def test_lowered_budget_is_reached_at_start(self):
+        a = self.node_with_bob()
+        ctl = Control(a)
+        try:
+            contact_updates(ctl, 300)
+        finally:
+            ctl.close()
+        self.assertEqual(a.json("status")["events"], 302)
+        a.stop()
+        a.write_config(events_max=40)
+        a.start()
+        a.wait_log("collected", 10)
+        wait_for("the budget", lambda: a.json("status")["events"] == 40, 10)
+
+    def test_events_past_their_retention_are_collected(self):
+        a = self.node_with_bob(events_retention_s=2)
+        ctl = Control(a)
+        try:
+            contact_updates(ctl, 50)
+            self.assertEqual(ctl.call("status")["events"], 52)
+            time.sleep(3.1)
+            # Each append collects a few old ones; the sweep at start all.
+            contact_updates(ctl, 5)
+            self.assertEqual(ctl.call("status")["events"], 57 - 5 * 2)
+        finally:
+            ctl.close()
+        a.stop()
+        a.start()
+        wait_for("old events collected",
+                 lambda: a.json("status")["events"] <= 6, 10)
+        seqs = [e["seq"] for e in watch_events(a, lambda evs: False, timeout=2)[0]]
+        self.assertEqual(seqs[-1], 58)  # the restart's node.started
+        self.assertTrue(all(s >= 53 for s in seqs), seqs)
+
+
+PAGE = 256  # node/ctl.h TF_NODE_CTL_EVENTS_PAGE
+
+
+class WatchPages(NodeTestCase):
+    def test_backlog_is_paged_and_waits_for_a_slow_reader(self):
+        n = 20000
+        a = node_with_bob(self)
+        ctl = Control(a)
+        try:
+            contact_updates(ctl, n)
+        finally:
+            ctl.close()
+        total = n + 2
+        # A watcher that does not read: the node replays a page at a time
+        # and stops once the unread output is above its low-water mark.
+        w = Control(a)
+        w.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        w.send("watch", since=0)
+        time.sleep(1.0)
+        pages_stalled = a.log().count("backlog page")
+        self.assertGreater(pages_stalled, 0)
+        self.assertLess(pages_stalled, total // PAGE // 2, "the node read ahead of its reader")
+        self.assertEqual(a.json("status")["events"], total)  # still serving
+        # Live events made meanwhile come after the backlog, once each.
+        extra = Control(a)
+        try:
+            contact_updates(extra, 10)
+        finally:
+            extra.close()
+        seqs = []
+        w.sock.settimeout(20)
+        while len(seqs) < total + 10:
+            m = w.recv()
+            self.assertIsNotNone(m, "watch closed after %d events" % len(seqs))
+            if "event" in m:
+                seqs.append(m["event"]["seq"])
+        w.close()
+        self.assertEqual(seqs, list(range(1, total + 11)))
+        pages = a.log().count("backlog page")
+        self.assertGreaterEqual(pages, total // PAGE)
 
 
 if __name__ == "__main__":
