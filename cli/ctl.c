@@ -32,12 +32,9 @@ int tf_cli_ctl_open(struct tf_cli_ctl *c, const struct tf_cli *cli)
                                   cli->home, cli->home);
     memset(&sa, 0, sizeof sa);
     sa.sun_family = AF_UNIX;
-    if (tf_node_home_path(cli->home, TF_NODE_HOME_SOCKET, path, sizeof path) != 0 ||
-        strlen(path) >= sizeof sa.sun_path)
-        return tf_cli_render_fail(cli, TF_CLI_EXIT_LOCAL,
-                                  "the control socket path %s/%s is longer than a Unix socket "
-                                  "allows (%zu bytes); use a shorter --home",
-                                  cli->home, TF_NODE_HOME_SOCKET, sizeof sa.sun_path - 1);
+    char why[TF_NODE_PATH_MAX + 256];
+    if (tf_node_home_socket_path(cli->home, path, sizeof path, why, sizeof why) != 0)
+        return tf_cli_render_fail(cli, TF_CLI_EXIT_LOCAL, "%s", why);
     memcpy(sa.sun_path, path, strlen(path) + 1);
     if (!msgpack_zone_init(&c->zone, 4096))
         return tf_cli_render_fail(cli, TF_CLI_EXIT_LOCAL, "out of memory");

@@ -20,6 +20,9 @@ void tf_node_config_defaults(struct tf_node_config *cfg)
     cfg->note_ttl_s = 7 * 86400;
     cfg->retry_max_ms = 15 * 60 * 1000;
     cfg->max_pending_per_connector = 100;
+    /* Events and counters (retention). */
+    cfg->events_max = 100000;
+    cfg->events_retention_s = 30 * 86400;
 }
 
 struct key {
@@ -43,6 +46,9 @@ static const struct key KEYS[] = {
     KEY(note_ttl_s, 60, 365 * 86400),
     KEY(retry_max_ms, 1000, 86400000),
     KEY(max_pending_per_connector, 1, 1000000),
+    /* Events and counters (retention). */
+    KEY(events_max, 10, 100000000),
+    KEY(events_retention_s, 1, 3650 * 86400),
 };
 
 static char *trim(char *s)
@@ -57,7 +63,7 @@ static char *trim(char *s)
 
 int tf_node_config_load(const char *home, struct tf_node_config *cfg, char *why, size_t why_cap)
 {
-    char path[TF_NODE_PATH_MAX], line[512];
+    char path[TF_NODE_PATH_MAX], line[TF_NODE_CONFIG_LINE_MAX + 2]; /* + newline and NUL */
     if (tf_node_home_path(home, TF_NODE_HOME_CONFIG, path, sizeof path) != 0)
         return -ENAMETOOLONG;
     FILE *f = fopen(path, "re");
@@ -73,6 +79,15 @@ int tf_node_config_load(const char *home, struct tf_node_config *cfg, char *why,
     unsigned lineno = 0;
     while (rc == TF_OK && fgets(line, sizeof line, f) != NULL) {
         lineno++;
+        /* A full buffer without its newline is a line too long to read whole:
+         * its rest must not be parsed as the next line. */
+        size_t len = strlen(line);
+        if (len == sizeof line - 1 && line[len - 1] != '\n' && !feof(f)) {
+            snprintf(why, why_cap, "%s:%u: line is longer than %d bytes", path, lineno,
+                     TF_NODE_CONFIG_LINE_MAX);
+            rc = TF_E_BAD_VALUE;
+            break;
+        }
         char *s = trim(line);
         if (*s == '\0' || *s == '#')
             continue;

@@ -5,8 +5,9 @@
  *   # comment
  *   handshake_timeout_ms = 10000
  *
- * One `key = value` per line, values are unsigned integers.  An unknown key
- * or a bad value refuses the whole file with "config:LINE: what is wrong".
+ * One `key = value` per line, values are unsigned integers.  An unknown key,
+ * a bad value or a line over TF_NODE_CONFIG_LINE_MAX bytes (newline excluded)
+ * refuses the whole file with "config:LINE: what is wrong".
  */
 #ifndef TF_NODE_CONFIG_H
 #define TF_NODE_CONFIG_H
@@ -17,6 +18,7 @@
 #include "proto/err.h"
 
 #define TF_NODE_HOME_CONFIG "config"
+#define TF_NODE_CONFIG_LINE_MAX 510
 
 struct tf_node_config {
     uint64_t handshake_timeout_ms; /* TCP connect + Noise handshake + HELLO */
@@ -29,6 +31,11 @@ struct tf_node_config {
     uint64_t note_ttl_s;                /* how long a note is retried */
     uint64_t retry_max_ms;              /* backoff cap */
     uint64_t max_pending_per_connector; /* open proposals one connector may have with us */
+    /* Events and counters (issue 12, retention): the event log keeps at most
+     * events_max events and none older than events_retention_s, the newest
+     * excepted (node/node.c collects them at each append and on a timer). */
+    uint64_t events_max;
+    uint64_t events_retention_s;
 };
 
 /* The defaults. */

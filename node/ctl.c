@@ -57,6 +57,11 @@ struct client {
     size_t rlen;
     struct out_frame *out_head, *out_tail;
     bool watching;
+    /* Replaying the event log to a watcher: events after backlog_after are
+     * read from the store a page per loop turn, once the client has taken
+     * the previous page; live events wait in the store meanwhile. */
+    bool backlog;
+    uint64_t backlog_after;
     bool closing;
     bool close_after_flush; /* stop reading; close once the queue drains */
 };
@@ -242,20 +247,18 @@ static void send_error(struct client *c, uint64_t id, int code, const char *mess
     flush(c);
 }
 
-/* Frames the event backlog after `since` for a new watcher. */
+/* Frames a page of the event backlog for a watcher. */
 struct backlog {
     struct client *c;
+    size_t n;
     int err;
 };
-
-static int backlog_cb(uint64_t seq, const uint8_t *rec, size_t len, void *arg);
 
 static void handle_watch(struct client *c, uint64_t id, const msgpack_object *args)
 {
     struct tf_node *node = c->ctl->node;
-    struct tf_node_store_stat st;
-    uint64_t since = 0;
-    int rc = tf_node_store_stat(node->store, &st);
+    uint64_t last, since = 0;
+    int rc = tf_node_store_event_last(node->store, &last);
     if (rc != TF_OK) {
         send_error(c, id, rc, "cannot read the event log");
         return;
@@ -273,7 +276,7 @@ static void handle_watch(struct client *c, uint64_t id, const msgpack_object *ar
     write_ok_head(&w, id);
     tf_proto_mp_write_map(&w, 1);
     tf_proto_mp_write_cstr(&w, "seq");
-    tf_proto_mp_write_uint(&w, st.events);
+    tf_proto_mp_write_uint(&w, last);
     if (tf_proto_mp_writer_finish(&w, &body) != TF_OK ||
         (f = frame_new(&body, id, false)) == NULL) {
         client_close(c);
@@ -281,16 +284,10 @@ static void handle_watch(struct client *c, uint64_t id, const msgpack_object *ar
     }
     f->held = c->out_tail != NULL && c->out_tail->held;
     enqueue(c, f);
-    if (have_since) {
-        struct backlog b = {c, TF_OK};
-        rc = tf_node_store_event_foreach(node->store, since, backlog_cb, &b);
-        if (rc != TF_OK || b.err != TF_OK) {
-            tf_node_log(TF_NODE_LOG_WARN, "ctl", "client %u: event backlog failed: %s", c->num,
-                        tf_strerror(rc != TF_OK ? rc : b.err));
-            client_close(c);
-            return;
-        }
-    }
+    /* The backlog is read after this turn's commit (backlog_pump), so that
+     * only committed events are replayed. */
+    c->backlog = have_since;
+    c->backlog_after = since;
     c->watching = true;
     flush(c);
 }
@@ -339,7 +336,34 @@ static int backlog_cb(uint64_t seq, const uint8_t *rec, size_t len, void *arg)
     }
     f->held = b->c->out_tail != NULL && b->c->out_tail->held;
     enqueue(b->c, f);
-    return 0;
+    b->c->backlog_after = seq;
+    return ++b->n == TF_NODE_CTL_EVENTS_PAGE ? 1 : 0;
+}
+
+/* Sends a watcher the next page of its backlog once it has taken the last
+ * one (nothing queued, little unwritten), so that replaying a long event log
+ * holds one page in memory and never blocks the loop for long.  A short page
+ * means the watcher has caught up: it gets live events from then on.  Runs
+ * after the turn's commit, with no write transaction open. */
+static void backlog_pump(struct client *c)
+{
+    if (!c->backlog || c->closing || c->close_after_flush || c->out_head != NULL ||
+        uv_stream_get_write_queue_size((uv_stream_t *)&c->pipe) > TF_NODE_CTL_BACKLOG_LOW)
+        return;
+    struct backlog b = {c, 0, TF_OK};
+    int rc = tf_node_store_event_foreach(c->ctl->node->store, c->backlog_after, backlog_cb, &b);
+    if ((rc != TF_OK && rc != 1) || b.err != TF_OK) {
+        tf_node_log(TF_NODE_LOG_WARN, "ctl", "client %u: event backlog failed: %s", c->num,
+                    tf_strerror(b.err != TF_OK ? b.err : rc));
+        client_close(c);
+        return;
+    }
+    if (b.n > 0)
+        tf_node_log(TF_NODE_LOG_DEBUG, "ctl", "client %u: backlog page of %zu events, to seq %llu",
+                    c->num, b.n, (unsigned long long)c->backlog_after);
+    if (b.n < TF_NODE_CTL_EVENTS_PAGE)
+        c->backlog = false;
+    flush(c);
 }
 
 struct tf_node_ctl_deferred *tf_node_ctl_defer(struct tf_node_ctl_request *req)
@@ -732,6 +756,8 @@ void tf_node_ctl_committed(struct tf_node_ctl *ctl, int rc)
             }
         }
         flush(c);
+        if (!c->closing)
+            backlog_pump(c);
         c = next;
     }
 }
@@ -741,7 +767,8 @@ void tf_node_ctl_broadcast(struct tf_node_ctl *ctl, const uint8_t *frame, size_t
     struct client *c = ctl->clients;
     while (c != NULL) {
         struct client *next = c->next;
-        if (c->watching && !c->close_after_flush) {
+        /* A watcher still replaying its backlog reads these from the store. */
+        if (c->watching && !c->backlog && !c->close_after_flush) {
             struct out_frame *f = calloc(1, sizeof *f);
             uint8_t *data = malloc(len);
             if (f == NULL || data == NULL) {

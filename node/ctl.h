@@ -23,6 +23,11 @@ struct tf_node_ctl;
 #define TF_NODE_CTL_CLIENTS_PER_UID 16
 /* A client whose unread output passes this is disconnected. */
 #define TF_NODE_CTL_OUTPUT_MAX (64u * 1024u * 1024u)
+/* `watch` replays the event log a page of this many events per loop turn,
+ * the next page once the client's unwritten output is at most
+ * TF_NODE_CTL_BACKLOG_LOW bytes (docs/CONTROL.md). */
+#define TF_NODE_CTL_EVENTS_PAGE 256
+#define TF_NODE_CTL_BACKLOG_LOW (256u * 1024u)
 
 /* Binds path (0600, inside the 0700 home; a stale socket file is replaced)
  * and starts listening.  *out is owned by the node; tf_node_ctl_stop frees it
@@ -38,7 +43,9 @@ void tf_node_ctl_stop(struct tf_node_ctl *ctl);
  * is its result; TF_OK in a turn that wrote nothing).  On success held
  * replies go out; on failure each held reply is replaced by an error reply
  * (the change was lost).  Then each client's queued frames are written, in
- * as few writes as the queue allows. */
+ * as few writes as the queue allows, and a watcher replaying the event log
+ * that has taken its last page gets the next one (read from the store, which
+ * then has no write transaction open). */
 void tf_node_ctl_committed(struct tf_node_ctl *ctl, int rc);
 
 /* A request whose reply comes later (e.g. ping, which waits for the
@@ -59,7 +66,8 @@ struct tf_node_ctl_deferred *tf_node_ctl_defer(struct tf_node_ctl_request *req);
 void tf_node_ctl_complete(struct tf_node_ctl_deferred *d, int rc, const struct tf_proto_buf *result,
                           const char *why);
 
-/* Queues one framed event for every watching client; it is written by the
+/* Queues one framed event for every watching client but those still
+ * replaying the log (they will read it from the store); it is written by the
  * next tf_node_ctl_committed. */
 void tf_node_ctl_broadcast(struct tf_node_ctl *ctl, const uint8_t *frame, size_t len);
 

@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/un.h>
 #include <unistd.h>
 
 #include "node/keys.h"
@@ -40,6 +41,20 @@ int tf_node_home_path(const char *home, const char *leaf, char *out, size_t cap)
 {
     int n = snprintf(out, cap, "%s/%s", home, leaf);
     return n < 0 || (size_t)n >= cap ? -ENAMETOOLONG : 0;
+}
+
+int tf_node_home_socket_path(const char *home, char *out, size_t cap, char *why, size_t why_cap)
+{
+    struct sockaddr_un sa;
+    int rc = tf_node_home_path(home, TF_NODE_HOME_SOCKET, out, cap);
+    if (rc == 0 && strlen(out) >= sizeof sa.sun_path)
+        rc = -ENAMETOOLONG;
+    if (rc != 0)
+        snprintf(why, why_cap,
+                 "the control socket path %s/%s is longer than a Unix socket allows (%zu bytes); "
+                 "use a shorter --home",
+                 home, TF_NODE_HOME_SOCKET, sizeof sa.sun_path - 1);
+    return rc;
 }
 
 /* True if dir has no entries but . and .. (false if it cannot be read). */
@@ -187,6 +202,10 @@ int tf_node_home_init(const char *home, const struct tf_node_home_init_args *arg
         snprintf(why, why_cap, "home path is too long");
         return rc;
     }
+    /* A home whose node could not listen is refused before anything is made. */
+    char sock[TF_NODE_PATH_MAX];
+    if ((rc = tf_node_home_socket_path(home, sock, sizeof sock, why, why_cap)) != 0)
+        return rc;
     if (lstat(key, &sb) == 0 || lstat(store, &sb) == 0) {
         snprintf(why, why_cap, "%s already holds a twofold identity; refusing to overwrite it",
                  home);

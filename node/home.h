@@ -33,6 +33,15 @@ TF_MUST_CHECK int tf_node_home_resolve(const char *arg, char *out, size_t cap);
 /* out = home + "/" + leaf.  -ENAMETOOLONG if it does not fit. */
 TF_MUST_CHECK int tf_node_home_path(const char *home, const char *leaf, char *out, size_t cap);
 
+/* out = the control socket's path, HOME/control.sock, which must fit in a
+ * Unix socket address (sun_path, 107 bytes on Linux, NUL excluded): a longer
+ * one would be truncated by bind(2) and the socket would land elsewhere.
+ * -ENAMETOOLONG if it does not fit, with why set to the message both the node
+ * and the CLI give ("... longer than a Unix socket allows ...; use a shorter
+ * --home"). */
+TF_MUST_CHECK int tf_node_home_socket_path(const char *home, char *out, size_t cap, char *why,
+                                           size_t why_cap);
+
 struct tf_node_home_init_args {
     const char *name;      /* display name for the card (required) */
     const char *listen;    /* host:port to listen on (NULL: default) */

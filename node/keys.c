@@ -92,6 +92,14 @@ int tf_node_keys_load(const char *path, struct tf_proto_identity *id, char *why,
         snprintf(why, why_cap, "%s is not a regular file", path);
         goto cleanup;
     }
+    if (sb.st_uid != geteuid()) {
+        rc = -EPERM;
+        snprintf(why, why_cap,
+                 "%s is owned by uid %u, not by the running user (uid %u): refusing to use a "
+                 "secret key someone else controls",
+                 path, (unsigned)sb.st_uid, (unsigned)geteuid());
+        goto cleanup;
+    }
     if ((sb.st_mode & 077) != 0) {
         rc = -EPERM;
         snprintf(why, why_cap,

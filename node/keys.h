@@ -19,8 +19,9 @@
 TF_MUST_CHECK int tf_node_keys_create(const char *path);
 
 /* Loads the identity from path.  Refuses (with a one-line reason in why) a
- * file that is missing (-ENOENT), not a regular file, readable or writable by
- * group or others (-EPERM, like ssh), or not exactly 32 bytes
+ * file that is missing (-ENOENT), not a regular file, owned by another user
+ * than the effective one or readable or writable by group or others (-EPERM,
+ * like ssh), or not exactly 32 bytes
  * (TF_E_BAD_LENGTH).  On success *id owns its secrets. */
 TF_MUST_CHECK int tf_node_keys_load(const char *path, struct tf_proto_identity *id, char *why,
                                     size_t why_cap);

@@ -7,6 +7,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
+#ifdef __linux__
+#include <sys/prctl.h>
+#endif
 
 #include <sodium.h>
 #include <uv.h>
@@ -45,7 +48,9 @@ int main(int argc, char **argv)
             return 0;
         }
         if (strcmp(a, "--version") == 0) {
-            printf("twofoldd %s\n", TF_VERSION);
+            /* Tests ask this line whether the build has its test hooks. */
+            printf("twofoldd %s (test hooks: %s)\n", TF_VERSION,
+                   tf_node_test_hooks() ? "on" : "off");
             return 0;
         }
         if ((strcmp(a, "--home") == 0 || strcmp(a, "--log-level") == 0) && i + 1 >= argc) {
@@ -73,9 +78,20 @@ int main(int argc, char **argv)
     /* A peer or client that closes early must cost a write error (EPIPE),
      * never the process. */
     signal(SIGPIPE, SIG_IGN);
-    /* A core dump would hold the secret keys. */
+    /* A core dump would hold the secret keys; so would a debugger or another
+     * process of the same user reading /proc/PID/mem.  Not dumpable also
+     * makes /proc/PID root's and refuses ptrace from the same uid. */
     struct rlimit no_core = {0, 0};
-    setrlimit(RLIMIT_CORE, &no_core);
+    if (setrlimit(RLIMIT_CORE, &no_core) != 0) {
+        fprintf(stderr, "twofoldd: cannot disable core dumps: %s\n", strerror(errno));
+        return 1;
+    }
+#ifdef __linux__
+    if (prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) != 0) {
+        fprintf(stderr, "twofoldd: cannot make the process non-dumpable: %s\n", strerror(errno));
+        return 1;
+    }
+#endif
 
     char home[TF_NODE_PATH_MAX];
     int rc = tf_node_home_resolve(home_arg, home, sizeof home);

@@ -24,6 +24,15 @@
 #include "node/log.h"
 #include "proto/ctl.h"
 
+bool tf_node_test_hooks(void)
+{
+#ifdef TF_TEST_HOOKS
+    return true;
+#else
+    return false;
+#endif
+}
+
 uint64_t tf_node_now(const struct tf_node *node)
 {
     (void)node;
@@ -48,11 +57,13 @@ static void commit(struct tf_node *node)
     if (rc != TF_OK)
         tf_node_log(TF_NODE_LOG_ERROR, "store", "commit failed: %s; this turn's changes are lost",
                     tf_strerror(rc));
+#ifdef TF_TEST_HOOKS
     if (rc == TF_OK && node->test_crash_armed) {
         tf_node_log(TF_NODE_LOG_WARN, "node",
                     "test hook: crashing after the commit, before the ACK");
         raise(SIGKILL);
     }
+#endif
     for (size_t i = 0; i < node->n_pending_events; i++) {
         if (rc == TF_OK)
             tf_node_ctl_broadcast(node->ctl, node->pending_events[i].data,
@@ -129,11 +140,34 @@ void tf_node__write_alias(struct tf_node *node, const uint8_t *pk, struct tf_pro
     tf_node_contact_deinit(&c);
 }
 
+/* Events the sweep collects per loop turn, and how often it runs. */
+#define EVENTS_SWEEP_BATCH 10000
+#define EVENTS_SWEEP_MS (10 * 60 * 1000)
+/* Old events collected per append: more than one, so that a budget lowered
+ * in the config is reached by appending alone too. */
+#define EVENTS_TRIM_PER_APPEND 2
+
+/* Events older than this (unix seconds) are past their retention. */
+static uint64_t events_cutoff(const struct tf_node *node)
+{
+    uint64_t now = tf_node_now(node);
+    return now > node->config.events_retention_s ? now - node->config.events_retention_s : 0;
+}
+
 int tf_node_event(struct tf_node *node, const struct tf_proto_buf *record)
 {
+    static const uint8_t time_key[] = {0xa4, 't', 'i', 'm', 'e'};
     uint64_t seq;
+    size_t trimmed;
     struct tf_proto_buf body, frame;
+    /* Retention reads an event's time from its first pair. */
+    if (record->len < 1 + sizeof time_key || (record->data[0] & 0xf0) != 0x80 ||
+        memcmp(record->data + 1, time_key, sizeof time_key) != 0)
+        return TF_E_INVALID_ARG;
     int rc = tf_node_store_event_append(node->store, record->data, record->len, &seq);
+    if (rc == TF_OK)
+        rc = tf_node_store_event_trim(node->store, node->config.events_max, events_cutoff(node),
+                                      EVENTS_TRIM_PER_APPEND, &trimmed);
     if (rc != TF_OK)
         return rc;
     if (node->n_pending_events == node->cap_pending_events) {
@@ -217,6 +251,28 @@ static void signal_cb(uv_signal_t *h, int signum)
     tf_node_stop(node);
 }
 
+/* Collects events past their budget or retention, and policy counters past
+ * their window, a batch per run; runs again at once while there is more. */
+static void events_sweep_cb(uv_timer_t *h)
+{
+    struct tf_node *node = h->data;
+    size_t events = 0, counters = 0;
+    int rc = tf_node_store_event_trim(node->store, node->config.events_max, events_cutoff(node),
+                                      EVENTS_SWEEP_BATCH, &events);
+    if (rc == TF_OK)
+        rc = tf_node_policy_collect(node, tf_node_now(node), EVENTS_SWEEP_BATCH, &counters);
+    if (rc != TF_OK) {
+        tf_node_log(TF_NODE_LOG_ERROR, "store", "collecting old events and counters failed: %s",
+                    tf_strerror(rc));
+        return;
+    }
+    if (events > 0 || counters > 0)
+        tf_node_log(TF_NODE_LOG_INFO, "store",
+                    "collected %zu old events and %zu expired policy counters", events, counters);
+    if (events == EVENTS_SWEEP_BATCH || counters == EVENTS_SWEEP_BATCH)
+        uv_timer_start(h, events_sweep_cb, 0, EVENTS_SWEEP_MS);
+}
+
 /* Takes an exclusive lock on the home so two nodes never share it. */
 static int lock_home(struct tf_node *node)
 {
@@ -244,13 +300,21 @@ static int lock_home(struct tf_node *node)
     return 0;
 }
 
-/* Refuses a home that is missing, not a directory, or open to others. */
-static int check_home(const struct tf_node *node)
+/* Refuses a home that is missing, not a directory, not the running user's,
+ * open to others, or so deep that its control socket cannot be bound. */
+static int check_home(struct tf_node *node)
 {
     struct stat sb;
-    char key[TF_NODE_PATH_MAX];
+    char key[TF_NODE_PATH_MAX], why[TF_NODE_PATH_MAX + 256];
+    /* libuv would truncate a longer path and bind the socket elsewhere. */
+    int rc = tf_node_home_socket_path(node->home, node->socket_path, sizeof node->socket_path, why,
+                                      sizeof why);
+    if (rc != 0) {
+        tf_node_log(TF_NODE_LOG_ERROR, "node", "refusing to start: %s", why);
+        return rc;
+    }
     if (stat(node->home, &sb) != 0) {
-        int rc = -errno;
+        rc = -errno;
         tf_node_log(TF_NODE_LOG_ERROR, "node",
                     "home %s does not exist; create it with: twofold init --home %s --name NAME",
                     node->home, node->home);
@@ -259,6 +323,15 @@ static int check_home(const struct tf_node *node)
     if (!S_ISDIR(sb.st_mode)) {
         tf_node_log(TF_NODE_LOG_ERROR, "node", "home %s is not a directory", node->home);
         return -ENOTDIR;
+    }
+    /* Like ssh's StrictModes: whoever owns the home could swap the key or
+     * the store under the node. */
+    if (sb.st_uid != geteuid()) {
+        tf_node_log(TF_NODE_LOG_ERROR, "node",
+                    "home %s is owned by uid %u, not by the user running twofoldd (uid %u): "
+                    "refusing to start (run twofoldd as its owner, or chown the home)",
+                    node->home, (unsigned)sb.st_uid, (unsigned)geteuid());
+        return -EPERM;
     }
     if ((sb.st_mode & 077) != 0) {
         tf_node_log(TF_NODE_LOG_ERROR, "node",
@@ -341,14 +414,16 @@ static int start_handles(struct tf_node *node)
         if ((rc = uv_signal_start(sigs[i], signal_cb, nums[i])) != 0)
             return rc;
     }
-    if ((rc = tf_node_home_path(node->home, TF_NODE_HOME_SOCKET, node->socket_path,
-                                sizeof node->socket_path)) != 0)
-        return rc;
     if ((rc = tf_node_ctl_start(node, node->socket_path, &node->ctl)) != 0) {
         tf_node_log(TF_NODE_LOG_ERROR, "ctl", "cannot listen on %s: %s", node->socket_path,
                     tf_strerror(rc));
         return rc;
     }
+    if ((rc = uv_timer_init(node->loop, &node->events_sweep)) != 0)
+        return rc;
+    node->events_sweep.data = node;
+    if ((rc = uv_timer_start(&node->events_sweep, events_sweep_cb, 0, EVENTS_SWEEP_MS)) != 0)
+        return rc;
     if ((rc = tf_node_delivery_start(node, &node->delivery)) != 0 ||
         (rc = tf_node_intro_start(node)) != 0)
         return rc;
@@ -370,8 +445,10 @@ int tf_node_start(struct tf_node *node, uv_loop_t *loop, const struct tf_node_op
         return rc;
     node->started = tf_node_now(node);
     tf_node_config_defaults(&node->config);
+#ifdef TF_TEST_HOOKS
     const char *crash = getenv("TWOFOLD_TEST_CRASH");
     node->test_crash_after_receive = crash != NULL && strcmp(crash, "after-receive-commit") == 0;
+#endif
     char why[512];
     if ((rc = tf_node_config_load(node->home, &node->config, why, sizeof why)) != 0) {
         tf_node_log(TF_NODE_LOG_ERROR, "node", "configuration refused: %s", why);
@@ -438,6 +515,7 @@ void tf_node_stop(struct tf_node *node)
     tf_node_delivery_stop(node->delivery);
     node->delivery = NULL;
     tf_node_intro_stop(node);
+    close_handle((uv_handle_t *)&node->events_sweep);
     close_handle((uv_handle_t *)&node->commit);
     close_handle((uv_handle_t *)&node->sig_int);
     close_handle((uv_handle_t *)&node->sig_term);

@@ -58,6 +58,7 @@ struct tf_node {
     struct tf_node_delivery *delivery;
     struct tf_node_ping *pings; /* pending pings (node/ping.c) */
     uv_timer_t intro_sweep;     /* expires intros (node/intro.c) */
+    uv_timer_t events_sweep;    /* collects old events and policy counters */
     /* Intros whose proposal this node refused lately (node/intro.c): their
      * closes are acknowledged rather than left to wait for a proposal that
      * will not come.  In memory only, a ring (oldest overwritten). */
@@ -69,7 +70,9 @@ struct tf_node {
     struct tf_node_stats stats;
     struct tf_proto_policy *policy; /* the owner's rules, NULL: ask (node/policy.c) */
     /* Test hook (TWOFOLD_TEST_CRASH=after-receive-commit): die by SIGKILL
-     * right after committing a received envelope, before its ACK is sent. */
+     * right after committing a received envelope, before its ACK is sent.
+     * Read only in builds with TF_TEST_HOOKS (tf_node_test_hooks); in others
+     * it stays false. */
     bool test_crash_after_receive;
     bool test_crash_armed;
     uv_prepare_t commit;
@@ -96,9 +99,11 @@ void tf_node_stop(struct tf_node *node);
 /* Releases what the node owns (after the loop has returned). */
 void tf_node_deinit(struct tf_node *node);
 
-/* Records an event (a msgpack map body built by the caller without "seq"):
- * appends it to the store in the current transaction and queues its frame
- * for watchers after commit. */
+/* Records an event (a msgpack map body built by the caller without "seq",
+ * whose first pair is "time": its unix time; TF_E_INVALID_ARG otherwise):
+ * appends it to the store in the current transaction, queues its frame for
+ * watchers after commit, and collects the oldest events past the budget
+ * (config events_max, events_retention_s). */
 TF_MUST_CHECK int tf_node_event(struct tf_node *node, const struct tf_proto_buf *record);
 
 /* Savepoints over the store batch and the events waiting for it. */
@@ -109,6 +114,11 @@ struct tf_node_savepoint {
 struct tf_node_savepoint tf_node_savepoint(const struct tf_node *node);
 /* Undoes what a failed handler wrote since sp (logged if even that fails). */
 void tf_node_rollback(struct tf_node *node, struct tf_node_savepoint sp);
+
+/* True if this build has its test hooks (CMake option TF_TEST_HOOKS, off in
+ * release builds): the TWOFOLD_TEST_CRASH environment variable.  A build
+ * without them ignores the variable. */
+bool tf_node_test_hooks(void);
 
 /* Current time (unix seconds) from the loop's clock source. */
 uint64_t tf_node_now(const struct tf_node *node);

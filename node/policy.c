@@ -130,6 +130,59 @@ static int count_hits(void *ctx, const struct tf_proto_policy_count_query *q, ui
     return TF_OK;
 }
 
+/* Finds the counters to collect (see tf_node_policy_collect), up to cap. */
+struct collect_walk {
+    const struct tf_proto_policy *policy; /* NULL: no rules, every counter goes */
+    uint64_t now;
+    uint8_t (*keys)[TF_PROTO_POLICY_KEY_LEN + 16];
+    size_t n, cap;
+};
+
+static int collect_cb(const uint8_t *key, size_t klen, const uint8_t *val, size_t vlen, void *arg)
+{
+    struct collect_walk *c = arg;
+    (void)val;
+    (void)vlen;
+    bool expired = true;
+    /* node/policy.c writes no other keys; a stranger one is left alone. */
+    if (klen != sizeof c->keys[0])
+        return 0;
+    if (c->policy != NULL) {
+        uint64_t t = 0;
+        for (int i = 0; i < 8; i++)
+            t = t << 8 | key[TF_PROTO_POLICY_KEY_LEN + i];
+        for (size_t i = 0; i < c->policy->n_rules; i++) {
+            const struct tf_proto_policy_rule *r = &c->policy->rules[i];
+            if (memcmp(r->key, key, TF_PROTO_POLICY_KEY_LEN) == 0)
+                expired = !r->limited || (c->now > r->window && t <= c->now - r->window);
+        }
+    }
+    if (!expired)
+        return 0;
+    memcpy(c->keys[c->n++], key, klen);
+    return c->n == c->cap ? 1 : 0;
+}
+
+int tf_node_policy_collect(struct tf_node *node, uint64_t now, size_t limit, size_t *deleted)
+{
+    struct collect_walk c = {node->policy, now, NULL, 0, limit};
+    *deleted = 0;
+    if (limit == 0)
+        return TF_OK;
+    if ((c.keys = calloc(limit, sizeof c.keys[0])) == NULL)
+        return TF_E_NOMEM;
+    int rc = tf_node_store_kv_foreach(node->store, TF_NODE_STORE_POLICY_HITS, collect_cb, &c);
+    if (rc == 1)
+        rc = TF_OK;
+    for (size_t i = 0; rc == TF_OK && i < c.n; i++)
+        rc = tf_node_store_kv_del(node->store, TF_NODE_STORE_POLICY_HITS, c.keys[i],
+                                  sizeof c.keys[i]);
+    if (rc == TF_OK)
+        *deleted = c.n;
+    free(c.keys);
+    return rc;
+}
+
 static enum tf_proto_policy_trust map_trust(enum tf_node_trust t)
 {
     switch (t) {

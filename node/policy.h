@@ -37,6 +37,14 @@ TF_MUST_CHECK int tf_node_policy_decide(struct tf_node *node, const uint8_t conn
                                         struct tf_proto_bytes topic, enum tf_proto_intro_mode mode,
                                         bool record, struct tf_proto_policy_decision *out);
 
+/* Collects policy counters that no longer count: those older than their
+ * rule's window (a decision at time t counts while t > now - window) and
+ * those of rules no longer in the policy (a rule whose conditions change gets
+ * a new key).  Deletes at most limit of them, in the write transaction, and
+ * says how many in *deleted. */
+TF_MUST_CHECK int tf_node_policy_collect(struct tf_node *node, uint64_t now, size_t limit,
+                                         size_t *deleted);
+
 /* The policy verbs (policy.reload, policy.show, policy.test); *handled says
  * whether verb was one of them. */
 TF_MUST_CHECK int tf_node_policy_verb(struct tf_node *node, const char *verb, size_t verb_len,

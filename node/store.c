@@ -1118,6 +1118,90 @@ int tf_node_store_event_append(struct tf_node_store *st, const uint8_t *rec, siz
     return lmdb_err(rc);
 }
 
+/* The time of an event record: the value of its first pair, "time" (see
+ * tf_node_store_event_trim); 0 for a record that does not start so. */
+static uint64_t event_time(const MDB_val *v)
+{
+    struct tf_proto_mp_reader r;
+    struct tf_proto_bytes k;
+    uint32_t n;
+    uint64_t t;
+    tf_proto_mp_reader_init(&r, v->mv_data, v->mv_size);
+    if (tf_proto_mp_read_map(&r, UINT32_MAX, &n) != TF_OK || n == 0 ||
+        tf_proto_mp_read_str(&r, 4, 4, TF_PROTO_TEXT_LINE, &k) != TF_OK ||
+        memcmp(k.ptr, "time", 4) != 0 || tf_proto_mp_read_uint(&r, &t) != TF_OK)
+        return 0;
+    return t;
+}
+
+/* Reads the oldest event: its key (copied), its time, and how many events
+ * there are.  MDB_NOTFOUND when there are none. */
+static int oldest_event(struct tf_node_store *st, uint8_t key[static SEQ_LEN], uint64_t *time,
+                        uint64_t *count)
+{
+    MDB_cursor *cur;
+    MDB_stat ms;
+    MDB_val k, v;
+    int rc = mdb_stat(st->txn, st->dbi[DBI_EVENTS], &ms);
+    if (rc != 0)
+        return rc;
+    *count = ms.ms_entries;
+    if ((rc = mdb_cursor_open(st->txn, st->dbi[DBI_EVENTS], &cur)) != 0)
+        return rc;
+    rc = mdb_cursor_get(cur, &k, &v, MDB_FIRST);
+    if (rc == 0 && k.mv_size != SEQ_LEN)
+        rc = TF_E_CORRUPT;
+    if (rc == 0) {
+        memcpy(key, k.mv_data, SEQ_LEN);
+        *time = event_time(&v);
+    }
+    mdb_cursor_close(cur);
+    return rc;
+}
+
+int tf_node_store_event_trim(struct tf_node_store *st, uint64_t max_count, uint64_t before,
+                             size_t limit, size_t *deleted)
+{
+    uint8_t key[SEQ_LEN];
+    uint64_t time, count;
+    int rc = 0;
+    *deleted = 0;
+    while (*deleted < limit) {
+        /* Each delete may replace the transaction (to grow the map): no
+         * cursor is kept across it. */
+        if ((rc = write_begin(st)) != 0 || (rc = oldest_event(st, key, &time, &count)) != 0)
+            break;
+        if (count <= 1 || (count <= max_count && time >= before))
+            break;
+        if ((rc = write_op(st, DBI_EVENTS, key, SEQ_LEN, NULL, 0, 0)) != 0)
+            break;
+        (*deleted)++;
+    }
+    return rc == MDB_NOTFOUND ? TF_OK : lmdb_err(rc);
+}
+
+int tf_node_store_event_last(struct tf_node_store *st, uint64_t *seq)
+{
+    MDB_txn *txn;
+    MDB_cursor *cur;
+    MDB_val k, v;
+    bool own;
+    *seq = 0;
+    int rc = read_begin(st, &txn, &own);
+    if (rc != 0)
+        return lmdb_err(rc);
+    if ((rc = mdb_cursor_open(txn, st->dbi[DBI_EVENTS], &cur)) == 0) {
+        rc = mdb_cursor_get(cur, &k, &v, MDB_LAST);
+        if (rc == 0 && k.mv_size != SEQ_LEN)
+            rc = TF_E_CORRUPT;
+        else if (rc == 0)
+            *seq = load_be(k.mv_data, SEQ_LEN);
+        mdb_cursor_close(cur);
+    }
+    read_end(st, txn, own);
+    return rc == MDB_NOTFOUND ? TF_OK : lmdb_err(rc);
+}
+
 static int visit_event(const MDB_val *k, const MDB_val *v, void *ctx, bool *stopped)
 {
     struct user_cb *u = ctx;

@@ -150,10 +150,24 @@ TF_MUST_CHECK int tf_node_store_event_append(struct tf_node_store *st, const uin
 
 /* Calls cb for every event with seq > after, in order, bytes valid only
  * during the call (and only until cb writes).  Stops early as contact_foreach
- * does, under the same rules for cb. */
+ * does, under the same rules for cb: a caller that pages stops it after a
+ * page and calls again with after = the last seq it saw. */
 typedef int tf_node_store_event_cb(uint64_t seq, const uint8_t *rec, size_t len, void *arg);
 TF_MUST_CHECK int tf_node_store_event_foreach(struct tf_node_store *st, uint64_t after,
                                               tf_node_store_event_cb *cb, void *arg);
+
+/* The newest event's seq in *seq (0 if there is none). */
+TF_MUST_CHECK int tf_node_store_event_last(struct tf_node_store *st, uint64_t *seq);
+
+/* Collects the oldest events, in the write transaction: deletes them while
+ * more than max_count remain or the oldest's time is below `before` (unix
+ * seconds; 0: no age limit), at most `limit` of them, and never the newest
+ * one, so that sequence numbers never repeat.  An event's time is the value
+ * of its record's first pair, which must be "time" (tf_node_event's records
+ * all start so); a record that does not start so counts as time 0.
+ * *deleted gets how many went.  Errors as for any write. */
+TF_MUST_CHECK int tf_node_store_event_trim(struct tf_node_store *st, uint64_t max_count,
+                                           uint64_t before, size_t limit, size_t *deleted);
 
 /*
  * The tables below follow the rules of the ones above: writes go into the

@@ -328,6 +328,22 @@ def test_offline(tmp):
     expect("card without identity", run("--home", os.path.join(tmp, "empty"), "card"), 4,
            err_has=("no twofold identity",))
     card_b = json.loads(run("--home", b, "--json", "card")[1])["card"]
+    # A home whose control socket path would not fit in sun_path (107 bytes)
+    # is refused by init, and nothing is made; one that just fits is taken.
+    too_long = os.path.join(tmp, "l" * (107 - len("/control.sock") - len(tmp)))
+    fits, too_long = too_long[:-1], too_long
+    expect("init refuses a home too deep for its socket", run("--home", too_long, "init",
+                                                              "--name", "L"), 4,
+           err_has=("the control socket path %s/control.sock is longer than a Unix socket "
+                    "allows (107 bytes); use a shorter --home" % too_long,))
+    check("init made nothing for a home too deep", not os.path.exists(too_long))
+    expect("init takes a home whose socket just fits", run("--home", fits, "init", "--name", "F"),
+           0, out_has=("created",))
+    os.mkdir(too_long)
+    expect("status for a home too deep gives the same message",
+           run("--home", too_long, "status"), 4,
+           err_has=("the control socket path %s/control.sock is longer than a Unix socket "
+                    "allows (107 bytes); use a shorter --home" % too_long,))
     return a, card_b
 
 

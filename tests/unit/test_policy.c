@@ -6,10 +6,16 @@
  * evaluation (a table covering each condition, first-match order, limits
  * falling through, sliding windows, per-connector quotas, unknown vs known
  * connectors, offers and seeks), plus a simulated node that records the
- * decisions it is told to record.
+ * decisions it is told to record; and the node's collection of counters
+ * that no longer count (node/policy.c, on a real store).
  */
 #include "fixtures.h"
 
+#include <unistd.h>
+
+#include "node/node.h"
+#include "node/policy.h"
+#include "node/store.h"
 #include "proto/policy.h"
 
 #define NOW 1700000000u
@@ -1237,6 +1243,110 @@ static void test_eval_simulated_node(void **state)
     tf_proto_policy_free(pol);
 }
 
+/* A counter as node/policy.c stores it: rule key || u64be(t) || 8 bytes. */
+static void put_hit(struct tf_node_store *st, const uint8_t *rule_key, uint64_t t, uint8_t tag)
+{
+    uint8_t key[TF_PROTO_POLICY_KEY_LEN + 16], who[32];
+    memcpy(key, rule_key, TF_PROTO_POLICY_KEY_LEN);
+    for (int i = 0; i < 8; i++)
+        key[TF_PROTO_POLICY_KEY_LEN + i] = (uint8_t)(t >> (56 - 8 * i));
+    memset(key + TF_PROTO_POLICY_KEY_LEN + 8, tag, 8);
+    memset(who, tag, sizeof who);
+    assert_ok(
+        tf_node_store_kv_put(st, TF_NODE_STORE_POLICY_HITS, key, sizeof key, who, sizeof who));
+}
+
+struct hits {
+    size_t n;
+    uint8_t tags[16];
+};
+
+static int hit_cb(const uint8_t *key, size_t klen, const uint8_t *val, size_t vlen, void *arg)
+{
+    struct hits *h = arg;
+    (void)val;
+    (void)vlen;
+    assert_int_equal(klen, TF_PROTO_POLICY_KEY_LEN + 16);
+    assert_true(h->n < 16);
+    h->tags[h->n++] = key[klen - 1];
+    return 0;
+}
+
+/* The tags of the counters left, in key order. */
+static struct hits hits_left(struct tf_node_store *st)
+{
+    struct hits h;
+    memset(&h, 0, sizeof h);
+    assert_ok(tf_node_store_kv_foreach(st, TF_NODE_STORE_POLICY_HITS, hit_cb, &h));
+    return h;
+}
+
+static void test_node_collects_counters(void **state)
+{
+    (void)state;
+    char dir[] = "/tmp/tf-policy-XXXXXX", store_dir[64], path[128];
+    assert_non_null(mkdtemp(dir));
+    snprintf(store_dir, sizeof store_dir, "%s/store", dir);
+    struct tf_node node;
+    memset(&node, 0, sizeof node);
+    assert_ok(tf_node_store_open(store_dir, TF_NODE_STORE_CREATE, &node.store));
+    node.policy = parse_ok("accept when topic in offers limit 2 per 1d\n"
+                           "ask when connector is unknown limit 3 per 1w each connector\n"
+                           "ask\n");
+    const uint8_t *day = node.policy->rules[0].key, *week = node.policy->rules[1].key;
+    uint8_t gone[TF_PROTO_POLICY_KEY_LEN];
+    memset(gone, 0xee, sizeof gone); /* the key of a rule no longer in the file */
+    /* A decision at t counts while t > now - window. */
+    put_hit(node.store, day, NOW - 2 * DAY, 1);  /* out */
+    put_hit(node.store, day, NOW - DAY, 2);      /* out, just */
+    put_hit(node.store, day, NOW - DAY + 1, 3);  /* in */
+    put_hit(node.store, day, NOW, 4);            /* in */
+    put_hit(node.store, week, NOW - 8 * DAY, 5); /* out */
+    put_hit(node.store, week, NOW - 5 * DAY, 6); /* in */
+    put_hit(node.store, gone, NOW, 7);           /* its rule is gone */
+    assert_ok(tf_node_store_commit(node.store));
+    assert_int_equal(hits_left(node.store).n, 7);
+
+    size_t deleted = 99;
+    assert_ok(tf_node_policy_collect(&node, NOW, 3, &deleted));
+    assert_int_equal(deleted, 3); /* the limit */
+    assert_ok(tf_node_policy_collect(&node, NOW, 3, &deleted));
+    assert_int_equal(deleted, 1);
+    assert_ok(tf_node_policy_collect(&node, NOW, 3, &deleted));
+    assert_int_equal(deleted, 0);
+    assert_ok(tf_node_store_commit(node.store));
+    struct hits h = hits_left(node.store);
+    assert_int_equal(h.n, 3);
+    uint8_t kept[3] = {h.tags[0], h.tags[1], h.tags[2]};
+    /* Key order is rule key order; both orders of the two rules are fine. */
+    bool day_first = memcmp(day, week, TF_PROTO_POLICY_KEY_LEN) < 0;
+    uint8_t want[3] = {3, 4, 6};
+    if (!day_first) {
+        want[0] = 6;
+        want[1] = 3;
+        want[2] = 4;
+    }
+    assert_memory_equal(kept, want, 3);
+
+    /* A day later the 1d rule's hits are out too; without a policy, all go. */
+    assert_ok(tf_node_policy_collect(&node, NOW + DAY, 10, &deleted));
+    assert_int_equal(deleted, 2);
+    tf_proto_policy_free(node.policy);
+    node.policy = NULL;
+    assert_ok(tf_node_policy_collect(&node, NOW + DAY, 10, &deleted));
+    assert_int_equal(deleted, 1);
+    assert_ok(tf_node_store_commit(node.store));
+    assert_int_equal(hits_left(node.store).n, 0);
+
+    tf_node_store_close(node.store);
+    snprintf(path, sizeof path, "%s/data.mdb", store_dir);
+    unlink(path);
+    snprintf(path, sizeof path, "%s/lock.mdb", store_dir);
+    unlink(path);
+    rmdir(store_dir);
+    rmdir(dir);
+}
+
 static void test_names(void **state)
 {
     (void)state;
@@ -1273,6 +1383,7 @@ int main(void)
         cmocka_unit_test(test_eval_errors),
         cmocka_unit_test(test_eval_simulated_node),
         cmocka_unit_test(test_names),
+        cmocka_unit_test(test_node_collects_counters),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

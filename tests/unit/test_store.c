@@ -951,6 +951,125 @@ static void test_events(void **state)
     assert_rc(tf_node_store_event_append(f->st, NULL, 1, NULL), TF_E_INVALID_ARG);
 }
 
+/* Appends an event record {"time": t, "n": n} as tf_node_event writes them. */
+static void append_timed(struct fixture *f, uint64_t t, uint64_t n)
+{
+    struct tf_proto_mp_writer w;
+    struct tf_proto_buf rec;
+    tf_proto_mp_writer_init(&w);
+    tf_proto_mp_write_map(&w, 2);
+    tf_proto_mp_write_cstr(&w, "time");
+    tf_proto_mp_write_uint(&w, t);
+    tf_proto_mp_write_cstr(&w, "n");
+    tf_proto_mp_write_uint(&w, n);
+    assert_ok(tf_proto_mp_writer_finish(&w, &rec));
+    uint64_t seq;
+    assert_ok(tf_node_store_event_append(f->st, rec.data, rec.len, &seq));
+    assert_true(seq == n);
+    tf_proto_buf_free(&rec);
+}
+
+struct first_event {
+    uint64_t seq, count;
+};
+
+static int first_cb(uint64_t seq, const uint8_t *rec, size_t len, void *arg)
+{
+    struct first_event *e = arg;
+    (void)rec;
+    (void)len;
+    if (e->count++ == 0)
+        e->seq = seq;
+    return 0;
+}
+
+/* Asserts the log holds exactly the events first..last. */
+static void assert_event_range(struct fixture *f, uint64_t first, uint64_t last)
+{
+    struct first_event e = {0, 0};
+    uint64_t newest;
+    assert_ok(tf_node_store_event_foreach(f->st, 0, first_cb, &e));
+    assert_ok(tf_node_store_event_last(f->st, &newest));
+    assert_true(e.seq == first);
+    assert_true(newest == last);
+    assert_true(e.count == last - first + 1);
+    assert_counts(f, 0, last - first + 1);
+}
+
+static void test_events_trim(void **state)
+{
+    struct fixture *f = *state;
+    size_t deleted = 99;
+    uint64_t last = 99;
+    assert_ok(tf_node_store_open(f->dir, TF_NODE_STORE_CREATE, &f->st));
+    assert_ok(tf_node_store_event_last(f->st, &last));
+    assert_true(last == 0);
+    assert_ok(tf_node_store_event_trim(f->st, 10, 0, 100, &deleted));
+    assert_int_equal(deleted, 0);
+    /* Events 1..100 at times 1001..1100. */
+    for (uint64_t i = 1; i <= 100; i++)
+        append_timed(f, 1000 + i, i);
+    assert_ok(tf_node_store_commit(f->st));
+    assert_event_range(f, 1, 100);
+
+    /* By count: the oldest go first, at most `limit` per call. */
+    assert_ok(tf_node_store_event_trim(f->st, 50, 0, 20, &deleted));
+    assert_int_equal(deleted, 20);
+    assert_event_range(f, 21, 100);
+    assert_ok(tf_node_store_event_trim(f->st, 50, 0, 1000, &deleted));
+    assert_int_equal(deleted, 30);
+    assert_event_range(f, 51, 100);
+    assert_ok(tf_node_store_event_trim(f->st, 50, 0, 1000, &deleted));
+    assert_int_equal(deleted, 0);
+
+    /* By age: events with time < before go (time 1060 is event 60). */
+    assert_ok(tf_node_store_event_trim(f->st, 1000, 1060, 1000, &deleted));
+    assert_int_equal(deleted, 9);
+    assert_event_range(f, 60, 100);
+    assert_ok(tf_node_store_commit(f->st));
+    reopen(f, TF_NODE_STORE_OPEN);
+    assert_event_range(f, 60, 100);
+
+    /* The newest stays whatever the budget, so seq numbers never repeat. */
+    assert_ok(tf_node_store_event_trim(f->st, 0, UINT64_MAX, 1000, &deleted));
+    assert_int_equal(deleted, 40);
+    assert_event_range(f, 100, 100);
+    append_timed(f, 2000, 101);
+    assert_event_range(f, 100, 101);
+
+    /* A record without a leading "time" counts as the oldest time. */
+    uint64_t seq;
+    assert_ok(tf_node_store_event_append(f->st, (const uint8_t *)"\x80", 1, &seq));
+    assert_true(seq == 102);
+    append_timed(f, 2001, 103);
+    assert_ok(tf_node_store_event_trim(f->st, 1000, 1, 1000, &deleted));
+    assert_int_equal(deleted, 0); /* the oldest (100) is kept: the walk stops there */
+    assert_ok(tf_node_store_event_trim(f->st, 1000, 2001, 2, &deleted));
+    assert_int_equal(deleted, 2); /* 100, 101: the limit */
+    assert_event_range(f, 102, 103);
+    assert_ok(tf_node_store_event_trim(f->st, 1000, 2001, 10, &deleted));
+    assert_int_equal(deleted, 1); /* 102, time 0; 103 is not older than 2001 */
+    assert_ok(tf_node_store_commit(f->st));
+    assert_event_range(f, 103, 103);
+    append_timed(f, 2002, 104);
+    assert_ok(tf_node_store_commit(f->st));
+    assert_event_range(f, 103, 104);
+
+    /* A rolled-back trim leaves the events. */
+    size_t sp = tf_node_store_savepoint(f->st);
+    assert_ok(tf_node_store_event_trim(f->st, 1, 0, 10, &deleted));
+    assert_int_equal(deleted, 1);
+    assert_ok(tf_node_store_rollback(f->st, sp));
+    assert_ok(tf_node_store_commit(f->st));
+    assert_event_range(f, 103, 104);
+
+    /* Read-only stores cannot trim. */
+    reopen(f, TF_NODE_STORE_READONLY);
+    assert_rc(tf_node_store_event_trim(f->st, 1, 0, 10, &deleted), -EROFS);
+    assert_ok(tf_node_store_event_last(f->st, &last));
+    assert_true(last == 104);
+}
+
 struct seen_contacts {
     size_t n;
     uint8_t pk[8][TF_PROTO_KEY_LEN];
@@ -2133,6 +2252,7 @@ int main(void)
         T(test_find),
         T(test_find_ambiguous),
         T(test_events),
+        T(test_events_trim),
         T(test_contact_foreach),
         T(test_foreach_callback_writes),
         T(test_uncommitted_reads_and_abort),
