@@ -538,6 +538,8 @@ static void timer_cb(uv_timer_t *t)
         link_dead(l, "no PONG to our PING");
         return;
     }
+    if (l->ack_wait_ms != 0 && l->in_flight == 0)
+        l->ack_wait_ms = 0; /* nothing in flight on this link any more */
     if (l->ack_wait_ms != 0 && now - l->ack_wait_ms >= c->dead_link_ms) {
         link_dead(l, "no ACK for envelopes in flight");
         return;
@@ -824,7 +826,12 @@ static void on_link_msg(struct tf_node_link *l, const struct tf_proto_link_msg *
         tf_node__on_link_message(l->net->node, l, m);
         return;
     case TF_PROTO_LINK_ACK:
+        l->ack_wait_ms = 0; /* progress: whatever is still in flight waits from now */
         tf_node__on_link_message(l->net->node, l, m);
+        if (l->state == LINK_UP && l->in_flight > 0 && l->ack_wait_ms == 0) {
+            l->ack_wait_ms = net_now(l->net);
+            link_schedule(l);
+        }
         return;
     }
 }
@@ -1368,15 +1375,13 @@ void tf_node_link_set_in_flight(struct tf_node_link *link, uint32_t n)
 {
     uint64_t now = net_now(link->net);
     bool was_waiting = link->ack_wait_ms != 0;
-    if (n > link->in_flight) {
-        /* An envelope sent: wait for an ACK from now, unless already
-         * waiting for an earlier one. */
+    if (n > link->in_flight)
         link->last_env_ms = now;
-        if (!was_waiting)
-            link->ack_wait_ms = now;
-    } else if (n < link->in_flight) {
-        link->ack_wait_ms = n > 0 ? now : 0; /* an ACK: progress */
-    }
+    /* Waiting for an ACK from the first envelope in flight; only an ACK
+     * that arrives ends or restarts the wait (on_link_msg), not a resend,
+     * which delivery counts as one out and one in. */
+    if (n > 0 && !was_waiting)
+        link->ack_wait_ms = now;
     link->in_flight = n;
     if (link->state == LINK_UP && link->ack_wait_ms != 0 && !was_waiting)
         link_schedule(link);

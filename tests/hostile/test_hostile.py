@@ -866,7 +866,63 @@ class Budgets:
         self.check("per-identity: status", "limits.identity_capped = 4",
                    "identity_capped = %d" % n, n == 4)
 
+    def dials(self):
+        """Strangers' proposals whose cards point at a listener that accepts
+        TCP and never answers, and at a closed port; Bob declines them by
+        policy, so each reply must be dialled.  Over the run, each address
+        is dialled at most stranger_dials_per_addr times, and a contact
+        still reaches Bob."""
+        per_addr = 3
+        config = {"handshake_timeout_ms": 1000, "retry_max_ms": 1000,
+                  "stranger_dials_per_addr": per_addr, "max_dials_per_addr": 2}
+        silent = socket.socket()
+        silent.bind(("127.0.0.1", 0))
+        silent.listen(128)
+        silent.settimeout(0.2)
+        silent_addr = "127.0.0.1:%d" % silent.getsockname()[1]
+        closed_addr = "127.0.0.1:%d" % free_port()
+        accepted = []
+
+        def drain(deadline):
+            while time.monotonic() < deadline:
+                try:
+                    c, _ = silent.accept()
+                    accepted.append(c)  # held open, never answered
+                except socket.timeout:
+                    pass
+
+        try:
+            s, bob, alice, dave = self.people(config)
+            with open(os.path.join(bob.home, "policy"), "w") as f:
+                f.write("decline when connector is unknown\n")
+            bob.cli("policy", "reload")
+            alice.stop()
+            alice.start()
+            out1 = flood("proposals", bob, dave, "--count", 20, "--card-addr", silent_addr,
+                         "--seconds", 60)
+            out2 = flood("proposals", bob, dave, "--count", 20, "--card-addr", closed_addr,
+                         "--seconds", 60)
+            ok, ms, why = ping_ms(alice)
+            drain(time.monotonic() + 12)  # replies retried every second meanwhile
+            lim = bob.json("status")["limits"]
+        finally:
+            for c in accepted:
+                c.close()
+            silent.close()
+        self.check("dials: proposals", "20 acked 0/0 twice", out1 + " | " + out2,
+                   out1.startswith("proposals: 20 acked 0/0") and
+                   out2.startswith("proposals: 20 acked 0/0"))
+        self.check("dials: silent listener", "<= %d connections" % per_addr,
+                   "%d connections" % len(accepted), len(accepted) <= per_addr)
+        tries = bob.log().count(" %s: closed (connecting -> closing)" % closed_addr)
+        self.check("dials: closed port", "<= %d dials" % per_addr, "%d dials" % tries,
+                   tries <= per_addr)
+        self.check("dials: status", "limits.dials_refused >= 1",
+                   "dials_refused = %d" % lim["dials_refused"], lim["dials_refused"] >= 1)
+        self.check("dials: contact", "alice's ping answered", "%.0f ms" % ms if ok else why, ok)
+
     def run(self):
+        self.dials()
         probe = socket.socket()
         try:
             probe.bind(("127.0.0.2", 0))
