@@ -23,6 +23,26 @@ void tf_node_config_defaults(struct tf_node_config *cfg)
     /* Events and counters (retention). */
     cfg->events_max = 100000;
     cfg->events_retention_s = 30 * 86400;
+    /* Links (docs/THREAT-MODEL.md has one line per budget).  A link's queue
+     * holds at most what 64 envelopes in flight and their ACKs take in
+     * practice (envelopes are 0.3-3 KB); a peer that lets 1 MiB pile up is
+     * not reading. */
+    cfg->max_link_queue_bytes = 1024 * 1024;
+    cfg->ping_rate_per_s = 10;
+    cfg->ping_burst = 50;
+    cfg->max_inbound_links = 256;
+    cfg->max_outbound_links = 128;
+    cfg->max_inbound_handshakes = 64;
+    cfg->max_links_per_identity = 4;
+    cfg->accept_rate_per_s = 100;
+    cfg->accept_rate_per_prefix = 20;
+    cfg->stranger_idle_ms = 120000;
+    cfg->max_dials = 32;
+    cfg->max_stranger_dials = 8;
+    cfg->max_dials_per_addr = 4;
+    cfg->stranger_dials_per_addr = 4;
+    cfg->stranger_dial_window_s = 3600;
+    cfg->dead_link_ms = 30000;
 }
 
 struct key {
@@ -49,6 +69,23 @@ static const struct key KEYS[] = {
     /* Events and counters (retention). */
     KEY(events_max, 10, 100000000),
     KEY(events_retention_s, 1, 3650 * 86400),
+    /* Links (node/net.c). */
+    KEY(max_link_queue_bytes, 65536, 1024 * 1024 * 1024),
+    KEY(ping_rate_per_s, 1, 1000000),
+    KEY(ping_burst, 1, 100000000),
+    KEY(max_inbound_links, 1, 100000),
+    KEY(max_outbound_links, 1, 100000),
+    KEY(max_inbound_handshakes, 1, 100000),
+    KEY(max_links_per_identity, 1, 1000),
+    KEY(accept_rate_per_s, 1, 1000000),
+    KEY(accept_rate_per_prefix, 1, 1000000),
+    KEY(stranger_idle_ms, 1000, 86400000),
+    KEY(max_dials, 1, 100000),
+    KEY(max_stranger_dials, 1, 100000),
+    KEY(max_dials_per_addr, 1, 100000),
+    KEY(stranger_dials_per_addr, 1, 100000),
+    KEY(stranger_dial_window_s, 1, 30 * 86400),
+    KEY(dead_link_ms, 1000, 86400000),
 };
 
 static char *trim(char *s)

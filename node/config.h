@@ -36,6 +36,24 @@ struct tf_node_config {
      * excepted (node/node.c collects them at each append and on a timer). */
     uint64_t events_max;
     uint64_t events_retention_s;
+    /* Links (node/net.c): per-link memory, connection and dial budgets,
+     * dead links.  Defaults and reasons in tf_node_config_defaults. */
+    uint64_t max_link_queue_bytes;    /* bytes queued for writing on one link */
+    uint64_t ping_rate_per_s;         /* PINGs one link may send, sustained */
+    uint64_t ping_burst;              /* ... and in a burst */
+    uint64_t max_inbound_links;       /* links the peer opened (handshakes included) */
+    uint64_t max_outbound_links;      /* links this node opened */
+    uint64_t max_inbound_handshakes;  /* inbound links still in the handshake */
+    uint64_t max_links_per_identity;  /* links up with one peer key */
+    uint64_t accept_rate_per_s;       /* inbound connections accepted, all addresses */
+    uint64_t accept_rate_per_prefix;  /* ... from one IPv4 address or IPv6 /64, per second */
+    uint64_t stranger_idle_ms;        /* a stranger's link with no envelope this long is closed */
+    uint64_t max_dials;               /* dials in progress */
+    uint64_t max_stranger_dials;      /* ... of them to strangers */
+    uint64_t max_dials_per_addr;      /* ... to one card address */
+    uint64_t stranger_dials_per_addr; /* dials to one stranger card address per window */
+    uint64_t stranger_dial_window_s;
+    uint64_t dead_link_ms; /* a PING without PONG or an envelope without ACK this long */
 };
 
 /* The defaults. */

@@ -9,6 +9,7 @@
 #include <sodium.h>
 #include <uv.h>
 
+#include "node/contact.h"
 #include "node/internal.h"
 #include "node/log.h"
 #include "node/node.h"
@@ -51,6 +52,17 @@ struct out_msg {
 
 struct dial;
 
+/* A token bucket: rate tokens a second up to burst, in thousandths. */
+struct bucket {
+    uint64_t milli;
+    uint64_t last_ms;
+    bool started;
+};
+
+/* An IPv4 address or an IPv6 /64, tagged with its family: what the
+ * per-prefix budgets count. */
+#define PREFIX_LEN 9
+
 struct tf_node_link {
     uv_tcp_t tcp;
     uv_timer_t timer;
@@ -61,7 +73,7 @@ struct tf_node_link {
     bool outbound;
     enum link_state state;
     char addr[TF_PROTO_CARD_ADDR_MAX + 8]; /* remote "ip:port" (or the dialled address) */
-    char ip[64];                           /* remote ip, for the per-address cap */
+    char ip[64];                           /* remote ip, for logs */
     struct dial *dial;                     /* outbound: the dial this link serves */
     uint8_t expected_pk[32];
     uint8_t peer_pk[32]; /* authenticated, from LINK_HELLO on */
@@ -74,6 +86,17 @@ struct tf_node_link {
     uint64_t last_rx_ms;
     int open_handles; /* tcp and timer; freed when both closed */
     int fail_rc;      /* why an outbound link failed */
+    /* Budgets (times on the loop's monotonic clock, uv_now). */
+    uint8_t prefix[PREFIX_LEN]; /* inbound: the remote address's prefix */
+    size_t queued;              /* bytes in out_head..out_tail */
+    bool overflow;              /* queue over its budget: closed at the end of the turn */
+    struct bucket pings;        /* PINGs the peer may still send */
+    bool is_contact;            /* up with a contact that is not blocked */
+    uint64_t born_ms;
+    uint64_t last_env_ms; /* last envelope either way (or link up) */
+    uint64_t ka_nonce;    /* our keepalive PING waiting for its PONG */
+    uint64_t ka_sent_ms;  /* ... sent then; 0: none waiting */
+    uint64_t ack_wait_ms; /* envelopes in flight, no ACK since then; 0: none */
 };
 
 /* An outbound attempt to reach pk through its card's addresses. */
@@ -81,6 +104,7 @@ struct dial {
     struct dial *next;
     struct tf_node_net *net;
     uint8_t pk[32];
+    bool stranger; /* pk is not a contact: the stranger dial budgets apply */
     char addrs[TF_PROTO_CARD_ADDRS_MAX][TF_PROTO_CARD_ADDR_MAX + 1];
     size_t n_addrs, index;
     uv_getaddrinfo_t gai;
@@ -90,28 +114,51 @@ struct dial {
     char last_addr[TF_PROTO_CARD_ADDR_MAX + 1];
 };
 
+/* Accept-rate buckets per prefix: a small table, least recently used
+ * entry reused (the global bucket still bounds what a prefix that lost its
+ * entry can do). */
+#define PREFIX_BUCKETS 128
+
+/* Stranger card addresses dialled in the current window: a full table
+ * refuses dials to new stranger addresses until a window ends. */
+#define STRANGER_ADDRS 256
+
 struct tf_node_net {
     struct tf_node *node;
     uv_tcp_t listener;
     bool listening;
     struct tf_node_link *links;
-    size_t n_links;
+    size_t n_links, n_in, n_out;
     unsigned next_num;
     struct dial *dials;
+    size_t n_dials, n_stranger_dials;
     bool stopping;
+    struct bucket accepts;
+    struct prefix_bucket {
+        uint8_t prefix[PREFIX_LEN];
+        struct bucket bk;
+        bool used;
+    } prefix_buckets[PREFIX_BUCKETS];
+    struct stranger_addr {
+        char addr[TF_PROTO_CARD_ADDR_MAX + 1];
+        uint64_t since_ms;
+        uint64_t count;
+    } stranger_addrs[STRANGER_ADDRS];
+    uint64_t warn_ms; /* last budget warning: at most one a second, the rest debug */
+    struct tf_node_net_counters counters;
 };
 
 static void link_close(struct tf_node_link *l, int rc, const char *why);
+static void timer_cb(uv_timer_t *t);
 static void flush(struct tf_node_link *l);
 static void dial_next(struct dial *d);
 static void dial_free(struct dial *d);
 
-static uint64_t now_ms(void)
+/* The loop's monotonic clock in milliseconds (cached once per loop turn):
+ * every link timer and budget window uses it. */
+static uint64_t net_now(const struct tf_node_net *net)
 {
-    uv_timeval64_t tv;
-    if (uv_gettimeofday(&tv) != 0)
-        return 0;
-    return (uint64_t)tv.tv_sec * 1000u + (uint64_t)tv.tv_usec / 1000u;
+    return uv_now(net->node->loop);
 }
 
 static const struct tf_node_config *cfg(const struct tf_node_link *l)
@@ -122,6 +169,55 @@ static const struct tf_node_config *cfg(const struct tf_node_link *l)
 /* Log prefix: the link number and address, and the peer once known. */
 #define LOG(level, l, fmt, ...)                                                                    \
     tf_node_log(level, "net", "link %u %s: " fmt, (l)->num, (l)->addr, __VA_ARGS__)
+
+/* Budget warnings: at most one a second at warn level, the rest at debug,
+ * so that a flood cannot flood the log too. */
+static enum tf_node_log_level budget_level(struct tf_node_net *net)
+{
+    uint64_t now = net_now(net);
+    if (net->warn_ms != 0 && now - net->warn_ms < 1000)
+        return TF_NODE_LOG_DEBUG;
+    net->warn_ms = now;
+    return TF_NODE_LOG_WARN;
+}
+
+/* Takes one token from a bucket filled at rate a second up to burst (a new
+ * bucket starts full).  False when it is empty. */
+static bool bucket_take(struct bucket *bk, uint64_t rate, uint64_t burst, uint64_t now)
+{
+    uint64_t cap = burst * 1000;
+    if (!bk->started) {
+        bk->started = true;
+        bk->milli = cap;
+    } else if (now > bk->last_ms) {
+        /* rate tokens a second are rate thousandths a millisecond. */
+        uint64_t dt = now - bk->last_ms;
+        uint64_t add = dt > cap ? cap * 1000 : dt * rate;
+        bk->milli = add >= cap - bk->milli ? cap : bk->milli + add;
+    }
+    bk->last_ms = now;
+    if (bk->milli < 1000)
+        return false;
+    bk->milli -= 1000;
+    return true;
+}
+
+/* Whether pk is one of the owner's contacts (and not blocked): contacts are
+ * served first when a budget is full; everyone else is a stranger. */
+static bool peer_is_contact(struct tf_node_net *net, const uint8_t pk[static 32])
+{
+    struct tf_node_contact c;
+    memset(&c, 0, sizeof c);
+    bool yes = tf_node_store_contact_get(net->node->store, pk, &c) == TF_OK && !c.blocked;
+    tf_node_contact_deinit(&c);
+    return yes;
+}
+
+/* Bytes this link holds for writing: our queue and libuv's. */
+static size_t link_queued(const struct tf_node_link *l)
+{
+    return l->queued + uv_stream_get_write_queue_size((const uv_stream_t *)&l->tcp);
+}
 
 /* Writing. */
 
@@ -232,6 +328,7 @@ static void flush(struct tf_node_link *l)
         if (l->out_head == NULL)
             l->out_tail = NULL;
         rc = append_frame(l, wr, m->msg.data, m->msg.len, true);
+        l->queued -= sizeof *m + m->msg.len;
         free_out(m);
     }
     if (rc == TF_OK)
@@ -246,6 +343,20 @@ int tf_node_net_send(struct tf_node_link *l, const struct tf_proto_buf *msg, boo
 {
     if (l->state != LINK_UP && l->state != LINK_HELLO)
         return TF_E_BAD_STATE;
+    if (l->overflow)
+        return TF_E_TOO_LONG;
+    if (link_queued(l) + sizeof(struct out_msg) + msg->len > cfg(l)->max_link_queue_bytes) {
+        /* The peer does not read what we write.  Stop queueing; the link
+         * is closed at the end of the turn (tf_node_net_committed), not
+         * here, under the caller's feet. */
+        l->overflow = true;
+        l->net->counters.queue_full++;
+        LOG(budget_level(l->net), l,
+            "peer does not read: %zu bytes queued (max_link_queue_bytes %llu); closing",
+            link_queued(l), (unsigned long long)cfg(l)->max_link_queue_bytes);
+        uv_read_stop((uv_stream_t *)&l->tcp);
+        return TF_E_TOO_LONG;
+    }
     struct out_msg *m = calloc(1, sizeof *m);
     uint8_t *copy = malloc(msg->len);
     if (m == NULL || copy == NULL) {
@@ -263,6 +374,7 @@ int tf_node_net_send(struct tf_node_link *l, const struct tf_proto_buf *msg, boo
     else
         l->out_head = m;
     l->out_tail = m;
+    l->queued += sizeof *m + m->msg.len;
     return TF_OK; /* written at the end of the loop turn: tf_node_net_committed */
 }
 
@@ -270,6 +382,11 @@ void tf_node_net_committed(struct tf_node_net *net, int rc)
 {
     for (struct tf_node_link *l = net->links; l != NULL;) {
         struct tf_node_link *next = l->next;
+        if (l->overflow) {
+            link_close(l, TF_E_TOO_LONG, "peer does not read");
+            l = next;
+            continue;
+        }
         struct out_msg **pp = &l->out_head;
         l->out_tail = NULL;
         while (*pp != NULL) {
@@ -278,6 +395,7 @@ void tf_node_net_committed(struct tf_node_net *net, int rc)
                 /* Never promise what was not stored: drop the ACK; the
                  * sender retries. */
                 *pp = m->next;
+                l->queued -= sizeof *m + m->msg.len;
                 free_out(m);
                 continue;
             }
@@ -294,6 +412,10 @@ void tf_node_net_committed(struct tf_node_net *net, int rc)
 static void fail_link(struct tf_node_link *l, enum tf_proto_link_error reason, const char *why)
 {
     struct tf_proto_buf msg;
+    /* What was queued before the fault goes first (the PONGs of a PING
+     * burst, say), then the ERROR. */
+    if (l->state == LINK_UP || l->state == LINK_HELLO)
+        flush(l);
     if ((l->state == LINK_UP || l->state == LINK_HELLO) &&
         tf_proto_link_error(reason, why, &msg) == TF_OK) {
         (void)write_msg(l, &msg);
@@ -333,6 +455,10 @@ static void unlink_link(struct tf_node_link *l)
         l->next->prev = l->prev;
     l->next = l->prev = NULL;
     net->n_links--;
+    if (l->outbound)
+        net->n_out--;
+    else
+        net->n_in--;
 }
 
 static void link_close(struct tf_node_link *l, int rc, const char *why)
@@ -360,6 +486,40 @@ static void link_close(struct tf_node_link *l, int rc, const char *why)
     }
 }
 
+/* Closes a link that stopped answering (dead_link_ms): delivery then
+ * redials as after any close. */
+static void link_dead(struct tf_node_link *l, const char *what)
+{
+    l->net->counters.dead++;
+    LOG(TF_NODE_LOG_WARN, l, "%s within %llu ms (dead_link_ms); closing", what,
+        (unsigned long long)cfg(l)->dead_link_ms);
+    link_close(l, -ETIMEDOUT, what);
+}
+
+static uint64_t earliest(uint64_t a, uint64_t b)
+{
+    return a < b ? a : b;
+}
+
+/* Restarts the timer of an up link at its next deadline: the keepalive
+ * PING after a third of the idle timeout, the idle timeout, the PONG or ACK
+ * it waits for, and a stranger's idle limit. */
+static void link_schedule(struct tf_node_link *l)
+{
+    const struct tf_node_config *c = cfg(l);
+    uint64_t at = l->last_rx_ms + c->idle_timeout_ms;
+    if (l->ka_sent_ms == 0)
+        at = earliest(at, l->last_rx_ms + c->idle_timeout_ms / 3);
+    else
+        at = earliest(at, l->ka_sent_ms + c->dead_link_ms);
+    if (l->ack_wait_ms != 0)
+        at = earliest(at, l->ack_wait_ms + c->dead_link_ms);
+    if (!l->is_contact)
+        at = earliest(at, l->last_env_ms + c->stranger_idle_ms);
+    uint64_t now = net_now(l->net);
+    uv_timer_start(&l->timer, timer_cb, at > now ? at - now : 1, 0);
+}
+
 static void timer_cb(uv_timer_t *t)
 {
     struct tf_node_link *l = t->data;
@@ -368,21 +528,50 @@ static void timer_cb(uv_timer_t *t)
         link_close(l, -ETIMEDOUT, "handshake timed out");
         return;
     }
-    uint64_t idle = now_ms() - l->last_rx_ms;
-    if (idle >= cfg(l)->idle_timeout_ms) {
+    const struct tf_node_config *c = cfg(l);
+    uint64_t now = net_now(l->net);
+    if (now - l->last_rx_ms >= c->idle_timeout_ms) {
         link_close(l, -ETIMEDOUT, "idle timeout");
         return;
     }
-    /* Quiet for a third of the idle timeout: ask for a sign of life. */
-    if (idle >= cfg(l)->idle_timeout_ms / 3) {
+    if (l->ka_sent_ms != 0 && now - l->ka_sent_ms >= c->dead_link_ms) {
+        link_dead(l, "no PONG to our PING");
+        return;
+    }
+    if (l->ack_wait_ms != 0 && l->in_flight == 0)
+        l->ack_wait_ms = 0; /* nothing in flight on this link any more */
+    if (l->ack_wait_ms != 0 && now - l->ack_wait_ms >= c->dead_link_ms) {
+        link_dead(l, "no ACK for envelopes in flight");
+        return;
+    }
+    if (!l->is_contact && now - l->last_env_ms >= c->stranger_idle_ms) {
+        /* The peer may have become a contact since the link came up. */
+        l->is_contact = peer_is_contact(l->net, l->peer_pk);
+        if (!l->is_contact) {
+            l->net->counters.stranger_idle++;
+            LOG(budget_level(l->net), l,
+                "stranger sent no envelope for %llu ms (stranger_idle_ms); closing",
+                (unsigned long long)(now - l->last_env_ms));
+            link_close(l, -ETIMEDOUT, "idle stranger");
+            return;
+        }
+    }
+    /* Quiet for a third of the idle timeout: ask for a sign of life.  Its
+     * nonce is even; `twofold ping` (node/ping.c) uses odd ones. */
+    if (l->ka_sent_ms == 0 && now - l->last_rx_ms >= c->idle_timeout_ms / 3) {
         struct tf_proto_buf ping;
-        if (tf_proto_link_ping(TF_PROTO_LINK_PING, 0, &ping) == TF_OK) {
-            if (tf_node_net_send(l, &ping, false) != TF_OK)
+        uint64_t nonce = ((uint64_t)randombytes_random() << 32 | randombytes_random()) & ~1ull;
+        if (tf_proto_link_ping(TF_PROTO_LINK_PING, nonce, &ping) == TF_OK) {
+            if (tf_node_net_send(l, &ping, false) != TF_OK) {
                 LOG(TF_NODE_LOG_DEBUG, l, "%s", "cannot queue a keepalive PING");
+            } else {
+                l->ka_nonce = nonce;
+                l->ka_sent_ms = now;
+            }
             tf_proto_buf_free(&ping);
         }
     }
-    uv_timer_start(&l->timer, timer_cb, cfg(l)->idle_timeout_ms / 3, 0);
+    link_schedule(l);
 }
 
 static struct tf_node_link *link_new(struct tf_node_net *net, bool outbound)
@@ -399,6 +588,8 @@ static struct tf_node_link *link_new(struct tf_node_net *net, bool outbound)
     l->outbound = outbound;
     l->num = ++net->next_num;
     l->state = outbound ? LINK_CONNECTING : LINK_HANDSHAKE;
+    l->born_ms = net_now(net);
+    l->last_rx_ms = l->born_ms;
     uv_tcp_init(net->node->loop, &l->tcp);
     uv_timer_init(net->node->loop, &l->timer);
     l->tcp.data = l;
@@ -409,6 +600,10 @@ static struct tf_node_link *link_new(struct tf_node_net *net, bool outbound)
         net->links->prev = l;
     net->links = l;
     net->n_links++;
+    if (outbound)
+        net->n_out++;
+    else
+        net->n_in++;
     uv_timer_start(&l->timer, timer_cb, net->node->config.handshake_timeout_ms, 0);
     return l;
 }
@@ -425,6 +620,7 @@ static int start_handshake(struct tf_node_link *l)
         .prologue = (const uint8_t *)TF_PROTO_NOISE_PROLOGUE,
         .prologue_len = TF_PROTO_NOISE_PROLOGUE_LEN,
         .s_sk = tf_proto_identity_noise_sk(&l->net->node->id),
+        .s_pk = l->net->node->id.noise_pk, /* computed once, at start */
         .e_sk = e,
     };
     /* Frames are whole messages, written once per loop turn: never wait for
@@ -528,6 +724,28 @@ static void on_handshake_frame(struct tf_node_link *l, const uint8_t *body, size
 
 /* Transport. */
 
+/* A peer key may hold max_links_per_identity links: the oldest beyond that
+ * is closed (a peer that reconnects leaves its old link behind). */
+static void cap_identity(struct tf_node_link *l)
+{
+    size_t n = 0;
+    struct tf_node_link *oldest = NULL;
+    for (struct tf_node_link *o = l->net->links; o != NULL; o = o->next) {
+        if (o->state != LINK_UP || sodium_memcmp(o->peer_pk, l->peer_pk, 32) != 0)
+            continue;
+        n++;
+        if (oldest == NULL || o->num < oldest->num)
+            oldest = o;
+    }
+    if (n <= cfg(l)->max_links_per_identity || oldest == NULL || oldest == l)
+        return;
+    l->net->counters.identity_capped++;
+    LOG(budget_level(l->net), oldest,
+        "one of %zu links with the same peer (max_links_per_identity %llu); closing the oldest", n,
+        (unsigned long long)cfg(l)->max_links_per_identity);
+    link_close(oldest, -EBUSY, "too many links with one identity");
+}
+
 static void on_link_msg(struct tf_node_link *l, const struct tf_proto_link_msg *m)
 {
     if (l->state == LINK_HELLO) {
@@ -555,8 +773,12 @@ static void on_link_msg(struct tf_node_link *l, const struct tf_proto_link_msg *
         }
         char tid[TF_PROTO_TEXT_ID_SIZE];
         tf_proto_text_id_encode(l->peer_pk, tid);
-        LOG(TF_NODE_LOG_INFO, l, "up with %s (%s)", tid, l->outbound ? "outbound" : "inbound");
-        uv_timer_start(&l->timer, timer_cb, cfg(l)->idle_timeout_ms / 3, 0);
+        l->is_contact = peer_is_contact(net, l->peer_pk);
+        l->last_env_ms = net_now(net);
+        LOG(TF_NODE_LOG_INFO, l, "up with %s (%s), %s", tid, l->outbound ? "outbound" : "inbound",
+            l->is_contact ? "contact" : "stranger");
+        cap_identity(l);
+        link_schedule(l);
         tf_node__on_link_up(net->node, l);
         return;
     }
@@ -565,6 +787,14 @@ static void on_link_msg(struct tf_node_link *l, const struct tf_proto_link_msg *
         fail_link(l, TF_PROTO_LINK_ERROR_PROTOCOL, "second HELLO");
         return;
     case TF_PROTO_LINK_PING: {
+        const struct tf_node_config *c = cfg(l);
+        if (!bucket_take(&l->pings, c->ping_rate_per_s, c->ping_burst, net_now(l->net))) {
+            l->net->counters.ping_limited++;
+            LOG(budget_level(l->net), l, "PINGs over %llu a second (burst %llu); closing",
+                (unsigned long long)c->ping_rate_per_s, (unsigned long long)c->ping_burst);
+            fail_link(l, TF_PROTO_LINK_ERROR_LIMIT, "too many PINGs");
+            return;
+        }
         struct tf_proto_buf pong;
         if (tf_proto_link_ping(TF_PROTO_LINK_PONG, m->nonce, &pong) == TF_OK) {
             if (tf_node_net_send(l, &pong, false) != TF_OK)
@@ -583,10 +813,25 @@ static void on_link_msg(struct tf_node_link *l, const struct tf_proto_link_msg *
     case TF_PROTO_LINK_BYE:
         link_close(l, 0, "peer said BYE");
         return;
-    case TF_PROTO_LINK_ENVELOPE:
-    case TF_PROTO_LINK_ACK:
     case TF_PROTO_LINK_PONG:
+        if (l->ka_sent_ms != 0 && m->nonce == l->ka_nonce) {
+            l->ka_sent_ms = 0; /* our keepalive: the link lives */
+            link_schedule(l);
+            return;
+        }
         tf_node__on_link_message(l->net->node, l, m);
+        return;
+    case TF_PROTO_LINK_ENVELOPE:
+        l->last_env_ms = net_now(l->net);
+        tf_node__on_link_message(l->net->node, l, m);
+        return;
+    case TF_PROTO_LINK_ACK:
+        l->ack_wait_ms = 0; /* progress: whatever is still in flight waits from now */
+        tf_node__on_link_message(l->net->node, l, m);
+        if (l->state == LINK_UP && l->in_flight > 0 && l->ack_wait_ms == 0) {
+            l->ack_wait_ms = net_now(l->net);
+            link_schedule(l);
+        }
         return;
     }
 }
@@ -613,7 +858,9 @@ static void on_transport_frame(struct tf_node_link *l, uint8_t *body, size_t len
 static void process(struct tf_node_link *l)
 {
     size_t off = 0;
-    while (l->state != LINK_CLOSING) {
+    /* A link over its queue budget reads no further: it closes at the end
+     * of the turn. */
+    while (l->state != LINK_CLOSING && !l->overflow) {
         size_t n;
         size_t max = l->state == LINK_HANDSHAKE ? cfg(l)->max_handshake_frame : cfg(l)->max_frame;
         int rc = tf_proto_frame_parse(l->rbuf + off, l->rlen - off, max, &n);
@@ -628,7 +875,7 @@ static void process(struct tf_node_link *l)
             break;
         uint8_t *body = l->rbuf + off + TF_PROTO_FRAME_HEADER_LEN;
         off += TF_PROTO_FRAME_HEADER_LEN + n;
-        l->last_rx_ms = now_ms();
+        l->last_rx_ms = net_now(l->net);
         if (l->state == LINK_HANDSHAKE)
             on_handshake_frame(l, body, n);
         else
@@ -665,12 +912,99 @@ static void read_cb(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
 
 /* Inbound. */
 
-static size_t links_from_ip(const struct tf_node_net *net, const char *ip)
+/* The prefix the per-address budgets count: an IPv4 address (also when
+ * IPv4-mapped) or the /64 of an IPv6 address, which one host often holds
+ * whole. */
+static void prefix_of(const struct sockaddr_storage *ss, uint8_t out[static PREFIX_LEN])
+{
+    memset(out, 0, PREFIX_LEN);
+    if (ss->ss_family == AF_INET) {
+        const struct sockaddr_in *a = (const struct sockaddr_in *)(const void *)ss;
+        out[0] = 4;
+        memcpy(out + 1, &a->sin_addr, 4);
+    } else if (ss->ss_family == AF_INET6) {
+        const struct sockaddr_in6 *a = (const struct sockaddr_in6 *)(const void *)ss;
+        const uint8_t *b = a->sin6_addr.s6_addr;
+        if (IN6_IS_ADDR_V4MAPPED(&a->sin6_addr)) {
+            out[0] = 4;
+            memcpy(out + 1, b + 12, 4);
+        } else {
+            out[0] = 6;
+            memcpy(out + 1, b, 8);
+        }
+    }
+}
+
+static size_t links_from_prefix(const struct tf_node_net *net, const uint8_t *prefix)
 {
     size_t n = 0;
     for (const struct tf_node_link *l = net->links; l != NULL; l = l->next)
-        n += !l->outbound && strcmp(l->ip, ip) == 0;
+        n += !l->outbound && memcmp(l->prefix, prefix, PREFIX_LEN) == 0;
     return n;
+}
+
+static size_t inbound_handshakes(const struct tf_node_net *net)
+{
+    size_t n = 0;
+    for (const struct tf_node_link *l = net->links; l != NULL; l = l->next)
+        n += !l->outbound && l->state == LINK_HANDSHAKE;
+    return n;
+}
+
+/* The accept-rate bucket of a prefix (an unused entry, or the least
+ * recently used one, taken over). */
+static struct bucket *prefix_bucket(struct tf_node_net *net, const uint8_t *prefix)
+{
+    struct prefix_bucket *lru = &net->prefix_buckets[0];
+    for (size_t i = 0; i < PREFIX_BUCKETS; i++) {
+        struct prefix_bucket *p = &net->prefix_buckets[i];
+        if (p->used && memcmp(p->prefix, prefix, PREFIX_LEN) == 0)
+            return &p->bk;
+        if (!p->used || (lru->used && p->bk.last_ms < lru->bk.last_ms))
+            lru = p;
+    }
+    memset(lru, 0, sizeof *lru);
+    lru->used = true;
+    memcpy(lru->prefix, prefix, PREFIX_LEN);
+    return &lru->bk;
+}
+
+/* The link to close to make room for newcomer: among links in its
+ * direction (and prefix, if given), the stranger whose last envelope is
+ * oldest, else the link longest in its handshake (inbound only).  A
+ * contact's link is never chosen.  NULL when there is none. */
+static struct tf_node_link *pick_victim(struct tf_node_net *net,
+                                        const struct tf_node_link *newcomer, bool outbound,
+                                        const uint8_t *prefix, bool handshakes_only)
+{
+    struct tf_node_link *up = NULL, *hs = NULL;
+    for (struct tf_node_link *l = net->links; l != NULL; l = l->next) {
+        if (l == newcomer || l->outbound != outbound || l->state == LINK_CLOSING ||
+            (prefix != NULL && memcmp(l->prefix, prefix, PREFIX_LEN) != 0))
+            continue;
+        if (l->state == LINK_UP) {
+            if (!handshakes_only && !l->is_contact &&
+                (up == NULL || l->last_env_ms <= up->last_env_ms))
+                up = l;
+        } else if (!outbound && (hs == NULL || l->num < hs->num)) {
+            hs = l;
+        }
+    }
+    return up != NULL ? up : hs;
+}
+
+/* Closes a victim to make room (see pick_victim); false if there is none. */
+static bool make_room(struct tf_node_net *net, const struct tf_node_link *newcomer, bool outbound,
+                      const uint8_t *prefix, bool handshakes_only, const char *budget)
+{
+    struct tf_node_link *v = pick_victim(net, newcomer, outbound, prefix, handshakes_only);
+    if (v == NULL)
+        return false;
+    net->counters.evicted++;
+    LOG(budget_level(net), v, "%s full: closed to make room (%s, %s)", budget,
+        v->state == LINK_UP ? "stranger" : "in handshake", link_state_name(v->state));
+    link_close(v, -EBUSY, "evicted to make room");
+    return true;
 }
 
 static void format_addr(const struct sockaddr_storage *ss, char *ip, size_t ip_cap, char *addr,
@@ -693,6 +1027,60 @@ static void format_addr(const struct sockaddr_storage *ss, char *ip, size_t ip_c
     }
 }
 
+/* Applies the inbound budgets to a just accepted link l (counted already):
+ * the accept rate, the per-prefix cap, the handshake cap, the inbound
+ * budget and the total.  A full budget first evicts a stranger or a
+ * handshake; false (l closed) when l is refused. */
+static bool admit(struct tf_node_net *net, struct tf_node_link *l)
+{
+    const struct tf_node_config *c = &net->node->config;
+    uint64_t now = net_now(net);
+    const char *v6 = l->prefix[0] == 6 ? "/64" : "";
+    /* Bursts of up to two seconds' worth pass (a node that restarts
+     * reconnects all its links at once). */
+    if (!bucket_take(&net->accepts, c->accept_rate_per_s, 2 * c->accept_rate_per_s, now) ||
+        !bucket_take(prefix_bucket(net, l->prefix), c->accept_rate_per_prefix,
+                     2 * c->accept_rate_per_prefix, now)) {
+        net->counters.accept_limited++;
+        LOG(budget_level(net), l,
+            "refused: over the accept rate (accept_rate_per_s %llu, accept_rate_per_prefix %llu)",
+            (unsigned long long)c->accept_rate_per_s,
+            (unsigned long long)c->accept_rate_per_prefix);
+        link_close(l, -EBUSY, "accept rate");
+        return false;
+    }
+    if (links_from_prefix(net, l->prefix) > c->max_connections_per_ip &&
+        !make_room(net, l, false, l->prefix, false, "max_connections_per_ip")) {
+        net->counters.refused++;
+        LOG(budget_level(net), l, "refused: too many connections from %s%s (max %llu)", l->ip, v6,
+            (unsigned long long)c->max_connections_per_ip);
+        link_close(l, -EMFILE, "too many connections from one address");
+        return false;
+    }
+    if (inbound_handshakes(net) > c->max_inbound_handshakes &&
+        !make_room(net, l, false, NULL, true, "max_inbound_handshakes")) {
+        net->counters.refused++;
+        link_close(l, -EMFILE, "too many handshakes");
+        return false;
+    }
+    if (net->n_in > c->max_inbound_links &&
+        !make_room(net, l, false, NULL, false, "max_inbound_links")) {
+        net->counters.refused++;
+        LOG(budget_level(net), l, "refused: %zu inbound links, all contacts (max %llu)", net->n_in,
+            (unsigned long long)c->max_inbound_links);
+        link_close(l, -EMFILE, "too many connections");
+        return false;
+    }
+    if (net->n_links > c->max_connections) {
+        net->counters.refused++;
+        LOG(budget_level(net), l, "refused: %zu connections (max %llu)", net->n_links,
+            (unsigned long long)c->max_connections);
+        link_close(l, -EMFILE, "too many connections");
+        return false;
+    }
+    return true;
+}
+
 static void connection_cb(uv_stream_t *server, int status)
 {
     struct tf_node_net *net = server->data;
@@ -712,19 +1100,9 @@ static void connection_cb(uv_stream_t *server, int status)
     memset(&ss, 0, sizeof ss);
     uv_tcp_getpeername(&l->tcp, (struct sockaddr *)&ss, &len);
     format_addr(&ss, l->ip, sizeof l->ip, l->addr, sizeof l->addr);
-    const struct tf_node_config *c = &net->node->config;
-    if (net->n_links > c->max_connections) {
-        LOG(TF_NODE_LOG_WARN, l, "refused: %zu connections (max %llu)", net->n_links,
-            (unsigned long long)c->max_connections);
-        link_close(l, -EMFILE, "too many connections");
+    prefix_of(&ss, l->prefix);
+    if (!admit(net, l))
         return;
-    }
-    if (links_from_ip(net, l->ip) > c->max_connections_per_ip) {
-        LOG(TF_NODE_LOG_WARN, l, "refused: too many connections from %s (max %llu)", l->ip,
-            (unsigned long long)c->max_connections_per_ip);
-        link_close(l, -EMFILE, "too many connections from one address");
-        return;
-    }
     LOG(TF_NODE_LOG_DEBUG, l, "%s", "accepted");
     int rc = start_handshake(l);
     if (rc == TF_OK)
@@ -766,7 +1144,70 @@ static void dial_free(struct dial *d)
             break;
         }
     }
+    net->n_dials--;
+    if (d->stranger)
+        net->n_stranger_dials--;
     free(d);
+}
+
+/* Dials in progress to addr: outbound links not up yet and resolving dials
+ * (other than self). */
+static size_t dials_to(const struct tf_node_net *net, const struct dial *self, const char *addr)
+{
+    size_t n = 0;
+    for (const struct tf_node_link *l = net->links; l != NULL; l = l->next)
+        n += l->outbound && l->dial != NULL && strcmp(l->addr, addr) == 0;
+    for (const struct dial *d = net->dials; d != NULL; d = d->next)
+        n += d != self && d->resolving && strcmp(d->addrs[d->index], addr) == 0;
+    return n;
+}
+
+/* Counts one dial to a stranger's card address in the current window;
+ * false when that address has had stranger_dials_per_addr already (or
+ * STRANGER_ADDRS other addresses fill the table). */
+static bool stranger_addr_take(struct tf_node_net *net, const char *addr)
+{
+    const struct tf_node_config *c = &net->node->config;
+    uint64_t now = net_now(net), window = c->stranger_dial_window_s * 1000;
+    struct stranger_addr *free_slot = NULL;
+    for (size_t i = 0; i < STRANGER_ADDRS; i++) {
+        struct stranger_addr *a = &net->stranger_addrs[i];
+        bool live = a->count > 0 && now - a->since_ms < window;
+        if (live && strcmp(a->addr, addr) == 0) {
+            if (a->count >= c->stranger_dials_per_addr)
+                return false;
+            a->count++;
+            return true;
+        }
+        if (!live && free_slot == NULL)
+            free_slot = a;
+    }
+    if (free_slot == NULL)
+        return false;
+    snprintf(free_slot->addr, sizeof free_slot->addr, "%s", addr);
+    free_slot->since_ms = now;
+    free_slot->count = 1;
+    return true;
+}
+
+/* Whether a dial may try addr now: at most max_dials_per_addr at once, and
+ * for a stranger, at most stranger_dials_per_addr per window. */
+static bool dial_addr_allowed(struct dial *d, const char *addr)
+{
+    struct tf_node_net *net = d->net;
+    const struct tf_node_config *c = &net->node->config;
+    const char *why = NULL;
+    if (dials_to(net, d, addr) >= c->max_dials_per_addr)
+        why = "max_dials_per_addr";
+    else if (d->stranger && !stranger_addr_take(net, addr))
+        why = "stranger_dials_per_addr in stranger_dial_window_s";
+    if (why == NULL)
+        return true;
+    char esc[TF_PROTO_CARD_ADDR_MAX * 4 + 4];
+    net->counters.dials_refused++;
+    tf_node_log(budget_level(net), "net", "dial to %s skipped: %s",
+                tf_node_log_escape(addr, strlen(addr), esc, sizeof esc), why);
+    return false;
 }
 
 static void resolved_cb(uv_getaddrinfo_t *req, int status, struct addrinfo *res)
@@ -832,6 +1273,13 @@ static void dial_next(struct dial *d)
         return;
     }
     *colon = '\0';
+    if (!dial_addr_allowed(d, d->addrs[d->index])) {
+        d->last_rc = -EBUSY;
+        snprintf(d->last_addr, sizeof d->last_addr, "%s", d->addrs[d->index]);
+        d->index++;
+        dial_next(d);
+        return;
+    }
     const char *port = colon + 1;
     char *h = host;
     if (h[0] == '[') {
@@ -864,12 +1312,37 @@ void tf_node_net_dial(struct tf_node_net *net, const uint8_t pk[static 32],
     for (struct dial *d = net->dials; d != NULL; d = d->next)
         if (!d->cancelled && sodium_memcmp(d->pk, pk, 32) == 0)
             return; /* already dialling */
+    const struct tf_node_config *c = &net->node->config;
+    bool stranger = !peer_is_contact(net, pk);
+    const char *full = NULL;
+    if (net->n_dials >= c->max_dials)
+        full = "max_dials";
+    else if (stranger && net->n_stranger_dials >= c->max_stranger_dials)
+        full = "max_stranger_dials";
+    else if (net->n_out >= c->max_outbound_links &&
+             (stranger || !make_room(net, NULL, true, NULL, false, "max_outbound_links")))
+        full = "max_outbound_links";
+    else if (net->n_links >= c->max_connections)
+        full = "max_connections";
+    if (full != NULL) {
+        char tid[TF_PROTO_TEXT_ID_SIZE];
+        tf_proto_text_id_encode(pk, tid);
+        net->counters.dials_refused++;
+        tf_node_log(budget_level(net), "net", "dial to %s refused: %s full (%s)", tid, full,
+                    stranger ? "stranger" : "contact");
+        tf_node__on_dial_failed(net->node, pk, -EBUSY, "");
+        return;
+    }
     struct dial *d = calloc(1, sizeof *d);
     if (d == NULL) {
         tf_node__on_dial_failed(net->node, pk, TF_E_NOMEM, "");
         return;
     }
     d->net = net;
+    d->stranger = stranger;
+    net->n_dials++;
+    if (stranger)
+        net->n_stranger_dials++;
     memcpy(d->pk, pk, 32);
     for (size_t i = 0; i < n_addrs && i < TF_PROTO_CARD_ADDRS_MAX; i++) {
         size_t n = addrs[i].len < TF_PROTO_CARD_ADDR_MAX ? addrs[i].len : TF_PROTO_CARD_ADDR_MAX;
@@ -900,7 +1373,18 @@ uint32_t tf_node_link_in_flight(const struct tf_node_link *link)
 
 void tf_node_link_set_in_flight(struct tf_node_link *link, uint32_t n)
 {
+    uint64_t now = net_now(link->net);
+    bool was_waiting = link->ack_wait_ms != 0;
+    if (n > link->in_flight)
+        link->last_env_ms = now;
+    /* Waiting for an ACK from the first envelope in flight; only an ACK
+     * that arrives ends or restarts the wait (on_link_msg), not a resend,
+     * which delivery counts as one out and one in. */
+    if (n > 0 && !was_waiting)
+        link->ack_wait_ms = now;
     link->in_flight = n;
+    if (link->state == LINK_UP && link->ack_wait_ms != 0 && !was_waiting)
+        link_schedule(link);
 }
 
 const uint8_t *tf_node_link_peer(const struct tf_node_link *link)
@@ -941,6 +1425,34 @@ void tf_node_net_write_peers(struct tf_node_net *net, struct tf_proto_mp_writer 
         tf_proto_mp_write_cstr(w, l->state == LINK_UP ? "up" : link_state_name(l->state));
         tf_proto_mp_write_cstr(w, "in_flight");
         tf_proto_mp_write_uint(w, l->in_flight);
+    }
+}
+
+void tf_node_net_write_limits(struct tf_node_net *net, struct tf_proto_mp_writer *w)
+{
+    static const struct tf_node_net_counters none;
+    const struct tf_node_net_counters *k = net != NULL ? &net->counters : &none;
+    const struct {
+        const char *key;
+        uint64_t value;
+    } items[] = {
+        {"links_in", net != NULL ? net->n_in : 0},
+        {"links_out", net != NULL ? net->n_out : 0},
+        {"dials", net != NULL ? net->n_dials : 0},
+        {"queue_full", k->queue_full},
+        {"ping_limited", k->ping_limited},
+        {"accept_limited", k->accept_limited},
+        {"refused", k->refused},
+        {"evicted", k->evicted},
+        {"stranger_idle", k->stranger_idle},
+        {"identity_capped", k->identity_capped},
+        {"dials_refused", k->dials_refused},
+        {"dead", k->dead},
+    };
+    tf_proto_mp_write_map(w, sizeof items / sizeof items[0]);
+    for (size_t i = 0; i < sizeof items / sizeof items[0]; i++) {
+        tf_proto_mp_write_cstr(w, items[i].key);
+        tf_proto_mp_write_uint(w, items[i].value);
     }
 }
 

@@ -53,7 +53,9 @@ TF_MUST_CHECK int tf_node_net_send(struct tf_node_link *link, const struct tf_pr
  * are dropped when rc reports a failed commit (the sender will retry). */
 void tf_node_net_committed(struct tf_node_net *net, int rc);
 
-/* Envelopes sent on this link and not yet acknowledged. */
+/* Envelopes sent on this link and not yet acknowledged.  Setting a larger
+ * number starts (or keeps) the wait for an ACK that dead_link_ms bounds; a
+ * smaller one is progress and restarts it. */
 uint32_t tf_node_link_in_flight(const struct tf_node_link *link);
 void tf_node_link_set_in_flight(struct tf_node_link *link, uint32_t n);
 const uint8_t *tf_node_link_peer(const struct tf_node_link *link);
@@ -61,5 +63,21 @@ const char *tf_node_link_addr(const struct tf_node_link *link);
 
 /* Writes the status "peers" array (docs/CONTROL.md). */
 void tf_node_net_write_peers(struct tf_node_net *net, struct tf_proto_mp_writer *w);
+
+/* How often each link budget triggered since start (status "limits"). */
+struct tf_node_net_counters {
+    uint64_t queue_full;      /* links closed: the peer did not read (max_link_queue_bytes) */
+    uint64_t ping_limited;    /* links closed: PINGs over ping_rate_per_s/ping_burst */
+    uint64_t accept_limited;  /* connections refused: accept_rate_per_s/_per_prefix */
+    uint64_t refused;         /* connections refused: a link budget full, nobody to evict */
+    uint64_t evicted;         /* links closed to make room (stranger or handshake) */
+    uint64_t stranger_idle;   /* stranger links closed: no envelope for stranger_idle_ms */
+    uint64_t identity_capped; /* links closed: over max_links_per_identity */
+    uint64_t dials_refused;   /* dials or addresses skipped by a dial budget */
+    uint64_t dead;            /* links closed: no PONG or ACK within dead_link_ms */
+};
+
+/* Writes the status "limits" map: the counters above by name. */
+void tf_node_net_write_limits(struct tf_node_net *net, struct tf_proto_mp_writer *w);
 
 #endif

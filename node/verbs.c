@@ -258,7 +258,7 @@ static int verb_status(struct tf_node *node, const msgpack_object *args,
         return rc;
     }
     uint64_t now = tf_node_now(node);
-    tf_proto_mp_write_map(w, 15);
+    tf_proto_mp_write_map(w, 16);
     tf_proto_mp_write_cstr(w, "id");
     tf_proto_mp_write_cstr(w, node->text_id);
     tf_proto_mp_write_cstr(w, "fingerprint");
@@ -288,6 +288,8 @@ static int verb_status(struct tf_node *node, const msgpack_object *args,
     tf_proto_mp_write_uint(w, st.messages);
     tf_proto_mp_write_cstr(w, "peers");
     tf_node_net_write_peers(node->net, w);
+    tf_proto_mp_write_cstr(w, "limits");
+    tf_node_net_write_limits(node->net, w);
     const struct tf_node_stats *s = &node->stats;
     const struct {
         const char *key;

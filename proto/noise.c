@@ -384,8 +384,13 @@ int tf_proto_noise_handshake_init(struct tf_proto_noise_handshake *hs,
     hs->role = cfg->role;
     memcpy(hs->s_sk, cfg->s_sk, sizeof hs->s_sk);
     memcpy(hs->e_sk, cfg->e_sk, sizeof hs->e_sk);
-    if (crypto_scalarmult_base(hs->s_pk, hs->s_sk) != 0 ||
-        crypto_scalarmult_base(hs->e_pk, hs->e_sk) != 0) {
+    int dh = 0;
+    if (cfg->s_pk != NULL)
+        memcpy(hs->s_pk, cfg->s_pk, sizeof hs->s_pk);
+    else
+        dh |= crypto_scalarmult_base(hs->s_pk, hs->s_sk);
+    dh |= crypto_scalarmult_base(hs->e_pk, hs->e_sk);
+    if (dh != 0) {
         sodium_memzero(hs, sizeof *hs);
         return TF_E_INVALID_ARG;
     }

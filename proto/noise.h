@@ -126,6 +126,11 @@ struct tf_proto_noise_config {
     size_t prologue_len;
     /* Local static X25519 secret key (tf_proto_identity_noise_sk).  Required. */
     const uint8_t *s_sk;
+    /* Its public key, when the caller already has it (a node computes it
+     * once at start): saves one X25519 per handshake.  NULL: computed from
+     * s_sk.  The caller vouches that it matches s_sk; a wrong one makes
+     * every peer fail the handshake (TF_E_DECRYPT on their side). */
+    const uint8_t *s_pk;
     /* Ephemeral X25519 secret key: 32 fresh random bytes, never reused.
      * Required. */
     const uint8_t *e_sk;

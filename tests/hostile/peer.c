@@ -2,6 +2,7 @@
 #include "peer.h"
 
 #include <errno.h>
+#include <arpa/inet.h>
 #include <netdb.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
@@ -62,6 +63,19 @@ int hp_dial(const struct hp_target *t)
     int fd = socket(t->addr.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
     if (fd < 0)
         return -1;
+    if (t->rcvbuf > 0)
+        (void)setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &t->rcvbuf, sizeof t->rcvbuf);
+    if (t->source_ip != NULL) {
+        struct sockaddr_in src;
+        memset(&src, 0, sizeof src);
+        src.sin_family = AF_INET;
+        if (inet_pton(AF_INET, t->source_ip, &src.sin_addr) != 1 ||
+            bind(fd, (const struct sockaddr *)&src, sizeof src) != 0) {
+            fprintf(stderr, "bind %s: %s\n", t->source_ip, strerror(errno));
+            close(fd);
+            return -1;
+        }
+    }
     if (connect(fd, (const struct sockaddr *)&t->addr, t->addr_len) != 0) {
         fprintf(stderr, "connect %s: %s\n", t->text, strerror(errno));
         close(fd);

@@ -32,6 +32,11 @@ struct hp_target {
     struct sockaddr_storage addr;
     socklen_t addr_len;
     char text[160];
+    /* Dial options (zero: none): a numeric IPv4 source address to bind
+     * (loopback takes all of 127.0.0.0/8), and a receive buffer size set
+     * before connecting (a peer that reads little). */
+    const char *source_ip;
+    int rcvbuf;
 };
 
 uint64_t hp_now_ms(void);

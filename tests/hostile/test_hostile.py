@@ -24,6 +24,7 @@ TF_HOSTILE.  Standard library only (Debian's /usr/bin/python3).
 """
 import hashlib
 import os
+import re
 import shutil
 import socket
 import struct
@@ -719,10 +720,248 @@ def run_control():
     return 1 if failed else 0
 
 
+# --------------------------------------------------------------------------
+# Budgets (issue 12): floods against a node whose budgets a test shrinks in
+# HOME/config, each checked against the documented bound, and a contact
+# still served meanwhile.
+
+# How much a flood may grow the victim's resident memory: the peak (VmHWM)
+# after the flood against the resident size before it.  One link holds at
+# most max_link_queue_bytes (1 MiB) queued plus a 64 KiB read buffer; 16 MiB
+# leaves room for the allocator and the store's pages.  Before the budgets,
+# 4 million PINGs grew a node by 100 MB.
+RSS_GROWTH_MAX_KB = 16 * 1024
+
+
+def proc_status_kb(proc, key):
+    with open("/proc/%d/status" % proc.pid) as f:
+        for line in f:
+            if line.startswith(key + ":"):
+                return int(line.split()[1])
+    raise AssertionError("no %s in /proc/%d/status" % (key, proc.pid))
+
+
+def flood(kind, bob, dave, *extra, timeout=180):
+    cmd = [HOSTILE, "flood", kind, "--target", bob.listen, "--victim", bob.home,
+           "--dave", dave.home] + [str(a) for a in extra]
+    r = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
+    if r.returncode != 0:
+        raise AssertionError("%s failed (%d): %s%s" % (" ".join(cmd), r.returncode, r.stdout,
+                                                       r.stderr))
+    return r.stdout.strip()
+
+
+def ping_ms(alice, name="bob", timeout=30):
+    t0 = time.monotonic()
+    r = alice.cli("ping", name, check=False, timeout=timeout)
+    return r.returncode == 0, (time.monotonic() - t0) * 1000, (r.stderr or r.stdout).strip()
+
+
+class Budgets:
+    """Each scenario starts its own Bob (the victim, config as given),
+    Alice (his contact, a running node) and Dave (a home for the tool)."""
+
+    def __init__(self):
+        self.table = Table("budgets (floods against a running twofoldd)")
+        self.suites = []
+
+    def people(self, bob_config, alice_config=None):
+        s = Suite()
+        self.suites.append(s)
+        bob, alice, dave = s.node("bob"), s.node("alice"), s.node("dave")
+        for n in (bob, alice, dave):
+            n.init()
+        if bob_config:
+            bob.write_config(**bob_config)
+        if alice_config:
+            alice.write_config(**alice_config)
+        bob.start()
+        alice.start()
+        bob.cli("contact", "add", alice.card(), "--alias", "alice")
+        alice.cli("contact", "add", bob.card(), "--alias", "bob")
+        ok, _, why = ping_ms(alice)
+        if not ok:
+            raise AssertionError("alice cannot ping bob before the flood: " + why)
+        return s, bob, alice, dave
+
+    def check(self, case, expected, observed, ok):
+        self.table.add(case, expected, observed, "-", "-", "ok" if ok else "FAIL")
+
+    def pings_no_read(self, case, config, log_needle, counter):
+        """A stranger completes the handshake, never reads (a 4 KiB receive
+        buffer) and sends up to 4 million PINGs within 20 s."""
+        s, bob, alice, dave = self.people(config)
+        before = proc_status_kb(bob.proc, "VmRSS")
+        out = flood("pings-no-read", bob, dave, "--count", 4000000, "--seconds", 20)
+        peak = proc_status_kb(bob.proc, "VmHWM")
+        self.check(case + ": link", "closed by the node", out, "closed by the node" in out)
+        self.check(case + ": log", log_needle, "logged" if log_needle in bob.log() else "NOT logged",
+                   log_needle in bob.log())
+        n = bob.json("status")["limits"][counter]
+        self.check(case + ": status", "limits.%s >= 1" % counter, "%s = %d" % (counter, n), n >= 1)
+        growth = peak - before
+        self.check(case + ": rss", "peak - before < %d KiB" % RSS_GROWTH_MAX_KB,
+                   "%d KiB (before %d, peak %d)" % (growth, before, peak),
+                   growth < RSS_GROWTH_MAX_KB)
+        ok, ms, why = ping_ms(alice)
+        self.check(case + ": contact", "alice's ping answered", "%.0f ms" % ms if ok else why, ok)
+
+    def strangers(self):
+        """Stranger identities fill the inbound budget from 8 addresses
+        (loopback takes all of 127.0.0.0/8) and answer keepalives; Alice,
+        restarted so that she must connect anew, pings Bob meanwhile: an
+        idle stranger makes room and her ping is answered within 2 s.  The
+        strangers, who send no envelope, are closed after stranger_idle_ms."""
+        config = {"max_inbound_links": 16, "max_connections_per_ip": 4,
+                  "max_inbound_handshakes": 8, "stranger_idle_ms": 5000}
+        s, bob, alice, dave = self.people(config)
+        alice.stop()
+        alice.start()
+        sources = []
+        for i in range(2, 10):
+            sources += ["--source-ip", "127.0.0.%d" % i]
+        cmd = [HOSTILE, "flood", "strangers", "--target", bob.listen, "--victim", bob.home,
+               "--dave", dave.home, "--count", 40, "--seconds", 12] + sources
+        p = subprocess.Popen([str(a) for a in cmd], stdout=subprocess.PIPE,
+                             stderr=subprocess.PIPE, text=True)
+        try:
+            first = p.stdout.readline().strip()
+            during = bob.json("status")["limits"]
+            ok, ms, why = ping_ms(alice)
+            after_ping = bob.json("status")["limits"]
+            out, err = p.communicate(timeout=60)
+        finally:
+            if p.poll() is None:
+                p.kill()
+                p.wait()
+        self.check("strangers: flood", "opened", first or err.strip(), first == "opened")
+        self.check("strangers: budget", "links_in <= 16 while flooded",
+                   "links_in = %d" % during["links_in"], during["links_in"] <= 16)
+        self.check("strangers: full", "links_in = 16 while flooded",
+                   "links_in = %d" % during["links_in"], during["links_in"] == 16)
+        self.check("strangers: contact", "alice's ping within 2000 ms",
+                   "%.0f ms" % ms if ok else why, ok and ms < 2000)
+        self.check("strangers: eviction", "limits.evicted >= 1",
+                   "evicted = %d" % after_ping["evicted"], after_ping["evicted"] >= 1)
+        m = re.search(r"(\d+) up, \d+ failed, (\d+) closed by the node, (\d+) open", out)
+        self.check("strangers: idle", "every stranger link closed (stranger_idle_ms)",
+                   out.strip(), m is not None and int(m.group(3)) == 0)
+        n = bob.json("status")["limits"]["stranger_idle"]
+        self.check("strangers: status", "limits.stranger_idle >= 1", "stranger_idle = %d" % n,
+                   n >= 1)
+        ok, ms, why = ping_ms(alice)
+        self.check("strangers: contact kept", "alice's ping answered after",
+                   "%.0f ms" % ms if ok else why, ok)
+
+    def per_identity(self):
+        """One stranger identity opens 6 links: the node keeps the newest 2
+        (max_links_per_identity) and closes the older ones as each comes up."""
+        s, bob, alice, dave = self.people({"max_links_per_identity": 2})
+        out = flood("strangers", bob, dave, "--count", 6, "--per-identity", 6, "--seconds", 3)
+        m = re.search(r"(\d+) up, \d+ failed, (\d+) closed by the node, (\d+) open", out)
+        self.check("per-identity: links", "6 up, 4 closed by the node, 2 open",
+                   out.splitlines()[-1] if out else "", m is not None and
+                   (int(m.group(1)), int(m.group(2)), int(m.group(3))) == (6, 4, 2))
+        n = bob.json("status")["limits"]["identity_capped"]
+        self.check("per-identity: status", "limits.identity_capped = 4",
+                   "identity_capped = %d" % n, n == 4)
+
+    def dials(self):
+        """Strangers' proposals whose cards point at a listener that accepts
+        TCP and never answers, and at a closed port; Bob declines them by
+        policy, so each reply must be dialled.  Over the run, each address
+        is dialled at most stranger_dials_per_addr times, and a contact
+        still reaches Bob."""
+        per_addr = 3
+        config = {"handshake_timeout_ms": 1000, "retry_max_ms": 1000,
+                  "stranger_dials_per_addr": per_addr, "max_dials_per_addr": 2}
+        silent = socket.socket()
+        silent.bind(("127.0.0.1", 0))
+        silent.listen(128)
+        silent.settimeout(0.2)
+        silent_addr = "127.0.0.1:%d" % silent.getsockname()[1]
+        closed_addr = "127.0.0.1:%d" % free_port()
+        accepted = []
+
+        def drain(deadline):
+            while time.monotonic() < deadline:
+                try:
+                    c, _ = silent.accept()
+                    accepted.append(c)  # held open, never answered
+                except socket.timeout:
+                    pass
+
+        try:
+            s, bob, alice, dave = self.people(config)
+            with open(os.path.join(bob.home, "policy"), "w") as f:
+                f.write("decline when connector is unknown\n")
+            bob.cli("policy", "reload")
+            alice.stop()
+            alice.start()
+            out1 = flood("proposals", bob, dave, "--count", 20, "--card-addr", silent_addr,
+                         "--seconds", 60)
+            out2 = flood("proposals", bob, dave, "--count", 20, "--card-addr", closed_addr,
+                         "--seconds", 60)
+            ok, ms, why = ping_ms(alice)
+            drain(time.monotonic() + 12)  # replies retried every second meanwhile
+            lim = bob.json("status")["limits"]
+        finally:
+            for c in accepted:
+                c.close()
+            silent.close()
+        self.check("dials: proposals", "20 acked 0/0 twice", out1 + " | " + out2,
+                   out1.startswith("proposals: 20 acked 0/0") and
+                   out2.startswith("proposals: 20 acked 0/0"))
+        self.check("dials: silent listener", "<= %d connections" % per_addr,
+                   "%d connections" % len(accepted), len(accepted) <= per_addr)
+        tries = bob.log().count(" %s: closed (connecting -> closing)" % closed_addr)
+        self.check("dials: closed port", "<= %d dials" % per_addr, "%d dials" % tries,
+                   tries <= per_addr)
+        self.check("dials: status", "limits.dials_refused >= 1",
+                   "dials_refused = %d" % lim["dials_refused"], lim["dials_refused"] >= 1)
+        self.check("dials: contact", "alice's ping answered", "%.0f ms" % ms if ok else why, ok)
+
+    def run(self):
+        self.dials()
+        probe = socket.socket()
+        try:
+            probe.bind(("127.0.0.2", 0))
+            many_addresses = True
+        except OSError:
+            many_addresses = False
+        finally:
+            probe.close()
+        if many_addresses:
+            self.strangers()
+        self.per_identity()
+        self.pings_no_read("ping-rate", {}, "PINGs over 10 a second", "ping_limited")
+        # With the PING budget out of the way, the queue budget must act.
+        self.pings_no_read("queue-cap", {"ping_rate_per_s": 1000000, "ping_burst": 100000000,
+                                         "max_link_queue_bytes": 65536},
+                           "peer does not read", "queue_full")
+
+
+def run_budgets():
+    b = Budgets()
+    failed = True
+    unclean = []
+    try:
+        b.run()
+        failed = bool(b.table.failures)
+    finally:
+        b.table.print()
+        for s in b.suites:
+            unclean += s.cleanup(failed)
+    if unclean:
+        print("node(s) did not exit cleanly: %s" % ", ".join(unclean))
+        return 1
+    return 1 if failed else 0
+
+
 def main():
     which = sys.argv[1] if len(sys.argv) > 1 else "all"
-    if which not in ("peer", "control", "all"):
-        print("usage: test_hostile.py [peer|control|all]", file=sys.stderr)
+    if which not in ("peer", "control", "budgets", "all"):
+        print("usage: test_hostile.py [peer|control|budgets|all]", file=sys.stderr)
         return 2
     if shutil.which("mdb_dump") is None:
         print("SKIP: mdb_dump (Debian package lmdb-utils) is needed for the store digests")
@@ -732,6 +971,8 @@ def main():
         rc |= run_peer()
     if which in ("control", "all"):
         rc |= run_control()
+    if which in ("budgets", "all"):
+        rc |= run_budgets()
     return rc
 
 
