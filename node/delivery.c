@@ -571,7 +571,8 @@ bool tf_node_note_is_valid(const uint8_t *text, size_t len)
 /* Stores a note from a contact. */
 static enum tf_proto_ack_reason receive_note(struct tf_node_delivery *d,
                                              const struct tf_proto_envelope *env,
-                                             const struct tf_proto_envelope_opened *o)
+                                             const struct tf_proto_envelope_opened *o,
+                                             const uint8_t seen[static 16])
 {
     struct tf_node *node = d->node;
     struct tf_node_contact c;
@@ -585,7 +586,18 @@ static enum tf_proto_ack_reason receive_note(struct tf_node_delivery *d,
         return TF_PROTO_ACK_REASON_INVALID;
     struct tf_node_message m;
     memset(&m, 0, sizeof m);
-    memcpy(m.id, env->msg_id, 16);
+    /* The note is kept under its msg_id, unless a message already has that
+     * id (another sender chose the same one, or it is one of ours): then
+     * under its seen key, which is unique per (sender, msg_id). */
+    rc = tf_node_store_message_get(node->store, env->msg_id, &m);
+    tf_node_message_deinit(&m);
+    memset(&m, 0, sizeof m);
+    if (rc != TF_OK && rc != TF_E_NOT_FOUND) {
+        /* Not stored: no ACK at all, so the sender retries. */
+        tf_node_log(TF_NODE_LOG_ERROR, "delivery", "cannot read the messages: %s", tf_strerror(rc));
+        return (enum tf_proto_ack_reason) - 1;
+    }
+    memcpy(m.id, rc == TF_OK ? seen : env->msg_id, 16);
     memcpy(m.contact, o->from_pk, 32);
     m.outgoing = false;
     m.time = m.updated = tf_node_now(node);
@@ -594,7 +606,7 @@ static enum tf_proto_ack_reason receive_note(struct tf_node_delivery *d,
     m.text.len = o->body.len;
     char tid[TF_PROTO_TEXT_ID_SIZE], hex[33];
     tf_proto_text_id_encode(o->from_pk, tid);
-    sodium_bin2hex(hex, sizeof hex, env->msg_id, 16);
+    sodium_bin2hex(hex, sizeof hex, m.id, 16);
     struct tf_proto_mp_writer w;
     struct tf_proto_buf rec = {0};
     tf_proto_mp_writer_init(&w);
@@ -611,7 +623,7 @@ static enum tf_proto_ack_reason receive_note(struct tf_node_delivery *d,
     tf_proto_mp_write_str(&w, (const char *)o->body.ptr, o->body.len);
     if ((rc = tf_proto_mp_writer_finish(&w, &rec)) == TF_OK &&
         (rc = tf_node_store_message_put(node->store, &m)) == TF_OK &&
-        (rc = tf_node_store_seen_add(node->store, env->msg_id, env->expires)) == TF_OK)
+        (rc = tf_node_store_seen_add(node->store, seen, env->expires)) == TF_OK)
         rc = tf_node_event(node, &rec);
     tf_proto_buf_free(&rec);
     if (rc != TF_OK) {
@@ -626,6 +638,44 @@ static enum tf_proto_ack_reason receive_note(struct tf_node_delivery *d,
     return TF_PROTO_ACK_REASON_NONE;
 }
 
+/* The seen table's key for an envelope: BLAKE2b-128(sender_pk || msg_id).
+ * Duplicates are found per sender and only once the envelope is
+ * authenticated, so nobody can pin or pre-empt another sender's ids; the
+ * key keeps the table's 16-byte width (rows keyed on msg_id alone, from
+ * older versions, simply expire). */
+static void seen_key(const uint8_t from_pk[static 32], const uint8_t msg_id[static 16],
+                     uint8_t key[static 16])
+{
+    uint8_t in[32 + 16];
+    memcpy(in, from_pk, 32);
+    memcpy(in + 32, msg_id, 16);
+    crypto_generichash(key, 16, in, sizeof in, NULL, 0);
+}
+
+/* An ENVELOPE whose outer part does not decode: refused for good (reason 1)
+ * when its msg_id can be found, so its sender stops retrying; otherwise
+ * there is nothing to acknowledge and it is dropped. */
+static void refuse_malformed(struct tf_node_delivery *d, struct tf_node_link *link,
+                             const uint8_t *buf, size_t len, int why, const char *tid)
+{
+    uint8_t msg_id[16];
+    if (tf_proto_envelope_peek_id(buf, len, msg_id) != TF_OK) {
+        tf_node_log(TF_NODE_LOG_WARN, "delivery",
+                    "%s: malformed envelope (%s) without a msg id dropped", tid, tf_strerror(why));
+        return;
+    }
+    tf_node_log(TF_NODE_LOG_WARN, "delivery", "%s: malformed envelope (%s) refused", tid,
+                tf_strerror(why));
+    send_ack(d, link, msg_id, TF_PROTO_ACK_REASON_MALFORMED);
+}
+
+/* Why an envelope that does not open is refused.  tf_proto_envelope_open
+ * returns TF_E_BAD_VALUE only for an unknown inner type. */
+static enum tf_proto_ack_reason open_failure_reason(int rc)
+{
+    return rc == TF_E_BAD_VALUE ? TF_PROTO_ACK_REASON_UNSUPPORTED : tf_proto_ack_reason_for(rc);
+}
+
 void tf_node_delivery_envelope(struct tf_node_delivery *d, struct tf_node_link *link,
                                const uint8_t *buf, size_t len)
 {
@@ -638,26 +688,32 @@ void tf_node_delivery_envelope(struct tf_node_delivery *d, struct tf_node_link *
     node->stats.envelopes_received++;
     int rc = tf_proto_envelope_decode(buf, len, &env);
     if (rc != TF_OK) {
-        /* Without a msg id there is nothing to ACK. */
-        tf_node_log(TF_NODE_LOG_WARN, "delivery", "%s: malformed envelope (%s) dropped", tid,
-                    tf_strerror(rc));
+        refuse_malformed(d, link, buf, len, rc, tid);
         return;
     }
     enum tf_proto_ack_reason reason;
     struct tf_node_savepoint sp = tf_node_savepoint(node);
-    rc = tf_node_store_seen_check(node->store, env.msg_id);
-    if (rc == TF_OK) {
-        send_ack(d, link, env.msg_id, TF_PROTO_ACK_REASON_NONE); /* a duplicate */
-        return;
-    }
-    if (rc != TF_E_NOT_FOUND) {
-        tf_node_log(TF_NODE_LOG_ERROR, "delivery", "seen check failed: %s", tf_strerror(rc));
-        return;
-    }
+    uint8_t key[16];
     uint64_t now = tf_node_now(node);
     rc = tf_proto_envelope_open(&node->id, buf, len, now, &plain, &o);
+    if (rc == TF_OK) {
+        seen_key(o.from_pk, env.msg_id, key);
+        rc = tf_node_store_seen_check(node->store, key);
+        if (rc == TF_OK) {
+            /* A duplicate of an envelope this sender had delivered. */
+            tf_proto_buf_free(&plain);
+            send_ack(d, link, env.msg_id, TF_PROTO_ACK_REASON_NONE);
+            return;
+        }
+        if (rc != TF_E_NOT_FOUND) {
+            tf_node_log(TF_NODE_LOG_ERROR, "delivery", "seen check failed: %s", tf_strerror(rc));
+            tf_proto_buf_free(&plain);
+            return;
+        }
+        rc = TF_OK;
+    }
     if (rc != TF_OK) {
-        reason = tf_proto_ack_reason_for(rc);
+        reason = open_failure_reason(rc);
     } else if (env.expires - now > TF_NODE_DELIVERY_TTL_MAX_S) {
         /* Its id would be kept (seen) until then: a sender may not pin rows
          * in this store for longer than any envelope needs to live. */
@@ -665,13 +721,13 @@ void tf_node_delivery_envelope(struct tf_node_delivery *d, struct tf_node_link *
     } else if (sodium_memcmp(o.from_pk, tf_node_link_peer(link), 32) != 0) {
         reason = TF_PROTO_ACK_REASON_NOT_PEER;
     } else if (o.type == TF_PROTO_MSG_TYPE_NOTE) {
-        reason = receive_note(d, &env, &o);
+        reason = receive_note(d, &env, &o, key);
     } else {
         int r = o.type == TF_PROTO_MSG_TYPE_CARD_UPDATE
                     ? tf_node_profile_card_update(node, o.from_pk, o.body.ptr, o.body.len)
                     : tf_node_intro_receive(node, o.type, o.from_pk, o.body.ptr, o.body.len);
         if (r == TF_PROTO_ACK_REASON_NONE) {
-            int rc2 = tf_node_store_seen_add(node->store, env.msg_id, env.expires);
+            int rc2 = tf_node_store_seen_add(node->store, key, env.expires);
             if (rc2 != TF_OK) {
                 tf_node_log(TF_NODE_LOG_ERROR, "delivery", "cannot record a msg id: %s",
                             tf_strerror(rc2));

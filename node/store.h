@@ -13,8 +13,11 @@
  * and, since schema 2:
  *   outbox     msg_id (16) -> outbox record
  *   outbox_due u64be(next_try_ms) || msg_id -> empty   (the due index)
- *   seen       msg_id (16) -> u64be(expires)
- *   seen_exp   u64be(expires) || msg_id -> empty       (the expiry index)
+ *   seen       key (16) -> u64be(expires)
+ *   seen_exp   u64be(expires) || key -> empty          (the expiry index)
+ *              where key = BLAKE2b-128(sender_pk || msg_id) (node/delivery.c);
+ *              rows keyed on msg_id alone, written by older versions, simply
+ *              expire (the table is unchanged)
  *   messages   id (16) -> message record
  * Big-endian times make LMDB's byte order time order.  Each index holds
  * exactly one key per entry of its table, naming the entry's current time.
