@@ -20,6 +20,11 @@ void tf_node_config_defaults(struct tf_node_config *cfg)
     cfg->note_ttl_s = 7 * 86400;
     cfg->retry_max_ms = 15 * 60 * 1000;
     cfg->max_pending_per_connector = 100;
+    /* delivery */
+    cfg->outbox_max_per_peer = 1000;
+    cfg->outbox_max_strangers = 2000;
+    cfg->seen_max = 200000;
+    cfg->stranger_dials_max = 3;
 }
 
 struct key {
@@ -43,6 +48,11 @@ static const struct key KEYS[] = {
     KEY(note_ttl_s, 60, 365 * 86400),
     KEY(retry_max_ms, 1000, 86400000),
     KEY(max_pending_per_connector, 1, 1000000),
+    /* delivery */
+    KEY(outbox_max_per_peer, 1, 1000000),
+    KEY(outbox_max_strangers, 1, 1000000),
+    KEY(seen_max, 1, 100000000),
+    KEY(stranger_dials_max, 0, 1000),
 };
 
 static char *trim(char *s)

@@ -29,6 +29,11 @@ struct tf_node_config {
     uint64_t note_ttl_s;                /* how long a note is retried */
     uint64_t retry_max_ms;              /* backoff cap */
     uint64_t max_pending_per_connector; /* open proposals one connector may have with us */
+    /* delivery (node/delivery.c; docs/THREAT-MODEL.md budgets) */
+    uint64_t outbox_max_per_peer;  /* envelopes queued for one recipient */
+    uint64_t outbox_max_strangers; /* envelopes queued for non-contacts, together */
+    uint64_t seen_max;             /* msg ids remembered (the seen table) */
+    uint64_t stranger_dials_max;   /* dials for one envelope to a non-contact */
 };
 
 /* The defaults. */

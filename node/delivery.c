@@ -136,15 +136,115 @@ static void mark_ready(struct tf_node_delivery *d, const uint8_t pk[32])
         d->due = true; /* too many at once: the due scan will get to them */
 }
 
+/* True if pk is a contact (blocked or not); *err gets a store failure. */
+static bool is_contact(struct tf_node *node, const uint8_t pk[32], int *err)
+{
+    struct tf_node_contact c;
+    memset(&c, 0, sizeof c);
+    int rc = tf_node_store_contact_get(node->store, pk, &c);
+    tf_node_contact_deinit(&c);
+    if (rc != TF_OK && rc != TF_E_NOT_FOUND)
+        *err = rc;
+    return rc == TF_OK;
+}
+
+/* The outbox budgets' count: entries for one recipient, and (for a
+ * stranger) every entry's recipient, to count the strangers' entries. */
+struct budget_scan {
+    const uint8_t *to;
+    uint64_t to_n;
+    bool collect;
+    uint8_t (*pks)[32];
+    size_t n, cap;
+};
+
+static int budget_cb(const uint8_t to_pk[static 32], void *arg)
+{
+    struct budget_scan *b = arg;
+    if (memcmp(to_pk, b->to, 32) == 0)
+        b->to_n++;
+    if (!b->collect)
+        return 0;
+    if (tf_node__grow((void **)&b->pks, &b->cap, b->n, sizeof *b->pks) != TF_OK)
+        return TF_E_NOMEM;
+    memcpy(b->pks[b->n++], to_pk, 32);
+    return 0;
+}
+
+static int pk_cmp(const void *a, const void *b)
+{
+    return memcmp(a, b, 32);
+}
+
+/* Entries queued for recipients that are not contacts: one contact lookup
+ * per distinct recipient. */
+static int count_strangers(struct tf_node *node, struct budget_scan *b, uint64_t *out)
+{
+    int err = TF_OK;
+    uint64_t n = 0;
+    if (b->n > 1)
+        qsort(b->pks, b->n, sizeof *b->pks, pk_cmp);
+    for (size_t i = 0; i < b->n && err == TF_OK;) {
+        size_t j = i + 1;
+        while (j < b->n && memcmp(b->pks[j], b->pks[i], 32) == 0)
+            j++;
+        if (!is_contact(node, b->pks[i], &err))
+            n += j - i;
+        i = j;
+    }
+    *out = n;
+    return err;
+}
+
+/*
+ * The outbox budgets (docs/THREAT-MODEL.md): at most outbox_max_per_peer
+ * entries for one recipient, and outbox_max_strangers for all recipients
+ * that are not contacts together.  Beyond either, the new envelope is
+ * refused (TF_E_TOO_LONG, logged with the budget's name): the state change
+ * that wanted it fails, and nothing already queued is dropped (an
+ * introduction dropped on one side would break agreement).
+ */
+static int check_budgets(struct tf_node_delivery *d, const uint8_t to_pk[32])
+{
+    struct tf_node *node = d->node;
+    int rc = TF_OK;
+    struct budget_scan b = {.to = to_pk};
+    b.collect = !is_contact(node, to_pk, &rc);
+    if (rc != TF_OK)
+        return rc;
+    rc = tf_node_store_outbox_recipients(node->store, budget_cb, &b);
+    char tid[TF_PROTO_TEXT_ID_SIZE];
+    tf_proto_text_id_encode(to_pk, tid);
+    uint64_t strangers = 0;
+    if (rc == TF_OK && b.to_n >= node->config.outbox_max_per_peer) {
+        tf_node_log(TF_NODE_LOG_WARN, "delivery",
+                    "%s: envelope refused: %llu already queued for it (outbox_max_per_peer)", tid,
+                    (unsigned long long)b.to_n);
+        rc = TF_E_TOO_LONG;
+    } else if (rc == TF_OK && b.collect && (rc = count_strangers(node, &b, &strangers)) == TF_OK &&
+               strangers >= node->config.outbox_max_strangers) {
+        tf_node_log(TF_NODE_LOG_WARN, "delivery",
+                    "%s: envelope refused: %llu already queued for non-contacts "
+                    "(outbox_max_strangers)",
+                    tid, (unsigned long long)strangers);
+        rc = TF_E_TOO_LONG;
+    }
+    free(b.pks);
+    return rc;
+}
+
 int tf_node_delivery_enqueue(struct tf_node_delivery *d, const struct tf_node_contact *to,
                              uint16_t type, const uint8_t *body, size_t len, uint64_t expires,
                              uint8_t msg_id[static 16])
 {
     struct tf_node_outbox_entry e;
     memset(&e, 0, sizeof e);
+    int rc = check_budgets(d, to->pk);
+    if (rc != TF_OK)
+        return rc;
     randombytes_buf(e.msg_id, sizeof e.msg_id);
-    int rc = tf_proto_envelope_seal(&d->node->id, to->pk, to->fields.box_pk, e.msg_id, expires,
-                                    type, body, len, &e.envelope);
+    rc = tf_proto_envelope_seal(&d->node->id, to->pk, to->fields.box_pk, e.msg_id, expires, type,
+                                body, len, &e.envelope);
     if (rc != TF_OK)
         return rc;
     memcpy(e.to_pk, to->pk, 32);
@@ -258,7 +358,8 @@ static int need_link(struct tf_node_delivery *d, struct tf_node_outbox_entry *e)
     struct tf_node_contact c;
     memset(&c, 0, sizeof c);
     int rc = tf_node_store_contact_get(node->store, e->to_pk, &c);
-    if (rc == TF_E_NOT_FOUND) {
+    bool stranger = rc == TF_E_NOT_FOUND;
+    if (stranger) {
         /* A correspondent who is not a contact (a connector): their card. */
         struct tf_proto_buf card = {0};
         rc = tf_node_intro_peer_card(node, e->to_pk, &card);
@@ -273,6 +374,25 @@ static int need_link(struct tf_node_delivery *d, struct tf_node_outbox_entry *e)
     }
     if (rc != TF_OK)
         return rc;
+    if (stranger && e->attempts >= node->config.stranger_dials_max) {
+        /* The address comes from a stranger's card: it is dialled only
+         * stranger_dials_max times per entry (every attempt counts, sends
+         * included).  From then on the entry waits for the stranger to
+         * connect (link_up sends it) and looks again only to expire. */
+        tf_node_contact_deinit(&c);
+        if (e->attempts == node->config.stranger_dials_max) {
+            char tid[TF_PROTO_TEXT_ID_SIZE];
+            tf_proto_text_id_encode(e->to_pk, tid);
+            tf_node_log(TF_NODE_LOG_INFO, "delivery",
+                        "%s: not a contact, dialled %u times: waiting for it to connect", tid,
+                        e->attempts);
+            e->attempts++; /* logged once */
+        }
+        snprintf(e->last_error, sizeof e->last_error,
+                 "not a contact: waiting for it to connect (stranger_dials_max)");
+        e->next_try_ms = now_ms() + node->config.retry_max_ms;
+        return tf_node_store_outbox_put(node->store, e);
+    }
     tf_node_net_dial(node->net, c.pk, c.fields.addrs, c.fields.n_addrs);
     tf_node_contact_deinit(&c);
     const char *why = dial_error_of(d, e->to_pk);
@@ -652,6 +772,26 @@ static void seen_key(const uint8_t from_pk[static 32], const uint8_t msg_id[stat
     crypto_generichash(key, 16, in, sizeof in, NULL, 0);
 }
 
+/* The seen budget (seen_max ids): when it is full, a new envelope is not
+ * taken (no ACK, so its sender tries again later; expired ids are collected
+ * by the sweep).  Logged. */
+static bool seen_full(struct tf_node_delivery *d, const char *tid)
+{
+    struct tf_node_store_stat st;
+    int rc = tf_node_store_stat(d->node->store, &st);
+    if (rc != TF_OK) {
+        tf_node_log(TF_NODE_LOG_ERROR, "delivery", "cannot count the seen ids: %s",
+                    tf_strerror(rc));
+        return true;
+    }
+    if (st.seen < d->node->config.seen_max)
+        return false;
+    tf_node_log(TF_NODE_LOG_WARN, "delivery",
+                "%s: envelope not taken: %llu msg ids remembered (seen_max); try later", tid,
+                (unsigned long long)st.seen);
+    return true;
+}
+
 /* An ENVELOPE whose outer part does not decode: refused for good (reason 1)
  * when its msg_id can be found, so its sender stops retrying; otherwise
  * there is nothing to acknowledge and it is dropped. */
@@ -720,6 +860,8 @@ void tf_node_delivery_envelope(struct tf_node_delivery *d, struct tf_node_link *
         reason = TF_PROTO_ACK_REASON_MALFORMED;
     } else if (sodium_memcmp(o.from_pk, tf_node_link_peer(link), 32) != 0) {
         reason = TF_PROTO_ACK_REASON_NOT_PEER;
+    } else if (seen_full(d, tid)) {
+        reason = (enum tf_proto_ack_reason) - 1; /* no ACK: taken later */
     } else if (o.type == TF_PROTO_MSG_TYPE_NOTE) {
         reason = receive_note(d, &env, &o, key);
     } else {

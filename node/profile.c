@@ -104,6 +104,9 @@ struct push {
     int err;
 };
 
+/* Queues the new card for contact c.  A contact whose outbox budget is full
+ * is skipped (logged by delivery): one unreachable contact must not stop the
+ * owner from changing the card. */
 static int push_cb(const struct tf_node_contact *c, void *arg)
 {
     struct push *p = arg;
@@ -111,6 +114,8 @@ static int push_cb(const struct tf_node_contact *c, void *arg)
     uint64_t expires = tf_node_now(p->node) + CARD_UPDATE_TTL_S;
     int rc = tf_node_delivery_enqueue(p->node->delivery, c, TF_PROTO_MSG_TYPE_CARD_UPDATE,
                                       p->node->card.data, p->node->card.len, expires, msg_id);
+    if (rc == TF_E_TOO_LONG)
+        return 0;
     if (rc != TF_OK) {
         p->err = rc;
         return 1;

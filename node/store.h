@@ -227,6 +227,15 @@ TF_MUST_CHECK int tf_node_store_outbox_foreach(struct tf_node_store *st,
 TF_MUST_CHECK int tf_node_store_outbox_due(struct tf_node_store *st, uint64_t now_ms, size_t max,
                                            tf_node_store_outbox_cb *cb, void *arg);
 
+/* Calls cb with the recipient of every outbox entry (in msg_id order),
+ * reading nothing else: what the outbox budgets count (node/delivery.c).
+ * Reads through the open write transaction, if any.  TF_E_CORRUPT for a
+ * record that does not start as an outbox record; a non-zero return from cb
+ * stops the walk and is returned. */
+typedef int tf_node_store_recipient_cb(const uint8_t to_pk[static 32], void *arg);
+TF_MUST_CHECK int tf_node_store_outbox_recipients(struct tf_node_store *st,
+                                                  tf_node_store_recipient_cb *cb, void *arg);
+
 /* The earliest next_try_ms of any entry; TF_E_NOT_FOUND when the outbox is
  * empty. */
 TF_MUST_CHECK int tf_node_store_outbox_next_due(struct tf_node_store *st, uint64_t *next_ms);

@@ -18,6 +18,10 @@
  *       sends a note signed by HOME with that msg_id (32 hex digits) and
  *       prints "ack S/R" (or "no ack"); exit 0 when an ACK came.
  *
+ *   tf-delivery take HOST:PORT --home HOME [--hold-ms MS]
+ *       keeps a link up for --hold-ms (default 3000), acknowledging (ok)
+ *       every envelope the node sends on it; prints "took N"; exit 0.
+ *
  * Exit 2 for a usage error, 1 otherwise.
  */
 #include <stdio.h>
@@ -190,8 +194,7 @@ static int mode_note(const struct opts *o)
     uint8_t msg_id[TF_PROTO_MSG_ID_LEN];
     size_t n = 0;
     if (o->msg_id == NULL || o->text == NULL ||
-        sodium_hex2bin(msg_id, sizeof msg_id, o->msg_id, strlen(o->msg_id), NULL, &n, NULL) !=
-            0 ||
+        sodium_hex2bin(msg_id, sizeof msg_id, o->msg_id, strlen(o->msg_id), NULL, &n, NULL) != 0 ||
         n != sizeof msg_id) {
         fprintf(stderr, "tf-delivery: note needs --msg-id (32 hex digits) and --text\n");
         return 2;
@@ -222,10 +225,41 @@ static int mode_note(const struct opts *o)
     return status;
 }
 
+static int mode_take(const struct opts *o, long hold_ms)
+{
+    static uint8_t buf[TF_PROTO_NOISE_MSG_MAX];
+    struct tf_proto_identity id = {0};
+    struct tf_proto_buf card = {0};
+    struct hp_session s = {.fd = -1};
+    unsigned took = 0;
+    int status = 1;
+    if (open_link(o, &id, &card, &s) == 0) {
+        status = 0;
+        uint64_t deadline = hp_now_ms() + (uint64_t)hold_ms;
+        struct tf_proto_link_msg m;
+        struct tf_proto_envelope e;
+        while (hp_recv_msg(&s, buf, &m, deadline) == HP_OK) {
+            if (m.type != TF_PROTO_LINK_ENVELOPE ||
+                tf_proto_envelope_decode(m.envelope.ptr, m.envelope.len, &e) != TF_OK)
+                continue;
+            struct tf_proto_buf ack = {0};
+            int rc = tf_proto_link_ack(e.msg_id, TF_PROTO_ACK_OK, TF_PROTO_ACK_REASON_NONE, &ack);
+            if (hp_send_built(&s, rc, &ack) == 0)
+                took++;
+        }
+    }
+    printf("took %u\n", took);
+    hp_session_close(&s);
+    tf_proto_buf_free(&card);
+    tf_proto_identity_deinit(&id);
+    return status;
+}
+
 static int usage(void)
 {
     fprintf(stderr, "usage: tf-delivery acks HOST:PORT --home HOME [--timeout-ms MS]\n"
-                    "       tf-delivery note HOST:PORT --home HOME --msg-id HEX --text TEXT\n");
+                    "       tf-delivery note HOST:PORT --home HOME --msg-id HEX --text TEXT\n"
+                    "       tf-delivery take HOST:PORT --home HOME [--hold-ms MS]\n");
     return 2;
 }
 
@@ -234,6 +268,7 @@ int main(int argc, char **argv)
     if (sodium_init() < 0 || argc < 3)
         return usage();
     struct opts o = {.target = argv[2], .timeout_ms = DEFAULT_TIMEOUT_MS};
+    long hold_ms = 3000;
     for (int i = 3; i < argc; i++) {
         if (i + 1 >= argc)
             return usage();
@@ -246,6 +281,8 @@ int main(int argc, char **argv)
             o.text = v;
         else if (strcmp(argv[i - 1], "--timeout-ms") == 0)
             o.timeout_ms = strtol(v, NULL, 10);
+        else if (strcmp(argv[i - 1], "--hold-ms") == 0)
+            hold_ms = strtol(v, NULL, 10);
         else
             return usage();
     }
@@ -255,5 +292,7 @@ int main(int argc, char **argv)
         return mode_acks(&o);
     if (strcmp(argv[1], "note") == 0)
         return mode_note(&o);
+    if (strcmp(argv[1], "take") == 0 && hold_ms > 0)
+        return mode_take(&o, hold_ms);
     return usage();
 }
