@@ -231,5 +231,17 @@ class Budgets(DeliveryTestCase):
         self.assertIn("seen_max", bob.log())
 
 
+class CardUpdates(DeliveryTestCase):
+    def test_blocked_contacts_get_no_card_update(self):
+        bob = self.listening("bob")
+        alice, carol = self.identity("alice"), self.identity("carol")
+        bob.cli("contact", "add", alice.card(), "--alias", "alice")
+        bob.cli("contact", "add", carol.card(), "--alias", "carol")
+        bob.cli("contact", "set", "carol", "--block")
+        bob.cli("profile", "set", "--name", "Bob Moved")
+        out = bob.json("outbox")
+        self.assertEqual([(e["alias"], e["type"]) for e in out], [("alice", "card-update")])
+
+
 if __name__ == "__main__":
     unittest.main()
