@@ -175,9 +175,25 @@ class Budgets(DeliveryTestCase):
         self.assertIn("waiting for it to connect", out[0]["last_error"])
         # The stranger connects: the reply goes out on its link.
         r = delivery("take", bob.listen, "--home", mallory.home, "--hold-ms", 3000)
-        self.assertEqual(r.stdout.strip(), "took 1", r.stdout + r.stderr)
+        self.assertTrue(r.stdout.startswith("took 1 "), r.stdout + r.stderr)
         wait_for("bob's outbox to empty", lambda: bob.json("outbox") == [], 10)
         self.assertLessEqual(hole.count, dials_max)
+
+    def test_accept_and_decline_replies_are_the_same_size(self):
+        """Padding (docs/PROTOCOL.md section 7): the envelope of an accept
+        (a card and a note) and of a decline (a short reason) arrive at the
+        connector with the same length."""
+        bob = self.listening("bob", config={"stranger_dials_max": 0})
+        mallory = self.identity("mallory")
+        x = self.stranger_proposes(mallory, "127.0.0.1:9", bob, "X")
+        y = self.stranger_proposes(mallory, "127.0.0.1:9", bob, "Y")
+        bob.cli("accept", x, "--note", "Hello! I would be glad to meet you, any day next week.")
+        bob.cli("decline", y, "--reason", "no")
+        r = delivery("take", bob.listen, "--home", mallory.home, "--hold-ms", 3000)
+        m = re.match(r"took 2 sizes (\d+),(\d+)$", r.stdout.strip())
+        self.assertIsNotNone(m, r.stdout + r.stderr)
+        self.assertEqual(m.group(1), m.group(2))
+        self.assertGreater(int(m.group(1)), 4096)
 
     def test_outbox_budget_for_strangers_together(self):
         """outbox_max_strangers: replies to non-contacts together are

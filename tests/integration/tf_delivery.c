@@ -20,7 +20,8 @@
  *
  *   tf-delivery take HOST:PORT --home HOME [--hold-ms MS]
  *       keeps a link up for --hold-ms (default 3000), acknowledging (ok)
- *       every envelope the node sends on it; prints "took N"; exit 0.
+ *       every envelope the node sends on it; prints "took N sizes L1,L2,..."
+ *       (each envelope's length in bytes, as received); exit 0.
  *
  * Exit 2 for a usage error, 1 otherwise.
  */
@@ -232,6 +233,8 @@ static int mode_take(const struct opts *o, long hold_ms)
     struct tf_proto_buf card = {0};
     struct hp_session s = {.fd = -1};
     unsigned took = 0;
+    char sizes[512] = "";
+    size_t used = 0;
     int status = 1;
     if (open_link(o, &id, &card, &s) == 0) {
         status = 0;
@@ -246,9 +249,13 @@ static int mode_take(const struct opts *o, long hold_ms)
             int rc = tf_proto_link_ack(e.msg_id, TF_PROTO_ACK_OK, TF_PROTO_ACK_REASON_NONE, &ack);
             if (hp_send_built(&s, rc, &ack) == 0)
                 took++;
+            int n = snprintf(sizes + used, sizeof sizes - used, "%s%zu", used > 0 ? "," : "",
+                             m.envelope.len);
+            if (n > 0 && (size_t)n < sizeof sizes - used)
+                used += (size_t)n;
         }
     }
-    printf("took %u\n", took);
+    printf("took %u sizes %s\n", took, sizes);
     hp_session_close(&s);
     tf_proto_buf_free(&card);
     tf_proto_identity_deinit(&id);
