@@ -43,6 +43,11 @@ void tf_node_config_defaults(struct tf_node_config *cfg)
     cfg->stranger_dials_per_addr = 4;
     cfg->stranger_dial_window_s = 3600;
     cfg->dead_link_ms = 30000;
+    /* delivery */
+    cfg->outbox_max_per_peer = 1000;
+    cfg->outbox_max_strangers = 2000;
+    cfg->seen_max = 200000;
+    cfg->stranger_dials_max = 3;
 }
 
 struct key {
@@ -86,6 +91,11 @@ static const struct key KEYS[] = {
     KEY(stranger_dials_per_addr, 1, 100000),
     KEY(stranger_dial_window_s, 1, 30 * 86400),
     KEY(dead_link_ms, 1000, 86400000),
+    /* delivery */
+    KEY(outbox_max_per_peer, 1, 1000000),
+    KEY(outbox_max_strangers, 1, 1000000),
+    KEY(seen_max, 1, 100000000),
+    KEY(stranger_dials_max, 0, 1000),
 };
 
 static char *trim(char *s)

@@ -54,6 +54,11 @@ struct tf_node_config {
     uint64_t stranger_dials_per_addr; /* dials to one stranger card address per window */
     uint64_t stranger_dial_window_s;
     uint64_t dead_link_ms; /* a PING without PONG or an envelope without ACK this long */
+    /* delivery (node/delivery.c; docs/THREAT-MODEL.md budgets) */
+    uint64_t outbox_max_per_peer;  /* envelopes queued for one recipient */
+    uint64_t outbox_max_strangers; /* envelopes queued for non-contacts, together */
+    uint64_t seen_max;             /* msg ids remembered (the seen table) */
+    uint64_t stranger_dials_max;   /* dials for one envelope to a non-contact */
 };
 
 /* The defaults. */

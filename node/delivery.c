@@ -136,15 +136,115 @@ static void mark_ready(struct tf_node_delivery *d, const uint8_t pk[32])
         d->due = true; /* too many at once: the due scan will get to them */
 }
 
+/* True if pk is a contact (blocked or not); *err gets a store failure. */
+static bool is_contact(struct tf_node *node, const uint8_t pk[32], int *err)
+{
+    struct tf_node_contact c;
+    memset(&c, 0, sizeof c);
+    int rc = tf_node_store_contact_get(node->store, pk, &c);
+    tf_node_contact_deinit(&c);
+    if (rc != TF_OK && rc != TF_E_NOT_FOUND)
+        *err = rc;
+    return rc == TF_OK;
+}
+
+/* The outbox budgets' count: entries for one recipient, and (for a
+ * stranger) every entry's recipient, to count the strangers' entries. */
+struct budget_scan {
+    const uint8_t *to;
+    uint64_t to_n;
+    bool collect;
+    uint8_t (*pks)[32];
+    size_t n, cap;
+};
+
+static int budget_cb(const uint8_t to_pk[static 32], void *arg)
+{
+    struct budget_scan *b = arg;
+    if (memcmp(to_pk, b->to, 32) == 0)
+        b->to_n++;
+    if (!b->collect)
+        return 0;
+    if (tf_node__grow((void **)&b->pks, &b->cap, b->n, sizeof *b->pks) != TF_OK)
+        return TF_E_NOMEM;
+    memcpy(b->pks[b->n++], to_pk, 32);
+    return 0;
+}
+
+static int pk_cmp(const void *a, const void *b)
+{
+    return memcmp(a, b, 32);
+}
+
+/* Entries queued for recipients that are not contacts: one contact lookup
+ * per distinct recipient. */
+static int count_strangers(struct tf_node *node, struct budget_scan *b, uint64_t *out)
+{
+    int err = TF_OK;
+    uint64_t n = 0;
+    if (b->n > 1)
+        qsort(b->pks, b->n, sizeof *b->pks, pk_cmp);
+    for (size_t i = 0; i < b->n && err == TF_OK;) {
+        size_t j = i + 1;
+        while (j < b->n && memcmp(b->pks[j], b->pks[i], 32) == 0)
+            j++;
+        if (!is_contact(node, b->pks[i], &err))
+            n += j - i;
+        i = j;
+    }
+    *out = n;
+    return err;
+}
+
+/*
+ * The outbox budgets (docs/THREAT-MODEL.md): at most outbox_max_per_peer
+ * entries for one recipient, and outbox_max_strangers for all recipients
+ * that are not contacts together.  Beyond either, the new envelope is
+ * refused (TF_E_TOO_LONG, logged with the budget's name): the state change
+ * that wanted it fails, and nothing already queued is dropped (an
+ * introduction dropped on one side would break agreement).
+ */
+static int check_budgets(struct tf_node_delivery *d, const uint8_t to_pk[32])
+{
+    struct tf_node *node = d->node;
+    int rc = TF_OK;
+    struct budget_scan b = {.to = to_pk};
+    b.collect = !is_contact(node, to_pk, &rc);
+    if (rc != TF_OK)
+        return rc;
+    rc = tf_node_store_outbox_recipients(node->store, budget_cb, &b);
+    char tid[TF_PROTO_TEXT_ID_SIZE];
+    tf_proto_text_id_encode(to_pk, tid);
+    uint64_t strangers = 0;
+    if (rc == TF_OK && b.to_n >= node->config.outbox_max_per_peer) {
+        tf_node_log(TF_NODE_LOG_WARN, "delivery",
+                    "%s: envelope refused: %llu already queued for it (outbox_max_per_peer)", tid,
+                    (unsigned long long)b.to_n);
+        rc = TF_E_TOO_LONG;
+    } else if (rc == TF_OK && b.collect && (rc = count_strangers(node, &b, &strangers)) == TF_OK &&
+               strangers >= node->config.outbox_max_strangers) {
+        tf_node_log(TF_NODE_LOG_WARN, "delivery",
+                    "%s: envelope refused: %llu already queued for non-contacts "
+                    "(outbox_max_strangers)",
+                    tid, (unsigned long long)strangers);
+        rc = TF_E_TOO_LONG;
+    }
+    free(b.pks);
+    return rc;
+}
+
 int tf_node_delivery_enqueue(struct tf_node_delivery *d, const struct tf_node_contact *to,
                              uint16_t type, const uint8_t *body, size_t len, uint64_t expires,
                              uint8_t msg_id[static 16])
 {
     struct tf_node_outbox_entry e;
     memset(&e, 0, sizeof e);
+    int rc = check_budgets(d, to->pk);
+    if (rc != TF_OK)
+        return rc;
     randombytes_buf(e.msg_id, sizeof e.msg_id);
-    int rc = tf_proto_envelope_seal(&d->node->id, to->pk, to->fields.box_pk, e.msg_id, expires,
-                                    type, body, len, &e.envelope);
+    rc = tf_proto_envelope_seal(&d->node->id, to->pk, to->fields.box_pk, e.msg_id, expires, type,
+                                body, len, &e.envelope);
     if (rc != TF_OK)
         return rc;
     memcpy(e.to_pk, to->pk, 32);
@@ -258,7 +358,8 @@ static int need_link(struct tf_node_delivery *d, struct tf_node_outbox_entry *e)
     struct tf_node_contact c;
     memset(&c, 0, sizeof c);
     int rc = tf_node_store_contact_get(node->store, e->to_pk, &c);
-    if (rc == TF_E_NOT_FOUND) {
+    bool stranger = rc == TF_E_NOT_FOUND;
+    if (stranger) {
         /* A correspondent who is not a contact (a connector): their card. */
         struct tf_proto_buf card = {0};
         rc = tf_node_intro_peer_card(node, e->to_pk, &card);
@@ -273,6 +374,25 @@ static int need_link(struct tf_node_delivery *d, struct tf_node_outbox_entry *e)
     }
     if (rc != TF_OK)
         return rc;
+    if (stranger && e->attempts >= node->config.stranger_dials_max) {
+        /* The address comes from a stranger's card: it is dialled only
+         * stranger_dials_max times per entry (every attempt counts, sends
+         * included).  From then on the entry waits for the stranger to
+         * connect (link_up sends it) and looks again only to expire. */
+        tf_node_contact_deinit(&c);
+        if (e->attempts == node->config.stranger_dials_max) {
+            char tid[TF_PROTO_TEXT_ID_SIZE];
+            tf_proto_text_id_encode(e->to_pk, tid);
+            tf_node_log(TF_NODE_LOG_INFO, "delivery",
+                        "%s: not a contact, dialled %u times: waiting for it to connect", tid,
+                        e->attempts);
+            e->attempts++; /* logged once */
+        }
+        snprintf(e->last_error, sizeof e->last_error,
+                 "not a contact: waiting for it to connect (stranger_dials_max)");
+        e->next_try_ms = now_ms() + node->config.retry_max_ms;
+        return tf_node_store_outbox_put(node->store, e);
+    }
     tf_node_net_dial(node->net, c.pk, c.fields.addrs, c.fields.n_addrs);
     tf_node_contact_deinit(&c);
     const char *why = dial_error_of(d, e->to_pk);
@@ -571,7 +691,8 @@ bool tf_node_note_is_valid(const uint8_t *text, size_t len)
 /* Stores a note from a contact. */
 static enum tf_proto_ack_reason receive_note(struct tf_node_delivery *d,
                                              const struct tf_proto_envelope *env,
-                                             const struct tf_proto_envelope_opened *o)
+                                             const struct tf_proto_envelope_opened *o,
+                                             const uint8_t seen[static 16])
 {
     struct tf_node *node = d->node;
     struct tf_node_contact c;
@@ -585,7 +706,18 @@ static enum tf_proto_ack_reason receive_note(struct tf_node_delivery *d,
         return TF_PROTO_ACK_REASON_INVALID;
     struct tf_node_message m;
     memset(&m, 0, sizeof m);
-    memcpy(m.id, env->msg_id, 16);
+    /* The note is kept under its msg_id, unless a message already has that
+     * id (another sender chose the same one, or it is one of ours): then
+     * under its seen key, which is unique per (sender, msg_id). */
+    rc = tf_node_store_message_get(node->store, env->msg_id, &m);
+    tf_node_message_deinit(&m);
+    memset(&m, 0, sizeof m);
+    if (rc != TF_OK && rc != TF_E_NOT_FOUND) {
+        /* Not stored: no ACK at all, so the sender retries. */
+        tf_node_log(TF_NODE_LOG_ERROR, "delivery", "cannot read the messages: %s", tf_strerror(rc));
+        return (enum tf_proto_ack_reason) - 1;
+    }
+    memcpy(m.id, rc == TF_OK ? seen : env->msg_id, 16);
     memcpy(m.contact, o->from_pk, 32);
     m.outgoing = false;
     m.time = m.updated = tf_node_now(node);
@@ -594,7 +726,7 @@ static enum tf_proto_ack_reason receive_note(struct tf_node_delivery *d,
     m.text.len = o->body.len;
     char tid[TF_PROTO_TEXT_ID_SIZE], hex[33];
     tf_proto_text_id_encode(o->from_pk, tid);
-    sodium_bin2hex(hex, sizeof hex, env->msg_id, 16);
+    sodium_bin2hex(hex, sizeof hex, m.id, 16);
     struct tf_proto_mp_writer w;
     struct tf_proto_buf rec = {0};
     tf_proto_mp_writer_init(&w);
@@ -611,7 +743,7 @@ static enum tf_proto_ack_reason receive_note(struct tf_node_delivery *d,
     tf_proto_mp_write_str(&w, (const char *)o->body.ptr, o->body.len);
     if ((rc = tf_proto_mp_writer_finish(&w, &rec)) == TF_OK &&
         (rc = tf_node_store_message_put(node->store, &m)) == TF_OK &&
-        (rc = tf_node_store_seen_add(node->store, env->msg_id, env->expires)) == TF_OK)
+        (rc = tf_node_store_seen_add(node->store, seen, env->expires)) == TF_OK)
         rc = tf_node_event(node, &rec);
     tf_proto_buf_free(&rec);
     if (rc != TF_OK) {
@@ -626,6 +758,64 @@ static enum tf_proto_ack_reason receive_note(struct tf_node_delivery *d,
     return TF_PROTO_ACK_REASON_NONE;
 }
 
+/* The seen table's key for an envelope: BLAKE2b-128(sender_pk || msg_id).
+ * Duplicates are found per sender and only once the envelope is
+ * authenticated, so nobody can pin or pre-empt another sender's ids; the
+ * key keeps the table's 16-byte width (rows keyed on msg_id alone, from
+ * older versions, simply expire). */
+static void seen_key(const uint8_t from_pk[static 32], const uint8_t msg_id[static 16],
+                     uint8_t key[static 16])
+{
+    uint8_t in[32 + 16];
+    memcpy(in, from_pk, 32);
+    memcpy(in + 32, msg_id, 16);
+    crypto_generichash(key, 16, in, sizeof in, NULL, 0);
+}
+
+/* The seen budget (seen_max ids): when it is full, a new envelope is not
+ * taken (no ACK, so its sender tries again later; expired ids are collected
+ * by the sweep).  Logged. */
+static bool seen_full(struct tf_node_delivery *d, const char *tid)
+{
+    struct tf_node_store_stat st;
+    int rc = tf_node_store_stat(d->node->store, &st);
+    if (rc != TF_OK) {
+        tf_node_log(TF_NODE_LOG_ERROR, "delivery", "cannot count the seen ids: %s",
+                    tf_strerror(rc));
+        return true;
+    }
+    if (st.seen < d->node->config.seen_max)
+        return false;
+    tf_node_log(TF_NODE_LOG_WARN, "delivery",
+                "%s: envelope not taken: %llu msg ids remembered (seen_max); try later", tid,
+                (unsigned long long)st.seen);
+    return true;
+}
+
+/* An ENVELOPE whose outer part does not decode: refused for good (reason 1)
+ * when its msg_id can be found, so its sender stops retrying; otherwise
+ * there is nothing to acknowledge and it is dropped. */
+static void refuse_malformed(struct tf_node_delivery *d, struct tf_node_link *link,
+                             const uint8_t *buf, size_t len, int why, const char *tid)
+{
+    uint8_t msg_id[16];
+    if (tf_proto_envelope_peek_id(buf, len, msg_id) != TF_OK) {
+        tf_node_log(TF_NODE_LOG_WARN, "delivery",
+                    "%s: malformed envelope (%s) without a msg id dropped", tid, tf_strerror(why));
+        return;
+    }
+    tf_node_log(TF_NODE_LOG_WARN, "delivery", "%s: malformed envelope (%s) refused", tid,
+                tf_strerror(why));
+    send_ack(d, link, msg_id, TF_PROTO_ACK_REASON_MALFORMED);
+}
+
+/* Why an envelope that does not open is refused.  tf_proto_envelope_open
+ * returns TF_E_BAD_VALUE only for an unknown inner type. */
+static enum tf_proto_ack_reason open_failure_reason(int rc)
+{
+    return rc == TF_E_BAD_VALUE ? TF_PROTO_ACK_REASON_UNSUPPORTED : tf_proto_ack_reason_for(rc);
+}
+
 void tf_node_delivery_envelope(struct tf_node_delivery *d, struct tf_node_link *link,
                                const uint8_t *buf, size_t len)
 {
@@ -638,40 +828,48 @@ void tf_node_delivery_envelope(struct tf_node_delivery *d, struct tf_node_link *
     node->stats.envelopes_received++;
     int rc = tf_proto_envelope_decode(buf, len, &env);
     if (rc != TF_OK) {
-        /* Without a msg id there is nothing to ACK. */
-        tf_node_log(TF_NODE_LOG_WARN, "delivery", "%s: malformed envelope (%s) dropped", tid,
-                    tf_strerror(rc));
+        refuse_malformed(d, link, buf, len, rc, tid);
         return;
     }
     enum tf_proto_ack_reason reason;
     struct tf_node_savepoint sp = tf_node_savepoint(node);
-    rc = tf_node_store_seen_check(node->store, env.msg_id);
-    if (rc == TF_OK) {
-        send_ack(d, link, env.msg_id, TF_PROTO_ACK_REASON_NONE); /* a duplicate */
-        return;
-    }
-    if (rc != TF_E_NOT_FOUND) {
-        tf_node_log(TF_NODE_LOG_ERROR, "delivery", "seen check failed: %s", tf_strerror(rc));
-        return;
-    }
+    uint8_t key[16];
     uint64_t now = tf_node_now(node);
     rc = tf_proto_envelope_open(&node->id, buf, len, now, &plain, &o);
+    if (rc == TF_OK) {
+        seen_key(o.from_pk, env.msg_id, key);
+        rc = tf_node_store_seen_check(node->store, key);
+        if (rc == TF_OK) {
+            /* A duplicate of an envelope this sender had delivered. */
+            tf_proto_buf_free(&plain);
+            send_ack(d, link, env.msg_id, TF_PROTO_ACK_REASON_NONE);
+            return;
+        }
+        if (rc != TF_E_NOT_FOUND) {
+            tf_node_log(TF_NODE_LOG_ERROR, "delivery", "seen check failed: %s", tf_strerror(rc));
+            tf_proto_buf_free(&plain);
+            return;
+        }
+        rc = TF_OK;
+    }
     if (rc != TF_OK) {
-        reason = tf_proto_ack_reason_for(rc);
+        reason = open_failure_reason(rc);
     } else if (env.expires - now > TF_NODE_DELIVERY_TTL_MAX_S) {
         /* Its id would be kept (seen) until then: a sender may not pin rows
          * in this store for longer than any envelope needs to live. */
         reason = TF_PROTO_ACK_REASON_MALFORMED;
     } else if (sodium_memcmp(o.from_pk, tf_node_link_peer(link), 32) != 0) {
         reason = TF_PROTO_ACK_REASON_NOT_PEER;
+    } else if (seen_full(d, tid)) {
+        reason = (enum tf_proto_ack_reason) - 1; /* no ACK: taken later */
     } else if (o.type == TF_PROTO_MSG_TYPE_NOTE) {
-        reason = receive_note(d, &env, &o);
+        reason = receive_note(d, &env, &o, key);
     } else {
         int r = o.type == TF_PROTO_MSG_TYPE_CARD_UPDATE
                     ? tf_node_profile_card_update(node, o.from_pk, o.body.ptr, o.body.len)
                     : tf_node_intro_receive(node, o.type, o.from_pk, o.body.ptr, o.body.len);
         if (r == TF_PROTO_ACK_REASON_NONE) {
-            int rc2 = tf_node_store_seen_add(node->store, env.msg_id, env.expires);
+            int rc2 = tf_node_store_seen_add(node->store, key, env.expires);
             if (rc2 != TF_OK) {
                 tf_node_log(TF_NODE_LOG_ERROR, "delivery", "cannot record a msg id: %s",
                             tf_strerror(rc2));

@@ -104,13 +104,22 @@ struct push {
     int err;
 };
 
+/* Queues the new card for contact c.  A blocked contact gets no card
+ * updates (issue 12: being blocked must not be noticeable, and a blocked
+ * contact should not learn where we moved).  A contact whose outbox budget
+ * is full is skipped (logged by delivery): one unreachable contact must not
+ * stop the owner from changing the card. */
 static int push_cb(const struct tf_node_contact *c, void *arg)
 {
     struct push *p = arg;
     uint8_t msg_id[16];
+    if (c->blocked)
+        return 0;
     uint64_t expires = tf_node_now(p->node) + CARD_UPDATE_TTL_S;
     int rc = tf_node_delivery_enqueue(p->node->delivery, c, TF_PROTO_MSG_TYPE_CARD_UPDATE,
                                       p->node->card.data, p->node->card.len, expires, msg_id);
+    if (rc == TF_E_TOO_LONG)
+        return 0;
     if (rc != TF_OK) {
         p->err = rc;
         return 1;

@@ -1059,6 +1059,7 @@ struct user_cb {
         tf_node_store_contact_cb *contact;
         tf_node_store_event_cb *event;
         tf_node_store_outbox_cb *outbox;
+        tf_node_store_recipient_cb *recipient;
         tf_node_store_message_cb *message;
     } cb;
     void *arg;
@@ -1531,6 +1532,31 @@ int tf_node_store_outbox_foreach(struct tf_node_store *st, tf_node_store_outbox_
 {
     struct user_cb u = {.cb.outbox = cb, .arg = arg};
     return walk_public(st, DBI_OUTBOX, NULL, visit_outbox, &u);
+}
+
+/* Reads only the recipient of an outbox record: no copy of the envelope. */
+static int visit_recipient(const MDB_val *k, const MDB_val *v, void *ctx, bool *stopped)
+{
+    struct user_cb *u = ctx;
+    struct tf_proto_mp_reader r;
+    uint8_t to_pk[32];
+    int rc = k->mv_size == MSG_ID_LEN ? TF_OK : TF_E_CORRUPT;
+    tf_proto_mp_reader_init(&r, v->mv_data, v->mv_size);
+    if (rc == TF_OK && (tf_proto_mp_read_array_exact(&r, OUTBOX_FIELDS) != TF_OK ||
+                        tf_proto_mp_read_bin_fixed(&r, to_pk, sizeof to_pk) != TF_OK))
+        rc = TF_E_CORRUPT;
+    if (rc != TF_OK)
+        return rc;
+    rc = u->cb.recipient(to_pk, u->arg);
+    *stopped = rc != 0;
+    return rc;
+}
+
+int tf_node_store_outbox_recipients(struct tf_node_store *st, tf_node_store_recipient_cb *cb,
+                                    void *arg)
+{
+    struct user_cb u = {.cb.recipient = cb, .arg = arg};
+    return walk_public(st, DBI_OUTBOX, NULL, visit_recipient, &u);
 }
 
 /* Fetches the entry a collected due key names, in a read transaction of its

@@ -13,8 +13,11 @@
  * and, since schema 2:
  *   outbox     msg_id (16) -> outbox record
  *   outbox_due u64be(next_try_ms) || msg_id -> empty   (the due index)
- *   seen       msg_id (16) -> u64be(expires)
- *   seen_exp   u64be(expires) || msg_id -> empty       (the expiry index)
+ *   seen       key (16) -> u64be(expires)
+ *   seen_exp   u64be(expires) || key -> empty          (the expiry index)
+ *              where key = BLAKE2b-128(sender_pk || msg_id) (node/delivery.c);
+ *              rows keyed on msg_id alone, written by older versions, simply
+ *              expire (the table is unchanged)
  *   messages   id (16) -> message record
  * Big-endian times make LMDB's byte order time order.  Each index holds
  * exactly one key per entry of its table, naming the entry's current time.
@@ -237,6 +240,15 @@ TF_MUST_CHECK int tf_node_store_outbox_foreach(struct tf_node_store *st,
  * with the outbox or a record does not decode.  cb must not close the store. */
 TF_MUST_CHECK int tf_node_store_outbox_due(struct tf_node_store *st, uint64_t now_ms, size_t max,
                                            tf_node_store_outbox_cb *cb, void *arg);
+
+/* Calls cb with the recipient of every outbox entry (in msg_id order),
+ * reading nothing else: what the outbox budgets count (node/delivery.c).
+ * Reads through the open write transaction, if any.  TF_E_CORRUPT for a
+ * record that does not start as an outbox record; a non-zero return from cb
+ * stops the walk and is returned. */
+typedef int tf_node_store_recipient_cb(const uint8_t to_pk[static 32], void *arg);
+TF_MUST_CHECK int tf_node_store_outbox_recipients(struct tf_node_store *st,
+                                                  tf_node_store_recipient_cb *cb, void *arg);
 
 /* The earliest next_try_ms of any entry; TF_E_NOT_FOUND when the outbox is
  * empty. */

@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 #include "proto/envelope.h"
 
+#include <assert.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -11,6 +12,25 @@
 bool tf_proto_msg_type_is_valid(uint64_t type)
 {
     return type >= TF_PROTO_MSG_TYPE_NOTE && type <= TF_PROTO_MSG_TYPE_CARD_UPDATE;
+}
+
+/* The largest inner part: fixarray, bin8 from_pk, fixint type, bin16 body of
+ * TF_PROTO_BODY_MAX bytes, bin8 sig.  Its class, sealed and wrapped in the
+ * largest outer part, must fit TF_PROTO_ENVELOPE_MAX. */
+#define INNER_MAX (1 + 2 + TF_PROTO_KEY_LEN + 1 + 3 + TF_PROTO_BODY_MAX + 2 + TF_PROTO_SIG_LEN)
+#define OUTER_OVERHEAD_MAX (1 + 1 + 2 + TF_PROTO_MSG_ID_LEN + 2 + TF_PROTO_KEY_LEN + 9 + 5)
+static_assert(INNER_MAX <= TF_PROTO_ENVELOPE_PAD_MAX, "the largest inner part has a class");
+static_assert(TF_PROTO_ENVELOPE_PAD_MAX + crypto_box_SEALBYTES + OUTER_OVERHEAD_MAX <=
+                  TF_PROTO_ENVELOPE_MAX,
+              "the largest class fits an envelope");
+
+size_t tf_proto_envelope_padded_len(size_t inner_len)
+{
+    static const size_t classes[] = TF_PROTO_ENVELOPE_CLASSES;
+    for (size_t i = 0; i < sizeof classes / sizeof classes[0]; i++)
+        if (inner_len <= classes[i])
+            return classes[i];
+    return 0;
 }
 
 static void store_be(uint8_t *p, uint64_t v, size_t n)
@@ -70,16 +90,23 @@ int tf_proto_envelope_seal(const struct tf_proto_identity *from,
     if ((rc = tf_proto_mp_writer_finish(&w, &inner)) != TF_OK)
         return rc;
 
-    size_t sealed_len = inner.len + crypto_box_SEALBYTES;
-    uint8_t *sealed = malloc(sealed_len);
-    if (sealed == NULL) {
-        tf_proto_buf_free(&inner);
-        return TF_E_NOMEM;
-    }
-    if (crypto_box_seal(sealed, inner.data, inner.len, to_box_pk) != 0)
-        rc = TF_E_BAD_VALUE; /* the recipient's box key is not a usable point */
+    /* inner || zero padding to its class (the body bound makes one exist). */
+    size_t padded_len = tf_proto_envelope_padded_len(inner.len);
+    size_t sealed_len = padded_len + crypto_box_SEALBYTES;
+    uint8_t *padded = padded_len > 0 ? calloc(1, padded_len) : NULL;
+    uint8_t *sealed = padded != NULL ? malloc(sealed_len) : NULL;
+    if (padded != NULL)
+        memcpy(padded, inner.data, inner.len);
     sodium_memzero(inner.data, inner.len);
     tf_proto_buf_free(&inner);
+    if (sealed == NULL) {
+        free(padded);
+        return padded_len == 0 ? TF_E_TOO_LONG : TF_E_NOMEM;
+    }
+    if (crypto_box_seal(sealed, padded, padded_len, to_box_pk) != 0)
+        rc = TF_E_BAD_VALUE; /* the recipient's box key is not a usable point */
+    sodium_memzero(padded, padded_len);
+    free(padded);
     if (rc == TF_OK) {
         tf_proto_mp_writer_init(&w);
         tf_proto_mp_write_array(&w, 5);
@@ -119,7 +146,25 @@ int tf_proto_envelope_decode(const uint8_t *buf, size_t len, struct tf_proto_env
     return TF_OK;
 }
 
-/* Decodes the inner array; views point into plain. */
+int tf_proto_envelope_peek_id(const uint8_t *buf, size_t len,
+                              uint8_t msg_id[static TF_PROTO_MSG_ID_LEN])
+{
+    struct tf_proto_mp_reader r;
+    uint32_t n;
+    uint64_t version;
+    int rc;
+    tf_proto_mp_reader_init(&r, buf, len > TF_PROTO_ENVELOPE_MAX ? TF_PROTO_ENVELOPE_MAX : len);
+    if ((rc = tf_proto_mp_read_array(&r, UINT32_MAX, &n)) != TF_OK)
+        return rc;
+    if (n < 2)
+        return TF_E_COUNT;
+    if ((rc = tf_proto_mp_read_uint(&r, &version)) != TF_OK)
+        return rc;
+    return tf_proto_mp_read_bin_fixed(&r, msg_id, TF_PROTO_MSG_ID_LEN);
+}
+
+/* Decodes the inner array and checks the zero padding after it; views point
+ * into plain. */
 static int decode_inner(const uint8_t *plain, size_t len, struct tf_proto_envelope_opened *o,
                         const uint8_t **sig)
 {
@@ -135,9 +180,11 @@ static int decode_inner(const uint8_t *plain, size_t len, struct tf_proto_envelo
     if (!tf_proto_msg_type_is_valid(type))
         return TF_E_BAD_VALUE;
     if ((rc = tf_proto_mp_read_bin(&r, 0, TF_PROTO_BODY_MAX, &o->body)) != TF_OK ||
-        (rc = tf_proto_mp_read_bin(&r, TF_PROTO_SIG_LEN, TF_PROTO_SIG_LEN, &s)) != TF_OK ||
-        (rc = tf_proto_mp_read_end(&r)) != TF_OK)
+        (rc = tf_proto_mp_read_bin(&r, TF_PROTO_SIG_LEN, TF_PROTO_SIG_LEN, &s)) != TF_OK)
         return rc;
+    /* Padding: any length (none included), but only zero bytes. */
+    if (r.pos < len && !sodium_is_zero(plain + r.pos, len - r.pos))
+        return TF_E_TRAILING;
     o->type = (uint16_t)type;
     *sig = s.ptr;
     return TF_OK;

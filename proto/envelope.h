@@ -3,13 +3,24 @@
  * Sealed envelopes: end-to-end messages a relay can store and forward unread.
  *
  *   envelope = [version=1, msg_id bin16, to_pk bin32, expires uint, sealed bin]
- *   sealed   = crypto_box_seal(recipient box_pk, inner)
+ *   sealed   = crypto_box_seal(recipient box_pk, inner || padding)
  *   inner    = [from_pk bin32, type uint, body bin, sig bin64]
+ *   padding  = zero bytes, so that inner || padding is the smallest size
+ *              class (TF_PROTO_ENVELOPE_CLASSES) that holds inner
  *   sig      = Ed25519(from, "twofold/v1/envelope" || 0x00 || to_pk || msg_id
  *                      || u64be(expires) || u16be(type) || body)
  *
  * The signature binds the recipient, id and expiry, so none of them can be
- * altered or the body replayed to someone else.
+ * altered or the body replayed to someone else.  It does not cover the
+ * padding: the padding carries nothing, and a reader refuses any non-zero
+ * byte in it.
+ *
+ * Why padding: the length of a sealed envelope would otherwise tell an
+ * observer of the link (or a relay) what is inside.  An accept reply carries
+ * a card and a note, a decline only a short reason; an introduction carries
+ * two cards, a close only an id.  With a smallest class of 4096 bytes, all
+ * of these (an introduction of two cards and notes up to about 3 KB in all)
+ * are the same length on the wire.
  */
 #ifndef TF_PROTO_ENVELOPE_H
 #define TF_PROTO_ENVELOPE_H
@@ -26,6 +37,17 @@
 /* Largest envelope on the wire: fits a Noise transport message (65535 bytes
  * minus the 16-byte tag) with room for the link message around it. */
 #define TF_PROTO_ENVELOPE_MAX 65000
+
+/* Sizes of inner || padding (the sealed plaintext), smallest first: 4096,
+ * then doubling to 32768, then 53248 (13 * 4096), the smallest multiple of
+ * 4096 that holds the largest possible inner (a body of TF_PROTO_BODY_MAX
+ * bytes: 49257 bytes in all). */
+#define TF_PROTO_ENVELOPE_CLASSES                                                                  \
+    {                                                                                              \
+        4096u, 8192u, 16384u, 32768u, 53248u                                                       \
+    }
+#define TF_PROTO_ENVELOPE_PAD_MIN 4096u
+#define TF_PROTO_ENVELOPE_PAD_MAX 53248u
 
 enum tf_proto_msg_type {
     TF_PROTO_MSG_TYPE_NOTE = 1,         /* body: UTF-8 text from a contact */
@@ -55,9 +77,13 @@ struct tf_proto_envelope_opened {
     struct tf_proto_bytes body;
 };
 
+/* The padded length of an inner part of inner_len bytes: the smallest size
+ * class that holds it, or 0 if none does (inner_len > PAD_MAX). */
+size_t tf_proto_envelope_padded_len(size_t inner_len);
+
 /* Builds an envelope from `from` to the identity to_sign_pk whose box key is
- * to_box_pk.  msg_id is caller-chosen random bytes.  *out is owned by the
- * caller. */
+ * to_box_pk, its inner part padded to its size class.  msg_id is
+ * caller-chosen random bytes.  *out is owned by the caller. */
 TF_MUST_CHECK int tf_proto_envelope_seal(const struct tf_proto_identity *from,
                                          const uint8_t to_sign_pk[static TF_PROTO_KEY_LEN],
                                          const uint8_t to_box_pk[static TF_PROTO_KEY_LEN],
@@ -65,15 +91,29 @@ TF_MUST_CHECK int tf_proto_envelope_seal(const struct tf_proto_identity *from,
                                          uint64_t expires, uint16_t type, const uint8_t *body,
                                          size_t body_len, struct tf_proto_buf *out);
 
-/* Decodes the outer part only (what a relay or the dedupe table needs). */
+/* Decodes the outer part only (what a relay needs). */
 TF_MUST_CHECK int tf_proto_envelope_decode(const uint8_t *buf, size_t len,
                                            struct tf_proto_envelope *out);
 
 /*
+ * Finds the msg_id of bytes that may not decode as an envelope, so that even
+ * a malformed envelope can be acknowledged (docs/PROTOCOL.md section 10):
+ * buf must begin with an array header of at least 2 elements, then a uint
+ * (any version), then a bin of exactly 16 bytes, which is copied to msg_id.
+ * Nothing after it is read.  Returns TF_OK, or the reader's error when the id
+ * cannot be located (then nothing can be acknowledged).
+ */
+TF_MUST_CHECK int tf_proto_envelope_peek_id(const uint8_t *buf, size_t len,
+                                            uint8_t msg_id[static TF_PROTO_MSG_ID_LEN]);
+
+/*
  * Opens an envelope addressed to `me` at time `now` (unix seconds).  Checks,
  * in this order: outer format and version; to_pk is me (TF_E_NOT_FOR_ME);
- * now <= expires (TF_E_EXPIRED); the seal opens (TF_E_BAD_SEAL); inner format;
- * the type is known (TF_E_BAD_VALUE); the signature (TF_E_BAD_SIG).
+ * now <= expires (TF_E_EXPIRED); the seal opens (TF_E_BAD_SEAL); inner format,
+ * where the type must be known (TF_E_BAD_VALUE, checked as it is read: no
+ * other check here returns TF_E_BAD_VALUE, so a caller can answer "unsupported
+ * type"); the padding after the inner array is all zero bytes (TF_E_TRAILING;
+ * any length is accepted, also none); the signature (TF_E_BAD_SIG).
  * On success *plain owns the decrypted inner bytes and *out views into it.
  */
 TF_MUST_CHECK int tf_proto_envelope_open(const struct tf_proto_identity *me, const uint8_t *buf,

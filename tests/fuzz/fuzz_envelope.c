@@ -10,8 +10,9 @@
  *    lies inside the input;
  *  - open agrees with decode on the outer format, and succeeds only for
  *    envelopes addressed to me that have not expired;
- *  - on success the body view lies inside the returned plaintext and the type
- *    is known; on failure nothing is returned.
+ *  - on success the body view lies inside the returned plaintext, the type
+ *    is known and every byte after the inner array (the padding) is zero;
+ *    on failure nothing is returned.
  */
 #include <string.h>
 
@@ -61,6 +62,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     FUZZ_ASSERT(tf_proto_msg_type_is_valid(o.type));
     FUZZ_ASSERT(fuzz_view_within(o.body, plain.data, plain.len));
     fuzz_touch_view(o.body);
+    /* inner ends with the bin8 signature right after the body */
+    size_t inner_len = (size_t)(o.body.ptr + o.body.len - plain.data) + 2 + TF_PROTO_SIG_LEN;
+    FUZZ_ASSERT(inner_len <= plain.len);
+    FUZZ_ASSERT(sodium_is_zero(plain.data + inner_len, plain.len - inner_len));
     fuzz_touch(plain.data, plain.len);
     tf_proto_buf_free(&plain);
     return 0;

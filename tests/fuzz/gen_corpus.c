@@ -515,6 +515,15 @@ static void gen_envelope(const struct tf_fuzz_fixture *f, const struct tf_proto_
         tf_proto_buf_free(&e);
         tf_proto_buf_free(&inner);
     }
+    /* A valid note whose padding has a byte that is not zero. */
+    struct tf_proto_buf plain;
+    struct tf_proto_envelope_opened o;
+    CHECK(tf_proto_envelope_open(&f->me, note_env->data, note_env->len, TF_FUZZ_NOW, &plain, &o));
+    plain.data[plain.len - 1] = 0x01;
+    envelope_raw(plain.data, plain.len, f->me.sign_pk, f->me.box_pk, exp, &e);
+    emit_buf(target, "padding-not-zero", &e);
+    tf_proto_buf_free(&e);
+    tf_proto_buf_free(&plain);
     /* Inner that is not even msgpack. */
     envelope_raw(note, 9, f->me.sign_pk, f->me.box_pk, exp, &e);
     emit_buf(target, "inner-garbage", &e);

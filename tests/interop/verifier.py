@@ -662,6 +662,15 @@ def verify_card_text(text):
 MAX_ENVELOPE = 65000
 ENVELOPE_TYPES = {1: "note", 2: "proposal", 3: "reply", 4: "introduction", 5: "close",
                   6: "card update"}
+# Section 7: inner || padding is the smallest of these that holds inner.
+PAD_CLASSES = (4096, 8192, 16384, 32768, 53248)
+
+
+def padded_len(n):
+    for size in PAD_CLASSES:
+        if n <= size:
+            return size
+    fail("E_TOO_LONG", "inner of %d bytes has no size class" % n)
 
 
 def envelope_signed_bytes(to_pk, msg_id, expires, etype, body):
@@ -696,26 +705,30 @@ def open_envelope(me, data, now):
     r.array(4)
     from_pk = r.fixed(KEY_LEN)
     etype = r.uint()
+    if etype not in ENVELOPE_TYPES:  # checked as it is read (section 7)
+        fail("E_BAD_VALUE", "envelope type %d" % etype)
     body = r.bin(0, MAX_STATEMENT_BODY)
     sig = r.sig()
-    r.done()
-    if etype not in ENVELOPE_TYPES:
-        fail("E_BAD_VALUE", "envelope type %d" % etype)
+    # Padding: any number of zero bytes (none included); nothing else.
+    if any(inner[r.pos:]):
+        fail("E_TRAILING", "non-zero padding after the inner array")
     if not sig_ok(from_pk, TAG_ENVELOPE,
                   envelope_signed_bytes(to_pk, msg_id, expires, etype, body), sig):
         fail("E_BAD_SIG", "envelope signature")
     return Obj(msg_id=msg_id, to_pk=to_pk, expires=expires, from_pk=from_pk,
-                    type=etype, body=body)
+                    type=etype, body=body, padded_len=len(inner))
 
 
 def build_envelope(sender, recipient_sign_pk, recipient_box_pk, msg_id, expires, etype, body,
-                   signer=None, inner=None, version=1):
-    """Seal an envelope (signer/inner/version overrides exist to make test mutants)."""
+                   signer=None, inner=None, version=1, pad=True):
+    """Seal an envelope (signer/inner/version/pad overrides exist to make test mutants)."""
     signer = signer or sender
     if inner is None:
         sig = sign(signer.sign_sk, TAG_ENVELOPE,
                    envelope_signed_bytes(recipient_sign_pk, msg_id, expires, etype, body))
         inner = enc([sender.sign_pk, etype, body, sig])
+    if pad:
+        inner = inner + bytes(padded_len(len(inner)) - len(inner))
     sealed = sodium.crypto_box_seal(inner, recipient_box_pk)
     return enc([version, msg_id, recipient_sign_pk, expires, sealed])
 
@@ -970,6 +983,7 @@ def run_case(ids, c):
         expect("body", e.body.hex())
         expect("msg_id", e.msg_id.hex())
         expect("expires", e.expires)
+        expect("padded_len", e.padded_len)
     elif kind == "proposal":
         p = verify_proposal(person("recipient").sign_pk, bytes.fromhex(c["proposal"]),
                             c["now"], c.get("skew", DEFAULT_SKEW))
@@ -1357,8 +1371,11 @@ class Emitter:
         good = env()
         case = {"kind": "envelope", "recipient": "bob", "now": NOW, "envelope": good.hex(),
                 "from": "alice", "type": 1, "body": note.hex(), "msg_id": msg_id.hex(),
-                "expires": expires}
+                "expires": expires, "padded_len": 4096}
         self.add(dict(case, name="python-sealed note from alice to bob"))
+        unpadded = env(pad=False)
+        self.add(dict(case, name="inner not padded", envelope=unpadded.hex(),
+                      padded_len=len(unpadded) - 2 - 18 - 34 - 5 - 2 - SEAL_OVERHEAD))
         self.add(dict(case, name="opened at the second of expiry", now=expires))
         upd_id = bytes(16)
         card_env = build_envelope(carol, alice.sign_pk, alice.box_pk, upd_id, NOW + 60, 6,
@@ -1403,6 +1420,11 @@ class Emitter:
             env(inner=enc([alice.sign_pk, 1, note, sig]) + b"\xc0"))
         bad("inner from_pk of 31 bytes", "E_BAD_LENGTH",
             env(inner=enc([alice.sign_pk[:31], 1, note, sig])))
+        inner = enc([alice.sign_pk, 1, note, sig])
+        bad("a padding byte of 1", "E_TRAILING",
+            env(inner=inner + bytes(100) + b"\x01" + bytes(3000), pad=False))
+        bad("type 7 with a non-zero padding byte (the type is checked first)", "E_BAD_VALUE",
+            env(inner=enc([alice.sign_pk, 7, note, sig]) + b"\x01"))
         bad("inner signature of 65 bytes", "E_TOO_LONG",
             env(inner=enc([alice.sign_pk, 1, note, sig + b"\x00"])))
         bad("over 65000 bytes", "E_TOO_LONG",

@@ -3,6 +3,7 @@
 #include "fixtures.h"
 
 #include "proto/envelope.h"
+#include "proto/intro.h"
 
 #define EXPIRES (FX_NOW + 3600u)
 static const uint8_t MSG_ID[TF_PROTO_MSG_ID_LEN] = {1, 2,  3,  4,  5,  6,  7,  8,
@@ -134,9 +135,10 @@ static void test_round_trip(void **state)
     assert_memory_equal(e.msg_id, MSG_ID, sizeof MSG_ID);
     assert_memory_equal(e.to_pk, f->id[FX_B].sign_pk, TF_PROTO_KEY_LEN);
     assert_true(e.expires == EXPIRES);
-    /* inner = [bin32 from, fixint type, bin8 body, bin8 sig] */
+    /* inner = [bin32 from, fixint type, bin8 body, bin8 sig], then zero
+     * padding to the smallest class */
     size_t inner_len = 1 + 2 + 32 + 1 + 2 + strlen(BODY) + 2 + 64;
-    assert_int_equal(e.sealed.len, inner_len + crypto_box_SEALBYTES);
+    assert_int_equal(e.sealed.len, TF_PROTO_ENVELOPE_PAD_MIN + crypto_box_SEALBYTES);
     assert_ptr_equal(e.sealed.ptr + e.sealed.len, f->env.data + f->env.len);
 
     assert_ok(tf_proto_envelope_open(&f->id[FX_B], f->env.data, f->env.len, FX_NOW, &plain, &o));
@@ -144,9 +146,226 @@ static void test_round_trip(void **state)
     assert_int_equal(o.type, TF_PROTO_MSG_TYPE_NOTE);
     assert_int_equal(o.body.len, strlen(BODY));
     assert_memory_equal(o.body.ptr, BODY, strlen(BODY));
-    assert_int_equal(plain.len, inner_len);
+    assert_int_equal(plain.len, TF_PROTO_ENVELOPE_PAD_MIN);
+    assert_true(sodium_is_zero(plain.data + inner_len, plain.len - inner_len));
     assert_true(o.body.ptr >= plain.data && o.body.ptr + o.body.len <= plain.data + plain.len);
     tf_proto_buf_free(&plain);
+}
+
+static void test_padding_classes(void **state)
+{
+    (void)state;
+    static const struct {
+        size_t inner, padded;
+    } cases[] = {
+        {0, 4096},      {1, 4096},      {4096, 4096},   {4097, 8192},   {8192, 8192}, {8193, 16384},
+        {16385, 32768}, {32768, 32768}, {32769, 53248}, {53248, 53248}, {53249, 0},   {SIZE_MAX, 0},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++)
+        assert_int_equal(tf_proto_envelope_padded_len(cases[i].inner), cases[i].padded);
+}
+
+/* Seals body (type, signed by A for B) and returns the envelope's length. */
+static size_t sealed_len(const struct fixture *f, uint16_t type, const struct tf_proto_buf *body)
+{
+    struct tf_proto_buf env, plain;
+    struct tf_proto_envelope_opened o;
+    assert_ok(tf_proto_envelope_seal(&f->id[FX_A], f->id[FX_B].sign_pk, f->id[FX_B].box_pk, MSG_ID,
+                                     EXPIRES, type, body->data, body->len, &env));
+    assert_ok(tf_proto_envelope_open(&f->id[FX_B], env.data, env.len, FX_NOW, &plain, &o));
+    assert_int_equal(o.body.len, body->len);
+    size_t n = env.len;
+    tf_proto_buf_free(&plain);
+    tf_proto_buf_free(&env);
+    return n;
+}
+
+/* A card as full as real ones get: the longest name, three addresses (a
+ * long DNS name, IPv6, IPv4) and eight tags. */
+static void full_card(const struct tf_proto_identity *id, struct tf_proto_buf *out)
+{
+    struct tf_proto_card c;
+    fx_card_fields(id, "Alexandra Maria Konstantinopoulou-Vandenberghe, Avocate (Paris)", 7, &c);
+    c.n_addrs = 3;
+    c.addrs[0] = fx_str("twofold.konstantinopoulou-vandenberghe.example.org:7451");
+    c.addrs[1] = fx_str("[2001:db8:1234:5678:9abc:def0:1234:5678]:7451");
+    c.addrs[2] = fx_str("203.0.113.200:7451");
+    c.n_offers = 4;
+    c.offers[0] = fx_str("real-estate-law");
+    c.offers[1] = fx_str("contract-review");
+    c.offers[2] = fx_str("mediation");
+    c.offers[3] = fx_str("french-translation");
+    c.n_seeks = 4;
+    c.seeks[0] = fx_str("accountant");
+    c.seeks[1] = fx_str("notary");
+    c.seeks[2] = fx_str("architect");
+    c.seeks[3] = fx_str("tax-advice");
+    assert_ok(tf_proto_card_sign(id, &c, out));
+}
+
+/* n bytes of note text. */
+static struct tf_proto_bytes note_of(size_t n)
+{
+    static char text[TF_PROTO_NOTE_MAX];
+    assert_true(n <= sizeof text);
+    memset(text, 'n', sizeof text);
+    return fx_bytes((const uint8_t *)text, n);
+}
+
+/*
+ * What padding is for (docs/PROTOCOL.md section 7): on the wire an accept
+ * reply is as long as a decline, and an introduction as long as a close,
+ * for cards as full as real ones get and notes of a few hundred bytes.
+ */
+static void test_padding_hides_the_answer(void **state)
+{
+    struct fixture *f = *state;
+    uint8_t intro_id[TF_PROTO_INTRO_ID_LEN], salt[TF_PROTO_SALT_LEN];
+    memset(salt, 0x22, sizeof salt);
+    struct tf_proto_buf card_a, card_b, accept_a, accept_b, decline, close, intro, core_bytes;
+    struct tf_proto_intro_core core;
+    memset(&core, 0, sizeof core);
+    memcpy(core.connector_pk, f->id[FX_C].sign_pk, TF_PROTO_KEY_LEN);
+    core.topic = fx_str("real-estate-law-in-the-south-of-france");
+    core.created = FX_NOW;
+    core.expires = FX_NOW + 365u * 86400u;
+    assert_ok(tf_proto_intro_core_encode(&core, &core_bytes));
+    tf_proto_intro_id(core_bytes.data, core_bytes.len, intro_id);
+    full_card(&f->id[FX_A], &card_a);
+    full_card(&f->id[FX_B], &card_b);
+
+    struct tf_proto_reply r;
+    memset(&r, 0, sizeof r);
+    memcpy(r.intro_id, intro_id, sizeof r.intro_id);
+    r.time = FX_NOW;
+    r.decision = TF_PROTO_DECISION_ACCEPT;
+    r.side = TF_PROTO_SIDE_A;
+    r.card = fx_view(&card_a);
+    r.note = note_of(600);
+    assert_ok(tf_proto_reply_sign(&f->id[FX_A], &r, &accept_a));
+    r.side = TF_PROTO_SIDE_B;
+    r.card = fx_view(&card_b);
+    assert_ok(tf_proto_reply_sign(&f->id[FX_B], &r, &accept_b));
+    memset(&r, 0, sizeof r);
+    memcpy(r.intro_id, intro_id, sizeof r.intro_id);
+    r.time = FX_NOW;
+    r.decision = TF_PROTO_DECISION_DECLINE;
+    r.reason = note_of(0);
+    assert_ok(tf_proto_reply_sign(&f->id[FX_A], &r, &decline));
+
+    struct tf_proto_introduction in;
+    memset(&in, 0, sizeof in);
+    memcpy(in.intro_id, intro_id, sizeof in.intro_id);
+    in.core_bytes = fx_view(&core_bytes);
+    memcpy(in.salt_a, salt, sizeof salt);
+    memcpy(in.salt_b, salt, sizeof salt);
+    in.reply_a = fx_view(&accept_a);
+    in.reply_b = fx_view(&accept_b);
+    in.note = note_of(400);
+    in.time = FX_NOW;
+    assert_ok(tf_proto_introduction_sign(&f->id[FX_C], &in, &intro));
+    assert_ok(tf_proto_close_sign(&f->id[FX_C], intro_id, &close));
+
+    /* Worth checking at all: the bodies differ a lot in size. */
+    assert_true(accept_a.len > decline.len + 1000);
+    assert_true(intro.len > close.len + 3000);
+    size_t one_class = sealed_len(f, TF_PROTO_MSG_TYPE_CLOSE, &close);
+    assert_int_equal(sealed_len(f, TF_PROTO_MSG_TYPE_INTRODUCTION, &intro), one_class);
+    assert_int_equal(sealed_len(f, TF_PROTO_MSG_TYPE_REPLY, &accept_a), one_class);
+    assert_int_equal(sealed_len(f, TF_PROTO_MSG_TYPE_REPLY, &decline), one_class);
+    /* A decline with the longest reason, too. */
+    tf_proto_buf_free(&decline);
+    r.reason = note_of(TF_PROTO_REASON_MAX);
+    assert_ok(tf_proto_reply_sign(&f->id[FX_A], &r, &decline));
+    assert_int_equal(sealed_len(f, TF_PROTO_MSG_TYPE_REPLY, &decline), one_class);
+
+    tf_proto_buf_free(&card_a);
+    tf_proto_buf_free(&card_b);
+    tf_proto_buf_free(&accept_a);
+    tf_proto_buf_free(&accept_b);
+    tf_proto_buf_free(&decline);
+    tf_proto_buf_free(&close);
+    tf_proto_buf_free(&intro);
+    tf_proto_buf_free(&core_bytes);
+}
+
+/* Seals inner (the plaintext as given: padded or not) from A to B. */
+static int open_inner(const struct fixture *f, const uint8_t *inner, size_t len)
+{
+    uint8_t *sealed = malloc(len + crypto_box_SEALBYTES);
+    assert_non_null(sealed);
+    assert_int_equal(crypto_box_seal(sealed, inner, len, f->id[FX_B].box_pk), 0);
+    struct outer o;
+    outer_of(&f->env, &o);
+    o.sealed = fx_bytes(sealed, len + crypto_box_SEALBYTES);
+    int rc = open_outer(f, FX_B, &o, FX_NOW);
+    free(sealed);
+    return rc;
+}
+
+static void test_padding_read(void **state)
+{
+    struct fixture *f = *state;
+    struct tf_proto_buf plain;
+    struct tf_proto_envelope_opened o;
+    assert_ok(tf_proto_envelope_open(&f->id[FX_B], f->env.data, f->env.len, FX_NOW, &plain, &o));
+    size_t inner_len = (size_t)(o.body.ptr + o.body.len - plain.data) + 2 + TF_PROTO_SIG_LEN;
+    assert_ok(open_inner(f, plain.data, plain.len));
+    /* Any length of zero padding is read, none included (envelopes sealed
+     * before padding existed) */
+    assert_ok(open_inner(f, plain.data, inner_len));
+    assert_ok(open_inner(f, plain.data, inner_len + 1));
+    assert_ok(open_inner(f, plain.data, plain.len - 1));
+    /* but not a byte of it that is not zero */
+    size_t at[] = {inner_len, inner_len + 1, plain.len / 2, plain.len - 1};
+    for (size_t i = 0; i < sizeof at / sizeof at[0]; i++) {
+        plain.data[at[i]] = 0x01;
+        assert_rc(open_inner(f, plain.data, plain.len), TF_E_TRAILING);
+        plain.data[at[i]] = 0x80;
+        assert_rc(open_inner(f, plain.data, plain.len), TF_E_TRAILING);
+        plain.data[at[i]] = 0x00;
+    }
+    assert_ok(open_inner(f, plain.data, plain.len));
+    tf_proto_buf_free(&plain);
+}
+
+static void test_peek_id(void **state)
+{
+    struct fixture *f = *state;
+    uint8_t id[TF_PROTO_MSG_ID_LEN];
+    assert_ok(tf_proto_envelope_peek_id(f->env.data, f->env.len, id));
+    assert_memory_equal(id, MSG_ID, sizeof id);
+    /* The id is read from envelopes that do not decode. */
+    struct outer o;
+    outer_of(&f->env, &o);
+    const struct {
+        uint32_t count;
+        uint64_t version;
+        size_t sealed_len;
+    } readable[] = {{5, 2, 100}, {2, 1, 100}, {6, 1, 100}, {5, 1, crypto_box_SEALBYTES}};
+    for (size_t i = 0; i < sizeof readable / sizeof readable[0]; i++) {
+        struct tf_proto_buf b;
+        o.count = readable[i].count;
+        o.version = readable[i].version;
+        o.sealed.len = readable[i].sealed_len;
+        outer_write(&o, &b);
+        memset(id, 0, sizeof id);
+        assert_true(decode_outer(&o) != TF_OK);
+        assert_ok(tf_proto_envelope_peek_id(b.data, b.len, id));
+        assert_memory_equal(id, MSG_ID, sizeof id);
+        tf_proto_buf_free(&b);
+    }
+    /* and not where there is none */
+    static const uint8_t one[] = {0x91, 0x01};
+    static const uint8_t not_array[] = {0xc4, 0x01, 0x00};
+    static const uint8_t short_id[] = {0x92, 0x01, 0xc4, 0x02, 0xaa, 0xbb};
+    static const uint8_t str_version[] = {0x92, 0xa1, 0x31, 0xc4, 0x10, 1,  2,  3,  4,  5, 6,
+                                          7,    8,    9,    10,   11,   12, 13, 14, 15, 16};
+    assert_rc(tf_proto_envelope_peek_id(one, sizeof one, id), TF_E_COUNT);
+    assert_rc(tf_proto_envelope_peek_id(not_array, sizeof not_array, id), TF_E_TYPE);
+    assert_rc(tf_proto_envelope_peek_id(short_id, sizeof short_id, id), TF_E_BAD_LENGTH);
+    assert_rc(tf_proto_envelope_peek_id(str_version, sizeof str_version, id), TF_E_TYPE);
+    assert_rc(tf_proto_envelope_peek_id(short_id, 3, id), TF_E_TRUNCATED);
 }
 
 static void test_types_and_sizes(void **state)
@@ -468,6 +687,10 @@ int main(void)
 #define T(fn) cmocka_unit_test_setup_teardown(fn, setup, teardown)
     const struct CMUnitTest tests[] = {
         T(test_round_trip),
+        T(test_padding_classes),
+        T(test_padding_hides_the_answer),
+        T(test_padding_read),
+        T(test_peek_id),
         T(test_types_and_sizes),
         T(test_not_for_me),
         T(test_expiry),

@@ -94,13 +94,14 @@ static int run_case(struct ctx *x, const json_t *c, int *outputs_ok)
         if (rc == TF_OK) {
             int from = who_index(c, "from");
             struct tf_proto_envelope e;
-            *outputs_ok = from >= 0 &&
-                          sodium_memcmp(o.from_pk, x->ids[from].sign_pk, TF_PROTO_KEY_LEN) == 0 &&
-                          o.type == num(c, "type") &&
-                          same_hex(c, "body", o.body.ptr, o.body.len) == 0 &&
-                          tf_proto_envelope_decode(a.data, a.len, &e) == TF_OK &&
-                          same_hex(c, "msg_id", e.msg_id, sizeof e.msg_id) == 0 &&
-                          e.expires == num(c, "expires");
+            *outputs_ok =
+                from >= 0 &&
+                sodium_memcmp(o.from_pk, x->ids[from].sign_pk, TF_PROTO_KEY_LEN) == 0 &&
+                o.type == num(c, "type") && same_hex(c, "body", o.body.ptr, o.body.len) == 0 &&
+                tf_proto_envelope_decode(a.data, a.len, &e) == TF_OK &&
+                same_hex(c, "msg_id", e.msg_id, sizeof e.msg_id) == 0 &&
+                e.expires == num(c, "expires") &&
+                (json_object_get(c, "padded_len") == NULL || plain.len == num(c, "padded_len"));
         }
     } else if (strcmp(kind, "proposal") == 0) {
         int to = who_index(c, "recipient");

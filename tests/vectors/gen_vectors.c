@@ -313,6 +313,11 @@ static void envelope_case(json_t *section, const char *name, enum vec_who to, ui
         json_object_set_new(c, "body", vec_hex((const uint8_t *)body, strlen(body)));
         json_object_set_new(c, "msg_id", vec_hex(MSG_ID, sizeof MSG_ID));
         json_object_set_new(c, "expires", json_integer(VEC_NOW + 3600));
+        /* inner || padding: what the sealed part opens to (section 7) */
+        struct tf_proto_envelope e;
+        CHECK(tf_proto_envelope_decode(env.data, env.len, &e));
+        json_object_set_new(c, "padded_len",
+                            json_integer((json_int_t)(e.sealed.len - crypto_box_SEALBYTES)));
     }
     add(section, c, "envelope", name, expect);
     tf_proto_buf_free(&env);
@@ -328,6 +333,53 @@ static struct tf_proto_buf make_envelope(enum vec_who from, enum vec_who to_sign
                                  expires, TF_PROTO_MSG_TYPE_NOTE, (const uint8_t *)body,
                                  strlen(body), &out));
     return out;
+}
+
+/* The envelope env with its sealed part replaced by plain, sealed to to_box
+ * (plain: what env opens to, perhaps changed). */
+static struct tf_proto_buf resealed(const struct tf_proto_buf *env, enum vec_who to_box,
+                                    const uint8_t *plain, size_t len)
+{
+    struct tf_proto_envelope e;
+    struct tf_proto_mp_writer w;
+    struct tf_proto_buf out;
+    uint8_t *sealed = malloc(len + crypto_box_SEALBYTES);
+    if (sealed == NULL || crypto_box_seal(sealed, plain, len, W.id[to_box].box_pk) != 0)
+        exit(1);
+    CHECK(tf_proto_envelope_decode(env->data, env->len, &e));
+    tf_proto_mp_writer_init(&w);
+    tf_proto_mp_write_array(&w, 5);
+    tf_proto_mp_write_uint(&w, TF_PROTO_ENVELOPE_VERSION);
+    tf_proto_mp_write_bin(&w, e.msg_id, sizeof e.msg_id);
+    tf_proto_mp_write_bin(&w, e.to_pk, sizeof e.to_pk);
+    tf_proto_mp_write_uint(&w, e.expires);
+    tf_proto_mp_write_bin(&w, sealed, len + crypto_box_SEALBYTES);
+    CHECK(tf_proto_mp_writer_finish(&w, &out));
+    free(sealed);
+    return out;
+}
+
+/* Padding: none at all (an envelope sealed before padding existed) is read,
+ * and so is any other length of zeros; a byte that is not zero is not. */
+static void gen_envelope_padding(const struct tf_proto_buf *good)
+{
+    struct tf_proto_buf plain;
+    struct tf_proto_envelope_opened o;
+    CHECK(tf_proto_envelope_open(&W.id[VEC_BOB], good->data, good->len, VEC_NOW, &plain, &o));
+    /* inner = [..., body, bin8 sig]: it ends 66 bytes after the body */
+    size_t inner_len = (size_t)(o.body.ptr + o.body.len - plain.data) + 2 + TF_PROTO_SIG_LEN;
+    envelope_case(VALID, "inner not padded (sealed before padding)", VEC_BOB, VEC_NOW,
+                  resealed(good, VEC_BOB, plain.data, inner_len), TF_OK);
+    envelope_case(VALID, "inner padded with 1 zero byte (not a class)", VEC_BOB, VEC_NOW,
+                  resealed(good, VEC_BOB, plain.data, inner_len + 1), TF_OK);
+    plain.data[inner_len] = 0x01;
+    envelope_case(INVALID, "first padding byte not zero", VEC_BOB, VEC_NOW,
+                  resealed(good, VEC_BOB, plain.data, plain.len), TF_E_TRAILING);
+    plain.data[inner_len] = 0x00;
+    plain.data[plain.len - 1] = 0x80;
+    envelope_case(INVALID, "last padding byte not zero", VEC_BOB, VEC_NOW,
+                  resealed(good, VEC_BOB, plain.data, plain.len), TF_E_TRAILING);
+    tf_proto_buf_free(&plain);
 }
 
 static void gen_envelopes(void)
@@ -352,6 +404,7 @@ static void gen_envelopes(void)
     envelope_case(INVALID, "version 2", VEC_BOB, VEC_NOW, v2, TF_E_VERSION);
     envelope_case(INVALID, "truncated", VEC_BOB, VEC_NOW, truncated(&good, 1), TF_E_TRUNCATED);
     envelope_case(INVALID, "trailing byte", VEC_BOB, VEC_NOW, trailing(&good), TF_E_TRAILING);
+    gen_envelope_padding(&good);
     tf_proto_buf_free(&good);
 }
 

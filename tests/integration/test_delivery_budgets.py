@@ -1,0 +1,263 @@
+# SPDX-License-Identifier: MIT
+"""Delivery on the open internet (issue 12): the ACK rules for envelopes that
+do not decode or carry an unknown type, duplicates detected per sender after
+the envelope is authenticated, the outbox and seen-id budgets, the bounded
+dials to a stranger's address, and no card updates to blocked contacts.
+
+Raw peers are played by tf-delivery (tests/integration/tf_delivery.c) from
+the identity of a home on which no daemon runs.
+"""
+import os
+import re
+import socket
+import subprocess
+import sys
+import threading
+import time
+import unittest
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from harness import NodeTestCase, wait_for  # noqa: E402
+
+DELIVERY = os.environ.get("TF_DELIVERY", "tf-delivery")
+EVIL = os.environ.get("TF_EVIL", "tf-evil")
+
+
+def delivery(*args, timeout=60):
+    return subprocess.run([DELIVERY] + [str(a) for a in args], capture_output=True,
+                          text=True, timeout=timeout)
+
+
+def notes_in(node):
+    return sorted(m["text"] for m in node.json("messages") if m["direction"] == "in")
+
+
+class DeliveryTestCase(NodeTestCase):
+    def listening(self, name, config=None):
+        n = self.node(name, port=True)
+        n.init()
+        if config:
+            n.write_config(**config)
+        n.start()
+        return n
+
+    def identity(self, name):
+        """A home with an identity and no daemon (tf-delivery speaks as it)."""
+        n = self.node(name)
+        n.init()
+        return n
+
+
+class AckRules(DeliveryTestCase):
+    def test_malformed_and_unknown_types_are_refused_for_good(self):
+        """An envelope whose outer part does not decode gets ACK rejected/1
+        when its msg_id can be read (before: no ACK, retried until expiry);
+        an unknown inner type gets 8, "unsupported type"; bytes without a
+        msg_id get no ACK and leave the link up."""
+        bob = self.listening("bob")
+        mallory = self.identity("mallory")
+        r = delivery("acks", bob.listen, "--home", mallory.home)
+        self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
+        for want in ("version-2=1/1", "sealed-48-bytes=1/1", "six-fields=1/1",
+                     "inner-type-7=1/8", "inner-type-0=1/8", "no-msg-id=none", "link=alive"):
+            self.assertIn(want, r.stdout)
+        self.assertIn("without a msg id dropped", bob.log())
+
+
+class Dedup(DeliveryTestCase):
+    def test_same_msg_id_from_two_senders_is_delivered_twice(self):
+        """Duplicates are (sender, msg_id): Carol's note is not taken for a
+        copy of Alice's because it has the same msg_id, while Alice's own
+        copy is still a duplicate (ACKed ok, stored once)."""
+        bob = self.listening("bob")
+        alice, carol = self.identity("alice"), self.identity("carol")
+        bob.cli("contact", "add", alice.card(), "--alias", "alice")
+        bob.cli("contact", "add", carol.card(), "--alias", "carol")
+        msg_id = "5a" * 16
+        for who, text in ((alice, "from alice"), (carol, "from carol"), (alice, "alice again")):
+            r = delivery("note", bob.listen, "--home", who.home, "--msg-id", msg_id,
+                         "--text", text)
+            self.assertEqual(r.stdout.strip(), "ack 0/0", r.stdout + r.stderr)
+        self.assertEqual(notes_in(bob), ["from alice", "from carol"])
+
+    def test_a_stranger_cannot_preempt_a_contacts_msg_id(self):
+        """A stranger's envelope with the msg_id a contact will use is
+        refused (7) and does not make the contact's envelope a duplicate."""
+        bob = self.listening("bob")
+        alice, mallory = self.identity("alice"), self.identity("mallory")
+        bob.cli("contact", "add", alice.card(), "--alias", "alice")
+        msg_id = "c3" * 16
+        r = delivery("note", bob.listen, "--home", mallory.home, "--msg-id", msg_id,
+                     "--text", "first")
+        self.assertEqual(r.stdout.strip(), "ack 1/7", r.stdout + r.stderr)
+        r = delivery("note", bob.listen, "--home", alice.home, "--msg-id", msg_id,
+                     "--text", "the real one")
+        self.assertEqual(r.stdout.strip(), "ack 0/0", r.stdout + r.stderr)
+        self.assertEqual(notes_in(bob), ["the real one"])
+
+
+class CountingListener:
+    """A listener that never answers: it takes each connection and closes it
+    at once (the node's dial fails fast), counting them."""
+
+    def __init__(self):
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(64)
+        self.sock.settimeout(0.1)
+        self.addr = "127.0.0.1:%d" % self.sock.getsockname()[1]
+        self.count = 0
+        self.done = threading.Event()
+        self.thread = threading.Thread(target=self.run, daemon=True)
+        self.thread.start()
+
+    def run(self):
+        while not self.done.is_set():
+            try:
+                conn, _ = self.sock.accept()
+            except socket.timeout:
+                continue
+            except OSError:
+                return
+            self.count += 1
+            conn.close()
+
+    def close(self):
+        self.done.set()
+        self.thread.join(5)
+        self.sock.close()
+
+
+class Budgets(DeliveryTestCase):
+    def setUp(self):
+        super().setUp()
+        self.listeners = []
+
+    def tearDown(self):
+        for lst in self.listeners:
+            lst.close()
+        super().tearDown()
+
+    def stranger_proposes(self, stranger, card_addr, party, name):
+        """stranger (a home, no daemon) proposes intro `name` to party (side
+        a) with tf-evil; its card says it is at card_addr.  The intro id."""
+        other = self.identity(name.lower() + "-other")
+        work = os.path.join(self.root, "evil-" + name)
+        os.makedirs(work, exist_ok=True)
+        cmd = [EVIL, "propose", "--home", stranger.home, "--listen", card_addr, "--dir", work,
+               "--intro", name, "--a", party.card(), "--a-addr", party.listen,
+               "--b", other.card(), "--b-addr", "127.0.0.1:9", "--ask", "a"]
+        r = subprocess.run(cmd, capture_output=True, text=True, timeout=60)
+        self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
+        m = re.search(r"^intro %s id ([0-9a-f]{64})$" % name, r.stdout, re.M)
+        self.assertIsNotNone(m, r.stdout)
+        return m.group(1)
+
+    def test_stranger_address_is_dialled_a_bounded_number_of_times(self):
+        """A reply to a stranger is dialled at most stranger_dials_max times
+        at the address in its card (here a listener that never answers),
+        then waits for the stranger to connect, and goes out when it does."""
+        dials_max = 2
+        bob = self.listening("bob", config={"retry_max_ms": 1000,
+                                            "stranger_dials_max": dials_max})
+        mallory = self.identity("mallory")
+        hole = CountingListener()
+        self.listeners.append(hole)
+        iid = self.stranger_proposes(mallory, hole.addr, bob, "X")
+        bob.cli("decline", iid, "--reason", "no thanks")
+        # Unbounded, the node dials about once a second (retry_max_ms 1000).
+        bob.wait_log("waiting for it to connect", 20)
+        time.sleep(5)
+        self.assertGreaterEqual(hole.count, 1)
+        self.assertLessEqual(hole.count, dials_max)
+        out = bob.json("outbox")
+        self.assertEqual(len(out), 1, out)
+        self.assertIn("waiting for it to connect", out[0]["last_error"])
+        # The stranger connects: the reply goes out on its link.
+        r = delivery("take", bob.listen, "--home", mallory.home, "--hold-ms", 3000)
+        self.assertTrue(r.stdout.startswith("took 1 "), r.stdout + r.stderr)
+        wait_for("bob's outbox to empty", lambda: bob.json("outbox") == [], 10)
+        self.assertLessEqual(hole.count, dials_max)
+
+    def test_accept_and_decline_replies_are_the_same_size(self):
+        """Padding (docs/PROTOCOL.md section 7): the envelope of an accept
+        (a card and a note) and of a decline (a short reason) arrive at the
+        connector with the same length."""
+        bob = self.listening("bob", config={"stranger_dials_max": 0})
+        mallory = self.identity("mallory")
+        x = self.stranger_proposes(mallory, "127.0.0.1:9", bob, "X")
+        y = self.stranger_proposes(mallory, "127.0.0.1:9", bob, "Y")
+        bob.cli("accept", x, "--note", "Hello! I would be glad to meet you, any day next week.")
+        bob.cli("decline", y, "--reason", "no")
+        r = delivery("take", bob.listen, "--home", mallory.home, "--hold-ms", 3000)
+        m = re.match(r"took 2 sizes (\d+),(\d+)$", r.stdout.strip())
+        self.assertIsNotNone(m, r.stdout + r.stderr)
+        self.assertEqual(m.group(1), m.group(2))
+        self.assertGreater(int(m.group(1)), 4096)
+
+    def test_outbox_budget_for_strangers_together(self):
+        """outbox_max_strangers: replies to non-contacts together are
+        bounded; beyond it the owner's decline is refused with an error and
+        nothing more is queued."""
+        bob = self.listening("bob", config={"outbox_max_strangers": 2,
+                                            "stranger_dials_max": 0})
+        iids = []
+        for name in ("P", "Q", "R"):
+            stranger = self.identity("m" + name.lower())
+            iids.append(self.stranger_proposes(stranger, "127.0.0.1:9", bob, name))
+        bob.cli("decline", iids[0], "--reason", "no")
+        bob.cli("decline", iids[1], "--reason", "no")
+        self.assertEqual(len(bob.json("outbox")), 2)
+        r = bob.cli("decline", iids[2], "--reason", "no", check=False)
+        self.assertNotEqual(r.returncode, 0, r.stdout + r.stderr)
+        self.assertEqual(len(bob.json("outbox")), 2)
+        self.assertIn("outbox_max_strangers", bob.log())
+
+    def test_outbox_budget_per_recipient(self):
+        """outbox_max_per_peer: a contact that is never reachable gets at
+        most that many queued envelopes; the next note is refused."""
+        alice = self.listening("alice", config={"outbox_max_per_peer": 3})
+        bob = self.node("bob", port=True)  # never started
+        bob.init()
+        alice.cli("contact", "add", bob.card(), "--alias", "bob")
+        for i in range(3):
+            alice.cli("message", "bob", "note %d" % i)
+        r = alice.cli("message", "bob", "one too many", check=False)
+        self.assertNotEqual(r.returncode, 0, r.stdout + r.stderr)
+        self.assertEqual(len(alice.json("outbox")), 3)
+        self.assertIn("outbox_max_per_peer", alice.log())
+
+    def test_seen_budget(self):
+        """seen_max: once that many msg ids are remembered, a new envelope
+        is not taken (no ACK: its sender tries later); a duplicate of one
+        remembered is still acknowledged."""
+        bob = self.listening("bob", config={"seen_max": 2})
+        alice = self.identity("alice")
+        bob.cli("contact", "add", alice.card(), "--alias", "alice")
+        acks = []
+        for i in range(3):
+            r = delivery("note", bob.listen, "--home", alice.home, "--msg-id", "%032x" % (i + 1),
+                         "--text", "note %d" % i, "--timeout-ms", 1500)
+            acks.append(r.stdout.strip())
+        self.assertEqual(acks, ["ack 0/0", "ack 0/0", "no ack"])
+        self.assertEqual(notes_in(bob), ["note 0", "note 1"])
+        r = delivery("note", bob.listen, "--home", alice.home, "--msg-id", "%032x" % 1,
+                     "--text", "note 0")
+        self.assertEqual(r.stdout.strip(), "ack 0/0")
+        self.assertIn("seen_max", bob.log())
+
+
+class CardUpdates(DeliveryTestCase):
+    def test_blocked_contacts_get_no_card_update(self):
+        bob = self.listening("bob")
+        alice, carol = self.identity("alice"), self.identity("carol")
+        bob.cli("contact", "add", alice.card(), "--alias", "alice")
+        bob.cli("contact", "add", carol.card(), "--alias", "carol")
+        bob.cli("contact", "set", "carol", "--block")
+        bob.cli("profile", "set", "--name", "Bob Moved")
+        out = bob.json("outbox")
+        self.assertEqual([(e["alias"], e["type"]) for e in out], [("alice", "card-update")])
+
+
+if __name__ == "__main__":
+    unittest.main()
