@@ -391,10 +391,15 @@ static void print_withdrawn(const char *done, const msgpack_object *intro)
 static void print_answered(const char *done, const msgpack_object *item)
 {
     char id[16], from[256], topic[128];
+    bool resent = false;
     tf_cli_render_field(id, sizeof id, item, "id", TF_CLI_RENDER_SHORT_ID);
     tf_cli_render_field(from, sizeof from, item, "connector", TF_CLI_RENDER_CONTACT);
     tf_cli_render_field(topic, sizeof topic, item, "topic", TF_CLI_RENDER_TEXT);
-    printf("%s intro %s from %s on %s\n", done, id, from, topic);
+    /* Accepting again changes nothing: the node sent the same acceptance. */
+    if (tf_proto_ctl_get_bool(item, "resent", &resent) == TF_OK && resent)
+        printf("already accepted intro %s from %s on %s; acceptance re-sent\n", id, from, topic);
+    else
+        printf("%s intro %s from %s on %s\n", done, id, from, topic);
 }
 
 /* A verb that takes INTRO and at most one text option. */
