@@ -459,8 +459,7 @@ static int ks_apply(struct tf_node *node, const struct keyset *old, const struct
 static uint64_t in_collect_at(const struct tf_node *node, const struct intro_in *r,
                               const struct tf_proto_proposal *p)
 {
-    uint64_t until =
-        add_sat(p->core.expires, r->my_accept.len ? ENVELOPE_GRACE_S : TF_PROTO_SKEW_DEFAULT);
+    uint64_t until = add_sat(p->core.expires, r->my_accept.len ? ENVELOPE_GRACE_S : 0);
     return max_u64(add_sat(r->updated, node->config.retention_s), until);
 }
 
@@ -1832,11 +1831,9 @@ static int verb_propose(struct tf_node *node, const msgpack_object *args,
             (rc = set_str(&o.note[x], tmp[0] ? tmp : note)) != TF_OK ||
             (rc = opt_str(args, about_keys[x], tmp, sizeof tmp, true, why, why_cap)) != TF_OK)
             goto out;
-        if (tmp[0])
-            rc = set_str(&o.about[x], tmp);
-        else
-            rc = set_buf(&o.about[x], cs[x]->fields.name.ptr, cs[x]->fields.name.len);
-        if (rc != TF_OK)
+        /* What the other side is told about x: only what the connector
+         * wrote (x's display name would tell them who, before x agrees). */
+        if ((rc = set_str(&o.about[x], tmp)) != TF_OK)
             goto out;
         memcpy(o.pk[x], cs[x]->pk, 32);
         randombytes_buf(o.salt[x], 32);
@@ -1967,14 +1964,16 @@ static int id_cb(const uint8_t *key, size_t klen, const uint8_t *val, size_t vle
     return ++s->matches > 1 ? 1 : 0;
 }
 
-static int resolve_id(struct tf_node *node, enum tf_node_store_table table,
-                      const msgpack_object *args, uint8_t id[32], char *why, size_t why_cap)
+static int resolve_arg(struct tf_node *node, enum tf_node_store_table table,
+                       const msgpack_object *args, const char *key, uint8_t id[32], char *why,
+                       size_t why_cap)
 {
     struct id_scan s = {.matches = 0};
     const char *p;
     size_t n;
-    if (tf_proto_ctl_get_str(args, "id", &p, &n) != TF_OK || n < 8 || n > 64) {
-        WHY("give the intro id (at least its first 8 hex digits)");
+    if (tf_proto_ctl_get_str(args, key, &p, &n) != TF_OK || n < 8 || n > 64) {
+        WHY("give the intro id (at least its first 8 hex digits)%s%s", key[0] == 'i' ? "" : " as ",
+            key[0] == 'i' ? "" : key);
         return TF_E_BAD_REQUEST;
     }
     for (size_t i = 0; i < n; i++) {
@@ -2008,41 +2007,149 @@ static int resolve_id(struct tf_node *node, enum tf_node_store_table table,
     return TF_OK;
 }
 
-struct list_out {
-    struct tf_node *node;
-    int filter; /* state, or -1 */
-    struct intro_out *items;
-    size_t n, cap;
-};
-
-static int list_out_cb(const uint8_t *key, size_t klen, const uint8_t *val, size_t vlen, void *arg)
+static int resolve_id(struct tf_node *node, enum tf_node_store_table table,
+                      const msgpack_object *args, uint8_t id[32], char *why, size_t why_cap)
 {
-    struct list_out *l = arg;
-    struct intro_out o;
-    if (klen != 32 || out_decode(key, val, vlen, &o) != TF_OK)
-        return 0;
-    if (l->filter >= 0 && o.state != (uint64_t)l->filter) {
-        out_free(&o);
-        return 0;
-    }
-    if (tf_node__grow((void **)&l->items, &l->cap, l->n, sizeof *l->items) != TF_OK) {
-        out_free(&o);
-        return 1;
-    }
-    l->items[l->n++] = o;
-    return 0;
+    return resolve_arg(node, table, args, "id", id, why, why_cap);
 }
 
-static int newest_out_first(const void *a, const void *b)
+/* The intro (or inbox item) args["id"] names, loaded into *o (*r). */
+static int out_load_arg(struct tf_node *node, const msgpack_object *args, struct intro_out *o,
+                        char *why, size_t why_cap)
 {
-    const struct intro_out *x = a, *y = b;
-    return x->created == y->created ? memcmp(x->id, y->id, 32) : (x->created > y->created ? -1 : 1);
+    uint8_t id[32];
+    int rc = resolve_id(node, TF_NODE_STORE_INTROS_OUT, args, id, why, why_cap);
+    return rc == TF_OK ? out_load(node, id, o) : rc;
+}
+
+static int in_load_arg(struct tf_node *node, const msgpack_object *args, struct intro_in *r,
+                       char *why, size_t why_cap)
+{
+    uint8_t id[32];
+    int rc = resolve_id(node, TF_NODE_STORE_INTROS_IN, args, id, why, why_cap);
+    return rc == TF_OK ? in_load(node, id, r) : rc;
+}
+
+/*
+ * Listing pages (intro.list, inbox.list): newest first, at most `limit`
+ * items (1..PAGE_MAX, default PAGE_DEFAULT), starting after the item
+ * `before` names.  The walk follows intro_sched's 'p' (intros) or 'r'
+ * (inbox) keys and loads one record at a time, so a page costs at most the
+ * records walked and `limit` held, whatever the store holds.
+ */
+#define PAGE_DEFAULT 50
+#define PAGE_MAX 1000
+
+static void write_in(struct tf_node *node, struct tf_proto_mp_writer *w, const struct intro_in *r,
+                     int resent);
+
+struct page {
+    struct tf_node *node;
+    bool in;    /* inbox items, else intros */
+    int filter; /* intros: a state or -1; inbox: IN_PENDING or -1 */
+    bool has_before;
+    uint8_t before[32];
+    uint64_t limit;
+    struct intro_out *outs;
+    struct intro_in *ins;
+    size_t n;
+};
+
+static int page_cb(const uint8_t *key, size_t klen, const uint8_t *val, size_t vlen, void *arg)
+{
+    (void)val;
+    (void)vlen;
+    struct page *pg = arg;
+    if (klen != 41 || key[0] != (pg->in ? 'r' : 'p'))
+        return 1; /* past this kind */
+    const uint8_t *id = key + 9;
+    if (pg->has_before && memcmp(id, pg->before, 32) == 0)
+        return 0;
+    if (pg->in) {
+        struct intro_in *r = &pg->ins[pg->n];
+        if (in_load(pg->node, id, r) != TF_OK)
+            return 0;
+        if (pg->filter >= 0 && r->state != (uint64_t)pg->filter) {
+            in_free(r);
+            return 0;
+        }
+    } else {
+        struct intro_out *o = &pg->outs[pg->n];
+        if (out_load(pg->node, id, o) != TF_OK)
+            return 0;
+        if (pg->filter >= 0 && o->state != (uint64_t)pg->filter) {
+            out_free(o);
+            return 0;
+        }
+    }
+    return ++pg->n >= pg->limit ? 1 : 0;
+}
+
+/* Reads limit and before from args, walks the page into pg, writes it as an
+ * array, frees it. */
+static int write_page(struct tf_node *node, struct page *pg, const msgpack_object *args,
+                      struct tf_proto_mp_writer *w, char *why, size_t why_cap)
+{
+    uint8_t from[41];
+    uint64_t t = 0;
+    pg->node = node;
+    pg->limit = PAGE_DEFAULT;
+    pg->n = 0;
+    int rc = tf_proto_ctl_get_uint(args, "limit", &pg->limit);
+    if ((rc != TF_OK && rc != TF_E_NOT_FOUND) || pg->limit < 1 || pg->limit > PAGE_MAX) {
+        WHY("argument 'limit' must be 1 to %u", PAGE_MAX);
+        return TF_E_BAD_VALUE;
+    }
+    pg->has_before = tf_proto_ctl_get(args, "before") != NULL;
+    if (pg->has_before) {
+        enum tf_node_store_table table =
+            pg->in ? TF_NODE_STORE_INTROS_IN : TF_NODE_STORE_INTROS_OUT;
+        if ((rc = resolve_arg(node, table, args, "before", pg->before, why, why_cap)) != TF_OK)
+            return rc;
+        if (pg->in) {
+            struct intro_in r;
+            if ((rc = in_load(node, pg->before, &r)) == TF_OK)
+                t = r.received, in_free(&r);
+        } else {
+            struct intro_out o;
+            if ((rc = out_load(node, pg->before, &o)) == TF_OK)
+                t = o.created, out_free(&o);
+        }
+        if (rc != TF_OK)
+            return rc;
+    }
+    from[0] = pg->in ? 'r' : 'p';
+    put_u64be(~t, from + 1);
+    memcpy(from + 9, pg->before, 32);
+    pg->ins = pg->in ? calloc((size_t)pg->limit, sizeof *pg->ins) : NULL;
+    pg->outs = pg->in ? NULL : calloc((size_t)pg->limit, sizeof *pg->outs);
+    if (pg->ins == NULL && pg->outs == NULL)
+        return TF_E_NOMEM;
+    rc = tf_node_store_kv_foreach_from(node->store, TF_NODE_STORE_INTRO_SCHED, from,
+                                       pg->has_before ? sizeof from : 1, page_cb, pg);
+    if (rc == TF_OK || rc == 1) {
+        rc = TF_OK;
+        tf_proto_mp_write_array(w, (uint32_t)pg->n);
+        for (size_t i = 0; i < pg->n; i++)
+            if (pg->in)
+                write_in(node, w, &pg->ins[i], -1);
+            else
+                write_out(node, w, &pg->outs[i]);
+    }
+    for (size_t i = 0; i < pg->n; i++)
+        if (pg->in)
+            in_free(&pg->ins[i]);
+        else
+            out_free(&pg->outs[i]);
+    free(pg->ins);
+    free(pg->outs);
+    return rc;
 }
 
 static int verb_list(struct tf_node *node, const msgpack_object *args, struct tf_proto_mp_writer *w,
                      char *why, size_t why_cap)
 {
-    struct list_out l = {node, -1, NULL, 0, 0};
+    struct page pg = {.in = false, .filter = -1};
     char state[16];
     int rc = opt_str(args, "state", state, sizeof state, false, why, why_cap);
     if (rc != TF_OK)
@@ -2050,35 +2157,21 @@ static int verb_list(struct tf_node *node, const msgpack_object *args, struct tf
     if (state[0]) {
         for (int i = 0; i <= OUT_EXPIRED; i++)
             if (strcmp(state, out_state_name((uint64_t)i)) == 0)
-                l.filter = i;
-        if (l.filter < 0) {
+                pg.filter = i;
+        if (pg.filter < 0) {
             WHY("state must be asking, introduced, declined, withdrawn or expired");
             return TF_E_BAD_VALUE;
         }
     }
-    rc = tf_node_store_kv_foreach(node->store, TF_NODE_STORE_INTROS_OUT, list_out_cb, &l);
-    if (rc == TF_OK) {
-        if (l.n > 1)
-            qsort(l.items, l.n, sizeof *l.items, newest_out_first);
-        tf_proto_mp_write_array(w, (uint32_t)l.n);
-        for (size_t i = 0; i < l.n; i++)
-            write_out(node, w, &l.items[i]);
-    }
-    for (size_t i = 0; i < l.n; i++)
-        out_free(&l.items[i]);
-    free(l.items);
-    return rc;
+    return write_page(node, &pg, args, w, why, why_cap);
 }
 
 static int verb_show(struct tf_node *node, const msgpack_object *args, struct tf_proto_mp_writer *w,
                      char *why, size_t why_cap)
 {
-    uint8_t id[32];
     struct intro_out o;
-    int rc = resolve_id(node, TF_NODE_STORE_INTROS_OUT, args, id, why, why_cap);
+    int rc = out_load_arg(node, args, &o, why, why_cap);
     if (rc != TF_OK)
-        return rc;
-    if ((rc = out_load(node, id, &o)) != TF_OK)
         return rc;
     write_out(node, w, &o);
     out_free(&o);
@@ -2088,12 +2181,9 @@ static int verb_show(struct tf_node *node, const msgpack_object *args, struct tf
 static int verb_withdraw(struct tf_node *node, const msgpack_object *args,
                          struct tf_proto_mp_writer *w, char *why, size_t why_cap)
 {
-    uint8_t id[32];
     struct intro_out o;
-    int rc = resolve_id(node, TF_NODE_STORE_INTROS_OUT, args, id, why, why_cap);
+    int rc = out_load_arg(node, args, &o, why, why_cap);
     if (rc != TF_OK)
-        return rc;
-    if ((rc = out_load(node, id, &o)) != TF_OK)
         return rc;
     if (o.state != OUT_ASKING) {
         WHY("this intro is %s; only an intro that is still asking can be withdrawn",
@@ -2190,58 +2280,19 @@ static void write_in(struct tf_node *node, struct tf_proto_mp_writer *w, const s
     tf_proto_mp_write_bool(w, r->late_revocation);
 }
 
-struct list_in {
-    bool all;
-    struct intro_in *items;
-    size_t n, cap;
-};
-
-static int list_in_cb(const uint8_t *key, size_t klen, const uint8_t *val, size_t vlen, void *arg)
-{
-    struct list_in *l = arg;
-    struct intro_in r;
-    if (klen != 32 || in_decode(key, val, vlen, &r) != TF_OK)
-        return 0;
-    if (!l->all && r.state != IN_PENDING) {
-        in_free(&r);
-        return 0;
-    }
-    if (tf_node__grow((void **)&l->items, &l->cap, l->n, sizeof *l->items) != TF_OK) {
-        in_free(&r);
-        return 1;
-    }
-    l->items[l->n++] = r;
-    return 0;
-}
-
-static int newest_in_first(const void *a, const void *b)
-{
-    const struct intro_in *x = a, *y = b;
-    return x->received == y->received ? memcmp(x->id, y->id, 32)
-                                      : (x->received > y->received ? -1 : 1);
-}
-
 static int verb_inbox(struct tf_node *node, const msgpack_object *args,
                       struct tf_proto_mp_writer *w, char *why, size_t why_cap)
 {
-    (void)why;
-    (void)why_cap;
-    struct list_in l = {false, NULL, 0, 0};
-    int rc = tf_proto_ctl_get_bool(args, "all", &l.all);
-    if (rc != TF_OK && rc != TF_E_NOT_FOUND)
+    struct page pg = {.in = true, .filter = IN_PENDING};
+    bool all = false;
+    int rc = tf_proto_ctl_get_bool(args, "all", &all);
+    if (rc != TF_OK && rc != TF_E_NOT_FOUND) {
+        WHY("argument 'all' must be true or false");
         return TF_E_BAD_REQUEST;
-    rc = tf_node_store_kv_foreach(node->store, TF_NODE_STORE_INTROS_IN, list_in_cb, &l);
-    if (rc == TF_OK) {
-        if (l.n > 1)
-            qsort(l.items, l.n, sizeof *l.items, newest_in_first);
-        tf_proto_mp_write_array(w, (uint32_t)l.n);
-        for (size_t i = 0; i < l.n; i++)
-            write_in(node, w, &l.items[i], -1);
     }
-    for (size_t i = 0; i < l.n; i++)
-        in_free(&l.items[i]);
-    free(l.items);
-    return rc;
+    if (all)
+        pg.filter = -1;
+    return write_page(node, &pg, args, w, why, why_cap);
 }
 
 static int verb_answer(struct tf_node *node, const msgpack_object *args,
@@ -2274,15 +2325,75 @@ out:
     return rc;
 }
 
+/* intro.rm: forgets an intro that is over.  Not one still asking (withdraw
+ * it first), nor one whose delayed closes have not left yet. */
+static int verb_rm_out(struct tf_node *node, const msgpack_object *args,
+                       struct tf_proto_mp_writer *w, char *why, size_t why_cap)
+{
+    struct intro_out o;
+    int rc = out_load_arg(node, args, &o, why, why_cap);
+    if (rc != TF_OK)
+        return rc;
+    if (o.state == OUT_ASKING) {
+        WHY("this intro is still asking; withdraw it first");
+        rc = TF_E_BAD_STATE;
+    } else if (close_due(&o) != 0) {
+        WHY("this intro's closes have not been sent yet (by %llu); remove it after that",
+            (unsigned long long)(o.close_at[0] > o.close_at[1] ? o.close_at[0] : o.close_at[1]));
+        rc = TF_E_BAD_STATE;
+    } else if ((rc = out_remove(node, &o)) != TF_OK ||
+               (rc = intro_event(node, "intro.removed", o.id, NULL, NULL)) != TF_OK) {
+        WHY("cannot remove: %s", tf_strerror(rc));
+    } else {
+        write_out(node, w, &o);
+    }
+    out_free(&o);
+    return rc;
+}
+
+/* inbox.rm: forgets an inbox item that is over (the other person stays a
+ * contact if it was introduced).  Not one waiting for an answer, nor one
+ * this party accepted while an introduction could still come: removing it
+ * would refuse that introduction while the other party has it.  What is
+ * left is a tombstone, so the connector's close is still acknowledged. */
+static int verb_rm_in(struct tf_node *node, const msgpack_object *args,
+                      struct tf_proto_mp_writer *w, char *why, size_t why_cap)
+{
+    struct intro_in r;
+    struct tf_proto_proposal p;
+    int rc = in_load_arg(node, args, &r, why, why_cap);
+    if (rc != TF_OK)
+        return rc;
+    if (tf_proto_proposal_decode(r.proposal.data, r.proposal.len, &p) != TF_OK) {
+        rc = TF_E_CORRUPT;
+    } else if (r.state == IN_PENDING) {
+        WHY("this intro waits for your answer; decline it first");
+        rc = TF_E_BAD_STATE;
+    } else if ((r.state == IN_ACCEPTED || r.state == IN_DECLINED) && r.my_accept.len > 0 &&
+               tf_node_now(node) <= add_sat(p.core.expires, ENVELOPE_GRACE_S)) {
+        WHY("you accepted this intro and its introduction may still come; it can be removed "
+            "once it is introduced, closed or expired");
+        rc = TF_E_BAD_STATE;
+    } else if ((rc = in_remove(node, &r)) != TF_OK ||
+               (rc = tomb_put(node, r.id, p.core.connector_pk, r.stranger)) != TF_OK ||
+               (rc = intro_event(node, "inbox.removed", r.id, NULL, NULL)) != TF_OK) {
+        WHY("cannot remove: %s", tf_strerror(rc));
+    } else {
+        write_in(node, w, &r, -1);
+    }
+    in_free(&r);
+    return rc;
+}
+
 int tf_node_intro_verb(struct tf_node *node, const char *verb, size_t verb_len,
                        const msgpack_object *args, struct tf_proto_mp_writer *w, char *why,
                        size_t why_cap, bool *handled)
 {
     static const char *const names[] = {"intro.propose",  "intro.list", "intro.show",
                                         "intro.withdraw", "inbox.list", "intro.accept",
-                                        "intro.decline"};
+                                        "intro.decline",  "intro.rm",   "inbox.rm"};
     int which = -1;
-    for (int i = 0; i < 7; i++)
+    for (int i = 0; i < (int)(sizeof names / sizeof names[0]); i++)
         if (strlen(names[i]) == verb_len && memcmp(names[i], verb, verb_len) == 0)
             which = i;
     *handled = which >= 0;
@@ -2301,6 +2412,10 @@ int tf_node_intro_verb(struct tf_node *node, const char *verb, size_t verb_len,
         return verb_answer(node, args, w, why, why_cap, true);
     case 6:
         return verb_answer(node, args, w, why, why_cap, false);
+    case 7:
+        return verb_rm_out(node, args, w, why, why_cap);
+    case 8:
+        return verb_rm_in(node, args, w, why, why_cap);
     default:
         return TF_E_UNKNOWN_VERB;
     }

@@ -53,8 +53,7 @@ struct opts {
 
 /* A proposal from conn to victim (side a), signed; *out owned by the caller. */
 static int build_proposal(const struct tf_proto_identity *conn, const struct tf_proto_buf *card,
-                          const uint8_t victim_pk[32], uint64_t expires_s,
-                          struct tf_proto_buf *out)
+                          const uint8_t victim_pk[32], uint64_t expires_s, struct tf_proto_buf *out)
 {
     struct tf_proto_intro_core c;
     struct tf_proto_proposal p;
