@@ -12,6 +12,9 @@
 #include "proto/ctl.h"
 #include "proto/intro.h"
 
+/* The most items one page of intros or inbox may hold (the node's limit). */
+#define INTRO_PAGE_MAX 1000
+
 /* The longest --expires: a year. */
 #define EXPIRES_MAX (365 * 86400)
 /* How often --wait asks the node, in ms. */
@@ -271,6 +274,57 @@ static int parse_one_opt(struct tf_cli_args *a, struct tf_cli *cli, int argc, ch
     return opt < 0 || tf_cli_args_want(a, npos, npos, what) != 0 ? -1 : 0;
 }
 
+/* The options of the listing verbs: one of their own (--state TEXT or
+ * --all), and the page (--limit N, --before INTRO). */
+struct page_opts {
+    const char *own; /* the value of the verb's own option, "" for a flag, or NULL */
+    uint64_t limit;  /* 0: the node's default */
+    char before[INTRO_HEX_LEN + 1];
+};
+
+enum { PAGE_OWN = 1, PAGE_LIMIT, PAGE_BEFORE };
+
+static int parse_page(struct tf_cli *cli, int argc, char **argv, const char *own, bool own_arg,
+                      struct page_opts *po)
+{
+    const struct tf_cli_opt opts[] = {{own, own_arg, PAGE_OWN},
+                                      {"limit", true, PAGE_LIMIT},
+                                      {"before", true, PAGE_BEFORE},
+                                      {NULL, false, 0}};
+    struct tf_cli_args a;
+    const char *v;
+    int opt, rc;
+    memset(po, 0, sizeof *po);
+    tf_cli_args_init(&a, cli, argc, argv, opts);
+    while ((opt = tf_cli_args_next(&a, &v)) > 0) {
+        if (opt == PAGE_OWN) {
+            po->own = v != NULL ? v : "";
+        } else if (opt == PAGE_LIMIT) {
+            char *end;
+            errno = 0;
+            unsigned long long n = strtoull(v, &end, 10);
+            if (v[0] < '0' || v[0] > '9' || *end != '\0' || errno != 0 || n < 1 ||
+                n > INTRO_PAGE_MAX)
+                return tf_cli_args_usage_error(cli, "--limit must be a number from 1 to %d",
+                                               INTRO_PAGE_MAX);
+            po->limit = n;
+        } else if ((rc = intro_arg(cli, v, po->before)) != TF_CLI_EXIT_OK) {
+            return rc;
+        }
+    }
+    return opt < 0 || tf_cli_args_want(&a, 0, 0, "") != 0 ? TF_CLI_EXIT_USAGE : TF_CLI_EXIT_OK;
+}
+
+/* Adds the page options to args. */
+static void add_page(const struct page_opts *po, struct tf_cli_ctl_arg *args, size_t *n)
+{
+    if (po->limit != 0)
+        args[(*n)++] =
+            (struct tf_cli_ctl_arg){.key = "limit", .type = TF_CLI_CTL_UINT, .u = po->limit};
+    if (po->before[0] != '\0')
+        tf_cli_ctl_add_str(args, n, "before", po->before);
+}
+
 int tf_cli_intro_list(struct tf_cli *cli, int argc, char **argv)
 {
     static const struct tf_cli_render_row cols[] = {
@@ -278,29 +332,32 @@ int tf_cli_intro_list(struct tf_cli *cli, int argc, char **argv)
         {"TOPIC", "topic", TF_CLI_RENDER_TEXT}, {"A", "a", TF_CLI_RENDER_PARTY},
         {"B", "b", TF_CLI_RENDER_PARTY},        {"CREATED", "created", TF_CLI_RENDER_AGO},
     };
-    struct tf_cli_args a;
-    struct tf_cli_ctl_arg arg;
-    const char *state;
+    struct page_opts po;
+    struct tf_cli_ctl_arg args[3];
     const char *empty = "no intros yet; propose one with: twofold propose A B --topic TOPIC";
     char buf[64];
     size_t n = 0;
+    int rc;
 
-    if (parse_one_opt(&a, cli, argc, argv, "state", true, 0, "", &state) != 0)
-        return TF_CLI_EXIT_USAGE;
-    if (state != NULL) {
+    if ((rc = parse_page(cli, argc, argv, "state", true, &po)) != TF_CLI_EXIT_OK)
+        return rc;
+    if (po.own != NULL) {
         size_t i = 0;
-        while (i < N_INTRO_STATES && strcmp(state, INTRO_STATES[i]) != 0)
+        while (i < N_INTRO_STATES && strcmp(po.own, INTRO_STATES[i]) != 0)
             i++;
         if (i == N_INTRO_STATES)
             return tf_cli_args_usage_error(cli,
                                            "state '%s' is not asking, introduced, declined, "
                                            "withdrawn or expired",
-                                           state);
-        snprintf(buf, sizeof buf, "no intros are %s", state);
+                                           po.own);
+        snprintf(buf, sizeof buf, "no intros are %s", po.own);
         empty = buf;
     }
-    tf_cli_ctl_add_str(&arg, &n, "state", state);
-    return tf_cli_ctl_print_list(cli, "intro.list", &arg, n, empty, cols,
+    tf_cli_ctl_add_str(args, &n, "state", po.own);
+    add_page(&po, args, &n);
+    if (po.before[0] != '\0')
+        empty = "no more intros";
+    return tf_cli_ctl_print_list(cli, "intro.list", args, n, empty, cols,
                                  sizeof cols / sizeof cols[0]);
 }
 
@@ -311,14 +368,19 @@ int tf_cli_intro_inbox(struct tf_cli *cli, int argc, char **argv)
         {"TOPIC", "topic", TF_CLI_RENDER_TEXT}, {"ABOUT", "about_other", TF_CLI_RENDER_LINE},
         {"STATE", "state", TF_CLI_RENDER_TEXT}, {"RECEIVED", "received", TF_CLI_RENDER_AGO},
     };
-    struct tf_cli_args a;
-    struct tf_cli_ctl_arg arg = {.key = "all", .type = TF_CLI_CTL_BOOL, .b = true};
-    const char *all;
+    struct page_opts po;
+    struct tf_cli_ctl_arg args[3];
+    size_t n = 0;
+    int rc;
 
-    if (parse_one_opt(&a, cli, argc, argv, "all", false, 0, "", &all) != 0)
-        return TF_CLI_EXIT_USAGE;
-    return tf_cli_ctl_print_list(cli, "inbox.list", &arg, all != NULL ? 1 : 0,
-                                 all != NULL
+    if ((rc = parse_page(cli, argc, argv, "all", false, &po)) != TF_CLI_EXIT_OK)
+        return rc;
+    if (po.own != NULL)
+        args[n++] = (struct tf_cli_ctl_arg){.key = "all", .type = TF_CLI_CTL_BOOL, .b = true};
+    add_page(&po, args, &n);
+    return tf_cli_ctl_print_list(cli, "inbox.list", args, n,
+                                 po.before[0] != '\0' ? "no more introductions"
+                                 : po.own != NULL
                                      ? "nobody has proposed an introduction to you yet"
                                      : "no introductions wait for your answer (all of them: "
                                        "twofold inbox --all)",
@@ -391,10 +453,15 @@ static void print_withdrawn(const char *done, const msgpack_object *intro)
 static void print_answered(const char *done, const msgpack_object *item)
 {
     char id[16], from[256], topic[128];
+    bool resent = false;
     tf_cli_render_field(id, sizeof id, item, "id", TF_CLI_RENDER_SHORT_ID);
     tf_cli_render_field(from, sizeof from, item, "connector", TF_CLI_RENDER_CONTACT);
     tf_cli_render_field(topic, sizeof topic, item, "topic", TF_CLI_RENDER_TEXT);
-    printf("%s intro %s from %s on %s\n", done, id, from, topic);
+    /* Accepting again changes nothing: the node sent the same acceptance. */
+    if (tf_proto_ctl_get_bool(item, "resent", &resent) == TF_OK && resent)
+        printf("already accepted intro %s from %s on %s; acceptance re-sent\n", id, from, topic);
+    else
+        printf("%s intro %s from %s on %s\n", done, id, from, topic);
 }
 
 /* A verb that takes INTRO and at most one text option. */
@@ -454,6 +521,26 @@ int tf_cli_intro_accept(struct tf_cli *cli, int argc, char **argv)
 {
     static const struct intro_verb v = {"intro.accept", "note", TF_PROTO_NOTE_MAX, "accepted",
                                         print_answered};
+    return run_intro_verb(cli, argc, argv, &v);
+}
+
+/* intros rm and inbox rm: "removed intro 1a2b3c4d5e6f". */
+static void print_removed(const char *done, const msgpack_object *item)
+{
+    char id[16];
+    tf_cli_render_field(id, sizeof id, item, "id", TF_CLI_RENDER_SHORT_ID);
+    printf("%s intro %s\n", done, id);
+}
+
+int tf_cli_intro_rm(struct tf_cli *cli, int argc, char **argv)
+{
+    static const struct intro_verb v = {"intro.rm", NULL, 0, "removed", print_removed};
+    return run_intro_verb(cli, argc, argv, &v);
+}
+
+int tf_cli_intro_inbox_rm(struct tf_cli *cli, int argc, char **argv)
+{
+    static const struct intro_verb v = {"inbox.rm", NULL, 0, "removed", print_removed};
     return run_intro_verb(cli, argc, argv, &v);
 }
 

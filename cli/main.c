@@ -84,6 +84,25 @@ static const struct verb CONTACT_VERBS[] = {
     {NULL, NULL, NULL, NULL, NULL, NULL},
 };
 
+static const struct verb INTROS_VERBS[] = {
+    {"rm", "INTRO", "forget an introduction you proposed that is over",
+     INTRO_ARG "\n"
+               "Not one still asking (withdraw it first), nor one whose closes have not left\n"
+               "yet.  The contacts stay as they are.\n",
+     tf_cli_intro_rm, NULL},
+    {NULL, NULL, NULL, NULL, NULL, NULL},
+};
+
+static const struct verb INBOX_VERBS[] = {
+    {"rm", "INTRO", "forget an introduction proposed to you that is over",
+     INTRO_ARG "\n"
+               "Not one that waits for your answer (decline it first), nor one you accepted\n"
+               "while its introduction may still come.  Someone you were introduced to stays\n"
+               "a contact.\n",
+     tf_cli_intro_inbox_rm, NULL},
+    {NULL, NULL, NULL, NULL, NULL, NULL},
+};
+
 static const struct verb POLICY_VERBS[] = {
     {"check", "[FILE]", "check a policy file for errors (no node needed)",
      "  FILE               the file to check (default: the policy file in the home)\n"
@@ -163,8 +182,9 @@ static const struct verb VERBS[] = {
      "                     real-estate-law (required)\n"
      "  --note TEXT        a note to both of them\n"
      "  --note-a TEXT      a note to A only; --note-b TEXT, to B only (not with --note)\n"
-     "  --about-a TEXT     what B is told about A before A agrees (default: A's display\n"
-     "                     name); --about-b TEXT, what A is told about B\n"
+     "  --about-a TEXT     what B is told about A before A agrees (default: nothing, so\n"
+     "                     that B learns who A is only once both accept); --about-b TEXT,\n"
+     "                     what A is told about B\n"
      "  --sequential       ask A first, and B only once A has accepted (default: both at\n"
      "                     once)\n"
      "  --expires DURATION\n"
@@ -177,12 +197,17 @@ static const struct verb VERBS[] = {
      "Nobody is introduced unless both accept; a decline tells the other side only that\n"
      "the intro is closed.  Texts are at most 2000 bytes of UTF-8.  Prints the intro's id.\n",
      tf_cli_intro_propose, NULL},
-    {"intros", "[--state STATE]", "list the introductions you proposed, newest first",
+    {"intros", "[--state STATE] [--limit N] [--before INTRO] | rm INTRO",
+     "list the introductions you proposed, newest first",
      "  --state STATE      only those asking, introduced, declined, withdrawn or expired\n"
+     "  --limit N          at most N of them (1-1000, default 50)\n"
+     "  --before INTRO     the ones after INTRO in the list (the next page)\n"
      "\n"
      "Shows the start of each intro's id, its state and topic, both contacts with their\n"
-     "answers so far (not_asked, pending, accepted or declined), and when it was proposed.\n",
-     tf_cli_intro_list, NULL},
+     "answers so far (not_asked, pending, accepted or declined), and when it was proposed.\n"
+     "Intros that are over are forgotten after the retention (30 days by default); 'twofold\n"
+     "intros rm INTRO' forgets one now.\n",
+     tf_cli_intro_list, INTROS_VERBS},
     {"show", "INTRO", "show everything about an introduction you proposed",
      INTRO_ARG "\n"
                "Shows the state, topic, mode and times, and for each side who they are, their\n"
@@ -192,13 +217,18 @@ static const struct verb VERBS[] = {
      INTRO_ARG "\n"
                "Both sides are told the intro is closed, and nobody is introduced.\n",
      tf_cli_intro_withdraw, NULL},
-    {"inbox", "[--all]", "list the introductions proposed to you that wait for your answer",
-     "  --all              also those already answered or closed\n"
+    {"inbox", "[--all] [--limit N] [--before INTRO] | rm INTRO",
+     "list the introductions proposed to you that wait for your answer",
+     "  --all              also those already answered, closed or expired\n"
+     "  --limit N          at most N of them (1-1000, default 50)\n"
+     "  --before INTRO     the ones after INTRO in the list (the next page)\n"
      "\n"
      "Shows the start of each intro's id, who proposed it, the topic, the first line of what\n"
      "you are told about the other person, the state and when it came; --json gives the\n"
-     "texts in full.  Answer with 'twofold accept' or 'twofold decline'.\n",
-     tf_cli_intro_inbox, NULL},
+     "texts in full.  Answer with 'twofold accept' or 'twofold decline'.  Items that are\n"
+     "over are forgotten after the retention (30 days by default); 'twofold inbox rm\n"
+     "INTRO' forgets one now.\n",
+     tf_cli_intro_inbox, INBOX_VERBS},
     {"accept", "INTRO [--note TEXT]", "accept an introduction proposed to you",
      INTRO_ARG "  --note TEXT        a note to the other person, given to them once you are both\n"
                "                     introduced (at most 2000 bytes)\n"

@@ -48,6 +48,13 @@ void tf_node_config_defaults(struct tf_node_config *cfg)
     cfg->outbox_max_strangers = 2000;
     cfg->seen_max = 200000;
     cfg->stranger_dials_max = 3;
+    /* intro */
+    cfg->max_intros_per_connector = 200;
+    cfg->max_stranger_intros = 1000;
+    cfg->retention_s = 30 * 86400;
+    cfg->close_delay_min_s = 3600;
+    cfg->close_delay_max_s = 86400;
+    cfg->policy_decline_reason = 0;
 }
 
 struct key {
@@ -96,6 +103,13 @@ static const struct key KEYS[] = {
     KEY(outbox_max_strangers, 1, 1000000),
     KEY(seen_max, 1, 100000000),
     KEY(stranger_dials_max, 0, 1000),
+    /* intro */
+    KEY(max_intros_per_connector, 1, 1000000),
+    KEY(max_stranger_intros, 0, 1000000),
+    KEY(retention_s, 1, 10 * 365 * 86400),
+    KEY(close_delay_min_s, 0, 30 * 86400),
+    KEY(close_delay_max_s, 0, 30 * 86400),
+    KEY(policy_decline_reason, 0, 1),
 };
 
 static char *trim(char *s)
@@ -168,6 +182,10 @@ int tf_node_config_load(const char *home, struct tf_node_config *cfg, char *why,
         memcpy((char *)&next + key->offset, &(uint64_t){val}, sizeof(uint64_t));
     }
     fclose(f);
+    if (rc == TF_OK && next.close_delay_min_s > next.close_delay_max_s) {
+        snprintf(why, why_cap, "%s: close_delay_min_s must not exceed close_delay_max_s", path);
+        rc = TF_E_BAD_VALUE;
+    }
     if (rc == TF_OK)
         *cfg = next;
     return rc;

@@ -59,6 +59,14 @@ struct tf_node_config {
     uint64_t outbox_max_strangers; /* envelopes queued for non-contacts, together */
     uint64_t seen_max;             /* msg ids remembered (the seen table) */
     uint64_t stranger_dials_max;   /* dials for one envelope to a non-contact */
+    /* intro (node/intro.c, docs/CONTROL.md "Settings"): budgets, retention,
+     * close delays and what a policy decline says. */
+    uint64_t max_intros_per_connector; /* inbox records and tombstones one connector caused */
+    uint64_t max_stranger_intros;      /* the same for all non-contacts together */
+    uint64_t retention_s;              /* finished intros are collected after this */
+    uint64_t close_delay_min_s;        /* a close caused by a decline or a withdrawal */
+    uint64_t close_delay_max_s;        /*   leaves after a delay uniform in [min, max] */
+    uint64_t policy_decline_reason;    /* 1: a policy decline names its rule to the connector */
 };
 
 /* The defaults. */

@@ -23,7 +23,7 @@
 #define WHY(...) snprintf(why, why_cap, __VA_ARGS__)
 #define SWEEP_MS 1000
 #define EXPIRES_DEFAULT_S (14u * 86400u)
-#define EXPIRES_MAX_S (365u * 86400u)
+#define EXPIRES_MAX_S TF_PROTO_INTRO_EXPIRES_MAX_S
 /* An envelope carrying an intro object outlives the intro by this much, so
  * a late but valid introduction still arrives (docs/PROTOCOL.md §8). */
 #define ENVELOPE_GRACE_S (30u * 86400u)
@@ -57,16 +57,21 @@ struct intro_out {
     struct tf_proto_buf topic, about[2], note[2], reason[2], reply[2];
     uint64_t state, side[2];
     uint64_t created, expires, updated;
+    /* When the close to each side is due (0: none waiting).  A close caused
+     * by a decline or a withdrawal waits a random delay (docs/PROTOCOL.md
+     * §8); records written before it was kept have 21 fields. */
+    uint64_t close_at[2];
 };
 
 /* Party side. */
 
-enum in_state { IN_PENDING, IN_ACCEPTED, IN_DECLINED, IN_INTRODUCED, IN_CLOSED };
+enum in_state { IN_PENDING, IN_ACCEPTED, IN_DECLINED, IN_INTRODUCED, IN_CLOSED, IN_EXPIRED };
 
 static const char *in_state_name(uint64_t s)
 {
-    static const char *const names[] = {"pending", "accepted", "declined", "introduced", "closed"};
-    return s < 5 ? names[s] : "?";
+    static const char *const names[] = {"pending",    "accepted", "declined",
+                                        "introduced", "closed",   "expired"};
+    return s <= IN_EXPIRED ? names[s] : "?";
 }
 
 struct intro_in {
@@ -84,6 +89,9 @@ struct intro_in {
      * acceptances, kept as the proof (empty before; and in records written
      * before it was kept, which have 9 fields). */
     struct tf_proto_buf introduction;
+    /* The connector was not a contact when the proposal came: the record
+     * counts against the strangers' budget (11th field; false before). */
+    bool stranger;
 };
 
 static void buf_free_all(struct tf_proto_buf *b, size_t n)
@@ -166,7 +174,7 @@ static int out_encode(const struct intro_out *o, struct tf_proto_buf *out)
 {
     struct tf_proto_mp_writer w;
     tf_proto_mp_writer_init(&w);
-    tf_proto_mp_write_array(&w, 21);
+    tf_proto_mp_write_array(&w, 23);
     w_buf(&w, &o->core, true);
     for (int x = 0; x < 2; x++) {
         tf_proto_mp_write_bin(&w, o->salt[x], 32);
@@ -183,17 +191,20 @@ static int out_encode(const struct intro_out *o, struct tf_proto_buf *out)
     tf_proto_mp_write_uint(&w, o->created);
     tf_proto_mp_write_uint(&w, o->expires);
     tf_proto_mp_write_uint(&w, o->updated);
+    tf_proto_mp_write_uint(&w, o->close_at[0]);
+    tf_proto_mp_write_uint(&w, o->close_at[1]);
     return tf_proto_mp_writer_finish(&w, out);
 }
 
 static int out_decode(const uint8_t id[32], const uint8_t *p, size_t n, struct intro_out *o)
 {
     struct tf_proto_mp_reader r;
+    uint32_t fields = 0;
     int rc;
     memset(o, 0, sizeof *o);
     memcpy(o->id, id, 32);
     tf_proto_mp_reader_init(&r, p, n);
-    if ((rc = tf_proto_mp_read_array_exact(&r, 21)) != TF_OK ||
+    if ((rc = tf_proto_mp_read_array(&r, 23, &fields)) != TF_OK || (fields != 21 && fields != 23) ||
         (rc = r_bin(&r, &o->core, TF_PROTO_BODY_MAX)) != TF_OK)
         goto fail;
     for (int x = 0; x < 2 && rc == TF_OK; x++) {
@@ -212,6 +223,8 @@ static int out_decode(const uint8_t id[32], const uint8_t *p, size_t n, struct i
         (rc = tf_proto_mp_read_uint(&r, &o->created)) != TF_OK ||
         (rc = tf_proto_mp_read_uint(&r, &o->expires)) != TF_OK ||
         (rc = tf_proto_mp_read_uint(&r, &o->updated)) != TF_OK ||
+        (fields == 23 && ((rc = tf_proto_mp_read_uint(&r, &o->close_at[0])) != TF_OK ||
+                          (rc = tf_proto_mp_read_uint(&r, &o->close_at[1])) != TF_OK)) ||
         (rc = tf_proto_mp_read_end(&r)) != TF_OK)
         goto fail;
     if (o->state > OUT_EXPIRED || o->side[0] > SIDE_DECLINED || o->side[1] > SIDE_DECLINED)
@@ -227,7 +240,7 @@ static int in_encode(const struct intro_in *r, struct tf_proto_buf *out)
 {
     struct tf_proto_mp_writer w;
     tf_proto_mp_writer_init(&w);
-    tf_proto_mp_write_array(&w, 10);
+    tf_proto_mp_write_array(&w, 11);
     w_buf(&w, &r->proposal, true);
     tf_proto_mp_write_uint(&w, r->state);
     w_buf(&w, &r->decided_by, false);
@@ -241,6 +254,7 @@ static int in_encode(const struct intro_in *r, struct tf_proto_buf *out)
     tf_proto_mp_write_uint(&w, r->received);
     tf_proto_mp_write_uint(&w, r->updated);
     w_buf(&w, &r->introduction, true);
+    tf_proto_mp_write_bool(&w, r->stranger);
     return tf_proto_mp_writer_finish(&w, out);
 }
 
@@ -252,7 +266,7 @@ static int in_decode(const uint8_t id[32], const uint8_t *p, size_t n, struct in
     memcpy(r->id, id, 32);
     uint32_t fields;
     tf_proto_mp_reader_init(&rd, p, n);
-    if ((rc = tf_proto_mp_read_array(&rd, 10, &fields)) != TF_OK || fields < 9 ||
+    if ((rc = tf_proto_mp_read_array(&rd, 11, &fields)) != TF_OK || fields < 9 ||
         (rc = r_bin(&rd, &r->proposal, TF_PROTO_BODY_MAX)) != TF_OK ||
         (rc = tf_proto_mp_read_uint(&rd, &r->state)) != TF_OK ||
         (rc = r_str(&rd, &r->decided_by, 64)) != TF_OK ||
@@ -268,8 +282,9 @@ static int in_decode(const uint8_t id[32], const uint8_t *p, size_t n, struct in
         (rc = tf_proto_mp_read_bool(&rd, &r->late_revocation)) != TF_OK ||
         (rc = tf_proto_mp_read_uint(&rd, &r->received)) != TF_OK ||
         (rc = tf_proto_mp_read_uint(&rd, &r->updated)) != TF_OK ||
-        (fields == 10 && (rc = r_bin(&rd, &r->introduction, TF_PROTO_BODY_MAX)) != TF_OK) ||
-        (rc = tf_proto_mp_read_end(&rd)) != TF_OK || r->state > IN_CLOSED)
+        (fields >= 10 && (rc = r_bin(&rd, &r->introduction, TF_PROTO_BODY_MAX)) != TF_OK) ||
+        (fields == 11 && (rc = tf_proto_mp_read_bool(&rd, &r->stranger)) != TF_OK) ||
+        (rc = tf_proto_mp_read_end(&rd)) != TF_OK || r->state > IN_EXPIRED)
         goto fail;
     return TF_OK;
 fail:
@@ -333,21 +348,185 @@ static int pair_index_put(struct tf_node *node, const struct intro_out *o)
 }
 
 /* intro_expiry key: u64be(expires) || id. */
-static void expiry_key(uint64_t expires, const uint8_t id[32], uint8_t key[40])
+static void put_u64be(uint64_t v, uint8_t out[8])
 {
     for (int i = 0; i < 8; i++)
-        key[i] = (uint8_t)(expires >> (56 - 8 * i));
+        out[i] = (uint8_t)(v >> (56 - 8 * i));
+}
+
+static uint64_t get_u64be(const uint8_t in[8])
+{
+    uint64_t v = 0;
+    for (int i = 0; i < 8; i++)
+        v = v << 8 | in[i];
+    return v;
+}
+
+static void expiry_key(uint64_t expires, const uint8_t id[32], uint8_t key[40])
+{
+    put_u64be(expires, key);
     memcpy(key + 8, id, 32);
+}
+
+static uint64_t add_sat(uint64_t a, uint64_t b)
+{
+    return a > UINT64_MAX - b ? UINT64_MAX : a + b;
+}
+
+static uint64_t max_u64(uint64_t a, uint64_t b)
+{
+    return a > b ? a : b;
+}
+
+/*
+ * intro_sched (schema 6): the schedules, budget indexes and tombstones of
+ * both sides in one table, told apart by a kind byte first.  Times are
+ * u64be, so each timed kind walks in time order:
+ *   'x' u64be(expires) id           a pending inbox item expires then
+ *   'a' u64be(expires + grace) id   an accepted one, once no introduction
+ *                                   can arrive any more
+ *   'i' u64be(at) id                a finished inbox item is collected at `at`
+ *   'c' u64be(at) id                an intro's delayed close is due at `at`
+ *   'o' u64be(at) id                a finished intro is collected at `at`
+ *   't' u64be(at) id                a tombstone is collected at `at`
+ *   'f' connector id                every inbox item and tombstone, by connector
+ *   's' id                          every one a stranger caused
+ *   'q' party id                    every intro, by party (their card is kept)
+ *   'r' u64be(~received) id         inbox items, newest first (paging)
+ *   'p' u64be(~created) id          intros, newest first (paging)
+ *   'T' id -> u64be(collect_at) || connector || stranger (1 byte): a tombstone
+ * Every value but the tombstone's is empty.  A record's keys are computed
+ * from the record alone (sched keys below); saving it removes the keys of its
+ * previous version that it no longer has, so each record has exactly its
+ * keys.  A timed key whose record no longer has it (stale: the retention
+ * setting changed) is dropped by the sweep that meets it.
+ */
+#define SK_MAX 65
+#define SK_KEYS 8
+struct keyset {
+    uint8_t key[SK_KEYS][SK_MAX];
+    size_t len[SK_KEYS], n;
+};
+
+static void ks_time(struct keyset *ks, uint8_t kind, uint64_t t, const uint8_t id[32])
+{
+    assert(ks->n < SK_KEYS);
+    uint8_t *k = ks->key[ks->n];
+    k[0] = kind;
+    put_u64be(t, k + 1);
+    memcpy(k + 9, id, 32);
+    ks->len[ks->n++] = 41;
+}
+
+/* kind || pk || id, or kind || id when pk is NULL. */
+static void ks_pk(struct keyset *ks, uint8_t kind, const uint8_t *pk, const uint8_t id[32])
+{
+    assert(ks->n < SK_KEYS);
+    uint8_t *k = ks->key[ks->n];
+    size_t n = 1;
+    k[0] = kind;
+    if (pk != NULL) {
+        memcpy(k + 1, pk, 32);
+        n += 32;
+    }
+    memcpy(k + n, id, 32);
+    ks->len[ks->n++] = n + 32;
+}
+
+static bool ks_has(const struct keyset *ks, const uint8_t *key, size_t len)
+{
+    for (size_t i = 0; i < ks->n; i++)
+        if (ks->len[i] == len && memcmp(ks->key[i], key, len) == 0)
+            return true;
+    return false;
+}
+
+/* Removes the keys of old that new lacks, then puts new's. */
+static int ks_apply(struct tf_node *node, const struct keyset *old, const struct keyset *new)
+{
+    int rc = TF_OK;
+    for (size_t i = 0; rc == TF_OK && i < old->n; i++)
+        if (!ks_has(new, old->key[i], old->len[i]))
+            rc = index_set(node, TF_NODE_STORE_INTRO_SCHED, old->key[i], old->len[i], false);
+    for (size_t i = 0; rc == TF_OK && i < new->n; i++)
+        rc = index_set(node, TF_NODE_STORE_INTRO_SCHED, new->key[i], new->len[i], true);
+    return rc;
+}
+
+/* When a finished inbox item is collected: after the retention, and not
+ * while its proposal could still be delivered (until it expires) or, once
+ * accepted, while an introduction could still arrive. */
+static uint64_t in_collect_at(const struct tf_node *node, const struct intro_in *r,
+                              const struct tf_proto_proposal *p)
+{
+    uint64_t until = add_sat(p->core.expires, r->my_accept.len ? ENVELOPE_GRACE_S : 0);
+    return max_u64(add_sat(r->updated, node->config.retention_s), until);
+}
+
+static void in_keys(const struct tf_node *node, const struct intro_in *r, struct keyset *ks)
+{
+    struct tf_proto_proposal p;
+    ks->n = 0;
+    if (tf_proto_proposal_decode(r->proposal.data, r->proposal.len, &p) != TF_OK)
+        return;
+    ks_time(ks, 'r', ~r->received, r->id);
+    ks_pk(ks, 'f', p.core.connector_pk, r->id);
+    if (r->stranger)
+        ks_pk(ks, 's', NULL, r->id);
+    if (r->state == IN_PENDING)
+        ks_time(ks, 'x', p.core.expires, r->id);
+    else if (r->state == IN_ACCEPTED)
+        ks_time(ks, 'a', add_sat(p.core.expires, ENVELOPE_GRACE_S), r->id);
+    else if (r->state != IN_INTRODUCED)
+        ks_time(ks, 'i', in_collect_at(node, r, &p), r->id);
+}
+
+/* The earliest delayed close of o, 0 when none waits. */
+static uint64_t close_due(const struct intro_out *o)
+{
+    uint64_t a = o->close_at[0], b = o->close_at[1];
+    return a == 0 ? b : b == 0 ? a : (a < b ? a : b);
+}
+
+static bool out_finished(const struct intro_out *o)
+{
+    return o->state == OUT_DECLINED || o->state == OUT_WITHDRAWN || o->state == OUT_EXPIRED;
+}
+
+static void out_keys(const struct tf_node *node, const struct intro_out *o, struct keyset *ks)
+{
+    ks->n = 0;
+    ks_time(ks, 'p', ~o->created, o->id);
+    ks_pk(ks, 'q', o->pk[0], o->id);
+    ks_pk(ks, 'q', o->pk[1], o->id);
+    uint64_t due = close_due(o);
+    if (due != 0)
+        ks_time(ks, 'c', due, o->id);
+    else if (out_finished(o))
+        ks_time(ks, 'o', add_sat(o->updated, node->config.retention_s), o->id);
 }
 
 static int out_save(struct tf_node *node, const struct intro_out *o)
 {
     struct tf_proto_buf v = {0};
+    struct keyset old = {.n = 0}, new;
+    struct intro_out prev;
     uint8_t key[40];
-    int rc = put_record(node, TF_NODE_STORE_INTROS_OUT, o->id, out_encode(o, &v), &v);
+    int rc = tf_node_store_kv_get(node->store, TF_NODE_STORE_INTROS_OUT, o->id, 32, &v);
+    if (rc == TF_OK && out_decode(o->id, v.data, v.len, &prev) == TF_OK) {
+        out_keys(node, &prev, &old);
+        out_free(&prev);
+    }
+    tf_proto_buf_free(&v);
+    if (rc != TF_OK && rc != TF_E_NOT_FOUND)
+        return rc;
+    out_keys(node, o, &new);
+    rc = put_record(node, TF_NODE_STORE_INTROS_OUT, o->id, out_encode(o, &v), &v);
     expiry_key(o->expires, o->id, key);
     if (rc == TF_OK) /* only an open intro can expire */
         rc = index_set(node, TF_NODE_STORE_INTRO_EXPIRY, key, sizeof key, o->state == OUT_ASKING);
+    if (rc == TF_OK)
+        rc = ks_apply(node, &old, &new);
     return rc;
 }
 
@@ -361,20 +540,191 @@ static int in_load(struct tf_node *node, const uint8_t id[32], struct intro_in *
     return rc;
 }
 
+/* intro_pending key: connector || id, while the owner has not answered. */
+static int pending_index_set(struct tf_node *node, const struct intro_in *r, bool present)
+{
+    struct tf_proto_proposal p;
+    uint8_t key[64];
+    int rc = tf_proto_proposal_decode(r->proposal.data, r->proposal.len, &p);
+    if (rc == TF_OK) {
+        memcpy(key, p.core.connector_pk, 32);
+        memcpy(key + 32, r->id, 32);
+        rc = index_set(node, TF_NODE_STORE_INTRO_PENDING, key, sizeof key, present);
+    }
+    return rc;
+}
+
 static int in_save(struct tf_node *node, const struct intro_in *r)
 {
     struct tf_proto_buf v = {0};
-    struct tf_proto_proposal p;
-    uint8_t key[64];
-    int rc = put_record(node, TF_NODE_STORE_INTROS_IN, r->id, in_encode(r, &v), &v);
-    /* intro_pending key: connector || id, while the owner has not answered. */
-    if (rc == TF_OK &&
-        (rc = tf_proto_proposal_decode(r->proposal.data, r->proposal.len, &p)) == TF_OK) {
-        memcpy(key, p.core.connector_pk, 32);
-        memcpy(key + 32, r->id, 32);
-        rc = index_set(node, TF_NODE_STORE_INTRO_PENDING, key, sizeof key, r->state == IN_PENDING);
+    struct keyset old = {.n = 0}, new;
+    struct intro_in prev;
+    int rc = tf_node_store_kv_get(node->store, TF_NODE_STORE_INTROS_IN, r->id, 32, &v);
+    if (rc == TF_OK && in_decode(r->id, v.data, v.len, &prev) == TF_OK) {
+        in_keys(node, &prev, &old);
+        in_free(&prev);
     }
+    tf_proto_buf_free(&v);
+    if (rc != TF_OK && rc != TF_E_NOT_FOUND)
+        return rc;
+    in_keys(node, r, &new);
+    rc = put_record(node, TF_NODE_STORE_INTROS_IN, r->id, in_encode(r, &v), &v);
+    if (rc == TF_OK)
+        rc = pending_index_set(node, r, r->state == IN_PENDING);
+    if (rc == TF_OK)
+        rc = ks_apply(node, &old, &new);
     return rc;
+}
+
+/* Counts the intro_sched keys that start with kind || pk (kind alone when pk
+ * is NULL), up to max. */
+struct prefix_count {
+    uint8_t prefix[33];
+    size_t plen;
+    uint64_t n, max;
+};
+
+static int prefix_count_cb(const uint8_t *key, size_t klen, const uint8_t *val, size_t vlen,
+                           void *arg)
+{
+    (void)val;
+    (void)vlen;
+    struct prefix_count *pc = arg;
+    if (klen < pc->plen || memcmp(key, pc->prefix, pc->plen) != 0)
+        return 1; /* past the prefix */
+    return ++pc->n >= pc->max ? 1 : 0;
+}
+
+static int prefix_count(struct tf_node *node, uint8_t kind, const uint8_t *pk, uint64_t max,
+                        uint64_t *n)
+{
+    struct prefix_count pc = {.plen = pk ? 33 : 1, .n = 0, .max = max};
+    pc.prefix[0] = kind;
+    if (pk != NULL)
+        memcpy(pc.prefix + 1, pk, 32);
+    *n = 0;
+    if (max == 0)
+        return TF_OK;
+    int rc = tf_node_store_kv_foreach_from(node->store, TF_NODE_STORE_INTRO_SCHED, pc.prefix,
+                                           pc.plen, prefix_count_cb, &pc);
+    *n = pc.n;
+    return rc == 1 ? TF_OK : rc;
+}
+
+/* Forgets the card of pk (kept for a correspondent who is not a contact)
+ * once no inbox item, tombstone or intro refers to pk. */
+static int card_gc(struct tf_node *node, const uint8_t pk[32])
+{
+    uint64_t from = 0, party = 0;
+    int rc = prefix_count(node, 'f', pk, 1, &from);
+    if (rc == TF_OK)
+        rc = prefix_count(node, 'q', pk, 1, &party);
+    if (rc == TF_OK && from == 0 && party == 0)
+        rc = index_set(node, TF_NODE_STORE_CARDS, pk, 32, false);
+    return rc;
+}
+
+static int out_remove(struct tf_node *node, const struct intro_out *o)
+{
+    struct keyset keys, none = {.n = 0};
+    uint8_t key[PAIR_KEY_MAX];
+    struct tf_proto_buf id = {0};
+    out_keys(node, o, &keys);
+    int rc = index_set(node, TF_NODE_STORE_INTROS_OUT, o->id, 32, false);
+    if (rc == TF_OK)
+        rc = ks_apply(node, &keys, &none);
+    expiry_key(o->expires, o->id, key);
+    if (rc == TF_OK)
+        rc = index_set(node, TF_NODE_STORE_INTRO_EXPIRY, key, 40, false);
+    /* The pair's index entry, if it still names this intro. */
+    size_t klen = pair_key(o->pk[0], o->pk[1], o->topic.data, o->topic.len, key);
+    if (rc == TF_OK &&
+        (rc = tf_node_store_kv_get(node->store, TF_NODE_STORE_INTRO_PAIRS, key, klen, &id)) ==
+            TF_OK &&
+        id.len == 32 && memcmp(id.data, o->id, 32) == 0)
+        rc = index_set(node, TF_NODE_STORE_INTRO_PAIRS, key, klen, false);
+    tf_proto_buf_free(&id);
+    if (rc == TF_E_NOT_FOUND)
+        rc = TF_OK;
+    for (int x = 0; x < 2 && rc == TF_OK; x++)
+        rc = card_gc(node, o->pk[x]);
+    return rc;
+}
+
+static int in_remove(struct tf_node *node, const struct intro_in *r)
+{
+    struct keyset keys, none = {.n = 0};
+    struct tf_proto_proposal p;
+    in_keys(node, r, &keys);
+    int rc = index_set(node, TF_NODE_STORE_INTROS_IN, r->id, 32, false);
+    if (rc == TF_OK)
+        rc = ks_apply(node, &keys, &none);
+    if (rc == TF_OK && tf_proto_proposal_decode(r->proposal.data, r->proposal.len, &p) == TF_OK &&
+        (rc = pending_index_set(node, r, false)) == TF_OK)
+        rc = card_gc(node, p.core.connector_pk);
+    return rc;
+}
+
+/* Tombstones: what is left of a proposal the node did not keep (a stranger's
+ * that the policy declined, a blocked connector's).  Enough to answer the
+ * proposal again and its close the same way as a kept one's, and to count
+ * against the connector's budgets. */
+#define TOMB_VAL_LEN 41
+static void tomb_key(const uint8_t id[32], uint8_t key[33])
+{
+    key[0] = 'T';
+    memcpy(key + 1, id, 32);
+}
+
+static void tomb_keys(const uint8_t id[32], const uint8_t val[TOMB_VAL_LEN], struct keyset *ks)
+{
+    ks->n = 0;
+    ks_pk(ks, 'f', val + 8, id);
+    if (val[40])
+        ks_pk(ks, 's', NULL, id);
+    ks_time(ks, 't', get_u64be(val), id);
+}
+
+/* TF_OK with the connector, TF_E_NOT_FOUND, or a store error. */
+static int tomb_get(struct tf_node *node, const uint8_t id[32], uint8_t val[TOMB_VAL_LEN])
+{
+    uint8_t key[33];
+    struct tf_proto_buf v = {0};
+    tomb_key(id, key);
+    int rc = tf_node_store_kv_get(node->store, TF_NODE_STORE_INTRO_SCHED, key, sizeof key, &v);
+    if (rc == TF_OK && v.len != TOMB_VAL_LEN)
+        rc = TF_E_CORRUPT;
+    if (rc == TF_OK)
+        memcpy(val, v.data, TOMB_VAL_LEN);
+    tf_proto_buf_free(&v);
+    return rc;
+}
+
+static int tomb_put(struct tf_node *node, const uint8_t id[32], const uint8_t connector[32],
+                    bool stranger)
+{
+    uint8_t key[33], val[TOMB_VAL_LEN];
+    struct keyset keys, none = {.n = 0};
+    put_u64be(add_sat(tf_node_now(node), node->config.retention_s), val);
+    memcpy(val + 8, connector, 32);
+    val[40] = stranger ? 1 : 0;
+    tomb_key(id, key);
+    tomb_keys(id, val, &keys);
+    int rc = tf_node_store_kv_put(node->store, TF_NODE_STORE_INTRO_SCHED, key, sizeof key, val,
+                                  sizeof val);
+    return rc == TF_OK ? ks_apply(node, &none, &keys) : rc;
+}
+
+static int tomb_remove(struct tf_node *node, const uint8_t id[32], const uint8_t val[TOMB_VAL_LEN])
+{
+    uint8_t key[33];
+    struct keyset keys, none = {.n = 0};
+    tomb_key(id, key);
+    tomb_keys(id, val, &keys);
+    int rc = index_set(node, TF_NODE_STORE_INTRO_SCHED, key, sizeof key, false);
+    if (rc == TF_OK)
+        rc = ks_apply(node, &keys, &none);
+    return rc == TF_OK ? card_gc(node, val + 8) : rc;
 }
 
 /* Events: {time, type, id} plus one optional string pair. */
@@ -485,6 +835,20 @@ static int close_asked(struct tf_node *node, const struct intro_out *o, int exce
     return rc;
 }
 
+/* Schedules the close of every asked side but except (-1: none) after a
+ * delay drawn uniformly from [close_delay_min_s, close_delay_max_s], for
+ * each side on its own: a close caused by a decline and one caused by a
+ * withdrawal leave alike, so their timing does not tell a party which
+ * happened.  The times are kept in the record (the sweep sends them). */
+static void close_later(struct tf_node *node, struct intro_out *o, int except)
+{
+    uint64_t now = tf_node_now(node), lo = node->config.close_delay_min_s;
+    uint64_t span = node->config.close_delay_max_s - lo; /* config: min <= max <= 30 days */
+    for (int x = 0; x < 2; x++)
+        if (x != except && (o->side[x] == SIDE_PENDING || o->side[x] == SIDE_ACCEPTED))
+            o->close_at[x] = now + lo + randombytes_uniform((uint32_t)span + 1);
+}
+
 static int introduce(struct tf_node *node, struct intro_out *o)
 {
     struct tf_proto_introduction in;
@@ -538,6 +902,17 @@ static int on_reply(struct tf_node *node, const uint8_t from[32], const uint8_t 
     tf_proto_buf_free(&held);
     if (rc != TF_OK || o.side[x] == SIDE_NOT_ASKED)
         goto out;
+    if (r.time > o.expires && r.time - o.expires > TF_PROTO_SKEW_DEFAULT) {
+        /* Signed after the intro expired: both parties would refuse an
+         * introduction made with it (docs/PROTOCOL.md §8), so it is not
+         * recorded. */
+        char hex[65];
+        sodium_bin2hex(hex, sizeof hex, o.id, 32);
+        tf_node_log(TF_NODE_LOG_WARN, "intro", "reply for %.16s refused: signed after it expired",
+                    hex);
+        result = TF_PROTO_ACK_REASON_EXPIRED;
+        goto out;
+    }
     result = -1;
     bool accept = r.decision == TF_PROTO_DECISION_ACCEPT;
     uint64_t now = tf_node_now(node);
@@ -574,15 +949,17 @@ static int on_reply(struct tf_node *node, const uint8_t from[32], const uint8_t 
              * intro will not go ahead. */
             o.side[x] = SIDE_DECLINED;
             o.state = OUT_DECLINED;
-            if ((rc = set_buf(&o.reason[x], r.reason.ptr, r.reason.len)) == TF_OK &&
-                (rc = close_asked(node, &o, x)) == TF_OK)
+            close_later(node, &o, x);
+            if ((rc = set_buf(&o.reason[x], r.reason.ptr, r.reason.len)) == TF_OK)
                 rc = intro_event(node, "intro.declined", o.id, "side", x ? "b" : "a");
         }
         if (rc == TF_OK)
             rc = out_save(node, &o);
     } else if (o.state != OUT_INTRODUCED) {
-        /* Declined, withdrawn or expired: the answer is a close. */
-        rc = send_close(node, &o, x);
+        /* Declined, withdrawn or expired: the answer is a close, unless
+         * one is already waiting for its time (sending it now would tell
+         * when the intro ended). */
+        rc = o.close_at[x] != 0 ? TF_OK : send_close(node, &o, x);
     } else {
         rc = TF_OK; /* introduced: a late decline is too late */
     }
@@ -594,8 +971,112 @@ out:
 
 /* Party: proposals, introductions, closes. */
 
+/* Signs this party's reply to the proposal p at now. */
+static int sign_reply(struct tf_node *node, const struct tf_proto_proposal *p, bool accept,
+                      const char *text, uint64_t now, struct tf_proto_buf *out)
+{
+    struct tf_proto_reply reply;
+    memset(&reply, 0, sizeof reply);
+    memcpy(reply.intro_id, p->intro_id, 32);
+    reply.side = p->side;
+    reply.decision = accept ? TF_PROTO_DECISION_ACCEPT : TF_PROTO_DECISION_DECLINE;
+    reply.card.ptr = node->card.data;
+    reply.card.len = node->card.len;
+    if (accept) {
+        reply.note.ptr = (const uint8_t *)text;
+        reply.note.len = strlen(text);
+    } else {
+        reply.reason.ptr = (const uint8_t *)text;
+        reply.reason.len = strlen(text);
+    }
+    reply.time = now;
+    return tf_proto_reply_sign(&node->id, &reply, out);
+}
+
+/*
+ * Answers r for this party (the owner's verb or the policy): the one place
+ * that says when a party may answer (docs/PROTOCOL.md §8).  A party signs at
+ * most one acceptance per intro: accepting again sends the stored acceptance
+ * again (*resent), and accepting after its own decline is refused, so the
+ * connector and both parties always end agreeing.  Nothing can be answered
+ * once the intro is over or has expired.  TF_E_BAD_STATE (why says why), or
+ * a store or signing error.
+ */
 static int answer(struct tf_node *node, struct intro_in *r, bool accept, const char *text,
-                  const char *decided_by);
+                  const char *decided_by, bool *resent, char *why, size_t why_cap)
+{
+    struct tf_proto_proposal p;
+    struct tf_proto_buf signed_r = {0};
+    uint64_t now = tf_node_now(node);
+    const char *verb = accept ? "accepted" : "declined";
+    *resent = false;
+    int rc = tf_proto_proposal_decode(r->proposal.data, r->proposal.len, &p);
+    if (rc != TF_OK)
+        return TF_E_CORRUPT;
+    if (r->state == IN_INTRODUCED || r->state == IN_CLOSED || r->state == IN_EXPIRED) {
+        WHY("this intro is %s; it can no longer be %s", in_state_name(r->state), verb);
+        return TF_E_BAD_STATE;
+    }
+    if (now > p.core.expires) {
+        WHY("this intro expired; it can no longer be %s", verb);
+        return TF_E_BAD_STATE;
+    }
+    if (r->state == IN_DECLINED) {
+        WHY(accept ? "you declined this intro; it cannot be accepted after that"
+                   : "you already declined this intro");
+        return TF_E_BAD_STATE;
+    }
+    if (accept && r->my_accept.len > 0) {
+        /* The same signed acceptance again: the connector may have lost it,
+         * and a second, different one could disagree with the first. */
+        *resent = true;
+        return send_to(node, p.core.connector_pk, TF_PROTO_MSG_TYPE_REPLY, &r->my_accept,
+                       p.core.expires);
+    }
+    if ((rc = sign_reply(node, &p, accept, text, now, &signed_r)) != TF_OK ||
+        (rc = send_to(node, p.core.connector_pk, TF_PROTO_MSG_TYPE_REPLY, &signed_r,
+                      p.core.expires)) != TF_OK)
+        goto out;
+    if (accept)
+        rc = set_buf(&r->my_accept, signed_r.data, signed_r.len);
+    if (rc == TF_OK)
+        rc = set_str(&r->decided_by, decided_by);
+    r->state = accept ? IN_ACCEPTED : IN_DECLINED;
+    r->updated = now;
+    if (rc == TF_OK)
+        rc = in_save(node, r);
+    if (rc == TF_OK)
+        rc = intro_event(node, accept ? "inbox.accepted" : "inbox.declined", r->id, "decided_by",
+                         decided_by);
+out:
+    tf_proto_buf_free(&signed_r);
+    return rc;
+}
+
+/* A stranger's proposal that the policy declines leaves only a tombstone:
+ * the decline is sent over the link the proposal came on (the stranger's
+ * card is not kept, so it is never dialled), and given up after a day. */
+#define TOMB_REPLY_TTL_S 86400u
+static int decline_to_stranger(struct tf_node *node, const struct tf_proto_proposal *p,
+                               const char *reason)
+{
+    struct tf_proto_buf signed_r = {0};
+    struct tf_node_contact c;
+    uint8_t msg_id[16];
+    uint64_t now = tf_node_now(node);
+    uint64_t expires = add_sat(p->core.expires, ENVELOPE_GRACE_S);
+    if (expires > now + TOMB_REPLY_TTL_S)
+        expires = now + TOMB_REPLY_TTL_S;
+    int rc = tf_node_contact_from_verified_card(&c, p->connector_card.ptr, p->connector_card.len);
+    if (rc != TF_OK)
+        return rc;
+    if ((rc = sign_reply(node, p, false, reason, now, &signed_r)) == TF_OK)
+        rc = tf_node_delivery_enqueue(node->delivery, &c, TF_PROTO_MSG_TYPE_REPLY, signed_r.data,
+                                      signed_r.len, expires, msg_id);
+    tf_proto_buf_free(&signed_r);
+    tf_node_contact_deinit(&c);
+    return rc;
+}
 
 static int remember_card(struct tf_node *node, const struct tf_proto_bytes *card,
                          const struct tf_proto_card *fields)
@@ -666,13 +1147,15 @@ static int on_proposal(struct tf_node *node, const uint8_t from[32], const uint8
 {
     struct tf_proto_proposal p;
     struct intro_in r;
+    uint8_t tomb[TOMB_VAL_LEN];
+    char tid[TF_PROTO_TEXT_ID_SIZE];
     /* The sender's card as held (verified when stored), so that the same
      * card inside the proposal is not verified again. */
     struct tf_node_contact c;
     struct tf_proto_buf held = {0};
     memset(&c, 0, sizeof c);
     int rc = tf_node_store_contact_get(node->store, from, &c);
-    bool blocked = rc == TF_OK && c.blocked;
+    bool blocked = rc == TF_OK && c.blocked, stranger = rc == TF_E_NOT_FOUND;
     if (rc == TF_E_NOT_FOUND)
         rc = tf_node_intro_peer_card(node, from, &held);
     if (rc != TF_OK && rc != TF_E_NOT_FOUND) {
@@ -681,8 +1164,9 @@ static int on_proposal(struct tf_node *node, const uint8_t from[32], const uint8
     }
     struct tf_proto_known known = {c.card.len ? c.card.data : held.data,
                                    c.card.len ? c.card.len : held.len};
-    rc = tf_proto_proposal_verify_known(node->id.sign_pk, body, len, tf_node_now(node),
-                                        TF_PROTO_SKEW_DEFAULT, known, &p);
+    uint64_t now = tf_node_now(node);
+    rc = tf_proto_proposal_verify_known(node->id.sign_pk, body, len, now, TF_PROTO_SKEW_DEFAULT,
+                                        known, &p);
     tf_node_contact_deinit(&c);
     tf_proto_buf_free(&held);
     if (rc != TF_OK) {
@@ -691,57 +1175,88 @@ static int on_proposal(struct tf_node *node, const uint8_t from[32], const uint8
     }
     if (sodium_memcmp(p.core.connector_pk, from, 32) != 0)
         return TF_PROTO_ACK_REASON_NOT_PEER;
-    if (blocked) {
-        /* Dropped without a trace but this line; the ACK (ok) only stops the
-         * connector's retries and tells it nothing. */
-        char tid[TF_PROTO_TEXT_ID_SIZE];
-        tf_proto_text_id_encode(from, tid);
-        tf_node_log(TF_NODE_LOG_INFO, "intro", "proposal from blocked connector %s dropped", tid);
-        return TF_PROTO_ACK_REASON_NONE;
-    }
+    tf_proto_text_id_encode(from, tid);
     rc = in_load(node, p.intro_id, &r);
     if (rc == TF_OK) {
         in_free(&r);
         return TF_PROTO_ACK_REASON_NONE; /* already known */
     }
+    if (rc == TF_E_NOT_FOUND)
+        rc = tomb_get(node, p.intro_id, tomb);
+    if (rc == TF_OK)
+        return TF_PROTO_ACK_REASON_NONE; /* already answered, and forgotten but for this */
     if (rc != TF_E_NOT_FOUND)
         return -1;
-    /* One connector may not fill the inbox: refuse beyond the cap of open
-     * (pending) proposals from it. */
+    if (!tf_proto_intro_expiry_is_valid(&p.core, now, TF_PROTO_SKEW_DEFAULT)) {
+        tf_node_log(TF_NODE_LOG_WARN, "intro",
+                    "proposal from %s refused: it would stay open longer than %u days", tid,
+                    EXPIRES_MAX_S / 86400u);
+        return refuse_proposal(node, from, body, len, TF_PROTO_ACK_REASON_INVALID);
+    }
+    /* Budgets (docs/CONTROL.md "Settings"): one connector may not fill the
+     * inbox, open proposals or any others (each record it caused counts,
+     * tombstones too), and strangers together have a budget of their own. */
     struct pending_scan ps = {from, 0, node->config.max_pending_per_connector};
-    rc = ps.max == 0 ? 1
-                     : tf_node_store_kv_foreach_from(node->store, TF_NODE_STORE_INTRO_PENDING, from,
-                                                     32, pending_cb, &ps);
+    rc = tf_node_store_kv_foreach_from(node->store, TF_NODE_STORE_INTRO_PENDING, from, 32,
+                                       pending_cb, &ps);
+    uint64_t mine = 0, strangers = 0;
+    if ((rc == TF_OK || rc == 1) &&
+        (rc = prefix_count(node, 'f', from, node->config.max_intros_per_connector, &mine)) ==
+            TF_OK &&
+        stranger)
+        rc = prefix_count(node, 's', NULL, node->config.max_stranger_intros, &strangers);
     if (rc != TF_OK && rc != 1)
         return -1;
-    if (ps.n >= node->config.max_pending_per_connector) {
-        char tid[TF_PROTO_TEXT_ID_SIZE];
-        tf_proto_text_id_encode(from, tid);
-        tf_node_log(TF_NODE_LOG_WARN, "intro",
-                    "proposal from %s refused: %llu proposals from it are already pending", tid,
-                    (unsigned long long)ps.n);
+    const char *full = NULL;
+    uint64_t count = 0;
+    if (ps.n >= node->config.max_pending_per_connector)
+        full = "max_pending_per_connector", count = ps.n;
+    else if (mine >= node->config.max_intros_per_connector)
+        full = "max_intros_per_connector", count = mine;
+    else if (stranger && strangers >= node->config.max_stranger_intros)
+        full = "max_stranger_intros", count = strangers;
+    if (full != NULL) {
+        tf_node_log(TF_NODE_LOG_WARN, "intro", "proposal from %s refused: %s reached (%llu)", tid,
+                    full, (unsigned long long)count);
         return refuse_proposal(node, from, body, len, TF_PROTO_ACK_REASON_REFUSED);
+    }
+    if (blocked) {
+        /* Kept as a tombstone only; the ACK (ok) is the one any proposal
+         * gets, and so are the answers to its duplicates and closes. */
+        tf_node_log(TF_NODE_LOG_INFO, "intro", "proposal from blocked connector %s dropped", tid);
+        return tomb_put(node, p.intro_id, from, false) == TF_OK ? TF_PROTO_ACK_REASON_NONE : -1;
+    }
+    /* The owner's policy may answer at once (docs/POLICY.md). */
+    struct tf_proto_policy_decision d;
+    if (tf_node_policy_decide(node, from, p.core.topic, p.core.mode, true, &d) != TF_OK)
+        return -1;
+    char by[32], reason[64] = "";
+    snprintf(by, sizeof by, "policy:%zu", d.line);
+    if (node->config.policy_decline_reason)
+        snprintf(reason, sizeof reason, "declined by policy rule %zu", d.line);
+    char hex[65];
+    sodium_bin2hex(hex, sizeof hex, p.intro_id, 32);
+    if (stranger && d.action == TF_PROTO_POLICY_ACTION_DECLINE) {
+        if ((rc = tomb_put(node, p.intro_id, from, true)) == TF_OK)
+            rc = decline_to_stranger(node, &p, reason);
+        if (rc == TF_OK)
+            tf_node_log(TF_NODE_LOG_INFO, "intro",
+                        "proposal %.16s from stranger %s declined by %s; not kept", hex, tid, by);
+        return rc == TF_OK ? TF_PROTO_ACK_REASON_NONE : -1;
     }
     memset(&r, 0, sizeof r);
     memcpy(r.id, p.intro_id, 32);
     r.state = IN_PENDING;
-    r.received = r.updated = tf_node_now(node);
+    r.received = r.updated = now;
+    r.stranger = stranger;
     if ((rc = set_buf(&r.proposal, body, len)) == TF_OK &&
         (rc = remember_card(node, &p.connector_card, &p.card)) == TF_OK &&
         (rc = in_save(node, &r)) == TF_OK)
         rc = intro_event(node, "inbox.received", r.id, NULL, NULL);
-    /* The owner's policy may answer at once (docs/POLICY.md). */
-    struct tf_proto_policy_decision d;
-    if (rc == TF_OK)
-        rc = tf_node_policy_decide(node, from, p.core.topic, p.core.mode, true, &d);
     if (rc == TF_OK && d.action != TF_PROTO_POLICY_ACTION_ASK) {
-        char by[32], reason[64];
-        snprintf(by, sizeof by, "policy:%zu", d.line);
-        snprintf(reason, sizeof reason, "declined by policy rule %zu", d.line);
-        bool accept = d.action == TF_PROTO_POLICY_ACTION_ACCEPT;
-        rc = answer(node, &r, accept, accept ? "" : reason, by);
-        char hex[65];
-        sodium_bin2hex(hex, sizeof hex, r.id, 32);
+        bool accept = d.action == TF_PROTO_POLICY_ACTION_ACCEPT, resent;
+        char why[128];
+        rc = answer(node, &r, accept, accept ? "" : reason, by, &resent, why, sizeof why);
         tf_node_log(TF_NODE_LOG_INFO, "intro", "proposal %.16s %s by %s", hex,
                     accept ? "accepted" : "declined", by);
     }
@@ -874,22 +1389,24 @@ static int on_close(struct tf_node *node, const uint8_t from[32], const uint8_t 
     struct tf_proto_proposal p;
     if (tf_proto_close_verify(from, body, len, id) != TF_OK)
         return TF_PROTO_ACK_REASON_INVALID;
+    uint8_t tomb[TOMB_VAL_LEN];
     int rc = in_load(node, id, &r);
     if (rc == TF_E_NOT_FOUND) {
         /* Not heard of yet: envelopes may arrive out of order (a proposal
          * queued while we were down can follow the close sent after the
          * other side declined).  Without an ACK the connector sends the
-         * close again, and it applies once the proposal is here.  A blocked
-         * connector's proposals are dropped, so its closes are too, and so
-         * is the close of a proposal refused lately (it will not come). */
-        if (was_refused(node, id, from))
-            return TF_PROTO_ACK_REASON_NONE;
-        struct tf_node_contact c;
-        memset(&c, 0, sizeof c);
-        rc = tf_node_store_contact_get(node->store, from, &c);
-        bool blocked = rc == TF_OK && c.blocked;
-        tf_node_contact_deinit(&c);
-        return blocked ? TF_PROTO_ACK_REASON_NONE : -1;
+         * close again, and it applies once the proposal is here.  The
+         * close of a proposal kept only as a tombstone (a stranger's
+         * declined by the policy, a blocked connector's) is acknowledged
+         * as a kept one's would be, and so is the close of a proposal
+         * refused lately (it will not come).  Whether the sender is
+         * blocked changes none of these answers. */
+        if ((rc = tomb_get(node, id, tomb)) == TF_OK)
+            return sodium_memcmp(tomb + 8, from, 32) == 0 ? TF_PROTO_ACK_REASON_NONE
+                                                          : TF_PROTO_ACK_REASON_INVALID;
+        if (rc != TF_E_NOT_FOUND)
+            return -1;
+        return was_refused(node, id, from) ? TF_PROTO_ACK_REASON_NONE : -1;
     }
     if (rc != TF_OK)
         return -1;
@@ -898,7 +1415,7 @@ static int on_close(struct tf_node *node, const uint8_t from[32], const uint8_t 
         sodium_memcmp(p.core.connector_pk, from, 32) != 0)
         goto out;
     result = TF_PROTO_ACK_REASON_NONE;
-    if (r.state == IN_INTRODUCED || r.state == IN_CLOSED)
+    if (r.state == IN_INTRODUCED || r.state == IN_CLOSED || r.state == IN_EXPIRED)
         goto out;
     r.state = IN_CLOSED;
     r.updated = tf_node_now(node);
@@ -927,70 +1444,195 @@ int tf_node_intro_receive(struct tf_node *node, uint16_t type, const uint8_t fro
     }
 }
 
-/* Expiry sweep (connector side). */
+/* The sweep (every SWEEP_MS): expires the connector's open intros
+ * (intro_expiry) and runs what intro_sched says is due, at most SWEEP_BATCH
+ * of each kind per tick.  Each item is handled under its own savepoint, so a
+ * failure leaves that item as it was (it is tried again next tick) and the
+ * others' changes stand. */
+#define SWEEP_BATCH 256
 
-/* Collects the open intros that expired before now (intro_expiry is in
- * expiry order, so the walk stops at the first that has not). */
-struct sweep {
-    struct tf_node *node;
+struct due {
+    uint8_t kind; /* the intro_sched kind, or 0 for intro_expiry */
     uint64_t now;
-    uint8_t (*ids)[32];
-    size_t n, cap;
+    uint8_t ids[SWEEP_BATCH][32];
+    uint64_t at[SWEEP_BATCH];
+    size_t n;
 };
 
-static int sweep_cb(const uint8_t *key, size_t klen, const uint8_t *val, size_t vlen, void *arg)
+static int due_cb(const uint8_t *key, size_t klen, const uint8_t *val, size_t vlen, void *arg)
 {
     (void)val;
     (void)vlen;
-    struct sweep *s = arg;
-    if (klen != 40)
+    struct due *d = arg;
+    size_t off = d->kind != 0 ? 1 : 0;
+    if (d->kind != 0 && (klen < 1 || key[0] != d->kind))
+        return 1; /* past this kind */
+    if (klen != off + 40)
         return 0;
-    uint64_t expires = 0;
-    for (int i = 0; i < 8; i++)
-        expires = expires << 8 | key[i];
-    if (expires >= s->now)
+    uint64_t at = get_u64be(key + off);
+    /* Expiries happen once the time is past; the rest are due at it. */
+    bool expiry = d->kind == 0 || d->kind == 'x' || d->kind == 'a';
+    if (expiry ? at >= d->now : at > d->now)
         return 1;
-    if (tf_node__grow((void **)&s->ids, &s->cap, s->n, sizeof *s->ids) != TF_OK)
-        return 1;
-    memcpy(s->ids[s->n++], key + 8, 32);
-    return 0;
+    memcpy(d->ids[d->n], key + off + 8, 32);
+    d->at[d->n] = at;
+    return ++d->n >= SWEEP_BATCH ? 1 : 0;
+}
+
+/* True if ks (a record's keys) has kind || at || id: the key the sweep met
+ * is the record's own, not a stale one. */
+static bool owns_key(const struct keyset *ks, uint8_t kind, uint64_t at, const uint8_t id[32])
+{
+    struct keyset mine = {.n = 0};
+    ks_time(&mine, kind, at, id);
+    return ks_has(ks, mine.key[0], mine.len[0]);
+}
+
+static int drop_key(struct tf_node *node, uint8_t kind, uint64_t at, const uint8_t id[32])
+{
+    struct keyset ks = {.n = 0};
+    ks_time(&ks, kind, at, id);
+    return index_set(node, TF_NODE_STORE_INTRO_SCHED, ks.key[0], ks.len[0], false);
+}
+
+static int expire_out(struct tf_node *node, const uint8_t id[32], uint64_t now)
+{
+    struct intro_out o;
+    int rc = out_load(node, id, &o);
+    if (rc != TF_OK)
+        return rc == TF_E_CORRUPT ? TF_OK : rc;
+    if (o.state == OUT_ASKING) { /* else a stale index entry */
+        o.state = OUT_EXPIRED;
+        o.updated = now;
+        /* An expiry is public (both sides know the time): its closes go now. */
+        if ((rc = close_asked(node, &o, -1)) == TF_OK && (rc = out_save(node, &o)) == TF_OK)
+            rc = intro_event(node, "intro.expired", o.id, NULL, NULL);
+    }
+    out_free(&o);
+    return rc;
+}
+
+static int due_in(struct tf_node *node, uint8_t kind, const uint8_t id[32], uint64_t at,
+                  uint64_t now)
+{
+    struct intro_in r;
+    struct keyset ks;
+    int rc = in_load(node, id, &r);
+    if (rc != TF_OK)
+        return rc == TF_E_NOT_FOUND ? drop_key(node, kind, at, id) : rc;
+    in_keys(node, &r, &ks);
+    if (!owns_key(&ks, kind, at, id)) {
+        rc = drop_key(node, kind, at, id);
+    } else if (kind == 'i') {
+        rc = in_remove(node, &r);
+    } else {
+        /* Pending past its expiry, or accepted past the last moment an
+         * introduction could arrive. */
+        r.state = IN_EXPIRED;
+        r.updated = now;
+        if ((rc = in_save(node, &r)) == TF_OK)
+            rc = intro_event(node, "inbox.expired", r.id, NULL, NULL);
+    }
+    in_free(&r);
+    return rc;
+}
+
+static int due_out(struct tf_node *node, uint8_t kind, const uint8_t id[32], uint64_t at,
+                   uint64_t now)
+{
+    struct intro_out o;
+    struct keyset ks;
+    int rc = out_load(node, id, &o);
+    if (rc != TF_OK)
+        return rc == TF_E_NOT_FOUND ? drop_key(node, kind, at, id) : rc;
+    out_keys(node, &o, &ks);
+    if (!owns_key(&ks, kind, at, id)) {
+        rc = drop_key(node, kind, at, id);
+    } else if (kind == 'o') {
+        rc = out_remove(node, &o);
+    } else {
+        for (int x = 0; x < 2 && rc == TF_OK; x++)
+            if (o.close_at[x] != 0 && o.close_at[x] <= now) {
+                rc = send_close(node, &o, x);
+                o.close_at[x] = 0;
+            }
+        if (rc == TF_OK)
+            rc = out_save(node, &o);
+    }
+    out_free(&o);
+    return rc;
+}
+
+static int due_tomb(struct tf_node *node, const uint8_t id[32], uint64_t at)
+{
+    uint8_t val[TOMB_VAL_LEN];
+    int rc = tomb_get(node, id, val);
+    if (rc == TF_E_NOT_FOUND || (rc == TF_OK && get_u64be(val) != at))
+        return drop_key(node, 't', at, id);
+    return rc == TF_OK ? tomb_remove(node, id, val) : rc;
+}
+
+static int due_one(struct tf_node *node, uint8_t kind, const uint8_t id[32], uint64_t at,
+                   uint64_t now)
+{
+    switch (kind) {
+    case 0:
+        return expire_out(node, id, now);
+    case 'x':
+    case 'a':
+    case 'i':
+        return due_in(node, kind, id, at, now);
+    case 'c':
+    case 'o':
+        return due_out(node, kind, id, at, now);
+    case 't':
+        return due_tomb(node, id, at);
+    default:
+        return TF_E_INVALID_ARG;
+    }
+}
+
+static void sweep_kind(struct tf_node *node, uint8_t kind, uint64_t now)
+{
+    static struct due d; /* 10 KB: off the stack; the loop is single-threaded */
+    d.kind = kind;
+    d.now = now;
+    d.n = 0;
+    int rc = kind == 0
+                 ? tf_node_store_kv_foreach(node->store, TF_NODE_STORE_INTRO_EXPIRY, due_cb, &d)
+                 : tf_node_store_kv_foreach_from(node->store, TF_NODE_STORE_INTRO_SCHED, &kind, 1,
+                                                 due_cb, &d);
+    if (rc != TF_OK && rc != 1) {
+        tf_node_log(TF_NODE_LOG_ERROR, "intro", "cannot read the intro schedule: %s",
+                    tf_strerror(rc));
+        return;
+    }
+    for (size_t i = 0; i < d.n; i++) {
+        struct tf_node_savepoint sp = tf_node_savepoint(node);
+        rc = due_one(node, kind, d.ids[i], d.at[i], now);
+        if (rc != TF_OK) {
+            tf_node_rollback(node, sp);
+            tf_node_log(TF_NODE_LOG_ERROR, "intro", "sweep (%c) failed for one intro: %s",
+                        kind ? kind : 'e', tf_strerror(rc));
+        }
+    }
 }
 
 static void sweep_timer_cb(uv_timer_t *t)
 {
     struct tf_node *node = t->data;
-    struct sweep s = {node, tf_node_now(node), NULL, 0, 0};
+    uint64_t now = tf_node_now(node);
     /* Housekeeping rides on the same tick: forget message ids whose
      * envelopes have expired (a bounded batch per tick). */
     size_t removed = 0;
-    int grc = tf_node_store_seen_gc(node->store, s.now, 1000, &removed);
+    int grc = tf_node_store_seen_gc(node->store, now, 1000, &removed);
     if (grc != TF_OK)
         tf_node_log(TF_NODE_LOG_WARN, "delivery", "seen-id cleanup failed: %s", tf_strerror(grc));
     else if (removed > 0)
         tf_node_log(TF_NODE_LOG_DEBUG, "delivery", "forgot %zu expired message ids", removed);
-    int src = tf_node_store_kv_foreach(node->store, TF_NODE_STORE_INTRO_EXPIRY, sweep_cb, &s);
-    if (src != TF_OK && src != 1)
-        s.n = 0;
-    for (size_t i = 0; i < s.n; i++) {
-        struct intro_out o;
-        if (out_load(node, s.ids[i], &o) != TF_OK)
-            continue;
-        if (o.state != OUT_ASKING) { /* a stale index entry */
-            out_free(&o);
-            continue;
-        }
-        o.state = OUT_EXPIRED;
-        o.updated = s.now;
-        int rc = close_asked(node, &o, -1);
-        if (rc == TF_OK)
-            rc = out_save(node, &o);
-        if (rc == TF_OK)
-            rc = intro_event(node, "intro.expired", o.id, NULL, NULL);
-        if (rc != TF_OK)
-            tf_node_log(TF_NODE_LOG_ERROR, "intro", "cannot expire an intro: %s", tf_strerror(rc));
-        out_free(&o);
-    }
-    free(s.ids);
+    static const uint8_t kinds[] = {0, 'x', 'a', 'c', 'i', 'o', 't'};
+    for (size_t i = 0; i < sizeof kinds; i++)
+        sweep_kind(node, kinds[i], now);
 }
 
 /* Collects every key of a table of intro records. */
@@ -1013,10 +1655,10 @@ static int collect_cb(const uint8_t *key, size_t klen, const uint8_t *val, size_
 }
 
 /* Fills the indexes from the intro tables, once: a store made before schema
- * 5 has intros but empty indexes.  The meta key that records it is written
- * in the same transaction, so a crash before the commit only means the work
- * is done again. */
-#define INDEXED_META_KEY "intro-indexes"
+ * 5 (or 6) has intros but empty indexes (or no intro_sched keys).  The meta
+ * key that records it is written in the same transaction, so a crash before
+ * the commit only means the work is done again. */
+#define INDEXED_META_KEY "intro-indexes-6"
 static int build_indexes(struct tf_node *node)
 {
     struct tf_proto_buf v = {0};
@@ -1189,11 +1831,9 @@ static int verb_propose(struct tf_node *node, const msgpack_object *args,
             (rc = set_str(&o.note[x], tmp[0] ? tmp : note)) != TF_OK ||
             (rc = opt_str(args, about_keys[x], tmp, sizeof tmp, true, why, why_cap)) != TF_OK)
             goto out;
-        if (tmp[0])
-            rc = set_str(&o.about[x], tmp);
-        else
-            rc = set_buf(&o.about[x], cs[x]->fields.name.ptr, cs[x]->fields.name.len);
-        if (rc != TF_OK)
+        /* What the other side is told about x: only what the connector
+         * wrote (x's display name would tell them who, before x agrees). */
+        if ((rc = set_str(&o.about[x], tmp)) != TF_OK)
             goto out;
         memcpy(o.pk[x], cs[x]->pk, 32);
         randombytes_buf(o.salt[x], 32);
@@ -1324,14 +1964,16 @@ static int id_cb(const uint8_t *key, size_t klen, const uint8_t *val, size_t vle
     return ++s->matches > 1 ? 1 : 0;
 }
 
-static int resolve_id(struct tf_node *node, enum tf_node_store_table table,
-                      const msgpack_object *args, uint8_t id[32], char *why, size_t why_cap)
+static int resolve_arg(struct tf_node *node, enum tf_node_store_table table,
+                       const msgpack_object *args, const char *key, uint8_t id[32], char *why,
+                       size_t why_cap)
 {
     struct id_scan s = {.matches = 0};
     const char *p;
     size_t n;
-    if (tf_proto_ctl_get_str(args, "id", &p, &n) != TF_OK || n < 8 || n > 64) {
-        WHY("give the intro id (at least its first 8 hex digits)");
+    if (tf_proto_ctl_get_str(args, key, &p, &n) != TF_OK || n < 8 || n > 64) {
+        WHY("give the intro id (at least its first 8 hex digits)%s%s", key[0] == 'i' ? "" : " as ",
+            key[0] == 'i' ? "" : key);
         return TF_E_BAD_REQUEST;
     }
     for (size_t i = 0; i < n; i++) {
@@ -1365,41 +2007,149 @@ static int resolve_id(struct tf_node *node, enum tf_node_store_table table,
     return TF_OK;
 }
 
-struct list_out {
-    struct tf_node *node;
-    int filter; /* state, or -1 */
-    struct intro_out *items;
-    size_t n, cap;
-};
-
-static int list_out_cb(const uint8_t *key, size_t klen, const uint8_t *val, size_t vlen, void *arg)
+static int resolve_id(struct tf_node *node, enum tf_node_store_table table,
+                      const msgpack_object *args, uint8_t id[32], char *why, size_t why_cap)
 {
-    struct list_out *l = arg;
-    struct intro_out o;
-    if (klen != 32 || out_decode(key, val, vlen, &o) != TF_OK)
-        return 0;
-    if (l->filter >= 0 && o.state != (uint64_t)l->filter) {
-        out_free(&o);
-        return 0;
-    }
-    if (tf_node__grow((void **)&l->items, &l->cap, l->n, sizeof *l->items) != TF_OK) {
-        out_free(&o);
-        return 1;
-    }
-    l->items[l->n++] = o;
-    return 0;
+    return resolve_arg(node, table, args, "id", id, why, why_cap);
 }
 
-static int newest_out_first(const void *a, const void *b)
+/* The intro (or inbox item) args["id"] names, loaded into *o (*r). */
+static int out_load_arg(struct tf_node *node, const msgpack_object *args, struct intro_out *o,
+                        char *why, size_t why_cap)
 {
-    const struct intro_out *x = a, *y = b;
-    return x->created == y->created ? memcmp(x->id, y->id, 32) : (x->created > y->created ? -1 : 1);
+    uint8_t id[32];
+    int rc = resolve_id(node, TF_NODE_STORE_INTROS_OUT, args, id, why, why_cap);
+    return rc == TF_OK ? out_load(node, id, o) : rc;
+}
+
+static int in_load_arg(struct tf_node *node, const msgpack_object *args, struct intro_in *r,
+                       char *why, size_t why_cap)
+{
+    uint8_t id[32];
+    int rc = resolve_id(node, TF_NODE_STORE_INTROS_IN, args, id, why, why_cap);
+    return rc == TF_OK ? in_load(node, id, r) : rc;
+}
+
+/*
+ * Listing pages (intro.list, inbox.list): newest first, at most `limit`
+ * items (1..PAGE_MAX, default PAGE_DEFAULT), starting after the item
+ * `before` names.  The walk follows intro_sched's 'p' (intros) or 'r'
+ * (inbox) keys and loads one record at a time, so a page costs at most the
+ * records walked and `limit` held, whatever the store holds.
+ */
+#define PAGE_DEFAULT 50
+#define PAGE_MAX 1000
+
+static void write_in(struct tf_node *node, struct tf_proto_mp_writer *w, const struct intro_in *r,
+                     int resent);
+
+struct page {
+    struct tf_node *node;
+    bool in;    /* inbox items, else intros */
+    int filter; /* intros: a state or -1; inbox: IN_PENDING or -1 */
+    bool has_before;
+    uint8_t before[32];
+    uint64_t limit;
+    struct intro_out *outs;
+    struct intro_in *ins;
+    size_t n;
+};
+
+static int page_cb(const uint8_t *key, size_t klen, const uint8_t *val, size_t vlen, void *arg)
+{
+    (void)val;
+    (void)vlen;
+    struct page *pg = arg;
+    if (klen != 41 || key[0] != (pg->in ? 'r' : 'p'))
+        return 1; /* past this kind */
+    const uint8_t *id = key + 9;
+    if (pg->has_before && memcmp(id, pg->before, 32) == 0)
+        return 0;
+    if (pg->in) {
+        struct intro_in *r = &pg->ins[pg->n];
+        if (in_load(pg->node, id, r) != TF_OK)
+            return 0;
+        if (pg->filter >= 0 && r->state != (uint64_t)pg->filter) {
+            in_free(r);
+            return 0;
+        }
+    } else {
+        struct intro_out *o = &pg->outs[pg->n];
+        if (out_load(pg->node, id, o) != TF_OK)
+            return 0;
+        if (pg->filter >= 0 && o->state != (uint64_t)pg->filter) {
+            out_free(o);
+            return 0;
+        }
+    }
+    return ++pg->n >= pg->limit ? 1 : 0;
+}
+
+/* Reads limit and before from args, walks the page into pg, writes it as an
+ * array, frees it. */
+static int write_page(struct tf_node *node, struct page *pg, const msgpack_object *args,
+                      struct tf_proto_mp_writer *w, char *why, size_t why_cap)
+{
+    uint8_t from[41];
+    uint64_t t = 0;
+    pg->node = node;
+    pg->limit = PAGE_DEFAULT;
+    pg->n = 0;
+    int rc = tf_proto_ctl_get_uint(args, "limit", &pg->limit);
+    if ((rc != TF_OK && rc != TF_E_NOT_FOUND) || pg->limit < 1 || pg->limit > PAGE_MAX) {
+        WHY("argument 'limit' must be 1 to %u", PAGE_MAX);
+        return TF_E_BAD_VALUE;
+    }
+    pg->has_before = tf_proto_ctl_get(args, "before") != NULL;
+    if (pg->has_before) {
+        enum tf_node_store_table table =
+            pg->in ? TF_NODE_STORE_INTROS_IN : TF_NODE_STORE_INTROS_OUT;
+        if ((rc = resolve_arg(node, table, args, "before", pg->before, why, why_cap)) != TF_OK)
+            return rc;
+        if (pg->in) {
+            struct intro_in r;
+            if ((rc = in_load(node, pg->before, &r)) == TF_OK)
+                t = r.received, in_free(&r);
+        } else {
+            struct intro_out o;
+            if ((rc = out_load(node, pg->before, &o)) == TF_OK)
+                t = o.created, out_free(&o);
+        }
+        if (rc != TF_OK)
+            return rc;
+    }
+    from[0] = pg->in ? 'r' : 'p';
+    put_u64be(~t, from + 1);
+    memcpy(from + 9, pg->before, 32);
+    pg->ins = pg->in ? calloc((size_t)pg->limit, sizeof *pg->ins) : NULL;
+    pg->outs = pg->in ? NULL : calloc((size_t)pg->limit, sizeof *pg->outs);
+    if (pg->ins == NULL && pg->outs == NULL)
+        return TF_E_NOMEM;
+    rc = tf_node_store_kv_foreach_from(node->store, TF_NODE_STORE_INTRO_SCHED, from,
+                                       pg->has_before ? sizeof from : 1, page_cb, pg);
+    if (rc == TF_OK || rc == 1) {
+        rc = TF_OK;
+        tf_proto_mp_write_array(w, (uint32_t)pg->n);
+        for (size_t i = 0; i < pg->n; i++)
+            if (pg->in)
+                write_in(node, w, &pg->ins[i], -1);
+            else
+                write_out(node, w, &pg->outs[i]);
+    }
+    for (size_t i = 0; i < pg->n; i++)
+        if (pg->in)
+            in_free(&pg->ins[i]);
+        else
+            out_free(&pg->outs[i]);
+    free(pg->ins);
+    free(pg->outs);
+    return rc;
 }
 
 static int verb_list(struct tf_node *node, const msgpack_object *args, struct tf_proto_mp_writer *w,
                      char *why, size_t why_cap)
 {
-    struct list_out l = {node, -1, NULL, 0, 0};
+    struct page pg = {.in = false, .filter = -1};
     char state[16];
     int rc = opt_str(args, "state", state, sizeof state, false, why, why_cap);
     if (rc != TF_OK)
@@ -1407,35 +2157,21 @@ static int verb_list(struct tf_node *node, const msgpack_object *args, struct tf
     if (state[0]) {
         for (int i = 0; i <= OUT_EXPIRED; i++)
             if (strcmp(state, out_state_name((uint64_t)i)) == 0)
-                l.filter = i;
-        if (l.filter < 0) {
+                pg.filter = i;
+        if (pg.filter < 0) {
             WHY("state must be asking, introduced, declined, withdrawn or expired");
             return TF_E_BAD_VALUE;
         }
     }
-    rc = tf_node_store_kv_foreach(node->store, TF_NODE_STORE_INTROS_OUT, list_out_cb, &l);
-    if (rc == TF_OK) {
-        if (l.n > 1)
-            qsort(l.items, l.n, sizeof *l.items, newest_out_first);
-        tf_proto_mp_write_array(w, (uint32_t)l.n);
-        for (size_t i = 0; i < l.n; i++)
-            write_out(node, w, &l.items[i]);
-    }
-    for (size_t i = 0; i < l.n; i++)
-        out_free(&l.items[i]);
-    free(l.items);
-    return rc;
+    return write_page(node, &pg, args, w, why, why_cap);
 }
 
 static int verb_show(struct tf_node *node, const msgpack_object *args, struct tf_proto_mp_writer *w,
                      char *why, size_t why_cap)
 {
-    uint8_t id[32];
     struct intro_out o;
-    int rc = resolve_id(node, TF_NODE_STORE_INTROS_OUT, args, id, why, why_cap);
+    int rc = out_load_arg(node, args, &o, why, why_cap);
     if (rc != TF_OK)
-        return rc;
-    if ((rc = out_load(node, id, &o)) != TF_OK)
         return rc;
     write_out(node, w, &o);
     out_free(&o);
@@ -1445,12 +2181,9 @@ static int verb_show(struct tf_node *node, const msgpack_object *args, struct tf
 static int verb_withdraw(struct tf_node *node, const msgpack_object *args,
                          struct tf_proto_mp_writer *w, char *why, size_t why_cap)
 {
-    uint8_t id[32];
     struct intro_out o;
-    int rc = resolve_id(node, TF_NODE_STORE_INTROS_OUT, args, id, why, why_cap);
+    int rc = out_load_arg(node, args, &o, why, why_cap);
     if (rc != TF_OK)
-        return rc;
-    if ((rc = out_load(node, id, &o)) != TF_OK)
         return rc;
     if (o.state != OUT_ASKING) {
         WHY("this intro is %s; only an intro that is still asking can be withdrawn",
@@ -1460,7 +2193,8 @@ static int verb_withdraw(struct tf_node *node, const msgpack_object *args,
     }
     o.state = OUT_WITHDRAWN;
     o.updated = tf_node_now(node);
-    if ((rc = close_asked(node, &o, -1)) != TF_OK || (rc = out_save(node, &o)) != TF_OK ||
+    close_later(node, &o, -1);
+    if ((rc = out_save(node, &o)) != TF_OK ||
         (rc = intro_event(node, "intro.withdrawn", o.id, NULL, NULL)) != TF_OK) {
         WHY("cannot withdraw: %s", tf_strerror(rc));
         goto out;
@@ -1473,15 +2207,21 @@ out:
 
 /* Inbox. */
 
-static void write_in(struct tf_node *node, struct tf_proto_mp_writer *w, const struct intro_in *r)
+/* One inbox item; with resent >= 0 also "resent" (the accept verb's). */
+static void write_in(struct tf_node *node, struct tf_proto_mp_writer *w, const struct intro_in *r,
+                     int resent)
 {
     struct tf_proto_proposal p;
     char hex[65], tid[TF_PROTO_TEXT_ID_SIZE];
     bool ok = tf_proto_proposal_decode(r->proposal.data, r->proposal.len, &p) == TF_OK;
     sodium_bin2hex(hex, sizeof hex, r->id, 32);
-    tf_proto_mp_write_map(w, 16);
+    tf_proto_mp_write_map(w, resent >= 0 ? 17 : 16);
     tf_proto_mp_write_cstr(w, "id");
     tf_proto_mp_write_cstr(w, hex);
+    if (resent >= 0) {
+        tf_proto_mp_write_cstr(w, "resent");
+        tf_proto_mp_write_bool(w, resent > 0);
+    }
     tf_proto_mp_write_cstr(w, "connector");
     if (ok) {
         tf_proto_text_id_encode(p.core.connector_pk, tid);
@@ -1540,102 +2280,19 @@ static void write_in(struct tf_node *node, struct tf_proto_mp_writer *w, const s
     tf_proto_mp_write_bool(w, r->late_revocation);
 }
 
-struct list_in {
-    bool all;
-    struct intro_in *items;
-    size_t n, cap;
-};
-
-static int list_in_cb(const uint8_t *key, size_t klen, const uint8_t *val, size_t vlen, void *arg)
-{
-    struct list_in *l = arg;
-    struct intro_in r;
-    if (klen != 32 || in_decode(key, val, vlen, &r) != TF_OK)
-        return 0;
-    if (!l->all && r.state != IN_PENDING) {
-        in_free(&r);
-        return 0;
-    }
-    if (tf_node__grow((void **)&l->items, &l->cap, l->n, sizeof *l->items) != TF_OK) {
-        in_free(&r);
-        return 1;
-    }
-    l->items[l->n++] = r;
-    return 0;
-}
-
-static int newest_in_first(const void *a, const void *b)
-{
-    const struct intro_in *x = a, *y = b;
-    return x->received == y->received ? memcmp(x->id, y->id, 32)
-                                      : (x->received > y->received ? -1 : 1);
-}
-
 static int verb_inbox(struct tf_node *node, const msgpack_object *args,
                       struct tf_proto_mp_writer *w, char *why, size_t why_cap)
 {
-    (void)why;
-    (void)why_cap;
-    struct list_in l = {false, NULL, 0, 0};
-    int rc = tf_proto_ctl_get_bool(args, "all", &l.all);
-    if (rc != TF_OK && rc != TF_E_NOT_FOUND)
+    struct page pg = {.in = true, .filter = IN_PENDING};
+    bool all = false;
+    int rc = tf_proto_ctl_get_bool(args, "all", &all);
+    if (rc != TF_OK && rc != TF_E_NOT_FOUND) {
+        WHY("argument 'all' must be true or false");
         return TF_E_BAD_REQUEST;
-    rc = tf_node_store_kv_foreach(node->store, TF_NODE_STORE_INTROS_IN, list_in_cb, &l);
-    if (rc == TF_OK) {
-        if (l.n > 1)
-            qsort(l.items, l.n, sizeof *l.items, newest_in_first);
-        tf_proto_mp_write_array(w, (uint32_t)l.n);
-        for (size_t i = 0; i < l.n; i++)
-            write_in(node, w, &l.items[i]);
     }
-    for (size_t i = 0; i < l.n; i++)
-        in_free(&l.items[i]);
-    free(l.items);
-    return rc;
-}
-
-/* Signs and sends this party's reply to the connector. */
-static int answer(struct tf_node *node, struct intro_in *r, bool accept, const char *text,
-                  const char *decided_by)
-{
-    struct tf_proto_proposal p;
-    struct tf_proto_reply reply;
-    struct tf_proto_buf signed_r = {0};
-    int rc = tf_proto_proposal_decode(r->proposal.data, r->proposal.len, &p);
-    if (rc != TF_OK)
-        return TF_E_CORRUPT;
-    memset(&reply, 0, sizeof reply);
-    memcpy(reply.intro_id, r->id, 32);
-    reply.side = p.side;
-    reply.decision = accept ? TF_PROTO_DECISION_ACCEPT : TF_PROTO_DECISION_DECLINE;
-    reply.card.ptr = node->card.data;
-    reply.card.len = node->card.len;
-    if (accept) {
-        reply.note.ptr = (const uint8_t *)text;
-        reply.note.len = strlen(text);
-    } else {
-        reply.reason.ptr = (const uint8_t *)text;
-        reply.reason.len = strlen(text);
-    }
-    reply.time = tf_node_now(node);
-    if ((rc = tf_proto_reply_sign(&node->id, &reply, &signed_r)) != TF_OK ||
-        (rc = send_to(node, p.core.connector_pk, TF_PROTO_MSG_TYPE_REPLY, &signed_r,
-                      p.core.expires)) != TF_OK)
-        goto out;
-    if (accept)
-        rc = set_buf(&r->my_accept, signed_r.data, signed_r.len);
-    if (rc == TF_OK)
-        rc = set_str(&r->decided_by, decided_by);
-    r->state = accept ? IN_ACCEPTED : IN_DECLINED;
-    r->updated = reply.time;
-    if (rc == TF_OK)
-        rc = in_save(node, r);
-    if (rc == TF_OK)
-        rc = intro_event(node, accept ? "inbox.accepted" : "inbox.declined", r->id, "decided_by",
-                         decided_by);
-out:
-    tf_proto_buf_free(&signed_r);
-    return rc;
+    if (all)
+        pg.filter = -1;
+    return write_page(node, &pg, args, w, why, why_cap);
 }
 
 static int verb_answer(struct tf_node *node, const msgpack_object *args,
@@ -1652,28 +2309,78 @@ static int verb_answer(struct tf_node *node, const msgpack_object *args,
         return rc;
     if ((rc = in_load(node, id, &r)) != TF_OK)
         return rc;
-    if (r.state == IN_INTRODUCED || r.state == IN_CLOSED) {
-        WHY("this intro is %s; it can no longer be %s", in_state_name(r.state),
-            accept ? "accepted" : "declined");
-        rc = TF_E_BAD_STATE;
+    bool resent;
+    char fail[160];
+    if ((rc = answer(node, &r, accept, text, "owner", &resent, fail, sizeof fail)) != TF_OK) {
+        if (rc == TF_E_BAD_STATE)
+            WHY("%s", fail);
+        else
+            WHY("cannot answer: %s", tf_strerror(rc));
         goto out;
     }
-    if (accept && r.state == IN_ACCEPTED) {
-        WHY("you already accepted this intro");
-        rc = TF_E_BAD_STATE;
-        goto out;
-    }
-    if (!accept && r.state == IN_DECLINED) {
-        WHY("you already declined this intro");
-        rc = TF_E_BAD_STATE;
-        goto out;
-    }
-    if ((rc = answer(node, &r, accept, text, "owner")) != TF_OK) {
-        WHY("cannot answer: %s", tf_strerror(rc));
-        goto out;
-    }
-    write_in(node, w, &r);
+    /* resent: already accepted, and the stored acceptance went again. */
+    write_in(node, w, &r, resent ? 1 : 0);
 out:
+    in_free(&r);
+    return rc;
+}
+
+/* intro.rm: forgets an intro that is over.  Not one still asking (withdraw
+ * it first), nor one whose delayed closes have not left yet. */
+static int verb_rm_out(struct tf_node *node, const msgpack_object *args,
+                       struct tf_proto_mp_writer *w, char *why, size_t why_cap)
+{
+    struct intro_out o;
+    int rc = out_load_arg(node, args, &o, why, why_cap);
+    if (rc != TF_OK)
+        return rc;
+    if (o.state == OUT_ASKING) {
+        WHY("this intro is still asking; withdraw it first");
+        rc = TF_E_BAD_STATE;
+    } else if (close_due(&o) != 0) {
+        WHY("this intro's closes have not been sent yet (by %llu); remove it after that",
+            (unsigned long long)(o.close_at[0] > o.close_at[1] ? o.close_at[0] : o.close_at[1]));
+        rc = TF_E_BAD_STATE;
+    } else if ((rc = out_remove(node, &o)) != TF_OK ||
+               (rc = intro_event(node, "intro.removed", o.id, NULL, NULL)) != TF_OK) {
+        WHY("cannot remove: %s", tf_strerror(rc));
+    } else {
+        write_out(node, w, &o);
+    }
+    out_free(&o);
+    return rc;
+}
+
+/* inbox.rm: forgets an inbox item that is over (the other person stays a
+ * contact if it was introduced).  Not one waiting for an answer, nor one
+ * this party accepted while an introduction could still come: removing it
+ * would refuse that introduction while the other party has it.  What is
+ * left is a tombstone, so the connector's close is still acknowledged. */
+static int verb_rm_in(struct tf_node *node, const msgpack_object *args,
+                      struct tf_proto_mp_writer *w, char *why, size_t why_cap)
+{
+    struct intro_in r;
+    struct tf_proto_proposal p;
+    int rc = in_load_arg(node, args, &r, why, why_cap);
+    if (rc != TF_OK)
+        return rc;
+    if (tf_proto_proposal_decode(r.proposal.data, r.proposal.len, &p) != TF_OK) {
+        rc = TF_E_CORRUPT;
+    } else if (r.state == IN_PENDING) {
+        WHY("this intro waits for your answer; decline it first");
+        rc = TF_E_BAD_STATE;
+    } else if ((r.state == IN_ACCEPTED || r.state == IN_DECLINED) && r.my_accept.len > 0 &&
+               tf_node_now(node) <= add_sat(p.core.expires, ENVELOPE_GRACE_S)) {
+        WHY("you accepted this intro and its introduction may still come; it can be removed "
+            "once it is introduced, closed or expired");
+        rc = TF_E_BAD_STATE;
+    } else if ((rc = in_remove(node, &r)) != TF_OK ||
+               (rc = tomb_put(node, r.id, p.core.connector_pk, r.stranger)) != TF_OK ||
+               (rc = intro_event(node, "inbox.removed", r.id, NULL, NULL)) != TF_OK) {
+        WHY("cannot remove: %s", tf_strerror(rc));
+    } else {
+        write_in(node, w, &r, -1);
+    }
     in_free(&r);
     return rc;
 }
@@ -1684,9 +2391,9 @@ int tf_node_intro_verb(struct tf_node *node, const char *verb, size_t verb_len,
 {
     static const char *const names[] = {"intro.propose",  "intro.list", "intro.show",
                                         "intro.withdraw", "inbox.list", "intro.accept",
-                                        "intro.decline"};
+                                        "intro.decline",  "intro.rm",   "inbox.rm"};
     int which = -1;
-    for (int i = 0; i < 7; i++)
+    for (int i = 0; i < (int)(sizeof names / sizeof names[0]); i++)
         if (strlen(names[i]) == verb_len && memcmp(names[i], verb, verb_len) == 0)
             which = i;
     *handled = which >= 0;
@@ -1705,6 +2412,10 @@ int tf_node_intro_verb(struct tf_node *node, const char *verb, size_t verb_len,
         return verb_answer(node, args, w, why, why_cap, true);
     case 6:
         return verb_answer(node, args, w, why, why_cap, false);
+    case 7:
+        return verb_rm_out(node, args, w, why, why_cap);
+    case 8:
+        return verb_rm_in(node, args, w, why, why_cap);
     default:
         return TF_E_UNKNOWN_VERB;
     }

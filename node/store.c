@@ -52,6 +52,7 @@ enum dbi {
     DBI_INTRO_PAIRS,
     DBI_INTRO_EXPIRY,
     DBI_INTRO_PENDING,
+    DBI_INTRO_SCHED,
     DBI_COUNT
 };
 
@@ -76,6 +77,7 @@ static const struct {
     [DBI_INTRO_PAIRS] = {"intro_pairs", 5},
     [DBI_INTRO_EXPIRY] = {"intro_expiry", 5},
     [DBI_INTRO_PENDING] = {"intro_pending", 5},
+    [DBI_INTRO_SCHED] = {"intro_sched", 6},
 };
 
 /* The value of keys that carry none (index entries).  Not NULL: write_op
@@ -495,14 +497,20 @@ static int migrate_4_to_5(struct tf_node_store *st, MDB_txn *txn)
     return open_tables(st, txn, 5, 5, MDB_CREATE);
 }
 
+/* Schema 6 adds intro_sched (node/intro.c's schedules, budgets and
+ * tombstones).  node/intro.c fills it from the intro tables at its start, as
+ * for schema 5. */
+static int migrate_5_to_6(struct tf_node_store *st, MDB_txn *txn)
+{
+    return open_tables(st, txn, 6, 6, MDB_CREATE);
+}
+
 static const struct {
     migrate_fn *fn;
     bool additive;
 } migrations[TF_NODE_STORE_SCHEMA] = {
-    [1] = {migrate_1_to_2, true},
-    [2] = {migrate_2_to_3, true},
-    [3] = {migrate_3_to_4, true},
-    [4] = {migrate_4_to_5, true},
+    [1] = {migrate_1_to_2, true}, [2] = {migrate_2_to_3, true}, [3] = {migrate_3_to_4, true},
+    [4] = {migrate_4_to_5, true}, [5] = {migrate_5_to_6, true},
 };
 
 static int put_schema(struct tf_node_store *st, MDB_txn *txn)
@@ -970,6 +978,8 @@ static enum dbi kv_dbi(enum tf_node_store_table t)
         return DBI_INTRO_EXPIRY;
     case TF_NODE_STORE_INTRO_PENDING:
         return DBI_INTRO_PENDING;
+    case TF_NODE_STORE_INTRO_SCHED:
+        return DBI_INTRO_SCHED;
     }
     return DBI_COUNT;
 }

@@ -223,6 +223,16 @@ int tf_proto_proposal_verify_known(const uint8_t my_pk[static TF_PROTO_KEY_LEN],
     return TF_OK;
 }
 
+bool tf_proto_intro_expiry_is_valid(const struct tf_proto_intro_core *core, uint64_t now,
+                                    uint64_t skew)
+{
+    if (core->expires <= core->created ||
+        core->expires - core->created > TF_PROTO_INTRO_EXPIRES_MAX_S)
+        return false;
+    return core->expires <= now ||
+           core->expires - now <= (uint64_t)TF_PROTO_INTRO_EXPIRES_MAX_S + skew;
+}
+
 /* Reply. */
 
 int tf_proto_reply_sign(const struct tf_proto_identity *me, const struct tf_proto_reply *reply,

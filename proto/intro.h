@@ -72,6 +72,17 @@ void tf_proto_intro_commit(const uint8_t pk[static TF_PROTO_KEY_LEN],
 void tf_proto_intro_id(const uint8_t *core_bytes, size_t len,
                        uint8_t out[static TF_PROTO_INTRO_ID_LEN]);
 
+/* The longest an intro may stay open: a connector proposes with expires at
+ * most this long after created, and a party refuses a proposal whose core
+ * says otherwise or that expires more than this (plus skew) after now
+ * (docs/PROTOCOL.md §8). */
+#define TF_PROTO_INTRO_EXPIRES_MAX_S (365u * 86400u)
+
+/* True if core's lifetime is within TF_PROTO_INTRO_EXPIRES_MAX_S and it
+ * expires by now + TF_PROTO_INTRO_EXPIRES_MAX_S + skew. */
+bool tf_proto_intro_expiry_is_valid(const struct tf_proto_intro_core *core, uint64_t now,
+                                    uint64_t skew);
+
 /* Encodes a core after validating it as the decoder would. */
 TF_MUST_CHECK int tf_proto_intro_core_encode(const struct tf_proto_intro_core *core,
                                              struct tf_proto_buf *out);

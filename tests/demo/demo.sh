@@ -51,7 +51,8 @@ for who in carol alice bob; do
     port=$(free_port)
     name=$(echo "$who" | sed 's/./\U&/')
     "$tf" --home "$root/$who" init --name "$name" --listen "127.0.0.1:$port" >/dev/null
-    printf 'retry_max_ms = 2000\n' >"$root/$who/config"
+    # Closes caused by a decline wait 0-1 s here (the default is 1-24 h).
+    printf 'retry_max_ms = 2000\nclose_delay_min_s = 0\nclose_delay_max_s = 1\n' >"$root/$who/config"
     "$tfd" --home "$root/$who" 2>"$root/$who.log" &
     pids+=($!)
     echo "  $name: node on 127.0.0.1:$port, id $("$tf" --home "$root/$who" id | awk '/^id/ {print $2}')"

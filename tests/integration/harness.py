@@ -20,9 +20,14 @@ import unittest
 TWOFOLDD = os.environ.get("TF_TWOFOLDD", "twofoldd")
 TWOFOLD = os.environ.get("TF_TWOFOLD", "twofold")
 TESTTOOL = os.environ.get("TF_TESTTOOL", "tf-testtool")
+FLOOD = os.environ.get("TF_FLOOD", "tf-flood")
 
 READY_TIMEOUT = 20.0
 CLI_TIMEOUT = 30.0
+
+# Settings every test home gets (node/config.h) unless a test says otherwise:
+# closes caused by a decline or a withdrawal wait 0-1 s instead of 1-24 h.
+TEST_CONFIG = {"close_delay_min_s": 0, "close_delay_max_s": 1}
 
 
 class Node:
@@ -54,7 +59,9 @@ class Node:
         args = ["init", "--name", display_name or self.name.capitalize()]
         if self.listen:
             args += ["--listen", self.listen]
-        return self.cli(*args, *extra)
+        r = self.cli(*args, *extra)
+        self.write_config()
+        return r
 
     def card(self):
         return self.cli("card").stdout.strip()
@@ -63,9 +70,12 @@ class Node:
         return self.json("id")["id"]
 
     def write_config(self, **settings):
-        """Writes <home>/config (node/config.h); read when the node starts."""
+        """Writes <home>/config (node/config.h): TEST_CONFIG, then settings
+        over it; read when the node starts."""
+        merged = dict(TEST_CONFIG)
+        merged.update(settings)
         with open(os.path.join(self.home, "config"), "w") as f:
-            for key, value in settings.items():
+            for key, value in merged.items():
                 f.write("%s = %d\n" % (key, value))
 
     def port(self):
@@ -208,6 +218,13 @@ def testtool(*args, timeout=60):
     """Runs tf-testtool; returns the CompletedProcess (text)."""
     return subprocess.run([TESTTOOL] + [str(a) for a in args], capture_output=True,
                           text=True, timeout=timeout)
+
+
+def flood(*args, timeout=300):
+    """Runs tf-flood (tests/integration/tf_flood.c); returns the
+    CompletedProcess (text)."""
+    return subprocess.run([FLOOD] + [str(a) for a in args], capture_output=True, text=True,
+                          timeout=timeout)
 
 
 def recv_frame(sock):

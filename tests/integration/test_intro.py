@@ -30,8 +30,8 @@ import time
 import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from harness import (NodeTestCase, free_port, recv_frame, watch_events,  # noqa: E402
-                     wait_for)
+from harness import (NodeTestCase, flood, free_port, recv_frame,  # noqa: E402
+                     watch_events, wait_for)
 
 EXIT_REFUSED = 1
 EXIT_USAGE = 2
@@ -150,12 +150,16 @@ class IntroTestCase(NodeTestCase):
                         0.05)
 
     def wait_inbox(self, n, iid, state, timeout=WAIT):
+        """Waits for n's inbox item iid to be in state (a name, or a tuple of
+        names any of which will do); returns the item."""
+        states = state if isinstance(state, tuple) else (state,)
+
         def check():
             self.assert_alive()
             it = self.inbox(n).get(iid)
-            return it if it is not None and it["state"] == state else None
-        return wait_for("%s's inbox item %.12s to be %s" % (n.name, iid, state), check, timeout,
-                        0.05)
+            return it if it is not None and it["state"] in states else None
+        return wait_for("%s's inbox item %.12s to be %s" % (n.name, iid, "/".join(states)),
+                        check, timeout, 0.05)
 
     def wait_outbox_empty(self, n, timeout=WAIT):
         def check():
@@ -371,10 +375,12 @@ class DeclineWithdrawExpire(IntroTestCase):
         self.assertGreater(o["updated"], o["expires"])
         self.assertEqual((o["a"]["state"], o["b"]["state"]), ("accepted", "pending"))
         self.wait_inbox(alice, iid, "closed")
-        self.wait_inbox(bob, iid, "closed")
+        # Bob's pending item ends by Carol's close or by his own expiry,
+        # whichever comes first.
+        bob_state = self.wait_inbox(bob, iid, ("closed", "expired"))["state"]
         self.assertEqual(len(self.intro_events(carol, iid, "intro.expired")), 1)
         # Too late for anything; nobody was introduced.
-        self.refused(bob, "accept", iid, name="E_BAD_STATE", text="closed")
+        self.refused(bob, "accept", iid, name="E_BAD_STATE", text=bob_state)
         self.refused(alice, "decline", iid, name="E_BAD_STATE", text="closed")
         self.refused(carol, "withdraw", iid, name="E_BAD_STATE", text="expired")
         self.assertEqual([c["id"] for c in self.contacts(alice)], [self.ids["carol"]])
@@ -508,8 +514,11 @@ class OutOfOrder(IntroTestCase):
         iids = [self.propose(carol, "alice", "bob", "--topic", "t%d" % i) for i in range(6)]
         for iid in iids:
             self.wait_intro(carol, iid, "declined")
-        queued = [e["type"] for e in carol.json("outbox") if e["to"] == self.ids["alice"]]
-        self.assertEqual(sorted(queued), ["close"] * 6 + ["proposal"] * 6)
+        # The closes leave after their delay (0-1 s in tests).
+        queued = wait_for("Carol to queue six closes for Alice", lambda: [
+            q for q in [sorted(e["type"] for e in carol.json("outbox")
+                               if e["to"] == self.ids["alice"])] if q.count("close") == 6], WAIT)[0]
+        self.assertEqual(queued, ["close"] * 6 + ["proposal"] * 6)
         alice.start()
         for iid in iids:
             self.wait_inbox(alice, iid, "closed")
@@ -530,7 +539,7 @@ class OutOfOrder(IntroTestCase):
         iid = iid["result"]["id"]
         self.wait_inbox(bob, iid, "pending")
         self.wait_intro(carol, iid, "expired")
-        self.wait_inbox(bob, iid, "closed")
+        self.wait_inbox(bob, iid, ("closed", "expired"))
         alice.start()
         alice.wait_log("proposal refused", WAIT)
         self.wait_outbox_empty(carol)
@@ -691,6 +700,107 @@ class PartyChoices(IntroTestCase):
         self.assertEqual(self.intro_events(alice, iid), [])
 
 
+class Agreement(IntroTestCase):
+    """docs/PROTOCOL.md §8: a party signs at most one acceptance per intro,
+    the connector refuses replies signed after the intro expired, and a
+    party expires its own pending items."""
+
+    def assert_agree(self, carol, alice, bob, iid):
+        """Carol and both parties end agreeing: all introduced (each has the
+        other as a contact), or nobody introduced (the parties' items over,
+        neither a contact of the other)."""
+        o = wait_for("Carol to settle the intro", lambda: [
+            o for o in [self.intro(carol, iid)] if o["state"] != "asking"], WAIT)[0]
+        final = ("introduced",) if o["state"] == "introduced" else ("declined", "closed", "expired")
+        a = self.wait_inbox(alice, iid, final)
+        b = self.wait_inbox(bob, iid, final)
+        for n in (carol, alice, bob):
+            self.wait_outbox_empty(n)
+        a_has_b = bool(self.contact_entries(alice, self.ids["bob"]))
+        b_has_a = bool(self.contact_entries(bob, self.ids["alice"]))
+        states = (o["state"], a["state"], b["state"], a_has_b, b_has_a)
+        if o["state"] == "introduced":
+            self.assertEqual(states, ("introduced", "introduced", "introduced", True, True))
+        else:
+            self.assertIn(a["state"], ("declined", "closed", "expired"), states)
+            self.assertIn(b["state"], ("declined", "closed", "expired"), states)
+            self.assertEqual((a_has_b, b_has_a), (False, False), states)
+        return states
+
+    def test_accept_decline_accept_while_connector_is_away(self):
+        carol, alice, bob = self.cast()
+        iid = self.propose(carol, "alice", "bob", "--topic", "agree")
+        for n in (alice, bob):
+            self.wait_inbox(n, iid, "pending")
+        bob.cli("accept", iid)
+        self.wait_side(carol, iid, "b", "accepted")
+        self.assertEqual(carol.stop(), 0)
+        alice.cli("accept", iid, "--note", "first")
+        again = alice.cli("accept", iid, "--note", "second").stdout
+        self.assertIn("already accepted", again)
+        alice.cli("decline", iid)
+        # Accepting after one's own decline is refused: it could only end in
+        # a second acceptance that disagrees with the first.
+        self.refused(alice, "accept", iid, name="E_BAD_STATE",
+                     text="you declined this intro; it cannot be accepted after that")
+        self.assertEqual(self.inbox(alice)[iid]["state"], "declined")
+        # One acceptance (sent twice, the same bytes) and one decline wait.
+        self.assertEqual([e["type"] for e in alice.json("outbox")], ["reply"] * 3)
+        carol.start()
+        # Whichever of Alice's replies reaches Carol first decides (her
+        # retries make the order vary); everyone agrees on the outcome.
+        states = self.assert_agree(carol, alice, bob, iid)
+        replied = [e.get("side") for e in self.intro_events(carol, iid, "intro.replied")]
+        if states[0] == "introduced":
+            self.assertTrue(self.inbox(alice)[iid]["late_revocation"])
+            self.assertEqual(replied, ["b", "a"])
+        else:
+            self.assertEqual(replied, ["b"])
+            self.assertEqual(self.intro(carol, iid)["a"]["state"], "declined")
+
+    def test_reply_signed_after_expiry_is_refused(self):
+        carol, alice, bob = self.cast()
+        iid = self.raw_request(carol, "intro.propose", {"a": "alice", "b": "bob",
+                                                        "topic": "late", "expires_s": 60})
+        iid = iid["result"]["id"]
+        expires = self.intro(carol, iid)["expires"]
+        self.wait_inbox(alice, iid, "pending")
+        late = expires + 300 + 5 - int(time.time())  # past expires + skew (300 s)
+        r = flood("reply", "--target", carol.listen, "--party", alice.home, "--connector",
+                  carol.home, "--intro", iid, "--side", "a", "--time-offset", late)
+        self.assertEqual((r.returncode, r.stdout.strip()), (0, "ack 1/3"), r.stderr)  # EXPIRED
+        carol.wait_log("signed after it expired", WAIT)
+        o = self.intro(carol, iid)
+        self.assertEqual((o["state"], o["a"]["state"]), ("asking", "pending"))
+        self.assertEqual(self.intro_events(carol, iid, "intro.replied"), [])
+        # The control: the same reply signed now is taken.
+        r = flood("reply", "--target", carol.listen, "--party", alice.home, "--connector",
+                  carol.home, "--intro", iid, "--side", "a", "--time-offset", 0)
+        self.assertEqual((r.returncode, r.stdout.strip()), (0, "ack 0/0"), r.stderr)
+        self.wait_side(carol, iid, "a", "accepted")
+
+    def test_party_expires_its_own_pending_item(self):
+        carol, alice, bob = self.cast()
+        iid = self.raw_request(carol, "intro.propose", {"a": "alice", "b": "bob",
+                                                        "topic": "brief", "expires_s": 3})
+        iid = iid["result"]["id"]
+        self.wait_inbox(alice, iid, "pending")
+        self.wait_inbox(bob, iid, "pending")
+        # Without Carol (no close can come), Alice's node expires it itself.
+        self.assertEqual(carol.stop(), 0)
+        it = self.wait_inbox(alice, iid, "expired", timeout=10)
+        self.assertGreater(it["updated"], it["expires"])
+        self.assertEqual(len(self.intro_events(alice, iid, "inbox.expired")), 1)
+        self.refused(alice, "accept", iid, name="E_BAD_STATE", text="expired")
+        self.refused(alice, "decline", iid, name="E_BAD_STATE", text="expired")
+        self.wait_inbox(bob, iid, "expired")
+        # Carol's expiry close, when it comes, changes nothing.
+        carol.start()
+        self.wait_outbox_empty(carol)
+        self.assertEqual(self.inbox(alice)[iid]["state"], "expired")
+        self.assertEqual(len(self.intro_events(alice, iid, "inbox.expired")), 1)
+
+
 class Refusals(IntroTestCase):
     def test_refusals(self):
         carol, alice, bob = self.cast()
@@ -732,7 +842,12 @@ class Refusals(IntroTestCase):
         self.wait_inbox(alice, iid, "pending")
         self.wait_inbox(bob, iid, "pending")
         alice.cli("accept", iid)
-        self.refused(alice, "accept", iid, name="E_BAD_STATE", text="already accepted")
+        # Accepting again signs nothing new: the same acceptance goes again,
+        # and the CLI says so.
+        again = alice.json("accept", iid, "--note", "ignored")
+        self.assertEqual((again["state"], again["resent"]), ("accepted", True))
+        self.assertIn("already accepted", alice.cli("accept", iid).stdout)
+        self.assertIn("acceptance re-sent", alice.cli("accept", iid).stdout)
         bob.cli("accept", iid)
         self.wait_intro(carol, iid, "introduced")
         self.wait_inbox(alice, iid, "introduced")
@@ -774,7 +889,7 @@ class OlderStore(IntroTestCase):
     """A store written before schema 5 has intros but no intro indexes: the
     node builds them once at start, and every index then does its job."""
 
-    INDEXES = ("intro_pairs", "intro_expiry", "intro_pending")
+    INDEXES = ("intro_pairs", "intro_expiry", "intro_pending", "intro_sched")
 
     def downgrade_to_schema_4(self, n):
         """Rewrites n's store (node stopped) as schema 4 wrote it: without
@@ -795,13 +910,14 @@ class OlderStore(IntroTestCase):
             pairs = list(zip(data[0::2], data[1::2]))
             if name == "meta":
                 pairs = [(k, " 00000004" if bytes.fromhex(k.strip()) == b"schema" else v)
-                         for k, v in pairs if bytes.fromhex(k.strip()) != b"intro-indexes"]
+                         for k, v in pairs if bytes.fromhex(k.strip()) != b"intro-indexes-6"]
             if name == "intros_in":
                 # Records then had 9 fields: no stored introduction (a
-                # pending one holds an empty bin, c4 00, as its 10th).
+                # pending one holds an empty bin, c4 00, as its 10th) and no
+                # stranger flag (false, c2, as its 11th).
                 old = [bytes.fromhex(v.strip()) for _, v in pairs]
-                self.assertTrue(all(r[0] == 0x9a and r.endswith(b"\xc4\x00") for r in old))
-                pairs = [(k, " " + (b"\x99" + r[1:-2]).hex()) for (k, _), r in zip(pairs, old)]
+                self.assertTrue(all(r[0] == 0x9b and r.endswith(b"\xc4\x00\xc2") for r in old))
+                pairs = [(k, " " + (b"\x99" + r[1:-3]).hex()) for (k, _), r in zip(pairs, old)]
             kept.append("\n".join(header + [l for kv in pairs for l in kv]) + "\nDATA=END\n")
         shutil.rmtree(store)
         os.mkdir(store, 0o700)
@@ -833,7 +949,7 @@ class OlderStore(IntroTestCase):
                      text="already open")
         # intro_pending: Alice's one pending proposal from Carol fills her cap.
         iid2 = self.propose(carol, "alice", "bob", "--topic", "tax")
-        alice.wait_log("1 proposals from it are already pending", 20)
+        alice.wait_log("max_pending_per_connector reached (1)", 20)
         self.assertNotIn(iid2, self.inbox(alice))
         # intro_expiry: the first intro expires on time.
         self.wait_intro(carol, iid, "expired", timeout=30)

@@ -21,10 +21,10 @@ ask
 
 
 class Policy(NodeTestCase):
-    def start(self, name, policy=None):
+    def start(self, name, policy=None, **config):
         n = self.node(name, port=True)
         n.init()
-        n.write_config(retry_max_ms=2000)
+        n.write_config(retry_max_ms=2000, **config)
         if policy is not None:
             with open(os.path.join(n.home, "policy"), "w") as f:
                 f.write(policy)
@@ -89,19 +89,40 @@ class Policy(NodeTestCase):
         self.wait_item(alice, iid, "introduced")
         wait_for("carol: introduced",
                  lambda: carol.json("show", iid)["state"] == "introduced", 20)
-        # A stranger's proposal: declined at once by rule 2, with a reason
-        # that names the rule (for the connector only).
+        # A stranger's proposal: declined at once by rule 2.  The reply does
+        # not name the rule (the owner has not opted in), and Alice keeps no
+        # inbox item for it, only a tombstone (the log says which rule).
         iid2 = self.propose(eve, "alice", "bob", "real-estate-law")
-        item = self.wait_item(alice, iid2, "declined")
-        self.assertEqual(item["decided_by"], "policy:2")
         intro = wait_for("eve: declined",
                          lambda: (lambda o: o if o["state"] == "declined" else None)(
                              eve.json("show", iid2)), 20)
-        self.assertEqual(intro["a"]["reason"], "declined by policy rule 2")
+        self.assertEqual((intro["a"]["state"], intro["a"]["reason"]), ("declined", None))
+        alice.wait_log("proposal %s from stranger" % iid2[:16], 20)
+        self.assertIn("declined by policy:2; not kept", alice.log())
+        self.assertIsNone(self.item(alice, iid2))
         # Another topic from Carol: put to Alice (rule 4, ask).
         iid3 = self.propose(carol, "alice", "dave", "tax-law")
         item = self.wait_item(alice, iid3, "pending")
         self.assertIsNone(item["decided_by"])
+
+    def test_decline_names_the_rule_only_when_the_owner_opts_in(self):
+        """docs/POLICY.md: a policy decline tells the connector nothing about
+        the rule unless policy_decline_reason = 1."""
+        for reveal, want in ((0, None), (1, "declined by policy rule 1")):
+            carol = self.start("carol%d" % reveal)
+            alice = self.start("alice%d" % reveal, "decline when topic is spam\nask\n",
+                               policy_decline_reason=reveal)
+            bob = self.start("bob%d" % reveal)
+            self.knows(carol, alice, "alice")
+            self.knows(carol, bob, "bob")
+            self.knows(alice, carol, "carol")  # a contact: the item is kept
+            iid = self.propose(carol, "alice", "bob", "spam")
+            item = self.wait_item(alice, iid, "declined")
+            self.assertEqual(item["decided_by"], "policy:1")
+            intro = wait_for("carol: declined",
+                             lambda: (lambda o: o if o["state"] == "declined" else None)(
+                                 carol.json("show", iid)), 20)
+            self.assertEqual(intro["a"]["reason"], want)
 
     def test_policy_test_has_no_side_effects(self):
         alice = self.start("alice", "accept when connector is known limit 1 per 1d\nask\n")
@@ -242,7 +263,7 @@ class Policy(NodeTestCase):
         ids = [self.propose(carol, "alice", o.name, "t%d" % i) for i, o in enumerate(others)]
         self.wait_item(alice, ids[0], "pending")
         self.wait_item(alice, ids[1], "pending")
-        alice.wait_log("2 proposals from it are already pending", 20)
+        alice.wait_log("max_pending_per_connector reached (2)", 20)
         self.assertIsNone(self.item(alice, ids[2]))
         # Answering one frees a place (Carol retries only until she is told
         # no, so a fresh proposal is needed).

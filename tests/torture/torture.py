@@ -48,7 +48,9 @@ PRESETS = {
     "long": dict(nodes=6, intros=800, kills=40, stops=3, duration=300, drain=180,
                  idle_expiry=30, hook_rate=0.15),
 }
-NODE_CONFIG = {"retry_max_ms": 1000}  # a restarted peer is retried within a second
+# A restarted peer is retried within a second; closes caused by a decline or
+# a withdrawal wait 0-1 s (the default is 1-24 h).
+NODE_CONFIG = {"retry_max_ms": 1000, "close_delay_min_s": 0, "close_delay_max_s": 1}
 DOWNTIME = (0.0, 1.0)  # seconds a killed node stays down
 STOP_SECONDS = (3.0, 6.0)  # how long a SIGSTOPped node hangs
 

@@ -1,0 +1,317 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * tf-flood: signed intro objects from many identities, against a running
+ * twofoldd, for the budget and agreement tests (test_budgets.py,
+ * test_intro.py).  Built on tests/hostile/peer.c (real Noise_XX links).
+ *
+ *   tf-flood proposals --target IP:PORT --victim HOME --identities N --per M
+ *                      [--expires-s S] [--addr IP:PORT] [--seed HEX]
+ *       N fresh identities (strangers to the victim, derived from a random
+ *       or given seed), each opening one link and proposing M intros to the
+ *       victim (side a; side b is a made-up key), pipelined, then reading
+ *       their ACKs.  Each card advertises --addr (default 127.0.0.1:9).
+ *       Prints "ok=K refused=R other=O noack=A" (O: any other reason) and
+ *       exits 0 when every envelope got an ACK, 1 otherwise.
+ *
+ *   tf-flood reply --target IP:PORT --party HOME --connector HOME --intro HEX
+ *                  --side a|b --time-offset SECONDS
+ *       As the party (its key read from HOME), signs an acceptance of intro
+ *       HEX for side a or b whose time is now + SECONDS, sends it to the
+ *       connector over a new link and prints "ack STATUS/REASON" (exit 0),
+ *       or "no-ack" (exit 1).
+ *
+ * Exit 2 for a usage error, 3 when a link could not be opened.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <sodium.h>
+
+#include "peer.h"
+#include "proto/card.h"
+#include "proto/envelope.h"
+#include "proto/intro.h"
+#include "proto/link.h"
+#include "proto/statement.h"
+
+#define LINK_MS 10000
+#define ACK_MS 20000
+#define PER_MAX 100000
+
+static uint64_t now_s(void)
+{
+    return (uint64_t)time(NULL);
+}
+
+struct opts {
+    const char *target, *victim, *party, *connector, *intro, *addr, *seed;
+    long identities, per, expires_s, time_offset;
+    int side;
+};
+
+/* A proposal from conn to victim (side a), signed; *out owned by the caller. */
+static int build_proposal(const struct tf_proto_identity *conn, const struct tf_proto_buf *card,
+                          const uint8_t victim_pk[32], uint64_t expires_s, struct tf_proto_buf *out)
+{
+    struct tf_proto_intro_core c;
+    struct tf_proto_proposal p;
+    struct tf_proto_buf core = {0};
+    uint8_t salt[2][32], other[32];
+    memset(&c, 0, sizeof c);
+    memset(&p, 0, sizeof p);
+    randombytes_buf(salt, sizeof salt);
+    randombytes_buf(other, sizeof other);
+    memcpy(c.connector_pk, conn->sign_pk, 32);
+    tf_proto_intro_commit(victim_pk, salt[0], c.commit_a);
+    tf_proto_intro_commit(other, salt[1], c.commit_b);
+    c.topic = (struct tf_proto_bytes){(const uint8_t *)"flood", 5};
+    c.created = now_s();
+    c.expires = c.created + expires_s;
+    c.mode = TF_PROTO_INTRO_MODE_PARALLEL;
+    int rc = tf_proto_intro_core_encode(&c, &core);
+    if (rc != TF_OK)
+        return rc;
+    tf_proto_intro_id(core.data, core.len, p.intro_id);
+    p.core_bytes = (struct tf_proto_bytes){core.data, core.len};
+    p.side = TF_PROTO_SIDE_A;
+    memcpy(p.salt, salt[0], 32);
+    p.connector_card = (struct tf_proto_bytes){card->data, card->len};
+    p.about_other = (struct tf_proto_bytes){(const uint8_t *)"", 0};
+    p.note = (struct tf_proto_bytes){(const uint8_t *)"a flood", 7};
+    rc = tf_proto_proposal_sign(conn, &p, out);
+    tf_proto_buf_free(&core);
+    return rc;
+}
+
+/* Seals body (type) from `from` to `to` and sends it; msg_id is its id. */
+static int send_body(struct hp_session *s, const struct tf_proto_identity *from,
+                     const struct tf_proto_identity *to, uint64_t type,
+                     const struct tf_proto_buf *body, uint8_t msg_id[16])
+{
+    struct hp_envelope e;
+    struct tf_proto_buf env = {0}, msg = {0};
+    memset(&e, 0, sizeof e);
+    e.version = TF_PROTO_ENVELOPE_VERSION;
+    randombytes_buf(e.msg_id, sizeof e.msg_id);
+    memcpy(msg_id, e.msg_id, 16);
+    e.to_pk = to->sign_pk;
+    e.box_pk = to->box_pk;
+    e.expires = now_s() + 3600;
+    e.signer = from;
+    e.type = type;
+    e.body = body->data;
+    e.body_len = body->len;
+    int rc = hp_envelope_build(&e, &env);
+    if (rc == TF_OK)
+        rc = tf_proto_link_envelope(env.data, env.len, &msg);
+    tf_proto_buf_free(&env);
+    return rc == TF_OK ? hp_send_built(s, rc, &msg) : rc;
+}
+
+/* Reads ACKs until n arrived or the deadline; counts them by reason. */
+struct tally {
+    long ok, refused, other, acks;
+};
+
+static void read_acks(struct hp_session *s, long n, struct tally *t)
+{
+    static uint8_t buf[TF_PROTO_FRAME_MAX];
+    uint64_t deadline = hp_now_ms() + ACK_MS;
+    while (t->acks < n) {
+        struct tf_proto_link_msg m;
+        int rc = hp_recv_msg(s, buf, &m, deadline);
+        if (rc != HP_OK)
+            return;
+        if (m.type != TF_PROTO_LINK_ACK)
+            continue;
+        t->acks++;
+        if (m.status == TF_PROTO_ACK_OK)
+            t->ok++;
+        else if (m.reason == TF_PROTO_ACK_REASON_REFUSED)
+            t->refused++;
+        else
+            t->other++;
+    }
+}
+
+static int flood(const struct opts *o)
+{
+    struct hp_target target;
+    struct tf_proto_identity victim = {0};
+    uint8_t seed[32];
+    if (o->victim == NULL || o->target == NULL || o->identities < 1 || o->per < 1 ||
+        o->per > PER_MAX || hp_parse_target(o->target, &target) != 0)
+        return 2;
+    if (o->seed != NULL) {
+        if (sodium_hex2bin(seed, sizeof seed, o->seed, strlen(o->seed), NULL, NULL, NULL) != 0)
+            return 2;
+    } else {
+        randombytes_buf(seed, sizeof seed);
+    }
+    if (hp_load_identity(o->victim, &victim) != 0)
+        return 3;
+    struct tally t = {0, 0, 0, 0};
+    int result = 0;
+    for (long i = 0; i < o->identities && result == 0; i++) {
+        struct tf_proto_identity id = {0};
+        struct tf_proto_buf card = {0};
+        struct hp_session s;
+        uint8_t my_seed[32], msg_id[16];
+        /* Identity i: H(seed || i). */
+        crypto_generichash_state h;
+        crypto_generichash_init(&h, NULL, 0, sizeof my_seed);
+        crypto_generichash_update(&h, seed, sizeof seed);
+        crypto_generichash_update(&h, (const uint8_t *)&i, sizeof i);
+        crypto_generichash_final(&h, my_seed, sizeof my_seed);
+        if (tf_proto_identity_from_seed(&id, my_seed) != TF_OK ||
+            hp_sign_card(&id, "Flood", o->addr ? o->addr : "127.0.0.1:9", now_s(), 1, &card) !=
+                TF_OK) {
+            tf_proto_identity_deinit(&id);
+            result = 3;
+            break;
+        }
+        sodium_memzero(my_seed, sizeof my_seed);
+        if (hp_open(&target, &id, &card, &s, hp_now_ms() + LINK_MS) != HP_OK) {
+            fprintf(stderr, "tf-flood: link %ld could not be opened\n", i);
+            hp_session_close(&s);
+            result = 3;
+        }
+        s.auto_pong = true;
+        long sent = 0;
+        for (long k = 0; result == 0 && k < o->per; k++) {
+            struct tf_proto_buf p = {0};
+            int rc = build_proposal(&id, &card, victim.sign_pk,
+                                    o->expires_s > 0 ? (uint64_t)o->expires_s : 7 * 86400, &p);
+            if (rc == TF_OK)
+                rc = send_body(&s, &id, &victim, TF_PROTO_MSG_TYPE_PROPOSAL, &p, msg_id);
+            tf_proto_buf_free(&p);
+            if (rc != TF_OK)
+                break; /* the node may cut a flood short; count what it answered */
+            sent++;
+        }
+        if (result == 0) {
+            struct tally mine = {0, 0, 0, 0};
+            read_acks(&s, sent, &mine);
+            t.ok += mine.ok;
+            t.refused += mine.refused;
+            t.other += mine.other;
+            t.acks += mine.acks;
+            if (mine.acks < o->per)
+                result = 1;
+            hp_session_close(&s);
+        }
+        tf_proto_buf_free(&card);
+        tf_proto_identity_deinit(&id);
+    }
+    tf_proto_identity_deinit(&victim);
+    printf("ok=%ld refused=%ld other=%ld noack=%ld\n", t.ok, t.refused, t.other,
+           o->identities * o->per - t.acks);
+    return result;
+}
+
+static int reply(const struct opts *o)
+{
+    struct hp_target target;
+    struct tf_proto_identity party = {0}, conn = {0};
+    struct tf_proto_reply r;
+    struct tf_proto_buf card = {0}, signed_r = {0};
+    struct hp_session s;
+    uint8_t msg_id[16];
+    int result = 3;
+    memset(&r, 0, sizeof r);
+    if (o->target == NULL || o->party == NULL || o->connector == NULL || o->intro == NULL ||
+        o->side < 0 || hp_parse_target(o->target, &target) != 0 ||
+        sodium_hex2bin(r.intro_id, sizeof r.intro_id, o->intro, strlen(o->intro), NULL, NULL,
+                       NULL) != 0)
+        return 2;
+    if (hp_load_identity(o->party, &party) != 0 || hp_load_identity(o->connector, &conn) != 0)
+        goto out;
+    if (hp_sign_card(&party, "Party", "127.0.0.1:9", now_s(), 1000, &card) != TF_OK)
+        goto out;
+    r.side = o->side ? TF_PROTO_SIDE_B : TF_PROTO_SIDE_A;
+    r.decision = TF_PROTO_DECISION_ACCEPT;
+    r.card = (struct tf_proto_bytes){card.data, card.len};
+    r.note = (struct tf_proto_bytes){(const uint8_t *)"late", 4};
+    r.time = (uint64_t)((int64_t)now_s() + o->time_offset);
+    if (tf_proto_reply_sign(&party, &r, &signed_r) != TF_OK)
+        goto out;
+    if (hp_open(&target, &party, &card, &s, hp_now_ms() + LINK_MS) != HP_OK) {
+        hp_session_close(&s);
+        goto out;
+    }
+    s.auto_pong = true;
+    static uint8_t buf[TF_PROTO_FRAME_MAX];
+    result = 1;
+    if (send_body(&s, &party, &conn, TF_PROTO_MSG_TYPE_REPLY, &signed_r, msg_id) == TF_OK) {
+        uint64_t deadline = hp_now_ms() + ACK_MS;
+        struct tf_proto_link_msg m;
+        while (hp_recv_msg(&s, buf, &m, deadline) == HP_OK)
+            if (m.type == TF_PROTO_LINK_ACK && memcmp(m.msg_id, msg_id, 16) == 0) {
+                printf("ack %llu/%llu\n", (unsigned long long)m.status,
+                       (unsigned long long)m.reason);
+                result = 0;
+                break;
+            }
+    }
+    if (result != 0)
+        printf("no-ack\n");
+    hp_session_close(&s);
+out:
+    tf_proto_buf_free(&card);
+    tf_proto_buf_free(&signed_r);
+    tf_proto_identity_deinit(&party);
+    tf_proto_identity_deinit(&conn);
+    return result;
+}
+
+static const char USAGE[] =
+    "usage: tf-flood proposals --target IP:PORT --victim HOME --identities N --per M\n"
+    "                          [--expires-s S] [--addr IP:PORT] [--seed HEX]\n"
+    "       tf-flood reply --target IP:PORT --party HOME --connector HOME --intro HEX\n"
+    "                      --side a|b --time-offset SECONDS\n";
+
+int main(int argc, char **argv)
+{
+    struct opts o = {.side = -1};
+    if (sodium_init() < 0)
+        return 1;
+    if (argc < 2)
+        return fputs(USAGE, stderr), 2;
+    for (int i = 2; i + 1 < argc; i += 2) {
+        const char *k = argv[i], *v = argv[i + 1];
+        if (strcmp(k, "--target") == 0)
+            o.target = v;
+        else if (strcmp(k, "--victim") == 0)
+            o.victim = v;
+        else if (strcmp(k, "--party") == 0)
+            o.party = v;
+        else if (strcmp(k, "--connector") == 0)
+            o.connector = v;
+        else if (strcmp(k, "--intro") == 0)
+            o.intro = v;
+        else if (strcmp(k, "--addr") == 0)
+            o.addr = v;
+        else if (strcmp(k, "--seed") == 0)
+            o.seed = v;
+        else if (strcmp(k, "--identities") == 0)
+            o.identities = strtol(v, NULL, 10);
+        else if (strcmp(k, "--per") == 0)
+            o.per = strtol(v, NULL, 10);
+        else if (strcmp(k, "--expires-s") == 0)
+            o.expires_s = strtol(v, NULL, 10);
+        else if (strcmp(k, "--time-offset") == 0)
+            o.time_offset = strtol(v, NULL, 10);
+        else if (strcmp(k, "--side") == 0)
+            o.side = strcmp(v, "a") == 0 ? 0 : strcmp(v, "b") == 0 ? 1 : -1;
+        else
+            return fputs(USAGE, stderr), 2;
+    }
+    int rc = strcmp(argv[1], "proposals") == 0 ? flood(&o)
+             : strcmp(argv[1], "reply") == 0   ? reply(&o)
+                                               : 2;
+    if (rc == 2)
+        fputs(USAGE, stderr);
+    return rc;
+}
