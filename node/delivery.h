@@ -6,6 +6,12 @@
  * Sending happens only in tf_node_delivery_run, which the node calls right
  * after each group commit, so an envelope never leaves before the state
  * change that caused it is on disk.
+ *
+ * Budgets (node/config.h, "delivery" block): outbox entries per recipient and
+ * for non-contacts together (checked at enqueue), msg ids remembered
+ * (seen_max, checked before an envelope is taken), and dials per entry to an
+ * address from a stranger's card (stranger_dials_max).  Duplicates are
+ * detected on (sender, msg_id) once the envelope is authenticated.
  */
 #ifndef TF_NODE_DELIVERY_H
 #define TF_NODE_DELIVERY_H
@@ -31,7 +37,11 @@ TF_MUST_CHECK int tf_node_delivery_start(struct tf_node *node, struct tf_node_de
 void tf_node_delivery_stop(struct tf_node_delivery *d);
 
 /* Seals body for `to` and puts it in the outbox, in the current write
- * transaction.  msg_id receives the new envelope's id. */
+ * transaction.  msg_id receives the new envelope's id.  TF_E_TOO_LONG, with a
+ * log line naming the budget, when the outbox already holds
+ * config.outbox_max_per_peer entries for `to`, or (when `to` is not a
+ * contact) config.outbox_max_strangers entries for non-contacts together;
+ * nothing is written then. */
 TF_MUST_CHECK int tf_node_delivery_enqueue(struct tf_node_delivery *d,
                                            const struct tf_node_contact *to, uint16_t type,
                                            const uint8_t *body, size_t len, uint64_t expires,
@@ -49,7 +59,9 @@ void tf_node_delivery_link_closed(struct tf_node_delivery *d, struct tf_node_lin
 void tf_node_delivery_dial_failed(struct tf_node_delivery *d, const uint8_t pk[32], int err);
 
 /* An ENVELOPE arrived on link: checks, stores, and queues the ACK (held
- * until commit). */
+ * until commit).  Bytes that do not decode as an envelope are refused with
+ * ACK reason 1 when their msg_id can be read (tf_proto_envelope_peek_id),
+ * else dropped; an unknown inner type gets reason 8. */
 void tf_node_delivery_envelope(struct tf_node_delivery *d, struct tf_node_link *link,
                                const uint8_t *env, size_t len);
 

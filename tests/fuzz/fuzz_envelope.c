@@ -8,6 +8,8 @@
  * Properties:
  *  - a decoded envelope re-encodes to exactly the input, and its sealed view
  *    lies inside the input;
+ *  - tf_proto_envelope_peek_id finds the msg_id of every envelope that
+ *    decodes (the same id), and never reads outside the input;
  *  - open agrees with decode on the outer format, and succeeds only for
  *    envelopes addressed to me that have not expired;
  *  - on success the body view lies inside the returned plaintext, the type
@@ -33,8 +35,15 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     }
 
     struct tf_proto_envelope e;
+    uint8_t peeked[TF_PROTO_MSG_ID_LEN];
+    int prc = tf_proto_envelope_peek_id(data, size, peeked);
+    FUZZ_ASSERT(prc <= 0);
     int drc = tf_proto_envelope_decode(data, size, &e);
     FUZZ_ASSERT(drc <= 0);
+    if (drc == TF_OK) {
+        FUZZ_ASSERT(prc == TF_OK);
+        FUZZ_ASSERT(memcmp(peeked, e.msg_id, sizeof peeked) == 0);
+    }
     if (drc == TF_OK) {
         FUZZ_ASSERT(fuzz_view_within(e.sealed, data, size));
         FUZZ_ASSERT(e.sealed.len > crypto_box_SEALBYTES);

@@ -31,6 +31,16 @@ def mode(path):
 
 class InitAndIdentity(NodeTestCase):
     def test_init_creates_private_home_and_key(self):
+        # This node listens on the default address (checked below); other
+        # tests get ports from the OS.  Skip rather than fail when another
+        # process on the machine holds the default port.
+        probe = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        try:
+            probe.bind(("127.0.0.1", 7451))
+        except OSError:
+            self.skipTest("127.0.0.1:7451 (the default listen address) is in use")
+        finally:
+            probe.close()
         a = self.node("alice")
         a.init("Alice Avocat")
         self.assertEqual(mode(a.home), 0o700)
@@ -50,7 +60,7 @@ class InitAndIdentity(NodeTestCase):
         self.assertEqual(st["contacts"], 0)
 
     def test_init_refuses_to_overwrite(self):
-        a = self.node("alice")
+        a = self.node("alice", port=True)
         a.init()
         key = open(os.path.join(a.home, "identity.key"), "rb").read()
         r = a.cli("init", "--name", "Other", check=False)
@@ -59,19 +69,19 @@ class InitAndIdentity(NodeTestCase):
         self.assertEqual(open(os.path.join(a.home, "identity.key"), "rb").read(), key)
 
     def test_init_listen_and_advertise(self):
-        a = self.node("alice")
+        a = self.node("alice", port=True)
         a.cli("init", "--name", "Alice", "--listen", "127.0.0.1:9999",
               "--advertise", "alice.example:9999")
         a.start()
         self.assertEqual(a.json("status")["listen"], "127.0.0.1:9999")
-        b = self.node("bob")
+        b = self.node("bob", port=True)
         b.init()
         b.start()
         added = b.json("contact", "add", a.card())
         self.assertEqual(added["addrs"], ["alice.example:9999"])
 
     def test_init_bad_arguments(self):
-        a = self.node("alice")
+        a = self.node("alice", port=True)
         r = a.cli("init", check=False)
         self.assertEqual(r.returncode, EXIT_USAGE)
         r = a.cli("init", "--name", "A", "--listen", "nonsense", check=False)
@@ -90,7 +100,7 @@ class InitAndIdentity(NodeTestCase):
 
 class Daemon(NodeTestCase):
     def test_status_when_not_running(self):
-        a = self.node("alice")
+        a = self.node("alice", port=True)
         a.init()
         r = a.cli("status", check=False)
         self.assertEqual(r.returncode, EXIT_NOT_RUNNING)
@@ -98,14 +108,14 @@ class Daemon(NodeTestCase):
         self.assertIn("twofoldd", r.stderr)
 
     def test_refuses_uninitialised_home(self):
-        a = self.node("alice")
+        a = self.node("alice", port=True)
         os.makedirs(a.home, mode=0o700)
         a.start(expect_ready=False)
         self.assertEqual(a.wait_exit(), 1)
         self.assertIn("twofold init", a.log())
 
     def test_refuses_second_daemon(self):
-        a = self.node("alice")
+        a = self.node("alice", port=True)
         a.init()
         a.start()
         second = subprocess.run([TWOFOLDD, "--home", a.home], capture_output=True,
@@ -116,7 +126,7 @@ class Daemon(NodeTestCase):
         self.assertEqual(a.json("status")["contacts"], 0)
 
     def test_refuses_readable_key(self):
-        a = self.node("alice")
+        a = self.node("alice", port=True)
         a.init()
         os.chmod(os.path.join(a.home, "identity.key"), 0o644)
         a.start(expect_ready=False)
@@ -125,7 +135,7 @@ class Daemon(NodeTestCase):
         self.assertIn("chmod 600", a.log())
 
     def test_refuses_newer_schema(self):
-        a = self.node("alice")
+        a = self.node("alice", port=True)
         a.init()
         # Bump the schema with the store's own tool-free path: lmdb's mdb_load
         # is not assumed; instead the test tool's sibling, python, cannot write
@@ -153,7 +163,7 @@ class Daemon(NodeTestCase):
         self.assertIn("newer", a.log())
 
     def test_sigterm_exits_cleanly(self):
-        a = self.node("alice")
+        a = self.node("alice", port=True)
         a.init()
         a.start()
         self.assertEqual(a.stop(), 0)
@@ -164,7 +174,7 @@ class Daemon(NodeTestCase):
     def test_repeated_sigterm_still_exits_cleanly(self):
         """Stop signals that keep coming while the node stops (an impatient
         supervisor) must not kill it half-way: it still exits 0."""
-        a = self.node("alice")
+        a = self.node("alice", port=True)
         a.init()
         a.start()
         proc = a.proc
@@ -180,10 +190,10 @@ class Daemon(NodeTestCase):
 
 class Contacts(NodeTestCase):
     def two(self):
-        a = self.node("alice")
-        b = self.node("bob")
+        a = self.node("alice", port=True)
+        b = self.node("bob", port=True)
         a.init("Alice Avocat")
-        b.init("Bob Buyer", "--listen", "127.0.0.1:7452")
+        b.init("Bob Buyer")
         a.start()
         b.start()
         return a, b
@@ -249,7 +259,7 @@ class Contacts(NodeTestCase):
         self.assertEqual(r.returncode, EXIT_REFUSED)
         self.assertEqual(a.json("contact", "list"), [])
         # Alias clash.
-        c = self.node("carol")
+        c = self.node("carol", port=True)
         c.init()
         a.cli("contact", "add", card, "--alias", "friend")
         r = a.cli("contact", "add", c.card(), "--alias", "friend", check=False)
@@ -309,11 +319,11 @@ def read_line(stream, timeout):
 
 class Durability(NodeTestCase):
     def test_kill9_during_contact_burst(self):
-        a = self.node("alice")
+        a = self.node("alice", port=True)
         a.init()
         peers = []
         for i in range(40):
-            p = self.node("p%02d" % i)
+            p = self.node("p%02d" % i, port=True)
             p.init("Peer %d" % i)
             peers.append(p)
         cards = [p.card() for p in peers]
@@ -359,7 +369,7 @@ class Durability(NodeTestCase):
 
 class ControlSocket(NodeTestCase):
     def started(self):
-        a = self.node("alice")
+        a = self.node("alice", port=True)
         a.init()
         a.start()
         return a
