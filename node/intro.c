@@ -849,6 +849,19 @@ static void close_later(struct tf_node *node, struct intro_out *o, int except)
             o->close_at[x] = now + lo + randombytes_uniform((uint32_t)span + 1);
 }
 
+/* asking -> expired at now: closes every asked side but except (-1: none)
+ * at once (an expiry is public: both sides know the time), saves, emits. */
+static int expire_intro(struct tf_node *node, struct intro_out *o, int except, uint64_t now)
+{
+    assert(o->state == OUT_ASKING);
+    o->state = OUT_EXPIRED;
+    o->updated = now;
+    int rc = close_asked(node, o, except);
+    if (rc == TF_OK)
+        rc = out_save(node, o);
+    return rc == TF_OK ? intro_event(node, "intro.expired", o->id, NULL, NULL) : rc;
+}
+
 static int introduce(struct tf_node *node, struct intro_out *o)
 {
     struct tf_proto_introduction in;
@@ -919,10 +932,7 @@ static int on_reply(struct tf_node *node, const uint8_t from[32], const uint8_t 
     if (o.state == OUT_ASKING && now > o.expires) {
         /* Expired before the sweep got to it: expire it now, then answer
          * this reply as any late one (with a close). */
-        o.state = OUT_EXPIRED;
-        o.updated = now;
-        if ((rc = close_asked(node, &o, x)) != TF_OK || (rc = out_save(node, &o)) != TF_OK ||
-            (rc = intro_event(node, "intro.expired", o.id, NULL, NULL)) != TF_OK)
+        if ((rc = expire_intro(node, &o, x, now)) != TF_OK)
             goto out;
     }
     if (o.state == OUT_ASKING) {
@@ -1501,13 +1511,8 @@ static int expire_out(struct tf_node *node, const uint8_t id[32], uint64_t now)
     int rc = out_load(node, id, &o);
     if (rc != TF_OK)
         return rc == TF_E_CORRUPT ? TF_OK : rc;
-    if (o.state == OUT_ASKING) { /* else a stale index entry */
-        o.state = OUT_EXPIRED;
-        o.updated = now;
-        /* An expiry is public (both sides know the time): its closes go now. */
-        if ((rc = close_asked(node, &o, -1)) == TF_OK && (rc = out_save(node, &o)) == TF_OK)
-            rc = intro_event(node, "intro.expired", o.id, NULL, NULL);
-    }
+    if (o.state == OUT_ASKING) /* else a stale index entry */
+        rc = expire_intro(node, &o, -1, now);
     out_free(&o);
     return rc;
 }
@@ -1594,7 +1599,7 @@ static int due_one(struct tf_node *node, uint8_t kind, const uint8_t id[32], uin
 
 static void sweep_kind(struct tf_node *node, uint8_t kind, uint64_t now)
 {
-    static struct due d; /* 10 KB: off the stack; the loop is single-threaded */
+    struct due d; /* about 10 KiB */
     d.kind = kind;
     d.now = now;
     d.n = 0;

@@ -162,7 +162,12 @@ class Budgets(NodeTestCase):
                   "--identities", 3, "--per", 5, "--expires-s", 3)
         self.assertEqual(parse_flood(r), (15, 0, 0, 0), r.stderr)
         iid = carol.json("propose", "alice", "bob", "--topic", "short", "--expires", "3s")["id"]
-        wait_for("Alice to hold 16 items", lambda: table_entries(alice.home)["intros_in"] == 16,
+        # And one that Bob declines: Carol's intro ends declined, Alice's
+        # item closed, Bob's declined.
+        jid = carol.json("propose", "alice", "bob", "--topic", "no", "--expires", "4s")["id"]
+        wait_for("Bob's item", lambda: any(i["id"] == jid for i in bob.json("inbox")), WAIT)
+        bob.cli("decline", jid)
+        wait_for("Alice to hold 17 items", lambda: table_entries(alice.home)["intros_in"] == 17,
                  WAIT)
         self.assertEqual(table_entries(alice.home)["cards"], 4)  # 3 strangers and Carol
         wait_for("Alice's items to expire",
@@ -175,13 +180,17 @@ class Budgets(NodeTestCase):
         self.assertEqual(table_entries(alice.home).get("cards", 0), 0)
         kinds = sched_kinds(alice.home)
         self.assertEqual({k: v for k, v in kinds.items() if k in "xaifsr"}, {}, kinds)
-        # Carol's expired intro is collected too, with every key of it.
-        wait_for("Carol's intro to be collected",
+        wait_for("Bob's declined item to be collected",
+                 lambda: table_entries(bob.home).get("intros_in", 0) == 0, WAIT, 0.2)
+        # Carol's expired and declined intros are collected too, with every
+        # key of them.
+        wait_for("Carol's intros to be collected",
                  lambda: table_entries(carol.home).get("intros_out", 0) == 0, WAIT, 0.2)
         self.assertEqual(carol.json("intros"), [])
         self.assertEqual(sched_kinds(carol.home), {})
         self.assertEqual(table_entries(carol.home).get("intro_expiry", 0), 0)
-        self.assertNotIn(iid, carol.cli("--json", "intros").stdout)
+        for i in (iid, jid):
+            self.assertNotIn(i, carol.cli("--json", "intros").stdout)
         # The budget is free again: the same strangers may propose anew.
         r = flood("proposals", "--target", alice.listen, "--victim", alice.home,
                   "--identities", 3, "--per", 5)

@@ -698,6 +698,11 @@ class PartyChoices(IntroTestCase):
                  WAIT, 0.1)
         self.assertNotIn(iid, self.inbox(alice))
         self.assertEqual(self.intro_events(alice, iid), [])
+        # Its close is answered as any connector's would be: acknowledged
+        # (the dropped proposal left a tombstone), so Carol stops sending it.
+        carol.cli("withdraw", iid)
+        self.wait_inbox(bob, iid, "closed")
+        self.wait_outbox_empty(carol)
 
 
 class Agreement(IntroTestCase):
@@ -799,6 +804,63 @@ class Agreement(IntroTestCase):
         self.wait_outbox_empty(carol)
         self.assertEqual(self.inbox(alice)[iid]["state"], "expired")
         self.assertEqual(len(self.intro_events(alice, iid, "inbox.expired")), 1)
+
+
+class Privacy(IntroTestCase):
+    """docs/PROTOCOL.md §8: a close caused by a decline and one caused by a
+    withdrawal leave after a delay drawn from the same distribution, kept in
+    the intro (a restart neither loses nor hastens it); the other party's
+    name is not told by default."""
+
+    DELAY = 2  # close_delay_min_s = close_delay_max_s: the delay is exact
+
+    def carol_with_delay(self, carol):
+        self.assertEqual(carol.stop(), 0)
+        carol.write_config(retry_max_ms=2000, close_delay_min_s=self.DELAY,
+                           close_delay_max_s=self.DELAY)
+        carol.start()
+
+    def test_decline_and_withdraw_closes_wait_the_same_delay(self):
+        carol, alice, bob = self.cast()
+        self.carol_with_delay(carol)
+        iid = self.propose(carol, "alice", "bob", "--topic", "delay")
+        wid = self.propose(carol, "alice", "bob", "--topic", "delay2")
+        for n in (alice, bob):
+            for i in (iid, wid):
+                self.wait_inbox(n, i, "pending")
+        # Nobody was told the other's name.
+        for n in (alice, bob):
+            self.assertEqual({self.inbox(n)[i]["about_other"] for i in (iid, wid)}, {""})
+        alice.cli("decline", iid)
+        declined = self.wait_intro(carol, iid, "declined")["updated"]
+        carol.cli("withdraw", wid)
+        withdrawn = self.intro(carol, wid)["updated"]
+        # No close yet, from either cause.
+        self.assertEqual([e["type"] for e in carol.json("outbox")], [])
+        closed = self.wait_inbox(bob, iid, "closed", timeout=WAIT + self.DELAY)["updated"]
+        self.assertGreaterEqual(closed - declined, self.DELAY)
+        for n in (alice, bob):
+            closed = self.wait_inbox(n, wid, "closed", timeout=WAIT + self.DELAY)["updated"]
+            self.assertGreaterEqual(closed - withdrawn, self.DELAY)
+        # The decliner gets no close; Bob's two items look alike.
+        self.assertEqual(self.inbox(alice)[iid]["state"], "declined")
+
+    def test_delayed_close_survives_a_restart(self):
+        carol, alice, bob = self.cast()
+        self.carol_with_delay(carol)
+        iid = self.propose(carol, "alice", "bob", "--topic", "restart")
+        self.wait_inbox(alice, iid, "pending")
+        self.wait_inbox(bob, iid, "pending")
+        carol.cli("withdraw", iid)
+        withdrawn = self.intro(carol, iid)["updated"]
+        self.assertEqual(carol.stop(), 0)
+        carol.start()
+        for n in (alice, bob):
+            closed = self.wait_inbox(n, iid, "closed", timeout=WAIT + self.DELAY)["updated"]
+            self.assertGreaterEqual(closed - withdrawn, self.DELAY)
+        self.wait_outbox_empty(carol)
+        self.assertEqual(len([e for e in self.events(bob)
+                              if e.get("id") == iid and e["type"] == "inbox.closed"]), 1)
 
 
 class Refusals(IntroTestCase):

@@ -43,8 +43,10 @@ import verifier as v  # noqa: E402
 
 OUT_STATES = ("asking", "introduced", "declined", "withdrawn", "expired")
 SIDE_STATES = ("not_asked", "pending", "accepted", "declined")
-IN_STATES = ("pending", "accepted", "declined", "introduced", "closed")
-FINAL_IN = ("introduced", "closed", "declined")
+IN_STATES = ("pending", "accepted", "declined", "introduced", "closed", "expired")
+# A party's item ends closed by the connector or expired by its own node,
+# whichever comes first (docs/CONTROL.md).
+FINAL_IN = ("introduced", "closed", "declined", "expired")
 PROOF_SKEW = 300  # seconds, as TF_PROTO_SKEW_DEFAULT
 
 
@@ -67,7 +69,7 @@ def mdb_table(store_dir, table):
 def decode_out(raw):
     """A connector record (node/intro.c out_encode)."""
     f = msgpack.unpackb(raw, raw=True, strict_map_key=False)
-    if len(f) != 21:
+    if len(f) not in (21, 23):  # 23: with the delayed closes' times
         raise ValueError("intros_out record of %d fields" % len(f))
     sides = []
     for x in range(2):
@@ -81,7 +83,7 @@ def decode_out(raw):
 def decode_in(raw):
     """A party record (node/intro.c in_encode)."""
     f = msgpack.unpackb(raw, raw=True, strict_map_key=False)
-    if len(f) != 10:
+    if len(f) not in (10, 11):  # 11: with the stranger flag
         raise ValueError("intros_in record of %d fields" % len(f))
     return {"proposal": f[0], "state": IN_STATES[f[1]], "decided_by": f[2].decode(),
             "my_accept": f[3], "other": f[4], "other_note": f[5].decode(),
@@ -384,8 +386,8 @@ class Checker:
             want = d["policy_line"][x]
         elif ans in ("accept", "decline"):
             want = "owner"
-            if got is None and it["state"] == "closed":
-                return  # closed before the driver could answer
+            if got is None and it["state"] in ("closed", "expired"):
+                return  # closed or expired before the driver could answer
         else:
             want = None  # held or ignored: never answered
         if got != want:

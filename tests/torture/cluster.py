@@ -92,6 +92,20 @@ class TortureNode:
                     raise
                 time.sleep(0.1)
 
+    PAGE = 1000  # the node's largest page (intro.list, inbox.list)
+
+    def list_all(self, *args, deadline):
+        """Every item of a listing verb (intros, inbox), page by page, each
+        page asked with call_retry."""
+        items = []
+        before = ()
+        while True:
+            page = self.call_retry(*args, "--limit", str(self.PAGE), *before, deadline=deadline)
+            items += page
+            if len(page) < self.PAGE:
+                return items
+            before = ("--before", page[-1]["id"])
+
     def must(self, *args):
         """A setup step that must succeed: the CLI's plain output."""
         r = self.run_cli(*args)

@@ -129,10 +129,10 @@ def unsettled(nodes, deadline):
         if out:
             return "%s's outbox holds %d (%s to %s)" % (name, len(out), out[0]["type"],
                                                         out[0]["alias"])
-        asking = n.call_retry("intros", "--state", "asking", deadline=deadline)
+        asking = n.list_all("intros", "--state", "asking", deadline=deadline)
         if asking:
             return "%s has %d intros asking (%s)" % (name, len(asking), asking[0]["topic"])
-        items = [i for i in n.call_retry("inbox", "--all", deadline=deadline)
+        items = [i for i in n.list_all("inbox", "--all", deadline=deadline)
                  if i["state"] in ("pending", "accepted")]
         if items:
             return "%s has %d inbox items %s (%s)" % (name, len(items), items[0]["state"],
@@ -167,8 +167,8 @@ def snapshot(nodes):
     deadline = time.monotonic() + 60
     out = {}
     for name, n in nodes.items():
-        out[name] = {"intros": n.call_retry("intros", deadline=deadline),
-                     "inbox": n.call_retry("inbox", "--all", deadline=deadline),
+        out[name] = {"intros": n.list_all("intros", deadline=deadline),
+                     "inbox": n.list_all("inbox", "--all", deadline=deadline),
                      "contacts": n.call_retry("contact", "list", deadline=deadline),
                      "outbox": n.call_retry("outbox", deadline=deadline)}
     return out

@@ -248,7 +248,7 @@ class Driver:
         """After a proposal that may have happened: its id, from the node
         (asked until deadline; Unavailable after it)."""
         self.counts["cli_calls"] += 1
-        intros = c.call_retry("intros", deadline=deadline)
+        intros = c.list_all("intros", deadline=deadline)
         for o in intros:
             if o["topic"] == topic:
                 self.ids[topic] = o["id"]
@@ -286,7 +286,7 @@ class Driver:
                 continue
             node = self.nodes[name]
             try:
-                items = self._call(node, "inbox")
+                items = self._call(node, "inbox", "--limit", str(node.PAGE))
             except Unavailable:
                 continue
             for item in items:

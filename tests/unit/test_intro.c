@@ -1255,6 +1255,38 @@ static void test_close_rejections(void **state)
     tf_proto_buf_free(&c);
 }
 
+/* The party's check on how long an intro may stay open (docs/PROTOCOL.md
+ * §8): at most TF_PROTO_INTRO_EXPIRES_MAX_S from created, and from now (plus
+ * skew). */
+static void test_expiry_bound(void **state)
+{
+    (void)state;
+    const uint64_t max = TF_PROTO_INTRO_EXPIRES_MAX_S, now = 1700000000, skew = 300;
+    struct tf_proto_intro_core c;
+    memset(&c, 0, sizeof c);
+    c.created = now;
+    c.expires = now + max;
+    assert_true(tf_proto_intro_expiry_is_valid(&c, now, skew));
+    c.expires = now + max + 1; /* a lifetime one second too long */
+    assert_false(tf_proto_intro_expiry_is_valid(&c, now, skew));
+    /* Created in the future within the skew: still bounded from now. */
+    c.created = now + skew;
+    c.expires = now + skew + max;
+    assert_true(tf_proto_intro_expiry_is_valid(&c, now, skew));
+    c.created = now + skew + 1;
+    c.expires = now + skew + 1 + max;
+    assert_false(tf_proto_intro_expiry_is_valid(&c, now, skew));
+    /* Already expired: the bound does not apply (verify refuses it). */
+    c.created = now - 10;
+    c.expires = now - 5;
+    assert_true(tf_proto_intro_expiry_is_valid(&c, now, skew));
+    c.expires = c.created;
+    assert_false(tf_proto_intro_expiry_is_valid(&c, now, skew));
+    c.created = 0;
+    c.expires = UINT64_MAX;
+    assert_false(tf_proto_intro_expiry_is_valid(&c, now, skew));
+}
+
 int main(void)
 {
     if (sodium_init() < 0)
@@ -1308,6 +1340,7 @@ int main(void)
         T(test_mat_cards_checked_at_step_4),
         T(test_close_round_trip),
         T(test_close_rejections),
+        T(test_expiry_bound),
     };
 #undef T
     return cmocka_run_group_tests(tests, NULL, NULL);
