@@ -1683,11 +1683,12 @@ static const struct {
     {"pong-unsolicited", "alive", "same", c_unsolicited_pong, "PONG nobody asked for"},
     {"ping-flood", "pongs within the budget, error 2, closed", "same", c_ping_flood,
      "2000 PINGs in a burst: the burst is answered, then ERROR 2"},
-    /* Envelopes: outer part (dropped: no msg id to ACK, or ACKed). */
+    /* Envelopes: outer part (refused with reason 1 when the msg id can be
+     * read; dropped when there is none to ACK). */
     {"env-outer-garbage", "no-ack, alive", "same", c_env_outer_garbage,
      "ENVELOPE whose bytes are no envelope"},
-    {"env-outer-version-2", "no-ack, alive", "same", c_env_outer_version, "envelope version 2"},
-    {"env-sealed-too-short", "no-ack, alive", "same", c_env_sealed_too_short,
+    {"env-outer-version-2", "ack 1/1", "same", c_env_outer_version, "envelope version 2"},
+    {"env-sealed-too-short", "ack 1/1", "same", c_env_sealed_too_short,
      "sealed part of 48 bytes (min 49)"},
     {"env-not-for-me", "ack 1/2", "same", c_env_not_for_me, "addressed to Dave"},
     {"env-expired", "ack 1/3", "same", c_env_expired, "expired a minute ago"},
@@ -1695,8 +1696,8 @@ static const struct {
     {"env-bad-seal", "ack 1/4", "same", c_env_bad_seal, "sealed to Dave's box key"},
     {"env-sealed-random", "ack 1/4", "same", c_env_sealed_random, "sealed part random bytes"},
     {"env-inner-garbage", "ack 1/1", "same", c_env_inner_garbage, "inner part not msgpack"},
-    {"env-inner-type-7", "ack 1/1", "same", c_env_inner_unknown_type, "inner type 7"},
-    {"env-inner-type-0", "ack 1/1", "same", c_env_inner_type_zero, "inner type 0"},
+    {"env-inner-type-7", "ack 1/8", "same", c_env_inner_unknown_type, "inner type 7"},
+    {"env-inner-type-0", "ack 1/8", "same", c_env_inner_type_zero, "inner type 0"},
     {"env-bad-signature", "ack 1/5", "same", c_env_bad_sig, "signature with a flipped bit"},
     {"env-wrong-sender-key", "ack 1/5", "same", c_env_wrong_sender_key,
      "from_pk Carol, signed by Mallory"},
