@@ -278,7 +278,10 @@ static void list_verbs(FILE *out, const struct verb *table, const char *prefix)
 {
     for (const struct verb *v = table; v->name != NULL; v++) {
         char name[64];
-        snprintf(name, sizeof name, "%s%s%s", prefix, prefix[0] ? " " : "", v->name);
+        int n = snprintf(name, sizeof name, "%s%s%s", prefix, prefix[0] ? " " : "", v->name);
+        /* Verb names are a few words of the tables above: this never cuts. */
+        if (n < 0 || (size_t)n >= sizeof name)
+            continue;
         if (v->fn != NULL)
             fprintf(out, "  %-16s %s\n", name, v->summary);
         if (v->group != NULL)
