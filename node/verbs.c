@@ -438,7 +438,8 @@ static int page_arg(const msgpack_object *args, struct page *p, char *why, size_
     int rc = tf_proto_ctl_get_uint(args, "limit", &limit);
     if ((rc != TF_OK && rc != TF_E_NOT_FOUND) || limit < 1 || limit > TF_NODE_VERBS_PAGE_MAX) {
         WHY("argument 'limit' must be a whole number from 1 to %d", TF_NODE_VERBS_PAGE_MAX);
-        return TF_E_BAD_REQUEST;
+        /* A mistyped argument, or one out of range (as the intro verbs say). */
+        return rc == TF_E_TYPE ? TF_E_BAD_REQUEST : TF_E_BAD_VALUE;
     }
     p->limit = (uint32_t)limit;
     char other[sizeof p->cursor];

@@ -435,8 +435,9 @@ class ListingPages(NodeTestCase):
         self.ctl.call("contact.rm", name=ids[5])
         self.assertEqual([c["id"] for c in self.ctl.call("contact.list", limit=3,
                                                          after=ids[5])], ids[6:9])
-        self.refused("contact.list", "E_BAD_REQUEST", limit=0)
-        self.refused("contact.list", "E_BAD_REQUEST", limit=1001)
+        self.refused("contact.list", "E_BAD_VALUE", limit=0)
+        self.refused("contact.list", "E_BAD_VALUE", limit=1001)
+        self.refused("contact.list", "E_BAD_REQUEST", limit="ten")
         self.refused("contact.list", "E_BAD_REQUEST", after=ids[0], before=ids[1])
         self.assertIn("text id", self.refused("contact.list", "E_BAD_VALUE", after="tf1nope"))
 
@@ -467,7 +468,7 @@ class ListingPages(NodeTestCase):
                                                          after=theirs[0])], theirs[1:4])
         self.refused("message.list", "E_BAD_VALUE", after="xyz")
         self.refused("message.list", "E_NOT_FOUND", before="00" * 16)
-        self.refused("message.list", "E_BAD_REQUEST", limit=1001)
+        self.refused("message.list", "E_BAD_VALUE", limit=1001)
 
 
 if __name__ == "__main__":
