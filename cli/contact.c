@@ -223,15 +223,25 @@ cleanup:
 int tf_cli_contact_list(struct tf_cli *cli, int argc, char **argv)
 {
     static const char *const headers[] = {"ALIAS", "NAME", "TRUST", "TAGS", "ID", "ADDED"};
+    static const struct tf_cli_opt opts[] = {TF_CLI_CTL_PAGE_OPTS, {NULL, false, 0}};
     struct tf_cli_args a;
     struct tf_cli_ctl c = {0};
+    struct tf_cli_ctl_page page = {0};
+    struct tf_cli_ctl_arg args[2];
+    size_t n = 0;
     struct tf_cli_render_table t;
     const msgpack_object *res;
-    int rc;
+    const char *val;
+    int id, rc;
 
-    if (tf_cli_args_parse_plain(&a, cli, argc, argv, 0, 0, "") != 0)
+    tf_cli_args_init(&a, cli, argc, argv, opts);
+    while ((id = tf_cli_args_next(&a, &val)) > 0)
+        if (tf_cli_ctl_page_opt(cli, &page, id, val) != 0)
+            return TF_CLI_EXIT_USAGE;
+    if (id < 0 || tf_cli_args_want(&a, 0, 0, "") != 0)
         return TF_CLI_EXIT_USAGE;
-    if ((rc = tf_cli_ctl_run(&c, cli, "contact.list", NULL, 0, &res)) != TF_CLI_EXIT_OK)
+    tf_cli_ctl_page_args(&page, args, &n);
+    if ((rc = tf_cli_ctl_run(&c, cli, "contact.list", args, n, &res)) != TF_CLI_EXIT_OK)
         goto cleanup;
     if (res->type != MSGPACK_OBJECT_ARRAY) {
         rc = tf_cli_render_fail(cli, TF_CLI_EXIT_NODE, "twofoldd sent a malformed contact list");
@@ -250,7 +260,10 @@ int tf_cli_contact_list(struct tf_cli *cli, int argc, char **argv)
         goto cleanup;
     }
     if (list->size == 0) {
-        printf("no contacts yet; add one with: twofold contact add CARD\n");
+        if (page.after != NULL || page.before != NULL)
+            printf("no contacts %s that one\n", page.after != NULL ? "after" : "before");
+        else
+            printf("no contacts yet; add one with: twofold contact add CARD\n");
         goto cleanup;
     }
     tf_cli_render_table_init(&t, sizeof headers / sizeof headers[0], headers);
@@ -271,6 +284,8 @@ int tf_cli_contact_list(struct tf_cli *cli, int argc, char **argv)
     }
     rc = tf_cli_render_table_print(&t, cli);
     tf_cli_render_table_deinit(&t);
+    if (rc == TF_CLI_EXIT_OK)
+        tf_cli_ctl_page_hint(cli, "twofold contact list", &page, list, false);
 cleanup:
     tf_cli_ctl_close(&c);
     return rc;

@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include "cli/render.h"
+#include "node/verbs.h"
 #include "proto/ctl.h"
 #include "proto/mp.h"
 
@@ -332,26 +333,88 @@ int tf_cli_ctl_next(struct tf_cli_ctl *c, const msgpack_object **frame)
     return TF_CLI_EXIT_OK;
 }
 
-int tf_cli_ctl_print_list(struct tf_cli *cli, const char *verb, const struct tf_cli_ctl_arg *args,
+int tf_cli_ctl_print_page(struct tf_cli *cli, const char *verb, const struct tf_cli_ctl_arg *args,
                           size_t n, const char *empty, const struct tf_cli_render_row *cols,
-                          size_t ncols)
+                          size_t ncols, const char *cmd, const struct tf_cli_ctl_page *page,
+                          bool newest_first_default)
 {
     struct tf_cli_ctl c = {0};
     const msgpack_object *res;
     int rc = tf_cli_ctl_run(&c, cli, verb, args, n, &res);
     if (rc != TF_CLI_EXIT_OK)
         goto cleanup;
-    if (res->type != MSGPACK_OBJECT_ARRAY)
+    if (res->type != MSGPACK_OBJECT_ARRAY) {
         rc = tf_cli_render_fail(cli, TF_CLI_EXIT_NODE, "twofoldd sent a malformed %s reply", verb);
-    else if (cli->json)
+    } else if (cli->json) {
         rc = tf_cli_render_json_print(cli, tf_cli_render_json(res), false);
-    else if (res->via.array.size == 0)
+    } else if (res->via.array.size == 0) {
         printf("%s\n", empty);
-    else
+    } else {
         rc = tf_cli_render_list(cli, &res->via.array, cols, ncols);
+        if (rc == TF_CLI_EXIT_OK && page != NULL)
+            tf_cli_ctl_page_hint(cli, cmd, page, &res->via.array, newest_first_default);
+    }
 cleanup:
     tf_cli_ctl_close(&c);
     return rc;
+}
+
+int tf_cli_ctl_print_list(struct tf_cli *cli, const char *verb, const struct tf_cli_ctl_arg *args,
+                          size_t n, const char *empty, const struct tf_cli_render_row *cols,
+                          size_t ncols)
+{
+    return tf_cli_ctl_print_page(cli, verb, args, n, empty, cols, ncols, NULL, NULL, false);
+}
+
+int tf_cli_ctl_page_opt(const struct tf_cli *cli, struct tf_cli_ctl_page *p, int id,
+                        const char *val)
+{
+    char *end;
+    switch (id) {
+    case TF_CLI_CTL_OPT_LIMIT:
+        errno = 0;
+        p->limit = strtoull(val, &end, 10);
+        if (val[0] < '0' || val[0] > '9' || *end != '\0' || errno != 0 || p->limit < 1 ||
+            p->limit > TF_NODE_VERBS_PAGE_MAX)
+            return tf_cli_args_usage_error(cli, "--limit wants a number from 1 to %d, not '%s'",
+                                           TF_NODE_VERBS_PAGE_MAX, val);
+        return 0;
+    case TF_CLI_CTL_OPT_AFTER:
+    case TF_CLI_CTL_OPT_BEFORE:
+        if (val[0] == '\0')
+            return tf_cli_args_usage_error(cli, "--%s wants an id",
+                                           id == TF_CLI_CTL_OPT_AFTER ? "after" : "before");
+        *(id == TF_CLI_CTL_OPT_AFTER ? &p->after : &p->before) = val;
+        if (p->after != NULL && p->before != NULL)
+            return tf_cli_args_usage_error(cli, "give --after or --before, not both");
+        return 0;
+    default:
+        return tf_cli_args_usage_error(cli, "unknown paging option");
+    }
+}
+
+void tf_cli_ctl_page_args(const struct tf_cli_ctl_page *p, struct tf_cli_ctl_arg *args, size_t *n)
+{
+    args[(*n)++] = (struct tf_cli_ctl_arg){.key = "limit",
+                                           .type = TF_CLI_CTL_UINT,
+                                           .u = p->limit ? p->limit : TF_NODE_VERBS_PAGE_DEFAULT};
+    tf_cli_ctl_add_str(args, n, "after", p->after);
+    tf_cli_ctl_add_str(args, n, "before", p->before);
+}
+
+void tf_cli_ctl_page_hint(const struct tf_cli *cli, const char *cmd,
+                          const struct tf_cli_ctl_page *p, const msgpack_object_array *items,
+                          bool newest_first_default)
+{
+    uint64_t limit = p->limit ? p->limit : TF_NODE_VERBS_PAGE_DEFAULT;
+    if (cli->json || items->size == 0 || items->size < limit)
+        return;
+    bool backwards = p->before != NULL || (p->after == NULL && newest_first_default);
+    char id[80];
+    const msgpack_object *edge = &items->ptr[backwards ? 0 : items->size - 1];
+    tf_cli_render_field(id, sizeof id, edge, "id", TF_CLI_RENDER_TEXT);
+    fprintf(stderr, "(%u shown; %s: %s --%s %s)\n", items->size, backwards ? "earlier" : "more",
+            cmd, backwards ? "before" : "after", id);
 }
 
 void tf_cli_ctl_add_str(struct tf_cli_ctl_arg *args, size_t *n, const char *key, const char *val)

@@ -110,6 +110,46 @@ void tf_cli_ctl_add_str(struct tf_cli_ctl_arg *args, size_t *n, const char *key,
 int tf_cli_ctl_print_list(struct tf_cli *cli, const char *verb, const struct tf_cli_ctl_arg *args,
                           size_t n, const char *empty, const struct tf_cli_render_row *cols,
                           size_t ncols);
+/* The same for a paged verb: then tf_cli_ctl_page_hint(cli, cmd, page, ...). */
+struct tf_cli_ctl_page;
+int tf_cli_ctl_print_page(struct tf_cli *cli, const char *verb, const struct tf_cli_ctl_arg *args,
+                          size_t n, const char *empty, const struct tf_cli_render_row *cols,
+                          size_t ncols, const char *cmd, const struct tf_cli_ctl_page *page,
+                          bool newest_first_default);
+
+/* Paging of listing verbs (contact list, messages): the options --limit N,
+ * --after CURSOR and --before CURSOR (docs/CONTROL.md).  A verb puts
+ * TF_CLI_CTL_PAGE_OPTS in its option table and hands those ids to
+ * tf_cli_ctl_page_opt. */
+enum {
+    TF_CLI_CTL_OPT_LIMIT = 100,
+    TF_CLI_CTL_OPT_AFTER,
+    TF_CLI_CTL_OPT_BEFORE,
+};
+#define TF_CLI_CTL_PAGE_OPTS                                                                       \
+    {"limit", true, TF_CLI_CTL_OPT_LIMIT}, {"after", true, TF_CLI_CTL_OPT_AFTER},                  \
+    {                                                                                              \
+        "before", true, TF_CLI_CTL_OPT_BEFORE                                                      \
+    }
+/* What a page asks for; limit 0 means the default page (100). */
+struct tf_cli_ctl_page {
+    uint64_t limit;
+    const char *after, *before; /* borrowed from argv */
+};
+/* Takes option id (one of TF_CLI_CTL_OPT_*) with its value.  Returns 0, or
+ * TF_CLI_EXIT_USAGE after printing why (a bad number, both cursors). */
+int tf_cli_ctl_page_opt(const struct tf_cli *cli, struct tf_cli_ctl_page *p, int id,
+                        const char *val);
+/* Appends the page's request arguments (limit, and after or before) to
+ * args[*n]; args needs room for two more. */
+void tf_cli_ctl_page_args(const struct tf_cli_ctl_page *p, struct tf_cli_ctl_arg *args, size_t *n);
+/* After a page of items (objects with an "id") was printed for people: if it
+ * was full, says on stderr how to ask for the next one ("more: CMD --after
+ * ID"), in the direction the page went (newest_first_default: without a
+ * cursor the page held the newest items, so the next is --before). */
+void tf_cli_ctl_page_hint(const struct tf_cli *cli, const char *cmd,
+                          const struct tf_cli_ctl_page *p, const msgpack_object_array *items,
+                          bool newest_first_default);
 
 /* Closes the connection and frees everything.  Safe on a zeroed struct, after
  * a failed tf_cli_ctl_open, and twice. */

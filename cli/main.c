@@ -54,8 +54,13 @@ static const struct verb CONTACT_VERBS[] = {
      "refused and nothing is stored.  A newer card of a contact you hold updates them and\n"
      "keeps your alias, trust and tags unless you give new ones; an older card is refused.\n",
      tf_cli_contact_add, NULL},
-    {"list", "", "list your contacts",
-     "Shows alias, name, trust, tags, the start of the id and when each contact was added.\n",
+    {"list", "[--limit N] [--after ID | --before ID]", "list your contacts, a page at a time",
+     "  --limit N          at most N contacts (1-1000; default 100)\n"
+     "  --after ID         those after this contact's id (the next page)\n"
+     "  --before ID        those before it (the previous page)\n"
+     "\n"
+     "Shows alias, name, trust, tags, the start of the id and when each contact was added,\n"
+     "by public key.  When the page is full, says on stderr how to ask for the next one.\n",
      tf_cli_contact_list, NULL},
     {"show", "NAME|ID", "show everything about one contact, with their card", NAME_OR_ID,
      tf_cli_contact_show, NULL},
@@ -250,11 +255,16 @@ static const struct verb VERBS[] = {
      "The node keeps the message in its outbox and retries until the contact's node takes\n"
      "it or it expires: see 'twofold outbox' and 'twofold messages'.\n",
      tf_cli_message_send, NULL},
-    {"messages", "[NAME|ID]", "list the messages sent and received, oldest first",
+    {"messages", "[NAME|ID] [--limit N] [--after ID | --before ID]",
+     "list the messages sent and received, oldest first",
      "  NAME|ID            only those with this contact\n"
+     "  --limit N          at most N messages (1-1000; default 100): the newest ones\n"
+     "  --after ID         the ones after this message id (the next page)\n"
+     "  --before ID        the ones before it (the previous page)\n"
      "\n"
      "Shows when, in or out, the contact, the state (queued, delivered, failed or received)\n"
-     "and the first line of the text; --json gives the texts in full.\n",
+     "and the first line of the text; --json gives the texts in full and the ids.  When\n"
+     "the page is full, says on stderr how to ask for the next one.\n",
      tf_cli_message_list, NULL},
     {"outbox", "", "list what the node is still trying to deliver",
      "Shows the recipient, the kind of envelope, the attempts so far, when the next one is\n"
@@ -298,7 +308,10 @@ static void list_verbs(FILE *out, const struct verb *table, const char *prefix)
 {
     for (const struct verb *v = table; v->name != NULL; v++) {
         char name[64];
-        snprintf(name, sizeof name, "%s%s%s", prefix, prefix[0] ? " " : "", v->name);
+        int n = snprintf(name, sizeof name, "%s%s%s", prefix, prefix[0] ? " " : "", v->name);
+        /* Verb names are a few words of the tables above: this never cuts. */
+        if (n < 0 || (size_t)n >= sizeof name)
+            continue;
         if (v->fn != NULL)
             fprintf(out, "  %-16s %s\n", name, v->summary);
         if (v->group != NULL)

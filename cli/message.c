@@ -76,22 +76,35 @@ int tf_cli_message_list(struct tf_cli *cli, int argc, char **argv)
         {"CONTACT", "contact", TF_CLI_RENDER_CONTACT}, {"STATE", "state", TF_CLI_RENDER_TEXT},
         {"TEXT", "text", TF_CLI_RENDER_LINE},
     };
+    static const struct tf_cli_opt opts[] = {TF_CLI_CTL_PAGE_OPTS, {NULL, false, 0}};
     struct tf_cli_args a;
-    struct tf_cli_ctl_arg arg = {.key = "name", .type = TF_CLI_CTL_STR};
-    const char *empty = "no messages yet; send one with: twofold message NAME TEXT";
-    char who[128], buf[192];
+    struct tf_cli_ctl_page page = {0};
+    struct tf_cli_ctl_arg args[3];
+    size_t n = 0;
+    const char *empty = "no messages yet; send one with: twofold message NAME TEXT", *val;
+    char who[128], buf[192], cmd[160] = "twofold messages";
+    int id;
 
-    if (tf_cli_args_parse_plain(&a, cli, argc, argv, 0, 1, "") != 0)
+    tf_cli_args_init(&a, cli, argc, argv, opts);
+    while ((id = tf_cli_args_next(&a, &val)) > 0)
+        if (tf_cli_ctl_page_opt(cli, &page, id, val) != 0)
+            return TF_CLI_EXIT_USAGE;
+    if (id < 0 || tf_cli_args_want(&a, 0, 1, "") != 0)
         return TF_CLI_EXIT_USAGE;
     if (a.n_pos == 1) {
-        if ((arg.str = a.pos[0])[0] == '\0')
+        if (a.pos[0][0] == '\0')
             return tf_cli_args_usage_error(cli, "the name is empty");
-        tf_cli_render_clean(who, sizeof who, arg.str, strlen(arg.str));
+        tf_cli_ctl_add_str(args, &n, "name", a.pos[0]);
+        tf_cli_render_clean(who, sizeof who, a.pos[0], strlen(a.pos[0]));
         snprintf(buf, sizeof buf, "no messages with %s", who);
+        snprintf(cmd, sizeof cmd, "twofold messages %s", who);
         empty = buf;
     }
-    return tf_cli_ctl_print_list(cli, "message.list", &arg, a.n_pos, empty, cols,
-                                 sizeof cols / sizeof cols[0]);
+    if (page.after != NULL || page.before != NULL)
+        empty = page.after != NULL ? "no messages after that one" : "no messages before that one";
+    tf_cli_ctl_page_args(&page, args, &n);
+    return tf_cli_ctl_print_page(cli, "message.list", args, n, empty, cols,
+                                 sizeof cols / sizeof cols[0], cmd, &page, true);
 }
 
 int tf_cli_message_outbox(struct tf_cli *cli, int argc, char **argv)

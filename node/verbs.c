@@ -424,26 +424,112 @@ static int write_collected(struct tf_proto_mp_writer *w, struct tf_proto_mp_writ
     return TF_OK;
 }
 
+/* A listing verb's page: `limit` (1..TF_NODE_VERBS_PAGE_MAX, default
+ * TF_NODE_VERBS_PAGE_DEFAULT) and at most one cursor, `after` or `before`,
+ * a string whose meaning is the verb's (docs/CONTROL.md). */
+struct page {
+    uint32_t limit;
+    enum { PAGE_FIRST, PAGE_AFTER, PAGE_BEFORE } from;
+    char cursor[TF_PROTO_TEXT_ID_SIZE];
+};
+
+static int page_arg(const msgpack_object *args, struct page *p, char *why, size_t why_cap)
+{
+    bool after, before;
+    uint64_t limit = TF_NODE_VERBS_PAGE_DEFAULT;
+    int rc = tf_proto_ctl_get_uint(args, "limit", &limit);
+    if ((rc != TF_OK && rc != TF_E_NOT_FOUND) || limit < 1 || limit > TF_NODE_VERBS_PAGE_MAX) {
+        WHY("argument 'limit' must be a whole number from 1 to %d", TF_NODE_VERBS_PAGE_MAX);
+        /* A mistyped argument, or one out of range (as the intro verbs say). */
+        return rc == TF_E_TYPE ? TF_E_BAD_REQUEST : TF_E_BAD_VALUE;
+    }
+    p->limit = (uint32_t)limit;
+    char other[sizeof p->cursor];
+    if ((rc = str_arg(args, "after", p->cursor, sizeof p->cursor, &after, why, why_cap)) != TF_OK ||
+        (rc = str_arg(args, "before", after ? other : p->cursor, sizeof p->cursor, &before, why,
+                      why_cap)) != TF_OK)
+        return rc;
+    if (after && before) {
+        WHY("give 'after' or 'before', not both");
+        return TF_E_BAD_REQUEST;
+    }
+    p->from = after ? PAGE_AFTER : before ? PAGE_BEFORE : PAGE_FIRST;
+    return TF_OK;
+}
+
+/* Contacts are paged in key order; a cursor is a contact's text id (which
+ * need not be a contact any more).  Pages after the cursor are written as the
+ * walk goes; the page before it is the last `limit` keys below it, kept in a
+ * ring and read again. */
 struct list_ctx {
     struct tf_proto_mp_writer items;
     uint32_t n;
+    const struct page *page;
+    uint8_t cursor[TF_PROTO_KEY_LEN];
+    uint8_t (*ring)[TF_PROTO_KEY_LEN]; /* PAGE_BEFORE: limit keys */
+    size_t seen;                       /* PAGE_BEFORE: keys below the cursor */
 };
 
 static int list_cb(const struct tf_node_contact *c, void *arg)
 {
     struct list_ctx *l = arg;
+    switch (l->page->from) {
+    case PAGE_FIRST:
+        break;
+    case PAGE_AFTER:
+        if (memcmp(c->pk, l->cursor, TF_PROTO_KEY_LEN) <= 0)
+            return 0;
+        break;
+    case PAGE_BEFORE:
+        if (memcmp(c->pk, l->cursor, TF_PROTO_KEY_LEN) >= 0)
+            return 1;
+        memcpy(l->ring[l->seen++ % l->page->limit], c->pk, TF_PROTO_KEY_LEN);
+        return 0;
+    }
     tf_node_verbs_write_contact(&l->items, c, false);
-    l->n++;
-    return 0;
+    return ++l->n == l->page->limit ? 1 : 0;
+}
+
+/* Writes the contacts a PAGE_BEFORE walk kept, in key order. */
+static int list_ring(struct tf_node *node, struct list_ctx *l)
+{
+    size_t n = l->seen < l->page->limit ? l->seen : l->page->limit;
+    for (size_t i = l->seen - n; i < l->seen; i++) {
+        struct tf_node_contact c = {0};
+        int rc = tf_node_store_contact_get(node->store, l->ring[i % l->page->limit], &c);
+        if (rc == TF_OK)
+            tf_node_verbs_write_contact(&l->items, &c, false);
+        tf_node_contact_deinit(&c);
+        if (rc != TF_OK)
+            return rc;
+        l->n++;
+    }
+    return TF_OK;
 }
 
 static int verb_contact_list(struct tf_node *node, const msgpack_object *args,
                              struct tf_proto_mp_writer *w, char *why, size_t why_cap)
 {
-    (void)args;
-    struct list_ctx l = {.n = 0};
+    struct page page;
+    int rc = page_arg(args, &page, why, why_cap);
+    if (rc != TF_OK)
+        return rc;
+    struct list_ctx l = {.n = 0, .page = &page};
+    if (page.from != PAGE_FIRST &&
+        tf_proto_text_id_decode(page.cursor, strlen(page.cursor), l.cursor, NULL) != TF_OK) {
+        WHY("argument '%s' must be a contact's text id (tf1...)",
+            page.from == PAGE_AFTER ? "after" : "before");
+        return TF_E_BAD_VALUE;
+    }
+    if (page.from == PAGE_BEFORE && (l.ring = calloc(page.limit, sizeof l.ring[0])) == NULL)
+        return TF_E_NOMEM;
     tf_proto_mp_writer_init(&l.items);
-    int rc = tf_node_store_contact_foreach(node->store, list_cb, &l);
+    rc = tf_node_store_contact_foreach(node->store, list_cb, &l);
+    if (rc == 1)
+        rc = TF_OK;
+    if (rc == TF_OK && page.from == PAGE_BEFORE)
+        rc = list_ring(node, &l);
+    free(l.ring);
     if (rc != TF_OK) {
         tf_proto_mp_writer_deinit(&l.items);
         WHY("cannot read the contacts: %s", tf_strerror(rc));
@@ -629,50 +715,92 @@ cleanup:
     return rc;
 }
 
-/* Messages are listed oldest first: collected, then sorted by time. */
+/* Messages are listed oldest first, by (time, id).  A page is the `limit`
+ * messages nearest the cursor on its side (without one: the newest), chosen
+ * in one walk that keeps only the candidates, sorted. */
 struct msg_list {
     struct tf_node *node;
     bool filter;
     uint8_t pk[32];
-    struct tf_node_message *items;
-    size_t n, cap;
+    const struct page *page;
+    struct tf_node_message cursor; /* PAGE_AFTER, PAGE_BEFORE: time and id */
+    struct tf_node_message *items; /* page->limit slots, n in order */
+    size_t n;
     int err;
 };
 
-static int msg_list_cb(const struct tf_node_message *m, void *arg)
+static int by_time(const struct tf_node_message *x, const struct tf_node_message *y)
 {
-    struct msg_list *l = arg;
-    if (l->filter && memcmp(m->contact, l->pk, 32) != 0)
-        return 0;
-    if (tf_node__grow((void **)&l->items, &l->cap, l->n, sizeof *l->items) != TF_OK) {
-        l->err = TF_E_NOMEM;
-        return 1;
-    }
-    struct tf_node_message *dst = &l->items[l->n];
-    *dst = *m;
-    dst->text.data = malloc(m->text.len ? m->text.len : 1);
-    if (dst->text.data == NULL) {
-        l->err = TF_E_NOMEM;
-        return 1;
-    }
-    memcpy(dst->text.data, m->text.data, m->text.len);
-    l->n++;
-    return 0;
-}
-
-static int by_time(const void *a, const void *b)
-{
-    const struct tf_node_message *x = a, *y = b;
     if (x->time != y->time)
         return x->time < y->time ? -1 : 1;
     return memcmp(x->id, y->id, 16);
 }
 
+static int msg_list_cb(const struct tf_node_message *m, void *arg)
+{
+    struct msg_list *l = arg;
+    size_t limit = l->page->limit;
+    /* Keep the oldest `limit` after the cursor, or the newest before it. */
+    bool oldest = l->page->from == PAGE_AFTER;
+    if (l->filter && memcmp(m->contact, l->pk, 32) != 0)
+        return 0;
+    if ((l->page->from == PAGE_AFTER && by_time(m, &l->cursor) <= 0) ||
+        (l->page->from == PAGE_BEFORE && by_time(m, &l->cursor) >= 0))
+        return 0;
+    if (l->n == limit &&
+        (oldest ? by_time(m, &l->items[limit - 1]) > 0 : by_time(m, &l->items[0]) < 0))
+        return 0;
+    uint8_t *text = malloc(m->text.len ? m->text.len : 1);
+    if (text == NULL) {
+        l->err = TF_E_NOMEM;
+        return 1;
+    }
+    memcpy(text, m->text.data, m->text.len);
+    /* Make room: drop the one that falls off the page's far end. */
+    if (l->n == limit) {
+        size_t drop = oldest ? limit - 1 : 0;
+        tf_node_message_deinit(&l->items[drop]);
+        memmove(&l->items[drop], &l->items[drop + 1], (l->n - drop - 1) * sizeof *l->items);
+        l->n--;
+    }
+    size_t at = l->n;
+    while (at > 0 && by_time(m, &l->items[at - 1]) < 0)
+        at--;
+    memmove(&l->items[at + 1], &l->items[at], (l->n - at) * sizeof *l->items);
+    l->items[at] = *m;
+    l->items[at].text.data = text;
+    l->n++;
+    return 0;
+}
+
+/* The cursor of message.list: a message id (32 hex digits) still stored. */
+static int msg_cursor(struct msg_list *l, char *why, size_t why_cap)
+{
+    uint8_t id[16];
+    size_t got = 0;
+    const char *cursor = l->page->cursor;
+    const char *key = l->page->from == PAGE_AFTER ? "after" : "before";
+    if (strlen(cursor) != 32 || sodium_hex2bin(id, sizeof id, cursor, 32, NULL, &got, NULL) != 0 ||
+        got != 16) {
+        WHY("argument '%s' must be a message id (32 hex digits)", key);
+        return TF_E_BAD_VALUE;
+    }
+    int rc = tf_node_store_message_get(l->node->store, id, &l->cursor);
+    if (rc == TF_E_NOT_FOUND)
+        WHY("no message %s (argument '%s')", cursor, key);
+    else if (rc != TF_OK)
+        WHY("cannot read the messages: %s", tf_strerror(rc));
+    return rc;
+}
+
 static int verb_message_list(struct tf_node *node, const msgpack_object *args,
                              struct tf_proto_mp_writer *w, char *why, size_t why_cap)
 {
-    struct msg_list l = {.node = node};
-    int rc;
+    struct page page;
+    struct msg_list l = {.node = node, .page = &page};
+    int rc = page_arg(args, &page, why, why_cap);
+    if (rc != TF_OK)
+        return rc;
     if (tf_proto_ctl_get(args, "name") != NULL) {
         struct tf_node_contact c = {0};
         if ((rc = find_contact(node, args, &c, why, why_cap)) != TF_OK)
@@ -681,12 +809,15 @@ static int verb_message_list(struct tf_node *node, const msgpack_object *args,
         memcpy(l.pk, c.pk, 32);
         tf_node_contact_deinit(&c);
     }
+    if (page.from != PAGE_FIRST && (rc = msg_cursor(&l, why, why_cap)) != TF_OK)
+        return rc;
+    tf_proto_buf_free(&l.cursor.text); /* only its time and id are used */
+    if ((l.items = calloc(page.limit, sizeof *l.items)) == NULL)
+        return TF_E_NOMEM;
     rc = tf_node_store_message_foreach(node->store, msg_list_cb, &l);
     if (rc == TF_OK)
         rc = l.err;
     if (rc == TF_OK) {
-        if (l.n > 1)
-            qsort(l.items, l.n, sizeof *l.items, by_time);
         tf_proto_mp_write_array(w, (uint32_t)l.n);
         for (size_t i = 0; i < l.n; i++) {
             const struct tf_node_message *m = &l.items[i];

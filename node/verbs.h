@@ -16,6 +16,12 @@
 
 struct tf_node;
 
+/* Listing verbs (contact.list, message.list) answer a page of at most
+ * `limit` items: this many unless the client asks (docs/CONTROL.md), and
+ * never more than TF_NODE_VERBS_PAGE_MAX. */
+#define TF_NODE_VERBS_PAGE_DEFAULT 100
+#define TF_NODE_VERBS_PAGE_MAX 1000
+
 /* Runs verb with args (a map, or NULL when absent).  On success writes exactly
  * one msgpack value (the result) to w.  On failure returns the error and puts
  * a one-line message in why; what was written to w is discarded. */

@@ -545,7 +545,7 @@ static const char *const KW_MODE[] = {"parallel", "sequential", NULL};
 
 static int parse_cond(struct parser *p, struct tf_proto_policy_cond *c)
 {
-    size_t which;
+    size_t which = 0; /* set by take_kw; gcc -O3 cannot tell */
     int rc = take_kw(p, KW_COND, "a condition (connector, topic or mode)", &which);
     if (rc != TF_OK)
         return rc;
@@ -690,7 +690,7 @@ static int parse_rule(struct parser *p, struct tf_proto_policy_rule *r)
 {
     static const enum tf_proto_policy_action actions[] = {
         TF_PROTO_POLICY_ACTION_ACCEPT, TF_PROTO_POLICY_ACTION_DECLINE, TF_PROTO_POLICY_ACTION_ASK};
-    size_t which;
+    size_t which = 0; /* set by take_kw; gcc -O3 cannot tell */
     int rc = take_kw(p, KW_ACTION, "an action (accept, decline or ask)", &which);
     if (rc != TF_OK)
         return rc;

@@ -416,6 +416,26 @@ def test_with_node(home, card_b):
         check("list sanitised", "Eve?[31m?evil?" in out, out)
         expect("no colour in a pipe", run("--home", home, "contact", "list"), 0,
                out_lacks=("\x1b[1m",))
+        check("contact list asks for the default page",
+              node.requests[-1].get("args") == {"limit": 100}, repr(node.requests[-1]))
+        # A full page says how to get the next one, in its direction.
+        for cursor, given, hint in (("after", ID_B, "more: twofold contact list --after " + ID_E),
+                                    ("before", ID_E,
+                                     "earlier: twofold contact list --before " + ID_B)):
+            expect("contact list --%s" % cursor, run("--home", home, "contact", "list",
+                                                     "--limit", "2", "--" + cursor, given), 0,
+                   err_has=("(2 shown; %s)" % hint,))
+            check("contact list --%s args" % cursor,
+                  node.requests[-1].get("args") == {"limit": 2, cursor: given},
+                  repr(node.requests[-1]))
+        code, _, err = expect("contact list under a page", run("--home", home, "contact",
+                                                               "list", "--limit", "3"), 0)
+        check("contact list no hint under a page", "shown" not in err, err)
+        expect("contact list bad limit", run("--home", home, "contact", "list", "--limit", "x"),
+               2, err_has=("--limit wants a number from 1 to 1000, not 'x'",))
+        expect("contact list two cursors", run("--home", home, "contact", "list", "--after",
+                                               ID_B, "--before", ID_E), 2,
+               err_has=("give --after or --before, not both",))
 
         expect("contact show", run("--home", home, "contact", "show", "tf1eee"), 0,
                out_has=("introduced by", ID_B, "blocked yes", "tfcard1:xyz"),
@@ -660,14 +680,36 @@ def test_messaging(tmp, home):
               and lines[2].endswith("x..."), repr(lines[2]))
         req = node.requests[-1]
         check("messages request bytes", node.raw[-1] == mp_encode(
-            {"id": req["id"], "verb": "message.list"}), repr(node.raw[-1]))
+            {"id": req["id"], "verb": "message.list", "args": {"limit": 100}}),
+            repr(node.raw[-1]))
         code, out, _ = expect("messages --json", run("--home", home, "--json", "messages"), 0)
         check("messages --json passthrough", json.loads(out) == sent["message.list"], out)
         expect("messages NAME", run("--home", home, "messages", "bob"), 0, out_has=("bob",))
         req = node.requests[-1]
         check("messages NAME request bytes", node.raw[-1] == mp_encode(
-            {"id": req["id"], "verb": "message.list", "args": {"name": "bob"}}),
+            {"id": req["id"], "verb": "message.list", "args": {"name": "bob", "limit": 100}}),
             repr(node.raw[-1]))
+        # Pages: a full one says how to get the one before (the default page
+        # holds the newest messages).
+        first_id = messages()[0]["id"]
+        expect("messages --limit 3 hint", run("--home", home, "messages", "--limit", "3"), 0,
+               err_has=("(3 shown; earlier: twofold messages --before %s)" % first_id,))
+        check("messages --limit args", node.requests[-1]["args"] == {"limit": 3},
+              repr(node.requests[-1]))
+        last_id = messages()[2]["id"]
+        expect("messages --after hint", run("--home", home, "messages", "--limit", "3",
+                                            "--after", "ab" * 16), 0,
+               err_has=("(3 shown; more: twofold messages --after %s)" % last_id,))
+        check("messages --after args", node.requests[-1]["args"] == {"limit": 3,
+                                                                     "after": "ab" * 16})
+        code, _, err = expect("messages, a page not full", run("--home", home, "messages",
+                                                               "--limit", "4"), 0)
+        check("no hint under a page", "shown" not in err, err)
+        code, _, err = expect("messages --json --limit 3", run("--home", home, "--json",
+                                                               "messages", "--limit", "3"), 0)
+        check("no hint with --json", err == "", err)
+        expect("messages bad limit", run("--home", home, "messages", "--limit", "1001"), 2,
+               err_has=("--limit wants a number from 1 to 1000",))
 
         expect("outbox", run("--home", home, "outbox"), 0,
                out_has=("TO  TYPE  ATTEMPTS  NEXT TRY  EXPIRES  LAST ERROR",

@@ -378,5 +378,98 @@ class WatchPages(NodeTestCase):
         self.assertGreaterEqual(pages, total // PAGE)
 
 
+class ListingPages(NodeTestCase):
+    """contact.list and message.list answer pages (docs/CONTROL.md)."""
+    N = 25
+
+    def setUp(self):
+        super().setUp()
+        self.a = self.node("a", port=True)
+        self.a.init()
+        cards = []
+        for i in range(self.N):
+            p = self.node("p%02d" % i, port=True)
+            p.init("Peer %d" % i)
+            cards.append(p.card())
+        self.a.start()
+        self.ctl = Control(self.a)
+        for i, card in enumerate(cards):
+            self.ctl.call("contact.add", card=card, alias="p%02d" % i)
+
+    def tearDown(self):
+        self.ctl.close()
+        super().tearDown()
+
+    def refused(self, verb, name, **args):
+        want = self.ctl.send(verb, **args)
+        m = self.ctl.recv()
+        self.assertEqual(m["id"], want)
+        self.assertFalse(m["ok"], m)
+        self.assertEqual(m["error"]["name"], name, m)
+        return m["error"]["message"]
+
+    def test_contact_list_pages(self):
+        full = self.ctl.call("contact.list", limit=1000)
+        ids = [c["id"] for c in full]
+        self.assertEqual(len(ids), self.N)
+        self.assertEqual(self.ctl.call("contact.list"), full)  # default page: 100
+        got, after = [], None
+        while True:
+            args = {"limit": 10}
+            if after:
+                args["after"] = after
+            page = self.ctl.call("contact.list", **args)
+            self.assertLessEqual(len(page), 10)
+            got += [c["id"] for c in page]
+            if len(page) < 10:
+                break
+            after = page[-1]["id"]
+        self.assertEqual(got, ids)
+        self.assertEqual([c["id"] for c in self.ctl.call("contact.list", limit=10,
+                                                         before=ids[10])], ids[:10])
+        self.assertEqual([c["id"] for c in self.ctl.call("contact.list", limit=2,
+                                                         before=ids[3])], ids[1:3])
+        self.assertEqual(self.ctl.call("contact.list", limit=5, before=ids[0]), [])
+        self.assertEqual(self.ctl.call("contact.list", after=ids[-1]), [])
+        # A cursor need not be a contact any more.
+        self.ctl.call("contact.rm", name=ids[5])
+        self.assertEqual([c["id"] for c in self.ctl.call("contact.list", limit=3,
+                                                         after=ids[5])], ids[6:9])
+        self.refused("contact.list", "E_BAD_VALUE", limit=0)
+        self.refused("contact.list", "E_BAD_VALUE", limit=1001)
+        self.refused("contact.list", "E_BAD_REQUEST", limit="ten")
+        self.refused("contact.list", "E_BAD_REQUEST", after=ids[0], before=ids[1])
+        self.assertIn("text id", self.refused("contact.list", "E_BAD_VALUE", after="tf1nope"))
+
+    def test_message_list_pages(self):
+        for i in range(self.N):
+            self.ctl.send("message.send", name="p%02d" % (i % 3), text="note %d" % i)
+        for _ in range(self.N):
+            self.assertTrue(self.ctl.recv()["ok"])
+        full = self.ctl.call("message.list", limit=1000)
+        self.assertEqual(len(full), self.N)
+        keys = [(m["time"], bytes.fromhex(m["id"])) for m in full]
+        self.assertEqual(keys, sorted(keys))
+        ids = [m["id"] for m in full]
+        # Without a cursor, the newest page, oldest first.
+        self.assertEqual([m["id"] for m in self.ctl.call("message.list", limit=10)], ids[-10:])
+        self.assertEqual([m["id"] for m in self.ctl.call("message.list", limit=10,
+                                                         before=ids[-10])], ids[-20:-10])
+        self.assertEqual([m["id"] for m in self.ctl.call("message.list", limit=10,
+                                                         before=ids[5])], ids[:5])
+        self.assertEqual([m["id"] for m in self.ctl.call("message.list", limit=10,
+                                                         after=ids[4])], ids[5:15])
+        self.assertEqual(self.ctl.call("message.list", after=ids[-1]), [])
+        # With a contact: only theirs, paged the same way.
+        theirs = [m["id"] for m in full if m["alias"] == "p01"]
+        self.assertEqual([m["id"] for m in self.ctl.call("message.list", name="p01",
+                                                         limit=3)], theirs[-3:])
+        self.assertEqual([m["id"] for m in self.ctl.call("message.list", name="p01", limit=3,
+                                                         after=theirs[0])], theirs[1:4])
+        self.refused("message.list", "E_BAD_VALUE", after="xyz")
+        self.refused("message.list", "E_NOT_FOUND", before="00" * 16)
+        self.refused("message.list", "E_BAD_VALUE", limit=1001)
+
+
 if __name__ == "__main__":
     unittest.main()
