@@ -223,7 +223,8 @@ static void out_init(struct tf_proto_im_out *out)
 }
 
 static void push(struct tf_proto_im_out *out, enum tf_proto_im_act_kind kind,
-                 enum tf_proto_im_msg msg, int side, enum tf_proto_im_emit emit, uint64_t not_before)
+                 enum tf_proto_im_msg msg, int side, enum tf_proto_im_emit emit,
+                 uint64_t not_before)
 {
     assert(out->n < TF_PROTO_IM_ACTIONS_MAX);
     struct tf_proto_im_action *a = &out->a[out->n++];
@@ -392,8 +393,9 @@ static void conn_tick(const struct tf_proto_im_conn *s, uint64_t now, struct tf_
     }
 }
 
-void tf_proto_im_conn_step(const struct tf_proto_im_conn *s, const struct tf_proto_im_conn_input *in,
-                           struct tf_proto_im_conn *next, struct tf_proto_im_out *out)
+void tf_proto_im_conn_step(const struct tf_proto_im_conn *s,
+                           const struct tf_proto_im_conn_input *in, struct tf_proto_im_conn *next,
+                           struct tf_proto_im_out *out)
 {
     assert(next != s);
     assert(in->event == TF_PROTO_IM_CONN_TICK || tf_proto_im_conn_deadline(s) > in->now);
@@ -573,8 +575,8 @@ static void party_close(const struct tf_proto_im_party *s, const struct tf_proto
 }
 
 void tf_proto_im_party_step(const struct tf_proto_im_party *s,
-                            const struct tf_proto_im_party_input *in, struct tf_proto_im_party *next,
-                            struct tf_proto_im_out *out)
+                            const struct tf_proto_im_party_input *in,
+                            struct tf_proto_im_party *next, struct tf_proto_im_out *out)
 {
     assert(next != s);
     assert(in->event == TF_PROTO_IM_PARTY_TICK || tf_proto_im_party_deadline(s) > in->now);
@@ -603,8 +605,7 @@ void tf_proto_im_party_step(const struct tf_proto_im_party *s,
         }
         break;
     }
-    if (next->state != s->state || next->has_accept != s->has_accept ||
-        next->expires != s->expires)
+    if (next->state != s->state || next->has_accept != s->has_accept || next->expires != s->expires)
         act(out, TF_PROTO_IM_ACT_STORE, -1);
 }
 
@@ -701,10 +702,22 @@ enum tf_proto_im_party_variant tf_proto_im_party_classify(const struct tf_proto_
 #define A_ TF_PROTO_IM_REL_A
 #define B_ TF_PROTO_IM_REL_B
 #define N_ TF_PROTO_IM_REL_NONE
-#define E(x) {TF_PROTO_IM_ACT_EMIT, 0, N_, TF_PROTO_IM_EMIT_##x}
-#define SEND(m, s) {TF_PROTO_IM_ACT_SEND, TF_PROTO_IM_MSG_##m, s, 0}
-#define LATER(s) {TF_PROTO_IM_ACT_SCHEDULE_CLOSE, TF_PROTO_IM_MSG_CLOSE, s, 0}
-#define DO(k, s) {TF_PROTO_IM_ACT_##k, 0, s, 0}
+#define E(x)                                                                                       \
+    {                                                                                              \
+        TF_PROTO_IM_ACT_EMIT, 0, N_, TF_PROTO_IM_EMIT_##x                                          \
+    }
+#define SEND(m, s)                                                                                 \
+    {                                                                                              \
+        TF_PROTO_IM_ACT_SEND, TF_PROTO_IM_MSG_##m, s, 0                                            \
+    }
+#define LATER(s)                                                                                   \
+    {                                                                                              \
+        TF_PROTO_IM_ACT_SCHEDULE_CLOSE, TF_PROTO_IM_MSG_CLOSE, s, 0                                \
+    }
+#define DO(k, s)                                                                                   \
+    {                                                                                              \
+        TF_PROTO_IM_ACT_##k, 0, s, 0                                                               \
+    }
 #define STORE DO(STORE, N_)
 #define OK_ TF_OK
 #define BAD TF_E_BAD_STATE

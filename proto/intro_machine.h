@@ -228,15 +228,16 @@ void tf_proto_im_conn_propose(bool sequential, uint64_t expires, struct tf_proto
 
 /* One transition.  s, in, next and out are borrowed; next may not alias s.
  * Asserts the tick-first contract for inputs other than TICK. */
-void tf_proto_im_conn_step(const struct tf_proto_im_conn *s, const struct tf_proto_im_conn_input *in,
-                           struct tf_proto_im_conn *next, struct tf_proto_im_out *out);
+void tf_proto_im_conn_step(const struct tf_proto_im_conn *s,
+                           const struct tf_proto_im_conn_input *in, struct tf_proto_im_conn *next,
+                           struct tf_proto_im_out *out);
 
 /* The first time at which a TICK changes s, or TF_PROTO_IM_NEVER. */
 uint64_t tf_proto_im_conn_deadline(const struct tf_proto_im_conn *s);
 
 void tf_proto_im_party_step(const struct tf_proto_im_party *s,
-                            const struct tf_proto_im_party_input *in, struct tf_proto_im_party *next,
-                            struct tf_proto_im_out *out);
+                            const struct tf_proto_im_party_input *in,
+                            struct tf_proto_im_party *next, struct tf_proto_im_out *out);
 
 uint64_t tf_proto_im_party_deadline(const struct tf_proto_im_party *s);
 

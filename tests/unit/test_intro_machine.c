@@ -14,10 +14,10 @@
 #include "proto/intro_machine.h"
 
 #define EXPIRES 10u
-#define NOW 5u        /* before expiry */
-#define LATE 11u      /* after expiry */
-#define DELAY 2u      /* the close delay drawn */
-#define CLOSE_AT 7u   /* NOW + DELAY */
+#define NOW 5u      /* before expiry */
+#define LATE 11u    /* after expiry */
+#define DELAY 2u    /* the close delay drawn */
+#define CLOSE_AT 7u /* NOW + DELAY */
 #define MAX_STATES 256
 
 /* ---- Connector ------------------------------------------------------- */
@@ -128,8 +128,8 @@ static bool store_last_iff_changed(const struct tf_proto_im_out *out, bool chang
 
 static struct tf_proto_im_conn_input reply(int x, bool accept, bool same, bool late)
 {
-    return (struct tf_proto_im_conn_input){TF_PROTO_IM_CONN_REPLY, NOW, x, accept, same, late,
-                                           DELAY};
+    return (struct tf_proto_im_conn_input){
+        TF_PROTO_IM_CONN_REPLY, NOW, x, accept, same, late, DELAY};
 }
 
 /* Every input, in every variant the state allows. */
@@ -144,12 +144,12 @@ static size_t conn_inputs(const struct tf_proto_im_conn *s, struct tf_proto_im_c
         in[n++] = reply(x, false, false, false);
         in[n++] = reply(x, false, false, true);
     }
-    in[n++] = (struct tf_proto_im_conn_input){TF_PROTO_IM_CONN_WITHDRAW, NOW, 0, false, false,
-                                              false, DELAY};
+    in[n++] = (struct tf_proto_im_conn_input){
+        TF_PROTO_IM_CONN_WITHDRAW, NOW, 0, false, false, false, DELAY};
     const uint64_t ticks[] = {NOW, CLOSE_AT, LATE};
     for (size_t i = 0; i < 3; i++)
-        in[n++] = (struct tf_proto_im_conn_input){TF_PROTO_IM_CONN_TICK, ticks[i], 0, false, false,
-                                                  false, 0};
+        in[n++] = (struct tf_proto_im_conn_input){
+            TF_PROTO_IM_CONN_TICK, ticks[i], 0, false, false, false, 0};
     return n;
 }
 
@@ -236,18 +236,18 @@ static size_t party_inputs(struct tf_proto_im_party_input *in)
 {
     size_t n = 0;
     for (int p = 0; p < 3; p++)
-        in[n++] = (struct tf_proto_im_party_input){TF_PROTO_IM_PARTY_PROPOSAL, NOW, EXPIRES,
+        in[n++] = (struct tf_proto_im_party_input){TF_PROTO_IM_PARTY_PROPOSAL, NOW,   EXPIRES,
                                                    (enum tf_proto_im_policy)p, false, false};
-    in[n++] = (struct tf_proto_im_party_input){TF_PROTO_IM_PARTY_PROPOSAL, LATE, EXPIRES,
-                                               TF_PROTO_IM_POLICY_ASK, false, false};
+    in[n++] = (struct tf_proto_im_party_input){TF_PROTO_IM_PARTY_PROPOSAL, LATE,  EXPIRES,
+                                               TF_PROTO_IM_POLICY_ASK,     false, false};
     in[n++] = (struct tf_proto_im_party_input){TF_PROTO_IM_PARTY_ACCEPT, NOW, 0, 0, false, false};
     in[n++] = (struct tf_proto_im_party_input){TF_PROTO_IM_PARTY_DECLINE, NOW, 0, 0, false, false};
     for (int m = 0; m < 2; m++)
-        in[n++] = (struct tf_proto_im_party_input){TF_PROTO_IM_PARTY_INTRODUCTION, NOW, 0, 0,
-                                                   m == 1, false};
+        in[n++] = (struct tf_proto_im_party_input){
+            TF_PROTO_IM_PARTY_INTRODUCTION, NOW, 0, 0, m == 1, false};
     for (int f = 0; f < 2; f++)
-        in[n++] = (struct tf_proto_im_party_input){TF_PROTO_IM_PARTY_CLOSE, NOW, 0, 0, false,
-                                                   f == 1};
+        in[n++] =
+            (struct tf_proto_im_party_input){TF_PROTO_IM_PARTY_CLOSE, NOW, 0, 0, false, f == 1};
     in[n++] = (struct tf_proto_im_party_input){TF_PROTO_IM_PARTY_TICK, NOW, 0, 0, false, false};
     in[n++] = (struct tf_proto_im_party_input){TF_PROTO_IM_PARTY_TICK, LATE, 0, 0, false, false};
     return n;
@@ -268,8 +268,7 @@ static void test_party_table(void **state)
     for (size_t i = 0; i < n_seen; i++) {
         const struct tf_proto_im_party *s = &seen[i];
         for (size_t k = 0; k < n_in; k++) {
-            if (in[k].event != TF_PROTO_IM_PARTY_TICK &&
-                tf_proto_im_party_deadline(s) <= in[k].now)
+            if (in[k].event != TF_PROTO_IM_PARTY_TICK && tf_proto_im_party_deadline(s) <= in[k].now)
                 continue;
             /* The materialisation check can pass only against a stored
              * acceptance. */
@@ -316,8 +315,8 @@ static void test_party_table(void **state)
     for (int v = 0; v < TF_PROTO_IM_PV_COUNT; v++)
         if (!variant_seen[v])
             fail_msg("variant %s never ran", tf_proto_im_party_variant_name(v));
-    print_message("party: %zu reachable states, %zu state x event pairs, %zu rows\n", n_seen,
-                  pairs, tf_proto_im_party_table_len);
+    print_message("party: %zu reachable states, %zu state x event pairs, %zu rows\n", n_seen, pairs,
+                  tf_proto_im_party_table_len);
     /* unknown, pending, accepted, declined with and without an acceptance,
      * introduced, closed with and without, expired. */
     assert_int_equal(n_seen, 9);
@@ -410,7 +409,8 @@ static void test_connector_late_reply_and_delays(void **state)
     struct tf_proto_im_out out;
     tf_proto_im_conn_propose(false, EXPIRES, &s, &out);
     assert_int_equal(tf_proto_im_conn_deadline(&s), EXPIRES + 1);
-    conn_do(&s, (struct tf_proto_im_conn_input){TF_PROTO_IM_CONN_REPLY, NOW, 0, true, false, true, 3},
+    conn_do(&s,
+            (struct tf_proto_im_conn_input){TF_PROTO_IM_CONN_REPLY, NOW, 0, true, false, true, 3},
             &out);
     assert_int_equal(out.ack, TF_PROTO_IM_ACK_REFUSE);
     assert_int_equal(s.side[0], TF_PROTO_IM_SIDE_PENDING);
@@ -445,8 +445,7 @@ static void test_connector_late_reply_and_delays(void **state)
     conn_do(&s, (struct tf_proto_im_conn_input){TF_PROTO_IM_CONN_TICK, EXPIRES, 0, 0, 0, 0, 0},
             &out);
     assert_int_equal(s.state, TF_PROTO_IM_CONN_ASKING); /* valid until expires, inclusive */
-    conn_do(&s,
-            (struct tf_proto_im_conn_input){TF_PROTO_IM_CONN_TICK, EXPIRES + 1, 0, 0, 0, 0, 0},
+    conn_do(&s, (struct tf_proto_im_conn_input){TF_PROTO_IM_CONN_TICK, EXPIRES + 1, 0, 0, 0, 0, 0},
             &out);
     assert_int_equal(s.state, TF_PROTO_IM_CONN_EXPIRED);
     assert_int_equal(count(&out, TF_PROTO_IM_ACT_SEND), 2);
