@@ -92,6 +92,9 @@ struct tf_proto_im_party {
      * revocation, and never signed again (R12). */
     bool has_accept;
     uint64_t expires; /* core.expires, from the proposal */
+    /* How long after expires an introduction can still arrive (the intro
+     * envelopes' grace, 30 days): an accepted item expires then. */
+    uint64_t grace;
 };
 
 /* ---- Inputs ---------------------------------------------------------- */
@@ -110,9 +113,10 @@ struct tf_proto_im_conn_input {
     bool accept;         /* decision */
     bool same_as_stored; /* byte-identical to the reply already stored for side */
     bool signed_late;    /* reply.time > core.expires + skew (R13) */
-    /* REPLY and WITHDRAW: the random delay of the closes this step may
-     * schedule, drawn by the caller from [close_delay_min, close_delay_max]. */
-    uint64_t close_delay;
+    /* REPLY and WITHDRAW: the random delays of the closes this step may
+     * schedule, to side a and to side b, each drawn on its own by the caller
+     * from [close_delay_min, close_delay_max] (R16). */
+    uint64_t close_delay[2];
 };
 
 enum tf_proto_im_policy {
@@ -133,8 +137,10 @@ enum tf_proto_im_party_event {
 struct tf_proto_im_party_input {
     enum tf_proto_im_party_event event;
     uint64_t now;
-    /* PROPOSAL: core.expires and the owner's policy decision for it. */
+    /* PROPOSAL: core.expires, the envelopes' grace, and the owner's policy
+     * decision for it. */
     uint64_t expires;
+    uint64_t grace;
     enum tf_proto_im_policy policy;
     /* INTRODUCTION: the materialisation check (§8) passed against the stored
      * acceptance (so the embedded reply is byte-for-byte my_accept). */
@@ -150,6 +156,7 @@ enum tf_proto_im_ack {
     TF_PROTO_IM_ACK_NONE,   /* the input was not an envelope (verb, tick) */
     TF_PROTO_IM_ACK_OK,     /* ACK status 0 */
     TF_PROTO_IM_ACK_REFUSE, /* ACK status 1, reason 9 (invalid) */
+    TF_PROTO_IM_ACK_LATE,   /* ACK status 1, reason 3 (expired): signed too late (R13) */
     TF_PROTO_IM_ACK_RETRY,  /* no ACK: the sender sends it again later */
 };
 
@@ -277,15 +284,17 @@ enum tf_proto_im_party_variant {
     TF_PROTO_IM_PV_PROPOSAL_EXPIRED, /* a new proposal, now > expires */
     TF_PROTO_IM_PV_PROPOSAL_KNOWN,   /* a proposal for a known intro */
     TF_PROTO_IM_PV_ACCEPT,
+    TF_PROTO_IM_PV_ACCEPT_LATE, /* the owner accepts after expires */
     TF_PROTO_IM_PV_DECLINE,
+    TF_PROTO_IM_PV_DECLINE_LATE,  /* the owner declines after expires */
     TF_PROTO_IM_PV_INTRO_OK,      /* an introduction that passes the materialisation check */
     TF_PROTO_IM_PV_INTRO_BAD,     /* one that fails it (or there is no stored acceptance) */
     TF_PROTO_IM_PV_CLOSE,         /* a close (of an unknown intro: not refused lately) */
     TF_PROTO_IM_PV_CLOSE_REFUSED, /* a close of an unknown intro whose proposal was refused */
     TF_PROTO_IM_PV_TICK_IDLE,
-    TF_PROTO_IM_PV_TICK_EXPIRY, /* pending, now > expires */
+    TF_PROTO_IM_PV_TICK_EXPIRY, /* pending, now > expires; accepted, now > expires + grace */
 };
-#define TF_PROTO_IM_PV_COUNT 13
+#define TF_PROTO_IM_PV_COUNT 15
 
 const char *tf_proto_im_conn_variant_name(enum tf_proto_im_conn_variant v);
 const char *tf_proto_im_party_variant_name(enum tf_proto_im_party_variant v);
@@ -327,6 +336,7 @@ struct tf_proto_im_expect {
 struct tf_proto_im_conn_row {
     /* key: the first row that matches decides */
     uint8_t state, x, o; /* conn state, side x's and side o's state (or ANY) */
+    uint8_t wait;        /* a delayed close to x is waiting: 0/1 (or ANY) */
     uint8_t variant;     /* enum tf_proto_im_conn_variant */
     /* result */
     uint8_t next, next_x, next_o; /* or SAME */

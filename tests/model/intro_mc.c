@@ -25,8 +25,8 @@
  *   - exactly once: at most one contact per party per intro, and every
  *     event at most once per machine (intro.replied once per side);
  *   - one acceptance per party per intro (R12);
- *   - terminal states stay terminal (a party's closed may still become
- *     introduced, R14);
+ *   - terminal states stay terminal (a party's closed or expired item with
+ *     a stored acceptance may still become introduced, R14);
  *   - agreement when quiescent (network empty, nothing scheduled): the
  *     connector is introduced iff both parties are; otherwise neither party
  *     is pending, accepted or introduced;
@@ -74,7 +74,10 @@
 #define SKEW 1
 #define DELAY_MIN 1
 #define DELAY_MAX 2
+/* An accepted item expires GRACE after the intro (30 days in twofoldd). */
+#define GRACE 2
 #define T_MAX (EXPIRES + SKEW + DELAY_MAX)
+_Static_assert(EXPIRES + GRACE + 1 <= T_MAX, "the model reaches the accepted items' expiry");
 
 struct config {
     int n_intros;          /* 1, or 2 (two connectors, both asking a and b) */
@@ -222,6 +225,7 @@ static struct tf_proto_im_party party_of(const struct party_w *p)
     s.state = (enum tf_proto_im_party_state)p->state;
     s.has_accept = p->has_accept;
     s.expires = p->state == TF_PROTO_IM_PARTY_UNKNOWN ? 0 : EXPIRES;
+    s.grace = p->state == TF_PROTO_IM_PARTY_UNKNOWN ? 0 : GRACE;
     return s;
 }
 
@@ -462,7 +466,7 @@ static void conn_tick_if_due(struct run *r, struct world *w, int i)
 {
     struct tf_proto_im_conn s = conn_of(&w->c[i]);
     if (tf_proto_im_conn_deadline(&s) <= w->now) {
-        struct tf_proto_im_conn_input in = {TF_PROTO_IM_CONN_TICK, w->now, 0, 0, 0, 0, 0};
+        struct tf_proto_im_conn_input in = {TF_PROTO_IM_CONN_TICK, w->now, 0, 0, 0, 0, {0, 0}};
         (void)conn_step(r, w, i, &in, NULL);
     }
 }
@@ -471,7 +475,7 @@ static void party_tick_if_due(struct run *r, struct world *w, int x, int i)
 {
     struct tf_proto_im_party s = party_of(&w->p[x][i]);
     if (tf_proto_im_party_deadline(&s) <= w->now) {
-        struct tf_proto_im_party_input in = {TF_PROTO_IM_PARTY_TICK, w->now, 0, 0, 0, 0};
+        struct tf_proto_im_party_input in = {TF_PROTO_IM_PARTY_TICK, w->now, 0, 0, 0, 0, 0};
         (void)party_step(r, w, x, i, &in, NULL);
     }
 }
@@ -491,9 +495,10 @@ static bool anything_due(const struct run *r, const struct world *w)
     return false;
 }
 
-static uint64_t delay_of(unsigned choice)
+/* The close delays a choice stands for: bit 0 for side a, bit 1 for b. */
+static uint64_t delay_of(unsigned choice, int side)
 {
-    return choice ? DELAY_MAX : DELAY_MIN;
+    return choice & (1u << side) ? DELAY_MAX : DELAY_MIN;
 }
 
 /* Applies move to w, into n.  Returns false if the move does nothing. */
@@ -509,19 +514,19 @@ static bool apply(struct run *r, const struct world *w, uint32_t move, struct wo
         if (m.kind == K_ACCEPT || m.kind == K_DECLINE) {
             conn_tick_if_due(r, n, i);
             struct tf_proto_im_conn c = conn_of(&n->c[i]);
-            struct tf_proto_im_conn_input in = {TF_PROTO_IM_CONN_REPLY,
-                                                n->now,
-                                                x,
-                                                m.kind == K_ACCEPT,
-                                                c.side[x] == TF_PROTO_IM_SIDE_ACCEPTED &&
-                                                    m.gen == n->c[i].stored_gen[x],
-                                                m.late != 0,
-                                                delay_of(MV_CHOICE(move))};
+            struct tf_proto_im_conn_input in = {
+                TF_PROTO_IM_CONN_REPLY,
+                n->now,
+                x,
+                m.kind == K_ACCEPT,
+                c.side[x] == TF_PROTO_IM_SIDE_ACCEPTED && m.gen == n->c[i].stored_gen[x],
+                m.late != 0,
+                {delay_of(MV_CHOICE(move), 0), delay_of(MV_CHOICE(move), 1)}};
             ack = conn_step(r, n, i, &in, &m);
         } else {
             party_tick_if_due(r, n, x, i);
             struct tf_proto_im_party_input in = {
-                0, n->now, EXPIRES, TF_PROTO_IM_POLICY_ASK, false, n->p[x][i].refused != 0};
+                0, n->now, EXPIRES, GRACE, TF_PROTO_IM_POLICY_ASK, false, n->p[x][i].refused != 0};
             switch ((enum msg_kind)m.kind) {
             case K_PROPOSAL:
                 in.event = TF_PROTO_IM_PARTY_PROPOSAL;
@@ -553,6 +558,7 @@ static bool apply(struct run *r, const struct world *w, uint32_t move, struct wo
             net_remove(n, idx);
             break;
         case TF_PROTO_IM_ACK_REFUSE:
+        case TF_PROTO_IM_ACK_LATE:
             if (!MV_LOST(move))
                 net_remove(n, idx);
             break;
@@ -567,12 +573,12 @@ static bool apply(struct run *r, const struct world *w, uint32_t move, struct wo
         break;
     }
     case MV_TICK_C: {
-        struct tf_proto_im_conn_input in = {TF_PROTO_IM_CONN_TICK, n->now, 0, 0, 0, 0, 0};
+        struct tf_proto_im_conn_input in = {TF_PROTO_IM_CONN_TICK, n->now, 0, 0, 0, 0, {0, 0}};
         (void)conn_step(r, n, (int)MV_A(move), &in, NULL);
         break;
     }
     case MV_TICK_P: {
-        struct tf_proto_im_party_input in = {TF_PROTO_IM_PARTY_TICK, n->now, 0, 0, 0, 0};
+        struct tf_proto_im_party_input in = {TF_PROTO_IM_PARTY_TICK, n->now, 0, 0, 0, 0, 0};
         (void)party_step(r, n, (int)MV_A(move), (int)MV_B(move), &in, NULL);
         break;
     }
@@ -586,6 +592,7 @@ static bool apply(struct run *r, const struct world *w, uint32_t move, struct wo
                                              0,
                                              0,
                                              0,
+                                             0,
                                              0};
         struct tf_proto_im_out out = party_step(r, n, x, i, &in, NULL);
         if (out.verb_rc != TF_OK && out.n == 0)
@@ -596,8 +603,14 @@ static bool apply(struct run *r, const struct world *w, uint32_t move, struct wo
     case MV_WITHDRAW: {
         int i = (int)MV_A(move);
         conn_tick_if_due(r, n, i);
-        struct tf_proto_im_conn_input in = {TF_PROTO_IM_CONN_WITHDRAW, n->now, 0, 0, 0, 0,
-                                            delay_of(MV_CHOICE(move))};
+        struct tf_proto_im_conn_input in = {
+            TF_PROTO_IM_CONN_WITHDRAW,
+            n->now,
+            0,
+            0,
+            0,
+            0,
+            {delay_of(MV_CHOICE(move), 0), delay_of(MV_CHOICE(move), 1)}};
         if (n->c[i].state != TF_PROTO_IM_CONN_ASKING)
             return false;
         (void)conn_step(r, n, i, &in, NULL);
@@ -623,21 +636,23 @@ static size_t moves(const struct run *r, const struct world *w, uint32_t *out)
     for (unsigned k = 0; k < w->n_msgs; k++) {
         if (k > 0 && memcmp(&w->m[k], &w->m[k - 1], sizeof w->m[k]) == 0)
             continue; /* identical copies: one representative */
+        /* A proposal: the policy's answer.  A reply: the delay of the
+         * close it may schedule (choice 0: the shortest, 3: the longest). */
+        bool reply = w->m[k].kind == K_DECLINE || w->m[k].kind == K_ACCEPT;
         unsigned choices = w->m[k].kind == K_PROPOSAL ? (r->cfg.policy ? 3 : 1)
-                           : w->m[k].kind == K_DECLINE || w->m[k].kind == K_ACCEPT
-                               ? (DELAY_MIN != DELAY_MAX ? 2 : 1)
-                               : 1;
+                           : reply                    ? (DELAY_MIN != DELAY_MAX ? 2 : 1)
+                                                      : 1;
         for (unsigned c = 0; c < choices; c++)
             for (unsigned lost = 0; lost < 2; lost++)
-                out[n++] = mv(MV_DELIVER, 0, 0, k, c, lost);
+                out[n++] = mv(MV_DELIVER, 0, 0, k, reply ? c * 3 : c, lost);
     }
     for (int i = 0; i < r->cfg.n_intros; i++) {
         struct tf_proto_im_conn c = conn_of(&w->c[i]);
         if (tf_proto_im_conn_deadline(&c) <= w->now)
             out[n++] = mv(MV_TICK_C, (unsigned)i, 0, 0, 0, 0);
         if (w->c[i].verbs > 0 && w->c[i].state == TF_PROTO_IM_CONN_ASKING)
-            for (unsigned d = 0; d < (DELAY_MIN != DELAY_MAX ? 2u : 1u); d++)
-                out[n++] = mv(MV_WITHDRAW, (unsigned)i, 0, 0, d, 0);
+            for (unsigned d = 0; d < (DELAY_MIN != DELAY_MAX ? 4u : 1u); d++)
+                out[n++] = mv(MV_WITHDRAW, (unsigned)i, 0, 0, d, 0); /* each close its own */
         for (int x = 0; x < 2; x++) {
             struct tf_proto_im_party p = party_of(&w->p[x][i]);
             if (tf_proto_im_party_deadline(&p) <= w->now)
@@ -699,10 +714,12 @@ static void check(struct run *r, const struct world *w, const struct world *n)
                 violate(r, "exactly once: party %s added the contact twice (intro %d)",
                         side_name(x), i);
             bool left = p1->state != p0->state;
+            /* closed and expired may still become introduced (R14), when an
+             * acceptance is stored. */
+            bool over =
+                p0->state == TF_PROTO_IM_PARTY_CLOSED || p0->state == TF_PROTO_IM_PARTY_EXPIRED;
             if (left && (p0->state == TF_PROTO_IM_PARTY_INTRODUCED ||
-                         p0->state == TF_PROTO_IM_PARTY_EXPIRED ||
-                         (p0->state == TF_PROTO_IM_PARTY_CLOSED &&
-                          p1->state != TF_PROTO_IM_PARTY_INTRODUCED)))
+                         (over && !(p1->state == TF_PROTO_IM_PARTY_INTRODUCED && p0->has_accept))))
                 violate(r, "terminal: a party left %s (intro %d)",
                         tf_proto_im_party_state_name(p0->state), i);
         }
@@ -900,7 +917,7 @@ static void describe_move(const struct world *w, uint32_t move, char *buf, size_
         if (m->kind == K_ACCEPT || m->kind == K_DECLINE)
             snprintf(buf, cap, "t=%d net delivers %s%.0d(%s%s) to C%d (close delay %d)%s", w->now,
                      m->kind == K_ACCEPT ? "ACCEPT#" : "DECLINE", m->gen, side_name(m->side),
-                     m->late ? ", signed late" : "", m->intro, (int)delay_of(MV_CHOICE(move)),
+                     m->late ? ", signed late" : "", m->intro, (int)delay_of(MV_CHOICE(move), 0),
                      MV_LOST(move) ? "; its ACK is lost" : "");
         else if (m->kind == K_PROPOSAL)
             snprintf(buf, cap, "t=%d net delivers PROPOSAL(intro %d) to %s (policy: %s)%s", w->now,
@@ -928,8 +945,8 @@ static void describe_move(const struct world *w, uint32_t move, char *buf, size_
                  MV_TYPE(move) == MV_ACCEPT ? "accepts" : "declines", MV_B(move));
         break;
     case MV_WITHDRAW:
-        snprintf(buf, cap, "t=%d C%u's owner withdraws (close delay %d)", w->now, MV_A(move),
-                 (int)delay_of(MV_CHOICE(move)));
+        snprintf(buf, cap, "t=%d C%u's owner withdraws (close delays: a %d, b %d)", w->now,
+                 MV_A(move), (int)delay_of(MV_CHOICE(move), 0), (int)delay_of(MV_CHOICE(move), 1));
         break;
     case MV_CRASH:
         snprintf(buf, cap, "t=%d %s crashes and restarts (forgets refused proposals)", w->now,
