@@ -37,7 +37,7 @@
  * Usage:
  *   intro_mc [--config parallel|sequential|two] [--max-states N] [--depth N]
  *            [--verbs N] [--no-policy] [--mutant m1|nodelay] [--ignore PROPERTY]
- *            [--expect-violation TEXT]
+ *            [--durable-refusals] [--strict-liveness] [--expect-violation TEXT]
  *   intro_mc --table connector|party     (the machine's table in markdown)
  *   intro_mc --check docs/PROTOCOL.md    (its tables are the machine's)
  *
@@ -102,6 +102,8 @@ struct config {
     bool policy;           /* branch on the party's policy at each proposal */
     bool mutant_m1;        /* the party signs again after its own decline (issue 12) */
     bool mutant_nodelay;   /* a decline's close leaves at once (issue 12) */
+    bool durable_refusals; /* a party's refusals survive a restart (the proposed fix) */
+    bool strict_liveness;  /* a close no one will ACK is a violation, not a note */
     const char *ignore[4]; /* properties (prefixes of their messages) not to report */
     int n_ignore;
     uint64_t max_states;
@@ -682,7 +684,7 @@ static size_t moves(const struct run *r, const struct world *w, uint32_t *out)
         bool volatile_state = false;
         for (int i = 0; i < r->cfg.n_intros; i++)
             volatile_state |= w->p[x][i].refused != 0;
-        if (volatile_state)
+        if (volatile_state && !r->cfg.durable_refusals)
             out[n++] = mv(MV_CRASH, (unsigned)x, 0, 0, 0, 0);
     }
     /* The sweep runs every second: time moves on only once nothing is due. */
@@ -854,7 +856,8 @@ static int64_t visited_add(struct visited *v, uint64_t fp, uint32_t parent, uint
     }
 }
 
-/* A set of 64-bit views. */
+/* A set of 64-bit views, and for each the first (so shallowest) state that
+ * gave it. */
 struct set64 {
     uint64_t *slot;
     uint64_t n, cap;
@@ -882,6 +885,41 @@ static void set_add(struct set64 *s, uint64_t v)
             return;
         }
     }
+}
+
+static bool set_has(const struct set64 *s, uint64_t v);
+
+struct views {
+    struct set64 set;
+    uint64_t *item; /* pairs: view, state index */
+    size_t n, cap;
+};
+
+static void views_add(struct views *v, uint64_t view, uint64_t state)
+{
+    if (set_has(&v->set, view))
+        return;
+    set_add(&v->set, view);
+    if (v->n + 2 > v->cap) {
+        v->cap = v->cap ? v->cap * 2 : 1024;
+        v->item = realloc(v->item, v->cap * sizeof *v->item);
+        if (v->item == NULL) {
+            fprintf(stderr, "intro_mc: out of memory\n");
+            exit(2);
+        }
+    }
+    v->item[v->n++] = view;
+    v->item[v->n++] = state;
+}
+
+/* How many views of a are not among b's; *first is the state of the first. */
+static uint64_t views_missing(const struct views *a, const struct views *b, uint64_t *first)
+{
+    uint64_t missing = 0;
+    for (size_t k = 0; k < a->n; k += 2)
+        if (!set_has(&b->set, a->item[k]) && missing++ == 0)
+            *first = a->item[k + 1];
+    return missing;
 }
 
 static bool set_has(const struct set64 *s, uint64_t v)
@@ -1053,9 +1091,9 @@ static struct result search(struct run *r, const char *expect)
     struct world *cur = xcalloc(1, sizeof *cur), *next = NULL;
     uint32_t *cur_id = xcalloc(1, sizeof *cur_id), *next_id = NULL;
     size_t n_cur = 1, n_next = 0, cap_next = 0;
-    struct set64 withdrawn_views = {NULL, 0, 0}, declined_set = {NULL, 0, 0};
-    uint64_t *declined_views = NULL; /* pairs: view, state index */
-    size_t n_declined = 0, cap_declined = 0;
+    struct views declined, withdrawn;
+    memset(&declined, 0, sizeof declined);
+    memset(&withdrawn, 0, sizeof withdrawn);
     uint64_t stuck = 0, stuck_state = 0, overflows = 0;
     struct timespec t0;
     clock_gettime(CLOCK_MONOTONIC, &t0);
@@ -1115,23 +1153,10 @@ static struct result search(struct run *r, const char *expect)
                 for (int i = 0; i < r->cfg.n_intros; i++) {
                     for (int x = 0; x < 2; x++) {
                         uint8_t cause = n.c[i].cause;
-                        if (cause == CAUSE_WITHDRAWN) {
-                            set_add(&withdrawn_views, view_of(&n, x, i));
-                        } else if (cause == (x ? CAUSE_DECLINED_A : CAUSE_DECLINED_B)) {
-                            if (n_declined + 2 > cap_declined) {
-                                cap_declined = cap_declined ? cap_declined * 2 : 1024;
-                                declined_views =
-                                    realloc(declined_views, cap_declined * sizeof(uint64_t));
-                                if (declined_views == NULL)
-                                    exit(2);
-                            }
-                            uint64_t view = view_of(&n, x, i);
-                            if (set_has(&declined_set, view))
-                                continue;
-                            set_add(&declined_set, view);
-                            declined_views[n_declined++] = view;
-                            declined_views[n_declined++] = (uint64_t)id;
-                        }
+                        if (cause == CAUSE_WITHDRAWN)
+                            views_add(&withdrawn, view_of(&n, x, i), (uint64_t)id);
+                        else if (cause == (x ? CAUSE_DECLINED_A : CAUSE_DECLINED_B))
+                            views_add(&declined, view_of(&n, x, i), (uint64_t)id);
                     }
                 }
                 /* Retried for ever (until the envelope expires): a close
@@ -1169,25 +1194,37 @@ static struct result search(struct run *r, const char *expect)
                         : "stopped at the depth bound",
            overflows ? " (some steps overflowed the network bound)" : "");
     if (stuck) {
-        printf("note: %" PRIu64 " end states hold closes no one will ACK (retried until the "
+        printf("%s: %" PRIu64 " end states hold closes no one will ACK (retried until the "
                "envelope expires, 30 days after the intro); the shortest:\n",
-               stuck);
+               r->cfg.strict_liveness ? "VIOLATION: liveness" : "note", stuck);
         print_trace(r, &v, stuck_state, 0, false);
+        if (r->cfg.strict_liveness) {
+            res.violated = true;
+            snprintf(r->violation, sizeof r->violation, "liveness: a close no one will ACK");
+        }
     }
     if (res.complete) {
-        uint64_t missing = 0, first = 0;
-        for (size_t k = 0; k < n_declined; k += 2)
-            if (!set_has(&withdrawn_views, declined_views[k]) && missing++ == 0)
-                first = declined_views[k + 1];
-        printf("privacy: %zu distinct views of a party after the other declined, %" PRIu64
-               " after a withdrawal; %" PRIu64 " of the first are not among the second\n",
-               n_declined / 2, withdrawn_views.n, missing);
-        if (missing) {
+        /* Every view after a decline must be possible after a withdrawal.
+         * In parallel mode the converse holds too (the same delays, any
+         * time): the two sets are equal.  In sequential mode a party that
+         * is closed before it accepted knows the other was never asked,
+         * which is the mode, not a leak. */
+        uint64_t first_d = 0, first_w = 0;
+        uint64_t missing_d = views_missing(&declined, &withdrawn, &first_d);
+        bool both_ways = r->cfg.n_intros == 1 && !r->cfg.sequential;
+        uint64_t missing_w = both_ways ? views_missing(&withdrawn, &declined, &first_w) : 0;
+        printf("privacy: %zu distinct views of a party after the other declined, %zu after a "
+               "withdrawal; %" PRIu64 " of the first are not among the second%s",
+               declined.n / 2, withdrawn.n / 2, missing_d, both_ways ? "" : "\n");
+        if (both_ways)
+            printf(", %" PRIu64 " of the second not among the first\n", missing_w);
+        if (missing_d || missing_w) {
             res.violated = true;
             snprintf(r->violation, sizeof r->violation,
                      "privacy: a party can tell a decline from a withdrawal");
-            printf("VIOLATION: %s; the shortest such decline world:\n", r->violation);
-            print_trace(r, &v, first, 0, false);
+            printf("VIOLATION: %s; the shortest such %s world:\n", r->violation,
+                   missing_d ? "decline" : "withdrawal");
+            print_trace(r, &v, missing_d ? first_d : first_w, 0, false);
         }
     } else {
         printf("privacy: not checked (the space was not explored to the end)\n");
@@ -1199,9 +1236,10 @@ out:
     free(cur_id);
     free(next);
     free(next_id);
-    free(withdrawn_views.slot);
-    free(declined_set.slot);
-    free(declined_views);
+    free(declined.set.slot);
+    free(declined.item);
+    free(withdrawn.set.slot);
+    free(withdrawn.item);
     visited_free(&v);
     return res;
 }
@@ -1366,7 +1404,8 @@ static void usage(void)
 {
     fprintf(stderr, "usage: intro_mc [--config parallel|sequential|two] [--max-states N]\n"
                     "                [--depth N] [--verbs N] [--no-policy] [--mutant m1|nodelay]\n"
-                    "                [--ignore PROPERTY] [--expect-violation TEXT]\n"
+                    "                [--ignore PROPERTY] [--durable-refusals] [--strict-liveness]\n"
+                    "                [--expect-violation TEXT]\n"
                     "       intro_mc --table connector|party\n"
                     "       intro_mc --check FILE\n");
     exit(2);
@@ -1385,7 +1424,8 @@ int main(int argc, char **argv)
 {
     struct run r;
     memset(&r, 0, sizeof r);
-    r.cfg = (struct config){1, false, 2, 1, true, false, false, {NULL}, 0, 5000000, 1000};
+    r.cfg =
+        (struct config){1, false, 2, 1, true, false, false, false, false, {NULL}, 0, 5000000, 1000};
     const char *expect = NULL;
     for (int k = 1; k < argc; k++) {
         const char *a = argv[k];
@@ -1426,6 +1466,10 @@ int main(int argc, char **argv)
         } else if (strcmp(a, "--mutant") == 0 && val && strcmp(val, "nodelay") == 0) {
             r.cfg.mutant_nodelay = true;
             k++;
+        } else if (strcmp(a, "--durable-refusals") == 0) {
+            r.cfg.durable_refusals = true;
+        } else if (strcmp(a, "--strict-liveness") == 0) {
+            r.cfg.strict_liveness = true;
         } else if (strcmp(a, "--ignore") == 0 && val && r.cfg.n_ignore < 4) {
             r.cfg.ignore[r.cfg.n_ignore++] = val;
             k++;
