@@ -401,12 +401,27 @@ static void conn_tick(const struct tf_proto_im_conn *s, uint64_t now, struct tf_
     }
 }
 
-void tf_proto_im_conn_step(const struct tf_proto_im_conn *s,
-                           const struct tf_proto_im_conn_input *in, struct tf_proto_im_conn *next,
-                           struct tf_proto_im_out *out)
+/* out = first's actions, then out's, each without its STORE, then one STORE
+ * if the record changed; the ACK and verb result stay out's. */
+static void prepend(const struct tf_proto_im_out *first, struct tf_proto_im_out *out, bool changed)
 {
-    assert(next != s);
-    assert(in->event == TF_PROTO_IM_CONN_TICK || tf_proto_im_conn_deadline(s) > in->now);
+    struct tf_proto_im_out second = *out;
+    out->n = 0;
+    for (size_t k = 0; k < first->n; k++)
+        if (first->a[k].kind != TF_PROTO_IM_ACT_STORE)
+            push(out, first->a[k].kind, first->a[k].msg, first->a[k].side, first->a[k].emit,
+                 first->a[k].not_before);
+    for (size_t k = 0; k < second.n; k++)
+        if (second.a[k].kind != TF_PROTO_IM_ACT_STORE)
+            push(out, second.a[k].kind, second.a[k].msg, second.a[k].side, second.a[k].emit,
+                 second.a[k].not_before);
+    if (changed)
+        act(out, TF_PROTO_IM_ACT_STORE, -1);
+}
+
+static void conn_step_one(const struct tf_proto_im_conn *s, const struct tf_proto_im_conn_input *in,
+                          struct tf_proto_im_conn *next, struct tf_proto_im_out *out)
+{
     assert(in->side == 0 || in->side == 1);
     out_init(out);
     *next = *s;
@@ -429,6 +444,27 @@ void tf_proto_im_conn_step(const struct tf_proto_im_conn *s,
     }
     if (!conn_equal(s, next))
         act(out, TF_PROTO_IM_ACT_STORE, -1);
+}
+
+void tf_proto_im_conn_step(const struct tf_proto_im_conn *s,
+                           const struct tf_proto_im_conn_input *in, struct tf_proto_im_conn *next,
+                           struct tf_proto_im_out *out)
+{
+    assert(next != s);
+    if (in->event == TF_PROTO_IM_CONN_TICK || tf_proto_im_conn_deadline(s) > in->now) {
+        conn_step_one(s, in, next, out);
+        return;
+    }
+    /* What is due happens first: a reply that finds the intro past its
+     * expiry is answered as by an expired intro. */
+    struct tf_proto_im_conn_input tick = {
+        TF_PROTO_IM_CONN_TICK, in->now, 0, false, false, false, {0, 0}};
+    struct tf_proto_im_conn mid;
+    struct tf_proto_im_out first;
+    conn_step_one(s, &tick, &mid, &first);
+    assert(tf_proto_im_conn_deadline(&mid) > in->now);
+    conn_step_one(&mid, in, next, out);
+    prepend(&first, out, !conn_equal(s, next));
 }
 
 /* ---- Party ----------------------------------------------------------- */
@@ -609,12 +645,16 @@ static void party_close(const struct tf_proto_im_party *s, const struct tf_proto
     }
 }
 
-void tf_proto_im_party_step(const struct tf_proto_im_party *s,
-                            const struct tf_proto_im_party_input *in,
-                            struct tf_proto_im_party *next, struct tf_proto_im_out *out)
+static bool party_equal(const struct tf_proto_im_party *p, const struct tf_proto_im_party *q)
 {
-    assert(next != s);
-    assert(in->event == TF_PROTO_IM_PARTY_TICK || tf_proto_im_party_deadline(s) > in->now);
+    return p->state == q->state && p->has_accept == q->has_accept && p->expires == q->expires &&
+           p->grace == q->grace;
+}
+
+static void party_step_one(const struct tf_proto_im_party *s,
+                           const struct tf_proto_im_party_input *in, struct tf_proto_im_party *next,
+                           struct tf_proto_im_out *out)
+{
     out_init(out);
     *next = *s;
     switch (in->event) {
@@ -640,9 +680,26 @@ void tf_proto_im_party_step(const struct tf_proto_im_party *s,
         }
         break;
     }
-    if (next->state != s->state || next->has_accept != s->has_accept ||
-        next->expires != s->expires || next->grace != s->grace)
+    if (!party_equal(s, next))
         act(out, TF_PROTO_IM_ACT_STORE, -1);
+}
+
+void tf_proto_im_party_step(const struct tf_proto_im_party *s,
+                            const struct tf_proto_im_party_input *in,
+                            struct tf_proto_im_party *next, struct tf_proto_im_out *out)
+{
+    assert(next != s);
+    if (in->event == TF_PROTO_IM_PARTY_TICK || tf_proto_im_party_deadline(s) > in->now) {
+        party_step_one(s, in, next, out);
+        return;
+    }
+    struct tf_proto_im_party_input tick = {TF_PROTO_IM_PARTY_TICK, in->now, 0, 0, 0, false, false};
+    struct tf_proto_im_party mid;
+    struct tf_proto_im_out first;
+    party_step_one(s, &tick, &mid, &first);
+    assert(tf_proto_im_party_deadline(&mid) > in->now);
+    party_step_one(&mid, in, next, out);
+    prepend(&first, out, !party_equal(s, next));
 }
 
 /* ---- Classification -------------------------------------------------- */

@@ -16,8 +16,10 @@
  * step cannot fail.
  *
  * Contract with the caller:
- * - Before any other input, step TICK while tf_proto_im_*_deadline(state) <=
- *   now (the due expiry or delayed close happens first; step asserts it).
+ * - Step TICK when tf_proto_im_*_deadline(state) <= now (the sweep).  What is
+ *   due also happens first, in the same step, when another input comes at or
+ *   after the deadline: step(s, in) is then step(step(s, TICK), in), with the
+ *   tick's actions first and one STORE.
  * - Carry out the actions in order; STORE means "save the record" (the state
  *   changed), and is always the last action.
  * - The state is only the protocol part of the record: notes, cards, the
@@ -233,8 +235,8 @@ struct tf_proto_im_out {
 void tf_proto_im_conn_propose(bool sequential, uint64_t expires, struct tf_proto_im_conn *next,
                               struct tf_proto_im_out *out);
 
-/* One transition.  s, in, next and out are borrowed; next may not alias s.
- * Asserts the tick-first contract for inputs other than TICK. */
+/* One transition (preceded by the due tick, if any).  s, in, next and out
+ * are borrowed; next may not alias s. */
 void tf_proto_im_conn_step(const struct tf_proto_im_conn *s,
                            const struct tf_proto_im_conn_input *in, struct tf_proto_im_conn *next,
                            struct tf_proto_im_out *out);
@@ -299,9 +301,9 @@ enum tf_proto_im_party_variant {
 const char *tf_proto_im_conn_variant_name(enum tf_proto_im_conn_variant v);
 const char *tf_proto_im_party_variant_name(enum tf_proto_im_party_variant v);
 
-/* The variant of an input in a state (the caller keeps the tick-first
- * contract).  For replies and ticks, side x is the replying side (ticks and
- * withdraw: x = a). */
+/* The variant of an input in a state where nothing is due at in->now (else
+ * classify the input in the state after the tick).  For replies, side x is
+ * the replying side (ticks and withdraw: x = a). */
 enum tf_proto_im_conn_variant tf_proto_im_conn_classify(const struct tf_proto_im_conn *s,
                                                         const struct tf_proto_im_conn_input *in);
 enum tf_proto_im_party_variant tf_proto_im_party_classify(const struct tf_proto_im_party *s,

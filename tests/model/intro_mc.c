@@ -478,25 +478,6 @@ static struct tf_proto_im_out party_step(struct run *r, struct world *w, int x, 
     return out;
 }
 
-/* The tick-first contract: a node runs what is due before anything else. */
-static void conn_tick_if_due(struct run *r, struct world *w, int i)
-{
-    struct tf_proto_im_conn s = conn_of(&w->c[i]);
-    if (tf_proto_im_conn_deadline(&s) <= w->now) {
-        struct tf_proto_im_conn_input in = {TF_PROTO_IM_CONN_TICK, w->now, 0, 0, 0, 0, {0, 0}};
-        (void)conn_step(r, w, i, &in, NULL);
-    }
-}
-
-static void party_tick_if_due(struct run *r, struct world *w, int x, int i)
-{
-    struct tf_proto_im_party s = party_of(&w->p[x][i]);
-    if (tf_proto_im_party_deadline(&s) <= w->now) {
-        struct tf_proto_im_party_input in = {TF_PROTO_IM_PARTY_TICK, w->now, 0, 0, 0, 0, 0};
-        (void)party_step(r, w, x, i, &in, NULL);
-    }
-}
-
 static bool anything_due(const struct run *r, const struct world *w)
 {
     for (int i = 0; i < r->cfg.n_intros; i++) {
@@ -529,7 +510,6 @@ static bool apply(struct run *r, const struct world *w, uint32_t move, struct wo
         enum tf_proto_im_ack ack;
         int i = m.intro, x = m.side;
         if (m.kind == K_ACCEPT || m.kind == K_DECLINE) {
-            conn_tick_if_due(r, n, i);
             struct tf_proto_im_conn c = conn_of(&n->c[i]);
             struct tf_proto_im_conn_input in = {
                 TF_PROTO_IM_CONN_REPLY,
@@ -541,7 +521,6 @@ static bool apply(struct run *r, const struct world *w, uint32_t move, struct wo
                 {delay_of(MV_CHOICE(move), 0), delay_of(MV_CHOICE(move), 1)}};
             ack = conn_step(r, n, i, &in, &m);
         } else {
-            party_tick_if_due(r, n, x, i);
             struct tf_proto_im_party_input in = {
                 0, n->now, EXPIRES, GRACE, TF_PROTO_IM_POLICY_ASK, false, n->p[x][i].refused != 0};
             switch ((enum msg_kind)m.kind) {
@@ -602,7 +581,6 @@ static bool apply(struct run *r, const struct world *w, uint32_t move, struct wo
     case MV_ACCEPT:
     case MV_DECLINE: {
         int x = (int)MV_A(move), i = (int)MV_B(move);
-        party_tick_if_due(r, n, x, i);
         struct tf_proto_im_party_input in = {MV_TYPE(move) == MV_ACCEPT ? TF_PROTO_IM_PARTY_ACCEPT
                                                                         : TF_PROTO_IM_PARTY_DECLINE,
                                              n->now,
@@ -612,14 +590,13 @@ static bool apply(struct run *r, const struct world *w, uint32_t move, struct wo
                                              0,
                                              0};
         struct tf_proto_im_out out = party_step(r, n, x, i, &in, NULL);
-        if (out.verb_rc != TF_OK && out.n == 0)
-            return false; /* refused: nothing changes (the table test checks that) */
+        if (out.verb_rc != TF_OK)
+            return false; /* refused (the table test checks that nothing changes) */
         n->p[x][i].verbs--;
         break;
     }
     case MV_WITHDRAW: {
         int i = (int)MV_A(move);
-        conn_tick_if_due(r, n, i);
         struct tf_proto_im_conn_input in = {
             TF_PROTO_IM_CONN_WITHDRAW,
             n->now,
@@ -631,6 +608,8 @@ static bool apply(struct run *r, const struct world *w, uint32_t move, struct wo
         if (n->c[i].state != TF_PROTO_IM_CONN_ASKING)
             return false;
         (void)conn_step(r, n, i, &in, NULL);
+        if (n->c[i].state != TF_PROTO_IM_CONN_WITHDRAWN)
+            return false; /* it had expired: the tick move covers that */
         n->c[i].verbs--;
         break;
     }

@@ -135,6 +135,62 @@ static struct tf_proto_im_conn_input reply(int x, bool accept, bool same, bool l
 }
 
 /* Every input, in every variant the state allows. */
+/* first's actions then second's, without their STOREs, then STORE if
+ * changed: what a step preceded by its due tick must give. */
+static void compose(const struct tf_proto_im_out *first, const struct tf_proto_im_out *second,
+                    bool changed, struct tf_proto_im_out *want)
+{
+    *want = *second;
+    want->n = 0;
+    const struct tf_proto_im_out *parts[2] = {first, second};
+    for (int p = 0; p < 2; p++)
+        for (size_t k = 0; k < parts[p]->n; k++)
+            if (parts[p]->a[k].kind != TF_PROTO_IM_ACT_STORE) {
+                assert_true(want->n < TF_PROTO_IM_ACTIONS_MAX);
+                want->a[want->n++] = parts[p]->a[k];
+            }
+    if (changed) {
+        assert_true(want->n < TF_PROTO_IM_ACTIONS_MAX);
+        memset(&want->a[want->n], 0, sizeof want->a[0]);
+        want->a[want->n++].kind = TF_PROTO_IM_ACT_STORE;
+    }
+}
+
+static void assert_same_out(const struct tf_proto_im_out *got, const struct tf_proto_im_out *want,
+                            const char *what)
+{
+    bool same = got->ack == want->ack && got->verb_rc == want->verb_rc && got->n == want->n;
+    for (size_t k = 0; same && k < got->n; k++) {
+        const struct tf_proto_im_action *a = &got->a[k], *b = &want->a[k];
+        same = a->kind == b->kind;
+        if (same && a->kind != TF_PROTO_IM_ACT_STORE)
+            same = a->msg == b->msg && a->side == b->side && a->emit == b->emit &&
+                   a->not_before == b->not_before;
+    }
+    if (!same)
+        fail_msg("%s: the step is not its due tick followed by the input", what);
+}
+
+/* An input that comes when something is due: the tick happens first, in the
+ * same step. */
+static void check_conn_due_first(const struct tf_proto_im_conn *s,
+                                 const struct tf_proto_im_conn_input *in)
+{
+    char what[256];
+    describe_conn(s, in, what, sizeof what);
+    struct tf_proto_im_conn_input tick = {
+        TF_PROTO_IM_CONN_TICK, in->now, 0, false, false, false, {0, 0}};
+    struct tf_proto_im_conn mid, want_next, next;
+    struct tf_proto_im_out first, second, want, out;
+    tf_proto_im_conn_step(s, &tick, &mid, &first);
+    tf_proto_im_conn_step(&mid, in, &want_next, &second);
+    compose(&first, &second, !conn_same(s, &want_next), &want);
+    tf_proto_im_conn_step(s, in, &next, &out);
+    if (!conn_same(&next, &want_next))
+        fail_msg("%s: not the state of its due tick followed by the input", what);
+    assert_same_out(&out, &want, what);
+}
+
 static size_t conn_inputs(const struct tf_proto_im_conn *s, struct tf_proto_im_conn_input *in)
 {
     size_t n = 0;
@@ -159,7 +215,7 @@ static void test_connector_table(void **state)
 {
     (void)state;
     struct tf_proto_im_conn seen[MAX_STATES];
-    size_t n_seen = 0, pairs = 0;
+    size_t n_seen = 0, pairs = 0, due_pairs = 0;
     bool used[64] = {false};
     bool variant_seen[TF_PROTO_IM_CV_COUNT] = {false};
     assert_true(tf_proto_im_conn_table_len <= 64);
@@ -174,8 +230,15 @@ static void test_connector_table(void **state)
         struct tf_proto_im_conn_input in[32];
         size_t n_in = conn_inputs(s, in);
         for (size_t k = 0; k < n_in; k++) {
-            if (in[k].event != TF_PROTO_IM_CONN_TICK && tf_proto_im_conn_deadline(s) <= in[k].now)
-                continue; /* the tick-first contract */
+            uint64_t due = tf_proto_im_conn_deadline(s);
+            if (in[k].event != TF_PROTO_IM_CONN_TICK && due != TF_PROTO_IM_NEVER) {
+                struct tf_proto_im_conn_input late = in[k];
+                late.now = due;
+                check_conn_due_first(s, &late);
+                due_pairs++;
+            }
+            if (in[k].event != TF_PROTO_IM_CONN_TICK && due <= in[k].now)
+                continue; /* that was the pair just checked */
             char what[256];
             describe_conn(s, &in[k], what, sizeof what);
             int row = tf_proto_im_conn_row_find(s, &in[k]);
@@ -221,8 +284,10 @@ static void test_connector_table(void **state)
     for (int v = 0; v < TF_PROTO_IM_CV_COUNT; v++)
         if (!variant_seen[v])
             fail_msg("variant %s never ran", tf_proto_im_conn_variant_name(v));
-    print_message("connector: %zu reachable states, %zu state x event pairs, %zu rows\n", n_seen,
-                  pairs, tf_proto_im_conn_table_len);
+    print_message("connector: %zu reachable states, %zu state x event pairs, %zu rows; %zu "
+                  "inputs at a deadline\n",
+                  n_seen, pairs, tf_proto_im_conn_table_len, due_pairs);
+    assert_true(due_pairs > 0);
     /* Both modes, every terminal state, the delayed closes: at least. */
     assert_true(n_seen >= 20);
 }
@@ -271,11 +336,30 @@ static size_t party_inputs(struct tf_proto_im_party_input *in)
     return n;
 }
 
+static void check_party_due_first(const struct tf_proto_im_party *s,
+                                  const struct tf_proto_im_party_input *in)
+{
+    char what[256];
+    snprintf(what, sizeof what, "party %s (accept stored: %d); input %d at its deadline %llu",
+             tf_proto_im_party_state_name(s->state), s->has_accept, (int)in->event,
+             (unsigned long long)in->now);
+    struct tf_proto_im_party_input tick = party_in(TF_PROTO_IM_PARTY_TICK, in->now);
+    struct tf_proto_im_party mid, want_next, next;
+    struct tf_proto_im_out first, second, want, out;
+    tf_proto_im_party_step(s, &tick, &mid, &first);
+    tf_proto_im_party_step(&mid, in, &want_next, &second);
+    compose(&first, &second, !party_same(s, &want_next), &want);
+    tf_proto_im_party_step(s, in, &next, &out);
+    if (!party_same(&next, &want_next))
+        fail_msg("%s: not the state of its due tick followed by the input", what);
+    assert_same_out(&out, &want, what);
+}
+
 static void test_party_table(void **state)
 {
     (void)state;
     struct tf_proto_im_party seen[MAX_STATES];
-    size_t n_seen = 1, pairs = 0;
+    size_t n_seen = 1, pairs = 0, due_pairs = 0;
     bool used[64] = {false};
     bool variant_seen[TF_PROTO_IM_PV_COUNT] = {false};
     assert_true(tf_proto_im_party_table_len <= 64);
@@ -286,8 +370,16 @@ static void test_party_table(void **state)
     for (size_t i = 0; i < n_seen; i++) {
         const struct tf_proto_im_party *s = &seen[i];
         for (size_t k = 0; k < n_in; k++) {
-            if (in[k].event != TF_PROTO_IM_PARTY_TICK && tf_proto_im_party_deadline(s) <= in[k].now)
-                continue;
+            uint64_t due = tf_proto_im_party_deadline(s);
+            if (in[k].event != TF_PROTO_IM_PARTY_TICK && due != TF_PROTO_IM_NEVER &&
+                !(in[k].materialises && !s->has_accept)) {
+                struct tf_proto_im_party_input late = in[k];
+                late.now = due;
+                check_party_due_first(s, &late);
+                due_pairs++;
+            }
+            if (in[k].event != TF_PROTO_IM_PARTY_TICK && due <= in[k].now)
+                continue; /* that was the pair just checked */
             /* The materialisation check can pass only against a stored
              * acceptance. */
             if (in[k].materialises && !s->has_accept)
@@ -333,8 +425,10 @@ static void test_party_table(void **state)
     for (int v = 0; v < TF_PROTO_IM_PV_COUNT; v++)
         if (!variant_seen[v])
             fail_msg("variant %s never ran", tf_proto_im_party_variant_name(v));
-    print_message("party: %zu reachable states, %zu state x event pairs, %zu rows\n", n_seen, pairs,
-                  tf_proto_im_party_table_len);
+    print_message("party: %zu reachable states, %zu state x event pairs, %zu rows; %zu inputs at "
+                  "a deadline\n",
+                  n_seen, pairs, tf_proto_im_party_table_len, due_pairs);
+    assert_true(due_pairs > 0);
     /* unknown, pending, accepted, declined with and without an acceptance,
      * introduced, closed with and without, expired with and without. */
     assert_int_equal(n_seen, 10);
