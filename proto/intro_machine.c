@@ -313,7 +313,7 @@ uint64_t tf_proto_im_conn_deadline(const struct tf_proto_im_conn *s)
 }
 
 /* A decline or a withdrawal: the closes to the asked sides (but x, the
- * decliner) leave after the same random delay (R16). */
+ * decliner) leave after the same random delay (R31). */
 static void schedule_closes(struct tf_proto_im_conn *n, int except, uint64_t now,
                             const uint64_t delay[2], struct tf_proto_im_out *out)
 {
@@ -336,7 +336,7 @@ static void conn_reply(const struct tf_proto_im_conn *s, const struct tf_proto_i
         return;
     }
     if (in->signed_late) {
-        refuse_msg(out, "the reply was signed after the intro expired (R13)");
+        refuse_msg(out, "the reply was signed after the intro expired (R29)");
         out->ack = TF_PROTO_IM_ACK_LATE;
         return;
     }
@@ -344,7 +344,7 @@ static void conn_reply(const struct tf_proto_im_conn *s, const struct tf_proto_i
     case TF_PROTO_IM_CONN_ASKING:
         if (in->accept && s->side[x] == TF_PROTO_IM_SIDE_ACCEPTED) {
             if (!in->same_as_stored)
-                refuse_msg(out, "a second, different acceptance (R12)");
+                refuse_msg(out, "a second, different acceptance (R26)");
             return; /* the same acceptance again changes nothing */
         }
         if (in->accept) {
@@ -375,7 +375,7 @@ static void conn_reply(const struct tf_proto_im_conn *s, const struct tf_proto_i
     case TF_PROTO_IM_CONN_WITHDRAWN:
     case TF_PROTO_IM_CONN_EXPIRED:
         /* Answered with a close now, unless a delayed close to x is
-         * waiting: sending it early would tell when the intro ended (R16). */
+         * waiting: sending it early would tell when the intro ended (R31). */
         if (s->close_at[x] == TF_PROTO_IM_NEVER)
             push_send(out, TF_PROTO_IM_MSG_CLOSE, x, in->now);
         return;
@@ -386,7 +386,7 @@ static void conn_tick(const struct tf_proto_im_conn *s, uint64_t now, struct tf_
                       struct tf_proto_im_out *out)
 {
     if (s->state == TF_PROTO_IM_CONN_ASKING && now > s->expires) {
-        /* Expiry closes leave at expiry, without a delay (R16). */
+        /* Expiry closes leave at expiry, without a delay (R31). */
         n->state = TF_PROTO_IM_CONN_EXPIRED;
         for (int x = 0; x < 2; x++)
             if (asked(s->side[x]))
@@ -532,7 +532,7 @@ static bool may_answer(const struct tf_proto_im_party *s, uint64_t now, struct t
     }
     if (now <= s->expires)
         return true;
-    refuse_verb(out, TF_E_BAD_STATE, "this intro expired; it can no longer be answered");
+    refuse_verb(out, TF_E_BAD_STATE, "this intro expired; it can no longer be answered (R28)");
     return false;
 }
 
@@ -549,11 +549,11 @@ static void party_accept(const struct tf_proto_im_party *s, uint64_t now,
         push_emit(out, TF_PROTO_IM_EMIT_INBOX_ACCEPTED);
         return;
     case TF_PROTO_IM_PARTY_ACCEPTED:
-        act(out, TF_PROTO_IM_ACT_RESEND_ACCEPT, -1); /* never a second signature (R12) */
+        act(out, TF_PROTO_IM_ACT_RESEND_ACCEPT, -1); /* never a second signature (R26) */
         return;
     case TF_PROTO_IM_PARTY_DECLINED:
         refuse_verb(out, TF_E_BAD_STATE,
-                    "you declined this intro; it cannot be accepted after that (R12)");
+                    "you declined this intro; it cannot be accepted after that (R27)");
         return;
     case TF_PROTO_IM_PARTY_UNKNOWN:
     case TF_PROTO_IM_PARTY_INTRODUCED:
@@ -600,7 +600,7 @@ static void party_introduction(const struct tf_proto_im_party *s,
         return; /* a second delivery changes nothing */
     case TF_PROTO_IM_PARTY_ACCEPTED:
     case TF_PROTO_IM_PARTY_DECLINED: /* a revocation that came too late */
-    case TF_PROTO_IM_PARTY_CLOSED:   /* the close crossed the introduction (R14) */
+    case TF_PROTO_IM_PARTY_CLOSED:   /* the close crossed the introduction (R30) */
     case TF_PROTO_IM_PARTY_EXPIRED:  /* past the grace, yet here: both sides must agree */
         if (!s->has_accept) {
             refuse_msg(out, "an introduction for an intro never accepted");
@@ -830,9 +830,9 @@ const struct tf_proto_im_conn_row tf_proto_im_conn_table[] = {
     {ANY, S_NA, ANY, ANY, TF_PROTO_IM_CV_DECLINE_LATE, SAME, SAME, SAME, A_REF, OK_, 0, {{0}},
      "a reply from a side that was not asked"},
     {ANY, ANY, ANY, ANY, TF_PROTO_IM_CV_ACCEPT_LATE, SAME, SAME, SAME, A_LATE, OK_, 0, {{0}},
-     "R13: signed after expires + skew"},
+     "R29: signed after expires + skew"},
     {ANY, ANY, ANY, ANY, TF_PROTO_IM_CV_DECLINE_LATE, SAME, SAME, SAME, A_LATE, OK_, 0, {{0}},
-     "R13: signed after expires + skew"},
+     "R29: signed after expires + skew"},
     /* asking */
     {C_ASK, S_P, S_P, ANY, TF_PROTO_IM_CV_ACCEPT, SAME, S_A, SAME, A_OK, OK_, 3,
      {DO(STORE_REPLY, X_), E(INTRO_REPLIED), STORE}, "x accepted; waiting for o"},
@@ -846,17 +846,17 @@ const struct tf_proto_im_conn_row tf_proto_im_conn_table[] = {
     {C_ASK, S_A, ANY, ANY, TF_PROTO_IM_CV_ACCEPT_SAME, SAME, SAME, SAME, A_OK, OK_, 0, {{0}},
      "the same acceptance again changes nothing"},
     {C_ASK, S_A, ANY, ANY, TF_PROTO_IM_CV_ACCEPT_OTHER, SAME, SAME, SAME, A_REF, OK_, 0, {{0}},
-     "R12: a party never signs two acceptances"},
+     "R26: a party never signs two acceptances"},
     {C_ASK, ANY, S_NA, ANY, TF_PROTO_IM_CV_DECLINE, C_DEC, S_D, SAME, A_OK, OK_, 2,
      {E(INTRO_DECLINED), STORE}, "declined; b was never asked, so no close"},
     {C_ASK, ANY, ANY, ANY, TF_PROTO_IM_CV_DECLINE, C_DEC, S_D, SAME, A_OK, OK_, 3,
      {LATER(O_), E(INTRO_DECLINED), STORE},
-     "declined (or revoked); R16: o's close leaves after the random delay"},
+     "declined (or revoked); R31: o's close leaves after the random delay"},
     {C_ASK, ANY, S_NA, ANY, TF_PROTO_IM_CV_WITHDRAW, C_WD, SAME, SAME, A_NONE, OK_, 3,
-     {LATER(X_), E(INTRO_WITHDRAWN), STORE}, "withdrawn; R16: the close to a after the delay"},
+     {LATER(X_), E(INTRO_WITHDRAWN), STORE}, "withdrawn; R31: the close to a after the delay"},
     {C_ASK, ANY, ANY, ANY, TF_PROTO_IM_CV_WITHDRAW, C_WD, SAME, SAME, A_NONE, OK_, 4,
      {LATER(X_), LATER(O_), E(INTRO_WITHDRAWN), STORE},
-     "withdrawn; R16: both closes after the same delay"},
+     "withdrawn; R31: both closes after the same delay"},
     {C_ASK, ANY, S_NA, ANY, TF_PROTO_IM_CV_TICK_EXPIRY, C_EXP, SAME, SAME, A_NONE, OK_, 3,
      {SEND(CLOSE, X_), E(INTRO_EXPIRED), STORE}, "expired: the close to a leaves at once"},
     {C_ASK, ANY, ANY, ANY, TF_PROTO_IM_CV_TICK_EXPIRY, C_EXP, SAME, SAME, A_NONE, OK_, 4,
@@ -871,19 +871,19 @@ const struct tf_proto_im_conn_row tf_proto_im_conn_table[] = {
      "introduced: a revocation is too late"},
     /* declined, withdrawn, expired: a reply is answered with a close now */
     {OVER, ANY, ANY, 1, TF_PROTO_IM_CV_ACCEPT, SAME, SAME, SAME, A_OK, OK_, 0, {{0}},
-     "over, x's delayed close waiting: it answers, at its time (R16)"},
+     "over, x's delayed close waiting: it answers, at its time (R31)"},
     {OVER, ANY, ANY, 0, TF_PROTO_IM_CV_ACCEPT, SAME, SAME, SAME, A_OK, OK_, 1,
      {SEND(CLOSE, X_)}, "over: answered with a close at once"},
     {OVER, ANY, ANY, 1, TF_PROTO_IM_CV_ACCEPT_SAME, SAME, SAME, SAME, A_OK, OK_, 0, {{0}},
-     "over, x's delayed close waiting: it answers, at its time (R16)"},
+     "over, x's delayed close waiting: it answers, at its time (R31)"},
     {OVER, ANY, ANY, 0, TF_PROTO_IM_CV_ACCEPT_SAME, SAME, SAME, SAME, A_OK, OK_, 1,
      {SEND(CLOSE, X_)}, "over: answered with a close at once"},
     {OVER, ANY, ANY, 1, TF_PROTO_IM_CV_ACCEPT_OTHER, SAME, SAME, SAME, A_OK, OK_, 0, {{0}},
-     "over, x's delayed close waiting: it answers, at its time (R16)"},
+     "over, x's delayed close waiting: it answers, at its time (R31)"},
     {OVER, ANY, ANY, 0, TF_PROTO_IM_CV_ACCEPT_OTHER, SAME, SAME, SAME, A_OK, OK_, 1,
      {SEND(CLOSE, X_)}, "over: answered with a close at once"},
     {OVER, ANY, ANY, 1, TF_PROTO_IM_CV_DECLINE, SAME, SAME, SAME, A_OK, OK_, 0, {{0}},
-     "over, x's delayed close waiting: it answers, at its time (R16)"},
+     "over, x's delayed close waiting: it answers, at its time (R31)"},
     {OVER, ANY, ANY, 0, TF_PROTO_IM_CV_DECLINE, SAME, SAME, SAME, A_OK, OK_, 1,
      {SEND(CLOSE, X_)}, "over: answered with a close at once"},
     /* introduced or over */
@@ -923,28 +923,28 @@ const struct tf_proto_im_party_row tf_proto_im_party_table[] = {
     {ANY, ANY, TF_PROTO_IM_PV_PROPOSAL_KNOWN, SAME, SAME, A_OK, OK_, 0, {{0}}, "already known"},
     /* pending */
     {P_PEN, ANY, TF_PROTO_IM_PV_ACCEPT, P_ACC, 1, A_NONE, OK_, 3,
-     {DO(SIGN_ACCEPT, N_), E(INBOX_ACCEPTED), STORE}, "R12: the one acceptance, stored"},
+     {DO(SIGN_ACCEPT, N_), E(INBOX_ACCEPTED), STORE}, "R26: the one acceptance, stored"},
     {P_PEN, ANY, TF_PROTO_IM_PV_DECLINE, P_DEC, SAME, A_NONE, OK_, 3,
      {SEND(DECLINE, N_), E(INBOX_DECLINED), STORE}, "declined"},
     {P_PEN, ANY, TF_PROTO_IM_PV_CLOSE, P_CLO, SAME, A_OK, OK_, 2, {E(INBOX_CLOSED), STORE},
      "closed"},
     {P_PEN, ANY, TF_PROTO_IM_PV_TICK_EXPIRY, P_EXP, SAME, A_NONE, OK_, 2,
-     {E(INBOX_EXPIRED), STORE}, "the party expires its own pending items"},
+     {E(INBOX_EXPIRED), STORE}, "R37: the party expires its own pending items"},
     {P_ACC, ANY, TF_PROTO_IM_PV_TICK_EXPIRY, P_EXP, SAME, A_NONE, OK_, 2,
-     {E(INBOX_EXPIRED), STORE}, "accepted, and no introduction can arrive any more"},
+     {E(INBOX_EXPIRED), STORE}, "R37: accepted, and no introduction can arrive any more"},
     /* accepted */
     {P_ACC, ANY, TF_PROTO_IM_PV_ACCEPT, SAME, SAME, A_NONE, OK_, 1, {DO(RESEND_ACCEPT, N_)},
-     "R12: the stored acceptance again, never a new one"},
+     "R26: the stored acceptance again, never a new one"},
     {P_ACC, ANY, TF_PROTO_IM_PV_DECLINE, P_DEC, SAME, A_NONE, OK_, 3,
      {SEND(DECLINE, N_), E(INBOX_DECLINED), STORE},
      "a revocation; the stored acceptance is kept"},
     {P_ACC, 1, TF_PROTO_IM_PV_INTRO_OK, P_INT, SAME, A_OK, OK_, 3,
      {DO(ADD_CONTACT, N_), E(INBOX_INTRODUCED), STORE}, "materialised"},
     {P_ACC, ANY, TF_PROTO_IM_PV_CLOSE, P_CLO, SAME, A_OK, OK_, 2, {E(INBOX_CLOSED), STORE},
-     "closed (an introduction may still come: R14)"},
+     "closed (an introduction may still come: R30)"},
     /* declined */
     {P_DEC, ANY, TF_PROTO_IM_PV_ACCEPT, SAME, SAME, A_NONE, BAD, 0, {{0}},
-     "R12: no acceptance after one's own decline"},
+     "R27: no acceptance after one's own decline"},
     {P_DEC, ANY, TF_PROTO_IM_PV_DECLINE, SAME, SAME, A_NONE, BAD, 0, {{0}}, "already declined"},
     {P_DEC, 1, TF_PROTO_IM_PV_INTRO_OK, P_INT, SAME, A_OK, OK_, 4,
      {DO(ADD_CONTACT, N_), E(INBOX_INTRODUCED), E(INBOX_LATE_REVOCATION), STORE},
@@ -954,10 +954,10 @@ const struct tf_proto_im_party_row tf_proto_im_party_table[] = {
     /* closed, expired */
     {P_CLO, 1, TF_PROTO_IM_PV_INTRO_OK, P_INT, SAME, A_OK, OK_, 3,
      {DO(ADD_CONTACT, N_), E(INBOX_INTRODUCED), STORE},
-     "R14: the close crossed the introduction"},
+     "R30: the close crossed the introduction"},
     {P_EXP, 1, TF_PROTO_IM_PV_INTRO_OK, P_INT, SAME, A_OK, OK_, 3,
      {DO(ADD_CONTACT, N_), E(INBOX_INTRODUCED), STORE},
-     "past the grace, yet valid: both sides must agree"},
+     "past the grace, yet valid: both sides must agree (R30)"},
     /* over: introduced, closed, expired */
     {OVER, ANY, TF_PROTO_IM_PV_ACCEPT, SAME, SAME, A_NONE, BAD, 0, {{0}},
      "over: no longer answered"},
@@ -968,9 +968,9 @@ const struct tf_proto_im_party_row tf_proto_im_party_table[] = {
     {OVER, ANY, TF_PROTO_IM_PV_DECLINE_LATE, SAME, SAME, A_NONE, BAD, 0, {{0}},
      "over: no longer answered"},
     {ANY, ANY, TF_PROTO_IM_PV_ACCEPT_LATE, SAME, SAME, A_NONE, BAD, 0, {{0}},
-     "expired: the owner can no longer answer"},
+     "R28: expired, the owner can no longer answer"},
     {ANY, ANY, TF_PROTO_IM_PV_DECLINE_LATE, SAME, SAME, A_NONE, BAD, 0, {{0}},
-     "expired: the owner can no longer answer"},
+     "R28: expired, the owner can no longer answer"},
     {P_INT, ANY, TF_PROTO_IM_PV_INTRO_OK, SAME, SAME, A_OK, OK_, 0, {{0}},
      "a second delivery changes nothing"},
     {P_INT, ANY, TF_PROTO_IM_PV_INTRO_BAD, SAME, SAME, A_OK, OK_, 0, {{0}},

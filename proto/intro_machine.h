@@ -83,7 +83,7 @@ struct tf_proto_im_conn {
     enum tf_proto_im_conn_state state;
     enum tf_proto_im_side_state side[2]; /* [0] side a, [1] side b */
     uint64_t expires;                    /* core.expires */
-    /* When the delayed close to each side leaves (R16), or NEVER. */
+    /* When the delayed close to each side leaves (R31), or NEVER. */
     uint64_t close_at[2];
 };
 
@@ -91,7 +91,7 @@ struct tf_proto_im_conn {
 struct tf_proto_im_party {
     enum tf_proto_im_party_state state;
     /* An acceptance was signed and stored (my_accept); kept after a
-     * revocation, and never signed again (R12). */
+     * revocation, and never signed again (R26). */
     bool has_accept;
     uint64_t expires; /* core.expires, from the proposal */
     /* How long after expires an introduction can still arrive (the intro
@@ -114,10 +114,10 @@ struct tf_proto_im_conn_input {
     int side;            /* 0 a, 1 b: the sender's side */
     bool accept;         /* decision */
     bool same_as_stored; /* byte-identical to the reply already stored for side */
-    bool signed_late;    /* reply.time > core.expires + skew (R13) */
+    bool signed_late;    /* reply.time > core.expires + skew (R29) */
     /* REPLY and WITHDRAW: the random delays of the closes this step may
      * schedule, to side a and to side b, each drawn on its own by the caller
-     * from [close_delay_min, close_delay_max] (R16). */
+     * from [close_delay_min, close_delay_max] (R31). */
     uint64_t close_delay[2];
 };
 
@@ -158,7 +158,7 @@ enum tf_proto_im_ack {
     TF_PROTO_IM_ACK_NONE,   /* the input was not an envelope (verb, tick) */
     TF_PROTO_IM_ACK_OK,     /* ACK status 0 */
     TF_PROTO_IM_ACK_REFUSE, /* ACK status 1, reason 9 (invalid) */
-    TF_PROTO_IM_ACK_LATE,   /* ACK status 1, reason 3 (expired): signed too late (R13) */
+    TF_PROTO_IM_ACK_LATE,   /* ACK status 1, reason 3 (expired): signed too late (R29) */
     TF_PROTO_IM_ACK_RETRY,  /* no ACK: the sender sends it again later */
 };
 
@@ -201,7 +201,7 @@ enum tf_proto_im_act_kind {
     TF_PROTO_IM_ACT_SCHEDULE_CLOSE,
     /* Party: sign an acceptance, store it as my_accept, send it. */
     TF_PROTO_IM_ACT_SIGN_ACCEPT,
-    /* Party: send the stored acceptance bytes again (R12). */
+    /* Party: send the stored acceptance bytes again (R26). */
     TF_PROTO_IM_ACT_RESEND_ACCEPT,
     /* Party: add the other side as a contact (the materialisation). */
     TF_PROTO_IM_ACT_ADD_CONTACT,

@@ -24,13 +24,13 @@
  *     connector is introduced;
  *   - exactly once: at most one contact per party per intro, and every
  *     event at most once per machine (intro.replied once per side);
- *   - one acceptance per party per intro (R12);
+ *   - one acceptance per party per intro (R26);
  *   - terminal states stay terminal (a party's closed or expired item with
- *     a stored acceptance may still become introduced, R14);
+ *     a stored acceptance may still become introduced, R30);
  *   - agreement when quiescent (network empty, nothing scheduled): the
  *     connector is introduced iff both parties are; otherwise neither party
  *     is pending, accepted or introduced;
- * and, when the whole space was explored, privacy (R16): every view party a
+ * and, when the whole space was explored, privacy (R31): every view party a
  * has of an intro b declined (a's record, the clock, the messages to a) is
  * also a view a can have of an intro the connector withdrew; likewise for b.
  *
@@ -60,7 +60,7 @@
  * envelope's own expiry (30 days after the intro's) lies beyond the model's
  * horizon, so every message is delivered in the end; a duplicate of an
  * envelope that was processed and ACKed ok is absorbed by the receiver's
- * seen set, which is committed with the step (R9), so it is no move; budget
+ * seen set, which is committed with the step (R20), so it is no move; budget
  * refusals (reason 7), blocked connectors and tombstones are not modelled.
  */
 #include <assert.h>
@@ -545,7 +545,7 @@ static bool apply(struct run *r, const struct world *w, uint32_t move, struct wo
         /* The steps added messages at the end, so idx still names this
          * one.  An ACK that is lost makes the sender send the envelope
          * again; after an ok ACK the receiver's seen set (committed with the
-         * step, R9) absorbs the copy, so that loss is no move at all; after a
+         * step, R20) absorbs the copy, so that loss is no move at all; after a
          * refusal nothing was recorded and the copy is processed again. */
         switch (ack) {
         case TF_PROTO_IM_ACK_OK:
@@ -710,7 +710,7 @@ static void check(struct run *r, const struct world *w, const struct world *n)
                 violate(r, "exactly once: party %s added the contact twice (intro %d)",
                         side_name(x), i);
             bool left = p1->state != p0->state;
-            /* closed and expired may still become introduced (R14), when an
+            /* closed and expired may still become introduced (R30), when an
              * acceptance is stored. */
             bool over =
                 p0->state == TF_PROTO_IM_PARTY_CLOSED || p0->state == TF_PROTO_IM_PARTY_EXPIRED;

@@ -483,7 +483,7 @@ static void test_accept_decline_accept_signs_once(void **state)
     assert_int_equal(count(&out, TF_PROTO_IM_ACT_ADD_CONTACT), 1);
 }
 
-/* R14: accepted, then closed, then the introduction (they crossed). */
+/* R30: accepted, then closed, then the introduction (they crossed). */
 static void test_closed_then_introduction_materialises(void **state)
 {
     (void)state;
@@ -519,7 +519,7 @@ static struct tf_proto_im_conn_input cin(enum tf_proto_im_conn_event ev, uint64_
     return in;
 }
 
-/* R13 and R16: a late reply is refused (reason 3); a decline's close waits
+/* R29 and R31: a late reply is refused (reason 3); a decline's close waits
  * for its delay and leaves on the tick, and a reply from that side meanwhile
  * does not hasten it; a withdrawal draws one delay per close; expiry closes
  * at once. */
