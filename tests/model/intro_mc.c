@@ -312,7 +312,7 @@ static enum tf_proto_im_ack conn_step(struct run *r, struct world *w, int i,
     struct tf_proto_im_out out;
     tf_proto_im_conn_step(&s, in, &next, &out);
     for (size_t k = 0; k < out.n && r->cfg.mutant_nodelay; k++) {
-        /* Today's node (issue 12): a decline's close leaves at once. */
+        /* The node before issue 12: a decline's close leaves at once. */
         struct tf_proto_im_action *a = &out.a[k];
         if (a->kind == TF_PROTO_IM_ACT_SCHEDULE_CLOSE && in->event == TF_PROTO_IM_CONN_REPLY) {
             a->kind = TF_PROTO_IM_ACT_SEND;
@@ -404,7 +404,7 @@ static struct tf_proto_im_out party_step(struct run *r, struct world *w, int x, 
     tf_proto_im_party_step(&s, in, &next, &out);
     if (r->cfg.mutant_m1 && in->event == TF_PROTO_IM_PARTY_ACCEPT &&
         s.state == TF_PROTO_IM_PARTY_DECLINED) {
-        /* Today's node (issue 12): accepting after one's own decline signs
+        /* The node before issue 12: accepting after one's own decline signs
          * a second acceptance. */
         next = s;
         next.state = TF_PROTO_IM_PARTY_ACCEPTED;
