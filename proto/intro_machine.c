@@ -118,6 +118,8 @@ const char *tf_proto_im_ack_name(enum tf_proto_im_ack a)
         return "ok";
     case TF_PROTO_IM_ACK_REFUSE:
         return "refuse (9)";
+    case TF_PROTO_IM_ACK_LATE:
+        return "refuse (3)";
     case TF_PROTO_IM_ACK_RETRY:
         return "no ACK (retry)";
     }
@@ -195,8 +197,12 @@ const char *tf_proto_im_party_variant_name(enum tf_proto_im_party_variant v)
         return "proposal (known)";
     case TF_PROTO_IM_PV_ACCEPT:
         return "accept";
+    case TF_PROTO_IM_PV_ACCEPT_LATE:
+        return "accept (after expires)";
     case TF_PROTO_IM_PV_DECLINE:
         return "decline";
+    case TF_PROTO_IM_PV_DECLINE_LATE:
+        return "decline (after expires)";
     case TF_PROTO_IM_PV_INTRO_OK:
         return "introduction (check passes)";
     case TF_PROTO_IM_PV_INTRO_BAD:
@@ -208,7 +214,7 @@ const char *tf_proto_im_party_variant_name(enum tf_proto_im_party_variant v)
     case TF_PROTO_IM_PV_TICK_IDLE:
         return "tick (nothing due)";
     case TF_PROTO_IM_PV_TICK_EXPIRY:
-        return "tick (expired)";
+        return "tick (expiry due)";
     }
     return "?";
 }
@@ -223,7 +229,8 @@ static void out_init(struct tf_proto_im_out *out)
 }
 
 static void push(struct tf_proto_im_out *out, enum tf_proto_im_act_kind kind,
-                 enum tf_proto_im_msg msg, int side, enum tf_proto_im_emit emit, uint64_t not_before)
+                 enum tf_proto_im_msg msg, int side, enum tf_proto_im_emit emit,
+                 uint64_t not_before)
 {
     assert(out->n < TF_PROTO_IM_ACTIONS_MAX);
     struct tf_proto_im_action *a = &out->a[out->n++];
@@ -306,14 +313,14 @@ uint64_t tf_proto_im_conn_deadline(const struct tf_proto_im_conn *s)
 }
 
 /* A decline or a withdrawal: the closes to the asked sides (but x, the
- * decliner) leave after the same random delay (R16). */
-static void schedule_closes(struct tf_proto_im_conn *n, int except, uint64_t now, uint64_t delay,
-                            struct tf_proto_im_out *out)
+ * decliner) leave after the same random delay (R31). */
+static void schedule_closes(struct tf_proto_im_conn *n, int except, uint64_t now,
+                            const uint64_t delay[2], struct tf_proto_im_out *out)
 {
     for (int s = 0; s < 2; s++) {
         if (s == except || !asked(n->side[s]))
             continue;
-        n->close_at[s] = add_sat(now, delay);
+        n->close_at[s] = add_sat(now, delay[s]);
         push(out, TF_PROTO_IM_ACT_SCHEDULE_CLOSE, TF_PROTO_IM_MSG_CLOSE, s,
              TF_PROTO_IM_EMIT_INTRO_PROPOSED, n->close_at[s]);
     }
@@ -329,14 +336,15 @@ static void conn_reply(const struct tf_proto_im_conn *s, const struct tf_proto_i
         return;
     }
     if (in->signed_late) {
-        refuse_msg(out, "the reply was signed after the intro expired (R13)");
+        refuse_msg(out, "the reply was signed after the intro expired (R29)");
+        out->ack = TF_PROTO_IM_ACK_LATE;
         return;
     }
     switch (s->state) {
     case TF_PROTO_IM_CONN_ASKING:
         if (in->accept && s->side[x] == TF_PROTO_IM_SIDE_ACCEPTED) {
             if (!in->same_as_stored)
-                refuse_msg(out, "a second, different acceptance (R12)");
+                refuse_msg(out, "a second, different acceptance (R26)");
             return; /* the same acceptance again changes nothing */
         }
         if (in->accept) {
@@ -366,9 +374,10 @@ static void conn_reply(const struct tf_proto_im_conn *s, const struct tf_proto_i
     case TF_PROTO_IM_CONN_DECLINED:
     case TF_PROTO_IM_CONN_WITHDRAWN:
     case TF_PROTO_IM_CONN_EXPIRED:
-        /* Answered with a close now (a close still scheduled for x also
-         * leaves, later: a party ignores a second close). */
-        push_send(out, TF_PROTO_IM_MSG_CLOSE, x, in->now);
+        /* Answered with a close now, unless a delayed close to x is
+         * waiting: sending it early would tell when the intro ended (R31). */
+        if (s->close_at[x] == TF_PROTO_IM_NEVER)
+            push_send(out, TF_PROTO_IM_MSG_CLOSE, x, in->now);
         return;
     }
 }
@@ -377,7 +386,7 @@ static void conn_tick(const struct tf_proto_im_conn *s, uint64_t now, struct tf_
                       struct tf_proto_im_out *out)
 {
     if (s->state == TF_PROTO_IM_CONN_ASKING && now > s->expires) {
-        /* Expiry closes leave at expiry, without a delay (R16). */
+        /* Expiry closes leave at expiry, without a delay (R31). */
         n->state = TF_PROTO_IM_CONN_EXPIRED;
         for (int x = 0; x < 2; x++)
             if (asked(s->side[x]))
@@ -392,11 +401,27 @@ static void conn_tick(const struct tf_proto_im_conn *s, uint64_t now, struct tf_
     }
 }
 
-void tf_proto_im_conn_step(const struct tf_proto_im_conn *s, const struct tf_proto_im_conn_input *in,
-                           struct tf_proto_im_conn *next, struct tf_proto_im_out *out)
+/* out = first's actions, then out's, each without its STORE, then one STORE
+ * if the record changed; the ACK and verb result stay out's. */
+static void prepend(const struct tf_proto_im_out *first, struct tf_proto_im_out *out, bool changed)
 {
-    assert(next != s);
-    assert(in->event == TF_PROTO_IM_CONN_TICK || tf_proto_im_conn_deadline(s) > in->now);
+    struct tf_proto_im_out second = *out;
+    out->n = 0;
+    for (size_t k = 0; k < first->n; k++)
+        if (first->a[k].kind != TF_PROTO_IM_ACT_STORE)
+            push(out, first->a[k].kind, first->a[k].msg, first->a[k].side, first->a[k].emit,
+                 first->a[k].not_before);
+    for (size_t k = 0; k < second.n; k++)
+        if (second.a[k].kind != TF_PROTO_IM_ACT_STORE)
+            push(out, second.a[k].kind, second.a[k].msg, second.a[k].side, second.a[k].emit,
+                 second.a[k].not_before);
+    if (changed)
+        act(out, TF_PROTO_IM_ACT_STORE, -1);
+}
+
+static void conn_step_one(const struct tf_proto_im_conn *s, const struct tf_proto_im_conn_input *in,
+                          struct tf_proto_im_conn *next, struct tf_proto_im_out *out)
+{
     assert(in->side == 0 || in->side == 1);
     out_init(out);
     *next = *s;
@@ -421,11 +446,36 @@ void tf_proto_im_conn_step(const struct tf_proto_im_conn *s, const struct tf_pro
         act(out, TF_PROTO_IM_ACT_STORE, -1);
 }
 
+void tf_proto_im_conn_step(const struct tf_proto_im_conn *s,
+                           const struct tf_proto_im_conn_input *in, struct tf_proto_im_conn *next,
+                           struct tf_proto_im_out *out)
+{
+    assert(next != s);
+    if (in->event == TF_PROTO_IM_CONN_TICK || tf_proto_im_conn_deadline(s) > in->now) {
+        conn_step_one(s, in, next, out);
+        return;
+    }
+    /* What is due happens first: a reply that finds the intro past its
+     * expiry is answered as by an expired intro. */
+    struct tf_proto_im_conn_input tick = {
+        TF_PROTO_IM_CONN_TICK, in->now, 0, false, false, false, {0, 0}};
+    struct tf_proto_im_conn mid;
+    struct tf_proto_im_out first;
+    conn_step_one(s, &tick, &mid, &first);
+    assert(tf_proto_im_conn_deadline(&mid) > in->now);
+    conn_step_one(&mid, in, next, out);
+    prepend(&first, out, !conn_equal(s, next));
+}
+
 /* ---- Party ----------------------------------------------------------- */
 
 uint64_t tf_proto_im_party_deadline(const struct tf_proto_im_party *s)
 {
-    return s->state == TF_PROTO_IM_PARTY_PENDING ? add_sat(s->expires, 1) : TF_PROTO_IM_NEVER;
+    if (s->state == TF_PROTO_IM_PARTY_PENDING)
+        return add_sat(s->expires, 1);
+    if (s->state == TF_PROTO_IM_PARTY_ACCEPTED) /* no introduction can arrive after */
+        return add_sat(add_sat(s->expires, s->grace), 1);
+    return TF_PROTO_IM_NEVER;
 }
 
 static void party_proposal(const struct tf_proto_im_party *s,
@@ -443,6 +493,7 @@ static void party_proposal(const struct tf_proto_im_party *s,
     n->state = TF_PROTO_IM_PARTY_PENDING;
     n->has_accept = false;
     n->expires = in->expires;
+    n->grace = in->grace;
     push_emit(out, TF_PROTO_IM_EMIT_INBOX_RECEIVED);
     switch (in->policy) {
     case TF_PROTO_IM_POLICY_ASK:
@@ -461,13 +512,36 @@ static void party_proposal(const struct tf_proto_im_party *s,
     }
 }
 
-static void party_accept(const struct tf_proto_im_party *s, struct tf_proto_im_party *n,
-                         struct tf_proto_im_out *out)
+/* The owner answers (accepts or declines) a known intro that is not over,
+ * and only until it expires (PROTOCOL.md §11); else the refusal is in out. */
+static bool may_answer(const struct tf_proto_im_party *s, uint64_t now, struct tf_proto_im_out *out)
 {
     switch (s->state) {
     case TF_PROTO_IM_PARTY_UNKNOWN:
         refuse_verb(out, TF_E_NOT_FOUND, "no such intro");
+        return false;
+    case TF_PROTO_IM_PARTY_INTRODUCED:
+    case TF_PROTO_IM_PARTY_CLOSED:
+    case TF_PROTO_IM_PARTY_EXPIRED:
+        refuse_verb(out, TF_E_BAD_STATE, "this intro is over; it can no longer be answered");
+        return false;
+    case TF_PROTO_IM_PARTY_PENDING:
+    case TF_PROTO_IM_PARTY_ACCEPTED:
+    case TF_PROTO_IM_PARTY_DECLINED:
+        break;
+    }
+    if (now <= s->expires)
+        return true;
+    refuse_verb(out, TF_E_BAD_STATE, "this intro expired; it can no longer be answered (R28)");
+    return false;
+}
+
+static void party_accept(const struct tf_proto_im_party *s, uint64_t now,
+                         struct tf_proto_im_party *n, struct tf_proto_im_out *out)
+{
+    if (!may_answer(s, now, out))
         return;
+    switch (s->state) {
     case TF_PROTO_IM_PARTY_PENDING:
         n->state = TF_PROTO_IM_PARTY_ACCEPTED;
         n->has_accept = true;
@@ -475,27 +549,26 @@ static void party_accept(const struct tf_proto_im_party *s, struct tf_proto_im_p
         push_emit(out, TF_PROTO_IM_EMIT_INBOX_ACCEPTED);
         return;
     case TF_PROTO_IM_PARTY_ACCEPTED:
-        act(out, TF_PROTO_IM_ACT_RESEND_ACCEPT, -1); /* never a second signature (R12) */
+        act(out, TF_PROTO_IM_ACT_RESEND_ACCEPT, -1); /* never a second signature (R26) */
         return;
     case TF_PROTO_IM_PARTY_DECLINED:
         refuse_verb(out, TF_E_BAD_STATE,
-                    "you declined this intro; it cannot be accepted again (R12)");
+                    "you declined this intro; it cannot be accepted after that (R27)");
         return;
+    case TF_PROTO_IM_PARTY_UNKNOWN:
     case TF_PROTO_IM_PARTY_INTRODUCED:
     case TF_PROTO_IM_PARTY_CLOSED:
     case TF_PROTO_IM_PARTY_EXPIRED:
-        refuse_verb(out, TF_E_BAD_STATE, "this intro is over; it can no longer be accepted");
-        return;
+        return; /* answered above */
     }
 }
 
 static void party_decline(const struct tf_proto_im_party *s, uint64_t now,
                           struct tf_proto_im_party *n, struct tf_proto_im_out *out)
 {
-    switch (s->state) {
-    case TF_PROTO_IM_PARTY_UNKNOWN:
-        refuse_verb(out, TF_E_NOT_FOUND, "no such intro");
+    if (!may_answer(s, now, out))
         return;
+    switch (s->state) {
     case TF_PROTO_IM_PARTY_PENDING:
     case TF_PROTO_IM_PARTY_ACCEPTED: /* a revocation; the stored acceptance is kept */
         n->state = TF_PROTO_IM_PARTY_DECLINED;
@@ -505,11 +578,11 @@ static void party_decline(const struct tf_proto_im_party *s, uint64_t now,
     case TF_PROTO_IM_PARTY_DECLINED:
         refuse_verb(out, TF_E_BAD_STATE, "you already declined this intro");
         return;
+    case TF_PROTO_IM_PARTY_UNKNOWN:
     case TF_PROTO_IM_PARTY_INTRODUCED:
     case TF_PROTO_IM_PARTY_CLOSED:
     case TF_PROTO_IM_PARTY_EXPIRED:
-        refuse_verb(out, TF_E_BAD_STATE, "this intro is over; it can no longer be declined");
-        return;
+        return; /* answered above */
     }
 }
 
@@ -521,14 +594,14 @@ static void party_introduction(const struct tf_proto_im_party *s,
     switch (s->state) {
     case TF_PROTO_IM_PARTY_UNKNOWN:
     case TF_PROTO_IM_PARTY_PENDING:
-    case TF_PROTO_IM_PARTY_EXPIRED:
         refuse_msg(out, "an introduction for an intro never accepted");
         return;
     case TF_PROTO_IM_PARTY_INTRODUCED:
         return; /* a second delivery changes nothing */
     case TF_PROTO_IM_PARTY_ACCEPTED:
     case TF_PROTO_IM_PARTY_DECLINED: /* a revocation that came too late */
-    case TF_PROTO_IM_PARTY_CLOSED:   /* the close crossed the introduction (R14) */
+    case TF_PROTO_IM_PARTY_CLOSED:   /* the close crossed the introduction (R30) */
+    case TF_PROTO_IM_PARTY_EXPIRED:  /* past the grace, yet here: both sides must agree */
         if (!s->has_accept) {
             refuse_msg(out, "an introduction for an intro never accepted");
             return;
@@ -572,12 +645,16 @@ static void party_close(const struct tf_proto_im_party *s, const struct tf_proto
     }
 }
 
-void tf_proto_im_party_step(const struct tf_proto_im_party *s,
-                            const struct tf_proto_im_party_input *in, struct tf_proto_im_party *next,
-                            struct tf_proto_im_out *out)
+static bool party_equal(const struct tf_proto_im_party *p, const struct tf_proto_im_party *q)
 {
-    assert(next != s);
-    assert(in->event == TF_PROTO_IM_PARTY_TICK || tf_proto_im_party_deadline(s) > in->now);
+    return p->state == q->state && p->has_accept == q->has_accept && p->expires == q->expires &&
+           p->grace == q->grace;
+}
+
+static void party_step_one(const struct tf_proto_im_party *s,
+                           const struct tf_proto_im_party_input *in, struct tf_proto_im_party *next,
+                           struct tf_proto_im_out *out)
+{
     out_init(out);
     *next = *s;
     switch (in->event) {
@@ -585,7 +662,7 @@ void tf_proto_im_party_step(const struct tf_proto_im_party *s,
         party_proposal(s, in, next, out);
         break;
     case TF_PROTO_IM_PARTY_ACCEPT:
-        party_accept(s, next, out);
+        party_accept(s, in->now, next, out);
         break;
     case TF_PROTO_IM_PARTY_DECLINE:
         party_decline(s, in->now, next, out);
@@ -597,15 +674,32 @@ void tf_proto_im_party_step(const struct tf_proto_im_party *s,
         party_close(s, in, next, out);
         break;
     case TF_PROTO_IM_PARTY_TICK:
-        if (s->state == TF_PROTO_IM_PARTY_PENDING && in->now > s->expires) {
+        if (tf_proto_im_party_deadline(s) <= in->now) {
             next->state = TF_PROTO_IM_PARTY_EXPIRED;
             push_emit(out, TF_PROTO_IM_EMIT_INBOX_EXPIRED);
         }
         break;
     }
-    if (next->state != s->state || next->has_accept != s->has_accept ||
-        next->expires != s->expires)
+    if (!party_equal(s, next))
         act(out, TF_PROTO_IM_ACT_STORE, -1);
+}
+
+void tf_proto_im_party_step(const struct tf_proto_im_party *s,
+                            const struct tf_proto_im_party_input *in,
+                            struct tf_proto_im_party *next, struct tf_proto_im_out *out)
+{
+    assert(next != s);
+    if (in->event == TF_PROTO_IM_PARTY_TICK || tf_proto_im_party_deadline(s) > in->now) {
+        party_step_one(s, in, next, out);
+        return;
+    }
+    struct tf_proto_im_party_input tick = {TF_PROTO_IM_PARTY_TICK, in->now, 0, 0, 0, false, false};
+    struct tf_proto_im_party mid;
+    struct tf_proto_im_out first;
+    party_step_one(s, &tick, &mid, &first);
+    assert(tf_proto_im_party_deadline(&mid) > in->now);
+    party_step_one(&mid, in, next, out);
+    prepend(&first, out, !party_equal(s, next));
 }
 
 /* ---- Classification -------------------------------------------------- */
@@ -651,9 +745,11 @@ enum tf_proto_im_party_variant tf_proto_im_party_classify(const struct tf_proto_
                : in->policy == TF_PROTO_IM_POLICY_DECLINE ? TF_PROTO_IM_PV_PROPOSAL_DECLINE
                                                           : TF_PROTO_IM_PV_PROPOSAL_ASK;
     case TF_PROTO_IM_PARTY_ACCEPT:
-        return TF_PROTO_IM_PV_ACCEPT;
+        return !unknown && in->now > s->expires ? TF_PROTO_IM_PV_ACCEPT_LATE
+                                                : TF_PROTO_IM_PV_ACCEPT;
     case TF_PROTO_IM_PARTY_DECLINE:
-        return TF_PROTO_IM_PV_DECLINE;
+        return !unknown && in->now > s->expires ? TF_PROTO_IM_PV_DECLINE_LATE
+                                                : TF_PROTO_IM_PV_DECLINE;
     case TF_PROTO_IM_PARTY_INTRODUCTION:
         return in->materialises && s->has_accept ? TF_PROTO_IM_PV_INTRO_OK
                                                  : TF_PROTO_IM_PV_INTRO_BAD;
@@ -662,9 +758,8 @@ enum tf_proto_im_party_variant tf_proto_im_party_classify(const struct tf_proto_
     case TF_PROTO_IM_PARTY_TICK:
         break;
     }
-    return s->state == TF_PROTO_IM_PARTY_PENDING && in->now > s->expires
-               ? TF_PROTO_IM_PV_TICK_EXPIRY
-               : TF_PROTO_IM_PV_TICK_IDLE;
+    return tf_proto_im_party_deadline(s) <= in->now ? TF_PROTO_IM_PV_TICK_EXPIRY
+                                                    : TF_PROTO_IM_PV_TICK_IDLE;
 }
 
 /* ---- The tables ------------------------------------------------------ */
@@ -695,16 +790,29 @@ enum tf_proto_im_party_variant tf_proto_im_party_classify(const struct tf_proto_
 #define A_NONE TF_PROTO_IM_ACK_NONE
 #define A_OK TF_PROTO_IM_ACK_OK
 #define A_REF TF_PROTO_IM_ACK_REFUSE
+#define A_LATE TF_PROTO_IM_ACK_LATE
 #define A_RETRY TF_PROTO_IM_ACK_RETRY
 #define X_ TF_PROTO_IM_REL_X
 #define O_ TF_PROTO_IM_REL_O
 #define A_ TF_PROTO_IM_REL_A
 #define B_ TF_PROTO_IM_REL_B
 #define N_ TF_PROTO_IM_REL_NONE
-#define E(x) {TF_PROTO_IM_ACT_EMIT, 0, N_, TF_PROTO_IM_EMIT_##x}
-#define SEND(m, s) {TF_PROTO_IM_ACT_SEND, TF_PROTO_IM_MSG_##m, s, 0}
-#define LATER(s) {TF_PROTO_IM_ACT_SCHEDULE_CLOSE, TF_PROTO_IM_MSG_CLOSE, s, 0}
-#define DO(k, s) {TF_PROTO_IM_ACT_##k, 0, s, 0}
+#define E(x)                                                                                       \
+    {                                                                                              \
+        TF_PROTO_IM_ACT_EMIT, 0, N_, TF_PROTO_IM_EMIT_##x                                          \
+    }
+#define SEND(m, s)                                                                                 \
+    {                                                                                              \
+        TF_PROTO_IM_ACT_SEND, TF_PROTO_IM_MSG_##m, s, 0                                            \
+    }
+#define LATER(s)                                                                                   \
+    {                                                                                              \
+        TF_PROTO_IM_ACT_SCHEDULE_CLOSE, TF_PROTO_IM_MSG_CLOSE, s, 0                                \
+    }
+#define DO(k, s)                                                                                   \
+    {                                                                                              \
+        TF_PROTO_IM_ACT_##k, 0, s, 0                                                               \
+    }
 #define STORE DO(STORE, N_)
 #define OK_ TF_OK
 #define BAD TF_E_BAD_STATE
@@ -713,74 +821,82 @@ enum tf_proto_im_party_variant tf_proto_im_party_classify(const struct tf_proto_
 /* clang-format off */
 const struct tf_proto_im_conn_row tf_proto_im_conn_table[] = {
     /* Checks before any state: who sent it, and when it was signed. */
-    {ANY, S_NA, ANY, TF_PROTO_IM_CV_ACCEPT, SAME, SAME, SAME, A_REF, OK_, 0, {{0}},
+    {ANY, S_NA, ANY, ANY, TF_PROTO_IM_CV_ACCEPT, SAME, SAME, SAME, A_REF, OK_, 0, {{0}},
      "a reply from a side that was not asked"},
-    {ANY, S_NA, ANY, TF_PROTO_IM_CV_DECLINE, SAME, SAME, SAME, A_REF, OK_, 0, {{0}},
+    {ANY, S_NA, ANY, ANY, TF_PROTO_IM_CV_DECLINE, SAME, SAME, SAME, A_REF, OK_, 0, {{0}},
      "a reply from a side that was not asked"},
-    {ANY, S_NA, ANY, TF_PROTO_IM_CV_ACCEPT_LATE, SAME, SAME, SAME, A_REF, OK_, 0, {{0}},
+    {ANY, S_NA, ANY, ANY, TF_PROTO_IM_CV_ACCEPT_LATE, SAME, SAME, SAME, A_REF, OK_, 0, {{0}},
      "a reply from a side that was not asked"},
-    {ANY, S_NA, ANY, TF_PROTO_IM_CV_DECLINE_LATE, SAME, SAME, SAME, A_REF, OK_, 0, {{0}},
+    {ANY, S_NA, ANY, ANY, TF_PROTO_IM_CV_DECLINE_LATE, SAME, SAME, SAME, A_REF, OK_, 0, {{0}},
      "a reply from a side that was not asked"},
-    {ANY, ANY, ANY, TF_PROTO_IM_CV_ACCEPT_LATE, SAME, SAME, SAME, A_REF, OK_, 0, {{0}},
-     "R13: signed after expires + skew"},
-    {ANY, ANY, ANY, TF_PROTO_IM_CV_DECLINE_LATE, SAME, SAME, SAME, A_REF, OK_, 0, {{0}},
-     "R13: signed after expires + skew"},
+    {ANY, ANY, ANY, ANY, TF_PROTO_IM_CV_ACCEPT_LATE, SAME, SAME, SAME, A_LATE, OK_, 0, {{0}},
+     "R29: signed after expires + skew"},
+    {ANY, ANY, ANY, ANY, TF_PROTO_IM_CV_DECLINE_LATE, SAME, SAME, SAME, A_LATE, OK_, 0, {{0}},
+     "R29: signed after expires + skew"},
     /* asking */
-    {C_ASK, S_P, S_P, TF_PROTO_IM_CV_ACCEPT, SAME, S_A, SAME, A_OK, OK_, 3,
+    {C_ASK, S_P, S_P, ANY, TF_PROTO_IM_CV_ACCEPT, SAME, S_A, SAME, A_OK, OK_, 3,
      {DO(STORE_REPLY, X_), E(INTRO_REPLIED), STORE}, "x accepted; waiting for o"},
-    {C_ASK, S_P, S_NA, TF_PROTO_IM_CV_ACCEPT, SAME, S_A, S_P, A_OK, OK_, 4,
+    {C_ASK, S_P, S_NA, ANY, TF_PROTO_IM_CV_ACCEPT, SAME, S_A, S_P, A_OK, OK_, 4,
      {DO(STORE_REPLY, X_), E(INTRO_REPLIED), SEND(PROPOSAL, O_), STORE},
      "sequential: a accepted, so b is asked"},
-    {C_ASK, S_P, S_A, TF_PROTO_IM_CV_ACCEPT, C_INT, S_A, SAME, A_OK, OK_, 6,
+    {C_ASK, S_P, S_A, ANY, TF_PROTO_IM_CV_ACCEPT, C_INT, S_A, SAME, A_OK, OK_, 6,
      {DO(STORE_REPLY, X_), E(INTRO_REPLIED), SEND(INTRODUCTION, A_), SEND(INTRODUCTION, B_),
       E(INTRO_INTRODUCED), STORE},
      "both accepted: the introduction, with both replies as received, to both"},
-    {C_ASK, S_A, ANY, TF_PROTO_IM_CV_ACCEPT_SAME, SAME, SAME, SAME, A_OK, OK_, 0, {{0}},
+    {C_ASK, S_A, ANY, ANY, TF_PROTO_IM_CV_ACCEPT_SAME, SAME, SAME, SAME, A_OK, OK_, 0, {{0}},
      "the same acceptance again changes nothing"},
-    {C_ASK, S_A, ANY, TF_PROTO_IM_CV_ACCEPT_OTHER, SAME, SAME, SAME, A_REF, OK_, 0, {{0}},
-     "R12: a party never signs two acceptances"},
-    {C_ASK, ANY, S_NA, TF_PROTO_IM_CV_DECLINE, C_DEC, S_D, SAME, A_OK, OK_, 2,
+    {C_ASK, S_A, ANY, ANY, TF_PROTO_IM_CV_ACCEPT_OTHER, SAME, SAME, SAME, A_REF, OK_, 0, {{0}},
+     "R26: a party never signs two acceptances"},
+    {C_ASK, ANY, S_NA, ANY, TF_PROTO_IM_CV_DECLINE, C_DEC, S_D, SAME, A_OK, OK_, 2,
      {E(INTRO_DECLINED), STORE}, "declined; b was never asked, so no close"},
-    {C_ASK, ANY, ANY, TF_PROTO_IM_CV_DECLINE, C_DEC, S_D, SAME, A_OK, OK_, 3,
+    {C_ASK, ANY, ANY, ANY, TF_PROTO_IM_CV_DECLINE, C_DEC, S_D, SAME, A_OK, OK_, 3,
      {LATER(O_), E(INTRO_DECLINED), STORE},
-     "declined (or revoked); R16: o's close leaves after the random delay"},
-    {C_ASK, ANY, S_NA, TF_PROTO_IM_CV_WITHDRAW, C_WD, SAME, SAME, A_NONE, OK_, 3,
-     {LATER(X_), E(INTRO_WITHDRAWN), STORE}, "withdrawn; R16: the close to a after the delay"},
-    {C_ASK, ANY, ANY, TF_PROTO_IM_CV_WITHDRAW, C_WD, SAME, SAME, A_NONE, OK_, 4,
+     "declined (or revoked); R31: o's close leaves after the random delay"},
+    {C_ASK, ANY, S_NA, ANY, TF_PROTO_IM_CV_WITHDRAW, C_WD, SAME, SAME, A_NONE, OK_, 3,
+     {LATER(X_), E(INTRO_WITHDRAWN), STORE}, "withdrawn; R31: the close to a after the delay"},
+    {C_ASK, ANY, ANY, ANY, TF_PROTO_IM_CV_WITHDRAW, C_WD, SAME, SAME, A_NONE, OK_, 4,
      {LATER(X_), LATER(O_), E(INTRO_WITHDRAWN), STORE},
-     "withdrawn; R16: both closes after the same delay"},
-    {C_ASK, ANY, S_NA, TF_PROTO_IM_CV_TICK_EXPIRY, C_EXP, SAME, SAME, A_NONE, OK_, 3,
+     "withdrawn; R31: both closes after the same delay"},
+    {C_ASK, ANY, S_NA, ANY, TF_PROTO_IM_CV_TICK_EXPIRY, C_EXP, SAME, SAME, A_NONE, OK_, 3,
      {SEND(CLOSE, X_), E(INTRO_EXPIRED), STORE}, "expired: the close to a leaves at once"},
-    {C_ASK, ANY, ANY, TF_PROTO_IM_CV_TICK_EXPIRY, C_EXP, SAME, SAME, A_NONE, OK_, 4,
+    {C_ASK, ANY, ANY, ANY, TF_PROTO_IM_CV_TICK_EXPIRY, C_EXP, SAME, SAME, A_NONE, OK_, 4,
      {SEND(CLOSE, X_), SEND(CLOSE, O_), E(INTRO_EXPIRED), STORE},
      "expired: both closes leave at once"},
     /* introduced */
-    {C_INT, ANY, ANY, TF_PROTO_IM_CV_ACCEPT_SAME, SAME, SAME, SAME, A_OK, OK_, 0, {{0}},
+    {C_INT, ANY, ANY, ANY, TF_PROTO_IM_CV_ACCEPT_SAME, SAME, SAME, SAME, A_OK, OK_, 0, {{0}},
      "introduced: nothing changes"},
-    {C_INT, ANY, ANY, TF_PROTO_IM_CV_ACCEPT_OTHER, SAME, SAME, SAME, A_OK, OK_, 0, {{0}},
+    {C_INT, ANY, ANY, ANY, TF_PROTO_IM_CV_ACCEPT_OTHER, SAME, SAME, SAME, A_OK, OK_, 0, {{0}},
      "introduced: nothing changes"},
-    {C_INT, ANY, ANY, TF_PROTO_IM_CV_DECLINE, SAME, SAME, SAME, A_OK, OK_, 0, {{0}},
+    {C_INT, ANY, ANY, ANY, TF_PROTO_IM_CV_DECLINE, SAME, SAME, SAME, A_OK, OK_, 0, {{0}},
      "introduced: a revocation is too late"},
     /* declined, withdrawn, expired: a reply is answered with a close now */
-    {OVER, ANY, ANY, TF_PROTO_IM_CV_ACCEPT, SAME, SAME, SAME, A_OK, OK_, 1,
+    {OVER, ANY, ANY, 1, TF_PROTO_IM_CV_ACCEPT, SAME, SAME, SAME, A_OK, OK_, 0, {{0}},
+     "over, x's delayed close waiting: it answers, at its time (R31)"},
+    {OVER, ANY, ANY, 0, TF_PROTO_IM_CV_ACCEPT, SAME, SAME, SAME, A_OK, OK_, 1,
      {SEND(CLOSE, X_)}, "over: answered with a close at once"},
-    {OVER, ANY, ANY, TF_PROTO_IM_CV_ACCEPT_SAME, SAME, SAME, SAME, A_OK, OK_, 1,
+    {OVER, ANY, ANY, 1, TF_PROTO_IM_CV_ACCEPT_SAME, SAME, SAME, SAME, A_OK, OK_, 0, {{0}},
+     "over, x's delayed close waiting: it answers, at its time (R31)"},
+    {OVER, ANY, ANY, 0, TF_PROTO_IM_CV_ACCEPT_SAME, SAME, SAME, SAME, A_OK, OK_, 1,
      {SEND(CLOSE, X_)}, "over: answered with a close at once"},
-    {OVER, ANY, ANY, TF_PROTO_IM_CV_ACCEPT_OTHER, SAME, SAME, SAME, A_OK, OK_, 1,
+    {OVER, ANY, ANY, 1, TF_PROTO_IM_CV_ACCEPT_OTHER, SAME, SAME, SAME, A_OK, OK_, 0, {{0}},
+     "over, x's delayed close waiting: it answers, at its time (R31)"},
+    {OVER, ANY, ANY, 0, TF_PROTO_IM_CV_ACCEPT_OTHER, SAME, SAME, SAME, A_OK, OK_, 1,
      {SEND(CLOSE, X_)}, "over: answered with a close at once"},
-    {OVER, ANY, ANY, TF_PROTO_IM_CV_DECLINE, SAME, SAME, SAME, A_OK, OK_, 1,
+    {OVER, ANY, ANY, 1, TF_PROTO_IM_CV_DECLINE, SAME, SAME, SAME, A_OK, OK_, 0, {{0}},
+     "over, x's delayed close waiting: it answers, at its time (R31)"},
+    {OVER, ANY, ANY, 0, TF_PROTO_IM_CV_DECLINE, SAME, SAME, SAME, A_OK, OK_, 1,
      {SEND(CLOSE, X_)}, "over: answered with a close at once"},
     /* introduced or over */
-    {ANY, ANY, ANY, TF_PROTO_IM_CV_WITHDRAW, SAME, SAME, SAME, A_NONE, BAD, 0, {{0}},
+    {ANY, ANY, ANY, ANY, TF_PROTO_IM_CV_WITHDRAW, SAME, SAME, SAME, A_NONE, BAD, 0, {{0}},
      "only an intro that is still asking can be withdrawn"},
     /* ticks in any state */
-    {ANY, ANY, ANY, TF_PROTO_IM_CV_TICK_IDLE, SAME, SAME, SAME, A_NONE, OK_, 0, {{0}},
+    {ANY, ANY, ANY, ANY, TF_PROTO_IM_CV_TICK_IDLE, SAME, SAME, SAME, A_NONE, OK_, 0, {{0}},
      "nothing is due"},
-    {ANY, ANY, ANY, TF_PROTO_IM_CV_TICK_CLOSE_A, SAME, SAME, SAME, A_NONE, OK_, 2,
+    {ANY, ANY, ANY, ANY, TF_PROTO_IM_CV_TICK_CLOSE_A, SAME, SAME, SAME, A_NONE, OK_, 2,
      {SEND(CLOSE, A_), STORE}, "the delayed close to a leaves"},
-    {ANY, ANY, ANY, TF_PROTO_IM_CV_TICK_CLOSE_B, SAME, SAME, SAME, A_NONE, OK_, 2,
+    {ANY, ANY, ANY, ANY, TF_PROTO_IM_CV_TICK_CLOSE_B, SAME, SAME, SAME, A_NONE, OK_, 2,
      {SEND(CLOSE, B_), STORE}, "the delayed close to b leaves"},
-    {ANY, ANY, ANY, TF_PROTO_IM_CV_TICK_CLOSE_AB, SAME, SAME, SAME, A_NONE, OK_, 3,
+    {ANY, ANY, ANY, ANY, TF_PROTO_IM_CV_TICK_CLOSE_AB, SAME, SAME, SAME, A_NONE, OK_, 3,
      {SEND(CLOSE, A_), SEND(CLOSE, B_), STORE}, "both delayed closes leave"},
 };
 
@@ -807,41 +923,54 @@ const struct tf_proto_im_party_row tf_proto_im_party_table[] = {
     {ANY, ANY, TF_PROTO_IM_PV_PROPOSAL_KNOWN, SAME, SAME, A_OK, OK_, 0, {{0}}, "already known"},
     /* pending */
     {P_PEN, ANY, TF_PROTO_IM_PV_ACCEPT, P_ACC, 1, A_NONE, OK_, 3,
-     {DO(SIGN_ACCEPT, N_), E(INBOX_ACCEPTED), STORE}, "R12: the one acceptance, stored"},
+     {DO(SIGN_ACCEPT, N_), E(INBOX_ACCEPTED), STORE}, "R26: the one acceptance, stored"},
     {P_PEN, ANY, TF_PROTO_IM_PV_DECLINE, P_DEC, SAME, A_NONE, OK_, 3,
      {SEND(DECLINE, N_), E(INBOX_DECLINED), STORE}, "declined"},
     {P_PEN, ANY, TF_PROTO_IM_PV_CLOSE, P_CLO, SAME, A_OK, OK_, 2, {E(INBOX_CLOSED), STORE},
      "closed"},
     {P_PEN, ANY, TF_PROTO_IM_PV_TICK_EXPIRY, P_EXP, SAME, A_NONE, OK_, 2,
-     {E(INBOX_EXPIRED), STORE}, "the party expires its own pending items"},
+     {E(INBOX_EXPIRED), STORE}, "R37: the party expires its own pending items"},
+    {P_ACC, ANY, TF_PROTO_IM_PV_TICK_EXPIRY, P_EXP, SAME, A_NONE, OK_, 2,
+     {E(INBOX_EXPIRED), STORE}, "R37: accepted, and no introduction can arrive any more"},
     /* accepted */
     {P_ACC, ANY, TF_PROTO_IM_PV_ACCEPT, SAME, SAME, A_NONE, OK_, 1, {DO(RESEND_ACCEPT, N_)},
-     "R12: the stored acceptance again, never a new one"},
+     "R26: the stored acceptance again, never a new one"},
     {P_ACC, ANY, TF_PROTO_IM_PV_DECLINE, P_DEC, SAME, A_NONE, OK_, 3,
      {SEND(DECLINE, N_), E(INBOX_DECLINED), STORE},
      "a revocation; the stored acceptance is kept"},
     {P_ACC, 1, TF_PROTO_IM_PV_INTRO_OK, P_INT, SAME, A_OK, OK_, 3,
      {DO(ADD_CONTACT, N_), E(INBOX_INTRODUCED), STORE}, "materialised"},
     {P_ACC, ANY, TF_PROTO_IM_PV_CLOSE, P_CLO, SAME, A_OK, OK_, 2, {E(INBOX_CLOSED), STORE},
-     "closed (an introduction may still come: R14)"},
+     "closed (an introduction may still come: R30)"},
     /* declined */
     {P_DEC, ANY, TF_PROTO_IM_PV_ACCEPT, SAME, SAME, A_NONE, BAD, 0, {{0}},
-     "R12: no acceptance after one's own decline"},
+     "R27: no acceptance after one's own decline"},
     {P_DEC, ANY, TF_PROTO_IM_PV_DECLINE, SAME, SAME, A_NONE, BAD, 0, {{0}}, "already declined"},
     {P_DEC, 1, TF_PROTO_IM_PV_INTRO_OK, P_INT, SAME, A_OK, OK_, 4,
      {DO(ADD_CONTACT, N_), E(INBOX_INTRODUCED), E(INBOX_LATE_REVOCATION), STORE},
      "the revocation came too late: both sides must agree"},
     {P_DEC, ANY, TF_PROTO_IM_PV_CLOSE, P_CLO, SAME, A_OK, OK_, 2, {E(INBOX_CLOSED), STORE},
      "closed"},
-    /* closed */
+    /* closed, expired */
     {P_CLO, 1, TF_PROTO_IM_PV_INTRO_OK, P_INT, SAME, A_OK, OK_, 3,
      {DO(ADD_CONTACT, N_), E(INBOX_INTRODUCED), STORE},
-     "R14: the close crossed the introduction"},
+     "R30: the close crossed the introduction"},
+    {P_EXP, 1, TF_PROTO_IM_PV_INTRO_OK, P_INT, SAME, A_OK, OK_, 3,
+     {DO(ADD_CONTACT, N_), E(INBOX_INTRODUCED), STORE},
+     "past the grace, yet valid: both sides must agree (R30)"},
     /* over: introduced, closed, expired */
     {OVER, ANY, TF_PROTO_IM_PV_ACCEPT, SAME, SAME, A_NONE, BAD, 0, {{0}},
-     "over: no longer accepted"},
+     "over: no longer answered"},
     {OVER, ANY, TF_PROTO_IM_PV_DECLINE, SAME, SAME, A_NONE, BAD, 0, {{0}},
-     "over: no longer declined"},
+     "over: no longer answered"},
+    {OVER, ANY, TF_PROTO_IM_PV_ACCEPT_LATE, SAME, SAME, A_NONE, BAD, 0, {{0}},
+     "over: no longer answered"},
+    {OVER, ANY, TF_PROTO_IM_PV_DECLINE_LATE, SAME, SAME, A_NONE, BAD, 0, {{0}},
+     "over: no longer answered"},
+    {ANY, ANY, TF_PROTO_IM_PV_ACCEPT_LATE, SAME, SAME, A_NONE, BAD, 0, {{0}},
+     "R28: expired, the owner can no longer answer"},
+    {ANY, ANY, TF_PROTO_IM_PV_DECLINE_LATE, SAME, SAME, A_NONE, BAD, 0, {{0}},
+     "R28: expired, the owner can no longer answer"},
     {P_INT, ANY, TF_PROTO_IM_PV_INTRO_OK, SAME, SAME, A_OK, OK_, 0, {{0}},
      "a second delivery changes nothing"},
     {P_INT, ANY, TF_PROTO_IM_PV_INTRO_BAD, SAME, SAME, A_OK, OK_, 0, {{0}},
@@ -887,7 +1016,7 @@ int tf_proto_im_conn_row_find(const struct tf_proto_im_conn *s,
     for (size_t i = 0; i < tf_proto_im_conn_table_len; i++) {
         const struct tf_proto_im_conn_row *r = &tf_proto_im_conn_table[i];
         if (r->variant == v && conn_key_is(r->state, s->state) && key_is(r->x, s->side[x]) &&
-            key_is(r->o, s->side[1 - x]))
+            key_is(r->o, s->side[1 - x]) && key_is(r->wait, s->close_at[x] != TF_PROTO_IM_NEVER))
             return (int)i;
     }
     return -1;

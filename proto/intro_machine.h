@@ -16,8 +16,10 @@
  * step cannot fail.
  *
  * Contract with the caller:
- * - Before any other input, step TICK while tf_proto_im_*_deadline(state) <=
- *   now (the due expiry or delayed close happens first; step asserts it).
+ * - Step TICK when tf_proto_im_*_deadline(state) <= now (the sweep).  What is
+ *   due also happens first, in the same step, when another input comes at or
+ *   after the deadline: step(s, in) is then step(step(s, TICK), in), with the
+ *   tick's actions first and one STORE.
  * - Carry out the actions in order; STORE means "save the record" (the state
  *   changed), and is always the last action.
  * - The state is only the protocol part of the record: notes, cards, the
@@ -81,7 +83,7 @@ struct tf_proto_im_conn {
     enum tf_proto_im_conn_state state;
     enum tf_proto_im_side_state side[2]; /* [0] side a, [1] side b */
     uint64_t expires;                    /* core.expires */
-    /* When the delayed close to each side leaves (R16), or NEVER. */
+    /* When the delayed close to each side leaves (R31), or NEVER. */
     uint64_t close_at[2];
 };
 
@@ -89,9 +91,12 @@ struct tf_proto_im_conn {
 struct tf_proto_im_party {
     enum tf_proto_im_party_state state;
     /* An acceptance was signed and stored (my_accept); kept after a
-     * revocation, and never signed again (R12). */
+     * revocation, and never signed again (R26). */
     bool has_accept;
     uint64_t expires; /* core.expires, from the proposal */
+    /* How long after expires an introduction can still arrive (the intro
+     * envelopes' grace, 30 days): an accepted item expires then. */
+    uint64_t grace;
 };
 
 /* ---- Inputs ---------------------------------------------------------- */
@@ -109,10 +114,11 @@ struct tf_proto_im_conn_input {
     int side;            /* 0 a, 1 b: the sender's side */
     bool accept;         /* decision */
     bool same_as_stored; /* byte-identical to the reply already stored for side */
-    bool signed_late;    /* reply.time > core.expires + skew (R13) */
-    /* REPLY and WITHDRAW: the random delay of the closes this step may
-     * schedule, drawn by the caller from [close_delay_min, close_delay_max]. */
-    uint64_t close_delay;
+    bool signed_late;    /* reply.time > core.expires + skew (R29) */
+    /* REPLY and WITHDRAW: the random delays of the closes this step may
+     * schedule, to side a and to side b, each drawn on its own by the caller
+     * from [close_delay_min, close_delay_max] (R31). */
+    uint64_t close_delay[2];
 };
 
 enum tf_proto_im_policy {
@@ -133,8 +139,10 @@ enum tf_proto_im_party_event {
 struct tf_proto_im_party_input {
     enum tf_proto_im_party_event event;
     uint64_t now;
-    /* PROPOSAL: core.expires and the owner's policy decision for it. */
+    /* PROPOSAL: core.expires, the envelopes' grace, and the owner's policy
+     * decision for it. */
     uint64_t expires;
+    uint64_t grace;
     enum tf_proto_im_policy policy;
     /* INTRODUCTION: the materialisation check (§8) passed against the stored
      * acceptance (so the embedded reply is byte-for-byte my_accept). */
@@ -150,6 +158,7 @@ enum tf_proto_im_ack {
     TF_PROTO_IM_ACK_NONE,   /* the input was not an envelope (verb, tick) */
     TF_PROTO_IM_ACK_OK,     /* ACK status 0 */
     TF_PROTO_IM_ACK_REFUSE, /* ACK status 1, reason 9 (invalid) */
+    TF_PROTO_IM_ACK_LATE,   /* ACK status 1, reason 3 (expired): signed too late (R29) */
     TF_PROTO_IM_ACK_RETRY,  /* no ACK: the sender sends it again later */
 };
 
@@ -192,7 +201,7 @@ enum tf_proto_im_act_kind {
     TF_PROTO_IM_ACT_SCHEDULE_CLOSE,
     /* Party: sign an acceptance, store it as my_accept, send it. */
     TF_PROTO_IM_ACT_SIGN_ACCEPT,
-    /* Party: send the stored acceptance bytes again (R12). */
+    /* Party: send the stored acceptance bytes again (R26). */
     TF_PROTO_IM_ACT_RESEND_ACCEPT,
     /* Party: add the other side as a contact (the materialisation). */
     TF_PROTO_IM_ACT_ADD_CONTACT,
@@ -226,17 +235,18 @@ struct tf_proto_im_out {
 void tf_proto_im_conn_propose(bool sequential, uint64_t expires, struct tf_proto_im_conn *next,
                               struct tf_proto_im_out *out);
 
-/* One transition.  s, in, next and out are borrowed; next may not alias s.
- * Asserts the tick-first contract for inputs other than TICK. */
-void tf_proto_im_conn_step(const struct tf_proto_im_conn *s, const struct tf_proto_im_conn_input *in,
-                           struct tf_proto_im_conn *next, struct tf_proto_im_out *out);
+/* One transition (preceded by the due tick, if any).  s, in, next and out
+ * are borrowed; next may not alias s. */
+void tf_proto_im_conn_step(const struct tf_proto_im_conn *s,
+                           const struct tf_proto_im_conn_input *in, struct tf_proto_im_conn *next,
+                           struct tf_proto_im_out *out);
 
 /* The first time at which a TICK changes s, or TF_PROTO_IM_NEVER. */
 uint64_t tf_proto_im_conn_deadline(const struct tf_proto_im_conn *s);
 
 void tf_proto_im_party_step(const struct tf_proto_im_party *s,
-                            const struct tf_proto_im_party_input *in, struct tf_proto_im_party *next,
-                            struct tf_proto_im_out *out);
+                            const struct tf_proto_im_party_input *in,
+                            struct tf_proto_im_party *next, struct tf_proto_im_out *out);
 
 uint64_t tf_proto_im_party_deadline(const struct tf_proto_im_party *s);
 
@@ -276,22 +286,24 @@ enum tf_proto_im_party_variant {
     TF_PROTO_IM_PV_PROPOSAL_EXPIRED, /* a new proposal, now > expires */
     TF_PROTO_IM_PV_PROPOSAL_KNOWN,   /* a proposal for a known intro */
     TF_PROTO_IM_PV_ACCEPT,
+    TF_PROTO_IM_PV_ACCEPT_LATE, /* the owner accepts after expires */
     TF_PROTO_IM_PV_DECLINE,
+    TF_PROTO_IM_PV_DECLINE_LATE,  /* the owner declines after expires */
     TF_PROTO_IM_PV_INTRO_OK,      /* an introduction that passes the materialisation check */
     TF_PROTO_IM_PV_INTRO_BAD,     /* one that fails it (or there is no stored acceptance) */
     TF_PROTO_IM_PV_CLOSE,         /* a close (of an unknown intro: not refused lately) */
     TF_PROTO_IM_PV_CLOSE_REFUSED, /* a close of an unknown intro whose proposal was refused */
     TF_PROTO_IM_PV_TICK_IDLE,
-    TF_PROTO_IM_PV_TICK_EXPIRY, /* pending, now > expires */
+    TF_PROTO_IM_PV_TICK_EXPIRY, /* pending, now > expires; accepted, now > expires + grace */
 };
-#define TF_PROTO_IM_PV_COUNT 13
+#define TF_PROTO_IM_PV_COUNT 15
 
 const char *tf_proto_im_conn_variant_name(enum tf_proto_im_conn_variant v);
 const char *tf_proto_im_party_variant_name(enum tf_proto_im_party_variant v);
 
-/* The variant of an input in a state (the caller keeps the tick-first
- * contract).  For replies and ticks, side x is the replying side (ticks and
- * withdraw: x = a). */
+/* The variant of an input in a state where nothing is due at in->now (else
+ * classify the input in the state after the tick).  For replies, side x is
+ * the replying side (ticks and withdraw: x = a). */
 enum tf_proto_im_conn_variant tf_proto_im_conn_classify(const struct tf_proto_im_conn *s,
                                                         const struct tf_proto_im_conn_input *in);
 enum tf_proto_im_party_variant tf_proto_im_party_classify(const struct tf_proto_im_party *s,
@@ -326,6 +338,7 @@ struct tf_proto_im_expect {
 struct tf_proto_im_conn_row {
     /* key: the first row that matches decides */
     uint8_t state, x, o; /* conn state, side x's and side o's state (or ANY) */
+    uint8_t wait;        /* a delayed close to x is waiting: 0/1 (or ANY) */
     uint8_t variant;     /* enum tf_proto_im_conn_variant */
     /* result */
     uint8_t next, next_x, next_o; /* or SAME */

@@ -14,10 +14,12 @@
 #include "proto/intro_machine.h"
 
 #define EXPIRES 10u
-#define NOW 5u        /* before expiry */
-#define LATE 11u      /* after expiry */
-#define DELAY 2u      /* the close delay drawn */
-#define CLOSE_AT 7u   /* NOW + DELAY */
+#define NOW 5u     /* before expiry */
+#define LATE 11u   /* after expiry */
+#define GRACE 5u   /* an accepted item expires after EXPIRES + GRACE */
+#define GONE 16u   /* EXPIRES + GRACE + 1 */
+#define DELAY_A 2u /* the close delays drawn, to a and to b */
+#define DELAY_B 3u
 #define MAX_STATES 256
 
 /* ---- Connector ------------------------------------------------------- */
@@ -59,7 +61,7 @@ static void describe_conn(const struct tf_proto_im_conn *s, const struct tf_prot
 
 /* Compares the actions of one step with a row's expectations. */
 static void check_actions(const struct tf_proto_im_out *out, const struct tf_proto_im_expect *want,
-                          size_t n, int x, uint64_t now, uint64_t delay, const char *what)
+                          size_t n, int x, uint64_t now, const uint64_t *delay, const char *what)
 {
     if (out->n != n)
         fail_msg("%s: %zu actions, the table says %zu", what, out->n, n);
@@ -79,7 +81,7 @@ static void check_actions(const struct tf_proto_im_out *out, const struct tf_pro
                 fail_msg("%s: action %zu sends to side %d", what, i, a->side);
             break;
         case TF_PROTO_IM_ACT_SCHEDULE_CLOSE:
-            if (a->side != rel_side(e->side, x) || a->not_before != now + delay)
+            if (a->side != rel_side(e->side, x) || a->not_before != now + delay[a->side])
                 fail_msg("%s: action %zu schedules side %d at %llu", what, i, a->side,
                          (unsigned long long)a->not_before);
             break;
@@ -112,7 +114,7 @@ static void check_result_common(const struct tf_proto_im_out *out, uint8_t ack, 
         fail_msg("%s: verb %s, the table says %s", what, tf_err_name(out->verb_rc),
                  tf_err_name(verb_rc));
     bool refused = out->verb_rc != TF_OK || out->ack == TF_PROTO_IM_ACK_REFUSE ||
-                   out->ack == TF_PROTO_IM_ACK_RETRY;
+                   out->ack == TF_PROTO_IM_ACK_LATE || out->ack == TF_PROTO_IM_ACK_RETRY;
     if (refused != (out->why != NULL))
         fail_msg("%s: a refusal and only a refusal says why", what);
 }
@@ -129,10 +131,66 @@ static bool store_last_iff_changed(const struct tf_proto_im_out *out, bool chang
 static struct tf_proto_im_conn_input reply(int x, bool accept, bool same, bool late)
 {
     return (struct tf_proto_im_conn_input){TF_PROTO_IM_CONN_REPLY, NOW, x, accept, same, late,
-                                           DELAY};
+                                           {DELAY_A, DELAY_B}};
 }
 
 /* Every input, in every variant the state allows. */
+/* first's actions then second's, without their STOREs, then STORE if
+ * changed: what a step preceded by its due tick must give. */
+static void compose(const struct tf_proto_im_out *first, const struct tf_proto_im_out *second,
+                    bool changed, struct tf_proto_im_out *want)
+{
+    *want = *second;
+    want->n = 0;
+    const struct tf_proto_im_out *parts[2] = {first, second};
+    for (int p = 0; p < 2; p++)
+        for (size_t k = 0; k < parts[p]->n; k++)
+            if (parts[p]->a[k].kind != TF_PROTO_IM_ACT_STORE) {
+                assert_true(want->n < TF_PROTO_IM_ACTIONS_MAX);
+                want->a[want->n++] = parts[p]->a[k];
+            }
+    if (changed) {
+        assert_true(want->n < TF_PROTO_IM_ACTIONS_MAX);
+        memset(&want->a[want->n], 0, sizeof want->a[0]);
+        want->a[want->n++].kind = TF_PROTO_IM_ACT_STORE;
+    }
+}
+
+static void assert_same_out(const struct tf_proto_im_out *got, const struct tf_proto_im_out *want,
+                            const char *what)
+{
+    bool same = got->ack == want->ack && got->verb_rc == want->verb_rc && got->n == want->n;
+    for (size_t k = 0; same && k < got->n; k++) {
+        const struct tf_proto_im_action *a = &got->a[k], *b = &want->a[k];
+        same = a->kind == b->kind;
+        if (same && a->kind != TF_PROTO_IM_ACT_STORE)
+            same = a->msg == b->msg && a->side == b->side && a->emit == b->emit &&
+                   a->not_before == b->not_before;
+    }
+    if (!same)
+        fail_msg("%s: the step is not its due tick followed by the input", what);
+}
+
+/* An input that comes when something is due: the tick happens first, in the
+ * same step. */
+static void check_conn_due_first(const struct tf_proto_im_conn *s,
+                                 const struct tf_proto_im_conn_input *in)
+{
+    char what[256];
+    describe_conn(s, in, what, sizeof what);
+    struct tf_proto_im_conn_input tick = {
+        TF_PROTO_IM_CONN_TICK, in->now, 0, false, false, false, {0, 0}};
+    struct tf_proto_im_conn mid, want_next, next;
+    struct tf_proto_im_out first, second, want, out;
+    tf_proto_im_conn_step(s, &tick, &mid, &first);
+    tf_proto_im_conn_step(&mid, in, &want_next, &second);
+    compose(&first, &second, !conn_same(s, &want_next), &want);
+    tf_proto_im_conn_step(s, in, &next, &out);
+    if (!conn_same(&next, &want_next))
+        fail_msg("%s: not the state of its due tick followed by the input", what);
+    assert_same_out(&out, &want, what);
+}
+
 static size_t conn_inputs(const struct tf_proto_im_conn *s, struct tf_proto_im_conn_input *in)
 {
     size_t n = 0;
@@ -144,12 +202,12 @@ static size_t conn_inputs(const struct tf_proto_im_conn *s, struct tf_proto_im_c
         in[n++] = reply(x, false, false, false);
         in[n++] = reply(x, false, false, true);
     }
-    in[n++] = (struct tf_proto_im_conn_input){TF_PROTO_IM_CONN_WITHDRAW, NOW, 0, false, false,
-                                              false, DELAY};
-    const uint64_t ticks[] = {NOW, CLOSE_AT, LATE};
-    for (size_t i = 0; i < 3; i++)
-        in[n++] = (struct tf_proto_im_conn_input){TF_PROTO_IM_CONN_TICK, ticks[i], 0, false, false,
-                                                  false, 0};
+    in[n++] = (struct tf_proto_im_conn_input){
+        TF_PROTO_IM_CONN_WITHDRAW, NOW, 0, false, false, false, {DELAY_A, DELAY_B}};
+    const uint64_t ticks[] = {NOW, NOW + DELAY_A, NOW + DELAY_B, LATE};
+    for (size_t i = 0; i < 4; i++)
+        in[n++] = (struct tf_proto_im_conn_input){
+            TF_PROTO_IM_CONN_TICK, ticks[i], 0, false, false, false, {0, 0}};
     return n;
 }
 
@@ -157,7 +215,7 @@ static void test_connector_table(void **state)
 {
     (void)state;
     struct tf_proto_im_conn seen[MAX_STATES];
-    size_t n_seen = 0, pairs = 0;
+    size_t n_seen = 0, pairs = 0, due_pairs = 0;
     bool used[64] = {false};
     bool variant_seen[TF_PROTO_IM_CV_COUNT] = {false};
     assert_true(tf_proto_im_conn_table_len <= 64);
@@ -172,8 +230,15 @@ static void test_connector_table(void **state)
         struct tf_proto_im_conn_input in[32];
         size_t n_in = conn_inputs(s, in);
         for (size_t k = 0; k < n_in; k++) {
-            if (in[k].event != TF_PROTO_IM_CONN_TICK && tf_proto_im_conn_deadline(s) <= in[k].now)
-                continue; /* the tick-first contract */
+            uint64_t due = tf_proto_im_conn_deadline(s);
+            if (in[k].event != TF_PROTO_IM_CONN_TICK && due != TF_PROTO_IM_NEVER) {
+                struct tf_proto_im_conn_input late = in[k];
+                late.now = due;
+                check_conn_due_first(s, &late);
+                due_pairs++;
+            }
+            if (in[k].event != TF_PROTO_IM_CONN_TICK && due <= in[k].now)
+                continue; /* that was the pair just checked */
             char what[256];
             describe_conn(s, &in[k], what, sizeof what);
             int row = tf_proto_im_conn_row_find(s, &in[k]);
@@ -219,8 +284,10 @@ static void test_connector_table(void **state)
     for (int v = 0; v < TF_PROTO_IM_CV_COUNT; v++)
         if (!variant_seen[v])
             fail_msg("variant %s never ran", tf_proto_im_conn_variant_name(v));
-    print_message("connector: %zu reachable states, %zu state x event pairs, %zu rows\n", n_seen,
-                  pairs, tf_proto_im_conn_table_len);
+    print_message("connector: %zu reachable states, %zu state x event pairs, %zu rows; %zu "
+                  "inputs at a deadline\n",
+                  n_seen, pairs, tf_proto_im_conn_table_len, due_pairs);
+    assert_true(due_pairs > 0);
     /* Both modes, every terminal state, the delayed closes: at least. */
     assert_true(n_seen >= 20);
 }
@@ -229,35 +296,70 @@ static void test_connector_table(void **state)
 
 static bool party_same(const struct tf_proto_im_party *p, const struct tf_proto_im_party *q)
 {
-    return p->state == q->state && p->has_accept == q->has_accept && p->expires == q->expires;
+    return p->state == q->state && p->has_accept == q->has_accept && p->expires == q->expires &&
+           p->grace == q->grace;
 }
 
+static struct tf_proto_im_party_input party_in(enum tf_proto_im_party_event ev, uint64_t now)
+{
+    struct tf_proto_im_party_input in = {ev,    now,  EXPIRES, GRACE, TF_PROTO_IM_POLICY_ASK,
+                                         false, false};
+    return in;
+}
+
+/* Every input, in every variant: the verbs before and after expiry, and
+ * the ticks before and after each deadline. */
 static size_t party_inputs(struct tf_proto_im_party_input *in)
 {
     size_t n = 0;
-    for (int p = 0; p < 3; p++)
-        in[n++] = (struct tf_proto_im_party_input){TF_PROTO_IM_PARTY_PROPOSAL, NOW, EXPIRES,
-                                                   (enum tf_proto_im_policy)p, false, false};
-    in[n++] = (struct tf_proto_im_party_input){TF_PROTO_IM_PARTY_PROPOSAL, LATE, EXPIRES,
-                                               TF_PROTO_IM_POLICY_ASK, false, false};
-    in[n++] = (struct tf_proto_im_party_input){TF_PROTO_IM_PARTY_ACCEPT, NOW, 0, 0, false, false};
-    in[n++] = (struct tf_proto_im_party_input){TF_PROTO_IM_PARTY_DECLINE, NOW, 0, 0, false, false};
-    for (int m = 0; m < 2; m++)
-        in[n++] = (struct tf_proto_im_party_input){TF_PROTO_IM_PARTY_INTRODUCTION, NOW, 0, 0,
-                                                   m == 1, false};
-    for (int f = 0; f < 2; f++)
-        in[n++] = (struct tf_proto_im_party_input){TF_PROTO_IM_PARTY_CLOSE, NOW, 0, 0, false,
-                                                   f == 1};
-    in[n++] = (struct tf_proto_im_party_input){TF_PROTO_IM_PARTY_TICK, NOW, 0, 0, false, false};
-    in[n++] = (struct tf_proto_im_party_input){TF_PROTO_IM_PARTY_TICK, LATE, 0, 0, false, false};
+    for (int p = 0; p < 3; p++) {
+        in[n] = party_in(TF_PROTO_IM_PARTY_PROPOSAL, NOW);
+        in[n++].policy = (enum tf_proto_im_policy)p;
+    }
+    in[n++] = party_in(TF_PROTO_IM_PARTY_PROPOSAL, LATE);
+    const uint64_t verb_times[] = {NOW, LATE};
+    for (size_t t = 0; t < 2; t++) {
+        in[n++] = party_in(TF_PROTO_IM_PARTY_ACCEPT, verb_times[t]);
+        in[n++] = party_in(TF_PROTO_IM_PARTY_DECLINE, verb_times[t]);
+    }
+    for (int m = 0; m < 2; m++) {
+        in[n] = party_in(TF_PROTO_IM_PARTY_INTRODUCTION, NOW);
+        in[n++].materialises = m == 1;
+    }
+    for (int f = 0; f < 2; f++) {
+        in[n] = party_in(TF_PROTO_IM_PARTY_CLOSE, NOW);
+        in[n++].refused = f == 1;
+    }
+    const uint64_t ticks[] = {NOW, LATE, GONE};
+    for (size_t t = 0; t < 3; t++)
+        in[n++] = party_in(TF_PROTO_IM_PARTY_TICK, ticks[t]);
     return n;
+}
+
+static void check_party_due_first(const struct tf_proto_im_party *s,
+                                  const struct tf_proto_im_party_input *in)
+{
+    char what[256];
+    snprintf(what, sizeof what, "party %s (accept stored: %d); input %d at its deadline %llu",
+             tf_proto_im_party_state_name(s->state), s->has_accept, (int)in->event,
+             (unsigned long long)in->now);
+    struct tf_proto_im_party_input tick = party_in(TF_PROTO_IM_PARTY_TICK, in->now);
+    struct tf_proto_im_party mid, want_next, next;
+    struct tf_proto_im_out first, second, want, out;
+    tf_proto_im_party_step(s, &tick, &mid, &first);
+    tf_proto_im_party_step(&mid, in, &want_next, &second);
+    compose(&first, &second, !party_same(s, &want_next), &want);
+    tf_proto_im_party_step(s, in, &next, &out);
+    if (!party_same(&next, &want_next))
+        fail_msg("%s: not the state of its due tick followed by the input", what);
+    assert_same_out(&out, &want, what);
 }
 
 static void test_party_table(void **state)
 {
     (void)state;
     struct tf_proto_im_party seen[MAX_STATES];
-    size_t n_seen = 1, pairs = 0;
+    size_t n_seen = 1, pairs = 0, due_pairs = 0;
     bool used[64] = {false};
     bool variant_seen[TF_PROTO_IM_PV_COUNT] = {false};
     assert_true(tf_proto_im_party_table_len <= 64);
@@ -268,9 +370,16 @@ static void test_party_table(void **state)
     for (size_t i = 0; i < n_seen; i++) {
         const struct tf_proto_im_party *s = &seen[i];
         for (size_t k = 0; k < n_in; k++) {
-            if (in[k].event != TF_PROTO_IM_PARTY_TICK &&
-                tf_proto_im_party_deadline(s) <= in[k].now)
-                continue;
+            uint64_t due = tf_proto_im_party_deadline(s);
+            if (in[k].event != TF_PROTO_IM_PARTY_TICK && due != TF_PROTO_IM_NEVER &&
+                !(in[k].materialises && !s->has_accept)) {
+                struct tf_proto_im_party_input late = in[k];
+                late.now = due;
+                check_party_due_first(s, &late);
+                due_pairs++;
+            }
+            if (in[k].event != TF_PROTO_IM_PARTY_TICK && due <= in[k].now)
+                continue; /* that was the pair just checked */
             /* The materialisation check can pass only against a stored
              * acceptance. */
             if (in[k].materialises && !s->has_accept)
@@ -294,7 +403,7 @@ static void test_party_table(void **state)
                 fail_msg("%s: goes to %s (accept stored: %d), row %d", what,
                          tf_proto_im_party_state_name(next.state), next.has_accept, row);
             check_result_common(&out, r->ack, r->verb_rc, what);
-            check_actions(&out, r->act, r->n, 0, in[k].now, 0, what);
+            check_actions(&out, r->act, r->n, 0, in[k].now, NULL, what);
             if (!store_last_iff_changed(&out, !party_same(s, &next)))
                 fail_msg("%s: STORE must be last, exactly when the record changes", what);
             used[row] = true;
@@ -316,11 +425,13 @@ static void test_party_table(void **state)
     for (int v = 0; v < TF_PROTO_IM_PV_COUNT; v++)
         if (!variant_seen[v])
             fail_msg("variant %s never ran", tf_proto_im_party_variant_name(v));
-    print_message("party: %zu reachable states, %zu state x event pairs, %zu rows\n", n_seen,
-                  pairs, tf_proto_im_party_table_len);
+    print_message("party: %zu reachable states, %zu state x event pairs, %zu rows; %zu inputs at "
+                  "a deadline\n",
+                  n_seen, pairs, tf_proto_im_party_table_len, due_pairs);
+    assert_true(due_pairs > 0);
     /* unknown, pending, accepted, declined with and without an acceptance,
-     * introduced, closed with and without, expired. */
-    assert_int_equal(n_seen, 9);
+     * introduced, closed with and without, expired with and without. */
+    assert_int_equal(n_seen, 10);
 }
 
 /* ---- The orderings of issues 12 and 13, one by one ------------------- */
@@ -328,7 +439,8 @@ static void test_party_table(void **state)
 static void party_do(struct tf_proto_im_party *s, enum tf_proto_im_party_event ev, bool flag,
                      struct tf_proto_im_out *out)
 {
-    struct tf_proto_im_party_input in = {ev, NOW, EXPIRES, TF_PROTO_IM_POLICY_ASK, flag, false};
+    struct tf_proto_im_party_input in = party_in(ev, NOW);
+    in.materialises = flag;
     struct tf_proto_im_party next;
     tf_proto_im_party_step(s, &in, &next, out);
     *s = next;
@@ -348,7 +460,7 @@ static size_t count(const struct tf_proto_im_out *out, enum tf_proto_im_act_kind
 static void test_accept_decline_accept_signs_once(void **state)
 {
     (void)state;
-    struct tf_proto_im_party s = {TF_PROTO_IM_PARTY_UNKNOWN, false, 0};
+    struct tf_proto_im_party s = {TF_PROTO_IM_PARTY_UNKNOWN, false, 0, 0};
     struct tf_proto_im_out out;
     size_t signed_n = 0;
     party_do(&s, TF_PROTO_IM_PARTY_PROPOSAL, false, &out);
@@ -371,11 +483,11 @@ static void test_accept_decline_accept_signs_once(void **state)
     assert_int_equal(count(&out, TF_PROTO_IM_ACT_ADD_CONTACT), 1);
 }
 
-/* R14: accepted, then closed, then the introduction (they crossed). */
+/* R30: accepted, then closed, then the introduction (they crossed). */
 static void test_closed_then_introduction_materialises(void **state)
 {
     (void)state;
-    struct tf_proto_im_party s = {TF_PROTO_IM_PARTY_UNKNOWN, false, 0};
+    struct tf_proto_im_party s = {TF_PROTO_IM_PARTY_UNKNOWN, false, 0, 0};
     struct tf_proto_im_out out;
     party_do(&s, TF_PROTO_IM_PARTY_PROPOSAL, false, &out);
     party_do(&s, TF_PROTO_IM_PARTY_ACCEPT, false, &out);
@@ -384,7 +496,7 @@ static void test_closed_then_introduction_materialises(void **state)
     party_do(&s, TF_PROTO_IM_PARTY_INTRODUCTION, true, &out);
     assert_int_equal(s.state, TF_PROTO_IM_PARTY_INTRODUCED);
     /* Never accepted and closed: refused. */
-    struct tf_proto_im_party t = {TF_PROTO_IM_PARTY_UNKNOWN, false, 0};
+    struct tf_proto_im_party t = {TF_PROTO_IM_PARTY_UNKNOWN, false, 0, 0};
     party_do(&t, TF_PROTO_IM_PARTY_PROPOSAL, false, &out);
     party_do(&t, TF_PROTO_IM_PARTY_CLOSE, false, &out);
     party_do(&t, TF_PROTO_IM_PARTY_INTRODUCTION, true, &out);
@@ -400,9 +512,17 @@ static void conn_do(struct tf_proto_im_conn *s, struct tf_proto_im_conn_input in
     *s = next;
 }
 
-/* R13 and R16: a late reply is refused; a decline's close waits for the
- * delay and leaves on the tick; a withdrawal's closes use the same delay;
- * expiry closes at once. */
+static struct tf_proto_im_conn_input cin(enum tf_proto_im_conn_event ev, uint64_t now, int side,
+                                         bool accept, bool late, uint64_t delay_a, uint64_t delay_b)
+{
+    struct tf_proto_im_conn_input in = {ev, now, side, accept, false, late, {delay_a, delay_b}};
+    return in;
+}
+
+/* R29 and R31: a late reply is refused (reason 3); a decline's close waits
+ * for its delay and leaves on the tick, and a reply from that side meanwhile
+ * does not hasten it; a withdrawal draws one delay per close; expiry closes
+ * at once. */
 static void test_connector_late_reply_and_delays(void **state)
 {
     (void)state;
@@ -410,47 +530,74 @@ static void test_connector_late_reply_and_delays(void **state)
     struct tf_proto_im_out out;
     tf_proto_im_conn_propose(false, EXPIRES, &s, &out);
     assert_int_equal(tf_proto_im_conn_deadline(&s), EXPIRES + 1);
-    conn_do(&s, (struct tf_proto_im_conn_input){TF_PROTO_IM_CONN_REPLY, NOW, 0, true, false, true, 3},
-            &out);
-    assert_int_equal(out.ack, TF_PROTO_IM_ACK_REFUSE);
+    conn_do(&s, cin(TF_PROTO_IM_CONN_REPLY, NOW, 0, true, true, 3, 3), &out);
+    assert_int_equal(out.ack, TF_PROTO_IM_ACK_LATE);
     assert_int_equal(s.side[0], TF_PROTO_IM_SIDE_PENDING);
-    conn_do(&s,
-            (struct tf_proto_im_conn_input){TF_PROTO_IM_CONN_REPLY, NOW, 1, false, false, false, 3},
-            &out);
+    conn_do(&s, cin(TF_PROTO_IM_CONN_REPLY, NOW, 1, false, false, 3, 4), &out);
     assert_int_equal(s.state, TF_PROTO_IM_CONN_DECLINED);
     assert_int_equal(s.close_at[0], NOW + 3);
     assert_int_equal(s.close_at[1], TF_PROTO_IM_NEVER);
     assert_int_equal(count(&out, TF_PROTO_IM_ACT_SEND), 0);
     assert_int_equal(tf_proto_im_conn_deadline(&s), NOW + 3);
-    conn_do(&s, (struct tf_proto_im_conn_input){TF_PROTO_IM_CONN_TICK, NOW + 2, 0, 0, 0, 0, 0},
-            &out);
+    conn_do(&s, cin(TF_PROTO_IM_CONN_REPLY, NOW + 1, 0, true, false, 3, 3), &out);
+    assert_int_equal(out.ack, TF_PROTO_IM_ACK_OK);
+    assert_int_equal(out.n, 0); /* a's close waits for its time */
+    conn_do(&s, cin(TF_PROTO_IM_CONN_TICK, NOW + 2, 0, false, false, 0, 0), &out);
     assert_int_equal(out.n, 0);
-    conn_do(&s, (struct tf_proto_im_conn_input){TF_PROTO_IM_CONN_TICK, NOW + 3, 0, 0, 0, 0, 0},
-            &out);
+    conn_do(&s, cin(TF_PROTO_IM_CONN_TICK, NOW + 3, 0, false, false, 0, 0), &out);
     assert_int_equal(out.n, 2);
     assert_int_equal(out.a[0].msg, TF_PROTO_IM_MSG_CLOSE);
     assert_int_equal(out.a[0].side, 0);
     assert_int_equal(tf_proto_im_conn_deadline(&s), TF_PROTO_IM_NEVER);
+    conn_do(&s, cin(TF_PROTO_IM_CONN_REPLY, NOW + 4, 0, true, false, 3, 3), &out);
+    assert_int_equal(count(&out, TF_PROTO_IM_ACT_SEND), 1); /* none waits now: at once */
 
     tf_proto_im_conn_propose(false, EXPIRES, &s, &out);
-    conn_do(&s, (struct tf_proto_im_conn_input){TF_PROTO_IM_CONN_WITHDRAW, NOW, 0, 0, 0, 0, 3},
-            &out);
+    conn_do(&s, cin(TF_PROTO_IM_CONN_WITHDRAW, NOW, 0, false, false, 3, 7), &out);
     assert_int_equal(s.close_at[0], NOW + 3);
-    assert_int_equal(s.close_at[1], NOW + 3);
-    conn_do(&s, (struct tf_proto_im_conn_input){TF_PROTO_IM_CONN_WITHDRAW, NOW, 0, 0, 0, 0, 3},
-            &out);
+    assert_int_equal(s.close_at[1], NOW + 7);
+    conn_do(&s, cin(TF_PROTO_IM_CONN_WITHDRAW, NOW, 0, false, false, 3, 3), &out);
     assert_rc(out.verb_rc, TF_E_BAD_STATE);
 
     tf_proto_im_conn_propose(false, EXPIRES, &s, &out);
-    conn_do(&s, (struct tf_proto_im_conn_input){TF_PROTO_IM_CONN_TICK, EXPIRES, 0, 0, 0, 0, 0},
-            &out);
+    conn_do(&s, cin(TF_PROTO_IM_CONN_TICK, EXPIRES, 0, false, false, 0, 0), &out);
     assert_int_equal(s.state, TF_PROTO_IM_CONN_ASKING); /* valid until expires, inclusive */
-    conn_do(&s,
-            (struct tf_proto_im_conn_input){TF_PROTO_IM_CONN_TICK, EXPIRES + 1, 0, 0, 0, 0, 0},
-            &out);
+    conn_do(&s, cin(TF_PROTO_IM_CONN_TICK, EXPIRES + 1, 0, false, false, 0, 0), &out);
     assert_int_equal(s.state, TF_PROTO_IM_CONN_EXPIRED);
     assert_int_equal(count(&out, TF_PROTO_IM_ACT_SEND), 2);
     assert_int_equal(out.a[0].not_before, EXPIRES + 1);
+}
+
+/* The party expires its own items: pending after expires, accepted after
+ * the grace; the owner cannot answer after expires; a valid introduction
+ * still materialises from expired-after-accepting. */
+static void test_party_expiry(void **state)
+{
+    (void)state;
+    struct tf_proto_im_party s = {TF_PROTO_IM_PARTY_UNKNOWN, false, 0, 0};
+    struct tf_proto_im_out out;
+    party_do(&s, TF_PROTO_IM_PARTY_PROPOSAL, false, &out);
+    assert_int_equal(tf_proto_im_party_deadline(&s), EXPIRES + 1);
+    party_do(&s, TF_PROTO_IM_PARTY_ACCEPT, false, &out);
+    assert_int_equal(tf_proto_im_party_deadline(&s), EXPIRES + GRACE + 1);
+    struct tf_proto_im_party next;
+    struct tf_proto_im_party_input in = party_in(TF_PROTO_IM_PARTY_DECLINE, LATE);
+    tf_proto_im_party_step(&s, &in, &next, &out);
+    assert_rc(out.verb_rc, TF_E_BAD_STATE);
+    assert_int_equal(next.state, TF_PROTO_IM_PARTY_ACCEPTED);
+    in = party_in(TF_PROTO_IM_PARTY_ACCEPT, LATE); /* not even the resend */
+    tf_proto_im_party_step(&s, &in, &next, &out);
+    assert_rc(out.verb_rc, TF_E_BAD_STATE);
+    assert_int_equal(out.n, 0);
+    in = party_in(TF_PROTO_IM_PARTY_TICK, EXPIRES + GRACE);
+    tf_proto_im_party_step(&s, &in, &next, &out);
+    assert_int_equal(next.state, TF_PROTO_IM_PARTY_ACCEPTED);
+    in = party_in(TF_PROTO_IM_PARTY_TICK, EXPIRES + GRACE + 1);
+    tf_proto_im_party_step(&s, &in, &next, &out);
+    assert_int_equal(next.state, TF_PROTO_IM_PARTY_EXPIRED);
+    s = next;
+    party_do(&s, TF_PROTO_IM_PARTY_INTRODUCTION, true, &out);
+    assert_int_equal(s.state, TF_PROTO_IM_PARTY_INTRODUCED);
 }
 
 static void test_names(void **state)
@@ -476,6 +623,7 @@ int main(void)
         cmocka_unit_test(test_accept_decline_accept_signs_once),
         cmocka_unit_test(test_closed_then_introduction_materialises),
         cmocka_unit_test(test_connector_late_reply_and_delays),
+        cmocka_unit_test(test_party_expiry),
         cmocka_unit_test(test_names),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
