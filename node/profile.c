@@ -223,10 +223,18 @@ int tf_node_profile_card_update(struct tf_node *node, const uint8_t from_pk[32],
     struct tf_node_contact old, c;
     memset(&old, 0, sizeof old);
     memset(&c, 0, sizeof c);
-    if (tf_proto_card_verify(body, len, &card) != TF_OK ||
-        sodium_memcmp(card.sign_pk, from_pk, 32) != 0)
+    char tid[TF_PROTO_TEXT_ID_SIZE];
+    tf_proto_text_id_encode(from_pk, tid);
+    int rc = tf_proto_card_verify(body, len, &card);
+    if (rc == TF_OK && sodium_memcmp(card.sign_pk, from_pk, 32) != 0)
+        rc = TF_E_KEY_MISMATCH;
+    if (rc != TF_OK) {
+        /* Say which check failed (docs/PROTOCOL.md §6), not just "invalid". */
+        tf_node_log(TF_NODE_LOG_WARN, "node", "card update from %s refused: %s (%s)", tid,
+                    tf_err_name(rc), tf_strerror(rc));
         return TF_PROTO_ACK_REASON_INVALID;
-    int rc = tf_node_store_contact_get(node->store, from_pk, &old);
+    }
+    rc = tf_node_store_contact_get(node->store, from_pk, &old);
     if (rc == TF_E_NOT_FOUND)
         return TF_PROTO_ACK_REASON_REFUSED; /* only contacts' cards are kept */
     if (rc != TF_OK)
@@ -249,8 +257,6 @@ int tf_node_profile_card_update(struct tf_node *node, const uint8_t from_pk[32],
     c.updated = tf_node_now(node);
     if ((rc = tf_node_store_contact_put(node->store, &c)) != TF_OK)
         goto out;
-    char tid[TF_PROTO_TEXT_ID_SIZE];
-    tf_proto_text_id_encode(from_pk, tid);
     struct tf_proto_mp_writer w;
     struct tf_proto_buf rec;
     tf_proto_mp_writer_init(&w);
