@@ -390,7 +390,10 @@ static uint64_t max_u64(uint64_t a, uint64_t b)
  *   'o' u64be(at) id                a finished intro is collected at `at`
  *   't' u64be(at) id                a tombstone is collected at `at`
  *   'f' connector id                every inbox item and tombstone, by connector
- *   's' id                          every one a stranger caused
+ *                                   (what refers to the connector's card)
+ *   'b' connector id                the same but introduced items: what counts
+ *                                   against the connector's budget
+ *   's' id                          every one of those a stranger caused
  *   'q' party id                    every intro, by party (their card is kept)
  *   'r' u64be(~received) id         inbox items, newest first (paging)
  *   'p' u64be(~created) id          intros, newest first (paging)
@@ -471,8 +474,16 @@ static void in_keys(const struct tf_node *node, const struct intro_in *r, struct
         return;
     ks_time(ks, 'r', ~r->received, r->id);
     ks_pk(ks, 'f', p.core.connector_pk, r->id);
-    if (r->stranger)
-        ks_pk(ks, 's', NULL, r->id);
+    /* An introduced item is not the connector's to spend: it exists because
+     * the owner (or the owner's policy) and the other party both said yes,
+     * and it is the proof behind a contact, kept for good.  Counting it
+     * would lock a long-standing connector out after its 200th
+     * introduction. */
+    if (r->state != IN_INTRODUCED) {
+        ks_pk(ks, 'b', p.core.connector_pk, r->id);
+        if (r->stranger)
+            ks_pk(ks, 's', NULL, r->id);
+    }
     if (r->state == IN_PENDING)
         ks_time(ks, 'x', p.core.expires, r->id);
     else if (r->state == IN_ACCEPTED)
@@ -680,6 +691,7 @@ static void tomb_keys(const uint8_t id[32], const uint8_t val[TOMB_VAL_LEN], str
 {
     ks->n = 0;
     ks_pk(ks, 'f', val + 8, id);
+    ks_pk(ks, 'b', val + 8, id);
     if (val[40])
         ks_pk(ks, 's', NULL, id);
     ks_time(ks, 't', get_u64be(val), id);
@@ -1205,13 +1217,14 @@ static int on_proposal(struct tf_node *node, const uint8_t from[32], const uint8
     }
     /* Budgets (docs/CONTROL.md "Settings"): one connector may not fill the
      * inbox, open proposals or any others (each record it caused counts,
-     * tombstones too), and strangers together have a budget of their own. */
+     * tombstones too, but introduced items: see in_keys), and strangers
+     * together have a budget of their own. */
     struct pending_scan ps = {from, 0, node->config.max_pending_per_connector};
     rc = tf_node_store_kv_foreach_from(node->store, TF_NODE_STORE_INTRO_PENDING, from, 32,
                                        pending_cb, &ps);
     uint64_t mine = 0, strangers = 0;
     if ((rc == TF_OK || rc == 1) &&
-        (rc = prefix_count(node, 'f', from, node->config.max_intros_per_connector, &mine)) ==
+        (rc = prefix_count(node, 'b', from, node->config.max_intros_per_connector, &mine)) ==
             TF_OK &&
         stranger)
         rc = prefix_count(node, 's', NULL, node->config.max_stranger_intros, &strangers);

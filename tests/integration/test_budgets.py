@@ -129,6 +129,35 @@ class Budgets(NodeTestCase):
         self.contact_still_served(alice, carol)
         self.assertEqual(table_entries(alice.home)["intros_in"], 1001)
 
+    def test_introduced_items_do_not_use_up_the_connectors_budget(self):
+        # Alice keeps at most 3 records per connector, and accepts Carol's
+        # intros by policy (Bob by hand).  Introduced items are the owner's
+        # own consent, kept for good: a fourth and fifth intro from Carol
+        # still get in once the first three are introduced.
+        alice, carol, bob = self.victim("accept when connector is known\n",
+                                        max_intros_per_connector=3)
+        ids = []
+        for i in range(5):
+            iid = carol.json("propose", "alice", "bob", "--topic", "t%d" % i)["id"]
+            wait_for("Bob's item %d" % i,
+                     lambda: any(x["id"] == iid for x in bob.json("inbox")), WAIT)
+            bob.cli("accept", iid)
+            wait_for("intro %d introduced at Alice" % i,
+                     lambda: any(x["id"] == iid and x["state"] == "introduced"
+                                 for x in alice.json("inbox", "--all", "--limit", "10")), WAIT)
+            ids.append(iid)
+        # Open records still count: three pending (the policy now asks)
+        # fill the budget, and a fourth is refused.
+        with open(os.path.join(alice.home, "policy"), "w") as f:
+            f.write("ask\n")
+        alice.cli("policy", "reload")
+        pend = [carol.json("propose", "alice", "bob", "--topic", "p%d" % i)["id"]
+                for i in range(4)]
+        wait_for("three pending at Alice",
+                 lambda: sum(1 for x in alice.json("inbox") if x["id"] in pend) == 3, WAIT)
+        wait_for("the fourth refused",
+                 lambda: "max_intros_per_connector reached" in alice.log(), WAIT)
+
     def test_many_strangers_declined_by_policy(self):
         alice, carol, bob = self.victim("decline when connector is unknown\nask\n")
         before = alice.json("status")["store_bytes"]
