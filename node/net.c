@@ -632,14 +632,18 @@ static int start_handshake(struct tf_node_link *l)
     return rc;
 }
 
-/* Writes the next handshake message; payload is our card for messages 2/3. */
+/* Writes the next handshake message; payload is our card, padded, for
+ * messages 2/3 (tf_proto_link_hs_payload_pad), nothing for message 1. */
 static int handshake_write(struct tf_node_link *l, bool with_card)
 {
     static uint8_t out[TF_PROTO_NOISE_MSG_MAX];
+    static uint8_t padded[TF_PROTO_LINK_HS_PAYLOAD_LEN];
     size_t len;
     const struct tf_proto_buf *card = &l->net->node->card;
-    int rc = tf_proto_noise_handshake_write(&l->hs, with_card ? card->data : NULL,
-                                            with_card ? card->len : 0, out, sizeof out, &len);
+    int rc = with_card ? tf_proto_link_hs_payload_pad(card->data, card->len, padded) : TF_OK;
+    if (rc == TF_OK)
+        rc = tf_proto_noise_handshake_write(&l->hs, with_card ? padded : NULL,
+                                            with_card ? sizeof padded : 0, out, sizeof out, &len);
     if (rc == TF_OK)
         rc = write_frame(l, out, len);
     return rc;
@@ -650,7 +654,10 @@ static int handshake_write(struct tf_node_link *l, bool with_card)
 static int check_card(struct tf_node_link *l, const uint8_t *payload, size_t len)
 {
     struct tf_proto_card card;
-    int rc = tf_proto_card_verify(payload, len, &card);
+    size_t card_len;
+    int rc = tf_proto_link_hs_payload_card(payload, len, &card_len);
+    if (rc == TF_OK)
+        rc = tf_proto_card_verify(payload, card_len, &card);
     if (rc != TF_OK)
         return rc;
     const uint8_t *rs = tf_proto_noise_handshake_remote_static(&l->hs);
