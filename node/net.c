@@ -61,7 +61,7 @@ struct bucket {
 
 /* An IPv4 address or an IPv6 /64, tagged with its family: what the
  * per-prefix budgets count. */
-#define PREFIX_LEN 9
+#define PREFIX_LEN TF_PROTO_LINK_PREFIX_LEN
 
 struct tf_node_link {
     uv_tcp_t tcp;
@@ -919,27 +919,20 @@ static void read_cb(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
 
 /* Inbound. */
 
-/* The prefix the per-address budgets count: an IPv4 address (also when
- * IPv4-mapped) or the /64 of an IPv6 address, which one host often holds
- * whole. */
+/* The prefix the per-address budgets count (tf_proto_link_addr_prefix);
+ * all zero for an address of another family. */
 static void prefix_of(const struct sockaddr_storage *ss, uint8_t out[static PREFIX_LEN])
 {
-    memset(out, 0, PREFIX_LEN);
+    int rc = TF_E_INVALID_ARG;
     if (ss->ss_family == AF_INET) {
         const struct sockaddr_in *a = (const struct sockaddr_in *)(const void *)ss;
-        out[0] = 4;
-        memcpy(out + 1, &a->sin_addr, 4);
+        rc = tf_proto_link_addr_prefix((const uint8_t *)&a->sin_addr, 4, out);
     } else if (ss->ss_family == AF_INET6) {
         const struct sockaddr_in6 *a = (const struct sockaddr_in6 *)(const void *)ss;
-        const uint8_t *b = a->sin6_addr.s6_addr;
-        if (IN6_IS_ADDR_V4MAPPED(&a->sin6_addr)) {
-            out[0] = 4;
-            memcpy(out + 1, b + 12, 4);
-        } else {
-            out[0] = 6;
-            memcpy(out + 1, b, 8);
-        }
+        rc = tf_proto_link_addr_prefix(a->sin6_addr.s6_addr, 16, out);
     }
+    if (rc != TF_OK)
+        memset(out, 0, PREFIX_LEN);
 }
 
 static size_t links_from_prefix(const struct tf_node_net *net, const uint8_t *prefix)

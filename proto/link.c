@@ -232,6 +232,27 @@ int tf_proto_link_hs_payload_card(const uint8_t *payload, size_t len, size_t *ca
     return TF_OK;
 }
 
+int tf_proto_link_addr_prefix(const uint8_t *ip, size_t len,
+                              uint8_t out[static TF_PROTO_LINK_PREFIX_LEN])
+{
+    static const uint8_t v4_mapped[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
+    memset(out, 0, TF_PROTO_LINK_PREFIX_LEN);
+    if (len == 16 && memcmp(ip, v4_mapped, sizeof v4_mapped) == 0) {
+        ip += sizeof v4_mapped;
+        len = 4;
+    }
+    if (len == 4) {
+        out[0] = 4;
+        memcpy(out + 1, ip, 4);
+    } else if (len == 16) {
+        out[0] = 6;
+        memcpy(out + 1, ip, 8);
+    } else {
+        return TF_E_INVALID_ARG;
+    }
+    return TF_OK;
+}
+
 void tf_proto_frame_header(uint8_t out[static TF_PROTO_FRAME_HEADER_LEN], uint16_t len)
 {
     out[0] = (uint8_t)(len >> 8);

@@ -114,6 +114,15 @@ TF_MUST_CHECK int tf_proto_link_hs_payload_pad(const uint8_t *card, size_t len,
 TF_MUST_CHECK int tf_proto_link_hs_payload_card(const uint8_t *payload, size_t len,
                                                 size_t *card_len);
 
+/* The prefix a node's per-address budgets count (docs/PROTOCOL.md §9): the
+ * byte 4 and an IPv4 address (also when IPv4-mapped in IPv6), or the byte 6
+ * and the first 8 bytes of an IPv6 address (its /64: one host often holds a
+ * whole /64).  ip is 4 or 16 bytes in network order.  TF_OK, or
+ * TF_E_INVALID_ARG for another length (out then all zero). */
+#define TF_PROTO_LINK_PREFIX_LEN 9
+TF_MUST_CHECK int tf_proto_link_addr_prefix(const uint8_t *ip, size_t len,
+                                            uint8_t out[static TF_PROTO_LINK_PREFIX_LEN]);
+
 /* Frame header: writes u16be(len).  len must be 1..65535. */
 void tf_proto_frame_header(uint8_t out[static TF_PROTO_FRAME_HEADER_LEN], uint16_t len);
 
