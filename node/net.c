@@ -971,8 +971,9 @@ static struct bucket *prefix_bucket(struct tf_node_net *net, const uint8_t *pref
 
 /* The link to close to make room for newcomer: among links in its
  * direction (and prefix, if given), the stranger whose last envelope is
- * oldest, else the link longest in its handshake (inbound only).  A
- * contact's link is never chosen.  NULL when there is none. */
+ * oldest, else the link longest in its handshake (outbound: only a dial to
+ * a stranger).  A contact's link is never chosen.  NULL when there is
+ * none. */
 static struct tf_node_link *pick_victim(struct tf_node_net *net,
                                         const struct tf_node_link *newcomer, bool outbound,
                                         const uint8_t *prefix, bool handshakes_only)
@@ -986,8 +987,9 @@ static struct tf_node_link *pick_victim(struct tf_node_net *net,
             if (!handshakes_only && !l->is_contact &&
                 (up == NULL || l->last_env_ms <= up->last_env_ms))
                 up = l;
-        } else if (!outbound && (hs == NULL || l->num < hs->num)) {
-            hs = l;
+        } else if ((!outbound || (l->dial != NULL && l->dial->stranger)) &&
+                   (hs == NULL || l->num < hs->num)) {
+            hs = l; /* outbound: a dial to a stranger, which then fails */
         }
     }
     return up != NULL ? up : hs;
