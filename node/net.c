@@ -544,17 +544,16 @@ static void timer_cb(uv_timer_t *t)
         link_dead(l, "no ACK for envelopes in flight");
         return;
     }
+    /* The owner may have added, removed or blocked the peer since the link
+     * came up: look again at each tick. */
+    l->is_contact = peer_is_contact(l->net, l->peer_pk);
     if (!l->is_contact && now - l->last_env_ms >= c->stranger_idle_ms) {
-        /* The peer may have become a contact since the link came up. */
-        l->is_contact = peer_is_contact(l->net, l->peer_pk);
-        if (!l->is_contact) {
-            l->net->counters.stranger_idle++;
-            LOG(budget_level(l->net), l,
-                "stranger sent no envelope for %llu ms (stranger_idle_ms); closing",
-                (unsigned long long)(now - l->last_env_ms));
-            link_close(l, -ETIMEDOUT, "idle stranger");
-            return;
-        }
+        l->net->counters.stranger_idle++;
+        LOG(budget_level(l->net), l,
+            "stranger sent no envelope for %llu ms (stranger_idle_ms); closing",
+            (unsigned long long)(now - l->last_env_ms));
+        link_close(l, -ETIMEDOUT, "idle stranger");
+        return;
     }
     /* Quiet for a third of the idle timeout: ask for a sign of life.  Its
      * nonce is even; `twofold ping` (node/ping.c) uses odd ones. */

@@ -417,6 +417,21 @@ class Retry(TransportTestCase):
             os.kill(b.proc.pid, signal.SIGCONT)
         self.ping_ok(a, "bob")
 
+    def test_blocked_contact_link_is_a_strangers(self):
+        """Bob blocks Alice while her link is up: from his next timer tick
+        the link is a stranger's, so with no envelope for stranger_idle_ms
+        it is closed (a contact's link is not)."""
+        a, b = self.nodes_up("alice", "bob", config={"bob": {
+            "stranger_idle_ms": 1000, "idle_timeout_ms": 3000}})
+        self.befriend(a, b)
+        self.ping_ok(a, "bob")
+        time.sleep(2.5)  # two of Bob's ticks: a contact's quiet link stays
+        self.assertNotIn("stranger sent no envelope", b.log())
+        self.assertEqual(b.json("status")["limits"]["links_in"], 1)
+        b.cli("contact", "set", "alice", "--block")
+        b.wait_log("stranger sent no envelope", 5)
+        self.assertEqual(b.json("status")["limits"]["stranger_idle"], 1)
+
     def test_in_flight_window_of_one(self):
         """max_in_flight = 1: each ACK releases the next envelope."""
         a, b = self.nodes_up("alice", "bob", config={"alice": {"max_in_flight": 1}})
@@ -642,9 +657,12 @@ class Hostile(TransportTestCase):
         self.assertIn("refused: over the accept rate", b.log())
         self.assertIsNone(b.proc.poll())
         self.ping_ok(a, "bob")  # and after it
+        # Each of the 92 was closed by one budget: the accept rate (at most
+        # 40 at once from one address) or the per-address cap.
         limits = b.json("status")["limits"]
-        self.assertGreaterEqual(limits["accept_limited"], 60, limits)
-        self.assertGreaterEqual(limits["evicted"], 20, limits)
+        self.assertEqual(limits["accept_limited"] + limits["evicted"], 92, limits)
+        self.assertGreaterEqual(limits["accept_limited"], 1, limits)
+        self.assertGreaterEqual(limits["evicted"], 1, limits)
 
     def test_handshake_flood(self):
         """30 connections that never start the handshake, against
