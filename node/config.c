@@ -14,7 +14,7 @@ void tf_node_config_defaults(struct tf_node_config *cfg)
     cfg->idle_timeout_ms = 300000;
     cfg->max_frame = 65535;
     cfg->max_handshake_frame = 8192;
-    cfg->max_connections = 256;
+    cfg->max_connections = 384; /* max_inbound_links + max_outbound_links */
     cfg->max_connections_per_ip = 32;
     cfg->max_in_flight = 64;
     cfg->note_ttl_s = 7 * 86400;
@@ -71,7 +71,9 @@ static const struct key KEYS[] = {
     KEY(handshake_timeout_ms, 100, 600000),
     KEY(idle_timeout_ms, 1000, 86400000),
     KEY(max_frame, 1024, 65535),
-    KEY(max_handshake_frame, 1024, 65535),
+    /* At least a padded handshake message (TF_PROTO_LINK_HS_PAYLOAD_LEN
+     * and 96 bytes of keys and tags). */
+    KEY(max_handshake_frame, 4608, 65535),
     KEY(max_connections, 1, 100000),
     KEY(max_connections_per_ip, 1, 100000),
     KEY(max_in_flight, 1, 100000),

@@ -61,7 +61,7 @@ struct bucket {
 
 /* An IPv4 address or an IPv6 /64, tagged with its family: what the
  * per-prefix budgets count. */
-#define PREFIX_LEN 9
+#define PREFIX_LEN TF_PROTO_LINK_PREFIX_LEN
 
 struct tf_node_link {
     uv_tcp_t tcp;
@@ -544,17 +544,16 @@ static void timer_cb(uv_timer_t *t)
         link_dead(l, "no ACK for envelopes in flight");
         return;
     }
+    /* The owner may have added, removed or blocked the peer since the link
+     * came up: look again at each tick. */
+    l->is_contact = peer_is_contact(l->net, l->peer_pk);
     if (!l->is_contact && now - l->last_env_ms >= c->stranger_idle_ms) {
-        /* The peer may have become a contact since the link came up. */
-        l->is_contact = peer_is_contact(l->net, l->peer_pk);
-        if (!l->is_contact) {
-            l->net->counters.stranger_idle++;
-            LOG(budget_level(l->net), l,
-                "stranger sent no envelope for %llu ms (stranger_idle_ms); closing",
-                (unsigned long long)(now - l->last_env_ms));
-            link_close(l, -ETIMEDOUT, "idle stranger");
-            return;
-        }
+        l->net->counters.stranger_idle++;
+        LOG(budget_level(l->net), l,
+            "stranger sent no envelope for %llu ms (stranger_idle_ms); closing",
+            (unsigned long long)(now - l->last_env_ms));
+        link_close(l, -ETIMEDOUT, "idle stranger");
+        return;
     }
     /* Quiet for a third of the idle timeout: ask for a sign of life.  Its
      * nonce is even; `twofold ping` (node/ping.c) uses odd ones. */
@@ -632,14 +631,18 @@ static int start_handshake(struct tf_node_link *l)
     return rc;
 }
 
-/* Writes the next handshake message; payload is our card for messages 2/3. */
+/* Writes the next handshake message; payload is our card, padded, for
+ * messages 2/3 (tf_proto_link_hs_payload_pad), nothing for message 1. */
 static int handshake_write(struct tf_node_link *l, bool with_card)
 {
     static uint8_t out[TF_PROTO_NOISE_MSG_MAX];
+    static uint8_t padded[TF_PROTO_LINK_HS_PAYLOAD_LEN];
     size_t len;
     const struct tf_proto_buf *card = &l->net->node->card;
-    int rc = tf_proto_noise_handshake_write(&l->hs, with_card ? card->data : NULL,
-                                            with_card ? card->len : 0, out, sizeof out, &len);
+    int rc = with_card ? tf_proto_link_hs_payload_pad(card->data, card->len, padded) : TF_OK;
+    if (rc == TF_OK)
+        rc = tf_proto_noise_handshake_write(&l->hs, with_card ? padded : NULL,
+                                            with_card ? sizeof padded : 0, out, sizeof out, &len);
     if (rc == TF_OK)
         rc = write_frame(l, out, len);
     return rc;
@@ -650,7 +653,10 @@ static int handshake_write(struct tf_node_link *l, bool with_card)
 static int check_card(struct tf_node_link *l, const uint8_t *payload, size_t len)
 {
     struct tf_proto_card card;
-    int rc = tf_proto_card_verify(payload, len, &card);
+    size_t card_len;
+    int rc = tf_proto_link_hs_payload_card(payload, len, &card_len);
+    if (rc == TF_OK)
+        rc = tf_proto_card_verify(payload, card_len, &card);
     if (rc != TF_OK)
         return rc;
     const uint8_t *rs = tf_proto_noise_handshake_remote_static(&l->hs);
@@ -912,27 +918,20 @@ static void read_cb(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
 
 /* Inbound. */
 
-/* The prefix the per-address budgets count: an IPv4 address (also when
- * IPv4-mapped) or the /64 of an IPv6 address, which one host often holds
- * whole. */
+/* The prefix the per-address budgets count (tf_proto_link_addr_prefix);
+ * all zero for an address of another family. */
 static void prefix_of(const struct sockaddr_storage *ss, uint8_t out[static PREFIX_LEN])
 {
-    memset(out, 0, PREFIX_LEN);
+    int rc = TF_E_INVALID_ARG;
     if (ss->ss_family == AF_INET) {
         const struct sockaddr_in *a = (const struct sockaddr_in *)(const void *)ss;
-        out[0] = 4;
-        memcpy(out + 1, &a->sin_addr, 4);
+        rc = tf_proto_link_addr_prefix((const uint8_t *)&a->sin_addr, 4, out);
     } else if (ss->ss_family == AF_INET6) {
         const struct sockaddr_in6 *a = (const struct sockaddr_in6 *)(const void *)ss;
-        const uint8_t *b = a->sin6_addr.s6_addr;
-        if (IN6_IS_ADDR_V4MAPPED(&a->sin6_addr)) {
-            out[0] = 4;
-            memcpy(out + 1, b + 12, 4);
-        } else {
-            out[0] = 6;
-            memcpy(out + 1, b, 8);
-        }
+        rc = tf_proto_link_addr_prefix(a->sin6_addr.s6_addr, 16, out);
     }
+    if (rc != TF_OK)
+        memset(out, 0, PREFIX_LEN);
 }
 
 static size_t links_from_prefix(const struct tf_node_net *net, const uint8_t *prefix)
@@ -971,8 +970,9 @@ static struct bucket *prefix_bucket(struct tf_node_net *net, const uint8_t *pref
 
 /* The link to close to make room for newcomer: among links in its
  * direction (and prefix, if given), the stranger whose last envelope is
- * oldest, else the link longest in its handshake (inbound only).  A
- * contact's link is never chosen.  NULL when there is none. */
+ * oldest, else the link longest in its handshake (outbound: only a dial to
+ * a stranger).  A contact's link is never chosen.  NULL when there is
+ * none. */
 static struct tf_node_link *pick_victim(struct tf_node_net *net,
                                         const struct tf_node_link *newcomer, bool outbound,
                                         const uint8_t *prefix, bool handshakes_only)
@@ -986,8 +986,9 @@ static struct tf_node_link *pick_victim(struct tf_node_net *net,
             if (!handshakes_only && !l->is_contact &&
                 (up == NULL || l->last_env_ms <= up->last_env_ms))
                 up = l;
-        } else if (!outbound && (hs == NULL || l->num < hs->num)) {
-            hs = l;
+        } else if ((!outbound || (l->dial != NULL && l->dial->stranger)) &&
+                   (hs == NULL || l->num < hs->num)) {
+            hs = l; /* outbound: a dial to a stranger, which then fails */
         }
     }
     return up != NULL ? up : hs;

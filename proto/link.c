@@ -1,9 +1,11 @@
 /* SPDX-License-Identifier: MIT */
 #include "proto/link.h"
 
+#include <assert.h>
 #include <string.h>
 
 #include "proto/card.h"
+#include "proto/statement.h"
 
 const char *tf_proto_ack_reason_name(uint64_t reason)
 {
@@ -198,6 +200,57 @@ int tf_proto_link_bye(struct tf_proto_buf *out)
     tf_proto_mp_write_array(&w, 1);
     tf_proto_mp_write_uint(&w, TF_PROTO_LINK_BYE);
     return tf_proto_mp_writer_finish(&w, out);
+}
+
+static_assert(TF_PROTO_LINK_HS_PAYLOAD_LEN == TF_PROTO_CARD_SIGNED_MAX,
+              "every card fits one padded handshake payload");
+
+int tf_proto_link_hs_payload_pad(const uint8_t *card, size_t len,
+                                 uint8_t out[static TF_PROTO_LINK_HS_PAYLOAD_LEN])
+{
+    if (len > TF_PROTO_LINK_HS_PAYLOAD_LEN)
+        return TF_E_TOO_LONG;
+    memcpy(out, card, len);
+    memset(out + len, 0, TF_PROTO_LINK_HS_PAYLOAD_LEN - len);
+    return TF_OK;
+}
+
+int tf_proto_link_hs_payload_card(const uint8_t *payload, size_t len, size_t *card_len)
+{
+    struct tf_proto_mp_reader r;
+    struct tf_proto_bytes body, sig;
+    int rc;
+    tf_proto_mp_reader_init(&r, payload, len);
+    if ((rc = tf_proto_mp_read_array_exact(&r, 2)) != TF_OK ||
+        (rc = tf_proto_mp_read_bin(&r, 1, TF_PROTO_BODY_MAX, &body)) != TF_OK ||
+        (rc = tf_proto_mp_read_bin(&r, TF_PROTO_SIG_LEN, TF_PROTO_SIG_LEN, &sig)) != TF_OK)
+        return rc;
+    for (size_t i = r.pos; i < len; i++)
+        if (payload[i] != 0)
+            return TF_E_TRAILING;
+    *card_len = r.pos;
+    return TF_OK;
+}
+
+int tf_proto_link_addr_prefix(const uint8_t *ip, size_t len,
+                              uint8_t out[static TF_PROTO_LINK_PREFIX_LEN])
+{
+    static const uint8_t v4_mapped[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
+    memset(out, 0, TF_PROTO_LINK_PREFIX_LEN);
+    if (len == 16 && memcmp(ip, v4_mapped, sizeof v4_mapped) == 0) {
+        ip += sizeof v4_mapped;
+        len = 4;
+    }
+    if (len == 4) {
+        out[0] = 4;
+        memcpy(out + 1, ip, 4);
+    } else if (len == 16) {
+        out[0] = 6;
+        memcpy(out + 1, ip, 8);
+    } else {
+        return TF_E_INVALID_ARG;
+    }
+    return TF_OK;
 }
 
 void tf_proto_frame_header(uint8_t out[static TF_PROTO_FRAME_HEADER_LEN], uint16_t len)

@@ -94,6 +94,35 @@ TF_MUST_CHECK int tf_proto_link_error(enum tf_proto_link_error reason, const cha
                                       struct tf_proto_buf *out);
 TF_MUST_CHECK int tf_proto_link_bye(struct tf_proto_buf *out);
 
+/* Handshake payloads (docs/PROTOCOL.md §9): Noise messages 2 and 3 carry
+ * the sender's signed card followed by zero bytes up to exactly
+ * TF_PROTO_LINK_HS_PAYLOAD_LEN, so that their length tells nothing of the
+ * card (name length, number of addresses).  A reader takes the card's own
+ * length from its msgpack ([bin body, bin sig]) and requires every byte
+ * after it to be zero; it accepts any amount of padding, none included. */
+#define TF_PROTO_LINK_HS_PAYLOAD_LEN 4096
+
+/* Writes card (1..TF_PROTO_LINK_HS_PAYLOAD_LEN bytes, a signed card) and
+ * its padding to out.  TF_OK, or TF_E_TOO_LONG for a longer card. */
+TF_MUST_CHECK int tf_proto_link_hs_payload_pad(const uint8_t *card, size_t len,
+                                               uint8_t out[static TF_PROTO_LINK_HS_PAYLOAD_LEN]);
+
+/* The length of the card at the start of a handshake payload, in
+ * *card_len.  TF_OK; the statement decoder's error when the payload does
+ * not start with a signed statement; TF_E_TRAILING when a padding byte is
+ * not zero.  The card itself is not verified here. */
+TF_MUST_CHECK int tf_proto_link_hs_payload_card(const uint8_t *payload, size_t len,
+                                                size_t *card_len);
+
+/* The prefix a node's per-address budgets count (docs/PROTOCOL.md §9): the
+ * byte 4 and an IPv4 address (also when IPv4-mapped in IPv6), or the byte 6
+ * and the first 8 bytes of an IPv6 address (its /64: one host often holds a
+ * whole /64).  ip is 4 or 16 bytes in network order.  TF_OK, or
+ * TF_E_INVALID_ARG for another length (out then all zero). */
+#define TF_PROTO_LINK_PREFIX_LEN 9
+TF_MUST_CHECK int tf_proto_link_addr_prefix(const uint8_t *ip, size_t len,
+                                            uint8_t out[static TF_PROTO_LINK_PREFIX_LEN]);
+
 /* Frame header: writes u16be(len).  len must be 1..65535. */
 void tf_proto_frame_header(uint8_t out[static TF_PROTO_FRAME_HEADER_LEN], uint16_t len);
 

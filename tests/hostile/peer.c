@@ -232,6 +232,8 @@ int hp_handshake(const struct hp_target *t, const struct hp_handshake_opts *o, s
         rc = hp_recv_frame(s->fd, buf, &len, deadline);
     if (rc == TF_OK)
         rc = tf_proto_noise_handshake_read(&hs, buf, len, payload, sizeof payload, &plen);
+    if (rc == TF_OK) /* the card, then zero padding */
+        rc = tf_proto_link_hs_payload_card(payload, plen, &plen);
     if (rc == TF_OK)
         rc = tf_proto_card_verify(payload, plen, &peer);
     if (rc == TF_OK &&
@@ -240,13 +242,19 @@ int hp_handshake(const struct hp_target *t, const struct hp_handshake_opts *o, s
     if (rc == TF_OK) {
         memcpy(s->peer_sign_pk, peer.sign_pk, 32);
         memcpy(s->peer_box_pk, peer.box_pk, 32);
+        /* Our card padded as the node pads its own, unless a case sends
+         * its own payload. */
+        static uint8_t padded[TF_PROTO_LINK_HS_PAYLOAD_LEN];
+        if (o->msg3_payload == NULL && o->card != NULL)
+            rc = tf_proto_link_hs_payload_pad(o->card->data, o->card->len, padded);
         const uint8_t *p3 = o->msg3_payload != NULL ? o->msg3_payload
-                            : o->card != NULL       ? o->card->data
+                            : o->card != NULL       ? padded
                                                     : NULL;
         size_t n3 = o->msg3_payload != NULL ? o->msg3_payload_len
-                    : o->card != NULL       ? o->card->len
+                    : o->card != NULL       ? sizeof padded
                                             : 0;
-        rc = tf_proto_noise_handshake_write(&hs, p3, n3, buf, sizeof buf, &len);
+        if (rc == TF_OK)
+            rc = tf_proto_noise_handshake_write(&hs, p3, n3, buf, sizeof buf, &len);
     }
     if (rc == TF_OK && hp_send_frame(s->fd, buf, len) != 0)
         rc = HP_CLOSED;

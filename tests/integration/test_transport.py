@@ -417,6 +417,21 @@ class Retry(TransportTestCase):
             os.kill(b.proc.pid, signal.SIGCONT)
         self.ping_ok(a, "bob")
 
+    def test_blocked_contact_link_is_a_strangers(self):
+        """Bob blocks Alice while her link is up: from his next timer tick
+        the link is a stranger's, so with no envelope for stranger_idle_ms
+        it is closed (a contact's link is not)."""
+        a, b = self.nodes_up("alice", "bob", config={"bob": {
+            "stranger_idle_ms": 1000, "idle_timeout_ms": 3000}})
+        self.befriend(a, b)
+        self.ping_ok(a, "bob")
+        time.sleep(2.5)  # two of Bob's ticks: a contact's quiet link stays
+        self.assertNotIn("stranger sent no envelope", b.log())
+        self.assertEqual(b.json("status")["limits"]["links_in"], 1)
+        b.cli("contact", "set", "alice", "--block")
+        b.wait_log("stranger sent no envelope", 5)
+        self.assertEqual(b.json("status")["limits"]["stranger_idle"], 1)
+
     def test_in_flight_window_of_one(self):
         """max_in_flight = 1: each ACK releases the next envelope."""
         a, b = self.nodes_up("alice", "bob", config={"alice": {"max_in_flight": 1}})
@@ -642,6 +657,46 @@ class Hostile(TransportTestCase):
         self.assertIn("refused: over the accept rate", b.log())
         self.assertIsNone(b.proc.poll())
         self.ping_ok(a, "bob")  # and after it
+        # Each of the 92 was closed by one budget: the accept rate (at most
+        # 40 at once from one address) or the per-address cap.
+        limits = b.json("status")["limits"]
+        self.assertEqual(limits["accept_limited"] + limits["evicted"], 92, limits)
+        self.assertGreaterEqual(limits["accept_limited"], 1, limits)
+        self.assertGreaterEqual(limits["evicted"], 1, limits)
+
+    def test_handshake_flood(self):
+        """30 connections that never start the handshake, against
+        max_inbound_handshakes = 8 (and a per-address cap out of the way):
+        the oldest handshakes are closed as new ones arrive, 8 stay open,
+        and Alice, who connects during the flood, gets a slot and her ping
+        is answered."""
+        probe = socket.socket()
+        try:
+            probe.bind(("127.0.0.2", 0))
+        except OSError as e:
+            self.skipTest("cannot bind 127.0.0.2: %s" % e)
+        finally:
+            probe.close()
+        a, b = self.target(max_inbound_handshakes=8, max_connections_per_ip=100)
+        flood = subprocess.Popen([TESTTOOL, "hostile", b.listen, "flood", "--count", "30",
+                                  "--source-ip", "127.0.0.2", "--hold-ms", "4000",
+                                  "--expect-open", "7"],
+                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        try:
+            line = read_line(flood.stdout, 20)
+            self.assertEqual(line.strip(), "connected 30")
+            self.ping_ok(a, "bob")  # during the flood: evicts one more handshake
+            out, err = flood.communicate(timeout=30)
+        finally:
+            if flood.poll() is None:
+                flood.kill()
+                flood.wait()
+        m = re.search(r"node closed (\d+) \(the last after (\d+) ms\), (\d+) still open", out)
+        self.assertIsNotNone(m, out + err)
+        # 22 closed as the flood arrived, one more for Alice's connection.
+        self.assertEqual((int(m.group(1)), int(m.group(3))), (23, 7), out)
+        self.assertIn("max_inbound_handshakes full: closed to make room", b.log())
+        self.assertGreaterEqual(b.json("status")["limits"]["evicted"], 23)
 
 
 if __name__ == "__main__":

@@ -298,7 +298,10 @@ static int hs_start(struct conn *c, const struct ctx *x, enum tf_proto_noise_rol
 static int hs_peer_card(struct conn *c, const uint8_t *payload, size_t len)
 {
     struct tf_proto_card card;
-    int rc = tf_proto_card_verify(payload, len, &card);
+    size_t card_len; /* the card, then zero padding (docs/PROTOCOL.md §9) */
+    int rc = tf_proto_link_hs_payload_card(payload, len, &card_len);
+    if (rc == TF_OK)
+        rc = tf_proto_card_verify(payload, card_len, &card);
     if (rc != TF_OK)
         return rc;
     const uint8_t *rs = tf_proto_noise_handshake_remote_static(&c->hs);

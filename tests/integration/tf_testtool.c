@@ -427,7 +427,9 @@ static int session_open(const struct hostile *h, const struct tf_proto_identity 
         what = "receive message 2", rc = TF_E_TRUNCATED;
     if (rc == TF_OK)
         rc = tf_proto_noise_handshake_read(&hs, buf, (size_t)n2, payload, sizeof payload, &plen);
-    if (rc == TF_OK && (rc = tf_proto_card_verify(payload, plen, &peer)) != TF_OK)
+    /* The card, then zero padding (docs/PROTOCOL.md §9). */
+    if (rc == TF_OK && ((rc = tf_proto_link_hs_payload_card(payload, plen, &plen)) != TF_OK ||
+                        (rc = tf_proto_card_verify(payload, plen, &peer)) != TF_OK))
         what = "the node's card";
     if (rc == TF_OK &&
         sodium_memcmp(peer.noise_pk, tf_proto_noise_handshake_remote_static(&hs), 32) != 0)

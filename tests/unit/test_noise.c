@@ -16,6 +16,9 @@
 #include <jansson.h>
 #include <sodium.h>
 
+#include "proto/card.h"
+#include "proto/identity.h"
+#include "proto/link.h"
 #include "proto/noise.h"
 
 #define VECTOR_DIR TF_SOURCE_DIR "/tests/vectors/noise/"
@@ -861,6 +864,133 @@ static void test_names(void **state)
     assert_string_equal(tf_proto_noise_state_name(TF_PROTO_NOISE_STATE_FAILED), "failed");
 }
 
+/* A static public key passed in (the node computes it once) gives the
+ * same handshake as one computed from the secret key. */
+static void test_static_pk_given(void **state)
+{
+    (void)state;
+    uint8_t s[KEY], e[KEY], pk[KEY], out1[256], out2[256];
+    size_t n1, n2;
+    memset(s, 0x33, KEY);
+    memset(e, 0x44, KEY);
+    assert_int_equal(crypto_scalarmult_base(pk, s), 0);
+    struct tf_proto_noise_handshake a, b;
+    struct tf_proto_noise_config cfg = {
+        .pattern = TF_PROTO_NOISE_PATTERN_XX,
+        .role = TF_PROTO_NOISE_ROLE_INITIATOR,
+        .prologue = PROLOGUE,
+        .prologue_len = TF_PROTO_NOISE_PROLOGUE_LEN,
+        .s_sk = s,
+        .e_sk = e,
+    };
+    assert_int_equal(tf_proto_noise_handshake_init(&a, &cfg), TF_OK);
+    cfg.s_pk = pk;
+    assert_int_equal(tf_proto_noise_handshake_init(&b, &cfg), TF_OK);
+    assert_memory_equal(a.s_pk, b.s_pk, KEY);
+    assert_int_equal(tf_proto_noise_handshake_write(&a, NULL, 0, out1, sizeof out1, &n1), TF_OK);
+    assert_int_equal(tf_proto_noise_handshake_write(&b, NULL, 0, out2, sizeof out2, &n2), TF_OK);
+    assert_int_equal(n1, n2);
+    assert_memory_equal(out1, out2, n1);
+    tf_proto_noise_handshake_deinit(&a);
+    tf_proto_noise_handshake_deinit(&b);
+}
+
+/* A signed card with name and n_addrs addresses of addr_len bytes. */
+static void make_card(const char *name, size_t n_addrs, size_t addr_len, struct tf_proto_buf *out)
+{
+    static char addrs[TF_PROTO_CARD_ADDRS_MAX][TF_PROTO_CARD_ADDR_MAX + 1];
+    uint8_t seed[TF_PROTO_SEED_LEN];
+    struct tf_proto_identity id;
+    struct tf_proto_card c;
+    memset(seed, (int)n_addrs + 1, sizeof seed);
+    assert_int_equal(tf_proto_identity_from_seed(&id, seed), TF_OK);
+    memset(&c, 0, sizeof c);
+    memcpy(c.sign_pk, id.sign_pk, TF_PROTO_KEY_LEN);
+    memcpy(c.noise_pk, id.noise_pk, TF_PROTO_KEY_LEN);
+    memcpy(c.box_pk, id.box_pk, TF_PROTO_KEY_LEN);
+    c.name = (struct tf_proto_bytes){(const uint8_t *)name, strlen(name)};
+    for (size_t i = 0; i < n_addrs; i++) {
+        /* "h<i>xxxx...:9" of addr_len bytes */
+        snprintf(addrs[i], sizeof addrs[i], "h%zu%0*d:9", i, (int)(addr_len - 4), 0);
+        c.addrs[i] = (struct tf_proto_bytes){(const uint8_t *)addrs[i], strlen(addrs[i])};
+    }
+    c.n_addrs = n_addrs;
+    c.issued = 1700000000;
+    c.seq = 1;
+    assert_int_equal(tf_proto_card_sign(&id, &c, out), TF_OK);
+    tf_proto_identity_deinit(&id);
+}
+
+/* Handshake payloads: a small card and the largest one give messages 2 and
+ * 3 of the same length, the reader finds the card in either, and rejects
+ * non-zero padding; an unpadded card (an older peer) is still read. */
+static void test_hs_payload_padding(void **state)
+{
+    (void)state;
+    struct tf_proto_buf small, big;
+    make_card("A", 1, 14, &small);
+    char name[TF_PROTO_CARD_NAME_MAX + 1];
+    memset(name, 'n', TF_PROTO_CARD_NAME_MAX);
+    name[TF_PROTO_CARD_NAME_MAX] = '\0';
+    make_card(name, TF_PROTO_CARD_ADDRS_MAX, 100, &big);
+    assert_true(big.len > small.len + 700);
+    size_t msg_len[2][2];
+    for (int k = 0; k < 2; k++) {
+        const struct tf_proto_buf *card = k == 0 ? &small : &big;
+        static uint8_t padded[TF_PROTO_LINK_HS_PAYLOAD_LEN], got[TF_PROTO_NOISE_MSG_MAX];
+        static uint8_t msg[TF_PROTO_NOISE_MSG_MAX];
+        assert_int_equal(tf_proto_link_hs_payload_pad(card->data, card->len, padded), TF_OK);
+        struct pair p;
+        pair_start(&p, TF_PROTO_NOISE_PATTERN_XX, true, PROLOGUE, PROLOGUE);
+        size_t n, plen, card_len;
+        assert_int_equal(tf_proto_noise_handshake_write(&p.ini, NULL, 0, msg, sizeof msg, &n),
+                         TF_OK);
+        assert_int_equal(tf_proto_noise_handshake_read(&p.res, msg, n, got, sizeof got, &plen),
+                         TF_OK);
+        for (int m = 0; m < 2; m++) {
+            struct tf_proto_noise_handshake *w = m == 0 ? &p.res : &p.ini;
+            struct tf_proto_noise_handshake *r = m == 0 ? &p.ini : &p.res;
+            assert_int_equal(
+                tf_proto_noise_handshake_write(w, padded, sizeof padded, msg, sizeof msg, &n),
+                TF_OK);
+            msg_len[k][m] = n;
+            assert_int_equal(tf_proto_noise_handshake_read(r, msg, n, got, sizeof got, &plen),
+                             TF_OK);
+            assert_int_equal(plen, TF_PROTO_LINK_HS_PAYLOAD_LEN);
+            assert_int_equal(tf_proto_link_hs_payload_card(got, plen, &card_len), TF_OK);
+            assert_int_equal(card_len, card->len);
+            struct tf_proto_card c;
+            assert_int_equal(tf_proto_card_verify(got, card_len, &c), TF_OK);
+        }
+        pair_end(&p);
+        /* Unpadded: card_len is the whole payload. */
+        assert_int_equal(tf_proto_link_hs_payload_card(card->data, card->len, &card_len), TF_OK);
+        assert_int_equal(card_len, card->len);
+        /* Any non-zero padding byte is refused, wherever it is. */
+        size_t spots[] = {card->len, card->len + 1, TF_PROTO_LINK_HS_PAYLOAD_LEN - 1};
+        for (size_t i = 0; i < sizeof spots / sizeof spots[0]; i++) {
+            padded[spots[i]] = 0x01;
+            assert_int_equal(tf_proto_link_hs_payload_card(padded, sizeof padded, &card_len),
+                             TF_E_TRAILING);
+            padded[spots[i]] = 0;
+        }
+        /* A payload that does not start with a signed statement. */
+        assert_int_not_equal(
+            tf_proto_link_hs_payload_card(padded + 1, sizeof padded - 1, &card_len), TF_OK);
+    }
+    /* The same length for both cards: the card's size does not show. */
+    assert_int_equal(msg_len[0][0], msg_len[1][0]);
+    assert_int_equal(msg_len[0][1], msg_len[1][1]);
+    /* Message 2: e, s (48), payload + tag; message 3: s (48), payload + tag. */
+    assert_int_equal(msg_len[0][0], 32 + 48 + TF_PROTO_LINK_HS_PAYLOAD_LEN + 16);
+    assert_int_equal(msg_len[0][1], 48 + TF_PROTO_LINK_HS_PAYLOAD_LEN + 16);
+    /* A card longer than the padded size cannot be padded. */
+    static uint8_t out[TF_PROTO_LINK_HS_PAYLOAD_LEN], in[TF_PROTO_LINK_HS_PAYLOAD_LEN + 1];
+    assert_int_equal(tf_proto_link_hs_payload_pad(in, sizeof in, out), TF_E_TOO_LONG);
+    tf_proto_buf_free(&small);
+    tf_proto_buf_free(&big);
+}
+
 int main(void)
 {
     if (sodium_init() < 0)
@@ -882,6 +1012,8 @@ int main(void)
         cmocka_unit_test(test_transport_tamper),
         cmocka_unit_test(test_nonce_exhaustion),
         cmocka_unit_test(test_state_misuse),
+        cmocka_unit_test(test_static_pk_given),
+        cmocka_unit_test(test_hs_payload_padding),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
