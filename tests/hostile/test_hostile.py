@@ -884,8 +884,10 @@ class Budgets:
 
     def dials(self, case, extra, needles, drain_s):
         """Strangers' proposals whose cards point at a listener that accepts
-        TCP and never answers, and at a closed port; Bob declines them by
-        policy, so each reply must be dialled.  Over the run, each address
+        TCP and never answers, and at a closed port; Bob accepts them by
+        policy, so each reply must be dialled (a stranger's proposal that
+        the policy declines leaves only a tombstone and no card: its decline
+        goes back over the link it came on, and is never dialled).  Over the run, each address
         is dialled at most stranger_dials_per_addr times, and a contact
         still reaches Bob.  extra: more of Bob's config; needles: what his
         log must show (the budgets that acted)."""
@@ -912,7 +914,7 @@ class Budgets:
         try:
             s, bob, alice, dave = self.people(config)
             with open(os.path.join(bob.home, "policy"), "w") as f:
-                f.write("decline when connector is unknown\n")
+                f.write("accept when connector is unknown\n")
             bob.cli("policy", "reload")
             alice.stop()
             alice.start()
