@@ -57,6 +57,14 @@ KNOWN = {
     # close the connection, far-future envelopes pinning seen ids) are fixed.
 }
 
+# Cases whose refusal must name the check that failed in the victim's log
+# (issue 12: "the log says only 'invalid content'").
+LOG_EXPECT = {
+    "card-update-not-a-card": ("card update from tf1", " refused: E_"),
+    "card-update-other-identity": ("card update from tf1", " refused: E_KEY_MISMATCH"),
+    "card-update-bad-signature": ("card update from tf1", " refused: E_BAD_SIG"),
+}
+
 # Tables an accepted envelope legitimately changes: it records its msg id
 # until the envelope expires (docs/PROTOCOL.md §10).  Only cases whose state
 # class is "seen" (ACKed ok, nothing else to do) may change these.
@@ -216,6 +224,7 @@ def run_peer():
         cases = [line.split("\t") for line in listing.splitlines() if line]
         for name, expected, state, what in cases:
             before = store_digest(bob.home)
+            log_from = len(bob.log())
             r = s.hostile(name, bob, carol, dave, mallory)
             time.sleep(0.2)  # anything the node would commit has been committed
             after = store_digest(bob.home)
@@ -227,6 +236,12 @@ def run_peer():
             store_ok, store = state_verdict(state, before, after)
             serving, alive = alive_and_serving(bob, alice)
             ok = r.returncode == 0 and observed == expected and store_ok and serving
+            if name in LOG_EXPECT:
+                new = bob.log()[log_from:]
+                logged = any(all(part in line for part in LOG_EXPECT[name])
+                             for line in new.splitlines())
+                observed += ", log names the check" if logged else ", log does NOT name it"
+                ok = ok and logged
             table.add(name, expected, observed, store, alive, verdict_for(name, ok))
             if not serving:
                 break  # the node is gone or stuck: every later case would fail too
