@@ -474,12 +474,14 @@ static void in_keys(const struct tf_node *node, const struct intro_in *r, struct
         return;
     ks_time(ks, 'r', ~r->received, r->id);
     ks_pk(ks, 'f', p.core.connector_pk, r->id);
-    /* An introduced item is not the connector's to spend: it exists because
-     * the owner (or the owner's policy) and the other party both said yes,
-     * and it is the proof behind a contact, kept for good.  Counting it
-     * would lock a long-standing connector out after its 200th
-     * introduction. */
-    if (r->state != IN_INTRODUCED) {
+    /* An introduced item from a contact is not the connector's to spend: it
+     * exists because the owner (or the owner's policy) and the other party
+     * both said yes, and it is the proof behind a contact, kept for good.
+     * Counting it would lock a long-standing connector out after its 200th
+     * introduction.  A stranger's still counts: with a policy that accepts
+     * strangers, one could otherwise mint contacts without end (it signs
+     * its sybils' acceptances itself). */
+    if (r->state != IN_INTRODUCED || r->stranger) {
         ks_pk(ks, 'b', p.core.connector_pk, r->id);
         if (r->stranger)
             ks_pk(ks, 's', NULL, r->id);

@@ -766,15 +766,20 @@ static void on_link_msg(struct tf_node_link *l, const struct tf_proto_link_msg *
         l->state = LINK_UP;
         struct tf_node_net *net = l->net;
         /* A dial to this peer is done: this link serves it, or another one
-         * (still resolving or connecting) stops at its next step. */
+         * (still resolving or connecting) stops at its next step.  This
+         * link's own dial is freed even when another link's HELLO cancelled
+         * it first (both nodes redialling each other after a partition):
+         * kept, it would count against the dial budgets for the link's
+         * whole life. */
+        if (l->dial != NULL) {
+            struct dial *own = l->dial;
+            l->dial = NULL;
+            dial_free(own);
+        }
         for (struct dial *d = net->dials; d != NULL; d = d->next) {
             if (d->cancelled || sodium_memcmp(d->pk, l->peer_pk, 32) != 0)
                 continue;
             d->cancelled = true;
-            if (d == l->dial) {
-                l->dial = NULL;
-                dial_free(d);
-            }
             break;
         }
         char tid[TF_PROTO_TEXT_ID_SIZE];

@@ -158,6 +158,24 @@ class Budgets(NodeTestCase):
         wait_for("the fourth refused",
                  lambda: "max_intros_per_connector reached" in alice.log(), WAIT)
 
+    def test_a_strangers_introduced_items_still_count(self):
+        # Carol is a stranger to Alice, whose policy accepts anyone: each
+        # introduction would add a contact, so a stranger's introduced items
+        # stay in its budget (3 here) and the fourth proposal is refused.
+        alice, carol, bob = self.victim("accept\n", max_intros_per_connector=3)
+        alice.cli("contact", "rm", "carol")
+        for i in range(3):
+            iid = carol.json("propose", "alice", "bob", "--topic", "s%d" % i)["id"]
+            wait_for("Bob's item %d" % i,
+                     lambda: any(x["id"] == iid for x in bob.json("inbox")), WAIT)
+            bob.cli("accept", iid)
+            wait_for("intro %d introduced at Alice" % i,
+                     lambda: any(x["id"] == iid and x["state"] == "introduced"
+                                 for x in alice.json("inbox", "--all", "--limit", "10")), WAIT)
+        carol.json("propose", "alice", "bob", "--topic", "s3")
+        wait_for("the fourth refused",
+                 lambda: "max_intros_per_connector reached" in alice.log(), WAIT)
+
     def test_many_strangers_declined_by_policy(self):
         alice, carol, bob = self.victim("decline when connector is unknown\nask\n")
         before = alice.json("status")["store_bytes"]
