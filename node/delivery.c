@@ -868,7 +868,15 @@ void tf_node_delivery_envelope(struct tf_node_delivery *d, struct tf_node_link *
         int r = o.type == TF_PROTO_MSG_TYPE_CARD_UPDATE
                     ? tf_node_profile_card_update(node, o.from_pk, o.body.ptr, o.body.len)
                     : tf_node_intro_receive(node, o.type, o.from_pk, o.body.ptr, o.body.len);
-        if (r == TF_PROTO_ACK_REASON_NONE) {
+        /* An envelope that changed nothing (a proposal already known, a
+         * close for an item already closed, a card no newer than ours)
+         * leaves no seen row: processing it again would change nothing
+         * again, and remembering it would let one peer fill the seen budget
+         * with free copies of one proposal under fresh msg ids, after which
+         * nobody's new envelopes would be taken. */
+        struct tf_node_savepoint after = tf_node_savepoint(node);
+        bool changed = after.store != sp.store || after.events != sp.events;
+        if (r == TF_PROTO_ACK_REASON_NONE && changed) {
             int rc2 = tf_node_store_seen_add(node->store, key, env.expires);
             if (rc2 != TF_OK) {
                 tf_node_log(TF_NODE_LOG_ERROR, "delivery", "cannot record a msg id: %s",

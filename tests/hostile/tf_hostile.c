@@ -1226,6 +1226,54 @@ static int c_note_too_long(struct ctx *x, char *obs, size_t cap)
     return note_case(x, &x->carol, text, sizeof text, obs, cap);
 }
 
+/* Setup: a valid proposal from Mallory (a stranger: stored), its body kept
+ * for the copies below. */
+static int c_setup_proposal(struct ctx *x, char *obs, size_t cap)
+{
+    struct prop_opts o = {.connector = &x->mallory};
+    struct intro in;
+    struct tf_proto_buf p;
+    struct hp_session s;
+    struct hp_envelope e;
+    if (build_proposal(x, &o, &in, &p) != TF_OK)
+        return setup_failed = 1, -1;
+    intro_free(&in);
+    if (write_file(x->file, p.data, p.len) != 0 || open_mallory(x, &s) != 0) {
+        tf_proto_buf_free(&p);
+        return setup_failed = 1, -1;
+    }
+    env_init(x, &e, &x->mallory, TF_PROTO_MSG_TYPE_PROPOSAL, p.data, p.len);
+    send_envelope(&s, &e, obs, cap);
+    hp_session_close(&s);
+    tf_proto_buf_free(&p);
+    return 0;
+}
+
+/* The saved proposal again, 50 times, each in a new envelope with a fresh
+ * msg id and an expiry 399 days away: each is ACKed ok (already known) and
+ * none may leave a seen row (they would fill the seen budget for free). */
+static int c_proposal_copies(struct ctx *x, char *obs, size_t cap)
+{
+    static uint8_t body[FILE_MAX];
+    long n = read_file(x->file, body, sizeof body), ok = 0;
+    struct hp_session s;
+    char last[128] = "";
+    if (n <= 0)
+        return setup_failed = 1, -1;
+    if (open_mallory(x, &s) != 0)
+        return -1;
+    for (int i = 0; i < 50; i++) {
+        struct hp_envelope e;
+        env_init(x, &e, &x->mallory, TF_PROTO_MSG_TYPE_PROPOSAL, body, (size_t)n);
+        e.expires = now_s() + 399u * 86400u;
+        send_envelope(&s, &e, last, sizeof last);
+        ok += strcmp(last, "ack 0/0") == 0;
+    }
+    hp_session_close(&s);
+    OBS("%ldx ack 0/0", ok);
+    return 0;
+}
+
 /* Setup: a valid note from Carol (stored), kept for the replay. */
 static int c_setup_note(struct ctx *x, char *obs, size_t cap)
 {
@@ -1713,6 +1761,10 @@ static const struct {
      "a note with BEL and ESC from Carol"},
     {"note-bad-utf8", "ack 1/9", "same", c_note_bad_utf8, "a note with invalid UTF-8"},
     {"note-too-long", "ack 1/9", "same", c_note_too_long, "a note of 4001 bytes"},
+    {"setup-proposal", "ack 0/0", "changed", c_setup_proposal,
+     "SETUP: a valid proposal from Mallory, kept for the copies"},
+    {"proposal-copies", "50x ack 0/0", "same", c_proposal_copies,
+     "the same proposal in 50 new envelopes (fresh ids, 399 days): no seen rows"},
     {"setup-note", "ack 0/0", "changed", c_setup_note,
      "SETUP: a valid note from Carol, kept for the replay"},
     {"replay-note", "ack 0/0", "same", c_replay_note,
