@@ -133,6 +133,7 @@ struct tf_node_net {
     struct dial *dials;
     size_t n_dials, n_stranger_dials;
     bool stopping;
+    bool listener_closed; /* stopping: net is freed once no dial is left */
     struct bucket accepts;
     struct prefix_bucket {
         uint8_t prefix[PREFIX_LEN];
@@ -1154,6 +1155,8 @@ static void dial_free(struct dial *d)
     if (d->stranger)
         net->n_stranger_dials--;
     free(d);
+    if (net->listener_closed && net->dials == NULL)
+        free(net);
 }
 
 /* Dials in progress to addr: outbound links not up yet and resolving dials
@@ -1486,7 +1489,13 @@ static int parse_listen(const char *listen, struct sockaddr_storage *ss)
 
 static void listener_free_cb(uv_handle_t *h)
 {
-    free(container_of(h, struct tf_node_net, listener));
+    struct tf_node_net *net = container_of(h, struct tf_node_net, listener);
+    /* uv_cancel cannot stop a lookup already running in the resolver's
+     * thread: its resolved_cb still comes and reads net.  The last dial
+     * freed frees net then (dial_free). */
+    net->listener_closed = true;
+    if (net->dials == NULL)
+        free(net);
 }
 
 int tf_node_net_start(struct tf_node *node, const char *listen, struct tf_node_net **out)
