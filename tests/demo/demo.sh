@@ -82,6 +82,7 @@ as alice inbox --all
 
 say "Then Carol proposes the introduction that matters: real-estate law"
 id=$("$tf" --home "$root/carol" --json propose alice bob --topic real-estate-law \
+    --about-a "a real-estate lawyer" --about-b "a first-time flat buyer" \
     --note-a "Bob is buying his first flat and needs a lawyer." \
     --note-b "Alice is a real-estate lawyer taking new clients." |
     /usr/bin/python3 -c 'import json,sys; print(json.load(sys.stdin)["id"])')
