@@ -293,6 +293,27 @@ class OutboxCounts(DeliveryTestCase):
         fill("third")
         self.assertEqual(alice.log().count("(outbox_max_per_peer)"), 4)
 
+    def test_counts_stay_right_across_expiry(self):
+        """An envelope that expires undelivered leaves the count too (the
+        shortest note_ttl_s, 60 s, makes this test a minute long)."""
+        alice = self.listening("alice", config={"outbox_max_per_peer": 2, "note_ttl_s": 60,
+                                                "retry_max_ms": 1000})
+        bob = self.node("bob", port=True)  # never started
+        bob.init()
+        alice.cli("contact", "add", bob.card(), "--alias", "bob")
+        for i in range(2):
+            alice.cli("message", "bob", "note %d" % i)
+        r = alice.cli("message", "bob", "one too many", check=False)
+        self.assertNotEqual(r.returncode, 0, r.stdout + r.stderr)
+        alice.wait_log("expired after", 90, count=2)
+        wait_for("alice's outbox to empty", lambda: alice.json("outbox") == [], 10)
+        for i in range(2):
+            alice.cli("message", "bob", "again %d" % i)
+        r = alice.cli("message", "bob", "one too many again", check=False)
+        self.assertNotEqual(r.returncode, 0, r.stdout + r.stderr)
+        states = sorted(m["state"] for m in alice.json("messages"))
+        self.assertEqual(states, ["failed", "failed", "queued", "queued"])
+
 
 class Messages(DeliveryTestCase):
     def test_received_notes_per_contact_between_real_nodes(self):
