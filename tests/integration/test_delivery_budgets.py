@@ -215,6 +215,33 @@ class Budgets(DeliveryTestCase):
         self.assertEqual(len(bob.json("outbox")), 2)
         self.assertIn("outbox_max_strangers", bob.log())
 
+    def test_stranger_count_follows_contacts(self):
+        """The strangers' count is looked up again when a contact is added
+        or removed: entries for a stranger who becomes a contact leave it
+        (room for another stranger's), and come back when it is removed."""
+        bob = self.listening("bob", config={"outbox_max_strangers": 2,
+                                            "stranger_dials_max": 0})
+        strangers, iids = [], []
+        for name in ("P", "Q", "R"):
+            strangers.append(self.identity("m" + name.lower()))
+            iids.append(self.stranger_proposes(strangers[-1], "127.0.0.1:9", bob, name))
+        bob.cli("decline", iids[0], "--reason", "no")
+        bob.cli("decline", iids[1], "--reason", "no")
+        r = bob.cli("decline", iids[2], "--reason", "no", check=False)
+        self.assertNotEqual(r.returncode, 0, r.stdout + r.stderr)
+        bob.cli("contact", "add", strangers[0].card(), "--alias", "mp")
+        bob.cli("decline", iids[2], "--reason", "no")
+        self.assertEqual(len(bob.json("outbox")), 3)
+        # mp is a stranger again: three strangers' entries, over the budget
+        # (nothing queued is dropped), so a fourth is refused.
+        bob.cli("contact", "rm", "mp")
+        s = self.identity("ms")
+        iid = self.stranger_proposes(s, "127.0.0.1:9", bob, "S")
+        r = bob.cli("decline", iid, "--reason", "no", check=False)
+        self.assertNotEqual(r.returncode, 0, r.stdout + r.stderr)
+        self.assertEqual(len(bob.json("outbox")), 3)
+        self.assertEqual(bob.log().count("(outbox_max_strangers)"), 2)
+
     def test_outbox_budget_per_recipient(self):
         """outbox_max_per_peer: a contact that is never reachable gets at
         most that many queued envelopes; the next note is refused."""
