@@ -55,6 +55,11 @@ void tf_node_config_defaults(struct tf_node_config *cfg)
     cfg->close_delay_min_s = 3600;
     cfg->close_delay_max_s = 86400;
     cfg->policy_decline_reason = 0;
+    /* messages: a year of a few dozen notes a day from one contact; a store
+     * of at most ~100000 * 4 KB = 400 MB of note text in all. */
+    cfg->messages_max_per_contact = 10000;
+    cfg->messages_max = 100000;
+    cfg->messages_retention_s = 365 * 86400;
 }
 
 struct key {
@@ -112,6 +117,10 @@ static const struct key KEYS[] = {
     KEY(close_delay_min_s, 0, 30 * 86400),
     KEY(close_delay_max_s, 0, 30 * 86400),
     KEY(policy_decline_reason, 0, 1),
+    /* messages */
+    KEY(messages_max_per_contact, 1, 100000000),
+    KEY(messages_max, 1, 100000000),
+    KEY(messages_retention_s, 0, 10 * 365 * 86400),
 };
 
 static char *trim(char *s)

@@ -67,6 +67,13 @@ struct tf_node_config {
     uint64_t close_delay_min_s;        /* a close caused by a decline or a withdrawal */
     uint64_t close_delay_max_s;        /*   leaves after a delay uniform in [min, max] */
     uint64_t policy_decline_reason;    /* 1: a policy decline names its rule to the connector */
+    /* messages (node/delivery.c): notes received from contacts are stored up
+     * to these budgets (beyond, a new note gets no ACK and its sender retries);
+     * notes, received or sent and finished, older than the retention are
+     * collected. */
+    uint64_t messages_max_per_contact; /* received notes stored from one contact */
+    uint64_t messages_max;             /* received notes stored in all */
+    uint64_t messages_retention_s;     /* 0: keep notes until the owner removes them */
 };
 
 /* The defaults. */

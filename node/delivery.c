@@ -19,6 +19,42 @@
 
 #define DUE_BATCH 256
 #define READY_MAX 64
+#define SWEEP_BATCH 1000 /* messages the retention sweep collects per turn */
+#define SWEEP_PERIOD_MAX_S 3600
+
+/*
+ * The budgets' counts, kept in memory so that checking one is O(1) (before,
+ * every enqueue scanned the whole outbox): per identity, the outbox entries
+ * queued for it and the notes received from it that are stored, with the
+ * totals.  Built from the store at start; updated by this module's own
+ * writes (enqueue, finish, a note stored, the retention sweep).  A count
+ * change waits in `pending` until its batch commits: if the store discards
+ * the write (a rollback, a lost transaction, a failed commit) the change is
+ * taken back (sync).  Whether a recipient is a contact is looked up again
+ * whenever a contact is created or deleted.
+ */
+struct tally {
+    uint8_t pk[32];
+    uint32_t outbox;   /* entries queued for pk */
+    uint32_t received; /* notes from pk stored */
+    bool used;
+    bool stranger; /* pk is not a contact: its entries count as strangers' */
+};
+
+struct tallies {
+    struct tally *slots; /* open addressing, linear probing; cap a power of 2 */
+    size_t cap, n;
+    uint8_t key[crypto_shorthash_KEYBYTES]; /* a random hash key: peers choose their keys */
+    uint64_t outbox_strangers;              /* sum of outbox over strangers */
+    uint64_t received;                      /* sum of received */
+};
+
+/* A count change whose write is not committed yet. */
+struct delta {
+    size_t sp; /* tf_node_store_savepoint just before the write */
+    uint8_t pk[32];
+    int8_t outbox, received;
+};
 
 /* An envelope sent on a link and not yet acknowledged. */
 struct inflight {
@@ -44,7 +80,113 @@ struct tf_node_delivery {
         char text[TF_NODE_OUTBOX_ERROR_MAX];
     } dial_errors[8];
     size_t next_dial_error;
+    uv_timer_t sweep; /* the messages' retention */
+    int open_handles;
+    struct tallies tallies;
+    struct delta *pending;
+    size_t n_pending, cap_pending;
+    bool stale;            /* the counts must be built again from the store */
+    size_t floor;          /* the savepoint at that build (writes below it were counted) */
+    uint64_t batches;      /* tf_node_store_batches at the last sync */
+    uint64_t contacts_gen; /* tf_node_store_contacts_gen at the last sync */
 };
+
+static struct tally *tally_find(struct tallies *t, const uint8_t pk[32])
+{
+    if (t->cap == 0)
+        return NULL;
+    uint64_t h;
+    crypto_shorthash((uint8_t *)&h, pk, 32, t->key);
+    for (size_t i = (size_t)h & (t->cap - 1);; i = (i + 1) & (t->cap - 1)) {
+        if (!t->slots[i].used)
+            return NULL;
+        if (memcmp(t->slots[i].pk, pk, 32) == 0)
+            return &t->slots[i];
+    }
+}
+
+/* The empty slot where pk goes (the table has room). */
+static struct tally *tally_slot(struct tallies *t, const uint8_t pk[32])
+{
+    uint64_t h;
+    crypto_shorthash((uint8_t *)&h, pk, 32, t->key);
+    size_t i = (size_t)h & (t->cap - 1);
+    while (t->slots[i].used)
+        i = (i + 1) & (t->cap - 1);
+    return &t->slots[i];
+}
+
+/* Keeps the table at most 3/4 full. */
+static int tally_reserve(struct tallies *t)
+{
+    if ((t->n + 1) * 4 <= t->cap * 3)
+        return TF_OK;
+    size_t cap = t->cap == 0 ? 64 : 2 * t->cap;
+    struct tally *slots = calloc(cap, sizeof *slots);
+    if (slots == NULL)
+        return TF_E_NOMEM;
+    struct tallies next = *t;
+    next.slots = slots;
+    next.cap = cap;
+    for (size_t i = 0; i < t->cap; i++)
+        if (t->slots[i].used)
+            *tally_slot(&next, t->slots[i].pk) = t->slots[i];
+    free(t->slots);
+    *t = next;
+    return TF_OK;
+}
+
+/* Removes slot (linear probing: the entries after it move back). */
+static void tally_remove(struct tallies *t, struct tally *slot)
+{
+    size_t i = (size_t)(slot - t->slots), mask = t->cap - 1;
+    t->slots[i].used = false;
+    t->n--;
+    for (size_t j = (i + 1) & mask; t->slots[j].used; j = (j + 1) & mask) {
+        uint64_t h;
+        crypto_shorthash((uint8_t *)&h, t->slots[j].pk, 32, t->key);
+        size_t home = (size_t)h & mask;
+        /* The entry at j may move to the hole at i unless its home lies
+         * cyclically in (i, j]. */
+        if ((j > i && (home <= i || home > j)) || (j < i && home <= i && home > j)) {
+            t->slots[i] = t->slots[j];
+            t->slots[j].used = false;
+            i = j;
+        }
+    }
+}
+
+/* Adds the changes to pk's counts; a new identity is a stranger or not as
+ * given. */
+static int tally_add(struct tallies *t, const uint8_t pk[32], int outbox, int received,
+                     bool stranger)
+{
+    struct tally *x = tally_find(t, pk);
+    if (x == NULL) {
+        if (outbox < 0 || received < 0)
+            return TF_E_BAD_STATE;
+        int rc = tally_reserve(t);
+        if (rc != TF_OK)
+            return rc;
+        x = tally_slot(t, pk);
+        memset(x, 0, sizeof *x);
+        memcpy(x->pk, pk, 32);
+        x->used = true;
+        x->stranger = stranger;
+        t->n++;
+    }
+    if ((outbox < 0 && x->outbox < (uint32_t)-outbox) ||
+        (received < 0 && x->received < (uint32_t)-received))
+        return TF_E_BAD_STATE;
+    x->outbox = (uint32_t)((int64_t)x->outbox + outbox);
+    x->received = (uint32_t)((int64_t)x->received + received);
+    if (x->stranger)
+        t->outbox_strangers = (uint64_t)((int64_t)t->outbox_strangers + outbox);
+    t->received = (uint64_t)((int64_t)t->received + received);
+    if (x->outbox == 0 && x->received == 0)
+        tally_remove(t, x);
+    return TF_OK;
+}
 
 static const char *dial_error_of(const struct tf_node_delivery *d, const uint8_t pk[32])
 {
@@ -73,11 +215,197 @@ static uint64_t backoff_ms(const struct tf_node_delivery *d, uint32_t attempts)
     return base / 2 + base * r / 2000;
 }
 
+/* True if pk is a contact (blocked or not); *err gets a store failure. */
+static bool is_contact(struct tf_node *node, const uint8_t pk[32], int *err)
+{
+    struct tf_node_contact c;
+    memset(&c, 0, sizeof c);
+    int rc = tf_node_store_contact_get(node->store, pk, &c);
+    tf_node_contact_deinit(&c);
+    if (rc != TF_OK && rc != TF_E_NOT_FOUND)
+        *err = rc;
+    return rc == TF_OK;
+}
+
+static int count_recipient_cb(const uint8_t to_pk[static 32], void *arg)
+{
+    /* Strangers or not is decided after the walk (look_up_strangers). */
+    return tally_add(arg, to_pk, 1, 0, false);
+}
+
+static int count_message_cb(const struct tf_node_message *m, void *arg)
+{
+    return m->outgoing ? 0 : tally_add(arg, m->contact, 0, 1, false);
+}
+
+/* Looks up again which identities are contacts, and the strangers' total. */
+static int look_up_strangers(struct tf_node_delivery *d)
+{
+    struct tallies *t = &d->tallies;
+    int rc = TF_OK;
+    t->outbox_strangers = 0;
+    for (size_t i = 0; i < t->cap && rc == TF_OK; i++) {
+        struct tally *x = &t->slots[i];
+        if (!x->used)
+            continue;
+        x->stranger = !is_contact(d->node, x->pk, &rc);
+        if (x->stranger)
+            t->outbox_strangers += x->outbox;
+    }
+    return rc;
+}
+
+/* Builds the counts from the store: one walk of the outbox's recipients and
+ * one of the messages (at start, and after a change this module could not
+ * take back precisely). */
+static int rebuild(struct tf_node_delivery *d)
+{
+    struct tf_node_store *st = d->node->store;
+    struct tallies *t = &d->tallies;
+    free(t->slots);
+    t->slots = NULL;
+    t->cap = t->n = 0;
+    t->outbox_strangers = t->received = 0;
+    d->n_pending = 0;
+    (void)tf_node_store_undo_take(st); /* what it reports is read below */
+    d->floor = tf_node_store_savepoint(st);
+    d->batches = tf_node_store_batches(st);
+    d->contacts_gen = tf_node_store_contacts_gen(st);
+    int rc = tf_node_store_outbox_recipients(st, count_recipient_cb, t);
+    if (rc == TF_OK)
+        rc = tf_node_store_message_foreach(st, count_message_cb, t);
+    if (rc == TF_OK)
+        rc = look_up_strangers(d);
+    d->stale = rc != TF_OK;
+    return rc;
+}
+
+/* Brings the counts up to date with the store: takes back the changes whose
+ * writes were discarded, forgets the committed ones, and looks contacts up
+ * again when some were created or deleted. */
+static int sync_counts(struct tf_node_delivery *d)
+{
+    struct tf_node_store *st = d->node->store;
+    size_t from = tf_node_store_undo_take(st);
+    bool look_again = from != SIZE_MAX;
+    if (from < d->floor)
+        d->stale = true; /* writes counted by the last build are gone */
+    while (!d->stale && d->n_pending > 0 && d->pending[d->n_pending - 1].sp >= from) {
+        const struct delta *x = &d->pending[--d->n_pending];
+        if (tally_add(&d->tallies, x->pk, -x->outbox, -x->received, false) != TF_OK)
+            d->stale = true;
+    }
+    uint64_t b = tf_node_store_batches(st);
+    if (b != d->batches) {
+        d->batches = b;
+        d->n_pending = 0; /* committed */
+        d->floor = 0;
+    }
+    uint64_t g = tf_node_store_contacts_gen(st);
+    if (g != d->contacts_gen) {
+        d->contacts_gen = g;
+        look_again = true;
+    }
+    if (d->stale)
+        return rebuild(d);
+    return look_again ? look_up_strangers(d) : TF_OK;
+}
+
+/* Counts a write this module just made, begun at savepoint sp. */
+static void count_write(struct tf_node_delivery *d, size_t sp, const uint8_t pk[32], int outbox,
+                        int received, bool stranger)
+{
+    if (d->stale)
+        return; /* the next sync builds the counts afresh */
+    if (tf_node__grow((void **)&d->pending, &d->cap_pending, d->n_pending, sizeof *d->pending) !=
+            TF_OK ||
+        tally_add(&d->tallies, pk, outbox, received, stranger) != TF_OK) {
+        d->stale = true;
+        return;
+    }
+    struct delta *x = &d->pending[d->n_pending++];
+    x->sp = sp;
+    memcpy(x->pk, pk, 32);
+    x->outbox = (int8_t)outbox;
+    x->received = (int8_t)received;
+}
+
 static void timer_cb(uv_timer_t *t)
 {
     struct tf_node_delivery *d = t->data;
     /* Work happens after the next commit (tf_node_delivery_run). */
     d->due = true;
+}
+
+/* The messages' retention: notes received, and notes sent whose delivery
+ * ended, older than messages_retention_s (0: kept). */
+struct sweep_scan {
+    uint64_t before; /* collected if their time is below this */
+    struct swept {
+        uint8_t id[16];
+        uint8_t contact[32];
+        bool outgoing;
+    } items[SWEEP_BATCH];
+    size_t n;
+};
+
+static int sweep_cb(const struct tf_node_message *m, void *arg)
+{
+    struct sweep_scan *x = arg;
+    bool old = m->outgoing ? m->state != TF_NODE_MESSAGE_QUEUED && m->updated < x->before
+                           : m->time < x->before;
+    if (!old)
+        return 0;
+    struct swept *it = &x->items[x->n++];
+    memcpy(it->id, m->id, 16);
+    memcpy(it->contact, m->contact, 32);
+    it->outgoing = m->outgoing;
+    return x->n == SWEEP_BATCH ? 1 : 0;
+}
+
+static uint64_t sweep_period_ms(const struct tf_node_delivery *d)
+{
+    uint64_t s = d->node->config.messages_retention_s;
+    if (s == 0 || s > SWEEP_PERIOD_MAX_S)
+        s = SWEEP_PERIOD_MAX_S;
+    return s * 1000u;
+}
+
+static void sweep_timer_cb(uv_timer_t *t)
+{
+    struct tf_node_delivery *d = t->data;
+    struct tf_node *node = d->node;
+    uint64_t keep = node->config.messages_retention_s, now = tf_node_now(node);
+    uint64_t next_ms = sweep_period_ms(d);
+    struct sweep_scan *x = NULL;
+    int rc = TF_OK;
+    if (keep != 0 && now > keep && (x = calloc(1, sizeof *x)) == NULL)
+        rc = TF_E_NOMEM;
+    if (x != NULL) {
+        x->before = now - keep;
+        rc = tf_node_store_message_foreach(node->store, sweep_cb, x);
+        if (rc == 1)
+            rc = TF_OK;
+    }
+    if (rc == TF_OK && x != NULL && x->n > 0 && (rc = sync_counts(d)) == TF_OK) {
+        for (size_t i = 0; i < x->n && rc == TF_OK; i++) {
+            size_t sp = tf_node_store_savepoint(node->store);
+            rc = tf_node_store_message_del(node->store, x->items[i].id);
+            if (rc == TF_OK && !x->items[i].outgoing)
+                count_write(d, sp, x->items[i].contact, 0, -1, false);
+            else if (rc == TF_E_NOT_FOUND)
+                rc = TF_OK;
+        }
+        tf_node_log(TF_NODE_LOG_INFO, "delivery",
+                    "%zu notes older than %llu s collected (messages_retention_s)", x->n,
+                    (unsigned long long)keep);
+        if (x->n == SWEEP_BATCH)
+            next_ms = 0; /* more to collect: go on after this turn's commit */
+    }
+    if (rc != TF_OK)
+        tf_node_log(TF_NODE_LOG_ERROR, "delivery", "messages' retention: %s", tf_strerror(rc));
+    free(x);
+    uv_timer_start(&d->sweep, sweep_timer_cb, next_ms, 0);
 }
 
 int tf_node_delivery_start(struct tf_node *node, struct tf_node_delivery **out)
@@ -86,13 +414,32 @@ int tf_node_delivery_start(struct tf_node *node, struct tf_node_delivery **out)
     if (d == NULL)
         return TF_E_NOMEM;
     d->node = node;
-    int rc = uv_timer_init(node->loop, &d->timer);
-    if (rc != 0) {
+    randombytes_buf(d->tallies.key, sizeof d->tallies.key);
+    int rc = rebuild(d);
+    if (rc != TF_OK) {
+        free(d->tallies.slots);
+        free(d);
+        return rc;
+    }
+    tf_node_log(TF_NODE_LOG_INFO, "delivery",
+                "counts: %zu identities, %llu queued for non-contacts, %llu notes received",
+                d->tallies.n, (unsigned long long)d->tallies.outbox_strangers,
+                (unsigned long long)d->tallies.received);
+    if ((rc = uv_timer_init(node->loop, &d->timer)) != 0) {
+        free(d->tallies.slots);
         free(d);
         return rc;
     }
     d->timer.data = d;
-    d->due = true; /* look at the outbox once at start */
+    d->open_handles = 1;
+    if ((rc = uv_timer_init(node->loop, &d->sweep)) != 0) {
+        tf_node_delivery_stop(d); /* frees d once the timer has closed */
+        return rc;
+    }
+    d->sweep.data = d;
+    d->open_handles = 2;
+    uv_timer_start(&d->sweep, sweep_timer_cb, 0, 0); /* once at start */
+    d->due = true;                                   /* look at the outbox once at start */
     *out = d;
     return TF_OK;
 }
@@ -100,6 +447,10 @@ int tf_node_delivery_start(struct tf_node *node, struct tf_node_delivery **out)
 static void free_cb(uv_handle_t *h)
 {
     struct tf_node_delivery *d = h->data;
+    if (--d->open_handles > 0)
+        return;
+    free(d->tallies.slots);
+    free(d->pending);
     struct inflight *f = d->inflight;
     while (f != NULL) {
         struct inflight *next = f->next;
@@ -114,7 +465,10 @@ void tf_node_delivery_stop(struct tf_node_delivery *d)
     if (d == NULL || d->closing)
         return;
     d->closing = true;
+    bool sweep = d->open_handles == 2;
     uv_close((uv_handle_t *)&d->timer, free_cb);
+    if (sweep)
+        uv_close((uv_handle_t *)&d->sweep, free_cb);
 }
 
 static struct inflight **find_inflight(struct tf_node_delivery *d, const uint8_t msg_id[16])
@@ -136,66 +490,6 @@ static void mark_ready(struct tf_node_delivery *d, const uint8_t pk[32])
         d->due = true; /* too many at once: the due scan will get to them */
 }
 
-/* True if pk is a contact (blocked or not); *err gets a store failure. */
-static bool is_contact(struct tf_node *node, const uint8_t pk[32], int *err)
-{
-    struct tf_node_contact c;
-    memset(&c, 0, sizeof c);
-    int rc = tf_node_store_contact_get(node->store, pk, &c);
-    tf_node_contact_deinit(&c);
-    if (rc != TF_OK && rc != TF_E_NOT_FOUND)
-        *err = rc;
-    return rc == TF_OK;
-}
-
-/* The outbox budgets' count: entries for one recipient, and (for a
- * stranger) every entry's recipient, to count the strangers' entries. */
-struct budget_scan {
-    const uint8_t *to;
-    uint64_t to_n;
-    bool collect;
-    uint8_t (*pks)[32];
-    size_t n, cap;
-};
-
-static int budget_cb(const uint8_t to_pk[static 32], void *arg)
-{
-    struct budget_scan *b = arg;
-    if (memcmp(to_pk, b->to, 32) == 0)
-        b->to_n++;
-    if (!b->collect)
-        return 0;
-    if (tf_node__grow((void **)&b->pks, &b->cap, b->n, sizeof *b->pks) != TF_OK)
-        return TF_E_NOMEM;
-    memcpy(b->pks[b->n++], to_pk, 32);
-    return 0;
-}
-
-static int pk_cmp(const void *a, const void *b)
-{
-    return memcmp(a, b, 32);
-}
-
-/* Entries queued for recipients that are not contacts: one contact lookup
- * per distinct recipient. */
-static int count_strangers(struct tf_node *node, struct budget_scan *b, uint64_t *out)
-{
-    int err = TF_OK;
-    uint64_t n = 0;
-    if (b->n > 1)
-        qsort(b->pks, b->n, sizeof *b->pks, pk_cmp);
-    for (size_t i = 0; i < b->n && err == TF_OK;) {
-        size_t j = i + 1;
-        while (j < b->n && memcmp(b->pks[j], b->pks[i], 32) == 0)
-            j++;
-        if (!is_contact(node, b->pks[i], &err))
-            n += j - i;
-        i = j;
-    }
-    *out = n;
-    return err;
-}
-
 /*
  * The outbox budgets (docs/THREAT-MODEL.md): at most outbox_max_per_peer
  * entries for one recipient, and outbox_max_strangers for all recipients
@@ -204,33 +498,33 @@ static int count_strangers(struct tf_node *node, struct budget_scan *b, uint64_t
  * that wanted it fails, and nothing already queued is dropped (an
  * introduction dropped on one side would break agreement).
  */
-static int check_budgets(struct tf_node_delivery *d, const uint8_t to_pk[32])
+static int check_budgets(struct tf_node_delivery *d, const uint8_t to_pk[32], bool *stranger)
 {
     struct tf_node *node = d->node;
-    int rc = TF_OK;
-    struct budget_scan b = {.to = to_pk};
-    b.collect = !is_contact(node, to_pk, &rc);
+    int rc = sync_counts(d);
     if (rc != TF_OK)
         return rc;
-    rc = tf_node_store_outbox_recipients(node->store, budget_cb, &b);
+    *stranger = !is_contact(node, to_pk, &rc);
+    if (rc != TF_OK)
+        return rc;
+    const struct tally *x = tally_find(&d->tallies, to_pk);
+    uint64_t mine = x != NULL ? x->outbox : 0;
     char tid[TF_PROTO_TEXT_ID_SIZE];
     tf_proto_text_id_encode(to_pk, tid);
-    uint64_t strangers = 0;
-    if (rc == TF_OK && b.to_n >= node->config.outbox_max_per_peer) {
+    if (mine >= node->config.outbox_max_per_peer) {
         tf_node_log(TF_NODE_LOG_WARN, "delivery",
                     "%s: envelope refused: %llu already queued for it (outbox_max_per_peer)", tid,
-                    (unsigned long long)b.to_n);
-        rc = TF_E_TOO_LONG;
-    } else if (rc == TF_OK && b.collect && (rc = count_strangers(node, &b, &strangers)) == TF_OK &&
-               strangers >= node->config.outbox_max_strangers) {
+                    (unsigned long long)mine);
+        return TF_E_TOO_LONG;
+    }
+    if (*stranger && d->tallies.outbox_strangers >= node->config.outbox_max_strangers) {
         tf_node_log(TF_NODE_LOG_WARN, "delivery",
                     "%s: envelope refused: %llu already queued for non-contacts "
                     "(outbox_max_strangers)",
-                    tid, (unsigned long long)strangers);
-        rc = TF_E_TOO_LONG;
+                    tid, (unsigned long long)d->tallies.outbox_strangers);
+        return TF_E_TOO_LONG;
     }
-    free(b.pks);
-    return rc;
+    return TF_OK;
 }
 
 int tf_node_delivery_enqueue(struct tf_node_delivery *d, const struct tf_node_contact *to,
@@ -239,7 +533,8 @@ int tf_node_delivery_enqueue(struct tf_node_delivery *d, const struct tf_node_co
 {
     struct tf_node_outbox_entry e;
     memset(&e, 0, sizeof e);
-    int rc = check_budgets(d, to->pk);
+    bool stranger;
+    int rc = check_budgets(d, to->pk, &stranger);
     if (rc != TF_OK)
         return rc;
     randombytes_buf(e.msg_id, sizeof e.msg_id);
@@ -252,8 +547,10 @@ int tf_node_delivery_enqueue(struct tf_node_delivery *d, const struct tf_node_co
     e.created = tf_node_now(d->node);
     e.expires = expires;
     e.next_try_ms = now_ms();
+    size_t sp = tf_node_store_savepoint(d->node->store);
     rc = tf_node_store_outbox_put(d->node->store, &e);
     if (rc == TF_OK) {
+        count_write(d, sp, to->pk, 1, 0, stranger);
         memcpy(msg_id, e.msg_id, 16);
         d->due = true;
     }
@@ -307,17 +604,22 @@ static void note_outcome(struct tf_node_delivery *d, const uint8_t msg_id[16],
 }
 
 /* Ends delivery of an outbox entry (ACKed, rejected or expired). */
-static void finish(struct tf_node_delivery *d, const uint8_t msg_id[16], uint16_t type,
+static void finish(struct tf_node_delivery *d, const struct tf_node_outbox_entry *e,
                    enum tf_node_message_state state, const char *error)
 {
-    int rc = tf_node_store_outbox_del(d->node->store, msg_id);
+    if (sync_counts(d) != TF_OK)
+        d->stale = true; /* logged by the next check that needs them */
+    size_t sp = tf_node_store_savepoint(d->node->store);
+    int rc = tf_node_store_outbox_del(d->node->store, e->msg_id);
     if (rc != TF_OK && rc != TF_E_NOT_FOUND) {
         tf_node_log(TF_NODE_LOG_ERROR, "delivery", "cannot remove a delivered envelope: %s",
                     tf_strerror(rc));
         return;
     }
-    if (rc == TF_OK && type == TF_PROTO_MSG_TYPE_NOTE)
-        note_outcome(d, msg_id, state, error);
+    if (rc == TF_OK)
+        count_write(d, sp, e->to_pk, -1, 0, false);
+    if (rc == TF_OK && e->type == TF_PROTO_MSG_TYPE_NOTE)
+        note_outcome(d, e->msg_id, state, error);
 }
 
 /* Sends e on link and reschedules it in case no ACK comes. */
@@ -369,7 +671,7 @@ static int need_link(struct tf_node_delivery *d, struct tf_node_outbox_entry *e)
     }
     if (rc == TF_E_NOT_FOUND) {
         /* The recipient was removed: nobody to deliver to. */
-        finish(d, e->msg_id, e->type, TF_NODE_MESSAGE_FAILED, "no longer a contact");
+        finish(d, e, TF_NODE_MESSAGE_FAILED, "no longer a contact");
         return TF_OK;
     }
     if (rc != TF_OK)
@@ -410,7 +712,7 @@ static void expire_entry(struct tf_node_delivery *d, const struct tf_node_outbox
     tf_proto_text_id_encode(e->to_pk, tid);
     tf_node_log(TF_NODE_LOG_INFO, "delivery", "envelope to %s expired after %u attempts", tid,
                 e->attempts);
-    finish(d, e->msg_id, e->type, TF_NODE_MESSAGE_FAILED, "expired undelivered");
+    finish(d, e, TF_NODE_MESSAGE_FAILED, "expired undelivered");
 }
 
 struct due_ctx {
@@ -646,13 +948,13 @@ void tf_node_delivery_ack(struct tf_node_delivery *d, struct tf_node_link *link,
         tf_node_log(TF_NODE_LOG_WARN, "delivery", "ACK from a peer that is not the recipient");
     } else if (rc == TF_OK) {
         if (m->status == TF_PROTO_ACK_OK) {
-            finish(d, e.msg_id, e.type, TF_NODE_MESSAGE_DELIVERED, NULL);
+            finish(d, &e, TF_NODE_MESSAGE_DELIVERED, NULL);
         } else {
             const char *why = tf_proto_ack_reason_name(m->reason);
             char tid[TF_PROTO_TEXT_ID_SIZE];
             tf_proto_text_id_encode(e.to_pk, tid);
             tf_node_log(TF_NODE_LOG_WARN, "delivery", "envelope to %s rejected: %s", tid, why);
-            finish(d, e.msg_id, e.type, TF_NODE_MESSAGE_FAILED, why);
+            finish(d, &e, TF_NODE_MESSAGE_FAILED, why);
         }
     }
     tf_node_outbox_entry_deinit(&e);
@@ -688,6 +990,43 @@ bool tf_node_note_is_valid(const uint8_t *text, size_t len)
     return true;
 }
 
+/*
+ * The messages budgets (docs/THREAT-MODEL.md): at most
+ * messages_max_per_contact notes received from one contact, and messages_max
+ * in all, are stored.  Beyond, a new note is not taken: no ACK, so its sender
+ * keeps it and retries (and its owner sees it fail if it expires first).
+ * Nothing already acknowledged is dropped to make room: the owner's notes go
+ * only by the documented retention (messages_retention_s).
+ */
+static bool messages_full(struct tf_node_delivery *d, const uint8_t from_pk[32])
+{
+    const struct tf_node_config *cfg = &d->node->config;
+    char tid[TF_PROTO_TEXT_ID_SIZE];
+    tf_proto_text_id_encode(from_pk, tid);
+    int rc = sync_counts(d);
+    if (rc != TF_OK) {
+        tf_node_log(TF_NODE_LOG_ERROR, "delivery", "cannot count the messages: %s",
+                    tf_strerror(rc));
+        return true;
+    }
+    const struct tally *x = tally_find(&d->tallies, from_pk);
+    uint64_t mine = x != NULL ? x->received : 0;
+    if (mine >= cfg->messages_max_per_contact) {
+        tf_node_log(TF_NODE_LOG_WARN, "delivery",
+                    "%s: note not taken: %llu notes from it stored (messages_max_per_contact); "
+                    "its sender will retry",
+                    tid, (unsigned long long)mine);
+        return true;
+    }
+    if (d->tallies.received >= cfg->messages_max) {
+        tf_node_log(TF_NODE_LOG_WARN, "delivery",
+                    "%s: note not taken: %llu notes stored (messages_max); its sender will retry",
+                    tid, (unsigned long long)d->tallies.received);
+        return true;
+    }
+    return false;
+}
+
 /* Stores a note from a contact. */
 static enum tf_proto_ack_reason receive_note(struct tf_node_delivery *d,
                                              const struct tf_proto_envelope *env,
@@ -704,6 +1043,9 @@ static enum tf_proto_ack_reason receive_note(struct tf_node_delivery *d,
         return TF_PROTO_ACK_REASON_REFUSED;
     if (!tf_node_note_is_valid(o->body.ptr, o->body.len))
         return TF_PROTO_ACK_REASON_INVALID;
+    if (messages_full(d, o->from_pk))
+        return (enum tf_proto_ack_reason) - 1; /* no ACK: its sender retries */
+    size_t sp = tf_node_store_savepoint(node->store);
     struct tf_node_message m;
     memset(&m, 0, sizeof m);
     /* The note is kept under its msg_id, unless a message already has that
@@ -752,6 +1094,7 @@ static enum tf_proto_ack_reason receive_note(struct tf_node_delivery *d,
                     tf_strerror(rc));
         return (enum tf_proto_ack_reason) - 1;
     }
+    count_write(d, sp, o->from_pk, 0, 1, false);
     tf_node_log(TF_NODE_LOG_INFO, "delivery", "note from %s stored", tid);
     if (node->test_crash_after_receive)
         node->test_crash_armed = true;

@@ -7,11 +7,17 @@
  * after each group commit, so an envelope never leaves before the state
  * change that caused it is on disk.
  *
- * Budgets (node/config.h, "delivery" block): outbox entries per recipient and
- * for non-contacts together (checked at enqueue), msg ids remembered
- * (seen_max, checked before an envelope is taken), and dials per entry to an
- * address from a stranger's card (stranger_dials_max).  Duplicates are
- * detected on (sender, msg_id) once the envelope is authenticated.
+ * Budgets (node/config.h, "delivery" and "messages" blocks): outbox entries
+ * per recipient and for non-contacts together (checked at enqueue), msg ids
+ * remembered (seen_max, checked before an envelope is taken), dials per entry
+ * to an address from a stranger's card (stranger_dials_max), and notes
+ * received per contact and in all (messages_max_per_contact, messages_max:
+ * beyond, a note gets no ACK and its sender retries).  The outbox and
+ * messages counts are kept in memory (built at start, updated with this
+ * module's writes), so each check is O(1).  Notes older than
+ * messages_retention_s are collected by a sweep (hourly at most).
+ * Duplicates are detected on (sender, msg_id) once the envelope is
+ * authenticated.
  */
 #ifndef TF_NODE_DELIVERY_H
 #define TF_NODE_DELIVERY_H

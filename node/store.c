@@ -110,6 +110,13 @@ struct tf_node_store {
     struct op **ops;  /* journal of txn */
     size_t n_ops, cap_ops;
     uint64_t commits;
+    /* For modules that keep counts of stored rows in memory (node/delivery.c):
+     * the lowest journal position whose writes were discarded since the last
+     * tf_node_store_undo_take (SIZE_MAX: none), journals ended, and contacts
+     * created or deleted. */
+    size_t undone_from;
+    uint64_t batches;
+    uint64_t contacts_gen;
 };
 
 /*
@@ -242,6 +249,14 @@ static void journal_clear(struct tf_node_store *st)
     for (size_t i = 0; i < st->n_ops; i++)
         free(st->ops[i]);
     st->n_ops = 0;
+    st->batches++;
+}
+
+/* The writes of the journal from sp on are discarded (not committed). */
+static void journal_undone(struct tf_node_store *st, size_t sp)
+{
+    if (sp < st->n_ops && sp < st->undone_from)
+        st->undone_from = sp;
 }
 
 static int journal_reserve(struct tf_node_store *st)
@@ -273,6 +288,7 @@ static int fail_txn(struct tf_node_store *st, int rc)
         mdb_txn_abort(st->txn);
         st->txn = NULL;
     }
+    journal_undone(st, 0);
     journal_clear(st);
     st->failed = lmdb_err(rc);
     return st->failed;
@@ -309,6 +325,7 @@ int tf_node_store_rollback(struct tf_node_store *st, size_t sp)
      * up to the savepoint into a new one. */
     mdb_txn_abort(st->txn);
     st->txn = NULL;
+    journal_undone(st, sp);
     for (size_t i = sp; i < st->n_ops; i++)
         free(st->ops[i]);
     st->n_ops = sp;
@@ -636,6 +653,7 @@ int tf_node_store_open(const char *dir, enum tf_node_store_mode mode, struct tf_
         goto fail;
     }
     st->readonly = mode == TF_NODE_STORE_READONLY;
+    st->undone_from = SIZE_MAX;
     if ((rc = env_open(st, dir, mode)) == 0 && (rc = open_txn(st, mode)) == MDB_MAP_FULL &&
         (rc = grow_map(st)) == 0)
         rc = open_txn(st, mode);
@@ -677,6 +695,8 @@ int tf_node_store_commit(struct tf_node_store *st)
         rc = mdb_txn_commit(st->txn);
         st->txn = NULL;
     }
+    if (rc != 0)
+        journal_undone(st, 0);
     journal_clear(st);
     if (rc == 0)
         st->commits++;
@@ -689,8 +709,26 @@ void tf_node_store_abort(struct tf_node_store *st)
         mdb_txn_abort(st->txn);
         st->txn = NULL;
     }
+    journal_undone(st, 0);
     journal_clear(st);
     st->failed = 0;
+}
+
+size_t tf_node_store_undo_take(struct tf_node_store *st)
+{
+    size_t from = st->undone_from;
+    st->undone_from = SIZE_MAX;
+    return from;
+}
+
+uint64_t tf_node_store_batches(const struct tf_node_store *st)
+{
+    return st->batches;
+}
+
+uint64_t tf_node_store_contacts_gen(const struct tf_node_store *st)
+{
+    return st->contacts_gen;
 }
 
 bool tf_node_store_dirty(const struct tf_node_store *st)
@@ -838,8 +876,10 @@ int tf_node_store_contact_put(struct tf_node_store *st, const struct tf_node_con
         rc = drop_alias(st, c->pk, old.alias);
     else if (rc == TF_E_CORRUPT) /* replaced below; its alias is unknown */
         rc = drop_alias(st, c->pk, NULL);
-    else if (rc == MDB_NOTFOUND)
+    else if (rc == MDB_NOTFOUND) {
         rc = 0;
+        st->contacts_gen++; /* a new contact */
+    }
     if (rc == 0 && c->alias[0] != '\0')
         rc = write_op(st, DBI_ALIASES, c->alias, strlen(c->alias), c->pk, TF_PROTO_KEY_LEN, 0);
     if (rc == 0)
@@ -954,6 +994,8 @@ int tf_node_store_contact_del(struct tf_node_store *st, const uint8_t pk[static 
         rc = drop_alias(st, pk, rc == 0 ? old.alias : NULL);
     if (rc == 0)
         rc = write_op(st, DBI_CONTACTS, pk, TF_PROTO_KEY_LEN, NULL, 0, 0);
+    if (rc == 0)
+        st->contacts_gen++;
     tf_node_contact_deinit(&old);
     return lmdb_err(rc);
 }
@@ -1803,6 +1845,16 @@ int tf_node_store_message_put(struct tf_node_store *st, const struct tf_node_mes
         return rc;
     rc = write_op(st, DBI_MESSAGES, m->id, MSG_ID_LEN, rec.data, rec.len, 0);
     tf_proto_buf_free(&rec);
+    return lmdb_err(rc);
+}
+
+int tf_node_store_message_del(struct tf_node_store *st, const uint8_t id[static 16])
+{
+    MDB_val v;
+    int rc = write_begin(st);
+    /* Deleting an absent key would lose the transaction (write_op). */
+    if (rc == 0 && (rc = get(st, st->txn, DBI_MESSAGES, id, MSG_ID_LEN, &v)) == 0)
+        rc = write_op(st, DBI_MESSAGES, id, MSG_ID_LEN, NULL, 0, 0);
     return lmdb_err(rc);
 }
 

@@ -109,6 +109,19 @@ size_t tf_node_store_savepoint(const struct tf_node_store *st);
  * batch is lost (as for any failed write) and the error is returned. */
 TF_MUST_CHECK int tf_node_store_rollback(struct tf_node_store *st, size_t sp);
 
+/* For a module that keeps counts of stored rows in memory, updated as it
+ * writes (node/delivery.c), to learn which of its writes did not last:
+ * undo_take returns the lowest savepoint (tf_node_store_savepoint, taken just
+ * before the write) whose writes were discarded since its last call, by a
+ * rollback, an abort, a lost transaction or a failed commit, and SIZE_MAX
+ * when none were; each call starts afresh.  batches counts the batches ended
+ * (committed or lost): once it moves, every earlier write that undo_take did
+ * not report is committed.  contacts_gen moves whenever a contact is created
+ * or deleted (in the batch, committed or not). */
+size_t tf_node_store_undo_take(struct tf_node_store *st);
+uint64_t tf_node_store_batches(const struct tf_node_store *st);
+uint64_t tf_node_store_contacts_gen(const struct tf_node_store *st);
+
 /* True while a write transaction is open (uncommitted changes exist or may). */
 bool tf_node_store_dirty(const struct tf_node_store *st);
 
@@ -311,6 +324,9 @@ TF_MUST_CHECK int tf_node_message_decode(const uint8_t id[static 16], const uint
  * updated message).  TF_E_BAD_VALUE as tf_node_message_encode. */
 TF_MUST_CHECK int tf_node_store_message_put(struct tf_node_store *st,
                                             const struct tf_node_message *m);
+/* Deletes the message with id (the retention sweep, node/delivery.c).
+ * TF_E_NOT_FOUND if absent (nothing is written then). */
+TF_MUST_CHECK int tf_node_store_message_del(struct tf_node_store *st, const uint8_t id[static 16]);
 /* TF_E_NOT_FOUND if absent; *out owns copies (zeroed unless TF_OK). */
 TF_MUST_CHECK int tf_node_store_message_get(struct tf_node_store *st, const uint8_t id[static 16],
                                             struct tf_node_message *out);

@@ -1,8 +1,10 @@
 # SPDX-License-Identifier: MIT
 """Delivery on the open internet (issue 12): the ACK rules for envelopes that
 do not decode or carry an unknown type, duplicates detected per sender after
-the envelope is authenticated, the outbox and seen-id budgets, the bounded
-dials to a stranger's address, and no card updates to blocked contacts.
+the envelope is authenticated, the outbox, seen-id and messages budgets (and
+the counts behind them across restarts, ACKs and refusals), the messages'
+retention, the bounded dials to a stranger's address, and no card updates to
+blocked contacts.
 
 Raw peers are played by tf-delivery (tests/integration/tf_delivery.c) from
 the identity of a home on which no daemon runs.
@@ -213,6 +215,33 @@ class Budgets(DeliveryTestCase):
         self.assertEqual(len(bob.json("outbox")), 2)
         self.assertIn("outbox_max_strangers", bob.log())
 
+    def test_stranger_count_follows_contacts(self):
+        """The strangers' count is looked up again when a contact is added
+        or removed: entries for a stranger who becomes a contact leave it
+        (room for another stranger's), and come back when it is removed."""
+        bob = self.listening("bob", config={"outbox_max_strangers": 2,
+                                            "stranger_dials_max": 0})
+        strangers, iids = [], []
+        for name in ("P", "Q", "R"):
+            strangers.append(self.identity("m" + name.lower()))
+            iids.append(self.stranger_proposes(strangers[-1], "127.0.0.1:9", bob, name))
+        bob.cli("decline", iids[0], "--reason", "no")
+        bob.cli("decline", iids[1], "--reason", "no")
+        r = bob.cli("decline", iids[2], "--reason", "no", check=False)
+        self.assertNotEqual(r.returncode, 0, r.stdout + r.stderr)
+        bob.cli("contact", "add", strangers[0].card(), "--alias", "mp")
+        bob.cli("decline", iids[2], "--reason", "no")
+        self.assertEqual(len(bob.json("outbox")), 3)
+        # mp is a stranger again: three strangers' entries, over the budget
+        # (nothing queued is dropped), so a fourth is refused.
+        bob.cli("contact", "rm", "mp")
+        s = self.identity("ms")
+        iid = self.stranger_proposes(s, "127.0.0.1:9", bob, "S")
+        r = bob.cli("decline", iid, "--reason", "no", check=False)
+        self.assertNotEqual(r.returncode, 0, r.stdout + r.stderr)
+        self.assertEqual(len(bob.json("outbox")), 3)
+        self.assertEqual(bob.log().count("(outbox_max_strangers)"), 2)
+
     def test_outbox_budget_per_recipient(self):
         """outbox_max_per_peer: a contact that is never reachable gets at
         most that many queued envelopes; the next note is refused."""
@@ -245,6 +274,141 @@ class Budgets(DeliveryTestCase):
                      "--text", "note 0")
         self.assertEqual(r.stdout.strip(), "ack 0/0")
         self.assertIn("seen_max", bob.log())
+
+
+class OutboxCounts(DeliveryTestCase):
+    def test_counts_stay_right_across_restart_ack_and_refusal(self):
+        """The outbox budgets are checked against counts kept in memory:
+        built from the store at start, taken down when an envelope is
+        acknowledged or refused, so that outbox_max_per_peer admits exactly
+        that many each time."""
+        alice = self.listening("alice", config={"outbox_max_per_peer": 2})
+        bob = self.node("bob", port=True)
+        bob.init()
+        alice.cli("contact", "add", bob.card(), "--alias", "bob")
+        bob.start()
+        bob.cli("contact", "add", alice.card(), "--alias", "alice")
+        bob.stop()
+
+        def fill(tag):
+            for i in range(2):
+                alice.cli("message", "bob", "%s %d" % (tag, i))
+            r = alice.cli("message", "bob", "%s one too many" % tag, check=False)
+            self.assertNotEqual(r.returncode, 0, r.stdout + r.stderr)
+            self.assertEqual(len(alice.json("outbox")), 2)
+
+        fill("first")
+        # Restart: the counts are built again from the outbox.
+        alice.stop()
+        alice.start()
+        self.assertIn("counts: 1 identities", alice.log())
+        r = alice.cli("message", "bob", "still too many", check=False)
+        self.assertNotEqual(r.returncode, 0, r.stdout + r.stderr)
+        # ACKed: the count goes back to zero and two fit again.
+        bob.start()
+        wait_for("alice's outbox to empty", lambda: alice.json("outbox") == [], 20)
+        self.assertEqual(notes_in(bob), ["first 0", "first 1"])
+        # Refused (bob blocks alice: ACK 7): the count goes back to zero too.
+        bob.cli("contact", "set", "alice", "--block")
+        bob.stop()
+        fill("second")
+        bob.start()
+        wait_for("alice's outbox to empty", lambda: alice.json("outbox") == [], 20)
+        failed = [m for m in alice.json("messages") if m["state"] == "failed"]
+        self.assertEqual(len(failed), 2, failed)
+        bob.stop()
+        fill("third")
+        self.assertEqual(alice.log().count("(outbox_max_per_peer)"), 4)
+
+    def test_counts_stay_right_across_expiry(self):
+        """An envelope that expires undelivered leaves the count too (the
+        shortest note_ttl_s, 60 s, makes this test a minute long)."""
+        alice = self.listening("alice", config={"outbox_max_per_peer": 2, "note_ttl_s": 60,
+                                                "retry_max_ms": 1000})
+        bob = self.node("bob", port=True)  # never started
+        bob.init()
+        alice.cli("contact", "add", bob.card(), "--alias", "bob")
+        for i in range(2):
+            alice.cli("message", "bob", "note %d" % i)
+        r = alice.cli("message", "bob", "one too many", check=False)
+        self.assertNotEqual(r.returncode, 0, r.stdout + r.stderr)
+        alice.wait_log("expired after", 90, count=2)
+        wait_for("alice's outbox to empty", lambda: alice.json("outbox") == [], 10)
+        for i in range(2):
+            alice.cli("message", "bob", "again %d" % i)
+        r = alice.cli("message", "bob", "one too many again", check=False)
+        self.assertNotEqual(r.returncode, 0, r.stdout + r.stderr)
+        states = sorted(m["state"] for m in alice.json("messages"))
+        self.assertEqual(states, ["failed", "failed", "queued", "queued"])
+
+
+class Messages(DeliveryTestCase):
+    def test_received_notes_per_contact_between_real_nodes(self):
+        """messages_max_per_contact: bob stores that many notes from alice;
+        the next gets no ACK and stays queued at alice (not failed, not
+        lost), while nothing bob acknowledged is dropped."""
+        alice = self.listening("alice")
+        bob = self.listening("bob", config={"messages_max_per_contact": 2})
+        alice.cli("contact", "add", bob.card(), "--alias", "bob")
+        bob.cli("contact", "add", alice.card(), "--alias", "alice")
+        for i in range(3):
+            alice.cli("message", "bob", "note %d" % i)
+        bob.wait_log("(messages_max_per_contact)", 20)
+        wait_for("two notes at bob", lambda: len(notes_in(bob)) == 2, 10)
+        self.assertEqual(notes_in(bob), ["note 0", "note 1"])
+        out = alice.json("outbox")
+        self.assertEqual(len(out), 1, out)
+        states = sorted(m["state"] for m in alice.json("messages"))
+        self.assertEqual(states, ["delivered", "delivered", "queued"])
+
+    def test_received_notes_in_all_and_after_restart(self):
+        """messages_max bounds the notes of all contacts together, and the
+        counts survive a restart (built from the store)."""
+        bob = self.listening("bob", config={"messages_max_per_contact": 2, "messages_max": 3})
+        alice, carol = self.identity("alice"), self.identity("carol")
+        bob.cli("contact", "add", alice.card(), "--alias", "alice")
+        bob.cli("contact", "add", carol.card(), "--alias", "carol")
+
+        def send(who, n):
+            r = delivery("note", bob.listen, "--home", who.home, "--msg-id", "%032x" % n,
+                         "--text", "%s %d" % (who.name, n), "--timeout-ms", 1500)
+            return r.stdout.strip()
+
+        self.assertEqual([send(alice, i) for i in (1, 2, 3)], ["ack 0/0", "ack 0/0", "no ack"])
+        self.assertIn("(messages_max_per_contact)", bob.log())
+        self.assertEqual([send(carol, i) for i in (4, 5)], ["ack 0/0", "no ack"])
+        self.assertIn("(messages_max)", bob.log())
+        bob.stop()
+        bob.start()
+        self.assertIn("3 notes received", bob.log())
+        self.assertEqual(send(carol, 6), "no ack")
+        self.assertEqual(notes_in(bob), ["alice 1", "alice 2", "carol 4"])
+
+    def test_retention(self):
+        """messages_retention_s: notes received, and sent notes whose delivery
+        ended, are collected once older; the room they leave counts again."""
+        bob = self.listening("bob", config={"messages_max_per_contact": 1,
+                                            "messages_retention_s": 2})
+        alice = self.identity("alice")
+        bob.cli("contact", "add", alice.card(), "--alias", "alice")
+
+        def send(n):
+            r = delivery("note", bob.listen, "--home", alice.home, "--msg-id", "%032x" % n,
+                         "--text", "note %d" % n, "--timeout-ms", 1500)
+            return r.stdout.strip()
+
+        self.assertEqual(send(1), "ack 0/0")
+        self.assertEqual(send(2), "no ack")
+        bob.cli("message", "alice", "from bob")
+        r = delivery("take", bob.listen, "--home", alice.home, "--hold-ms", 2000)
+        self.assertTrue(r.stdout.startswith("took 1 "), r.stdout + r.stderr)
+        wait_for("bob's note to be delivered",
+                 lambda: [m["state"] for m in bob.json("messages") if m["direction"] == "out"]
+                 == ["delivered"], 10)
+        wait_for("the notes to be collected", lambda: bob.json("messages") == [], 15)
+        self.assertIn("collected (messages_retention_s)", bob.log())
+        self.assertEqual(send(3), "ack 0/0")
+        self.assertEqual(notes_in(bob), ["note 3"])
 
 
 class CardUpdates(DeliveryTestCase):

@@ -2232,6 +2232,67 @@ static void test_savepoint_rollback(void **state)
     assert_rc(tf_node_store_kv_get(f->st, TF_NODE_STORE_CARDS, k2, 32, &got), TF_E_NOT_FOUND);
 }
 
+/* What a module that keeps counts in memory learns about its writes:
+ * the lowest discarded savepoint, batches ended, contacts created or
+ * deleted. */
+static void test_undo_reports(void **state)
+{
+    struct fixture *f = *state;
+    struct tf_node_message m;
+    assert_ok(tf_node_store_open(f->dir, TF_NODE_STORE_CREATE, &f->st));
+    assert_int_equal(tf_node_store_undo_take(f->st), SIZE_MAX);
+    uint64_t b0 = tf_node_store_batches(f->st), g0 = tf_node_store_contacts_gen(f->st);
+    /* A committed batch: nothing undone, one batch ended. */
+    make_message(1, TF_NODE_MESSAGE_RECEIVED, "one", &m);
+    assert_ok(tf_node_store_message_put(f->st, &m));
+    tf_node_message_deinit(&m);
+    assert_ok(tf_node_store_commit(f->st));
+    assert_int_equal(tf_node_store_undo_take(f->st), SIZE_MAX);
+    assert_int_equal(tf_node_store_batches(f->st), b0 + 1);
+    /* A rollback reports the lowest savepoint whose writes went, once. */
+    make_message(2, TF_NODE_MESSAGE_RECEIVED, "two", &m);
+    assert_ok(tf_node_store_message_put(f->st, &m));
+    tf_node_message_deinit(&m);
+    size_t sp = tf_node_store_savepoint(f->st);
+    assert_int_equal(sp, 1);
+    make_message(3, TF_NODE_MESSAGE_RECEIVED, "three", &m);
+    assert_ok(tf_node_store_message_put(f->st, &m));
+    tf_node_message_deinit(&m);
+    size_t sp2 = tf_node_store_savepoint(f->st);
+    msg_id(3, m.id);
+    assert_ok(tf_node_store_message_del(f->st, m.id));
+    assert_ok(tf_node_store_rollback(f->st, sp2));
+    assert_ok(tf_node_store_rollback(f->st, sp));
+    assert_int_equal(tf_node_store_undo_take(f->st), sp);
+    assert_int_equal(tf_node_store_undo_take(f->st), SIZE_MAX);
+    /* A rollback that drops nothing reports nothing. */
+    assert_ok(tf_node_store_rollback(f->st, tf_node_store_savepoint(f->st)));
+    assert_int_equal(tf_node_store_undo_take(f->st), SIZE_MAX);
+    /* An abort loses the whole batch: from 0. */
+    tf_node_store_abort(f->st);
+    assert_int_equal(tf_node_store_undo_take(f->st), 0);
+    assert_int_equal(tf_node_store_batches(f->st), b0 + 2);
+    /* Contacts: created and deleted move the generation, updated does not. */
+    struct tf_node_contact c;
+    put_contact(f, 1, "one", &c);
+    assert_int_equal(tf_node_store_contacts_gen(f->st), g0 + 1);
+    SET(c.alias, "uno");
+    assert_ok(tf_node_store_contact_put(f->st, &c));
+    assert_int_equal(tf_node_store_contacts_gen(f->st), g0 + 1);
+    assert_ok(tf_node_store_contact_del(f->st, c.pk));
+    assert_int_equal(tf_node_store_contacts_gen(f->st), g0 + 2);
+    tf_node_contact_deinit(&c);
+    /* message_del: the message goes; an absent one is TF_E_NOT_FOUND and
+     * does not lose the batch. */
+    msg_id(1, m.id);
+    assert_ok(tf_node_store_message_del(f->st, m.id));
+    assert_rc(tf_node_store_message_get(f->st, m.id, &m), TF_E_NOT_FOUND);
+    assert_rc(tf_node_store_message_del(f->st, m.id), TF_E_NOT_FOUND);
+    assert_ok(tf_node_store_commit(f->st));
+    assert_int_equal(tf_node_store_undo_take(f->st), SIZE_MAX);
+    assert_rc(tf_node_store_message_get(f->st, m.id, &m), TF_E_NOT_FOUND);
+}
+
 int main(void)
 {
     if (sodium_init() < 0)
@@ -2273,6 +2334,7 @@ int main(void)
         T(test_schema_migration),
         T(test_kv_tables),
         T(test_savepoint_rollback),
+        T(test_undo_reports),
         T(test_new_tables_uncommitted_and_abort),
         T(test_many_outbox),
     };
