@@ -666,10 +666,13 @@ static int in_remove(struct tf_node *node, const struct intro_in *r)
 }
 
 /* Tombstones: what is left of a proposal the node did not keep (a stranger's
- * that the policy declined, a blocked connector's).  Enough to answer the
- * proposal again and its close the same way as a kept one's, and to count
- * against the connector's budgets. */
+ * that the policy declined, a blocked connector's, one it refused after
+ * verifying it).  Enough to answer the proposal again and its close the same
+ * way as the first time, and to count against the connector's budgets.  The
+ * value: forget-at (u64be), connector (32), flags (TOMB_*). */
 #define TOMB_VAL_LEN 41
+#define TOMB_STRANGER 1 /* the connector was not a contact ('s' budget) */
+#define TOMB_REFUSED 2  /* the proposal was refused (reason 9): say so again */
 static void tomb_key(const uint8_t id[32], uint8_t key[33])
 {
     key[0] = 'T';
@@ -680,7 +683,7 @@ static void tomb_keys(const uint8_t id[32], const uint8_t val[TOMB_VAL_LEN], str
 {
     ks->n = 0;
     ks_pk(ks, 'f', val + 8, id);
-    if (val[40])
+    if (val[40] & TOMB_STRANGER)
         ks_pk(ks, 's', NULL, id);
     ks_time(ks, 't', get_u64be(val), id);
 }
@@ -701,13 +704,13 @@ static int tomb_get(struct tf_node *node, const uint8_t id[32], uint8_t val[TOMB
 }
 
 static int tomb_put(struct tf_node *node, const uint8_t id[32], const uint8_t connector[32],
-                    bool stranger)
+                    uint8_t flags)
 {
     uint8_t key[33], val[TOMB_VAL_LEN];
     struct keyset keys, none = {.n = 0};
     put_u64be(add_sat(tf_node_now(node), node->config.retention_s), val);
     memcpy(val + 8, connector, 32);
-    val[40] = stranger ? 1 : 0;
+    val[40] = flags;
     tomb_key(id, key);
     tomb_keys(id, val, &keys);
     int rc = tf_node_store_kv_put(node->store, TF_NODE_STORE_INTRO_SCHED, key, sizeof key, val,
@@ -1126,10 +1129,23 @@ static int pending_cb(const uint8_t *key, size_t klen, const uint8_t *val, size_
     return ++ps->n >= ps->max ? 1 : 0;
 }
 
+static void sweep_timer_cb(uv_timer_t *t);
+
 /* Remembers a refused proposal of from's (if its intro id can be read and
- * from is its connector); returns reason. */
+ * from is its connector); returns reason.
+ *
+ * A proposal that verified (signed by from, for this node: refused because
+ * it had expired, came from the future or would stay open too long) is also
+ * kept as a tombstone, so that its close is acknowledged after a restart
+ * too.  The receive path rolls back whatever a refused envelope wrote
+ * (node/delivery.c), so the tombstone cannot be written here: the slot is
+ * marked unsaved and the sweep is run at once.  Timers run at the start of
+ * the next loop turn, before the turn's group commit (a uv_prepare), so the
+ * tombstone is committed with the refusal's ACK, which waits for that
+ * commit.  Refusals of unverified proposals, and any the tombstone budgets
+ * leave no room for, stay in the ring only (lost on restart). */
 static int refuse_proposal(struct tf_node *node, const uint8_t from[32], const uint8_t *body,
-                           size_t len, int reason)
+                           size_t len, int reason, bool verified, bool stranger)
 {
     struct tf_proto_proposal p;
     const size_t n = sizeof node->refused_intros / sizeof node->refused_intros[0];
@@ -1138,6 +1154,10 @@ static int refuse_proposal(struct tf_node *node, const uint8_t from[32], const u
         struct tf_node_refused_intro *slot = &node->refused_intros[node->next_refused_intro++ % n];
         memcpy(slot->id, p.intro_id, 32);
         memcpy(slot->connector, from, 32);
+        slot->stranger = stranger;
+        slot->unsaved = verified;
+        if (verified && uv_timer_start(&node->intro_sweep, sweep_timer_cb, 0, SWEEP_MS) != 0)
+            tf_node_log(TF_NODE_LOG_WARN, "intro", "cannot schedule the refusal's tombstone");
     }
     return reason;
 }
@@ -1179,13 +1199,18 @@ static int on_proposal(struct tf_node *node, const uint8_t from[32], const uint8
                                         known, &p);
     tf_node_contact_deinit(&c);
     tf_proto_buf_free(&held);
+    tf_proto_text_id_encode(from, tid);
     if (rc != TF_OK) {
-        tf_node_log(TF_NODE_LOG_WARN, "intro", "proposal refused: %s", tf_strerror(rc));
-        return refuse_proposal(node, from, body, len, TF_PROTO_ACK_REASON_INVALID);
+        tf_node_log(TF_NODE_LOG_WARN, "intro", "proposal from %s refused: %s (%s)", tid,
+                    tf_err_name(rc), tf_strerror(rc));
+        /* These two are checked last: the proposal is the connector's own,
+         * for this node. */
+        bool verified = rc == TF_E_EXPIRED || rc == TF_E_FROM_FUTURE;
+        return refuse_proposal(node, from, body, len, TF_PROTO_ACK_REASON_INVALID, verified,
+                               stranger);
     }
     if (sodium_memcmp(p.core.connector_pk, from, 32) != 0)
         return TF_PROTO_ACK_REASON_NOT_PEER;
-    tf_proto_text_id_encode(from, tid);
     rc = in_load(node, p.intro_id, &r);
     if (rc == TF_OK) {
         in_free(&r);
@@ -1193,15 +1218,16 @@ static int on_proposal(struct tf_node *node, const uint8_t from[32], const uint8
     }
     if (rc == TF_E_NOT_FOUND)
         rc = tomb_get(node, p.intro_id, tomb);
-    if (rc == TF_OK)
-        return TF_PROTO_ACK_REASON_NONE; /* already answered, and forgotten but for this */
+    if (rc == TF_OK) /* already answered, and forgotten but for this: the same answer */
+        return tomb[40] & TOMB_REFUSED ? TF_PROTO_ACK_REASON_INVALID : TF_PROTO_ACK_REASON_NONE;
     if (rc != TF_E_NOT_FOUND)
         return -1;
     if (!tf_proto_intro_expiry_is_valid(&p.core, now, TF_PROTO_SKEW_DEFAULT)) {
         tf_node_log(TF_NODE_LOG_WARN, "intro",
-                    "proposal from %s refused: it would stay open longer than %u days", tid,
-                    EXPIRES_MAX_S / 86400u);
-        return refuse_proposal(node, from, body, len, TF_PROTO_ACK_REASON_INVALID);
+                    "proposal from %s refused: its expiry is not after its creation, or it "
+                    "would stay open longer than %u days",
+                    tid, EXPIRES_MAX_S / 86400u);
+        return refuse_proposal(node, from, body, len, TF_PROTO_ACK_REASON_INVALID, true, stranger);
     }
     /* Budgets (docs/CONTROL.md "Settings"): one connector may not fill the
      * inbox, open proposals or any others (each record it caused counts,
@@ -1228,13 +1254,13 @@ static int on_proposal(struct tf_node *node, const uint8_t from[32], const uint8
     if (full != NULL) {
         tf_node_log(TF_NODE_LOG_WARN, "intro", "proposal from %s refused: %s reached (%llu)", tid,
                     full, (unsigned long long)count);
-        return refuse_proposal(node, from, body, len, TF_PROTO_ACK_REASON_REFUSED);
+        return refuse_proposal(node, from, body, len, TF_PROTO_ACK_REASON_REFUSED, false, stranger);
     }
     if (blocked) {
         /* Kept as a tombstone only; the ACK (ok) is the one any proposal
          * gets, and so are the answers to its duplicates and closes. */
         tf_node_log(TF_NODE_LOG_INFO, "intro", "proposal from blocked connector %s dropped", tid);
-        return tomb_put(node, p.intro_id, from, false) == TF_OK ? TF_PROTO_ACK_REASON_NONE : -1;
+        return tomb_put(node, p.intro_id, from, 0) == TF_OK ? TF_PROTO_ACK_REASON_NONE : -1;
     }
     /* The owner's policy may answer at once (docs/POLICY.md). */
     struct tf_proto_policy_decision d;
@@ -1247,7 +1273,7 @@ static int on_proposal(struct tf_node *node, const uint8_t from[32], const uint8
     char hex[65];
     sodium_bin2hex(hex, sizeof hex, p.intro_id, 32);
     if (stranger && d.action == TF_PROTO_POLICY_ACTION_DECLINE) {
-        if ((rc = tomb_put(node, p.intro_id, from, true)) == TF_OK)
+        if ((rc = tomb_put(node, p.intro_id, from, TOMB_STRANGER)) == TF_OK)
             rc = decline_to_stranger(node, &p, reason);
         if (rc == TF_OK)
             tf_node_log(TF_NODE_LOG_INFO, "intro",
@@ -1623,9 +1649,58 @@ static void sweep_kind(struct tf_node *node, uint8_t kind, uint64_t now)
     }
 }
 
+/* Keeps one refusal as a tombstone (see refuse_proposal), unless the intro
+ * is known by now or the connector's tombstone budgets are full (R35). */
+static int save_refusal(struct tf_node *node, const struct tf_node_refused_intro *ref)
+{
+    struct intro_in r;
+    uint8_t tomb[TOMB_VAL_LEN];
+    int rc = in_load(node, ref->id, &r);
+    if (rc == TF_OK)
+        in_free(&r);
+    if (rc != TF_E_NOT_FOUND)
+        return rc;
+    if ((rc = tomb_get(node, ref->id, tomb)) != TF_E_NOT_FOUND)
+        return rc;
+    uint64_t mine = 0, strangers = 0;
+    rc = prefix_count(node, 'f', ref->connector, node->config.max_intros_per_connector, &mine);
+    if (rc == TF_OK && ref->stranger)
+        rc = prefix_count(node, 's', NULL, node->config.max_stranger_intros, &strangers);
+    if (rc != TF_OK)
+        return rc;
+    if (mine >= node->config.max_intros_per_connector ||
+        (ref->stranger && strangers >= node->config.max_stranger_intros)) {
+        char tid[TF_PROTO_TEXT_ID_SIZE];
+        tf_proto_text_id_encode(ref->connector, tid);
+        tf_node_log(TF_NODE_LOG_INFO, "intro",
+                    "refusal of a proposal from %s kept in memory only: its budget is full", tid);
+        return TF_OK;
+    }
+    return tomb_put(node, ref->id, ref->connector,
+                    (uint8_t)(TOMB_REFUSED | (ref->stranger ? TOMB_STRANGER : 0)));
+}
+
+static void save_refusals(struct tf_node *node)
+{
+    const size_t n = sizeof node->refused_intros / sizeof node->refused_intros[0];
+    for (size_t i = 0; i < n; i++) {
+        struct tf_node_refused_intro *ref = &node->refused_intros[i];
+        if (!ref->unsaved)
+            continue;
+        ref->unsaved = false;
+        struct tf_node_savepoint sp = tf_node_savepoint(node);
+        int rc = save_refusal(node, ref);
+        if (rc != TF_OK) {
+            tf_node_rollback(node, sp);
+            tf_node_log(TF_NODE_LOG_ERROR, "intro", "cannot keep a refusal: %s", tf_strerror(rc));
+        }
+    }
+}
+
 static void sweep_timer_cb(uv_timer_t *t)
 {
     struct tf_node *node = t->data;
+    save_refusals(node);
     uint64_t now = tf_node_now(node);
     /* Housekeeping rides on the same tick: forget message ids whose
      * envelopes have expired (a bounded batch per tick). */
@@ -2380,7 +2455,8 @@ static int verb_rm_in(struct tf_node *node, const msgpack_object *args,
             "once it is introduced, closed or expired");
         rc = TF_E_BAD_STATE;
     } else if ((rc = in_remove(node, &r)) != TF_OK ||
-               (rc = tomb_put(node, r.id, p.core.connector_pk, r.stranger)) != TF_OK ||
+               (rc = tomb_put(node, r.id, p.core.connector_pk, r.stranger ? TOMB_STRANGER : 0)) !=
+                   TF_OK ||
                (rc = intro_event(node, "inbox.removed", r.id, NULL, NULL)) != TF_OK) {
         WHY("cannot remove: %s", tf_strerror(rc));
     } else {
