@@ -19,6 +19,7 @@
 #include "proto/ctl.h"
 #include "proto/envelope.h"
 #include "proto/intro.h"
+#include "proto/intro_machine.h"
 
 #define WHY(...) snprintf(why, why_cap, __VA_ARGS__)
 #define SWEEP_MS 1000
@@ -828,47 +829,104 @@ static int send_close(struct tf_node *node, const struct intro_out *o, int x)
     return rc;
 }
 
-/* Closes the intro for every side that was asked. */
-static int close_asked(struct tf_node *node, const struct intro_out *o, int except)
+/* The connector's executor: every change to an intro_out goes through
+ * conn_run, which carries out what the pure machine (proto/intro_machine.h)
+ * decides.  The callers (the reply handler, the withdraw and propose verbs,
+ * the sweep) only reduce their input to the machine's predicates. */
+
+static_assert(OUT_ASKING == (int)TF_PROTO_IM_CONN_ASKING &&
+                  OUT_INTRODUCED == (int)TF_PROTO_IM_CONN_INTRODUCED &&
+                  OUT_DECLINED == (int)TF_PROTO_IM_CONN_DECLINED &&
+                  OUT_WITHDRAWN == (int)TF_PROTO_IM_CONN_WITHDRAWN &&
+                  OUT_EXPIRED == (int)TF_PROTO_IM_CONN_EXPIRED,
+              "the record's states are the machine's");
+static_assert(SIDE_NOT_ASKED == (int)TF_PROTO_IM_SIDE_NOT_ASKED &&
+                  SIDE_PENDING == (int)TF_PROTO_IM_SIDE_PENDING &&
+                  SIDE_ACCEPTED == (int)TF_PROTO_IM_SIDE_ACCEPTED &&
+                  SIDE_DECLINED == (int)TF_PROTO_IM_SIDE_DECLINED,
+              "the record's side states are the machine's");
+
+/* The protocol part of o, as the machine sees it (close_at 0: none). */
+static struct tf_proto_im_conn conn_of(const struct intro_out *o)
 {
-    int rc = TF_OK;
-    for (int x = 0; x < 2 && rc == TF_OK; x++)
-        if (x != except && (o->side[x] == SIDE_PENDING || o->side[x] == SIDE_ACCEPTED))
-            rc = send_close(node, o, x);
-    return rc;
+    struct tf_proto_im_conn c;
+    memset(&c, 0, sizeof c);
+    c.state = (enum tf_proto_im_conn_state)o->state;
+    for (int x = 0; x < 2; x++) {
+        c.side[x] = (enum tf_proto_im_side_state)o->side[x];
+        c.close_at[x] = o->close_at[x] == 0 ? TF_PROTO_IM_NEVER : o->close_at[x];
+    }
+    c.expires = o->expires;
+    return c;
 }
 
-/* Schedules the close of every asked side but except (-1: none) after a
- * delay drawn uniformly from [close_delay_min_s, close_delay_max_s], for
- * each side on its own: a close caused by a decline and one caused by a
- * withdrawal leave alike, so their timing does not tell a party which
- * happened.  The times are kept in the record (the sweep sends them). */
-static void close_later(struct tf_node *node, struct intro_out *o, int except)
+/* The one place that changes an intro_out's protocol state: copies next in
+ * and logs each change of state. */
+static void out_enter_state(struct intro_out *o, bool created, const struct tf_proto_im_conn *next,
+                            uint64_t now)
 {
-    uint64_t now = tf_node_now(node), lo = node->config.close_delay_min_s;
-    uint64_t span = node->config.close_delay_max_s - lo; /* config: min <= max <= 30 days */
+    bool changed = created || o->state != (uint64_t)next->state;
     for (int x = 0; x < 2; x++)
-        if (x != except && (o->side[x] == SIDE_PENDING || o->side[x] == SIDE_ACCEPTED))
-            o->close_at[x] = now + lo + randombytes_uniform((uint32_t)span + 1);
+        changed |= o->side[x] != (uint64_t)next->side[x];
+    if (changed) {
+        char hex[65];
+        sodium_bin2hex(hex, sizeof hex, o->id, 32);
+        tf_node_log(TF_NODE_LOG_INFO, "intro", "intro %.16s: %s (a %s, b %s) -> %s (a %s, b %s)",
+                    hex, created ? "new" : out_state_name(o->state), side_state_name(o->side[0]),
+                    side_state_name(o->side[1]), tf_proto_im_conn_state_name(next->state),
+                    tf_proto_im_side_state_name(next->side[0]),
+                    tf_proto_im_side_state_name(next->side[1]));
+        o->updated = now; /* not for a close that only left on time */
+    }
+    o->state = (uint64_t)next->state;
+    for (int x = 0; x < 2; x++) {
+        o->side[x] = (uint64_t)next->side[x];
+        o->close_at[x] = next->close_at[x] == TF_PROTO_IM_NEVER ? 0 : next->close_at[x];
+    }
 }
 
-/* asking -> expired at now: closes every asked side but except (-1: none)
- * at once (an expiry is public: both sides know the time), saves, emits. */
-static int expire_intro(struct tf_node *node, struct intro_out *o, int except, uint64_t now)
+/* What the connector's actions need beyond the record: a reply's bytes
+ * (STORE_REPLY) and its decline reason. */
+struct conn_ctx {
+    const uint8_t *reply;
+    size_t reply_len;
+    struct tf_proto_bytes reason;
+};
+
+static int conn_emit(struct tf_node *node, const struct intro_out *o, enum tf_proto_im_emit e,
+                     int side)
 {
-    assert(o->state == OUT_ASKING);
-    o->state = OUT_EXPIRED;
-    o->updated = now;
-    int rc = close_asked(node, o, except);
-    if (rc == TF_OK)
-        rc = out_save(node, o);
-    return rc == TF_OK ? intro_event(node, "intro.expired", o->id, NULL, NULL) : rc;
+    const char *x = side == 1 ? "b" : "a";
+    switch (e) {
+    case TF_PROTO_IM_EMIT_INTRO_PROPOSED:
+        return intro_event(node, "intro.proposed", o->id, NULL, NULL);
+    case TF_PROTO_IM_EMIT_INTRO_REPLIED:
+        return intro_event(node, "intro.replied", o->id, "side", x);
+    case TF_PROTO_IM_EMIT_INTRO_INTRODUCED:
+        return intro_event(node, "intro.introduced", o->id, NULL, NULL);
+    case TF_PROTO_IM_EMIT_INTRO_DECLINED:
+        return intro_event(node, "intro.declined", o->id, "side", x);
+    case TF_PROTO_IM_EMIT_INTRO_WITHDRAWN:
+        return intro_event(node, "intro.withdrawn", o->id, NULL, NULL);
+    case TF_PROTO_IM_EMIT_INTRO_EXPIRED:
+        return intro_event(node, "intro.expired", o->id, NULL, NULL);
+    case TF_PROTO_IM_EMIT_INBOX_RECEIVED:
+    case TF_PROTO_IM_EMIT_INBOX_ACCEPTED:
+    case TF_PROTO_IM_EMIT_INBOX_DECLINED:
+    case TF_PROTO_IM_EMIT_INBOX_INTRODUCED:
+    case TF_PROTO_IM_EMIT_INBOX_LATE_REVOCATION:
+    case TF_PROTO_IM_EMIT_INBOX_CLOSED:
+    case TF_PROTO_IM_EMIT_INBOX_EXPIRED:
+        break;
+    }
+    return TF_E_INVALID_ARG; /* a party's event from the connector's machine */
 }
 
-static int introduce(struct tf_node *node, struct intro_out *o)
+/* The introduction of o (both acceptances stored), signed at now. */
+static int sign_introduction(struct tf_node *node, const struct intro_out *o, uint64_t now,
+                             struct tf_proto_buf *out)
 {
     struct tf_proto_introduction in;
-    struct tf_proto_buf signed_in;
     memset(&in, 0, sizeof in);
     memcpy(in.intro_id, o->id, 32);
     in.core_bytes.ptr = o->core.data;
@@ -879,16 +937,113 @@ static int introduce(struct tf_node *node, struct intro_out *o)
     in.reply_a.len = o->reply[0].len;
     in.reply_b.ptr = o->reply[1].data;
     in.reply_b.len = o->reply[1].len;
-    in.time = tf_node_now(node);
-    int rc = tf_proto_introduction_sign(&node->id, &in, &signed_in);
-    for (int x = 0; x < 2 && rc == TF_OK; x++)
-        rc = send_to(node, o->pk[x], TF_PROTO_MSG_TYPE_INTRODUCTION, &signed_in, o->expires);
-    tf_proto_buf_free(&signed_in);
-    if (rc == TF_OK) {
-        o->state = OUT_INTRODUCED;
-        rc = intro_event(node, "intro.introduced", o->id, NULL, NULL);
+    in.time = now;
+    return tf_proto_introduction_sign(&node->id, &in, out);
+}
+
+static int conn_send(struct tf_node *node, const struct intro_out *o,
+                     const struct tf_proto_im_action *a, uint64_t now,
+                     struct tf_proto_buf *introduction)
+{
+    switch (a->msg) {
+    case TF_PROTO_IM_MSG_PROPOSAL:
+        return send_proposal(node, o, a->side);
+    case TF_PROTO_IM_MSG_CLOSE:
+        return send_close(node, o, a->side);
+    case TF_PROTO_IM_MSG_INTRODUCTION: {
+        /* One introduction, signed once, for both sides. */
+        int rc = introduction->len == 0 ? sign_introduction(node, o, now, introduction) : TF_OK;
+        return rc == TF_OK ? send_to(node, o->pk[a->side], TF_PROTO_MSG_TYPE_INTRODUCTION,
+                                     introduction, o->expires)
+                           : rc;
     }
+    case TF_PROTO_IM_MSG_DECLINE:
+        break;
+    }
+    return TF_E_INVALID_ARG; /* a party's message from the connector's machine */
+}
+
+/* Carries out out's actions on o, in order, under a savepoint: on an error
+ * nothing of them stays (and o may be half changed: the caller drops it).
+ * next is the machine's new state, in->side the side of a reply. */
+static int conn_exec(struct tf_node *node, struct intro_out *o, bool created,
+                     const struct tf_proto_im_conn *next, const struct tf_proto_im_out *out,
+                     int side, uint64_t now, const struct conn_ctx *ctx)
+{
+    struct tf_node_savepoint sp = tf_node_savepoint(node);
+    struct tf_proto_buf introduction = {0};
+    int rc = TF_OK;
+    for (size_t k = 0; k < out->n && rc == TF_OK; k++) {
+        const struct tf_proto_im_action *a = &out->a[k];
+        switch (a->kind) {
+        case TF_PROTO_IM_ACT_STORE_REPLY:
+            rc = ctx != NULL ? set_buf(&o->reply[a->side], ctx->reply, ctx->reply_len)
+                             : TF_E_INVALID_ARG;
+            break;
+        case TF_PROTO_IM_ACT_SEND:
+            rc = conn_send(node, o, a, now, &introduction);
+            break;
+        case TF_PROTO_IM_ACT_SCHEDULE_CLOSE:
+            break; /* next's close_at, kept by STORE; the sweep sends it */
+        case TF_PROTO_IM_ACT_EMIT:
+            rc = conn_emit(node, o, a->emit, side);
+            break;
+        case TF_PROTO_IM_ACT_STORE:
+            /* A decline's reason is kept with the side that declined. */
+            if (ctx != NULL && side >= 0 && next->side[side] == TF_PROTO_IM_SIDE_DECLINED &&
+                o->side[side] != SIDE_DECLINED)
+                rc = set_buf(&o->reason[side], ctx->reason.ptr, ctx->reason.len);
+            if (rc == TF_OK) {
+                out_enter_state(o, created, next, now);
+                rc = out_save(node, o);
+            }
+            break;
+        case TF_PROTO_IM_ACT_SIGN_ACCEPT:
+        case TF_PROTO_IM_ACT_RESEND_ACCEPT:
+        case TF_PROTO_IM_ACT_ADD_CONTACT:
+        case TF_PROTO_IM_ACT_REMEMBER_REFUSED:
+            rc = TF_E_INVALID_ARG; /* a party's action from the connector's machine */
+            break;
+        }
+    }
+    tf_proto_buf_free(&introduction);
+    if (rc != TF_OK)
+        tf_node_rollback(node, sp);
     return rc;
+}
+
+/* The random delays of the closes a step may schedule, one per side, each
+ * drawn uniformly from [close_delay_min_s, close_delay_max_s] on its own: a
+ * close caused by a decline and one caused by a withdrawal leave alike, so
+ * their timing does not tell a party which happened (R31). */
+static void close_delays(const struct tf_node *node, uint64_t delay[2])
+{
+    uint64_t lo = node->config.close_delay_min_s;
+    uint64_t span = node->config.close_delay_max_s - lo; /* config: min <= max <= 30 days */
+    for (int x = 0; x < 2; x++)
+        delay[x] = lo + randombytes_uniform((uint32_t)span + 1);
+}
+
+/* Steps o's machine with in and carries out the result (*out). */
+static int conn_run(struct tf_node *node, struct intro_out *o,
+                    const struct tf_proto_im_conn_input *in, const struct conn_ctx *ctx,
+                    struct tf_proto_im_out *out)
+{
+    struct tf_proto_im_conn s = conn_of(o), next;
+    tf_proto_im_conn_step(&s, in, &next, out);
+    int side = in->event == TF_PROTO_IM_CONN_REPLY ? in->side : -1;
+    return conn_exec(node, o, false, &next, out, side, in->now, ctx);
+}
+
+/* The sweep's tick of one intro (its expiry, or a delayed close due). */
+static int conn_tick(struct tf_node *node, struct intro_out *o, uint64_t now)
+{
+    struct tf_proto_im_conn_input in;
+    struct tf_proto_im_out out;
+    memset(&in, 0, sizeof in);
+    in.event = TF_PROTO_IM_CONN_TICK;
+    in.now = now;
+    return conn_run(node, o, &in, NULL, &out);
 }
 
 static int on_reply(struct tf_node *node, const uint8_t from[32], const uint8_t *body, size_t len)
@@ -896,87 +1051,76 @@ static int on_reply(struct tf_node *node, const uint8_t from[32], const uint8_t 
     struct tf_proto_statement st;
     struct tf_proto_reply r;
     struct intro_out o;
+    char hex[65];
     int rc = tf_proto_reply_decode(body, len, &st, &r);
-    if (rc != TF_OK)
+    if (rc != TF_OK) {
+        tf_node_log(TF_NODE_LOG_WARN, "intro", "reply refused: %s (%s)", tf_err_name(rc),
+                    tf_strerror(rc));
         return TF_PROTO_ACK_REASON_INVALID;
-    if ((rc = out_load(node, r.intro_id, &o)) != TF_OK)
+    }
+    sodium_bin2hex(hex, sizeof hex, r.intro_id, 32);
+    if ((rc = out_load(node, r.intro_id, &o)) != TF_OK) {
+        if (rc == TF_E_NOT_FOUND)
+            tf_node_log(TF_NODE_LOG_WARN, "intro", "reply for %.16s refused: no such intro", hex);
         return rc == TF_E_NOT_FOUND ? TF_PROTO_ACK_REASON_INVALID : -1;
+    }
     int x = sodium_memcmp(o.pk[0], from, 32) == 0   ? 0
             : sodium_memcmp(o.pk[1], from, 32) == 0 ? 1
                                                     : -1;
     int result = TF_PROTO_ACK_REASON_INVALID;
+    if (x < 0) {
+        tf_node_log(TF_NODE_LOG_WARN, "intro", "reply for %.16s refused: its sender is no party",
+                    hex);
+        goto out;
+    }
     /* The party's card as held with the intro (verified when stored). */
     struct tf_proto_buf held = {0};
-    if (x >= 0 && (rc = tf_node_intro_peer_card(node, from, &held)) != TF_OK &&
-        rc != TF_E_NOT_FOUND) {
+    if ((rc = tf_node_intro_peer_card(node, from, &held)) != TF_OK && rc != TF_E_NOT_FOUND) {
         result = -1;
         goto out;
     }
-    rc = x < 0 ? TF_E_INVALID_ARG
-               : tf_proto_reply_verify_known(from, o.id, (enum tf_proto_side)x, body, len,
-                                             (struct tf_proto_known){held.data, held.len}, &r);
+    rc = tf_proto_reply_verify_known(from, o.id, (enum tf_proto_side)x, body, len,
+                                     (struct tf_proto_known){held.data, held.len}, &r);
     tf_proto_buf_free(&held);
-    if (rc != TF_OK || o.side[x] == SIDE_NOT_ASKED)
+    if (rc != TF_OK) {
+        tf_node_log(TF_NODE_LOG_WARN, "intro", "reply for %.16s refused: %s (%s)", hex,
+                    tf_err_name(rc), tf_strerror(rc));
         goto out;
-    if (r.time > o.expires && r.time - o.expires > TF_PROTO_SKEW_DEFAULT) {
-        /* Signed after the intro expired: both parties would refuse an
-         * introduction made with it (docs/PROTOCOL.md §8), so it is not
-         * recorded. */
-        char hex[65];
-        sodium_bin2hex(hex, sizeof hex, o.id, 32);
-        tf_node_log(TF_NODE_LOG_WARN, "intro", "reply for %.16s refused: signed after it expired",
-                    hex);
+    }
+    /* The reply, reduced to what the machine decides on. */
+    struct tf_proto_im_conn_input in;
+    struct tf_proto_im_out res;
+    struct conn_ctx ctx = {body, len, r.reason};
+    memset(&in, 0, sizeof in);
+    in.event = TF_PROTO_IM_CONN_REPLY;
+    in.now = tf_node_now(node);
+    in.side = x;
+    in.accept = r.decision == TF_PROTO_DECISION_ACCEPT;
+    in.same_as_stored = o.reply[x].len == len && memcmp(o.reply[x].data, body, len) == 0;
+    in.signed_late = r.time > o.expires && r.time - o.expires > TF_PROTO_SKEW_DEFAULT;
+    close_delays(node, in.close_delay);
+    if ((rc = conn_run(node, &o, &in, &ctx, &res)) != TF_OK) {
+        result = -1;
+        goto out;
+    }
+    switch (res.ack) {
+    case TF_PROTO_IM_ACK_OK:
+        result = TF_PROTO_ACK_REASON_NONE;
+        break;
+    case TF_PROTO_IM_ACK_LATE:
         result = TF_PROTO_ACK_REASON_EXPIRED;
-        goto out;
+        break;
+    case TF_PROTO_IM_ACK_REFUSE:
+        result = TF_PROTO_ACK_REASON_INVALID;
+        break;
+    case TF_PROTO_IM_ACK_RETRY:
+    case TF_PROTO_IM_ACK_NONE:
+        result = -1;
+        break;
     }
-    result = -1;
-    bool accept = r.decision == TF_PROTO_DECISION_ACCEPT;
-    uint64_t now = tf_node_now(node);
-    if (o.state == OUT_ASKING && now > o.expires) {
-        /* Expired before the sweep got to it: expire it now, then answer
-         * this reply as any late one (with a close). */
-        if ((rc = expire_intro(node, &o, x, now)) != TF_OK)
-            goto out;
-    }
-    if (o.state == OUT_ASKING) {
-        if (accept && o.side[x] == SIDE_ACCEPTED && o.reply[x].len == len &&
-            memcmp(o.reply[x].data, body, len) == 0) {
-            result = TF_PROTO_ACK_REASON_NONE; /* the same acceptance again */
-            goto out;
-        }
-        o.updated = now;
-        if (accept) {
-            o.side[x] = SIDE_ACCEPTED;
-            if ((rc = set_buf(&o.reply[x], body, len)) != TF_OK ||
-                (rc = intro_event(node, "intro.replied", o.id, "side", x ? "b" : "a")) != TF_OK)
-                goto out;
-            if (o.side[0] == SIDE_ACCEPTED && o.side[1] == SIDE_ACCEPTED)
-                rc = introduce(node, &o);
-            else if (o.mode == TF_PROTO_INTRO_MODE_SEQUENTIAL && x == 0 &&
-                     o.side[1] == SIDE_NOT_ASKED) {
-                o.side[1] = SIDE_PENDING;
-                rc = send_proposal(node, &o, 1);
-            }
-        } else {
-            /* A decline, or a revocation before both acceptances: the
-             * intro will not go ahead. */
-            o.side[x] = SIDE_DECLINED;
-            o.state = OUT_DECLINED;
-            close_later(node, &o, x);
-            if ((rc = set_buf(&o.reason[x], r.reason.ptr, r.reason.len)) == TF_OK)
-                rc = intro_event(node, "intro.declined", o.id, "side", x ? "b" : "a");
-        }
-        if (rc == TF_OK)
-            rc = out_save(node, &o);
-    } else if (o.state != OUT_INTRODUCED) {
-        /* Declined, withdrawn or expired: the answer is a close, unless
-         * one is already waiting for its time (sending it now would tell
-         * when the intro ended). */
-        rc = o.close_at[x] != 0 ? TF_OK : send_close(node, &o, x);
-    } else {
-        rc = TF_OK; /* introduced: a late decline is too late */
-    }
-    result = rc == TF_OK ? TF_PROTO_ACK_REASON_NONE : -1;
+    if (result != TF_PROTO_ACK_REASON_NONE)
+        tf_node_log(TF_NODE_LOG_WARN, "intro", "reply for %.16s from side %c refused: %s", hex,
+                    x ? 'b' : 'a', res.why ? res.why : tf_proto_im_ack_name(res.ack));
 out:
     out_free(&o);
     return result;
@@ -1538,7 +1682,7 @@ static int expire_out(struct tf_node *node, const uint8_t id[32], uint64_t now)
     if (rc != TF_OK)
         return rc == TF_E_CORRUPT ? TF_OK : rc;
     if (o.state == OUT_ASKING) /* else a stale index entry */
-        rc = expire_intro(node, &o, -1, now);
+        rc = conn_tick(node, &o, now);
     out_free(&o);
     return rc;
 }
@@ -1582,13 +1726,7 @@ static int due_out(struct tf_node *node, uint8_t kind, const uint8_t id[32], uin
     } else if (kind == 'o') {
         rc = out_remove(node, &o);
     } else {
-        for (int x = 0; x < 2 && rc == TF_OK; x++)
-            if (o.close_at[x] != 0 && o.close_at[x] <= now) {
-                rc = send_close(node, &o, x);
-                o.close_at[x] = 0;
-            }
-        if (rc == TF_OK)
-            rc = out_save(node, &o);
+        rc = conn_tick(node, &o, now); /* the delayed closes that are due */
     }
     out_free(&o);
     return rc;
@@ -1938,15 +2076,13 @@ static int verb_propose(struct tf_node *node, const msgpack_object *args,
         goto out;
     tf_proto_intro_id(o.core.data, o.core.len, o.id);
     o.mode = core.mode;
-    o.state = OUT_ASKING;
     o.created = o.updated = core.created;
     o.expires = core.expires;
-    o.side[0] = SIDE_PENDING;
-    o.side[1] = sequential ? SIDE_NOT_ASKED : SIDE_PENDING;
-    if ((rc = send_proposal(node, &o, 0)) != TF_OK ||
-        (!sequential && (rc = send_proposal(node, &o, 1)) != TF_OK) ||
-        (rc = out_save(node, &o)) != TF_OK || (rc = pair_index_put(node, &o)) != TF_OK ||
-        (rc = intro_event(node, "intro.proposed", o.id, NULL, NULL)) != TF_OK) {
+    struct tf_proto_im_conn next;
+    struct tf_proto_im_out res;
+    tf_proto_im_conn_propose(sequential, o.expires, &next, &res);
+    if ((rc = conn_exec(node, &o, true, &next, &res, -1, core.created, NULL)) != TF_OK ||
+        (rc = pair_index_put(node, &o)) != TF_OK) {
         WHY("cannot record the intro: %s", tf_strerror(rc));
         goto out;
     }
@@ -2265,18 +2401,21 @@ static int verb_withdraw(struct tf_node *node, const msgpack_object *args,
     int rc = out_load_arg(node, args, &o, why, why_cap);
     if (rc != TF_OK)
         return rc;
-    if (o.state != OUT_ASKING) {
-        WHY("this intro is %s; only an intro that is still asking can be withdrawn",
-            out_state_name(o.state));
-        rc = TF_E_BAD_STATE;
+    struct tf_proto_im_conn_input in;
+    struct tf_proto_im_out res;
+    memset(&in, 0, sizeof in);
+    in.event = TF_PROTO_IM_CONN_WITHDRAW;
+    in.now = tf_node_now(node);
+    close_delays(node, in.close_delay);
+    if ((rc = conn_run(node, &o, &in, NULL, &res)) != TF_OK) {
+        WHY("cannot withdraw: %s", tf_strerror(rc));
         goto out;
     }
-    o.state = OUT_WITHDRAWN;
-    o.updated = tf_node_now(node);
-    close_later(node, &o, -1);
-    if ((rc = out_save(node, &o)) != TF_OK ||
-        (rc = intro_event(node, "intro.withdrawn", o.id, NULL, NULL)) != TF_OK) {
-        WHY("cannot withdraw: %s", tf_strerror(rc));
+    if (res.verb_rc != TF_OK) {
+        /* (The state after the due tick: an intro past its expiry is
+         * expired, not asking.) */
+        WHY("this intro is %s; %s", out_state_name(o.state), res.why);
+        rc = res.verb_rc;
         goto out;
     }
     write_out(node, w, &o);

@@ -808,7 +808,7 @@ class Agreement(IntroTestCase):
         r = flood("reply", "--target", carol.listen, "--party", alice.home, "--connector",
                   carol.home, "--intro", iid, "--side", "a", "--time-offset", late)
         self.assertEqual((r.returncode, r.stdout.strip()), (0, "ack 1/3"), r.stderr)  # EXPIRED
-        carol.wait_log("signed after it expired", WAIT)
+        carol.wait_log("signed after the intro expired", WAIT)
         o = self.intro(carol, iid)
         self.assertEqual((o["state"], o["a"]["state"]), ("asking", "pending"))
         self.assertEqual(self.intro_events(carol, iid, "intro.replied"), [])
