@@ -893,33 +893,47 @@ struct conn_ctx {
     struct tf_proto_bytes reason;
 };
 
-static int conn_emit(struct tf_node *node, const struct intro_out *o, enum tf_proto_im_emit e,
-                     int side)
+/* What either machine's EMIT writes to the event log: the event's type and
+ * its one extra pair, if any.  side ("a"/"b"), decided_by and other (a key)
+ * are the values the events that carry them need. */
+struct emit_args {
+    const char *side, *decided_by;
+    const uint8_t *other;
+};
+
+static int emit_event(struct tf_node *node, const uint8_t id[32], enum tf_proto_im_emit e,
+                      const struct emit_args *x)
 {
-    const char *x = side == 1 ? "b" : "a";
+    char tid[TF_PROTO_TEXT_ID_SIZE];
+    const char *type = tf_proto_im_emit_name(e), *key = NULL, *val = NULL;
     switch (e) {
-    case TF_PROTO_IM_EMIT_INTRO_PROPOSED:
-        return intro_event(node, "intro.proposed", o->id, NULL, NULL);
     case TF_PROTO_IM_EMIT_INTRO_REPLIED:
-        return intro_event(node, "intro.replied", o->id, "side", x);
-    case TF_PROTO_IM_EMIT_INTRO_INTRODUCED:
-        return intro_event(node, "intro.introduced", o->id, NULL, NULL);
     case TF_PROTO_IM_EMIT_INTRO_DECLINED:
-        return intro_event(node, "intro.declined", o->id, "side", x);
-    case TF_PROTO_IM_EMIT_INTRO_WITHDRAWN:
-        return intro_event(node, "intro.withdrawn", o->id, NULL, NULL);
-    case TF_PROTO_IM_EMIT_INTRO_EXPIRED:
-        return intro_event(node, "intro.expired", o->id, NULL, NULL);
-    case TF_PROTO_IM_EMIT_INBOX_RECEIVED:
+        key = "side", val = x->side;
+        break;
     case TF_PROTO_IM_EMIT_INBOX_ACCEPTED:
     case TF_PROTO_IM_EMIT_INBOX_DECLINED:
+        key = "decided_by", val = x->decided_by ? x->decided_by : "owner";
+        break;
     case TF_PROTO_IM_EMIT_INBOX_INTRODUCED:
+        if (x->other == NULL)
+            return TF_E_INVALID_ARG;
+        tf_proto_text_id_encode(x->other, tid);
+        key = "other", val = tid;
+        break;
+    case TF_PROTO_IM_EMIT_INTRO_PROPOSED:
+    case TF_PROTO_IM_EMIT_INTRO_INTRODUCED:
+    case TF_PROTO_IM_EMIT_INTRO_WITHDRAWN:
+    case TF_PROTO_IM_EMIT_INTRO_EXPIRED:
+    case TF_PROTO_IM_EMIT_INBOX_RECEIVED:
     case TF_PROTO_IM_EMIT_INBOX_LATE_REVOCATION:
     case TF_PROTO_IM_EMIT_INBOX_CLOSED:
     case TF_PROTO_IM_EMIT_INBOX_EXPIRED:
         break;
     }
-    return TF_E_INVALID_ARG; /* a party's event from the connector's machine */
+    if (key != NULL && val == NULL)
+        return TF_E_INVALID_ARG;
+    return intro_event(node, type, id, key, val);
 }
 
 /* The introduction of o (both acceptances stored), signed at now. */
@@ -986,7 +1000,8 @@ static int conn_exec(struct tf_node *node, struct intro_out *o, bool created,
         case TF_PROTO_IM_ACT_SCHEDULE_CLOSE:
             break; /* next's close_at, kept by STORE; the sweep sends it */
         case TF_PROTO_IM_ACT_EMIT:
-            rc = conn_emit(node, o, a->emit, side);
+            rc = emit_event(node, o->id, a->emit,
+                            &(struct emit_args){side == 1 ? "b" : "a", NULL, NULL});
             break;
         case TF_PROTO_IM_ACT_STORE:
             /* A decline's reason is kept with the side that declined. */
@@ -1150,63 +1165,192 @@ static int sign_reply(struct tf_node *node, const struct tf_proto_proposal *p, b
     return tf_proto_reply_sign(&node->id, &reply, out);
 }
 
-/*
- * Answers r for this party (the owner's verb or the policy): the one place
- * that says when a party may answer (docs/PROTOCOL.md §8).  A party signs at
- * most one acceptance per intro: accepting again sends the stored acceptance
- * again (*resent), and accepting after its own decline is refused, so the
- * connector and both parties always end agreeing.  Nothing can be answered
- * once the intro is over or has expired.  TF_E_BAD_STATE (why says why), or
- * a store or signing error.
- */
-static int answer(struct tf_node *node, struct intro_in *r, bool accept, const char *text,
-                  const char *decided_by, bool *resent, char *why, size_t why_cap)
+/* The party's executor: every change to an intro_in goes through party_run,
+ * which carries out what the pure machine decides (as conn_run does for the
+ * connector's). */
+
+static_assert(IN_PENDING + 1 == (int)TF_PROTO_IM_PARTY_PENDING &&
+                  IN_ACCEPTED + 1 == (int)TF_PROTO_IM_PARTY_ACCEPTED &&
+                  IN_DECLINED + 1 == (int)TF_PROTO_IM_PARTY_DECLINED &&
+                  IN_INTRODUCED + 1 == (int)TF_PROTO_IM_PARTY_INTRODUCED &&
+                  IN_CLOSED + 1 == (int)TF_PROTO_IM_PARTY_CLOSED &&
+                  IN_EXPIRED + 1 == (int)TF_PROTO_IM_PARTY_EXPIRED,
+              "the record's states are the machine's, after UNKNOWN");
+
+/* The protocol part of r (NULL: no record), as the machine sees it. */
+static struct tf_proto_im_party party_of(const struct intro_in *r,
+                                         const struct tf_proto_proposal *p)
 {
-    struct tf_proto_proposal p;
+    struct tf_proto_im_party s;
+    memset(&s, 0, sizeof s);
+    s.state = TF_PROTO_IM_PARTY_UNKNOWN;
+    if (r != NULL) {
+        s.state = (enum tf_proto_im_party_state)(r->state + 1);
+        s.has_accept = r->my_accept.len > 0;
+        s.expires = p->core.expires;
+        s.grace = ENVELOPE_GRACE_S;
+    }
+    return s;
+}
+
+/* The one place that changes an intro_in's state: logs the change. */
+static void in_enter_state(struct intro_in *r, const struct tf_proto_im_party *next, uint64_t now)
+{
+    assert(next->state != TF_PROTO_IM_PARTY_UNKNOWN);
+    uint64_t to = (uint64_t)next->state - 1;
+    bool created = r->received == 0;
+    if (created || r->state != to) {
+        char hex[65];
+        sodium_bin2hex(hex, sizeof hex, r->id, 32);
+        tf_node_log(TF_NODE_LOG_INFO, "intro", "inbox %.16s: %s -> %s", hex,
+                    created ? "new" : in_state_name(r->state), in_state_name(to));
+        r->updated = now;
+    }
+    if (created)
+        r->received = now;
+    r->state = to;
+}
+
+/* What the party's actions need beyond the record. */
+struct party_ctx {
+    const struct tf_proto_proposal *p;     /* r's proposal */
+    const char *text;                      /* a reply's note (accept) or reason (decline) */
+    const char *decided_by;                /* who answered: "owner" or "policy:N" */
+    const struct tf_proto_materialised *m; /* ADD_CONTACT: the checked introduction */
+    const uint8_t *body;                   /* ... and its bytes */
+    size_t len;
+    bool resent; /* out: the stored acceptance went again */
+};
+
+static int add_introduced(struct tf_node *node, const struct tf_proto_materialised *m);
+
+/* Signs this party's reply (accept or decline, with ctx's text), sends it
+ * to the connector, and keeps an acceptance as my_accept. */
+static int party_reply(struct tf_node *node, struct intro_in *r, bool accept, uint64_t now,
+                       const struct party_ctx *ctx)
+{
     struct tf_proto_buf signed_r = {0};
-    uint64_t now = tf_node_now(node);
-    const char *verb = accept ? "accepted" : "declined";
-    *resent = false;
-    int rc = tf_proto_proposal_decode(r->proposal.data, r->proposal.len, &p);
-    if (rc != TF_OK)
-        return TF_E_CORRUPT;
-    if (r->state == IN_INTRODUCED || r->state == IN_CLOSED || r->state == IN_EXPIRED) {
-        WHY("this intro is %s; it can no longer be %s", in_state_name(r->state), verb);
-        return TF_E_BAD_STATE;
-    }
-    if (now > p.core.expires) {
-        WHY("this intro expired; it can no longer be %s", verb);
-        return TF_E_BAD_STATE;
-    }
-    if (r->state == IN_DECLINED) {
-        WHY(accept ? "you declined this intro; it cannot be accepted after that"
-                   : "you already declined this intro");
-        return TF_E_BAD_STATE;
-    }
-    if (accept && r->my_accept.len > 0) {
-        /* The same signed acceptance again: the connector may have lost it,
-         * and a second, different one could disagree with the first. */
-        *resent = true;
-        return send_to(node, p.core.connector_pk, TF_PROTO_MSG_TYPE_REPLY, &r->my_accept,
-                       p.core.expires);
-    }
-    if ((rc = sign_reply(node, &p, accept, text, now, &signed_r)) != TF_OK ||
-        (rc = send_to(node, p.core.connector_pk, TF_PROTO_MSG_TYPE_REPLY, &signed_r,
-                      p.core.expires)) != TF_OK)
-        goto out;
-    if (accept)
+    int rc = sign_reply(node, ctx->p, accept, ctx->text ? ctx->text : "", now, &signed_r);
+    if (rc == TF_OK)
+        rc = send_to(node, ctx->p->core.connector_pk, TF_PROTO_MSG_TYPE_REPLY, &signed_r,
+                     ctx->p->core.expires);
+    if (rc == TF_OK && accept)
         rc = set_buf(&r->my_accept, signed_r.data, signed_r.len);
     if (rc == TF_OK)
-        rc = set_str(&r->decided_by, decided_by);
-    r->state = accept ? IN_ACCEPTED : IN_DECLINED;
-    r->updated = now;
-    if (rc == TF_OK)
-        rc = in_save(node, r);
-    if (rc == TF_OK)
-        rc = intro_event(node, accept ? "inbox.accepted" : "inbox.declined", r->id, "decided_by",
-                         decided_by);
-out:
+        rc = set_str(&r->decided_by, ctx->decided_by ? ctx->decided_by : "owner");
     tf_proto_buf_free(&signed_r);
+    return rc;
+}
+
+static int party_action(struct tf_node *node, struct intro_in *r,
+                        const struct tf_proto_im_party *next, const struct tf_proto_im_action *a,
+                        uint64_t now, struct party_ctx *ctx)
+{
+    int rc;
+    switch (a->kind) {
+    case TF_PROTO_IM_ACT_SIGN_ACCEPT:
+        return party_reply(node, r, true, now, ctx);
+    case TF_PROTO_IM_ACT_SEND:
+        return a->msg == TF_PROTO_IM_MSG_DECLINE ? party_reply(node, r, false, now, ctx)
+                                                 : TF_E_INVALID_ARG;
+    case TF_PROTO_IM_ACT_RESEND_ACCEPT:
+        /* The same signed acceptance again: the connector may have lost
+         * it, and a second, different one could disagree with the first. */
+        ctx->resent = true;
+        return send_to(node, ctx->p->core.connector_pk, TF_PROTO_MSG_TYPE_REPLY, &r->my_accept,
+                       ctx->p->core.expires);
+    case TF_PROTO_IM_ACT_ADD_CONTACT:
+        if (ctx->m == NULL)
+            return TF_E_INVALID_ARG;
+        r->late_revocation = r->state == IN_DECLINED;
+        r->has_other = true;
+        memcpy(r->other, ctx->m->other.sign_pk, 32);
+        if ((rc = set_buf(&r->other_note, ctx->m->other_note.ptr, ctx->m->other_note.len)) ==
+                TF_OK &&
+            (rc = set_buf(&r->introduction, ctx->body, ctx->len)) == TF_OK)
+            rc = add_introduced(node, ctx->m);
+        return rc;
+    case TF_PROTO_IM_ACT_EMIT:
+        return emit_event(
+            node, r->id, a->emit,
+            &(struct emit_args){NULL, ctx->decided_by, r->has_other ? r->other : NULL});
+    case TF_PROTO_IM_ACT_STORE:
+        in_enter_state(r, next, now);
+        return in_save(node, r);
+    case TF_PROTO_IM_ACT_STORE_REPLY:
+    case TF_PROTO_IM_ACT_SCHEDULE_CLOSE:
+    case TF_PROTO_IM_ACT_REMEMBER_REFUSED: /* refused proposals never reach the machine */
+        break;
+    }
+    return TF_E_INVALID_ARG;
+}
+
+/* Steps r's machine (s: its state, UNKNOWN for a new record) with in and
+ * carries out the actions in order under a savepoint: on an error nothing
+ * of them stays (r may be half changed: the caller drops it). */
+static int party_run(struct tf_node *node, struct intro_in *r, const struct tf_proto_im_party *s,
+                     const struct tf_proto_im_party_input *in, struct party_ctx *ctx,
+                     struct tf_proto_im_out *out)
+{
+    struct tf_proto_im_party next;
+    tf_proto_im_party_step(s, in, &next, out);
+    struct tf_node_savepoint sp = tf_node_savepoint(node);
+    int rc = TF_OK;
+    for (size_t k = 0; k < out->n && rc == TF_OK; k++)
+        rc = party_action(node, r, &next, &out->a[k], in->now, ctx);
+    if (rc != TF_OK)
+        tf_node_rollback(node, sp);
+    return rc;
+}
+
+/* A party machine's input: event at now, the rest zero. */
+static struct tf_proto_im_party_input party_input(enum tf_proto_im_party_event e, uint64_t now)
+{
+    struct tf_proto_im_party_input in;
+    memset(&in, 0, sizeof in);
+    in.event = e;
+    in.now = now;
+    return in;
+}
+
+/* An envelope's answer from the party machine's ACK. */
+static int party_ack(const struct tf_proto_im_out *out)
+{
+    switch (out->ack) {
+    case TF_PROTO_IM_ACK_OK:
+        return TF_PROTO_ACK_REASON_NONE;
+    case TF_PROTO_IM_ACK_REFUSE:
+        return TF_PROTO_ACK_REASON_INVALID;
+    case TF_PROTO_IM_ACK_LATE:
+        return TF_PROTO_ACK_REASON_EXPIRED;
+    case TF_PROTO_IM_ACK_RETRY:
+    case TF_PROTO_IM_ACK_NONE:
+        break;
+    }
+    return -1;
+}
+
+/* The owner's or the policy's answer to r (its proposal p): TF_OK (and
+ * ctx->resent if the stored acceptance went again), a verb refusal
+ * (TF_E_BAD_STATE, why says why), or a store or signing error. */
+static int answer(struct tf_node *node, struct intro_in *r, const struct tf_proto_proposal *p,
+                  bool accept, struct party_ctx *ctx, char *why, size_t why_cap)
+{
+    struct tf_proto_im_party s = party_of(r, p);
+    struct tf_proto_im_party_input in = party_input(
+        accept ? TF_PROTO_IM_PARTY_ACCEPT : TF_PROTO_IM_PARTY_DECLINE, tf_node_now(node));
+    struct tf_proto_im_out out;
+    int rc = party_run(node, r, &s, &in, ctx, &out);
+    if (rc == TF_OK && out.verb_rc != TF_OK) {
+        const char *verb = accept ? "accepted" : "declined";
+        if (r->state == IN_INTRODUCED || r->state == IN_CLOSED || r->state == IN_EXPIRED)
+            WHY("this intro is %s; it can no longer be %s", in_state_name(r->state), verb);
+        else
+            WHY("%s", out.why ? out.why : "refused");
+        rc = out.verb_rc;
+    } else if (rc != TF_OK) {
+        WHY("cannot answer: %s", tf_strerror(rc));
+    }
     return rc;
 }
 
@@ -1355,10 +1499,17 @@ static int on_proposal(struct tf_node *node, const uint8_t from[32], const uint8
     }
     if (sodium_memcmp(p.core.connector_pk, from, 32) != 0)
         return TF_PROTO_ACK_REASON_NOT_PEER;
+    struct tf_proto_im_party_input in = party_input(TF_PROTO_IM_PARTY_PROPOSAL, now);
+    struct tf_proto_im_out res;
+    struct party_ctx ctx = {.p = &p};
+    in.expires = p.core.expires;
+    in.grace = ENVELOPE_GRACE_S;
     rc = in_load(node, p.intro_id, &r);
-    if (rc == TF_OK) {
+    if (rc == TF_OK) { /* already known: the machine says what a duplicate does */
+        struct tf_proto_im_party s = party_of(&r, &p);
+        rc = party_run(node, &r, &s, &in, &ctx, &res);
         in_free(&r);
-        return TF_PROTO_ACK_REASON_NONE; /* already known */
+        return rc == TF_OK ? party_ack(&res) : -1;
     }
     if (rc == TF_E_NOT_FOUND)
         rc = tomb_get(node, p.intro_id, tomb);
@@ -1426,22 +1577,21 @@ static int on_proposal(struct tf_node *node, const uint8_t from[32], const uint8
     }
     memset(&r, 0, sizeof r);
     memcpy(r.id, p.intro_id, 32);
-    r.state = IN_PENDING;
-    r.received = r.updated = now;
-    r.stranger = stranger;
+    r.stranger = stranger; /* received: set when it enters its first state */
+    in.policy = d.action == TF_PROTO_POLICY_ACTION_ACCEPT    ? TF_PROTO_IM_POLICY_ACCEPT
+                : d.action == TF_PROTO_POLICY_ACTION_DECLINE ? TF_PROTO_IM_POLICY_DECLINE
+                                                             : TF_PROTO_IM_POLICY_ASK;
+    ctx.text = in.policy == TF_PROTO_IM_POLICY_DECLINE ? reason : "";
+    ctx.decided_by = by;
+    struct tf_proto_im_party unknown = party_of(NULL, &p);
     if ((rc = set_buf(&r.proposal, body, len)) == TF_OK &&
-        (rc = remember_card(node, &p.connector_card, &p.card)) == TF_OK &&
-        (rc = in_save(node, &r)) == TF_OK)
-        rc = intro_event(node, "inbox.received", r.id, NULL, NULL);
-    if (rc == TF_OK && d.action != TF_PROTO_POLICY_ACTION_ASK) {
-        bool accept = d.action == TF_PROTO_POLICY_ACTION_ACCEPT, resent;
-        char why[128];
-        rc = answer(node, &r, accept, accept ? "" : reason, by, &resent, why, sizeof why);
+        (rc = remember_card(node, &p.connector_card, &p.card)) == TF_OK)
+        rc = party_run(node, &r, &unknown, &in, &ctx, &res);
+    if (rc == TF_OK && in.policy != TF_PROTO_IM_POLICY_ASK)
         tf_node_log(TF_NODE_LOG_INFO, "intro", "proposal %.16s %s by %s", hex,
-                    accept ? "accepted" : "declined", by);
-    }
+                    in.policy == TF_PROTO_IM_POLICY_ACCEPT ? "accepted" : "declined", by);
     in_free(&r);
-    return rc == TF_OK ? TF_PROTO_ACK_REASON_NONE : -1;
+    return rc == TF_OK ? party_ack(&res) : -1;
 }
 
 /* Adds the other party as a contact (or notes the provenance on an existing
@@ -1502,60 +1652,68 @@ static int on_introduction(struct tf_node *node, const uint8_t from[32], const u
                            size_t len)
 {
     struct tf_proto_statement st;
-    struct tf_proto_introduction in;
+    struct tf_proto_introduction intro;
     struct tf_proto_materialised m;
     struct intro_in r;
     struct tf_proto_proposal p;
-    if (tf_proto_introduction_decode(body, len, &st, &in) != TF_OK)
+    char hex[65];
+    int rc = tf_proto_introduction_decode(body, len, &st, &intro);
+    if (rc != TF_OK) {
+        tf_node_log(TF_NODE_LOG_WARN, "intro", "introduction refused: %s (%s)", tf_err_name(rc),
+                    tf_strerror(rc));
         return TF_PROTO_ACK_REASON_INVALID;
-    int rc = in_load(node, in.intro_id, &r);
+    }
+    sodium_bin2hex(hex, sizeof hex, intro.intro_id, 32);
+    rc = in_load(node, intro.intro_id, &r);
     if (rc == TF_E_NOT_FOUND) {
-        tf_node_log(TF_NODE_LOG_WARN, "intro", "introduction for an intro never proposed to us");
+        tf_node_log(TF_NODE_LOG_WARN, "intro",
+                    "introduction %.16s refused: an intro never proposed to us", hex);
         return TF_PROTO_ACK_REASON_INVALID;
     }
     if (rc != TF_OK)
         return -1;
     int result = TF_PROTO_ACK_REASON_INVALID;
-    if (tf_proto_proposal_decode(r.proposal.data, r.proposal.len, &p) != TF_OK ||
-        sodium_memcmp(p.core.connector_pk, from, 32) != 0)
-        goto out;
-    if (r.state == IN_INTRODUCED) {
-        result = TF_PROTO_ACK_REASON_NONE; /* a second delivery changes nothing */
-        goto out;
-    }
-    if (r.my_accept.len == 0) {
-        tf_node_log(TF_NODE_LOG_WARN, "intro", "introduction for an intro we never accepted");
-        goto out;
-    }
-    rc = tf_proto_intro_materialise_check_own(node->id.sign_pk, r.my_accept.data, r.my_accept.len,
-                                              body, len, TF_PROTO_SKEW_DEFAULT, &m);
-    if (rc != TF_OK) {
-        char hex[65];
-        sodium_bin2hex(hex, sizeof hex, in.intro_id, 32);
-        tf_node_log(TF_NODE_LOG_WARN, "intro", "introduction %.16s refused, nothing added: %s (%s)",
+    if ((rc = tf_proto_proposal_decode(r.proposal.data, r.proposal.len, &p)) != TF_OK) {
+        tf_node_log(TF_NODE_LOG_WARN, "intro", "introduction %.16s refused: our record: %s (%s)",
                     hex, tf_err_name(rc), tf_strerror(rc));
         goto out;
     }
-    result = -1;
-    r.late_revocation = r.state == IN_DECLINED;
-    r.state = IN_INTRODUCED;
-    r.has_other = true;
-    memcpy(r.other, m.other.sign_pk, 32);
-    r.updated = tf_node_now(node);
-    char tid[TF_PROTO_TEXT_ID_SIZE];
-    tf_proto_text_id_encode(r.other, tid);
-    if ((rc = set_buf(&r.other_note, m.other_note.ptr, m.other_note.len)) == TF_OK &&
-        (rc = set_buf(&r.introduction, body, len)) == TF_OK &&
-        (rc = add_introduced(node, &m)) == TF_OK && (rc = in_save(node, &r)) == TF_OK &&
-        (rc = intro_event(node, "inbox.introduced", r.id, "other", tid)) == TF_OK &&
-        r.late_revocation)
-        rc = intro_event(node, "inbox.late_revocation", r.id, NULL, NULL);
-    if (rc == TF_OK) {
-        char hex[65];
-        sodium_bin2hex(hex, sizeof hex, r.id, 32);
+    if (sodium_memcmp(p.core.connector_pk, from, 32) != 0) {
+        tf_node_log(TF_NODE_LOG_WARN, "intro",
+                    "introduction %.16s refused: its sender is not the intro's connector", hex);
+        goto out;
+    }
+    /* The introduction, reduced to the materialisation check's verdict
+     * (only where the machine may use it). */
+    struct tf_proto_im_party s = party_of(&r, &p);
+    struct tf_proto_im_party_input in =
+        party_input(TF_PROTO_IM_PARTY_INTRODUCTION, tf_node_now(node));
+    struct tf_proto_im_out res;
+    struct party_ctx ctx = {&p, NULL, NULL, &m, body, len, false};
+    int check = TF_OK;
+    if (r.state != IN_INTRODUCED && r.my_accept.len > 0) {
+        check = tf_proto_intro_materialise_check_own(node->id.sign_pk, r.my_accept.data,
+                                                     r.my_accept.len, body, len,
+                                                     TF_PROTO_SKEW_DEFAULT, &m);
+        in.materialises = check == TF_OK;
+    }
+    if (party_run(node, &r, &s, &in, &ctx, &res) != TF_OK) {
+        result = -1;
+        goto out;
+    }
+    result = party_ack(&res);
+    if (result != TF_PROTO_ACK_REASON_NONE && check != TF_OK) {
+        /* The check that failed, by name. */
+        tf_node_log(TF_NODE_LOG_WARN, "intro", "introduction %.16s refused, nothing added: %s (%s)",
+                    hex, tf_err_name(check), tf_strerror(check));
+    } else if (result != TF_PROTO_ACK_REASON_NONE) {
+        tf_node_log(TF_NODE_LOG_WARN, "intro", "introduction %.16s refused, nothing added: %s", hex,
+                    res.why ? res.why : tf_proto_im_ack_name(res.ack));
+    } else if (r.state == IN_INTRODUCED && s.state != TF_PROTO_IM_PARTY_INTRODUCED) {
+        char tid[TF_PROTO_TEXT_ID_SIZE];
+        tf_proto_text_id_encode(r.other, tid);
         tf_node_log(TF_NODE_LOG_INFO, "intro", "introduction %.16s materialised: %s added%s", hex,
                     tid, r.late_revocation ? " (our revocation came too late)" : "");
-        result = TF_PROTO_ACK_REASON_NONE;
     }
 out:
     in_free(&r);
@@ -1564,44 +1722,54 @@ out:
 
 static int on_close(struct tf_node *node, const uint8_t from[32], const uint8_t *body, size_t len)
 {
-    uint8_t id[32];
+    uint8_t id[32], tomb[TOMB_VAL_LEN];
     struct intro_in r;
     struct tf_proto_proposal p;
-    if (tf_proto_close_verify(from, body, len, id) != TF_OK)
+    char hex[65];
+    int rc = tf_proto_close_verify(from, body, len, id);
+    if (rc != TF_OK) {
+        tf_node_log(TF_NODE_LOG_WARN, "intro", "close refused: %s (%s)", tf_err_name(rc),
+                    tf_strerror(rc));
         return TF_PROTO_ACK_REASON_INVALID;
-    uint8_t tomb[TOMB_VAL_LEN];
-    int rc = in_load(node, id, &r);
+    }
+    sodium_bin2hex(hex, sizeof hex, id, 32);
+    struct tf_proto_im_party_input in = party_input(TF_PROTO_IM_PARTY_CLOSE, tf_node_now(node));
+    struct tf_proto_im_out res;
+    struct party_ctx ctx = {.p = NULL};
+    rc = in_load(node, id, &r);
     if (rc == TF_E_NOT_FOUND) {
         /* Not heard of yet: envelopes may arrive out of order (a proposal
          * queued while we were down can follow the close sent after the
-         * other side declined).  Without an ACK the connector sends the
-         * close again, and it applies once the proposal is here.  The
-         * close of a proposal kept only as a tombstone (a stranger's
-         * declined by the policy, a blocked connector's) is acknowledged
-         * as a kept one's would be, and so is the close of a proposal
-         * refused lately (it will not come).  Whether the sender is
-         * blocked changes none of these answers. */
-        if ((rc = tomb_get(node, id, tomb)) == TF_OK)
-            return sodium_memcmp(tomb + 8, from, 32) == 0 ? TF_PROTO_ACK_REASON_NONE
-                                                          : TF_PROTO_ACK_REASON_INVALID;
-        if (rc != TF_E_NOT_FOUND)
+         * other side declined), so the machine leaves it unacknowledged
+         * (the connector sends it again, and it applies once the proposal
+         * is here), unless the proposal will not come: it is kept only as
+         * a tombstone (a stranger's declined by the policy, a blocked
+         * connector's, a refused one), or was refused lately.  Whether the
+         * sender is blocked changes none of these answers. */
+        if ((rc = tomb_get(node, id, tomb)) == TF_OK && sodium_memcmp(tomb + 8, from, 32) != 0) {
+            tf_node_log(TF_NODE_LOG_WARN, "intro",
+                        "close %.16s refused: its sender is not the intro's connector", hex);
+            return TF_PROTO_ACK_REASON_INVALID;
+        }
+        if (rc != TF_OK && rc != TF_E_NOT_FOUND)
             return -1;
-        return was_refused(node, id, from) ? TF_PROTO_ACK_REASON_NONE : -1;
+        in.refused = rc == TF_OK || was_refused(node, id, from);
+        struct tf_proto_im_party unknown = party_of(NULL, NULL), next;
+        tf_proto_im_party_step(&unknown, &in, &next, &res); /* no record: nothing to do */
+        return party_ack(&res);
     }
     if (rc != TF_OK)
         return -1;
     int result = TF_PROTO_ACK_REASON_INVALID;
-    if (tf_proto_proposal_decode(r.proposal.data, r.proposal.len, &p) != TF_OK ||
-        sodium_memcmp(p.core.connector_pk, from, 32) != 0)
+    if ((rc = tf_proto_proposal_decode(r.proposal.data, r.proposal.len, &p)) != TF_OK ||
+        sodium_memcmp(p.core.connector_pk, from, 32) != 0) {
+        tf_node_log(TF_NODE_LOG_WARN, "intro",
+                    "close %.16s refused: its sender is not the intro's connector", hex);
         goto out;
-    result = TF_PROTO_ACK_REASON_NONE;
-    if (r.state == IN_INTRODUCED || r.state == IN_CLOSED || r.state == IN_EXPIRED)
-        goto out;
-    r.state = IN_CLOSED;
-    r.updated = tf_node_now(node);
-    if ((rc = in_save(node, &r)) != TF_OK ||
-        (rc = intro_event(node, "inbox.closed", r.id, NULL, NULL)) != TF_OK)
-        result = -1;
+    }
+    struct tf_proto_im_party s = party_of(&r, &p);
+    ctx.p = &p;
+    result = party_run(node, &r, &s, &in, &ctx, &res) == TF_OK ? party_ack(&res) : -1;
 out:
     in_free(&r);
     return result;
@@ -1702,11 +1870,15 @@ static int due_in(struct tf_node *node, uint8_t kind, const uint8_t id[32], uint
         rc = in_remove(node, &r);
     } else {
         /* Pending past its expiry, or accepted past the last moment an
-         * introduction could arrive. */
-        r.state = IN_EXPIRED;
-        r.updated = now;
-        if ((rc = in_save(node, &r)) == TF_OK)
-            rc = intro_event(node, "inbox.expired", r.id, NULL, NULL);
+         * introduction could arrive: the machine's tick. */
+        struct tf_proto_proposal p;
+        struct tf_proto_im_party_input in = party_input(TF_PROTO_IM_PARTY_TICK, now);
+        struct tf_proto_im_out res;
+        struct party_ctx ctx = {.p = &p};
+        if ((rc = tf_proto_proposal_decode(r.proposal.data, r.proposal.len, &p)) == TF_OK) {
+            struct tf_proto_im_party s = party_of(&r, &p);
+            rc = party_run(node, &r, &s, &in, &ctx, &res);
+        }
     }
     in_free(&r);
     return rc;
@@ -2528,17 +2700,16 @@ static int verb_answer(struct tf_node *node, const msgpack_object *args,
         return rc;
     if ((rc = in_load(node, id, &r)) != TF_OK)
         return rc;
-    bool resent;
-    char fail[160];
-    if ((rc = answer(node, &r, accept, text, "owner", &resent, fail, sizeof fail)) != TF_OK) {
-        if (rc == TF_E_BAD_STATE)
-            WHY("%s", fail);
-        else
-            WHY("cannot answer: %s", tf_strerror(rc));
+    struct tf_proto_proposal p;
+    struct party_ctx ctx = {&p, text, "owner", NULL, NULL, 0, false};
+    if ((rc = tf_proto_proposal_decode(r.proposal.data, r.proposal.len, &p)) != TF_OK) {
+        WHY("cannot answer: %s", tf_strerror(rc));
         goto out;
     }
+    if ((rc = answer(node, &r, &p, accept, &ctx, why, why_cap)) != TF_OK)
+        goto out;
     /* resent: already accepted, and the stored acceptance went again. */
-    write_in(node, w, &r, resent ? 1 : 0);
+    write_in(node, w, &r, ctx.resent ? 1 : 0);
 out:
     in_free(&r);
     return rc;

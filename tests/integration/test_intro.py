@@ -256,6 +256,16 @@ class BothAccept(IntroTestCase):
         self.assertEqual(sides, ["a", "b"])
         ev = self.intro_events(alice, iid, "inbox.introduced")[0]
         self.assertEqual(ev["other"], self.ids["bob"])
+        # Every state change went through the one chokepoint, which logs it.
+        short = iid[:16]
+        self.assertEqual([line.split(": ", 2)[-1] for line in carol.log().splitlines()
+                          if "intro %s: " % short in line],
+                         ["new (a not_asked, b not_asked) -> asking (a pending, b pending)",
+                          "asking (a pending, b pending) -> asking (a accepted, b pending)",
+                          "asking (a accepted, b pending) -> introduced (a accepted, b accepted)"])
+        self.assertEqual([line.split(": ", 2)[-1] for line in alice.log().splitlines()
+                          if "inbox %s: " % short in line],
+                         ["new -> pending", "pending -> accepted", "accepted -> introduced"])
 
         # Replays change nothing: both parties restart (the node rereads its
         # store; Carol's outbox is empty, so nothing is pending).
