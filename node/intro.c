@@ -19,6 +19,7 @@
 #include "proto/ctl.h"
 #include "proto/envelope.h"
 #include "proto/intro.h"
+#include "proto/intro_machine.h"
 
 #define WHY(...) snprintf(why, why_cap, __VA_ARGS__)
 #define SWEEP_MS 1000
@@ -679,10 +680,13 @@ static int in_remove(struct tf_node *node, const struct intro_in *r)
 }
 
 /* Tombstones: what is left of a proposal the node did not keep (a stranger's
- * that the policy declined, a blocked connector's).  Enough to answer the
- * proposal again and its close the same way as a kept one's, and to count
- * against the connector's budgets. */
+ * that the policy declined, a blocked connector's, one it refused after
+ * verifying it).  Enough to answer the proposal again and its close the same
+ * way as the first time, and to count against the connector's budgets.  The
+ * value: forget-at (u64be), connector (32), flags (TOMB_*). */
 #define TOMB_VAL_LEN 41
+#define TOMB_STRANGER 1 /* the connector was not a contact ('s' budget) */
+#define TOMB_REFUSED 2  /* the proposal was refused (reason 9): say so again */
 static void tomb_key(const uint8_t id[32], uint8_t key[33])
 {
     key[0] = 'T';
@@ -694,7 +698,7 @@ static void tomb_keys(const uint8_t id[32], const uint8_t val[TOMB_VAL_LEN], str
     ks->n = 0;
     ks_pk(ks, 'f', val + 8, id);
     ks_pk(ks, 'b', val + 8, id);
-    if (val[40])
+    if (val[40] & TOMB_STRANGER)
         ks_pk(ks, 's', NULL, id);
     ks_time(ks, 't', get_u64be(val), id);
 }
@@ -715,13 +719,13 @@ static int tomb_get(struct tf_node *node, const uint8_t id[32], uint8_t val[TOMB
 }
 
 static int tomb_put(struct tf_node *node, const uint8_t id[32], const uint8_t connector[32],
-                    bool stranger)
+                    uint8_t flags)
 {
     uint8_t key[33], val[TOMB_VAL_LEN];
     struct keyset keys, none = {.n = 0};
     put_u64be(add_sat(tf_node_now(node), node->config.retention_s), val);
     memcpy(val + 8, connector, 32);
-    val[40] = stranger ? 1 : 0;
+    val[40] = flags;
     tomb_key(id, key);
     tomb_keys(id, val, &keys);
     int rc = tf_node_store_kv_put(node->store, TF_NODE_STORE_INTRO_SCHED, key, sizeof key, val,
@@ -839,47 +843,118 @@ static int send_close(struct tf_node *node, const struct intro_out *o, int x)
     return rc;
 }
 
-/* Closes the intro for every side that was asked. */
-static int close_asked(struct tf_node *node, const struct intro_out *o, int except)
+/* The connector's executor: every change to an intro_out goes through
+ * conn_run, which carries out what the pure machine (proto/intro_machine.h)
+ * decides.  The callers (the reply handler, the withdraw and propose verbs,
+ * the sweep) only reduce their input to the machine's predicates. */
+
+static_assert(OUT_ASKING == (int)TF_PROTO_IM_CONN_ASKING &&
+                  OUT_INTRODUCED == (int)TF_PROTO_IM_CONN_INTRODUCED &&
+                  OUT_DECLINED == (int)TF_PROTO_IM_CONN_DECLINED &&
+                  OUT_WITHDRAWN == (int)TF_PROTO_IM_CONN_WITHDRAWN &&
+                  OUT_EXPIRED == (int)TF_PROTO_IM_CONN_EXPIRED,
+              "the record's states are the machine's");
+static_assert(SIDE_NOT_ASKED == (int)TF_PROTO_IM_SIDE_NOT_ASKED &&
+                  SIDE_PENDING == (int)TF_PROTO_IM_SIDE_PENDING &&
+                  SIDE_ACCEPTED == (int)TF_PROTO_IM_SIDE_ACCEPTED &&
+                  SIDE_DECLINED == (int)TF_PROTO_IM_SIDE_DECLINED,
+              "the record's side states are the machine's");
+
+/* The protocol part of o, as the machine sees it (close_at 0: none). */
+static struct tf_proto_im_conn conn_of(const struct intro_out *o)
 {
-    int rc = TF_OK;
-    for (int x = 0; x < 2 && rc == TF_OK; x++)
-        if (x != except && (o->side[x] == SIDE_PENDING || o->side[x] == SIDE_ACCEPTED))
-            rc = send_close(node, o, x);
-    return rc;
+    struct tf_proto_im_conn c;
+    memset(&c, 0, sizeof c);
+    c.state = (enum tf_proto_im_conn_state)o->state;
+    for (int x = 0; x < 2; x++) {
+        c.side[x] = (enum tf_proto_im_side_state)o->side[x];
+        c.close_at[x] = o->close_at[x] == 0 ? TF_PROTO_IM_NEVER : o->close_at[x];
+    }
+    c.expires = o->expires;
+    return c;
 }
 
-/* Schedules the close of every asked side but except (-1: none) after a
- * delay drawn uniformly from [close_delay_min_s, close_delay_max_s], for
- * each side on its own: a close caused by a decline and one caused by a
- * withdrawal leave alike, so their timing does not tell a party which
- * happened.  The times are kept in the record (the sweep sends them). */
-static void close_later(struct tf_node *node, struct intro_out *o, int except)
+/* The one place that changes an intro_out's protocol state: copies next in
+ * and logs each change of state. */
+static void out_enter_state(struct intro_out *o, bool created, const struct tf_proto_im_conn *next,
+                            uint64_t now)
 {
-    uint64_t now = tf_node_now(node), lo = node->config.close_delay_min_s;
-    uint64_t span = node->config.close_delay_max_s - lo; /* config: min <= max <= 30 days */
+    bool changed = created || o->state != (uint64_t)next->state;
     for (int x = 0; x < 2; x++)
-        if (x != except && (o->side[x] == SIDE_PENDING || o->side[x] == SIDE_ACCEPTED))
-            o->close_at[x] = now + lo + randombytes_uniform((uint32_t)span + 1);
+        changed |= o->side[x] != (uint64_t)next->side[x];
+    if (changed) {
+        char hex[65];
+        sodium_bin2hex(hex, sizeof hex, o->id, 32);
+        tf_node_log(TF_NODE_LOG_INFO, "intro", "intro %.16s: %s (a %s, b %s) -> %s (a %s, b %s)",
+                    hex, created ? "new" : out_state_name(o->state), side_state_name(o->side[0]),
+                    side_state_name(o->side[1]), tf_proto_im_conn_state_name(next->state),
+                    tf_proto_im_side_state_name(next->side[0]),
+                    tf_proto_im_side_state_name(next->side[1]));
+        o->updated = now; /* not for a close that only left on time */
+    }
+    o->state = (uint64_t)next->state;
+    for (int x = 0; x < 2; x++) {
+        o->side[x] = (uint64_t)next->side[x];
+        o->close_at[x] = next->close_at[x] == TF_PROTO_IM_NEVER ? 0 : next->close_at[x];
+    }
 }
 
-/* asking -> expired at now: closes every asked side but except (-1: none)
- * at once (an expiry is public: both sides know the time), saves, emits. */
-static int expire_intro(struct tf_node *node, struct intro_out *o, int except, uint64_t now)
+/* What the connector's actions need beyond the record: a reply's bytes
+ * (STORE_REPLY) and its decline reason. */
+struct conn_ctx {
+    const uint8_t *reply;
+    size_t reply_len;
+    struct tf_proto_bytes reason;
+};
+
+/* What either machine's EMIT writes to the event log: the event's type and
+ * its one extra pair, if any.  side ("a"/"b"), decided_by and other (a key)
+ * are the values the events that carry them need. */
+struct emit_args {
+    const char *side, *decided_by;
+    const uint8_t *other;
+};
+
+static int emit_event(struct tf_node *node, const uint8_t id[32], enum tf_proto_im_emit e,
+                      const struct emit_args *x)
 {
-    assert(o->state == OUT_ASKING);
-    o->state = OUT_EXPIRED;
-    o->updated = now;
-    int rc = close_asked(node, o, except);
-    if (rc == TF_OK)
-        rc = out_save(node, o);
-    return rc == TF_OK ? intro_event(node, "intro.expired", o->id, NULL, NULL) : rc;
+    char tid[TF_PROTO_TEXT_ID_SIZE];
+    const char *type = tf_proto_im_emit_name(e), *key = NULL, *val = NULL;
+    switch (e) {
+    case TF_PROTO_IM_EMIT_INTRO_REPLIED:
+    case TF_PROTO_IM_EMIT_INTRO_DECLINED:
+        key = "side", val = x->side;
+        break;
+    case TF_PROTO_IM_EMIT_INBOX_ACCEPTED:
+    case TF_PROTO_IM_EMIT_INBOX_DECLINED:
+        key = "decided_by", val = x->decided_by ? x->decided_by : "owner";
+        break;
+    case TF_PROTO_IM_EMIT_INBOX_INTRODUCED:
+        if (x->other == NULL)
+            return TF_E_INVALID_ARG;
+        tf_proto_text_id_encode(x->other, tid);
+        key = "other", val = tid;
+        break;
+    case TF_PROTO_IM_EMIT_INTRO_PROPOSED:
+    case TF_PROTO_IM_EMIT_INTRO_INTRODUCED:
+    case TF_PROTO_IM_EMIT_INTRO_WITHDRAWN:
+    case TF_PROTO_IM_EMIT_INTRO_EXPIRED:
+    case TF_PROTO_IM_EMIT_INBOX_RECEIVED:
+    case TF_PROTO_IM_EMIT_INBOX_LATE_REVOCATION:
+    case TF_PROTO_IM_EMIT_INBOX_CLOSED:
+    case TF_PROTO_IM_EMIT_INBOX_EXPIRED:
+        break;
+    }
+    if (key != NULL && val == NULL)
+        return TF_E_INVALID_ARG;
+    return intro_event(node, type, id, key, val);
 }
 
-static int introduce(struct tf_node *node, struct intro_out *o)
+/* The introduction of o (both acceptances stored), signed at now. */
+static int sign_introduction(struct tf_node *node, const struct intro_out *o, uint64_t now,
+                             struct tf_proto_buf *out)
 {
     struct tf_proto_introduction in;
-    struct tf_proto_buf signed_in;
     memset(&in, 0, sizeof in);
     memcpy(in.intro_id, o->id, 32);
     in.core_bytes.ptr = o->core.data;
@@ -890,16 +965,114 @@ static int introduce(struct tf_node *node, struct intro_out *o)
     in.reply_a.len = o->reply[0].len;
     in.reply_b.ptr = o->reply[1].data;
     in.reply_b.len = o->reply[1].len;
-    in.time = tf_node_now(node);
-    int rc = tf_proto_introduction_sign(&node->id, &in, &signed_in);
-    for (int x = 0; x < 2 && rc == TF_OK; x++)
-        rc = send_to(node, o->pk[x], TF_PROTO_MSG_TYPE_INTRODUCTION, &signed_in, o->expires);
-    tf_proto_buf_free(&signed_in);
-    if (rc == TF_OK) {
-        o->state = OUT_INTRODUCED;
-        rc = intro_event(node, "intro.introduced", o->id, NULL, NULL);
+    in.time = now;
+    return tf_proto_introduction_sign(&node->id, &in, out);
+}
+
+static int conn_send(struct tf_node *node, const struct intro_out *o,
+                     const struct tf_proto_im_action *a, uint64_t now,
+                     struct tf_proto_buf *introduction)
+{
+    switch (a->msg) {
+    case TF_PROTO_IM_MSG_PROPOSAL:
+        return send_proposal(node, o, a->side);
+    case TF_PROTO_IM_MSG_CLOSE:
+        return send_close(node, o, a->side);
+    case TF_PROTO_IM_MSG_INTRODUCTION: {
+        /* One introduction, signed once, for both sides. */
+        int rc = introduction->len == 0 ? sign_introduction(node, o, now, introduction) : TF_OK;
+        return rc == TF_OK ? send_to(node, o->pk[a->side], TF_PROTO_MSG_TYPE_INTRODUCTION,
+                                     introduction, o->expires)
+                           : rc;
     }
+    case TF_PROTO_IM_MSG_DECLINE:
+        break;
+    }
+    return TF_E_INVALID_ARG; /* a party's message from the connector's machine */
+}
+
+/* Carries out out's actions on o, in order, under a savepoint: on an error
+ * nothing of them stays (and o may be half changed: the caller drops it).
+ * next is the machine's new state, in->side the side of a reply. */
+static int conn_exec(struct tf_node *node, struct intro_out *o, bool created,
+                     const struct tf_proto_im_conn *next, const struct tf_proto_im_out *out,
+                     int side, uint64_t now, const struct conn_ctx *ctx)
+{
+    struct tf_node_savepoint sp = tf_node_savepoint(node);
+    struct tf_proto_buf introduction = {0};
+    int rc = TF_OK;
+    for (size_t k = 0; k < out->n && rc == TF_OK; k++) {
+        const struct tf_proto_im_action *a = &out->a[k];
+        switch (a->kind) {
+        case TF_PROTO_IM_ACT_STORE_REPLY:
+            rc = ctx != NULL ? set_buf(&o->reply[a->side], ctx->reply, ctx->reply_len)
+                             : TF_E_INVALID_ARG;
+            break;
+        case TF_PROTO_IM_ACT_SEND:
+            rc = conn_send(node, o, a, now, &introduction);
+            break;
+        case TF_PROTO_IM_ACT_SCHEDULE_CLOSE:
+            break; /* next's close_at, kept by STORE; the sweep sends it */
+        case TF_PROTO_IM_ACT_EMIT:
+            rc = emit_event(node, o->id, a->emit,
+                            &(struct emit_args){side == 1 ? "b" : "a", NULL, NULL});
+            break;
+        case TF_PROTO_IM_ACT_STORE:
+            /* A decline's reason is kept with the side that declined. */
+            if (ctx != NULL && side >= 0 && next->side[side] == TF_PROTO_IM_SIDE_DECLINED &&
+                o->side[side] != SIDE_DECLINED)
+                rc = set_buf(&o->reason[side], ctx->reason.ptr, ctx->reason.len);
+            if (rc == TF_OK) {
+                out_enter_state(o, created, next, now);
+                rc = out_save(node, o);
+            }
+            break;
+        case TF_PROTO_IM_ACT_SIGN_ACCEPT:
+        case TF_PROTO_IM_ACT_RESEND_ACCEPT:
+        case TF_PROTO_IM_ACT_ADD_CONTACT:
+        case TF_PROTO_IM_ACT_REMEMBER_REFUSED:
+            rc = TF_E_INVALID_ARG; /* a party's action from the connector's machine */
+            break;
+        }
+    }
+    tf_proto_buf_free(&introduction);
+    if (rc != TF_OK)
+        tf_node_rollback(node, sp);
     return rc;
+}
+
+/* The random delays of the closes a step may schedule, one per side, each
+ * drawn uniformly from [close_delay_min_s, close_delay_max_s] on its own: a
+ * close caused by a decline and one caused by a withdrawal leave alike, so
+ * their timing does not tell a party which happened (R31). */
+static void close_delays(const struct tf_node *node, uint64_t delay[2])
+{
+    uint64_t lo = node->config.close_delay_min_s;
+    uint64_t span = node->config.close_delay_max_s - lo; /* config: min <= max <= 30 days */
+    for (int x = 0; x < 2; x++)
+        delay[x] = lo + randombytes_uniform((uint32_t)span + 1);
+}
+
+/* Steps o's machine with in and carries out the result (*out). */
+static int conn_run(struct tf_node *node, struct intro_out *o,
+                    const struct tf_proto_im_conn_input *in, const struct conn_ctx *ctx,
+                    struct tf_proto_im_out *out)
+{
+    struct tf_proto_im_conn s = conn_of(o), next;
+    tf_proto_im_conn_step(&s, in, &next, out);
+    int side = in->event == TF_PROTO_IM_CONN_REPLY ? in->side : -1;
+    return conn_exec(node, o, false, &next, out, side, in->now, ctx);
+}
+
+/* The sweep's tick of one intro (its expiry, or a delayed close due). */
+static int conn_tick(struct tf_node *node, struct intro_out *o, uint64_t now)
+{
+    struct tf_proto_im_conn_input in;
+    struct tf_proto_im_out out;
+    memset(&in, 0, sizeof in);
+    in.event = TF_PROTO_IM_CONN_TICK;
+    in.now = now;
+    return conn_run(node, o, &in, NULL, &out);
 }
 
 static int on_reply(struct tf_node *node, const uint8_t from[32], const uint8_t *body, size_t len)
@@ -907,87 +1080,76 @@ static int on_reply(struct tf_node *node, const uint8_t from[32], const uint8_t 
     struct tf_proto_statement st;
     struct tf_proto_reply r;
     struct intro_out o;
+    char hex[65];
     int rc = tf_proto_reply_decode(body, len, &st, &r);
-    if (rc != TF_OK)
+    if (rc != TF_OK) {
+        tf_node_log(TF_NODE_LOG_WARN, "intro", "reply refused: %s (%s)", tf_err_name(rc),
+                    tf_strerror(rc));
         return TF_PROTO_ACK_REASON_INVALID;
-    if ((rc = out_load(node, r.intro_id, &o)) != TF_OK)
+    }
+    sodium_bin2hex(hex, sizeof hex, r.intro_id, 32);
+    if ((rc = out_load(node, r.intro_id, &o)) != TF_OK) {
+        if (rc == TF_E_NOT_FOUND)
+            tf_node_log(TF_NODE_LOG_WARN, "intro", "reply for %.16s refused: no such intro", hex);
         return rc == TF_E_NOT_FOUND ? TF_PROTO_ACK_REASON_INVALID : -1;
+    }
     int x = sodium_memcmp(o.pk[0], from, 32) == 0   ? 0
             : sodium_memcmp(o.pk[1], from, 32) == 0 ? 1
                                                     : -1;
     int result = TF_PROTO_ACK_REASON_INVALID;
+    if (x < 0) {
+        tf_node_log(TF_NODE_LOG_WARN, "intro", "reply for %.16s refused: its sender is no party",
+                    hex);
+        goto out;
+    }
     /* The party's card as held with the intro (verified when stored). */
     struct tf_proto_buf held = {0};
-    if (x >= 0 && (rc = tf_node_intro_peer_card(node, from, &held)) != TF_OK &&
-        rc != TF_E_NOT_FOUND) {
+    if ((rc = tf_node_intro_peer_card(node, from, &held)) != TF_OK && rc != TF_E_NOT_FOUND) {
         result = -1;
         goto out;
     }
-    rc = x < 0 ? TF_E_INVALID_ARG
-               : tf_proto_reply_verify_known(from, o.id, (enum tf_proto_side)x, body, len,
-                                             (struct tf_proto_known){held.data, held.len}, &r);
+    rc = tf_proto_reply_verify_known(from, o.id, (enum tf_proto_side)x, body, len,
+                                     (struct tf_proto_known){held.data, held.len}, &r);
     tf_proto_buf_free(&held);
-    if (rc != TF_OK || o.side[x] == SIDE_NOT_ASKED)
+    if (rc != TF_OK) {
+        tf_node_log(TF_NODE_LOG_WARN, "intro", "reply for %.16s refused: %s (%s)", hex,
+                    tf_err_name(rc), tf_strerror(rc));
         goto out;
-    if (r.time > o.expires && r.time - o.expires > TF_PROTO_SKEW_DEFAULT) {
-        /* Signed after the intro expired: both parties would refuse an
-         * introduction made with it (docs/PROTOCOL.md §8), so it is not
-         * recorded. */
-        char hex[65];
-        sodium_bin2hex(hex, sizeof hex, o.id, 32);
-        tf_node_log(TF_NODE_LOG_WARN, "intro", "reply for %.16s refused: signed after it expired",
-                    hex);
+    }
+    /* The reply, reduced to what the machine decides on. */
+    struct tf_proto_im_conn_input in;
+    struct tf_proto_im_out res;
+    struct conn_ctx ctx = {body, len, r.reason};
+    memset(&in, 0, sizeof in);
+    in.event = TF_PROTO_IM_CONN_REPLY;
+    in.now = tf_node_now(node);
+    in.side = x;
+    in.accept = r.decision == TF_PROTO_DECISION_ACCEPT;
+    in.same_as_stored = o.reply[x].len == len && memcmp(o.reply[x].data, body, len) == 0;
+    in.signed_late = r.time > o.expires && r.time - o.expires > TF_PROTO_SKEW_DEFAULT;
+    close_delays(node, in.close_delay);
+    if ((rc = conn_run(node, &o, &in, &ctx, &res)) != TF_OK) {
+        result = -1;
+        goto out;
+    }
+    switch (res.ack) {
+    case TF_PROTO_IM_ACK_OK:
+        result = TF_PROTO_ACK_REASON_NONE;
+        break;
+    case TF_PROTO_IM_ACK_LATE:
         result = TF_PROTO_ACK_REASON_EXPIRED;
-        goto out;
+        break;
+    case TF_PROTO_IM_ACK_REFUSE:
+        result = TF_PROTO_ACK_REASON_INVALID;
+        break;
+    case TF_PROTO_IM_ACK_RETRY:
+    case TF_PROTO_IM_ACK_NONE:
+        result = -1;
+        break;
     }
-    result = -1;
-    bool accept = r.decision == TF_PROTO_DECISION_ACCEPT;
-    uint64_t now = tf_node_now(node);
-    if (o.state == OUT_ASKING && now > o.expires) {
-        /* Expired before the sweep got to it: expire it now, then answer
-         * this reply as any late one (with a close). */
-        if ((rc = expire_intro(node, &o, x, now)) != TF_OK)
-            goto out;
-    }
-    if (o.state == OUT_ASKING) {
-        if (accept && o.side[x] == SIDE_ACCEPTED && o.reply[x].len == len &&
-            memcmp(o.reply[x].data, body, len) == 0) {
-            result = TF_PROTO_ACK_REASON_NONE; /* the same acceptance again */
-            goto out;
-        }
-        o.updated = now;
-        if (accept) {
-            o.side[x] = SIDE_ACCEPTED;
-            if ((rc = set_buf(&o.reply[x], body, len)) != TF_OK ||
-                (rc = intro_event(node, "intro.replied", o.id, "side", x ? "b" : "a")) != TF_OK)
-                goto out;
-            if (o.side[0] == SIDE_ACCEPTED && o.side[1] == SIDE_ACCEPTED)
-                rc = introduce(node, &o);
-            else if (o.mode == TF_PROTO_INTRO_MODE_SEQUENTIAL && x == 0 &&
-                     o.side[1] == SIDE_NOT_ASKED) {
-                o.side[1] = SIDE_PENDING;
-                rc = send_proposal(node, &o, 1);
-            }
-        } else {
-            /* A decline, or a revocation before both acceptances: the
-             * intro will not go ahead. */
-            o.side[x] = SIDE_DECLINED;
-            o.state = OUT_DECLINED;
-            close_later(node, &o, x);
-            if ((rc = set_buf(&o.reason[x], r.reason.ptr, r.reason.len)) == TF_OK)
-                rc = intro_event(node, "intro.declined", o.id, "side", x ? "b" : "a");
-        }
-        if (rc == TF_OK)
-            rc = out_save(node, &o);
-    } else if (o.state != OUT_INTRODUCED) {
-        /* Declined, withdrawn or expired: the answer is a close, unless
-         * one is already waiting for its time (sending it now would tell
-         * when the intro ended). */
-        rc = o.close_at[x] != 0 ? TF_OK : send_close(node, &o, x);
-    } else {
-        rc = TF_OK; /* introduced: a late decline is too late */
-    }
-    result = rc == TF_OK ? TF_PROTO_ACK_REASON_NONE : -1;
+    if (result != TF_PROTO_ACK_REASON_NONE)
+        tf_node_log(TF_NODE_LOG_WARN, "intro", "reply for %.16s from side %c refused: %s", hex,
+                    x ? 'b' : 'a', res.why ? res.why : tf_proto_im_ack_name(res.ack));
 out:
     out_free(&o);
     return result;
@@ -1017,63 +1179,192 @@ static int sign_reply(struct tf_node *node, const struct tf_proto_proposal *p, b
     return tf_proto_reply_sign(&node->id, &reply, out);
 }
 
-/*
- * Answers r for this party (the owner's verb or the policy): the one place
- * that says when a party may answer (docs/PROTOCOL.md §8).  A party signs at
- * most one acceptance per intro: accepting again sends the stored acceptance
- * again (*resent), and accepting after its own decline is refused, so the
- * connector and both parties always end agreeing.  Nothing can be answered
- * once the intro is over or has expired.  TF_E_BAD_STATE (why says why), or
- * a store or signing error.
- */
-static int answer(struct tf_node *node, struct intro_in *r, bool accept, const char *text,
-                  const char *decided_by, bool *resent, char *why, size_t why_cap)
+/* The party's executor: every change to an intro_in goes through party_run,
+ * which carries out what the pure machine decides (as conn_run does for the
+ * connector's). */
+
+static_assert(IN_PENDING + 1 == (int)TF_PROTO_IM_PARTY_PENDING &&
+                  IN_ACCEPTED + 1 == (int)TF_PROTO_IM_PARTY_ACCEPTED &&
+                  IN_DECLINED + 1 == (int)TF_PROTO_IM_PARTY_DECLINED &&
+                  IN_INTRODUCED + 1 == (int)TF_PROTO_IM_PARTY_INTRODUCED &&
+                  IN_CLOSED + 1 == (int)TF_PROTO_IM_PARTY_CLOSED &&
+                  IN_EXPIRED + 1 == (int)TF_PROTO_IM_PARTY_EXPIRED,
+              "the record's states are the machine's, after UNKNOWN");
+
+/* The protocol part of r (NULL: no record), as the machine sees it. */
+static struct tf_proto_im_party party_of(const struct intro_in *r,
+                                         const struct tf_proto_proposal *p)
 {
-    struct tf_proto_proposal p;
+    struct tf_proto_im_party s;
+    memset(&s, 0, sizeof s);
+    s.state = TF_PROTO_IM_PARTY_UNKNOWN;
+    if (r != NULL) {
+        s.state = (enum tf_proto_im_party_state)(r->state + 1);
+        s.has_accept = r->my_accept.len > 0;
+        s.expires = p->core.expires;
+        s.grace = ENVELOPE_GRACE_S;
+    }
+    return s;
+}
+
+/* The one place that changes an intro_in's state: logs the change. */
+static void in_enter_state(struct intro_in *r, const struct tf_proto_im_party *next, uint64_t now)
+{
+    assert(next->state != TF_PROTO_IM_PARTY_UNKNOWN);
+    uint64_t to = (uint64_t)next->state - 1;
+    bool created = r->received == 0;
+    if (created || r->state != to) {
+        char hex[65];
+        sodium_bin2hex(hex, sizeof hex, r->id, 32);
+        tf_node_log(TF_NODE_LOG_INFO, "intro", "inbox %.16s: %s -> %s", hex,
+                    created ? "new" : in_state_name(r->state), in_state_name(to));
+        r->updated = now;
+    }
+    if (created)
+        r->received = now;
+    r->state = to;
+}
+
+/* What the party's actions need beyond the record. */
+struct party_ctx {
+    const struct tf_proto_proposal *p;     /* r's proposal */
+    const char *text;                      /* a reply's note (accept) or reason (decline) */
+    const char *decided_by;                /* who answered: "owner" or "policy:N" */
+    const struct tf_proto_materialised *m; /* ADD_CONTACT: the checked introduction */
+    const uint8_t *body;                   /* ... and its bytes */
+    size_t len;
+    bool resent; /* out: the stored acceptance went again */
+};
+
+static int add_introduced(struct tf_node *node, const struct tf_proto_materialised *m);
+
+/* Signs this party's reply (accept or decline, with ctx's text), sends it
+ * to the connector, and keeps an acceptance as my_accept. */
+static int party_reply(struct tf_node *node, struct intro_in *r, bool accept, uint64_t now,
+                       const struct party_ctx *ctx)
+{
     struct tf_proto_buf signed_r = {0};
-    uint64_t now = tf_node_now(node);
-    const char *verb = accept ? "accepted" : "declined";
-    *resent = false;
-    int rc = tf_proto_proposal_decode(r->proposal.data, r->proposal.len, &p);
-    if (rc != TF_OK)
-        return TF_E_CORRUPT;
-    if (r->state == IN_INTRODUCED || r->state == IN_CLOSED || r->state == IN_EXPIRED) {
-        WHY("this intro is %s; it can no longer be %s", in_state_name(r->state), verb);
-        return TF_E_BAD_STATE;
-    }
-    if (now > p.core.expires) {
-        WHY("this intro expired; it can no longer be %s", verb);
-        return TF_E_BAD_STATE;
-    }
-    if (r->state == IN_DECLINED) {
-        WHY(accept ? "you declined this intro; it cannot be accepted after that"
-                   : "you already declined this intro");
-        return TF_E_BAD_STATE;
-    }
-    if (accept && r->my_accept.len > 0) {
-        /* The same signed acceptance again: the connector may have lost it,
-         * and a second, different one could disagree with the first. */
-        *resent = true;
-        return send_to(node, p.core.connector_pk, TF_PROTO_MSG_TYPE_REPLY, &r->my_accept,
-                       p.core.expires);
-    }
-    if ((rc = sign_reply(node, &p, accept, text, now, &signed_r)) != TF_OK ||
-        (rc = send_to(node, p.core.connector_pk, TF_PROTO_MSG_TYPE_REPLY, &signed_r,
-                      p.core.expires)) != TF_OK)
-        goto out;
-    if (accept)
+    int rc = sign_reply(node, ctx->p, accept, ctx->text ? ctx->text : "", now, &signed_r);
+    if (rc == TF_OK)
+        rc = send_to(node, ctx->p->core.connector_pk, TF_PROTO_MSG_TYPE_REPLY, &signed_r,
+                     ctx->p->core.expires);
+    if (rc == TF_OK && accept)
         rc = set_buf(&r->my_accept, signed_r.data, signed_r.len);
     if (rc == TF_OK)
-        rc = set_str(&r->decided_by, decided_by);
-    r->state = accept ? IN_ACCEPTED : IN_DECLINED;
-    r->updated = now;
-    if (rc == TF_OK)
-        rc = in_save(node, r);
-    if (rc == TF_OK)
-        rc = intro_event(node, accept ? "inbox.accepted" : "inbox.declined", r->id, "decided_by",
-                         decided_by);
-out:
+        rc = set_str(&r->decided_by, ctx->decided_by ? ctx->decided_by : "owner");
     tf_proto_buf_free(&signed_r);
+    return rc;
+}
+
+static int party_action(struct tf_node *node, struct intro_in *r,
+                        const struct tf_proto_im_party *next, const struct tf_proto_im_action *a,
+                        uint64_t now, struct party_ctx *ctx)
+{
+    int rc;
+    switch (a->kind) {
+    case TF_PROTO_IM_ACT_SIGN_ACCEPT:
+        return party_reply(node, r, true, now, ctx);
+    case TF_PROTO_IM_ACT_SEND:
+        return a->msg == TF_PROTO_IM_MSG_DECLINE ? party_reply(node, r, false, now, ctx)
+                                                 : TF_E_INVALID_ARG;
+    case TF_PROTO_IM_ACT_RESEND_ACCEPT:
+        /* The same signed acceptance again: the connector may have lost
+         * it, and a second, different one could disagree with the first. */
+        ctx->resent = true;
+        return send_to(node, ctx->p->core.connector_pk, TF_PROTO_MSG_TYPE_REPLY, &r->my_accept,
+                       ctx->p->core.expires);
+    case TF_PROTO_IM_ACT_ADD_CONTACT:
+        if (ctx->m == NULL)
+            return TF_E_INVALID_ARG;
+        r->late_revocation = r->state == IN_DECLINED;
+        r->has_other = true;
+        memcpy(r->other, ctx->m->other.sign_pk, 32);
+        if ((rc = set_buf(&r->other_note, ctx->m->other_note.ptr, ctx->m->other_note.len)) ==
+                TF_OK &&
+            (rc = set_buf(&r->introduction, ctx->body, ctx->len)) == TF_OK)
+            rc = add_introduced(node, ctx->m);
+        return rc;
+    case TF_PROTO_IM_ACT_EMIT:
+        return emit_event(
+            node, r->id, a->emit,
+            &(struct emit_args){NULL, ctx->decided_by, r->has_other ? r->other : NULL});
+    case TF_PROTO_IM_ACT_STORE:
+        in_enter_state(r, next, now);
+        return in_save(node, r);
+    case TF_PROTO_IM_ACT_STORE_REPLY:
+    case TF_PROTO_IM_ACT_SCHEDULE_CLOSE:
+    case TF_PROTO_IM_ACT_REMEMBER_REFUSED: /* refused proposals never reach the machine */
+        break;
+    }
+    return TF_E_INVALID_ARG;
+}
+
+/* Steps r's machine (s: its state, UNKNOWN for a new record) with in and
+ * carries out the actions in order under a savepoint: on an error nothing
+ * of them stays (r may be half changed: the caller drops it). */
+static int party_run(struct tf_node *node, struct intro_in *r, const struct tf_proto_im_party *s,
+                     const struct tf_proto_im_party_input *in, struct party_ctx *ctx,
+                     struct tf_proto_im_out *out)
+{
+    struct tf_proto_im_party next;
+    tf_proto_im_party_step(s, in, &next, out);
+    struct tf_node_savepoint sp = tf_node_savepoint(node);
+    int rc = TF_OK;
+    for (size_t k = 0; k < out->n && rc == TF_OK; k++)
+        rc = party_action(node, r, &next, &out->a[k], in->now, ctx);
+    if (rc != TF_OK)
+        tf_node_rollback(node, sp);
+    return rc;
+}
+
+/* A party machine's input: event at now, the rest zero. */
+static struct tf_proto_im_party_input party_input(enum tf_proto_im_party_event e, uint64_t now)
+{
+    struct tf_proto_im_party_input in;
+    memset(&in, 0, sizeof in);
+    in.event = e;
+    in.now = now;
+    return in;
+}
+
+/* An envelope's answer from the party machine's ACK. */
+static int party_ack(const struct tf_proto_im_out *out)
+{
+    switch (out->ack) {
+    case TF_PROTO_IM_ACK_OK:
+        return TF_PROTO_ACK_REASON_NONE;
+    case TF_PROTO_IM_ACK_REFUSE:
+        return TF_PROTO_ACK_REASON_INVALID;
+    case TF_PROTO_IM_ACK_LATE:
+        return TF_PROTO_ACK_REASON_EXPIRED;
+    case TF_PROTO_IM_ACK_RETRY:
+    case TF_PROTO_IM_ACK_NONE:
+        break;
+    }
+    return -1;
+}
+
+/* The owner's or the policy's answer to r (its proposal p): TF_OK (and
+ * ctx->resent if the stored acceptance went again), a verb refusal
+ * (TF_E_BAD_STATE, why says why), or a store or signing error. */
+static int answer(struct tf_node *node, struct intro_in *r, const struct tf_proto_proposal *p,
+                  bool accept, struct party_ctx *ctx, char *why, size_t why_cap)
+{
+    struct tf_proto_im_party s = party_of(r, p);
+    struct tf_proto_im_party_input in = party_input(
+        accept ? TF_PROTO_IM_PARTY_ACCEPT : TF_PROTO_IM_PARTY_DECLINE, tf_node_now(node));
+    struct tf_proto_im_out out;
+    int rc = party_run(node, r, &s, &in, ctx, &out);
+    if (rc == TF_OK && out.verb_rc != TF_OK) {
+        const char *verb = accept ? "accepted" : "declined";
+        if (r->state == IN_INTRODUCED || r->state == IN_CLOSED || r->state == IN_EXPIRED)
+            WHY("this intro is %s; it can no longer be %s", in_state_name(r->state), verb);
+        else
+            WHY("%s", out.why ? out.why : "refused");
+        rc = out.verb_rc;
+    } else if (rc != TF_OK) {
+        WHY("cannot answer: %s", tf_strerror(rc));
+    }
     return rc;
 }
 
@@ -1140,10 +1431,23 @@ static int pending_cb(const uint8_t *key, size_t klen, const uint8_t *val, size_
     return ++ps->n >= ps->max ? 1 : 0;
 }
 
+static void sweep_timer_cb(uv_timer_t *t);
+
 /* Remembers a refused proposal of from's (if its intro id can be read and
- * from is its connector); returns reason. */
+ * from is its connector); returns reason.
+ *
+ * A proposal that verified (signed by from, for this node: refused because
+ * it had expired, came from the future or would stay open too long) is also
+ * kept as a tombstone, so that its close is acknowledged after a restart
+ * too.  The receive path rolls back whatever a refused envelope wrote
+ * (node/delivery.c), so the tombstone cannot be written here: the slot is
+ * marked unsaved and the sweep is run at once.  Timers run at the start of
+ * the next loop turn, before the turn's group commit (a uv_prepare), so the
+ * tombstone is committed with the refusal's ACK, which waits for that
+ * commit.  Refusals of unverified proposals, and any the tombstone budgets
+ * leave no room for, stay in the ring only (lost on restart). */
 static int refuse_proposal(struct tf_node *node, const uint8_t from[32], const uint8_t *body,
-                           size_t len, int reason)
+                           size_t len, int reason, bool verified, bool stranger)
 {
     struct tf_proto_proposal p;
     const size_t n = sizeof node->refused_intros / sizeof node->refused_intros[0];
@@ -1152,6 +1456,10 @@ static int refuse_proposal(struct tf_node *node, const uint8_t from[32], const u
         struct tf_node_refused_intro *slot = &node->refused_intros[node->next_refused_intro++ % n];
         memcpy(slot->id, p.intro_id, 32);
         memcpy(slot->connector, from, 32);
+        slot->stranger = stranger;
+        slot->unsaved = verified;
+        if (verified && uv_timer_start(&node->intro_sweep, sweep_timer_cb, 0, SWEEP_MS) != 0)
+            tf_node_log(TF_NODE_LOG_WARN, "intro", "cannot schedule the refusal's tombstone");
     }
     return reason;
 }
@@ -1193,29 +1501,42 @@ static int on_proposal(struct tf_node *node, const uint8_t from[32], const uint8
                                         known, &p);
     tf_node_contact_deinit(&c);
     tf_proto_buf_free(&held);
+    tf_proto_text_id_encode(from, tid);
     if (rc != TF_OK) {
-        tf_node_log(TF_NODE_LOG_WARN, "intro", "proposal refused: %s", tf_strerror(rc));
-        return refuse_proposal(node, from, body, len, TF_PROTO_ACK_REASON_INVALID);
+        tf_node_log(TF_NODE_LOG_WARN, "intro", "proposal from %s refused: %s (%s)", tid,
+                    tf_err_name(rc), tf_strerror(rc));
+        /* These two are checked last: the proposal is the connector's own,
+         * for this node. */
+        bool verified = rc == TF_E_EXPIRED || rc == TF_E_FROM_FUTURE;
+        return refuse_proposal(node, from, body, len, TF_PROTO_ACK_REASON_INVALID, verified,
+                               stranger);
     }
     if (sodium_memcmp(p.core.connector_pk, from, 32) != 0)
         return TF_PROTO_ACK_REASON_NOT_PEER;
-    tf_proto_text_id_encode(from, tid);
+    struct tf_proto_im_party_input in = party_input(TF_PROTO_IM_PARTY_PROPOSAL, now);
+    struct tf_proto_im_out res;
+    struct party_ctx ctx = {.p = &p};
+    in.expires = p.core.expires;
+    in.grace = ENVELOPE_GRACE_S;
     rc = in_load(node, p.intro_id, &r);
-    if (rc == TF_OK) {
+    if (rc == TF_OK) { /* already known: the machine says what a duplicate does */
+        struct tf_proto_im_party s = party_of(&r, &p);
+        rc = party_run(node, &r, &s, &in, &ctx, &res);
         in_free(&r);
-        return TF_PROTO_ACK_REASON_NONE; /* already known */
+        return rc == TF_OK ? party_ack(&res) : -1;
     }
     if (rc == TF_E_NOT_FOUND)
         rc = tomb_get(node, p.intro_id, tomb);
-    if (rc == TF_OK)
-        return TF_PROTO_ACK_REASON_NONE; /* already answered, and forgotten but for this */
+    if (rc == TF_OK) /* already answered, and forgotten but for this: the same answer */
+        return tomb[40] & TOMB_REFUSED ? TF_PROTO_ACK_REASON_INVALID : TF_PROTO_ACK_REASON_NONE;
     if (rc != TF_E_NOT_FOUND)
         return -1;
     if (!tf_proto_intro_expiry_is_valid(&p.core, now, TF_PROTO_SKEW_DEFAULT)) {
         tf_node_log(TF_NODE_LOG_WARN, "intro",
-                    "proposal from %s refused: it would stay open longer than %u days", tid,
-                    EXPIRES_MAX_S / 86400u);
-        return refuse_proposal(node, from, body, len, TF_PROTO_ACK_REASON_INVALID);
+                    "proposal from %s refused: its expiry is not after its creation, or it "
+                    "would stay open longer than %u days",
+                    tid, EXPIRES_MAX_S / 86400u);
+        return refuse_proposal(node, from, body, len, TF_PROTO_ACK_REASON_INVALID, true, stranger);
     }
     /* Budgets (docs/CONTROL.md "Settings"): one connector may not fill the
      * inbox, open proposals or any others (each record it caused counts,
@@ -1243,13 +1564,13 @@ static int on_proposal(struct tf_node *node, const uint8_t from[32], const uint8
     if (full != NULL) {
         tf_node_log(TF_NODE_LOG_WARN, "intro", "proposal from %s refused: %s reached (%llu)", tid,
                     full, (unsigned long long)count);
-        return refuse_proposal(node, from, body, len, TF_PROTO_ACK_REASON_REFUSED);
+        return refuse_proposal(node, from, body, len, TF_PROTO_ACK_REASON_REFUSED, false, stranger);
     }
     if (blocked) {
         /* Kept as a tombstone only; the ACK (ok) is the one any proposal
          * gets, and so are the answers to its duplicates and closes. */
         tf_node_log(TF_NODE_LOG_INFO, "intro", "proposal from blocked connector %s dropped", tid);
-        return tomb_put(node, p.intro_id, from, false) == TF_OK ? TF_PROTO_ACK_REASON_NONE : -1;
+        return tomb_put(node, p.intro_id, from, 0) == TF_OK ? TF_PROTO_ACK_REASON_NONE : -1;
     }
     /* The owner's policy may answer at once (docs/POLICY.md). */
     struct tf_proto_policy_decision d;
@@ -1262,7 +1583,7 @@ static int on_proposal(struct tf_node *node, const uint8_t from[32], const uint8
     char hex[65];
     sodium_bin2hex(hex, sizeof hex, p.intro_id, 32);
     if (stranger && d.action == TF_PROTO_POLICY_ACTION_DECLINE) {
-        if ((rc = tomb_put(node, p.intro_id, from, true)) == TF_OK)
+        if ((rc = tomb_put(node, p.intro_id, from, TOMB_STRANGER)) == TF_OK)
             rc = decline_to_stranger(node, &p, reason);
         if (rc == TF_OK)
             tf_node_log(TF_NODE_LOG_INFO, "intro",
@@ -1271,22 +1592,21 @@ static int on_proposal(struct tf_node *node, const uint8_t from[32], const uint8
     }
     memset(&r, 0, sizeof r);
     memcpy(r.id, p.intro_id, 32);
-    r.state = IN_PENDING;
-    r.received = r.updated = now;
-    r.stranger = stranger;
+    r.stranger = stranger; /* received: set when it enters its first state */
+    in.policy = d.action == TF_PROTO_POLICY_ACTION_ACCEPT    ? TF_PROTO_IM_POLICY_ACCEPT
+                : d.action == TF_PROTO_POLICY_ACTION_DECLINE ? TF_PROTO_IM_POLICY_DECLINE
+                                                             : TF_PROTO_IM_POLICY_ASK;
+    ctx.text = in.policy == TF_PROTO_IM_POLICY_DECLINE ? reason : "";
+    ctx.decided_by = by;
+    struct tf_proto_im_party unknown = party_of(NULL, &p);
     if ((rc = set_buf(&r.proposal, body, len)) == TF_OK &&
-        (rc = remember_card(node, &p.connector_card, &p.card)) == TF_OK &&
-        (rc = in_save(node, &r)) == TF_OK)
-        rc = intro_event(node, "inbox.received", r.id, NULL, NULL);
-    if (rc == TF_OK && d.action != TF_PROTO_POLICY_ACTION_ASK) {
-        bool accept = d.action == TF_PROTO_POLICY_ACTION_ACCEPT, resent;
-        char why[128];
-        rc = answer(node, &r, accept, accept ? "" : reason, by, &resent, why, sizeof why);
+        (rc = remember_card(node, &p.connector_card, &p.card)) == TF_OK)
+        rc = party_run(node, &r, &unknown, &in, &ctx, &res);
+    if (rc == TF_OK && in.policy != TF_PROTO_IM_POLICY_ASK)
         tf_node_log(TF_NODE_LOG_INFO, "intro", "proposal %.16s %s by %s", hex,
-                    accept ? "accepted" : "declined", by);
-    }
+                    in.policy == TF_PROTO_IM_POLICY_ACCEPT ? "accepted" : "declined", by);
     in_free(&r);
-    return rc == TF_OK ? TF_PROTO_ACK_REASON_NONE : -1;
+    return rc == TF_OK ? party_ack(&res) : -1;
 }
 
 /* Adds the other party as a contact (or notes the provenance on an existing
@@ -1347,60 +1667,68 @@ static int on_introduction(struct tf_node *node, const uint8_t from[32], const u
                            size_t len)
 {
     struct tf_proto_statement st;
-    struct tf_proto_introduction in;
+    struct tf_proto_introduction intro;
     struct tf_proto_materialised m;
     struct intro_in r;
     struct tf_proto_proposal p;
-    if (tf_proto_introduction_decode(body, len, &st, &in) != TF_OK)
+    char hex[65];
+    int rc = tf_proto_introduction_decode(body, len, &st, &intro);
+    if (rc != TF_OK) {
+        tf_node_log(TF_NODE_LOG_WARN, "intro", "introduction refused: %s (%s)", tf_err_name(rc),
+                    tf_strerror(rc));
         return TF_PROTO_ACK_REASON_INVALID;
-    int rc = in_load(node, in.intro_id, &r);
+    }
+    sodium_bin2hex(hex, sizeof hex, intro.intro_id, 32);
+    rc = in_load(node, intro.intro_id, &r);
     if (rc == TF_E_NOT_FOUND) {
-        tf_node_log(TF_NODE_LOG_WARN, "intro", "introduction for an intro never proposed to us");
+        tf_node_log(TF_NODE_LOG_WARN, "intro",
+                    "introduction %.16s refused: an intro never proposed to us", hex);
         return TF_PROTO_ACK_REASON_INVALID;
     }
     if (rc != TF_OK)
         return -1;
     int result = TF_PROTO_ACK_REASON_INVALID;
-    if (tf_proto_proposal_decode(r.proposal.data, r.proposal.len, &p) != TF_OK ||
-        sodium_memcmp(p.core.connector_pk, from, 32) != 0)
-        goto out;
-    if (r.state == IN_INTRODUCED) {
-        result = TF_PROTO_ACK_REASON_NONE; /* a second delivery changes nothing */
-        goto out;
-    }
-    if (r.my_accept.len == 0) {
-        tf_node_log(TF_NODE_LOG_WARN, "intro", "introduction for an intro we never accepted");
-        goto out;
-    }
-    rc = tf_proto_intro_materialise_check_own(node->id.sign_pk, r.my_accept.data, r.my_accept.len,
-                                              body, len, TF_PROTO_SKEW_DEFAULT, &m);
-    if (rc != TF_OK) {
-        char hex[65];
-        sodium_bin2hex(hex, sizeof hex, in.intro_id, 32);
-        tf_node_log(TF_NODE_LOG_WARN, "intro", "introduction %.16s refused, nothing added: %s (%s)",
+    if ((rc = tf_proto_proposal_decode(r.proposal.data, r.proposal.len, &p)) != TF_OK) {
+        tf_node_log(TF_NODE_LOG_WARN, "intro", "introduction %.16s refused: our record: %s (%s)",
                     hex, tf_err_name(rc), tf_strerror(rc));
         goto out;
     }
-    result = -1;
-    r.late_revocation = r.state == IN_DECLINED;
-    r.state = IN_INTRODUCED;
-    r.has_other = true;
-    memcpy(r.other, m.other.sign_pk, 32);
-    r.updated = tf_node_now(node);
-    char tid[TF_PROTO_TEXT_ID_SIZE];
-    tf_proto_text_id_encode(r.other, tid);
-    if ((rc = set_buf(&r.other_note, m.other_note.ptr, m.other_note.len)) == TF_OK &&
-        (rc = set_buf(&r.introduction, body, len)) == TF_OK &&
-        (rc = add_introduced(node, &m)) == TF_OK && (rc = in_save(node, &r)) == TF_OK &&
-        (rc = intro_event(node, "inbox.introduced", r.id, "other", tid)) == TF_OK &&
-        r.late_revocation)
-        rc = intro_event(node, "inbox.late_revocation", r.id, NULL, NULL);
-    if (rc == TF_OK) {
-        char hex[65];
-        sodium_bin2hex(hex, sizeof hex, r.id, 32);
+    if (sodium_memcmp(p.core.connector_pk, from, 32) != 0) {
+        tf_node_log(TF_NODE_LOG_WARN, "intro",
+                    "introduction %.16s refused: its sender is not the intro's connector", hex);
+        goto out;
+    }
+    /* The introduction, reduced to the materialisation check's verdict
+     * (only where the machine may use it). */
+    struct tf_proto_im_party s = party_of(&r, &p);
+    struct tf_proto_im_party_input in =
+        party_input(TF_PROTO_IM_PARTY_INTRODUCTION, tf_node_now(node));
+    struct tf_proto_im_out res;
+    struct party_ctx ctx = {&p, NULL, NULL, &m, body, len, false};
+    int check = TF_OK;
+    if (r.state != IN_INTRODUCED && r.my_accept.len > 0) {
+        check = tf_proto_intro_materialise_check_own(node->id.sign_pk, r.my_accept.data,
+                                                     r.my_accept.len, body, len,
+                                                     TF_PROTO_SKEW_DEFAULT, &m);
+        in.materialises = check == TF_OK;
+    }
+    if (party_run(node, &r, &s, &in, &ctx, &res) != TF_OK) {
+        result = -1;
+        goto out;
+    }
+    result = party_ack(&res);
+    if (result != TF_PROTO_ACK_REASON_NONE && check != TF_OK) {
+        /* The check that failed, by name. */
+        tf_node_log(TF_NODE_LOG_WARN, "intro", "introduction %.16s refused, nothing added: %s (%s)",
+                    hex, tf_err_name(check), tf_strerror(check));
+    } else if (result != TF_PROTO_ACK_REASON_NONE) {
+        tf_node_log(TF_NODE_LOG_WARN, "intro", "introduction %.16s refused, nothing added: %s", hex,
+                    res.why ? res.why : tf_proto_im_ack_name(res.ack));
+    } else if (r.state == IN_INTRODUCED && s.state != TF_PROTO_IM_PARTY_INTRODUCED) {
+        char tid[TF_PROTO_TEXT_ID_SIZE];
+        tf_proto_text_id_encode(r.other, tid);
         tf_node_log(TF_NODE_LOG_INFO, "intro", "introduction %.16s materialised: %s added%s", hex,
                     tid, r.late_revocation ? " (our revocation came too late)" : "");
-        result = TF_PROTO_ACK_REASON_NONE;
     }
 out:
     in_free(&r);
@@ -1409,44 +1737,54 @@ out:
 
 static int on_close(struct tf_node *node, const uint8_t from[32], const uint8_t *body, size_t len)
 {
-    uint8_t id[32];
+    uint8_t id[32], tomb[TOMB_VAL_LEN];
     struct intro_in r;
     struct tf_proto_proposal p;
-    if (tf_proto_close_verify(from, body, len, id) != TF_OK)
+    char hex[65];
+    int rc = tf_proto_close_verify(from, body, len, id);
+    if (rc != TF_OK) {
+        tf_node_log(TF_NODE_LOG_WARN, "intro", "close refused: %s (%s)", tf_err_name(rc),
+                    tf_strerror(rc));
         return TF_PROTO_ACK_REASON_INVALID;
-    uint8_t tomb[TOMB_VAL_LEN];
-    int rc = in_load(node, id, &r);
+    }
+    sodium_bin2hex(hex, sizeof hex, id, 32);
+    struct tf_proto_im_party_input in = party_input(TF_PROTO_IM_PARTY_CLOSE, tf_node_now(node));
+    struct tf_proto_im_out res;
+    struct party_ctx ctx = {.p = NULL};
+    rc = in_load(node, id, &r);
     if (rc == TF_E_NOT_FOUND) {
         /* Not heard of yet: envelopes may arrive out of order (a proposal
          * queued while we were down can follow the close sent after the
-         * other side declined).  Without an ACK the connector sends the
-         * close again, and it applies once the proposal is here.  The
-         * close of a proposal kept only as a tombstone (a stranger's
-         * declined by the policy, a blocked connector's) is acknowledged
-         * as a kept one's would be, and so is the close of a proposal
-         * refused lately (it will not come).  Whether the sender is
-         * blocked changes none of these answers. */
-        if ((rc = tomb_get(node, id, tomb)) == TF_OK)
-            return sodium_memcmp(tomb + 8, from, 32) == 0 ? TF_PROTO_ACK_REASON_NONE
-                                                          : TF_PROTO_ACK_REASON_INVALID;
-        if (rc != TF_E_NOT_FOUND)
+         * other side declined), so the machine leaves it unacknowledged
+         * (the connector sends it again, and it applies once the proposal
+         * is here), unless the proposal will not come: it is kept only as
+         * a tombstone (a stranger's declined by the policy, a blocked
+         * connector's, a refused one), or was refused lately.  Whether the
+         * sender is blocked changes none of these answers. */
+        if ((rc = tomb_get(node, id, tomb)) == TF_OK && sodium_memcmp(tomb + 8, from, 32) != 0) {
+            tf_node_log(TF_NODE_LOG_WARN, "intro",
+                        "close %.16s refused: its sender is not the intro's connector", hex);
+            return TF_PROTO_ACK_REASON_INVALID;
+        }
+        if (rc != TF_OK && rc != TF_E_NOT_FOUND)
             return -1;
-        return was_refused(node, id, from) ? TF_PROTO_ACK_REASON_NONE : -1;
+        in.refused = rc == TF_OK || was_refused(node, id, from);
+        struct tf_proto_im_party unknown = party_of(NULL, NULL), next;
+        tf_proto_im_party_step(&unknown, &in, &next, &res); /* no record: nothing to do */
+        return party_ack(&res);
     }
     if (rc != TF_OK)
         return -1;
     int result = TF_PROTO_ACK_REASON_INVALID;
-    if (tf_proto_proposal_decode(r.proposal.data, r.proposal.len, &p) != TF_OK ||
-        sodium_memcmp(p.core.connector_pk, from, 32) != 0)
+    if ((rc = tf_proto_proposal_decode(r.proposal.data, r.proposal.len, &p)) != TF_OK ||
+        sodium_memcmp(p.core.connector_pk, from, 32) != 0) {
+        tf_node_log(TF_NODE_LOG_WARN, "intro",
+                    "close %.16s refused: its sender is not the intro's connector", hex);
         goto out;
-    result = TF_PROTO_ACK_REASON_NONE;
-    if (r.state == IN_INTRODUCED || r.state == IN_CLOSED || r.state == IN_EXPIRED)
-        goto out;
-    r.state = IN_CLOSED;
-    r.updated = tf_node_now(node);
-    if ((rc = in_save(node, &r)) != TF_OK ||
-        (rc = intro_event(node, "inbox.closed", r.id, NULL, NULL)) != TF_OK)
-        result = -1;
+    }
+    struct tf_proto_im_party s = party_of(&r, &p);
+    ctx.p = &p;
+    result = party_run(node, &r, &s, &in, &ctx, &res) == TF_OK ? party_ack(&res) : -1;
 out:
     in_free(&r);
     return result;
@@ -1527,7 +1865,7 @@ static int expire_out(struct tf_node *node, const uint8_t id[32], uint64_t now)
     if (rc != TF_OK)
         return rc == TF_E_CORRUPT ? TF_OK : rc;
     if (o.state == OUT_ASKING) /* else a stale index entry */
-        rc = expire_intro(node, &o, -1, now);
+        rc = conn_tick(node, &o, now);
     out_free(&o);
     return rc;
 }
@@ -1547,11 +1885,15 @@ static int due_in(struct tf_node *node, uint8_t kind, const uint8_t id[32], uint
         rc = in_remove(node, &r);
     } else {
         /* Pending past its expiry, or accepted past the last moment an
-         * introduction could arrive. */
-        r.state = IN_EXPIRED;
-        r.updated = now;
-        if ((rc = in_save(node, &r)) == TF_OK)
-            rc = intro_event(node, "inbox.expired", r.id, NULL, NULL);
+         * introduction could arrive: the machine's tick. */
+        struct tf_proto_proposal p;
+        struct tf_proto_im_party_input in = party_input(TF_PROTO_IM_PARTY_TICK, now);
+        struct tf_proto_im_out res;
+        struct party_ctx ctx = {.p = &p};
+        if ((rc = tf_proto_proposal_decode(r.proposal.data, r.proposal.len, &p)) == TF_OK) {
+            struct tf_proto_im_party s = party_of(&r, &p);
+            rc = party_run(node, &r, &s, &in, &ctx, &res);
+        }
     }
     in_free(&r);
     return rc;
@@ -1571,13 +1913,7 @@ static int due_out(struct tf_node *node, uint8_t kind, const uint8_t id[32], uin
     } else if (kind == 'o') {
         rc = out_remove(node, &o);
     } else {
-        for (int x = 0; x < 2 && rc == TF_OK; x++)
-            if (o.close_at[x] != 0 && o.close_at[x] <= now) {
-                rc = send_close(node, &o, x);
-                o.close_at[x] = 0;
-            }
-        if (rc == TF_OK)
-            rc = out_save(node, &o);
+        rc = conn_tick(node, &o, now); /* the delayed closes that are due */
     }
     out_free(&o);
     return rc;
@@ -1638,9 +1974,58 @@ static void sweep_kind(struct tf_node *node, uint8_t kind, uint64_t now)
     }
 }
 
+/* Keeps one refusal as a tombstone (see refuse_proposal), unless the intro
+ * is known by now or the connector's tombstone budgets are full (R35). */
+static int save_refusal(struct tf_node *node, const struct tf_node_refused_intro *ref)
+{
+    struct intro_in r;
+    uint8_t tomb[TOMB_VAL_LEN];
+    int rc = in_load(node, ref->id, &r);
+    if (rc == TF_OK)
+        in_free(&r);
+    if (rc != TF_E_NOT_FOUND)
+        return rc;
+    if ((rc = tomb_get(node, ref->id, tomb)) != TF_E_NOT_FOUND)
+        return rc;
+    uint64_t mine = 0, strangers = 0;
+    rc = prefix_count(node, 'f', ref->connector, node->config.max_intros_per_connector, &mine);
+    if (rc == TF_OK && ref->stranger)
+        rc = prefix_count(node, 's', NULL, node->config.max_stranger_intros, &strangers);
+    if (rc != TF_OK)
+        return rc;
+    if (mine >= node->config.max_intros_per_connector ||
+        (ref->stranger && strangers >= node->config.max_stranger_intros)) {
+        char tid[TF_PROTO_TEXT_ID_SIZE];
+        tf_proto_text_id_encode(ref->connector, tid);
+        tf_node_log(TF_NODE_LOG_INFO, "intro",
+                    "refusal of a proposal from %s kept in memory only: its budget is full", tid);
+        return TF_OK;
+    }
+    return tomb_put(node, ref->id, ref->connector,
+                    (uint8_t)(TOMB_REFUSED | (ref->stranger ? TOMB_STRANGER : 0)));
+}
+
+static void save_refusals(struct tf_node *node)
+{
+    const size_t n = sizeof node->refused_intros / sizeof node->refused_intros[0];
+    for (size_t i = 0; i < n; i++) {
+        struct tf_node_refused_intro *ref = &node->refused_intros[i];
+        if (!ref->unsaved)
+            continue;
+        ref->unsaved = false;
+        struct tf_node_savepoint sp = tf_node_savepoint(node);
+        int rc = save_refusal(node, ref);
+        if (rc != TF_OK) {
+            tf_node_rollback(node, sp);
+            tf_node_log(TF_NODE_LOG_ERROR, "intro", "cannot keep a refusal: %s", tf_strerror(rc));
+        }
+    }
+}
+
 static void sweep_timer_cb(uv_timer_t *t)
 {
     struct tf_node *node = t->data;
+    save_refusals(node);
     uint64_t now = tf_node_now(node);
     /* Housekeeping rides on the same tick: forget message ids whose
      * envelopes have expired (a bounded batch per tick). */
@@ -1878,15 +2263,13 @@ static int verb_propose(struct tf_node *node, const msgpack_object *args,
         goto out;
     tf_proto_intro_id(o.core.data, o.core.len, o.id);
     o.mode = core.mode;
-    o.state = OUT_ASKING;
     o.created = o.updated = core.created;
     o.expires = core.expires;
-    o.side[0] = SIDE_PENDING;
-    o.side[1] = sequential ? SIDE_NOT_ASKED : SIDE_PENDING;
-    if ((rc = send_proposal(node, &o, 0)) != TF_OK ||
-        (!sequential && (rc = send_proposal(node, &o, 1)) != TF_OK) ||
-        (rc = out_save(node, &o)) != TF_OK || (rc = pair_index_put(node, &o)) != TF_OK ||
-        (rc = intro_event(node, "intro.proposed", o.id, NULL, NULL)) != TF_OK) {
+    struct tf_proto_im_conn next;
+    struct tf_proto_im_out res;
+    tf_proto_im_conn_propose(sequential, o.expires, &next, &res);
+    if ((rc = conn_exec(node, &o, true, &next, &res, -1, core.created, NULL)) != TF_OK ||
+        (rc = pair_index_put(node, &o)) != TF_OK) {
         WHY("cannot record the intro: %s", tf_strerror(rc));
         goto out;
     }
@@ -2205,18 +2588,21 @@ static int verb_withdraw(struct tf_node *node, const msgpack_object *args,
     int rc = out_load_arg(node, args, &o, why, why_cap);
     if (rc != TF_OK)
         return rc;
-    if (o.state != OUT_ASKING) {
-        WHY("this intro is %s; only an intro that is still asking can be withdrawn",
-            out_state_name(o.state));
-        rc = TF_E_BAD_STATE;
+    struct tf_proto_im_conn_input in;
+    struct tf_proto_im_out res;
+    memset(&in, 0, sizeof in);
+    in.event = TF_PROTO_IM_CONN_WITHDRAW;
+    in.now = tf_node_now(node);
+    close_delays(node, in.close_delay);
+    if ((rc = conn_run(node, &o, &in, NULL, &res)) != TF_OK) {
+        WHY("cannot withdraw: %s", tf_strerror(rc));
         goto out;
     }
-    o.state = OUT_WITHDRAWN;
-    o.updated = tf_node_now(node);
-    close_later(node, &o, -1);
-    if ((rc = out_save(node, &o)) != TF_OK ||
-        (rc = intro_event(node, "intro.withdrawn", o.id, NULL, NULL)) != TF_OK) {
-        WHY("cannot withdraw: %s", tf_strerror(rc));
+    if (res.verb_rc != TF_OK) {
+        /* (The state after the due tick: an intro past its expiry is
+         * expired, not asking.) */
+        WHY("this intro is %s; %s", out_state_name(o.state), res.why);
+        rc = res.verb_rc;
         goto out;
     }
     write_out(node, w, &o);
@@ -2329,17 +2715,16 @@ static int verb_answer(struct tf_node *node, const msgpack_object *args,
         return rc;
     if ((rc = in_load(node, id, &r)) != TF_OK)
         return rc;
-    bool resent;
-    char fail[160];
-    if ((rc = answer(node, &r, accept, text, "owner", &resent, fail, sizeof fail)) != TF_OK) {
-        if (rc == TF_E_BAD_STATE)
-            WHY("%s", fail);
-        else
-            WHY("cannot answer: %s", tf_strerror(rc));
+    struct tf_proto_proposal p;
+    struct party_ctx ctx = {&p, text, "owner", NULL, NULL, 0, false};
+    if ((rc = tf_proto_proposal_decode(r.proposal.data, r.proposal.len, &p)) != TF_OK) {
+        WHY("cannot answer: %s", tf_strerror(rc));
         goto out;
     }
+    if ((rc = answer(node, &r, &p, accept, &ctx, why, why_cap)) != TF_OK)
+        goto out;
     /* resent: already accepted, and the stored acceptance went again. */
-    write_in(node, w, &r, resent ? 1 : 0);
+    write_in(node, w, &r, ctx.resent ? 1 : 0);
 out:
     in_free(&r);
     return rc;
@@ -2395,7 +2780,8 @@ static int verb_rm_in(struct tf_node *node, const msgpack_object *args,
             "once it is introduced, closed or expired");
         rc = TF_E_BAD_STATE;
     } else if ((rc = in_remove(node, &r)) != TF_OK ||
-               (rc = tomb_put(node, r.id, p.core.connector_pk, r.stranger)) != TF_OK ||
+               (rc = tomb_put(node, r.id, p.core.connector_pk, r.stranger ? TOMB_STRANGER : 0)) !=
+                   TF_OK ||
                (rc = intro_event(node, "inbox.removed", r.id, NULL, NULL)) != TF_OK) {
         WHY("cannot remove: %s", tf_strerror(rc));
     } else {

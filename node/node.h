@@ -61,10 +61,14 @@ struct tf_node {
     uv_timer_t events_sweep;    /* collects old events and policy counters */
     /* Intros whose proposal this node refused lately (node/intro.c): their
      * closes are acknowledged rather than left to wait for a proposal that
-     * will not come.  In memory only, a ring (oldest overwritten). */
+     * will not come.  A ring (oldest overwritten); a refusal of a verified
+     * proposal is also kept as a tombstone, written by the intro sweep
+     * before the refusal's ACK is committed (unsaved until then). */
     struct tf_node_refused_intro {
         uint8_t id[32];
         uint8_t connector[32];
+        bool stranger; /* the connector was not a contact */
+        bool unsaved;  /* a tombstone is still to be written */
     } refused_intros[64];
     size_t next_refused_intro;
     struct tf_node_stats stats;

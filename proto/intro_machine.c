@@ -401,8 +401,22 @@ static void conn_tick(const struct tf_proto_im_conn *s, uint64_t now, struct tf_
     }
 }
 
-/* out = first's actions, then out's, each without its STORE, then one STORE
- * if the record changed; the ACK and verb result stay out's. */
+/* True if a is a SEND that first has already made (the tick's close to a
+ * side that a late reply is answered with: one close is enough). */
+static bool sent_in(const struct tf_proto_im_out *first, const struct tf_proto_im_action *a)
+{
+    if (a->kind != TF_PROTO_IM_ACT_SEND)
+        return false;
+    for (size_t k = 0; k < first->n; k++)
+        if (first->a[k].kind == TF_PROTO_IM_ACT_SEND && first->a[k].msg == a->msg &&
+            first->a[k].side == a->side)
+            return true;
+    return false;
+}
+
+/* out = first's actions, then out's, each without its STORE (nor a SEND
+ * first made), then one STORE if the record changed; the ACK and verb
+ * result stay out's. */
 static void prepend(const struct tf_proto_im_out *first, struct tf_proto_im_out *out, bool changed)
 {
     struct tf_proto_im_out second = *out;
@@ -412,7 +426,7 @@ static void prepend(const struct tf_proto_im_out *first, struct tf_proto_im_out 
             push(out, first->a[k].kind, first->a[k].msg, first->a[k].side, first->a[k].emit,
                  first->a[k].not_before);
     for (size_t k = 0; k < second.n; k++)
-        if (second.a[k].kind != TF_PROTO_IM_ACT_STORE)
+        if (second.a[k].kind != TF_PROTO_IM_ACT_STORE && !sent_in(first, &second.a[k]))
             push(out, second.a[k].kind, second.a[k].msg, second.a[k].side, second.a[k].emit,
                  second.a[k].not_before);
     if (changed)

@@ -148,7 +148,8 @@ struct tf_proto_im_party_input {
      * acceptance (so the embedded reply is byte-for-byte my_accept). */
     bool materialises;
     /* CLOSE of an unknown intro: this node refused that intro's proposal
-     * lately (volatile memory, lost on restart). */
+     * lately (node/: a tombstone if the proposal verified, which survives a
+     * restart, else a ring in memory). */
     bool refused;
 };
 
@@ -205,7 +206,8 @@ enum tf_proto_im_act_kind {
     TF_PROTO_IM_ACT_RESEND_ACCEPT,
     /* Party: add the other side as a contact (the materialisation). */
     TF_PROTO_IM_ACT_ADD_CONTACT,
-    /* Party: remember, in memory only, that this intro's proposal was
+    /* Party: remember (node/: as a tombstone within the budgets, else in
+     * memory only) that this intro's proposal was
      * refused (so that its close is acknowledged). */
     TF_PROTO_IM_ACT_REMEMBER_REFUSED,
     /* Write event to the owner's event log. */

@@ -271,9 +271,27 @@ class Budgets(NodeTestCase):
         self.assertEqual(parse_flood(r), (0, 0, 1, 0), r.stderr)  # INVALID
         alice.wait_log("would stay open longer than 365 days", WAIT)
         self.assertEqual(table_entries(alice.home).get("intros_in", 0), 0)
+        # Only a tombstone is kept (its 'f', 's' and 't' index keys too), so
+        # that the connector's close is acknowledged after a restart.
+        self.assertEqual(sched_kinds(alice.home), {"T": 1, "f": 1, "s": 1, "t": 1})
         r = flood("proposals", "--target", alice.listen, "--victim", alice.home,
                   "--identities", 1, "--per", 1, "--expires-s", 365 * 86400)
         self.assertEqual(parse_flood(r), (1, 0, 0, 0), r.stderr)
+
+
+    def test_refusals_kept_within_the_tombstone_budgets(self):
+        """A refused proposal that verified leaves a tombstone (R36), but no
+        more of them than the budgets allow (R35): past max_stranger_intros
+        the refusal is remembered in memory only."""
+        alice, carol, bob = self.victim(max_stranger_intros=5)
+        r = flood("proposals", "--target", alice.listen, "--victim", alice.home,
+                  "--identities", 2, "--per", 10, "--expires-s", 366 * 86400)
+        self.assertEqual(parse_flood(r), (0, 0, 20, 0), r.stderr)  # all INVALID
+        self.assertEqual(sched_kinds(alice.home).get("T"), 5)
+        self.assertEqual(alice.log().count("kept in memory only: its budget is full"), 15)
+        self.assertEqual(table_entries(alice.home).get("intros_in", 0), 0)
+        # A contact's budget is its own.
+        self.contact_still_served(alice, carol)
 
 
 class RemoveAndPage(IntroTestCase):

@@ -11,9 +11,12 @@
  * are delayed and reordered freely), the ACK of a delivery is lost (so the
  * sender sends it again and the receiver's seen set absorbs the duplicate),
  * a message that gets no ACK stays (drop-then-retry); and a party crashes and
- * restarts, losing only what is not committed (its in-memory list of refused
- * proposals).  Inputs that the node draws at random (the close delay) or that
- * its owner's policy decides (accept, decline, ask) are branched on.
+ * restarts, losing only what is not committed.  A party keeps its refusals
+ * of verified proposals (expired on arrival) as tombstones, committed with
+ * the refusal (node/intro.c); --volatile-refusals models the node before
+ * that, which kept them in memory only (lost on restart).  Inputs that the
+ * node draws at random (the close delay) or that its owner's policy decides
+ * (accept, decline, ask) are branched on.
  *
  * The search is breadth-first over 64-bit fingerprints (BLAKE2b of the
  * world's canonical bytes), so the first violation found has a shortest
@@ -37,7 +40,7 @@
  * Usage:
  *   intro_mc [--config parallel|sequential|two] [--max-states N] [--depth N]
  *            [--verbs N] [--no-policy] [--mutant m1|nodelay] [--ignore PROPERTY]
- *            [--durable-refusals] [--strict-liveness] [--expect-violation TEXT]
+ *            [--volatile-refusals] [--strict-liveness] [--expect-violation TEXT]
  *   intro_mc --table connector|party     (the machine's table in markdown)
  *   intro_mc --check docs/PROTOCOL.md    (its tables are the machine's)
  *
@@ -102,7 +105,7 @@ struct config {
     bool policy;           /* branch on the party's policy at each proposal */
     bool mutant_m1;        /* the party signs again after its own decline (issue 12) */
     bool mutant_nodelay;   /* a decline's close leaves at once (issue 12) */
-    bool durable_refusals; /* a party's refusals survive a restart (the proposed fix) */
+    bool durable_refusals; /* a party's refusals survive a restart (the node's tombstones) */
     bool strict_liveness;  /* a close no one will ACK is a violation, not a note */
     const char *ignore[4]; /* properties (prefixes of their messages) not to report */
     int n_ignore;
@@ -1381,12 +1384,13 @@ static int check_tables(const char *path)
 
 static void usage(void)
 {
-    fprintf(stderr, "usage: intro_mc [--config parallel|sequential|two] [--max-states N]\n"
-                    "                [--depth N] [--verbs N] [--no-policy] [--mutant m1|nodelay]\n"
-                    "                [--ignore PROPERTY] [--durable-refusals] [--strict-liveness]\n"
-                    "                [--expect-violation TEXT]\n"
-                    "       intro_mc --table connector|party\n"
-                    "       intro_mc --check FILE\n");
+    fprintf(stderr,
+            "usage: intro_mc [--config parallel|sequential|two] [--max-states N]\n"
+            "                [--depth N] [--verbs N] [--no-policy] [--mutant m1|nodelay]\n"
+            "                [--ignore PROPERTY] [--volatile-refusals] [--strict-liveness]\n"
+            "                [--expect-violation TEXT]\n"
+            "       intro_mc --table connector|party\n"
+            "       intro_mc --check FILE\n");
     exit(2);
 }
 
@@ -1404,7 +1408,7 @@ int main(int argc, char **argv)
     struct run r;
     memset(&r, 0, sizeof r);
     r.cfg =
-        (struct config){1, false, 2, 1, true, false, false, false, false, {NULL}, 0, 5000000, 1000};
+        (struct config){1, false, 2, 1, true, false, false, true, false, {NULL}, 0, 5000000, 1000};
     const char *expect = NULL;
     for (int k = 1; k < argc; k++) {
         const char *a = argv[k];
@@ -1445,8 +1449,8 @@ int main(int argc, char **argv)
         } else if (strcmp(a, "--mutant") == 0 && val && strcmp(val, "nodelay") == 0) {
             r.cfg.mutant_nodelay = true;
             k++;
-        } else if (strcmp(a, "--durable-refusals") == 0) {
-            r.cfg.durable_refusals = true;
+        } else if (strcmp(a, "--volatile-refusals") == 0) {
+            r.cfg.durable_refusals = false;
         } else if (strcmp(a, "--strict-liveness") == 0) {
             r.cfg.strict_liveness = true;
         } else if (strcmp(a, "--ignore") == 0 && val && r.cfg.n_ignore < 4) {

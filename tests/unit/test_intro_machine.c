@@ -135,8 +135,19 @@ static struct tf_proto_im_conn_input reply(int x, bool accept, bool same, bool l
 }
 
 /* Every input, in every variant the state allows. */
-/* first's actions then second's, without their STOREs, then STORE if
- * changed: what a step preceded by its due tick must give. */
+/* True if a is a SEND of a message to a side that first sends too. */
+static bool sent_by(const struct tf_proto_im_out *first, const struct tf_proto_im_action *a)
+{
+    for (size_t k = 0; a->kind == TF_PROTO_IM_ACT_SEND && k < first->n; k++)
+        if (first->a[k].kind == TF_PROTO_IM_ACT_SEND && first->a[k].msg == a->msg &&
+            first->a[k].side == a->side)
+            return true;
+    return false;
+}
+
+/* first's actions then second's, without their STOREs nor a second SEND of
+ * what first sent (the expiry's close answers a late reply too), then STORE
+ * if changed: what a step preceded by its due tick must give. */
 static void compose(const struct tf_proto_im_out *first, const struct tf_proto_im_out *second,
                     bool changed, struct tf_proto_im_out *want)
 {
@@ -145,7 +156,8 @@ static void compose(const struct tf_proto_im_out *first, const struct tf_proto_i
     const struct tf_proto_im_out *parts[2] = {first, second};
     for (int p = 0; p < 2; p++)
         for (size_t k = 0; k < parts[p]->n; k++)
-            if (parts[p]->a[k].kind != TF_PROTO_IM_ACT_STORE) {
+            if (parts[p]->a[k].kind != TF_PROTO_IM_ACT_STORE &&
+                (p == 0 || !sent_by(first, &parts[p]->a[k]))) {
                 assert_true(want->n < TF_PROTO_IM_ACTIONS_MAX);
                 want->a[want->n++] = parts[p]->a[k];
             }
@@ -564,6 +576,18 @@ static void test_connector_late_reply_and_delays(void **state)
     assert_int_equal(s.state, TF_PROTO_IM_CONN_ASKING); /* valid until expires, inclusive */
     conn_do(&s, cin(TF_PROTO_IM_CONN_TICK, EXPIRES + 1, 0, false, false, 0, 0), &out);
     assert_int_equal(s.state, TF_PROTO_IM_CONN_EXPIRED);
+
+    /* A reply that finds the intro past its expiry: the expiry's closes
+     * leave, and the replying side gets no second one. */
+    tf_proto_im_conn_propose(false, EXPIRES, &s, &out);
+    conn_do(&s, cin(TF_PROTO_IM_CONN_REPLY, EXPIRES + 1, 1, true, false, 3, 3), &out);
+    assert_int_equal(s.state, TF_PROTO_IM_CONN_EXPIRED);
+    assert_int_equal(out.ack, TF_PROTO_IM_ACK_OK);
+    assert_int_equal(count(&out, TF_PROTO_IM_ACT_SEND), 2);
+    for (size_t k = 0; k < 2; k++) {
+        assert_int_equal(out.a[k].msg, TF_PROTO_IM_MSG_CLOSE);
+        assert_int_equal(out.a[k].side, (int)k);
+    }
     assert_int_equal(count(&out, TF_PROTO_IM_ACT_SEND), 2);
     assert_int_equal(out.a[0].not_before, EXPIRES + 1);
 }
