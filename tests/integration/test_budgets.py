@@ -271,9 +271,10 @@ class Budgets(NodeTestCase):
         self.assertEqual(parse_flood(r), (0, 0, 1, 0), r.stderr)  # INVALID
         alice.wait_log("would stay open longer than 365 days", WAIT)
         self.assertEqual(table_entries(alice.home).get("intros_in", 0), 0)
-        # Only a tombstone is kept (its 'f', 's' and 't' index keys too), so
-        # that the connector's close is acknowledged after a restart.
-        self.assertEqual(sched_kinds(alice.home), {"T": 1, "f": 1, "s": 1, "t": 1})
+        # Only a tombstone is kept (its 'f', 'b', 's' and 't' index keys
+        # too), so that the connector's close is acknowledged after a
+        # restart; it counts against the connector's budget ('b').
+        self.assertEqual(sched_kinds(alice.home), {"T": 1, "b": 1, "f": 1, "s": 1, "t": 1})
         r = flood("proposals", "--target", alice.listen, "--victim", alice.home,
                   "--identities", 1, "--per", 1, "--expires-s", 365 * 86400)
         self.assertEqual(parse_flood(r), (1, 0, 0, 0), r.stderr)
