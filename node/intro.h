@@ -2,9 +2,14 @@
 /*
  * The double opt-in workflow (docs/PROTOCOL.md §8, docs/CONTROL.md
  * "Introductions"): the connector's intros (intros_out) and the party's inbox
- * (intros_in), driven by control verbs and by received envelopes.  Every
- * state change and the envelopes it causes go into the same write
- * transaction (delivery sends only after the commit).
+ * (intros_in), driven by control verbs, by received envelopes and by the
+ * sweep.  The transitions are the pure machines of proto/intro_machine.h:
+ * each caller reduces its input to the machine's predicates, steps it, and
+ * carries out the actions (sign, store, send, emit, add a contact) in order
+ * under a savepoint, so every state change and the envelopes it causes go
+ * into the same write transaction (delivery sends only after the commit),
+ * or none of them.  Each state change is logged, "old -> new", in one place
+ * per machine.
  */
 #ifndef TF_NODE_INTRO_H
 #define TF_NODE_INTRO_H

@@ -818,7 +818,13 @@ class Agreement(IntroTestCase):
         r = flood("reply", "--target", carol.listen, "--party", alice.home, "--connector",
                   carol.home, "--intro", iid, "--side", "a", "--time-offset", late)
         self.assertEqual((r.returncode, r.stdout.strip()), (0, "ack 1/3"), r.stderr)  # EXPIRED
-        carol.wait_log("signed after the intro expired", WAIT)
+        carol.wait_log("reply for %s from side a refused: the reply was signed after the intro "
+                       "expired (R29)" % iid[:16], WAIT)
+        # A reply that fails a check: the log names it.
+        r = flood("reply", "--target", carol.listen, "--party", alice.home, "--connector",
+                  carol.home, "--intro", iid, "--side", "b", "--time-offset", 0)
+        self.assertEqual((r.returncode, r.stdout.strip()), (0, "ack 1/9"), r.stderr)  # INVALID
+        carol.wait_log("reply for %s refused: E_REPLY_SIDE (" % iid[:16], WAIT)
         o = self.intro(carol, iid)
         self.assertEqual((o["state"], o["a"]["state"]), ("asking", "pending"))
         self.assertEqual(self.intro_events(carol, iid, "intro.replied"), [])
@@ -827,6 +833,15 @@ class Agreement(IntroTestCase):
                   carol.home, "--intro", iid, "--side", "a", "--time-offset", 0)
         self.assertEqual((r.returncode, r.stdout.strip()), (0, "ack 0/0"), r.stderr)
         self.wait_side(carol, iid, "a", "accepted")
+        # A second, different acceptance (signed at another time) is refused
+        # (R26): the stored one stands.
+        stored = self.intro(carol, iid)["a"]
+        r = flood("reply", "--target", carol.listen, "--party", alice.home, "--connector",
+                  carol.home, "--intro", iid, "--side", "a", "--time-offset", 7)
+        self.assertEqual((r.returncode, r.stdout.strip()), (0, "ack 1/9"), r.stderr)
+        carol.wait_log("refused: a second, different acceptance (R26)", WAIT)
+        self.assertEqual(self.intro(carol, iid)["a"], stored)
+        self.assertEqual(len(self.intro_events(carol, iid, "intro.replied")), 1)
 
     def test_party_expires_its_own_pending_item(self):
         carol, alice, bob = self.cast()
