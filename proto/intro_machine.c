@@ -924,7 +924,7 @@ const struct tf_proto_im_party_row tf_proto_im_party_table[] = {
     {P_UNK, ANY, TF_PROTO_IM_PV_PROPOSAL_DECLINE, P_DEC, 0, A_OK, OK_, 4,
      {E(INBOX_RECEIVED), SEND(DECLINE, N_), E(INBOX_DECLINED), STORE}, "the policy declines"},
     {P_UNK, ANY, TF_PROTO_IM_PV_PROPOSAL_EXPIRED, SAME, SAME, A_REF, OK_, 1,
-     {DO(REMEMBER_REFUSED, N_)}, "expired on arrival: refused, remembered in memory"},
+     {DO(REMEMBER_REFUSED, N_)}, "expired on arrival: refused, remembered (a tombstone)"},
     {P_UNK, ANY, TF_PROTO_IM_PV_ACCEPT, SAME, SAME, A_NONE, NF, 0, {{0}}, "no such intro"},
     {P_UNK, ANY, TF_PROTO_IM_PV_DECLINE, SAME, SAME, A_NONE, NF, 0, {{0}}, "no such intro"},
     {P_UNK, ANY, TF_PROTO_IM_PV_INTRO_BAD, SAME, SAME, A_REF, OK_, 0, {{0}},
