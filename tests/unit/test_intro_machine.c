@@ -295,7 +295,8 @@ static void test_connector_table(void **state)
                      tf_proto_im_conn_table[i].note);
     for (int v = 0; v < TF_PROTO_IM_CV_COUNT; v++)
         if (!variant_seen[v])
-            fail_msg("variant %s never ran", tf_proto_im_conn_variant_name(v));
+            fail_msg("variant %s never ran",
+                     tf_proto_im_conn_variant_name((enum tf_proto_im_conn_variant)v));
     print_message("connector: %zu reachable states, %zu state x event pairs, %zu rows; %zu "
                   "inputs at a deadline\n",
                   n_seen, pairs, tf_proto_im_conn_table_len, due_pairs);
@@ -436,7 +437,8 @@ static void test_party_table(void **state)
                      tf_proto_im_party_table[i].note);
     for (int v = 0; v < TF_PROTO_IM_PV_COUNT; v++)
         if (!variant_seen[v])
-            fail_msg("variant %s never ran", tf_proto_im_party_variant_name(v));
+            fail_msg("variant %s never ran",
+                     tf_proto_im_party_variant_name((enum tf_proto_im_party_variant)v));
     print_message("party: %zu reachable states, %zu state x event pairs, %zu rows; %zu inputs at "
                   "a deadline\n",
                   n_seen, pairs, tf_proto_im_party_table_len, due_pairs);
@@ -628,13 +630,13 @@ static void test_names(void **state)
 {
     (void)state;
     for (int i = 0; i < TF_PROTO_IM_CONN_STATE_COUNT; i++)
-        assert_string_not_equal(tf_proto_im_conn_state_name(i), "?");
+        assert_string_not_equal(tf_proto_im_conn_state_name((enum tf_proto_im_conn_state)i), "?");
     for (int i = 0; i < TF_PROTO_IM_PARTY_STATE_COUNT; i++)
-        assert_string_not_equal(tf_proto_im_party_state_name(i), "?");
+        assert_string_not_equal(tf_proto_im_party_state_name((enum tf_proto_im_party_state)i), "?");
     for (int i = 0; i < TF_PROTO_IM_SIDE_STATE_COUNT; i++)
-        assert_string_not_equal(tf_proto_im_side_state_name(i), "?");
+        assert_string_not_equal(tf_proto_im_side_state_name((enum tf_proto_im_side_state)i), "?");
     for (int i = 0; i < TF_PROTO_IM_EMIT_COUNT; i++)
-        assert_string_not_equal(tf_proto_im_emit_name(i), "?");
+        assert_string_not_equal(tf_proto_im_emit_name((enum tf_proto_im_emit)i), "?");
     assert_string_equal(tf_proto_im_conn_state_name(TF_PROTO_IM_CONN_STATE_COUNT), "?");
     assert_string_equal(tf_proto_im_party_state_name(TF_PROTO_IM_PARTY_STATE_COUNT), "?");
 }
