@@ -129,6 +129,18 @@ class Budgets(NodeTestCase):
         self.contact_still_served(alice, carol)
         self.assertEqual(table_entries(alice.home)["intros_in"], 1001)
 
+    def introduce(self, alice, carol, bob, topics):
+        """Carol introduces Alice (who accepts by policy) and Bob (who
+        accepts by hand), once per topic, each waited for."""
+        for topic in topics:
+            iid = carol.json("propose", "alice", "bob", "--topic", topic)["id"]
+            wait_for("Bob's item on " + topic,
+                     lambda: any(x["id"] == iid for x in bob.json("inbox")), WAIT)
+            bob.cli("accept", iid)
+            wait_for("the intro on %s introduced at Alice" % topic,
+                     lambda: any(x["id"] == iid and x["state"] == "introduced"
+                                 for x in alice.json("inbox", "--all", "--limit", "10")), WAIT)
+
     def test_introduced_items_do_not_use_up_the_connectors_budget(self):
         # Alice keeps at most 3 records per connector, and accepts Carol's
         # intros by policy (Bob by hand).  Introduced items are the owner's
@@ -136,16 +148,7 @@ class Budgets(NodeTestCase):
         # still get in once the first three are introduced.
         alice, carol, bob = self.victim("accept when connector is known\n",
                                         max_intros_per_connector=3)
-        ids = []
-        for i in range(5):
-            iid = carol.json("propose", "alice", "bob", "--topic", "t%d" % i)["id"]
-            wait_for("Bob's item %d" % i,
-                     lambda: any(x["id"] == iid for x in bob.json("inbox")), WAIT)
-            bob.cli("accept", iid)
-            wait_for("intro %d introduced at Alice" % i,
-                     lambda: any(x["id"] == iid and x["state"] == "introduced"
-                                 for x in alice.json("inbox", "--all", "--limit", "10")), WAIT)
-            ids.append(iid)
+        self.introduce(alice, carol, bob, ["t%d" % i for i in range(5)])
         # Open records still count: three pending (the policy now asks)
         # fill the budget, and a fourth is refused.
         with open(os.path.join(alice.home, "policy"), "w") as f:
@@ -164,14 +167,7 @@ class Budgets(NodeTestCase):
         # stay in its budget (3 here) and the fourth proposal is refused.
         alice, carol, bob = self.victim("accept\n", max_intros_per_connector=3)
         alice.cli("contact", "rm", "carol")
-        for i in range(3):
-            iid = carol.json("propose", "alice", "bob", "--topic", "s%d" % i)["id"]
-            wait_for("Bob's item %d" % i,
-                     lambda: any(x["id"] == iid for x in bob.json("inbox")), WAIT)
-            bob.cli("accept", iid)
-            wait_for("intro %d introduced at Alice" % i,
-                     lambda: any(x["id"] == iid and x["state"] == "introduced"
-                                 for x in alice.json("inbox", "--all", "--limit", "10")), WAIT)
+        self.introduce(alice, carol, bob, ["s%d" % i for i in range(3)])
         carol.json("propose", "alice", "bob", "--topic", "s3")
         wait_for("the fourth refused",
                  lambda: "max_intros_per_connector reached" in alice.log(), WAIT)
