@@ -1231,8 +1231,12 @@ void tf_node_delivery_envelope(struct tf_node_delivery *d, struct tf_node_link *
         }
         reason = (enum tf_proto_ack_reason)r;
     }
-    if (reason != TF_PROTO_ACK_REASON_NONE)
+    if (reason != TF_PROTO_ACK_REASON_NONE) {
         tf_node_rollback(node, sp); /* refused or failed: it changed nothing */
+        /* What the refusal itself must keep (a refused proposal's tombstone)
+         * is written after the rollback, in this batch, before the ACK. */
+        tf_node_intro_save_refusals(node);
+    }
     if ((int)reason < 0) {
         tf_proto_buf_free(&plain);
         return;

@@ -1431,8 +1431,6 @@ static int pending_cb(const uint8_t *key, size_t klen, const uint8_t *val, size_
     return ++ps->n >= ps->max ? 1 : 0;
 }
 
-static void sweep_timer_cb(uv_timer_t *t);
-
 /* Remembers a refused proposal of from's (if its intro id can be read and
  * from is its connector); returns reason.
  *
@@ -1441,11 +1439,10 @@ static void sweep_timer_cb(uv_timer_t *t);
  * kept as a tombstone, so that its close is acknowledged after a restart
  * too.  The receive path rolls back whatever a refused envelope wrote
  * (node/delivery.c), so the tombstone cannot be written here: the slot is
- * marked unsaved and the sweep is run at once.  Timers run at the start of
- * the next loop turn, before the turn's group commit (a uv_prepare), so the
- * tombstone is committed with the refusal's ACK, which waits for that
- * commit.  Refusals of unverified proposals, and any the tombstone budgets
- * leave no room for, stay in the ring only (lost on restart). */
+ * marked unsaved, and the receive path calls tf_node_intro_save_refusals
+ * after its rollback, in the same batch as the refusal's ACK.  Refusals of
+ * unverified proposals, and any the tombstone budgets leave no room for,
+ * stay in the ring only (lost on restart). */
 static int refuse_proposal(struct tf_node *node, const uint8_t from[32], const uint8_t *body,
                            size_t len, int reason, bool verified, bool stranger)
 {
@@ -1458,8 +1455,6 @@ static int refuse_proposal(struct tf_node *node, const uint8_t from[32], const u
         memcpy(slot->connector, from, 32);
         slot->stranger = stranger;
         slot->unsaved = verified;
-        if (verified && uv_timer_start(&node->intro_sweep, sweep_timer_cb, 0, SWEEP_MS) != 0)
-            tf_node_log(TF_NODE_LOG_WARN, "intro", "cannot schedule the refusal's tombstone");
     }
     return reason;
 }
@@ -2005,7 +2000,7 @@ static int save_refusal(struct tf_node *node, const struct tf_node_refused_intro
                     (uint8_t)(TOMB_REFUSED | (ref->stranger ? TOMB_STRANGER : 0)));
 }
 
-static void save_refusals(struct tf_node *node)
+void tf_node_intro_save_refusals(struct tf_node *node)
 {
     const size_t n = sizeof node->refused_intros / sizeof node->refused_intros[0];
     for (size_t i = 0; i < n; i++) {
@@ -2025,7 +2020,6 @@ static void save_refusals(struct tf_node *node)
 static void sweep_timer_cb(uv_timer_t *t)
 {
     struct tf_node *node = t->data;
-    save_refusals(node);
     uint64_t now = tf_node_now(node);
     /* Housekeeping rides on the same tick: forget message ids whose
      * envelopes have expired (a bounded batch per tick). */

@@ -40,6 +40,12 @@ TF_MUST_CHECK int tf_node_intro_verb(struct tf_node *node, const char *verb, siz
 int tf_node_intro_receive(struct tf_node *node, uint16_t type, const uint8_t from_pk[32],
                           const uint8_t *body, size_t len);
 
+/* Writes the tombstones of proposals refused since the last call (the
+ * receive path rolls back what a refused envelope wrote, then calls this, in
+ * the same batch, so the tombstone is committed with the refusal's ACK).
+ * Errors are logged; a refusal that cannot be kept stays in memory only. */
+void tf_node_intro_save_refusals(struct tf_node *node);
+
 /* The signed card of a non-contact this node corresponds with (a connector),
  * for sealing and dialling.  *out owned by the caller; TF_E_NOT_FOUND. */
 TF_MUST_CHECK int tf_node_intro_peer_card(struct tf_node *node, const uint8_t pk[32],
