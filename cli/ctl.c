@@ -264,19 +264,23 @@ int tf_cli_ctl_refused(struct tf_cli_ctl *c, const msgpack_object *reply)
     if (tf_proto_ctl_get_int(err, "code", &code) != TF_OK || code < INT32_MIN || code > 0)
         code = 0;
     if (c->cli->json && err != NULL) {
-        json_t *j = json_object();
-        if (j != NULL && json_object_set_new(j, "error", tf_cli_render_json(err)) == 0)
-            (void)tf_cli_render_json_print(c->cli, j, false);
-        else
-            json_decref(j);
+        json_t *e = tf_cli_render_json(err);
+        if (json_is_object(e))
+            (void)json_object_set_new(e, "exit", json_integer(TF_CLI_EXIT_FAIL));
+        /* "o" takes e's reference, also when packing fails. */
+        (void)tf_cli_render_json_print(c->cli, e != NULL ? json_pack("{s:o}", "error", e) : NULL,
+                                       false);
     }
+    if (c->cli->json && err == NULL)
+        return tf_cli_render_fail(c->cli, TF_CLI_EXIT_FAIL, "twofoldd refused: %s",
+                                  tf_strerror((int)code));
     if (msg != NULL && msg_len > 0)
-        return tf_cli_render_fail(c->cli, TF_CLI_EXIT_FAIL, "%.*s", (int)msg_len, msg);
+        return tf_cli_render_fail_text(c->cli, TF_CLI_EXIT_FAIL, "%.*s", (int)msg_len, msg);
     if (name != NULL)
-        return tf_cli_render_fail(c->cli, TF_CLI_EXIT_FAIL, "twofoldd refused: %.*s", (int)name_len,
-                                  name);
-    return tf_cli_render_fail(c->cli, TF_CLI_EXIT_FAIL, "twofoldd refused: %s",
-                              tf_strerror((int)code));
+        return tf_cli_render_fail_text(c->cli, TF_CLI_EXIT_FAIL, "twofoldd refused: %.*s",
+                                       (int)name_len, name);
+    return tf_cli_render_fail_text(c->cli, TF_CLI_EXIT_FAIL, "twofoldd refused: %s",
+                                   tf_strerror((int)code));
 }
 
 int tf_cli_ctl_call(struct tf_cli_ctl *c, const char *verb, const struct tf_cli_ctl_arg *args,

@@ -5,7 +5,7 @@
  * in offline.c (init, id, card), contact.c, intro.c (propose, intros, show,
  * withdraw, inbox, accept, decline), message.c (message, messages, outbox)
  * node.c (status, watch, ping), policy.c (policy check, reload, show,
- * test) and profile.c (profile, profile set).
+ * test), profile.c (profile, profile set) and backup.c (backup, restore).
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -15,6 +15,7 @@
 #include <sodium.h>
 
 #include "cli/args.h"
+#include "cli/backup.h"
 #include "cli/contact.h"
 #include "cli/intro.h"
 #include "cli/message.h"
@@ -287,6 +288,34 @@ static const struct verb VERBS[] = {
      tf_cli_node_watch, NULL},
     {"policy", "check|reload|show|test ...",
      "check, reload, show and test your introduction policy", NULL, NULL, POLICY_VERBS},
+    {"backup", "FILE [--passphrase-file FILE | --passphrase-env VAR] [--force]",
+     "write an encrypted backup of your identity, store, config and policy (no node needed)",
+     "  FILE               the backup to write (mode 0600); an existing one is refused\n"
+     "  --passphrase-file FILE\n"
+     "                     read the passphrase from the first line of FILE, for scripts\n"
+     "                     (default: ask twice on the terminal, without echo)\n"
+     "  --passphrase-env VAR\n"
+     "                     read it from the environment variable VAR\n"
+     "  --force            replace FILE if it exists\n"
+     "\n"
+     "Works while twofoldd runs: the store is copied from one consistent snapshot and the\n"
+     "node is not paused.  The backup is encrypted with a key derived from the passphrase\n"
+     "(8 to 1024 bytes; Argon2id) and authenticated: a wrong passphrase and a damaged\n"
+     "file are refused at restore.  It holds your secret key: keep it as safe as the home.\n",
+     tf_cli_backup_write, NULL},
+    {"restore", "FILE [HOME] [--passphrase-file FILE | --passphrase-env VAR]",
+     "make a new home from a backup (no node needed)",
+     "  FILE               a backup written by 'twofold backup'\n"
+     "  HOME               the new home (default: --home, $TWOFOLD_HOME, ...); it must not\n"
+     "                     exist or be an empty directory\n"
+     "  --passphrase-file FILE, --passphrase-env VAR\n"
+     "                     as for backup (default: ask on the terminal)\n"
+     "\n"
+     "The whole backup is decrypted and checked before anything is written, and the home\n"
+     "appears only once complete: a wrong passphrase or a damaged backup leaves nothing.\n"
+     "Run only one node per identity: stop the old node for good before starting the\n"
+     "restored one (two live copies answer and send with one key, and their states split).\n",
+     tf_cli_backup_restore, NULL},
     {"profile", "[set ...]", "show your own card as the running node holds it",
      "Shows your id, name, addresses, offers, seeks, the card's number, when it was issued,\n"
      "where the node listens, and the card itself.  'twofold profile set --help' tells how\n"
@@ -416,6 +445,10 @@ int main(int argc, char **argv)
     cli.cmd = "twofold";
     /* https://no-color.org: colour only for a terminal, never with NO_COLOR. */
     cli.color = isatty(STDOUT_FILENO) && getenv("NO_COLOR") == NULL;
+    /* --json anywhere before "--" makes even a failure to find the verb
+     * print its JSON error object. */
+    for (int i = 1; i < argc && strcmp(argv[i], "--") != 0; i++)
+        cli.json |= strcmp(argv[i], "--json") == 0;
     if (sodium_init() < 0)
         return tf_cli_render_fail(&cli, TF_CLI_EXIT_LOCAL, "libsodium failed to initialise");
     int rc = dispatch(&cli, VERBS, "", argc - 1, argv + 1);

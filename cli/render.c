@@ -191,17 +191,57 @@ static void sb_add_para(struct sb *s, const char *p, size_t n)
     }
 }
 
-int tf_cli_render_fail(const struct tf_cli *cli, int code, const char *fmt, ...)
+/* The stable name of a failure the CLI finds itself, by exit status. */
+static const char *exit_name(int code)
+{
+    switch (code) {
+    case TF_CLI_EXIT_USAGE:
+        return "E_USAGE";
+    case TF_CLI_EXIT_NODE:
+        return "E_NODE";
+    case TF_CLI_EXIT_LOCAL:
+        return "E_LOCAL";
+    default:
+        return "E_FAILED";
+    }
+}
+
+static int vfail(const struct tf_cli *cli, int code, bool json, const char *fmt, va_list ap)
+    __attribute__((format(printf, 4, 0)));
+
+static int vfail(const struct tf_cli *cli, int code, bool json, const char *fmt, va_list ap)
 {
     char msg[1024], clean[1024];
-    va_list ap;
-    va_start(ap, fmt);
     vsnprintf(msg, sizeof msg, fmt, ap);
-    va_end(ap);
     tf_cli_render_clean(clean, sizeof clean, msg, strlen(msg));
+    /* Scripts get the failure on stdout as one JSON object (docs/twofold.1,
+     * JSON OUTPUT); people read the line on stderr. */
+    if (json && cli->json) {
+        json_t *j = json_pack("{s:{s:s, s:s, s:i}}", "error", "name", exit_name(code), "message",
+                              clean, "exit", code);
+        (void)tf_cli_render_json_print(cli, j, true);
+    }
     fflush(stdout);
     fprintf(stderr, "%s: %s\n", cli->cmd, clean);
     return code;
+}
+
+int tf_cli_render_fail(const struct tf_cli *cli, int code, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    int rc = vfail(cli, code, true, fmt, ap);
+    va_end(ap);
+    return rc;
+}
+
+int tf_cli_render_fail_text(const struct tf_cli *cli, int code, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    int rc = vfail(cli, code, false, fmt, ap);
+    va_end(ap);
+    return rc;
 }
 
 static void sb_duration(struct sb *s, uint64_t secs)

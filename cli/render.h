@@ -20,8 +20,14 @@
 
 #include "cli/args.h"
 
-/* Prints "CMD: message" (cleaned) as one line on stderr and returns code. */
+/* Prints "CMD: message" (cleaned) as one line on stderr and returns code.
+ * With --json it first prints {"error": {"name", "message", "exit"}} as one
+ * line on stdout, name being E_USAGE, E_NODE, E_LOCAL or E_FAILED after the
+ * exit status code (docs/twofold.1, JSON OUTPUT). */
 int tf_cli_render_fail(const struct tf_cli *cli, int code, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+/* The same without the JSON object, for a caller that printed its own. */
+int tf_cli_render_fail_text(const struct tf_cli *cli, int code, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 
 /* Writes a cleaned copy of p[0..n) into buf (always NUL-terminated,

@@ -71,10 +71,7 @@ static bool dir_is_empty(const char *dir)
     return empty;
 }
 
-/* mkdir -p: parents with 0755 (the umask applies), the last with 0700.  An
- * existing last directory must be empty (it is then made 0700): twofold never
- * takes over, or changes the mode of, a directory that holds other files. */
-static int make_dirs(const char *path, char *why, size_t why_cap)
+int tf_node_home_make_parents(const char *path)
 {
     char buf[TF_NODE_PATH_MAX];
     if (snprintf(buf, sizeof buf, "%s", path) >= (int)sizeof buf)
@@ -87,6 +84,20 @@ static int make_dirs(const char *path, char *why, size_t why_cap)
             return -errno;
         *p = '/';
     }
+    return 0;
+}
+
+/* mkdir -p: parents with 0755 (the umask applies), the last with 0700.  An
+ * existing last directory must be empty (it is then made 0700): twofold never
+ * takes over, or changes the mode of, a directory that holds other files. */
+static int make_dirs(const char *path, char *why, size_t why_cap)
+{
+    char buf[TF_NODE_PATH_MAX];
+    if (snprintf(buf, sizeof buf, "%s", path) >= (int)sizeof buf)
+        return -ENAMETOOLONG;
+    int rc = tf_node_home_make_parents(buf);
+    if (rc != 0)
+        return rc;
     bool created = mkdir(buf, 0700) == 0;
     if (!created && errno != EEXIST)
         return -errno;

@@ -42,6 +42,10 @@ TF_MUST_CHECK int tf_node_home_path(const char *home, const char *leaf, char *ou
 TF_MUST_CHECK int tf_node_home_socket_path(const char *home, char *out, size_t cap, char *why,
                                            size_t why_cap);
 
+/* Creates every missing parent directory of path (not path itself), mode
+ * 0755 as the umask allows.  0 or -errno. */
+TF_MUST_CHECK int tf_node_home_make_parents(const char *path);
+
 struct tf_node_home_init_args {
     const char *name;      /* display name for the card (required) */
     const char *listen;    /* host:port to listen on (NULL: default) */

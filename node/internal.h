@@ -39,4 +39,8 @@ int tf_node__grow(void **items, size_t *cap, size_t n, size_t size);
 /* Writes the contact's alias for pk as str, or nil (pk may be NULL). */
 void tf_node__write_alias(struct tf_node *node, const uint8_t *pk, struct tf_proto_mp_writer *w);
 
+/* Writes all n bytes of p to fd, retrying after EINTR.  0 or -errno.
+ * (node/keys.c; also used by node/backup.c.) */
+int tf_node__write_all(int fd, const uint8_t *p, size_t n);
+
 #endif

@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 #include "node/keys.h"
+#include "node/internal.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -25,7 +26,7 @@ static int sync_parent(const char *path)
     return rc;
 }
 
-static int write_all(int fd, const uint8_t *p, size_t n)
+int tf_node__write_all(int fd, const uint8_t *p, size_t n)
 {
     while (n > 0) {
         ssize_t w = write(fd, p, n);
@@ -45,36 +46,52 @@ int tf_node_keys_create(const char *path)
     if (seed == NULL)
         return TF_E_NOMEM;
     randombytes_buf(seed, TF_PROTO_SEED_LEN);
+    int rc = tf_node_keys_write_seed(path, seed);
+    sodium_free(seed);
+    return rc;
+}
+
+int tf_node_keys_write_seed(const char *path, const uint8_t seed[static TF_PROTO_SEED_LEN])
+{
     int rc = 0;
     int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600);
-    if (fd < 0) {
-        rc = errno == EEXIST ? TF_E_EXISTS : -errno;
-        goto cleanup;
-    }
+    if (fd < 0)
+        return errno == EEXIST ? TF_E_EXISTS : -errno;
     /* The umask cannot widen 0600, but a fchmod makes the mode exact. */
-    if (fchmod(fd, 0600) != 0 || (rc = write_all(fd, seed, TF_PROTO_SEED_LEN)) != 0 ||
+    if (fchmod(fd, 0600) != 0 || (rc = tf_node__write_all(fd, seed, TF_PROTO_SEED_LEN)) != 0 ||
         fsync(fd) != 0) {
         if (rc == 0)
             rc = -errno;
         close(fd);
         unlink(path);
-        goto cleanup;
+        return rc;
     }
     if (close(fd) != 0) {
         rc = -errno;
         unlink(path);
-        goto cleanup;
+        return rc;
     }
-    rc = sync_parent(path);
-cleanup:
-    sodium_free(seed);
-    return rc;
+    return sync_parent(path);
 }
 
 int tf_node_keys_load(const char *path, struct tf_proto_identity *id, char *why, size_t why_cap)
 {
+    uint8_t *seed = sodium_malloc(TF_PROTO_SEED_LEN);
+    if (seed == NULL) {
+        snprintf(why, why_cap, "out of memory");
+        return TF_E_NOMEM;
+    }
+    int rc = tf_node_keys_read_seed(path, seed, why, why_cap);
+    if (rc == TF_OK && (rc = tf_proto_identity_from_seed(id, seed)) != TF_OK)
+        snprintf(why, why_cap, "cannot derive keys: %s", tf_strerror(rc));
+    sodium_free(seed); /* wipes */
+    return rc;
+}
+
+int tf_node_keys_read_seed(const char *path, uint8_t seed[static TF_PROTO_SEED_LEN], char *why,
+                           size_t why_cap)
+{
     struct stat sb;
-    uint8_t *seed = NULL;
     int rc;
     int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
     if (fd < 0) {
@@ -114,12 +131,6 @@ int tf_node_keys_load(const char *path, struct tf_proto_identity *id, char *why,
                  (long long)sb.st_size, TF_PROTO_SEED_LEN);
         goto cleanup;
     }
-    seed = sodium_malloc(TF_PROTO_SEED_LEN);
-    if (seed == NULL) {
-        rc = TF_E_NOMEM;
-        snprintf(why, why_cap, "out of memory");
-        goto cleanup;
-    }
     size_t got = 0;
     while (got < TF_PROTO_SEED_LEN) {
         ssize_t r = read(fd, seed + got, TF_PROTO_SEED_LEN - got);
@@ -132,12 +143,8 @@ int tf_node_keys_load(const char *path, struct tf_proto_identity *id, char *why,
         }
         got += (size_t)r;
     }
-    rc = tf_proto_identity_from_seed(id, seed);
-    if (rc != TF_OK)
-        snprintf(why, why_cap, "cannot derive keys: %s", tf_strerror(rc));
+    rc = TF_OK;
 cleanup:
-    if (seed != NULL)
-        sodium_free(seed); /* wipes */
     close(fd);
     return rc;
 }

@@ -1914,3 +1914,11 @@ int tf_node_store_stat(struct tf_node_store *st, struct tf_node_store_stat *out)
         memset(out, 0, sizeof *out);
     return lmdb_err(rc);
 }
+
+/* Backup (issue 16, ux).  MDB_CP_COMPACT copies under a read transaction
+ * alone (a plain copy takes the writer's lock for a moment) and leaves out
+ * free pages. */
+int tf_node_store_copy_fd(struct tf_node_store *st, int fd)
+{
+    return lmdb_err(mdb_env_copyfd2(st->env, fd, MDB_CP_COMPACT));
+}

@@ -385,4 +385,11 @@ struct tf_node_store_stat {
 
 TF_MUST_CHECK int tf_node_store_stat(struct tf_node_store *st, struct tf_node_store_stat *out);
 
+/* Backup (issue 16, ux): writes a compacted copy of the whole environment to
+ * fd (a regular file open for writing, at offset 0), from one read
+ * transaction: a consistent snapshot even while another process (the
+ * running node) writes, which it never blocks.  Works in READONLY mode.
+ * Returns TF_OK or an error (-errno). */
+TF_MUST_CHECK int tf_node_store_copy_fd(struct tf_node_store *st, int fd);
+
 #endif
