@@ -182,8 +182,7 @@ static void describe(char *buf, size_t cap, const struct tf_node_backup_info *in
              info->has_config ? ", the config" : "", info->has_policy ? ", the policy" : "");
 }
 
-static json_t *info_json(const struct tf_node_backup_info *info, const char *file,
-                         const char *home)
+static json_t *info_json(const struct tf_node_backup_info *info, const char *file, const char *home)
 {
     return json_pack("{s:s, s:s, s:I, s:I, s:I, s:b, s:b}", "file", file, "home", home, "created",
                      (json_int_t)info->created, "bytes", (json_int_t)info->file_bytes,
@@ -302,7 +301,8 @@ int tf_cli_backup_restore(struct tf_cli *cli, int argc, char **argv)
         struct tm tm;
         time_t t = (time_t)info.created;
         describe(what, sizeof what, &info);
-        if (gmtime_r(&t, &tm) == NULL || strftime(when, sizeof when, "%Y-%m-%d %H:%M UTC", &tm) == 0)
+        if (gmtime_r(&t, &tm) == NULL ||
+            strftime(when, sizeof when, "%Y-%m-%d %H:%M UTC", &tm) == 0)
             snprintf(when, sizeof when, "?");
         printf("restored %s into %s: %s, as of %s.\n"
                "Start it with: twofoldd --home %s\n"

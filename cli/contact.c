@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "cli/ctl.h"
+#include "cli/names.h"
 #include "cli/render.h"
 #include "node/contact.h"
 #include "proto/card.h"
@@ -222,7 +223,8 @@ cleanup:
 
 int tf_cli_contact_list(struct tf_cli *cli, int argc, char **argv)
 {
-    static const char *const headers[] = {"ALIAS", "NAME", "TRUST", "TAGS", "ID", "ADDED"};
+    static const char *const headers[] = {"ALIAS", "NAME",  "TRUST",        "TAGS",
+                                          "ID",    "ADDED", "INTRODUCED BY"};
     static const struct tf_cli_opt opts[] = {TF_CLI_CTL_PAGE_OPTS, {NULL, false, 0}};
     struct tf_cli_args a;
     struct tf_cli_ctl c = {0};
@@ -230,6 +232,7 @@ int tf_cli_contact_list(struct tf_cli *cli, int argc, char **argv)
     struct tf_cli_ctl_arg args[2];
     size_t n = 0;
     struct tf_cli_render_table t;
+    struct tf_cli_names names;
     const msgpack_object *res;
     const char *val;
     int id, rc;
@@ -266,6 +269,7 @@ int tf_cli_contact_list(struct tf_cli *cli, int argc, char **argv)
             printf("no contacts yet; add one with: twofold contact add CARD\n");
         goto cleanup;
     }
+    tf_cli_names_init(&names, cli);
     tf_cli_render_table_init(&t, sizeof headers / sizeof headers[0], headers);
     for (uint32_t i = 0; i < list->size; i++) {
         const msgpack_object *o = &list->ptr[i];
@@ -281,9 +285,19 @@ int tf_cli_contact_list(struct tf_cli *cli, int argc, char **argv)
         tf_cli_render_table_add_field(&t, o, "tags", TF_CLI_RENDER_LIST);
         tf_cli_render_table_add_field(&t, o, "id", TF_CLI_RENDER_SHORT_ID);
         tf_cli_render_table_add_field(&t, o, "added", TF_CLI_RENDER_AGO);
+        const char *by;
+        size_t by_len;
+        if (tf_proto_ctl_get_str(o, "introduced_by", &by, &by_len) == TF_OK) {
+            char label[128];
+            tf_cli_names_label(&names, by, by_len, label, sizeof label);
+            tf_cli_render_table_add(&t, label);
+        } else {
+            tf_cli_render_table_add(&t, "-");
+        }
     }
     rc = tf_cli_render_table_print(&t, cli);
     tf_cli_render_table_deinit(&t);
+    tf_cli_names_deinit(&names);
     if (rc == TF_CLI_EXIT_OK)
         tf_cli_ctl_page_hint(cli, "twofold contact list", &page, list, false);
 cleanup:
@@ -304,20 +318,32 @@ int tf_cli_contact_show(struct tf_cli *cli, int argc, char **argv)
         {"addresses", "addrs", TF_CLI_RENDER_LIST},
         {"offers", "offers", TF_CLI_RENDER_LIST},
         {"seeks", "seeks", TF_CLI_RENDER_LIST},
-        {"introduced by", "introduced_by", TF_CLI_RENDER_TEXT},
-        {"intro", "intro", TF_CLI_RENDER_TEXT},
-        {"card number", "seq", TF_CLI_RENDER_UINT},
-        {"added", "added", TF_CLI_RENDER_AGO},
-        {"updated", "updated", TF_CLI_RENDER_AGO},
+    };
+    static const struct tf_cli_render_row rows_after[] = {
+        {"intro", "intro", TF_CLI_RENDER_SHORT_ID}, {"card number", "seq", TF_CLI_RENDER_UINT},
+        {"added", "added", TF_CLI_RENDER_AGO},      {"updated", "updated", TF_CLI_RENDER_AGO},
         {"card", "card", TF_CLI_RENDER_TEXT},
     };
     struct tf_cli_ctl c = {0};
+    struct tf_cli_names names;
     const msgpack_object *res;
+    const char *p;
+    size_t len;
+    char label[128];
     int rc = call_named(cli, argc, argv, "contact.show", &c, &res);
-    if (rc == TF_CLI_EXIT_OK && cli->json)
+    if (rc == TF_CLI_EXIT_OK && cli->json) {
         rc = tf_cli_render_json_print(cli, contact_json(res), false);
-    else if (rc == TF_CLI_EXIT_OK)
+    } else if (rc == TF_CLI_EXIT_OK) {
         tf_cli_render_rows(res, rows, sizeof rows / sizeof rows[0]);
+        /* Who introduced them, by the name you know them by. */
+        if (tf_proto_ctl_get_str(res, "introduced_by", &p, &len) == TF_OK) {
+            tf_cli_names_init(&names, cli);
+            tf_cli_names_label(&names, p, len, label, sizeof label);
+            tf_cli_names_deinit(&names);
+            tf_cli_render_kv("introduced by", label);
+        }
+        tf_cli_render_rows(res, rows_after, sizeof rows_after / sizeof rows_after[0]);
+    }
     tf_cli_ctl_close(&c);
     return rc;
 }

@@ -307,6 +307,15 @@ int tf_cli_ctl_call(struct tf_cli_ctl *c, const char *verb, const struct tf_cli_
     /* Id 0 answers a request the node could not read at all. */
     if (id != c->last_id && !(id == 0 && !ok))
         return report(c, TF_E_BAD_VALUE);
+    if (!ok && c->quiet_refusal) {
+        int64_t code = 0;
+        const msgpack_object *err = tf_proto_ctl_get(reply, "error");
+        c->refused =
+            tf_proto_ctl_get_int(err, "code", &code) == TF_OK && code >= INT32_MIN && code <= 0
+                ? (int)code
+                : 0;
+        return TF_CLI_EXIT_FAIL;
+    }
     if (!ok)
         return tf_cli_ctl_refused(c, reply);
     *result = tf_proto_ctl_get(reply, "result");

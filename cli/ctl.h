@@ -61,6 +61,12 @@ struct tf_cli_ctl {
     /* For a verb the node answers slowly (ping): how long a reply may take,
      * set after tf_cli_ctl_open; 0 means TF_CLI_CTL_TIMEOUT_MS. */
     int timeout_ms;
+    /* With quiet_refusal, tf_cli_ctl_call prints nothing when the node
+     * refuses: it returns TF_CLI_EXIT_FAIL with the error's code in refused
+     * and the reply in root, for the caller to try something else or to
+     * print it (tf_cli_ctl_refused). */
+    bool quiet_refusal;
+    int refused;
 };
 
 /* Connects to <home>/control.sock.  When nothing listens there, says that the

@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include "cli/ctl.h"
+#include "cli/names.h"
 #include "cli/render.h"
 #include "proto/ctl.h"
 #include "proto/intro.h"
@@ -245,10 +246,22 @@ int tf_cli_intro_propose(struct tf_cli *cli, int argc, char **argv)
     }
     /* Kept: the reply is gone after the next call. */
     tf_cli_render_clean(id, sizeof id, p, len);
-    if (cli->json)
+    if (cli->json) {
         rc = tf_cli_render_json_print(cli, tf_cli_render_json(res), wait);
-    else
-        printf("%s\n", id);
+    } else {
+        char who[2][256];
+        for (int i = 0; i < 2; i++)
+            tf_cli_render_clean(who[i], sizeof who[i], a.pos[i], strlen(a.pos[i]));
+        if (sequential)
+            printf("proposed intro %.12s: %s is asked first and %s only once %s accepts, "
+                   "privately, and they are introduced only if both accept (follow it with: "
+                   "twofold show %.12s)\n",
+                   id, who[0], who[1], who[0], id);
+        else
+            printf("proposed intro %.12s: %s and %s are each asked privately, and are "
+                   "introduced only if both accept (follow it with: twofold show %.12s)\n",
+                   id, who[0], who[1], id);
+    }
     if (rc == TF_CLI_EXIT_OK && wait)
         rc = wait_for(cli, &c, id);
 cleanup:
@@ -364,9 +377,14 @@ int tf_cli_intro_list(struct tf_cli *cli, int argc, char **argv)
 int tf_cli_intro_inbox(struct tf_cli *cli, int argc, char **argv)
 {
     static const struct tf_cli_render_row cols[] = {
-        {"ID", "id", TF_CLI_RENDER_SHORT_ID},   {"FROM", "connector", TF_CLI_RENDER_CONTACT},
-        {"TOPIC", "topic", TF_CLI_RENDER_TEXT}, {"ABOUT", "about_other", TF_CLI_RENDER_LINE},
-        {"STATE", "state", TF_CLI_RENDER_TEXT}, {"RECEIVED", "received", TF_CLI_RENDER_AGO},
+        {"ID", "id", TF_CLI_RENDER_SHORT_ID},
+        {"FROM", "connector", TF_CLI_RENDER_CONTACT},
+        {"TOPIC", "topic", TF_CLI_RENDER_TEXT},
+        {"STATE", "state", TF_CLI_RENDER_TEXT},
+        {"DECIDED BY", "decided_by", TF_CLI_RENDER_TEXT},
+        {"NOTE", "note", TF_CLI_RENDER_SHORT_LINE},
+        {"ABOUT", "about_other", TF_CLI_RENDER_SHORT_LINE},
+        {"RECEIVED", "received", TF_CLI_RENDER_AGO},
     };
     struct page_opts po;
     struct tf_cli_ctl_arg args[3];
@@ -375,8 +393,10 @@ int tf_cli_intro_inbox(struct tf_cli *cli, int argc, char **argv)
 
     if ((rc = parse_page(cli, argc, argv, "all", false, &po)) != TF_CLI_EXIT_OK)
         return rc;
-    if (po.own != NULL)
-        args[n++] = (struct tf_cli_ctl_arg){.key = "all", .type = TF_CLI_CTL_BOOL, .b = true};
+    /* Without --all: what waits for an answer, and what a policy rule
+     * accepted for the owner while its outcome is open (docs/twofold.1). */
+    args[n++] = (struct tf_cli_ctl_arg){
+        .key = po.own != NULL ? "all" : "open", .type = TF_CLI_CTL_BOOL, .b = true};
     add_page(&po, args, &n);
     return tf_cli_ctl_print_list(cli, "inbox.list", args, n,
                                  po.before[0] != '\0' ? "no more introductions"
@@ -402,7 +422,7 @@ static void print_side(const msgpack_object *intro, const char *side)
     char name[256], alias[64], id[128], line[512], buf[8192], label[16];
     tf_cli_render_field(name, sizeof name, o, "name", TF_CLI_RENDER_TEXT);
     tf_cli_render_field(alias, sizeof alias, o, "alias", TF_CLI_RENDER_TEXT);
-    tf_cli_render_field(id, sizeof id, o, "contact", TF_CLI_RENDER_TEXT);
+    tf_cli_render_field(id, sizeof id, o, "contact", TF_CLI_RENDER_SHORT_ID);
     if (strcmp(alias, "-") == 0)
         snprintf(line, sizeof line, "%s (%s)", name, id);
     else
@@ -505,10 +525,84 @@ static int run_intro_verb(struct tf_cli *cli, int argc, char **argv, const struc
     return rc;
 }
 
+/* show of an intro proposed to you, for people: what you were told, your
+ * answer and who gave it, and how it ended. */
+static void print_item(const msgpack_object *item, struct tf_cli_names *names)
+{
+    static const struct tf_cli_render_row rows[] = {
+        {"id", "id", TF_CLI_RENDER_TEXT},
+        {"proposed by", "connector", TF_CLI_RENDER_CONTACT},
+        {"topic", "topic", TF_CLI_RENDER_TEXT},
+        {"mode", "mode", TF_CLI_RENDER_TEXT},
+        {"state", "state", TF_CLI_RENDER_TEXT},
+        {"decided by", "decided_by", TF_CLI_RENDER_TEXT},
+        {"note to you", "note", TF_CLI_RENDER_PARA},
+        {"about them", "about_other", TF_CLI_RENDER_PARA},
+    };
+    static const struct tf_cli_render_row rows_after[] = {
+        {"their note", "other_note", TF_CLI_RENDER_PARA},
+        {"received", "received", TF_CLI_RENDER_AGO},
+        {"expires", "expires", TF_CLI_RENDER_AGO},
+        {"updated", "updated", TF_CLI_RENDER_AGO},
+    };
+    const char *p;
+    size_t len;
+    char label[128];
+    tf_cli_render_rows(item, rows, sizeof rows / sizeof rows[0]);
+    if (tf_proto_ctl_get_str(item, "other", &p, &len) == TF_OK) {
+        tf_cli_names_label(names, p, len, label, sizeof label);
+        tf_cli_render_kv("introduced to", label);
+    }
+    tf_cli_render_rows(item, rows_after, sizeof rows_after / sizeof rows_after[0]);
+    printf("(you are one of the two sides; the other side's answer stays private until both "
+           "accept)\n");
+}
+
+/* show: an intro you proposed (intro.show) or one proposed to you
+ * (inbox.show), whichever the node holds. */
 int tf_cli_intro_show(struct tf_cli *cli, int argc, char **argv)
 {
-    static const struct intro_verb v = {"intro.show", NULL, 0, NULL, print_intro};
-    return run_intro_verb(cli, argc, argv, &v);
+    struct tf_cli_args a;
+    struct tf_cli_ctl_arg args[1];
+    struct tf_cli_ctl c = {0};
+    const msgpack_object *res;
+    const char *unused;
+    char id[INTRO_HEX_LEN + 1];
+    size_t n = 0;
+    int rc;
+
+    if (parse_one_opt(&a, cli, argc, argv, NULL, false, 1, "INTRO (an intro id)", &unused) != 0)
+        return TF_CLI_EXIT_USAGE;
+    if ((rc = intro_arg(cli, a.pos[0], id)) != TF_CLI_EXIT_OK)
+        return rc;
+    tf_cli_ctl_add_str(args, &n, "id", id);
+    if ((rc = tf_cli_args_home(cli)) != TF_CLI_EXIT_OK || (rc = tf_cli_ctl_open(&c, cli)) != 0)
+        goto cleanup;
+    bool mine = true;
+    c.quiet_refusal = true;
+    rc = tf_cli_ctl_call(&c, "intro.show", args, n, &res);
+    c.quiet_refusal = false;
+    if (rc == TF_CLI_EXIT_FAIL && c.refused == TF_E_NOT_FOUND) {
+        mine = false;
+        rc = tf_cli_ctl_call(&c, "inbox.show", args, n, &res);
+    } else if (rc == TF_CLI_EXIT_FAIL) {
+        rc = tf_cli_ctl_refused(&c, &c.root);
+    }
+    if (rc != TF_CLI_EXIT_OK)
+        goto cleanup;
+    if (cli->json) {
+        rc = tf_cli_render_json_print(cli, tf_cli_render_json(res), false);
+    } else if (mine) {
+        print_intro(NULL, res);
+    } else {
+        struct tf_cli_names names;
+        tf_cli_names_init(&names, cli);
+        print_item(res, &names);
+        tf_cli_names_deinit(&names);
+    }
+cleanup:
+    tf_cli_ctl_close(&c);
+    return rc;
 }
 
 int tf_cli_intro_withdraw(struct tf_cli *cli, int argc, char **argv)

@@ -201,7 +201,8 @@ static const struct verb VERBS[] = {
      "                     expires (status 1); Ctrl-C stops waiting (status 0)\n"
      "\n"
      "Nobody is introduced unless both accept; a decline tells the other side only that\n"
-     "the intro is closed.  Texts are at most 2000 bytes of UTF-8.  Prints the intro's id.\n",
+     "the intro is closed.  Texts are at most 2000 bytes of UTF-8.  Prints the intro's short\n"
+     "id and what happens next (--json: its id).\n",
      tf_cli_intro_propose, NULL},
     {"intros", "[--state STATE] [--limit N] [--before INTRO] | rm INTRO",
      "list the introductions you proposed, newest first",
@@ -214,23 +215,27 @@ static const struct verb VERBS[] = {
      "Intros that are over are forgotten after the retention (30 days by default); 'twofold\n"
      "intros rm INTRO' forgets one now.\n",
      tf_cli_intro_list, INTROS_VERBS},
-    {"show", "INTRO", "show everything about an introduction you proposed",
+    {"show", "INTRO", "show everything about an introduction, proposed by you or to you",
      INTRO_ARG "\n"
-               "Shows the state, topic, mode and times, and for each side who they are, their\n"
-               "answer, the notes, what they are told about each other and why one declined.\n",
+               "One you proposed: the state, topic, mode and times, and for each side who they\n"
+               "are, their answer, the notes, what they are told about each other and why one\n"
+               "declined.  One proposed to you: who proposed it, the notes, your answer and who\n"
+               "decided it (owner, or policy:LINE), whom it introduced you to, and the times.\n",
      tf_cli_intro_show, NULL},
     {"withdraw", "INTRO", "withdraw an introduction you proposed while it is still asking",
      INTRO_ARG "\n"
                "Both sides are told the intro is closed, and nobody is introduced.\n",
      tf_cli_intro_withdraw, NULL},
     {"inbox", "[--all] [--limit N] [--before INTRO] | rm INTRO",
-     "list the introductions proposed to you that wait for your answer",
+     "list the introductions proposed to you that are open",
      "  --all              also those already answered, closed or expired\n"
      "  --limit N          at most N of them (1-1000, default 50)\n"
      "  --before INTRO     the ones after INTRO in the list (the next page)\n"
      "\n"
-     "Shows the start of each intro's id, who proposed it, the topic, the first line of what\n"
-     "you are told about the other person, the state and when it came; --json gives the\n"
+     "Open: waiting for your answer, or accepted by your policy while the outcome is open.\n"
+     "Shows the start of each intro's id, who proposed it, the topic, the state, who\n"
+     "decided (owner or policy:LINE), the first line of the note and of what you are told\n"
+     "about the other person, and when it came; 'twofold show INTRO' and --json give the\n"
      "texts in full.  Answer with 'twofold accept' or 'twofold decline'.  Items that are\n"
      "over are forgotten after the retention (30 days by default); 'twofold inbox rm\n"
      "INTRO' forgets one now.\n",

@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include "cli/ctl.h"
+#include "cli/names.h"
 #include "cli/render.h"
 #include "proto/ctl.h"
 
@@ -120,7 +121,7 @@ cleanup:
 }
 
 /* One event for people: "2026-05-01 12:34:56  #12  contact.added  contact=tf1... name=Bob". */
-static void print_event(const msgpack_object *ev)
+static void print_event(const msgpack_object *ev, struct tf_cli_names *names)
 {
     char when[32] = "-", type[128], value[4096], key[128];
     uint64_t seq = 0, t;
@@ -147,7 +148,16 @@ static void print_event(const msgpack_object *ev)
             (k->size == 4 && memcmp(k->ptr, "type", 4) == 0))
             continue;
         tf_cli_render_clean(key, sizeof key, k->ptr, k->size);
-        tf_cli_render_value(value, sizeof value, &kv->val);
+        /* Ids as people know them: a contact by alias or name, an intro by
+         * the first 12 digits (what `twofold show` takes). */
+        const msgpack_object *v = &kv->val;
+        if (v->type == MSGPACK_OBJECT_STR &&
+            tf_cli_names_is_text_id(v->via.str.ptr, v->via.str.size))
+            tf_cli_names_label(names, v->via.str.ptr, v->via.str.size, value, sizeof value);
+        else if (v->type == MSGPACK_OBJECT_STR && v->via.str.size == 64)
+            tf_cli_render_clean(value, sizeof value, v->via.str.ptr, 12);
+        else
+            tf_cli_render_value(value, sizeof value, v);
         printf("  %s=%s", key, value);
     }
     putchar('\n');
@@ -176,9 +186,11 @@ int tf_cli_node_watch(struct tf_cli *cli, int argc, char **argv)
     struct tf_cli_ctl_arg arg = {.key = "since", .type = TF_CLI_CTL_UINT};
     bool since = false;
     const msgpack_object *res, *frame;
+    struct tf_cli_names names;
     const char *val;
     int id, rc;
 
+    tf_cli_names_init(&names, cli);
     tf_cli_args_init(&a, cli, argc, argv, opts);
     while ((id = tf_cli_args_next(&a, &val)) > 0) {
         if (parse_seq(val, &arg.u) != 0)
@@ -207,10 +219,16 @@ int tf_cli_node_watch(struct tf_cli *cli, int argc, char **argv)
             rc = tf_cli_render_fail(cli, TF_CLI_EXIT_NODE, "twofoldd sent a malformed event");
             break;
         }
+        const char *type;
+        size_t type_len;
+        /* A contact added, renamed or removed: names are looked up again. */
+        if (tf_proto_ctl_get_str(ev, "type", &type, &type_len) == TF_OK && type_len > 8 &&
+            memcmp(type, "contact.", 8) == 0)
+            tf_cli_names_clear(&names);
         if (cli->json)
             rc = tf_cli_render_json_print(cli, tf_cli_render_json(ev), true);
         else
-            print_event(ev);
+            print_event(ev, &names);
         if (rc != TF_CLI_EXIT_OK)
             break;
         if (fflush(stdout) != 0) {
@@ -221,6 +239,7 @@ int tf_cli_node_watch(struct tf_cli *cli, int argc, char **argv)
 cleanup:
     if (rc == -1)
         rc = TF_CLI_EXIT_OK; /* interrupted */
+    tf_cli_names_deinit(&names);
     tf_cli_ctl_close(&c);
     return rc;
 }

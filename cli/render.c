@@ -16,6 +16,8 @@
 /* Widest TF_CLI_RENDER_LINE, "..." included: enough of a message to know it
  * by, while a table row that ends with it stays about 100 columns wide. */
 #define LINE_COLS 60
+/* TF_CLI_RENDER_SHORT_LINE, for tables with several texts (inbox). */
+#define SHORT_LINE_COLS 30
 
 /* A bounded string being appended to: always NUL-terminated, truncated at a
  * character boundary when full. */
@@ -153,7 +155,7 @@ static size_t prefix_len(const char *s, size_t cols)
 
 /* Appends the first line of p[0..n), cleaned and cut to LINE_COLS columns,
  * with "..." where anything was left out (more characters or more lines). */
-static void sb_add_line(struct sb *s, const char *p, size_t n)
+static void sb_add_line(struct sb *s, const char *p, size_t n, size_t cols)
 {
     char line[4 * LINE_COLS + 8];
     struct sb l;
@@ -164,11 +166,11 @@ static void sb_add_line(struct sb *s, const char *p, size_t n)
         len--;
     sb_init(&l, line, sizeof line);
     sb_add_clean(&l, p, len, true);
-    if (!more && !l.full && width(line) <= LINE_COLS) {
+    if (!more && !l.full && width(line) <= cols) {
         sb_add(s, line);
         return;
     }
-    sb_addn(s, line, prefix_len(line, LINE_COLS - 3));
+    sb_addn(s, line, prefix_len(line, cols - 3));
     sb_add(s, "...");
 }
 
@@ -348,8 +350,10 @@ static bool sb_field(struct sb *s, const msgpack_object *v, enum tf_cli_render_k
             sb_add_clean(s, v->via.str.ptr, v->via.str.size < 12 ? v->via.str.size : 12, true);
         return is_str;
     case TF_CLI_RENDER_LINE:
+    case TF_CLI_RENDER_SHORT_LINE:
         if (is_str)
-            sb_add_line(s, v->via.str.ptr, v->via.str.size);
+            sb_add_line(s, v->via.str.ptr, v->via.str.size,
+                        kind == TF_CLI_RENDER_LINE ? LINE_COLS : SHORT_LINE_COLS);
         return is_str;
     case TF_CLI_RENDER_PARA:
         if (is_str)

@@ -40,22 +40,23 @@ void tf_cli_render_ago(char *buf, size_t cap, uint64_t then, uint64_t now);
 
 /* How a field of a reply is shown to people. */
 enum tf_cli_render_kind {
-    TF_CLI_RENDER_TEXT,     /* str, cleaned */
-    TF_CLI_RENDER_LIST,     /* array of str, joined with ", " */
-    TF_CLI_RENDER_UINT,     /* decimal */
-    TF_CLI_RENDER_AGO,      /* unix time, relative */
-    TF_CLI_RENDER_DURATION, /* seconds, as "3 h" */
-    TF_CLI_RENDER_BYTES,    /* bytes, as "1.5 MiB" */
-    TF_CLI_RENDER_YESNO,    /* bool */
-    TF_CLI_RENDER_SHORT_ID, /* a text id cut to its first 12 characters */
-    TF_CLI_RENDER_CONTACT,  /* obj's "<key>_alias", "alias" or "<key>_name", the first that
-                               it has, else obj[key] as SHORT_ID */
-    TF_CLI_RENDER_PARTY,    /* obj[key] is an intro's side: CONTACT of its "contact", then
-                               its "state" in brackets: "alice (accepted)" */
-    TF_CLI_RENDER_LINE,     /* str: its first line, cleaned, cut to 60 columns ("...") */
-    TF_CLI_RENDER_PARA,     /* str: every line cleaned, the later ones indented to follow
-                               a label of tf_cli_render_rows */
-    TF_CLI_RENDER_DUE_MS,   /* unix ms ahead: "in 3 s", or "now" once passed */
+    TF_CLI_RENDER_TEXT,       /* str, cleaned */
+    TF_CLI_RENDER_LIST,       /* array of str, joined with ", " */
+    TF_CLI_RENDER_UINT,       /* decimal */
+    TF_CLI_RENDER_AGO,        /* unix time, relative */
+    TF_CLI_RENDER_DURATION,   /* seconds, as "3 h" */
+    TF_CLI_RENDER_BYTES,      /* bytes, as "1.5 MiB" */
+    TF_CLI_RENDER_YESNO,      /* bool */
+    TF_CLI_RENDER_SHORT_ID,   /* a text id cut to its first 12 characters */
+    TF_CLI_RENDER_CONTACT,    /* obj's "<key>_alias", "alias" or "<key>_name", the first that
+                                 it has, else obj[key] as SHORT_ID */
+    TF_CLI_RENDER_PARTY,      /* obj[key] is an intro's side: CONTACT of its "contact", then
+                                 its "state" in brackets: "alice (accepted)" */
+    TF_CLI_RENDER_LINE,       /* str: its first line, cleaned, cut to 60 columns ("...") */
+    TF_CLI_RENDER_PARA,       /* str: every line cleaned, the later ones indented to follow
+                                 a label of tf_cli_render_rows */
+    TF_CLI_RENDER_DUE_MS,     /* unix ms ahead: "in 3 s", or "now" once passed */
+    TF_CLI_RENDER_SHORT_LINE, /* as LINE, cut to 30 columns */
 };
 
 /* Formats obj[key] into buf; "-" when absent or nil, "?" when of another

@@ -28,7 +28,7 @@
 #define NAME_MAX_LEN 64
 
 _Static_assert(TF_NODE_BACKUP_HEADER_LEN == 8 + 1 + 1 + 2 + 4 + 8 + crypto_pwhash_SALTBYTES +
-                                               crypto_secretstream_xchacha20poly1305_HEADERBYTES,
+                                                crypto_secretstream_xchacha20poly1305_HEADERBYTES,
                "the header layout of node/backup.h");
 _Static_assert(crypto_pwhash_ALG_ARGON2ID13 == 2, "the key derivation byte of node/backup.h");
 
@@ -96,7 +96,7 @@ static int sync_dir(const char *dir)
 static int dir_of(const char *path, char *dir, size_t cap)
 {
     const char *slash = strrchr(path, '/');
-    int n = slash == NULL    ? snprintf(dir, cap, ".")
+    int n = slash == NULL   ? snprintf(dir, cap, ".")
             : slash == path ? snprintf(dir, cap, "/")
                             : snprintf(dir, cap, "%.*s", (int)(slash - path), path);
     return n < 0 || (size_t)n >= cap ? -ENAMETOOLONG : 0;
@@ -143,8 +143,8 @@ static int header_decode(const uint8_t in[static TF_NODE_BACKUP_HEADER_LEN], str
         h->ops > TF_NODE_BACKUP_OPS_MAX || h->mem < crypto_pwhash_MEMLIMIT_MIN ||
         h->mem > TF_NODE_BACKUP_MEM_MAX) {
         snprintf(why, why_cap,
-                 "the backup's header is damaged (key derivation %u, %u passes, %llu bytes)",
-                 in[9], (unsigned)h->ops, (unsigned long long)h->mem);
+                 "the backup's header is damaged (key derivation %u, %u passes, %llu bytes)", in[9],
+                 (unsigned)h->ops, (unsigned long long)h->mem);
         return TF_E_CORRUPT;
     }
     memcpy(h->salt, in + 24, sizeof h->salt);
@@ -420,8 +420,8 @@ static int seal_fd(struct sealer *s, int fd, uint64_t size)
 }
 
 int tf_node_backup_write(const char *home, const char *path, bool force, const uint8_t *pass,
-                         size_t pass_len, uint64_t now, struct tf_node_backup_info *info,
-                         char *why, size_t why_cap)
+                         size_t pass_len, uint64_t now, struct tf_node_backup_info *info, char *why,
+                         size_t why_cap)
 {
     char key_path[TF_NODE_PATH_MAX], config_path[TF_NODE_PATH_MAX], policy_path[TF_NODE_PATH_MAX];
     char tmp[TF_NODE_PATH_MAX], dir[TF_NODE_PATH_MAX];
@@ -673,9 +673,9 @@ static int check_restored(const char *dir, char *why, size_t why_cap)
     }
     if ((rc = tf_node_store_meta_get(st, "card", &card)) != TF_OK ||
         (rc = tf_proto_card_verify(card.data, card.len, &c)) != TF_OK ||
-        (rc = sodium_memcmp(c.sign_pk, id.sign_pk, TF_PROTO_KEY_LEN) == 0 ? TF_OK
-                                                                          : TF_E_KEY_MISMATCH) !=
-            TF_OK)
+        (rc = sodium_memcmp(c.sign_pk, id.sign_pk, TF_PROTO_KEY_LEN) == 0
+                  ? TF_OK
+                  : TF_E_KEY_MISMATCH) != TF_OK)
         snprintf(why, why_cap, "the backup's store does not hold a card of its identity: %s",
                  tf_strerror(rc));
 cleanup:
@@ -761,9 +761,8 @@ static void stream_why(const struct opener *o, int rc, char *why, size_t why_cap
         snprintf(why, why_cap, "cannot read the backup: %s", tf_strerror(rc));
 }
 
-int tf_node_backup_restore(const char *path, const char *home, const uint8_t *pass,
-                           size_t pass_len, struct tf_node_backup_info *info, char *why,
-                           size_t why_cap)
+int tf_node_backup_restore(const char *path, const char *home, const uint8_t *pass, size_t pass_len,
+                           struct tf_node_backup_info *info, char *why, size_t why_cap)
 {
     char parent[TF_NODE_PATH_MAX], tmp[TF_NODE_PATH_MAX];
     uint8_t hdr[TF_NODE_BACKUP_HEADER_LEN];
@@ -779,8 +778,7 @@ int tf_node_backup_restore(const char *path, const char *home, const uint8_t *pa
     const char *base = strrchr(home, '/');
     base = base != NULL ? base + 1 : home;
     if (base[0] == '\0' || strcmp(base, ".") == 0 || strcmp(base, "..") == 0) {
-        snprintf(why, why_cap, "give the new home as a path that ends in its name, not '%s'",
-                 home);
+        snprintf(why, why_cap, "give the new home as a path that ends in its name, not '%s'", home);
         return TF_E_INVALID_ARG;
     }
     if (dir_of(home, parent, sizeof parent) != 0 ||

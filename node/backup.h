@@ -76,8 +76,7 @@ struct tf_node_backup_info {
  * borrowed.  why gets a one-line reason on failure. */
 TF_MUST_CHECK int tf_node_backup_write(const char *home, const char *path, bool force,
                                        const uint8_t *pass, size_t pass_len, uint64_t now,
-                                       struct tf_node_backup_info *info, char *why,
-                                       size_t why_cap);
+                                       struct tf_node_backup_info *info, char *why, size_t why_cap);
 
 /* Restores the backup at path into home, which must not exist or be an empty
  * directory (TF_E_EXISTS otherwise; -EBUSY with a node running there).  The

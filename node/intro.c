@@ -2444,6 +2444,7 @@ struct page {
     struct tf_node *node;
     bool in;    /* inbox items, else intros */
     int filter; /* intros: a state or -1; inbox: IN_PENDING or -1 */
+    bool open;  /* inbox (issue 16, ux): pending, or accepted by a policy rule and not over */
     bool has_before;
     uint8_t before[32];
     uint64_t limit;
@@ -2451,6 +2452,17 @@ struct page {
     struct intro_in *ins;
     size_t n;
 };
+
+/* Readable by a person (issue 16, ux): an item the owner should see in
+ * the default inbox: one waiting for an answer, or one a policy rule
+ * accepted on the owner's behalf whose outcome is still open. */
+static bool in_is_open(const struct intro_in *r)
+{
+    static const char policy[] = "policy:";
+    return r->state == IN_PENDING ||
+           (r->state == IN_ACCEPTED && r->decided_by.len >= sizeof policy - 1 &&
+            memcmp(r->decided_by.data, policy, sizeof policy - 1) == 0);
+}
 
 static int page_cb(const uint8_t *key, size_t klen, const uint8_t *val, size_t vlen, void *arg)
 {
@@ -2466,7 +2478,7 @@ static int page_cb(const uint8_t *key, size_t klen, const uint8_t *val, size_t v
         struct intro_in *r = &pg->ins[pg->n];
         if (in_load(pg->node, id, r) != TF_OK)
             return 0;
-        if (pg->filter >= 0 && r->state != (uint64_t)pg->filter) {
+        if ((pg->filter >= 0 && r->state != (uint64_t)pg->filter) || (pg->open && !in_is_open(r))) {
             in_free(r);
             return 0;
         }
@@ -2692,7 +2704,37 @@ static int verb_inbox(struct tf_node *node, const msgpack_object *args,
     }
     if (all)
         pg.filter = -1;
+    /* Readable by a person (issue 16, ux): "open" adds what a policy
+     * accepted and is not over yet. */
+    bool open = false;
+    rc = tf_proto_ctl_get_bool(args, "open", &open);
+    if (rc != TF_OK && rc != TF_E_NOT_FOUND) {
+        WHY("argument 'open' must be true or false");
+        return TF_E_BAD_REQUEST;
+    }
+    if (open && all) {
+        WHY("give 'all' or 'open', not both");
+        return TF_E_BAD_REQUEST;
+    }
+    if (open) {
+        pg.filter = -1;
+        pg.open = true;
+    }
     return write_page(node, &pg, args, w, why, why_cap);
+}
+
+/* inbox.show (issue 16, ux): one inbox item, for `twofold show` on the
+ * party's side. */
+static int verb_inbox_show(struct tf_node *node, const msgpack_object *args,
+                           struct tf_proto_mp_writer *w, char *why, size_t why_cap)
+{
+    struct intro_in r;
+    int rc = in_load_arg(node, args, &r, why, why_cap);
+    if (rc != TF_OK)
+        return rc;
+    write_in(node, w, &r, -1);
+    in_free(&r);
+    return TF_OK;
 }
 
 static int verb_answer(struct tf_node *node, const msgpack_object *args,
@@ -2789,9 +2831,9 @@ int tf_node_intro_verb(struct tf_node *node, const char *verb, size_t verb_len,
                        const msgpack_object *args, struct tf_proto_mp_writer *w, char *why,
                        size_t why_cap, bool *handled)
 {
-    static const char *const names[] = {"intro.propose",  "intro.list", "intro.show",
-                                        "intro.withdraw", "inbox.list", "intro.accept",
-                                        "intro.decline",  "intro.rm",   "inbox.rm"};
+    static const char *const names[] = {
+        "intro.propose", "intro.list",    "intro.show", "intro.withdraw", "inbox.list",
+        "intro.accept",  "intro.decline", "intro.rm",   "inbox.rm",       "inbox.show"};
     int which = -1;
     for (int i = 0; i < (int)(sizeof names / sizeof names[0]); i++)
         if (strlen(names[i]) == verb_len && memcmp(names[i], verb, verb_len) == 0)
@@ -2816,6 +2858,8 @@ int tf_node_intro_verb(struct tf_node *node, const char *verb, size_t verb_len,
         return verb_rm_out(node, args, w, why, why_cap);
     case 8:
         return verb_rm_in(node, args, w, why, why_cap);
+    case 9:
+        return verb_inbox_show(node, args, w, why, why_cap);
     default:
         return TF_E_UNKNOWN_VERB;
     }

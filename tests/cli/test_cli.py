@@ -133,6 +133,7 @@ class FakeNode:
     def __init__(self, home, handler):
         self.requests = []
         self.raw = []  # the request bodies, byte for byte
+        self.lookups = []  # contact.show requests the CLI made to name an id
         self.handler = handler
         self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         self.path = os.path.join(home, "control.sock")
@@ -163,8 +164,14 @@ class FakeNode:
                 n = struct.unpack(">I", hdr)[0]
                 body = self.recv_exact(conn, n)
                 req, _ = mp_decode(body)
-                self.raw.append(body)
-                self.requests.append(req)
+                # The CLI's own lookups of names for ids (cli/names.c: a
+                # contact.show of a full text id) are kept apart.
+                name = req.get("args", {}).get("name", "")
+                if req["verb"] == "contact.show" and len(name) == 61 and name.startswith("tf1"):
+                    self.lookups.append(req)
+                else:
+                    self.raw.append(body)
+                    self.requests.append(req)
                 frames = self.handler(req)
                 if frames is None:
                     return
@@ -370,6 +377,8 @@ def test_with_node(home, card_b):
         if verb == "contact.list":
             return ok(req, contacts)
         if verb == "contact.show":
+            if args["name"] == ID_B:
+                return ok(req, dict(contacts[0], card="tfcard1:bob"))
             if args["name"] == "nobody":
                 return refuse(req, -10070, "E_NOT_FOUND",
                               "no contact called 'nobody' (see: twofold contact list)")
@@ -414,6 +423,10 @@ def test_with_node(home, card_b):
         check("list table aligned", len(lines) == 3 and
               lines[0].index("TRUST") == lines[1].index("close") == lines[2].index("known"), out)
         check("list sanitised", "Eve?[31m?evil?" in out, out)
+        check("list names who introduced", lines[0].endswith("INTRODUCED BY") and
+              lines[2].endswith("bob") and lines[1].endswith("-"), out)
+        check("list looks up the introducer", [r["args"]["name"] for r in node.lookups] == [ID_B],
+              repr(node.lookups))
         expect("no colour in a pipe", run("--home", home, "contact", "list"), 0,
                out_lacks=("\x1b[1m",))
         check("contact list asks for the default page",
@@ -438,7 +451,8 @@ def test_with_node(home, card_b):
                err_has=("give --after or --before, not both",))
 
         expect("contact show", run("--home", home, "contact", "show", "tf1eee"), 0,
-               out_has=("introduced by", ID_B, "blocked yes", "tfcard1:xyz"),
+               out_has=("introduced by bob\n", "intro abababababab\n", "blocked yes",
+                        "tfcard1:xyz"),
                out_lacks=("\x1b",))
         check("show request", node.requests[-1] == {"id": node.requests[-1]["id"],
                                                     "verb": "contact.show",
@@ -494,6 +508,8 @@ def test_with_node(home, card_b):
             if human:
                 check(name + " lines", "#8  contact.added" in got[0] and 'name="Bob Smith"' in got[0]
                       and "contact.removed" in got[1], repr(got))
+                check(name + " names contacts", "contact=bob " in got[0] and ID_B not in got[0],
+                      repr(got))
             else:
                 evs = [json.loads(x) for x in got]
                 check(name + " lines", evs[0]["seq"] == 8 and evs[1]["type"] == "contact.removed",
@@ -843,7 +859,7 @@ def test_intros(home):
             if INTRO_1.startswith(args["id"]):
                 sent[verb] = intros()[0]
                 return ok(req, sent[verb])
-            return refuse(req, -10070, "E_NOT_FOUND", "no intro %s" % args["id"])
+            return refuse(req, -10070, "E_NOT_FOUND", "no intro %s here" % args["id"])
         if verb == "intro.withdraw":
             if args["id"] == INTRO_2:
                 return refuse(req, -10090, "E_BAD_STATE", "the intro is declined already")
@@ -851,6 +867,14 @@ def test_intros(home):
         if verb == "inbox.list":
             sent[verb] = inbox() if args.get("all") else inbox()[:1]
             return ok(req, sent[verb])
+        if verb == "inbox.show":
+            found = [i for i in inbox() if i["id"].startswith(args["id"])]
+            if not found:
+                return refuse(req, -10070, "E_NOT_FOUND", "no intro %s here" % args["id"])
+            sent[verb] = found[0]
+            return ok(req, sent[verb])
+        if verb == "contact.show" and args.get("name") == ID_B:
+            return ok(req, {"id": ID_B, "alias": "bob", "name": "Bob"})
         if verb in ("intro.accept", "intro.decline"):
             state = "accepted" if verb == "intro.accept" else "declined"
             sent[verb] = dict(inbox()[0 if args["id"].startswith("3c") else 1], state=state)
@@ -871,13 +895,16 @@ def test_intros(home):
     try:
         # propose
         expect("propose", tw("propose", "alice", "bob", "--topic", "real-estate-law"), 0)
-        check("propose prints the id", tw("propose", "alice", "bob", "--topic", "x")[1] ==
-              INTRO_NEW + "\n")
+        check("propose says what happens next", tw("propose", "alice", "bob", "--topic", "x")[1] ==
+              "proposed intro 0123456789ab: alice and bob are each asked privately, and are "
+              "introduced only if both accept (follow it with: twofold show 0123456789ab)\n")
         request_is("propose", "intro.propose", {"a": "alice", "b": "bob", "topic": "x"})
         expect("propose, all options",
                tw("propose", "alice", "bob", "--topic", "law", "--note-a", "to A\nhi",
                   "--note-b", "to B", "--about-a", "Alice sells", "--about-b", "Bob b\u00fcys",
-                  "--sequential", "--expires", "2w"), 0, out_has=(INTRO_NEW,))
+                  "--sequential", "--expires", "2w"), 0,
+               out_has=("proposed intro 0123456789ab: alice is asked first and bob only once "
+                        "alice accepts",))
         request_is("propose, all options", "intro.propose", {
             "a": "alice", "b": "bob", "topic": "law", "note_a": "to A\nhi", "note_b": "to B",
             "about_a": "Alice sells", "about_b": "Bob b\u00fcys", "sequential": True,
@@ -971,9 +998,9 @@ def test_intros(home):
         code, out, _ = expect("show", tw("show", "1A2B3C4D"), 0, out_has=(
             "id " + INTRO_1 + "\n", "state asking\n", "topic real-estate-law\n",
             "mode parallel\n", "created 2 h ago\n", "expires in 13 days\n",
-            "a Alice (alice, %s)\n" % ID_A, "a state accepted\n",
+            "a Alice (alice, %s)\n" % ID_A[:12], "a state accepted\n",
             "note to a hi alice\n line two\n", "about a Alice sells houses\n",
-            "b Eve?[31m?evil? (%s)\n" % ID_E, "b state pending\n"),
+            "b Eve?[31m?evil? (%s)\n" % ID_E[:12], "b state pending\n"),
             out_lacks=("\x1b", "\u202e", "a reason", "b reason", "note to b"))
         check("show continues a note under its value", "\n" + " " * 15 + "line two\n" in out, out)
         request_is("show", "intro.show", {"id": "1a2b3c4d"})
@@ -981,7 +1008,21 @@ def test_intros(home):
         check("show --json passthrough", json.loads(out) == sent["intro.show"], out)
         request_is("show, full id", "intro.show", {"id": INTRO_1})
         expect("show, unknown", tw("show", "99999999"), 1,
-               err_has=("twofold show: no intro 99999999",))
+               err_has=("twofold show: no intro 99999999 here",))
+        check("show, unknown asks both sides", [r["verb"] for r in node.requests[-2:]] ==
+              ["intro.show", "inbox.show"], repr(node.requests[-2:]))
+        code, out, _ = expect("show, unknown --json", tw("--json", "show", "99999999"), 1)
+        check("show, unknown --json: one error object",
+              json.loads(out)["error"]["name"] == "E_NOT_FOUND", out)
+        # An intro proposed to you: the party's view.
+        code, out, _ = expect("show, received", tw("show", "4d4d4d4d"), 0, out_has=(
+            "id " + "4d" * 32 + "\n", "proposed by Zed?\n", "topic hiring\n",
+            "state introduced\n", "decided by owner\n", "note to you you two should talk\n",
+            "about them Bob\n", "introduced to bob\n", "expires in 13 days\n",
+            "the other side's answer stays private"), out_lacks=("\x07",))
+        request_is("show, received", "inbox.show", {"id": "4d4d4d4d"})
+        code, out, _ = expect("show, received --json", tw("--json", "show", "4d4d4d4d"), 0)
+        check("show, received --json passthrough", json.loads(out) == sent["inbox.show"], out)
         n = len(node.requests)
         for name, arg in (("7 digits", "1a2b3c4"), ("65 digits", INTRO_1 + "0"),
                           ("not hex", "1a2b3c4g"), ("empty", ""), ("an alias", "alice")):
@@ -1016,17 +1057,19 @@ def test_intros(home):
 
         # inbox
         code, out, _ = expect("inbox", tw("inbox"), 0, out_has=(
-            "ID  FROM  TOPIC  ABOUT  STATE  RECEIVED\n",
-            "3c3c3c3c3c3c  carol  real-estate-law  Dave, a lawyer ?[2J?yyy"),
+            "ID  FROM  TOPIC  STATE  DECIDED BY  NOTE  ABOUT  RECEIVED\n",
+            "3c3c3c3c3c3c  carol  real-estate-law  pending  -  you two should talk  "
+            "Dave, a lawyer ?[2J?yyy"),
             out_lacks=("\x1b", "\u202e", "second line", "Zed", "ff"))
         lines = out.splitlines()
-        check("inbox ABOUT cut to 60 columns", len(lines) == 2 and "y... pending 1 h ago" in
+        check("inbox ABOUT cut to 30 columns", len(lines) == 2 and "y... 1 h ago" in
               re.sub(" +", " ", lines[1]) and
-              len(lines[1][lines[0].index("ABOUT"):lines[0].index("STATE")].rstrip()) == 60,
+              len(lines[1][lines[0].index("ABOUT"):lines[0].index("RECEIVED")].rstrip()) == 30,
               out)
-        request_is("inbox", "inbox.list")
+        request_is("inbox", "inbox.list", {"open": True})
         code, out, _ = expect("inbox --all", tw("inbox", "--all"), 0, out_has=(
-            "4d4d4d4d4d4d  Zed?  hiring  Bob  introduced  2 days ago\n",))
+            "4d4d4d4d4d4d  Zed?  hiring  introduced  owner  you two should talk  Bob  "
+            "2 days ago\n",))
         request_is("inbox --all", "inbox.list", {"all": True})
         code, out, _ = expect("inbox --all --json", tw("--json", "inbox", "--all"), 0)
         check("inbox --json passthrough", json.loads(out) == sent["inbox.list"], out)
@@ -1070,7 +1113,8 @@ def test_intros(home):
         took = time.time() - start
         code, out, err = tw("propose", "walt", "bob", "--topic", "x", "--wait")
         check("propose --wait prints each change", code == 0 and out == (
-            INTRO_WAIT["walt"] + "\n"
+            "proposed intro a1a1a1a1a1a1: walt and bob are each asked privately, and are "
+            "introduced only if both accept (follow it with: twofold show a1a1a1a1a1a1)\n"
             "walt: pending\nbob: pending\nintro: asking\n"
             "walt: pending \u2192 accepted\n"
             "bob: pending \u2192 accepted\nintro: asking \u2192 introduced\n"), repr((out, err)))

@@ -263,6 +263,25 @@ class NodeTestCase(unittest.TestCase):
         self.nodes.append(n)
         return n
 
+    def cast3(self, **config):
+        """Carol, Alice and Bob, running on free loopback ports with config
+        added to their homes: Carol has Alice and Bob as contacts ("alice",
+        "bob"), each of them has Carol ("carol")."""
+        nodes = []
+        for name in ("carol", "alice", "bob"):
+            n = self.node(name, port=True)
+            n.init()
+            if config:
+                n.write_config(**config)
+            n.start()
+            nodes.append(n)
+        carol, alice, bob = nodes
+        carol.cli("contact", "add", alice.card(), "--alias", "alice")
+        carol.cli("contact", "add", bob.card(), "--alias", "bob")
+        alice.cli("contact", "add", carol.card(), "--alias", "carol")
+        bob.cli("contact", "add", carol.card(), "--alias", "carol")
+        return carol, alice, bob
+
     def tearDown(self):
         failed = self._outcome_failed()
         unclean = []

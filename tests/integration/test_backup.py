@@ -45,21 +45,6 @@ class BackupTestCase(NodeTestCase):
                               timeout=120, start_new_session=True, stdin=subprocess.DEVNULL,
                               env=full_env)
 
-    def cast(self):
-        nodes = []
-        for name in ("carol", "alice", "bob"):
-            n = self.node(name, port=True)
-            n.init()
-            n.write_config(retry_max_ms=2000)
-            n.start()
-            nodes.append(n)
-        carol, alice, bob = nodes
-        carol.cli("contact", "add", alice.card(), "--alias", "alice")
-        carol.cli("contact", "add", bob.card(), "--alias", "bob")
-        alice.cli("contact", "add", carol.card(), "--alias", "carol")
-        bob.cli("contact", "add", carol.card(), "--alias", "carol")
-        return carol, alice, bob
-
     def intro_ids(self, n):
         return {i["id"] for i in n.json("intros", "--limit", "1000")}
 
@@ -87,7 +72,7 @@ class BackupTestCase(NodeTestCase):
 
     # -------------------------------------------------------------------
     def test_backup_while_proposals_flow_then_restore_and_run(self):
-        carol, alice, bob = self.cast()
+        carol, alice, bob = self.cast3(retry_max_ms=2000)
         # A config big enough that the backup spans several sealed chunks
         # (comments are allowed in the config file).
         with open(os.path.join(carol.home, "config"), "a") as f:

@@ -1,0 +1,93 @@
+# SPDX-License-Identifier: MIT
+"""Integration tests of what a person reads without --json (docs/twofold.1):
+`show` of an intro proposed to you, the inbox's open items (an intro the
+policy accepted stays in view until it is over), names instead of ids in
+contact list/show and watch, and propose's sentence.  Real twofoldd
+processes on loopback, driven by the real CLI.
+"""
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+import unittest
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from harness import TWOFOLD, NodeTestCase, wait_for  # noqa: E402
+
+WAIT = 20.0
+
+
+def squeeze(text):
+    return re.sub(" +", " ", text)
+
+
+class ReadableTestCase(NodeTestCase):
+    def test_a_person_reads_an_intro_from_both_sides(self):
+        carol, alice, bob = self.cast3()
+        with open(os.path.join(bob.home, "policy"), "w") as f:
+            f.write("accept when connector trust >= known\nask\n")
+        bob.cli("policy", "reload")
+
+        out = carol.cli("propose", "alice", "bob", "--topic", "law", "--note-a",
+                        "Bob needs a lawyer.", "--note-b", "Alice is one.").stdout
+        m = re.fullmatch(r"proposed intro ([0-9a-f]{12}): alice and bob are each asked "
+                         r"privately, and are introduced only if both accept \(follow it with: "
+                         r"twofold show \1\)\n", out)
+        self.assertIsNotNone(m, out)
+        short = m.group(1)
+        iid = carol.json("show", short)["id"]
+
+        # Bob's policy accepted: his default inbox still shows it, with the rule.
+        wait_for("Bob's item", lambda: bob.json("inbox"), WAIT)
+        item = bob.json("inbox")[0]
+        self.assertEqual((item["id"], item["state"], item["decided_by"]),
+                         (iid, "accepted", "policy:1"))
+        text = squeeze(bob.cli("inbox").stdout)
+        self.assertIn("%s carol law accepted policy:1 Alice is one." % short, text)
+        # Alice's waits for her; once she answers it leaves her default inbox.
+        wait_for("Alice's item", lambda: alice.json("inbox"), WAIT)
+        text = squeeze(alice.cli("inbox").stdout)
+        self.assertIn("%s carol law pending - Bob needs a lawyer." % short, text)
+        show = squeeze(alice.cli("show", short).stdout)
+        for line in ("id %s\n" % iid, "proposed by carol\n", "state pending\n",
+                     "note to you Bob needs a lawyer.\n", "expires in 1"):
+            self.assertIn(line, show)
+        alice.cli("accept", short, "--note", "Happy to help")
+        self.assertEqual(alice.json("inbox"), [])
+        self.assertEqual(len(alice.json("inbox", "--all")), 1)
+
+        wait_for("introduced at Bob", lambda: bob.json("show", short)["state"] == "introduced",
+                 WAIT)
+        show = squeeze(bob.cli("show", short).stdout)
+        for line in ("state introduced\n", "decided by policy:1\n", "their note Happy to help\n",
+                     "introduced to Alice\n"):
+            self.assertIn(line, show)
+        self.assertEqual(bob.json("inbox"), [])  # over: only with --all
+        # Names, not ids: who introduced whom, and the watch.
+        alice_id = alice.text_id()
+        lines = bob.cli("contact", "list").stdout.splitlines()
+        self.assertTrue(lines[0].endswith("INTRODUCED BY"), lines)
+        self.assertTrue(any(" Alice " in l and l.endswith("carol") for l in lines), lines)
+        show = squeeze(bob.cli("contact", "show", alice_id).stdout)
+        self.assertIn("introduced by carol\n", show)
+        self.assertIn("intro %s\n" % short, show)
+        w = subprocess.Popen([TWOFOLD, "--home", bob.home, "watch", "--since", "0"],
+                             stdout=subprocess.PIPE, text=True)
+        try:
+            deadline = time.monotonic() + WAIT
+            got = ""
+            while time.monotonic() < deadline and "inbox.introduced" not in got:
+                got += w.stdout.readline()
+        finally:
+            w.send_signal(signal.SIGINT)
+            w.wait(10)
+            w.stdout.close()
+        self.assertIn("inbox.introduced  id=%s  other=Alice" % short, got)
+        self.assertIn("contact.added  contact=carol", got)
+        self.assertNotIn(alice_id, got)
+
+
+if __name__ == "__main__":
+    unittest.main()
