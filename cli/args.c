@@ -9,6 +9,7 @@
 
 #include "cli/render.h"
 #include "proto/card.h"
+#include "proto/ctl.h"
 #include "proto/mp.h"
 
 enum { OPT_HOME = -100, OPT_JSON = -101, OPT_HELP = -102 };
@@ -39,6 +40,25 @@ static const struct tf_cli_opt *lookup(const struct tf_cli_opt *table, const cha
         if (strlen(table->name) == n && memcmp(table->name, name, n) == 0)
             return table;
     return NULL;
+}
+
+/* The option of table nearest to name[0..n) by edit distance, if one is
+ * near enough to suggest (proto/ctl.h); the first of equals. */
+static const struct tf_cli_opt *nearest(const struct tf_cli_opt *table, const char *name, size_t n)
+{
+    const struct tf_cli_opt *best = NULL;
+    size_t best_d = SIZE_MAX;
+    for (; table->name != NULL; table++) {
+        size_t len = strlen(table->name);
+        if (!tf_proto_ctl_is_near(name, n, table->name, len))
+            continue;
+        size_t d = tf_proto_ctl_distance(name, n, table->name, len);
+        if (d < best_d) {
+            best = table;
+            best_d = d;
+        }
+    }
+    return best;
 }
 
 int tf_cli_args_usage_error(const struct tf_cli *cli, const char *fmt, ...)
@@ -94,7 +114,14 @@ int tf_cli_args_next(struct tf_cli_args *a, const char **val)
         if (o == NULL)
             o = lookup(GLOBALS, name, n);
         if (o == NULL) {
-            tf_cli_args_usage_error(a->cli, "unknown option '--%.*s'", (int)n, name);
+            const struct tf_cli_opt *near = nearest(a->opts, name, n);
+            if (near == NULL)
+                near = nearest(GLOBALS, name, n);
+            if (near != NULL)
+                tf_cli_args_usage_error(a->cli, "unknown option '--%.*s' (did you mean '--%s'?)",
+                                        (int)n, name, near->name);
+            else
+                tf_cli_args_usage_error(a->cli, "unknown option '--%.*s'", (int)n, name);
             return -1;
         }
         const char *v = NULL;

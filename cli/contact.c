@@ -13,6 +13,8 @@
 
 /* The longest card text accepted; a card's text form is < 6 KiB. */
 #define CARD_TEXT_MAX (16 * 1024)
+/* What is read for one: a card with line breaks and indentation added. */
+#define CARD_INPUT_MAX (2 * CARD_TEXT_MAX)
 
 enum {
     OPT_ALIAS = 1,
@@ -133,8 +135,11 @@ static bool is_space(char ch)
     return ch == ' ' || ch == '\t' || ch == '\r' || ch == '\n';
 }
 
-/* Puts the card text into buf (NUL-terminated, surrounding whitespace
- * removed): arg itself, or stdin if arg is "-". */
+/* Puts the card text into buf (NUL-terminated, every whitespace character
+ * removed): arg itself, or stdin if arg is "-".  A card has none of its own
+ * (tfcard1: and base64url), so this undoes the line breaks and indentation
+ * that mail clients and terminals insert (wrapping at 76 or 80 columns, CRLF)
+ * without changing what is checked. */
 static int card_text(const struct tf_cli *cli, const char *arg, char *buf, size_t cap)
 {
     size_t len = 0;
@@ -149,13 +154,11 @@ static int card_text(const struct tf_cli *cli, const char *arg, char *buf, size_
     }
     if (len >= cap)
         return tf_cli_render_fail(cli, TF_CLI_EXIT_FAIL, "that is too long to be a card");
-    size_t start = 0;
-    while (start < len && is_space(buf[start]))
-        start++;
-    while (len > start && is_space(buf[len - 1]))
-        len--;
-    memmove(buf, buf + start, len - start);
-    buf[len - start] = '\0';
+    size_t out = 0;
+    for (size_t i = 0; i < len; i++)
+        if (!is_space(buf[i]))
+            buf[out++] = buf[i];
+    buf[out] = '\0';
     return TF_CLI_EXIT_OK;
 }
 
@@ -167,7 +170,7 @@ int tf_cli_contact_add(struct tf_cli *cli, int argc, char **argv)
         {"tag", true, OPT_TAG},
         {NULL, false, 0},
     };
-    static char text_buf[CARD_TEXT_MAX];
+    static char text_buf[CARD_INPUT_MAX];
     struct tf_cli_args a;
     struct tags tags = {0};
     const char *val, *alias = NULL, *trust = NULL, *text;

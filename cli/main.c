@@ -24,6 +24,7 @@
 #include "cli/policy.h"
 #include "cli/profile.h"
 #include "cli/render.h"
+#include "proto/ctl.h"
 
 struct verb {
     const char *name;
@@ -41,11 +42,13 @@ struct verb {
 #define INTRO_ARG                                                                                  \
     "  INTRO              an intro's id (64 hex digits), or its first 8 or more digits\n"
 
+static tf_cli_verb_fn cmd_help;
+
 static const struct verb CONTACT_VERBS[] = {
     {"add", "CARD|- [--alias NAME] [--trust TRUST] [--tag TAG]...",
      "add a contact from their card, or update them with a newer card",
      "  CARD               their card (tfcard1:...), as 'twofold card' prints it; - reads it\n"
-     "                     from stdin\n"
+     "                     from stdin; line breaks and spaces in it are ignored\n"
      "  --alias NAME       your name for them: 1-32 of A-Z a-z 0-9 . _ -, starting with a\n"
      "                     letter or digit, not with tf1\n"
      "  --trust TRUST      close, known (the default) or acquaintance\n"
@@ -159,6 +162,11 @@ static const struct verb PROFILE_VERBS[] = {
 };
 
 static const struct verb VERBS[] = {
+    {"help", "[VERB ...]", "show help for twofold, or for one verb",
+     "  VERB ...           a verb, or a group and its verb: 'twofold help contact add'\n"
+     "\n"
+     "The same as 'twofold VERB --help'.  A misspelt verb gets a suggestion.\n",
+     cmd_help, NULL},
     {"init", "--name NAME [--listen HOST:PORT] [--advertise HOST:PORT]",
      "create the home, your identity and the store (no node needed)",
      "  --name NAME             your display name, shown on your card (required)\n"
@@ -393,6 +401,62 @@ static bool names_verb(const struct verb *table, const char *name)
     return false;
 }
 
+/* The verb of table called name, or NULL. */
+static const struct verb *find_verb(const struct verb *table, const char *name)
+{
+    for (const struct verb *v = table; v->name != NULL; v++)
+        if (strcmp(v->name, name) == 0)
+            return v;
+    return NULL;
+}
+
+/* "unknown verb 'contcat' (did you mean 'contact'?)": the nearest verbs of
+ * the table, by edit distance (proto/ctl.h). */
+static int unknown_verb(const struct tf_cli *cli, const struct verb *table, const char *name)
+{
+    char near[256] = "";
+    size_t used = 0;
+    for (const struct verb *v = table; v->name != NULL; v++) {
+        if (!tf_proto_ctl_is_near(name, strlen(name), v->name, strlen(v->name)))
+            continue;
+        int n = snprintf(near + used, sizeof near - used, "%s'%s'", used ? " or " : "", v->name);
+        if (n < 0 || (size_t)n >= sizeof near - used)
+            break;
+        used += (size_t)n;
+    }
+    if (used > 0)
+        return tf_cli_args_usage_error(cli, "unknown verb '%s' (did you mean %s?)", name, near);
+    return tf_cli_args_usage_error(cli, "unknown verb '%s'", name);
+}
+
+/* twofold help [VERB ...]: walks the tables as dispatch would, then prints
+ * the group's list or the verb's help. */
+static int cmd_help(struct tf_cli *cli, int argc, char **argv)
+{
+    struct tf_cli_args a;
+    char cmd[128] = "twofold", prefix[96] = "";
+    if (tf_cli_args_parse_plain(&a, cli, argc, argv, 0, 4, "") != 0)
+        return TF_CLI_EXIT_USAGE;
+    const struct verb *table = VERBS, *v = NULL;
+    cli->cmd = "twofold help";
+    for (size_t i = 0; i < a.n_pos; i++) {
+        if (table == NULL)
+            return tf_cli_args_usage_error(cli, "'%s' has no verbs under it", cmd + 8);
+        if ((v = find_verb(table, a.pos[i])) == NULL)
+            return unknown_verb(cli, table, a.pos[i]);
+        size_t len = strlen(cmd);
+        snprintf(cmd + len, sizeof cmd - len, " %s", v->name);
+        len = strlen(prefix);
+        snprintf(prefix + len, sizeof prefix - len, "%s%s", len ? " " : "", v->name);
+        table = v->group;
+    }
+    if (v != NULL && (v->group == NULL || v->fn != NULL))
+        verb_help(v, cmd);
+    else
+        group_help(stdout, v != NULL ? v->group : VERBS, cmd, prefix);
+    return TF_CLI_EXIT_OK;
+}
+
 enum { OPT_VERSION = 1 };
 
 /* Finds and runs the verb named in argv (after any global options). */
@@ -422,11 +486,9 @@ static int dispatch(struct tf_cli *cli, const struct verb *table, const char *pr
         return TF_CLI_EXIT_USAGE;
     }
     const char *name = argv[a.next];
-    const struct verb *v = table;
-    while (v->name != NULL && strcmp(v->name, name) != 0)
-        v++;
-    if (v->name == NULL)
-        return tf_cli_args_usage_error(cli, "unknown verb '%s'", name);
+    const struct verb *v = find_verb(table, name);
+    if (v == NULL)
+        return unknown_verb(cli, table, name);
 
     char sub[64];
     snprintf(cmd, sizeof cmd, "%s %s", cli->cmd, v->name);

@@ -116,6 +116,31 @@ static int trust_arg(const msgpack_object *args, enum tf_node_trust *trust, bool
     return rc;
 }
 
+/* Did-you-mean (issue 16, ux): the alias nearest to what was typed, among
+ * the first NEAR_ALIAS_SCAN contacts (a refusal should stay cheap). */
+#define NEAR_ALIAS_SCAN 10000
+struct near_alias {
+    const char *typed;
+    char best[TF_NODE_ALIAS_MAX + 1];
+    size_t best_d, seen;
+};
+
+static int near_alias_cb(const struct tf_node_contact *c, void *arg)
+{
+    struct near_alias *na = arg;
+    if (++na->seen > NEAR_ALIAS_SCAN)
+        return 1;
+    size_t tl = strlen(na->typed), al = strlen(c->alias);
+    if (al == 0 || !tf_proto_ctl_is_near(na->typed, tl, c->alias, al))
+        return 0;
+    size_t d = tf_proto_ctl_distance(na->typed, tl, c->alias, al);
+    if (d < na->best_d) {
+        na->best_d = d;
+        snprintf(na->best, sizeof na->best, "%s", c->alias);
+    }
+    return 0;
+}
+
 int tf_node__find_contact(struct tf_node *node, const msgpack_object *args, const char *key,
                           struct tf_node_contact *c, char *why, size_t why_cap)
 {
@@ -129,7 +154,13 @@ int tf_node__find_contact(struct tf_node *node, const msgpack_object *args, cons
     }
     int rc = tf_node_store_contact_find(node->store, name, c);
     tf_node_log_escape(name, strlen(name), esc, sizeof esc);
-    if (rc == TF_E_NOT_FOUND)
+    struct near_alias near = {.typed = name, .best_d = SIZE_MAX};
+    if (rc == TF_E_NOT_FOUND &&
+        tf_node_store_contact_foreach(node->store, near_alias_cb, &near) >= 0 &&
+        near.best[0] != '\0')
+        WHY("no contact called '%s' (did you mean '%s'? see: twofold contact list)", esc,
+            near.best);
+    else if (rc == TF_E_NOT_FOUND)
         WHY("no contact called '%s' (see: twofold contact list)", esc);
     else if (rc == TF_E_AMBIGUOUS)
         WHY("'%s' matches more than one contact; give more of the id", esc);

@@ -175,3 +175,43 @@ int tf_proto_ctl_strcpy(char *dst, size_t cap, const char *ptr, size_t len)
     dst[len] = '\0';
     return TF_OK;
 }
+
+/* Did-you-mean (issue 16, ux). */
+static char fold(char c)
+{
+    return c >= 'A' && c <= 'Z' ? (char)(c - 'A' + 'a') : c;
+}
+
+size_t tf_proto_ctl_distance(const char *a, size_t alen, const char *b, size_t blen)
+{
+    /* d[i][j]: the distance between a's first i bytes and b's first j; at
+     * most 64, so a byte holds it. */
+    uint8_t d[TF_PROTO_CTL_DISTANCE_MAX + 1][TF_PROTO_CTL_DISTANCE_MAX + 1];
+    if (alen > TF_PROTO_CTL_DISTANCE_MAX || blen > TF_PROTO_CTL_DISTANCE_MAX)
+        return SIZE_MAX;
+    for (size_t i = 0; i <= alen; i++)
+        d[i][0] = (uint8_t)i;
+    for (size_t j = 0; j <= blen; j++)
+        d[0][j] = (uint8_t)j;
+    for (size_t i = 1; i <= alen; i++) {
+        for (size_t j = 1; j <= blen; j++) {
+            unsigned cost = fold(a[i - 1]) == fold(b[j - 1]) ? 0 : 1;
+            unsigned best = d[i - 1][j] + 1u;
+            if (d[i][j - 1] + 1u < best)
+                best = d[i][j - 1] + 1u;
+            if (d[i - 1][j - 1] + cost < best)
+                best = d[i - 1][j - 1] + cost;
+            if (i > 1 && j > 1 && fold(a[i - 1]) == fold(b[j - 2]) &&
+                fold(a[i - 2]) == fold(b[j - 1]) && d[i - 2][j - 2] + 1u < best)
+                best = d[i - 2][j - 2] + 1u;
+            d[i][j] = (uint8_t)best;
+        }
+    }
+    return d[alen][blen];
+}
+
+bool tf_proto_ctl_is_near(const char *typed, size_t tlen, const char *candidate, size_t clen)
+{
+    size_t dist = tf_proto_ctl_distance(typed, tlen, candidate, clen);
+    return dist >= 1 && (dist == 1 || (dist == 2 && tlen >= 5 && clen >= 5));
+}

@@ -66,4 +66,15 @@ TF_MUST_CHECK int tf_proto_ctl_get_str_array(const msgpack_object *obj, const ch
  * not fit, TF_E_BAD_TEXT if it contains a NUL byte. */
 TF_MUST_CHECK int tf_proto_ctl_strcpy(char *dst, size_t cap, const char *ptr, size_t len);
 
+/* Did-you-mean (issue 16, ux): the edit distance between a[0..alen) and
+ * b[0..blen) counting insertions, deletions, substitutions and swaps of two
+ * neighbouring bytes (optimal string alignment), case-insensitive for ASCII.
+ * Strings longer than TF_PROTO_CTL_DISTANCE_MAX bytes give SIZE_MAX. */
+#define TF_PROTO_CTL_DISTANCE_MAX 64
+size_t tf_proto_ctl_distance(const char *a, size_t alen, const char *b, size_t blen);
+
+/* True if typed is close enough to candidate to suggest it: a distance of 1,
+ * or 2 when both are at least 5 bytes long, and not equal. */
+bool tf_proto_ctl_is_near(const char *typed, size_t tlen, const char *candidate, size_t clen);
+
 #endif

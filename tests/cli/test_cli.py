@@ -305,6 +305,50 @@ def test_usage():
     expect("message without text", run("message", "bob"), 2, err_has=("missing NAME|ID and TEXT",))
     expect("messages two names", run("messages", "a", "b"), 2, err_has=("unexpected argument",))
     expect("outbox argument", run("outbox", "x"), 2, err_has=("unexpected argument 'x'",))
+    # help, and suggestions for what was misspelt.
+    code, top, _ = run("--help")
+    expect("help", run("help"), 0, out_has=(top,))
+    expect("help VERB", run("help", "propose"), 0, out_has=(run("propose", "--help")[1],))
+    expect("help GROUP VERB", run("help", "contact", "add"), 0,
+           out_has=(run("contact", "add", "--help")[1],))
+    expect("help GROUP", run("help", "contact"), 0,
+           out_has=("usage: twofold contact [--home DIR]", "contact add ", "contact block "))
+    expect("help help", run("help", "help"), 0, out_has=("usage: twofold help [VERB ...]",))
+    expect("help, listed", run("--help"), 0, out_has=("help ", "backup ", "restore "))
+    expect("help, unknown", run("help", "contcat"), 2,
+           err_has=("unknown verb 'contcat' (did you mean 'contact'?)",))
+    expect("help, no such sub-verb", run("help", "propose", "x"), 2,
+           err_has=("'propose' has no verbs under it",))
+    expect("did you mean a verb", run("contcat", "list"), 2,
+           err_has=("twofold: unknown verb 'contcat' (did you mean 'contact'?)",))
+    expect("did you mean a sub-verb", run("contact", "lsit"), 2,
+           err_has=("twofold contact: unknown verb 'lsit' (did you mean 'list'?)",))
+    expect("did you mean one of two", run("mesages"), 2,
+           err_has=("(did you mean 'message' or 'messages'?)",))
+    expect("no suggestion when nothing is near", run("zzzzzz"), 2,
+           err_has=("unknown verb 'zzzzzz' (try",))
+    expect("did you mean an option", run("contact", "list", "--limt", "3"), 2,
+           err_has=("unknown option '--limt' (did you mean '--limit'?)",))
+    expect("did you mean a global option", run("status", "--jsno"), 2,
+           err_has=("unknown option '--jsno' (did you mean '--json'?)",))
+    # Every failure under --json prints one error object on stdout.
+    for name, args, rc, err_name in (
+            ("unknown verb", ["--json", "frob"], 2, "E_USAGE"),
+            ("unknown verb, --json after it", ["frob", "--json"], 2, "E_USAGE"),
+            ("unknown option", ["contact", "list", "--frob", "--json"], 2, "E_USAGE"),
+            ("missing argument", ["--json", "ping"], 2, "E_USAGE"),
+            ("bad topic", ["--json", "propose", "a", "b", "--topic", "Bad"], 2, "E_USAGE"),
+            ("no home", ["--json", "--home", "/nonexistent/x", "status"], 4, "E_LOCAL"),
+            ("no identity", ["--json", "--home", "/nonexistent/x", "id"], 4, "E_LOCAL")):
+        code, out, err = run(*args)
+        try:
+            obj = json.loads(out)
+        except ValueError:
+            obj = None
+        check("--json error object: " + name, code == rc and obj is not None and
+              obj["error"]["name"] == err_name and obj["error"]["exit"] == rc and
+              obj["error"]["message"] in err and out.count("\n") == 1,
+              repr((code, out, err)))
 
 
 def test_offline(tmp):
@@ -359,6 +403,10 @@ def test_not_running(home):
            err_has=("twofoldd is not running for %s" % home, "twofoldd --home %s" % home))
     expect("status, no home", run("--home", home + "-missing", "status"), 4,
            err_has=("no twofold home",))
+    code, out, err = run("--home", home, "--json", "status")
+    check("--json error object: node not running", code == 3 and json.loads(out) == {
+        "error": {"name": "E_NODE", "exit": 3, "message": err.split(": ", 1)[1].strip()}},
+        repr((code, out, err)))
 
 
 def test_with_node(home, card_b):
@@ -474,7 +522,26 @@ def test_with_node(home, card_b):
                                              stdin=("\n  " + card_b + "\n").encode()), 0)
         check("add stdin request", node.requests[-1]["args"] == {"card": card_b},
               repr(node.requests[-1]))
+        # A card wrapped as mail clients do (76 or 80 columns, CRLF, an
+        # indented or quoted-looking layout) is the same card.
+        def wrap(text, width, sep):
+            return sep.join(text[i:i + width] for i in range(0, len(text), width))
+        for name, wrapped in (("76", wrap(card_b, 76, "\n")), ("80", wrap(card_b, 80, "\n")),
+                              ("80 CRLF", wrap(card_b, 80, "\r\n") + "\r\n"),
+                              ("indented", "  " + wrap(card_b, 40, "\n\t  ") + " \n")):
+            expect("wrapped card (%s)" % name, run("--home", home, "contact", "add", wrapped), 0,
+                   out_has=("added Bob",))
+            check("wrapped card (%s) request" % name,
+                  node.requests[-1]["args"] == {"card": card_b}, repr(node.requests[-1]))
+            expect("wrapped card (%s) from stdin" % name,
+                   run("--home", home, "contact", "add", "-", stdin=wrapped.encode()), 0)
+            check("wrapped card (%s) from stdin request" % name,
+                  node.requests[-1]["args"] == {"card": card_b}, repr(node.requests[-1]))
         n = len(node.requests)
+        wrapped = wrap(card_b, 76, "\n")
+        bad = wrapped[:90] + ("A" if wrapped[90] != "A" else "B") + wrapped[91:]
+        expect("wrapped altered card refused locally", run("--home", home, "contact", "add",
+                                                           bad), 1, err_has=("card refused",))
         bad = card_b[:20] + ("A" if card_b[20] != "A" else "B") + card_b[21:]
         expect("bad card refused locally", run("--home", home, "contact", "add", bad), 1,
                err_has=("card refused", "nothing was stored"))

@@ -5,6 +5,7 @@ policy accepted stays in view until it is over), names instead of ids in
 contact list/show and watch, and propose's sentence.  Real twofoldd
 processes on loopback, driven by the real CLI.
 """
+import json
 import os
 import re
 import signal
@@ -87,6 +88,20 @@ class ReadableTestCase(NodeTestCase):
         self.assertIn("inbox.introduced  id=%s  other=Alice" % short, got)
         self.assertIn("contact.added  contact=carol", got)
         self.assertNotIn(alice_id, got)
+
+    def test_a_misspelt_alias_gets_a_suggestion(self):
+        carol, alice, bob = self.cast3()
+        r = carol.cli("--json", "propose", "alcie", "bob", "--topic", "law", check=False)
+        self.assertEqual(r.returncode, 1)
+        self.assertIn("no contact called 'alcie' (did you mean 'alice'? see: twofold contact "
+                      "list)", r.stderr)
+        err = json.loads(r.stdout)["error"]
+        self.assertEqual((err["name"], err["exit"]), ("E_NOT_FOUND", 1))
+        r = carol.cli("contact", "show", "bbo", check=False)
+        self.assertIn("(did you mean 'bob'?", r.stderr)
+        r = carol.cli("contact", "show", "zzzzzz", check=False)
+        self.assertIn("no contact called 'zzzzzz' (see: twofold contact list)", r.stderr)
+        self.assertEqual(carol.json("intros"), [])
 
 
 if __name__ == "__main__":
