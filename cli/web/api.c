@@ -24,10 +24,10 @@
  * holds a connection for seconds; message and profile changes) are refused
  * with 400: the page needs no more power than this. */
 static const char *const VERBS[] = {
-    "status",         "profile.show",  "outbox.list",    "contact.list",  "contact.show",
-    "contact.add",    "contact.set",   "contact.rm",     "intro.propose", "intro.list",
-    "intro.show",     "intro.withdraw", "intro.rm",      "inbox.list",    "intro.accept",
-    "intro.decline",  "inbox.rm",      "policy.show",    "policy.test",   "policy.reload",
+    "status",        "profile.show",   "outbox.list", "contact.list",  "contact.show",
+    "contact.add",   "contact.set",    "contact.rm",  "intro.propose", "intro.list",
+    "intro.show",    "intro.withdraw", "intro.rm",    "inbox.list",    "intro.accept",
+    "intro.decline", "inbox.rm",       "policy.show", "policy.test",   "policy.reload",
 };
 
 static bool verb_allowed(const char *verb)
@@ -169,8 +169,8 @@ unsigned tf_cli_web_api_call(struct tf_cli_web *web, const char *verb, const cha
     if (rc == TF_CLI_EXIT_OK)
         rc = tf_cli_ctl_call(&c, verb, args, n, &result);
     if (rc == TF_CLI_EXIT_OK) {
-        status = dump(json_pack("{s:b, s:o}", "ok", 1, "result", tf_cli_render_json(result)), out,
-                      200);
+        status =
+            dump(json_pack("{s:b, s:o}", "ok", 1, "result", tf_cli_render_json(result)), out, 200);
     } else if (rc == TF_CLI_EXIT_FAIL && tf_proto_ctl_get(&c.root, "error") != NULL) {
         /* The node refused: its error, as the CLI's --json shows it. */
         status = dump(json_pack("{s:b, s:o}", "ok", 0, "error",
@@ -284,9 +284,8 @@ struct MHD_Response *tf_cli_web_api_events(struct tf_cli_web *web, unsigned *sta
     }
     /* The first lines tell the page the stream is up. */
     stream_set(s, strdup("retry: 3000\n: watching\n\n"));
-    struct MHD_Response *r =
-        MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, 16 * 1024, stream_read_cb, s,
-                                          stream_free_cb);
+    struct MHD_Response *r = MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, 16 * 1024,
+                                                               stream_read_cb, s, stream_free_cb);
     if (r == NULL)
         stream_free_cb(s);
     else

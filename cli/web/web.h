@@ -47,7 +47,7 @@
 #define TF_CLI_WEB_HOST_LEN 300
 
 struct tf_cli_web {
-    struct tf_cli cli; /* home resolved; used by cli/ctl.c for each call */
+    struct tf_cli cli;                      /* home resolved; used by cli/ctl.c for each call */
     char secret[TF_CLI_WEB_TOKEN_HEX + 1];  /* in the URL; exchanged for the cookie */
     char session[TF_CLI_WEB_TOKEN_HEX + 1]; /* the cookie's value */
     char csrf[TF_CLI_WEB_TOKEN_HEX + 1];    /* the X-Twofold-Token header's value */
