@@ -36,7 +36,7 @@
       else if (k.startsWith('on')) e.addEventListener(k.slice(2), v);
       else e.setAttribute(k, v === true ? '' : v);
     }
-    for (const kid of kids.flat()) {
+    for (const kid of kids.flat(Infinity)) {
       if (kid === null || kid === undefined || kid === false) continue;
       e.append(typeof kid === 'string' || typeof kid === 'number' ? String(kid) : kid);
     }
@@ -270,7 +270,7 @@
     const topics = el('datalist', {id: 'topic-suggestions'});
     const a = el('input', {type: 'text', list: 'contact-names', required: true, autocomplete: 'off'});
     const b = el('input', {type: 'text', list: 'contact-names', required: true, autocomplete: 'off'});
-    const topic = el('input', {type: 'text', list: 'topic-suggestions', required: true, pattern: '[a-z0-9-]{1,64}', autocomplete: 'off'});
+    const topic = el('input', {type: 'text', list: 'topic-suggestions', required: true, pattern: '[a-z0-9\\-]{1,64}', autocomplete: 'off'});
     const note = el('textarea', {rows: 2});
     const noteA = el('textarea', {rows: 2});
     const noteB = el('textarea', {rows: 2});
@@ -382,7 +382,7 @@
     main.append(nav);
     // Add a card; your own card.
     const card = el('textarea', {rows: 3, required: true, spellcheck: false});
-    const alias = el('input', {type: 'text', pattern: '[A-Za-z0-9][A-Za-z0-9._-]{0,31}'});
+    const alias = el('input', {type: 'text', pattern: '[A-Za-z0-9][A-Za-z0-9._\\-]{0,31}'});
     const trust = el('select', {}, ['known', 'acquaintance', 'close', 'none'].map((t) => el('option', {value: t}, t)));
     const add = el('button', {type: 'submit', class: 'primary'}, 'Add contact');
     const addForm = el('form', {class: 'card', 'aria-label': 'Add a contact'}, el('h3', {}, 'Add a contact by their card'),
