@@ -21,7 +21,8 @@ import unittest
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 from webharness import Web  # noqa: E402
-from harness import NodeTestCase  # noqa: E402
+sys.path.insert(0, os.path.join(HERE, "..", "integration"))
+from test_intro import IntroTestCase  # noqa: E402
 
 SKIP = 77
 CHROMIUM = os.environ.get("TF_CHROMIUM", "/usr/bin/chromium")
@@ -64,7 +65,7 @@ def prepare():
     return NPM_DIR
 
 
-class WebBrowser(NodeTestCase):
+class WebBrowser(IntroTestCase):
     def setUp(self):
         super().setUp()
         self.webs = []
@@ -76,18 +77,9 @@ class WebBrowser(NodeTestCase):
 
     def test_three_people_in_the_browser(self):
         npm_dir = prepare()
-        nodes = []
-        for name in ("carol", "alice", "bob"):
-            n = self.node(name, port=True)
-            n.init()
-            n.write_config(retry_max_ms=2000)
-            n.start()
-            nodes.append(n)
+        # Carol knows Alice ("alice") and Bob ("bob"); they know her ("carol").
+        nodes = self.cast()
         carol, alice, bob = nodes
-        carol.cli("contact", "add", alice.card(), "--alias", "alice")
-        carol.cli("contact", "add", bob.card(), "--alias", "bob")
-        alice.cli("contact", "add", carol.card(), "--alias", "carol")
-        bob.cli("contact", "add", carol.card(), "--alias", "carol")
         cfg = {"chromium": CHROMIUM, "artifacts": ARTIFACTS, "hostile": HOSTILE}
         for n in nodes:
             w = Web(n)
