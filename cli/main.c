@@ -25,6 +25,7 @@
 #include "cli/profile.h"
 #include "cli/render.h"
 #include "proto/ctl.h"
+#include "cli/web/verb.h"
 
 struct verb {
     const char *name;
@@ -334,6 +335,16 @@ static const struct verb VERBS[] = {
      "where the node listens, and the card itself.  'twofold profile set --help' tells how\n"
      "to change it.\n",
      tf_cli_profile_show, PROFILE_VERBS},
+    /* web (issue 18): the node's local web page. */
+    {"web", "[--listen HOST:PORT [--allow-remote]] [--open]",
+     "serve your node's page in your browser (on this machine only)",
+     "  --listen HOST:PORT  where to listen (default 127.0.0.1:0, a free port)\n"
+     "  --allow-remote      allow a --listen address that is not loopback (plain HTTP)\n"
+     "  --open              also open the page in the desktop's browser\n"
+     "\n"
+     "Prints the page's address with a secret that signs your browser in; stop with\n"
+     "Ctrl-C.  The page talks to the node only through its control socket.\n",
+     tf_cli_web_verb, NULL},
     {NULL, NULL, NULL, NULL, NULL, NULL},
 };
 

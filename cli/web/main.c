@@ -1,0 +1,248 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * twofold-web [--home DIR] [--listen HOST:PORT [--allow-remote]] [--open]
+ *
+ * Serves the node's web page (web.h) until SIGINT or SIGTERM.  Prints the
+ * page's address, with its secret, as the first line on stdout; --open also
+ * hands it to the desktop's browser (xdg-open) through a 0600 file in the
+ * home, so the secret never appears on a command line other users can read.
+ */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <spawn.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <microhttpd.h>
+#include <sodium.h>
+
+#include "cli/render.h"
+#include "cli/web/web.h"
+
+extern char **environ;
+
+enum { OPT_LISTEN = 1, OPT_ALLOW_REMOTE, OPT_OPEN };
+
+static const char USAGE[] =
+    "usage: twofold web [--home DIR] [--listen HOST:PORT [--allow-remote]] [--open]\n"
+    "\n"
+    "Serves your node's page on this machine and prints its address, with a secret:\n"
+    "open that address in your browser.  Stop with Ctrl-C.\n"
+    "\n"
+    "  --listen HOST:PORT  where to listen (default 127.0.0.1:0, a free port)\n"
+    "  --allow-remote      allow a --listen address that is not loopback (plain HTTP:\n"
+    "                      anyone who can see the traffic can take over the page)\n"
+    "  --open              also open the page in the desktop's browser\n";
+
+/* Where to listen: an IPv4 or IPv6 address and port. */
+struct listen_addr {
+    struct sockaddr_in v4;
+    struct sockaddr_in6 v6;
+    bool is_v6;
+    bool loopback;
+    char host[TF_CLI_WEB_HOST_LEN]; /* as given, for the Host check and the URL */
+};
+
+/* Parses HOST:PORT, [V6]:PORT or localhost:PORT.  Returns 0 or -1. */
+static int parse_listen(const char *s, struct listen_addr *la)
+{
+    const char *colon;
+    char host[TF_CLI_WEB_HOST_LEN];
+    memset(la, 0, sizeof *la);
+    if (s[0] == '[') {
+        const char *close = strchr(s, ']');
+        if (close == NULL || close[1] != ':')
+            return -1;
+        colon = close + 1;
+    } else if ((colon = strrchr(s, ':')) == NULL) {
+        return -1;
+    }
+    size_t hl = (size_t)(colon - s);
+    if (hl == 0 || hl >= sizeof host)
+        return -1;
+    memcpy(la->host, s, hl);
+    la->host[hl] = '\0';
+    char *end;
+    errno = 0;
+    unsigned long port = strtoul(colon + 1, &end, 10);
+    if (colon[1] < '0' || colon[1] > '9' || *end != '\0' || errno != 0 || port > 65535)
+        return -1;
+    if (s[0] == '[') {
+        memcpy(host, s + 1, hl - 2);
+        host[hl - 2] = '\0';
+    } else {
+        memcpy(host, la->host, hl + 1);
+    }
+    if (strcmp(host, "localhost") == 0)
+        memcpy(host, "127.0.0.1", sizeof "127.0.0.1");
+    if (inet_pton(AF_INET, host, &la->v4.sin_addr) == 1 && s[0] != '[') {
+        la->v4.sin_family = AF_INET;
+        la->v4.sin_port = htons((uint16_t)port);
+        la->loopback = (ntohl(la->v4.sin_addr.s_addr) >> 24) == 127;
+        return 0;
+    }
+    if (inet_pton(AF_INET6, host, &la->v6.sin6_addr) == 1 && s[0] == '[') {
+        la->is_v6 = true;
+        la->v6.sin6_family = AF_INET6;
+        la->v6.sin6_port = htons((uint16_t)port);
+        la->loopback = IN6_IS_ADDR_LOOPBACK(&la->v6.sin6_addr);
+        return 0;
+    }
+    return -1;
+}
+
+static void random_token(char out[static TF_CLI_WEB_TOKEN_HEX + 1])
+{
+    unsigned char b[TF_CLI_WEB_TOKEN_HEX / 2];
+    randombytes_buf(b, sizeof b);
+    sodium_bin2hex(out, TF_CLI_WEB_TOKEN_HEX + 1, b, sizeof b);
+    sodium_memzero(b, sizeof b);
+}
+
+/* Opens url in the desktop's browser: xdg-open on a 0600 file in the home
+ * that sends the browser on, so the secret is not on xdg-open's command
+ * line.  Returns 0, or -1 after saying why. */
+static int open_browser(const struct tf_cli *cli, const char *url)
+{
+    char path[TF_NODE_PATH_MAX + 32];
+    snprintf(path, sizeof path, "%s/web-open.html", cli->home);
+    (void)unlink(path);
+    int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600);
+    if (fd < 0) {
+        tf_cli_render_fail(cli, 0, "cannot write %s: %s", path, strerror(errno));
+        return -1;
+    }
+    FILE *f = fdopen(fd, "w");
+    if (f == NULL) {
+        close(fd);
+        return -1;
+    }
+    fprintf(f,
+            "<!doctype html><meta charset=utf-8><meta name=referrer content=no-referrer>"
+            "<meta http-equiv=refresh content=\"0;url=%s\"><title>twofold</title>"
+            "<a href=\"%s\">Open your twofold page</a>\n",
+            url, url);
+    if (fclose(f) != 0)
+        return -1;
+    char *argv[] = {"xdg-open", path, NULL};
+    pid_t pid;
+    int rc = posix_spawnp(&pid, "xdg-open", NULL, NULL, argv, environ);
+    if (rc != 0) {
+        tf_cli_render_fail(cli, 0, "cannot run xdg-open (%s): open the address above yourself",
+                           strerror(rc));
+        return -1;
+    }
+    int st;
+    (void)waitpid(pid, &st, 0);
+    return 0;
+}
+
+int main(int argc, char **argv)
+{
+    static const struct tf_cli_opt opts[] = {{"listen", true, OPT_LISTEN},
+                                             {"allow-remote", false, OPT_ALLOW_REMOTE},
+                                             {"open", false, OPT_OPEN},
+                                             {NULL, false, 0}};
+    static struct tf_cli_web web; /* large; threads use it until the end */
+    struct tf_cli_args a;
+    struct listen_addr la;
+    const char *val, *listen = "127.0.0.1:0";
+    bool allow_remote = false, want_open = false;
+    int id, quit[2];
+
+    web.cli.cmd = "twofold web";
+    if (sodium_init() < 0)
+        return tf_cli_render_fail(&web.cli, TF_CLI_EXIT_LOCAL, "libsodium failed to initialise");
+    tf_cli_args_init(&a, &web.cli, argc - 1, argv + 1, opts);
+    while ((id = tf_cli_args_next(&a, &val)) > 0) {
+        if (id == OPT_LISTEN)
+            listen = val;
+        else if (id == OPT_ALLOW_REMOTE)
+            allow_remote = true;
+        else
+            want_open = true;
+    }
+    if (id < 0)
+        return TF_CLI_EXIT_USAGE;
+    if (a.help) {
+        fputs(USAGE, stdout);
+        return TF_CLI_EXIT_OK;
+    }
+    if (tf_cli_args_want(&a, 0, 0, "") != 0)
+        return TF_CLI_EXIT_USAGE;
+    if (parse_listen(listen, &la) != 0)
+        return tf_cli_args_usage_error(&web.cli,
+                                       "--listen wants IP:PORT, [IPV6]:PORT or localhost:PORT, "
+                                       "not '%s'",
+                                       listen);
+    if (!la.loopback && !allow_remote)
+        return tf_cli_args_usage_error(&web.cli,
+                                       "%s is not a loopback address: the page would be reachable "
+                                       "from other machines over plain HTTP; add --allow-remote "
+                                       "if you mean it",
+                                       listen);
+    int rc = tf_cli_args_home(&web.cli);
+    if (rc != TF_CLI_EXIT_OK)
+        return rc;
+
+    random_token(web.secret);
+    random_token(web.session);
+    random_token(web.csrf);
+    if (sem_init(&web.calls, 0, TF_CLI_WEB_CALLS_MAX) != 0 || pipe(quit) != 0)
+        return tf_cli_render_fail(&web.cli, TF_CLI_EXIT_LOCAL, "cannot set up: %s",
+                                  strerror(errno));
+    web.quit_fd = quit[0];
+
+    /* The server's threads inherit this mask: only main takes the signals. */
+    sigset_t stop;
+    sigemptyset(&stop);
+    sigaddset(&stop, SIGINT);
+    sigaddset(&stop, SIGTERM);
+    sigprocmask(SIG_BLOCK, &stop, NULL);
+    signal(SIGPIPE, SIG_IGN);
+
+    unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_THREAD_PER_CONNECTION |
+                     MHD_USE_ERROR_LOG | (la.is_v6 ? MHD_USE_IPv6 : 0);
+    const struct sockaddr *sa =
+        la.is_v6 ? (const struct sockaddr *)&la.v6 : (const struct sockaddr *)&la.v4;
+    struct MHD_Daemon *d = MHD_start_daemon(
+        flags, 0, NULL, NULL, tf_cli_web_http_handle_cb, &web, MHD_OPTION_SOCK_ADDR, sa,
+        MHD_OPTION_CONNECTION_LIMIT, (unsigned)TF_CLI_WEB_CONNECTIONS_MAX,
+        MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)60, MHD_OPTION_NOTIFY_COMPLETED,
+        tf_cli_web_http_done_cb, &web, MHD_OPTION_END);
+    if (d == NULL)
+        return tf_cli_render_fail(&web.cli, TF_CLI_EXIT_LOCAL, "cannot listen on %s", listen);
+    const union MHD_DaemonInfo *info = MHD_get_daemon_info(d, MHD_DAEMON_INFO_BIND_PORT);
+    unsigned port = info != NULL ? info->port : 0;
+    tf_cli_web_http_hosts(&web, port, la.loopback ? NULL : la.host);
+
+    char url[TF_CLI_WEB_HOST_LEN + TF_CLI_WEB_TOKEN_HEX + 32];
+    snprintf(url, sizeof url, "http://%s:%u/?k=%s",
+             la.loopback ? (la.is_v6 ? "[::1]" : "127.0.0.1") : la.host, port, web.secret);
+    printf("%s\n", url);
+    fflush(stdout);
+    fprintf(stderr,
+            "twofold web: your node's page is at the address above (it holds a secret: do not "
+            "share it).\ntwofold web: stop with Ctrl-C.\n");
+    if (want_open)
+        (void)open_browser(&web.cli, url);
+
+    int sig = 0;
+    while (sigwait(&stop, &sig) != 0)
+        ;
+    /* Ending the streams' waits first lets MHD_stop_daemon join their threads
+     * at once. */
+    close(quit[1]);
+    MHD_stop_daemon(d);
+    close(quit[0]);
+    sem_destroy(&web.calls);
+    sodium_memzero(&web, sizeof web);
+    return TF_CLI_EXIT_OK;
+}

@@ -1,0 +1,112 @@
+# SPDX-License-Identifier: MIT
+"""The web page in a real browser: three real nodes (Carol the connector,
+Alice and Bob), each with `twofold web`, driven by browser/scenario.mjs in
+Debian's headless Chromium through playwright-core.  Carol proposes from her
+page, Bob declines and Alice accepts from theirs, then a second intro is
+accepted by both; the pages update without a reload; peer-written <script>
+and bidi text render inert.  Screenshots at desktop and phone widths go to
+TF_WEB_ARTIFACTS.
+
+playwright-core is installed from npm at test time into TF_WEB_NPM (never at
+build time, and no browser is downloaded).  Without Chromium, node, npm or
+the npm registry the test is skipped (exit 77), saying why.
+"""
+import json
+import os
+import shutil
+import subprocess
+import sys
+import unittest
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, HERE)
+from webharness import Web  # noqa: E402
+sys.path.insert(0, os.path.join(HERE, "..", "integration"))
+from test_intro import IntroTestCase  # noqa: E402
+
+SKIP = 77
+CHROMIUM = os.environ.get("TF_CHROMIUM", "/usr/bin/chromium")
+NPM_DIR = os.environ.get("TF_WEB_NPM", os.path.join(HERE, "node_modules_build"))
+ARTIFACTS = os.environ.get("TF_WEB_ARTIFACTS", os.path.join(NPM_DIR, "artifacts"))
+HOSTILE = {
+    "note": '<script>window.__pwned=1</script><img src=x onerror="window.__pwned=1">'
+            '<b class="hostile">bold</b> &amp; "quotes"',
+    "bidi": "\u202egnp.exe\u202c invoice \u2067\u05e9\u05dc\u05d5\u05dd\u2069",
+}
+
+
+def skip(why):
+    print("SKIP: " + why)
+    sys.exit(SKIP)
+
+
+def prepare():
+    """Checks the tools and installs playwright-core; returns the directory
+    that holds it (and a copy of the scenario)."""
+    if not os.access(CHROMIUM, os.X_OK):
+        skip("no Chromium at %s (Debian package chromium)" % CHROMIUM)
+    for tool in ("node", "npm"):
+        if shutil.which(tool) is None:
+            skip("no %s on PATH" % tool)
+    os.makedirs(NPM_DIR, exist_ok=True)
+    shutil.copy(os.path.join(HERE, "browser", "package.json"), NPM_DIR)
+    shutil.copy(os.path.join(HERE, "browser", "scenario.mjs"), NPM_DIR)
+    if not os.path.isdir(os.path.join(NPM_DIR, "node_modules", "playwright-core")):
+        env = dict(os.environ, PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD="1")
+        try:
+            r = subprocess.run(["npm", "install", "--no-audit", "--no-fund", "--loglevel=error"],
+                               cwd=NPM_DIR, env=env, capture_output=True, text=True,
+                               timeout=600)
+        except subprocess.TimeoutExpired:
+            skip("npm install of playwright-core took over 10 min")
+        if r.returncode != 0:
+            skip("npm install of playwright-core failed (registry unreachable?): " +
+                 r.stderr.strip()[-500:])
+    return NPM_DIR
+
+
+class WebBrowser(IntroTestCase):
+    def setUp(self):
+        super().setUp()
+        self.webs = []
+
+    def tearDown(self):
+        for w in self.webs:
+            w.stop()
+        super().tearDown()
+
+    def test_three_people_in_the_browser(self):
+        npm_dir = prepare()
+        # Carol knows Alice ("alice") and Bob ("bob"); they know her ("carol").
+        nodes = self.cast()
+        carol, alice, bob = nodes
+        cfg = {"chromium": CHROMIUM, "artifacts": ARTIFACTS, "hostile": HOSTILE}
+        for n in nodes:
+            w = Web(n)
+            self.webs.append(w)
+            cfg[n.name] = {"url": w.url}
+        os.makedirs(ARTIFACTS, exist_ok=True)
+        cfg_path = os.path.join(self.root, "browser.json")
+        with open(cfg_path, "w") as f:
+            json.dump(cfg, f)
+        r = subprocess.run(["node", os.path.join(npm_dir, "scenario.mjs"), cfg_path],
+                           cwd=npm_dir, capture_output=True, text=True, timeout=900)
+        print(r.stdout)
+        print(r.stderr, file=sys.stderr)
+        self.assertEqual(r.returncode, 0, "the browser scenario failed")
+        ids = json.loads(r.stdout.strip().splitlines()[-1])
+        # The nodes agree with what the pages showed.
+        self.assertEqual(carol.json("show", ids["first"])["state"], "declined")
+        self.assertEqual(carol.json("show", ids["second"])["state"], "introduced")
+        names = [c["name"] for c in alice.json("contact", "list")]
+        self.assertIn("Bob", names)
+        shots = sorted(f for f in os.listdir(ARTIFACTS) if f.endswith(".png"))
+        self.assertIn("propose-phone.png", shots)
+        self.assertIn("inbox-desktop.png", shots)
+        print("screenshots in %s: %s" % (ARTIFACTS, ", ".join(shots)))
+
+
+if __name__ == "__main__":
+    if os.environ.get("TF_WEB_SKIP_BROWSER"):
+        skip("TF_WEB_SKIP_BROWSER is set")
+    unittest.main()

@@ -1,0 +1,257 @@
+# SPDX-License-Identifier: MIT
+"""The web page is as safe as the control socket (cli/web/http.c): only the
+holder of the printed secret gets in, every API request needs the cookie,
+the token from the sign-in redirect, the right Host and a same-origin
+Origin, bodies and connections are bounded, and a refused request changes
+nothing on the node (checked through the CLI afterwards).
+
+One running node (Sam) serves the page; Alice's home only provides a card to
+add (cards are signed offline).
+"""
+import json
+import os
+import re
+import socket
+import subprocess
+import sys
+import time
+import unittest
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from webharness import Web  # noqa: E402
+from harness import NodeTestCase, TWOFOLD, wait_for  # noqa: E402
+
+BODY_MAX = 32 * 1024          # TF_CLI_WEB_BODY_MAX
+CONNECTIONS_MAX = 32          # TF_CLI_WEB_CONNECTIONS_MAX
+
+
+class WebSecurity(NodeTestCase):
+    def setUp(self):
+        super().setUp()
+        self.sam = self.node("sam", port=True)
+        self.sam.init()
+        self.sam.start()
+        alice = self.node("alice", port=True)
+        alice.init()
+        self.alice_card = alice.card()
+        self.web = Web(self.sam)
+
+    def tearDown(self):
+        rc = self.web.stop()
+        super().tearDown()
+        self.assertEqual(rc, 0, "twofold web exited %d: %s" % (rc, self.web.stderr))
+
+    def contacts(self):
+        return self.sam.json("contact", "list")
+
+    def add_args(self):
+        return {"card": self.alice_card, "alias": "alice"}
+
+    def assert_refused(self, status, want, what):
+        self.assertEqual(status, want, what)
+        self.assertEqual(self.contacts(), [], "%s changed the node" % what)
+
+    def raw_post_status(self, length_header):
+        """Sends the headers of a signed-in contact.add with length_header
+        and no body; returns the status the server answers at once."""
+        conn = socket.create_connection((self.web.host, self.web.port), timeout=10)
+        try:
+            conn.sendall(("POST /api/call/contact.add HTTP/1.1\r\nHost: %s\r\nCookie: %s\r\n"
+                          "X-Twofold-Token: %s\r\nOrigin: %s\r\n"
+                          "Content-Type: application/json\r\n%s\r\n\r\n" % (
+                              self.web.hostport, self.web.cookie, self.web.token,
+                              self.web.origin, length_header)).encode())
+            return conn.recv(4096).split(b" ")[1]
+        finally:
+            conn.close()
+
+    # Signing in ------------------------------------------------------------
+    def test_no_cookie_or_wrong_secret_is_refused(self):
+        for path in ("/", "/index.html", "/app.js", "/api/events"):
+            status, h, _ = self.web.request("GET", path)
+            self.assertEqual(status, 403, path)
+            self.assertNotIn("set-cookie", h)
+        status, _, _ = self.web.request("POST", "/api/call/status", b"{}", {
+            "Origin": self.web.origin, "Content-Type": "application/json"})
+        self.assertEqual(status, 403)
+        wrong = ("0" * 64, self.web.secret[:-1], self.web.secret + "0",
+                 self.web.secret[::-1], "")
+        for k in wrong:
+            status, h, _ = self.web.request("GET", "/?k=" + k)
+            self.assertEqual(status, 403, k)
+            self.assertNotIn("set-cookie", h)
+        # A made-up cookie is no better.
+        status, _, _ = self.web.request("GET", "/", headers={
+            "Cookie": "twofold_web_%d=%s" % (self.web.port, "a" * 64)})
+        self.assertEqual(status, 403)
+
+    def test_secret_gives_a_strict_cookie_and_a_url_without_it(self):
+        h = self.web.login()
+        cookie = h["set-cookie"]
+        self.assertIn("HttpOnly", cookie)
+        self.assertIn("SameSite=Strict", cookie)
+        self.assertNotIn(self.web.secret, h["location"])
+        self.assertNotIn(self.web.secret, cookie)
+        self.assertRegex(h["location"], r"^/#t=[0-9a-f]{64}$")
+        self.assertNotEqual(self.web.token, self.web.cookie.split("=", 1)[1],
+                            "the token must not be the cookie")
+        status, hh, body = self.web.request("GET", "/", headers={"Cookie": self.web.cookie})
+        self.assertEqual(status, 200)
+        csp = hh["content-security-policy"]
+        self.assertIn("default-src 'self'", csp)
+        self.assertIn("script-src 'self'", csp)
+        self.assertNotIn("unsafe", csp)
+        self.assertIn("frame-ancestors 'none'", csp)
+        self.assertEqual(hh["x-content-type-options"], "nosniff")
+        self.assertEqual(hh["referrer-policy"], "no-referrer")
+        html = body.decode()
+        # No inline script or handler the CSP would have to allow.
+        for tag in re.findall(r"<script[^>]*>", html):
+            self.assertIn("src=", tag)
+        self.assertNotRegex(html, r"\son[a-z]+\s*=")
+        self.assertNotIn("<style", html)
+        # The cookie alone does not open the API: the token is needed too.
+        status, _ = self.web.post("status", **{"X-Twofold-Token": None})
+        self.assertEqual(status, 403)
+        self.assertIn("version", self.web.call("status"))
+
+    # State-changing requests ---------------------------------------------------
+    def test_forged_requests_change_nothing(self):
+        self.web.login()
+        cases = [
+            ("cross-origin POST", 403, {"Origin": "http://evil.example"}),
+            ("Origin on another port", 403,
+             {"Origin": "http://127.0.0.1:%d" % (self.web.port + 1)}),
+            ("null Origin", 403, {"Origin": "null"}),
+            ("no Origin", 403, {"Origin": None}),
+            ("wrong Host (DNS rebinding)", 403,
+             {"Host": "evil.example:%d" % self.web.port,
+              "Origin": "http://evil.example:%d" % self.web.port}),
+            ("Host on another port", 403, {"Host": "127.0.0.1:%d" % (self.web.port + 1)}),
+            ("no token", 403, {"X-Twofold-Token": None}),
+            ("wrong token", 403, {"X-Twofold-Token": "0" * 64}),
+            ("token of the wrong length", 403, {"X-Twofold-Token": self.web.token[:-2]}),
+            ("the secret as token", 403, {"X-Twofold-Token": self.web.secret}),
+            ("no cookie", 403, {"Cookie": None}),
+            ("cross-site fetch", 403, {"Sec-Fetch-Site": "cross-site"}),
+            ("form content type", 400, {"Content-Type": "text/plain"}),
+            ("urlencoded form", 400, {"Content-Type": "application/x-www-form-urlencoded"}),
+        ]
+        for what, want, over in cases:
+            status, _ = self.web.post("contact.add", self.add_args(), **over)
+            self.assert_refused(status, want, what)
+        # A GET cannot call the API either.
+        status, _, _ = self.web.request("GET", "/api/call/contact.add",
+                                        headers=self.web.api_headers())
+        self.assert_refused(status, 405, "GET on the API")
+        # The same request, done right, does change the node: the refusals
+        # above were not for some other reason.
+        result = self.web.call("contact.add", self.add_args())
+        self.assertEqual(result["alias"], "alice")
+        self.assertEqual(len(self.contacts()), 1)
+
+    def test_bodies_and_arguments_are_bounded(self):
+        self.web.login()
+        pad = "x" * BODY_MAX
+        body = json.dumps(dict(self.add_args(), pad=pad)).encode()
+        self.assertGreater(len(body), BODY_MAX)
+        status, _, _ = self.web.request("POST", "/api/call/contact.add", body,
+                                        self.web.api_headers())
+        self.assert_refused(status, 413, "an oversized body")
+        # A declared length over the limit is refused before any body is
+        # sent, and no length at all (chunked) is refused too.
+        self.assertEqual(self.raw_post_status("Content-Length: 1000000000"), b"413")
+        self.assertEqual(self.raw_post_status("Transfer-Encoding: chunked"), b"411")
+        self.assertEqual(self.contacts(), [])
+        # Only the page's verbs, with flat arguments.
+        for verb in ("watch", "message.send", "profile.set", "no.such.verb"):
+            status, data = self.web.post(verb, {"name": "alice", "text": "hi"})
+            self.assertEqual(status, 400, verb)
+            self.assertEqual(json.loads(data)["error"]["name"], "E_UNKNOWN_VERB")
+        for args in ('{"card": {"nested": 1}}', '[1]', '{"card": -1}',
+                     '{"card": "a", "card": "b"}', 'not json', '{"tags": [1]}'):
+            status, data, = self.web.request("POST", "/api/call/contact.add", args.encode(),
+                                             self.web.api_headers())[0::2]
+            self.assert_refused(status, 400, args)
+        # The node's own refusals come back as {"ok": false}.
+        status, data = self.web.post("contact.add", {"card": "tf1garbage"})
+        self.assertEqual(status, 200)
+        self.assertFalse(json.loads(data)["ok"])
+        self.assertEqual(self.contacts(), [])
+
+    def test_connections_are_bounded(self):
+        """Connections over the limit wait in the kernel's backlog: the
+        server runs one thread per connection it took, never more than
+        CONNECTIONS_MAX of them (plus its main and listening threads)."""
+        self.web.login()
+        task_dir = "/proc/%d/task" % self.web.proc.pid
+
+        def settled():
+            """The thread count once it held still for a second."""
+            last, since = -1, time.monotonic()
+            deadline = time.monotonic() + 30
+            while time.monotonic() < deadline:
+                n = len(os.listdir(task_dir))
+                if n != last:
+                    last, since = n, time.monotonic()
+                elif time.monotonic() - since >= 1.0:
+                    return n
+                time.sleep(0.05)
+            return last
+        socks = []
+        try:
+            for _ in range(CONNECTIONS_MAX + 16):
+                socks.append(socket.create_connection((self.web.host, self.web.port),
+                                                      timeout=10))
+            busy = settled()
+        finally:
+            for s in socks:
+                s.close()
+        idle = settled()
+        self.assertLessEqual(busy - idle, CONNECTIONS_MAX)
+        self.assertGreaterEqual(busy - idle, CONNECTIONS_MAX - 2,
+                                "the server did not take the connections it may")
+        # Once they are gone the page answers again.
+        wait_for("the page to answer again",
+                 lambda: self.web.post("status")[0] == 200, 30, 0.2)
+        print("threads: %d idle, %d with %d connections open" % (
+            idle, busy, CONNECTIONS_MAX + 16))
+
+    # The event stream -------------------------------------------------------------
+    def test_event_stream_needs_the_token_and_carries_node_events(self):
+        self.web.login()
+        status, _, _ = self.web.request("GET", "/api/events?t=" + "0" * 64,
+                                        headers={"Cookie": self.web.cookie})
+        self.assertEqual(status, 403)
+        conn = socket.create_connection((self.web.host, self.web.port), timeout=20)
+        conn.sendall(("GET /api/events?t=%s HTTP/1.1\r\nHost: %s\r\nCookie: %s\r\n\r\n" % (
+            self.web.token, self.web.hostport, self.web.cookie)).encode())
+        data = b""
+        deadline = time.monotonic() + 20
+        while b": watching" not in data and time.monotonic() < deadline:
+            data += conn.recv(4096)
+        self.assertIn(b"text/event-stream", data)
+        self.sam.cli("contact", "add", self.alice_card, "--alias", "alice")
+        while b"contact.added" not in data and time.monotonic() < deadline:
+            data += conn.recv(4096)
+        conn.close()
+        line = [x for x in data.split(b"\n") if b"contact.added" in x][0]
+        ev = json.loads(line[line.index(b"data: ") + 6:])
+        self.assertEqual(ev["type"], "contact.added")
+
+
+class WebListen(unittest.TestCase):
+    def test_non_loopback_needs_allow_remote(self):
+        for addr in ("0.0.0.0:0", "192.0.2.1:8080", "[::]:0"):
+            r = subprocess.run([TWOFOLD, "--home", "/nonexistent", "web", "--listen", addr],
+                               capture_output=True, text=True, timeout=30)
+            self.assertEqual(r.returncode, 2, r.stderr)
+            self.assertIn("--allow-remote", r.stderr)
+        for addr in ("127.0.0.1", "127.0.0.1:99999", "example.com:80", "[::1]"):
+            r = subprocess.run([TWOFOLD, "--home", "/nonexistent", "web", "--listen", addr],
+                               capture_output=True, text=True, timeout=30)
+            self.assertEqual(r.returncode, 2, addr + ": " + r.stderr)
+
+
+if __name__ == "__main__":
+    unittest.main()
