@@ -28,9 +28,9 @@
  * - A failed fsync (injected EIO) behaves like Linux after "fsyncgate": the
  *   file's dirty pages stay readable but will never reach the disk (a later
  *   fsync succeeds without writing them), unless written again.
- * - A quota (bytes of file data, backing size plus unsynced growth) makes
- *   writes and truncates that would exceed it fail with ENOSPC; statfs
- *   reports the quota's free space.
+ * - A quota (bytes of file data: the backing files' sizes plus unsynced
+ *   growth) makes writes and truncates that would exceed it fail with
+ *   ENOSPC; statfs reports the quota's free space.
  * Not modelled: sector-granular tearing inside a page, reordering within the
  * backing file system (it is never itself power-cut), extended attributes,
  * fallocate (EOPNOTSUPP), and POSIX locks (the kernel keeps them locally).
@@ -268,8 +268,7 @@ static void page_drop_at(struct pfile *pf, size_t i)
 
 static bool pfile_idle(const struct pfile *pf)
 {
-    return pf->opens == 0 && pf->n == 0 && pf->size == pf->synced_size &&
-           pf->floor == UINT64_MAX;
+    return pf->opens == 0 && pf->n == 0 && pf->size == pf->synced_size && pf->floor == UINT64_MAX;
 }
 
 static void pfile_unlink(struct pfile *pf)
@@ -337,13 +336,41 @@ static int pfile_for_path(const char *path, struct pfile **out)
     return 0;
 }
 
-/* Bytes of file data the disk would hold if everything were synced. */
+/* The bytes of the regular files under the directory fd (taken), as the
+ * backing disk holds them. */
+static uint64_t tree_bytes(int fd, int depth)
+{
+    DIR *d = fdopendir(fd);
+    uint64_t sum = 0;
+    if (d == NULL) {
+        close(fd);
+        return 0;
+    }
+    struct dirent *e;
+    while ((e = readdir(d)) != NULL) {
+        struct stat sb;
+        if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0 ||
+            fstatat(dirfd(d), e->d_name, &sb, AT_SYMLINK_NOFOLLOW) != 0)
+            continue;
+        if (S_ISREG(sb.st_mode)) {
+            sum += (uint64_t)sb.st_size;
+        } else if (S_ISDIR(sb.st_mode) && depth < 16) {
+            int sub = openat(dirfd(d), e->d_name, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+            if (sub >= 0)
+                sum += tree_bytes(sub, depth + 1);
+        }
+    }
+    closedir(d);
+    return sum;
+}
+
+/* Bytes of file data in this file system if everything were synced: what
+ * the quota counts (apparent sizes, not blocks, so that the figure does not
+ * depend on the backing file system). */
 static uint64_t used_bytes(void)
 {
-    struct statvfs sv;
-    uint64_t used = 0;
-    if (fstatvfs(g.bfd, &sv) == 0 && sv.f_blocks >= sv.f_bfree)
-        used = (uint64_t)(sv.f_blocks - sv.f_bfree) * sv.f_frsize;
+    int fd = dup(g.bfd);
+    uint64_t used = fd >= 0 ? tree_bytes(fd, 0) : 0;
     for (struct pfile *pf = g.files; pf != NULL; pf = pf->next)
         if (pf->size > pf->synced_size)
             used += pf->size - pf->synced_size;
@@ -685,9 +712,8 @@ static int do_open(const char *path, struct fuse_file_info *fi, bool create, mod
     struct pfile *pf;
     int rc;
     if (create) {
-        int fd = openat(g.bfd, rel(path), O_WRONLY | O_CREAT | O_CLOEXEC | O_NOFOLLOW |
-                                              (fi->flags & O_EXCL),
-                        mode);
+        int fd = openat(g.bfd, rel(path),
+                        O_WRONLY | O_CREAT | O_CLOEXEC | O_NOFOLLOW | (fi->flags & O_EXCL), mode);
         if (fd < 0)
             return -errno;
         close(fd);
@@ -726,8 +752,7 @@ static int op_create(const char *path, mode_t mode, struct fuse_file_info *fi)
     LOCKED_END;
 }
 
-static int op_read(const char *path, char *buf, size_t size, off_t off_,
-                   struct fuse_file_info *fi)
+static int op_read(const char *path, char *buf, size_t size, off_t off_, struct fuse_file_info *fi)
 {
     (void)path;
     LOCKED_BEGIN;
@@ -1045,9 +1070,9 @@ static void command(char *line, char *out, size_t cap)
         snprintf(out, cap, "ok");
     } else if (strcmp(w[0], "stats") == 0) {
         snprintf(out, cap,
-                 "ok writes=%" PRIu64 " fsyncs=%" PRIu64 " syncwrites=%" PRIu64
-                 " dirsyncs=%" PRIu64 " dirty_pages=%" PRIu64 " cuts=%" PRIu64
-                 " dead=%d used=%" PRIu64 " quota=%" PRIu64,
+                 "ok writes=%" PRIu64 " fsyncs=%" PRIu64 " syncwrites=%" PRIu64 " dirsyncs=%" PRIu64
+                 " dirty_pages=%" PRIu64 " cuts=%" PRIu64 " dead=%d used=%" PRIu64
+                 " quota=%" PRIu64,
                  g.writes, g.fsyncs, g.syncwrites, g.dirsyncs, dirty_pages(), g.cuts, g.dead,
                  used_bytes(), g.quota);
     } else if (strcmp(w[0], "cut") == 0 && parse_mode(w, n, 1, &mode, &percent)) {
@@ -1068,9 +1093,8 @@ static void command(char *line, char *out, size_t cap)
         g.arm.percent = percent;
         snprintf(out, cap, "ok");
     } else if (strcmp(w[0], "arm") == 0 && (n == 5 || n == 6) && strcmp(w[1], "eio") == 0 &&
-               parse_event(w[2], &g.arm.event) && g.arm.event != EV_WRITE &&
-               parse_u64(w[4], &a) && a > 0 && strlen(w[3]) <= NAME_MAX &&
-               (n == 5 || (parse_u64(w[5], &b) && b > 0))) {
+               parse_event(w[2], &g.arm.event) && g.arm.event != EV_WRITE && parse_u64(w[4], &a) &&
+               a > 0 && strlen(w[3]) <= NAME_MAX && (n == 5 || (parse_u64(w[5], &b) && b > 0))) {
         g.arm.action = ACT_EIO;
         snprintf(g.arm.name, sizeof g.arm.name, "%s", w[3]);
         g.arm.countdown = a;
@@ -1192,8 +1216,10 @@ int main(int argc, char **argv)
         return 1;
     /* Foreground, one thread (the control thread shares the one lock), and
      * the mount goes away if this process dies. */
-    char *fargv[] = {argv[0], (char *)(uintptr_t)mnt, "-f", "-s", "-o",
-                     "auto_unmount,fsname=tf-plfs,subtype=tf-plfs", NULL};
+    char *fargv[] = {argv[0], (char *)(uintptr_t)mnt,
+                     "-f",    "-s",
+                     "-o",    "auto_unmount,fsname=tf-plfs,subtype=tf-plfs",
+                     NULL};
     int rc = fuse_main(6, fargv, &ops, NULL);
     /* The control thread may be serving a client: it is left to die with
      * the process, and the state it reads is freed under the lock. */
