@@ -661,7 +661,7 @@ def verify_card_text(text):
 
 MAX_ENVELOPE = 65000
 ENVELOPE_TYPES = {1: "note", 2: "proposal", 3: "reply", 4: "introduction", 5: "close",
-                  6: "card update"}
+                  6: "card update", 7: "request", 8: "request close", 9: "feedback"}
 # Section 7: inner || padding is the smallest of these that holds inner.
 PAD_CLASSES = (4096, 8192, 16384, 32768, 53248)
 
@@ -1395,7 +1395,7 @@ class Emitter:
 
         bad("for dave", "E_NOT_FOR_ME", good, recipient="dave")
         bad("one second after expiry", "E_EXPIRED", good, now=expires + 1)
-        bad("type 7", "E_BAD_VALUE", env(etype=7))
+        bad("type 10", "E_BAD_VALUE", env(etype=10))
         bad("type 0", "E_BAD_VALUE", env(etype=0))
         bad("inner signed by mallory as alice", "E_BAD_SIG", env(signer=mallory))
         sig = sign(alice.sign_sk, TAG_ENVELOPE,
@@ -1423,8 +1423,8 @@ class Emitter:
         inner = enc([alice.sign_pk, 1, note, sig])
         bad("a padding byte of 1", "E_TRAILING",
             env(inner=inner + bytes(100) + b"\x01" + bytes(3000), pad=False))
-        bad("type 7 with a non-zero padding byte (the type is checked first)", "E_BAD_VALUE",
-            env(inner=enc([alice.sign_pk, 7, note, sig]) + b"\x01"))
+        bad("type 10 with a non-zero padding byte (the type is checked first)", "E_BAD_VALUE",
+            env(inner=enc([alice.sign_pk, 10, note, sig]) + b"\x01"))
         bad("inner signature of 65 bytes", "E_TOO_LONG",
             env(inner=enc([alice.sign_pk, 1, note, sig + b"\x00"])))
         bad("over 65000 bytes", "E_TOO_LONG",
