@@ -31,8 +31,9 @@ static int parse_expires(const struct tf_cli *cli, const char *s, uint64_t *secs
             unit = strchr(units, end[0]);
     }
     if (unit == NULL)
-        return tf_cli_args_usage_error(cli, "--expires wants a duration such as 12h, 14d or 2w, "
-                                            "not '%s'",
+        return tf_cli_args_usage_error(cli,
+                                       "--expires wants a duration such as 12h, 14d or 2w, "
+                                       "not '%s'",
                                        s);
     uint64_t mult = unit_secs[unit - units];
     if (v == 0 || v > TF_PROTO_REQUEST_EXPIRES_MAX_S / mult)
@@ -166,16 +167,16 @@ cleanup:
 int tf_cli_request_list(struct tf_cli *cli, int argc, char **argv)
 {
     static const struct tf_cli_render_row cols[] = {
-        {"ID", "id", TF_CLI_RENDER_SHORT_ID},  {"ROLE", "role", TF_CLI_RENDER_TEXT},
-        {"WHO", "alias", TF_CLI_RENDER_TEXT},  {"SEEKING", "seeking", TF_CLI_RENDER_TEXT},
+        {"ID", "id", TF_CLI_RENDER_SHORT_ID},   {"ROLE", "role", TF_CLI_RENDER_TEXT},
+        {"WHO", "alias", TF_CLI_RENDER_TEXT},   {"SEEKING", "seeking", TF_CLI_RENDER_TEXT},
         {"STATE", "state", TF_CLI_RENDER_TEXT}, {"EXPIRES", "expires", TF_CLI_RENDER_AGO},
         {"NOTE", "note", TF_CLI_RENDER_LINE},
     };
     struct tf_cli_args a;
     if (tf_cli_args_parse_plain(&a, cli, argc, argv, 0, 0, "") != 0)
         return TF_CLI_EXIT_USAGE;
-    return tf_cli_ctl_print_list(cli, "request.list", NULL, 0, "no requests",
-                                 cols, sizeof cols / sizeof cols[0]);
+    return tf_cli_ctl_print_list(cli, "request.list", NULL, 0, "no requests", cols,
+                                 sizeof cols / sizeof cols[0]);
 }
 
 /* requests show|decline|withdraw REQUEST */

@@ -74,8 +74,8 @@ static uint64_t get_u64be(const uint8_t in[8])
     return v;
 }
 
-static void ks_add(struct keyset *ks, uint8_t kind, const uint8_t *a, size_t alen,
-                   const uint8_t *b, size_t blen)
+static void ks_add(struct keyset *ks, uint8_t kind, const uint8_t *a, size_t alen, const uint8_t *b,
+                   size_t blen)
 {
     uint8_t *k = ks->key[ks->n];
     k[0] = kind;
@@ -120,7 +120,7 @@ static int ks_apply(struct tf_node *node, const struct keyset *old, const struct
             if (rc == TF_E_NOT_FOUND)
                 rc = TF_OK;
         }
-    for (size_t i = 0; rc == TF_OK && new != NULL && i < new->n; i++)
+    for (size_t i = 0; rc == TF_OK && new != NULL &&i < new->n; i++)
         if (old == NULL || !ks_has(old, new->key[i], new->len[i]))
             rc = tf_node_store_kv_put(node->store, TF_NODE_STORE_REQUEST_INDEX, new->key[i],
                                       new->len[i], NULL, 0);
@@ -172,9 +172,9 @@ static int req_decode(const uint8_t id[32], const uint8_t *p, size_t n, struct r
     uint64_t role, state;
     memset(r, 0, sizeof *r);
     tf_proto_mp_reader_init(&rd, p, n);
-    if (tf_proto_mp_read_array_exact(&rd, 8) != TF_OK || tf_proto_mp_read_uint(&rd, &role) != TF_OK ||
-        role > TF_PROTO_REQ_ROLE_RECEIVED || tf_proto_mp_read_uint(&rd, &state) != TF_OK ||
-        state > TF_PROTO_REQ_WITHDRAWN ||
+    if (tf_proto_mp_read_array_exact(&rd, 8) != TF_OK ||
+        tf_proto_mp_read_uint(&rd, &role) != TF_OK || role > TF_PROTO_REQ_ROLE_RECEIVED ||
+        tf_proto_mp_read_uint(&rd, &state) != TF_OK || state > TF_PROTO_REQ_WITHDRAWN ||
         tf_proto_mp_read_bin(&rd, 1, TF_PROTO_BODY_MAX, &sreq) != TF_OK ||
         tf_proto_mp_read_uint(&rd, &r->received) != TF_OK ||
         tf_proto_mp_read_uint(&rd, &r->m.closed) != TF_OK)
@@ -406,8 +406,7 @@ static int count_prefix(struct tf_node *node, uint8_t kind, const uint8_t *pk, u
 
 /* Receiving. */
 
-static int on_request(struct tf_node *node, const uint8_t from[32], const uint8_t *body,
-                      size_t len)
+static int on_request(struct tf_node *node, const uint8_t from[32], const uint8_t *body, size_t len)
 {
     struct req r;
     char tid[TF_PROTO_TEXT_ID_SIZE];
@@ -475,8 +474,9 @@ static int on_request(struct tf_node *node, const uint8_t from[32], const uint8_
     }
     rc = req_run(node, &r, TF_PROTO_REQ_EV_CREATE, now, NULL);
     req_free(&r);
-    return rc == TF_OK ? TF_PROTO_ACK_REASON_NONE : rc == TF_E_EXPIRED ? TF_PROTO_ACK_REASON_EXPIRED
-                                                                        : -1;
+    return rc == TF_OK          ? TF_PROTO_ACK_REASON_NONE
+           : rc == TF_E_EXPIRED ? TF_PROTO_ACK_REASON_EXPIRED
+                                : -1;
 }
 
 static int on_request_close(struct tf_node *node, const uint8_t from[32], const uint8_t *body,
@@ -572,8 +572,8 @@ int tf_node_request_check_answer(struct tf_node *node, const msgpack_object *arg
     return rc;
 }
 
-int tf_node_request_topic(struct tf_node *node, const msgpack_object *args, char *topic,
-                          size_t cap, char *why, size_t why_cap)
+int tf_node_request_topic(struct tf_node *node, const msgpack_object *args, char *topic, size_t cap,
+                          char *why, size_t why_cap)
 {
     const char *p;
     size_t n;
@@ -804,8 +804,8 @@ static int resolve(struct tf_node *node, const msgpack_object *args, const char 
     size_t flen = 0;
     if (sodium_hex2bin(from, sizeof from, s.prefix, n & ~(size_t)1, NULL, &flen, NULL) != 0)
         return TF_E_BAD_REQUEST;
-    int rc = tf_node_store_kv_foreach_from(node->store, TF_NODE_STORE_REQUESTS, from, flen, id_cb,
-                                           &s);
+    int rc =
+        tf_node_store_kv_foreach_from(node->store, TF_NODE_STORE_REQUESTS, from, flen, id_cb, &s);
     if (rc != TF_OK && rc != 1)
         return rc;
     if (s.matches == 0) {
@@ -1002,7 +1002,8 @@ static int verb_one(struct tf_node *node, const msgpack_object *args, struct tf_
         return rc;
     }
     if (which != 0) {
-        enum tf_proto_req_event ev = which == 1 ? TF_PROTO_REQ_EV_DECLINE : TF_PROTO_REQ_EV_WITHDRAW;
+        enum tf_proto_req_event ev =
+            which == 1 ? TF_PROTO_REQ_EV_DECLINE : TF_PROTO_REQ_EV_WITHDRAW;
         rc = req_run(node, &r, ev, tf_node_now(node), "owner");
         if (rc == TF_E_BAD_STATE && which == 1 && r.m.role == TF_PROTO_REQ_ROLE_SENT)
             WHY("this is your own request: withdraw it instead");

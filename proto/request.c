@@ -65,18 +65,23 @@ static int request_decode(const uint8_t *buf, size_t len, struct tf_proto_statem
         return rc;
     if (version != TF_PROTO_REQUEST_VERSION)
         return TF_E_VERSION;
+    /* Each field is checked as it is read (docs/PROTOCOL.md §2). */
     if ((rc = tf_proto_mp_read_bin_fixed(&r, q.asker_pk, TF_PROTO_KEY_LEN)) != TF_OK ||
         (rc = tf_proto_mp_read_bin_fixed(&r, q.connector_pk, TF_PROTO_KEY_LEN)) != TF_OK ||
         (rc = tf_proto_mp_read_str(&r, 1, TF_PROTO_TAG_MAX, TF_PROTO_TEXT_LINE, &q.seeking)) !=
-            TF_OK ||
-        (rc = tf_proto_mp_read_str(&r, 0, TF_PROTO_REQUEST_NOTE_MAX, TF_PROTO_TEXT_MULTILINE,
+            TF_OK)
+        return rc;
+    if (!tf_proto_tag_is_valid(q.seeking.ptr, q.seeking.len))
+        return TF_E_BAD_VALUE;
+    if ((rc = tf_proto_mp_read_str(&r, 0, TF_PROTO_REQUEST_NOTE_MAX, TF_PROTO_TEXT_MULTILINE,
                                    &q.note)) != TF_OK ||
         (rc = tf_proto_mp_read_uint(&r, &q.created)) != TF_OK ||
-        (rc = tf_proto_mp_read_uint(&r, &q.expires)) != TF_OK ||
-        (rc = tf_proto_mp_read_bin_fixed(&r, q.nonce, TF_PROTO_REQUEST_NONCE_LEN)) != TF_OK ||
-        (rc = tf_proto_mp_read_end(&r)) != TF_OK)
+        (rc = tf_proto_mp_read_uint(&r, &q.expires)) != TF_OK)
         return rc;
-    if ((rc = check_request(&q)) != TF_OK)
+    if (q.expires <= q.created || q.expires - q.created > TF_PROTO_REQUEST_EXPIRES_MAX_S)
+        return TF_E_BAD_VALUE;
+    if ((rc = tf_proto_mp_read_bin_fixed(&r, q.nonce, TF_PROTO_REQUEST_NONCE_LEN)) != TF_OK ||
+        (rc = tf_proto_mp_read_end(&r)) != TF_OK)
         return rc;
     tf_proto_hash_tagged(q.id, TAG_REQUEST_ID, st->body.ptr, st->body.len, NULL, 0);
     *out = q;
@@ -135,7 +140,8 @@ int tf_proto_request_close_sign(const struct tf_proto_identity *signer,
 }
 
 int tf_proto_request_close_verify(const uint8_t signer_pk[static TF_PROTO_KEY_LEN],
-                                  const uint8_t *buf, size_t len, struct tf_proto_request_close *out)
+                                  const uint8_t *buf, size_t len,
+                                  struct tf_proto_request_close *out)
 {
     struct tf_proto_statement st;
     struct tf_proto_mp_reader r;

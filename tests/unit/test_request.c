@@ -66,8 +66,8 @@ static void test_request_round_trip(void **state)
     /* a request signed in another domain does not verify */
     struct tf_proto_buf other;
     fx_resign(&w.id[FX_B], TF_PROTO_DOMAIN_PROPOSAL, &out, &other);
-    assert_rc(tf_proto_request_verify(w.id[FX_C].sign_pk, w.id[FX_B].sign_pk, other.data,
-                                      other.len, FX_NOW, FX_SKEW, &got),
+    assert_rc(tf_proto_request_verify(w.id[FX_C].sign_pk, w.id[FX_B].sign_pk, other.data, other.len,
+                                      FX_NOW, FX_SKEW, &got),
               TF_E_BAD_SIG);
     tf_proto_buf_free(&other);
     tf_proto_buf_free(&out);
@@ -159,8 +159,8 @@ static void test_proposal_request_field(void **state)
         struct tf_proto_statement st;
         assert_ok(tf_proto_statement_parse(out.data, out.len, &st));
         assert_int_equal(st.body.ptr[0], 0x90 | (with ? 8 : 7)); /* fixarray of 7 or 8 */
-        assert_ok(tf_proto_proposal_verify(w.id[FX_B].sign_pk, out.data, out.len, FX_NOW, FX_SKEW,
-                                           &got));
+        assert_ok(
+            tf_proto_proposal_verify(w.id[FX_B].sign_pk, out.data, out.len, FX_NOW, FX_SKEW, &got));
         assert_int_equal(got.has_request, with);
         if (with)
             assert_memory_equal(got.request_id, p.request_id, 32);
@@ -227,8 +227,8 @@ static void test_machine_table(void **state)
             assert_ok(out.rc);
             assert_int_equal(out.next.state, CLOSES[i].to);
             assert_int_equal(out.next.closed, 200);
-            assert_int_equal(out.actions, TF_PROTO_REQ_ACT_SAVE | TF_PROTO_REQ_ACT_EMIT |
-                                              CLOSES[i].send);
+            assert_int_equal(out.actions,
+                             TF_PROTO_REQ_ACT_SAVE | TF_PROTO_REQ_ACT_EMIT | CLOSES[i].send);
             /* after the expiry: refused, nothing changes */
             tf_proto_req_step(&open, CLOSES[i].ev, EXPIRES + 1, RETENTION, &out);
             assert_rc(out.rc, TF_E_EXPIRED);
@@ -251,8 +251,7 @@ static void test_machine_closed_states(void **state)
 {
     (void)state;
     static const enum tf_proto_req_state CLOSED[] = {TF_PROTO_REQ_ANSWERED, TF_PROTO_REQ_DECLINED,
-                                                     TF_PROTO_REQ_EXPIRED,
-                                                     TF_PROTO_REQ_WITHDRAWN};
+                                                     TF_PROTO_REQ_EXPIRED, TF_PROTO_REQ_WITHDRAWN};
     struct tf_proto_req_out out;
     for (int role = 0; role < 2; role++)
         for (size_t c = 0; c < sizeof CLOSED / sizeof CLOSED[0]; c++)
@@ -269,7 +268,8 @@ static void test_machine_closed_states(void **state)
                     assert_int_equal(out.actions & ~(unsigned)TF_PROTO_REQ_ACT_COLLECT, 0);
                     bool collect = EVENTS[e] == TF_PROTO_REQ_EV_TICK && t == 2;
                     assert_int_equal(out.actions == TF_PROTO_REQ_ACT_COLLECT, collect);
-                    if (EVENTS[e] == TF_PROTO_REQ_EV_ANSWER || EVENTS[e] == TF_PROTO_REQ_EV_ANSWERED)
+                    if (EVENTS[e] == TF_PROTO_REQ_EV_ANSWER ||
+                        EVENTS[e] == TF_PROTO_REQ_EV_ANSWERED)
                         assert_true(out.rc != TF_OK); /* never answered twice, nor when closed */
                 }
                 assert_int_equal(tf_proto_req_deadline(&s, RETENTION), 300 + RETENTION);
@@ -291,9 +291,9 @@ int main(void)
     if (sodium_init() < 0)
         return 1;
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_request_round_trip),   cmocka_unit_test(test_request_sign_checks),
-        cmocka_unit_test(test_request_close),        cmocka_unit_test(test_proposal_request_field),
-        cmocka_unit_test(test_machine_table),        cmocka_unit_test(test_machine_closed_states),
+        cmocka_unit_test(test_request_round_trip), cmocka_unit_test(test_request_sign_checks),
+        cmocka_unit_test(test_request_close),      cmocka_unit_test(test_proposal_request_field),
+        cmocka_unit_test(test_machine_table),      cmocka_unit_test(test_machine_closed_states),
         cmocka_unit_test(test_state_names),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
