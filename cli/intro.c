@@ -161,6 +161,7 @@ int tf_cli_intro_propose(struct tf_cli *cli, int argc, char **argv)
         OPT_SEQUENTIAL,
         OPT_EXPIRES,
         OPT_WAIT,
+        OPT_ANSWERS, /* requests */
     };
     static const struct tf_cli_opt opts[] = {
         {"note", true, OPT_NOTE},
@@ -172,13 +173,14 @@ int tf_cli_intro_propose(struct tf_cli *cli, int argc, char **argv)
         {"sequential", false, OPT_SEQUENTIAL},
         {"expires", true, OPT_EXPIRES},
         {"wait", false, OPT_WAIT},
+        {"answers", true, OPT_ANSWERS}, /* requests */
         {NULL, false, 0},
     };
     static const char *const text_keys[] = {"note", "note_a", "note_b", "about_a", "about_b"};
     enum { N_TEXTS = sizeof text_keys / sizeof text_keys[0] };
-    const char *texts[N_TEXTS] = {NULL}, *topic = NULL, *val, *p;
+    const char *texts[N_TEXTS] = {NULL}, *topic = NULL, *val, *p, *answers = NULL;
     bool sequential = false, wait = false;
-    struct tf_cli_ctl_arg args[3 + N_TEXTS + 2];
+    struct tf_cli_ctl_arg args[3 + N_TEXTS + 2 + 1];
     struct tf_cli_ctl c = {0};
     struct tf_cli_args a;
     const msgpack_object *res;
@@ -197,6 +199,8 @@ int tf_cli_intro_propose(struct tf_cli *cli, int argc, char **argv)
             wait = true;
         else if (opt == OPT_EXPIRES)
             rc = parse_duration(cli, val, &expires_s);
+        else if (opt == OPT_ANSWERS) /* requests */
+            answers = val;
         else
             texts[opt - OPT_NOTE] = val;
     }
@@ -211,10 +215,10 @@ int tf_cli_intro_propose(struct tf_cli *cli, int argc, char **argv)
                                        "A and B are both '%s': introduce two different "
                                        "contacts",
                                        a.pos[0]);
-    if (topic == NULL)
+    if (topic == NULL && answers == NULL) /* requests: the request's topic by default */
         return tf_cli_args_usage_error(cli, "missing --topic TOPIC (what the introduction is "
                                             "about, such as real-estate-law)");
-    if ((rc = tf_cli_args_check_tag(cli, "topic", topic)) != TF_CLI_EXIT_OK)
+    if (topic != NULL && (rc = tf_cli_args_check_tag(cli, "topic", topic)) != TF_CLI_EXIT_OK)
         return rc;
     if (texts[0] != NULL && (texts[1] != NULL || texts[2] != NULL))
         return tf_cli_args_usage_error(cli, "give --note (to both), or --note-a and --note-b, "
@@ -232,6 +236,7 @@ int tf_cli_intro_propose(struct tf_cli *cli, int argc, char **argv)
     tf_cli_ctl_add_str(args, &n, "topic", topic);
     for (size_t i = 0; i < N_TEXTS; i++)
         tf_cli_ctl_add_str(args, &n, text_keys[i], texts[i]);
+    tf_cli_ctl_add_str(args, &n, "answers", answers); /* requests */
     if (sequential)
         args[n++] =
             (struct tf_cli_ctl_arg){.key = "sequential", .type = TF_CLI_CTL_BOOL, .b = true};

@@ -23,6 +23,7 @@
 #include "cli/offline.h"
 #include "cli/policy.h"
 #include "cli/profile.h"
+#include "cli/request.h" /* requests */
 #include "cli/render.h"
 #include "proto/ctl.h"
 #include "cli/web/verb.h"
@@ -100,6 +101,24 @@ static const struct verb INTROS_VERBS[] = {
                "Not one still asking (withdraw it first), nor one whose closes have not left\n"
                "yet.  The contacts stay as they are.\n",
      tf_cli_intro_rm, NULL},
+    {NULL, NULL, NULL, NULL, NULL, NULL},
+};
+
+/* requests */
+#define REQUEST_ARG                                                                                \
+    "  REQUEST            a request's id (64 hex digits), or its first 8 or more digits\n"
+
+static const struct verb REQUESTS_VERBS[] = {
+    {"show", "REQUEST", "show everything about one request", REQUEST_ARG, tf_cli_request_show,
+     NULL},
+    {"decline", "REQUEST", "decline a request someone sent you",
+     REQUEST_ARG "\n"
+                 "The asker learns only that you declined; nobody else learns anything.\n",
+     tf_cli_request_decline, NULL},
+    {"withdraw", "REQUEST", "withdraw a request you sent while it is open",
+     REQUEST_ARG "\n"
+                 "A proposal that claims to answer it afterwards is an ordinary proposal.\n",
+     tf_cli_request_withdraw, NULL},
     {NULL, NULL, NULL, NULL, NULL, NULL},
 };
 
@@ -189,7 +208,7 @@ static const struct verb VERBS[] = {
     {"propose",
      "A B --topic TOPIC [--note TEXT | --note-a TEXT --note-b TEXT]\n"
      "                       [--about-a TEXT] [--about-b TEXT] [--sequential]\n"
-     "                       [--expires DURATION] [--wait]",
+     "                       [--expires DURATION] [--wait] [--answers REQUEST]",
      "propose introducing two of your contacts to each other",
      "  A, B               the two contacts: alias, id, or the first 6 or more characters of\n"
      "                     an id\n"
@@ -208,6 +227,9 @@ static const struct verb VERBS[] = {
      "  --wait             then print each side's answer as it comes, until they are\n"
      "                     introduced (status 0), or the intro is declined, withdrawn or\n"
      "                     expires (status 1); Ctrl-C stops waiting (status 0)\n"
+     "  --answers REQUEST  the request (sent to you) this proposal answers; the proposal to\n"
+     "                     its asker names it, the other side is not told; --topic defaults\n"
+     "                     to what it seeks\n"
      "\n"
      "Nobody is introduced unless both accept; a decline tells the other side only that\n"
      "the intro is closed.  Texts are at most 2000 bytes of UTF-8.  Prints the intro's short\n"
@@ -345,6 +367,25 @@ static const struct verb VERBS[] = {
      "Prints the page's address with a secret that signs your browser in; stop with\n"
      "Ctrl-C.  The page talks to the node only through its control socket.\n",
      tf_cli_web_verb, NULL},
+    /* requests */
+    {"ask", "CONNECTOR --seeking TAG [--note TEXT] [--expires DURATION]",
+     "ask a contact to introduce you to someone who offers TAG",
+     "  CONNECTOR          the contact to ask: alias, id, or the first 6 or more characters\n"
+     "  --seeking TAG      what you look for, a tag (a-z 0-9 -), such as real-estate-law\n"
+     "  --note TEXT        a note to the connector (at most 2000 bytes)\n"
+     "  --expires DURATION how long the request stays open: 12h, 14d (the default), 2w;\n"
+     "                     at most 90d\n"
+     "\n"
+     "The request is signed and sealed for the connector only.  They may answer with a\n"
+     "proposal (which names your request), decline (you learn only that), or let it\n"
+     "expire; 'twofold requests' shows where it stands.  Prints the request's id.\n",
+     tf_cli_request_ask, NULL},
+    {"requests", "[show|decline|withdraw REQUEST]",
+     "list the requests for introductions you sent and received",
+     "Shows the start of each request's id, sent or received, the other person, the topic,\n"
+     "the state (open, answered, declined, expired or withdrawn) and when it expires.\n"
+     "Answer a received one with 'twofold propose A B --answers REQUEST'.\n",
+     tf_cli_request_list, REQUESTS_VERBS},
     {NULL, NULL, NULL, NULL, NULL, NULL},
 };
 

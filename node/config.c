@@ -60,6 +60,11 @@ void tf_node_config_defaults(struct tf_node_config *cfg)
     cfg->messages_max_per_contact = 10000;
     cfg->messages_max = 100000;
     cfg->messages_retention_s = 365 * 86400;
+    /* requests */
+    cfg->max_open_requests_per_asker = 4;
+    cfg->max_requests_per_asker = 32;
+    cfg->max_stranger_requests = 64;
+    cfg->request_retention_s = 30 * 86400;
 }
 
 struct key {
@@ -121,6 +126,11 @@ static const struct key KEYS[] = {
     KEY(messages_max_per_contact, 1, 100000000),
     KEY(messages_max, 1, 100000000),
     KEY(messages_retention_s, 0, 10 * 365 * 86400),
+    /* requests */
+    KEY(max_open_requests_per_asker, 1, 1000000),
+    KEY(max_requests_per_asker, 1, 1000000),
+    KEY(max_stranger_requests, 0, 1000000),
+    KEY(request_retention_s, 1, 10 * 365 * 86400),
 };
 
 static char *trim(char *s)

@@ -74,6 +74,12 @@ struct tf_node_config {
     uint64_t messages_max_per_contact; /* received notes stored from one contact */
     uint64_t messages_max;             /* received notes stored in all */
     uint64_t messages_retention_s;     /* 0: keep notes until the owner removes them */
+    /* requests (node/request.c, docs/CONTROL.md "Settings"): what askers can
+     * make a connector keep, and how long closed requests stay. */
+    uint64_t max_open_requests_per_asker; /* open requests received from one asker */
+    uint64_t max_requests_per_asker;      /* records (open or closed) kept from one asker */
+    uint64_t max_stranger_requests;       /* records kept from non-contacts, together */
+    uint64_t request_retention_s;         /* closed requests are collected after this */
 };
 
 /* The defaults. */

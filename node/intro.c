@@ -15,6 +15,7 @@
 #include "node/log.h"
 #include "node/node.h"
 #include "node/policy.h"
+#include "node/request.h" /* requests */
 #include "node/store.h"
 #include "proto/ctl.h"
 #include "proto/envelope.h"
@@ -824,7 +825,10 @@ static int send_proposal(struct tf_node *node, const struct intro_out *o, int x)
     p.about_other.len = o->about[1 - x].len;
     p.note.ptr = o->note[x].data;
     p.note.len = o->note[x].len;
-    int rc = tf_proto_proposal_sign(&node->id, &p, &signed_p);
+    /* requests: the proposal to an asker names the request it answers. */
+    int rc = tf_node_request_fill_proposal(node, o->id, x, &p);
+    if (rc == TF_OK)
+        rc = tf_proto_proposal_sign(&node->id, &p, &signed_p);
     if (rc == TF_OK) {
         rc = send_to(node, o->pk[x], TF_PROTO_MSG_TYPE_PROPOSAL, &signed_p, o->expires);
         tf_proto_buf_free(&signed_p);
@@ -1567,6 +1571,10 @@ static int on_proposal(struct tf_node *node, const uint8_t from[32], const uint8
         tf_node_log(TF_NODE_LOG_INFO, "intro", "proposal from blocked connector %s dropped", tid);
         return tomb_put(node, p.intro_id, from, 0) == TF_OK ? TF_PROTO_ACK_REASON_NONE : -1;
     }
+    /* requests: a proposal that answers this node's own open request. */
+    bool answers_request = false;
+    if (tf_node_request_on_proposal(node, &p, &answers_request) != TF_OK)
+        return -1;
     /* The owner's policy may answer at once (docs/POLICY.md). */
     struct tf_proto_policy_decision d;
     if (tf_node_policy_decide(node, from, p.core.topic, p.core.mode, true, &d) != TF_OK)
@@ -1797,8 +1805,8 @@ int tf_node_intro_receive(struct tf_node *node, uint16_t type, const uint8_t fro
         return on_introduction(node, from_pk, body, len);
     case TF_PROTO_MSG_TYPE_CLOSE:
         return on_close(node, from_pk, body, len);
-    default:
-        return TF_PROTO_ACK_REASON_UNSUPPORTED;
+    default: /* requests: requests, their closes and feedback */
+        return tf_node_request_receive(node, type, from_pk, body, len);
     }
 }
 
@@ -2186,6 +2194,11 @@ static int verb_propose(struct tf_node *node, const msgpack_object *args,
     memset(&o, 0, sizeof o);
     if ((rc = opt_str(args, "topic", topic, sizeof topic, false, why, why_cap)) != TF_OK)
         return rc;
+    /* requests: without a topic, an answer is about what the request seeks. */
+    if (topic[0] == '\0' &&
+        (rc = tf_node_request_topic(node, args, topic, sizeof topic, why, why_cap)) != TF_OK &&
+        rc != TF_E_NOT_FOUND)
+        return rc;
     if (!tf_proto_tag_is_valid((const uint8_t *)topic, strlen(topic))) {
         WHY(topic[0] ? "'%s' is not a topic tag (1-64 of a-z, 0-9 and '-')"
                      : "a topic is required%s",
@@ -2220,6 +2233,13 @@ static int verb_propose(struct tf_node *node, const msgpack_object *args,
         rc = TF_E_EXISTS;
         goto out;
     }
+    /* requests: "answers" names an open request of A's or B's. */
+    int asker_side = -1;
+    uint8_t request_id[32];
+    rc = tf_node_request_check_answer(node, args, ca.pk, cb.pk, &asker_side, request_id, why,
+                                      why_cap);
+    if (rc != TF_OK && rc != TF_E_NOT_FOUND)
+        goto out;
     /* Texts. */
     const struct tf_node_contact *cs[2] = {&ca, &cb};
     const char *note_keys[2] = {"note_a", "note_b"}, *about_keys[2] = {"about_a", "about_b"};
@@ -2262,6 +2282,12 @@ static int verb_propose(struct tf_node *node, const msgpack_object *args,
     struct tf_proto_im_conn next;
     struct tf_proto_im_out res;
     tf_proto_im_conn_propose(sequential, o.expires, &next, &res);
+    /* requests: recorded before the proposals are signed, which name it. */
+    if (asker_side >= 0 &&
+        (rc = tf_node_request_answered(node, request_id, o.id, asker_side, "owner")) != TF_OK) {
+        WHY("cannot record the answer to the request: %s", tf_strerror(rc));
+        goto out;
+    }
     if ((rc = conn_exec(node, &o, true, &next, &res, -1, core.created, NULL)) != TF_OK ||
         (rc = pair_index_put(node, &o)) != TF_OK) {
         WHY("cannot record the intro: %s", tf_strerror(rc));

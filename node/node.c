@@ -16,6 +16,7 @@
 #include "node/ctl.h"
 #include "node/delivery.h"
 #include "node/intro.h"
+#include "node/request.h" /* requests */
 #include "node/internal.h"
 #include "node/net.h"
 #include "node/ping.h"
@@ -425,7 +426,8 @@ static int start_handles(struct tf_node *node)
     if ((rc = uv_timer_start(&node->events_sweep, events_sweep_cb, 0, EVENTS_SWEEP_MS)) != 0)
         return rc;
     if ((rc = tf_node_delivery_start(node, &node->delivery)) != 0 ||
-        (rc = tf_node_intro_start(node)) != 0)
+        (rc = tf_node_intro_start(node)) != 0 ||
+        (rc = tf_node_request_start(node)) != 0) /* requests */
         return rc;
     if (node->listen[0] && (rc = tf_node_net_start(node, node->listen, &node->net)) != 0)
         return rc;
@@ -515,6 +517,7 @@ void tf_node_stop(struct tf_node *node)
     tf_node_delivery_stop(node->delivery);
     node->delivery = NULL;
     tf_node_intro_stop(node);
+    tf_node_request_stop(node); /* requests */
     close_handle((uv_handle_t *)&node->events_sweep);
     close_handle((uv_handle_t *)&node->commit);
     close_handle((uv_handle_t *)&node->sig_int);

@@ -86,6 +86,8 @@ struct tf_node {
      * an array of framed event messages. */
     struct tf_proto_buf *pending_events;
     size_t n_pending_events, cap_pending_events;
+    /* requests (node/request.c): expires and collects requests */
+    uv_timer_t request_sweep;
 };
 
 /* Starts a node on loop: takes the home's lock (TF_E_EXISTS with a message if

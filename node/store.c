@@ -53,6 +53,10 @@ enum dbi {
     DBI_INTRO_EXPIRY,
     DBI_INTRO_PENDING,
     DBI_INTRO_SCHED,
+    /* requests (schema 7) */
+    DBI_REQUESTS,
+    DBI_REQUEST_INDEX,
+    DBI_INTRO_STATS,
     DBI_COUNT
 };
 
@@ -78,6 +82,10 @@ static const struct {
     [DBI_INTRO_EXPIRY] = {"intro_expiry", 5},
     [DBI_INTRO_PENDING] = {"intro_pending", 5},
     [DBI_INTRO_SCHED] = {"intro_sched", 6},
+    /* requests (schema 7) */
+    [DBI_REQUESTS] = {"requests", 7},
+    [DBI_REQUEST_INDEX] = {"request_index", 7},
+    [DBI_INTRO_STATS] = {"intro_stats", 7},
 };
 
 /* The value of keys that carry none (index entries).  Not NULL: write_op
@@ -522,12 +530,25 @@ static int migrate_5_to_6(struct tf_node_store *st, MDB_txn *txn)
     return open_tables(st, txn, 6, 6, MDB_CREATE);
 }
 
+/* requests: schema 7 adds requests (request id -> record), request_index
+ * (node/request.c's budgets, schedules and answered-by index) and
+ * intro_stats (feedback and per-contact intro statistics). */
+static int migrate_6_to_7(struct tf_node_store *st, MDB_txn *txn)
+{
+    return open_tables(st, txn, 7, 7, MDB_CREATE);
+}
+
 static const struct {
     migrate_fn *fn;
     bool additive;
 } migrations[TF_NODE_STORE_SCHEMA] = {
-    [1] = {migrate_1_to_2, true}, [2] = {migrate_2_to_3, true}, [3] = {migrate_3_to_4, true},
-    [4] = {migrate_4_to_5, true}, [5] = {migrate_5_to_6, true},
+    [1] = {migrate_1_to_2, true},
+    [2] = {migrate_2_to_3, true},
+    [3] = {migrate_3_to_4, true},
+    [4] = {migrate_4_to_5, true},
+    [5] = {migrate_5_to_6, true},
+    /* requests */
+    [6] = {migrate_6_to_7, true},
 };
 
 static int put_schema(struct tf_node_store *st, MDB_txn *txn)
@@ -1022,6 +1043,13 @@ static enum dbi kv_dbi(enum tf_node_store_table t)
         return DBI_INTRO_PENDING;
     case TF_NODE_STORE_INTRO_SCHED:
         return DBI_INTRO_SCHED;
+    /* requests */
+    case TF_NODE_STORE_REQUESTS:
+        return DBI_REQUESTS;
+    case TF_NODE_STORE_REQUEST_INDEX:
+        return DBI_REQUEST_INDEX;
+    case TF_NODE_STORE_INTRO_STATS:
+        return DBI_INTRO_STATS;
     }
     return DBI_COUNT;
 }

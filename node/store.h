@@ -67,7 +67,7 @@
 
 /* The schema this code writes.  A store with a newer schema is refused
  * (TF_E_VERSION); an older one is migrated on open. */
-#define TF_NODE_STORE_SCHEMA 6
+#define TF_NODE_STORE_SCHEMA 7
 
 struct tf_node_store;
 
@@ -351,6 +351,12 @@ enum tf_node_store_table {
     /* Schema 6: node/intro.c's schedules (due times), budget indexes and
      * tombstones, told apart by a one-byte kind first (see node/intro.c). */
     TF_NODE_STORE_INTRO_SCHED,
+    /* Schema 7 (requests): requests (request id -> record, node/request.c),
+     * request_index (its budgets and schedules, one-byte kind first) and
+     * intro_stats (per-contact intro statistics and feedback). */
+    TF_NODE_STORE_REQUESTS,
+    TF_NODE_STORE_REQUEST_INDEX,
+    TF_NODE_STORE_INTRO_STATS,
 };
 
 /* Keys are 1..256 bytes.  get: TF_E_NOT_FOUND if absent, *out owned by the

@@ -17,6 +17,7 @@
 #include "node/net.h"
 #include "node/ping.h"
 #include "node/policy.h"
+#include "node/request.h" /* requests */
 #include "node/profile.h"
 #include "node/node.h"
 #include "node/store.h"
@@ -896,6 +897,13 @@ static const char *msg_type_name(uint16_t type)
         return "close";
     case TF_PROTO_MSG_TYPE_CARD_UPDATE:
         return "card-update";
+    /* requests */
+    case TF_PROTO_MSG_TYPE_REQUEST:
+        return "request";
+    case TF_PROTO_MSG_TYPE_REQUEST_CLOSE:
+        return "request-close";
+    case TF_PROTO_MSG_TYPE_FEEDBACK:
+        return "feedback";
     default:
         return "unknown";
     }
@@ -988,6 +996,10 @@ int tf_node_verbs_run(struct tf_node *node, struct tf_node_ctl_request *req, con
     if (handled)
         return rc;
     rc = tf_node_policy_verb(node, verb, verb_len, args, w, why, why_cap, &handled);
+    if (handled)
+        return rc;
+    /* requests */
+    rc = tf_node_request_verb(node, verb, verb_len, args, w, why, why_cap, &handled);
     if (handled)
         return rc;
     rc = tf_node_profile_verb(node, verb, verb_len, args, w, why, why_cap, &handled);

@@ -11,7 +11,7 @@
 
 bool tf_proto_msg_type_is_valid(uint64_t type)
 {
-    return type >= TF_PROTO_MSG_TYPE_NOTE && type <= TF_PROTO_MSG_TYPE_CARD_UPDATE;
+    return type >= TF_PROTO_MSG_TYPE_NOTE && type <= TF_PROTO_MSG_TYPE_FEEDBACK;
 }
 
 /* The largest inner part: fixarray, bin8 from_pk, fixint type, bin16 body of

@@ -56,6 +56,10 @@ enum tf_proto_msg_type {
     TF_PROTO_MSG_TYPE_INTRODUCTION = 4, /* body: signed introduction */
     TF_PROTO_MSG_TYPE_CLOSE = 5,        /* body: signed close */
     TF_PROTO_MSG_TYPE_CARD_UPDATE = 6,  /* body: signed card */
+    /* requests (proto/request.h) */
+    TF_PROTO_MSG_TYPE_REQUEST = 7,       /* body: signed request */
+    TF_PROTO_MSG_TYPE_REQUEST_CLOSE = 8, /* body: signed request close */
+    TF_PROTO_MSG_TYPE_FEEDBACK = 9,      /* body: signed feedback */
 };
 
 /* True for the types above. */

@@ -133,7 +133,7 @@ int tf_proto_proposal_sign(const struct tf_proto_identity *connector,
         return TF_E_TOO_LONG;
     struct tf_proto_mp_writer w;
     tf_proto_mp_writer_init(&w);
-    tf_proto_mp_write_array(&w, 7);
+    tf_proto_mp_write_array(&w, p->has_request ? 8 : 7);
     tf_proto_mp_write_bin(&w, p->intro_id, TF_PROTO_INTRO_ID_LEN);
     tf_proto_mp_write_bin(&w, p->core_bytes.ptr, p->core_bytes.len);
     tf_proto_mp_write_uint(&w, (uint64_t)p->side);
@@ -141,6 +141,8 @@ int tf_proto_proposal_sign(const struct tf_proto_identity *connector,
     tf_proto_mp_write_bin(&w, p->connector_card.ptr, p->connector_card.len);
     tf_proto_mp_write_text(&w, p->about_other);
     tf_proto_mp_write_text(&w, p->note);
+    if (p->has_request)
+        tf_proto_mp_write_bin(&w, p->request_id, TF_PROTO_HASH_LEN);
     return finish_and_sign(connector, TF_PROTO_DOMAIN_PROPOSAL, &w, out);
 }
 
@@ -151,9 +153,15 @@ static int proposal_decode(const uint8_t *buf, size_t len, struct tf_proto_state
     int rc;
     if ((rc = tf_proto_statement_parse(buf, len, st)) != TF_OK)
         return rc;
+    uint32_t fields;
     tf_proto_mp_reader_init(&r, st->body.ptr, st->body.len);
-    if ((rc = tf_proto_mp_read_array_exact(&r, 7)) != TF_OK ||
-        (rc = tf_proto_mp_read_bin_fixed(&r, p->intro_id, TF_PROTO_INTRO_ID_LEN)) != TF_OK ||
+    /* Seven fields, or eight with the request it answers. */
+    if ((rc = tf_proto_mp_read_array(&r, UINT32_MAX, &fields)) != TF_OK)
+        return rc;
+    if (fields != 7 && fields != 8)
+        return TF_E_COUNT;
+    p->has_request = fields == 8;
+    if ((rc = tf_proto_mp_read_bin_fixed(&r, p->intro_id, TF_PROTO_INTRO_ID_LEN)) != TF_OK ||
         (rc = tf_proto_mp_read_bin(&r, 1, TF_PROTO_BODY_MAX, &p->core_bytes)) != TF_OK ||
         (rc = read_side(&r, &p->side)) != TF_OK ||
         (rc = tf_proto_mp_read_bin_fixed(&r, p->salt, TF_PROTO_SALT_LEN)) != TF_OK ||
@@ -162,6 +170,8 @@ static int proposal_decode(const uint8_t *buf, size_t len, struct tf_proto_state
                                    &p->about_other)) != TF_OK ||
         (rc = tf_proto_mp_read_str(&r, 0, TF_PROTO_NOTE_MAX, TF_PROTO_TEXT_MULTILINE, &p->note)) !=
             TF_OK ||
+        (p->has_request &&
+         (rc = tf_proto_mp_read_bin_fixed(&r, p->request_id, TF_PROTO_HASH_LEN)) != TF_OK) ||
         (rc = tf_proto_mp_read_end(&r)) != TF_OK)
         return rc;
     return tf_proto_intro_core_decode(p->core_bytes.ptr, p->core_bytes.len, &p->core);

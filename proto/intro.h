@@ -7,7 +7,7 @@
  *   intro_id     = H("twofold/v1/intro", core_bytes)
  *   commit_x     = H("twofold/v1/commit", pk_x || salt_x)
  *   proposal     = [intro_id, core_bytes, side, salt_x, connector_card,
- *                   about_other, note_to_x]                 (connector signs)
+ *                   about_other, note_to_x (, request_id)]  (connector signs)
  *   reply        = [intro_id, side, decision, card_x|nil, note|nil,
  *                   reason|nil, time]                        (party signs)
  *   introduction = [intro_id, core_bytes, salt_a, salt_b, reply_a, reply_b,
@@ -102,6 +102,11 @@ struct tf_proto_proposal {
     struct tf_proto_card card;            /* filled by verify */
     struct tf_proto_bytes about_other;
     struct tf_proto_bytes note;
+    /* requests: the request this proposal answers (proto/request.h), sent
+     * only to the asker as an eighth field; a proposal without it has seven
+     * fields, as before. */
+    bool has_request;
+    uint8_t request_id[TF_PROTO_HASH_LEN];
 };
 
 /* Signs a proposal built from intro_id, core_bytes, side, salt,

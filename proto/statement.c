@@ -21,6 +21,12 @@ const char *tf_proto_domain_tag(enum tf_proto_domain domain)
         return "twofold/v1/close";
     case TF_PROTO_DOMAIN_ENVELOPE:
         return "twofold/v1/envelope";
+    case TF_PROTO_DOMAIN_REQUEST:
+        return "twofold/v1/request";
+    case TF_PROTO_DOMAIN_REQUEST_CLOSE:
+        return "twofold/v1/request-close";
+    case TF_PROTO_DOMAIN_FEEDBACK:
+        return "twofold/v1/feedback";
     }
     return "twofold/v1/invalid";
 }

@@ -30,6 +30,10 @@ enum tf_proto_domain {
     TF_PROTO_DOMAIN_INTRODUCTION,
     TF_PROTO_DOMAIN_CLOSE,
     TF_PROTO_DOMAIN_ENVELOPE,
+    /* requests (proto/request.h) */
+    TF_PROTO_DOMAIN_REQUEST,
+    TF_PROTO_DOMAIN_REQUEST_CLOSE,
+    TF_PROTO_DOMAIN_FEEDBACK,
 };
 
 /* The domain tag string, e.g. "twofold/v1/reply".  Static. */

@@ -28,6 +28,7 @@
 #include "fixture.h"
 #include "proto/ctl.h"
 #include "proto/envelope.h"
+#include "proto/request.h"
 #include "proto/statement.h"
 
 static const char *corpus_dir;
@@ -745,6 +746,35 @@ static void gen_introductions(const struct tf_fuzz_fixture *f, struct tf_proto_b
     tf_proto_buf_free(&out);
 }
 
+/* requests: a valid request from me to the connector (created at the fuzz
+ * target's time), one signed by another key, and a valid decline. */
+static void gen_request(const struct tf_fuzz_fixture *f)
+{
+    struct tf_proto_request q;
+    struct tf_proto_buf out;
+    memset(&q, 0, sizeof q);
+    memcpy(q.asker_pk, f->me.sign_pk, TF_PROTO_KEY_LEN);
+    memcpy(q.connector_pk, f->connector.sign_pk, TF_PROTO_KEY_LEN);
+    q.seeking = (struct tf_proto_bytes){(const uint8_t *)"real-estate-law", 15};
+    q.note = (struct tf_proto_bytes){(const uint8_t *)"buying a flat", 13};
+    q.created = 1700000000u;
+    q.expires = q.created + 86400u;
+    memset(q.nonce, 0x5a, sizeof q.nonce);
+    CHECK(tf_proto_request_sign(&f->me, &q, &out, NULL));
+    emit_buf("request", "valid", &out);
+    tf_proto_buf_free(&out);
+    memcpy(q.asker_pk, f->other.sign_pk, TF_PROTO_KEY_LEN);
+    CHECK(tf_proto_request_sign(&f->other, &q, &out, NULL));
+    emit_buf("request", "other-asker", &out);
+    tf_proto_buf_free(&out);
+    struct tf_proto_request_close c = {.action = TF_PROTO_REQUEST_ACTION_DECLINE,
+                                       .time = 1700000000u};
+    memset(c.id, 0x33, sizeof c.id);
+    CHECK(tf_proto_request_close_sign(&f->connector, &c, &out));
+    emit_buf("request", "close-decline", &out);
+    tf_proto_buf_free(&out);
+}
+
 static void gen_close(const struct tf_fuzz_fixture *f, struct tf_proto_buf *valid)
 {
     struct tf_proto_buf out;
@@ -977,6 +1007,7 @@ int main(int argc, char **argv)
     gen_reply(&f);
     gen_introductions(&f, &intro);
     gen_close(&f, &close);
+    gen_request(&f); /* requests */
     gen_core(&f);
     gen_envelope(&f, &proposal, &intro, &close, &note_env);
     gen_mp_check(&f, &note_env);

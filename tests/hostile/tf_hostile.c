@@ -1098,9 +1098,9 @@ static int c_env_inner_garbage(struct ctx *x, char *obs, size_t cap)
 
 static int c_env_inner_unknown_type(struct ctx *x, char *obs, size_t cap)
 {
-    static const char text[] = "type 7";
+    static const char text[] = "type 10";
     struct hp_envelope e;
-    env_init(x, &e, &x->carol, 7, (const uint8_t *)text, sizeof text - 1);
+    env_init(x, &e, &x->carol, 10, (const uint8_t *)text, sizeof text - 1); /* requests took 7-9 */
     return envelope_case(x, &x->carol, &e, obs, cap);
 }
 
@@ -1744,7 +1744,7 @@ static const struct {
     {"env-bad-seal", "ack 1/4", "same", c_env_bad_seal, "sealed to Dave's box key"},
     {"env-sealed-random", "ack 1/4", "same", c_env_sealed_random, "sealed part random bytes"},
     {"env-inner-garbage", "ack 1/1", "same", c_env_inner_garbage, "inner part not msgpack"},
-    {"env-inner-type-7", "ack 1/8", "same", c_env_inner_unknown_type, "inner type 7"},
+    {"env-inner-type-10", "ack 1/8", "same", c_env_inner_unknown_type, "inner type 10"},
     {"env-inner-type-0", "ack 1/8", "same", c_env_inner_type_zero, "inner type 0"},
     {"env-bad-signature", "ack 1/5", "same", c_env_bad_sig, "signature with a flipped bit"},
     {"env-wrong-sender-key", "ack 1/5", "same", c_env_wrong_sender_key,

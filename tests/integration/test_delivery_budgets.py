@@ -61,7 +61,7 @@ class AckRules(DeliveryTestCase):
         r = delivery("acks", bob.listen, "--home", mallory.home)
         self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
         for want in ("version-2=1/1", "sealed-48-bytes=1/1", "six-fields=1/1",
-                     "inner-type-7=1/8", "inner-type-0=1/8", "no-msg-id=none", "link=alive"):
+                     "inner-type-10=1/8", "inner-type-0=1/8", "no-msg-id=none", "link=alive"):
             self.assertIn(want, r.stdout)
         self.assertIn("without a msg id dropped", bob.log())
 

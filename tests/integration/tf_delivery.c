@@ -138,7 +138,7 @@ static int mode_acks(const struct opts *o)
         {"version-2", "1/1", 2, TF_PROTO_MSG_TYPE_NOTE, false, false, false},
         {"sealed-48-bytes", "1/1", 1, TF_PROTO_MSG_TYPE_NOTE, true, false, false},
         {"six-fields", "1/1", 1, TF_PROTO_MSG_TYPE_NOTE, false, true, false},
-        {"inner-type-7", "1/8", 1, 7, false, false, false},
+        {"inner-type-10", "1/8", 1, 10, false, false, false}, /* requests took 7-9 */
         {"inner-type-0", "1/8", 1, 0, false, false, false},
         {"no-msg-id", "none", 1, TF_PROTO_MSG_TYPE_NOTE, false, false, true},
     };

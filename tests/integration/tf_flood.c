@@ -20,6 +20,15 @@
  *       connector over a new link and prints "ack STATUS/REASON" (exit 0),
  *       or "no-ack" (exit 1).
  *
+ *   tf-flood proposals ... --request HEX
+ *       The same, each proposal naming request HEX as the one it answers
+ *       (requests: the eighth field, proto/intro.h).
+ *
+ *   tf-flood requests --target IP:PORT --victim HOME --identities N
+ *                     [--seed HEX]
+ *       N fresh identities (strangers), each sending the victim one request
+ *       for an introduction; prints and exits as proposals does.
+ *
  * Exit 2 for a usage error, 3 when a link could not be opened.
  */
 #include <stdio.h>
@@ -34,6 +43,7 @@
 #include "proto/envelope.h"
 #include "proto/intro.h"
 #include "proto/link.h"
+#include "proto/request.h"
 #include "proto/statement.h"
 
 #define LINK_MS 10000
@@ -46,14 +56,16 @@ static uint64_t now_s(void)
 }
 
 struct opts {
-    const char *target, *victim, *party, *connector, *intro, *addr, *seed;
+    const char *target, *victim, *party, *connector, *intro, *addr, *seed, *request;
+    bool requests; /* send requests rather than proposals */
     long identities, per, expires_s, time_offset;
     int side;
 };
 
 /* A proposal from conn to victim (side a), signed; *out owned by the caller. */
 static int build_proposal(const struct tf_proto_identity *conn, const struct tf_proto_buf *card,
-                          const uint8_t victim_pk[32], uint64_t expires_s, struct tf_proto_buf *out)
+                          const uint8_t victim_pk[32], uint64_t expires_s, const char *request,
+                          struct tf_proto_buf *out)
 {
     struct tf_proto_intro_core c;
     struct tf_proto_proposal p;
@@ -80,9 +92,32 @@ static int build_proposal(const struct tf_proto_identity *conn, const struct tf_
     p.connector_card = (struct tf_proto_bytes){card->data, card->len};
     p.about_other = (struct tf_proto_bytes){(const uint8_t *)"", 0};
     p.note = (struct tf_proto_bytes){(const uint8_t *)"a flood", 7};
-    rc = tf_proto_proposal_sign(conn, &p, out);
+    if (request != NULL) {
+        p.has_request = true;
+        if (sodium_hex2bin(p.request_id, sizeof p.request_id, request, strlen(request), NULL, NULL,
+                           NULL) != 0)
+            rc = TF_E_BAD_VALUE;
+    }
+    if (rc == TF_OK)
+        rc = tf_proto_proposal_sign(conn, &p, out);
     tf_proto_buf_free(&core);
     return rc;
+}
+
+/* A request from asker to victim, signed; *out owned by the caller. */
+static int build_request(const struct tf_proto_identity *asker, const uint8_t victim_pk[32],
+                         struct tf_proto_buf *out)
+{
+    struct tf_proto_request q;
+    memset(&q, 0, sizeof q);
+    memcpy(q.asker_pk, asker->sign_pk, 32);
+    memcpy(q.connector_pk, victim_pk, 32);
+    q.seeking = (struct tf_proto_bytes){(const uint8_t *)"flood", 5};
+    q.note = (struct tf_proto_bytes){(const uint8_t *)"", 0};
+    q.created = now_s();
+    q.expires = q.created + 86400;
+    randombytes_buf(q.nonce, sizeof q.nonce);
+    return tf_proto_request_sign(asker, &q, out, NULL);
 }
 
 /* Seals body (type) from `from` to `to` and sends it; msg_id is its id. */
@@ -182,10 +217,15 @@ static int flood(const struct opts *o)
         long sent = 0;
         for (long k = 0; result == 0 && k < o->per; k++) {
             struct tf_proto_buf p = {0};
-            int rc = build_proposal(&id, &card, victim.sign_pk,
-                                    o->expires_s > 0 ? (uint64_t)o->expires_s : 7 * 86400, &p);
+            int rc = o->requests
+                         ? build_request(&id, victim.sign_pk, &p)
+                         : build_proposal(&id, &card, victim.sign_pk,
+                                          o->expires_s > 0 ? (uint64_t)o->expires_s : 7 * 86400,
+                                          o->request, &p);
             if (rc == TF_OK)
-                rc = send_body(&s, &id, &victim, TF_PROTO_MSG_TYPE_PROPOSAL, &p, msg_id);
+                rc = send_body(&s, &id, &victim,
+                               o->requests ? TF_PROTO_MSG_TYPE_REQUEST : TF_PROTO_MSG_TYPE_PROPOSAL,
+                               &p, msg_id);
             tf_proto_buf_free(&p);
             if (rc != TF_OK)
                 break; /* the node may cut a flood short; count what it answered */
@@ -270,7 +310,8 @@ static const char USAGE[] =
     "usage: tf-flood proposals --target IP:PORT --victim HOME --identities N --per M\n"
     "                          [--expires-s S] [--addr IP:PORT] [--seed HEX]\n"
     "       tf-flood reply --target IP:PORT --party HOME --connector HOME --intro HEX\n"
-    "                      --side a|b --time-offset SECONDS\n";
+    "                      --side a|b --time-offset SECONDS\n"
+    "       tf-flood requests --target IP:PORT --victim HOME --identities N [--seed HEX]\n";
 
 int main(int argc, char **argv)
 {
@@ -295,6 +336,8 @@ int main(int argc, char **argv)
             o.addr = v;
         else if (strcmp(k, "--seed") == 0)
             o.seed = v;
+        else if (strcmp(k, "--request") == 0)
+            o.request = v;
         else if (strcmp(k, "--identities") == 0)
             o.identities = strtol(v, NULL, 10);
         else if (strcmp(k, "--per") == 0)
@@ -308,9 +351,13 @@ int main(int argc, char **argv)
         else
             return fputs(USAGE, stderr), 2;
     }
-    int rc = strcmp(argv[1], "proposals") == 0 ? flood(&o)
-             : strcmp(argv[1], "reply") == 0   ? reply(&o)
-                                               : 2;
+    if (strcmp(argv[1], "requests") == 0) {
+        o.requests = true;
+        o.per = 1;
+    }
+    int rc = strcmp(argv[1], "proposals") == 0 || o.requests ? flood(&o)
+             : strcmp(argv[1], "reply") == 0                 ? reply(&o)
+                                                             : 2;
     if (rc == 2)
         fputs(USAGE, stderr);
     return rc;

@@ -49,6 +49,10 @@ TAG_ENVELOPE = "twofold/v1/envelope"
 TAG_INTRO_ID = "twofold/v1/intro"
 TAG_COMMIT = "twofold/v1/commit"
 TAG_FINGERPRINT = "twofold/v1/fingerprint"
+TAG_REQUEST = "twofold/v1/request"
+TAG_REQUEST_CLOSE = "twofold/v1/request-close"
+TAG_REQUEST_ID = "twofold/v1/request-id"
+REQUEST_EXPIRES_MAX = 90 * 86400
 
 KEY_LEN = 32
 SIG_LEN = 64
@@ -661,7 +665,7 @@ def verify_card_text(text):
 
 MAX_ENVELOPE = 65000
 ENVELOPE_TYPES = {1: "note", 2: "proposal", 3: "reply", 4: "introduction", 5: "close",
-                  6: "card update"}
+                  6: "card update", 7: "request", 8: "request close", 9: "feedback"}
 # Section 7: inner || padding is the smallest of these that holds inner.
 PAD_CLASSES = (4096, 8192, 16384, 32768, 53248)
 
@@ -786,10 +790,13 @@ def decode_proposal(data):
     """
     body, sig = parse_statement(data)
     r = Reader(body)
-    r.array(7)
+    n = r.array_header()
+    if n not in (7, 8):  # the eighth field names the request answered (section 8)
+        fail("E_COUNT", "proposal of %d fields" % n)
     p = Obj(intro_id=r.fixed(32), core_bytes=r.bin(), side=_side(r), salt=r.fixed(32),
             connector_card=r.bin(0, MAX_CARD), about_other=r.text(0, 2000, True),
             note=r.text(0, 2000, True))
+    p.request_id = r.fixed(32) if n == 8 else None
     r.done()
     p.core = decode_core(p.core_bytes)
     p.body, p.sig = body, sig
@@ -916,6 +923,57 @@ def verify_close(connector_pk, data):
     return intro_id
 
 
+def verify_request(my_pk, from_pk, data, now, skew):
+    """request = [version, asker_pk, connector_pk, seeking, note, created,
+    expires, nonce16], signed by the asker; each field checked as it is read."""
+    body, sig = parse_statement(data)
+    r = Reader(body)
+    r.array(8)
+    version = r.uint()
+    if version != 1:
+        fail("E_VERSION", "request version %d" % version)
+    asker = r.fixed(KEY_LEN)
+    connector = r.fixed(KEY_LEN)
+    seeking = r.tag()
+    note = r.text(0, 2000, True)
+    created = r.uint()
+    expires = r.uint()
+    if expires <= created or expires - created > REQUEST_EXPIRES_MAX:
+        fail("E_BAD_VALUE", "request lifetime")
+    r.fixed(16)
+    r.done()
+    if not sig_ok(asker, TAG_REQUEST, body, sig):
+        fail("E_BAD_SIG", "request signature")
+    if asker != from_pk:
+        fail("E_KEY_MISMATCH", "request not from its asker")
+    if connector != my_pk:
+        fail("E_NOT_FOR_ME", "request for another connector")
+    if now > expires:
+        fail("E_EXPIRED")
+    if created > now + skew:
+        fail("E_FROM_FUTURE")
+    return Obj(id=H(TAG_REQUEST_ID, body), seeking=seeking, note=note)
+
+
+def verify_request_close(signer_pk, data):
+    """request_close = [version, request_id, action (0 withdraw, 1 decline), time]."""
+    body, sig = parse_statement(data)
+    r = Reader(body)
+    r.array(4)
+    version = r.uint()
+    if version != 1:
+        fail("E_VERSION", "request close version %d" % version)
+    rid = r.fixed(32)
+    action = r.uint()
+    if action not in (0, 1):
+        fail("E_BAD_VALUE", "action %d" % action)
+    r.uint()
+    r.done()
+    if not sig_ok(signer_pk, TAG_REQUEST_CLOSE, body, sig):
+        fail("E_BAD_SIG", "request close signature")
+    return Obj(id=rid, action=action)
+
+
 def build_core(connector, pk_a, salt_a, pk_b, salt_b, topic, created, expires, mode):
     return enc([1, connector.sign_pk, commitment(pk_a, salt_a), commitment(pk_b, salt_b),
                 topic, created, expires, mode])
@@ -1002,6 +1060,15 @@ def run_case(ids, c):
     elif kind == "close":
         iid = verify_close(person("connector").sign_pk, bytes.fromhex(c["close"]))
         expect("intro_id", iid.hex())
+    elif kind == "request":
+        q = verify_request(person("recipient").sign_pk, person("from").sign_pk,
+                           bytes.fromhex(c["request"]), c["now"], c.get("skew", DEFAULT_SKEW))
+        expect("request_id", q.id.hex())
+        expect("seeking", q.seeking)
+    elif kind == "request_close":
+        rc = verify_request_close(person("signer").sign_pk, bytes.fromhex(c["request_close"]))
+        expect("request_id", rc.id.hex())
+        expect("action", rc.action)
     else:
         raise ValueError("unknown kind %r" % kind)
     return bad
@@ -1395,7 +1462,7 @@ class Emitter:
 
         bad("for dave", "E_NOT_FOR_ME", good, recipient="dave")
         bad("one second after expiry", "E_EXPIRED", good, now=expires + 1)
-        bad("type 7", "E_BAD_VALUE", env(etype=7))
+        bad("type 10", "E_BAD_VALUE", env(etype=10))
         bad("type 0", "E_BAD_VALUE", env(etype=0))
         bad("inner signed by mallory as alice", "E_BAD_SIG", env(signer=mallory))
         sig = sign(alice.sign_sk, TAG_ENVELOPE,
@@ -1423,8 +1490,8 @@ class Emitter:
         inner = enc([alice.sign_pk, 1, note, sig])
         bad("a padding byte of 1", "E_TRAILING",
             env(inner=inner + bytes(100) + b"\x01" + bytes(3000), pad=False))
-        bad("type 7 with a non-zero padding byte (the type is checked first)", "E_BAD_VALUE",
-            env(inner=enc([alice.sign_pk, 7, note, sig]) + b"\x01"))
+        bad("type 10 with a non-zero padding byte (the type is checked first)", "E_BAD_VALUE",
+            env(inner=enc([alice.sign_pk, 10, note, sig]) + b"\x01"))
         bad("inner signature of 65 bytes", "E_TOO_LONG",
             env(inner=enc([alice.sign_pk, 1, note, sig + b"\x00"])))
         bad("over 65000 bytes", "E_TOO_LONG",

@@ -387,7 +387,7 @@ static void test_types_and_sizes(void **state)
         {TF_PROTO_MSG_TYPE_CARD_UPDATE, TF_PROTO_BODY_MAX, TF_OK},
         {TF_PROTO_MSG_TYPE_NOTE, TF_PROTO_BODY_MAX + 1, TF_E_TOO_LONG},
         {0, 5, TF_E_BAD_VALUE},
-        {7, 5, TF_E_BAD_VALUE},
+        {10, 5, TF_E_BAD_VALUE}, /* the first unknown type (requests took 7-9) */
         {0xffff, 5, TF_E_BAD_VALUE},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
@@ -411,9 +411,9 @@ static void test_types_and_sizes(void **state)
     }
     free(big);
     assert_false(tf_proto_msg_type_is_valid(0));
-    for (uint64_t t = 1; t <= 6; t++)
+    for (uint64_t t = 1; t <= 9; t++) /* 7-9: requests */
         assert_true(tf_proto_msg_type_is_valid(t));
-    assert_false(tf_proto_msg_type_is_valid(7));
+    assert_false(tf_proto_msg_type_is_valid(10));
     assert_false(tf_proto_msg_type_is_valid(0x10001));
 }
 
@@ -656,7 +656,7 @@ static void test_crafted_inner(void **state)
         int want;
     } cases[] = {
         {"as documented", {FX_A, a_pk, 4, note, note, EXPIRES, b_pk, 64}, TF_OK},
-        {"unknown type 7", {FX_A, a_pk, 4, 7, 7, EXPIRES, b_pk, 64}, TF_E_BAD_VALUE},
+        {"unknown type 10", {FX_A, a_pk, 4, 10, 10, EXPIRES, b_pk, 64}, TF_E_BAD_VALUE},
         {"unknown type 0", {FX_A, a_pk, 4, 0, 0, EXPIRES, b_pk, 64}, TF_E_BAD_VALUE},
         {"signed by another key", {FX_D, a_pk, 4, note, note, EXPIRES, b_pk, 64}, TF_E_BAD_SIG},
         {"type not the signed one", {FX_A, a_pk, 4, note, 2, EXPIRES, b_pk, 64}, TF_E_BAD_SIG},
@@ -670,7 +670,9 @@ static void test_crafted_inner(void **state)
         {"63-byte signature", {FX_A, a_pk, 4, note, note, EXPIRES, b_pk, 63}, TF_E_BAD_LENGTH},
         {"65-byte signature", {FX_A, a_pk, 4, note, note, EXPIRES, b_pk, 65}, TF_E_TOO_LONG},
         /* the type is checked as it is read, before the fields after it */
-        {"type 7 and a short signature", {FX_A, a_pk, 4, 7, 7, EXPIRES, b_pk, 63}, TF_E_BAD_VALUE},
+        {"type 10 and a short signature",
+         {FX_A, a_pk, 4, 10, 10, EXPIRES, b_pk, 63},
+         TF_E_BAD_VALUE},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         int rc = open_crafted(f, &cases[i].s);

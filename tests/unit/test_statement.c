@@ -5,7 +5,7 @@
 
 #include "proto/statement.h"
 
-#define N_DOMAINS 6
+#define N_DOMAINS 9
 
 static const struct {
     enum tf_proto_domain domain;
@@ -17,6 +17,9 @@ static const struct {
     {TF_PROTO_DOMAIN_INTRODUCTION, "twofold/v1/introduction"},
     {TF_PROTO_DOMAIN_CLOSE, "twofold/v1/close"},
     {TF_PROTO_DOMAIN_ENVELOPE, "twofold/v1/envelope"},
+    {TF_PROTO_DOMAIN_REQUEST, "twofold/v1/request"},
+    {TF_PROTO_DOMAIN_REQUEST_CLOSE, "twofold/v1/request-close"},
+    {TF_PROTO_DOMAIN_FEEDBACK, "twofold/v1/feedback"},
 };
 
 static const uint8_t BODY[] = {0x93, 0x01, 0xa3, 'a', 'b', 'c', 0xc4, 0x02, 0xde, 0xad};

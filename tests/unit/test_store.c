@@ -1430,7 +1430,7 @@ static void test_outbox_round_trip(void **state)
     bad = a;
     bad.type = 0;
     assert_rc(tf_node_store_outbox_put(f->st, &bad), TF_E_BAD_VALUE);
-    bad.type = TF_PROTO_MSG_TYPE_CARD_UPDATE + 1;
+    bad.type = TF_PROTO_MSG_TYPE_FEEDBACK + 1; /* requests: the last type */
     assert_rc(tf_node_store_outbox_put(f->st, &bad), TF_E_BAD_VALUE);
     bad = a;
     bad.envelope.len = 0;
@@ -1890,7 +1890,7 @@ static void test_record_codecs(void **state)
     assert_int_equal(rec.data[35], TF_PROTO_MSG_TYPE_NOTE);
     assert_int_equal(rec.data[37], e.envelope.len);
     const size_t o_offs[] = {0, 0, 2, 35, 35, 37, rec.len - 1, rec.len - 1};
-    const uint8_t o_vals[] = {0x97, 0x99, 0x1f, 0x00, 0x07, 0x00, 0xa1, 0xc0};
+    const uint8_t o_vals[] = {0x97, 0x99, 0x1f, 0x00, 0x0a, 0x00, 0xa1, 0xc0};
     assert_corrupt_variants(decode_outbox_rec, &rec, o_offs, o_vals, 8);
     tf_proto_buf_free(&rec);
 

@@ -19,6 +19,7 @@
 #include <sodium.h>
 
 #include "chain.h"
+#include "proto/request.h"
 #include "vecjson.h"
 
 struct ctx {
@@ -136,6 +137,26 @@ static int run_case(struct ctx *x, const json_t *c, int *outputs_ok)
             *outputs_ok = other >= 0 && sodium_memcmp(m.other.sign_pk, x->ids[other].sign_pk,
                                                       TF_PROTO_KEY_LEN) == 0;
         }
+    } else if (strcmp(kind, "request") == 0) { /* requests */
+        int from = who_index(c, "from"), to = who_index(c, "recipient");
+        struct tf_proto_request q;
+        if (from >= 0 && to >= 0 && vec_unhex(c, "request", &a) == 0)
+            rc = tf_proto_request_verify(x->ids[to].sign_pk, x->ids[from].sign_pk, a.data, a.len,
+                                         num(c, "now"), num(c, "skew"), &q);
+        if (rc == TF_OK) {
+            const char *tag = json_string_value(json_object_get(c, "seeking"));
+            *outputs_ok = same_hex(c, "request_id", q.id, sizeof q.id) == 0 && tag != NULL &&
+                          strlen(tag) == q.seeking.len &&
+                          memcmp(tag, q.seeking.ptr, q.seeking.len) == 0;
+        }
+    } else if (strcmp(kind, "request_close") == 0) {
+        int who = who_index(c, "signer");
+        struct tf_proto_request_close rc_;
+        if (who >= 0 && vec_unhex(c, "request_close", &a) == 0)
+            rc = tf_proto_request_close_verify(x->ids[who].sign_pk, a.data, a.len, &rc_);
+        if (rc == TF_OK)
+            *outputs_ok = same_hex(c, "request_id", rc_.id, sizeof rc_.id) == 0 &&
+                          (uint64_t)rc_.action == num(c, "action");
     } else if (strcmp(kind, "close") == 0) {
         int who = who_index(c, "connector");
         uint8_t id[TF_PROTO_INTRO_ID_LEN];

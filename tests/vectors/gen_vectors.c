@@ -14,6 +14,7 @@
 #include <sodium.h>
 
 #include "chain.h"
+#include "proto/request.h"
 #include "vecjson.h"
 
 static struct vec_world W;
@@ -736,6 +737,128 @@ static void gen_closes(const struct vec_intro *in)
     tf_proto_buf_free(&r);
 }
 
+/* requests: requests and request closes (proto/request.h). */
+
+/* A request body from asker to connector, as the encoder writes it, with
+ * the given version, tag and times; signed by signer. */
+static struct tf_proto_buf request_from(enum vec_who signer, enum vec_who asker,
+                                        enum vec_who connector, uint64_t version, const char *tag,
+                                        uint64_t created, uint64_t expires,
+                                        enum tf_proto_domain domain)
+{
+    struct tf_proto_mp_writer w;
+    uint8_t nonce[TF_PROTO_REQUEST_NONCE_LEN];
+    memset(nonce, 0x5a, sizeof nonce);
+    tf_proto_mp_writer_init(&w);
+    tf_proto_mp_write_array(&w, 8);
+    tf_proto_mp_write_uint(&w, version);
+    tf_proto_mp_write_bin(&w, W.id[asker].sign_pk, TF_PROTO_KEY_LEN);
+    tf_proto_mp_write_bin(&w, W.id[connector].sign_pk, TF_PROTO_KEY_LEN);
+    wtext(&w, tag);
+    wtext(&w, "buying a flat");
+    tf_proto_mp_write_uint(&w, created);
+    tf_proto_mp_write_uint(&w, expires);
+    tf_proto_mp_write_bin(&w, nonce, sizeof nonce);
+    return sign_body(signer, domain, &w);
+}
+
+static void request_case(json_t *section, const char *name, enum vec_who from,
+                         enum vec_who recipient, uint64_t now, struct tf_proto_buf req, int expect)
+{
+    json_t *c = json_object();
+    json_object_set_new(c, "from", json_string(vec_name(from)));
+    json_object_set_new(c, "recipient", json_string(vec_name(recipient)));
+    json_object_set_new(c, "now", json_integer((json_int_t)now));
+    json_object_set_new(c, "skew", json_integer(TF_PROTO_SKEW_DEFAULT));
+    json_object_set_new(c, "request", vec_hex_buf(&req));
+    if (expect == TF_OK) {
+        struct tf_proto_request q;
+        CHECK(tf_proto_request_decode(req.data, req.len, &q));
+        json_object_set_new(c, "request_id", vec_hex(q.id, TF_PROTO_REQUEST_ID_LEN));
+        json_object_set_new(c, "seeking", json_string("real-estate-law"));
+    }
+    add(section, c, "request", name, expect);
+    tf_proto_buf_free(&req);
+}
+
+static void close_case(json_t *section, const char *name, enum vec_who signer, enum vec_who claimed,
+                       uint64_t action, const uint8_t id[TF_PROTO_REQUEST_ID_LEN], int expect)
+{
+    struct tf_proto_mp_writer w;
+    tf_proto_mp_writer_init(&w);
+    tf_proto_mp_write_array(&w, 4);
+    tf_proto_mp_write_uint(&w, 1);
+    tf_proto_mp_write_bin(&w, id, TF_PROTO_REQUEST_ID_LEN);
+    tf_proto_mp_write_uint(&w, action);
+    tf_proto_mp_write_uint(&w, VEC_NOW);
+    struct tf_proto_buf b = sign_body(signer, TF_PROTO_DOMAIN_REQUEST_CLOSE, &w);
+    json_t *c = json_object();
+    json_object_set_new(c, "signer", json_string(vec_name(claimed)));
+    json_object_set_new(c, "request_close", vec_hex_buf(&b));
+    if (expect == TF_OK) {
+        json_object_set_new(c, "request_id", vec_hex(id, TF_PROTO_REQUEST_ID_LEN));
+        json_object_set_new(c, "action", json_integer((json_int_t)action));
+    }
+    add(section, c, "request_close", name, expect);
+    tf_proto_buf_free(&b);
+}
+
+static void gen_requests(void)
+{
+    const enum tf_proto_domain R = TF_PROTO_DOMAIN_REQUEST;
+    const uint64_t max = TF_PROTO_REQUEST_EXPIRES_MAX_S;
+    struct tf_proto_buf good = request_from(VEC_BOB, VEC_BOB, VEC_CAROL, 1, "real-estate-law",
+                                            VEC_CREATED, VEC_EXPIRES, R);
+    struct tf_proto_request q;
+    CHECK(tf_proto_request_decode(good.data, good.len, &q));
+    request_case(VALID, "bob asks carol", VEC_BOB, VEC_CAROL, VEC_NOW, copy(&good), TF_OK);
+    request_case(VALID, "lifetime of exactly 90 days", VEC_BOB, VEC_CAROL, VEC_NOW,
+                 request_from(VEC_BOB, VEC_BOB, VEC_CAROL, 1, "real-estate-law", VEC_CREATED,
+                              VEC_CREATED + max, R),
+                 TF_OK);
+    request_case(INVALID, "signed by mallory as bob", VEC_BOB, VEC_CAROL, VEC_NOW,
+                 request_from(VEC_MALLORY, VEC_BOB, VEC_CAROL, 1, "real-estate-law", VEC_CREATED,
+                              VEC_EXPIRES, R),
+                 TF_E_BAD_SIG);
+    request_case(INVALID, "signed in the proposal domain", VEC_BOB, VEC_CAROL, VEC_NOW,
+                 request_from(VEC_BOB, VEC_BOB, VEC_CAROL, 1, "real-estate-law", VEC_CREATED,
+                              VEC_EXPIRES, TF_PROTO_DOMAIN_PROPOSAL),
+                 TF_E_BAD_SIG);
+    request_case(INVALID, "bob's request relayed by dave", VEC_DAVE, VEC_CAROL, VEC_NOW,
+                 copy(&good), TF_E_KEY_MISMATCH);
+    request_case(INVALID, "bob's request to carol, received by dave", VEC_BOB, VEC_DAVE, VEC_NOW,
+                 copy(&good), TF_E_NOT_FOR_ME);
+    request_case(INVALID, "one second after expiry", VEC_BOB, VEC_CAROL, VEC_EXPIRES + 1,
+                 copy(&good), TF_E_EXPIRED);
+    request_case(INVALID, "created beyond the skew", VEC_BOB, VEC_CAROL,
+                 VEC_CREATED - TF_PROTO_SKEW_DEFAULT - 1, copy(&good), TF_E_FROM_FUTURE);
+    request_case(INVALID, "version 2", VEC_BOB, VEC_CAROL, VEC_NOW,
+                 request_from(VEC_BOB, VEC_BOB, VEC_CAROL, 2, "real-estate-law", VEC_CREATED,
+                              VEC_EXPIRES, R),
+                 TF_E_VERSION);
+    request_case(
+        INVALID, "seeking is not a tag", VEC_BOB, VEC_CAROL, VEC_NOW,
+        request_from(VEC_BOB, VEC_BOB, VEC_CAROL, 1, "Real Estate", VEC_CREATED, VEC_EXPIRES, R),
+        TF_E_BAD_VALUE);
+    request_case(INVALID, "expires at its creation", VEC_BOB, VEC_CAROL, VEC_NOW,
+                 request_from(VEC_BOB, VEC_BOB, VEC_CAROL, 1, "real-estate-law", VEC_CREATED,
+                              VEC_CREATED, R),
+                 TF_E_BAD_VALUE);
+    request_case(INVALID, "lifetime of 90 days and a second", VEC_BOB, VEC_CAROL, VEC_NOW,
+                 request_from(VEC_BOB, VEC_BOB, VEC_CAROL, 1, "real-estate-law", VEC_CREATED,
+                              VEC_CREATED + max + 1, R),
+                 TF_E_BAD_VALUE);
+    request_case(INVALID, "truncated", VEC_BOB, VEC_CAROL, VEC_NOW, truncated(&good, 1),
+                 TF_E_TRUNCATED);
+    request_case(INVALID, "trailing byte", VEC_BOB, VEC_CAROL, VEC_NOW, trailing(&good),
+                 TF_E_TRAILING);
+    close_case(VALID, "carol declines", VEC_CAROL, VEC_CAROL, 1, q.id, TF_OK);
+    close_case(VALID, "bob withdraws", VEC_BOB, VEC_BOB, 0, q.id, TF_OK);
+    close_case(INVALID, "claimed by mallory", VEC_CAROL, VEC_MALLORY, 1, q.id, TF_E_BAD_SIG);
+    close_case(INVALID, "action 2", VEC_CAROL, VEC_CAROL, 2, q.id, TF_E_BAD_VALUE);
+    tf_proto_buf_free(&good);
+}
+
 static void gen_chain(json_t *root, const struct vec_intro *in)
 {
     json_t *c = json_object();
@@ -779,6 +902,7 @@ int main(void)
     gen_replies(&ab, &other);
     gen_introductions(&ab, &ad);
     gen_closes(&ab);
+    gen_requests(); /* requests */
     gen_chain(root, &ab);
     json_object_set_new(root, "valid", VALID);
     json_object_set_new(root, "invalid", INVALID);

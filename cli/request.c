@@ -1,0 +1,210 @@
+/* SPDX-License-Identifier: MIT */
+#include "cli/request.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli/ctl.h"
+#include "cli/render.h"
+#include "proto/ctl.h"
+#include "proto/request.h"
+
+/* A request id in hex, and the shortest prefix of one the node resolves. */
+#define REQUEST_HEX_LEN (2 * TF_PROTO_REQUEST_ID_LEN)
+#define REQUEST_PREFIX_MIN 8
+
+/* Parses --expires: a whole number and a unit, s, m, h, d or w, at most
+ * TF_PROTO_REQUEST_EXPIRES_MAX_S. */
+static int parse_expires(const struct tf_cli *cli, const char *s, uint64_t *secs)
+{
+    static const char units[] = "smhdw";
+    static const uint64_t unit_secs[] = {1, 60, 3600, 86400, 7 * 86400};
+    const char *unit = NULL;
+    char *end = NULL;
+    unsigned long long v = 0;
+    if (s[0] >= '0' && s[0] <= '9') {
+        errno = 0;
+        v = strtoull(s, &end, 10);
+        if (errno == 0 && end[0] != '\0' && end[1] == '\0')
+            unit = strchr(units, end[0]);
+    }
+    if (unit == NULL)
+        return tf_cli_args_usage_error(cli,
+                                       "--expires wants a duration such as 12h, 14d or 2w, "
+                                       "not '%s'",
+                                       s);
+    uint64_t mult = unit_secs[unit - units];
+    if (v == 0 || v > TF_PROTO_REQUEST_EXPIRES_MAX_S / mult)
+        return tf_cli_args_usage_error(cli, "--expires must be more than 0 and at most 90 days");
+    *secs = v * mult;
+    return TF_CLI_EXIT_OK;
+}
+
+/* Checks a REQUEST argument: 8 to 64 hex digits. */
+static int request_arg(const struct tf_cli *cli, const char *arg)
+{
+    size_t n = strlen(arg);
+    bool hex = n >= REQUEST_PREFIX_MIN && n <= REQUEST_HEX_LEN;
+    for (size_t i = 0; hex && i < n; i++)
+        hex = (arg[i] >= '0' && arg[i] <= '9') || (arg[i] >= 'a' && arg[i] <= 'f') ||
+              (arg[i] >= 'A' && arg[i] <= 'F');
+    if (!hex)
+        return tf_cli_args_usage_error(cli,
+                                       "'%s' is not a request: give its id (64 hex digits) or "
+                                       "its first %d or more digits",
+                                       arg, REQUEST_PREFIX_MIN);
+    return TF_CLI_EXIT_OK;
+}
+
+static const struct tf_cli_render_row SHOW_ROWS[] = {
+    {"id", "id", TF_CLI_RENDER_TEXT},
+    {"role", "role", TF_CLI_RENDER_TEXT},
+    {"state", "state", TF_CLI_RENDER_TEXT},
+    {"seeking", "seeking", TF_CLI_RENDER_TEXT},
+    {"asker", "asker", TF_CLI_RENDER_TEXT},
+    {"connector", "connector", TF_CLI_RENDER_TEXT},
+    {"contact", "alias", TF_CLI_RENDER_TEXT},
+    {"note", "note", TF_CLI_RENDER_PARA},
+    {"created", "created", TF_CLI_RENDER_AGO},
+    {"expires", "expires", TF_CLI_RENDER_AGO},
+    {"closed", "closed", TF_CLI_RENDER_AGO},
+    {"answered by", "intro", TF_CLI_RENDER_TEXT},
+    {"decided by", "decided_by", TF_CLI_RENDER_TEXT},
+};
+
+/* Runs verb with {key: val} and prints the request it returns. */
+static int run_one(struct tf_cli *cli, const char *verb, const struct tf_cli_ctl_arg *args,
+                   size_t n, const char *done)
+{
+    struct tf_cli_ctl c = {0};
+    const msgpack_object *res;
+    const char *p;
+    size_t len;
+    char id[REQUEST_HEX_LEN + 1];
+    int rc = tf_cli_ctl_run(&c, cli, verb, args, n, &res);
+    if (rc != TF_CLI_EXIT_OK)
+        goto cleanup;
+    if (tf_proto_ctl_get_str(res, "id", &p, &len) != TF_OK || len != REQUEST_HEX_LEN) {
+        rc = tf_cli_render_fail(cli, TF_CLI_EXIT_NODE, "twofoldd sent a malformed request");
+        goto cleanup;
+    }
+    if (cli->json) {
+        rc = tf_cli_render_json_print(cli, tf_cli_render_json(res), false);
+    } else if (done != NULL) {
+        tf_cli_render_clean(id, sizeof id, p, len);
+        printf("%s %.16s\n", done, id);
+    } else {
+        tf_cli_render_rows(res, SHOW_ROWS, sizeof SHOW_ROWS / sizeof SHOW_ROWS[0]);
+    }
+cleanup:
+    tf_cli_ctl_close(&c);
+    return rc;
+}
+
+int tf_cli_request_ask(struct tf_cli *cli, int argc, char **argv)
+{
+    enum { OPT_SEEKING = 1, OPT_NOTE, OPT_EXPIRES };
+    static const struct tf_cli_opt opts[] = {{"seeking", true, OPT_SEEKING},
+                                             {"note", true, OPT_NOTE},
+                                             {"expires", true, OPT_EXPIRES},
+                                             {NULL, false, 0}};
+    struct tf_cli_args a;
+    struct tf_cli_ctl_arg args[4];
+    const char *seeking = NULL, *note = NULL, *val;
+    uint64_t expires_s = 0;
+    size_t n = 0;
+    int opt, rc = TF_CLI_EXIT_OK;
+    tf_cli_args_init(&a, cli, argc, argv, opts);
+    while (rc == TF_CLI_EXIT_OK && (opt = tf_cli_args_next(&a, &val)) > 0) {
+        if (opt == OPT_SEEKING)
+            seeking = val;
+        else if (opt == OPT_NOTE)
+            note = val;
+        else
+            rc = parse_expires(cli, val, &expires_s);
+    }
+    if (rc != TF_CLI_EXIT_OK)
+        return rc;
+    if (opt < 0 || tf_cli_args_want(&a, 1, 1, "CONNECTOR (the contact to ask)") != 0)
+        return TF_CLI_EXIT_USAGE;
+    if (seeking == NULL)
+        return tf_cli_args_usage_error(cli, "missing --seeking TAG (what you look for, such as "
+                                            "real-estate-law)");
+    if ((rc = tf_cli_args_check_tag(cli, "seeking", seeking)) != TF_CLI_EXIT_OK)
+        return rc;
+    if (note != NULL && (rc = tf_cli_args_check_text(cli, "--note", note, strlen(note),
+                                                     TF_PROTO_REQUEST_NOTE_MAX)) != 0)
+        return rc;
+    tf_cli_ctl_add_str(args, &n, "connector", a.pos[0]);
+    tf_cli_ctl_add_str(args, &n, "seeking", seeking);
+    tf_cli_ctl_add_str(args, &n, "note", note);
+    if (expires_s > 0)
+        args[n++] =
+            (struct tf_cli_ctl_arg){.key = "expires_s", .type = TF_CLI_CTL_UINT, .u = expires_s};
+    struct tf_cli_ctl c = {0};
+    const msgpack_object *res;
+    const char *p;
+    size_t len;
+    char id[REQUEST_HEX_LEN + 1];
+    if ((rc = tf_cli_ctl_run(&c, cli, "request.ask", args, n, &res)) != TF_CLI_EXIT_OK)
+        goto cleanup;
+    if (tf_proto_ctl_get_str(res, "id", &p, &len) != TF_OK || len != REQUEST_HEX_LEN) {
+        rc = tf_cli_render_fail(cli, TF_CLI_EXIT_NODE, "twofoldd sent a malformed request id");
+        goto cleanup;
+    }
+    tf_cli_render_clean(id, sizeof id, p, len);
+    if (cli->json)
+        rc = tf_cli_render_json_print(cli, tf_cli_render_json(res), false);
+    else
+        printf("%s\n", id);
+cleanup:
+    tf_cli_ctl_close(&c);
+    return rc;
+}
+
+int tf_cli_request_list(struct tf_cli *cli, int argc, char **argv)
+{
+    static const struct tf_cli_render_row cols[] = {
+        {"ID", "id", TF_CLI_RENDER_SHORT_ID},   {"ROLE", "role", TF_CLI_RENDER_TEXT},
+        {"WHO", "alias", TF_CLI_RENDER_TEXT},   {"SEEKING", "seeking", TF_CLI_RENDER_TEXT},
+        {"STATE", "state", TF_CLI_RENDER_TEXT}, {"EXPIRES", "expires", TF_CLI_RENDER_AGO},
+        {"NOTE", "note", TF_CLI_RENDER_LINE},
+    };
+    struct tf_cli_args a;
+    if (tf_cli_args_parse_plain(&a, cli, argc, argv, 0, 0, "") != 0)
+        return TF_CLI_EXIT_USAGE;
+    return tf_cli_ctl_print_list(cli, "request.list", NULL, 0, "no requests", cols,
+                                 sizeof cols / sizeof cols[0]);
+}
+
+/* requests show|decline|withdraw REQUEST */
+static int one(struct tf_cli *cli, int argc, char **argv, const char *verb, const char *done)
+{
+    struct tf_cli_args a;
+    struct tf_cli_ctl_arg args[1];
+    size_t n = 0;
+    if (tf_cli_args_parse_plain(&a, cli, argc, argv, 1, 1, "REQUEST (a request's id)") != 0)
+        return TF_CLI_EXIT_USAGE;
+    int rc = request_arg(cli, a.pos[0]);
+    if (rc != TF_CLI_EXIT_OK)
+        return rc;
+    tf_cli_ctl_add_str(args, &n, "id", a.pos[0]);
+    return run_one(cli, verb, args, n, done);
+}
+
+int tf_cli_request_show(struct tf_cli *cli, int argc, char **argv)
+{
+    return one(cli, argc, argv, "request.show", NULL);
+}
+
+int tf_cli_request_decline(struct tf_cli *cli, int argc, char **argv)
+{
+    return one(cli, argc, argv, "request.decline", "declined");
+}
+
+int tf_cli_request_withdraw(struct tf_cli *cli, int argc, char **argv)
+{
+    return one(cli, argc, argv, "request.withdraw", "withdrew");
+}

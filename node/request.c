@@ -1,0 +1,1048 @@
+/* SPDX-License-Identifier: MIT */
+#include "node/request.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <sodium.h>
+#include <uv.h>
+
+#include "node/contact.h"
+#include "node/delivery.h"
+#include "node/internal.h"
+#include "node/intro.h"
+#include "node/log.h"
+#include "node/node.h"
+#include "node/store.h"
+#include "proto/ctl.h"
+#include "proto/envelope.h"
+#include "proto/request.h"
+
+#define WHY(...) snprintf(why, why_cap, __VA_ARGS__)
+#define SWEEP_MS 1000
+#define SWEEP_BATCH 256
+#define REQUEST_EXPIRES_DEFAULT_S (14u * 86400u)
+/* A request's envelopes outlive it by this much (clock skew, a slow link). */
+#define ENVELOPE_GRACE_S 86400u
+
+/*
+ * The record (table requests, key: the request id):
+ *   [role, state, signed request bin, received, closed, intro bin32|nil,
+ *    stranger bool, decided_by str]
+ * received: when this node made or took it; closed: when it left open (0
+ * while open); intro: the intro that answered it; stranger: the asker was
+ * not a contact when it arrived (role received); decided_by: who closed it
+ * ("owner", "asker", "connector", "policy:N", "expiry").
+ */
+struct req {
+    uint8_t id[32];
+    struct tf_proto_req m; /* role, state, expires, closed */
+    struct tf_proto_buf signed_req;
+    struct tf_proto_request q; /* views into signed_req */
+    uint64_t received;
+    bool has_intro;
+    uint8_t intro[32];
+    bool stranger;
+    char decided_by[32];
+};
+
+/* request_index kinds (one byte first):
+ *   'd' u64be(due) id     when the sweep next steps the record
+ *   'o' asker id          received and open (max_open_requests_per_asker)
+ *   'k' asker id          received, kept (max_requests_per_asker)
+ *   's' id                received from a stranger, kept (max_stranger_requests)
+ *   'i' intro id -> side || request id: the intro answers it (connector) */
+#define KEYS_MAX 5
+struct keyset {
+    uint8_t key[KEYS_MAX][1 + 32 + 32];
+    size_t len[KEYS_MAX];
+    size_t n;
+};
+
+static void put_u64be(uint64_t v, uint8_t out[8])
+{
+    for (int i = 7; i >= 0; i--, v >>= 8)
+        out[i] = (uint8_t)v;
+}
+
+static uint64_t get_u64be(const uint8_t in[8])
+{
+    uint64_t v = 0;
+    for (int i = 0; i < 8; i++)
+        v = v << 8 | in[i];
+    return v;
+}
+
+static void ks_add(struct keyset *ks, uint8_t kind, const uint8_t *a, size_t alen, const uint8_t *b,
+                   size_t blen)
+{
+    uint8_t *k = ks->key[ks->n];
+    k[0] = kind;
+    memcpy(k + 1, a, alen);
+    if (blen > 0)
+        memcpy(k + 1 + alen, b, blen);
+    ks->len[ks->n++] = 1 + alen + blen;
+}
+
+static void req_keys(const struct tf_node *node, const struct req *r, struct keyset *ks)
+{
+    ks->n = 0;
+    uint64_t due = tf_proto_req_deadline(&r->m, node->config.request_retention_s);
+    uint8_t at[8];
+    put_u64be(due, at);
+    ks_add(ks, 'd', at, 8, r->id, 32);
+    if (r->m.role != TF_PROTO_REQ_ROLE_RECEIVED)
+        return;
+    if (r->m.state == TF_PROTO_REQ_OPEN)
+        ks_add(ks, 'o', r->q.asker_pk, 32, r->id, 32);
+    ks_add(ks, 'k', r->q.asker_pk, 32, r->id, 32);
+    if (r->stranger)
+        ks_add(ks, 's', r->id, 32, NULL, 0);
+}
+
+static bool ks_has(const struct keyset *ks, const uint8_t *key, size_t len)
+{
+    for (size_t i = 0; i < ks->n; i++)
+        if (ks->len[i] == len && memcmp(ks->key[i], key, len) == 0)
+            return true;
+    return false;
+}
+
+/* Removes old's keys that new lacks (new NULL: all), then puts new's. */
+static int ks_apply(struct tf_node *node, const struct keyset *old, const struct keyset *new)
+{
+    int rc = TF_OK;
+    for (size_t i = 0; rc == TF_OK && old != NULL && i < old->n; i++)
+        if (new == NULL || !ks_has(new, old->key[i], old->len[i])) {
+            rc = tf_node_store_kv_del(node->store, TF_NODE_STORE_REQUEST_INDEX, old->key[i],
+                                      old->len[i]);
+            if (rc == TF_E_NOT_FOUND)
+                rc = TF_OK;
+        }
+    for (size_t i = 0; rc == TF_OK && new != NULL &&i < new->n; i++)
+        if (old == NULL || !ks_has(old, new->key[i], new->len[i]))
+            rc = tf_node_store_kv_put(node->store, TF_NODE_STORE_REQUEST_INDEX, new->key[i],
+                                      new->len[i], NULL, 0);
+    return rc;
+}
+
+/* Record codec. */
+
+static int buf_set(struct tf_proto_buf *dst, const uint8_t *p, size_t n)
+{
+    uint8_t *d = malloc(n > 0 ? n : 1);
+    if (d == NULL)
+        return TF_E_NOMEM;
+    if (n > 0)
+        memcpy(d, p, n);
+    dst->data = d;
+    dst->len = n;
+    return TF_OK;
+}
+
+static void req_free(struct req *r)
+{
+    tf_proto_buf_free(&r->signed_req);
+}
+
+static int req_encode(const struct req *r, struct tf_proto_buf *out)
+{
+    struct tf_proto_mp_writer w;
+    tf_proto_mp_writer_init(&w);
+    tf_proto_mp_write_array(&w, 8);
+    tf_proto_mp_write_uint(&w, (uint64_t)r->m.role);
+    tf_proto_mp_write_uint(&w, (uint64_t)r->m.state);
+    tf_proto_mp_write_bin(&w, r->signed_req.data, r->signed_req.len);
+    tf_proto_mp_write_uint(&w, r->received);
+    tf_proto_mp_write_uint(&w, r->m.closed);
+    if (r->has_intro)
+        tf_proto_mp_write_bin(&w, r->intro, 32);
+    else
+        tf_proto_mp_write_nil(&w);
+    tf_proto_mp_write_bool(&w, r->stranger);
+    tf_proto_mp_write_cstr(&w, r->decided_by);
+    return tf_proto_mp_writer_finish(&w, out);
+}
+
+static int req_decode(const uint8_t id[32], const uint8_t *p, size_t n, struct req *r)
+{
+    struct tf_proto_mp_reader rd;
+    struct tf_proto_bytes sreq, by;
+    uint64_t role, state;
+    memset(r, 0, sizeof *r);
+    tf_proto_mp_reader_init(&rd, p, n);
+    if (tf_proto_mp_read_array_exact(&rd, 8) != TF_OK ||
+        tf_proto_mp_read_uint(&rd, &role) != TF_OK || role > TF_PROTO_REQ_ROLE_RECEIVED ||
+        tf_proto_mp_read_uint(&rd, &state) != TF_OK || state > TF_PROTO_REQ_WITHDRAWN ||
+        tf_proto_mp_read_bin(&rd, 1, TF_PROTO_BODY_MAX, &sreq) != TF_OK ||
+        tf_proto_mp_read_uint(&rd, &r->received) != TF_OK ||
+        tf_proto_mp_read_uint(&rd, &r->m.closed) != TF_OK)
+        return TF_E_CORRUPT;
+    if (tf_proto_mp_peek_nil(&rd)) {
+        if (tf_proto_mp_read_nil(&rd) != TF_OK)
+            return TF_E_CORRUPT;
+    } else if (tf_proto_mp_read_bin_fixed(&rd, r->intro, 32) != TF_OK) {
+        return TF_E_CORRUPT;
+    } else {
+        r->has_intro = true;
+    }
+    if (tf_proto_mp_read_bool(&rd, &r->stranger) != TF_OK ||
+        tf_proto_mp_read_str(&rd, 0, sizeof r->decided_by - 1, TF_PROTO_TEXT_LINE, &by) != TF_OK ||
+        tf_proto_mp_read_end(&rd) != TF_OK)
+        return TF_E_CORRUPT;
+    memcpy(r->decided_by, by.ptr, by.len);
+    r->decided_by[by.len] = '\0';
+    r->m.role = (enum tf_proto_req_role)role;
+    r->m.state = (enum tf_proto_req_state)state;
+    r->m.exists = true;
+    if (buf_set(&r->signed_req, sreq.ptr, sreq.len) != TF_OK)
+        return TF_E_NOMEM;
+    if (tf_proto_request_decode(r->signed_req.data, r->signed_req.len, &r->q) != TF_OK ||
+        memcmp(r->q.id, id, 32) != 0) {
+        req_free(r);
+        return TF_E_CORRUPT;
+    }
+    memcpy(r->id, id, 32);
+    r->m.expires = r->q.expires;
+    return TF_OK;
+}
+
+static int req_load(struct tf_node *node, const uint8_t id[32], struct req *r)
+{
+    struct tf_proto_buf v = {0};
+    int rc = tf_node_store_kv_get(node->store, TF_NODE_STORE_REQUESTS, id, 32, &v);
+    if (rc == TF_OK) {
+        rc = req_decode(id, v.data, v.len, r);
+        if (rc == TF_E_CORRUPT)
+            tf_node_log(TF_NODE_LOG_ERROR, "request", "a stored request record is corrupt");
+    }
+    tf_proto_buf_free(&v);
+    return rc;
+}
+
+/* Events: {time, type, id, role, state, seeking}. */
+static int req_event(struct tf_node *node, const struct req *r)
+{
+    char hex[65], type[40];
+    const char *what = r->m.role == TF_PROTO_REQ_ROLE_SENT ? "sent" : "received";
+    sodium_bin2hex(hex, sizeof hex, r->id, 32);
+    snprintf(type, sizeof type, "request.%s",
+             r->m.state == TF_PROTO_REQ_OPEN ? what : tf_proto_req_state_name(r->m.state));
+    struct tf_proto_mp_writer w;
+    struct tf_proto_buf rec;
+    tf_proto_mp_writer_init(&w);
+    tf_proto_mp_write_map(&w, 5);
+    tf_proto_mp_write_cstr(&w, "time");
+    tf_proto_mp_write_uint(&w, tf_node_now(node));
+    tf_proto_mp_write_cstr(&w, "type");
+    tf_proto_mp_write_cstr(&w, type);
+    tf_proto_mp_write_cstr(&w, "id");
+    tf_proto_mp_write_cstr(&w, hex);
+    tf_proto_mp_write_cstr(&w, "role");
+    tf_proto_mp_write_cstr(&w, r->m.role == TF_PROTO_REQ_ROLE_SENT ? "sent" : "received");
+    tf_proto_mp_write_cstr(&w, "seeking");
+    tf_proto_mp_write_text(&w, r->q.seeking);
+    int rc = tf_proto_mp_writer_finish(&w, &rec);
+    if (rc == TF_OK) {
+        rc = tf_node_event(node, &rec);
+        tf_proto_buf_free(&rec);
+    }
+    return rc;
+}
+
+/* Sends body to pk (a contact, or a correspondent whose card this node
+ * holds).  TF_E_NOT_FOUND when neither: nothing is sent. */
+static int send_to(struct tf_node *node, const uint8_t pk[32], uint16_t type,
+                   const struct tf_proto_buf *body, uint64_t expires)
+{
+    struct tf_node_contact c;
+    struct tf_proto_buf card = {0};
+    uint8_t msg_id[16];
+    memset(&c, 0, sizeof c);
+    int rc = tf_node_store_contact_get(node->store, pk, &c);
+    if (rc == TF_E_NOT_FOUND && (rc = tf_node_intro_peer_card(node, pk, &card)) == TF_OK)
+        rc = tf_node_contact_from_verified_card(&c, card.data, card.len);
+    if (rc == TF_OK)
+        rc = tf_node_delivery_enqueue(node->delivery, &c, type, body->data, body->len,
+                                      expires + ENVELOPE_GRACE_S, msg_id);
+    tf_proto_buf_free(&card);
+    tf_node_contact_deinit(&c);
+    return rc;
+}
+
+static int send_close(struct tf_node *node, const struct req *r,
+                      enum tf_proto_request_action action, const uint8_t to[32], uint64_t now)
+{
+    struct tf_proto_request_close c = {.action = action, .time = now};
+    struct tf_proto_buf signed_c;
+    memcpy(c.id, r->id, 32);
+    int rc = tf_proto_request_close_sign(&node->id, &c, &signed_c);
+    if (rc != TF_OK)
+        return rc;
+    rc = send_to(node, to, TF_PROTO_MSG_TYPE_REQUEST_CLOSE, &signed_c, r->q.expires);
+    tf_proto_buf_free(&signed_c);
+    if (rc == TF_E_NOT_FOUND) {
+        /* A stranger's card is not held: its request closes here, and
+         * expires there. */
+        tf_node_log(TF_NODE_LOG_INFO, "request", "no card for the asker: the decline stays local");
+        rc = TF_OK;
+    }
+    return rc;
+}
+
+/*
+ * The executor: steps r's machine with ev and carries out the actions under
+ * a savepoint (all or nothing).  old: the record's keys before (NULL for a
+ * new record).  by: who decided, kept when the step closes the request.
+ * Returns the machine's result (TF_OK, TF_E_BAD_STATE, TF_E_EXPIRED) or a
+ * store error.
+ */
+static int req_run(struct tf_node *node, struct req *r, enum tf_proto_req_event ev, uint64_t now,
+                   const char *by)
+{
+    struct tf_proto_req_out out;
+    struct keyset old, new;
+    bool existed = r->m.exists;
+    if (existed)
+        req_keys(node, r, &old);
+    tf_proto_req_step(&r->m, ev, now, node->config.request_retention_s, &out);
+    if (out.rc != TF_OK || out.actions == 0)
+        return out.rc;
+    struct tf_node_savepoint sp = tf_node_savepoint(node);
+    enum tf_proto_req_state was = r->m.state;
+    int rc = TF_OK;
+    if (out.actions & TF_PROTO_REQ_ACT_COLLECT) {
+        rc = tf_node_store_kv_del(node->store, TF_NODE_STORE_REQUESTS, r->id, 32);
+        if (rc == TF_OK)
+            rc = ks_apply(node, &old, NULL);
+        if (rc == TF_OK && r->has_intro && r->m.role == TF_PROTO_REQ_ROLE_RECEIVED) {
+            uint8_t k[33] = {'i'};
+            memcpy(k + 1, r->intro, 32);
+            rc = tf_node_store_kv_del(node->store, TF_NODE_STORE_REQUEST_INDEX, k, sizeof k);
+            if (rc == TF_E_NOT_FOUND)
+                rc = TF_OK;
+        }
+        goto done;
+    }
+    r->m = out.next;
+    if (r->m.state != was && r->m.state != TF_PROTO_REQ_OPEN && by != NULL)
+        snprintf(r->decided_by, sizeof r->decided_by, "%s", by);
+    if (out.actions & TF_PROTO_REQ_ACT_SEND_REQUEST)
+        rc = send_to(node, r->q.connector_pk, TF_PROTO_MSG_TYPE_REQUEST, &r->signed_req,
+                     r->q.expires);
+    if (rc == TF_OK && (out.actions & TF_PROTO_REQ_ACT_SEND_WITHDRAW))
+        rc = send_close(node, r, TF_PROTO_REQUEST_ACTION_WITHDRAW, r->q.connector_pk, now);
+    if (rc == TF_OK && (out.actions & TF_PROTO_REQ_ACT_SEND_DECLINE))
+        rc = send_close(node, r, TF_PROTO_REQUEST_ACTION_DECLINE, r->q.asker_pk, now);
+    if (rc == TF_OK && (out.actions & TF_PROTO_REQ_ACT_SAVE)) {
+        struct tf_proto_buf rec;
+        if ((rc = req_encode(r, &rec)) == TF_OK) {
+            rc = tf_node_store_kv_put(node->store, TF_NODE_STORE_REQUESTS, r->id, 32, rec.data,
+                                      rec.len);
+            tf_proto_buf_free(&rec);
+        }
+        req_keys(node, r, &new);
+        if (rc == TF_OK)
+            rc = ks_apply(node, existed ? &old : NULL, &new);
+    }
+    if (rc == TF_OK && (out.actions & TF_PROTO_REQ_ACT_EMIT))
+        rc = req_event(node, r);
+done:
+    if (rc != TF_OK) {
+        tf_node_rollback(node, sp);
+        return rc;
+    }
+    if (out.actions & TF_PROTO_REQ_ACT_COLLECT) {
+        char hex[17];
+        sodium_bin2hex(hex, sizeof hex, r->id, 8);
+        tf_node_log(TF_NODE_LOG_DEBUG, "request", "%s collected", hex);
+    } else if (!existed || r->m.state != was) {
+        char hex[17];
+        sodium_bin2hex(hex, sizeof hex, r->id, 8);
+        tf_node_log(TF_NODE_LOG_INFO, "request", "%s %s: %s -> %s", hex,
+                    r->m.role == TF_PROTO_REQ_ROLE_SENT ? "sent" : "received",
+                    existed ? tf_proto_req_state_name(was) : "new",
+                    tf_proto_req_state_name(r->m.state));
+    }
+    return TF_OK;
+}
+
+/* Budgets: counts the request_index keys that start with prefix, up to max. */
+struct count {
+    const uint8_t *prefix;
+    size_t plen;
+    uint64_t n, max;
+};
+
+static int count_cb(const uint8_t *key, size_t klen, const uint8_t *val, size_t vlen, void *arg)
+{
+    (void)val;
+    (void)vlen;
+    struct count *c = arg;
+    if (klen < c->plen || memcmp(key, c->prefix, c->plen) != 0)
+        return 1;
+    return ++c->n >= c->max ? 1 : 0;
+}
+
+static int count_prefix(struct tf_node *node, uint8_t kind, const uint8_t *pk, uint64_t max,
+                        uint64_t *n)
+{
+    uint8_t prefix[33] = {kind};
+    size_t plen = 1;
+    if (pk != NULL) {
+        memcpy(prefix + 1, pk, 32);
+        plen = 33;
+    }
+    struct count c = {prefix, plen, 0, max};
+    *n = 0;
+    if (max == 0)
+        return TF_OK;
+    int rc = tf_node_store_kv_foreach_from(node->store, TF_NODE_STORE_REQUEST_INDEX, prefix, plen,
+                                           count_cb, &c);
+    *n = c.n;
+    return rc == 1 ? TF_OK : rc;
+}
+
+/* Receiving. */
+
+static int on_request(struct tf_node *node, const uint8_t from[32], const uint8_t *body, size_t len)
+{
+    struct req r;
+    char tid[TF_PROTO_TEXT_ID_SIZE];
+    uint64_t now = tf_node_now(node);
+    memset(&r, 0, sizeof r);
+    tf_proto_text_id_encode(from, tid);
+    int rc = tf_proto_request_verify(node->id.sign_pk, from, body, len, now, TF_PROTO_SKEW_DEFAULT,
+                                     &r.q);
+    if (rc != TF_OK) {
+        tf_node_log(TF_NODE_LOG_WARN, "request", "request from %s refused: %s (%s)", tid,
+                    tf_err_name(rc), tf_strerror(rc));
+        return rc == TF_E_EXPIRED ? TF_PROTO_ACK_REASON_EXPIRED : TF_PROTO_ACK_REASON_INVALID;
+    }
+    struct req known;
+    rc = req_load(node, r.q.id, &known);
+    if (rc == TF_OK) { /* the same request again */
+        req_free(&known);
+        return TF_PROTO_ACK_REASON_NONE;
+    }
+    if (rc != TF_E_NOT_FOUND)
+        return -1;
+    struct tf_node_contact c;
+    memset(&c, 0, sizeof c);
+    rc = tf_node_store_contact_get(node->store, from, &c);
+    bool stranger = rc == TF_E_NOT_FOUND, blocked = rc == TF_OK && c.blocked;
+    tf_node_contact_deinit(&c);
+    if (rc != TF_OK && rc != TF_E_NOT_FOUND)
+        return -1;
+    if (blocked) {
+        /* Nothing kept; the ACK is the one any request gets. */
+        tf_node_log(TF_NODE_LOG_INFO, "request", "request from blocked contact %s dropped", tid);
+        return TF_PROTO_ACK_REASON_NONE;
+    }
+    uint64_t open = 0, kept = 0, strangers = 0;
+    if ((rc = count_prefix(node, 'o', from, node->config.max_open_requests_per_asker, &open)) !=
+            TF_OK ||
+        (rc = count_prefix(node, 'k', from, node->config.max_requests_per_asker, &kept)) != TF_OK ||
+        (stranger && (rc = count_prefix(node, 's', NULL, node->config.max_stranger_requests,
+                                        &strangers)) != TF_OK))
+        return -1;
+    const char *full = NULL;
+    uint64_t count = 0;
+    if (open >= node->config.max_open_requests_per_asker)
+        full = "max_open_requests_per_asker", count = open;
+    else if (kept >= node->config.max_requests_per_asker)
+        full = "max_requests_per_asker", count = kept;
+    else if (stranger && strangers >= node->config.max_stranger_requests)
+        full = "max_stranger_requests", count = strangers;
+    if (full != NULL) {
+        tf_node_log(TF_NODE_LOG_WARN, "request", "request from %s refused: %s reached (%llu)", tid,
+                    full, (unsigned long long)count);
+        return TF_PROTO_ACK_REASON_REFUSED;
+    }
+    memcpy(r.id, r.q.id, 32);
+    r.m = (struct tf_proto_req){.role = TF_PROTO_REQ_ROLE_RECEIVED,
+                                .state = TF_PROTO_REQ_OPEN,
+                                .exists = false,
+                                .expires = r.q.expires};
+    r.received = now;
+    r.stranger = stranger;
+    if ((rc = buf_set(&r.signed_req, body, len)) != TF_OK ||
+        (rc = tf_proto_request_decode(r.signed_req.data, r.signed_req.len, &r.q)) != TF_OK) {
+        req_free(&r);
+        return -1;
+    }
+    rc = req_run(node, &r, TF_PROTO_REQ_EV_CREATE, now, NULL);
+    req_free(&r);
+    return rc == TF_OK          ? TF_PROTO_ACK_REASON_NONE
+           : rc == TF_E_EXPIRED ? TF_PROTO_ACK_REASON_EXPIRED
+                                : -1;
+}
+
+static int on_request_close(struct tf_node *node, const uint8_t from[32], const uint8_t *body,
+                            size_t len)
+{
+    struct tf_proto_request_close c;
+    struct req r;
+    char tid[TF_PROTO_TEXT_ID_SIZE];
+    tf_proto_text_id_encode(from, tid);
+    int rc = tf_proto_request_close_verify(from, body, len, &c);
+    if (rc != TF_OK) {
+        tf_node_log(TF_NODE_LOG_WARN, "request", "request close from %s refused: %s", tid,
+                    tf_err_name(rc));
+        return TF_PROTO_ACK_REASON_INVALID;
+    }
+    rc = req_load(node, c.id, &r);
+    if (rc == TF_E_NOT_FOUND) /* collected, or never here: nothing to close */
+        return TF_PROTO_ACK_REASON_NONE;
+    if (rc != TF_OK)
+        return -1;
+    /* Only the asker withdraws, only the connector declines. */
+    bool withdraw = c.action == TF_PROTO_REQUEST_ACTION_WITHDRAW;
+    const uint8_t *who = withdraw ? r.q.asker_pk : r.q.connector_pk;
+    enum tf_proto_req_event ev = withdraw ? TF_PROTO_REQ_EV_WITHDRAWN : TF_PROTO_REQ_EV_DECLINED;
+    int result = TF_PROTO_ACK_REASON_NONE;
+    if (sodium_memcmp(who, from, 32) != 0) {
+        tf_node_log(TF_NODE_LOG_WARN, "request", "request close from %s refused: not its %s", tid,
+                    withdraw ? "asker" : "connector");
+        result = TF_PROTO_ACK_REASON_INVALID;
+    } else {
+        rc = req_run(node, &r, ev, tf_node_now(node), withdraw ? "asker" : "connector");
+        if (rc == TF_E_BAD_STATE || rc == TF_E_EXPIRED)
+            tf_node_log(TF_NODE_LOG_INFO, "request", "request close from %s changes nothing: %s",
+                        tid, tf_strerror(rc));
+        else if (rc != TF_OK)
+            result = -1;
+    }
+    req_free(&r);
+    return result;
+}
+
+int tf_node_request_receive(struct tf_node *node, uint16_t type, const uint8_t from_pk[32],
+                            const uint8_t *body, size_t len)
+{
+    switch (type) {
+    case TF_PROTO_MSG_TYPE_REQUEST:
+        return on_request(node, from_pk, body, len);
+    case TF_PROTO_MSG_TYPE_REQUEST_CLOSE:
+        return on_request_close(node, from_pk, body, len);
+    default:
+        return TF_PROTO_ACK_REASON_UNSUPPORTED;
+    }
+}
+
+/* The intro hooks. */
+
+static int resolve(struct tf_node *node, const msgpack_object *args, const char *key,
+                   uint8_t id[32], char *why, size_t why_cap);
+
+int tf_node_request_check_answer(struct tf_node *node, const msgpack_object *args,
+                                 const uint8_t a[32], const uint8_t b[32], int *side,
+                                 uint8_t request_id[32], char *why, size_t why_cap)
+{
+    const char *p;
+    size_t n;
+    if (tf_proto_ctl_get_str(args, "answers", &p, &n) == TF_E_NOT_FOUND)
+        return TF_E_NOT_FOUND;
+    struct req r;
+    int rc = resolve(node, args, "answers", request_id, why, why_cap);
+    if (rc != TF_OK)
+        return rc == TF_E_NOT_FOUND ? TF_E_BAD_VALUE : rc;
+    if ((rc = req_load(node, request_id, &r)) != TF_OK) {
+        WHY("cannot read the request: %s", tf_strerror(rc));
+        return rc == TF_E_NOT_FOUND ? TF_E_BAD_VALUE : rc;
+    }
+    uint64_t now = tf_node_now(node);
+    if (r.m.role != TF_PROTO_REQ_ROLE_RECEIVED) {
+        WHY("that is a request you sent; only its connector answers it");
+        rc = TF_E_BAD_STATE;
+    } else if (r.m.state != TF_PROTO_REQ_OPEN || now > r.q.expires) {
+        WHY("that request is %s; only an open request can be answered",
+            r.m.state == TF_PROTO_REQ_OPEN ? "expired" : tf_proto_req_state_name(r.m.state));
+        rc = TF_E_BAD_STATE;
+    } else if (sodium_memcmp(r.q.asker_pk, a, 32) == 0) {
+        *side = 0;
+    } else if (sodium_memcmp(r.q.asker_pk, b, 32) == 0) {
+        *side = 1;
+    } else {
+        WHY("the request's asker is neither A nor B");
+        rc = TF_E_BAD_VALUE;
+    }
+    req_free(&r);
+    return rc;
+}
+
+int tf_node_request_topic(struct tf_node *node, const msgpack_object *args, char *topic, size_t cap,
+                          char *why, size_t why_cap)
+{
+    const char *p;
+    size_t n;
+    uint8_t id[32];
+    struct req r;
+    if (tf_proto_ctl_get_str(args, "answers", &p, &n) == TF_E_NOT_FOUND)
+        return TF_E_NOT_FOUND;
+    int rc = resolve(node, args, "answers", id, why, why_cap);
+    if (rc != TF_OK)
+        return rc == TF_E_NOT_FOUND ? TF_E_BAD_VALUE : rc;
+    if ((rc = req_load(node, id, &r)) != TF_OK) {
+        WHY("cannot read the request: %s", tf_strerror(rc));
+        return rc == TF_E_NOT_FOUND ? TF_E_BAD_VALUE : rc;
+    }
+    if (r.q.seeking.len >= cap) {
+        rc = TF_E_TOO_LONG;
+    } else {
+        memcpy(topic, r.q.seeking.ptr, r.q.seeking.len);
+        topic[r.q.seeking.len] = '\0';
+    }
+    req_free(&r);
+    return rc;
+}
+
+int tf_node_request_answered(struct tf_node *node, const uint8_t request_id[32],
+                             const uint8_t intro_id[32], int side, const char *by)
+{
+    struct req r;
+    int rc = req_load(node, request_id, &r);
+    if (rc != TF_OK)
+        return rc;
+    r.has_intro = true;
+    memcpy(r.intro, intro_id, 32);
+    rc = req_run(node, &r, TF_PROTO_REQ_EV_ANSWER, tf_node_now(node), by);
+    if (rc == TF_OK) {
+        uint8_t k[33] = {'i'}, v[33] = {(uint8_t)side};
+        memcpy(k + 1, intro_id, 32);
+        memcpy(v + 1, request_id, 32);
+        rc = tf_node_store_kv_put(node->store, TF_NODE_STORE_REQUEST_INDEX, k, sizeof k, v,
+                                  sizeof v);
+    }
+    req_free(&r);
+    return rc;
+}
+
+int tf_node_request_fill_proposal(struct tf_node *node, const uint8_t intro_id[32], int side,
+                                  struct tf_proto_proposal *p)
+{
+    uint8_t k[33] = {'i'};
+    struct tf_proto_buf v = {0};
+    memcpy(k + 1, intro_id, 32);
+    p->has_request = false;
+    int rc = tf_node_store_kv_get(node->store, TF_NODE_STORE_REQUEST_INDEX, k, sizeof k, &v);
+    if (rc == TF_E_NOT_FOUND)
+        return TF_OK;
+    if (rc == TF_OK && v.len == 33 && v.data[0] == (uint8_t)side) {
+        p->has_request = true;
+        memcpy(p->request_id, v.data + 1, 32);
+    } else if (rc == TF_OK && v.len != 33) {
+        rc = TF_E_CORRUPT;
+    }
+    tf_proto_buf_free(&v);
+    return rc;
+}
+
+int tf_node_request_on_proposal(struct tf_node *node, const struct tf_proto_proposal *p,
+                                bool *answers)
+{
+    struct req r;
+    char hex[17];
+    *answers = false;
+    if (!p->has_request)
+        return TF_OK;
+    sodium_bin2hex(hex, sizeof hex, p->request_id, 8);
+    int rc = req_load(node, p->request_id, &r);
+    if (rc == TF_E_NOT_FOUND) {
+        tf_node_log(TF_NODE_LOG_WARN, "request",
+                    "a proposal claims to answer request %s, which this node never made", hex);
+        return TF_OK;
+    }
+    if (rc != TF_OK)
+        return rc;
+    if (r.m.role != TF_PROTO_REQ_ROLE_SENT ||
+        sodium_memcmp(r.q.connector_pk, p->core.connector_pk, 32) != 0) {
+        tf_node_log(TF_NODE_LOG_WARN, "request",
+                    "a proposal claims to answer request %s, which is not this node's own "
+                    "request to that connector",
+                    hex);
+        req_free(&r);
+        return TF_OK;
+    }
+    r.has_intro = true;
+    memcpy(r.intro, p->intro_id, 32);
+    rc = req_run(node, &r, TF_PROTO_REQ_EV_ANSWERED, tf_node_now(node), "connector");
+    if (rc == TF_OK) {
+        *answers = true;
+    } else if (rc == TF_E_BAD_STATE || rc == TF_E_EXPIRED) {
+        tf_node_log(TF_NODE_LOG_WARN, "request",
+                    "a proposal claims to answer request %s, which is %s: not an answer", hex,
+                    rc == TF_E_EXPIRED ? "expired" : tf_proto_req_state_name(r.m.state));
+        rc = TF_OK;
+    }
+    req_free(&r);
+    return rc;
+}
+
+/* The sweep: steps each record whose due time has come with TICK. */
+
+struct due {
+    uint64_t now;
+    uint8_t keys[SWEEP_BATCH][41];
+    size_t n;
+};
+
+static int due_cb(const uint8_t *key, size_t klen, const uint8_t *val, size_t vlen, void *arg)
+{
+    (void)val;
+    (void)vlen;
+    struct due *d = arg;
+    if (klen < 1 || key[0] != 'd')
+        return 1;
+    if (klen != 41)
+        return 0;
+    if (get_u64be(key + 1) > d->now)
+        return 1; /* in time order: nothing later is due */
+    memcpy(d->keys[d->n++], key, 41);
+    return d->n == SWEEP_BATCH ? 1 : 0;
+}
+
+static void sweep_timer_cb(uv_timer_t *t)
+{
+    struct tf_node *node = t->data;
+    struct due d;
+    d.now = tf_node_now(node);
+    d.n = 0;
+    const uint8_t kind = 'd';
+    int rc = tf_node_store_kv_foreach_from(node->store, TF_NODE_STORE_REQUEST_INDEX, &kind, 1,
+                                           due_cb, &d);
+    if (rc != TF_OK && rc != 1) {
+        tf_node_log(TF_NODE_LOG_ERROR, "request", "cannot read the schedule: %s", tf_strerror(rc));
+        return;
+    }
+    for (size_t i = 0; i < d.n; i++) {
+        struct req r;
+        rc = req_load(node, d.keys[i] + 9, &r);
+        if (rc == TF_E_NOT_FOUND || rc == TF_E_CORRUPT) {
+            /* A key left by a record that is gone (or unreadable): dropped,
+             * so that the sweep does not meet it again. */
+            rc = tf_node_store_kv_del(node->store, TF_NODE_STORE_REQUEST_INDEX, d.keys[i], 41);
+            if (rc != TF_OK)
+                tf_node_log(TF_NODE_LOG_ERROR, "request", "cannot drop a schedule key: %s",
+                            tf_strerror(rc));
+            continue;
+        }
+        if (rc == TF_OK) {
+            rc = req_run(node, &r, TF_PROTO_REQ_EV_TICK, d.now, "expiry");
+            req_free(&r);
+        }
+        if (rc != TF_OK)
+            tf_node_log(TF_NODE_LOG_ERROR, "request", "sweep failed for one request: %s",
+                        tf_strerror(rc));
+    }
+}
+
+int tf_node_request_start(struct tf_node *node)
+{
+    int rc = uv_timer_init(node->loop, &node->request_sweep);
+    if (rc != 0)
+        return rc;
+    node->request_sweep.data = node;
+    return uv_timer_start(&node->request_sweep, sweep_timer_cb, 0, SWEEP_MS);
+}
+
+void tf_node_request_stop(struct tf_node *node)
+{
+    if (node->request_sweep.loop != NULL && !uv_is_closing((uv_handle_t *)&node->request_sweep))
+        uv_close((uv_handle_t *)&node->request_sweep, NULL);
+}
+
+/* Verbs. */
+
+struct id_scan {
+    char prefix[65];
+    size_t n;
+    uint8_t id[32];
+    int matches;
+};
+
+static int id_cb(const uint8_t *key, size_t klen, const uint8_t *val, size_t vlen, void *arg)
+{
+    (void)val;
+    (void)vlen;
+    struct id_scan *s = arg;
+    char hex[65];
+    if (klen != 32)
+        return 0;
+    sodium_bin2hex(hex, sizeof hex, key, 32);
+    if (strncmp(hex, s->prefix, s->n) != 0)
+        return 1;
+    memcpy(s->id, key, 32);
+    return ++s->matches > 1 ? 1 : 0;
+}
+
+/* Resolves args[key]: a request id in hex, whole or a unique prefix of at
+ * least 8 digits. */
+static int resolve(struct tf_node *node, const msgpack_object *args, const char *key,
+                   uint8_t id[32], char *why, size_t why_cap)
+{
+    struct id_scan s = {.matches = 0};
+    const char *p;
+    size_t n;
+    if (tf_proto_ctl_get_str(args, key, &p, &n) != TF_OK || n < 8 || n > 64) {
+        WHY("give the request id (at least its first 8 hex digits)");
+        return TF_E_BAD_REQUEST;
+    }
+    for (size_t i = 0; i < n; i++) {
+        char ch = p[i];
+        if (ch >= 'A' && ch <= 'F')
+            ch = (char)(ch + 32);
+        if (!((ch >= '0' && ch <= '9') || (ch >= 'a' && ch <= 'f'))) {
+            WHY("a request id is hex digits");
+            return TF_E_BAD_REQUEST;
+        }
+        s.prefix[i] = ch;
+    }
+    s.n = n;
+    uint8_t from[32];
+    size_t flen = 0;
+    if (sodium_hex2bin(from, sizeof from, s.prefix, n & ~(size_t)1, NULL, &flen, NULL) != 0)
+        return TF_E_BAD_REQUEST;
+    int rc =
+        tf_node_store_kv_foreach_from(node->store, TF_NODE_STORE_REQUESTS, from, flen, id_cb, &s);
+    if (rc != TF_OK && rc != 1)
+        return rc;
+    if (s.matches == 0) {
+        WHY("no request %.*s here (see: twofold requests)", (int)n, s.prefix);
+        return TF_E_NOT_FOUND;
+    }
+    if (s.matches > 1) {
+        WHY("%.*s matches several requests; give more digits", (int)n, s.prefix);
+        return TF_E_AMBIGUOUS;
+    }
+    memcpy(id, s.id, 32);
+    return TF_OK;
+}
+
+static void write_text_id(struct tf_proto_mp_writer *w, const uint8_t pk[32])
+{
+    char tid[TF_PROTO_TEXT_ID_SIZE];
+    tf_proto_text_id_encode(pk, tid);
+    tf_proto_mp_write_cstr(w, tid);
+}
+
+static void write_req(struct tf_node *node, struct tf_proto_mp_writer *w, const struct req *r)
+{
+    char hex[65];
+    const uint8_t *other = r->m.role == TF_PROTO_REQ_ROLE_SENT ? r->q.connector_pk : r->q.asker_pk;
+    sodium_bin2hex(hex, sizeof hex, r->id, 32);
+    tf_proto_mp_write_map(w, 14);
+    tf_proto_mp_write_cstr(w, "id");
+    tf_proto_mp_write_cstr(w, hex);
+    tf_proto_mp_write_cstr(w, "role");
+    tf_proto_mp_write_cstr(w, r->m.role == TF_PROTO_REQ_ROLE_SENT ? "sent" : "received");
+    tf_proto_mp_write_cstr(w, "state");
+    tf_proto_mp_write_cstr(w, tf_proto_req_state_name(r->m.state));
+    tf_proto_mp_write_cstr(w, "asker");
+    write_text_id(w, r->q.asker_pk);
+    tf_proto_mp_write_cstr(w, "connector");
+    write_text_id(w, r->q.connector_pk);
+    tf_proto_mp_write_cstr(w, "alias");
+    tf_node__write_alias(node, other, w);
+    tf_proto_mp_write_cstr(w, "seeking");
+    tf_proto_mp_write_text(w, r->q.seeking);
+    tf_proto_mp_write_cstr(w, "note");
+    tf_proto_mp_write_text(w, r->q.note);
+    tf_proto_mp_write_cstr(w, "created");
+    tf_proto_mp_write_uint(w, r->q.created);
+    tf_proto_mp_write_cstr(w, "expires");
+    tf_proto_mp_write_uint(w, r->q.expires);
+    tf_proto_mp_write_cstr(w, "closed");
+    tf_proto_mp_write_uint(w, r->m.closed);
+    tf_proto_mp_write_cstr(w, "intro");
+    if (r->has_intro) {
+        sodium_bin2hex(hex, sizeof hex, r->intro, 32);
+        tf_proto_mp_write_cstr(w, hex);
+    } else {
+        tf_proto_mp_write_nil(w);
+    }
+    tf_proto_mp_write_cstr(w, "stranger");
+    tf_proto_mp_write_bool(w, r->stranger);
+    tf_proto_mp_write_cstr(w, "decided_by");
+    tf_proto_mp_write_cstr_or_nil(w, r->decided_by[0] ? r->decided_by : NULL);
+}
+
+static int verb_ask(struct tf_node *node, const msgpack_object *args, struct tf_proto_mp_writer *w,
+                    char *why, size_t why_cap)
+{
+    struct tf_node_contact c = {0};
+    struct req r;
+    const char *p;
+    size_t n;
+    uint64_t expires_s = REQUEST_EXPIRES_DEFAULT_S;
+    memset(&r, 0, sizeof r);
+    int rc = tf_node__find_contact(node, args, "connector", &c, why, why_cap);
+    if (rc != TF_OK)
+        return rc;
+    if (tf_proto_ctl_get_str(args, "seeking", &p, &n) != TF_OK ||
+        !tf_proto_tag_is_valid((const uint8_t *)p, n)) {
+        WHY("'seeking' must be a topic tag (1-64 of a-z, 0-9 and '-')");
+        rc = TF_E_BAD_VALUE;
+        goto out;
+    }
+    r.q.seeking = (struct tf_proto_bytes){(const uint8_t *)p, n};
+    rc = tf_proto_ctl_get_str(args, "note", &p, &n);
+    if (rc == TF_OK) {
+        if (n > TF_PROTO_REQUEST_NOTE_MAX || !tf_proto_utf8_is_valid((const uint8_t *)p, n)) {
+            WHY("the note must be UTF-8 text of at most %u bytes", TF_PROTO_REQUEST_NOTE_MAX);
+            rc = TF_E_BAD_VALUE;
+            goto out;
+        }
+        for (size_t i = 0; i < n; i++) {
+            unsigned char ch = (unsigned char)p[i];
+            if ((ch < 0x20 && ch != '\n' && ch != '\t') || ch == 0x7f) {
+                WHY("the note contains control characters");
+                rc = TF_E_BAD_VALUE;
+                goto out;
+            }
+        }
+        r.q.note = (struct tf_proto_bytes){(const uint8_t *)p, n};
+    } else if (rc != TF_E_NOT_FOUND) {
+        WHY("argument 'note' must be a string");
+        rc = TF_E_BAD_REQUEST;
+        goto out;
+    }
+    rc = tf_proto_ctl_get_uint(args, "expires_s", &expires_s);
+    if ((rc != TF_OK && rc != TF_E_NOT_FOUND) || expires_s < 1 ||
+        expires_s > TF_PROTO_REQUEST_EXPIRES_MAX_S) {
+        WHY("argument 'expires_s' must be 1 to %u seconds", TF_PROTO_REQUEST_EXPIRES_MAX_S);
+        rc = TF_E_BAD_VALUE;
+        goto out;
+    }
+    if (c.blocked) {
+        WHY("that contact is blocked");
+        rc = TF_E_BAD_STATE;
+        goto out;
+    }
+    uint64_t now = tf_node_now(node);
+    memcpy(r.q.asker_pk, node->id.sign_pk, 32);
+    memcpy(r.q.connector_pk, c.pk, 32);
+    r.q.created = now;
+    r.q.expires = now + expires_s;
+    randombytes_buf(r.q.nonce, sizeof r.q.nonce);
+    if ((rc = tf_proto_request_sign(&node->id, &r.q, &r.signed_req, r.id)) != TF_OK ||
+        (rc = tf_proto_request_decode(r.signed_req.data, r.signed_req.len, &r.q)) != TF_OK) {
+        WHY("cannot sign the request: %s", tf_strerror(rc));
+        goto out;
+    }
+    r.m = (struct tf_proto_req){.role = TF_PROTO_REQ_ROLE_SENT, .expires = r.q.expires};
+    r.received = now;
+    if ((rc = req_run(node, &r, TF_PROTO_REQ_EV_CREATE, now, NULL)) != TF_OK) {
+        WHY("cannot record the request: %s", tf_strerror(rc));
+        goto out;
+    }
+    write_req(node, w, &r);
+out:
+    req_free(&r);
+    tf_node_contact_deinit(&c);
+    return rc;
+}
+
+struct list {
+    struct tf_node *node;
+    struct tf_proto_mp_writer *items;
+    uint32_t n;
+};
+
+static int list_cb(const uint8_t *key, size_t klen, const uint8_t *val, size_t vlen, void *arg)
+{
+    struct list *l = arg;
+    struct req r;
+    if (klen != 32)
+        return 0;
+    int rc = req_decode(key, val, vlen, &r);
+    if (rc == TF_E_CORRUPT)
+        return 0; /* skipped, as lists skip corrupt records */
+    if (rc != TF_OK)
+        return rc;
+    write_req(l->node, l->items, &r);
+    l->n++;
+    req_free(&r);
+    return 0;
+}
+
+static int verb_list(struct tf_node *node, struct tf_proto_mp_writer *w, char *why, size_t why_cap)
+{
+    struct tf_proto_mp_writer items;
+    struct tf_proto_buf b;
+    tf_proto_mp_writer_init(&items);
+    struct list l = {node, &items, 0};
+    int rc = tf_node_store_kv_foreach(node->store, TF_NODE_STORE_REQUESTS, list_cb, &l);
+    if (rc == TF_OK)
+        rc = tf_proto_mp_writer_finish(&items, &b);
+    else
+        tf_proto_mp_writer_deinit(&items);
+    if (rc != TF_OK) {
+        WHY("cannot read the requests: %s", tf_strerror(rc));
+        return rc;
+    }
+    tf_proto_mp_write_array(w, l.n);
+    tf_proto_mp_write_raw(w, b.data, b.len);
+    tf_proto_buf_free(&b);
+    return TF_OK;
+}
+
+/* request.show, request.decline, request.withdraw. */
+static int verb_one(struct tf_node *node, const msgpack_object *args, struct tf_proto_mp_writer *w,
+                    char *why, size_t why_cap, int which)
+{
+    uint8_t id[32];
+    struct req r;
+    int rc = resolve(node, args, "id", id, why, why_cap);
+    if (rc != TF_OK)
+        return rc;
+    if ((rc = req_load(node, id, &r)) != TF_OK) {
+        WHY("cannot read the request: %s", tf_strerror(rc));
+        return rc;
+    }
+    if (which != 0) {
+        enum tf_proto_req_event ev =
+            which == 1 ? TF_PROTO_REQ_EV_DECLINE : TF_PROTO_REQ_EV_WITHDRAW;
+        rc = req_run(node, &r, ev, tf_node_now(node), "owner");
+        if (rc == TF_E_BAD_STATE && which == 1 && r.m.role == TF_PROTO_REQ_ROLE_SENT)
+            WHY("this is your own request: withdraw it instead");
+        else if (rc == TF_E_BAD_STATE && which == 2 && r.m.role == TF_PROTO_REQ_ROLE_RECEIVED)
+            WHY("this request was sent to you: decline it instead");
+        else if (rc == TF_E_BAD_STATE)
+            WHY("this request is %s", tf_proto_req_state_name(r.m.state));
+        else if (rc == TF_E_EXPIRED)
+            WHY("this request has expired");
+        else if (rc != TF_OK)
+            WHY("cannot change the request: %s", tf_strerror(rc));
+    }
+    if (rc == TF_OK)
+        write_req(node, w, &r);
+    req_free(&r);
+    return rc;
+}
+
+int tf_node_request_verb(struct tf_node *node, const char *verb, size_t verb_len,
+                         const msgpack_object *args, struct tf_proto_mp_writer *w, char *why,
+                         size_t why_cap, bool *handled)
+{
+    static const char *const names[] = {"request.ask", "request.list", "request.show",
+                                        "request.decline", "request.withdraw"};
+    int which = -1;
+    for (int i = 0; i < (int)(sizeof names / sizeof names[0]); i++)
+        if (strlen(names[i]) == verb_len && memcmp(names[i], verb, verb_len) == 0)
+            which = i;
+    *handled = which >= 0;
+    switch (which) {
+    case 0:
+        return verb_ask(node, args, w, why, why_cap);
+    case 1:
+        return verb_list(node, w, why, why_cap);
+    case 2:
+    case 3:
+    case 4:
+        return verb_one(node, args, w, why, why_cap, which - 2);
+    default:
+        return TF_E_UNKNOWN_VERB;
+    }
+}

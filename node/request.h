@@ -1,0 +1,81 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Requests for an introduction (docs/CONTROL.md "Requests"): an asker asks a
+ * connector for someone who offers a topic; the connector answers with a
+ * proposal (intro.propose with "answers"), declines, or lets it expire; the
+ * asker may withdraw.  Both ends keep one record per request (table
+ * requests), stepped by the pure machine of proto/request.h; this module
+ * carries out its actions (sign, send, store, emit) under one savepoint.
+ *
+ * Budgets (what an asker can make a connector keep): open requests per asker,
+ * records per asker, records from strangers together (config keys
+ * max_open_requests_per_asker, max_requests_per_asker,
+ * max_stranger_requests); closed records are collected after
+ * request_retention_s.
+ */
+#ifndef TF_NODE_REQUEST_H
+#define TF_NODE_REQUEST_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <msgpack/object.h>
+
+#include "proto/err.h"
+#include "proto/intro.h"
+#include "proto/mp.h"
+
+struct tf_node;
+
+TF_MUST_CHECK int tf_node_request_start(struct tf_node *node);
+void tf_node_request_stop(struct tf_node *node);
+
+/* Control verbs request.* (docs/CONTROL.md).  Same contract as node/verbs.h. */
+TF_MUST_CHECK int tf_node_request_verb(struct tf_node *node, const char *verb, size_t verb_len,
+                                       const msgpack_object *args, struct tf_proto_mp_writer *w,
+                                       char *why, size_t why_cap, bool *handled);
+
+/* A request or request close from from_pk (the authenticated sender), as
+ * tf_node_intro_receive.  Other types: TF_PROTO_ACK_REASON_UNSUPPORTED. */
+int tf_node_request_receive(struct tf_node *node, uint16_t type, const uint8_t from_pk[32],
+                            const uint8_t *body, size_t len);
+
+/*
+ * Connector, intro.propose with args["answers"]: resolves the request it
+ * names (hex id or a unique prefix of >= 8 digits) and checks that it is a
+ * request this node received, still open and not expired, and that its asker
+ * is a or b (*side: 0 for a, 1 for b).  Changes nothing.  TF_E_NOT_FOUND
+ * when args has no "answers" (why untouched); other errors fill why.
+ */
+TF_MUST_CHECK int tf_node_request_check_answer(struct tf_node *node, const msgpack_object *args,
+                                               const uint8_t a[32], const uint8_t b[32], int *side,
+                                               uint8_t request_id[32], char *why, size_t why_cap);
+
+/* Connector, intro.propose with "answers" and no topic: copies the seeking
+ * tag of the request args["answers"] names into topic (NUL-terminated).
+ * TF_E_NOT_FOUND when args has no "answers" (why untouched). */
+TF_MUST_CHECK int tf_node_request_topic(struct tf_node *node, const msgpack_object *args,
+                                        char *topic, size_t cap, char *why, size_t why_cap);
+
+/* Connector: records that intro_id answers request_id (checked with
+ * tf_node_request_check_answer), its asker being on side; by names who
+ * decided ("owner", "policy:N").  In the write transaction. */
+TF_MUST_CHECK int tf_node_request_answered(struct tf_node *node, const uint8_t request_id[32],
+                                           const uint8_t intro_id[32], int side, const char *by);
+
+/* Connector: fills p->has_request and p->request_id for the proposal of
+ * intro_id to side (set when that side asked for this intro). */
+TF_MUST_CHECK int tf_node_request_fill_proposal(struct tf_node *node, const uint8_t intro_id[32],
+                                                int side, struct tf_proto_proposal *p);
+
+/* Asker: a new, verified proposal p from its connector arrived.  If it names
+ * a request, it answers it only when that request is this node's own, made
+ * to p's connector, still open and not expired; then the request is marked
+ * answered (in the write transaction) and *answers is true.  Otherwise
+ * *answers is false (logged) and nothing changes: the proposal is an
+ * ordinary one. */
+TF_MUST_CHECK int tf_node_request_on_proposal(struct tf_node *node,
+                                              const struct tf_proto_proposal *p, bool *answers);
+
+#endif

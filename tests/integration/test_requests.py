@@ -1,0 +1,209 @@
+# SPDX-License-Identifier: MIT
+"""Integration tests for requests for an introduction (docs/CONTROL.md
+"Requests"): real nodes ask, answer with a proposal that names the request,
+decline and withdraw; a claim to answer a request is checked by the asker's
+node; strangers' requests are bounded."""
+import os
+import re
+import sys
+import unittest
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from harness import NodeTestCase, flood, wait_for  # noqa: E402
+
+WAIT = 30
+
+
+def parse_flood(r):
+    m = re.match(r"ok=(\d+) refused=(\d+) other=(\d+) noack=(\d+)", r.stdout)
+    if m is None:
+        raise AssertionError("tf-flood said %r (stderr %r)" % (r.stdout, r.stderr))
+    return tuple(int(x) for x in m.groups())
+
+
+class Requests(NodeTestCase):
+    def start(self, name, policy=None, **config):
+        n = self.node(name, port=True)
+        n.init()
+        n.write_config(retry_max_ms=2000, **config)
+        if policy is not None:
+            with open(os.path.join(n.home, "policy"), "w") as f:
+                f.write(policy)
+        n.start()
+        return n
+
+    def knows(self, a, b, alias, *extra):
+        a.cli("contact", "add", b.card(), "--alias", alias, *extra)
+
+    def trio(self, **config):
+        """Carol (the connector) knows Alice and Bob; both know Carol."""
+        carol = self.start("carol", **config)
+        alice = self.start("alice")
+        bob = self.start("bob")
+        self.knows(carol, alice, "alice")
+        self.knows(carol, bob, "bob")
+        self.knows(alice, carol, "carol")
+        self.knows(bob, carol, "carol")
+        return alice, bob, carol
+
+    def request(self, n, rid):
+        for r in n.json("requests"):
+            if r["id"] == rid:
+                return r
+        return None
+
+    def wait_request(self, n, rid, state):
+        return wait_for("%s: request %s %s" % (n.name, rid[:8], state),
+                        lambda: (lambda r: r if r and r["state"] == state else None)(
+                            self.request(n, rid)), WAIT)
+
+    def item(self, n, iid):
+        for i in n.json("inbox", "--all"):
+            if i["id"] == iid:
+                return i
+        return None
+
+    def wait_item(self, n, iid, state):
+        return wait_for("%s: intro %s %s" % (n.name, iid[:8], state),
+                        lambda: (lambda i: i if i and i["state"] == state else None)(
+                            self.item(n, iid)), WAIT)
+
+    def ask(self, asker, connector, tag, *extra):
+        rid = asker.json("ask", connector, "--seeking", tag, *extra)["id"]
+        self.assertEqual(len(rid), 64)
+        return rid
+
+    def test_ask_then_propose_by_hand_with_answers(self):
+        alice, bob, carol = self.trio()
+        rid = self.ask(bob, "carol", "real-estate-law", "--note", "buying a flat")
+        mine = self.request(bob, rid)
+        self.assertEqual((mine["role"], mine["state"], mine["seeking"]),
+                         ("sent", "open", "real-estate-law"))
+        got = self.wait_request(carol, rid, "open")
+        self.assertEqual((got["role"], got["note"], got["asker"]),
+                         ("received", "buying a flat", bob.text_id()))
+        self.assertEqual(got["alias"], "bob")
+        # The human listing shows it too.
+        self.assertIn("real-estate-law", carol.cli("requests").stdout)
+        # Carol answers by hand; the topic defaults to what Bob seeks.
+        iid = carol.json("propose", "alice", "bob", "--answers", rid[:12])["id"]
+        self.assertEqual(carol.json("show", iid)["topic"], "real-estate-law")
+        self.assertEqual(self.request(carol, rid)["state"], "answered")
+        self.assertEqual(self.request(carol, rid)["intro"], iid)
+        self.assertEqual(self.request(carol, rid)["decided_by"], "owner")
+        # Bob's node checked the claim: his own open request, to Carol.
+        self.wait_item(bob, iid, "pending")
+        answered = self.wait_request(bob, rid, "answered")
+        self.assertEqual(answered["intro"], iid)
+        # Alice is never told that someone asked.
+        self.wait_item(alice, iid, "pending")
+        self.assertEqual(alice.json("requests"), [])
+        self.assertNotIn("request", alice.log().replace("requests", ""))
+        # A second answer to the same request is refused at Carol.
+        r = carol.cli("propose", "alice", "bob", "--topic", "other-topic", "--answers", rid,
+                      check=False)
+        self.assertNotEqual(r.returncode, 0)
+        self.assertIn("answered", r.stderr)
+        bob.cli("accept", iid)
+        alice.cli("accept", iid)
+        self.wait_item(bob, iid, "introduced")
+        self.wait_item(alice, iid, "introduced")
+        wait_for("carol: introduced", lambda: carol.json("show", iid)["state"] == "introduced",
+                 WAIT)
+        # Answered requests survive a restart as they were.
+        bob.stop()
+        bob.start()
+        self.assertEqual(self.request(bob, rid)["state"], "answered")
+
+    def test_decline_and_withdraw(self):
+        alice, bob, carol = self.trio()
+        r1 = self.ask(bob, "carol", "tax-law")
+        self.wait_request(carol, r1, "open")
+        out = carol.cli("requests", "decline", r1[:10]).stdout
+        self.assertIn("declined", out)
+        self.assertEqual(self.wait_request(bob, r1, "declined")["decided_by"], "connector")
+        # Alice learns nothing of it.
+        self.assertEqual(alice.json("requests"), [])
+        # Withdrawn: closed at both ends, and no longer answerable.
+        r2 = self.ask(bob, "carol", "tax-law")
+        self.wait_request(carol, r2, "open")
+        bob.cli("requests", "withdraw", r2)
+        self.assertEqual(self.request(bob, r2)["state"], "withdrawn")
+        self.wait_request(carol, r2, "withdrawn")
+        r = carol.cli("propose", "alice", "bob", "--answers", r2, check=False)
+        self.assertNotEqual(r.returncode, 0)
+        self.assertIn("withdrawn", r.stderr)
+        self.assertEqual(carol.json("intros"), [])
+        # Wrong role: the asker cannot decline, the connector cannot withdraw.
+        r = bob.cli("requests", "decline", r1, check=False)
+        self.assertNotEqual(r.returncode, 0)
+        r = carol.cli("requests", "withdraw", r1, check=False)
+        self.assertNotEqual(r.returncode, 0)
+        # A request whose asker is neither party cannot be answered.
+        dave = self.start("dave")
+        self.knows(carol, dave, "dave")
+        self.knows(dave, carol, "carol")
+        r3 = self.ask(dave, "carol", "tax-law")
+        self.wait_request(carol, r3, "open")
+        r = carol.cli("propose", "alice", "bob", "--answers", r3, check=False)
+        self.assertNotEqual(r.returncode, 0)
+        self.assertEqual(self.request(carol, r3)["state"], "open")
+
+    def test_claims_that_do_not_hold_are_not_answers(self):
+        """A proposal claiming a request the party never made, made to
+        another connector, or already closed, is an ordinary proposal: the
+        request is not marked answered."""
+        alice, bob, carol = self.trio()
+        rid = self.ask(bob, "carol", "real-estate-law")
+        self.wait_request(carol, rid, "open")
+        # A stranger claims Bob's real, open request (made to Carol, not to
+        # the stranger), and another claims one Bob never made.
+        for claim in (rid, "ab" * 32):
+            r = flood("proposals", "--target", bob.listen, "--victim", bob.home,
+                      "--identities", 1, "--per", 1, "--request", claim)
+            self.assertEqual(parse_flood(r), (1, 0, 0, 0), r.stderr)
+        bob.wait_log("which is not this node's own request to that connector", WAIT)
+        bob.wait_log("which this node never made", WAIT)
+        self.assertEqual(self.request(bob, rid)["state"], "open")
+        self.assertIsNone(self.request(bob, rid)["intro"])
+        # Closed: withdrawn at Bob, so Carol's stale claim is no answer.
+        bob.cli("requests", "withdraw", rid)
+        r = flood("proposals", "--target", bob.listen, "--victim", bob.home,
+                  "--identities", 1, "--per", 1, "--request", rid)
+        self.assertEqual(parse_flood(r)[0], 1, r.stderr)
+        self.assertEqual(self.request(bob, rid)["state"], "withdrawn")
+
+    def test_stranger_requests_are_bounded(self):
+        carol = self.start("carol", max_stranger_requests=5)
+        r = flood("requests", "--target", carol.listen, "--victim", carol.home,
+                  "--identities", 8)
+        ok, refused, other, noack = parse_flood(r)
+        self.assertEqual((ok, refused, other, noack), (5, 3, 0, 0), r.stderr)
+        got = carol.json("requests")
+        self.assertEqual(len(got), 5)
+        self.assertTrue(all(x["stranger"] and x["state"] == "open" for x in got))
+        carol.wait_log("max_stranger_requests reached (5)", WAIT)
+
+    def test_open_requests_per_asker_are_bounded_and_expire(self):
+        carol = self.start("carol", max_open_requests_per_asker=2, request_retention_s=1)
+        bob = self.start("bob")
+        self.knows(carol, bob, "bob")
+        self.knows(bob, carol, "carol")
+        first = [self.ask(bob, "carol", "t%d" % i, "--expires", "3s") for i in range(2)]
+        for rid in first:
+            self.wait_request(carol, rid, "open")
+        third = self.ask(bob, "carol", "t3")
+        carol.wait_log("max_open_requests_per_asker reached (2)", WAIT)
+        self.assertIsNone(self.request(carol, third))
+        # Expired at both ends, then collected at Carol after the retention.
+        for rid in first:
+            self.wait_request(bob, rid, "expired")
+        wait_for("carol collected the expired requests",
+                 lambda: all(self.request(carol, rid) is None for rid in first), WAIT)
+        # With room again, a new request is taken.
+        fourth = self.ask(bob, "carol", "t4")
+        self.wait_request(carol, fourth, "open")
+
+
+if __name__ == "__main__":
+    unittest.main()
