@@ -786,7 +786,10 @@ int tf_node_backup_restore(const char *path, const char *home, const uint8_t *pa
         snprintf(why, why_cap, "the home path is too long");
         return -ENAMETOOLONG;
     }
-    if ((rc = check_target(home, why, why_cap)) != 0)
+    /* A home whose node could not listen is refused as init refuses it. */
+    char sock[TF_NODE_PATH_MAX];
+    if ((rc = tf_node_home_socket_path(home, sock, sizeof sock, why, why_cap)) != 0 ||
+        (rc = check_target(home, why, why_cap)) != 0)
         return rc;
     if ((o.fd = open(path, O_RDONLY | O_CLOEXEC)) < 0) {
         rc = -errno;

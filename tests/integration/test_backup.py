@@ -245,6 +245,12 @@ class BackupTestCase(NodeTestCase):
         self.assertEqual(r.returncode, 4)
         self.assertIn("holds no twofold identity", r.stderr)
         self.assertFalse(os.path.exists(os.path.join(self.root, "x.tfb")))
+        # A home too deep for its control socket, as init refuses it.
+        deep = os.path.join(self.root, "d" * (107 - len("/control.sock") - len(self.root)))
+        r = self.run_cli("restore", path, deep, "--passphrase-file", self.pw)
+        self.assertEqual(r.returncode, 4, r.stderr)
+        self.assertIn("longer than a Unix socket allows", r.stderr)
+        self.assertFalse(os.path.exists(deep))
         # Not a backup at all.
         self.restore_refused(self.pw, os.path.join(self.root, "r2"), "not a twofold backup")
 
