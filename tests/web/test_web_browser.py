@@ -50,7 +50,8 @@ def prepare():
             skip("no %s on PATH" % tool)
     os.makedirs(NPM_DIR, exist_ok=True)
     shutil.copy(os.path.join(HERE, "browser", "package.json"), NPM_DIR)
-    shutil.copy(os.path.join(HERE, "browser", "scenario.mjs"), NPM_DIR)
+    for f in ("scenario.mjs", "load.mjs"):
+        shutil.copy(os.path.join(HERE, "browser", f), NPM_DIR)
     if not os.path.isdir(os.path.join(NPM_DIR, "node_modules", "playwright-core")):
         env = dict(os.environ, PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD="1")
         try:
