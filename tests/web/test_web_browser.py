@@ -72,9 +72,12 @@ class WebBrowser(IntroTestCase):
         self.webs = []
 
     def tearDown(self):
-        for w in self.webs:
-            w.stop()
+        # twofold web must stop cleanly (exit 0; under the sanitizers this
+        # also catches leaks and memory errors).
+        codes = [(w.stop(), w.stderr) for w in self.webs]
         super().tearDown()
+        for rc, err in codes:
+            self.assertEqual(rc, 0, "twofold web exited %d: %s" % (rc, err[-2000:]))
 
     def test_three_people_in_the_browser(self):
         npm_dir = prepare()
