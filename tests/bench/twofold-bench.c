@@ -62,6 +62,7 @@ static const char PARTY_POLICY[] =
 
 struct opts {
     uint32_t intros, lowload, parties, inflight, contacts;
+    uint32_t print_cards; /* web (issue 18): --print-cards N */
     bool lowload_set;
     double timeout_s, stall_s;
     bool json, smoke, scaling, keep;
@@ -1248,6 +1249,7 @@ static void usage(FILE *out)
             "  --timeout S         give up on a phase after S seconds (default 1800)\n"
             "  --stall S           give up when nothing completes for S seconds (default 60)\n"
             "  --ops               print the op-count table (ops.c) with its reasons, and exit\n"
+            "  --print-cards N     print N cards of fresh identities, one per line, and exit\n"
             "  --keep              keep the temporary homes and logs\n"
             "  --twofoldd PATH     the daemon (default: $TF_TWOFOLDD, else the build's)\n"
             "  --twofold PATH      the CLI (default: $TF_TWOFOLD, else the build's)\n");
@@ -1324,6 +1326,8 @@ static int parse_opts(int argc, char **argv, struct opts *o)
             bad = parse_u32(v, 1, 100000, &o->inflight), i++;
         } else if (strcmp(a, "--contacts") == 0) {
             bad = parse_u32(v, 0, 10000000, &o->contacts), i++;
+        } else if (strcmp(a, "--print-cards") == 0) {
+            bad = parse_u32(v, 1, 10000000, &o->print_cards), i++;
         } else if (strcmp(a, "--timeout") == 0) {
             bad = parse_u32(v, 1, 86400 * 7, &u), i++, o->timeout_s = u;
         } else if (strcmp(a, "--stall") == 0) {
@@ -1466,6 +1470,14 @@ int main(int argc, char **argv)
     if (sodium_init() < 0) {
         fprintf(stderr, "twofold-bench: sodium_init failed\n");
         return 1;
+    }
+    if (o.print_cards > 0) {
+        /* Contacts for another test to load (tests/web/test_web_load.py). */
+        int rc = make_cards(&pc, o.print_cards);
+        for (size_t i = 0; rc == TF_OK && i < pc.n; i++)
+            printf("%s\n", pc.text[i]);
+        free_cards(&pc);
+        return rc == TF_OK && fflush(stdout) == 0 ? 0 : 1;
     }
     memset(&sa, 0, sizeof sa);
     sa.sa_handler = on_stop_signal; /* no SA_RESTART: waits see EINTR */

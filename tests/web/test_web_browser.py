@@ -50,7 +50,8 @@ def prepare():
             skip("no %s on PATH" % tool)
     os.makedirs(NPM_DIR, exist_ok=True)
     shutil.copy(os.path.join(HERE, "browser", "package.json"), NPM_DIR)
-    shutil.copy(os.path.join(HERE, "browser", "scenario.mjs"), NPM_DIR)
+    for f in ("scenario.mjs", "load.mjs"):
+        shutil.copy(os.path.join(HERE, "browser", f), NPM_DIR)
     if not os.path.isdir(os.path.join(NPM_DIR, "node_modules", "playwright-core")):
         env = dict(os.environ, PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD="1")
         try:
@@ -71,9 +72,12 @@ class WebBrowser(IntroTestCase):
         self.webs = []
 
     def tearDown(self):
-        for w in self.webs:
-            w.stop()
+        # twofold web must stop cleanly (exit 0; under the sanitizers this
+        # also catches leaks and memory errors).
+        codes = [(w.stop(), w.stderr) for w in self.webs]
         super().tearDown()
+        for rc, err in codes:
+            self.assertEqual(rc, 0, "twofold web exited %d: %s" % (rc, err[-2000:]))
 
     def test_three_people_in_the_browser(self):
         npm_dir = prepare()

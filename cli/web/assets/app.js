@@ -466,7 +466,7 @@
 
   // Status ------------------------------------------------------------------
   async function viewStatus(main) {
-    const [s, outbox] = await Promise.all([api('status'), api('outbox.list')]);
+    const s = await api('status');
     const dl = el('dl', {});
     const row = (k, v) => dl.append(el('dt', {}, k), el('dd', {}, v));
     row('Name', peer(s.name));
@@ -482,10 +482,15 @@
     const peers = el('table', {}, el('caption', {}, 'Connections'),
       el('thead', {}, el('tr', {}, ['Who', 'Address', 'Direction', 'State', 'In flight'].map((h) => el('th', {scope: 'col'}, h)))),
       el('tbody', {}, (s.peers || []).map((p) => el('tr', {}, el('td', {}, who(p.id, p.alias, null)), el('td', {}, p.addr), el('td', {}, p.direction), el('td', {}, p.state), el('td', {}, String(p.in_flight))))));
-    const ob = el('table', {}, el('caption', {}, 'Outbox'),
-      el('thead', {}, el('tr', {}, ['To', 'Type', 'Attempts', 'Expires', 'Last error'].map((h) => el('th', {scope: 'col'}, h)))),
-      el('tbody', {}, outbox.slice(0, 200).map((o) => el('tr', {}, el('td', {}, who(o.to, o.alias, null)), el('td', {}, o.type), el('td', {}, String(o.attempts)), el('td', {}, when(o.expires)), el('td', {}, o.last_error ? peer(o.last_error) : '')))));
-    main.append(el('h2', {}, 'Status'), el('section', {class: 'card'}, dl), el('div', {class: 'scroll'}, peers), el('div', {class: 'scroll'}, ob));
+    // The outbox has no paging in the control protocol: list it on demand.
+    const obBox = el('div', {class: 'scroll'});
+    const show = el('button', {type: 'button'}, 'List the outbox (' + s.outbox + ')');
+    show.addEventListener('click', () => act(show, 'outbox.list', {}, (outbox) => {
+      obBox.replaceChildren(el('table', {}, el('caption', {}, 'Outbox' + (outbox.length > 200 ? ' (the first 200 of ' + outbox.length + ')' : '')),
+        el('thead', {}, el('tr', {}, ['To', 'Type', 'Attempts', 'Expires', 'Last error'].map((h) => el('th', {scope: 'col'}, h)))),
+        el('tbody', {}, outbox.slice(0, 200).map((o) => el('tr', {}, el('td', {}, who(o.to, o.alias, null)), el('td', {}, o.type), el('td', {}, String(o.attempts)), el('td', {}, when(o.expires)), el('td', {}, o.last_error ? peer(o.last_error) : ''))))));
+    }));
+    main.append(el('h2', {}, 'Status'), el('section', {class: 'card'}, dl), el('div', {class: 'scroll'}, peers), s.outbox > 0 ? show : null, obBox);
   }
 
   // Router --------------------------------------------------------------------

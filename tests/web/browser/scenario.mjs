@@ -40,13 +40,25 @@ async function open(name) {
   return page;
 }
 
+// Screenshots at desktop and phone widths (and the phone one in the dark
+// scheme); on the way, checks that the view has no unlabelled form field and
+// no horizontal scrolling at phone width.
 async function shot(page, name) {
-  for (const [label, vp] of [['desktop', DESKTOP], ['phone', PHONE]]) {
+  for (const [label, vp, scheme] of [['desktop', DESKTOP, 'light'], ['phone', PHONE, 'light'],
+    ['phone-dark', PHONE, 'dark']]) {
+    await page.emulateMedia({ colorScheme: scheme });
     await page.setViewportSize(vp);
     await page.waitForTimeout(100);
     await page.screenshot({ path: path.join(cfg.artifacts, `${name}-${label}.png`), fullPage: true });
   }
+  const overflow = await page.evaluate(() => document.documentElement.scrollWidth - document.documentElement.clientWidth);
+  check(overflow <= 0, `${name}: no horizontal scrolling at ${PHONE.width} px (${overflow} px)`);
+  await page.emulateMedia({ colorScheme: 'light' });
   await page.setViewportSize(DESKTOP);
+  const unlabelled = await page.evaluate(() => [...document.querySelectorAll('main input, main select, main textarea')]
+    .filter((e) => e.type !== 'hidden' && e.labels.length === 0 && !e.getAttribute('aria-label'))
+    .map((e) => e.outerHTML.slice(0, 80)));
+  check(unlabelled.length === 0, `${name}: every form field has a label ${unlabelled.join(' ')}`);
 }
 
 async function go(page, view) {
