@@ -42,6 +42,31 @@ uint64_t tf_node_now(const struct tf_node *node)
     return tv.tv_sec > 0 ? (uint64_t)tv.tv_sec : 0;
 }
 
+bool tf_node_commit_failure_is_fatal(int rc)
+{
+    return rc != TF_OK && rc != -ENOSPC && rc != TF_E_NOMEM && rc != -ENOMEM;
+}
+
+/* A commit failed to write or sync: nothing of the batch may leave (its ACKs,
+ * replies, events and envelopes are dropped with the connections that waited
+ * for them), and the node stops, since the page cache may now show what the
+ * disk does not hold.  A restart reads what is really there. */
+static void store_failed(struct tf_node *node, int rc)
+{
+    tf_node_log(TF_NODE_LOG_ERROR, "store",
+                "commit failed: %s; the disk may not hold this turn's changes and the cached "
+                "store can no longer be trusted: stopping with exit status %d without sending "
+                "anything of this turn; restart twofoldd to recover from what is on disk",
+                tf_strerror(rc), TF_NODE_EXIT_STORE);
+    for (size_t i = 0; i < node->n_pending_events; i++)
+        tf_proto_buf_free(&node->pending_events[i]);
+    node->n_pending_events = 0;
+    node->exit_status = TF_NODE_EXIT_STORE;
+    /* The held replies and frames are never released: stopping closes the
+     * control clients and links with them still queued. */
+    tf_node_stop(node);
+}
+
 /* Commits the open write transaction and releases what waited for it:
  * control replies, ACKs, watch events. */
 static void commit(struct tf_node *node)
@@ -51,8 +76,19 @@ static void commit(struct tf_node *node)
     int rc = TF_OK;
     if (tf_node_store_dirty(node->store)) {
         uint64_t t0 = uv_hrtime();
-        rc = tf_node_store_commit(node->store);
+#ifdef TF_TEST_HOOKS
+        if (node->test_commit_eio && node->test_crash_armed) {
+            tf_node_log(TF_NODE_LOG_WARN, "node", "test hook: failing the commit with EIO");
+            tf_node_store_abort(node->store);
+            rc = -EIO;
+        } else
+#endif
+            rc = tf_node_store_commit(node->store);
         node->stats.commit_us += (uv_hrtime() - t0) / 1000;
+    }
+    if (tf_node_commit_failure_is_fatal(rc)) {
+        store_failed(node, rc);
+        return;
     }
     if (rc != TF_OK)
         tf_node_log(TF_NODE_LOG_ERROR, "store", "commit failed: %s; this turn's changes are lost",
@@ -447,7 +483,9 @@ int tf_node_start(struct tf_node *node, uv_loop_t *loop, const struct tf_node_op
     tf_node_config_defaults(&node->config);
 #ifdef TF_TEST_HOOKS
     const char *crash = getenv("TWOFOLD_TEST_CRASH");
-    node->test_crash_after_receive = crash != NULL && strcmp(crash, "after-receive-commit") == 0;
+    node->test_commit_eio = crash != NULL && strcmp(crash, "eio-on-receive-commit") == 0;
+    node->test_crash_after_receive =
+        node->test_commit_eio || (crash != NULL && strcmp(crash, "after-receive-commit") == 0);
 #endif
     char why[512];
     if ((rc = tf_node_config_load(node->home, &node->config, why, sizeof why)) != 0) {
@@ -505,7 +543,10 @@ void tf_node_stop(struct tf_node *node)
         int rc = tf_node_store_commit(node->store);
         if (rc != TF_OK)
             tf_node_log(TF_NODE_LOG_ERROR, "store", "final commit failed: %s", tf_strerror(rc));
-        tf_node_ctl_committed(node->ctl, rc);
+        if (tf_node_commit_failure_is_fatal(rc))
+            node->exit_status = TF_NODE_EXIT_STORE; /* and nothing of it is released */
+        else
+            tf_node_ctl_committed(node->ctl, rc);
     }
     tf_node_ping_stop_all(node);
     tf_node_ctl_stop(node->ctl);
