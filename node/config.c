@@ -60,6 +60,8 @@ void tf_node_config_defaults(struct tf_node_config *cfg)
     cfg->messages_max_per_contact = 10000;
     cfg->messages_max = 100000;
     cfg->messages_retention_s = 365 * 86400;
+    /* powerloss: warn below 64 MiB free for the store */
+    cfg->disk_warn_free_bytes = 64ull << 20;
 }
 
 struct key {
@@ -121,6 +123,8 @@ static const struct key KEYS[] = {
     KEY(messages_max_per_contact, 1, 100000000),
     KEY(messages_max, 1, 100000000),
     KEY(messages_retention_s, 0, 10 * 365 * 86400),
+    /* powerloss */
+    KEY(disk_warn_free_bytes, 0, UINT64_MAX),
 };
 
 static char *trim(char *s)

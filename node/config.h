@@ -74,6 +74,9 @@ struct tf_node_config {
     uint64_t messages_max_per_contact; /* received notes stored from one contact */
     uint64_t messages_max;             /* received notes stored in all */
     uint64_t messages_retention_s;     /* 0: keep notes until the owner removes them */
+    /* powerloss (node/node.c): the node warns when the store's file system
+     * has less free space than this, before it is full. */
+    uint64_t disk_warn_free_bytes;
 };
 
 /* The defaults. */

@@ -94,6 +94,11 @@ struct tf_node {
      * survive (a commit whose write or sync failed): the exit status
      * twofoldd returns after the orderly stop (TF_NODE_EXIT_STORE). */
     int exit_status;
+    /* powerloss: the last commit failed for want of space (-ENOSPC): new
+     * work is refused until a commit succeeds again (node/node.c). */
+    bool store_full;
+    uint64_t disk_checked_ms; /* when free space was last checked (loop ms) */
+    uint64_t disk_warned_ms;  /* when the low-space warning was last logged */
 };
 
 /* twofoldd's exit status after a commit failed to write or sync (EIO and
