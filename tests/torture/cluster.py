@@ -20,13 +20,22 @@ import time
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "integration"))
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "powerloss"))
 from harness import TWOFOLD, TWOFOLDD, free_port  # noqa: E402
-from plfs import Plfs  # noqa: E402
+from plfs import Plfs, PlfsError  # noqa: E402
 
 READY_TIMEOUT = 20.0  # a (re)start must log "ready" within this
 CLI_TIMEOUT = 30.0  # longer than any SIGSTOP the run inflicts
 EXIT_REFUSED = 1  # the node refused (cli/args.h)
 EXIT_NODE = 3  # the node is not running or the link to it broke
 CRASH_HOOK = {"TWOFOLD_TEST_CRASH": "after-receive-commit"}  # node/node.c
+# Power cuts that wait for the node's next commit and land inside it
+# (tests/powerloss/plfs.c counts data.mdb's syncs): with the data pages
+# written but not synced (the last write torn), between the data sync and
+# the meta page, or with the meta page durable but before anything leaves.
+# If no commit comes within ARMED_WAIT seconds, the power goes at once.
+ARMED_CUTS = {"at-data-sync": "arm cut-before fsync data.mdb 1 tear",
+              "between-syncs": "arm cut-before syncwrite data.mdb 1",
+              "after-meta": "arm cut-after syncwrite data.mdb 1"}
+ARMED_WAIT = 1.0
 
 
 class Refused(Exception):
@@ -65,6 +74,7 @@ class TortureNode:
         else:
             self.home = os.path.join(root, name)
         self.power_cuts = 0
+        self.armed_cuts = 0  # of them, cuts that landed inside a commit
         self.listen = "127.0.0.1:%d" % free_port()
         self.log_path = os.path.join(root, name + ".log")
         self.proc = None
@@ -192,11 +202,28 @@ class TortureNode:
         remounted on what survived)."""
         with self.lock:
             if self.fs is not None:
-                self.fs.cut(power_mode)
+                self._cut(power_mode)
             self.proc.kill()
             self.proc.wait()
             self.proc = None
             self.power_on()
+
+    def _cut(self, mode):
+        if mode not in ARMED_CUTS:
+            self.fs.cut(mode)
+            return
+        self.fs.ctl(ARMED_CUTS[mode])
+        deadline = time.monotonic() + ARMED_WAIT
+        while time.monotonic() < deadline:
+            if self.fs.stats()["dead"]:
+                self.armed_cuts += 1
+                return
+            time.sleep(0.01)
+        self.fs.ctl("disarm")
+        try:
+            self.fs.cut("all")
+        except PlfsError:  # the armed cut fired after all
+            self.armed_cuts += 1
 
     def power_on(self):
         """Power-loss mode: after the node died, every unsynced write is lost

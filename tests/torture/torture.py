@@ -16,7 +16,8 @@ duplicated and unwarranted introductions.  All counts must be zero.
 In power-loss mode (--power) every node's home is on its own tf-plfs mount
 (tests/powerloss/plfs.c, from TF_PLFS) and every kill is a power cut: the
 node's unsynced writes are lost (all of them, or all but a torn last write,
-or all but a random share, drawn per cut), the file system is remounted on
+or all but a random share, drawn per cut; half of the cuts wait for the
+node's next commit and land inside it), the file system is remounted on
 what survived and the node restarted on it; a node that dies on the crash
 hook loses its unsynced writes too.  It needs root, /dev/fuse and
 fusermount3, and exits 77 (skipped) without them.
@@ -65,8 +66,9 @@ PRESETS = {
                        idle_expiry=30, hook_rate=0.1),
 }
 # How a power cut treats the unsynced writes (tests/powerloss/plfs.c), drawn
-# per cut: all lost, a torn last write, or each page kept at random.
-POWER_MODES = ("all", "tear", "any 50")
+# per cut: at once, with all lost, a torn last write, or each page kept at
+# random; or inside the node's next commit (cluster.ARMED_CUTS).
+POWER_MODES = ("all", "tear", "any 50", "at-data-sync", "between-syncs", "after-meta")
 POWER_DOWNTIME = (0.0, 0.2)
 # A restarted peer is retried within a second; closes caused by a decline or
 # a withdrawal wait 0-1 s (the default is 1-24 h).
@@ -244,6 +246,7 @@ def work(nodes, plan, args, summary, failures):
             len(driver.refused), sorted(set(driver.refused.values()))))
     summary.update({"kills": chaos.kills, "hook_crashes": chaos.hook_crashes,
                     "power_cuts": sum(n.power_cuts for n in nodes.values()),
+                    "armed_cuts": sum(n.armed_cuts for n in nodes.values()),
                     "stops": chaos.stops, "stopped_s": round(chaos.stopped_s, 1),
                     "driver": driver.counts})
     return driver
@@ -322,9 +325,10 @@ def print_summary(s, out):
         s["preset"], s["seed"], s["config"]["nodes"], s["wall_s"]))
     if i:
         w("  chaos:   %d kills (%s + restart), %d crashes on the receive hook, "
-          "%d SIGSTOPs (%.1fs hung); %d power cuts in all" % (
+          "%d SIGSTOPs (%.1fs hung); %d power cuts in all, %d inside a commit" % (
               s["kills"], "power cut" if s["preset"].startswith("power") else "kill -9",
-              s["hook_crashes"], s["stops"], s["stopped_s"], s.get("power_cuts", 0)))
+              s["hook_crashes"], s["stops"], s["stopped_s"], s.get("power_cuts", 0),
+              s.get("armed_cuts", 0)))
         w("  intros:  %d planned, %d proposed, %d refused; introduced %d, declined %d, "
           "withdrawn %d, expired %d, still asking %d" % (
               i["planned"], i["proposed"], i["refused"], i.get("introduced", 0),
