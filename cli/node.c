@@ -52,6 +52,8 @@ int tf_cli_node_status(struct tf_cli *cli, int argc, char **argv)
         {"pid", "pid", TF_CLI_RENDER_UINT},
         {"uptime", "uptime_s", TF_CLI_RENDER_DURATION},
         {"store", "store_bytes", TF_CLI_RENDER_BYTES},
+        {"store map", "store_map_bytes", TF_CLI_RENDER_BYTES},
+        {"disk free", "disk_free_bytes", TF_CLI_RENDER_BYTES},
         {"contacts", "contacts", TF_CLI_RENDER_UINT},
         {"events", "events", TF_CLI_RENDER_UINT},
         {"outbox", "outbox", TF_CLI_RENDER_UINT},

@@ -65,6 +65,8 @@ void tf_node_config_defaults(struct tf_node_config *cfg)
     cfg->max_requests_per_asker = 32;
     cfg->max_stranger_requests = 64;
     cfg->request_retention_s = 30 * 86400;
+    /* powerloss: warn below 64 MiB free for the store */
+    cfg->disk_warn_free_bytes = 64ull << 20;
 }
 
 struct key {
@@ -131,6 +133,8 @@ static const struct key KEYS[] = {
     KEY(max_requests_per_asker, 1, 1000000),
     KEY(max_stranger_requests, 0, 1000000),
     KEY(request_retention_s, 1, 10 * 365 * 86400),
+    /* powerloss */
+    KEY(disk_warn_free_bytes, 0, UINT64_MAX),
 };
 
 static char *trim(char *s)

@@ -80,6 +80,9 @@ struct tf_node_config {
     uint64_t max_requests_per_asker;      /* records (open or closed) kept from one asker */
     uint64_t max_stranger_requests;       /* records kept from non-contacts, together */
     uint64_t request_retention_s;         /* closed requests are collected after this */
+    /* powerloss (node/node.c): the node warns when the store's file system
+     * has less free space than this, before it is full. */
+    uint64_t disk_warn_free_bytes;
 };
 
 /* The defaults. */

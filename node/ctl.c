@@ -742,8 +742,13 @@ void tf_node_ctl_committed(struct tf_node_ctl *ctl, int rc)
             if (rc == TF_OK || !f->durable)
                 continue;
             struct tf_proto_buf body;
-            if (error_body(f->id, rc, "the change could not be saved; nothing was stored", &body) ==
-                TF_OK) {
+            /* powerloss: a full disk is said as such (node/node.c store_full) */
+            bool full = rc == -ENOSPC;
+            if (error_body(f->id, full ? TF_E_FULL : rc,
+                           full ? "the disk is full: nothing was stored; the node takes changes "
+                                  "again by itself once space is freed"
+                                : "the change could not be saved; nothing was stored",
+                           &body) == TF_OK) {
                 uint8_t *data = malloc(TF_PROTO_CTL_HEADER_LEN + body.len);
                 if (data != NULL) {
                     tf_proto_ctl_frame_header(data, (uint32_t)body.len);

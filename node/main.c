@@ -35,7 +35,8 @@ static void usage(FILE *out)
                  "  --version          print the version and exit\n"
                  "\n"
                  "exit status: 0 after a clean shutdown, 1 if the node could not start,\n"
-                 "2 for a usage error.\n");
+                 "2 for a usage error, 74 if writing or syncing the store failed (the node\n"
+                 "stopped without sending anything of that batch; restart it).\n");
 }
 
 int main(int argc, char **argv)
@@ -110,6 +111,7 @@ int main(int argc, char **argv)
     int started = tf_node_start(&node, &loop, &opts);
     /* Even a failed start may have open handles to close. */
     uv_run(&loop, UV_RUN_DEFAULT);
+    int exit_status = node.exit_status; /* powerloss: a store failure's */
     tf_node_deinit(&node);
     rc = uv_loop_close(&loop);
     if (rc != 0)
@@ -117,6 +119,11 @@ int main(int argc, char **argv)
                     uv_strerror(rc));
     if (started != 0)
         return 1;
+    if (exit_status != 0) {
+        tf_node_log(TF_NODE_LOG_ERROR, "node", "stopped after a store failure (exit status %d)",
+                    exit_status);
+        return exit_status;
+    }
     tf_node_log(TF_NODE_LOG_INFO, "node", "stopped");
     return rc == 0 ? 0 : 1;
 }

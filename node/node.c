@@ -2,6 +2,7 @@
 #include "node/node.h"
 
 #include <errno.h>
+#include <inttypes.h>
 #include <signal.h>
 #include <fcntl.h>
 #include <stdio.h>
@@ -43,6 +44,90 @@ uint64_t tf_node_now(const struct tf_node *node)
     return tv.tv_sec > 0 ? (uint64_t)tv.tv_sec : 0;
 }
 
+bool tf_node_commit_failure_is_fatal(int rc)
+{
+    return rc != TF_OK && rc != -ENOSPC && rc != TF_E_NOMEM && rc != -ENOMEM;
+}
+
+/* A commit failed to write or sync: nothing of the batch may leave (its ACKs,
+ * replies, events and envelopes are dropped with the connections that waited
+ * for them), and the node stops, since the page cache may now show what the
+ * disk does not hold.  A restart reads what is really there. */
+static void store_failed(struct tf_node *node, int rc)
+{
+    tf_node_log(TF_NODE_LOG_ERROR, "store",
+                "commit failed: %s; the disk may not hold this turn's changes and the cached "
+                "store can no longer be trusted: stopping with exit status %d without sending "
+                "anything of this turn; restart twofoldd to recover from what is on disk",
+                tf_strerror(rc), TF_NODE_EXIT_STORE);
+    for (size_t i = 0; i < node->n_pending_events; i++)
+        tf_proto_buf_free(&node->pending_events[i]);
+    node->n_pending_events = 0;
+    node->exit_status = TF_NODE_EXIT_STORE;
+    /* The held replies and frames are never released: stopping closes the
+     * control clients and links with them still queued. */
+    tf_node_stop(node);
+}
+
+/* Free space that ends a full-disk episode. */
+#define STORE_ROOM_BYTES (1u << 20)
+
+/* A commit found no room (the disk is full, or the map could not grow): the
+ * turn's changes are lost, and so is every later turn's until there is room
+ * again.  Control requests that change something are answered that the disk
+ * is full (node/ctl.c), peers get no ACK and send again later (§10), reads
+ * are served.  Logged once per episode; each failed turn after, at debug. */
+static void store_full(struct tf_node *node)
+{
+    if (node->store_full) {
+        tf_node_log(TF_NODE_LOG_DEBUG, "store", "still full: this turn's changes are lost");
+        return;
+    }
+    node->store_full = true;
+    struct tf_node_store_stat st;
+    uint64_t free_b = tf_node_store_stat(node->store, &st) == TF_OK ? st.disk_free_bytes : 0;
+    tf_node_log(TF_NODE_LOG_ERROR, "store",
+                "the disk is full (commit failed: %s; %" PRIu64 " bytes free): this turn's "
+                "changes are lost, and changes are refused until there is room again (control "
+                "requests are answered E_FULL, peers get no ACK and retry); what is stored is "
+                "still served; the node resumes by itself once space is freed",
+                tf_strerror(-ENOSPC), free_b);
+}
+
+/* A commit succeeded: ends a full-disk episode once 1 MiB is free, and warns (at most once a
+ * minute, checking at most every 5 s) while free space is below
+ * disk_warn_free_bytes. */
+static void store_room(struct tf_node *node)
+{
+    if (node->store_full) {
+        /* A commit that reused free pages fits in a full disk: the episode
+         * ends only once the disk has room to spare, lest it flap. */
+        struct tf_node_store_stat st;
+        if (tf_node_store_stat(node->store, &st) == TF_OK && st.disk_total_bytes != 0 &&
+            st.disk_free_bytes < STORE_ROOM_BYTES)
+            return;
+        node->store_full = false;
+        tf_node_log(TF_NODE_LOG_INFO, "store", "there is room again: changes are taken again");
+    }
+    uint64_t now = uv_now(node->loop);
+    if (node->config.disk_warn_free_bytes == 0 ||
+        (node->disk_checked_ms != 0 && now - node->disk_checked_ms < 5000))
+        return;
+    node->disk_checked_ms = now;
+    struct tf_node_store_stat st;
+    if (tf_node_store_stat(node->store, &st) != TF_OK || st.disk_total_bytes == 0 ||
+        st.disk_free_bytes >= node->config.disk_warn_free_bytes)
+        return;
+    if (node->disk_warned_ms != 0 && now - node->disk_warned_ms < 60000)
+        return;
+    node->disk_warned_ms = now;
+    tf_node_log(TF_NODE_LOG_WARN, "store",
+                "the disk is nearly full: %" PRIu64 " bytes free for the store (warning below "
+                "%" PRIu64 ", config disk_warn_free_bytes); when it is full the node refuses "
+                "changes until space is freed",
+                st.disk_free_bytes, node->config.disk_warn_free_bytes);
+}
+
 /* Commits the open write transaction and releases what waited for it:
  * control replies, ACKs, watch events. */
 static void commit(struct tf_node *node)
@@ -52,12 +137,27 @@ static void commit(struct tf_node *node)
     int rc = TF_OK;
     if (tf_node_store_dirty(node->store)) {
         uint64_t t0 = uv_hrtime();
-        rc = tf_node_store_commit(node->store);
+#ifdef TF_TEST_HOOKS
+        if (node->test_commit_eio && node->test_crash_armed) {
+            tf_node_log(TF_NODE_LOG_WARN, "node", "test hook: failing the commit with EIO");
+            tf_node_store_abort(node->store);
+            rc = -EIO;
+        } else
+#endif
+            rc = tf_node_store_commit(node->store);
         node->stats.commit_us += (uv_hrtime() - t0) / 1000;
     }
-    if (rc != TF_OK)
+    if (tf_node_commit_failure_is_fatal(rc)) {
+        store_failed(node, rc);
+        return;
+    }
+    if (rc == -ENOSPC)
+        store_full(node);
+    else if (rc != TF_OK)
         tf_node_log(TF_NODE_LOG_ERROR, "store", "commit failed: %s; this turn's changes are lost",
                     tf_strerror(rc));
+    else
+        store_room(node);
 #ifdef TF_TEST_HOOKS
     if (rc == TF_OK && node->test_crash_armed) {
         tf_node_log(TF_NODE_LOG_WARN, "node",
@@ -449,7 +549,9 @@ int tf_node_start(struct tf_node *node, uv_loop_t *loop, const struct tf_node_op
     tf_node_config_defaults(&node->config);
 #ifdef TF_TEST_HOOKS
     const char *crash = getenv("TWOFOLD_TEST_CRASH");
-    node->test_crash_after_receive = crash != NULL && strcmp(crash, "after-receive-commit") == 0;
+    node->test_commit_eio = crash != NULL && strcmp(crash, "eio-on-receive-commit") == 0;
+    node->test_crash_after_receive =
+        node->test_commit_eio || (crash != NULL && strcmp(crash, "after-receive-commit") == 0);
 #endif
     char why[512];
     if ((rc = tf_node_config_load(node->home, &node->config, why, sizeof why)) != 0) {
@@ -507,7 +609,10 @@ void tf_node_stop(struct tf_node *node)
         int rc = tf_node_store_commit(node->store);
         if (rc != TF_OK)
             tf_node_log(TF_NODE_LOG_ERROR, "store", "final commit failed: %s", tf_strerror(rc));
-        tf_node_ctl_committed(node->ctl, rc);
+        if (tf_node_commit_failure_is_fatal(rc))
+            node->exit_status = TF_NODE_EXIT_STORE; /* and nothing of it is released */
+        else
+            tf_node_ctl_committed(node->ctl, rc);
     }
     tf_node_ping_stop_all(node);
     tf_node_ctl_stop(node->ctl);

@@ -79,6 +79,10 @@ struct tf_node {
      * it stays false. */
     bool test_crash_after_receive;
     bool test_crash_armed;
+    /* Test hook (TWOFOLD_TEST_CRASH=eio-on-receive-commit): the commit that
+     * would end as test_crash_after_receive's does fails with EIO instead, as
+     * a failed sync would (the batch is aborted). */
+    bool test_commit_eio;
     uv_prepare_t commit;
     uv_signal_t sig_int, sig_term, sig_hup;
     bool stopping;
@@ -88,7 +92,28 @@ struct tf_node {
     size_t n_pending_events, cap_pending_events;
     /* requests (node/request.c): expires and collects requests */
     uv_timer_t request_sweep;
+    /* powerloss: non-zero once the store failed in a way the node cannot
+     * survive (a commit whose write or sync failed): the exit status
+     * twofoldd returns after the orderly stop (TF_NODE_EXIT_STORE). */
+    int exit_status;
+    /* powerloss: the last commit failed for want of space (-ENOSPC): new
+     * work is refused until a commit succeeds again (node/node.c). */
+    bool store_full;
+    uint64_t disk_checked_ms; /* when free space was last checked (loop ms) */
+    uint64_t disk_warned_ms;  /* when the low-space warning was last logged */
 };
+
+/* twofoldd's exit status after a commit failed to write or sync (EIO and
+ * the like): the node cannot tell what reached the disk and no longer trusts
+ * the page cache, so it stops without sending anything of that batch; a
+ * restart recovers from what is on disk.  EX_IOERR of sysexits.h. */
+#define TF_NODE_EXIT_STORE 74
+
+/* True if a failed commit's code means the node must stop (see
+ * TF_NODE_EXIT_STORE): any failure to write or sync, that is every code but
+ * those a full store gives (-ENOSPC: the batch was refused, the store is
+ * intact) and an allocation failure. */
+bool tf_node_commit_failure_is_fatal(int rc);
 
 /* Starts a node on loop: takes the home's lock (TF_E_EXISTS with a message if
  * another twofoldd holds it), loads the key, opens the store, starts the
@@ -122,7 +147,8 @@ struct tf_node_savepoint tf_node_savepoint(const struct tf_node *node);
 void tf_node_rollback(struct tf_node *node, struct tf_node_savepoint sp);
 
 /* True if this build has its test hooks (CMake option TF_TEST_HOOKS, off in
- * release builds): the TWOFOLD_TEST_CRASH environment variable.  A build
+ * release builds): the TWOFOLD_TEST_CRASH environment variable
+ * (after-receive-commit, eio-on-receive-commit).  A build
  * without them ignores the variable. */
 bool tf_node_test_hooks(void);
 

@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <unistd.h>
 
 #include <lmdb.h>
@@ -1937,6 +1938,13 @@ int tf_node_store_stat(struct tf_node_store *st, struct tf_node_store_stat *out)
         (rc = mdb_env_stat(st->env, &env)) == 0) {
         out->size_bytes = (uint64_t)(info.me_last_pgno + 1) * env.ms_psize;
         out->commits = st->commits;
+        out->map_bytes = info.me_mapsize;
+    }
+    const char *path;
+    struct statvfs sv;
+    if (rc == 0 && mdb_env_get_path(st->env, &path) == 0 && statvfs(path, &sv) == 0) {
+        out->disk_free_bytes = (uint64_t)sv.f_bavail * sv.f_frsize;
+        out->disk_total_bytes = (uint64_t)sv.f_blocks * sv.f_frsize;
     }
     if (rc != 0)
         memset(out, 0, sizeof *out);

@@ -387,6 +387,12 @@ struct tf_node_store_stat {
     uint64_t messages;
     uint64_t size_bytes; /* pages in use * page size */
     uint64_t commits;    /* write transactions committed since open */
+    /* powerloss: the map (the most the store can grow to before LMDB must
+     * grow it; it grows by doubling) and the store's file system (statvfs:
+     * bytes available to the node and in all; 0 if unknown). */
+    uint64_t map_bytes;
+    uint64_t disk_free_bytes;
+    uint64_t disk_total_bytes;
 };
 
 TF_MUST_CHECK int tf_node_store_stat(struct tf_node_store *st, struct tf_node_store_stat *out);

@@ -290,7 +290,7 @@ static int verb_status(struct tf_node *node, const msgpack_object *args,
         return rc;
     }
     uint64_t now = tf_node_now(node);
-    tf_proto_mp_write_map(w, 16);
+    tf_proto_mp_write_map(w, 20);
     tf_proto_mp_write_cstr(w, "id");
     tf_proto_mp_write_cstr(w, node->text_id);
     tf_proto_mp_write_cstr(w, "fingerprint");
@@ -310,6 +310,15 @@ static int verb_status(struct tf_node *node, const msgpack_object *args,
     tf_proto_mp_write_uint(w, now > node->started ? now - node->started : 0);
     tf_proto_mp_write_cstr(w, "store_bytes");
     tf_proto_mp_write_uint(w, st.size_bytes);
+    /* powerloss: room to grow, and whether the last commit found none */
+    tf_proto_mp_write_cstr(w, "store_map_bytes");
+    tf_proto_mp_write_uint(w, st.map_bytes);
+    tf_proto_mp_write_cstr(w, "disk_free_bytes");
+    tf_proto_mp_write_uint(w, st.disk_free_bytes);
+    tf_proto_mp_write_cstr(w, "disk_total_bytes");
+    tf_proto_mp_write_uint(w, st.disk_total_bytes);
+    tf_proto_mp_write_cstr(w, "store_full");
+    tf_proto_mp_write_bool(w, node->store_full);
     tf_proto_mp_write_cstr(w, "contacts");
     tf_proto_mp_write_uint(w, st.contacts);
     tf_proto_mp_write_cstr(w, "events");

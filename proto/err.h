@@ -65,7 +65,9 @@
     X(CORRUPT, -10073, "stored record is corrupt")                                                 \
     X(BAD_REQUEST, -10074, "malformed request")                                                    \
     X(UNKNOWN_VERB, -10075, "unknown request verb")                                                \
-    X(NOT_RUNNING, -10076, "the node is not running")
+    X(NOT_RUNNING, -10076, "the node is not running")                                              \
+    /* powerloss: a change refused because the store's disk is full */                             \
+    X(FULL, -10090, "the disk is full")
 
 enum tf_err {
     TF_OK = 0,

@@ -346,6 +346,7 @@ static uint64_t tree_bytes(int fd, int depth)
         close(fd);
         return 0;
     }
+    rewinddir(d); /* a dup of g.bfd shares its offset, left at the end last time */
     struct dirent *e;
     while ((e = readdir(d)) != NULL) {
         struct stat sb;

@@ -1,6 +1,10 @@
 # SPDX-License-Identifier: MIT
 """Real twofoldd processes for the torture run: temporary homes on loopback,
 the real CLI, and a chaos thread that kill -9s, restarts and SIGSTOPs them.
+In power-loss mode each home is on its own tf-plfs mount
+(tests/powerloss/plfs.c) and every kill is a power cut: what the node had
+not synced is lost, the file system is remounted on what survived and the
+node restarted on it.
 
 Standard library only (Debian's /usr/bin/python3).  Binaries come from
 TF_TWOFOLDD / TF_TWOFOLD, as for the integration tests.
@@ -14,13 +18,24 @@ import threading
 import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "integration"))
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "powerloss"))
 from harness import TWOFOLD, TWOFOLDD, free_port  # noqa: E402
+from plfs import Plfs, PlfsError  # noqa: E402
 
 READY_TIMEOUT = 20.0  # a (re)start must log "ready" within this
 CLI_TIMEOUT = 30.0  # longer than any SIGSTOP the run inflicts
 EXIT_REFUSED = 1  # the node refused (cli/args.h)
 EXIT_NODE = 3  # the node is not running or the link to it broke
 CRASH_HOOK = {"TWOFOLD_TEST_CRASH": "after-receive-commit"}  # node/node.c
+# Power cuts that wait for the node's next commit and land inside it
+# (tests/powerloss/plfs.c counts data.mdb's syncs): with the data pages
+# written but not synced (the last write torn), between the data sync and
+# the meta page, or with the meta page durable but before anything leaves.
+# If no commit comes within ARMED_WAIT seconds, the power goes at once.
+ARMED_CUTS = {"at-data-sync": "arm cut-before fsync data.mdb 1 tear",
+              "between-syncs": "arm cut-before syncwrite data.mdb 1",
+              "after-meta": "arm cut-after syncwrite data.mdb 1"}
+ARMED_WAIT = 1.0
 
 
 class Refused(Exception):
@@ -47,9 +62,19 @@ class TortureNode:
     any thread at any time (it fails with Unavailable while the node is
     down)."""
 
-    def __init__(self, root, name):
+    def __init__(self, root, name, power_seed=None):
         self.name = name
-        self.home = os.path.join(root, name)
+        self.fs = None  # the tf-plfs mount holding the home, in power-loss mode
+        if power_seed is not None:
+            self.fs = Plfs(os.path.join(root, name + ".disk"),
+                           os.path.join(root, name + ".mnt"),
+                           os.path.join(root, name + ".ctl"), seed=power_seed)
+            self.fs.mount()
+            self.home = os.path.join(self.fs.mnt, name)
+        else:
+            self.home = os.path.join(root, name)
+        self.power_cuts = 0
+        self.armed_cuts = 0  # of them, cuts that landed inside a commit
         self.listen = "127.0.0.1:%d" % free_port()
         self.log_path = os.path.join(root, name + ".log")
         self.proc = None
@@ -121,10 +146,18 @@ class TortureNode:
             for key, value in config.items():
                 f.write("%s = %d\n" % (key, value))
         self.text_id = json.loads(self.must("--json", "id"))["id"]
+        self.checkpoint()
 
     def write_policy(self, text):
         with open(os.path.join(self.home, "policy"), "w") as f:
             f.write(text)
+        self.checkpoint()
+
+    def checkpoint(self):
+        """Power-loss mode: makes what the test wrote by hand (config,
+        policy) durable, as an installer would."""
+        if self.fs is not None:
+            self.fs.ctl("sync")
 
     def card(self):
         return self.must("card").strip()
@@ -163,11 +196,50 @@ class TortureNode:
         raise NodeFailure("%s did not log 'ready' within %.0fs; see %s" % (
             self.name, READY_TIMEOUT, self.log_path))
 
-    def kill9(self):
+    def kill9(self, power_mode="all"):
+        """kill -9; in power-loss mode a power cut in power_mode first (see
+        tests/powerloss/plfs.c), then power back on (the file system
+        remounted on what survived)."""
         with self.lock:
+            if self.fs is not None:
+                self._cut(power_mode)
             self.proc.kill()
             self.proc.wait()
             self.proc = None
+            self.power_on()
+
+    def _cut(self, mode):
+        if mode not in ARMED_CUTS:
+            self.fs.cut(mode)
+            return
+        self.fs.ctl(ARMED_CUTS[mode])
+        deadline = time.monotonic() + ARMED_WAIT
+        while time.monotonic() < deadline:
+            if self.fs.stats()["dead"]:
+                self.armed_cuts += 1
+                return
+            time.sleep(0.01)
+        self.fs.ctl("disarm")
+        try:
+            self.fs.cut("all")
+        except PlfsError:  # the armed cut fired after all
+            self.armed_cuts += 1
+
+    def power_on(self):
+        """Power-loss mode: after the node died, every unsynced write is lost
+        (unless a cut already dropped them), and the file system comes back
+        on what survived."""
+        if self.fs is None:
+            return
+        if not self.fs.stats()["dead"]:
+            self.fs.cut("all")
+        self.fs.unmount()
+        self.fs.mount()
+        self.power_cuts += 1
+
+    def unmount(self):
+        if self.fs is not None:
+            self.fs.unmount()
 
     def signal(self, sig):
         with self.lock:
@@ -181,8 +253,11 @@ class TortureNode:
             return self.proc.poll()
 
     def forget(self):
+        """The process exited by itself: forgets it (and, in power-loss mode,
+        its unsynced writes, as if the power had failed at that moment)."""
         with self.lock:
             self.proc = None
+            self.power_on()
 
     def stop(self, timeout=20.0):
         """SIGTERM, then the exit status (NodeFailure if it hangs)."""
@@ -260,11 +335,12 @@ class Chaos(threading.Thread):
         finally:
             self.schedule_done.set()
 
-    def _kill_restart(self, node, downtime, armed):
+    def _kill_restart(self, node, downtime, armed, power_mode="all"):
         self._supervise()
-        node.kill9()
+        node.kill9(power_mode)
         self.kills += 1
-        self.log("chaos: kill -9 %s (#%d), down %.2fs%s" % (
+        self.log("chaos: %s %s (#%d), down %.2fs%s" % (
+            "power cut (%s) on" % power_mode if node.fs is not None else "kill -9",
             node.name, self.kills, downtime, ", restart with crash hook" if armed else ""))
         time.sleep(downtime)
         node.start(armed=armed)

@@ -10,6 +10,17 @@ duplicated and unwarranted introductions.  All counts must be zero.
     torture.py --short              the CI version (well under 3 minutes)
     torture.py --long               the release check (>= 30 kills, >= 500 intros)
     torture.py --seed S [...]       replay a run's plan (printed at the start)
+    torture.py --power --short      power-loss mode, the CI version (about a minute)
+    torture.py --power --long       power-loss mode, the release check (>= 1,000 cuts)
+
+In power-loss mode (--power) every node's home is on its own tf-plfs mount
+(tests/powerloss/plfs.c, from TF_PLFS) and every kill is a power cut: the
+node's unsynced writes are lost (all of them, or all but a torn last write,
+or all but a random share, drawn per cut; half of the cuts wait for the
+node's next commit and land inside it), the file system is remounted on
+what survived and the node restarted on it; a node that dies on the crash
+hook loses its unsynced writes too.  It needs root, /dev/fuse and
+fusermount3, and exits 77 (skipped) without them.
 
 Options override the preset: --nodes, --intros, --kills, --stops,
 --duration (seconds of workload), --drain (seconds allowed to settle),
@@ -40,6 +51,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 from checker import Checker, read_store, self_test  # noqa: E402
 from cluster import Chaos, NodeFailure, Refused, TortureNode, Unavailable  # noqa: E402
+from plfs import SKIP, unavailable  # noqa: E402
 from workload import Driver, Plan  # noqa: E402
 
 PRESETS = {
@@ -47,7 +59,17 @@ PRESETS = {
                   idle_expiry=20, hook_rate=0.15),
     "long": dict(nodes=6, intros=800, kills=40, stops=3, duration=300, drain=180,
                  idle_expiry=30, hook_rate=0.15),
+    # Power-loss mode: kills are power cuts, many more of them.
+    "power-short": dict(nodes=4, intros=120, kills=40, stops=0, duration=30, drain=60,
+                        idle_expiry=15, hook_rate=0.1),
+    "power-long": dict(nodes=6, intros=1500, kills=1000, stops=2, duration=600, drain=240,
+                       idle_expiry=30, hook_rate=0.1),
 }
+# How a power cut treats the unsynced writes (tests/powerloss/plfs.c), drawn
+# per cut: at once, with all lost, a torn last write, or each page kept at
+# random; or inside the node's next commit (cluster.ARMED_CUTS).
+POWER_MODES = ("all", "tear", "any 50", "at-data-sync", "between-syncs", "after-meta")
+POWER_DOWNTIME = (0.0, 0.2)
 # A restarted peer is retried within a second; closes caused by a decline or
 # a withdrawal wait 0-1 s (the default is 1-24 h).
 NODE_CONFIG = {"retry_max_ms": 1000, "close_delay_min_s": 0, "close_delay_max_s": 1}
@@ -71,43 +93,48 @@ def parse_args(argv):
     for key in ("nodes", "intros", "kills", "stops", "duration", "drain", "idle_expiry"):
         ap.add_argument("--" + key.replace("_", "-"), type=int, dest=key)
     ap.add_argument("--hook-rate", type=float, dest="hook_rate")
+    ap.add_argument("--power", action="store_true",
+                    help="power-loss mode: homes on tf-plfs, kills are power cuts")
     ap.add_argument("--json", action="store_true", help="print a JSON summary on stdout")
     ap.add_argument("--keep", action="store_true", help="keep the homes and logs")
     args = ap.parse_args(argv)
-    preset = dict(PRESETS["long" if args.long else "short"])
+    args.preset = ("power-" if args.power else "") + ("long" if args.long else "short")
+    preset = dict(PRESETS[args.preset])
     for key in preset:
         if getattr(args, key) is not None:
             preset[key] = getattr(args, key)
     if preset["nodes"] < 4:
         ap.error("--nodes must be at least 4 (a connector and two contacts, plus strangers)")
-    args.preset = "long" if args.long else "short"
     args.cfg = preset
     if args.seed is None:
         args.seed = random.SystemRandom().randrange(1, 2 ** 31)
     return args
 
 
-def chaos_schedule(seed, cfg, n_nodes):
+def chaos_schedule(seed, cfg, n_nodes, power=False):
     """(t, kind, node, param) events: the kills spread over the workload,
     the stops in its middle."""
     rng = random.Random(seed * 7919 + 1)
     events = []
     for _ in range(cfg["kills"]):
         t = rng.uniform(1.0, cfg["duration"])
-        events.append((t, "kill", rng.randrange(n_nodes),
-                       (rng.uniform(*DOWNTIME), rng.random() < cfg["hook_rate"])))
+        param = (rng.uniform(*(POWER_DOWNTIME if power else DOWNTIME)),
+                 rng.random() < cfg["hook_rate"])
+        if power:
+            param += (rng.choice(POWER_MODES),)
+        events.append((t, "kill", rng.randrange(n_nodes), param))
     for _ in range(cfg["stops"]):
         t = rng.uniform(0.2, 0.7) * cfg["duration"]
         events.append((t, "stop", rng.randrange(n_nodes), rng.uniform(*STOP_SECONDS)))
     return sorted(events)
 
 
-def setup(root, plan):
-    """Initialises and starts every node with its policy, and exchanges the
-    cards as planned (friends tagged)."""
-    nodes = {}
-    for name in plan.names:
-        n = TortureNode(root, name)
+def setup(root, plan, nodes, power_seed=None):
+    """Initialises and starts every node (into nodes, a dict, so that the
+    caller can stop them whatever happens) with its policy, and exchanges
+    the cards as planned (friends tagged).  power_seed: power-loss mode."""
+    for i, name in enumerate(plan.names):
+        n = TortureNode(root, name, None if power_seed is None else power_seed + 1000 * i)
         n.init(NODE_CONFIG)
         n.write_policy(plan.policies[name])
         nodes[name] = n
@@ -193,7 +220,7 @@ def work(nodes, plan, args, summary, failures):
     stops the chaos.  Returns the driver and the chaos thread."""
     cfg = args.cfg
     order = [nodes[name] for name in plan.names]
-    chaos = Chaos(order, chaos_schedule(args.seed, cfg, len(order)), log)
+    chaos = Chaos(order, chaos_schedule(args.seed, cfg, len(order), args.power), log)
     driver = Driver(plan, nodes, chaos, log)
     chaos.start()
     try:
@@ -218,6 +245,8 @@ def work(nodes, plan, args, summary, failures):
         failures.append("%d proposals refused: %s" % (
             len(driver.refused), sorted(set(driver.refused.values()))))
     summary.update({"kills": chaos.kills, "hook_crashes": chaos.hook_crashes,
+                    "power_cuts": sum(n.power_cuts for n in nodes.values()),
+                    "armed_cuts": sum(n.armed_cuts for n in nodes.values()),
                     "stops": chaos.stops, "stopped_s": round(chaos.stopped_s, 1),
                     "driver": driver.counts})
     return driver
@@ -253,9 +282,9 @@ def run(args):
     """One torture run; returns its summary (summary["ok"]: passed)."""
     cfg = args.cfg
     wall0 = time.monotonic()
-    log("torture: seed %d, preset %s: %d nodes, %d intros, %d kills, %d stops, %ds workload" % (
-        args.seed, args.preset, cfg["nodes"], cfg["intros"], cfg["kills"], cfg["stops"],
-        cfg["duration"]))
+    log("torture: seed %d, preset %s: %d nodes, %d intros, %d %s, %d stops, %ds workload" % (
+        args.seed, args.preset, cfg["nodes"], cfg["intros"], cfg["kills"],
+        "power cuts" if args.power else "kills", cfg["stops"], cfg["duration"]))
     plan = Plan(args.seed, cfg["nodes"], cfg["intros"], cfg["duration"], cfg["idle_expiry"])
     log("plan: roles %s, strangers %s" % (plan.roles, sorted(sorted(p) for p in plan.strangers)))
     root = tempfile.mkdtemp(prefix="tf-torture-")
@@ -263,7 +292,7 @@ def run(args):
     failures = []
     nodes = {}
     try:
-        nodes = setup(root, plan)
+        setup(root, plan, nodes, args.seed if args.power else None)
         log("setup: %d nodes up, cards exchanged (%.1fs)" % (len(nodes), time.monotonic() - wall0))
         driver = work(nodes, plan, args, summary, failures)
         check(nodes, plan, driver, summary, failures)
@@ -275,6 +304,7 @@ def run(args):
                 n.stop()
             except NodeFailure:
                 pass
+            n.unmount()
     summary["failures"] = failures
     summary["wall_s"] = round(time.monotonic() - wall0, 1)
     summary["ok"] = not failures
@@ -294,9 +324,11 @@ def print_summary(s, out):
     w("torture %s: seed %d, %d nodes, wall %.1fs" % (
         s["preset"], s["seed"], s["config"]["nodes"], s["wall_s"]))
     if i:
-        w("  chaos:   %d kills (kill -9 + restart), %d crashes on the receive hook, "
-          "%d SIGSTOPs (%.1fs hung)" % (s["kills"], s["hook_crashes"], s["stops"],
-                                        s["stopped_s"]))
+        w("  chaos:   %d kills (%s + restart), %d crashes on the receive hook, "
+          "%d SIGSTOPs (%.1fs hung); %d power cuts in all, %d inside a commit" % (
+              s["kills"], "power cut" if s["preset"].startswith("power") else "kill -9",
+              s["hook_crashes"], s["stops"], s["stopped_s"], s.get("power_cuts", 0),
+              s.get("armed_cuts", 0)))
         w("  intros:  %d planned, %d proposed, %d refused; introduced %d, declined %d, "
           "withdrawn %d, expired %d, still asking %d" % (
               i["planned"], i["proposed"], i["refused"], i.get("introduced", 0),
@@ -328,6 +360,11 @@ def print_summary(s, out):
 
 def main(argv):
     args = parse_args(argv)
+    if args.power:
+        why = unavailable()
+        if why:
+            print("SKIP: power-loss mode: " + why)
+            return SKIP
     summary = run(args)
     if args.json:
         print_summary(summary, sys.stderr)
