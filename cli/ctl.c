@@ -14,9 +14,17 @@
 #include <unistd.h>
 
 #include "cli/render.h"
+#include "node/home.h"
 #include "node/verbs.h"
 #include "proto/ctl.h"
 #include "proto/mp.h"
+
+static int64_t now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
 
 int tf_cli_ctl_open(struct tf_cli_ctl *c, const struct tf_cli *cli)
 {
@@ -40,14 +48,36 @@ int tf_cli_ctl_open(struct tf_cli_ctl *c, const struct tf_cli *cli)
     if (!msgpack_zone_init(&c->zone, 4096))
         return tf_cli_render_fail(cli, TF_CLI_EXIT_LOCAL, "out of memory");
     c->zone_ready = true;
-    c->fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    if (c->fd < 0)
-        return tf_cli_render_fail(cli, TF_CLI_EXIT_LOCAL, "cannot make a socket: %s",
-                                  strerror(errno));
-    c->connected = true;
-    if (connect(c->fd, (const struct sockaddr *)&sa, sizeof sa) == 0)
-        return TF_CLI_EXIT_OK;
-    int e = errno;
+    /* A node that holds its lock but has no control socket yet is starting:
+     * wait for it (TF_CLI_CTL_START_WAIT_MS).  With no lock held, look again
+     * for TF_CLI_CTL_START_GRACE_MS, in case a node launched at the same
+     * moment (`twofoldd & twofold ...`) has not reached its lock yet. */
+    int64_t start = now_ms();
+    int e = 0, held = 0;
+    for (;;) {
+        c->fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+        if (c->fd < 0)
+            return tf_cli_render_fail(cli, TF_CLI_EXIT_LOCAL, "cannot make a socket: %s",
+                                      strerror(errno));
+        c->connected = true;
+        if (connect(c->fd, (const struct sockaddr *)&sa, sizeof sa) == 0)
+            return TF_CLI_EXIT_OK;
+        e = errno;
+        if (e != ENOENT && e != ECONNREFUSED)
+            break;
+        held = tf_node_home_lock_held(cli->home) == 1;
+        int64_t waited = now_ms() - start;
+        if (waited >= (held ? TF_CLI_CTL_START_WAIT_MS : TF_CLI_CTL_START_GRACE_MS))
+            break;
+        close(c->fd);
+        c->connected = false;
+        nanosleep(&(struct timespec){0, TF_CLI_CTL_START_POLL_MS * 1000000L}, NULL);
+    }
+    if (held)
+        return tf_cli_render_fail(cli, TF_CLI_EXIT_NODE,
+                                  "twofoldd for %s holds its lock but did not open its control "
+                                  "socket within %d s (is it starting or stopping?); see its log",
+                                  cli->home, TF_CLI_CTL_START_WAIT_MS / 1000);
     if (e == ENOENT || e == ECONNREFUSED)
         return tf_cli_render_fail(cli, TF_CLI_EXIT_NODE,
                                   "twofoldd is not running for %s; start it with: twofoldd "
@@ -73,13 +103,6 @@ void tf_cli_ctl_close(struct tf_cli_ctl *c)
 static int timeout_ms(const struct tf_cli_ctl *c)
 {
     return c->timeout_ms > 0 ? c->timeout_ms : TF_CLI_CTL_TIMEOUT_MS;
-}
-
-static int64_t now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
 /* Waits until fd is readable or the deadline (< 0: none) passes.  pselect

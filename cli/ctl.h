@@ -22,6 +22,15 @@
 #include "cli/args.h"
 #include "cli/render.h"
 
+/* A node that holds its home's lock but has no control socket yet is
+ * starting: the CLI waits up to TF_CLI_CTL_START_WAIT_MS for its socket,
+ * trying every TF_CLI_CTL_START_POLL_MS.  When no node holds the lock, it
+ * still looks for TF_CLI_CTL_START_GRACE_MS (a node launched at the same
+ * moment takes its lock within a few ms) before it says "not running". */
+#define TF_CLI_CTL_START_WAIT_MS 10000
+#define TF_CLI_CTL_START_GRACE_MS 300
+#define TF_CLI_CTL_START_POLL_MS 10
+
 /* How long a reply may take, unless the caller sets timeout_ms. */
 #define TF_CLI_CTL_TIMEOUT_MS 10000
 
@@ -69,8 +78,9 @@ struct tf_cli_ctl {
     int refused;
 };
 
-/* Connects to <home>/control.sock.  When nothing listens there, says that the
- * node is not running and how to start it (TF_CLI_EXIT_NODE). */
+/* Connects to <home>/control.sock, waiting for a node that is starting (see
+ * TF_CLI_CTL_START_WAIT_MS).  When nothing listens there, says that the node
+ * is not running and how to start it (TF_CLI_EXIT_NODE). */
 int tf_cli_ctl_open(struct tf_cli_ctl *c, const struct tf_cli *cli);
 
 /* Sends {id, verb, args} and waits up to c->timeout_ms for the reply.

@@ -3,10 +3,12 @@
 
 #include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <sys/un.h>
 #include <unistd.h>
@@ -54,6 +56,21 @@ int tf_node_home_socket_path(const char *home, char *out, size_t cap, char *why,
                  "the control socket path %s/%s is longer than a Unix socket allows (%zu bytes); "
                  "use a shorter --home",
                  home, TF_NODE_HOME_SOCKET, sizeof sa.sun_path - 1);
+    return rc;
+}
+
+int tf_node_home_lock_held(const char *home)
+{
+    char path[TF_NODE_PATH_MAX];
+    if (tf_node_home_path(home, TF_NODE_HOME_LOCK, path, sizeof path) != 0)
+        return -ENAMETOOLONG;
+    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK);
+    if (fd < 0)
+        return errno == ENOENT ? 0 : -errno;
+    int rc = 0;
+    if (flock(fd, LOCK_SH | LOCK_NB) != 0)
+        rc = errno == EWOULDBLOCK ? 1 : -errno;
+    close(fd); /* releases the shared lock, if taken */
     return rc;
 }
 

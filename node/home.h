@@ -45,6 +45,12 @@ TF_MUST_CHECK int tf_node_home_socket_path(const char *home, char *out, size_t c
 /* Creates every missing parent directory of path (not path itself), mode
  * 0755 as the umask allows.  0 or -errno. */
 TF_MUST_CHECK int tf_node_home_make_parents(const char *path);
+/* Whether a twofoldd holds the home's lock (HOME/twofoldd.lock): 1 if one
+ * does (it is starting, running or stopping), 0 if none does or the lock file
+ * does not exist, -errno if the file cannot be opened.  The test takes a
+ * shared lock for an instant; a twofoldd that starts at that moment retries
+ * its own lock for a while (node/node.c), so the test never makes it fail. */
+TF_MUST_CHECK int tf_node_home_lock_held(const char *home);
 
 struct tf_node_home_init_args {
     const char *name;      /* display name for the card (required) */

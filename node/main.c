@@ -17,6 +17,7 @@
 #include "node/home.h"
 #include "node/log.h"
 #include "node/node.h"
+#include "node/notify.h"
 
 static void usage(FILE *out)
 {
@@ -109,6 +110,15 @@ int main(int argc, char **argv)
     struct tf_node node;
     struct tf_node_options opts = {.home = home};
     int started = tf_node_start(&node, &loop, &opts);
+    /* The control socket and the listener accept from here on: a service
+     * manager waiting for readiness (Type=notify) may start what uses the
+     * node.  A failed notice is logged by tf_node_notify. */
+    if (started == 0) {
+        char state[TF_NODE_PATH_MAX + 256];
+        snprintf(state, sizeof state, "READY=1\nSTATUS=ready: control %s, listening on %s",
+                 node.socket_path, node.listen[0] ? node.listen : "-");
+        (void)tf_node_notify(state);
+    }
     /* Even a failed start may have open handles to close. */
     uv_run(&loop, UV_RUN_DEFAULT);
     int exit_status = node.exit_status; /* powerloss: a store failure's */

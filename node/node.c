@@ -10,6 +10,7 @@
 #include <string.h>
 #include <sys/file.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <sodium.h>
@@ -24,6 +25,7 @@
 #include "node/policy.h"
 #include "node/keys.h"
 #include "node/log.h"
+#include "node/notify.h"
 #include "proto/ctl.h"
 
 bool tf_node_test_hooks(void)
@@ -329,26 +331,34 @@ static void signal_cb(uv_signal_t *h, int signum)
 {
     struct tf_node *node = h->data;
     if (signum == SIGHUP) {
-        /* Limits apply to new links and timers from now on. */
+        /* Limits apply to new links and timers from now on.  The service
+         * manager hears of the reload and of its end whatever the outcome
+         * (a refused file leaves the node serving as before); a failed
+         * notice is logged by tf_node_notify. */
         char why[512];
+        (void)tf_node_notify("RELOADING=1");
         struct tf_node_config cfg = node->config;
         int rc = tf_node_config_load(node->home, &cfg, why, sizeof why);
         if (rc != TF_OK) {
             tf_node_log(TF_NODE_LOG_ERROR, "node",
                         "SIGHUP: configuration refused, keeping the old one: %s", why);
+            (void)tf_node_notify("READY=1\nSTATUS=configuration refused, the old one kept");
             return;
         }
         node->config = cfg;
         if (tf_node_policy_load(node, why, sizeof why) != TF_OK) {
             tf_node_log(TF_NODE_LOG_ERROR, "policy",
                         "SIGHUP: policy refused, keeping the old rules: %s", why);
+            (void)tf_node_notify("READY=1\nSTATUS=policy refused, the old rules kept");
             return;
         }
         tf_node_log(TF_NODE_LOG_INFO, "node", "SIGHUP: configuration and policy reloaded");
+        (void)tf_node_notify("READY=1\nSTATUS=configuration and policy reloaded");
         return;
     }
     tf_node_log(TF_NODE_LOG_INFO, "node", "%s: shutting down",
                 signum == SIGINT ? "SIGINT" : "SIGTERM");
+    (void)tf_node_notify("STOPPING=1\nSTATUS=shutting down");
     tf_node_stop(node);
 }
 
@@ -374,6 +384,10 @@ static void events_sweep_cb(uv_timer_t *h)
         uv_timer_start(h, events_sweep_cb, 0, EVENTS_SWEEP_MS);
 }
 
+/* Tries for the home's lock: LOCK_TRIES, LOCK_RETRY_MS apart. */
+#define LOCK_TRIES 20
+#define LOCK_RETRY_MS 5
+
 /* Takes an exclusive lock on the home so two nodes never share it. */
 static int lock_home(struct tf_node *node)
 {
@@ -387,7 +401,15 @@ static int lock_home(struct tf_node *node)
         tf_node_log(TF_NODE_LOG_ERROR, "node", "cannot open %s: %s", path, strerror(errno));
         return rc;
     }
-    if (flock(fd, LOCK_EX | LOCK_NB) != 0) {
+    /* The CLI tests the lock with a shared lock held for an instant
+     * (tf_node_home_lock_held): a node starting at that moment tries again
+     * rather than take the CLI for another node.  Startup may block. */
+    rc = flock(fd, LOCK_EX | LOCK_NB);
+    for (int i = 1; rc != 0 && errno == EWOULDBLOCK && i < LOCK_TRIES; i++) {
+        nanosleep(&(struct timespec){0, LOCK_RETRY_MS * 1000000L}, NULL);
+        rc = flock(fd, LOCK_EX | LOCK_NB);
+    }
+    if (rc != 0) {
         rc = errno == EWOULDBLOCK ? TF_E_EXISTS : -errno;
         if (rc == TF_E_EXISTS)
             tf_node_log(TF_NODE_LOG_ERROR, "node",
