@@ -142,13 +142,20 @@ static const struct verb POLICY_VERBS[] = {
     {"show", "", "print the node's active policy rules",
      "Prints each rule in canonical form after its line in the file: 'LINE: rule'.\n",
      tf_cli_policy_show, NULL},
-    {"test", "--connector NAME|ID|unknown --topic TOPIC [--mode MODE]",
+    {"test",
+     "--connector NAME|ID|unknown --topic TOPIC [--mode MODE] [--answers-request]\n"
+     "                       | --requester NAME|ID|unknown --topic TOPIC",
      "ask the active policy what it would decide for an introduction",
      "  --connector NAME|ID\n"
      "                     who proposes it: a contact (alias, id or the first 6 or more\n"
      "                     characters of an id), or unknown for someone who is not one\n"
      "  --topic TOPIC      the introduction's topic, a tag (a-z 0-9 -)\n"
      "  --mode MODE        parallel (the default) or sequential\n"
+     "  --answers-request  the introduction answers one of your open requests\n"
+     "  --requester NAME|ID|unknown\n"
+     "                     test the request rules instead: a request from this person\n"
+     "                     seeking TOPIC ('propose CONTACT (policy:3)' names whom it\n"
+     "                     would propose)\n"
      "\n"
      "Prints the decision and the rule that made it, as 'accept (policy:2)', or 'ask (no\n"
      "rule matched: the default)'.  Nothing is decided or counted: limits are read, not\n"

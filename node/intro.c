@@ -1577,7 +1577,8 @@ static int on_proposal(struct tf_node *node, const uint8_t from[32], const uint8
         return -1;
     /* The owner's policy may answer at once (docs/POLICY.md). */
     struct tf_proto_policy_decision d;
-    if (tf_node_policy_decide(node, from, p.core.topic, p.core.mode, true, &d) != TF_OK)
+    struct tf_node_policy_facts facts = {.answers_request = answers_request}; /* requests */
+    if (tf_node_policy_decide_ex(node, from, p.core.topic, p.core.mode, &facts, true, &d) != TF_OK)
         return -1;
     char by[32], reason[64] = "";
     snprintf(by, sizeof by, "policy:%zu", d.line);

@@ -14,6 +14,7 @@
 #include "node/intro.h"
 #include "node/log.h"
 #include "node/node.h"
+#include "node/policy.h"
 #include "node/store.h"
 #include "proto/ctl.h"
 #include "proto/envelope.h"
@@ -404,6 +405,177 @@ static int count_prefix(struct tf_node *node, uint8_t kind, const uint8_t *pk, u
     return rc == 1 ? TF_OK : rc;
 }
 
+/* The owner's policy over received requests (docs/POLICY.md "Requests"). */
+
+static bool cand_better(const struct tf_node_request_offer *a,
+                        const struct tf_node_request_offer *b)
+{
+    if (a->trust != b->trust)
+        return a->trust > b->trust;
+    if (a->issued != b->issued)
+        return a->issued > b->issued;
+    return memcmp(a->pk, b->pk, 32) < 0;
+}
+
+struct offer_scan {
+    const uint8_t *requester;
+    struct tf_proto_bytes topic;
+    struct tf_node_request_offer *out;
+    size_t n, max;
+};
+
+static int offer_cb(const struct tf_node_contact *c, void *arg)
+{
+    struct offer_scan *s = arg;
+    enum tf_proto_policy_trust trust = tf_node_policy_trust(c->trust);
+    if (c->blocked || trust == TF_PROTO_POLICY_TRUST_NONE ||
+        (s->requester != NULL && memcmp(c->pk, s->requester, 32) == 0))
+        return 0;
+    bool offers = false;
+    for (size_t i = 0; i < c->fields.n_offers && !offers; i++)
+        offers = c->fields.offers[i].len == s->topic.len &&
+                 memcmp(c->fields.offers[i].ptr, s->topic.ptr, s->topic.len) == 0;
+    if (!offers)
+        return 0;
+    struct tf_node_request_offer o = {.trust = trust, .issued = c->fields.issued};
+    memcpy(o.pk, c->pk, 32);
+    /* Insertion into the best-first list of at most max. */
+    size_t at = s->n;
+    while (at > 0 && cand_better(&o, &s->out[at - 1]))
+        at--;
+    if (at >= s->max)
+        return 0;
+    size_t last = s->n < s->max ? s->n : s->max - 1;
+    memmove(&s->out[at + 1], &s->out[at], (last - at) * sizeof o);
+    s->out[at] = o;
+    if (s->n < s->max)
+        s->n++;
+    return 0;
+}
+
+int tf_node_request_offers(struct tf_node *node, const uint8_t *requester,
+                           struct tf_proto_bytes topic, struct tf_node_request_offer *out,
+                           size_t max, size_t *n)
+{
+    struct offer_scan s = {requester, topic, out, 0, max};
+    *n = 0;
+    if (max == 0)
+        return TF_OK;
+    int rc = tf_node_store_contact_foreach(node->store, offer_cb, &s);
+    *n = s.n;
+    return rc;
+}
+
+/* Sets a string pair of a map object of msgpack-c's (for calling a verb
+ * from here). */
+static void kv_str(msgpack_object_kv *kv, const char *key, const char *val)
+{
+    kv->key.type = MSGPACK_OBJECT_STR;
+    kv->key.via.str.ptr = key;
+    kv->key.via.str.size = (uint32_t)strlen(key);
+    kv->val.type = MSGPACK_OBJECT_STR;
+    kv->val.via.str.ptr = val;
+    kv->val.via.str.size = (uint32_t)strlen(val);
+}
+
+/* Proposes cand and the asker of r, answering r, exactly as the owner's
+ * intro.propose would; under a savepoint (all or nothing).  why says why
+ * not. */
+static int propose_for(struct tf_node *node, const struct req *r, const uint8_t cand[32], char *why,
+                       size_t why_cap)
+{
+    char a[TF_PROTO_TEXT_ID_SIZE], b[TF_PROTO_TEXT_ID_SIZE], id[65];
+    tf_proto_text_id_encode(cand, a);
+    tf_proto_text_id_encode(r->q.asker_pk, b);
+    sodium_bin2hex(id, sizeof id, r->id, 32);
+    msgpack_object_kv kv[3];
+    kv_str(&kv[0], "a", a);
+    kv_str(&kv[1], "b", b);
+    kv_str(&kv[2], "answers", id);
+    msgpack_object args = {.type = MSGPACK_OBJECT_MAP};
+    args.via.map.size = 3;
+    args.via.map.ptr = kv;
+    struct tf_proto_mp_writer w;
+    tf_proto_mp_writer_init(&w);
+    bool handled;
+    struct tf_node_savepoint sp = tf_node_savepoint(node);
+    why[0] = '\0';
+    int rc = tf_node_intro_verb(node, "intro.propose", 13, &args, &w, why, why_cap, &handled);
+    tf_proto_mp_writer_deinit(&w);
+    if (rc != TF_OK)
+        tf_node_rollback(node, sp);
+    return rc;
+}
+
+/* Keeps by as who decided request id (already closed by its step). */
+static int set_decided_by(struct tf_node *node, const uint8_t id[32], const char *by)
+{
+    struct req r;
+    struct tf_proto_buf rec;
+    int rc = req_load(node, id, &r);
+    if (rc != TF_OK)
+        return rc;
+    snprintf(r.decided_by, sizeof r.decided_by, "%s", by);
+    if ((rc = req_encode(&r, &rec)) == TF_OK) {
+        rc = tf_node_store_kv_put(node->store, TF_NODE_STORE_REQUESTS, r.id, 32, rec.data, rec.len);
+        tf_proto_buf_free(&rec);
+    }
+    req_free(&r);
+    return rc;
+}
+
+#define PROPOSE_TRIES 8
+
+/* Runs the owner's request rules on r, just received: decline it, propose
+ * the best contact who offers its topic (the next best when an intro of
+ * that pair about the topic already exists, up to PROPOSE_TRIES), or leave
+ * it open for the owner.  Store errors are returned; a proposal that cannot
+ * be made is logged and leaves the request open. */
+static int decide_request(struct tf_node *node, struct req *r, uint64_t now)
+{
+    struct tf_node_request_offer cands[PROPOSE_TRIES];
+    size_t n = 0;
+    int rc = tf_node_request_offers(node, r->q.asker_pk, r->q.seeking, cands, PROPOSE_TRIES, &n);
+    if (rc != TF_OK)
+        return rc;
+    struct tf_node_policy_facts facts = {
+        .is_request = true, .offer_trust = n > 0 ? cands[0].trust : TF_PROTO_POLICY_TRUST_NONE};
+    struct tf_proto_policy_decision d;
+    if ((rc = tf_node_policy_decide_ex(node, r->q.asker_pk, r->q.seeking,
+                                       TF_PROTO_INTRO_MODE_PARALLEL, &facts, true, &d)) != TF_OK)
+        return rc;
+    if (!d.matched || d.action == TF_PROTO_POLICY_ACTION_ASK)
+        return TF_OK;
+    char by[32], hex[17];
+    snprintf(by, sizeof by, "policy:%zu", d.line);
+    sodium_bin2hex(hex, sizeof hex, r->id, 8);
+    if (d.action == TF_PROTO_POLICY_ACTION_DECLINE) {
+        rc = req_run(node, r, TF_PROTO_REQ_EV_DECLINE, now, by);
+        if (rc == TF_OK)
+            tf_node_log(TF_NODE_LOG_INFO, "request", "%s declined by %s", hex, by);
+        return rc;
+    }
+    if (d.action != TF_PROTO_POLICY_ACTION_PROPOSE)
+        return TF_OK;
+    char why[256];
+    for (size_t i = 0; i < n; i++) {
+        rc = propose_for(node, r, cands[i].pk, why, sizeof why);
+        if (rc == TF_OK) {
+            char tid[TF_PROTO_TEXT_ID_SIZE];
+            tf_proto_text_id_encode(cands[i].pk, tid);
+            tf_node_log(TF_NODE_LOG_INFO, "request", "%s answered by %s: proposed %s", hex, by,
+                        tid);
+            return set_decided_by(node, r->id, by);
+        }
+        char esc[300];
+        tf_node_log(TF_NODE_LOG_INFO, "request", "%s: %s could not propose candidate %zu: %s", hex,
+                    by, i + 1, tf_node_log_escape(why, strlen(why), esc, sizeof esc));
+        if (rc != TF_E_EXISTS)
+            break; /* the next candidate would fail the same way */
+    }
+    return TF_OK;
+}
+
 /* Receiving. */
 
 static int on_request(struct tf_node *node, const uint8_t from[32], const uint8_t *body, size_t len)
@@ -473,6 +645,8 @@ static int on_request(struct tf_node *node, const uint8_t from[32], const uint8_
         return -1;
     }
     rc = req_run(node, &r, TF_PROTO_REQ_EV_CREATE, now, NULL);
+    if (rc == TF_OK)
+        rc = decide_request(node, &r, now); /* the owner's request rules */
     req_free(&r);
     return rc == TF_OK          ? TF_PROTO_ACK_REASON_NONE
            : rc == TF_E_EXPIRED ? TF_PROTO_ACK_REASON_EXPIRED

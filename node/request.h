@@ -25,6 +25,7 @@
 #include "proto/err.h"
 #include "proto/intro.h"
 #include "proto/mp.h"
+#include "proto/policy.h"
 
 struct tf_node;
 
@@ -77,5 +78,21 @@ TF_MUST_CHECK int tf_node_request_fill_proposal(struct tf_node *node, const uint
  * ordinary one. */
 TF_MUST_CHECK int tf_node_request_on_proposal(struct tf_node *node,
                                               const struct tf_proto_proposal *p, bool *answers);
+
+/* requests policy: a contact who offers a topic, as the policy ranks them:
+ * higher trust first, then the newer card (its issued time), then the lower
+ * public key. */
+struct tf_node_request_offer {
+    uint8_t pk[32];
+    enum tf_proto_policy_trust trust;
+    uint64_t issued;
+};
+
+/* The best (at most max) of the owner's contacts whose card offers topic:
+ * not blocked, with a trust level, and not requester (may be NULL).  *n says
+ * how many were written to out, best first. */
+TF_MUST_CHECK int tf_node_request_offers(struct tf_node *node, const uint8_t *requester,
+                                         struct tf_proto_bytes topic,
+                                         struct tf_node_request_offer *out, size_t max, size_t *n);
 
 #endif

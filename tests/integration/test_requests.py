@@ -204,6 +204,81 @@ class Requests(NodeTestCase):
         fourth = self.ask(bob, "carol", "t4")
         self.wait_request(carol, fourth, "open")
 
+    def test_policy_answers_a_request_on_every_side(self):
+        """Bob asks Carol for real-estate-law; Carol's request rule proposes
+        Alice (who offers it, trust close); Bob's `answers my request` and
+        Alice's `topic in offers` accept; both materialise, each with two
+        signed acceptances, and every automatic step names its rule."""
+        carol = self.start("carol", "propose when requester trust >= known and a contact "
+                                    "offers the topic with trust >= close\n")
+        alice = self.start("alice", "accept when topic in offers\n")
+        bob = self.start("bob", "accept when answers my request\nask\n")
+        dave = self.start("dave")
+        alice.cli("profile", "set", "--offers", "real-estate-law")
+        dave.cli("profile", "set", "--offers", "real-estate-law")
+        self.knows(carol, alice, "alice", "--trust", "close")
+        self.knows(carol, dave, "dave", "--trust", "known")  # offers it too, less trusted
+        self.knows(carol, bob, "bob")  # known (the default)
+        self.knows(alice, carol, "carol")
+        self.knows(bob, carol, "carol")
+        # policy test shows what the rules would do, without doing it.
+        out = carol.cli("policy", "test", "--requester", "bob", "--topic",
+                        "real-estate-law").stdout
+        self.assertEqual(out.strip(), "propose %s (policy:1)" % alice.text_id())
+        out = bob.cli("policy", "test", "--connector", "carol", "--topic", "x",
+                      "--answers-request").stdout
+        self.assertEqual(out.strip(), "accept (policy:1)")
+        out = bob.cli("policy", "test", "--connector", "carol", "--topic", "x").stdout
+        self.assertEqual(out.strip(), "ask (policy:2)")
+        self.assertEqual(carol.json("intros"), [])
+
+        rid = self.ask(bob, "carol", "real-estate-law")
+        got = self.wait_request(carol, rid, "answered")
+        self.assertEqual(got["decided_by"], "policy:1")
+        iid = got["intro"]
+        intro = carol.json("show", iid)
+        self.assertEqual(intro["topic"], "real-estate-law")
+        self.assertEqual({intro["a"]["alias"], intro["b"]["alias"]}, {"alice", "bob"})
+        self.assertEqual(self.wait_request(bob, rid, "answered")["intro"], iid)
+        for n in (alice, bob):
+            item = self.wait_item(n, iid, "introduced")
+            self.assertEqual(item["decided_by"], "policy:1")
+        wait_for("carol: introduced", lambda: carol.json("show", iid)["state"] == "introduced",
+                 WAIT)
+        # Each side holds the other as a contact, with the provenance.
+        for me, other in ((alice, bob), (bob, alice)):
+            c = me.json("contact", "show", other.text_id())
+            self.assertEqual(c["intro"], iid)
+            self.assertEqual(c["introduced_by"], carol.text_id())
+        # Dave, the runner-up, was never asked.
+        self.assertEqual(dave.json("inbox", "--all"), [])
+        # A proposal by hand without --answers is not accepted by Bob's rule.
+        eve = self.start("eve")
+        self.knows(carol, eve, "eve")
+        self.knows(eve, carol, "carol")
+        iid2 = carol.json("propose", "eve", "bob", "--topic", "real-estate-law")["id"]
+        self.assertIsNone(self.wait_item(bob, iid2, "pending")["decided_by"])
+
+    def test_policy_declines_strangers_requests_and_asks_otherwise(self):
+        carol = self.start("carol", "decline when requester is unknown\n"
+                                    "propose when requester is known and a contact offers the "
+                                    "topic\n")
+        bob = self.start("bob")
+        self.knows(carol, bob, "bob")
+        self.knows(bob, carol, "carol")
+        # Nobody offers it: no rule matches, the request waits for Carol.
+        rid = self.ask(bob, "carol", "tax-law")
+        self.wait_request(carol, rid, "open")
+        self.assertIsNone(self.request(carol, rid)["decided_by"])
+        # A stranger's request: declined by rule 1.
+        r = flood("requests", "--target", carol.listen, "--victim", carol.home,
+                  "--identities", 1)
+        self.assertEqual(parse_flood(r), (1, 0, 0, 0), r.stderr)
+        got = wait_for("carol: the stranger's request declined",
+                       lambda: [x for x in carol.json("requests") if x["stranger"]
+                                and x["state"] == "declined"], WAIT)
+        self.assertEqual(got[0]["decided_by"], "policy:1")
+
 
 if __name__ == "__main__":
     unittest.main()
