@@ -340,6 +340,20 @@ static const struct verb VERBS[] = {
      "the state (open, answered, declined, expired or withdrawn) and when it expires.\n"
      "Answer a received one with 'twofold propose A B --answers REQUEST'.\n",
      tf_cli_request_list, REQUESTS_VERBS},
+    {"suggest", "[--for CONTACT] [--topic TAG] [--limit N]",
+     "suggest introductions: contacts who seek what another contact offers",
+     "  --for CONTACT      only pairs with this contact on either side\n"
+     "  --topic TAG        only this topic\n"
+     "  --limit N          at most N suggestions (1-1000, default 50)\n"
+     "\n"
+     "From your contacts' current cards: a pair where one seeks a topic the other offers.\n"
+     "Best first, by score: 100 when the seeker has an open request to you for the topic,\n"
+     "plus 10 x the sum of both trust levels (acquaintance 1, known 2, close 3), plus for\n"
+     "each card 5 if issued in the last 30 days or 2 in the last 180; ties by topic, then\n"
+     "the seeker's and the offerer's id.  Left out: blocked contacts, and pairs you\n"
+     "introduced, with an intro still asking, or with one declined in the last 90 days.\n"
+     "Nothing is proposed: each line shows the command that would.\n",
+     tf_cli_request_suggest, NULL},
     {NULL, NULL, NULL, NULL, NULL, NULL},
 };
 

@@ -2847,3 +2847,51 @@ int tf_node_intro_verb(struct tf_node *node, const char *verb, size_t verb_len,
         return TF_E_UNKNOWN_VERB;
     }
 }
+
+/* requests: what this connector's intros say about a pair (for suggest). */
+
+struct pair_walk {
+    uint8_t prefix[PAIR_KEY_MAX]; /* the first 64 bytes: the pair */
+    uint8_t ids[64][32];
+    size_t n;
+};
+
+static int pair_walk_cb(const uint8_t *key, size_t klen, const uint8_t *val, size_t vlen, void *arg)
+{
+    struct pair_walk *pw = arg;
+    if (klen < 64 || memcmp(key, pw->prefix, 64) != 0)
+        return 1; /* past this pair's keys */
+    if (vlen == 32 && pw->n < sizeof pw->ids / sizeof pw->ids[0])
+        memcpy(pw->ids[pw->n++], val, 32);
+    return 0;
+}
+
+int tf_node_intro_pair_status(struct tf_node *node, const uint8_t a[32], const uint8_t b[32],
+                              uint64_t declined_since, enum tf_node_intro_pair *out)
+{
+    struct pair_walk pw;
+    pw.n = 0;
+    pair_key(a, b, NULL, 0, pw.prefix);
+    *out = TF_NODE_INTRO_PAIR_NONE;
+    int rc = tf_node_store_kv_foreach_from(node->store, TF_NODE_STORE_INTRO_PAIRS, pw.prefix, 64,
+                                           pair_walk_cb, &pw);
+    if (rc != TF_OK && rc != 1)
+        return rc;
+    for (size_t i = 0; i < pw.n; i++) {
+        struct intro_out o;
+        rc = out_load(node, pw.ids[i], &o);
+        if (rc == TF_E_NOT_FOUND || rc == TF_E_CORRUPT)
+            continue; /* an index entry for a removed intro */
+        if (rc != TF_OK)
+            return rc;
+        enum tf_node_intro_pair s = o.state == OUT_INTRODUCED ? TF_NODE_INTRO_PAIR_INTRODUCED
+                                    : o.state == OUT_ASKING   ? TF_NODE_INTRO_PAIR_OPEN
+                                    : o.state == OUT_DECLINED && o.updated >= declined_since
+                                        ? TF_NODE_INTRO_PAIR_DECLINED
+                                        : TF_NODE_INTRO_PAIR_NONE;
+        out_free(&o);
+        if (s > *out)
+            *out = s;
+    }
+    return TF_OK;
+}

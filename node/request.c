@@ -1196,12 +1196,267 @@ static int verb_one(struct tf_node *node, const msgpack_object *args, struct tf_
     return rc;
 }
 
+/* suggest: pairs of contacts where one seeks what the other offers
+ * (docs/CONTROL.md "Suggestions").  Read-only. */
+
+#define SUGGEST_LIMIT_DEFAULT 50
+#define SUGGEST_LIMIT_MAX 1000
+#define SUGGEST_CONTACTS_MAX 20000
+#define SUGGEST_DECLINED_WINDOW_S (90u * 86400u)
+
+struct sg_contact {
+    uint8_t pk[32];
+    char tid[TF_PROTO_TEXT_ID_SIZE];
+    char alias[TF_NODE_ALIAS_MAX + 1];
+    unsigned trust;
+    uint64_t issued;
+    size_t n_offers, n_seeks;
+    char offers[TF_PROTO_CARD_TAGS_MAX][TF_PROTO_TAG_MAX + 1];
+    char seeks[TF_PROTO_CARD_TAGS_MAX][TF_PROTO_TAG_MAX + 1];
+};
+
+struct sg_request {
+    uint8_t asker[32];
+    char seeking[TF_PROTO_TAG_MAX + 1];
+    uint8_t id[32];
+};
+
+struct sg_pick {
+    uint64_t score;
+    size_t seeker, offerer;
+    const char *topic;
+    const struct sg_request *req;
+};
+
+struct sg {
+    struct tf_node *node;
+    uint64_t now;
+    struct sg_contact *c;
+    size_t n, cap;
+    struct sg_request *r;
+    size_t nr, rcap;
+    bool too_many;
+};
+
+static int sg_contact_cb(const struct tf_node_contact *c, void *arg)
+{
+    struct sg *g = arg;
+    if (c->blocked)
+        return 0;
+    if (g->n == SUGGEST_CONTACTS_MAX) {
+        g->too_many = true;
+        return 1;
+    }
+    if (g->n == g->cap && tf_node__grow((void **)&g->c, &g->cap, g->n, sizeof *g->c) != TF_OK)
+        return TF_E_NOMEM;
+    struct sg_contact *s = &g->c[g->n];
+    memset(s, 0, sizeof *s);
+    memcpy(s->pk, c->pk, 32);
+    tf_proto_text_id_encode(c->pk, s->tid);
+    snprintf(s->alias, sizeof s->alias, "%s", c->alias);
+    s->trust = (unsigned)c->trust;
+    s->issued = c->fields.issued;
+    s->n_offers = c->fields.n_offers;
+    s->n_seeks = c->fields.n_seeks;
+    for (size_t i = 0; i < s->n_offers; i++)
+        memcpy(s->offers[i], c->fields.offers[i].ptr, c->fields.offers[i].len);
+    for (size_t i = 0; i < s->n_seeks; i++)
+        memcpy(s->seeks[i], c->fields.seeks[i].ptr, c->fields.seeks[i].len);
+    g->n++;
+    return 0;
+}
+
+static int sg_request_cb(const uint8_t *key, size_t klen, const uint8_t *val, size_t vlen,
+                         void *arg)
+{
+    struct sg *g = arg;
+    struct req r;
+    if (klen != 32 || req_decode(key, val, vlen, &r) != TF_OK)
+        return 0;
+    if (r.m.role == TF_PROTO_REQ_ROLE_RECEIVED && r.m.state == TF_PROTO_REQ_OPEN &&
+        g->now <= r.q.expires) {
+        if (g->nr == g->rcap && tf_node__grow((void **)&g->r, &g->rcap, g->nr, sizeof *g->r) != 0) {
+            req_free(&r);
+            return TF_E_NOMEM;
+        }
+        struct sg_request *q = &g->r[g->nr++];
+        memset(q, 0, sizeof *q);
+        memcpy(q->asker, r.q.asker_pk, 32);
+        memcpy(q->seeking, r.q.seeking.ptr, r.q.seeking.len);
+        memcpy(q->id, r.id, 32);
+    }
+    req_free(&r);
+    return 0;
+}
+
+/* What a card's issue time adds to the score: fresh cards first. */
+static uint64_t sg_recency(uint64_t now, uint64_t issued)
+{
+    uint64_t age = now > issued ? now - issued : 0;
+    return age <= 30u * 86400u ? 5 : age <= 180u * 86400u ? 2 : 0;
+}
+
+/* True if a ranks before b. */
+static bool sg_before(const struct sg *g, const struct sg_pick *a, const struct sg_pick *b)
+{
+    if (a->score != b->score)
+        return a->score > b->score;
+    int t = strcmp(a->topic, b->topic);
+    if (t != 0)
+        return t < 0;
+    t = strcmp(g->c[a->seeker].tid, g->c[b->seeker].tid);
+    if (t != 0)
+        return t < 0;
+    return strcmp(g->c[a->offerer].tid, g->c[b->offerer].tid) < 0;
+}
+
+static void write_name(struct tf_proto_mp_writer *w, const struct sg_contact *c)
+{
+    tf_proto_mp_write_cstr(w, c->alias[0] ? c->alias : c->tid);
+}
+
+static int verb_suggest(struct tf_node *node, const msgpack_object *args,
+                        struct tf_proto_mp_writer *w, char *why, size_t why_cap)
+{
+    struct sg g = {.node = node, .now = tf_node_now(node)};
+    struct sg_pick *top = NULL;
+    uint64_t limit = SUGGEST_LIMIT_DEFAULT;
+    const char *topic = NULL, *p;
+    size_t tlen = 0, n_top = 0;
+    int for_idx = -1;
+    uint8_t for_pk[32];
+    bool has_for = false;
+    int rc = tf_proto_ctl_get_uint(args, "limit", &limit);
+    if ((rc != TF_OK && rc != TF_E_NOT_FOUND) || limit < 1 || limit > SUGGEST_LIMIT_MAX) {
+        WHY("argument 'limit' must be 1 to %u", SUGGEST_LIMIT_MAX);
+        return TF_E_BAD_VALUE;
+    }
+    if (tf_proto_ctl_get_str(args, "topic", &topic, &tlen) == TF_OK &&
+        !tf_proto_tag_is_valid((const uint8_t *)topic, tlen)) {
+        WHY("'topic' must be a tag (1-64 of a-z, 0-9 and '-')");
+        return TF_E_BAD_VALUE;
+    }
+    size_t plen;
+    if (tf_proto_ctl_get_str(args, "for", &p, &plen) == TF_OK) {
+        struct tf_node_contact fc = {0};
+        if ((rc = tf_node__find_contact(node, args, "for", &fc, why, why_cap)) != TF_OK)
+            return rc;
+        memcpy(for_pk, fc.pk, 32);
+        tf_node_contact_deinit(&fc);
+        has_for = true;
+    }
+    if ((rc = tf_node_store_contact_foreach(node->store, sg_contact_cb, &g)) != TF_OK && rc != 1)
+        goto out;
+    if ((rc = tf_node_store_kv_foreach(node->store, TF_NODE_STORE_REQUESTS, sg_request_cb, &g)) !=
+        TF_OK)
+        goto out;
+    for (size_t i = 0; has_for && i < g.n; i++)
+        if (memcmp(g.c[i].pk, for_pk, 32) == 0)
+            for_idx = (int)i;
+    if (has_for && for_idx < 0) { /* blocked */
+        rc = TF_OK;
+        g.n = 0;
+    }
+    top = calloc((size_t)limit, sizeof *top);
+    if (top == NULL) {
+        rc = TF_E_NOMEM;
+        goto out;
+    }
+    uint64_t declined_since =
+        g.now > SUGGEST_DECLINED_WINDOW_S ? g.now - SUGGEST_DECLINED_WINDOW_S : 0;
+    rc = TF_OK;
+    for (size_t x = 0; rc == TF_OK && x < g.n; x++)
+        for (size_t k = 0; rc == TF_OK && k < g.c[x].n_seeks; k++) {
+            const char *t = g.c[x].seeks[k];
+            if (topic != NULL && (strlen(t) != tlen || memcmp(t, topic, tlen) != 0))
+                continue;
+            const struct sg_request *req = NULL;
+            for (size_t i = 0; i < g.nr && req == NULL; i++)
+                if (memcmp(g.r[i].asker, g.c[x].pk, 32) == 0 && strcmp(g.r[i].seeking, t) == 0)
+                    req = &g.r[i];
+            for (size_t y = 0; rc == TF_OK && y < g.n; y++) {
+                if (y == x || (for_idx >= 0 && (size_t)for_idx != x && (size_t)for_idx != y))
+                    continue;
+                bool offers = false;
+                for (size_t j = 0; j < g.c[y].n_offers && !offers; j++)
+                    offers = strcmp(g.c[y].offers[j], t) == 0;
+                if (!offers)
+                    continue;
+                struct sg_pick pick = {
+                    .score = (req ? 100u : 0u) + 10u * (g.c[x].trust + g.c[y].trust) +
+                             sg_recency(g.now, g.c[x].issued) + sg_recency(g.now, g.c[y].issued),
+                    .seeker = x,
+                    .offerer = y,
+                    .topic = t,
+                    .req = req};
+                size_t at = n_top;
+                while (at > 0 && sg_before(&g, &pick, &top[at - 1]))
+                    at--;
+                if (at >= limit)
+                    continue;
+                /* Only a pair that would be listed is looked up. */
+                enum tf_node_intro_pair st;
+                if ((rc = tf_node_intro_pair_status(node, g.c[x].pk, g.c[y].pk, declined_since,
+                                                    &st)) != TF_OK)
+                    break;
+                if (st != TF_NODE_INTRO_PAIR_NONE)
+                    continue;
+                size_t last = n_top < limit ? n_top : (size_t)limit - 1;
+                memmove(&top[at + 1], &top[at], (last - at) * sizeof *top);
+                top[at] = pick;
+                if (n_top < limit)
+                    n_top++;
+            }
+        }
+    if (rc != TF_OK)
+        goto out;
+    tf_proto_mp_write_array(w, (uint32_t)n_top);
+    for (size_t i = 0; i < n_top; i++) {
+        const struct sg_contact *x = &g.c[top[i].seeker], *y = &g.c[top[i].offerer];
+        char cmd[512], hex[65] = "";
+        if (top[i].req != NULL)
+            sodium_bin2hex(hex, sizeof hex, top[i].req->id, 32);
+        snprintf(cmd, sizeof cmd, "twofold propose %s %s --topic %s%s%.16s",
+                 x->alias[0] ? x->alias : x->tid, y->alias[0] ? y->alias : y->tid, top[i].topic,
+                 top[i].req ? " --answers " : "", hex);
+        tf_proto_mp_write_map(w, 9);
+        tf_proto_mp_write_cstr(w, "score");
+        tf_proto_mp_write_uint(w, top[i].score);
+        tf_proto_mp_write_cstr(w, "topic");
+        tf_proto_mp_write_cstr(w, top[i].topic);
+        tf_proto_mp_write_cstr(w, "seeker");
+        tf_proto_mp_write_cstr(w, x->tid);
+        tf_proto_mp_write_cstr(w, "seeker_name");
+        write_name(w, x);
+        tf_proto_mp_write_cstr(w, "offerer");
+        tf_proto_mp_write_cstr(w, y->tid);
+        tf_proto_mp_write_cstr(w, "offerer_name");
+        write_name(w, y);
+        tf_proto_mp_write_cstr(w, "request");
+        tf_proto_mp_write_cstr_or_nil(w, top[i].req ? hex : NULL);
+        tf_proto_mp_write_cstr(w, "trust");
+        tf_proto_mp_write_uint(w, x->trust + y->trust);
+        tf_proto_mp_write_cstr(w, "command");
+        tf_proto_mp_write_cstr(w, cmd);
+    }
+    if (g.too_many)
+        tf_node_log(TF_NODE_LOG_WARN, "request", "suggest looked at the first %u contacts only",
+                    SUGGEST_CONTACTS_MAX);
+out:
+    if (rc != TF_OK)
+        WHY("cannot make suggestions: %s", tf_strerror(rc));
+    free(top);
+    free(g.c);
+    free(g.r);
+    return rc;
+}
+
 int tf_node_request_verb(struct tf_node *node, const char *verb, size_t verb_len,
                          const msgpack_object *args, struct tf_proto_mp_writer *w, char *why,
                          size_t why_cap, bool *handled)
 {
-    static const char *const names[] = {"request.ask", "request.list", "request.show",
-                                        "request.decline", "request.withdraw"};
+    static const char *const names[] = {"request.ask",     "request.list",     "request.show",
+                                        "request.decline", "request.withdraw", "suggest"};
     int which = -1;
     for (int i = 0; i < (int)(sizeof names / sizeof names[0]); i++)
         if (strlen(names[i]) == verb_len && memcmp(names[i], verb, verb_len) == 0)
@@ -1216,6 +1471,8 @@ int tf_node_request_verb(struct tf_node *node, const char *verb, size_t verb_len
     case 3:
     case 4:
         return verb_one(node, args, w, why, why_cap, which - 2);
+    case 5:
+        return verb_suggest(node, args, w, why, why_cap);
     default:
         return TF_E_UNKNOWN_VERB;
     }

@@ -4,12 +4,15 @@
 decline and withdraw; a claim to answer a request is checked by the asker's
 node; strangers' requests are bounded."""
 import os
+import random
 import re
+import subprocess
 import sys
+import time
 import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from harness import NodeTestCase, flood, wait_for  # noqa: E402
+from harness import FLOOD, NodeTestCase, flood, wait_for  # noqa: E402
 
 WAIT = 30
 
@@ -278,6 +281,138 @@ class Requests(NodeTestCase):
                        lambda: [x for x in carol.json("requests") if x["stranger"]
                                 and x["state"] == "declined"], WAIT)
         self.assertEqual(got[0]["decided_by"], "policy:1")
+
+    # suggest ----------------------------------------------------------
+
+    TRUST = {"acquaintance": 1, "known": 2, "close": 3}
+
+    @staticmethod
+    def recency(now, issued):
+        age = now - issued
+        return 5 if age <= 30 * 86400 else 2 if age <= 180 * 86400 else 0
+
+    def expected(self, contacts, now, excluded_pairs=(), blocked=(), topic=None, who=None,
+                 requests=()):
+        """The documented ranking, computed independently: score desc, then
+        topic, seeker id, offerer id."""
+        out = []
+        for x in contacts:
+            for y in contacts:
+                if x is y or x["alias"] in blocked or y["alias"] in blocked:
+                    continue
+                if who is not None and who not in (x["alias"], y["alias"]):
+                    continue
+                if frozenset((x["alias"], y["alias"])) in excluded_pairs:
+                    continue
+                for t in x["seeks"]:
+                    if t not in y["offers"] or (topic is not None and t != topic):
+                        continue
+                    score = (100 if (x["alias"], t) in requests else 0) + \
+                        10 * (self.TRUST[x["trust"]] + self.TRUST[y["trust"]]) + \
+                        self.recency(now, x["issued"]) + self.recency(now, y["issued"])
+                    out.append((-score, t, x["id"], y["id"], score))
+        out.sort()
+        return [(o[4], o[1], o[2], o[3]) for o in out]
+
+    @staticmethod
+    def got(items):
+        return [(i["score"], i["topic"], i["seeker"], i["offerer"]) for i in items]
+
+    def test_suggest_200_contacts_in_the_documented_order(self):
+        carol = self.start("carol")
+        rnd = random.Random(15)
+        topics = ["t%02d" % i for i in range(30)]
+        now = int(time.time())
+        ages = (10 * 86400, 100 * 86400, 400 * 86400)
+        contacts, spec = [], []
+        for i in range(200):
+            offers = rnd.sample(topics, rnd.choice((0, 1, 2)))
+            seeks = rnd.sample([t for t in topics if t not in offers], rnd.choice((0, 1, 2)))
+            c = {"alias": "c%03d" % i, "offers": offers, "seeks": seeks,
+                 "trust": rnd.choice(("acquaintance", "known", "close")),
+                 "issued": now - rnd.choice(ages)}
+            contacts.append(c)
+            spec.append("%s %s %s %d" % (c["alias"], ",".join(offers) or "-",
+                                         ",".join(seeks) or "-", c["issued"]))
+        r = subprocess.run([FLOOD, "cards"], input="\n".join(spec) + "\n", capture_output=True,
+                           text=True, timeout=120)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        cards = r.stdout.split()
+        self.assertEqual(len(cards), 200)
+        for c, card in zip(contacts, cards):
+            c["id"] = carol.json("contact", "add", card, "--alias", c["alias"],
+                                 "--trust", c["trust"])["id"]
+        want = self.expected(contacts, now)
+        self.assertGreater(len(want), 100)
+        # The default page is the first 50, the largest the first 1000.
+        self.assertEqual(self.got(carol.json("suggest")), want[:50])
+        self.assertEqual(self.got(carol.json("suggest", "--limit", 1000)), want[:1000])
+        # Filters.
+        t = want[0][1]
+        self.assertEqual(self.got(carol.json("suggest", "--topic", t, "--limit", 1000)),
+                         self.expected(contacts, now, topic=t))
+        who = next(c for c in contacts if c["id"] == want[0][2])["alias"]
+        self.assertEqual(self.got(carol.json("suggest", "--for", who, "--limit", 1000)),
+                         self.expected(contacts, now, who=who))
+        # Each line shows the command, and nothing was proposed.
+        first = carol.json("suggest", "--limit", 1)[0]
+        x = next(c for c in contacts if c["id"] == first["seeker"])
+        y = next(c for c in contacts if c["id"] == first["offerer"])
+        self.assertEqual(first["command"], "twofold propose %s %s --topic %s" % (
+            x["alias"], y["alias"], first["topic"]))
+        self.assertIn(first["command"], carol.cli("suggest", "--limit", 3).stdout)
+        self.assertEqual(carol.json("intros"), [])
+        # Excluded: a pair with an open intro (any topic, either order), and
+        # blocked contacts.
+        carol.cli("propose", y["alias"], x["alias"], "--topic", "some-other-topic")
+        blocked = next(c for c in contacts if c["id"] == want[1][3])["alias"]
+        if blocked in (x["alias"], y["alias"]):
+            blocked = next(c for c in contacts if c["id"] == want[1][2])["alias"]
+        carol.cli("contact", "block", blocked)
+        excl = {frozenset((x["alias"], y["alias"]))}
+        self.assertEqual(self.got(carol.json("suggest", "--limit", 1000)),
+                         self.expected(contacts, now, excluded_pairs=excl,
+                                       blocked=(blocked,))[:1000])
+
+    def test_suggest_puts_open_requests_first_and_leaves_out_met_pairs(self):
+        carol = self.start("carol")
+        alice = self.start("alice")
+        bob = self.start("bob")
+        dave = self.start("dave")
+        alice.cli("profile", "set", "--offers", "law")
+        for n in (bob, dave):
+            n.cli("profile", "set", "--seeks", "law")
+        for n, alias in ((alice, "alice"), (bob, "bob"), (dave, "dave")):
+            self.knows(carol, n, alias, "--trust", "close" if alias == "dave" else "known")
+            self.knows(n, carol, "carol")
+        pairs = lambda: [(i["seeker_name"], i["offerer_name"]) for i in carol.json("suggest")]
+        # Dave's trust is higher, so he comes first ...
+        self.assertEqual(pairs(), [("dave", "alice"), ("bob", "alice")])
+        # ... until Bob asks for it: an open request goes first, and the
+        # command answers it.
+        rid = self.ask(bob, "carol", "law")
+        self.wait_request(carol, rid, "open")
+        top = carol.json("suggest")[0]
+        self.assertEqual((top["seeker_name"], top["request"]), ("bob", rid))
+        self.assertGreaterEqual(top["score"], 100)
+        self.assertEqual(top["command"],
+                         "twofold propose bob alice --topic law --answers %s" % rid[:16])
+        # Proposed (asking), then declined by Bob: left out either way.
+        iid = carol.json("propose", "bob", "alice", "--answers", rid[:16])["id"]
+        self.assertEqual(pairs(), [("dave", "alice")])
+        self.wait_item(bob, iid, "pending")
+        bob.cli("decline", iid)
+        wait_for("carol: declined", lambda: carol.json("show", iid)["state"] == "declined", WAIT)
+        self.assertEqual(pairs(), [("dave", "alice")])
+        # Introduced: left out too.
+        iid2 = carol.json("propose", "dave", "alice", "--topic", "law")["id"]
+        for n in (dave, alice):
+            self.wait_item(n, iid2, "pending")
+            n.cli("accept", iid2)
+        wait_for("carol: introduced", lambda: carol.json("show", iid2)["state"] == "introduced",
+                 WAIT)
+        self.assertEqual(carol.json("suggest"), [])
+        self.assertIn("no suggestions", carol.cli("suggest").stdout)
 
 
 if __name__ == "__main__":
