@@ -354,6 +354,15 @@ static const struct verb VERBS[] = {
      "introduced, with an intro still asking, or with one declined in the last 90 days.\n"
      "Nothing is proposed: each line shows the command that would.\n",
      tf_cli_request_suggest, NULL},
+    {"feedback", "INTRO --helped yes|no [--note TEXT]",
+     "tell the connector whether an introduction helped you",
+     INTRO_ARG "  --helped yes|no    whether it helped\n"
+               "  --note TEXT        a few words for the connector (at most 500 bytes)\n"
+               "\n"
+               "Once per introduction, and only for one that introduced you.  The connector\n"
+               "alone sees it, in their statistics of you ('twofold contact show').  Your node\n"
+               "counts it too: a policy can say 'accept when connector helped >= 2'.\n",
+     tf_cli_request_feedback, NULL},
     {NULL, NULL, NULL, NULL, NULL, NULL},
 };
 

@@ -1020,6 +1020,8 @@ static int conn_exec(struct tf_node *node, struct intro_out *o, bool created,
         case TF_PROTO_IM_ACT_EMIT:
             rc = emit_event(node, o->id, a->emit,
                             &(struct emit_args){side == 1 ? "b" : "a", NULL, NULL});
+            if (rc == TF_OK) /* requests: per-contact statistics */
+                rc = tf_node_request_count_intro(node, a->emit, o->pk, side);
             break;
         case TF_PROTO_IM_ACT_STORE:
             /* A decline's reason is kept with the side that declined. */
@@ -2893,5 +2895,41 @@ int tf_node_intro_pair_status(struct tf_node *node, const uint8_t a[32], const u
         if (s > *out)
             *out = s;
     }
+    return TF_OK;
+}
+
+/* requests: what feedback needs of the intro records. */
+
+int tf_node_intro_inbox_lookup(struct tf_node *node, const msgpack_object *args,
+                               uint8_t intro_id[32], uint8_t connector[32], bool *introduced,
+                               char *why, size_t why_cap)
+{
+    struct intro_in r;
+    struct tf_proto_proposal p;
+    int rc = in_load_arg(node, args, &r, why, why_cap);
+    if (rc != TF_OK)
+        return rc;
+    if (tf_proto_proposal_decode(r.proposal.data, r.proposal.len, &p) != TF_OK) {
+        rc = TF_E_CORRUPT;
+    } else {
+        memcpy(intro_id, r.id, 32);
+        memcpy(connector, p.core.connector_pk, 32);
+        *introduced = r.state == IN_INTRODUCED;
+    }
+    in_free(&r);
+    return rc;
+}
+
+int tf_node_intro_out_parties(struct tf_node *node, const uint8_t intro_id[32],
+                              uint8_t parties[2][32], bool *introduced)
+{
+    struct intro_out o;
+    int rc = out_load(node, intro_id, &o);
+    if (rc != TF_OK)
+        return rc;
+    memcpy(parties[0], o.pk[0], 32);
+    memcpy(parties[1], o.pk[1], 32);
+    *introduced = o.state == OUT_INTRODUCED;
+    out_free(&o);
     return TF_OK;
 }

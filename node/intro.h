@@ -64,4 +64,15 @@ TF_MUST_CHECK int tf_node_intro_pair_status(struct tf_node *node, const uint8_t 
                                             const uint8_t b[32], uint64_t declined_since,
                                             enum tf_node_intro_pair *out);
 
+/* requests (feedback): the inbox item args["id"] names: its intro id, its
+ * connector, and whether it was introduced.  Errors fill why. */
+TF_MUST_CHECK int tf_node_intro_inbox_lookup(struct tf_node *node, const msgpack_object *args,
+                                             uint8_t intro_id[32], uint8_t connector[32],
+                                             bool *introduced, char *why, size_t why_cap);
+
+/* requests (feedback): the two parties of this connector's intro, and
+ * whether it was introduced.  TF_E_NOT_FOUND when it has none (any more). */
+TF_MUST_CHECK int tf_node_intro_out_parties(struct tf_node *node, const uint8_t intro_id[32],
+                                            uint8_t parties[2][32], bool *introduced);
+
 #endif

@@ -237,6 +237,11 @@ int tf_node_policy_decide_ex(struct tf_node *node, const uint8_t connector_pk[32
     in.is_request = facts->is_request;
     in.answers_request = facts->answers_request;
     in.offer_trust = facts->offer_trust;
+    if (!facts->is_request && (rc = tf_node_request_connector_helped(
+                                   node, connector_pk, &in.connector_helped)) != TF_OK) {
+        tf_node_contact_deinit(&c);
+        return rc;
+    }
     in.offers = node->card_fields.offers;
     in.n_offers = node->card_fields.n_offers;
     in.seeks = node->card_fields.seeks;

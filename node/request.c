@@ -222,14 +222,13 @@ static int req_load(struct tf_node *node, const uint8_t id[32], struct req *r)
     return rc;
 }
 
-/* Events: {time, type, id, role, state, seeking}. */
-static int req_event(struct tf_node *node, const struct req *r)
+/* Events: {time, type, id, k1: v1, k2: v2} where v2 is the string s2, or
+ * the bool b2 when s2 is NULL. */
+static int event5(struct tf_node *node, const char *type, const uint8_t id[32], const char *k1,
+                  const char *v1, const char *k2, const char *s2, bool b2)
 {
-    char hex[65], type[40];
-    const char *what = r->m.role == TF_PROTO_REQ_ROLE_SENT ? "sent" : "received";
-    sodium_bin2hex(hex, sizeof hex, r->id, 32);
-    snprintf(type, sizeof type, "request.%s",
-             r->m.state == TF_PROTO_REQ_OPEN ? what : tf_proto_req_state_name(r->m.state));
+    char hex[65];
+    sodium_bin2hex(hex, sizeof hex, id, 32);
     struct tf_proto_mp_writer w;
     struct tf_proto_buf rec;
     tf_proto_mp_writer_init(&w);
@@ -240,16 +239,31 @@ static int req_event(struct tf_node *node, const struct req *r)
     tf_proto_mp_write_cstr(&w, type);
     tf_proto_mp_write_cstr(&w, "id");
     tf_proto_mp_write_cstr(&w, hex);
-    tf_proto_mp_write_cstr(&w, "role");
-    tf_proto_mp_write_cstr(&w, r->m.role == TF_PROTO_REQ_ROLE_SENT ? "sent" : "received");
-    tf_proto_mp_write_cstr(&w, "seeking");
-    tf_proto_mp_write_text(&w, r->q.seeking);
+    tf_proto_mp_write_cstr(&w, k1);
+    tf_proto_mp_write_cstr(&w, v1);
+    tf_proto_mp_write_cstr(&w, k2);
+    if (s2 != NULL)
+        tf_proto_mp_write_cstr(&w, s2);
+    else
+        tf_proto_mp_write_bool(&w, b2);
     int rc = tf_proto_mp_writer_finish(&w, &rec);
     if (rc == TF_OK) {
         rc = tf_node_event(node, &rec);
         tf_proto_buf_free(&rec);
     }
     return rc;
+}
+
+/* request.<sent|received|answered|...>: {id, role, seeking}. */
+static int req_event(struct tf_node *node, const struct req *r)
+{
+    char type[40], seeking[TF_PROTO_TAG_MAX + 1];
+    const char *what = r->m.role == TF_PROTO_REQ_ROLE_SENT ? "sent" : "received";
+    snprintf(type, sizeof type, "request.%s",
+             r->m.state == TF_PROTO_REQ_OPEN ? what : tf_proto_req_state_name(r->m.state));
+    snprintf(seeking, sizeof seeking, "%.*s", (int)r->q.seeking.len,
+             (const char *)r->q.seeking.ptr);
+    return event5(node, type, r->id, "role", what, "seeking", seeking, false);
 }
 
 /* Sends body to pk (a contact, or a correspondent whose card this node
@@ -692,6 +706,286 @@ static int on_request_close(struct tf_node *node, const uint8_t from[32], const 
     return result;
 }
 
+/* Feedback and statistics (table intro_stats, docs/CONTROL.md "Feedback").
+ *   'c' pk              -> [proposed, accepted, declined, helpful, unhelpful,
+ *                           connector_helped, connector_unhelpful]
+ *   'S' intro id        -> [helped, note, time]   feedback this node sent
+ *   'F' intro id pk     -> [helped, note, time]   feedback received from pk */
+
+enum {
+    ST_PROPOSED,
+    ST_ACCEPTED,
+    ST_DECLINED,
+    ST_HELPFUL,
+    ST_UNHELPFUL,
+    ST_CONNECTOR_HELPED,
+    ST_CONNECTOR_UNHELPFUL,
+    ST_COUNT
+};
+#define FEEDBACK_TTL_S (29u * 86400u)
+
+static int stats_load(struct tf_node *node, const uint8_t pk[32], uint64_t v[ST_COUNT])
+{
+    uint8_t key[33] = {'c'};
+    struct tf_proto_buf b = {0};
+    memcpy(key + 1, pk, 32);
+    memset(v, 0, ST_COUNT * sizeof v[0]);
+    int rc = tf_node_store_kv_get(node->store, TF_NODE_STORE_INTRO_STATS, key, sizeof key, &b);
+    if (rc == TF_E_NOT_FOUND)
+        return TF_OK;
+    if (rc != TF_OK)
+        return rc;
+    struct tf_proto_mp_reader r;
+    tf_proto_mp_reader_init(&r, b.data, b.len);
+    rc = tf_proto_mp_read_array_exact(&r, ST_COUNT) == TF_OK ? TF_OK : TF_E_CORRUPT;
+    for (int i = 0; rc == TF_OK && i < ST_COUNT; i++)
+        if (tf_proto_mp_read_uint(&r, &v[i]) != TF_OK)
+            rc = TF_E_CORRUPT;
+    if (rc == TF_OK && tf_proto_mp_read_end(&r) != TF_OK)
+        rc = TF_E_CORRUPT;
+    tf_proto_buf_free(&b);
+    return rc;
+}
+
+static int stats_add(struct tf_node *node, const uint8_t pk[32], int which)
+{
+    uint64_t v[ST_COUNT];
+    int rc = stats_load(node, pk, v);
+    if (rc == TF_E_CORRUPT) {
+        tf_node_log(TF_NODE_LOG_ERROR, "request", "statistics record corrupt: started again");
+        memset(v, 0, sizeof v);
+    } else if (rc != TF_OK) {
+        return rc;
+    }
+    v[which]++;
+    struct tf_proto_mp_writer w;
+    struct tf_proto_buf b;
+    tf_proto_mp_writer_init(&w);
+    tf_proto_mp_write_array(&w, ST_COUNT);
+    for (int i = 0; i < ST_COUNT; i++)
+        tf_proto_mp_write_uint(&w, v[i]);
+    if ((rc = tf_proto_mp_writer_finish(&w, &b)) != TF_OK)
+        return rc;
+    uint8_t key[33] = {'c'};
+    memcpy(key + 1, pk, 32);
+    rc = tf_node_store_kv_put(node->store, TF_NODE_STORE_INTRO_STATS, key, sizeof key, b.data,
+                              b.len);
+    tf_proto_buf_free(&b);
+    return rc;
+}
+
+int tf_node_request_count_intro(struct tf_node *node, enum tf_proto_im_emit e,
+                                const uint8_t parties[2][32], int side)
+{
+    switch (e) {
+    case TF_PROTO_IM_EMIT_INTRO_PROPOSED: {
+        int rc = stats_add(node, parties[0], ST_PROPOSED);
+        return rc == TF_OK ? stats_add(node, parties[1], ST_PROPOSED) : rc;
+    }
+    case TF_PROTO_IM_EMIT_INTRO_REPLIED:
+        return side >= 0 && side <= 1 ? stats_add(node, parties[side], ST_ACCEPTED) : TF_OK;
+    case TF_PROTO_IM_EMIT_INTRO_DECLINED:
+        return side >= 0 && side <= 1 ? stats_add(node, parties[side], ST_DECLINED) : TF_OK;
+    case TF_PROTO_IM_EMIT_INTRO_INTRODUCED:
+    case TF_PROTO_IM_EMIT_INTRO_WITHDRAWN:
+    case TF_PROTO_IM_EMIT_INTRO_EXPIRED:
+    case TF_PROTO_IM_EMIT_INBOX_RECEIVED:
+    case TF_PROTO_IM_EMIT_INBOX_ACCEPTED:
+    case TF_PROTO_IM_EMIT_INBOX_DECLINED:
+    case TF_PROTO_IM_EMIT_INBOX_INTRODUCED:
+    case TF_PROTO_IM_EMIT_INBOX_LATE_REVOCATION:
+    case TF_PROTO_IM_EMIT_INBOX_CLOSED:
+    case TF_PROTO_IM_EMIT_INBOX_EXPIRED:
+        break;
+    }
+    return TF_OK;
+}
+
+int tf_node_request_write_stats(struct tf_node *node, const uint8_t pk[32],
+                                struct tf_proto_mp_writer *w)
+{
+    static const char *const names[ST_COUNT] = {
+        "proposed",  "accepted",         "declined",           "helpful",
+        "unhelpful", "connector_helped", "connector_unhelpful"};
+    uint64_t v[ST_COUNT];
+    int rc = stats_load(node, pk, v);
+    if (rc == TF_E_CORRUPT)
+        memset(v, 0, sizeof v);
+    else if (rc != TF_OK)
+        return rc;
+    char summary[200];
+    snprintf(summary, sizeof summary,
+             "proposed %llu, accepted %llu, declined %llu, helpful %llu of %llu reported",
+             (unsigned long long)v[ST_PROPOSED], (unsigned long long)v[ST_ACCEPTED],
+             (unsigned long long)v[ST_DECLINED], (unsigned long long)v[ST_HELPFUL],
+             (unsigned long long)(v[ST_HELPFUL] + v[ST_UNHELPFUL]));
+    tf_proto_mp_write_cstr(w, "intro_stats");
+    tf_proto_mp_write_map(w, ST_COUNT);
+    for (int i = 0; i < ST_COUNT; i++) {
+        tf_proto_mp_write_cstr(w, names[i]);
+        tf_proto_mp_write_uint(w, v[i]);
+    }
+    tf_proto_mp_write_cstr(w, "intros_summary");
+    tf_proto_mp_write_cstr(w, summary);
+    return TF_OK;
+}
+
+int tf_node_request_connector_helped(struct tf_node *node, const uint8_t connector[32], uint64_t *n)
+{
+    uint64_t v[ST_COUNT];
+    int rc = stats_load(node, connector, v);
+    *n = rc == TF_OK ? v[ST_CONNECTOR_HELPED] : 0;
+    return rc == TF_E_CORRUPT ? TF_OK : rc;
+}
+
+static int feedback_record(bool helped, struct tf_proto_bytes note, uint64_t time,
+                           struct tf_proto_buf *out)
+{
+    struct tf_proto_mp_writer w;
+    tf_proto_mp_writer_init(&w);
+    tf_proto_mp_write_array(&w, 3);
+    tf_proto_mp_write_bool(&w, helped);
+    tf_proto_mp_write_text(&w, note);
+    tf_proto_mp_write_uint(&w, time);
+    return tf_proto_mp_writer_finish(&w, out);
+}
+
+static int feedback_event(struct tf_node *node, const char *type, const uint8_t intro_id[32],
+                          const uint8_t who[32], bool helped)
+{
+    char tid[TF_PROTO_TEXT_ID_SIZE];
+    tf_proto_text_id_encode(who, tid);
+    return event5(node, type, intro_id, type[9] == 's' ? "connector" : "party", tid, "helped", NULL,
+                  helped);
+}
+
+static int on_feedback(struct tf_node *node, const uint8_t from[32], const uint8_t *body,
+                       size_t len)
+{
+    struct tf_proto_feedback f;
+    char tid[TF_PROTO_TEXT_ID_SIZE];
+    tf_proto_text_id_encode(from, tid);
+    int rc = tf_proto_feedback_verify(node->id.sign_pk, from, body, len, &f);
+    if (rc != TF_OK) {
+        tf_node_log(TF_NODE_LOG_WARN, "request", "feedback from %s refused: %s", tid,
+                    tf_err_name(rc));
+        return TF_PROTO_ACK_REASON_INVALID;
+    }
+    uint8_t parties[2][32];
+    bool introduced = false;
+    rc = tf_node_intro_out_parties(node, f.intro_id, parties, &introduced);
+    if (rc != TF_OK && rc != TF_E_NOT_FOUND && rc != TF_E_CORRUPT)
+        return -1;
+    const char *no =
+        rc != TF_OK   ? "not an intro of this node"
+        : !introduced ? "the intro was not introduced"
+        : sodium_memcmp(parties[0], from, 32) != 0 && sodium_memcmp(parties[1], from, 32) != 0
+            ? "the sender is not a party of the intro"
+            : NULL;
+    if (no != NULL) {
+        tf_node_log(TF_NODE_LOG_WARN, "request", "feedback from %s refused: %s", tid, no);
+        return TF_PROTO_ACK_REASON_INVALID;
+    }
+    uint8_t key[65] = {'F'};
+    struct tf_proto_buf held = {0}, rec;
+    memcpy(key + 1, f.intro_id, 32);
+    memcpy(key + 33, from, 32);
+    rc = tf_node_store_kv_get(node->store, TF_NODE_STORE_INTRO_STATS, key, sizeof key, &held);
+    tf_proto_buf_free(&held);
+    if (rc == TF_OK) { /* once per party and intro: a second one changes nothing */
+        tf_node_log(TF_NODE_LOG_INFO, "request", "feedback from %s again: kept the first", tid);
+        return TF_PROTO_ACK_REASON_NONE;
+    }
+    if (rc != TF_E_NOT_FOUND)
+        return -1;
+    if ((rc = feedback_record(f.helped, f.note, f.time, &rec)) != TF_OK)
+        return -1;
+    rc = tf_node_store_kv_put(node->store, TF_NODE_STORE_INTRO_STATS, key, sizeof key, rec.data,
+                              rec.len);
+    tf_proto_buf_free(&rec);
+    if (rc == TF_OK)
+        rc = stats_add(node, from, f.helped ? ST_HELPFUL : ST_UNHELPFUL);
+    if (rc == TF_OK)
+        rc = feedback_event(node, "feedback.received", f.intro_id, from, f.helped);
+    return rc == TF_OK ? TF_PROTO_ACK_REASON_NONE : -1;
+}
+
+static int verb_feedback(struct tf_node *node, const msgpack_object *args,
+                         struct tf_proto_mp_writer *w, char *why, size_t why_cap)
+{
+    struct tf_proto_feedback f;
+    bool introduced = false;
+    const char *p;
+    size_t n;
+    memset(&f, 0, sizeof f);
+    if (tf_proto_ctl_get_bool(args, "helped", &f.helped) != TF_OK) {
+        WHY("argument 'helped' must be true or false");
+        return TF_E_BAD_REQUEST;
+    }
+    int rc = tf_proto_ctl_get_str(args, "note", &p, &n);
+    if (rc == TF_OK) {
+        if (n > TF_PROTO_FEEDBACK_NOTE_MAX || !tf_proto_utf8_is_valid((const uint8_t *)p, n)) {
+            WHY("the note must be UTF-8 text of at most %u bytes", TF_PROTO_FEEDBACK_NOTE_MAX);
+            return TF_E_BAD_VALUE;
+        }
+        for (size_t i = 0; i < n; i++)
+            if (((unsigned char)p[i] < 0x20 && p[i] != '\n' && p[i] != '\t') || p[i] == 0x7f) {
+                WHY("the note contains control characters");
+                return TF_E_BAD_VALUE;
+            }
+        f.note = (struct tf_proto_bytes){(const uint8_t *)p, n};
+    } else if (rc != TF_E_NOT_FOUND) {
+        WHY("argument 'note' must be a string");
+        return TF_E_BAD_REQUEST;
+    }
+    if ((rc = tf_node_intro_inbox_lookup(node, args, f.intro_id, f.connector_pk, &introduced, why,
+                                         why_cap)) != TF_OK)
+        return rc;
+    if (!introduced) {
+        WHY("feedback is for an intro that introduced you; this one did not (yet)");
+        return TF_E_BAD_STATE;
+    }
+    uint8_t key[33] = {'S'};
+    struct tf_proto_buf held = {0}, signed_f = {0}, rec = {0};
+    memcpy(key + 1, f.intro_id, 32);
+    rc = tf_node_store_kv_get(node->store, TF_NODE_STORE_INTRO_STATS, key, sizeof key, &held);
+    tf_proto_buf_free(&held);
+    if (rc == TF_OK) {
+        WHY("you already sent feedback on this intro (once per intro)");
+        return TF_E_EXISTS;
+    }
+    if (rc != TF_E_NOT_FOUND)
+        return rc;
+    uint64_t now = tf_node_now(node);
+    f.time = now;
+    if ((rc = tf_proto_feedback_sign(&node->id, &f, &signed_f)) == TF_OK &&
+        (rc = send_to(node, f.connector_pk, TF_PROTO_MSG_TYPE_FEEDBACK, &signed_f,
+                      now + FEEDBACK_TTL_S)) == TF_OK &&
+        (rc = feedback_record(f.helped, f.note, now, &rec)) == TF_OK &&
+        (rc = tf_node_store_kv_put(node->store, TF_NODE_STORE_INTRO_STATS, key, sizeof key,
+                                   rec.data, rec.len)) == TF_OK &&
+        (rc = stats_add(node, f.connector_pk,
+                        f.helped ? ST_CONNECTOR_HELPED : ST_CONNECTOR_UNHELPFUL)) == TF_OK)
+        rc = feedback_event(node, "feedback.sent", f.intro_id, f.connector_pk, f.helped);
+    tf_proto_buf_free(&signed_f);
+    tf_proto_buf_free(&rec);
+    if (rc != TF_OK) {
+        WHY("cannot send the feedback: %s", tf_strerror(rc));
+        return rc;
+    }
+    char hex[65], tid[TF_PROTO_TEXT_ID_SIZE];
+    sodium_bin2hex(hex, sizeof hex, f.intro_id, 32);
+    tf_proto_text_id_encode(f.connector_pk, tid);
+    tf_proto_mp_write_map(w, 3);
+    tf_proto_mp_write_cstr(w, "id");
+    tf_proto_mp_write_cstr(w, hex);
+    tf_proto_mp_write_cstr(w, "connector");
+    tf_proto_mp_write_cstr(w, tid);
+    tf_proto_mp_write_cstr(w, "helped");
+    tf_proto_mp_write_bool(w, f.helped);
+    return TF_OK;
+}
+
 int tf_node_request_receive(struct tf_node *node, uint16_t type, const uint8_t from_pk[32],
                             const uint8_t *body, size_t len)
 {
@@ -700,6 +994,8 @@ int tf_node_request_receive(struct tf_node *node, uint16_t type, const uint8_t f
         return on_request(node, from_pk, body, len);
     case TF_PROTO_MSG_TYPE_REQUEST_CLOSE:
         return on_request_close(node, from_pk, body, len);
+    case TF_PROTO_MSG_TYPE_FEEDBACK:
+        return on_feedback(node, from_pk, body, len);
     default:
         return TF_PROTO_ACK_REASON_UNSUPPORTED;
     }
@@ -1456,7 +1752,8 @@ int tf_node_request_verb(struct tf_node *node, const char *verb, size_t verb_len
                          size_t why_cap, bool *handled)
 {
     static const char *const names[] = {"request.ask",     "request.list",     "request.show",
-                                        "request.decline", "request.withdraw", "suggest"};
+                                        "request.decline", "request.withdraw", "suggest",
+                                        "feedback.send"};
     int which = -1;
     for (int i = 0; i < (int)(sizeof names / sizeof names[0]); i++)
         if (strlen(names[i]) == verb_len && memcmp(names[i], verb, verb_len) == 0)
@@ -1473,6 +1770,8 @@ int tf_node_request_verb(struct tf_node *node, const char *verb, size_t verb_len
         return verb_one(node, args, w, why, why_cap, which - 2);
     case 5:
         return verb_suggest(node, args, w, why, why_cap);
+    case 6:
+        return verb_feedback(node, args, w, why, why_cap);
     default:
         return TF_E_UNKNOWN_VERB;
     }

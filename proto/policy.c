@@ -199,6 +199,10 @@ static void format_cond(struct strbuf *b, const struct tf_proto_policy_cond *c)
         sb_puts(b, "a contact offers the topic with trust >= ");
         sb_puts(b, tf_proto_policy_trust_name(c->trust));
         return;
+    case TF_PROTO_POLICY_COND_CONNECTOR_HELPED:
+        sb_puts(b, "connector helped >= ");
+        sb_putu(b, c->count);
+        return;
     }
 }
 
@@ -554,7 +558,7 @@ static int parse_topic_list(struct parser *p, const struct tok *t, struct tf_pro
 
 static const char *const KW_COND[] = {"connector", "topic", "mode", "answers",
                                       "requester", "a",     NULL};
-static const char *const KW_CONNECTOR[] = {"is", "trust", "tag", NULL};
+static const char *const KW_CONNECTOR[] = {"is", "trust", "tag", "helped", NULL};
 static const char *const KW_KNOWN[] = {"known", "unknown", NULL};
 static const char *const KW_GE[] = {">=", NULL};
 static const char *const KW_TRUST[] = {"acquaintance", "known", "close", NULL};
@@ -646,9 +650,21 @@ static int parse_cond(struct parser *p, struct tf_proto_policy_cond *c)
     const struct tok *t;
     switch (which) {
     case 0: /* connector */
-        if ((rc = take_kw(p, KW_CONNECTOR, "'is', 'trust' or 'tag' after 'connector'", &which)) !=
-            TF_OK)
+        if ((rc = take_kw(p, KW_CONNECTOR, "'is', 'trust', 'tag' or 'helped' after 'connector'",
+                          &which)) != TF_OK)
             return rc;
+        if (which == 3) { /* feedback: connector helped >= N */
+            if ((rc = take_kw(p, KW_GE, "'>=' after 'connector helped'", &which)) != TF_OK)
+                return rc;
+            if ((t = next(p)) == NULL)
+                return expected(p, NULL, NULL, "a number after 'connector helped >='");
+            if (!parse_number(t->s, t->len, TF_PROTO_POLICY_LIMIT_MAX, &c->count) ||
+                c->count > TF_PROTO_POLICY_LIMIT_MAX)
+                return fail_tok(p, TF_E_BAD_VALUE, t, "expected a number from 0 to 1000000, found ",
+                                "");
+            c->kind = TF_PROTO_POLICY_COND_CONNECTOR_HELPED;
+            return TF_OK;
+        }
         if (which == 0) {
             if ((rc = take_kw(p, KW_KNOWN, "'known' or 'unknown' after 'connector is'", &which)) !=
                 TF_OK)
@@ -845,6 +861,7 @@ static int cond_side(enum tf_proto_policy_cond_kind k)
     case TF_PROTO_POLICY_COND_TOPIC_IN_SEEKS:
     case TF_PROTO_POLICY_COND_MODE_IS:
     case TF_PROTO_POLICY_COND_ANSWERS_REQUEST:
+    case TF_PROTO_POLICY_COND_CONNECTOR_HELPED:
         return 0;
     }
     return 0;
@@ -1095,6 +1112,8 @@ static bool cond_eq(const struct tf_proto_policy_cond *a, const struct tf_proto_
         return a->trust == b->trust;
     case TF_PROTO_POLICY_COND_MODE_IS:
         return a->mode == b->mode;
+    case TF_PROTO_POLICY_COND_CONNECTOR_HELPED:
+        return a->count == b->count;
     case TF_PROTO_POLICY_COND_TAG:
     case TF_PROTO_POLICY_COND_TOPIC_IS:
         if (a->n_tags != b->n_tags)
@@ -1170,6 +1189,8 @@ static bool cond_holds(const struct tf_proto_policy_cond *c, const struct tf_pro
         return in->connector_known && in->trust >= c->trust;
     case TF_PROTO_POLICY_COND_CONTACT_OFFERS:
         return in->offer_trust != TF_PROTO_POLICY_TRUST_NONE && in->offer_trust >= c->trust;
+    case TF_PROTO_POLICY_COND_CONNECTOR_HELPED:
+        return in->connector_helped >= c->count;
     }
     return false;
 }

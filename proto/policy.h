@@ -17,6 +17,7 @@
  *         | answers my request
  *         | requester is known|unknown | requester trust >= <level>
  *         | a contact offers the topic [with trust >= <level>]
+ *         | connector helped >= <N>
  *   dur:    <N>h | <N>d | <N>w
  *
  * requests: a rule with the action `propose`, or with a `requester` or `a
@@ -91,6 +92,7 @@ enum tf_proto_policy_cond_kind {
     TF_PROTO_POLICY_COND_REQUESTER_UNKNOWN, /* requester is unknown */
     TF_PROTO_POLICY_COND_REQUESTER_TRUST,   /* requester trust >= .trust */
     TF_PROTO_POLICY_COND_CONTACT_OFFERS,    /* a contact offers the topic with trust >= .trust */
+    TF_PROTO_POLICY_COND_CONNECTOR_HELPED,  /* connector helped >= .count */
 };
 
 /* One condition.  Fields other than kind are meaningful only for the kinds
@@ -100,7 +102,8 @@ struct tf_proto_policy_cond {
     enum tf_proto_policy_cond_kind kind;
     enum tf_proto_policy_trust trust;
     enum tf_proto_intro_mode mode;
-    size_t n_tags; /* 1 for TAG, 1..TF_PROTO_POLICY_TOPICS_MAX for TOPIC_IS */
+    size_t n_tags;  /* 1 for TAG, 1..TF_PROTO_POLICY_TOPICS_MAX for TOPIC_IS */
+    uint64_t count; /* CONNECTOR_HELPED: 0..TF_PROTO_POLICY_LIMIT_MAX */
     const struct tf_proto_bytes *tags;
 };
 
@@ -218,6 +221,9 @@ struct tf_proto_policy_input {
     /* requests: the highest trust among the owner's contacts (not blocked,
      * not the requester) whose card offers the topic; NONE when none does. */
     enum tf_proto_policy_trust offer_trust;
+    /* feedback: how many of the connector's intros the owner reported as
+     * helpful. */
+    uint64_t connector_helped;
     struct tf_proto_bytes topic;         /* the intro's topic */
     enum tf_proto_intro_mode mode;       /* the intro's mode */
     const struct tf_proto_bytes *offers; /* the owner's own card: offers */

@@ -12,7 +12,7 @@ import time
 import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from harness import FLOOD, NodeTestCase, flood, wait_for  # noqa: E402
+from harness import FLOOD, NodeTestCase, flood, wait_for, watch_events  # noqa: E402
 
 WAIT = 30
 
@@ -127,6 +127,12 @@ class Requests(NodeTestCase):
         self.assertEqual(self.wait_request(bob, r1, "declined")["decided_by"], "connector")
         # Alice learns nothing of it.
         self.assertEqual(alice.json("requests"), [])
+        # The watch events on both ends.
+        for n, want in ((carol, ["request.received", "request.declined"]),
+                        (bob, ["request.sent", "request.declined"])):
+            events, done, _ = watch_events(n, lambda ev: [e.get("type") for e in ev
+                                                          if e.get("id") == r1][-2:] == want)
+            self.assertTrue(done, [e.get("type") for e in events])
         # Withdrawn: closed at both ends, and no longer answerable.
         r2 = self.ask(bob, "carol", "tax-law")
         self.wait_request(carol, r2, "open")
@@ -413,6 +419,89 @@ class Requests(NodeTestCase):
                  WAIT)
         self.assertEqual(carol.json("suggest"), [])
         self.assertIn("no suggestions", carol.cli("suggest").stdout)
+
+    # feedback ---------------------------------------------------------
+
+    def introduce(self, carol, a, b, alias_a, alias_b, topic):
+        iid = carol.json("propose", alias_a, alias_b, "--topic", topic)["id"]
+        for n in (a, b):
+            self.wait_item(n, iid, "pending")
+            n.cli("accept", iid)
+        for n in (a, b):
+            self.wait_item(n, iid, "introduced")
+        wait_for("carol: introduced", lambda: carol.json("show", iid)["state"] == "introduced",
+                 WAIT)
+        return iid
+
+    def stats(self, n, alias):
+        return n.json("contact", "show", alias)["intro_stats"]
+
+    def test_feedback_once_per_party_counted_and_kept(self):
+        carol = self.start("carol")
+        alice = self.start("alice")
+        bob = self.start("bob", "accept when connector helped >= 1\nask\n")
+        dave = self.start("dave")
+        for n, alias in ((alice, "alice"), (bob, "bob"), (dave, "dave")):
+            self.knows(carol, n, alias)
+            self.knows(n, carol, "carol")
+        iid = self.introduce(carol, alice, bob, "alice", "bob", "real-estate-law")
+        pending = carol.json("propose", "alice", "dave", "--topic", "tax-law")["id"]
+        self.wait_item(alice, pending, "pending")
+        self.assertEqual(bob.cli("policy", "test", "--connector", "carol", "--topic",
+                                 "x").stdout.strip(), "ask (policy:2)")
+        # Not introduced: refused, nothing sent.
+        r = alice.cli("feedback", pending, "--helped", "yes", check=False)
+        self.assertNotEqual(r.returncode, 0)
+        self.assertIn("did not", r.stderr)
+        # Bob: it helped; once only.
+        out = bob.cli("feedback", iid[:12], "--helped", "yes", "--note", "a great lawyer").stdout
+        self.assertIn("it helped", out)
+        r = bob.cli("feedback", iid, "--helped", "no", check=False)
+        self.assertNotEqual(r.returncode, 0)
+        self.assertIn("already", r.stderr)
+        alice.cli("feedback", iid, "--helped", "no")
+        wait_for("carol: both reports", lambda: self.stats(carol, "alice")["unhelpful"] == 1 and
+                 self.stats(carol, "bob")["helpful"] == 1, WAIT)
+        want_bob = {"proposed": 1, "accepted": 1, "declined": 0, "helpful": 1, "unhelpful": 0,
+                    "connector_helped": 0, "connector_unhelpful": 0}
+        want_alice = dict(want_bob, proposed=2, helpful=0, unhelpful=1)
+        self.assertEqual(self.stats(carol, "bob"), want_bob)
+        self.assertEqual(self.stats(carol, "alice"), want_alice)
+        self.assertIn("proposed 1, accepted 1, declined 0, helpful 1 of 1 reported",
+                      carol.cli("contact", "show", "bob").stdout)
+        # Dave declines his: counted.
+        self.wait_item(dave, pending, "pending")
+        dave.cli("decline", pending)
+        wait_for("carol: dave declined", lambda: self.stats(carol, "dave")["declined"] == 1, WAIT)
+        # A non-party's feedback, and feedback on an intro not introduced,
+        # are refused (ACK reason 9) and change nothing.
+        for party, intro in ((dave, iid), (alice, pending)):
+            r = flood("feedback", "--target", carol.listen, "--party", party.home,
+                      "--connector", carol.home, "--intro", intro)
+            self.assertEqual(r.stdout.strip(), "ack 1/9", r.stderr)
+        carol.wait_log("the sender is not a party of the intro", WAIT)
+        carol.wait_log("the intro was not introduced", WAIT)
+        # The party's side: Bob's rule now accepts Carol's intros.
+        self.assertEqual(self.stats(bob, "carol")["connector_helped"], 1)
+        self.assertEqual(bob.cli("policy", "test", "--connector", "carol", "--topic",
+                                 "x").stdout.strip(), "accept (policy:1)")
+        # The watch events, and everything survives restarts.
+        events, done, _ = watch_events(carol, lambda ev: sum(
+            e.get("type") == "feedback.received" for e in ev) >= 2)
+        self.assertTrue(done, events)
+        got = sorted((e["party"], e["helped"]) for e in events
+                     if e.get("type") == "feedback.received")
+        self.assertEqual(got, sorted([(alice.text_id(), False), (bob.text_id(), True)]))
+        for n in (carol, bob):
+            n.stop()
+            n.start()
+        self.assertEqual(self.stats(carol, "bob"), want_bob)
+        self.assertEqual(self.stats(carol, "alice")["unhelpful"], 1)
+        self.assertEqual(self.stats(bob, "carol")["connector_helped"], 1)
+        iid3 = carol.json("propose", "bob", "dave", "--topic", "gardening")["id"]
+        self.assertEqual(self.wait_item(bob, iid3, "accepted")["decided_by"], "policy:1")
+        r = bob.cli("feedback", iid, "--helped", "yes", check=False)
+        self.assertNotEqual(r.returncode, 0)
 
 
 if __name__ == "__main__":

@@ -29,6 +29,10 @@
  *       N fresh identities (strangers), each sending the victim one request
  *       for an introduction; prints and exits as proposals does.
  *
+ *   tf-flood feedback --target IP:PORT --party HOME --connector HOME --intro HEX
+ *       As the party, sends the connector feedback ("helped") on intro HEX
+ *       and prints the ACK as reply does (requests: feedback's tests).
+ *
  *   tf-flood cards [--seed HEX] < SPEC
  *       One signed card (text form) per SPEC line "NAME OFFERS SEEKS ISSUED"
  *       (OFFERS and SEEKS: comma-separated tags, or - for none), line i
@@ -63,6 +67,7 @@ static uint64_t now_s(void)
 struct opts {
     const char *target, *victim, *party, *connector, *intro, *addr, *seed, *request;
     bool requests; /* send requests rather than proposals */
+    bool feedback; /* reply mode: send feedback (helped) rather than a reply */
     long identities, per, expires_s, time_offset;
     int side;
 };
@@ -348,8 +353,16 @@ static int reply(const struct opts *o)
     r.card = (struct tf_proto_bytes){card.data, card.len};
     r.note = (struct tf_proto_bytes){(const uint8_t *)"late", 4};
     r.time = (uint64_t)((int64_t)now_s() + o->time_offset);
-    if (tf_proto_reply_sign(&party, &r, &signed_r) != TF_OK)
+    if (o->feedback) {
+        struct tf_proto_feedback f = {.helped = true, .time = now_s()};
+        memcpy(f.intro_id, r.intro_id, 32);
+        memcpy(f.connector_pk, conn.sign_pk, 32);
+        f.note = (struct tf_proto_bytes){(const uint8_t *)"", 0};
+        if (tf_proto_feedback_sign(&party, &f, &signed_r) != TF_OK)
+            goto out;
+    } else if (tf_proto_reply_sign(&party, &r, &signed_r) != TF_OK) {
         goto out;
+    }
     if (hp_open(&target, &party, &card, &s, hp_now_ms() + LINK_MS) != HP_OK) {
         hp_session_close(&s);
         goto out;
@@ -357,7 +370,9 @@ static int reply(const struct opts *o)
     s.auto_pong = true;
     static uint8_t buf[TF_PROTO_FRAME_MAX];
     result = 1;
-    if (send_body(&s, &party, &conn, TF_PROTO_MSG_TYPE_REPLY, &signed_r, msg_id) == TF_OK) {
+    if (send_body(&s, &party, &conn,
+                  o->feedback ? TF_PROTO_MSG_TYPE_FEEDBACK : TF_PROTO_MSG_TYPE_REPLY, &signed_r,
+                  msg_id) == TF_OK) {
         uint64_t deadline = hp_now_ms() + ACK_MS;
         struct tf_proto_link_msg m;
         while (hp_recv_msg(&s, buf, &m, deadline) == HP_OK)
@@ -430,6 +445,11 @@ int main(int argc, char **argv)
     }
     if (strcmp(argv[1], "cards") == 0)
         return cards(&o);
+    if (strcmp(argv[1], "feedback") == 0) {
+        o.feedback = true;
+        o.side = 0;
+        return reply(&o);
+    }
     int rc = strcmp(argv[1], "proposals") == 0 || o.requests ? flood(&o)
              : strcmp(argv[1], "reply") == 0                 ? reply(&o)
                                                              : 2;

@@ -269,7 +269,7 @@ static const struct bad_case bad_cases[] = {
      "expected a condition (connector, topic, mode, answers, requester or a contact), found "
      "'limit'"},
     {"connector what", "accept when connector was known", 0, TF_E_BAD_VALUE, 1, 23,
-     "expected 'is', 'trust' or 'tag' after 'connector', found 'was'"},
+     "expected 'is', 'trust', 'tag' or 'helped' after 'connector', found 'was'"},
     {"connector is what", "decline when connector is stranger", 0, TF_E_BAD_VALUE, 1, 27,
      "expected 'known' or 'unknown' after 'connector is', found 'stranger'"},
     {"trust operator", "accept when connector trust > known", 0, TF_E_BAD_VALUE, 1, 29,
@@ -1467,6 +1467,31 @@ static void test_request_rules(void **state)
         assert_int_equal(err.line, 1);
     }
     assert_string_equal(tf_proto_policy_action_name(TF_PROTO_POLICY_ACTION_PROPOSE), "propose");
+
+    /* feedback: connector helped >= N, an introduction condition. */
+    pol = parse_ok("accept when connector is known and connector helped >= 2\n");
+    assert_false(tf_proto_policy_rule_is_request(&pol->rules[0]));
+    char *txt = format(pol, TF_PROTO_POLICY_FORMAT_PLAIN);
+    assert_string_equal(txt, "accept when connector is known and connector helped >= 2\n");
+    free(txt);
+    input_init(&in, 'A', &st);
+    in.connector_known = true;
+    in.connector_helped = 1;
+    assert_ok(tf_proto_policy_eval(pol, &in, &d));
+    assert_false(d.matched);
+    in.connector_helped = 2;
+    assert_ok(tf_proto_policy_eval(pol, &in, &d));
+    assert_int_equal(d.action, ACCEPT);
+    tf_proto_policy_free(pol);
+    static const char *const bad2[] = {
+        "accept when connector helped 2\n", "accept when connector helped >= many\n",
+        "accept when connector helped >= 1000001\n", "propose when connector helped >= 1\n"};
+    for (size_t i = 0; i < sizeof bad2 / sizeof bad2[0]; i++) {
+        struct tf_proto_policy *p = NULL;
+        assert_rc(tf_proto_policy_parse(bad2[i], strlen(bad2[i]), "policy", &p, NULL),
+                  TF_E_BAD_VALUE);
+        assert_null(p);
+    }
 }
 
 int main(void)
