@@ -147,13 +147,20 @@ static const struct verb POLICY_VERBS[] = {
     {"show", "", "print the node's active policy rules",
      "Prints each rule in canonical form after its line in the file: 'LINE: rule'.\n",
      tf_cli_policy_show, NULL},
-    {"test", "--connector NAME|ID|unknown --topic TOPIC [--mode MODE]",
+    {"test",
+     "--connector NAME|ID|unknown --topic TOPIC [--mode MODE] [--answers-request]\n"
+     "                       | --requester NAME|ID|unknown --topic TOPIC",
      "ask the active policy what it would decide for an introduction",
      "  --connector NAME|ID\n"
      "                     who proposes it: a contact (alias, id or the first 6 or more\n"
      "                     characters of an id), or unknown for someone who is not one\n"
      "  --topic TOPIC      the introduction's topic, a tag (a-z 0-9 -)\n"
      "  --mode MODE        parallel (the default) or sequential\n"
+     "  --answers-request  the introduction answers one of your open requests\n"
+     "  --requester NAME|ID|unknown\n"
+     "                     test the request rules instead: a request from this person\n"
+     "                     seeking TOPIC ('propose CONTACT (policy:3)' names whom it\n"
+     "                     would propose)\n"
      "\n"
      "Prints the decision and the rule that made it, as 'accept (policy:2)', or 'ask (no\n"
      "rule matched: the default)'.  Nothing is decided or counted: limits are read, not\n"
@@ -386,6 +393,29 @@ static const struct verb VERBS[] = {
      "the state (open, answered, declined, expired or withdrawn) and when it expires.\n"
      "Answer a received one with 'twofold propose A B --answers REQUEST'.\n",
      tf_cli_request_list, REQUESTS_VERBS},
+    {"suggest", "[--for CONTACT] [--topic TAG] [--limit N]",
+     "suggest introductions: contacts who seek what another contact offers",
+     "  --for CONTACT      only pairs with this contact on either side\n"
+     "  --topic TAG        only this topic\n"
+     "  --limit N          at most N suggestions (1-1000, default 50)\n"
+     "\n"
+     "From your contacts' current cards: a pair where one seeks a topic the other offers.\n"
+     "Best first, by score: 100 when the seeker has an open request to you for the topic,\n"
+     "plus 10 x the sum of both trust levels (acquaintance 1, known 2, close 3), plus for\n"
+     "each card 5 if issued in the last 30 days or 2 in the last 180; ties by topic, then\n"
+     "the seeker's and the offerer's id.  Left out: blocked contacts, and pairs you\n"
+     "introduced, with an intro still asking, or with one declined in the last 90 days.\n"
+     "Nothing is proposed: each line shows the command that would.\n",
+     tf_cli_request_suggest, NULL},
+    {"feedback", "INTRO --helped yes|no [--note TEXT]",
+     "tell the connector whether an introduction helped you",
+     INTRO_ARG "  --helped yes|no    whether it helped\n"
+               "  --note TEXT        a few words for the connector (at most 500 bytes)\n"
+               "\n"
+               "Once per introduction, and only for one that introduced you.  The connector\n"
+               "alone sees it, in their statistics of you ('twofold contact show').  Your node\n"
+               "counts it too: a policy can say 'accept when connector helped >= 2'.\n",
+     tf_cli_request_feedback, NULL},
     {NULL, NULL, NULL, NULL, NULL, NULL},
 };
 

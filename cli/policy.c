@@ -225,15 +225,18 @@ cleanup:
 
 int tf_cli_policy_test(struct tf_cli *cli, int argc, char **argv)
 {
-    enum { OPT_CONNECTOR = 1, OPT_TOPIC, OPT_MODE };
+    enum { OPT_CONNECTOR = 1, OPT_TOPIC, OPT_MODE, OPT_REQUESTER, OPT_ANSWERS };
     static const struct tf_cli_opt opts[] = {
         {"connector", true, OPT_CONNECTOR},
         {"topic", true, OPT_TOPIC},
         {"mode", true, OPT_MODE},
+        {"requester", true, OPT_REQUESTER},      /* requests */
+        {"answers-request", false, OPT_ANSWERS}, /* requests */
         {NULL, false, 0},
     };
-    const char *connector = NULL, *topic = NULL, *mode = NULL, *val, *action;
-    struct tf_cli_ctl_arg args[3];
+    const char *connector = NULL, *topic = NULL, *mode = NULL, *val, *action, *requester = NULL;
+    bool answers = false;
+    struct tf_cli_ctl_arg args[5];
     struct tf_cli_ctl c = {0};
     struct tf_cli_args a;
     const msgpack_object *res;
@@ -247,11 +250,21 @@ int tf_cli_policy_test(struct tf_cli *cli, int argc, char **argv)
             connector = val;
         else if (opt == OPT_TOPIC)
             topic = val;
+        else if (opt == OPT_REQUESTER)
+            requester = val;
+        else if (opt == OPT_ANSWERS)
+            answers = true;
         else
             mode = val;
     }
     if (opt < 0 || tf_cli_args_want(&a, 0, 0, "") != 0)
         return TF_CLI_EXIT_USAGE;
+    if (requester != NULL) { /* requests: the request rules */
+        if (connector != NULL || answers || mode != NULL)
+            return tf_cli_args_usage_error(cli, "--requester tests the request rules: not with "
+                                                "--connector, --mode or --answers-request");
+        connector = requester;
+    }
     if (connector == NULL)
         return tf_cli_args_usage_error(cli, "missing --connector NAME|ID (a contact, or unknown "
                                             "for someone who is not one)");
@@ -264,9 +277,12 @@ int tf_cli_policy_test(struct tf_cli *cli, int argc, char **argv)
     if (mode != NULL && strcmp(mode, "parallel") != 0 && strcmp(mode, "sequential") != 0)
         return tf_cli_args_usage_error(cli, "mode '%s' is not parallel or sequential", mode);
 
-    tf_cli_ctl_add_str(args, &n, "connector", connector);
+    tf_cli_ctl_add_str(args, &n, requester != NULL ? "requester" : "connector", connector);
     tf_cli_ctl_add_str(args, &n, "topic", topic);
     tf_cli_ctl_add_str(args, &n, "mode", mode);
+    if (answers)
+        args[n++] =
+            (struct tf_cli_ctl_arg){.key = "answers_request", .type = TF_CLI_CTL_BOOL, .b = true};
     if ((rc = tf_cli_ctl_run(&c, cli, "policy.test", args, n, &res)) != TF_CLI_EXIT_OK)
         goto cleanup;
     if (cli->json) {
@@ -284,7 +300,15 @@ int tf_cli_policy_test(struct tf_cli *cli, int argc, char **argv)
         tf_cli_render_clean(rule, sizeof rule, r->via.str.ptr, r->via.str.size);
     else
         snprintf(rule, sizeof rule, "no rule matched: the default");
-    printf("%s (%s)\n", action_buf, rule);
+    const char *to;
+    size_t to_len;
+    if (tf_proto_ctl_get_str(res, "propose", &to, &to_len) == TF_OK) { /* requests */
+        char who[TF_PROTO_TEXT_ID_SIZE + 8];
+        tf_cli_render_clean(who, sizeof who, to, to_len);
+        printf("%s %s (%s)\n", action_buf, who, rule);
+    } else {
+        printf("%s (%s)\n", action_buf, rule);
+    }
 cleanup:
     tf_cli_ctl_close(&c);
     return rc;

@@ -208,3 +208,96 @@ int tf_cli_request_withdraw(struct tf_cli *cli, int argc, char **argv)
 {
     return one(cli, argc, argv, "request.withdraw", "withdrew");
 }
+
+int tf_cli_request_suggest(struct tf_cli *cli, int argc, char **argv)
+{
+    enum { OPT_FOR = 1, OPT_TOPIC, OPT_LIMIT };
+    static const struct tf_cli_opt opts[] = {{"for", true, OPT_FOR},
+                                             {"topic", true, OPT_TOPIC},
+                                             {"limit", true, OPT_LIMIT},
+                                             {NULL, false, 0}};
+    static const struct tf_cli_render_row cols[] = {
+        {"SCORE", "score", TF_CLI_RENDER_UINT},
+        {"SEEKER", "seeker_name", TF_CLI_RENDER_TEXT},
+        {"OFFERER", "offerer_name", TF_CLI_RENDER_TEXT},
+        {"TOPIC", "topic", TF_CLI_RENDER_TEXT},
+        {"COMMAND", "command", TF_CLI_RENDER_TEXT},
+    };
+    struct tf_cli_args a;
+    struct tf_cli_ctl_arg args[3];
+    const char *who = NULL, *topic = NULL, *val;
+    uint64_t limit = 0;
+    size_t n = 0;
+    int opt, rc = TF_CLI_EXIT_OK;
+    tf_cli_args_init(&a, cli, argc, argv, opts);
+    while ((opt = tf_cli_args_next(&a, &val)) > 0) {
+        if (opt == OPT_FOR) {
+            who = val;
+        } else if (opt == OPT_TOPIC) {
+            topic = val;
+        } else {
+            char *end = NULL;
+            errno = 0;
+            unsigned long long v = strtoull(val, &end, 10);
+            if (val[0] < '0' || val[0] > '9' || *end != '\0' || errno != 0 || v < 1 || v > 1000)
+                return tf_cli_args_usage_error(cli, "--limit wants a number from 1 to 1000");
+            limit = v;
+        }
+    }
+    if (opt < 0 || tf_cli_args_want(&a, 0, 0, "") != 0)
+        return TF_CLI_EXIT_USAGE;
+    if (topic != NULL && (rc = tf_cli_args_check_tag(cli, "topic", topic)) != TF_CLI_EXIT_OK)
+        return rc;
+    tf_cli_ctl_add_str(args, &n, "for", who);
+    tf_cli_ctl_add_str(args, &n, "topic", topic);
+    if (limit > 0)
+        args[n++] = (struct tf_cli_ctl_arg){.key = "limit", .type = TF_CLI_CTL_UINT, .u = limit};
+    return tf_cli_ctl_print_list(cli, "suggest", args, n,
+                                 "no suggestions: no contact seeks what another offers (or they "
+                                 "have met through you already)",
+                                 cols, sizeof cols / sizeof cols[0]);
+}
+
+int tf_cli_request_feedback(struct tf_cli *cli, int argc, char **argv)
+{
+    enum { OPT_HELPED = 1, OPT_NOTE };
+    static const struct tf_cli_opt opts[] = {
+        {"helped", true, OPT_HELPED}, {"note", true, OPT_NOTE}, {NULL, false, 0}};
+    struct tf_cli_args a;
+    struct tf_cli_ctl_arg args[3];
+    const char *helped = NULL, *note = NULL, *val;
+    size_t n = 0;
+    int opt, rc;
+    tf_cli_args_init(&a, cli, argc, argv, opts);
+    while ((opt = tf_cli_args_next(&a, &val)) > 0) {
+        if (opt == OPT_HELPED)
+            helped = val;
+        else
+            note = val;
+    }
+    if (opt < 0 ||
+        tf_cli_args_want(&a, 1, 1, "INTRO (an introduction you were introduced by)") != 0)
+        return TF_CLI_EXIT_USAGE;
+    if (helped == NULL || (strcmp(helped, "yes") != 0 && strcmp(helped, "no") != 0))
+        return tf_cli_args_usage_error(cli, "give --helped yes or --helped no");
+    if (note != NULL && (rc = tf_cli_args_check_text(cli, "--note", note, strlen(note),
+                                                     TF_PROTO_FEEDBACK_NOTE_MAX)) != 0)
+        return rc;
+    if ((rc = request_arg(cli, a.pos[0])) != TF_CLI_EXIT_OK)
+        return rc;
+    tf_cli_ctl_add_str(args, &n, "id", a.pos[0]);
+    args[n++] = (struct tf_cli_ctl_arg){
+        .key = "helped", .type = TF_CLI_CTL_BOOL, .b = strcmp(helped, "yes") == 0};
+    tf_cli_ctl_add_str(args, &n, "note", note);
+    struct tf_cli_ctl c = {0};
+    const msgpack_object *res;
+    if ((rc = tf_cli_ctl_run(&c, cli, "feedback.send", args, n, &res)) == TF_CLI_EXIT_OK) {
+        if (cli->json)
+            rc = tf_cli_render_json_print(cli, tf_cli_render_json(res), false);
+        else
+            printf("feedback sent to the connector: %s\n",
+                   strcmp(helped, "yes") == 0 ? "it helped" : "it did not help");
+    }
+    tf_cli_ctl_close(&c);
+    return rc;
+}

@@ -19,4 +19,10 @@ tf_cli_verb_fn tf_cli_request_decline;
 /* requests withdraw REQUEST */
 tf_cli_verb_fn tf_cli_request_withdraw;
 
+/* suggest [--for CONTACT] [--topic TAG] [--limit N] */
+tf_cli_verb_fn tf_cli_request_suggest;
+
+/* feedback INTRO --helped yes|no [--note TEXT] */
+tf_cli_verb_fn tf_cli_request_feedback;
+
 #endif

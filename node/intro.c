@@ -1020,6 +1020,8 @@ static int conn_exec(struct tf_node *node, struct intro_out *o, bool created,
         case TF_PROTO_IM_ACT_EMIT:
             rc = emit_event(node, o->id, a->emit,
                             &(struct emit_args){side == 1 ? "b" : "a", NULL, NULL});
+            if (rc == TF_OK) /* requests: per-contact statistics */
+                rc = tf_node_request_count_intro(node, a->emit, o->pk, side);
             break;
         case TF_PROTO_IM_ACT_STORE:
             /* A decline's reason is kept with the side that declined. */
@@ -1577,7 +1579,8 @@ static int on_proposal(struct tf_node *node, const uint8_t from[32], const uint8
         return -1;
     /* The owner's policy may answer at once (docs/POLICY.md). */
     struct tf_proto_policy_decision d;
-    if (tf_node_policy_decide(node, from, p.core.topic, p.core.mode, true, &d) != TF_OK)
+    struct tf_node_policy_facts facts = {.answers_request = answers_request}; /* requests */
+    if (tf_node_policy_decide_ex(node, from, p.core.topic, p.core.mode, &facts, true, &d) != TF_OK)
         return -1;
     char by[32], reason[64] = "";
     snprintf(by, sizeof by, "policy:%zu", d.line);
@@ -2889,4 +2892,88 @@ int tf_node_intro_verb(struct tf_node *node, const char *verb, size_t verb_len,
     default:
         return TF_E_UNKNOWN_VERB;
     }
+}
+
+/* requests: what this connector's intros say about a pair (for suggest). */
+
+struct pair_walk {
+    uint8_t prefix[PAIR_KEY_MAX]; /* the first 64 bytes: the pair */
+    uint8_t ids[64][32];
+    size_t n;
+};
+
+static int pair_walk_cb(const uint8_t *key, size_t klen, const uint8_t *val, size_t vlen, void *arg)
+{
+    struct pair_walk *pw = arg;
+    if (klen < 64 || memcmp(key, pw->prefix, 64) != 0)
+        return 1; /* past this pair's keys */
+    if (vlen == 32 && pw->n < sizeof pw->ids / sizeof pw->ids[0])
+        memcpy(pw->ids[pw->n++], val, 32);
+    return 0;
+}
+
+int tf_node_intro_pair_status(struct tf_node *node, const uint8_t a[32], const uint8_t b[32],
+                              uint64_t declined_since, enum tf_node_intro_pair *out)
+{
+    struct pair_walk pw;
+    pw.n = 0;
+    pair_key(a, b, NULL, 0, pw.prefix);
+    *out = TF_NODE_INTRO_PAIR_NONE;
+    int rc = tf_node_store_kv_foreach_from(node->store, TF_NODE_STORE_INTRO_PAIRS, pw.prefix, 64,
+                                           pair_walk_cb, &pw);
+    if (rc != TF_OK && rc != 1)
+        return rc;
+    for (size_t i = 0; i < pw.n; i++) {
+        struct intro_out o;
+        rc = out_load(node, pw.ids[i], &o);
+        if (rc == TF_E_NOT_FOUND || rc == TF_E_CORRUPT)
+            continue; /* an index entry for a removed intro */
+        if (rc != TF_OK)
+            return rc;
+        enum tf_node_intro_pair s = o.state == OUT_INTRODUCED ? TF_NODE_INTRO_PAIR_INTRODUCED
+                                    : o.state == OUT_ASKING   ? TF_NODE_INTRO_PAIR_OPEN
+                                    : o.state == OUT_DECLINED && o.updated >= declined_since
+                                        ? TF_NODE_INTRO_PAIR_DECLINED
+                                        : TF_NODE_INTRO_PAIR_NONE;
+        out_free(&o);
+        if (s > *out)
+            *out = s;
+    }
+    return TF_OK;
+}
+
+/* requests: what feedback needs of the intro records. */
+
+int tf_node_intro_inbox_lookup(struct tf_node *node, const msgpack_object *args,
+                               uint8_t intro_id[32], uint8_t connector[32], bool *introduced,
+                               char *why, size_t why_cap)
+{
+    struct intro_in r;
+    struct tf_proto_proposal p;
+    int rc = in_load_arg(node, args, &r, why, why_cap);
+    if (rc != TF_OK)
+        return rc;
+    if (tf_proto_proposal_decode(r.proposal.data, r.proposal.len, &p) != TF_OK) {
+        rc = TF_E_CORRUPT;
+    } else {
+        memcpy(intro_id, r.id, 32);
+        memcpy(connector, p.core.connector_pk, 32);
+        *introduced = r.state == IN_INTRODUCED;
+    }
+    in_free(&r);
+    return rc;
+}
+
+int tf_node_intro_out_parties(struct tf_node *node, const uint8_t intro_id[32],
+                              uint8_t parties[2][32], bool *introduced)
+{
+    struct intro_out o;
+    int rc = out_load(node, intro_id, &o);
+    if (rc != TF_OK)
+        return rc;
+    memcpy(parties[0], o.pk[0], 32);
+    memcpy(parties[1], o.pk[1], 32);
+    *introduced = o.state == OUT_INTRODUCED;
+    out_free(&o);
+    return TF_OK;
 }

@@ -51,4 +51,28 @@ void tf_node_intro_save_refusals(struct tf_node *node);
 TF_MUST_CHECK int tf_node_intro_peer_card(struct tf_node *node, const uint8_t pk[32],
                                           struct tf_proto_buf *out);
 
+/* requests: the strongest thing this connector's intros (still kept) say
+ * about the pair a, b, any topic: introduced, one still asking, one declined
+ * (by either side) last changed at or after declined_since, or none. */
+enum tf_node_intro_pair {
+    TF_NODE_INTRO_PAIR_NONE = 0,
+    TF_NODE_INTRO_PAIR_DECLINED = 1,
+    TF_NODE_INTRO_PAIR_OPEN = 2,
+    TF_NODE_INTRO_PAIR_INTRODUCED = 3,
+};
+TF_MUST_CHECK int tf_node_intro_pair_status(struct tf_node *node, const uint8_t a[32],
+                                            const uint8_t b[32], uint64_t declined_since,
+                                            enum tf_node_intro_pair *out);
+
+/* requests (feedback): the inbox item args["id"] names: its intro id, its
+ * connector, and whether it was introduced.  Errors fill why. */
+TF_MUST_CHECK int tf_node_intro_inbox_lookup(struct tf_node *node, const msgpack_object *args,
+                                             uint8_t intro_id[32], uint8_t connector[32],
+                                             bool *introduced, char *why, size_t why_cap);
+
+/* requests (feedback): the two parties of this connector's intro, and
+ * whether it was introduced.  TF_E_NOT_FOUND when it has none (any more). */
+TF_MUST_CHECK int tf_node_intro_out_parties(struct tf_node *node, const uint8_t intro_id[32],
+                                            uint8_t parties[2][32], bool *introduced);
+
 #endif

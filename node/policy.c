@@ -15,6 +15,7 @@
 #include "node/internal.h"
 #include "node/log.h"
 #include "node/node.h"
+#include "node/request.h" /* requests */
 #include "node/store.h"
 #include "proto/ctl.h"
 
@@ -183,7 +184,7 @@ int tf_node_policy_collect(struct tf_node *node, uint64_t now, size_t limit, siz
     return rc;
 }
 
-static enum tf_proto_policy_trust map_trust(enum tf_node_trust t)
+enum tf_proto_policy_trust tf_node_policy_trust(enum tf_node_trust t)
 {
     switch (t) {
     case TF_NODE_TRUST_NONE:
@@ -202,6 +203,15 @@ int tf_node_policy_decide(struct tf_node *node, const uint8_t connector_pk[32],
                           struct tf_proto_bytes topic, enum tf_proto_intro_mode mode, bool record,
                           struct tf_proto_policy_decision *out)
 {
+    static const struct tf_node_policy_facts none = {false, false, TF_PROTO_POLICY_TRUST_NONE};
+    return tf_node_policy_decide_ex(node, connector_pk, topic, mode, &none, record, out);
+}
+
+int tf_node_policy_decide_ex(struct tf_node *node, const uint8_t connector_pk[32],
+                             struct tf_proto_bytes topic, enum tf_proto_intro_mode mode,
+                             const struct tf_node_policy_facts *facts, bool record,
+                             struct tf_proto_policy_decision *out)
+{
     struct tf_node_contact c;
     struct tf_proto_bytes tags[TF_NODE_TAGS_MAX];
     struct tf_proto_policy_input in;
@@ -213,7 +223,7 @@ int tf_node_policy_decide(struct tf_node *node, const uint8_t connector_pk[32],
     memcpy(in.connector_pk, connector_pk, 32);
     in.connector_known = rc == TF_OK;
     if (in.connector_known) {
-        in.trust = map_trust(c.trust);
+        in.trust = tf_node_policy_trust(c.trust);
         for (size_t i = 0; i < c.n_tags; i++) {
             tags[i].ptr = (const uint8_t *)c.tags[i];
             tags[i].len = strlen(c.tags[i]);
@@ -223,6 +233,15 @@ int tf_node_policy_decide(struct tf_node *node, const uint8_t connector_pk[32],
     }
     in.topic = topic;
     in.mode = mode;
+    /* requests */
+    in.is_request = facts->is_request;
+    in.answers_request = facts->answers_request;
+    in.offer_trust = facts->offer_trust;
+    if (!facts->is_request && (rc = tf_node_request_connector_helped(
+                                   node, connector_pk, &in.connector_helped)) != TF_OK) {
+        tf_node_contact_deinit(&c);
+        return rc;
+    }
     in.offers = node->card_fields.offers;
     in.n_offers = node->card_fields.n_offers;
     in.seeks = node->card_fields.seeks;
@@ -308,6 +327,7 @@ static int verb_test(struct tf_node *node, const msgpack_object *args, struct tf
 {
     const char *topic, *conn, *mode_s;
     size_t topic_len, conn_len, mode_len;
+    int rc0;
     uint8_t pk[32];
     enum tf_proto_intro_mode mode = TF_PROTO_INTRO_MODE_PARALLEL;
     if (tf_proto_ctl_get_str(args, "topic", &topic, &topic_len) != TF_OK ||
@@ -323,8 +343,20 @@ static int verb_test(struct tf_node *node, const msgpack_object *args, struct tf
             return TF_E_BAD_VALUE;
         }
     }
-    if (tf_proto_ctl_get_str(args, "connector", &conn, &conn_len) != TF_OK) {
-        WHY("give --connector NAME or unknown");
+    /* requests: "requester" tests the request rules instead, and
+     * "answers_request" says the proposal answers one of the owner's requests. */
+    struct tf_node_policy_facts facts = {.is_request = false};
+    const char *key = "connector";
+    rc0 = tf_proto_ctl_get_bool(args, "answers_request", &facts.answers_request);
+    if (rc0 != TF_OK && rc0 != TF_E_NOT_FOUND) {
+        WHY("argument 'answers_request' must be true or false");
+        return TF_E_BAD_REQUEST;
+    }
+    if (tf_proto_ctl_get_str(args, "requester", &conn, &conn_len) == TF_OK) {
+        facts.is_request = true;
+        key = "requester";
+    } else if (tf_proto_ctl_get_str(args, "connector", &conn, &conn_len) != TF_OK) {
+        WHY("give --connector NAME or unknown (or --requester NAME or unknown)");
         return TF_E_BAD_REQUEST;
     }
     if (conn_len == 7 && memcmp(conn, "unknown", 7) == 0) {
@@ -332,7 +364,7 @@ static int verb_test(struct tf_node *node, const msgpack_object *args, struct tf
         randombytes_buf(pk, sizeof pk);
     } else {
         struct tf_node_contact c = {0};
-        int rc = tf_node__find_contact(node, args, "connector", &c, why, why_cap);
+        int rc = tf_node__find_contact(node, args, key, &c, why, why_cap);
         if (rc != TF_OK)
             return rc;
         memcpy(pk, c.pk, 32);
@@ -340,14 +372,28 @@ static int verb_test(struct tf_node *node, const msgpack_object *args, struct tf
     }
     struct tf_proto_policy_decision d;
     struct tf_proto_bytes t = {(const uint8_t *)topic, topic_len};
-    int rc = tf_node_policy_decide(node, pk, t, mode, false, &d);
+    struct tf_node_request_offer best;
+    size_t n_best = 0;
+    int rc = TF_OK;
+    if (facts.is_request &&
+        (rc = tf_node_request_offers(node, pk, t, &best, 1, &n_best)) == TF_OK && n_best > 0)
+        facts.offer_trust = best.trust;
+    if (rc == TF_OK)
+        rc = tf_node_policy_decide_ex(node, pk, t, mode, &facts, false, &d);
     if (rc != TF_OK) {
         WHY("cannot evaluate the policy: %s", tf_strerror(rc));
         return rc;
     }
     char rule[32];
     snprintf(rule, sizeof rule, "policy:%zu", d.line);
-    tf_proto_mp_write_map(w, 4);
+    bool proposes = d.action == TF_PROTO_POLICY_ACTION_PROPOSE && n_best > 0;
+    tf_proto_mp_write_map(w, proposes ? 5 : 4);
+    if (proposes) { /* requests: whom the rule would propose */
+        char tid[TF_PROTO_TEXT_ID_SIZE];
+        tf_proto_text_id_encode(best.pk, tid);
+        tf_proto_mp_write_cstr(w, "propose");
+        tf_proto_mp_write_cstr(w, tid);
+    }
     tf_proto_mp_write_cstr(w, "action");
     tf_proto_mp_write_cstr(w, tf_proto_policy_action_name(d.action));
     tf_proto_mp_write_cstr(w, "rule");

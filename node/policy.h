@@ -14,6 +14,7 @@
 
 #include <msgpack/object.h>
 
+#include "node/contact.h"
 #include "proto/err.h"
 #include "proto/intro.h"
 #include "proto/mp.h"
@@ -36,6 +37,24 @@ void tf_node_policy_free(struct tf_node *node);
 TF_MUST_CHECK int tf_node_policy_decide(struct tf_node *node, const uint8_t connector_pk[32],
                                         struct tf_proto_bytes topic, enum tf_proto_intro_mode mode,
                                         bool record, struct tf_proto_policy_decision *out);
+
+/* requests: what else a decision may depend on (zero: an introduction that
+ * answers no request). */
+struct tf_node_policy_facts {
+    bool is_request;      /* deciding a request; connector_pk is its asker */
+    bool answers_request; /* the proposal answers one of the owner's open requests */
+    enum tf_proto_policy_trust offer_trust; /* requests: best trust among contacts offering */
+};
+
+/* tf_node_policy_decide with facts (borrowed). */
+TF_MUST_CHECK int tf_node_policy_decide_ex(struct tf_node *node, const uint8_t connector_pk[32],
+                                           struct tf_proto_bytes topic,
+                                           enum tf_proto_intro_mode mode,
+                                           const struct tf_node_policy_facts *facts, bool record,
+                                           struct tf_proto_policy_decision *out);
+
+/* requests: the node's trust level as the policy sees it. */
+enum tf_proto_policy_trust tf_node_policy_trust(enum tf_node_trust t);
 
 /* Collects policy counters that no longer count: those older than their
  * rule's window (a decision at time t counts while t > now - window) and

@@ -14,6 +14,7 @@
 #include "node/intro.h"
 #include "node/log.h"
 #include "node/node.h"
+#include "node/policy.h"
 #include "node/store.h"
 #include "proto/ctl.h"
 #include "proto/envelope.h"
@@ -221,14 +222,13 @@ static int req_load(struct tf_node *node, const uint8_t id[32], struct req *r)
     return rc;
 }
 
-/* Events: {time, type, id, role, state, seeking}. */
-static int req_event(struct tf_node *node, const struct req *r)
+/* Events: {time, type, id, k1: v1, k2: v2} where v2 is the string s2, or
+ * the bool b2 when s2 is NULL. */
+static int event5(struct tf_node *node, const char *type, const uint8_t id[32], const char *k1,
+                  const char *v1, const char *k2, const char *s2, bool b2)
 {
-    char hex[65], type[40];
-    const char *what = r->m.role == TF_PROTO_REQ_ROLE_SENT ? "sent" : "received";
-    sodium_bin2hex(hex, sizeof hex, r->id, 32);
-    snprintf(type, sizeof type, "request.%s",
-             r->m.state == TF_PROTO_REQ_OPEN ? what : tf_proto_req_state_name(r->m.state));
+    char hex[65];
+    sodium_bin2hex(hex, sizeof hex, id, 32);
     struct tf_proto_mp_writer w;
     struct tf_proto_buf rec;
     tf_proto_mp_writer_init(&w);
@@ -239,16 +239,31 @@ static int req_event(struct tf_node *node, const struct req *r)
     tf_proto_mp_write_cstr(&w, type);
     tf_proto_mp_write_cstr(&w, "id");
     tf_proto_mp_write_cstr(&w, hex);
-    tf_proto_mp_write_cstr(&w, "role");
-    tf_proto_mp_write_cstr(&w, r->m.role == TF_PROTO_REQ_ROLE_SENT ? "sent" : "received");
-    tf_proto_mp_write_cstr(&w, "seeking");
-    tf_proto_mp_write_text(&w, r->q.seeking);
+    tf_proto_mp_write_cstr(&w, k1);
+    tf_proto_mp_write_cstr(&w, v1);
+    tf_proto_mp_write_cstr(&w, k2);
+    if (s2 != NULL)
+        tf_proto_mp_write_cstr(&w, s2);
+    else
+        tf_proto_mp_write_bool(&w, b2);
     int rc = tf_proto_mp_writer_finish(&w, &rec);
     if (rc == TF_OK) {
         rc = tf_node_event(node, &rec);
         tf_proto_buf_free(&rec);
     }
     return rc;
+}
+
+/* request.<sent|received|answered|...>: {id, role, seeking}. */
+static int req_event(struct tf_node *node, const struct req *r)
+{
+    char type[40], seeking[TF_PROTO_TAG_MAX + 1];
+    const char *what = r->m.role == TF_PROTO_REQ_ROLE_SENT ? "sent" : "received";
+    snprintf(type, sizeof type, "request.%s",
+             r->m.state == TF_PROTO_REQ_OPEN ? what : tf_proto_req_state_name(r->m.state));
+    snprintf(seeking, sizeof seeking, "%.*s", (int)r->q.seeking.len,
+             (const char *)r->q.seeking.ptr);
+    return event5(node, type, r->id, "role", what, "seeking", seeking, false);
 }
 
 /* Sends body to pk (a contact, or a correspondent whose card this node
@@ -404,6 +419,177 @@ static int count_prefix(struct tf_node *node, uint8_t kind, const uint8_t *pk, u
     return rc == 1 ? TF_OK : rc;
 }
 
+/* The owner's policy over received requests (docs/POLICY.md "Requests"). */
+
+static bool cand_better(const struct tf_node_request_offer *a,
+                        const struct tf_node_request_offer *b)
+{
+    if (a->trust != b->trust)
+        return a->trust > b->trust;
+    if (a->issued != b->issued)
+        return a->issued > b->issued;
+    return memcmp(a->pk, b->pk, 32) < 0;
+}
+
+struct offer_scan {
+    const uint8_t *requester;
+    struct tf_proto_bytes topic;
+    struct tf_node_request_offer *out;
+    size_t n, max;
+};
+
+static int offer_cb(const struct tf_node_contact *c, void *arg)
+{
+    struct offer_scan *s = arg;
+    enum tf_proto_policy_trust trust = tf_node_policy_trust(c->trust);
+    if (c->blocked || trust == TF_PROTO_POLICY_TRUST_NONE ||
+        (s->requester != NULL && memcmp(c->pk, s->requester, 32) == 0))
+        return 0;
+    bool offers = false;
+    for (size_t i = 0; i < c->fields.n_offers && !offers; i++)
+        offers = c->fields.offers[i].len == s->topic.len &&
+                 memcmp(c->fields.offers[i].ptr, s->topic.ptr, s->topic.len) == 0;
+    if (!offers)
+        return 0;
+    struct tf_node_request_offer o = {.trust = trust, .issued = c->fields.issued};
+    memcpy(o.pk, c->pk, 32);
+    /* Insertion into the best-first list of at most max. */
+    size_t at = s->n;
+    while (at > 0 && cand_better(&o, &s->out[at - 1]))
+        at--;
+    if (at >= s->max)
+        return 0;
+    size_t last = s->n < s->max ? s->n : s->max - 1;
+    memmove(&s->out[at + 1], &s->out[at], (last - at) * sizeof o);
+    s->out[at] = o;
+    if (s->n < s->max)
+        s->n++;
+    return 0;
+}
+
+int tf_node_request_offers(struct tf_node *node, const uint8_t *requester,
+                           struct tf_proto_bytes topic, struct tf_node_request_offer *out,
+                           size_t max, size_t *n)
+{
+    struct offer_scan s = {requester, topic, out, 0, max};
+    *n = 0;
+    if (max == 0)
+        return TF_OK;
+    int rc = tf_node_store_contact_foreach(node->store, offer_cb, &s);
+    *n = s.n;
+    return rc;
+}
+
+/* Sets a string pair of a map object of msgpack-c's (for calling a verb
+ * from here). */
+static void kv_str(msgpack_object_kv *kv, const char *key, const char *val)
+{
+    kv->key.type = MSGPACK_OBJECT_STR;
+    kv->key.via.str.ptr = key;
+    kv->key.via.str.size = (uint32_t)strlen(key);
+    kv->val.type = MSGPACK_OBJECT_STR;
+    kv->val.via.str.ptr = val;
+    kv->val.via.str.size = (uint32_t)strlen(val);
+}
+
+/* Proposes cand and the asker of r, answering r, exactly as the owner's
+ * intro.propose would; under a savepoint (all or nothing).  why says why
+ * not. */
+static int propose_for(struct tf_node *node, const struct req *r, const uint8_t cand[32], char *why,
+                       size_t why_cap)
+{
+    char a[TF_PROTO_TEXT_ID_SIZE], b[TF_PROTO_TEXT_ID_SIZE], id[65];
+    tf_proto_text_id_encode(cand, a);
+    tf_proto_text_id_encode(r->q.asker_pk, b);
+    sodium_bin2hex(id, sizeof id, r->id, 32);
+    msgpack_object_kv kv[3];
+    kv_str(&kv[0], "a", a);
+    kv_str(&kv[1], "b", b);
+    kv_str(&kv[2], "answers", id);
+    msgpack_object args = {.type = MSGPACK_OBJECT_MAP};
+    args.via.map.size = 3;
+    args.via.map.ptr = kv;
+    struct tf_proto_mp_writer w;
+    tf_proto_mp_writer_init(&w);
+    bool handled;
+    struct tf_node_savepoint sp = tf_node_savepoint(node);
+    why[0] = '\0';
+    int rc = tf_node_intro_verb(node, "intro.propose", 13, &args, &w, why, why_cap, &handled);
+    tf_proto_mp_writer_deinit(&w);
+    if (rc != TF_OK)
+        tf_node_rollback(node, sp);
+    return rc;
+}
+
+/* Keeps by as who decided request id (already closed by its step). */
+static int set_decided_by(struct tf_node *node, const uint8_t id[32], const char *by)
+{
+    struct req r;
+    struct tf_proto_buf rec;
+    int rc = req_load(node, id, &r);
+    if (rc != TF_OK)
+        return rc;
+    snprintf(r.decided_by, sizeof r.decided_by, "%s", by);
+    if ((rc = req_encode(&r, &rec)) == TF_OK) {
+        rc = tf_node_store_kv_put(node->store, TF_NODE_STORE_REQUESTS, r.id, 32, rec.data, rec.len);
+        tf_proto_buf_free(&rec);
+    }
+    req_free(&r);
+    return rc;
+}
+
+#define PROPOSE_TRIES 8
+
+/* Runs the owner's request rules on r, just received: decline it, propose
+ * the best contact who offers its topic (the next best when an intro of
+ * that pair about the topic already exists, up to PROPOSE_TRIES), or leave
+ * it open for the owner.  Store errors are returned; a proposal that cannot
+ * be made is logged and leaves the request open. */
+static int decide_request(struct tf_node *node, struct req *r, uint64_t now)
+{
+    struct tf_node_request_offer cands[PROPOSE_TRIES];
+    size_t n = 0;
+    int rc = tf_node_request_offers(node, r->q.asker_pk, r->q.seeking, cands, PROPOSE_TRIES, &n);
+    if (rc != TF_OK)
+        return rc;
+    struct tf_node_policy_facts facts = {
+        .is_request = true, .offer_trust = n > 0 ? cands[0].trust : TF_PROTO_POLICY_TRUST_NONE};
+    struct tf_proto_policy_decision d;
+    if ((rc = tf_node_policy_decide_ex(node, r->q.asker_pk, r->q.seeking,
+                                       TF_PROTO_INTRO_MODE_PARALLEL, &facts, true, &d)) != TF_OK)
+        return rc;
+    if (!d.matched || d.action == TF_PROTO_POLICY_ACTION_ASK)
+        return TF_OK;
+    char by[32], hex[17];
+    snprintf(by, sizeof by, "policy:%zu", d.line);
+    sodium_bin2hex(hex, sizeof hex, r->id, 8);
+    if (d.action == TF_PROTO_POLICY_ACTION_DECLINE) {
+        rc = req_run(node, r, TF_PROTO_REQ_EV_DECLINE, now, by);
+        if (rc == TF_OK)
+            tf_node_log(TF_NODE_LOG_INFO, "request", "%s declined by %s", hex, by);
+        return rc;
+    }
+    if (d.action != TF_PROTO_POLICY_ACTION_PROPOSE)
+        return TF_OK;
+    char why[256];
+    for (size_t i = 0; i < n; i++) {
+        rc = propose_for(node, r, cands[i].pk, why, sizeof why);
+        if (rc == TF_OK) {
+            char tid[TF_PROTO_TEXT_ID_SIZE];
+            tf_proto_text_id_encode(cands[i].pk, tid);
+            tf_node_log(TF_NODE_LOG_INFO, "request", "%s answered by %s: proposed %s", hex, by,
+                        tid);
+            return set_decided_by(node, r->id, by);
+        }
+        char esc[300];
+        tf_node_log(TF_NODE_LOG_INFO, "request", "%s: %s could not propose candidate %zu: %s", hex,
+                    by, i + 1, tf_node_log_escape(why, strlen(why), esc, sizeof esc));
+        if (rc != TF_E_EXISTS)
+            break; /* the next candidate would fail the same way */
+    }
+    return TF_OK;
+}
+
 /* Receiving. */
 
 static int on_request(struct tf_node *node, const uint8_t from[32], const uint8_t *body, size_t len)
@@ -473,6 +659,8 @@ static int on_request(struct tf_node *node, const uint8_t from[32], const uint8_
         return -1;
     }
     rc = req_run(node, &r, TF_PROTO_REQ_EV_CREATE, now, NULL);
+    if (rc == TF_OK)
+        rc = decide_request(node, &r, now); /* the owner's request rules */
     req_free(&r);
     return rc == TF_OK          ? TF_PROTO_ACK_REASON_NONE
            : rc == TF_E_EXPIRED ? TF_PROTO_ACK_REASON_EXPIRED
@@ -518,6 +706,286 @@ static int on_request_close(struct tf_node *node, const uint8_t from[32], const 
     return result;
 }
 
+/* Feedback and statistics (table intro_stats, docs/CONTROL.md "Feedback").
+ *   'c' pk              -> [proposed, accepted, declined, helpful, unhelpful,
+ *                           connector_helped, connector_unhelpful]
+ *   'S' intro id        -> [helped, note, time]   feedback this node sent
+ *   'F' intro id pk     -> [helped, note, time]   feedback received from pk */
+
+enum {
+    ST_PROPOSED,
+    ST_ACCEPTED,
+    ST_DECLINED,
+    ST_HELPFUL,
+    ST_UNHELPFUL,
+    ST_CONNECTOR_HELPED,
+    ST_CONNECTOR_UNHELPFUL,
+    ST_COUNT
+};
+#define FEEDBACK_TTL_S (29u * 86400u)
+
+static int stats_load(struct tf_node *node, const uint8_t pk[32], uint64_t v[ST_COUNT])
+{
+    uint8_t key[33] = {'c'};
+    struct tf_proto_buf b = {0};
+    memcpy(key + 1, pk, 32);
+    memset(v, 0, ST_COUNT * sizeof v[0]);
+    int rc = tf_node_store_kv_get(node->store, TF_NODE_STORE_INTRO_STATS, key, sizeof key, &b);
+    if (rc == TF_E_NOT_FOUND)
+        return TF_OK;
+    if (rc != TF_OK)
+        return rc;
+    struct tf_proto_mp_reader r;
+    tf_proto_mp_reader_init(&r, b.data, b.len);
+    rc = tf_proto_mp_read_array_exact(&r, ST_COUNT) == TF_OK ? TF_OK : TF_E_CORRUPT;
+    for (int i = 0; rc == TF_OK && i < ST_COUNT; i++)
+        if (tf_proto_mp_read_uint(&r, &v[i]) != TF_OK)
+            rc = TF_E_CORRUPT;
+    if (rc == TF_OK && tf_proto_mp_read_end(&r) != TF_OK)
+        rc = TF_E_CORRUPT;
+    tf_proto_buf_free(&b);
+    return rc;
+}
+
+static int stats_add(struct tf_node *node, const uint8_t pk[32], int which)
+{
+    uint64_t v[ST_COUNT];
+    int rc = stats_load(node, pk, v);
+    if (rc == TF_E_CORRUPT) {
+        tf_node_log(TF_NODE_LOG_ERROR, "request", "statistics record corrupt: started again");
+        memset(v, 0, sizeof v);
+    } else if (rc != TF_OK) {
+        return rc;
+    }
+    v[which]++;
+    struct tf_proto_mp_writer w;
+    struct tf_proto_buf b;
+    tf_proto_mp_writer_init(&w);
+    tf_proto_mp_write_array(&w, ST_COUNT);
+    for (int i = 0; i < ST_COUNT; i++)
+        tf_proto_mp_write_uint(&w, v[i]);
+    if ((rc = tf_proto_mp_writer_finish(&w, &b)) != TF_OK)
+        return rc;
+    uint8_t key[33] = {'c'};
+    memcpy(key + 1, pk, 32);
+    rc = tf_node_store_kv_put(node->store, TF_NODE_STORE_INTRO_STATS, key, sizeof key, b.data,
+                              b.len);
+    tf_proto_buf_free(&b);
+    return rc;
+}
+
+int tf_node_request_count_intro(struct tf_node *node, enum tf_proto_im_emit e,
+                                const uint8_t parties[2][32], int side)
+{
+    switch (e) {
+    case TF_PROTO_IM_EMIT_INTRO_PROPOSED: {
+        int rc = stats_add(node, parties[0], ST_PROPOSED);
+        return rc == TF_OK ? stats_add(node, parties[1], ST_PROPOSED) : rc;
+    }
+    case TF_PROTO_IM_EMIT_INTRO_REPLIED:
+        return side >= 0 && side <= 1 ? stats_add(node, parties[side], ST_ACCEPTED) : TF_OK;
+    case TF_PROTO_IM_EMIT_INTRO_DECLINED:
+        return side >= 0 && side <= 1 ? stats_add(node, parties[side], ST_DECLINED) : TF_OK;
+    case TF_PROTO_IM_EMIT_INTRO_INTRODUCED:
+    case TF_PROTO_IM_EMIT_INTRO_WITHDRAWN:
+    case TF_PROTO_IM_EMIT_INTRO_EXPIRED:
+    case TF_PROTO_IM_EMIT_INBOX_RECEIVED:
+    case TF_PROTO_IM_EMIT_INBOX_ACCEPTED:
+    case TF_PROTO_IM_EMIT_INBOX_DECLINED:
+    case TF_PROTO_IM_EMIT_INBOX_INTRODUCED:
+    case TF_PROTO_IM_EMIT_INBOX_LATE_REVOCATION:
+    case TF_PROTO_IM_EMIT_INBOX_CLOSED:
+    case TF_PROTO_IM_EMIT_INBOX_EXPIRED:
+        break;
+    }
+    return TF_OK;
+}
+
+int tf_node_request_write_stats(struct tf_node *node, const uint8_t pk[32],
+                                struct tf_proto_mp_writer *w)
+{
+    static const char *const names[ST_COUNT] = {
+        "proposed",  "accepted",         "declined",           "helpful",
+        "unhelpful", "connector_helped", "connector_unhelpful"};
+    uint64_t v[ST_COUNT];
+    int rc = stats_load(node, pk, v);
+    if (rc == TF_E_CORRUPT)
+        memset(v, 0, sizeof v);
+    else if (rc != TF_OK)
+        return rc;
+    char summary[200];
+    snprintf(summary, sizeof summary,
+             "proposed %llu, accepted %llu, declined %llu, helpful %llu of %llu reported",
+             (unsigned long long)v[ST_PROPOSED], (unsigned long long)v[ST_ACCEPTED],
+             (unsigned long long)v[ST_DECLINED], (unsigned long long)v[ST_HELPFUL],
+             (unsigned long long)(v[ST_HELPFUL] + v[ST_UNHELPFUL]));
+    tf_proto_mp_write_cstr(w, "intro_stats");
+    tf_proto_mp_write_map(w, ST_COUNT);
+    for (int i = 0; i < ST_COUNT; i++) {
+        tf_proto_mp_write_cstr(w, names[i]);
+        tf_proto_mp_write_uint(w, v[i]);
+    }
+    tf_proto_mp_write_cstr(w, "intros_summary");
+    tf_proto_mp_write_cstr(w, summary);
+    return TF_OK;
+}
+
+int tf_node_request_connector_helped(struct tf_node *node, const uint8_t connector[32], uint64_t *n)
+{
+    uint64_t v[ST_COUNT];
+    int rc = stats_load(node, connector, v);
+    *n = rc == TF_OK ? v[ST_CONNECTOR_HELPED] : 0;
+    return rc == TF_E_CORRUPT ? TF_OK : rc;
+}
+
+static int feedback_record(bool helped, struct tf_proto_bytes note, uint64_t time,
+                           struct tf_proto_buf *out)
+{
+    struct tf_proto_mp_writer w;
+    tf_proto_mp_writer_init(&w);
+    tf_proto_mp_write_array(&w, 3);
+    tf_proto_mp_write_bool(&w, helped);
+    tf_proto_mp_write_text(&w, note);
+    tf_proto_mp_write_uint(&w, time);
+    return tf_proto_mp_writer_finish(&w, out);
+}
+
+static int feedback_event(struct tf_node *node, const char *type, const uint8_t intro_id[32],
+                          const uint8_t who[32], bool helped)
+{
+    char tid[TF_PROTO_TEXT_ID_SIZE];
+    tf_proto_text_id_encode(who, tid);
+    return event5(node, type, intro_id, type[9] == 's' ? "connector" : "party", tid, "helped", NULL,
+                  helped);
+}
+
+static int on_feedback(struct tf_node *node, const uint8_t from[32], const uint8_t *body,
+                       size_t len)
+{
+    struct tf_proto_feedback f;
+    char tid[TF_PROTO_TEXT_ID_SIZE];
+    tf_proto_text_id_encode(from, tid);
+    int rc = tf_proto_feedback_verify(node->id.sign_pk, from, body, len, &f);
+    if (rc != TF_OK) {
+        tf_node_log(TF_NODE_LOG_WARN, "request", "feedback from %s refused: %s", tid,
+                    tf_err_name(rc));
+        return TF_PROTO_ACK_REASON_INVALID;
+    }
+    uint8_t parties[2][32];
+    bool introduced = false;
+    rc = tf_node_intro_out_parties(node, f.intro_id, parties, &introduced);
+    if (rc != TF_OK && rc != TF_E_NOT_FOUND && rc != TF_E_CORRUPT)
+        return -1;
+    const char *no =
+        rc != TF_OK   ? "not an intro of this node"
+        : !introduced ? "the intro was not introduced"
+        : sodium_memcmp(parties[0], from, 32) != 0 && sodium_memcmp(parties[1], from, 32) != 0
+            ? "the sender is not a party of the intro"
+            : NULL;
+    if (no != NULL) {
+        tf_node_log(TF_NODE_LOG_WARN, "request", "feedback from %s refused: %s", tid, no);
+        return TF_PROTO_ACK_REASON_INVALID;
+    }
+    uint8_t key[65] = {'F'};
+    struct tf_proto_buf held = {0}, rec;
+    memcpy(key + 1, f.intro_id, 32);
+    memcpy(key + 33, from, 32);
+    rc = tf_node_store_kv_get(node->store, TF_NODE_STORE_INTRO_STATS, key, sizeof key, &held);
+    tf_proto_buf_free(&held);
+    if (rc == TF_OK) { /* once per party and intro: a second one changes nothing */
+        tf_node_log(TF_NODE_LOG_INFO, "request", "feedback from %s again: kept the first", tid);
+        return TF_PROTO_ACK_REASON_NONE;
+    }
+    if (rc != TF_E_NOT_FOUND)
+        return -1;
+    if ((rc = feedback_record(f.helped, f.note, f.time, &rec)) != TF_OK)
+        return -1;
+    rc = tf_node_store_kv_put(node->store, TF_NODE_STORE_INTRO_STATS, key, sizeof key, rec.data,
+                              rec.len);
+    tf_proto_buf_free(&rec);
+    if (rc == TF_OK)
+        rc = stats_add(node, from, f.helped ? ST_HELPFUL : ST_UNHELPFUL);
+    if (rc == TF_OK)
+        rc = feedback_event(node, "feedback.received", f.intro_id, from, f.helped);
+    return rc == TF_OK ? TF_PROTO_ACK_REASON_NONE : -1;
+}
+
+static int verb_feedback(struct tf_node *node, const msgpack_object *args,
+                         struct tf_proto_mp_writer *w, char *why, size_t why_cap)
+{
+    struct tf_proto_feedback f;
+    bool introduced = false;
+    const char *p;
+    size_t n;
+    memset(&f, 0, sizeof f);
+    if (tf_proto_ctl_get_bool(args, "helped", &f.helped) != TF_OK) {
+        WHY("argument 'helped' must be true or false");
+        return TF_E_BAD_REQUEST;
+    }
+    int rc = tf_proto_ctl_get_str(args, "note", &p, &n);
+    if (rc == TF_OK) {
+        if (n > TF_PROTO_FEEDBACK_NOTE_MAX || !tf_proto_utf8_is_valid((const uint8_t *)p, n)) {
+            WHY("the note must be UTF-8 text of at most %u bytes", TF_PROTO_FEEDBACK_NOTE_MAX);
+            return TF_E_BAD_VALUE;
+        }
+        for (size_t i = 0; i < n; i++)
+            if (((unsigned char)p[i] < 0x20 && p[i] != '\n' && p[i] != '\t') || p[i] == 0x7f) {
+                WHY("the note contains control characters");
+                return TF_E_BAD_VALUE;
+            }
+        f.note = (struct tf_proto_bytes){(const uint8_t *)p, n};
+    } else if (rc != TF_E_NOT_FOUND) {
+        WHY("argument 'note' must be a string");
+        return TF_E_BAD_REQUEST;
+    }
+    if ((rc = tf_node_intro_inbox_lookup(node, args, f.intro_id, f.connector_pk, &introduced, why,
+                                         why_cap)) != TF_OK)
+        return rc;
+    if (!introduced) {
+        WHY("feedback is for an intro that introduced you; this one did not (yet)");
+        return TF_E_BAD_STATE;
+    }
+    uint8_t key[33] = {'S'};
+    struct tf_proto_buf held = {0}, signed_f = {0}, rec = {0};
+    memcpy(key + 1, f.intro_id, 32);
+    rc = tf_node_store_kv_get(node->store, TF_NODE_STORE_INTRO_STATS, key, sizeof key, &held);
+    tf_proto_buf_free(&held);
+    if (rc == TF_OK) {
+        WHY("you already sent feedback on this intro (once per intro)");
+        return TF_E_EXISTS;
+    }
+    if (rc != TF_E_NOT_FOUND)
+        return rc;
+    uint64_t now = tf_node_now(node);
+    f.time = now;
+    if ((rc = tf_proto_feedback_sign(&node->id, &f, &signed_f)) == TF_OK &&
+        (rc = send_to(node, f.connector_pk, TF_PROTO_MSG_TYPE_FEEDBACK, &signed_f,
+                      now + FEEDBACK_TTL_S)) == TF_OK &&
+        (rc = feedback_record(f.helped, f.note, now, &rec)) == TF_OK &&
+        (rc = tf_node_store_kv_put(node->store, TF_NODE_STORE_INTRO_STATS, key, sizeof key,
+                                   rec.data, rec.len)) == TF_OK &&
+        (rc = stats_add(node, f.connector_pk,
+                        f.helped ? ST_CONNECTOR_HELPED : ST_CONNECTOR_UNHELPFUL)) == TF_OK)
+        rc = feedback_event(node, "feedback.sent", f.intro_id, f.connector_pk, f.helped);
+    tf_proto_buf_free(&signed_f);
+    tf_proto_buf_free(&rec);
+    if (rc != TF_OK) {
+        WHY("cannot send the feedback: %s", tf_strerror(rc));
+        return rc;
+    }
+    char hex[65], tid[TF_PROTO_TEXT_ID_SIZE];
+    sodium_bin2hex(hex, sizeof hex, f.intro_id, 32);
+    tf_proto_text_id_encode(f.connector_pk, tid);
+    tf_proto_mp_write_map(w, 3);
+    tf_proto_mp_write_cstr(w, "id");
+    tf_proto_mp_write_cstr(w, hex);
+    tf_proto_mp_write_cstr(w, "connector");
+    tf_proto_mp_write_cstr(w, tid);
+    tf_proto_mp_write_cstr(w, "helped");
+    tf_proto_mp_write_bool(w, f.helped);
+    return TF_OK;
+}
+
 int tf_node_request_receive(struct tf_node *node, uint16_t type, const uint8_t from_pk[32],
                             const uint8_t *body, size_t len)
 {
@@ -526,6 +994,8 @@ int tf_node_request_receive(struct tf_node *node, uint16_t type, const uint8_t f
         return on_request(node, from_pk, body, len);
     case TF_PROTO_MSG_TYPE_REQUEST_CLOSE:
         return on_request_close(node, from_pk, body, len);
+    case TF_PROTO_MSG_TYPE_FEEDBACK:
+        return on_feedback(node, from_pk, body, len);
     default:
         return TF_PROTO_ACK_REASON_UNSUPPORTED;
     }
@@ -1022,12 +1492,268 @@ static int verb_one(struct tf_node *node, const msgpack_object *args, struct tf_
     return rc;
 }
 
+/* suggest: pairs of contacts where one seeks what the other offers
+ * (docs/CONTROL.md "Suggestions").  Read-only. */
+
+#define SUGGEST_LIMIT_DEFAULT 50
+#define SUGGEST_LIMIT_MAX 1000
+#define SUGGEST_CONTACTS_MAX 20000
+#define SUGGEST_DECLINED_WINDOW_S (90u * 86400u)
+
+struct sg_contact {
+    uint8_t pk[32];
+    char tid[TF_PROTO_TEXT_ID_SIZE];
+    char alias[TF_NODE_ALIAS_MAX + 1];
+    unsigned trust;
+    uint64_t issued;
+    size_t n_offers, n_seeks;
+    char offers[TF_PROTO_CARD_TAGS_MAX][TF_PROTO_TAG_MAX + 1];
+    char seeks[TF_PROTO_CARD_TAGS_MAX][TF_PROTO_TAG_MAX + 1];
+};
+
+struct sg_request {
+    uint8_t asker[32];
+    char seeking[TF_PROTO_TAG_MAX + 1];
+    uint8_t id[32];
+};
+
+struct sg_pick {
+    uint64_t score;
+    size_t seeker, offerer;
+    const char *topic;
+    const struct sg_request *req;
+};
+
+struct sg {
+    struct tf_node *node;
+    uint64_t now;
+    struct sg_contact *c;
+    size_t n, cap;
+    struct sg_request *r;
+    size_t nr, rcap;
+    bool too_many;
+};
+
+static int sg_contact_cb(const struct tf_node_contact *c, void *arg)
+{
+    struct sg *g = arg;
+    if (c->blocked)
+        return 0;
+    if (g->n == SUGGEST_CONTACTS_MAX) {
+        g->too_many = true;
+        return 1;
+    }
+    if (g->n == g->cap && tf_node__grow((void **)&g->c, &g->cap, g->n, sizeof *g->c) != TF_OK)
+        return TF_E_NOMEM;
+    struct sg_contact *s = &g->c[g->n];
+    memset(s, 0, sizeof *s);
+    memcpy(s->pk, c->pk, 32);
+    tf_proto_text_id_encode(c->pk, s->tid);
+    snprintf(s->alias, sizeof s->alias, "%s", c->alias);
+    s->trust = (unsigned)c->trust;
+    s->issued = c->fields.issued;
+    s->n_offers = c->fields.n_offers;
+    s->n_seeks = c->fields.n_seeks;
+    for (size_t i = 0; i < s->n_offers; i++)
+        memcpy(s->offers[i], c->fields.offers[i].ptr, c->fields.offers[i].len);
+    for (size_t i = 0; i < s->n_seeks; i++)
+        memcpy(s->seeks[i], c->fields.seeks[i].ptr, c->fields.seeks[i].len);
+    g->n++;
+    return 0;
+}
+
+static int sg_request_cb(const uint8_t *key, size_t klen, const uint8_t *val, size_t vlen,
+                         void *arg)
+{
+    struct sg *g = arg;
+    struct req r;
+    if (klen != 32 || req_decode(key, val, vlen, &r) != TF_OK)
+        return 0;
+    if (r.m.role == TF_PROTO_REQ_ROLE_RECEIVED && r.m.state == TF_PROTO_REQ_OPEN &&
+        g->now <= r.q.expires) {
+        if (g->nr == g->rcap && tf_node__grow((void **)&g->r, &g->rcap, g->nr, sizeof *g->r) != 0) {
+            req_free(&r);
+            return TF_E_NOMEM;
+        }
+        struct sg_request *q = &g->r[g->nr++];
+        memset(q, 0, sizeof *q);
+        memcpy(q->asker, r.q.asker_pk, 32);
+        memcpy(q->seeking, r.q.seeking.ptr, r.q.seeking.len);
+        memcpy(q->id, r.id, 32);
+    }
+    req_free(&r);
+    return 0;
+}
+
+/* What a card's issue time adds to the score: fresh cards first. */
+static uint64_t sg_recency(uint64_t now, uint64_t issued)
+{
+    uint64_t age = now > issued ? now - issued : 0;
+    return age <= 30u * 86400u ? 5 : age <= 180u * 86400u ? 2 : 0;
+}
+
+/* True if a ranks before b. */
+static bool sg_before(const struct sg *g, const struct sg_pick *a, const struct sg_pick *b)
+{
+    if (a->score != b->score)
+        return a->score > b->score;
+    int t = strcmp(a->topic, b->topic);
+    if (t != 0)
+        return t < 0;
+    t = strcmp(g->c[a->seeker].tid, g->c[b->seeker].tid);
+    if (t != 0)
+        return t < 0;
+    return strcmp(g->c[a->offerer].tid, g->c[b->offerer].tid) < 0;
+}
+
+static void write_name(struct tf_proto_mp_writer *w, const struct sg_contact *c)
+{
+    tf_proto_mp_write_cstr(w, c->alias[0] ? c->alias : c->tid);
+}
+
+static int verb_suggest(struct tf_node *node, const msgpack_object *args,
+                        struct tf_proto_mp_writer *w, char *why, size_t why_cap)
+{
+    struct sg g = {.node = node, .now = tf_node_now(node)};
+    struct sg_pick *top = NULL;
+    uint64_t limit = SUGGEST_LIMIT_DEFAULT;
+    const char *topic = NULL, *p;
+    size_t tlen = 0, n_top = 0;
+    int for_idx = -1;
+    uint8_t for_pk[32];
+    bool has_for = false;
+    int rc = tf_proto_ctl_get_uint(args, "limit", &limit);
+    if ((rc != TF_OK && rc != TF_E_NOT_FOUND) || limit < 1 || limit > SUGGEST_LIMIT_MAX) {
+        WHY("argument 'limit' must be 1 to %u", SUGGEST_LIMIT_MAX);
+        return TF_E_BAD_VALUE;
+    }
+    if (tf_proto_ctl_get_str(args, "topic", &topic, &tlen) == TF_OK &&
+        !tf_proto_tag_is_valid((const uint8_t *)topic, tlen)) {
+        WHY("'topic' must be a tag (1-64 of a-z, 0-9 and '-')");
+        return TF_E_BAD_VALUE;
+    }
+    size_t plen;
+    if (tf_proto_ctl_get_str(args, "for", &p, &plen) == TF_OK) {
+        struct tf_node_contact fc = {0};
+        if ((rc = tf_node__find_contact(node, args, "for", &fc, why, why_cap)) != TF_OK)
+            return rc;
+        memcpy(for_pk, fc.pk, 32);
+        tf_node_contact_deinit(&fc);
+        has_for = true;
+    }
+    if ((rc = tf_node_store_contact_foreach(node->store, sg_contact_cb, &g)) != TF_OK && rc != 1)
+        goto out;
+    if ((rc = tf_node_store_kv_foreach(node->store, TF_NODE_STORE_REQUESTS, sg_request_cb, &g)) !=
+        TF_OK)
+        goto out;
+    for (size_t i = 0; has_for && i < g.n; i++)
+        if (memcmp(g.c[i].pk, for_pk, 32) == 0)
+            for_idx = (int)i;
+    if (has_for && for_idx < 0) { /* blocked */
+        rc = TF_OK;
+        g.n = 0;
+    }
+    top = calloc((size_t)limit, sizeof *top);
+    if (top == NULL) {
+        rc = TF_E_NOMEM;
+        goto out;
+    }
+    uint64_t declined_since =
+        g.now > SUGGEST_DECLINED_WINDOW_S ? g.now - SUGGEST_DECLINED_WINDOW_S : 0;
+    rc = TF_OK;
+    for (size_t x = 0; rc == TF_OK && x < g.n; x++)
+        for (size_t k = 0; rc == TF_OK && k < g.c[x].n_seeks; k++) {
+            const char *t = g.c[x].seeks[k];
+            if (topic != NULL && (strlen(t) != tlen || memcmp(t, topic, tlen) != 0))
+                continue;
+            const struct sg_request *req = NULL;
+            for (size_t i = 0; i < g.nr && req == NULL; i++)
+                if (memcmp(g.r[i].asker, g.c[x].pk, 32) == 0 && strcmp(g.r[i].seeking, t) == 0)
+                    req = &g.r[i];
+            for (size_t y = 0; rc == TF_OK && y < g.n; y++) {
+                if (y == x || (for_idx >= 0 && (size_t)for_idx != x && (size_t)for_idx != y))
+                    continue;
+                bool offers = false;
+                for (size_t j = 0; j < g.c[y].n_offers && !offers; j++)
+                    offers = strcmp(g.c[y].offers[j], t) == 0;
+                if (!offers)
+                    continue;
+                struct sg_pick pick = {
+                    .score = (req ? 100u : 0u) + 10u * (g.c[x].trust + g.c[y].trust) +
+                             sg_recency(g.now, g.c[x].issued) + sg_recency(g.now, g.c[y].issued),
+                    .seeker = x,
+                    .offerer = y,
+                    .topic = t,
+                    .req = req};
+                size_t at = n_top;
+                while (at > 0 && sg_before(&g, &pick, &top[at - 1]))
+                    at--;
+                if (at >= limit)
+                    continue;
+                /* Only a pair that would be listed is looked up. */
+                enum tf_node_intro_pair st;
+                if ((rc = tf_node_intro_pair_status(node, g.c[x].pk, g.c[y].pk, declined_since,
+                                                    &st)) != TF_OK)
+                    break;
+                if (st != TF_NODE_INTRO_PAIR_NONE)
+                    continue;
+                size_t last = n_top < limit ? n_top : (size_t)limit - 1;
+                memmove(&top[at + 1], &top[at], (last - at) * sizeof *top);
+                top[at] = pick;
+                if (n_top < limit)
+                    n_top++;
+            }
+        }
+    if (rc != TF_OK)
+        goto out;
+    tf_proto_mp_write_array(w, (uint32_t)n_top);
+    for (size_t i = 0; i < n_top; i++) {
+        const struct sg_contact *x = &g.c[top[i].seeker], *y = &g.c[top[i].offerer];
+        char cmd[512], hex[65] = "";
+        if (top[i].req != NULL)
+            sodium_bin2hex(hex, sizeof hex, top[i].req->id, 32);
+        snprintf(cmd, sizeof cmd, "twofold propose %s %s --topic %s%s%.16s",
+                 x->alias[0] ? x->alias : x->tid, y->alias[0] ? y->alias : y->tid, top[i].topic,
+                 top[i].req ? " --answers " : "", hex);
+        tf_proto_mp_write_map(w, 9);
+        tf_proto_mp_write_cstr(w, "score");
+        tf_proto_mp_write_uint(w, top[i].score);
+        tf_proto_mp_write_cstr(w, "topic");
+        tf_proto_mp_write_cstr(w, top[i].topic);
+        tf_proto_mp_write_cstr(w, "seeker");
+        tf_proto_mp_write_cstr(w, x->tid);
+        tf_proto_mp_write_cstr(w, "seeker_name");
+        write_name(w, x);
+        tf_proto_mp_write_cstr(w, "offerer");
+        tf_proto_mp_write_cstr(w, y->tid);
+        tf_proto_mp_write_cstr(w, "offerer_name");
+        write_name(w, y);
+        tf_proto_mp_write_cstr(w, "request");
+        tf_proto_mp_write_cstr_or_nil(w, top[i].req ? hex : NULL);
+        tf_proto_mp_write_cstr(w, "trust");
+        tf_proto_mp_write_uint(w, x->trust + y->trust);
+        tf_proto_mp_write_cstr(w, "command");
+        tf_proto_mp_write_cstr(w, cmd);
+    }
+    if (g.too_many)
+        tf_node_log(TF_NODE_LOG_WARN, "request", "suggest looked at the first %u contacts only",
+                    SUGGEST_CONTACTS_MAX);
+out:
+    if (rc != TF_OK)
+        WHY("cannot make suggestions: %s", tf_strerror(rc));
+    free(top);
+    free(g.c);
+    free(g.r);
+    return rc;
+}
+
 int tf_node_request_verb(struct tf_node *node, const char *verb, size_t verb_len,
                          const msgpack_object *args, struct tf_proto_mp_writer *w, char *why,
                          size_t why_cap, bool *handled)
 {
-    static const char *const names[] = {"request.ask", "request.list", "request.show",
-                                        "request.decline", "request.withdraw"};
+    static const char *const names[] = {"request.ask",     "request.list",     "request.show",
+                                        "request.decline", "request.withdraw", "suggest",
+                                        "feedback.send"};
     int which = -1;
     for (int i = 0; i < (int)(sizeof names / sizeof names[0]); i++)
         if (strlen(names[i]) == verb_len && memcmp(names[i], verb, verb_len) == 0)
@@ -1042,6 +1768,10 @@ int tf_node_request_verb(struct tf_node *node, const char *verb, size_t verb_len
     case 3:
     case 4:
         return verb_one(node, args, w, why, why_cap, which - 2);
+    case 5:
+        return verb_suggest(node, args, w, why, why_cap);
+    case 6:
+        return verb_feedback(node, args, w, why, why_cap);
     default:
         return TF_E_UNKNOWN_VERB;
     }

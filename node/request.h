@@ -24,7 +24,9 @@
 
 #include "proto/err.h"
 #include "proto/intro.h"
+#include "proto/intro_machine.h"
 #include "proto/mp.h"
+#include "proto/policy.h"
 
 struct tf_node;
 
@@ -77,5 +79,40 @@ TF_MUST_CHECK int tf_node_request_fill_proposal(struct tf_node *node, const uint
  * ordinary one. */
 TF_MUST_CHECK int tf_node_request_on_proposal(struct tf_node *node,
                                               const struct tf_proto_proposal *p, bool *answers);
+
+/* requests policy: a contact who offers a topic, as the policy ranks them:
+ * higher trust first, then the newer card (its issued time), then the lower
+ * public key. */
+struct tf_node_request_offer {
+    uint8_t pk[32];
+    enum tf_proto_policy_trust trust;
+    uint64_t issued;
+};
+
+/* The best (at most max) of the owner's contacts whose card offers topic:
+ * not blocked, with a trust level, and not requester (may be NULL).  *n says
+ * how many were written to out, best first. */
+TF_MUST_CHECK int tf_node_request_offers(struct tf_node *node, const uint8_t *requester,
+                                         struct tf_proto_bytes topic,
+                                         struct tf_node_request_offer *out, size_t max, size_t *n);
+
+/* feedback: counts a connector's intro event for the parties' statistics
+ * (intro.proposed: both; intro.replied and intro.declined: side's party).
+ * Called by node/intro.c in the write transaction. */
+TF_MUST_CHECK int tf_node_request_count_intro(struct tf_node *node, enum tf_proto_im_emit e,
+                                              const uint8_t parties[2][32], int side);
+
+/* feedback: the statistics kept about contact pk, as a map (for
+ * contact.show): { proposed, accepted, declined, helpful, unhelpful } as
+ * the connector, and { helped, unhelpful } for the intros pk made for this
+ * node as a party (connector_helped, connector_unhelpful).  Writes 7 pairs
+ * (keys and values) into the caller's open map. */
+TF_MUST_CHECK int tf_node_request_write_stats(struct tf_node *node, const uint8_t pk[32],
+                                              struct tf_proto_mp_writer *w);
+#define TF_NODE_REQUEST_STATS_PAIRS 2
+
+/* feedback: how many of connector's intros this node reported as helpful. */
+TF_MUST_CHECK int tf_node_request_connector_helped(struct tf_node *node,
+                                                   const uint8_t connector[32], uint64_t *n);
 
 #endif

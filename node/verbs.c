@@ -199,14 +199,24 @@ static void write_views(struct tf_proto_mp_writer *w, const struct tf_proto_byte
         tf_proto_mp_write_text(w, v[i]);
 }
 
+/* requests: with extra more pairs, which the caller writes after. */
+static void write_contact_n(struct tf_proto_mp_writer *w, const struct tf_node_contact *c,
+                            bool with_card, uint32_t extra);
+
 void tf_node_verbs_write_contact(struct tf_proto_mp_writer *w, const struct tf_node_contact *c,
                                  bool with_card)
+{
+    write_contact_n(w, c, with_card, 0);
+}
+
+static void write_contact_n(struct tf_proto_mp_writer *w, const struct tf_node_contact *c,
+                            bool with_card, uint32_t extra)
 {
     char fp[TF_PROTO_FINGERPRINT_SIZE];
     char *card_text = NULL;
     if (with_card && tf_proto_card_to_text(c->card.data, c->card.len, &card_text) != TF_OK)
         card_text = NULL;
-    tf_proto_mp_write_map(w, 15 + (card_text != NULL));
+    tf_proto_mp_write_map(w, 15u + (card_text != NULL ? 1u : 0u) + extra);
     tf_proto_mp_write_cstr(w, "id");
     write_text_id(w, c->pk);
     tf_proto_mp_write_cstr(w, "fingerprint");
@@ -584,8 +594,10 @@ static int verb_contact_show(struct tf_node *node, const msgpack_object *args,
 {
     struct tf_node_contact c = {0};
     int rc = find_contact(node, args, &c, why, why_cap);
-    if (rc == TF_OK)
-        tf_node_verbs_write_contact(w, &c, true);
+    if (rc == TF_OK) { /* requests: with the intro statistics */
+        write_contact_n(w, &c, true, TF_NODE_REQUEST_STATS_PAIRS);
+        rc = tf_node_request_write_stats(node, c.pk, w);
+    }
     tf_node_contact_deinit(&c);
     return rc;
 }

@@ -113,6 +113,8 @@ const char *tf_proto_policy_action_name(enum tf_proto_policy_action action)
         return "accept";
     case TF_PROTO_POLICY_ACTION_DECLINE:
         return "decline";
+    case TF_PROTO_POLICY_ACTION_PROPOSE:
+        return "propose";
     }
     return "?";
 }
@@ -179,6 +181,27 @@ static void format_cond(struct strbuf *b, const struct tf_proto_policy_cond *c)
     case TF_PROTO_POLICY_COND_MODE_IS:
         sb_puts(b, "mode is ");
         sb_puts(b, mode_name(c->mode));
+        return;
+    case TF_PROTO_POLICY_COND_ANSWERS_REQUEST:
+        sb_puts(b, "answers my request");
+        return;
+    case TF_PROTO_POLICY_COND_REQUESTER_KNOWN:
+        sb_puts(b, "requester is known");
+        return;
+    case TF_PROTO_POLICY_COND_REQUESTER_UNKNOWN:
+        sb_puts(b, "requester is unknown");
+        return;
+    case TF_PROTO_POLICY_COND_REQUESTER_TRUST:
+        sb_puts(b, "requester trust >= ");
+        sb_puts(b, tf_proto_policy_trust_name(c->trust));
+        return;
+    case TF_PROTO_POLICY_COND_CONTACT_OFFERS:
+        sb_puts(b, "a contact offers the topic with trust >= ");
+        sb_puts(b, tf_proto_policy_trust_name(c->trust));
+        return;
+    case TF_PROTO_POLICY_COND_CONNECTOR_HELPED:
+        sb_puts(b, "connector helped >= ");
+        sb_putu(b, c->count);
         return;
     }
 }
@@ -533,8 +556,9 @@ static int parse_topic_list(struct parser *p, const struct tok *t, struct tf_pro
     }
 }
 
-static const char *const KW_COND[] = {"connector", "topic", "mode", NULL};
-static const char *const KW_CONNECTOR[] = {"is", "trust", "tag", NULL};
+static const char *const KW_COND[] = {"connector", "topic", "mode", "answers",
+                                      "requester", "a",     NULL};
+static const char *const KW_CONNECTOR[] = {"is", "trust", "tag", "helped", NULL};
 static const char *const KW_KNOWN[] = {"known", "unknown", NULL};
 static const char *const KW_GE[] = {">=", NULL};
 static const char *const KW_TRUST[] = {"acquaintance", "known", "close", NULL};
@@ -542,19 +566,105 @@ static const char *const KW_TOPIC[] = {"is", "in", NULL};
 static const char *const KW_IN[] = {"offers", "seeks", NULL};
 static const char *const KW_IS[] = {"is", NULL};
 static const char *const KW_MODE[] = {"parallel", "sequential", NULL};
+/* requests */
+static const char *const KW_MY[] = {"my", NULL};
+static const char *const KW_REQUEST[] = {"request", NULL};
+static const char *const KW_REQUESTER[] = {"is", "trust", NULL};
+static const char *const KW_CONTACT[] = {"contact", NULL};
+static const char *const KW_OFFERS[] = {"offers", NULL};
+static const char *const KW_THE[] = {"the", NULL};
+static const char *const KW_TOPIC_WORD[] = {"topic", NULL};
+static const char *const KW_WITH[] = {"with", NULL};
+static const char *const KW_TRUST_WORD[] = {"trust", NULL};
+
+/* Parses ">= <level>" into c->trust. */
+static int parse_trust_level(struct parser *p, struct tf_proto_policy_cond *c, const char *after)
+{
+    static const enum tf_proto_policy_trust levels[] = {TF_PROTO_POLICY_TRUST_ACQUAINTANCE,
+                                                        TF_PROTO_POLICY_TRUST_KNOWN,
+                                                        TF_PROTO_POLICY_TRUST_CLOSE};
+    size_t which = 0;
+    int rc = take_kw(p, KW_GE, after, &which);
+    if (rc == TF_OK)
+        rc = take_kw(p, KW_TRUST, "a trust level (acquaintance, known or close)", &which);
+    if (rc == TF_OK)
+        c->trust = levels[which];
+    return rc;
+}
+
+/* requests: answers my request | requester ... | a contact offers the topic
+ * [with trust >= <level>]; first is the keyword already taken (3, 4, 5 in
+ * KW_COND). */
+static int parse_request_cond(struct parser *p, size_t first, struct tf_proto_policy_cond *c)
+{
+    size_t which = 0;
+    int rc;
+    if (first == 3) { /* answers */
+        if ((rc = take_kw(p, KW_MY, "'my' after 'answers'", &which)) != TF_OK ||
+            (rc = take_kw(p, KW_REQUEST, "'request' after 'answers my'", &which)) != TF_OK)
+            return rc;
+        c->kind = TF_PROTO_POLICY_COND_ANSWERS_REQUEST;
+        return TF_OK;
+    }
+    if (first == 4) { /* requester */
+        if ((rc = take_kw(p, KW_REQUESTER, "'is' or 'trust' after 'requester'", &which)) != TF_OK)
+            return rc;
+        if (which == 1) {
+            c->kind = TF_PROTO_POLICY_COND_REQUESTER_TRUST;
+            return parse_trust_level(p, c, "'>=' after 'requester trust'");
+        }
+        if ((rc = take_kw(p, KW_KNOWN, "'known' or 'unknown' after 'requester is'", &which)) !=
+            TF_OK)
+            return rc;
+        c->kind = which == 0 ? TF_PROTO_POLICY_COND_REQUESTER_KNOWN
+                             : TF_PROTO_POLICY_COND_REQUESTER_UNKNOWN;
+        return TF_OK;
+    }
+    /* a contact offers the topic [with trust >= <level>] */
+    if ((rc = take_kw(p, KW_CONTACT, "'contact' after 'a'", &which)) != TF_OK ||
+        (rc = take_kw(p, KW_OFFERS, "'offers' after 'a contact'", &which)) != TF_OK ||
+        (rc = take_kw(p, KW_THE, "'the' after 'a contact offers'", &which)) != TF_OK ||
+        (rc = take_kw(p, KW_TOPIC_WORD, "'topic' after 'a contact offers the'", &which)) != TF_OK)
+        return rc;
+    c->kind = TF_PROTO_POLICY_COND_CONTACT_OFFERS;
+    c->trust = TF_PROTO_POLICY_TRUST_ACQUAINTANCE;
+    const struct tok *t = peek(p);
+    if (t == NULL || !tok_is(t, "with"))
+        return TF_OK;
+    if ((rc = take_kw(p, KW_WITH, "'with'", &which)) != TF_OK ||
+        (rc = take_kw(p, KW_TRUST_WORD, "'trust' after 'with'", &which)) != TF_OK)
+        return rc;
+    return parse_trust_level(p, c, "'>=' after 'with trust'");
+}
 
 static int parse_cond(struct parser *p, struct tf_proto_policy_cond *c)
 {
     size_t which = 0; /* set by take_kw; gcc -O3 cannot tell */
-    int rc = take_kw(p, KW_COND, "a condition (connector, topic or mode)", &which);
+    int rc =
+        take_kw(p, KW_COND, "a condition (connector, topic, mode, answers, requester or a contact)",
+                &which);
     if (rc != TF_OK)
         return rc;
+    if (which >= 3)
+        return parse_request_cond(p, which, c);
     const struct tok *t;
     switch (which) {
     case 0: /* connector */
-        if ((rc = take_kw(p, KW_CONNECTOR, "'is', 'trust' or 'tag' after 'connector'", &which)) !=
-            TF_OK)
+        if ((rc = take_kw(p, KW_CONNECTOR, "'is', 'trust', 'tag' or 'helped' after 'connector'",
+                          &which)) != TF_OK)
             return rc;
+        if (which == 3) { /* feedback: connector helped >= N */
+            if ((rc = take_kw(p, KW_GE, "'>=' after 'connector helped'", &which)) != TF_OK)
+                return rc;
+            if ((t = next(p)) == NULL)
+                return expected(p, NULL, NULL, "a number after 'connector helped >='");
+            if (!parse_number(t->s, t->len, TF_PROTO_POLICY_LIMIT_MAX, &c->count) ||
+                c->count > TF_PROTO_POLICY_LIMIT_MAX)
+                return fail_tok(p, TF_E_BAD_VALUE, t, "expected a number from 0 to 1000000, found ",
+                                "");
+            c->kind = TF_PROTO_POLICY_COND_CONNECTOR_HELPED;
+            return TF_OK;
+        }
         if (which == 0) {
             if ((rc = take_kw(p, KW_KNOWN, "'known' or 'unknown' after 'connector is'", &which)) !=
                 TF_OK)
@@ -682,16 +792,17 @@ static int parse_limit(struct parser *p, struct tf_proto_policy_rule *r)
     return TF_OK;
 }
 
-static const char *const KW_ACTION[] = {"accept", "decline", "ask", NULL};
+static const char *const KW_ACTION[] = {"accept", "decline", "ask", "propose", NULL};
 static const char *const KW_AFTER_ACTION[] = {"when", "limit", NULL};
 static const char *const KW_AFTER_COND[] = {"and", "limit", NULL};
 
 static int parse_rule(struct parser *p, struct tf_proto_policy_rule *r)
 {
     static const enum tf_proto_policy_action actions[] = {
-        TF_PROTO_POLICY_ACTION_ACCEPT, TF_PROTO_POLICY_ACTION_DECLINE, TF_PROTO_POLICY_ACTION_ASK};
+        TF_PROTO_POLICY_ACTION_ACCEPT, TF_PROTO_POLICY_ACTION_DECLINE, TF_PROTO_POLICY_ACTION_ASK,
+        TF_PROTO_POLICY_ACTION_PROPOSE};
     size_t which = 0; /* set by take_kw; gcc -O3 cannot tell */
-    int rc = take_kw(p, KW_ACTION, "an action (accept, decline or ask)", &which);
+    int rc = take_kw(p, KW_ACTION, "an action (accept, decline, ask or propose)", &which);
     if (rc != TF_OK)
         return rc;
     r->action = actions[which];
@@ -730,6 +841,61 @@ static int parse_rule(struct parser *p, struct tf_proto_policy_rule *r)
     return TF_OK;
 }
 
+/* requests: whether a condition belongs to request rules (1), to
+ * introduction rules (0), or to both (-1: none yet). */
+static int cond_side(enum tf_proto_policy_cond_kind k)
+{
+    switch (k) {
+    case TF_PROTO_POLICY_COND_REQUESTER_KNOWN:
+    case TF_PROTO_POLICY_COND_REQUESTER_UNKNOWN:
+    case TF_PROTO_POLICY_COND_REQUESTER_TRUST:
+    case TF_PROTO_POLICY_COND_CONTACT_OFFERS:
+        return 1;
+    case TF_PROTO_POLICY_COND_TOPIC_IS:
+        return -1;
+    case TF_PROTO_POLICY_COND_KNOWN:
+    case TF_PROTO_POLICY_COND_UNKNOWN:
+    case TF_PROTO_POLICY_COND_TRUST_AT_LEAST:
+    case TF_PROTO_POLICY_COND_TAG:
+    case TF_PROTO_POLICY_COND_TOPIC_IN_OFFERS:
+    case TF_PROTO_POLICY_COND_TOPIC_IN_SEEKS:
+    case TF_PROTO_POLICY_COND_MODE_IS:
+    case TF_PROTO_POLICY_COND_ANSWERS_REQUEST:
+    case TF_PROTO_POLICY_COND_CONNECTOR_HELPED:
+        return 0;
+    }
+    return 0;
+}
+
+bool tf_proto_policy_rule_is_request(const struct tf_proto_policy_rule *rule)
+{
+    if (rule->action == TF_PROTO_POLICY_ACTION_PROPOSE)
+        return true;
+    for (size_t i = 0; i < rule->n_conds; i++)
+        if (cond_side(rule->conds[i].kind) == 1)
+            return true;
+    return false;
+}
+
+/* A request rule may not use introduction conditions nor `accept`. */
+static int check_rule_kind(struct parser *p, const struct tf_proto_policy_rule *r)
+{
+    if (!tf_proto_policy_rule_is_request(r))
+        return TF_OK;
+    if (r->action == TF_PROTO_POLICY_ACTION_ACCEPT)
+        return fail(p, TF_E_BAD_VALUE, p->toks[0].col,
+                    "'accept' decides introductions; a request rule proposes, declines or asks",
+                    NULL, "");
+    for (size_t i = 0; i < r->n_conds; i++)
+        if (cond_side(r->conds[i].kind) == 0)
+            return fail(p, TF_E_BAD_VALUE, p->toks[0].col,
+                        "a request rule (propose, requester, a contact offers) cannot use a "
+                        "condition of introductions (connector, topic in, mode, answers my "
+                        "request)",
+                        NULL, "");
+    return TF_OK;
+}
+
 static int parse_line(struct parser *p, const char *line, size_t n)
 {
     int rc = lex_line(p, line, n);
@@ -750,6 +916,8 @@ static int parse_line(struct parser *p, const char *line, size_t n)
     memset(r, 0, sizeof *r);
     r->line = p->line;
     if ((rc = parse_rule(p, r)) != TF_OK)
+        return rc;
+    if ((rc = check_rule_kind(p, r)) != TF_OK)
         return rc;
     pol->n_rules++;
     return TF_OK;
@@ -934,11 +1102,18 @@ static bool cond_eq(const struct tf_proto_policy_cond *a, const struct tf_proto_
     case TF_PROTO_POLICY_COND_UNKNOWN:
     case TF_PROTO_POLICY_COND_TOPIC_IN_OFFERS:
     case TF_PROTO_POLICY_COND_TOPIC_IN_SEEKS:
+    case TF_PROTO_POLICY_COND_ANSWERS_REQUEST:
+    case TF_PROTO_POLICY_COND_REQUESTER_KNOWN:
+    case TF_PROTO_POLICY_COND_REQUESTER_UNKNOWN:
         return true;
     case TF_PROTO_POLICY_COND_TRUST_AT_LEAST:
+    case TF_PROTO_POLICY_COND_REQUESTER_TRUST:
+    case TF_PROTO_POLICY_COND_CONTACT_OFFERS:
         return a->trust == b->trust;
     case TF_PROTO_POLICY_COND_MODE_IS:
         return a->mode == b->mode;
+    case TF_PROTO_POLICY_COND_CONNECTOR_HELPED:
+        return a->count == b->count;
     case TF_PROTO_POLICY_COND_TAG:
     case TF_PROTO_POLICY_COND_TOPIC_IS:
         if (a->n_tags != b->n_tags)
@@ -1004,6 +1179,18 @@ static bool cond_holds(const struct tf_proto_policy_cond *c, const struct tf_pro
         return list_has(in->seeks, in->n_seeks, in->topic);
     case TF_PROTO_POLICY_COND_MODE_IS:
         return in->mode == c->mode;
+    case TF_PROTO_POLICY_COND_ANSWERS_REQUEST:
+        return in->answers_request;
+    case TF_PROTO_POLICY_COND_REQUESTER_KNOWN:
+        return in->connector_known;
+    case TF_PROTO_POLICY_COND_REQUESTER_UNKNOWN:
+        return !in->connector_known;
+    case TF_PROTO_POLICY_COND_REQUESTER_TRUST:
+        return in->connector_known && in->trust >= c->trust;
+    case TF_PROTO_POLICY_COND_CONTACT_OFFERS:
+        return in->offer_trust != TF_PROTO_POLICY_TRUST_NONE && in->offer_trust >= c->trust;
+    case TF_PROTO_POLICY_COND_CONNECTOR_HELPED:
+        return in->connector_helped >= c->count;
     }
     return false;
 }
@@ -1014,6 +1201,8 @@ static bool input_is_valid(const struct tf_proto_policy_input *in)
         (in->seeks == NULL && in->n_seeks > 0) || (in->topic.ptr == NULL && in->topic.len > 0))
         return false;
     if (in->mode != TF_PROTO_INTRO_MODE_PARALLEL && in->mode != TF_PROTO_INTRO_MODE_SEQUENTIAL)
+        return false;
+    if ((unsigned)in->offer_trust > (unsigned)TF_PROTO_POLICY_TRUST_CLOSE)
         return false;
     switch (in->trust) {
     case TF_PROTO_POLICY_TRUST_NONE:
@@ -1040,6 +1229,10 @@ int tf_proto_policy_eval(const struct tf_proto_policy *policy,
 
     for (size_t i = 0; i < policy->n_rules; i++) {
         const struct tf_proto_policy_rule *r = &policy->rules[i];
+        /* requests: request rules decide requests only, the others
+         * introductions only. */
+        if (tf_proto_policy_rule_is_request(r) != in->is_request)
+            continue;
         bool holds = true;
         for (size_t j = 0; j < r->n_conds && holds; j++)
             holds = cond_holds(&r->conds[j], in);

@@ -8,13 +8,25 @@
  * One rule per line, '#' comments, first match wins:
  *
  *   <action> [when <cond> [and <cond>]...] [limit <N> per <dur> [each connector]]
- *   action: accept | decline | ask
+ *   action: accept | decline | ask | propose
  *   cond:   connector is unknown | connector is known
  *         | connector trust >= close|known|acquaintance
  *         | connector tag <tag>
  *         | topic is <tag>[,<tag>...] | topic in offers | topic in seeks
  *         | mode is parallel|sequential
+ *         | answers my request
+ *         | requester is known|unknown | requester trust >= <level>
+ *         | a contact offers the topic [with trust >= <level>]
+ *         | connector helped >= <N>
  *   dur:    <N>h | <N>d | <N>w
+ *
+ * requests: a rule with the action `propose`, or with a `requester` or `a
+ * contact offers` condition, is a request rule: it decides requests for an
+ * introduction that others send the owner (propose, decline or ask), and is
+ * skipped for introductions; every other rule decides introductions and is
+ * skipped for requests.  A request rule may not use the conditions that
+ * only introductions have (connector ..., topic in offers|seeks, mode is,
+ * answers my request), nor the action `accept`.
  *
  * A rule matches when all its conditions hold and, if it has a limit, it has
  * made fewer than N decisions in the sliding window (for this connector, with
@@ -53,6 +65,7 @@ enum tf_proto_policy_action {
     TF_PROTO_POLICY_ACTION_ASK = 0,
     TF_PROTO_POLICY_ACTION_ACCEPT = 1,
     TF_PROTO_POLICY_ACTION_DECLINE = 2,
+    TF_PROTO_POLICY_ACTION_PROPOSE = 3, /* requests: propose the best contact */
 };
 
 /* How much the owner trusts a contact.  Same order and values as the node's
@@ -73,6 +86,13 @@ enum tf_proto_policy_cond_kind {
     TF_PROTO_POLICY_COND_TOPIC_IN_OFFERS,
     TF_PROTO_POLICY_COND_TOPIC_IN_SEEKS,
     TF_PROTO_POLICY_COND_MODE_IS, /* mode is .mode */
+    /* requests */
+    TF_PROTO_POLICY_COND_ANSWERS_REQUEST,   /* answers my request */
+    TF_PROTO_POLICY_COND_REQUESTER_KNOWN,   /* requester is known */
+    TF_PROTO_POLICY_COND_REQUESTER_UNKNOWN, /* requester is unknown */
+    TF_PROTO_POLICY_COND_REQUESTER_TRUST,   /* requester trust >= .trust */
+    TF_PROTO_POLICY_COND_CONTACT_OFFERS,    /* a contact offers the topic with trust >= .trust */
+    TF_PROTO_POLICY_COND_CONNECTOR_HELPED,  /* connector helped >= .count */
 };
 
 /* One condition.  Fields other than kind are meaningful only for the kinds
@@ -82,7 +102,8 @@ struct tf_proto_policy_cond {
     enum tf_proto_policy_cond_kind kind;
     enum tf_proto_policy_trust trust;
     enum tf_proto_intro_mode mode;
-    size_t n_tags; /* 1 for TAG, 1..TF_PROTO_POLICY_TOPICS_MAX for TOPIC_IS */
+    size_t n_tags;  /* 1 for TAG, 1..TF_PROTO_POLICY_TOPICS_MAX for TOPIC_IS */
+    uint64_t count; /* CONNECTOR_HELPED: 0..TF_PROTO_POLICY_LIMIT_MAX */
     const struct tf_proto_bytes *tags;
 };
 
@@ -190,6 +211,19 @@ struct tf_proto_policy_input {
     enum tf_proto_policy_trust trust;  /* the contact's trust */
     const struct tf_proto_bytes *tags; /* the contact's tags */
     size_t n_tags;
+    /* requests: true when deciding a request for an introduction; then
+     * connector_pk, connector_known, trust and tags describe the requester
+     * and topic is what the request seeks. */
+    bool is_request;
+    /* requests: the proposal answers one of the owner's own open requests
+     * (checked by the node). */
+    bool answers_request;
+    /* requests: the highest trust among the owner's contacts (not blocked,
+     * not the requester) whose card offers the topic; NONE when none does. */
+    enum tf_proto_policy_trust offer_trust;
+    /* feedback: how many of the connector's intros the owner reported as
+     * helpful. */
+    uint64_t connector_helped;
     struct tf_proto_bytes topic;         /* the intro's topic */
     enum tf_proto_intro_mode mode;       /* the intro's mode */
     const struct tf_proto_bytes *offers; /* the owner's own card: offers */
@@ -249,7 +283,11 @@ enum tf_proto_policy_format_style {
 TF_MUST_CHECK int tf_proto_policy_format(const struct tf_proto_policy *policy,
                                          enum tf_proto_policy_format_style style, char **out);
 
-/* "accept", "decline", "ask"; "?" for an invalid value.  Static strings. */
+/* True if rule is a request rule (see the top of this file). */
+bool tf_proto_policy_rule_is_request(const struct tf_proto_policy_rule *rule);
+
+/* "accept", "decline", "ask", "propose"; "?" for an invalid value.  Static
+ * strings. */
 const char *tf_proto_policy_action_name(enum tf_proto_policy_action action);
 
 /* "none", "acquaintance", "known", "close"; "?" for an invalid value. */

@@ -171,6 +171,66 @@ int tf_proto_request_close_verify(const uint8_t signer_pk[static TF_PROTO_KEY_LE
     return TF_OK;
 }
 
+/* Feedback. */
+
+int tf_proto_feedback_sign(const struct tf_proto_identity *party, const struct tf_proto_feedback *f,
+                           struct tf_proto_buf *out)
+{
+    if (f->note.len > TF_PROTO_FEEDBACK_NOTE_MAX)
+        return TF_E_TOO_LONG;
+    if (!tf_proto_utf8_is_valid(f->note.ptr, f->note.len))
+        return TF_E_BAD_UTF8;
+    struct tf_proto_mp_writer w;
+    struct tf_proto_buf body;
+    tf_proto_mp_writer_init(&w);
+    tf_proto_mp_write_array(&w, 6);
+    tf_proto_mp_write_uint(&w, TF_PROTO_REQUEST_VERSION);
+    tf_proto_mp_write_bin(&w, f->intro_id, TF_PROTO_HASH_LEN);
+    tf_proto_mp_write_bin(&w, f->connector_pk, TF_PROTO_KEY_LEN);
+    tf_proto_mp_write_bool(&w, f->helped);
+    tf_proto_mp_write_text(&w, f->note);
+    tf_proto_mp_write_uint(&w, f->time);
+    int rc = tf_proto_mp_writer_finish(&w, &body);
+    if (rc != TF_OK)
+        return rc;
+    rc = tf_proto_statement_sign(party, TF_PROTO_DOMAIN_FEEDBACK, body.data, body.len, out);
+    tf_proto_buf_free(&body);
+    return rc;
+}
+
+int tf_proto_feedback_verify(const uint8_t my_pk[static TF_PROTO_KEY_LEN],
+                             const uint8_t signer_pk[static TF_PROTO_KEY_LEN], const uint8_t *buf,
+                             size_t len, struct tf_proto_feedback *out)
+{
+    struct tf_proto_statement st;
+    struct tf_proto_mp_reader r;
+    struct tf_proto_feedback f;
+    uint64_t version;
+    int rc;
+    if ((rc = tf_proto_statement_parse(buf, len, &st)) != TF_OK)
+        return rc;
+    tf_proto_mp_reader_init(&r, st.body.ptr, st.body.len);
+    if ((rc = tf_proto_mp_read_array_exact(&r, 6)) != TF_OK ||
+        (rc = tf_proto_mp_read_uint(&r, &version)) != TF_OK)
+        return rc;
+    if (version != TF_PROTO_REQUEST_VERSION)
+        return TF_E_VERSION;
+    if ((rc = tf_proto_mp_read_bin_fixed(&r, f.intro_id, TF_PROTO_HASH_LEN)) != TF_OK ||
+        (rc = tf_proto_mp_read_bin_fixed(&r, f.connector_pk, TF_PROTO_KEY_LEN)) != TF_OK ||
+        (rc = tf_proto_mp_read_bool(&r, &f.helped)) != TF_OK ||
+        (rc = tf_proto_mp_read_str(&r, 0, TF_PROTO_FEEDBACK_NOTE_MAX, TF_PROTO_TEXT_MULTILINE,
+                                   &f.note)) != TF_OK ||
+        (rc = tf_proto_mp_read_uint(&r, &f.time)) != TF_OK ||
+        (rc = tf_proto_mp_read_end(&r)) != TF_OK)
+        return rc;
+    if ((rc = tf_proto_statement_verify(&st, TF_PROTO_DOMAIN_FEEDBACK, signer_pk)) != TF_OK)
+        return rc;
+    if (crypto_verify_32(f.connector_pk, my_pk) != 0)
+        return TF_E_NOT_FOR_ME;
+    *out = f;
+    return TF_OK;
+}
+
 /* The machine. */
 
 const char *tf_proto_req_state_name(enum tf_proto_req_state s)

@@ -98,6 +98,38 @@ TF_MUST_CHECK int tf_proto_request_close_verify(const uint8_t signer_pk[static T
                                                 struct tf_proto_request_close *out);
 
 /*
+ * Feedback on an introduction, from a party to its connector (envelope type
+ * TF_PROTO_MSG_TYPE_FEEDBACK, domain "twofold/v1/feedback"):
+ *
+ *   feedback = [version=1, intro_id bin32, connector_pk bin32, helped bool,
+ *               note (0..500 bytes of multi-line text), time uint]
+ *
+ * signed by the party.  Whether the signer is a party of an introduction the
+ * connector made is the connector's check.
+ */
+#define TF_PROTO_FEEDBACK_NOTE_MAX 500
+
+struct tf_proto_feedback {
+    uint8_t intro_id[TF_PROTO_HASH_LEN];
+    uint8_t connector_pk[TF_PROTO_KEY_LEN];
+    bool helped;
+    struct tf_proto_bytes note;
+    uint64_t time;
+};
+
+TF_MUST_CHECK int tf_proto_feedback_sign(const struct tf_proto_identity *party,
+                                         const struct tf_proto_feedback *f,
+                                         struct tf_proto_buf *out);
+
+/* Verifies feedback from signer_pk to the connector my_pk: format
+ * (TF_E_VERSION, text errors), signature (TF_E_BAD_SIG), connector_pk =
+ * my_pk (TF_E_NOT_FOR_ME).  Views point into buf. */
+TF_MUST_CHECK int tf_proto_feedback_verify(const uint8_t my_pk[static TF_PROTO_KEY_LEN],
+                                           const uint8_t signer_pk[static TF_PROTO_KEY_LEN],
+                                           const uint8_t *buf, size_t len,
+                                           struct tf_proto_feedback *out);
+
+/*
  * The request machine, run by both ends: the asker's node (role SENT) and
  * the connector's (role RECEIVED).  Pure: (state, event, now) -> (next,
  * actions, result).

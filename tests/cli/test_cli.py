@@ -1272,7 +1272,7 @@ def test_policy(tmp, home):
     with open(bad, "w") as f:
         f.write("ask when\n")
     code, out, err = run("--json", "policy", "check", bad)
-    msg = "%s:1:9: expected a condition (connector, topic or mode), found end of line" % bad
+    msg = "%s:1:9: expected a condition (connector, topic, mode, answers, requester or a contact), found end of line" % bad
     check("policy check bad --json", code == 1 and err == msg + "\n" and json.loads(out) == {
         "error": {"code": -10020, "name": "E_BAD_VALUE", "message": msg, "line": 1,
                   "column": 9}}, repr((code, out, err)))

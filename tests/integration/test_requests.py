@@ -4,12 +4,15 @@
 decline and withdraw; a claim to answer a request is checked by the asker's
 node; strangers' requests are bounded."""
 import os
+import random
 import re
+import subprocess
 import sys
+import time
 import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from harness import NodeTestCase, flood, wait_for  # noqa: E402
+from harness import FLOOD, NodeTestCase, flood, wait_for, watch_events  # noqa: E402
 
 WAIT = 30
 
@@ -124,6 +127,12 @@ class Requests(NodeTestCase):
         self.assertEqual(self.wait_request(bob, r1, "declined")["decided_by"], "connector")
         # Alice learns nothing of it.
         self.assertEqual(alice.json("requests"), [])
+        # The watch events on both ends.
+        for n, want in ((carol, ["request.received", "request.declined"]),
+                        (bob, ["request.sent", "request.declined"])):
+            events, done, _ = watch_events(n, lambda ev: [e.get("type") for e in ev
+                                                          if e.get("id") == r1][-2:] == want)
+            self.assertTrue(done, [e.get("type") for e in events])
         # Withdrawn: closed at both ends, and no longer answerable.
         r2 = self.ask(bob, "carol", "tax-law")
         self.wait_request(carol, r2, "open")
@@ -203,6 +212,296 @@ class Requests(NodeTestCase):
         # With room again, a new request is taken.
         fourth = self.ask(bob, "carol", "t4")
         self.wait_request(carol, fourth, "open")
+
+    def test_policy_answers_a_request_on_every_side(self):
+        """Bob asks Carol for real-estate-law; Carol's request rule proposes
+        Alice (who offers it, trust close); Bob's `answers my request` and
+        Alice's `topic in offers` accept; both materialise, each with two
+        signed acceptances, and every automatic step names its rule."""
+        carol = self.start("carol", "propose when requester trust >= known and a contact "
+                                    "offers the topic with trust >= close\n")
+        alice = self.start("alice", "accept when topic in offers\n")
+        bob = self.start("bob", "accept when answers my request\nask\n")
+        dave = self.start("dave")
+        alice.cli("profile", "set", "--offers", "real-estate-law")
+        dave.cli("profile", "set", "--offers", "real-estate-law")
+        self.knows(carol, alice, "alice", "--trust", "close")
+        self.knows(carol, dave, "dave", "--trust", "known")  # offers it too, less trusted
+        self.knows(carol, bob, "bob")  # known (the default)
+        self.knows(alice, carol, "carol")
+        self.knows(bob, carol, "carol")
+        # policy test shows what the rules would do, without doing it.
+        out = carol.cli("policy", "test", "--requester", "bob", "--topic",
+                        "real-estate-law").stdout
+        self.assertEqual(out.strip(), "propose %s (policy:1)" % alice.text_id())
+        out = bob.cli("policy", "test", "--connector", "carol", "--topic", "x",
+                      "--answers-request").stdout
+        self.assertEqual(out.strip(), "accept (policy:1)")
+        out = bob.cli("policy", "test", "--connector", "carol", "--topic", "x").stdout
+        self.assertEqual(out.strip(), "ask (policy:2)")
+        self.assertEqual(carol.json("intros"), [])
+
+        rid = self.ask(bob, "carol", "real-estate-law")
+        got = self.wait_request(carol, rid, "answered")
+        self.assertEqual(got["decided_by"], "policy:1")
+        iid = got["intro"]
+        intro = carol.json("show", iid)
+        self.assertEqual(intro["topic"], "real-estate-law")
+        self.assertEqual({intro["a"]["alias"], intro["b"]["alias"]}, {"alice", "bob"})
+        self.assertEqual(self.wait_request(bob, rid, "answered")["intro"], iid)
+        for n in (alice, bob):
+            item = self.wait_item(n, iid, "introduced")
+            self.assertEqual(item["decided_by"], "policy:1")
+        wait_for("carol: introduced", lambda: carol.json("show", iid)["state"] == "introduced",
+                 WAIT)
+        # Each side holds the other as a contact, with the provenance.
+        for me, other in ((alice, bob), (bob, alice)):
+            c = me.json("contact", "show", other.text_id())
+            self.assertEqual(c["intro"], iid)
+            self.assertEqual(c["introduced_by"], carol.text_id())
+        # Dave, the runner-up, was never asked.
+        self.assertEqual(dave.json("inbox", "--all"), [])
+        # A proposal by hand without --answers is not accepted by Bob's rule.
+        eve = self.start("eve")
+        self.knows(carol, eve, "eve")
+        self.knows(eve, carol, "carol")
+        iid2 = carol.json("propose", "eve", "bob", "--topic", "real-estate-law")["id"]
+        self.assertIsNone(self.wait_item(bob, iid2, "pending")["decided_by"])
+
+    def test_policy_declines_strangers_requests_and_asks_otherwise(self):
+        carol = self.start("carol", "decline when requester is unknown\n"
+                                    "propose when requester is known and a contact offers the "
+                                    "topic\n")
+        bob = self.start("bob")
+        self.knows(carol, bob, "bob")
+        self.knows(bob, carol, "carol")
+        # Nobody offers it: no rule matches, the request waits for Carol.
+        rid = self.ask(bob, "carol", "tax-law")
+        self.wait_request(carol, rid, "open")
+        self.assertIsNone(self.request(carol, rid)["decided_by"])
+        # A stranger's request: declined by rule 1.
+        r = flood("requests", "--target", carol.listen, "--victim", carol.home,
+                  "--identities", 1)
+        self.assertEqual(parse_flood(r), (1, 0, 0, 0), r.stderr)
+        got = wait_for("carol: the stranger's request declined",
+                       lambda: [x for x in carol.json("requests") if x["stranger"]
+                                and x["state"] == "declined"], WAIT)
+        self.assertEqual(got[0]["decided_by"], "policy:1")
+
+    # suggest ----------------------------------------------------------
+
+    TRUST = {"acquaintance": 1, "known": 2, "close": 3}
+
+    @staticmethod
+    def recency(now, issued):
+        age = now - issued
+        return 5 if age <= 30 * 86400 else 2 if age <= 180 * 86400 else 0
+
+    def expected(self, contacts, now, excluded_pairs=(), blocked=(), topic=None, who=None,
+                 requests=()):
+        """The documented ranking, computed independently: score desc, then
+        topic, seeker id, offerer id."""
+        out = []
+        for x in contacts:
+            for y in contacts:
+                if x is y or x["alias"] in blocked or y["alias"] in blocked:
+                    continue
+                if who is not None and who not in (x["alias"], y["alias"]):
+                    continue
+                if frozenset((x["alias"], y["alias"])) in excluded_pairs:
+                    continue
+                for t in x["seeks"]:
+                    if t not in y["offers"] or (topic is not None and t != topic):
+                        continue
+                    score = (100 if (x["alias"], t) in requests else 0) + \
+                        10 * (self.TRUST[x["trust"]] + self.TRUST[y["trust"]]) + \
+                        self.recency(now, x["issued"]) + self.recency(now, y["issued"])
+                    out.append((-score, t, x["id"], y["id"], score))
+        out.sort()
+        return [(o[4], o[1], o[2], o[3]) for o in out]
+
+    @staticmethod
+    def got(items):
+        return [(i["score"], i["topic"], i["seeker"], i["offerer"]) for i in items]
+
+    def test_suggest_200_contacts_in_the_documented_order(self):
+        carol = self.start("carol")
+        rnd = random.Random(15)
+        topics = ["t%02d" % i for i in range(30)]
+        now = int(time.time())
+        ages = (10 * 86400, 100 * 86400, 400 * 86400)
+        contacts, spec = [], []
+        for i in range(200):
+            offers = rnd.sample(topics, rnd.choice((0, 1, 2)))
+            seeks = rnd.sample([t for t in topics if t not in offers], rnd.choice((0, 1, 2)))
+            c = {"alias": "c%03d" % i, "offers": offers, "seeks": seeks,
+                 "trust": rnd.choice(("acquaintance", "known", "close")),
+                 "issued": now - rnd.choice(ages)}
+            contacts.append(c)
+            spec.append("%s %s %s %d" % (c["alias"], ",".join(offers) or "-",
+                                         ",".join(seeks) or "-", c["issued"]))
+        r = subprocess.run([FLOOD, "cards"], input="\n".join(spec) + "\n", capture_output=True,
+                           text=True, timeout=120)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        cards = r.stdout.split()
+        self.assertEqual(len(cards), 200)
+        for c, card in zip(contacts, cards):
+            c["id"] = carol.json("contact", "add", card, "--alias", c["alias"],
+                                 "--trust", c["trust"])["id"]
+        want = self.expected(contacts, now)
+        self.assertGreater(len(want), 100)
+        # The default page is the first 50, the largest the first 1000.
+        self.assertEqual(self.got(carol.json("suggest")), want[:50])
+        self.assertEqual(self.got(carol.json("suggest", "--limit", 1000)), want[:1000])
+        # Filters.
+        t = want[0][1]
+        self.assertEqual(self.got(carol.json("suggest", "--topic", t, "--limit", 1000)),
+                         self.expected(contacts, now, topic=t))
+        who = next(c for c in contacts if c["id"] == want[0][2])["alias"]
+        self.assertEqual(self.got(carol.json("suggest", "--for", who, "--limit", 1000)),
+                         self.expected(contacts, now, who=who))
+        # Each line shows the command, and nothing was proposed.
+        first = carol.json("suggest", "--limit", 1)[0]
+        x = next(c for c in contacts if c["id"] == first["seeker"])
+        y = next(c for c in contacts if c["id"] == first["offerer"])
+        self.assertEqual(first["command"], "twofold propose %s %s --topic %s" % (
+            x["alias"], y["alias"], first["topic"]))
+        self.assertIn(first["command"], carol.cli("suggest", "--limit", 3).stdout)
+        self.assertEqual(carol.json("intros"), [])
+        # Excluded: a pair with an open intro (any topic, either order), and
+        # blocked contacts.
+        carol.cli("propose", y["alias"], x["alias"], "--topic", "some-other-topic")
+        blocked = next(c for c in contacts if c["id"] == want[1][3])["alias"]
+        if blocked in (x["alias"], y["alias"]):
+            blocked = next(c for c in contacts if c["id"] == want[1][2])["alias"]
+        carol.cli("contact", "block", blocked)
+        excl = {frozenset((x["alias"], y["alias"]))}
+        self.assertEqual(self.got(carol.json("suggest", "--limit", 1000)),
+                         self.expected(contacts, now, excluded_pairs=excl,
+                                       blocked=(blocked,))[:1000])
+
+    def test_suggest_puts_open_requests_first_and_leaves_out_met_pairs(self):
+        carol = self.start("carol")
+        alice = self.start("alice")
+        bob = self.start("bob")
+        dave = self.start("dave")
+        alice.cli("profile", "set", "--offers", "law")
+        for n in (bob, dave):
+            n.cli("profile", "set", "--seeks", "law")
+        for n, alias in ((alice, "alice"), (bob, "bob"), (dave, "dave")):
+            self.knows(carol, n, alias, "--trust", "close" if alias == "dave" else "known")
+            self.knows(n, carol, "carol")
+        pairs = lambda: [(i["seeker_name"], i["offerer_name"]) for i in carol.json("suggest")]
+        # Dave's trust is higher, so he comes first ...
+        self.assertEqual(pairs(), [("dave", "alice"), ("bob", "alice")])
+        # ... until Bob asks for it: an open request goes first, and the
+        # command answers it.
+        rid = self.ask(bob, "carol", "law")
+        self.wait_request(carol, rid, "open")
+        top = carol.json("suggest")[0]
+        self.assertEqual((top["seeker_name"], top["request"]), ("bob", rid))
+        self.assertGreaterEqual(top["score"], 100)
+        self.assertEqual(top["command"],
+                         "twofold propose bob alice --topic law --answers %s" % rid[:16])
+        # Proposed (asking), then declined by Bob: left out either way.
+        iid = carol.json("propose", "bob", "alice", "--answers", rid[:16])["id"]
+        self.assertEqual(pairs(), [("dave", "alice")])
+        self.wait_item(bob, iid, "pending")
+        bob.cli("decline", iid)
+        wait_for("carol: declined", lambda: carol.json("show", iid)["state"] == "declined", WAIT)
+        self.assertEqual(pairs(), [("dave", "alice")])
+        # Introduced: left out too.
+        iid2 = carol.json("propose", "dave", "alice", "--topic", "law")["id"]
+        for n in (dave, alice):
+            self.wait_item(n, iid2, "pending")
+            n.cli("accept", iid2)
+        wait_for("carol: introduced", lambda: carol.json("show", iid2)["state"] == "introduced",
+                 WAIT)
+        self.assertEqual(carol.json("suggest"), [])
+        self.assertIn("no suggestions", carol.cli("suggest").stdout)
+
+    # feedback ---------------------------------------------------------
+
+    def introduce(self, carol, a, b, alias_a, alias_b, topic):
+        iid = carol.json("propose", alias_a, alias_b, "--topic", topic)["id"]
+        for n in (a, b):
+            self.wait_item(n, iid, "pending")
+            n.cli("accept", iid)
+        for n in (a, b):
+            self.wait_item(n, iid, "introduced")
+        wait_for("carol: introduced", lambda: carol.json("show", iid)["state"] == "introduced",
+                 WAIT)
+        return iid
+
+    def stats(self, n, alias):
+        return n.json("contact", "show", alias)["intro_stats"]
+
+    def test_feedback_once_per_party_counted_and_kept(self):
+        carol = self.start("carol")
+        alice = self.start("alice")
+        bob = self.start("bob", "accept when connector helped >= 1\nask\n")
+        dave = self.start("dave")
+        for n, alias in ((alice, "alice"), (bob, "bob"), (dave, "dave")):
+            self.knows(carol, n, alias)
+            self.knows(n, carol, "carol")
+        iid = self.introduce(carol, alice, bob, "alice", "bob", "real-estate-law")
+        pending = carol.json("propose", "alice", "dave", "--topic", "tax-law")["id"]
+        self.wait_item(alice, pending, "pending")
+        self.assertEqual(bob.cli("policy", "test", "--connector", "carol", "--topic",
+                                 "x").stdout.strip(), "ask (policy:2)")
+        # Not introduced: refused, nothing sent.
+        r = alice.cli("feedback", pending, "--helped", "yes", check=False)
+        self.assertNotEqual(r.returncode, 0)
+        self.assertIn("did not", r.stderr)
+        # Bob: it helped; once only.
+        out = bob.cli("feedback", iid[:12], "--helped", "yes", "--note", "a great lawyer").stdout
+        self.assertIn("it helped", out)
+        r = bob.cli("feedback", iid, "--helped", "no", check=False)
+        self.assertNotEqual(r.returncode, 0)
+        self.assertIn("already", r.stderr)
+        alice.cli("feedback", iid, "--helped", "no")
+        wait_for("carol: both reports", lambda: self.stats(carol, "alice")["unhelpful"] == 1 and
+                 self.stats(carol, "bob")["helpful"] == 1, WAIT)
+        want_bob = {"proposed": 1, "accepted": 1, "declined": 0, "helpful": 1, "unhelpful": 0,
+                    "connector_helped": 0, "connector_unhelpful": 0}
+        want_alice = dict(want_bob, proposed=2, helpful=0, unhelpful=1)
+        self.assertEqual(self.stats(carol, "bob"), want_bob)
+        self.assertEqual(self.stats(carol, "alice"), want_alice)
+        self.assertIn("proposed 1, accepted 1, declined 0, helpful 1 of 1 reported",
+                      carol.cli("contact", "show", "bob").stdout)
+        # Dave declines his: counted.
+        self.wait_item(dave, pending, "pending")
+        dave.cli("decline", pending)
+        wait_for("carol: dave declined", lambda: self.stats(carol, "dave")["declined"] == 1, WAIT)
+        # A non-party's feedback, and feedback on an intro not introduced,
+        # are refused (ACK reason 9) and change nothing.
+        for party, intro in ((dave, iid), (alice, pending)):
+            r = flood("feedback", "--target", carol.listen, "--party", party.home,
+                      "--connector", carol.home, "--intro", intro)
+            self.assertEqual(r.stdout.strip(), "ack 1/9", r.stderr)
+        carol.wait_log("the sender is not a party of the intro", WAIT)
+        carol.wait_log("the intro was not introduced", WAIT)
+        # The party's side: Bob's rule now accepts Carol's intros.
+        self.assertEqual(self.stats(bob, "carol")["connector_helped"], 1)
+        self.assertEqual(bob.cli("policy", "test", "--connector", "carol", "--topic",
+                                 "x").stdout.strip(), "accept (policy:1)")
+        # The watch events, and everything survives restarts.
+        events, done, _ = watch_events(carol, lambda ev: sum(
+            e.get("type") == "feedback.received" for e in ev) >= 2)
+        self.assertTrue(done, events)
+        got = sorted((e["party"], e["helped"]) for e in events
+                     if e.get("type") == "feedback.received")
+        self.assertEqual(got, sorted([(alice.text_id(), False), (bob.text_id(), True)]))
+        for n in (carol, bob):
+            n.stop()
+            n.start()
+        self.assertEqual(self.stats(carol, "bob"), want_bob)
+        self.assertEqual(self.stats(carol, "alice")["unhelpful"], 1)
+        self.assertEqual(self.stats(bob, "carol")["connector_helped"], 1)
+        iid3 = carol.json("propose", "bob", "dave", "--topic", "gardening")["id"]
+        self.assertEqual(self.wait_item(bob, iid3, "accepted")["decided_by"], "policy:1")
+        r = bob.cli("feedback", iid, "--helped", "yes", check=False)
+        self.assertNotEqual(r.returncode, 0)
 
 
 if __name__ == "__main__":

@@ -29,6 +29,15 @@
  *       N fresh identities (strangers), each sending the victim one request
  *       for an introduction; prints and exits as proposals does.
  *
+ *   tf-flood feedback --target IP:PORT --party HOME --connector HOME --intro HEX
+ *       As the party, sends the connector feedback ("helped") on intro HEX
+ *       and prints the ACK as reply does (requests: feedback's tests).
+ *
+ *   tf-flood cards [--seed HEX] < SPEC
+ *       One signed card (text form) per SPEC line "NAME OFFERS SEEKS ISSUED"
+ *       (OFFERS and SEEKS: comma-separated tags, or - for none), line i
+ *       signed by identity H(seed || i) (requests: suggest's tests).
+ *
  * Exit 2 for a usage error, 3 when a link could not be opened.
  */
 #include <stdio.h>
@@ -58,6 +67,7 @@ static uint64_t now_s(void)
 struct opts {
     const char *target, *victim, *party, *connector, *intro, *addr, *seed, *request;
     bool requests; /* send requests rather than proposals */
+    bool feedback; /* reply mode: send feedback (helped) rather than a reply */
     long identities, per, expires_s, time_offset;
     int side;
 };
@@ -251,6 +261,74 @@ static int flood(const struct opts *o)
     return result;
 }
 
+/* Splits a comma-separated list (or "-") into views of s. */
+static size_t split_tags(char *s, struct tf_proto_bytes *out, size_t max)
+{
+    size_t n = 0;
+    if (strcmp(s, "-") == 0)
+        return 0;
+    for (char *p = s; *p != '\0' && n < max;) {
+        char *comma = strchr(p, ',');
+        size_t len = comma ? (size_t)(comma - p) : strlen(p);
+        out[n++] = (struct tf_proto_bytes){(const uint8_t *)p, len};
+        p += len + (comma ? 1 : 0);
+    }
+    return n;
+}
+
+static int cards(const struct opts *o)
+{
+    uint8_t seed[32];
+    char line[2048];
+    memset(seed, 0x42, sizeof seed);
+    if (o->seed != NULL &&
+        sodium_hex2bin(seed, sizeof seed, o->seed, strlen(o->seed), NULL, NULL, NULL) != 0)
+        return 2;
+    for (long i = 0; fgets(line, sizeof line, stdin) != NULL; i++) {
+        char name[128], offers[1024], seeks[1024];
+        unsigned long long issued;
+        if (sscanf(line, "%127s %1023s %1023s %llu", name, offers, seeks, &issued) != 4)
+            return 2;
+        struct tf_proto_identity id = {0};
+        uint8_t my_seed[32];
+        crypto_generichash_state h;
+        crypto_generichash_init(&h, NULL, 0, sizeof my_seed);
+        crypto_generichash_update(&h, seed, sizeof seed);
+        crypto_generichash_update(&h, (const uint8_t *)&i, sizeof i);
+        crypto_generichash_final(&h, my_seed, sizeof my_seed);
+        struct tf_proto_card c;
+        struct tf_proto_buf card = {0};
+        char *text = NULL;
+        memset(&c, 0, sizeof c);
+        int rc = tf_proto_identity_from_seed(&id, my_seed);
+        if (rc == TF_OK) {
+            memcpy(c.sign_pk, id.sign_pk, 32);
+            memcpy(c.noise_pk, id.noise_pk, 32);
+            memcpy(c.box_pk, id.box_pk, 32);
+            c.name = (struct tf_proto_bytes){(const uint8_t *)name, strlen(name)};
+            c.n_addrs = 1;
+            c.addrs[0] = (struct tf_proto_bytes){(const uint8_t *)"127.0.0.1:9", 11};
+            c.n_offers = split_tags(offers, c.offers, TF_PROTO_CARD_TAGS_MAX);
+            c.n_seeks = split_tags(seeks, c.seeks, TF_PROTO_CARD_TAGS_MAX);
+            c.issued = issued;
+            c.seq = 1;
+            rc = tf_proto_card_sign(&id, &c, &card);
+        }
+        if (rc == TF_OK)
+            rc = tf_proto_card_to_text(card.data, card.len, &text);
+        if (rc == TF_OK)
+            printf("%s\n", text);
+        free(text);
+        tf_proto_buf_free(&card);
+        tf_proto_identity_deinit(&id);
+        if (rc != TF_OK) {
+            fprintf(stderr, "tf-flood: card %ld: %s\n", i, tf_strerror(rc));
+            return 2;
+        }
+    }
+    return 0;
+}
+
 static int reply(const struct opts *o)
 {
     struct hp_target target;
@@ -275,8 +353,16 @@ static int reply(const struct opts *o)
     r.card = (struct tf_proto_bytes){card.data, card.len};
     r.note = (struct tf_proto_bytes){(const uint8_t *)"late", 4};
     r.time = (uint64_t)((int64_t)now_s() + o->time_offset);
-    if (tf_proto_reply_sign(&party, &r, &signed_r) != TF_OK)
+    if (o->feedback) {
+        struct tf_proto_feedback f = {.helped = true, .time = now_s()};
+        memcpy(f.intro_id, r.intro_id, 32);
+        memcpy(f.connector_pk, conn.sign_pk, 32);
+        f.note = (struct tf_proto_bytes){(const uint8_t *)"", 0};
+        if (tf_proto_feedback_sign(&party, &f, &signed_r) != TF_OK)
+            goto out;
+    } else if (tf_proto_reply_sign(&party, &r, &signed_r) != TF_OK) {
         goto out;
+    }
     if (hp_open(&target, &party, &card, &s, hp_now_ms() + LINK_MS) != HP_OK) {
         hp_session_close(&s);
         goto out;
@@ -284,7 +370,9 @@ static int reply(const struct opts *o)
     s.auto_pong = true;
     static uint8_t buf[TF_PROTO_FRAME_MAX];
     result = 1;
-    if (send_body(&s, &party, &conn, TF_PROTO_MSG_TYPE_REPLY, &signed_r, msg_id) == TF_OK) {
+    if (send_body(&s, &party, &conn,
+                  o->feedback ? TF_PROTO_MSG_TYPE_FEEDBACK : TF_PROTO_MSG_TYPE_REPLY, &signed_r,
+                  msg_id) == TF_OK) {
         uint64_t deadline = hp_now_ms() + ACK_MS;
         struct tf_proto_link_msg m;
         while (hp_recv_msg(&s, buf, &m, deadline) == HP_OK)
@@ -354,6 +442,13 @@ int main(int argc, char **argv)
     if (strcmp(argv[1], "requests") == 0) {
         o.requests = true;
         o.per = 1;
+    }
+    if (strcmp(argv[1], "cards") == 0)
+        return cards(&o);
+    if (strcmp(argv[1], "feedback") == 0) {
+        o.feedback = true;
+        o.side = 0;
+        return reply(&o);
     }
     int rc = strcmp(argv[1], "proposals") == 0 || o.requests ? flood(&o)
              : strcmp(argv[1], "reply") == 0                 ? reply(&o)

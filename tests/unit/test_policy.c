@@ -160,8 +160,9 @@ static void test_parse_hash_inside_token_is_not_comment(void **state)
     struct tf_proto_policy_error err;
     const char *t = "ask#comment\n";
     assert_rc(tf_proto_policy_parse(t, strlen(t), "policy", &pol, &err), TF_E_BAD_VALUE);
-    assert_string_equal(err.text, "policy:1:1: expected an action (accept, decline or ask), "
-                                  "found 'ask#comment'");
+    assert_string_equal(err.text,
+                        "policy:1:1: expected an action (accept, decline, ask or propose), "
+                        "found 'ask#comment'");
     pol = parse_ok("\r\n\tdecline\twhen connector   is unknown\r\n#c\r\n  ask # a comment\r\n"
                    "accept when mode is sequential");
     assert_int_equal(pol->n_rules, 3);
@@ -250,21 +251,25 @@ struct bad_case {
 
 static const struct bad_case bad_cases[] = {
     {"unknown action", "acept\n", 0, TF_E_BAD_VALUE, 1, 1,
-     "expected an action (accept, decline or ask), found 'acept'"},
+     "expected an action (accept, decline, ask or propose), found 'acept'"},
     {"keyword case on line 2", "ask\nAccept when connector is known\n", 0, TF_E_BAD_VALUE, 2, 1,
      "keywords are lowercase, found 'Accept'"},
     {"keyword case mid-rule", "accept When connector is known", 0, TF_E_BAD_VALUE, 1, 8,
      "keywords are lowercase, found 'When'"},
     {"nothing after when", "accept when\n", 0, TF_E_BAD_VALUE, 1, 12,
-     "expected a condition (connector, topic or mode), found end of line"},
+     "expected a condition (connector, topic, mode, answers, requester or a contact), found end of "
+     "line"},
     {"nothing after when, comment after", "accept when   # oops\n", 0, TF_E_BAD_VALUE, 1, 12,
-     "expected a condition (connector, topic or mode), found end of line"},
+     "expected a condition (connector, topic, mode, answers, requester or a contact), found end of "
+     "line"},
     {"nothing after and", "decline when connector is unknown and\n", 0, TF_E_BAD_VALUE, 1, 38,
-     "expected a condition (connector, topic or mode), found end of line"},
+     "expected a condition (connector, topic, mode, answers, requester or a contact), found end of "
+     "line"},
     {"not a condition", "accept when limit 5 per 1d", 0, TF_E_BAD_VALUE, 1, 13,
-     "expected a condition (connector, topic or mode), found 'limit'"},
+     "expected a condition (connector, topic, mode, answers, requester or a contact), found "
+     "'limit'"},
     {"connector what", "accept when connector was known", 0, TF_E_BAD_VALUE, 1, 23,
-     "expected 'is', 'trust' or 'tag' after 'connector', found 'was'"},
+     "expected 'is', 'trust', 'tag' or 'helped' after 'connector', found 'was'"},
     {"connector is what", "decline when connector is stranger", 0, TF_E_BAD_VALUE, 1, 27,
      "expected 'known' or 'unknown' after 'connector is', found 'stranger'"},
     {"trust operator", "accept when connector trust > known", 0, TF_E_BAD_VALUE, 1, 29,
@@ -419,7 +424,8 @@ static void test_parse_error_long_file_name(void **state)
     struct tf_proto_policy_error err;
     assert_rc(tf_proto_policy_parse("x", 1, name, &pol, &err), TF_E_BAD_VALUE);
     assert_int_equal(strncmp(err.text, "...ddd", 6), 0);
-    const char *tail = "dd/policy:1:1: expected an action (accept, decline or ask), found 'x'";
+    const char *tail =
+        "dd/policy:1:1: expected an action (accept, decline, ask or propose), found 'x'";
     assert_true(strlen(err.text) > strlen(tail));
     assert_string_equal(err.text + strlen(err.text) - strlen(tail), tail);
     assert_int_equal(strlen(err.text), 256 + strlen(":1:1: ") + strlen(err.what));
@@ -1361,6 +1367,133 @@ static void test_names(void **state)
     assert_string_equal(tf_proto_policy_trust_name((enum tf_proto_policy_trust)9), "?");
 }
 
+/* requests: the request rules and `answers my request`: parsed, printed
+ * back canonically, kept apart from introduction rules in evaluation, and
+ * refused when they mix the two kinds. */
+static void test_request_rules(void **state)
+{
+    (void)state;
+    static const char text[] =
+        "accept when answers my request\n"
+        "decline when requester is unknown\n"
+        "propose when requester trust >= known and a contact offers the topic with trust >= "
+        "close\n"
+        "propose when topic is tax-law and a contact offers the topic\n"
+        "ask\n";
+    struct tf_proto_policy *pol = parse_ok(text);
+    assert_int_equal(pol->n_rules, 5);
+    assert_false(tf_proto_policy_rule_is_request(&pol->rules[0]));
+    assert_true(tf_proto_policy_rule_is_request(&pol->rules[1]));
+    assert_true(tf_proto_policy_rule_is_request(&pol->rules[2]));
+    assert_true(tf_proto_policy_rule_is_request(&pol->rules[3]));
+    assert_false(tf_proto_policy_rule_is_request(&pol->rules[4]));
+    char *out = format(pol, TF_PROTO_POLICY_FORMAT_PLAIN);
+    assert_string_equal(out, "accept when answers my request\n"
+                             "decline when requester is unknown\n"
+                             "propose when requester trust >= known and a contact offers the "
+                             "topic with trust >= close\n"
+                             "propose when topic is tax-law and a contact offers the topic with "
+                             "trust >= acquaintance\n"
+                             "ask\n");
+    struct tf_proto_policy *again = parse_ok(out);
+    assert_true(tf_proto_policy_rules_equal(pol, again));
+    tf_proto_policy_free(again);
+    free(out);
+
+    struct store st;
+    memset(&st, 0, sizeof st);
+    struct tf_proto_policy_input in;
+    struct tf_proto_policy_decision d;
+    /* An introduction: only rules 1 and 5 are looked at. */
+    input_init(&in, 'A', &st);
+    assert_ok(tf_proto_policy_eval(pol, &in, &d));
+    assert_int_equal(d.action, ASK);
+    assert_int_equal(d.line, 5);
+    in.answers_request = true;
+    assert_ok(tf_proto_policy_eval(pol, &in, &d));
+    assert_int_equal(d.action, ACCEPT);
+    assert_int_equal(d.line, 1);
+    /* A request from a stranger: declined by rule 2, never by rule 1's
+     * accept nor the catch-all ask of rule 5. */
+    input_init(&in, 'B', &st);
+    in.is_request = true;
+    in.answers_request = true;
+    in.offer_trust = TR_CLOSE;
+    assert_ok(tf_proto_policy_eval(pol, &in, &d));
+    assert_int_equal(d.action, DECLINE);
+    assert_int_equal(d.line, 2);
+    /* A known requester, a close contact offers it: rule 3 proposes. */
+    in.connector_known = true;
+    in.trust = TR_KNOWN;
+    assert_ok(tf_proto_policy_eval(pol, &in, &d));
+    assert_int_equal(d.action, TF_PROTO_POLICY_ACTION_PROPOSE);
+    assert_int_equal(d.line, 3);
+    /* Only a known contact offers it: rule 3 fails, rule 4 needs tax-law. */
+    in.offer_trust = TR_KNOWN;
+    assert_ok(tf_proto_policy_eval(pol, &in, &d));
+    assert_false(d.matched);
+    assert_int_equal(d.action, ASK);
+    in.topic = fx_str("tax-law");
+    assert_ok(tf_proto_policy_eval(pol, &in, &d));
+    assert_int_equal(d.line, 4);
+    /* Nobody offers it: no rule proposes. */
+    in.offer_trust = TR_NONE;
+    assert_ok(tf_proto_policy_eval(pol, &in, &d));
+    assert_false(d.matched);
+    /* An acquaintance requester is below rule 3's level. */
+    in.offer_trust = TR_CLOSE;
+    in.topic = fx_str("gardening");
+    in.trust = TR_ACQ;
+    assert_ok(tf_proto_policy_eval(pol, &in, &d));
+    assert_false(d.matched);
+    tf_proto_policy_free(pol);
+
+    /* Mixing the kinds is refused, with a position. */
+    static const char *const bad[] = {
+        "propose when connector is known\n",
+        "accept when requester is known\n",
+        "decline when requester is known and mode is parallel\n",
+        "propose when answers my request\n",
+        "propose when a contact offers the topic with trust >= best\n",
+        "accept when answers my requests\n",
+        "propose when a contact offers topic\n",
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        struct tf_proto_policy *p = NULL;
+        struct tf_proto_policy_error err;
+        assert_rc(tf_proto_policy_parse(bad[i], strlen(bad[i]), "policy", &p, &err),
+                  TF_E_BAD_VALUE);
+        assert_null(p);
+        assert_int_equal(err.line, 1);
+    }
+    assert_string_equal(tf_proto_policy_action_name(TF_PROTO_POLICY_ACTION_PROPOSE), "propose");
+
+    /* feedback: connector helped >= N, an introduction condition. */
+    pol = parse_ok("accept when connector is known and connector helped >= 2\n");
+    assert_false(tf_proto_policy_rule_is_request(&pol->rules[0]));
+    char *txt = format(pol, TF_PROTO_POLICY_FORMAT_PLAIN);
+    assert_string_equal(txt, "accept when connector is known and connector helped >= 2\n");
+    free(txt);
+    input_init(&in, 'A', &st);
+    in.connector_known = true;
+    in.connector_helped = 1;
+    assert_ok(tf_proto_policy_eval(pol, &in, &d));
+    assert_false(d.matched);
+    in.connector_helped = 2;
+    assert_ok(tf_proto_policy_eval(pol, &in, &d));
+    assert_int_equal(d.action, ACCEPT);
+    tf_proto_policy_free(pol);
+    static const char *const bad2[] = {
+        "accept when connector helped 2\n", "accept when connector helped >= many\n",
+        "accept when connector helped >= 1000001\n", "propose when connector helped >= 1\n"};
+    for (size_t i = 0; i < sizeof bad2 / sizeof bad2[0]; i++) {
+        struct tf_proto_policy *p = NULL;
+        assert_rc(tf_proto_policy_parse(bad2[i], strlen(bad2[i]), "policy", &p, NULL),
+                  TF_E_BAD_VALUE);
+        assert_null(p);
+    }
+}
+
 int main(void)
 {
     if (sodium_init() < 0)
@@ -1384,6 +1517,7 @@ int main(void)
         cmocka_unit_test(test_eval_simulated_node),
         cmocka_unit_test(test_names),
         cmocka_unit_test(test_node_collects_counters),
+        cmocka_unit_test(test_request_rules),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

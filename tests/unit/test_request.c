@@ -276,6 +276,45 @@ static void test_machine_closed_states(void **state)
             }
 }
 
+static void test_feedback(void **state)
+{
+    (void)state;
+    struct fx_world w;
+    struct tf_proto_feedback f = {.helped = true, .time = FX_NOW}, got;
+    struct tf_proto_buf out;
+    fx_world_init(&w);
+    memset(f.intro_id, 0x44, 32);
+    memcpy(f.connector_pk, w.id[FX_C].sign_pk, 32);
+    f.note = fx_str("a great lawyer");
+    assert_ok(tf_proto_feedback_sign(&w.id[FX_B], &f, &out));
+    assert_ok(
+        tf_proto_feedback_verify(w.id[FX_C].sign_pk, w.id[FX_B].sign_pk, out.data, out.len, &got));
+    assert_true(got.helped);
+    assert_memory_equal(got.intro_id, f.intro_id, 32);
+    assert_int_equal(got.note.len, strlen("a great lawyer"));
+    assert_rc(
+        tf_proto_feedback_verify(w.id[FX_C].sign_pk, w.id[FX_A].sign_pk, out.data, out.len, &got),
+        TF_E_BAD_SIG);
+    assert_rc(
+        tf_proto_feedback_verify(w.id[FX_D].sign_pk, w.id[FX_B].sign_pk, out.data, out.len, &got),
+        TF_E_NOT_FOR_ME);
+    for (size_t n = 0; n < out.len; n++)
+        assert_true(tf_proto_feedback_verify(w.id[FX_C].sign_pk, w.id[FX_B].sign_pk, out.data, n,
+                                             &got) != TF_OK);
+    struct tf_proto_buf other;
+    fx_resign(&w.id[FX_B], TF_PROTO_DOMAIN_REPLY, &out, &other);
+    assert_rc(tf_proto_feedback_verify(w.id[FX_C].sign_pk, w.id[FX_B].sign_pk, other.data,
+                                       other.len, &got),
+              TF_E_BAD_SIG);
+    tf_proto_buf_free(&other);
+    tf_proto_buf_free(&out);
+    static char big[TF_PROTO_FEEDBACK_NOTE_MAX + 2];
+    memset(big, 'x', sizeof big - 1);
+    f.note = fx_str(big);
+    assert_rc(tf_proto_feedback_sign(&w.id[FX_B], &f, &out), TF_E_TOO_LONG);
+    fx_world_deinit(&w);
+}
+
 static void test_state_names(void **state)
 {
     (void)state;
@@ -294,7 +333,7 @@ int main(void)
         cmocka_unit_test(test_request_round_trip), cmocka_unit_test(test_request_sign_checks),
         cmocka_unit_test(test_request_close),      cmocka_unit_test(test_proposal_request_field),
         cmocka_unit_test(test_machine_table),      cmocka_unit_test(test_machine_closed_states),
-        cmocka_unit_test(test_state_names),
+        cmocka_unit_test(test_state_names),        cmocka_unit_test(test_feedback),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
