@@ -74,6 +74,15 @@ struct tf_node_config {
     uint64_t messages_max_per_contact; /* received notes stored from one contact */
     uint64_t messages_max;             /* received notes stored in all */
     uint64_t messages_retention_s;     /* 0: keep notes until the owner removes them */
+    /* mailbox (node/mailbox.c, docs/PROTOCOL.md "Mailboxes"): what a node
+     * holds for the tenants its owner hosts, and how a node behind NAT
+     * runs. */
+    uint64_t no_listen;                  /* 1: open no listening socket at all */
+    uint64_t mailbox_tenant_bytes;       /* envelope bytes held for one tenant (default) */
+    uint64_t mailbox_tenant_envelopes;   /* envelopes held for one tenant */
+    uint64_t mailbox_uploader_envelopes; /* ... of them from one uploader */
+    uint64_t mailbox_ttl_max_s;          /* an envelope is held at most this long */
+    uint64_t mailbox_retry_max_ms;       /* a tenant redials its mailbox at least this often */
 };
 
 /* The defaults. */

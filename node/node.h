@@ -86,6 +86,9 @@ struct tf_node {
      * an array of framed event messages. */
     struct tf_proto_buf *pending_events;
     size_t n_pending_events, cap_pending_events;
+    /* mailbox: envelopes held for tenants, links to the own mailboxes
+     * (node/mailbox.c). */
+    struct tf_node_mailbox *mailbox;
 };
 
 /* Starts a node on loop: takes the home's lock (TF_E_EXISTS with a message if

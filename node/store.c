@@ -53,6 +53,10 @@ enum dbi {
     DBI_INTRO_EXPIRY,
     DBI_INTRO_PENDING,
     DBI_INTRO_SCHED,
+    /* mailbox */
+    DBI_MBOX_TENANTS,
+    DBI_MBOX_ENVS,
+    DBI_MBOX_EXPIRY,
     DBI_COUNT
 };
 
@@ -78,6 +82,10 @@ static const struct {
     [DBI_INTRO_EXPIRY] = {"intro_expiry", 5},
     [DBI_INTRO_PENDING] = {"intro_pending", 5},
     [DBI_INTRO_SCHED] = {"intro_sched", 6},
+    /* mailbox */
+    [DBI_MBOX_TENANTS] = {"mbox_tenants", 7},
+    [DBI_MBOX_ENVS] = {"mbox_envs", 7},
+    [DBI_MBOX_EXPIRY] = {"mbox_expiry", 7},
 };
 
 /* The value of keys that carry none (index entries).  Not NULL: write_op
@@ -522,12 +530,24 @@ static int migrate_5_to_6(struct tf_node_store *st, MDB_txn *txn)
     return open_tables(st, txn, 6, 6, MDB_CREATE);
 }
 
+/* mailbox: schema 7 adds node/mailbox.c's tables (mbox_tenants, mbox_envs,
+ * mbox_expiry), empty. */
+static int migrate_6_to_7(struct tf_node_store *st, MDB_txn *txn)
+{
+    return open_tables(st, txn, 7, 7, MDB_CREATE);
+}
+
 static const struct {
     migrate_fn *fn;
     bool additive;
 } migrations[TF_NODE_STORE_SCHEMA] = {
-    [1] = {migrate_1_to_2, true}, [2] = {migrate_2_to_3, true}, [3] = {migrate_3_to_4, true},
-    [4] = {migrate_4_to_5, true}, [5] = {migrate_5_to_6, true},
+    [1] = {migrate_1_to_2, true},
+    [2] = {migrate_2_to_3, true},
+    [3] = {migrate_3_to_4, true},
+    [4] = {migrate_4_to_5, true},
+    [5] = {migrate_5_to_6, true},
+    /* mailbox */
+    [6] = {migrate_6_to_7, true},
 };
 
 static int put_schema(struct tf_node_store *st, MDB_txn *txn)
@@ -1022,6 +1042,12 @@ static enum dbi kv_dbi(enum tf_node_store_table t)
         return DBI_INTRO_PENDING;
     case TF_NODE_STORE_INTRO_SCHED:
         return DBI_INTRO_SCHED;
+    case TF_NODE_STORE_MBOX_TENANTS:
+        return DBI_MBOX_TENANTS;
+    case TF_NODE_STORE_MBOX_ENVS:
+        return DBI_MBOX_ENVS;
+    case TF_NODE_STORE_MBOX_EXPIRY:
+        return DBI_MBOX_EXPIRY;
     }
     return DBI_COUNT;
 }

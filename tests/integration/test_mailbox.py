@@ -1,0 +1,168 @@
+# SPDX-License-Identifier: MIT
+"""Integration tests for mailboxes (docs/PROTOCOL.md "Mailboxes",
+docs/CONTROL.md "Mailboxes"): real twofoldd processes on loopback.
+
+The cast: Mallory runs an always-on mailbox ("mbox") and hosts Alice and Bob;
+Carol, the connector, listens.  Alice and Bob run with no listening socket
+(config no_listen = 1), as behind a NAT: Alice's card still names an address
+where nothing listens, Bob's names none at all.  Each lists the mailbox on
+its card (`mailbox use`), so everything sent to them goes through it.
+"""
+import os
+import sys
+import time
+import unittest
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from harness import NodeTestCase, free_port, wait_for, watch_events  # noqa: E402
+
+WAIT = 20.0
+FAST = {"retry_max_ms": 2000, "mailbox_retry_max_ms": 2000}
+
+
+class MailboxTestCase(NodeTestCase):
+    def cast(self, mbox_config=None, start_bob=True):
+        """mbox, carol (listening), alice and bob (not listening), cards
+        exchanged: carol has alice and bob; they have carol; mbox hosts both."""
+        mbox = self.node("mbox", port=True)
+        carol = self.node("carol", port=True)
+        alice = self.node("alice", listen="127.0.0.1:%d" % free_port())
+        bob = self.node("bob", listen="127.0.0.1:%d" % free_port())
+        for n in (mbox, carol, alice, bob):
+            n.init()
+        mbox.write_config(**dict(FAST, **(mbox_config or {})))
+        carol.write_config(**FAST)
+        for n in (alice, bob):
+            n.write_config(no_listen=1, **FAST)
+        for n in (mbox, carol, alice, bob):
+            if n is not bob or start_bob:
+                n.start()
+        self.assertIn("listen=-", alice.log())
+        if not start_bob:
+            bob.start()
+        # Bob's card names no address of his own.
+        bob.cli("profile", "set", "--advertise", "")
+        for n in (alice, bob):
+            mbox.cli("contact", "add", n.card(), "--alias", n.name)
+            mbox.cli("mailbox", "host", n.name)
+            st = n.json("mailbox", "use", mbox.card())
+            self.assertEqual(len(st["mailboxes"]), 1)
+            self.assertFalse(st["listening"])
+        for n in (alice, bob):
+            wait_for("%s linked to its mailbox" % n.name,
+                     lambda n=n: n.json("mailbox", "status")["mailboxes"][0]["connected"], WAIT)
+        self.assertEqual(bob.json("mailbox", "status")["direct_addrs"], 0)
+        for n in (alice, bob):
+            carol.cli("contact", "add", n.card(), "--alias", n.name)
+            n.cli("contact", "add", carol.card(), "--alias", "carol")
+        if not start_bob:
+            self.assertEqual(bob.stop(), 0)
+        self.ids = {n.name: n.text_id() for n in (mbox, carol, alice, bob)}
+        return mbox, carol, alice, bob
+
+    def inbox(self, n):
+        return {it["id"]: it for it in n.json("inbox", "--all")}
+
+    def wait_inbox(self, n, iid, state):
+        return wait_for("%s's inbox item %.12s to be %s" % (n.name, iid, state),
+                        lambda: (self.inbox(n).get(iid) or {}).get("state") == state, WAIT)
+
+    def wait_outbox_empty(self, n):
+        wait_for("%s's outbox to empty" % n.name, lambda: n.json("outbox") == [], WAIT)
+
+    def tenants(self, mbox):
+        return {t["alias"]: t for t in mbox.json("mailbox", "list")["tenants"]}
+
+    def events(self, n):
+        """Every event of n's log (watch --since 0 up to status's latest)."""
+        last = n.json("status")["events"]
+        out, finished, rc = watch_events(n, lambda evs: evs[-1]["seq"] >= last, 10)
+        self.assertTrue(finished and rc == 0, out)
+        return out
+
+    def introduce(self, carol, alice, bob, topic):
+        iid = carol.json("propose", "alice", "bob", "--topic", topic)["id"]
+        self.wait_inbox(alice, iid, "pending")
+        self.wait_inbox(bob, iid, "pending")
+        alice.cli("accept", iid)
+        bob.cli("accept", iid)
+        wait_for("intro introduced", lambda: carol.json("show", iid)["state"] == "introduced",
+                 WAIT)
+        self.wait_inbox(alice, iid, "introduced")
+        self.wait_inbox(bob, iid, "introduced")
+        return iid
+
+
+class ThroughAMailbox(MailboxTestCase):
+    def test_intro_note_and_card_update_reach_parties_without_a_listener(self):
+        mbox, carol, alice, bob = self.cast()
+        iid = self.introduce(carol, alice, bob, "real-estate-law")
+        # Each party holds the other once, with the mailbox on the card.
+        for me, other in ((alice, bob), (bob, alice)):
+            cs = [c for c in me.json("contact", "list") if c["id"] == self.ids[other.name]]
+            self.assertEqual(len(cs), 1, cs)
+            self.assertEqual(cs[0]["intro"], iid)
+        self.wait_outbox_empty(carol)
+        self.assertIn("holding", mbox.log())
+        # A note from Alice to Bob: neither listens; it goes through the mailbox.
+        alice.cli("message", bob_alias(alice, self.ids["bob"]), "hello through the mailbox")
+        wait_for("bob's note", lambda: [m["text"] for m in bob.json("messages")
+                                        if m["direction"] == "in"] ==
+                 ["hello through the mailbox"], WAIT)
+        wait_for("alice's note delivered",
+                 lambda: [m["state"] for m in alice.json("messages")] == ["delivered"], WAIT)
+        # A card update from Bob reaches Alice and Carol.
+        bob.cli("profile", "set", "--name", "Bob Two")
+        for n in (alice, carol):
+            wait_for("%s sees Bob's new name" % n.name,
+                     lambda n=n: [c["name"] for c in n.json("contact", "list")
+                                  if c["id"] == self.ids["bob"]] == ["Bob Two"], WAIT)
+        # The mailbox deleted everything once its tenants had it.
+        wait_for("the mailbox to hold nothing",
+                 lambda: all(t["envelopes"] == 0 and t["bytes"] == 0
+                             for t in self.tenants(mbox).values()), WAIT)
+        t = self.tenants(mbox)
+        self.assertEqual(sorted(t), ["alice", "bob"])
+        self.assertTrue(t["alice"]["connected"])
+        self.assertIsNotNone(t["alice"]["last_seen"])
+
+    def test_party_away_then_back_gets_intros_once_even_after_mailbox_kill9(self):
+        mbox, carol, alice, bob = self.cast(start_bob=False)
+        # Bob is away: Carol's proposal for him is deposited at the mailbox
+        # (custody: it leaves Carol's outbox).
+        iid = carol.json("propose", "alice", "bob", "--topic", "music")["id"]
+        self.wait_inbox(alice, iid, "pending")
+        self.wait_outbox_empty(carol)
+        held = wait_for("the mailbox to hold Bob's proposal",
+                        lambda: self.tenants(mbox)["bob"]["envelopes"], WAIT)
+        self.assertEqual(held, 1)
+        # kill -9 of the mailbox while it holds it: nothing is lost.
+        mbox.kill9()
+        time.sleep(0.5)
+        mbox.start()
+        self.assertEqual(self.tenants(mbox)["bob"]["envelopes"], 1)
+        bob.start()
+        self.wait_inbox(bob, iid, "pending")
+        wait_for("the mailbox to drop what Bob has",
+                 lambda: self.tenants(mbox)["bob"]["envelopes"] == 0, WAIT)
+        alice.cli("accept", iid)
+        bob.cli("accept", iid)
+        self.wait_inbox(alice, iid, "introduced")
+        self.wait_inbox(bob, iid, "introduced")
+        # Exactly once: one inbox item, one "received" event on Bob's node.
+        self.assertEqual([i for i in self.inbox(bob)], [iid])
+        received = [e for e in self.events(bob)
+                    if e.get("id") == iid and e["type"] == "inbox.received"]
+        self.assertEqual(len(received), 1, received)
+
+
+def bob_alias(node, bob_id):
+    """The alias (or id) under which node holds Bob."""
+    for c in node.json("contact", "list"):
+        if c["id"] == bob_id:
+            return c.get("alias") or c["id"]
+    raise AssertionError("no contact %s" % bob_id)
+
+
+if __name__ == "__main__":
+    unittest.main()
