@@ -16,12 +16,9 @@
 #define CARD_TEXT_MAX 6000
 
 static const struct tf_cli_render_row TENANT_COLS[] = {
-    {"tenant", "id", TF_CLI_RENDER_CONTACT},
-    {"envelopes", "envelopes", TF_CLI_RENDER_UINT},
-    {"bytes", "bytes", TF_CLI_RENDER_BYTES},
-    {"quota", "quota_bytes", TF_CLI_RENDER_BYTES},
-    {"last seen", "last_seen", TF_CLI_RENDER_AGO},
-    {"connected", "connected", TF_CLI_RENDER_YESNO},
+    {"tenant", "id", TF_CLI_RENDER_CONTACT},       {"envelopes", "envelopes", TF_CLI_RENDER_UINT},
+    {"bytes", "bytes", TF_CLI_RENDER_BYTES},       {"quota", "quota_bytes", TF_CLI_RENDER_BYTES},
+    {"last seen", "last_seen", TF_CLI_RENDER_AGO}, {"connected", "connected", TF_CLI_RENDER_YESNO},
 };
 
 static const struct tf_cli_render_row MAILBOX_COLS[] = {
@@ -82,8 +79,8 @@ int tf_cli_mailbox_host(struct tf_cli *cli, int argc, char **argv)
         return TF_CLI_EXIT_USAGE;
     tf_cli_ctl_add_str(args, &n, "name", a.pos[0]);
     if (has_quota)
-        args[n++] = (struct tf_cli_ctl_arg){.key = "quota_bytes", .type = TF_CLI_CTL_UINT,
-                                            .u = quota};
+        args[n++] =
+            (struct tf_cli_ctl_arg){.key = "quota_bytes", .type = TF_CLI_CTL_UINT, .u = quota};
     if ((rc = tf_cli_ctl_run(&c, cli, "mailbox.host", args, n, &res)) == TF_CLI_EXIT_OK) {
         if (cli->json) {
             rc = tf_cli_render_json_print(cli, tf_cli_render_json(res), false);
@@ -128,8 +125,8 @@ static int print_array(const struct tf_cli *cli, const msgpack_object *res, cons
 {
     if (cli->json)
         return tf_cli_render_json_print(cli, tf_cli_render_json(res), false);
-    const msgpack_object *list = res->type == MSGPACK_OBJECT_MAP ? tf_proto_ctl_get(res, key)
-                                                                 : NULL;
+    const msgpack_object *list =
+        res->type == MSGPACK_OBJECT_MAP ? tf_proto_ctl_get(res, key) : NULL;
     if (list == NULL || list->type != MSGPACK_OBJECT_ARRAY)
         return tf_cli_render_fail(cli, TF_CLI_EXIT_NODE, "twofoldd sent a malformed reply");
     if (list->via.array.size == 0) {
@@ -200,8 +197,7 @@ int tf_cli_mailbox_use(struct tf_cli *cli, int argc, char **argv)
     tf_cli_args_init(&a, cli, argc, argv, opts);
     while ((id = tf_cli_args_next(&a, &val)) > 0)
         remove = remove || id == OPT_REMOVE;
-    if (id < 0 ||
-        tf_cli_args_want(&a, 1, 1, "CARD (the mailbox node's card, or - for stdin)") != 0)
+    if (id < 0 || tf_cli_args_want(&a, 1, 1, "CARD (the mailbox node's card, or - for stdin)") != 0)
         return TF_CLI_EXIT_USAGE;
     card = a.pos[0];
     if (strcmp(card, "-") == 0) {

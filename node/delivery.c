@@ -93,6 +93,7 @@ struct tf_node_delivery {
     struct refusal {
         uint8_t to[32], mailbox[32];
         uint64_t until;
+        char why[64]; /* for the outbox's last_error */
     } refusals[REFUSALS];
     size_t next_refusal;
     struct mbox_wait {
@@ -545,8 +546,22 @@ static bool refused(const struct tf_node_delivery *d, const uint8_t to[32],
     return false;
 }
 
+/* The reason of the latest live refusal for `to`, or NULL. */
+static const char *refusal_of(const struct tf_node_delivery *d, const uint8_t to[32])
+{
+    const struct refusal *best = NULL;
+    uint64_t now = loop_ms(d);
+    for (size_t i = 0; i < REFUSALS; i++) {
+        const struct refusal *r = &d->refusals[i];
+        if (r->until > now && memcmp(r->to, to, 32) == 0 &&
+            (best == NULL || r->until > best->until))
+            best = r;
+    }
+    return best != NULL ? best->why : NULL;
+}
+
 static void add_refusal(struct tf_node_delivery *d, const uint8_t to[32], const uint8_t mailbox[32],
-                        uint64_t for_ms)
+                        uint64_t for_ms, const char *why)
 {
     struct refusal *r = NULL;
     for (size_t i = 0; i < REFUSALS && r == NULL; i++)
@@ -558,6 +573,7 @@ static void add_refusal(struct tf_node_delivery *d, const uint8_t to[32], const 
     memcpy(r->to, to, 32);
     memcpy(r->mailbox, mailbox, 32);
     r->until = loop_ms(d) + for_ms;
+    snprintf(r->why, sizeof r->why, "%s", why);
 }
 
 /* The link an envelope for `to` goes on through a mailbox: an up link, in
@@ -831,9 +847,12 @@ static int need_link(struct tf_node_delivery *d, struct tf_node_outbox_entry *e)
     }
     tf_node_net_dial(node->net, c.pk, c.fields.addrs, c.fields.n_addrs);
     tf_node_contact_deinit(&c);
-    const char *why = dial_error_of(d, e->to_pk);
-    if (why != NULL)
-        snprintf(e->last_error, sizeof e->last_error, "%s", why);
+    const char *why = dial_error_of(d, e->to_pk), *mbox = refusal_of(d, e->to_pk);
+    if (why != NULL && mbox != NULL)
+        snprintf(e->last_error, sizeof e->last_error, "%s; mailbox: %s", why, mbox);
+    else if (why != NULL || mbox != NULL)
+        snprintf(e->last_error, sizeof e->last_error, "%s%s",
+                 why != NULL ? why : "mailbox: ", why != NULL ? "" : mbox);
     e->attempts++;
     e->next_try_ms = now_ms() + backoff_ms(d, e->attempts);
     return tf_node_store_outbox_put(node->store, e);
@@ -1068,7 +1087,8 @@ void tf_node_delivery_link_closed(struct tf_node_delivery *d, struct tf_node_lin
                 struct tf_node_outbox_entry e;
                 memset(&e, 0, sizeof e);
                 if (tf_node_store_outbox_get(d->node->store, f->msg_id, &e) == TF_OK)
-                    add_refusal(d, e.to_pk, tf_node_link_peer(link), backoff_ms(d, e.attempts + 1));
+                    add_refusal(d, e.to_pk, tf_node_link_peer(link), backoff_ms(d, e.attempts + 1),
+                                "no answer from the mailbox");
                 tf_node_outbox_entry_deinit(&e);
             }
             free(f);
@@ -1141,7 +1161,8 @@ void tf_node_delivery_ack(struct tf_node_delivery *d, struct tf_node_link *link,
         tf_proto_text_id_encode(tf_node_link_peer(link), mid);
         tf_node_log(TF_NODE_LOG_WARN, "delivery", "envelope to %s: mailbox %s refused it: %s", tid,
                     mid, tf_proto_ack_reason_name(m->reason));
-        add_refusal(d, e.to_pk, tf_node_link_peer(link), backoff_ms(d, e.attempts + 1));
+        add_refusal(d, e.to_pk, tf_node_link_peer(link), backoff_ms(d, e.attempts + 1),
+                    tf_proto_ack_reason_name(m->reason));
         snprintf(e.last_error, sizeof e.last_error, "mailbox %.16s...: %s", mid,
                  tf_proto_ack_reason_name(m->reason));
         e.next_try_ms = now_ms();

@@ -301,9 +301,8 @@ static int push_tenant(struct tf_node_mailbox *mb, const uint8_t tenant[PK_LEN])
         struct push *p = NULL;
         if (rc == TF_OK && (p = calloc(1, sizeof *p)) == NULL)
             rc = TF_E_NOMEM;
-        if (rc == TF_OK &&
-            (rc = tf_proto_link_envelope_as(TF_PROTO_LINK_PUSH, x->items[i].env.data,
-                                            x->items[i].env.len, &msg)) == TF_OK) {
+        if (rc == TF_OK && (rc = tf_proto_link_envelope_as(TF_PROTO_LINK_PUSH, x->items[i].env.data,
+                                                           x->items[i].env.len, &msg)) == TF_OK) {
             /* Held: a push of an envelope uploaded in this turn leaves only
              * after the commit that stored it. */
             rc = tf_node_net_send(link, &msg, true);
@@ -613,8 +612,8 @@ bool tf_node_mailbox_ack(struct tf_node_mailbox *mb, struct tf_node_link *link,
             tf_node_log(TF_NODE_LOG_ERROR, "mailbox", "%s: cannot delete a delivered envelope: %s",
                         tid, tf_strerror(rc));
         if (m->status != TF_PROTO_ACK_OK)
-            tf_node_log(TF_NODE_LOG_WARN, "mailbox", "%s: tenant refused a held envelope: %s",
-                        tid, tf_proto_ack_reason_name(m->reason));
+            tf_node_log(TF_NODE_LOG_WARN, "mailbox", "%s: tenant refused a held envelope: %s", tid,
+                        tf_proto_ack_reason_name(m->reason));
         mark_ready(mb, p->tenant);
     }
     free(p);
@@ -665,8 +664,8 @@ static const char *over_quota(struct tf_node_mailbox *mb, const struct tenant *t
     if (t->bytes + len > t->quota_bytes)
         return "bytes held for the tenant (its quota)";
     struct uploader_count x = {tenant, uploader, 0};
-    int rc = tf_node_store_kv_foreach_from(mb->node->store, TF_NODE_STORE_MBOX_ENVS, tenant,
-                                           PK_LEN, uploader_cb, &x);
+    int rc = tf_node_store_kv_foreach_from(mb->node->store, TF_NODE_STORE_MBOX_ENVS, tenant, PK_LEN,
+                                           uploader_cb, &x);
     if (rc != TF_OK && rc != 1) {
         *err = rc;
         return "cannot count";
@@ -705,8 +704,7 @@ static void hold(struct tf_node_mailbox *mb, const uint8_t uploader[PK_LEN], con
     memset(v, 0, sizeof *v);
     int rc = tf_proto_envelope_decode(buf, len, &env);
     if (rc != TF_OK) {
-        tf_node_log(TF_NODE_LOG_WARN, "mailbox", "%s: malformed upload (%s)", tid,
-                    tf_strerror(rc));
+        tf_node_log(TF_NODE_LOG_WARN, "mailbox", "%s: malformed upload (%s)", tid, tf_strerror(rc));
         if (tf_proto_envelope_peek_id(buf, len, v->msg_id) == TF_OK)
             decide(v, TF_PROTO_ACK_REJECTED, TF_PROTO_ACK_REASON_MALFORMED);
         return;
@@ -1078,8 +1076,7 @@ static int verb_use(struct tf_node *node, const msgpack_object *args, struct tf_
         WHY("that card lists no address: a mailbox must be reachable");
         rc = TF_E_INVALID_ARG;
     } else if (at < 0 && c.n_mailboxes >= TF_PROTO_CARD_MAILBOXES_MAX) {
-        WHY("your card lists %d mailboxes already (the most it may)",
-            TF_PROTO_CARD_MAILBOXES_MAX);
+        WHY("your card lists %d mailboxes already (the most it may)", TF_PROTO_CARD_MAILBOXES_MAX);
         rc = TF_E_TOO_LONG;
     } else {
         size_t i = at >= 0 ? (size_t)at : c.n_mailboxes++;
@@ -1113,9 +1110,8 @@ int tf_node_mailbox_verb(struct tf_node *node, const char *verb, size_t verb_len
         int (*fn)(struct tf_node *, const msgpack_object *, struct tf_proto_mp_writer *, char *,
                   size_t);
     } verbs[] = {
-        {"mailbox.host", verb_host},     {"mailbox.unhost", verb_unhost},
-        {"mailbox.list", verb_list},     {"mailbox.use", verb_use},
-        {"mailbox.status", verb_status},
+        {"mailbox.host", verb_host}, {"mailbox.unhost", verb_unhost}, {"mailbox.list", verb_list},
+        {"mailbox.use", verb_use},   {"mailbox.status", verb_status},
     };
     *handled = true;
     for (size_t i = 0; i < sizeof verbs / sizeof verbs[0]; i++)

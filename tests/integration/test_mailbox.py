@@ -21,7 +21,7 @@ FAST = {"retry_max_ms": 2000, "mailbox_retry_max_ms": 2000}
 
 
 class MailboxTestCase(NodeTestCase):
-    def cast(self, mbox_config=None, start_bob=True):
+    def cast(self, mbox_config=None, start_bob=True, hosted=("alice", "bob")):
         """mbox, carol (listening), alice and bob (not listening), cards
         exchanged: carol has alice and bob; they have carol; mbox hosts both."""
         mbox = self.node("mbox", port=True)
@@ -44,7 +44,8 @@ class MailboxTestCase(NodeTestCase):
         bob.cli("profile", "set", "--advertise", "")
         for n in (alice, bob):
             mbox.cli("contact", "add", n.card(), "--alias", n.name)
-            mbox.cli("mailbox", "host", n.name)
+            if n.name in hosted:
+                mbox.cli("mailbox", "host", n.name)
             st = n.json("mailbox", "use", mbox.card())
             self.assertEqual(len(st["mailboxes"]), 1)
             self.assertFalse(st["listening"])
@@ -154,6 +155,107 @@ class ThroughAMailbox(MailboxTestCase):
         received = [e for e in self.events(bob)
                     if e.get("id") == iid and e["type"] == "inbox.received"]
         self.assertEqual(len(received), 1, received)
+
+
+class Budgets(MailboxTestCase):
+    """What a mailbox keeps is bounded: only hosted tenants, quotas per
+    tenant (envelopes, bytes) and per uploader, and a holding time."""
+
+    def notes(self, n, to, count, prefix="note"):
+        for i in range(count):
+            n.cli("message", to, "%s %d" % (prefix, i))
+
+    def held(self, mbox, who):
+        return self.tenants(mbox)[who]["envelopes"]
+
+    def test_upload_for_someone_not_hosted_is_refused_and_stores_nothing(self):
+        mbox, carol, alice, bob = self.cast(hosted=("alice",))
+        carol.cli("message", "bob", "for bob")
+        out = wait_for("carol's outbox to show the refusal",
+                       lambda: [e for e in carol.json("outbox")
+                                if "does not host" in (e["last_error"] or "")], WAIT)
+        self.assertEqual(len(out), 1)
+        self.assertIn("not hosted here", mbox.log())
+        self.assertEqual(sorted(self.tenants(mbox)), ["alice"])
+        self.assertEqual(self.held(mbox, "alice"), 0)
+        self.assertEqual(mbox.json("status")["outbox"], 0)
+        # Once hosted, the same envelope goes through.
+        mbox.cli("mailbox", "host", "bob")
+        wait_for("bob's note", lambda: [m["text"] for m in bob.json("messages")
+                                        if m["direction"] == "in"] == ["for bob"], WAIT)
+
+    def test_tenant_envelope_quota_refuses_then_delivers_when_drained(self):
+        mbox, carol, alice, bob = self.cast(mbox_config={"mailbox_tenant_envelopes": 2},
+                                            start_bob=False)
+        self.notes(carol, "bob", 3)
+        wait_for("an over-quota refusal in carol's outbox",
+                 lambda: [e for e in carol.json("outbox") if "over quota" in (e["last_error"] or "")],
+                 WAIT)
+        self.assertEqual(self.held(mbox, "bob"), 2)
+        self.assertEqual(len(carol.json("outbox")), 1)
+        self.assertIn("mailbox_tenant_envelopes", mbox.log())
+        # The refusal is temporary: once Bob drains his mailbox, the third
+        # is deposited and delivered too, each exactly once.
+        bob.start()
+        wait_for("bob's three notes",
+                 lambda: sorted(m["text"] for m in bob.json("messages")
+                                if m["direction"] == "in") == ["note 0", "note 1", "note 2"],
+                 WAIT)
+        self.wait_outbox_empty(carol)
+
+    def test_tenant_byte_quota(self):
+        mbox, carol, alice, bob = self.cast(start_bob=False)
+        mbox.cli("mailbox", "host", "bob", "--quota", "65000")
+        carol.cli("message", "bob", "x" * 3000)
+        wait_for("one held", lambda: self.held(mbox, "bob") == 1, WAIT)
+        size = self.tenants(mbox)["bob"]["bytes"]
+        fit = 65000 // size
+        self.assertGreater(fit, 1)
+        self.notes(carol, "bob", fit, "y" * 2990)
+        wait_for("an over-quota refusal in carol's outbox",
+                 lambda: [e for e in carol.json("outbox") if "over quota" in (e["last_error"] or "")],
+                 WAIT)
+        t = self.tenants(mbox)["bob"]
+        self.assertEqual(t["envelopes"], fit)
+        self.assertLessEqual(t["bytes"], 65000)
+        self.assertEqual(t["quota_bytes"], 65000)
+        self.assertIn("bytes held for the tenant", mbox.log())
+
+    def test_per_uploader_quota_leaves_room_for_others(self):
+        mbox, carol, alice, bob = self.cast(mbox_config={"mailbox_uploader_envelopes": 1},
+                                            start_bob=False)
+        alice.cli("contact", "add", bob.card(), "--alias", "bob")
+        self.notes(carol, "bob", 2)
+        wait_for("an over-quota refusal in carol's outbox",
+                 lambda: [e for e in carol.json("outbox") if "over quota" in (e["last_error"] or "")],
+                 WAIT)
+        self.assertIn("mailbox_uploader_envelopes", mbox.log())
+        alice.cli("message", "bob", "from alice")
+        wait_for("alice's note held too", lambda: self.held(mbox, "bob") == 2, WAIT)
+        self.assertEqual(len(carol.json("outbox")), 1)
+        self.wait_outbox_empty(alice)
+
+    def test_expired_envelopes_are_collected(self):
+        mbox, carol, alice, bob = self.cast(mbox_config={"mailbox_ttl_max_s": 2},
+                                            start_bob=False)
+        carol.cli("message", "bob", "short-lived")
+        wait_for("one held", lambda: self.held(mbox, "bob") == 1, WAIT)
+        wait_for("the expired one collected",
+                 lambda: self.tenants(mbox)["bob"]["envelopes"] == 0
+                 and self.tenants(mbox)["bob"]["bytes"] == 0, WAIT)
+        self.assertIn("expired and were collected", mbox.log())
+
+    def test_unhost_drops_what_is_held(self):
+        mbox, carol, alice, bob = self.cast(start_bob=False)
+        self.notes(carol, "bob", 2)
+        wait_for("two held", lambda: self.held(mbox, "bob") == 2, WAIT)
+        r = mbox.json("mailbox", "unhost", "bob")
+        self.assertEqual(r["purged_envelopes"], 2)
+        self.assertEqual(sorted(self.tenants(mbox)), ["alice"])
+        # Human output of the list.
+        out = mbox.cli("mailbox", "list").stdout
+        self.assertIn("alice", out)
+        self.assertNotIn("bob", out)
 
 
 def bob_alias(node, bob_id):
