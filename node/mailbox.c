@@ -55,8 +55,20 @@ struct own_mailbox {
     char last_error[96];
 };
 
+/* Test hook (TWOFOLD_TEST_MAILBOX, builds with TF_TEST_HOOKS only): a
+ * hostile mailbox for the tests, as a set of misbehaviours. */
+enum hostile {
+    HOSTILE_MUTE = 1 << 0,     /* never answer an UPLOAD (and store nothing) */
+    HOSTILE_DUP = 1 << 1,      /* push every envelope twice */
+    HOSTILE_REPLAY = 1 << 2,   /* never delete: push again on each new link */
+    HOSTILE_REORDER = 1 << 3,  /* push the newest first */
+    HOSTILE_TRUNCATE = 1 << 4, /* also push a truncated copy */
+    HOSTILE_FORGE = 1 << 5,    /* also push a copy with its last byte changed */
+};
+
 struct tf_node_mailbox {
     struct tf_node *node;
+    unsigned hostile;
     uv_timer_t sweep;
     uv_timer_t dial;
     int open_handles;
@@ -250,7 +262,7 @@ struct to_push {
     struct tf_node_mailbox *mb;
     const uint8_t *tenant;
     size_t n, room;
-    struct {
+    struct push_item {
         uint8_t msg_id[ID_LEN];
         struct tf_proto_buf env;
     } items[PUSH_WINDOW];
@@ -276,6 +288,38 @@ static int collect_cb(const uint8_t *key, size_t klen, const uint8_t *val, size_
     return ++x->n == x->room ? 1 : 0;
 }
 
+/* The test hook's extra pushes of env (duplicate, truncated, forged). */
+static int push_hostile(struct tf_node_mailbox *mb, struct tf_node_link *link,
+                        const struct tf_proto_buf *env)
+{
+    struct tf_proto_buf msg, copy = {NULL, 0};
+    int rc = TF_OK;
+    if ((mb->hostile & HOSTILE_DUP) &&
+        (rc = tf_proto_link_envelope_as(TF_PROTO_LINK_PUSH, env->data, env->len, &msg)) == TF_OK) {
+        rc = tf_node_net_send(link, &msg, true);
+        tf_proto_buf_free(&msg);
+    }
+    if (rc == TF_OK && (mb->hostile & (HOSTILE_TRUNCATE | HOSTILE_FORGE)) &&
+        (copy.data = malloc(env->len)) == NULL)
+        rc = TF_E_NOMEM;
+    for (int k = 0; k < 2 && rc == TF_OK && copy.data != NULL; k++) {
+        unsigned bit = k == 0 ? HOSTILE_TRUNCATE : HOSTILE_FORGE;
+        if (!(mb->hostile & bit))
+            continue;
+        memcpy(copy.data, env->data, env->len);
+        copy.len = k == 0 ? env->len / 2 : env->len;
+        if (k == 1)
+            copy.data[env->len - 1] ^= 0x01;
+        if ((rc = tf_proto_link_envelope_as(TF_PROTO_LINK_PUSH, copy.data, copy.len, &msg)) ==
+            TF_OK) {
+            rc = tf_node_net_send(link, &msg, true);
+            tf_proto_buf_free(&msg);
+        }
+    }
+    free(copy.data);
+    return rc;
+}
+
 /* Pushes what is held for tenant if its link is up and speaks mailbox. */
 static int push_tenant(struct tf_node_mailbox *mb, const uint8_t tenant[PK_LEN])
 {
@@ -296,9 +340,18 @@ static int push_tenant(struct tf_node_mailbox *mb, const uint8_t tenant[PK_LEN])
                                            collect_cb, x);
     if (rc == 1)
         rc = TF_OK;
+    if (mb->hostile & HOSTILE_REORDER) {
+        for (size_t i = 0; i < x->n / 2; i++) {
+            struct push_item tmp = x->items[i];
+            x->items[i] = x->items[x->n - 1 - i];
+            x->items[x->n - 1 - i] = tmp;
+        }
+    }
     for (size_t i = 0; i < x->n; i++) {
         struct tf_proto_buf msg;
         struct push *p = NULL;
+        if (rc == TF_OK && mb->hostile != 0)
+            rc = push_hostile(mb, link, &x->items[i].env);
         if (rc == TF_OK && (p = calloc(1, sizeof *p)) == NULL)
             rc = TF_E_NOMEM;
         if (rc == TF_OK && (rc = tf_proto_link_envelope_as(TF_PROTO_LINK_PUSH, x->items[i].env.data,
@@ -471,6 +524,20 @@ int tf_node_mailbox_start(struct tf_node *node, struct tf_node_mailbox **out)
     if (mb == NULL)
         return TF_E_NOMEM;
     mb->node = node;
+#ifdef TF_TEST_HOOKS
+    const char *h = getenv("TWOFOLD_TEST_MAILBOX");
+    static const struct {
+        const char *name;
+        unsigned bit;
+    } modes[] = {{"mute", HOSTILE_MUTE},         {"dup", HOSTILE_DUP},
+                 {"replay", HOSTILE_REPLAY},     {"reorder", HOSTILE_REORDER},
+                 {"truncate", HOSTILE_TRUNCATE}, {"forge", HOSTILE_FORGE}};
+    for (size_t i = 0; h != NULL && i < sizeof modes / sizeof modes[0]; i++)
+        if (strstr(h, modes[i].name) != NULL)
+            mb->hostile |= modes[i].bit;
+    if (mb->hostile != 0)
+        tf_node_log(TF_NODE_LOG_WARN, "mailbox", "test hook: a hostile mailbox (%s)", h);
+#endif
     int rc = uv_timer_init(node->loop, &mb->sweep);
     if (rc != 0) {
         free(mb);
@@ -596,9 +663,11 @@ bool tf_node_mailbox_ack(struct tf_node_mailbox *mb, struct tf_node_link *link,
     if (*pp == NULL)
         return false;
     struct push *p = *pp;
-    *pp = p->next;
     uint32_t n = tf_node_link_in_flight(link);
     tf_node_link_set_in_flight(link, n > 0 ? n - 1 : 0);
+    if (mb->hostile & HOSTILE_REPLAY)
+        return true; /* kept, record and all: pushed again on the next link */
+    *pp = p->next;
     char tid[TF_PROTO_TEXT_ID_SIZE];
     tf_proto_text_id_encode(p->tenant, tid);
     if (m->status == TF_PROTO_ACK_DEFERRED) {
@@ -796,6 +865,8 @@ void tf_node_mailbox_upload(struct tf_node_mailbox *mb, struct tf_node_link *lin
         return;
     struct verdict v;
     mb->node->stats.envelopes_received++;
+    if (mb->hostile & HOSTILE_MUTE)
+        return;
     hold(mb, tf_node_link_peer(link), buf, len, &v);
     if (!v.ack)
         return;

@@ -21,7 +21,7 @@ FAST = {"retry_max_ms": 2000, "mailbox_retry_max_ms": 2000}
 
 
 class MailboxTestCase(NodeTestCase):
-    def cast(self, mbox_config=None, start_bob=True, hosted=("alice", "bob")):
+    def cast(self, mbox_config=None, start_bob=True, hosted=("alice", "bob"), mbox_env=None):
         """mbox, carol (listening), alice and bob (not listening), cards
         exchanged: carol has alice and bob; they have carol; mbox hosts both."""
         mbox = self.node("mbox", port=True)
@@ -36,7 +36,7 @@ class MailboxTestCase(NodeTestCase):
             n.write_config(no_listen=1, **FAST)
         for n in (mbox, carol, alice, bob):
             if n is not bob or start_bob:
-                n.start()
+                n.start(env=mbox_env if n is mbox else None)
         self.assertIn("listen=-", alice.log())
         if not start_bob:
             bob.start()
@@ -70,6 +70,16 @@ class MailboxTestCase(NodeTestCase):
 
     def wait_outbox_empty(self, n):
         wait_for("%s's outbox to empty" % n.name, lambda: n.json("outbox") == [], WAIT)
+
+    def notes(self, n, to, count, prefix="note"):
+        for i in range(count):
+            n.cli("message", to, "%s %d" % (prefix, i))
+
+    def held(self, mbox, who):
+        return self.tenants(mbox)[who]["envelopes"]
+
+    def notes_in(self, n):
+        return sorted(m["text"] for m in n.json("messages") if m["direction"] == "in")
 
     def tenants(self, mbox):
         return {t["alias"]: t for t in mbox.json("mailbox", "list")["tenants"]}
@@ -161,12 +171,6 @@ class Budgets(MailboxTestCase):
     """What a mailbox keeps is bounded: only hosted tenants, quotas per
     tenant (envelopes, bytes) and per uploader, and a holding time."""
 
-    def notes(self, n, to, count, prefix="note"):
-        for i in range(count):
-            n.cli("message", to, "%s %d" % (prefix, i))
-
-    def held(self, mbox, who):
-        return self.tenants(mbox)[who]["envelopes"]
 
     def test_upload_for_someone_not_hosted_is_refused_and_stores_nothing(self):
         mbox, carol, alice, bob = self.cast(hosted=("alice",))
@@ -256,6 +260,88 @@ class Budgets(MailboxTestCase):
         out = mbox.cli("mailbox", "list").stdout
         self.assertIn("alice", out)
         self.assertNotIn("bob", out)
+
+
+HOOKS = os.environ.get("TF_TEST_HOOKS_BUILT") == "ON"
+
+
+@unittest.skipUnless(HOOKS, "the hostile mailbox is a daemon test hook: this build has "
+                     "TF_TEST_HOOKS off")
+class HostileMailbox(MailboxTestCase):
+    """A mailbox that misbehaves (TWOFOLD_TEST_MAILBOX, node/mailbox.c):
+    pushes each envelope twice, never deletes (so it replays everything on
+    each new link), pushes the newest first, and adds a truncated and a
+    forged copy of each.  The tenant takes each envelope exactly once and
+    nothing forged; a mailbox that never answers is left for another."""
+
+    def test_duplicates_replays_reorders_truncations_and_forgeries_change_nothing(self):
+        env = {"TWOFOLD_TEST_MAILBOX": "dup,replay,reorder,truncate,forge"}
+        mbox, carol, alice, bob = self.cast(start_bob=False, mbox_env=env)
+        self.assertIn("a hostile mailbox", mbox.log())
+        iid = carol.json("propose", "alice", "bob", "--topic", "music")["id"]
+        self.notes(carol, "bob", 3)
+        wait_for("four held for bob", lambda: self.held(mbox, "bob") == 4, WAIT)
+        want = ["note 0", "note 1", "note 2"]
+        for round_ in range(2):  # the second link gets everything replayed
+            bob.start()
+            wait_for("bob's notes", lambda: self.notes_in(bob) == want, WAIT)
+            self.wait_inbox(bob, iid, "pending")
+            wait_for("the copies refused",
+                     lambda: bob.log().count("malformed envelope") +
+                     bob.log().count("envelope rejected") >= 8 * (round_ + 1), WAIT)
+            wait_for("all pushes in", lambda: bob.json("status")["stats"]
+                     ["envelopes_received"] >= 16, WAIT)
+            self.assertEqual(bob.stop(), 0)
+        bob.start()
+        self.assertEqual(self.notes_in(bob), want)
+        self.assertEqual(list(self.inbox(bob)), [iid])
+        received = [e for e in self.events(bob)
+                    if e.get("id") == iid and e["type"] == "inbox.received"]
+        self.assertEqual(len(received), 1, received)
+        # The forged and truncated copies were refused for what they are.
+        log = bob.log()
+        self.assertIn("malformed envelope", log)
+        self.assertTrue("does not open" in log or "bad signature" in log, log[-2000:])
+        # Bob's node accepted and answered the intro normally.
+        bob.cli("accept", iid)
+        alice.cli("accept", iid)
+        self.wait_inbox(bob, iid, "introduced")
+
+    def test_sender_falls_back_from_a_mute_mailbox_to_the_next(self):
+        mute = self.node("mute", port=True)
+        mute.init()
+        mute.write_config(**FAST)
+        mute.start(env={"TWOFOLD_TEST_MAILBOX": "mute"})
+        mbox, carol, alice, bob = self.cast(start_bob=False)
+        # Bob lists the mute mailbox first: senders try it first.
+        bob.start()
+        mute.cli("contact", "add", bob.card(), "--alias", "bob")
+        mute.cli("mailbox", "host", "bob")
+        st = bob.json("mailbox", "use", mute.card())
+        st = bob.json("mailbox", "use", mbox.card())
+        self.assertEqual(len(st["mailboxes"]), 2)
+        self.assertEqual(self.stop_and_share(bob, carol), 0)
+        carol.stop()
+        carol.write_config(dead_link_ms=1000, **FAST)
+        carol.start()
+        # Only the mute mailbox is up at first: the upload gets no answer.
+        self.assertEqual(mbox.stop(), 0)
+        carol.cli("message", "bob", "around the mute one")
+        wait_for("carol to give up on the mute mailbox",
+                 lambda: "no ACK for envelopes in flight" in carol.log(), WAIT)
+        self.assertEqual(len(carol.json("outbox")), 1)
+        mbox.start()
+        wait_for("the note held by the honest mailbox", lambda: self.held(mbox, "bob") == 1,
+                 WAIT)
+        self.wait_outbox_empty(carol)
+        bob.start()
+        wait_for("bob's note", lambda: self.notes_in(bob) == ["around the mute one"], WAIT)
+
+    def stop_and_share(self, bob, carol):
+        """Gives Carol Bob's newest card (with both mailboxes), stops Bob."""
+        wait_for("carol holds bob's card with two mailboxes",
+                 lambda: carol.json("contact", "show", "bob").get("card") == bob.card(), WAIT)
+        return bob.stop()
 
 
 def bob_alias(node, bob_id):
