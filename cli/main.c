@@ -22,6 +22,7 @@
 #include "cli/node.h"
 #include "cli/offline.h"
 #include "cli/policy.h"
+#include "cli/mailbox.h"
 #include "cli/profile.h"
 #include "cli/request.h" /* requests */
 #include "cli/render.h"
@@ -185,6 +186,31 @@ static const struct verb PROFILE_VERBS[] = {
      "Give at least one option; what you leave out stays as it is.  The card gets the next\n"
      "number, and contacts keep it only if it is newer than the one they hold.\n",
      tf_cli_profile_set, NULL},
+    {NULL, NULL, NULL, NULL, NULL, NULL},
+};
+
+/* mailbox: holding envelopes for others, and being reached through mailboxes. */
+static const struct verb MAILBOX_VERBS[] = {
+    {"host", "NAME|ID [--quota SIZE]", "hold sealed envelopes for a contact (a tenant)",
+     NAME_OR_ID "  --quota SIZE       the most their envelopes may take here: bytes, or a number\n"
+                "                     and K, M or G (default: the node's mailbox_tenant_bytes)\n"
+                "\n"
+                "Others' nodes may then leave envelopes for them here; they are pushed to the\n"
+                "tenant's node whenever it is connected, and dropped once it has them.\n",
+     tf_cli_mailbox_host, NULL},
+    {"unhost", "NAME|ID", "stop hosting a tenant and drop what is held for them", NAME_OR_ID,
+     tf_cli_mailbox_unhost, NULL},
+    {"list", "", "list your tenants: envelopes and bytes held, quota, last seen",
+     "With --json, one object per tenant.\n", tf_cli_mailbox_list, NULL},
+    {"use", "CARD|- [--remove]", "list a mailbox on your card (at most 3)",
+     "  CARD               the mailbox node's card (from 'twofold card' there), or - for stdin\n"
+     "  --remove           take that mailbox off your card instead\n"
+     "\n"
+     "Your card is re-issued and sent to your contacts; they leave envelopes there when\n"
+     "they cannot reach you directly.  The node keeps a link to each of its mailboxes.\n",
+     tf_cli_mailbox_use, NULL},
+    {"status", "", "show your mailboxes and whether the node is linked to each", "",
+     tf_cli_mailbox_status, NULL},
     {NULL, NULL, NULL, NULL, NULL, NULL},
 };
 
@@ -416,6 +442,8 @@ static const struct verb VERBS[] = {
                "alone sees it, in their statistics of you ('twofold contact show').  Your node\n"
                "counts it too: a policy can say 'accept when connector helped >= 2'.\n",
      tf_cli_request_feedback, NULL},
+    {"mailbox", "host|unhost|list|use|status ...",
+     "hold envelopes for others, or be reached through mailboxes", NULL, NULL, MAILBOX_VERBS},
     {NULL, NULL, NULL, NULL, NULL, NULL},
 };
 

@@ -67,6 +67,15 @@ void tf_node_config_defaults(struct tf_node_config *cfg)
     cfg->request_retention_s = 30 * 86400;
     /* powerloss: warn below 64 MiB free for the store */
     cfg->disk_warn_free_bytes = 64ull << 20;
+    /* mailbox: a tenant's share is about what a month of a busy
+     * introducer's traffic takes (envelopes are 4-53 KB padded); one
+     * uploader may take a tenth of it. */
+    cfg->no_listen = 0;
+    cfg->mailbox_tenant_bytes = 64 * 1024 * 1024;
+    cfg->mailbox_tenant_envelopes = 2000;
+    cfg->mailbox_uploader_envelopes = 200;
+    cfg->mailbox_ttl_max_s = 30 * 86400;
+    cfg->mailbox_retry_max_ms = 60000;
 }
 
 struct key {
@@ -135,6 +144,13 @@ static const struct key KEYS[] = {
     KEY(request_retention_s, 1, 10 * 365 * 86400),
     /* powerloss */
     KEY(disk_warn_free_bytes, 0, UINT64_MAX),
+    /* mailbox */
+    KEY(no_listen, 0, 1),
+    KEY(mailbox_tenant_bytes, 1, (uint64_t)1 << 40),
+    KEY(mailbox_tenant_envelopes, 1, 100000000),
+    KEY(mailbox_uploader_envelopes, 1, 100000000),
+    KEY(mailbox_ttl_max_s, 1, 400 * 86400),
+    KEY(mailbox_retry_max_ms, 1000, 3600000),
 };
 
 static char *trim(char *s)

@@ -83,6 +83,15 @@ struct tf_node_config {
     /* powerloss (node/node.c): the node warns when the store's file system
      * has less free space than this, before it is full. */
     uint64_t disk_warn_free_bytes;
+    /* mailbox (node/mailbox.c, docs/PROTOCOL.md "Mailboxes"): what a node
+     * holds for the tenants its owner hosts, and how a node behind NAT
+     * runs. */
+    uint64_t no_listen;                  /* 1: open no listening socket at all */
+    uint64_t mailbox_tenant_bytes;       /* envelope bytes held for one tenant (default) */
+    uint64_t mailbox_tenant_envelopes;   /* envelopes held for one tenant */
+    uint64_t mailbox_uploader_envelopes; /* ... of them from one uploader */
+    uint64_t mailbox_ttl_max_s;          /* an envelope is held at most this long */
+    uint64_t mailbox_retry_max_ms;       /* a tenant redials its mailbox at least this often */
 };
 
 /* The defaults. */

@@ -12,6 +12,7 @@
 #include "node/intro.h"
 #include "node/profile.h"
 #include "node/log.h"
+#include "node/mailbox.h"
 #include "node/net.h"
 #include "node/node.h"
 #include "node/store.h"
@@ -61,7 +62,16 @@ struct inflight {
     struct inflight *next;
     uint8_t msg_id[16];
     struct tf_node_link *link;
+    bool upload; /* sent as UPLOAD to one of the recipient's mailboxes */
 };
+
+/* mailbox: a mailbox that refused (or lost) an envelope for a recipient is
+ * not used for that recipient until `until` (loop clock), so the next try
+ * goes another way: another mailbox, or direct.  A small ring. */
+#define REFUSALS 32
+/* mailbox: a mailbox dialled on a recipient's behalf: when its link comes
+ * up, the recipient's queue is sent through it.  A small ring. */
+#define MBOX_WAITS 64
 
 struct tf_node_delivery {
     struct tf_node *node;
@@ -80,6 +90,17 @@ struct tf_node_delivery {
         char text[TF_NODE_OUTBOX_ERROR_MAX];
     } dial_errors[8];
     size_t next_dial_error;
+    struct refusal {
+        uint8_t to[32], mailbox[32];
+        uint64_t until;
+        char why[64]; /* for the outbox's last_error */
+    } refusals[REFUSALS];
+    size_t next_refusal;
+    struct mbox_wait {
+        uint8_t mailbox[32], to[32];
+        bool used;
+    } waits[MBOX_WAITS];
+    size_t next_wait;
     uv_timer_t sweep; /* the messages' retention */
     int open_handles;
     struct tallies tallies;
@@ -490,6 +511,139 @@ static void mark_ready(struct tf_node_delivery *d, const uint8_t pk[32])
         d->due = true; /* too many at once: the due scan will get to them */
 }
 
+/* mailbox: the recipient's card (a contact's, or a correspondent's who is
+ * not a contact), in *c; *stranger says which.  TF_E_NOT_FOUND if none. */
+static int recipient_card(struct tf_node *node, const uint8_t pk[32], struct tf_node_contact *c,
+                          bool *stranger)
+{
+    memset(c, 0, sizeof *c);
+    int rc = tf_node_store_contact_get(node->store, pk, c);
+    *stranger = rc == TF_E_NOT_FOUND;
+    if (*stranger) {
+        struct tf_proto_buf card = {0};
+        rc = tf_node_intro_peer_card(node, pk, &card);
+        if (rc == TF_OK)
+            rc = tf_node_contact_from_verified_card(c, card.data, card.len);
+        tf_proto_buf_free(&card);
+    }
+    return rc;
+}
+
+static uint64_t loop_ms(const struct tf_node_delivery *d)
+{
+    return uv_now(d->node->loop);
+}
+
+static bool refused(const struct tf_node_delivery *d, const uint8_t to[32],
+                    const uint8_t mailbox[32])
+{
+    uint64_t now = loop_ms(d);
+    for (size_t i = 0; i < REFUSALS; i++) {
+        const struct refusal *r = &d->refusals[i];
+        if (r->until > now && memcmp(r->to, to, 32) == 0 && memcmp(r->mailbox, mailbox, 32) == 0)
+            return true;
+    }
+    return false;
+}
+
+/* The reason of the latest live refusal for `to`, or NULL. */
+static const char *refusal_of(const struct tf_node_delivery *d, const uint8_t to[32])
+{
+    const struct refusal *best = NULL;
+    uint64_t now = loop_ms(d);
+    for (size_t i = 0; i < REFUSALS; i++) {
+        const struct refusal *r = &d->refusals[i];
+        if (r->until > now && memcmp(r->to, to, 32) == 0 &&
+            (best == NULL || r->until > best->until))
+            best = r;
+    }
+    return best != NULL ? best->why : NULL;
+}
+
+static void add_refusal(struct tf_node_delivery *d, const uint8_t to[32], const uint8_t mailbox[32],
+                        uint64_t for_ms, const char *why)
+{
+    struct refusal *r = NULL;
+    for (size_t i = 0; i < REFUSALS && r == NULL; i++)
+        if (memcmp(d->refusals[i].to, to, 32) == 0 &&
+            memcmp(d->refusals[i].mailbox, mailbox, 32) == 0)
+            r = &d->refusals[i];
+    if (r == NULL)
+        r = &d->refusals[d->next_refusal++ % REFUSALS];
+    memcpy(r->to, to, 32);
+    memcpy(r->mailbox, mailbox, 32);
+    r->until = loop_ms(d) + for_ms;
+    snprintf(r->why, sizeof r->why, "%s", why);
+}
+
+/* The link an envelope for `to` goes on through a mailbox: an up link, in
+ * the card's order, to one of its mailboxes that speaks the mailbox
+ * protocol and has not refused `to` lately; NULL if none. */
+static struct tf_node_link *mailbox_route(struct tf_node_delivery *d, const uint8_t to[32])
+{
+    struct tf_node *node = d->node;
+    struct tf_node_contact c;
+    bool stranger;
+    struct tf_node_link *link = NULL;
+    if (recipient_card(node, to, &c, &stranger) == TF_OK) {
+        for (size_t i = 0; i < c.fields.n_mailboxes && link == NULL; i++) {
+            const uint8_t *m = c.fields.mailboxes[i].sign_pk;
+            struct tf_node_link *l = tf_node_net_find(node->net, m);
+            if (l != NULL && tf_node_link_mailbox(l) && !refused(d, to, m))
+                link = l;
+        }
+    }
+    tf_node_contact_deinit(&c);
+    return link;
+}
+
+/* The link for `to` now, in the sender order (docs/PROTOCOL.md
+ * "Mailboxes"): its own, else one to its first usable mailbox. */
+static struct tf_node_link *route(struct tf_node_delivery *d, const uint8_t to[32], bool *upload)
+{
+    struct tf_node_link *link = tf_node_net_find(d->node->net, to);
+    *upload = false;
+    if (link == NULL && (link = mailbox_route(d, to)) != NULL)
+        *upload = true;
+    return link;
+}
+
+/* Dials the mailboxes of `to` (those that have not refused it lately),
+ * remembering for whom, once a dial to `to` itself has failed. */
+static void dial_mailboxes(struct tf_node_delivery *d, const uint8_t to[32])
+{
+    struct tf_node *node = d->node;
+    struct tf_node_contact c;
+    bool stranger;
+    if (recipient_card(node, to, &c, &stranger) == TF_OK) {
+        for (size_t i = 0; i < c.fields.n_mailboxes; i++) {
+            const struct tf_proto_card_mailbox *m = &c.fields.mailboxes[i];
+            if (refused(d, to, m->sign_pk) || tf_node_net_find(node->net, m->sign_pk) != NULL ||
+                sodium_memcmp(m->sign_pk, node->id.sign_pk, 32) == 0)
+                continue; /* this node itself: deposit_here holds it */
+            struct mbox_wait *w = NULL;
+            for (size_t j = 0; j < MBOX_WAITS && w == NULL; j++)
+                if (d->waits[j].used && memcmp(d->waits[j].mailbox, m->sign_pk, 32) == 0 &&
+                    memcmp(d->waits[j].to, to, 32) == 0)
+                    w = &d->waits[j];
+            if (w == NULL)
+                w = &d->waits[d->next_wait++ % MBOX_WAITS];
+            memcpy(w->mailbox, m->sign_pk, 32);
+            memcpy(w->to, to, 32);
+            w->used = true;
+            tf_node_net_dial_as(node->net, m->sign_pk, m->addrs, m->n_addrs, stranger);
+        }
+    }
+    tf_node_contact_deinit(&c);
+}
+
+/* mailbox: when the recipient names this node as one of its mailboxes and
+ * is not connected, the envelope is held here, as an upload of ours would
+ * be: custody passes to our own mailbox tables in this transaction.  True
+ * if that ended e's delivery; false if e is still to be sent (not ours to
+ * hold, or refused here: e.last_error says why). */
+static bool deposit_here(struct tf_node_delivery *d, struct tf_node_outbox_entry *e);
+
 /*
  * The outbox budgets (docs/THREAT-MODEL.md): at most outbox_max_per_peer
  * entries for one recipient, and outbox_max_strangers for all recipients
@@ -622,15 +776,17 @@ static void finish(struct tf_node_delivery *d, const struct tf_node_outbox_entry
         note_outcome(d, e->msg_id, state, error);
 }
 
-/* Sends e on link and reschedules it in case no ACK comes. */
+/* Sends e on link (as UPLOAD when link is to one of the recipient's
+ * mailboxes) and reschedules it in case no ACK comes. */
 static int send_entry(struct tf_node_delivery *d, struct tf_node_link *link,
-                      struct tf_node_outbox_entry *e)
+                      struct tf_node_outbox_entry *e, bool upload)
 {
     struct tf_proto_buf msg;
     struct inflight *f = calloc(1, sizeof *f);
     if (f == NULL)
         return TF_E_NOMEM;
-    int rc = tf_proto_link_envelope(e->envelope.data, e->envelope.len, &msg);
+    int rc = tf_proto_link_envelope_as(upload ? TF_PROTO_LINK_UPLOAD : TF_PROTO_LINK_ENVELOPE,
+                                       e->envelope.data, e->envelope.len, &msg);
     if (rc == TF_OK) {
         /* Held until this turn's commit (the node commits right after
          * delivery runs), with the state change that queued it. */
@@ -644,6 +800,7 @@ static int send_entry(struct tf_node_delivery *d, struct tf_node_link *link,
     d->node->stats.envelopes_sent++;
     memcpy(f->msg_id, e->msg_id, 16);
     f->link = link;
+    f->upload = upload;
     f->next = d->inflight;
     d->inflight = f;
     tf_node_link_set_in_flight(link, tf_node_link_in_flight(link) + 1);
@@ -658,17 +815,9 @@ static int need_link(struct tf_node_delivery *d, struct tf_node_outbox_entry *e)
 {
     struct tf_node *node = d->node;
     struct tf_node_contact c;
-    memset(&c, 0, sizeof c);
-    int rc = tf_node_store_contact_get(node->store, e->to_pk, &c);
-    bool stranger = rc == TF_E_NOT_FOUND;
-    if (stranger) {
-        /* A correspondent who is not a contact (a connector): their card. */
-        struct tf_proto_buf card = {0};
-        rc = tf_node_intro_peer_card(node, e->to_pk, &card);
-        if (rc == TF_OK)
-            rc = tf_node_contact_from_verified_card(&c, card.data, card.len);
-        tf_proto_buf_free(&card);
-    }
+    bool stranger;
+    /* A correspondent who is not a contact (a connector): their card. */
+    int rc = recipient_card(node, e->to_pk, &c, &stranger);
     if (rc == TF_E_NOT_FOUND) {
         /* The recipient was removed: nobody to deliver to. */
         finish(d, e, TF_NODE_MESSAGE_FAILED, "no longer a contact");
@@ -692,17 +841,46 @@ static int need_link(struct tf_node_delivery *d, struct tf_node_outbox_entry *e)
         }
         snprintf(e->last_error, sizeof e->last_error,
                  "not a contact: waiting for it to connect (stranger_dials_max)");
+        dial_mailboxes(d, e->to_pk); /* its mailboxes, under the stranger dial budgets */
         e->next_try_ms = now_ms() + node->config.retry_max_ms;
         return tf_node_store_outbox_put(node->store, e);
     }
     tf_node_net_dial(node->net, c.pk, c.fields.addrs, c.fields.n_addrs);
     tf_node_contact_deinit(&c);
-    const char *why = dial_error_of(d, e->to_pk);
-    if (why != NULL)
-        snprintf(e->last_error, sizeof e->last_error, "%s", why);
+    const char *why = dial_error_of(d, e->to_pk), *mbox = refusal_of(d, e->to_pk);
+    if (why != NULL && mbox != NULL)
+        snprintf(e->last_error, sizeof e->last_error, "%s; mailbox: %s", why, mbox);
+    else if (why != NULL || mbox != NULL)
+        snprintf(e->last_error, sizeof e->last_error, "%s%s",
+                 why != NULL ? why : "mailbox: ", why != NULL ? "" : mbox);
     e->attempts++;
     e->next_try_ms = now_ms() + backoff_ms(d, e->attempts);
     return tf_node_store_outbox_put(node->store, e);
+}
+
+static bool deposit_here(struct tf_node_delivery *d, struct tf_node_outbox_entry *e)
+{
+    struct tf_node *node = d->node;
+    struct tf_node_contact c;
+    bool stranger, mine = false;
+    if (recipient_card(node, e->to_pk, &c, &stranger) == TF_OK)
+        mine = tf_proto_card_mailbox_index(&c.fields, node->id.sign_pk) >= 0;
+    tf_node_contact_deinit(&c);
+    enum tf_proto_ack_status status;
+    enum tf_proto_ack_reason reason;
+    if (!mine || tf_node_mailbox_deposit(node->mailbox, e->envelope.data, e->envelope.len, &status,
+                                         &reason) != TF_OK)
+        return false;
+    if (status == TF_PROTO_ACK_DEFERRED) {
+        snprintf(e->last_error, sizeof e->last_error, "this node's mailbox: %s",
+                 tf_proto_ack_reason_name(reason));
+        return false;
+    }
+    if (status == TF_PROTO_ACK_OK)
+        finish(d, e, TF_NODE_MESSAGE_DELIVERED, NULL);
+    else
+        finish(d, e, TF_NODE_MESSAGE_FAILED, tf_proto_ack_reason_name(reason));
+    return true;
 }
 
 /* Ends delivery of an entry whose envelope expired undelivered. */
@@ -752,11 +930,13 @@ static int due_cb(const struct tf_node_outbox_entry *ce, void *arg)
             tf_node_link_set_in_flight(f->link, n > 0 ? n - 1 : 0);
             free(f);
         }
-        struct tf_node_link *link = tf_node_net_find(d->node->net, e.to_pk);
+        bool upload;
+        struct tf_node_link *link = route(d, e.to_pk, &upload);
         if (link != NULL && tf_node_link_in_flight(link) < d->node->config.max_in_flight) {
-            rc = send_entry(d, link, &e);
+            rc = send_entry(d, link, &e, upload);
         } else if (link == NULL) {
-            rc = need_link(d, &e);
+            if (!deposit_here(d, &e))
+                rc = need_link(d, &e);
         } else {
             /* A full link: the ACK that opens it sends this peer's queue in
              * order (send_pending); look again in a second in any case
@@ -817,7 +997,8 @@ static int queued_cmp(const void *pa, const void *pb)
 static int send_pending(struct tf_node_delivery *d, const uint8_t pk[32])
 {
     struct tf_node *node = d->node;
-    struct tf_node_link *link = tf_node_net_find(node->net, pk);
+    bool upload;
+    struct tf_node_link *link = route(d, pk, &upload);
     if (link == NULL)
         return TF_OK;
     struct queue_scan q = {d, pk, NULL, 0, 0};
@@ -839,7 +1020,7 @@ static int send_pending(struct tf_node_delivery *d, const uint8_t pk[32])
             if (now_s > e.expires)
                 expire_entry(d, &e);
             else
-                rc = send_entry(d, link, &e);
+                rc = send_entry(d, link, &e, upload);
         }
         tf_node_outbox_entry_deinit(&e);
     }
@@ -883,6 +1064,14 @@ void tf_node_delivery_link_up(struct tf_node_delivery *d, struct tf_node_link *l
         if (memcmp(d->dial_errors[i].pk, tf_node_link_peer(link), 32) == 0)
             d->dial_errors[i].text[0] = '\0';
     mark_ready(d, tf_node_link_peer(link));
+    /* A mailbox dialled for some recipients: their queues go through it. */
+    for (size_t i = 0; i < MBOX_WAITS; i++) {
+        struct mbox_wait *w = &d->waits[i];
+        if (w->used && memcmp(w->mailbox, tf_node_link_peer(link), 32) == 0) {
+            w->used = false;
+            mark_ready(d, w->to);
+        }
+    }
 }
 
 void tf_node_delivery_link_closed(struct tf_node_delivery *d, struct tf_node_link *link)
@@ -892,6 +1081,16 @@ void tf_node_delivery_link_closed(struct tf_node_delivery *d, struct tf_node_lin
         if ((*pp)->link == link) {
             struct inflight *f = *pp;
             *pp = f->next;
+            if (f->upload) {
+                /* The mailbox took it and said nothing: the next try goes
+                 * another way (another mailbox, or direct) for a while. */
+                struct tf_node_outbox_entry e;
+                memset(&e, 0, sizeof e);
+                if (tf_node_store_outbox_get(d->node->store, f->msg_id, &e) == TF_OK)
+                    add_refusal(d, e.to_pk, tf_node_link_peer(link), backoff_ms(d, e.attempts + 1),
+                                "no answer from the mailbox");
+                tf_node_outbox_entry_deinit(&e);
+            }
             free(f);
         } else {
             pp = &(*pp)->next;
@@ -905,6 +1104,10 @@ void tf_node_delivery_dial_failed(struct tf_node_delivery *d, const uint8_t pk[3
     tf_proto_text_id_encode(pk, tid);
     tf_node_log(TF_NODE_LOG_DEBUG, "delivery", "cannot reach %s: %s; will retry", tid,
                 tf_strerror(err));
+    /* Sender order: the recipient's own addresses first, then its
+     * mailboxes. */
+    if (d->node->net != NULL)
+        dial_mailboxes(d, pk);
     const size_t n = sizeof d->dial_errors / sizeof d->dial_errors[0];
     struct dial_error *slot = NULL;
     for (size_t i = 0; i < n && slot == NULL; i++)
@@ -933,9 +1136,11 @@ void tf_node_delivery_ack(struct tf_node_delivery *d, struct tf_node_link *link,
     /* Only an ACK that opens a full window leaves queued envelopes for this
      * peer that nothing else will send (the due scan sends the rest). */
     bool was_full = tf_node_link_in_flight(link) >= d->node->config.max_in_flight;
+    bool upload = false;
     if (pp != NULL) {
         struct inflight *f = *pp;
         *pp = f->next;
+        upload = f->upload && f->link == link;
         uint32_t n = tf_node_link_in_flight(f->link);
         tf_node_link_set_in_flight(f->link, n > 0 ? n - 1 : 0);
         free(f);
@@ -943,16 +1148,35 @@ void tf_node_delivery_ack(struct tf_node_delivery *d, struct tf_node_link *link,
     struct tf_node_outbox_entry e;
     memset(&e, 0, sizeof e);
     int rc = tf_node_store_outbox_get(d->node->store, m->msg_id, &e);
-    if (rc == TF_OK && memcmp(e.to_pk, tf_node_link_peer(link), 32) != 0) {
-        /* Only the recipient may acknowledge an envelope. */
+    char tid[TF_PROTO_TEXT_ID_SIZE];
+    tf_proto_text_id_encode(e.to_pk, tid);
+    if (rc == TF_OK && !upload && memcmp(e.to_pk, tf_node_link_peer(link), 32) != 0) {
+        /* Only the recipient, or the mailbox it was uploaded to on this
+         * link, may acknowledge an envelope. */
         tf_node_log(TF_NODE_LOG_WARN, "delivery", "ACK from a peer that is not the recipient");
+    } else if (rc == TF_OK && upload && m->status == TF_PROTO_ACK_DEFERRED) {
+        /* mailbox: refused here (not hosted, over quota): kept, and tried
+         * again at once another way, this mailbox left out for a while. */
+        char mid[TF_PROTO_TEXT_ID_SIZE];
+        tf_proto_text_id_encode(tf_node_link_peer(link), mid);
+        tf_node_log(TF_NODE_LOG_WARN, "delivery", "envelope to %s: mailbox %s refused it: %s", tid,
+                    mid, tf_proto_ack_reason_name(m->reason));
+        add_refusal(d, e.to_pk, tf_node_link_peer(link), backoff_ms(d, e.attempts + 1),
+                    tf_proto_ack_reason_name(m->reason));
+        snprintf(e.last_error, sizeof e.last_error, "mailbox %.16s...: %s", mid,
+                 tf_proto_ack_reason_name(m->reason));
+        e.next_try_ms = now_ms();
+        rc = tf_node_store_outbox_put(d->node->store, &e);
+        if (rc != TF_OK)
+            tf_node_log(TF_NODE_LOG_ERROR, "delivery", "outbox: %s", tf_strerror(rc));
+        d->due = true;
     } else if (rc == TF_OK) {
         if (m->status == TF_PROTO_ACK_OK) {
+            /* From a mailbox, a custody transfer: it holds the envelope
+             * until the recipient has it (docs/PROTOCOL.md "Mailboxes"). */
             finish(d, &e, TF_NODE_MESSAGE_DELIVERED, NULL);
         } else {
             const char *why = tf_proto_ack_reason_name(m->reason);
-            char tid[TF_PROTO_TEXT_ID_SIZE];
-            tf_proto_text_id_encode(e.to_pk, tid);
             tf_node_log(TF_NODE_LOG_WARN, "delivery", "envelope to %s rejected: %s", tid, why);
             finish(d, &e, TF_NODE_MESSAGE_FAILED, why);
         }
@@ -1159,8 +1383,10 @@ static enum tf_proto_ack_reason open_failure_reason(int rc)
     return rc == TF_E_BAD_VALUE ? TF_PROTO_ACK_REASON_UNSUPPORTED : tf_proto_ack_reason_for(rc);
 }
 
-void tf_node_delivery_envelope(struct tf_node_delivery *d, struct tf_node_link *link,
-                               const uint8_t *buf, size_t len)
+/* An envelope from link: sent by the link's peer itself, or (relayed) held
+ * for us by a mailbox and PUSHed, when its sender may be anyone. */
+static void receive(struct tf_node_delivery *d, struct tf_node_link *link, const uint8_t *buf,
+                    size_t len, bool relayed)
 {
     struct tf_node *node = d->node;
     struct tf_proto_envelope env;
@@ -1201,7 +1427,7 @@ void tf_node_delivery_envelope(struct tf_node_delivery *d, struct tf_node_link *
         /* Its id would be kept (seen) until then: a sender may not pin rows
          * in this store for longer than any envelope needs to live. */
         reason = TF_PROTO_ACK_REASON_MALFORMED;
-    } else if (sodium_memcmp(o.from_pk, tf_node_link_peer(link), 32) != 0) {
+    } else if (!relayed && sodium_memcmp(o.from_pk, tf_node_link_peer(link), 32) != 0) {
         reason = TF_PROTO_ACK_REASON_NOT_PEER;
     } else if (seen_full(d, tid)) {
         reason = (enum tf_proto_ack_reason) - 1; /* no ACK: taken later */
@@ -1246,4 +1472,16 @@ void tf_node_delivery_envelope(struct tf_node_delivery *d, struct tf_node_link *
                     tf_proto_ack_reason_name(reason));
     send_ack(d, link, env.msg_id, reason);
     tf_proto_buf_free(&plain);
+}
+
+void tf_node_delivery_envelope(struct tf_node_delivery *d, struct tf_node_link *link,
+                               const uint8_t *buf, size_t len)
+{
+    receive(d, link, buf, len, false);
+}
+
+void tf_node_delivery_pushed(struct tf_node_delivery *d, struct tf_node_link *link,
+                             const uint8_t *buf, size_t len)
+{
+    receive(d, link, buf, len, true);
 }

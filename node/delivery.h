@@ -71,7 +71,20 @@ void tf_node_delivery_dial_failed(struct tf_node_delivery *d, const uint8_t pk[3
 void tf_node_delivery_envelope(struct tf_node_delivery *d, struct tf_node_link *link,
                                const uint8_t *env, size_t len);
 
-/* An ACK arrived on link. */
+/* mailbox: a PUSH arrived on link: an envelope a mailbox held for us.  It
+ * is taken exactly as an ENVELOPE is (the seal, the signature, the expiry,
+ * the dedupe on (sender, msg_id) and every budget), except that its sender
+ * need not be the link's peer; the ACK goes back on link after the commit.
+ * Any peer may push: it can only hand over envelopes their senders sealed
+ * and signed, and each is taken at most once. */
+void tf_node_delivery_pushed(struct tf_node_delivery *d, struct tf_node_link *link,
+                             const uint8_t *env, size_t len);
+
+/* An ACK arrived on link: from the recipient, or from the mailbox an
+ * envelope was uploaded to on that link (custody: delivered as far as the
+ * sender is concerned).  A mailbox's DEFERRED ACK keeps the envelope and
+ * sends it again at once another way, leaving that mailbox out for that
+ * recipient for a backoff. */
 void tf_node_delivery_ack(struct tf_node_delivery *d, struct tf_node_link *link,
                           const struct tf_proto_link_msg *m);
 

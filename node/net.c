@@ -92,6 +92,7 @@ struct tf_node_link {
     bool overflow;              /* queue over its budget: closed at the end of the turn */
     struct bucket pings;        /* PINGs the peer may still send */
     bool is_contact;            /* up with a contact that is not blocked */
+    bool peer_mailbox;          /* the peer's HELLO listed the "mailbox" feature */
     uint64_t born_ms;
     uint64_t last_env_ms; /* last envelope either way (or link up) */
     uint64_t ka_nonce;    /* our keepalive PING waiting for its PONG */
@@ -203,10 +204,13 @@ static bool bucket_take(struct bucket *bk, uint64_t rate, uint64_t burst, uint64
     return true;
 }
 
-/* Whether pk is one of the owner's contacts (and not blocked): contacts are
- * served first when a budget is full; everyone else is a stranger. */
+/* Whether pk is one of the owner's contacts (and not blocked), or one of the
+ * mailboxes the owner's card names: these are served first when a budget is
+ * full; everyone else is a stranger. */
 static bool peer_is_contact(struct tf_node_net *net, const uint8_t pk[static 32])
 {
+    if (tf_proto_card_mailbox_index(&net->node->card_fields, pk) >= 0)
+        return true;
     struct tf_node_contact c;
     memset(&c, 0, sizeof c);
     bool yes = tf_node_store_contact_get(net->node->store, pk, &c) == TF_OK && !c.blocked;
@@ -671,8 +675,9 @@ static int check_card(struct tf_node_link *l, const uint8_t *payload, size_t len
 
 static int send_hello(struct tf_node_link *l)
 {
+    static const char *const features[] = {TF_PROTO_LINK_FEATURE_MAILBOX};
     struct tf_proto_buf hello;
-    int rc = tf_proto_link_hello(NULL, 0, &hello);
+    int rc = tf_proto_link_hello(features, 1, &hello);
     if (rc == TF_OK) {
         rc = write_msg(l, &hello);
         tf_proto_buf_free(&hello);
@@ -765,6 +770,10 @@ static void on_link_msg(struct tf_node_link *l, const struct tf_proto_link_msg *
             return;
         }
         l->state = LINK_UP;
+        for (size_t i = 0; i < m->n_features; i++)
+            if (m->features[i].len == strlen(TF_PROTO_LINK_FEATURE_MAILBOX) &&
+                memcmp(m->features[i].ptr, TF_PROTO_LINK_FEATURE_MAILBOX, m->features[i].len) == 0)
+                l->peer_mailbox = true;
         struct tf_node_net *net = l->net;
         /* A dial to this peer is done: this link serves it, or another one
          * (still resolving or connecting) stops at its next step.  This
@@ -834,6 +843,8 @@ static void on_link_msg(struct tf_node_link *l, const struct tf_proto_link_msg *
         tf_node__on_link_message(l->net->node, l, m);
         return;
     case TF_PROTO_LINK_ENVELOPE:
+    case TF_PROTO_LINK_UPLOAD:
+    case TF_PROTO_LINK_PUSH:
         l->last_env_ms = net_now(l->net);
         tf_node__on_link_message(l->net->node, l, m);
         return;
@@ -1316,13 +1327,18 @@ static void dial_next(struct dial *d)
 void tf_node_net_dial(struct tf_node_net *net, const uint8_t pk[static 32],
                       const struct tf_proto_bytes *addrs, size_t n_addrs)
 {
+    tf_node_net_dial_as(net, pk, addrs, n_addrs, !peer_is_contact(net, pk));
+}
+
+void tf_node_net_dial_as(struct tf_node_net *net, const uint8_t pk[static 32],
+                         const struct tf_proto_bytes *addrs, size_t n_addrs, bool stranger)
+{
     if (net->stopping)
         return;
     for (struct dial *d = net->dials; d != NULL; d = d->next)
         if (!d->cancelled && sodium_memcmp(d->pk, pk, 32) == 0)
             return; /* already dialling */
     const struct tf_node_config *c = &net->node->config;
-    bool stranger = !peer_is_contact(net, pk);
     const char *full = NULL;
     if (net->n_dials >= c->max_dials)
         full = "max_dials";
@@ -1404,6 +1420,11 @@ const uint8_t *tf_node_link_peer(const struct tf_node_link *link)
 const char *tf_node_link_addr(const struct tf_node_link *link)
 {
     return link->addr;
+}
+
+bool tf_node_link_mailbox(const struct tf_node_link *link)
+{
+    return link->peer_mailbox;
 }
 
 void tf_node_net_write_peers(struct tf_node_net *net, struct tf_proto_mp_writer *w)
@@ -1504,6 +1525,12 @@ int tf_node_net_start(struct tf_node *node, const char *listen, struct tf_node_n
     if (net == NULL)
         return TF_E_NOMEM;
     net->node = node;
+    if (listen == NULL) {
+        /* Links only this node dials (a node behind NAT, reached through
+         * its mailboxes). */
+        *out = net;
+        return TF_OK;
+    }
     struct sockaddr_storage ss;
     memset(&ss, 0, sizeof ss);
     int rc = parse_listen(listen, &ss);
@@ -1554,6 +1581,12 @@ void tf_node_net_stop(struct tf_node_net *net)
             }
         }
         link_close(l, 0, "node stopping");
+    }
+    if (!net->listening) {
+        net->listener_closed = true; /* there is none: freed now or by the last dial */
+        if (net->dials == NULL)
+            free(net);
+        return;
     }
     uv_close((uv_handle_t *)&net->listener, listener_free_cb);
 }

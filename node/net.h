@@ -26,7 +26,8 @@ struct tf_node;
 struct tf_node_net;
 struct tf_node_link;
 
-/* Starts listening on host:port (numeric IP).  *out is owned by the node. */
+/* Starts listening on host:port (numeric IP), or with listen NULL, starts
+ * without a listener (links are only dialled).  *out is owned by the node. */
 TF_MUST_CHECK int tf_node_net_start(struct tf_node *node, const char *listen,
                                     struct tf_node_net **out);
 
@@ -41,6 +42,11 @@ struct tf_node_link *tf_node_net_find(struct tf_node_net *net, const uint8_t pk[
  * tf_node__on_link_up or tf_node__on_dial_failed. */
 void tf_node_net_dial(struct tf_node_net *net, const uint8_t pk[static 32],
                       const struct tf_proto_bytes *addrs, size_t n_addrs);
+
+/* The same, saying whether the dial budgets for strangers apply (a mailbox
+ * named by a contact's card is dialled as the contact would be). */
+void tf_node_net_dial_as(struct tf_node_net *net, const uint8_t pk[static 32],
+                         const struct tf_proto_bytes *addrs, size_t n_addrs, bool stranger);
 
 /* Queues a link message (plaintext, copied) on an up link, to be written at
  * the end of the loop turn.  A held message is dropped if that turn's commit
@@ -60,6 +66,8 @@ uint32_t tf_node_link_in_flight(const struct tf_node_link *link);
 void tf_node_link_set_in_flight(struct tf_node_link *link, uint32_t n);
 const uint8_t *tf_node_link_peer(const struct tf_node_link *link);
 const char *tf_node_link_addr(const struct tf_node_link *link);
+/* True if the peer's HELLO listed the "mailbox" feature (UPLOAD and PUSH). */
+bool tf_node_link_mailbox(const struct tf_node_link *link);
 
 /* Writes the status "peers" array (docs/CONTROL.md). */
 void tf_node_net_write_peers(struct tf_node_net *net, struct tf_proto_mp_writer *w);

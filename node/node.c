@@ -25,6 +25,7 @@
 #include "node/policy.h"
 #include "node/keys.h"
 #include "node/log.h"
+#include "node/mailbox.h"
 #include "node/notify.h"
 #include "proto/ctl.h"
 
@@ -189,25 +190,30 @@ static void commit(struct tf_node *node)
 static void commit_cb(uv_prepare_t *h)
 {
     struct tf_node *node = h->data;
-    if (!node->stopping)
+    if (!node->stopping) {
         tf_node_delivery_run(node->delivery);
+        tf_node_mailbox_run(node->mailbox);
+    }
     commit(node);
 }
 
 void tf_node__on_link_up(struct tf_node *node, struct tf_node_link *link)
 {
     tf_node_delivery_link_up(node->delivery, link);
+    tf_node_mailbox_link_up(node->mailbox, link);
     tf_node_ping_link_up(node, link);
 }
 
 void tf_node__on_link_closed(struct tf_node *node, struct tf_node_link *link)
 {
     tf_node_delivery_link_closed(node->delivery, link);
+    tf_node_mailbox_link_closed(node->mailbox, link);
 }
 
 void tf_node__on_dial_failed(struct tf_node *node, const uint8_t pk[32], int err, const char *addr)
 {
     tf_node_delivery_dial_failed(node->delivery, pk, err);
+    tf_node_mailbox_dial_failed(node->mailbox, pk, err);
     tf_node_ping_dial_failed(node, pk, err, addr);
 }
 
@@ -219,7 +225,14 @@ void tf_node__on_link_message(struct tf_node *node, struct tf_node_link *link,
         tf_node_delivery_envelope(node->delivery, link, m->envelope.ptr, m->envelope.len);
         return;
     case TF_PROTO_LINK_ACK:
-        tf_node_delivery_ack(node->delivery, link, m);
+        if (!tf_node_mailbox_ack(node->mailbox, link, m))
+            tf_node_delivery_ack(node->delivery, link, m);
+        return;
+    case TF_PROTO_LINK_UPLOAD:
+        tf_node_mailbox_upload(node->mailbox, link, m->envelope.ptr, m->envelope.len);
+        return;
+    case TF_PROTO_LINK_PUSH:
+        tf_node_delivery_pushed(node->delivery, link, m->envelope.ptr, m->envelope.len);
         return;
     case TF_PROTO_LINK_PONG:
         tf_node_ping_pong(node, link, m->nonce);
@@ -549,9 +562,14 @@ static int start_handles(struct tf_node *node)
         return rc;
     if ((rc = tf_node_delivery_start(node, &node->delivery)) != 0 ||
         (rc = tf_node_intro_start(node)) != 0 ||
-        (rc = tf_node_request_start(node)) != 0) /* requests */
+        (rc = tf_node_request_start(node)) != 0 || /* requests */
+        (rc = tf_node_mailbox_start(node, &node->mailbox)) != 0)
         return rc;
-    if (node->listen[0] && (rc = tf_node_net_start(node, node->listen, &node->net)) != 0)
+    /* no_listen: links are only dialled (a node behind NAT, reached
+     * through its mailboxes). */
+    if (node->listen[0] &&
+        (rc = tf_node_net_start(node, node->config.no_listen ? NULL : node->listen, &node->net)) !=
+            0)
         return rc;
     return 0;
 }
@@ -611,7 +629,8 @@ int tf_node_start(struct tf_node *node, uv_loop_t *loop, const struct tf_node_op
     tf_proto_fingerprint(node->id.sign_pk, fp);
     /* Tests and supervisors wait for this line. */
     tf_node_log(TF_NODE_LOG_INFO, "node", "ready id=%s fingerprint=%s control=%s listen=%s",
-                node->text_id, fp, node->socket_path, node->listen[0] ? node->listen : "-");
+                node->text_id, fp, node->socket_path,
+                node->listen[0] && !node->config.no_listen ? node->listen : "-");
     return 0;
 }
 
@@ -643,6 +662,8 @@ void tf_node_stop(struct tf_node *node)
     node->net = NULL;
     tf_node_delivery_stop(node->delivery);
     node->delivery = NULL;
+    tf_node_mailbox_stop(node->mailbox);
+    node->mailbox = NULL;
     tf_node_intro_stop(node);
     tf_node_request_stop(node); /* requests */
     close_handle((uv_handle_t *)&node->events_sweep);

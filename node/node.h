@@ -101,6 +101,9 @@ struct tf_node {
     bool store_full;
     uint64_t disk_checked_ms; /* when free space was last checked (loop ms) */
     uint64_t disk_warned_ms;  /* when the low-space warning was last logged */
+    /* mailbox: envelopes held for tenants, links to the own mailboxes
+     * (node/mailbox.c). */
+    struct tf_node_mailbox *mailbox;
 };
 
 /* twofoldd's exit status after a commit failed to write or sync (EIO and

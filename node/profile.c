@@ -127,11 +127,47 @@ static int push_cb(const struct tf_node_contact *c, void *arg)
     return 0;
 }
 
+int tf_node_profile_publish(struct tf_node *node, const struct tf_proto_card *fields_in,
+                            const char *listen, char *why, size_t why_cap)
+{
+    struct tf_proto_card c = *fields_in;
+    struct tf_proto_buf card = {0};
+    int rc;
+    c.seq = node->card_fields.seq + 1;
+    c.issued = tf_node_now(node);
+    if ((rc = tf_proto_card_sign(&node->id, &c, &card)) != TF_OK) {
+        WHY("cannot sign the new card: %s", tf_strerror(rc));
+        return rc;
+    }
+    struct tf_proto_card fields;
+    if ((rc = tf_proto_card_verify(card.data, card.len, &fields)) != TF_OK ||
+        (rc = tf_node_store_meta_put(node->store, "card", card.data, card.len)) != TF_OK ||
+        (listen != NULL &&
+         (rc = tf_node_store_meta_put(node->store, "listen", (const uint8_t *)listen,
+                                      strlen(listen))) != TF_OK)) {
+        tf_proto_buf_free(&card);
+        WHY("cannot store the new card: %s", tf_strerror(rc));
+        return rc;
+    }
+    /* From here on the node speaks with the new card. */
+    tf_proto_buf_free(&node->card);
+    node->card = card;
+    node->card_fields = fields;
+    struct push p = {node, TF_OK};
+    rc = tf_node_store_contact_foreach(node->store, push_cb, &p);
+    if (rc == TF_OK)
+        rc = p.err;
+    if (rc != TF_OK) {
+        WHY("cannot queue the card update: %s", tf_strerror(rc));
+        return rc;
+    }
+    return TF_OK;
+}
+
 static int verb_set(struct tf_node *node, const msgpack_object *args, struct tf_proto_mp_writer *w,
                     char *why, size_t why_cap)
 {
     struct tf_proto_card c = node->card_fields; /* views into node->card */
-    struct tf_proto_buf card = {0};
     const char *name, *listen;
     size_t name_len, listen_len;
     bool has_offers, has_seeks, has_addrs;
@@ -169,34 +205,9 @@ static int verb_set(struct tf_node *node, const msgpack_object *args, struct tf_
             return TF_E_BAD_VALUE;
         }
     }
-    c.seq = node->card_fields.seq + 1;
-    c.issued = tf_node_now(node);
-    if ((rc = tf_proto_card_sign(&node->id, &c, &card)) != TF_OK) {
-        WHY("cannot sign the new card: %s", tf_strerror(rc));
+    if ((rc = tf_node_profile_publish(node, &c, listen_buf[0] ? listen_buf : NULL, why, why_cap)) !=
+        TF_OK)
         return rc;
-    }
-    struct tf_proto_card fields;
-    if ((rc = tf_proto_card_verify(card.data, card.len, &fields)) != TF_OK ||
-        (rc = tf_node_store_meta_put(node->store, "card", card.data, card.len)) != TF_OK ||
-        (listen_buf[0] &&
-         (rc = tf_node_store_meta_put(node->store, "listen", (const uint8_t *)listen_buf,
-                                      strlen(listen_buf))) != TF_OK)) {
-        tf_proto_buf_free(&card);
-        WHY("cannot store the new card: %s", tf_strerror(rc));
-        return rc;
-    }
-    /* From here on the node speaks with the new card. */
-    tf_proto_buf_free(&node->card);
-    node->card = card;
-    node->card_fields = fields;
-    struct push p = {node, TF_OK};
-    rc = tf_node_store_contact_foreach(node->store, push_cb, &p);
-    if (rc == TF_OK)
-        rc = p.err;
-    if (rc != TF_OK) {
-        WHY("cannot queue the card update: %s", tf_strerror(rc));
-        return rc;
-    }
     if (listen_buf[0])
         tf_node_log(TF_NODE_LOG_INFO, "node", "listen address changes to %s at the next start",
                     listen_buf);

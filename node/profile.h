@@ -22,6 +22,16 @@ TF_MUST_CHECK int tf_node_profile_verb(struct tf_node *node, const char *verb, s
                                        const msgpack_object *args, struct tf_proto_mp_writer *w,
                                        char *why, size_t why_cap, bool *handled);
 
+/* Issues the owner's card anew from fields (borrowed; keys, name and lists
+ * as wanted; seq and issued are set here), stores it (with listen, if not
+ * NULL, as the listen address from the next start), makes it the node's
+ * card and queues it as a card update for every contact that is not
+ * blocked, in the current write transaction.  TF_OK, or an error with why
+ * filled. */
+struct tf_proto_card;
+TF_MUST_CHECK int tf_node_profile_publish(struct tf_node *node, const struct tf_proto_card *fields,
+                                          const char *listen, char *why, size_t why_cap);
+
 /* A card update (signed card) from from_pk: kept if from_pk is a contact and
  * the card is theirs and newer.  Returns an ACK reason (0: taken or not newer)
  * or -1 when it could not be stored. */

@@ -58,6 +58,10 @@ enum dbi {
     DBI_REQUESTS,
     DBI_REQUEST_INDEX,
     DBI_INTRO_STATS,
+    /* mailbox (schema 8) */
+    DBI_MBOX_TENANTS,
+    DBI_MBOX_ENVS,
+    DBI_MBOX_EXPIRY,
     DBI_COUNT
 };
 
@@ -87,6 +91,10 @@ static const struct {
     [DBI_REQUESTS] = {"requests", 7},
     [DBI_REQUEST_INDEX] = {"request_index", 7},
     [DBI_INTRO_STATS] = {"intro_stats", 7},
+    /* mailbox (schema 8) */
+    [DBI_MBOX_TENANTS] = {"mbox_tenants", 8},
+    [DBI_MBOX_ENVS] = {"mbox_envs", 8},
+    [DBI_MBOX_EXPIRY] = {"mbox_expiry", 8},
 };
 
 /* The value of keys that carry none (index entries).  Not NULL: write_op
@@ -539,6 +547,13 @@ static int migrate_6_to_7(struct tf_node_store *st, MDB_txn *txn)
     return open_tables(st, txn, 7, 7, MDB_CREATE);
 }
 
+/* mailbox: schema 8 adds node/mailbox.c's tables (mbox_tenants, mbox_envs,
+ * mbox_expiry), empty. */
+static int migrate_7_to_8(struct tf_node_store *st, MDB_txn *txn)
+{
+    return open_tables(st, txn, 8, 8, MDB_CREATE);
+}
+
 static const struct {
     migrate_fn *fn;
     bool additive;
@@ -550,6 +565,8 @@ static const struct {
     [5] = {migrate_5_to_6, true},
     /* requests */
     [6] = {migrate_6_to_7, true},
+    /* mailbox */
+    [7] = {migrate_7_to_8, true},
 };
 
 static int put_schema(struct tf_node_store *st, MDB_txn *txn)
@@ -1051,6 +1068,12 @@ static enum dbi kv_dbi(enum tf_node_store_table t)
         return DBI_REQUEST_INDEX;
     case TF_NODE_STORE_INTRO_STATS:
         return DBI_INTRO_STATS;
+    case TF_NODE_STORE_MBOX_TENANTS:
+        return DBI_MBOX_TENANTS;
+    case TF_NODE_STORE_MBOX_ENVS:
+        return DBI_MBOX_ENVS;
+    case TF_NODE_STORE_MBOX_EXPIRY:
+        return DBI_MBOX_EXPIRY;
     }
     return DBI_COUNT;
 }

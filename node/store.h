@@ -37,7 +37,8 @@
  *
  * Schema history: 1 = meta, contacts, aliases, events; 2 adds outbox,
  * outbox_due, seen, seen_exp and messages; 3 the intro tables and cards; 4
- * policy_hits; 5 the intro indexes; 6 intro_sched (enum tf_node_store_table).  Each
+ * policy_hits; 5 the intro indexes; 6 intro_sched; 7 the mailbox tables
+ * (enum tf_node_store_table).  Each
  * migration so far is additive: see tf_node_store_open.
  *
  * Group commit: every mutation goes into ONE write transaction that is opened
@@ -67,7 +68,7 @@
 
 /* The schema this code writes.  A store with a newer schema is refused
  * (TF_E_VERSION); an older one is migrated on open. */
-#define TF_NODE_STORE_SCHEMA 7
+#define TF_NODE_STORE_SCHEMA 8
 
 struct tf_node_store;
 
@@ -357,6 +358,10 @@ enum tf_node_store_table {
     TF_NODE_STORE_REQUESTS,
     TF_NODE_STORE_REQUEST_INDEX,
     TF_NODE_STORE_INTRO_STATS,
+    /* mailbox: schema 8, node/mailbox.c's tables (records described there). */
+    TF_NODE_STORE_MBOX_TENANTS, /* tenant pk -> tenant record */
+    TF_NODE_STORE_MBOX_ENVS,    /* tenant pk || msg_id -> held envelope record */
+    TF_NODE_STORE_MBOX_EXPIRY,  /* u64be(expires) || tenant pk || msg_id -> empty */
 };
 
 /* Keys are 1..256 bytes.  get: TF_E_NOT_FOUND if absent, *out owned by the

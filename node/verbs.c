@@ -14,6 +14,7 @@
 #include "node/internal.h"
 #include "node/intro.h"
 #include "node/log.h"
+#include "node/mailbox.h"
 #include "node/net.h"
 #include "node/ping.h"
 #include "node/policy.h"
@@ -1024,6 +1025,9 @@ int tf_node_verbs_run(struct tf_node *node, struct tf_node_ctl_request *req, con
     if (handled)
         return rc;
     rc = tf_node_profile_verb(node, verb, verb_len, args, w, why, why_cap, &handled);
+    if (handled)
+        return rc;
+    rc = tf_node_mailbox_verb(node, verb, verb_len, args, w, why, why_cap, &handled);
     if (handled)
         return rc;
     char esc[80];

@@ -19,7 +19,8 @@ enum card_key {
     KEY_SEEKS,
     KEY_ISSUED,
     KEY_SEQ,
-    KEY_COUNT = KEY_SEQ,
+    KEY_MAILBOXES,
+    KEY_COUNT = KEY_SEQ, /* the keys every card has; KEY_MAILBOXES is optional */
 };
 
 bool tf_proto_tag_is_valid(const uint8_t *s, size_t len)
@@ -77,6 +78,20 @@ bool tf_proto_addr_is_valid(const uint8_t *s, size_t len)
     return s[0] != '-' && s[0] != '.';
 }
 
+/* A card's mailboxes are other identities, each named once. */
+static int check_mailbox_keys(const struct tf_proto_card *c)
+{
+    for (size_t i = 0; i < c->n_mailboxes; i++) {
+        if (sodium_memcmp(c->mailboxes[i].sign_pk, c->sign_pk, TF_PROTO_KEY_LEN) == 0)
+            return TF_E_BAD_VALUE;
+        for (size_t j = 0; j < i; j++)
+            if (sodium_memcmp(c->mailboxes[i].sign_pk, c->mailboxes[j].sign_pk, TF_PROTO_KEY_LEN) ==
+                0)
+                return TF_E_BAD_VALUE;
+    }
+    return TF_OK;
+}
+
 static int check_fields(const struct tf_proto_card *c)
 {
     if (c->name.len < 1 || c->name.len > TF_PROTO_CARD_NAME_MAX ||
@@ -97,7 +112,19 @@ static int check_fields(const struct tf_proto_card *c)
     for (size_t i = 0; i < c->n_seeks; i++)
         if (!tf_proto_tag_is_valid(c->seeks[i].ptr, c->seeks[i].len))
             return TF_E_BAD_VALUE;
-    return TF_OK;
+    if (c->n_mailboxes > TF_PROTO_CARD_MAILBOXES_MAX)
+        return TF_E_TOO_LONG;
+    for (size_t i = 0; i < c->n_mailboxes; i++) {
+        const struct tf_proto_card_mailbox *m = &c->mailboxes[i];
+        if (m->n_addrs < 1)
+            return TF_E_BAD_LENGTH;
+        if (m->n_addrs > TF_PROTO_CARD_MAILBOX_ADDRS_MAX)
+            return TF_E_TOO_LONG;
+        for (size_t j = 0; j < m->n_addrs; j++)
+            if (!tf_proto_addr_is_valid(m->addrs[j].ptr, m->addrs[j].len))
+                return TF_E_BAD_VALUE;
+    }
+    return check_mailbox_keys(c);
 }
 
 static void write_strs(struct tf_proto_mp_writer *w, const struct tf_proto_bytes *v, size_t n)
@@ -119,7 +146,7 @@ int tf_proto_card_sign(const struct tf_proto_identity *id, const struct tf_proto
         return rc;
     struct tf_proto_mp_writer w;
     tf_proto_mp_writer_init(&w);
-    tf_proto_mp_write_map(&w, KEY_COUNT);
+    tf_proto_mp_write_map(&w, KEY_COUNT + (card->n_mailboxes > 0 ? 1 : 0));
     tf_proto_mp_write_uint(&w, KEY_VERSION);
     tf_proto_mp_write_uint(&w, TF_PROTO_CARD_VERSION);
     tf_proto_mp_write_uint(&w, KEY_SIGN_PK);
@@ -140,22 +167,37 @@ int tf_proto_card_sign(const struct tf_proto_identity *id, const struct tf_proto
     tf_proto_mp_write_uint(&w, card->issued);
     tf_proto_mp_write_uint(&w, KEY_SEQ);
     tf_proto_mp_write_uint(&w, card->seq);
+    if (card->n_mailboxes > 0) {
+        tf_proto_mp_write_uint(&w, KEY_MAILBOXES);
+        tf_proto_mp_write_array(&w, (uint32_t)card->n_mailboxes);
+        for (size_t i = 0; i < card->n_mailboxes; i++) {
+            tf_proto_mp_write_array(&w, 2);
+            tf_proto_mp_write_bin(&w, card->mailboxes[i].sign_pk, TF_PROTO_KEY_LEN);
+            write_strs(&w, card->mailboxes[i].addrs, card->mailboxes[i].n_addrs);
+        }
+    }
     struct tf_proto_buf body;
     if ((rc = tf_proto_mp_writer_finish(&w, &body)) != TF_OK)
         return rc;
     rc = tf_proto_statement_sign(id, TF_PROTO_DOMAIN_CARD, body.data, body.len, out);
     tf_proto_buf_free(&body);
+    if (rc == TF_OK && out->len > TF_PROTO_CARD_SIGNED_MAX) {
+        tf_proto_buf_free(out);
+        return TF_E_TOO_LONG;
+    }
     return rc;
 }
 
-/* Reads an array of validated strings (tags or addresses). */
+/* Reads an array of validated strings (tags or addresses), at least min_n. */
 static int read_strs(struct tf_proto_mp_reader *r, size_t max_n, size_t max_len, bool tags,
-                     struct tf_proto_bytes *dst, size_t *n)
+                     struct tf_proto_bytes *dst, size_t *n, size_t min_n)
 {
     uint32_t count;
     int rc = tf_proto_mp_read_array(r, (uint32_t)max_n, &count);
     if (rc != TF_OK)
         return rc;
+    if (count < min_n)
+        return TF_E_BAD_LENGTH;
     for (uint32_t i = 0; i < count; i++) {
         if ((rc = tf_proto_mp_read_str(r, 1, max_len, TF_PROTO_TEXT_LINE, &dst[i])) != TF_OK)
             return rc;
@@ -166,6 +208,36 @@ static int read_strs(struct tf_proto_mp_reader *r, size_t max_n, size_t max_len,
     }
     *n = count;
     return TF_OK;
+}
+
+/* Key 11: array (1..3) of [sign_pk bin 32, addrs array (1..2)]. */
+static int read_mailboxes(struct tf_proto_mp_reader *r, struct tf_proto_card *c)
+{
+    uint32_t count;
+    int rc = tf_proto_mp_read_array(r, TF_PROTO_CARD_MAILBOXES_MAX, &count);
+    if (rc != TF_OK)
+        return rc;
+    if (count < 1)
+        return TF_E_BAD_LENGTH; /* an empty list is written as no key 11 */
+    for (uint32_t i = 0; i < count; i++) {
+        struct tf_proto_card_mailbox *m = &c->mailboxes[i];
+        if ((rc = tf_proto_mp_read_array_exact(r, 2)) != TF_OK ||
+            (rc = tf_proto_mp_read_bin_fixed(r, m->sign_pk, TF_PROTO_KEY_LEN)) != TF_OK ||
+            (rc = read_strs(r, TF_PROTO_CARD_MAILBOX_ADDRS_MAX, TF_PROTO_CARD_ADDR_MAX, false,
+                            m->addrs, &m->n_addrs, 1)) != TF_OK)
+            return rc;
+    }
+    c->n_mailboxes = count;
+    return check_mailbox_keys(c);
+}
+
+int tf_proto_card_mailbox_index(const struct tf_proto_card *card,
+                                const uint8_t pk[static TF_PROTO_KEY_LEN])
+{
+    for (size_t i = 0; i < card->n_mailboxes; i++)
+        if (sodium_memcmp(card->mailboxes[i].sign_pk, pk, TF_PROTO_KEY_LEN) == 0)
+            return (int)i;
+    return -1;
 }
 
 int tf_proto_card_decode_body(const uint8_t *body, size_t len, struct tf_proto_card *out)
@@ -182,7 +254,7 @@ int tf_proto_card_decode_body(const uint8_t *body, size_t len, struct tf_proto_c
      * bytes left, so no bound is needed here). */
     if ((rc = tf_proto_mp_read_map(&r, UINT32_MAX, &n)) != TF_OK)
         return rc;
-    if (n != KEY_COUNT)
+    if (n != KEY_COUNT && n != KEY_COUNT + 1)
         return TF_E_COUNT;
 #define KEY(k)                                                                                     \
     if ((rc = tf_proto_mp_read_key(&r, &prev, (k))) != TF_OK)                                      \
@@ -207,15 +279,15 @@ int tf_proto_card_decode_body(const uint8_t *body, size_t len, struct tf_proto_c
         return rc;
     KEY(KEY_ADDRS)
     if ((rc = read_strs(&r, TF_PROTO_CARD_ADDRS_MAX, TF_PROTO_CARD_ADDR_MAX, false, c.addrs,
-                        &c.n_addrs)) != TF_OK)
+                        &c.n_addrs, 0)) != TF_OK)
         return rc;
     KEY(KEY_OFFERS)
-    if ((rc = read_strs(&r, TF_PROTO_CARD_TAGS_MAX, TF_PROTO_TAG_MAX, true, c.offers,
-                        &c.n_offers)) != TF_OK)
+    if ((rc = read_strs(&r, TF_PROTO_CARD_TAGS_MAX, TF_PROTO_TAG_MAX, true, c.offers, &c.n_offers,
+                        0)) != TF_OK)
         return rc;
     KEY(KEY_SEEKS)
-    if ((rc = read_strs(&r, TF_PROTO_CARD_TAGS_MAX, TF_PROTO_TAG_MAX, true, c.seeks, &c.n_seeks)) !=
-        TF_OK)
+    if ((rc = read_strs(&r, TF_PROTO_CARD_TAGS_MAX, TF_PROTO_TAG_MAX, true, c.seeks, &c.n_seeks,
+                        0)) != TF_OK)
         return rc;
     KEY(KEY_ISSUED)
     if ((rc = tf_proto_mp_read_uint(&r, &c.issued)) != TF_OK)
@@ -223,6 +295,11 @@ int tf_proto_card_decode_body(const uint8_t *body, size_t len, struct tf_proto_c
     KEY(KEY_SEQ)
     if ((rc = tf_proto_mp_read_uint(&r, &c.seq)) != TF_OK)
         return rc;
+    if (n == KEY_COUNT + 1) {
+        KEY(KEY_MAILBOXES)
+        if ((rc = read_mailboxes(&r, &c)) != TF_OK)
+            return rc;
+    }
 #undef KEY
     if ((rc = tf_proto_mp_read_end(&r)) != TF_OK)
         return rc;

@@ -8,6 +8,9 @@
  *   3 noise_pk bin 32 (X25519)   8 seeks   array of tag (0..16)
  *   4 box_pk   bin 32 (X25519)   9 issued  uint (unix seconds)
  *   5 name     str 1..64        10 seq     uint
+ *  11 mailboxes array (1..3) of [sign_pk bin 32, addrs array (1..2) of str]
+ *               optional: present only when the card names mailboxes, so a
+ *               card without any is a version-1 card byte for byte
  * Signed as a statement in the "twofold/v1/card" domain by sign_pk.  Shared as
  * one line: "tfcard1:" + base64url (no padding) of the signed statement.
  */
@@ -29,8 +32,20 @@
 #define TF_PROTO_CARD_TAGS_MAX 16
 #define TF_PROTO_TAG_MAX 64
 #define TF_PROTO_CARD_TEXT_PREFIX "tfcard1:"
+/* Mailboxes (docs/PROTOCOL.md "Mailboxes"): nodes that hold sealed envelopes
+ * for the card's owner.  Each is named by its identity key and reached at its
+ * own addresses. */
+#define TF_PROTO_CARD_MAILBOXES_MAX 3
+#define TF_PROTO_CARD_MAILBOX_ADDRS_MAX 2
 /* A signed card's wire size is bounded by its fields; 4 KiB is ample. */
 #define TF_PROTO_CARD_SIGNED_MAX 4096
+
+/* One mailbox of a card; addrs are views as for the card's own. */
+struct tf_proto_card_mailbox {
+    uint8_t sign_pk[TF_PROTO_KEY_LEN];
+    size_t n_addrs;
+    struct tf_proto_bytes addrs[TF_PROTO_CARD_MAILBOX_ADDRS_MAX];
+};
 
 /* A card's fields.  Text fields are views: into the decoded buffer after
  * decoding, or into the caller's strings when building. */
@@ -47,6 +62,8 @@ struct tf_proto_card {
     struct tf_proto_bytes seeks[TF_PROTO_CARD_TAGS_MAX];
     uint64_t issued;
     uint64_t seq;
+    size_t n_mailboxes; /* 0: the card has no key 11 */
+    struct tf_proto_card_mailbox mailboxes[TF_PROTO_CARD_MAILBOXES_MAX];
 };
 
 /* True if s is a tag: 1..64 bytes of [a-z0-9-], not starting or ending with
@@ -58,7 +75,8 @@ bool tf_proto_tag_is_valid(const uint8_t *s, size_t len);
 bool tf_proto_addr_is_valid(const uint8_t *s, size_t len);
 
 /* Encodes and signs a card.  The card's keys must be id's keys
- * (TF_E_KEY_MISMATCH); every field is validated as the decoder would.  *out
+ * (TF_E_KEY_MISMATCH); every field is validated as the decoder would, and a
+ * signed card over TF_PROTO_CARD_SIGNED_MAX bytes is TF_E_TOO_LONG.  *out
  * (the signed statement) is owned by the caller. */
 TF_MUST_CHECK int tf_proto_card_sign(const struct tf_proto_identity *id,
                                      const struct tf_proto_card *card, struct tf_proto_buf *out);
@@ -102,6 +120,10 @@ TF_MUST_CHECK int tf_proto_card_from_text(const char *text, size_t len,
 /* Decides whether `candidate` may replace `held`: TF_OK if it is the same
  * identity with a higher sequence number, TF_E_KEY_MISMATCH for another
  * identity, TF_E_STALE if its sequence number is not higher. */
+/* The index of pk among the card's mailboxes, or -1. */
+int tf_proto_card_mailbox_index(const struct tf_proto_card *card,
+                                const uint8_t pk[static TF_PROTO_KEY_LEN]);
+
 TF_MUST_CHECK int tf_proto_card_supersedes(const struct tf_proto_card *candidate,
                                            const struct tf_proto_card *held);
 

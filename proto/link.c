@@ -30,6 +30,10 @@ const char *tf_proto_ack_reason_name(uint64_t reason)
         return "unsupported message type";
     case TF_PROTO_ACK_REASON_INVALID:
         return "invalid content";
+    case TF_PROTO_ACK_REASON_NOT_HOSTED:
+        return "the mailbox does not host the recipient";
+    case TF_PROTO_ACK_REASON_OVER_QUOTA:
+        return "the mailbox is over quota";
     default:
         return "unknown reason";
     }
@@ -66,8 +70,8 @@ int tf_proto_link_decode(const uint8_t *buf, size_t len, struct tf_proto_link_ms
         return TF_E_COUNT;
     if ((rc = tf_proto_mp_read_uint(&r, &type)) != TF_OK)
         return rc;
-    static const uint32_t fields[] = {0, 3, 2, 4, 2, 2, 3, 1};
-    if (type < TF_PROTO_LINK_HELLO || type > TF_PROTO_LINK_BYE)
+    static const uint32_t fields[] = {0, 3, 2, 4, 2, 2, 3, 1, 2, 2};
+    if (type < TF_PROTO_LINK_HELLO || type > TF_PROTO_LINK_PUSH)
         return TF_E_BAD_VALUE;
     if (n != fields[type])
         return TF_E_COUNT;
@@ -89,6 +93,8 @@ int tf_proto_link_decode(const uint8_t *buf, size_t len, struct tf_proto_link_ms
         break;
     }
     case TF_PROTO_LINK_ENVELOPE:
+    case TF_PROTO_LINK_UPLOAD:
+    case TF_PROTO_LINK_PUSH:
         if ((rc = tf_proto_mp_read_bin(&r, 1, TF_PROTO_ENVELOPE_MAX, &m.envelope)) != TF_OK)
             return rc;
         break;
@@ -96,7 +102,7 @@ int tf_proto_link_decode(const uint8_t *buf, size_t len, struct tf_proto_link_ms
         if ((rc = tf_proto_mp_read_bin_fixed(&r, m.msg_id, TF_PROTO_MSG_ID_LEN)) != TF_OK ||
             (rc = tf_proto_mp_read_uint(&r, &m.status)) != TF_OK)
             return rc;
-        if (m.status > TF_PROTO_ACK_REJECTED)
+        if (m.status > TF_PROTO_ACK_DEFERRED)
             return TF_E_BAD_VALUE;
         if ((rc = tf_proto_mp_read_uint(&r, &m.reason)) != TF_OK)
             return rc;
@@ -143,12 +149,21 @@ int tf_proto_link_hello(const char *const *features, size_t n, struct tf_proto_b
 
 int tf_proto_link_envelope(const uint8_t *env, size_t len, struct tf_proto_buf *out)
 {
+    return tf_proto_link_envelope_as(TF_PROTO_LINK_ENVELOPE, env, len, out);
+}
+
+int tf_proto_link_envelope_as(enum tf_proto_link_type type, const uint8_t *env, size_t len,
+                              struct tf_proto_buf *out)
+{
+    if (type != TF_PROTO_LINK_ENVELOPE && type != TF_PROTO_LINK_UPLOAD &&
+        type != TF_PROTO_LINK_PUSH)
+        return TF_E_INVALID_ARG;
     if (len < 1 || len > TF_PROTO_ENVELOPE_MAX)
         return TF_E_TOO_LONG;
     struct tf_proto_mp_writer w;
     tf_proto_mp_writer_init(&w);
     tf_proto_mp_write_array(&w, 2);
-    tf_proto_mp_write_uint(&w, TF_PROTO_LINK_ENVELOPE);
+    tf_proto_mp_write_uint(&w, (uint64_t)type);
     tf_proto_mp_write_bin(&w, env, len);
     return tf_proto_mp_writer_finish(&w, out);
 }

@@ -28,12 +28,23 @@ enum tf_proto_link_type {
     TF_PROTO_LINK_PONG = 5,
     TF_PROTO_LINK_ERROR = 6,
     TF_PROTO_LINK_BYE = 7,
+    /* Mailboxes (docs/PROTOCOL.md "Mailboxes"); sent only to a peer whose
+     * HELLO lists TF_PROTO_LINK_FEATURE_MAILBOX. */
+    TF_PROTO_LINK_UPLOAD = 8, /* sender -> mailbox: an envelope for a tenant */
+    TF_PROTO_LINK_PUSH = 9,   /* mailbox -> tenant: an envelope it holds */
 };
+
+/* The HELLO feature of a node that understands UPLOAD and PUSH. */
+#define TF_PROTO_LINK_FEATURE_MAILBOX "mailbox"
 
 /* ACK status and reasons (§9). */
 enum tf_proto_ack_status {
     TF_PROTO_ACK_OK = 0,
     TF_PROTO_ACK_REJECTED = 1,
+    /* Only in answer to UPLOAD: this mailbox does not take the envelope now
+     * (reason NOT_HOSTED or OVER_QUOTA); the sender keeps it and tries
+     * another path or later. */
+    TF_PROTO_ACK_DEFERRED = 2,
 };
 
 enum tf_proto_ack_reason {
@@ -47,6 +58,8 @@ enum tf_proto_ack_reason {
     TF_PROTO_ACK_REASON_REFUSED = 7,
     TF_PROTO_ACK_REASON_UNSUPPORTED = 8,
     TF_PROTO_ACK_REASON_INVALID = 9,
+    TF_PROTO_ACK_REASON_NOT_HOSTED = 10, /* UPLOAD: to_pk is not a tenant here */
+    TF_PROTO_ACK_REASON_OVER_QUOTA = 11, /* UPLOAD: a quota of the tenant or uploader */
 };
 
 /* A short English name for a reason ("not for me", ...). */
@@ -68,7 +81,7 @@ struct tf_proto_link_msg {
     uint64_t version;  /* HELLO */
     size_t n_features; /* HELLO */
     struct tf_proto_bytes features[TF_PROTO_LINK_FEATURES_MAX];
-    struct tf_proto_bytes envelope;      /* ENVELOPE */
+    struct tf_proto_bytes envelope;      /* ENVELOPE, UPLOAD, PUSH */
     uint8_t msg_id[TF_PROTO_MSG_ID_LEN]; /* ACK */
     uint64_t status;                     /* ACK */
     uint64_t reason;                     /* ACK, ERROR */
@@ -85,6 +98,9 @@ TF_MUST_CHECK int tf_proto_link_decode(const uint8_t *buf, size_t len,
 TF_MUST_CHECK int tf_proto_link_hello(const char *const *features, size_t n,
                                       struct tf_proto_buf *out);
 TF_MUST_CHECK int tf_proto_link_envelope(const uint8_t *env, size_t len, struct tf_proto_buf *out);
+/* ENVELOPE, UPLOAD or PUSH (same fields); another type is TF_E_INVALID_ARG. */
+TF_MUST_CHECK int tf_proto_link_envelope_as(enum tf_proto_link_type type, const uint8_t *env,
+                                            size_t len, struct tf_proto_buf *out);
 TF_MUST_CHECK int tf_proto_link_ack(const uint8_t msg_id[static TF_PROTO_MSG_ID_LEN],
                                     enum tf_proto_ack_status status,
                                     enum tf_proto_ack_reason reason, struct tf_proto_buf *out);

@@ -66,6 +66,7 @@ struct opts {
     bool lowload_set;
     double timeout_s, stall_s;
     bool json, smoke, scaling, keep;
+    bool mailbox; /* parties without a listener, reached through one mailbox node */
     const char *twofoldd, *twofold;
 };
 
@@ -125,7 +126,7 @@ struct run {
     uint32_t parties, contacts;
     char root[TF_BENCH_PATH_MAX / 2];
     bool root_made;
-    struct node *nodes; /* [0] connector, [1 + i] party i */
+    struct node *nodes; /* [0] connector, [1 + i] party i, then the mailbox (--mailbox) */
     size_t n_nodes;
     struct intro *intros;
     uint32_t n_intros;
@@ -289,6 +290,15 @@ static int node_prepare(struct run *r, struct node *n)
     if (!n->connector) {
         snprintf(path, sizeof path, "%s/policy", n->home);
         if ((rc = write_file(path, PARTY_POLICY)) != 0) {
+            WHY("cannot write %s: %s", path, tf_strerror(rc));
+            return rc;
+        }
+    }
+    /* --mailbox: parties open no listening socket (their card's address
+     * answers nothing), as behind a NAT. */
+    if (r->o->mailbox && !n->connector && strcmp(n->name, "mailbox") != 0) {
+        snprintf(path, sizeof path, "%s/config", n->home);
+        if ((rc = write_file(path, "no_listen = 1\n")) != 0) {
             WHY("cannot write %s: %s", path, tf_strerror(rc));
             return rc;
         }
@@ -889,6 +899,67 @@ static double self_cpu(void)
 }
 
 /* Makes the temporary root and the node records. */
+/* One control call with string arguments (key, value pairs; n pairs) on
+ * n's request connection; *res is valid until the next call. */
+static int call_strs(struct run *r, struct node *n, const char *verb, const char *const *kv,
+                     uint32_t pairs, msgpack_object *res)
+{
+    struct tf_proto_mp_writer w;
+    char why[TF_BENCH_WHY_MAX];
+    tf_bench_ctl_begin(&n->req, &w, verb, pairs);
+    for (uint32_t i = 0; i < 2 * pairs; i++)
+        tf_proto_mp_write_cstr(&w, kv[i]);
+    int rc = tf_bench_ctl_call(&n->req, &w, CALL_TIMEOUT_S, res, why, sizeof why);
+    if (rc != 0)
+        WHY("%s: %s: %s", n->name, verb, why);
+    return rc;
+}
+
+/* --mailbox: the mailbox node hosts every party; each party lists it on its
+ * card and is linked to it before the connector is given its (new) card. */
+static int mailbox_setup(struct run *r)
+{
+    struct node *m = &r->nodes[r->n_nodes - 1];
+    msgpack_object res;
+    int rc = 0;
+    for (size_t i = 1; i + 1 < r->n_nodes && rc == 0; i++) {
+        struct node *p = &r->nodes[i];
+        const char *host[] = {"name", p->name}, *use[] = {"card", m->card};
+        if ((rc = contact_add(r, m, p->card, p->name, "known")) == 0 &&
+            (rc = call_strs(r, m, "mailbox.host", host, 1, &res)) == 0)
+            rc = call_strs(r, p, "mailbox.use", use, 1, &res);
+    }
+    for (size_t i = 1; i + 1 < r->n_nodes && rc == 0; i++) {
+        struct node *p = &r->nodes[i];
+        double deadline = tf_bench_now() + READY_TIMEOUT_S;
+        bool up = false;
+        while (rc == 0 && !up) {
+            const msgpack_object *list, *c;
+            if ((rc = call_strs(r, p, "mailbox.status", NULL, 0, &res)) != 0)
+                break;
+            list = tf_proto_ctl_get(&res, "mailboxes");
+            up = list != NULL && list->type == MSGPACK_OBJECT_ARRAY && list->via.array.size == 1 &&
+                 (c = tf_proto_ctl_get(&list->via.array.ptr[0], "connected")) != NULL &&
+                 c->type == MSGPACK_OBJECT_BOOLEAN && c->via.boolean;
+            if (!up && tf_bench_now() > deadline) {
+                WHY("%s: not linked to its mailbox after %.0f s", p->name, READY_TIMEOUT_S);
+                rc = -ETIMEDOUT;
+            } else if (!up) {
+                nanosleep(&(struct timespec){0, 20 * 1000 * 1000}, NULL);
+            }
+        }
+        char *card = NULL;
+        if (rc == 0 && (rc = cli(r, p, &card, "card", NULL, NULL, NULL, NULL, NULL)) == 0) {
+            size_t len = strlen(card);
+            while (len > 0 && (card[len - 1] == '\n' || card[len - 1] == ' '))
+                card[--len] = '\0';
+            free(p->card);
+            p->card = card; /* the card that names the mailbox */
+        }
+    }
+    return rc;
+}
+
 static int run_setup_dirs(struct run *r)
 {
     const char *tmp = getenv("TMPDIR");
@@ -902,7 +973,7 @@ static int run_setup_dirs(struct run *r)
         return -e;
     }
     r->root_made = true;
-    r->n_nodes = 1 + (size_t)r->parties;
+    r->n_nodes = 1 + (size_t)r->parties + (r->o->mailbox ? 1 : 0);
     r->nodes = calloc(r->n_nodes, sizeof *r->nodes);
     if (r->nodes == NULL) {
         WHY("out of memory");
@@ -916,6 +987,8 @@ static int run_setup_dirs(struct run *r)
         n->cpu0 = n->cpu1 = n->cpu_end = NAN;
         if (i == 0)
             snprintf(n->name, sizeof n->name, "connector");
+        else if (i == 1 + (size_t)r->parties)
+            snprintf(n->name, sizeof n->name, "mailbox");
         else
             snprintf(n->name, sizeof n->name, "p%zu", i - 1);
         snprintf(n->home, sizeof n->home, "%s/%s", r->root, n->name);
@@ -934,9 +1007,11 @@ static int run_setup(struct run *r)
         rc = node_start(r, &r->nodes[i]);
     for (size_t i = 0; i < r->n_nodes && rc == 0; i++)
         rc = node_ready(r, &r->nodes[i]);
+    if (rc == 0 && r->o->mailbox)
+        rc = mailbox_setup(r);
     /* The connector knows every party; every party knows the connector and
      * trusts it as close (its policy accepts on that). */
-    for (size_t i = 1; i < r->n_nodes && rc == 0; i++) {
+    for (size_t i = 1; i < 1 + (size_t)r->parties && rc == 0; i++) {
         if ((rc = contact_add(r, &r->nodes[0], r->nodes[i].card, r->nodes[i].name, "known")) == 0)
             rc = contact_add(r, &r->nodes[i], r->nodes[0].card, "connector", "close");
     }
@@ -1088,6 +1163,7 @@ done:
     json_object_set_new(res, "lowload_intros", json_integer(low));
     json_object_set_new(res, "warmup_intros", json_integer(warmup));
     json_object_set_new(res, "parties", json_integer(parties));
+    json_object_set_new(res, "mode", json_string(o->mailbox ? "mailbox" : "direct"));
     json_object_set_new(res, "inflight", json_integer(o->inflight));
     json_object_set_new(res, "contacts", json_integer(contacts));
     json_object_set_new(res, "completed", json_integer((json_int_t)n_sat));
@@ -1146,9 +1222,10 @@ static void print_lat(const char *label, const json_t *l)
 static void print_human(const json_t *res)
 {
     const json_t *err = json_object_get(res, "error");
-    printf("twofold-bench: 1 connector + %lld parties, %lld intros (%lld at low load), %lld in "
-           "flight, %lld extra contacts per node\n",
+    printf("twofold-bench: 1 connector + %lld parties (%s), %lld intros (%lld at low load), %lld "
+           "in flight, %lld extra contacts per node\n",
            json_integer_value(json_object_get(res, "parties")),
+           json_string_value(json_object_get(res, "mode")),
            json_integer_value(json_object_get(res, "intros")),
            json_integer_value(json_object_get(res, "lowload_intros")),
            json_integer_value(json_object_get(res, "inflight")),
@@ -1251,6 +1328,8 @@ static void usage(FILE *out)
             "  --ops               print the op-count table (ops.c) with its reasons, and exit\n"
             "  --print-cards N     print N cards of fresh identities, one per line, and exit\n"
             "  --keep              keep the temporary homes and logs\n"
+            "  --mailbox           parties run without a listener and are reached through\n"
+            "                      one mailbox node that hosts them all\n"
             "  --twofoldd PATH     the daemon (default: $TF_TWOFOLDD, else the build's)\n"
             "  --twofold PATH      the CLI (default: $TF_TWOFOLD, else the build's)\n");
 }
@@ -1303,6 +1382,8 @@ static int parse_opts(int argc, char **argv, struct opts *o)
             o->scaling = true;
         } else if (strcmp(a, "--keep") == 0) {
             o->keep = true;
+        } else if (strcmp(a, "--mailbox") == 0) {
+            o->mailbox = true;
         } else if (strcmp(a, "--ops") == 0) {
             print_ops_table();
             exit(0);

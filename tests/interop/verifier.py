@@ -538,6 +538,29 @@ def _card_tags(r):
     return [r.tag() for _ in range(r.array_max(16))]
 
 
+def _card_mailboxes(r):
+    """Key 11 (optional): array (1..3) of [sign_pk bin 32, addrs (1..2)]."""
+    n = r.array_max(3)
+    if n < 1:
+        fail("E_BAD_LENGTH", "empty mailbox list")
+    out = []
+    for _ in range(n):
+        if r.array_header() != 2:
+            fail("E_COUNT", "mailbox entry is not a pair")
+        pk = r.fixed(KEY_LEN)
+        m = r.array_max(2)
+        if m < 1:
+            fail("E_BAD_LENGTH", "mailbox without an address")
+        addrs = []
+        for _ in range(m):
+            a = r.text(1, 128)
+            if not valid_address(a):
+                fail("E_BAD_VALUE", "bad address %r" % a)
+            addrs.append(a)
+        out.append((pk, addrs))
+    return out
+
+
 CARD_FIELDS = [
     (1, "version", _card_version),
     (2, "sign_pk", lambda r: r.fixed(KEY_LEN)),
@@ -553,7 +576,8 @@ CARD_FIELDS = [
 
 
 def decode_card_body(body):
-    """The card map (section 2 and 6): keys 1..10, all present, in order.
+    """The card map (section 2 and 6): keys 1..10, all present, in order,
+    then the optional key 11 (mailboxes).
 
     The entry count is checked on the map header (E_COUNT).  A key already
     seen (1 up to the previous key) is E_DUP_KEY; any other key than the next
@@ -562,11 +586,13 @@ def decode_card_body(body):
     """
     r = Reader(body)
     entries = r.map_header()
-    if entries != len(CARD_FIELDS):
+    if entries not in (len(CARD_FIELDS), len(CARD_FIELDS) + 1):
         fail("E_COUNT", "card map of %d entries" % entries)
-    fields = {}
+    fields = {"mailboxes": []}
     prev = 0
-    for expected, name, read in CARD_FIELDS:
+    wanted = CARD_FIELDS + ([(11, "mailboxes", _card_mailboxes)]
+                            if entries > len(CARD_FIELDS) else [])
+    for expected, name, read in wanted:
         try:
             key = r.uint()
         except ProtoError as e:
@@ -580,6 +606,9 @@ def decode_card_body(body):
         prev = key
         fields[name] = read(r)
     r.done()
+    for i, (pk, _) in enumerate(fields["mailboxes"]):
+        if pk == fields["sign_pk"] or any(pk == q for q, _ in fields["mailboxes"][:i]):
+            fail("E_BAD_VALUE", "mailbox is the owner or named twice")
     return Obj(**fields)
 
 
@@ -1740,10 +1769,22 @@ def probe_document(seeds_doc):
             signed = sign_statement(alice, TAG_CARD, body)
         e.add({"kind": "card", "name": name, "signed": signed.hex()}, err)
 
-    card("map of 11 entries, extra key 11", "E_COUNT",
+    # Key 11 (mailboxes) is optional: an 11th entry is read as it.
+    card("map of 11 entries, key 11 not an array", "E_TYPE",
          card_body_raw(base + [(11, enc(0))]))
-    card("map of 11 entries, key 3 repeated at the end", "E_COUNT",
+    card("map of 11 entries, key 3 repeated at the end", "E_DUP_KEY",
          card_body_raw(base + [(3, enc(alice.noise_pk))]))
+    card("map of 11 entries, empty mailbox list", "E_BAD_LENGTH",
+         card_body_raw(base + [(11, enc([]))]))
+    card("map of 11 entries, the owner as its own mailbox", "E_BAD_VALUE",
+         card_body_raw(base + [(11, enc([[alice.sign_pk, ["192.0.2.1:7452"]]]))]))
+    card("map of 11 entries, a mailbox without addresses", "E_BAD_LENGTH",
+         card_body_raw(base + [(11, enc([[bytes(32), []]]))]))
+    card("map of 11 entries, two mailboxes", None,
+         card_body_raw(base + [(11, enc([[bytes(32), ["192.0.2.1:7452", "[2001:db8::1]:1"]],
+                                          [bytes([1]) * 32, ["mbox.example:7452"]]]))]))
+    card("map of 12 entries", "E_COUNT",
+         card_body_raw(base + [(11, enc([[bytes(32), ["192.0.2.1:7452"]]])), (12, enc(0))]))
     card("map of 9 entries (key 10 missing), body otherwise fine", "E_COUNT",
          card_body_raw(base[:9]))
     card("map of 9 entries (key 9 missing)", "E_COUNT", card_body_raw(base[:8] + base[9:]))

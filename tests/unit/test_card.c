@@ -36,6 +36,13 @@ static void assert_card_eq(const struct tf_proto_card *got, const struct tf_prot
     assert_list_eq(got->seeks, got->n_seeks, want->seeks, want->n_seeks);
     assert_true(got->issued == want->issued);
     assert_true(got->seq == want->seq);
+    assert_int_equal(got->n_mailboxes, want->n_mailboxes);
+    for (size_t i = 0; i < want->n_mailboxes; i++) {
+        assert_memory_equal(got->mailboxes[i].sign_pk, want->mailboxes[i].sign_pk,
+                            TF_PROTO_KEY_LEN);
+        assert_list_eq(got->mailboxes[i].addrs, got->mailboxes[i].n_addrs, want->mailboxes[i].addrs,
+                       want->mailboxes[i].n_addrs);
+    }
 }
 
 static bool views_into(struct tf_proto_bytes v, const struct tf_proto_buf *b)
@@ -80,6 +87,95 @@ static void test_round_trip_all_fields(void **state)
     assert_ok(tf_proto_card_verify(s.data, s.len, &got));
     assert_card_eq(&got, &want);
     tf_proto_buf_free(&s);
+}
+
+static size_t find(const uint8_t *hay, size_t n, const char *needle);
+
+/* Mailboxes (key 11): a card lists up to 3, each with 1..2 addresses; a
+ * card without any has no key 11 and is the version-1 encoding byte for
+ * byte; the decoder refuses an empty list, a duplicate, the owner itself and
+ * bad addresses, and the signer refuses what the decoder would. */
+static void test_mailboxes(void **state)
+{
+    struct fx_pair *f = *state;
+    struct tf_proto_card want, got;
+    struct tf_proto_buf s, plain;
+    fx_card_fields(&f->a, "Alice", 1, &want);
+    assert_ok(tf_proto_card_sign(&f->a, &want, &plain));
+    /* Without mailboxes: a map of 10 (0x8a) right after the bin header. */
+    struct tf_proto_statement st;
+    assert_ok(tf_proto_statement_parse(plain.data, plain.len, &st));
+    assert_int_equal(st.body.ptr[0], 0x8a);
+
+    want.n_mailboxes = 2;
+    memcpy(want.mailboxes[0].sign_pk, f->b.sign_pk, TF_PROTO_KEY_LEN);
+    want.mailboxes[0].n_addrs = 2;
+    want.mailboxes[0].addrs[0] = fx_str("192.0.2.7:7452");
+    want.mailboxes[0].addrs[1] = fx_str("[2001:db8::7]:7452");
+    memset(want.mailboxes[1].sign_pk, 0x5a, TF_PROTO_KEY_LEN);
+    want.mailboxes[1].n_addrs = 1;
+    want.mailboxes[1].addrs[0] = fx_str("mbox.example:1");
+    assert_ok(tf_proto_card_sign(&f->a, &want, &s));
+    assert_ok(tf_proto_card_verify(s.data, s.len, &got));
+    assert_card_eq(&got, &want);
+    assert_true(views_into(got.mailboxes[0].addrs[1], &s));
+    assert_int_equal(tf_proto_card_mailbox_index(&got, f->b.sign_pk), 0);
+    assert_int_equal(tf_proto_card_mailbox_index(&got, f->a.sign_pk), -1);
+    assert_ok(tf_proto_statement_parse(s.data, s.len, &st));
+    assert_int_equal(st.body.ptr[0], 0x8b);
+    /* The body ends with key 11: 0b 92 92 c4 20 <B's key> 92 ae "192.0.2.7:7452" ... */
+    size_t k = find(st.body.ptr, st.body.len, "192.0.2.7:7452");
+    assert_true(k >= 39);
+    assert_memory_equal(st.body.ptr + k - 39, "\x0b\x92\x92\xc4\x20", 5);
+    assert_memory_equal(st.body.ptr + k - 34, f->b.sign_pk, TF_PROTO_KEY_LEN);
+    assert_memory_equal(st.body.ptr + k - 2, "\x92\xae", 2);
+    tf_proto_buf_free(&s);
+    tf_proto_buf_free(&plain);
+
+    /* What the signer (and so the decoder) refuses. */
+    struct tf_proto_card c = want;
+    c.n_mailboxes = 4;
+    c.mailboxes[2] = want.mailboxes[1];
+    c.mailboxes[2].sign_pk[0] = 1;
+    assert_rc(tf_proto_card_sign(&f->a, &c, &s), TF_E_TOO_LONG);
+    c = want;
+    memcpy(c.mailboxes[1].sign_pk, f->b.sign_pk, TF_PROTO_KEY_LEN);
+    assert_rc(tf_proto_card_sign(&f->a, &c, &s), TF_E_BAD_VALUE);
+    c = want;
+    memcpy(c.mailboxes[1].sign_pk, f->a.sign_pk, TF_PROTO_KEY_LEN);
+    assert_rc(tf_proto_card_sign(&f->a, &c, &s), TF_E_BAD_VALUE);
+    c = want;
+    c.mailboxes[1].n_addrs = 0;
+    assert_rc(tf_proto_card_sign(&f->a, &c, &s), TF_E_BAD_LENGTH);
+    c = want;
+    c.mailboxes[1].n_addrs = 3; /* checked before any address is read */
+    assert_rc(tf_proto_card_sign(&f->a, &c, &s), TF_E_TOO_LONG);
+    c = want;
+    c.mailboxes[1].addrs[0] = fx_str("mbox.example:0");
+    assert_rc(tf_proto_card_sign(&f->a, &c, &s), TF_E_BAD_VALUE);
+    /* A signed card may not pass 4096 bytes: 8 long addresses, 32 long tags
+     * and 3 mailboxes of 2 long addresses do. */
+    char addr[TF_PROTO_CARD_ADDR_MAX + 1], tag[TF_PROTO_CARD_TAGS_MAX][TF_PROTO_TAG_MAX + 1];
+    memset(addr, 'h', sizeof addr);
+    memcpy(addr + TF_PROTO_CARD_ADDR_MAX - 6, ":65535", 7);
+    c = want;
+    c.n_addrs = TF_PROTO_CARD_ADDRS_MAX;
+    for (size_t i = 0; i < c.n_addrs; i++)
+        c.addrs[i] = fx_str(addr);
+    c.n_offers = c.n_seeks = TF_PROTO_CARD_TAGS_MAX;
+    for (size_t i = 0; i < TF_PROTO_CARD_TAGS_MAX; i++) {
+        memset(tag[i], 'a' + (int)i, TF_PROTO_TAG_MAX);
+        tag[i][TF_PROTO_TAG_MAX] = '\0';
+        c.offers[i] = c.seeks[i] = fx_str(tag[i]);
+    }
+    c.n_mailboxes = 3;
+    c.mailboxes[2] = want.mailboxes[1];
+    c.mailboxes[2].sign_pk[0] ^= 1;
+    for (size_t i = 0; i < 3; i++) {
+        c.mailboxes[i].n_addrs = 2;
+        c.mailboxes[i].addrs[0] = c.mailboxes[i].addrs[1] = fx_str(addr);
+    }
+    assert_rc(tf_proto_card_sign(&f->a, &c, &s), TF_E_TOO_LONG);
 }
 
 /* A card body written by hand from card.h, so any single field, key or count
@@ -335,7 +431,8 @@ static void test_body_rejections(void **state)
         {"key 5 again where 9 is due", m_key5_again, TF_E_DUP_KEY},
         {"key 2 again where 6 is due", m_key2_again, TF_E_DUP_KEY},
         {"9 keys", m_missing_seq, TF_E_COUNT},
-        {"11 keys", m_extra_key, TF_E_COUNT},
+        /* Key 11 (mailboxes) is optional: an 11th key is read as it. */
+        {"11 keys, key 11 not an array", m_extra_key, TF_E_TYPE},
         {"0 keys", m_no_keys, TF_E_COUNT},
         {"version 2", m_version2, TF_E_VERSION},
         {"version 0", m_version0, TF_E_VERSION},
@@ -843,6 +940,7 @@ int main(void)
         T(test_hand_encoding_matches),
         T(test_body_rejections),
         T(test_map_of_12_or_more_entries_is_count),
+        T(test_mailboxes),
         T(test_bad_signature),
         T(test_verify_known),
         T(test_text_round_trip),

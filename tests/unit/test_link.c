@@ -1,8 +1,9 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * Link-layer helpers (proto/link.c) that the node's budgets rely on: the
- * address prefix counted by the per-address caps.  (Link messages are
- * covered by the hostile suite; handshake payload padding by test_noise.)
+ * address prefix counted by the per-address caps, and the mailbox messages.
+ * (The other link messages are covered by the hostile suite; handshake
+ * payload padding by test_noise.)
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -82,13 +83,60 @@ static void test_prefix_bad_length(void **state)
     assert_memory_equal(out, zero, sizeof zero);
 }
 
+/* Mailbox messages (docs/PROTOCOL.md "Mailboxes"), byte for byte: UPLOAD
+ * and PUSH have ENVELOPE's shape under types 8 and 9; an ACK may carry
+ * status 2 (deferred) with reasons 10 and 11; type 10 is still unknown. */
+static void test_mailbox_messages(void **state)
+{
+    (void)state;
+    const uint8_t env[3] = {0xde, 0xad, 0x01};
+    struct tf_proto_buf out;
+    struct tf_proto_link_msg m;
+    static const uint8_t upload[] = {0x92, 0x08, 0xc4, 0x03, 0xde, 0xad, 0x01};
+    assert_int_equal(tf_proto_link_envelope_as(TF_PROTO_LINK_UPLOAD, env, 3, &out), TF_OK);
+    assert_int_equal(out.len, sizeof upload);
+    assert_memory_equal(out.data, upload, sizeof upload);
+    assert_int_equal(tf_proto_link_decode(out.data, out.len, &m), TF_OK);
+    assert_int_equal(m.type, TF_PROTO_LINK_UPLOAD);
+    assert_int_equal(m.envelope.len, 3);
+    assert_memory_equal(m.envelope.ptr, env, 3);
+    tf_proto_buf_free(&out);
+    assert_int_equal(tf_proto_link_envelope_as(TF_PROTO_LINK_PUSH, env, 3, &out), TF_OK);
+    assert_int_equal(out.data[1], 0x09);
+    assert_int_equal(tf_proto_link_decode(out.data, out.len, &m), TF_OK);
+    assert_int_equal(m.type, TF_PROTO_LINK_PUSH);
+    tf_proto_buf_free(&out);
+    assert_int_equal(tf_proto_link_envelope_as(TF_PROTO_LINK_ACK, env, 3, &out), TF_E_INVALID_ARG);
+    assert_int_equal(tf_proto_link_envelope_as(TF_PROTO_LINK_UPLOAD, env, 0, &out), TF_E_TOO_LONG);
+
+    uint8_t id[16];
+    memset(id, 0x11, sizeof id);
+    assert_int_equal(
+        tf_proto_link_ack(id, TF_PROTO_ACK_DEFERRED, TF_PROTO_ACK_REASON_OVER_QUOTA, &out), TF_OK);
+    assert_int_equal(out.len, 1 + 1 + 2 + 16 + 1 + 1);
+    assert_memory_equal(out.data, "\x94\x03\xc4\x10", 4);
+    assert_memory_equal(out.data + 20, "\x02\x0b", 2);
+    assert_int_equal(tf_proto_link_decode(out.data, out.len, &m), TF_OK);
+    assert_int_equal(m.status, TF_PROTO_ACK_DEFERRED);
+    assert_int_equal(m.reason, TF_PROTO_ACK_REASON_OVER_QUOTA);
+    out.data[20] = 0x03; /* status 3: unknown */
+    assert_int_equal(tf_proto_link_decode(out.data, out.len, &m), TF_E_BAD_VALUE);
+    tf_proto_buf_free(&out);
+    assert_string_equal(tf_proto_ack_reason_name(TF_PROTO_ACK_REASON_NOT_HOSTED),
+                        "the mailbox does not host the recipient");
+
+    static const uint8_t type10[] = {0x92, 0x0a, 0xc4, 0x01, 0x00};
+    assert_int_equal(tf_proto_link_decode(type10, sizeof type10, &m), TF_E_BAD_VALUE);
+    static const uint8_t upload3[] = {0x93, 0x08, 0xc4, 0x01, 0x00, 0x00};
+    assert_int_equal(tf_proto_link_decode(upload3, sizeof upload3, &m), TF_E_COUNT);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_prefix_ipv4),
-        cmocka_unit_test(test_prefix_ipv6_64),
-        cmocka_unit_test(test_prefix_v4_mapped),
-        cmocka_unit_test(test_prefix_bad_length),
+        cmocka_unit_test(test_prefix_ipv4),      cmocka_unit_test(test_prefix_ipv6_64),
+        cmocka_unit_test(test_prefix_v4_mapped), cmocka_unit_test(test_prefix_bad_length),
+        cmocka_unit_test(test_mailbox_messages),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -164,14 +164,19 @@ enum card_variant {
     CARD_NAME_OVERLONG_LENGTH,
     CARD_BAD_ADDR,
     CARD_BAD_UTF8,
+    /* mailbox: key 11 */
+    CARD_MAILBOX,       /* one mailbox (Alice's node) with two addresses */
+    CARD_MAILBOX_SELF,  /* the owner named as its own mailbox */
+    CARD_MAILBOX_EMPTY, /* key 11 with an empty list */
 };
 
 static struct tf_proto_buf card_body(enum vec_who who, enum card_variant v)
 {
     struct tf_proto_mp_writer w;
     const struct tf_proto_identity *id = &W.id[who];
+    bool mailbox = v == CARD_MAILBOX || v == CARD_MAILBOX_SELF || v == CARD_MAILBOX_EMPTY;
     tf_proto_mp_writer_init(&w);
-    tf_proto_mp_write_map(&w, 10);
+    tf_proto_mp_write_map(&w, mailbox ? 11 : 10);
     tf_proto_mp_write_uint(&w, 1);
     tf_proto_mp_write_uint(&w, v == CARD_VERSION2 ? 2 : 1);
     tf_proto_mp_write_uint(&w, 2);
@@ -222,6 +227,18 @@ static struct tf_proto_buf card_body(enum vec_who who, enum card_variant v)
         return b;
     }
     tf_proto_mp_write_uint(&w, 1);
+    if (mailbox) {
+        tf_proto_mp_write_uint(&w, 11);
+        tf_proto_mp_write_array(&w, v == CARD_MAILBOX_EMPTY ? 0 : 1);
+        if (v != CARD_MAILBOX_EMPTY) {
+            tf_proto_mp_write_array(&w, 2);
+            tf_proto_mp_write_bin(
+                &w, v == CARD_MAILBOX_SELF ? id->sign_pk : W.id[VEC_ALICE].sign_pk, 32);
+            tf_proto_mp_write_array(&w, 2);
+            wtext(&w, "mbox.example:7452");
+            wtext(&w, "[2001:db8::2]:7452");
+        }
+    }
     struct tf_proto_buf b;
     CHECK(tf_proto_mp_writer_finish(&w, &b));
     return b;
@@ -255,6 +272,12 @@ static void gen_cards(void)
     for (int i = 0; i < VEC_COUNT; i++)
         card_case(VALID, vec_name((enum vec_who)i), copy(&W.card[i]), TF_OK);
     card_case(VALID, "hand-built body", signed_variant(CARD_OK, TF_PROTO_DOMAIN_CARD), TF_OK);
+    card_case(VALID, "with a mailbox (key 11)", signed_variant(CARD_MAILBOX, TF_PROTO_DOMAIN_CARD),
+              TF_OK);
+    card_case(INVALID, "its own mailbox", signed_variant(CARD_MAILBOX_SELF, TF_PROTO_DOMAIN_CARD),
+              TF_E_BAD_VALUE);
+    card_case(INVALID, "empty mailbox list",
+              signed_variant(CARD_MAILBOX_EMPTY, TF_PROTO_DOMAIN_CARD), TF_E_BAD_LENGTH);
     const struct tf_proto_buf *alice = &W.card[VEC_ALICE];
     card_case(INVALID, "body byte flipped (name)", flipped(alice, 120), TF_E_BAD_SIG);
     card_case(INVALID, "signature byte flipped", flipped(alice, alice->len - 5), TF_E_BAD_SIG);
