@@ -323,8 +323,10 @@ int tf_cli_contact_show(struct tf_cli *cli, int argc, char **argv)
         {"seeks", "seeks", TF_CLI_RENDER_LIST},
     };
     static const struct tf_cli_render_row rows_after[] = {
-        {"intro", "intro", TF_CLI_RENDER_SHORT_ID}, {"card number", "seq", TF_CLI_RENDER_UINT},
-        {"added", "added", TF_CLI_RENDER_AGO},      {"updated", "updated", TF_CLI_RENDER_AGO},
+        {"intro", "intro", TF_CLI_RENDER_SHORT_ID},
+        {"card number", "seq", TF_CLI_RENDER_UINT},
+        {"added", "added", TF_CLI_RENDER_AGO},
+        {"updated", "updated", TF_CLI_RENDER_AGO},
         {"intros", "intros_summary", TF_CLI_RENDER_TEXT}, /* requests: your intros of them */
         {"card", "card", TF_CLI_RENDER_TEXT},
     };
