@@ -133,8 +133,12 @@ int tf_node_profile_publish(struct tf_node *node, const struct tf_proto_card *fi
     struct tf_proto_card c = *fields_in;
     struct tf_proto_buf card = {0};
     int rc;
-    c.seq = node->card_fields.seq + 1;
+    /* The sequence number never goes back, even for a store restored from a
+     * backup older than cards its contacts already hold (they keep only a
+     * card with a higher number): one more than the last, and at least the
+     * time, which has passed every card this identity issued before. */
     c.issued = tf_node_now(node);
+    c.seq = node->card_fields.seq + 1 > c.issued ? node->card_fields.seq + 1 : c.issued;
     if ((rc = tf_proto_card_sign(&node->id, &c, &card)) != TF_OK) {
         WHY("cannot sign the new card: %s", tf_strerror(rc));
         return rc;

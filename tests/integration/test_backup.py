@@ -135,6 +135,26 @@ class BackupTestCase(NodeTestCase):
                  lambda: iid in {i["id"] for i in alice.json("inbox", "--all", "--limit", "1000")},
                  30)
 
+    def test_card_changes_after_a_restore_reach_contacts(self):
+        """A restored store may be older than the card its contacts hold: the
+        next card still outranks it (its sequence number never goes back)."""
+        carol, alice, _ = self.cast3(retry_max_ms=2000)
+        path = os.path.join(self.root, "carol.tfb")
+        self.backup(carol.home, path)
+        carol.cli("profile", "set", "--name", "Carol A")
+        name_at_alice = lambda: alice.json("contact", "show", "carol")["name"]  # noqa: E731
+        wait_for("Carol's new name at Alice", lambda: name_at_alice() == "Carol A", 60)
+        self.assertEqual(carol.stop(), 0)
+
+        home = os.path.join(self.root, "carol-restored")
+        r = self.run_cli("--json", "restore", path, home, "--passphrase-file", self.pw)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        carol.home = home
+        carol.start()
+        carol.cli("profile", "set", "--name", "Carol on a new laptop")
+        wait_for("the restored node's card at Alice",
+                 lambda: name_at_alice() == "Carol on a new laptop", 60)
+
     def test_refusals_change_nothing(self):
         carol = self.node("carol", port=True)
         carol.init()
