@@ -1055,9 +1055,9 @@ def test_intros(home):
         # intros
         code, out, _ = expect("intros", tw("intros"), 0, out_has=(
             "ID  STATE  TOPIC  A  B  CREATED\n",
-            "1a2b3c4d5e6f  asking  real-estate-law  alice (accepted)  tf1eeeeeeeee (pending)  "
+            "1a2b3c4d5e6f  asking  real-estate-law  alice (accepted)  Eve?[31m?evil? (pending)  "
             "2 h ago\n",
-            "ffffffffffff  declined  hiring  bob (declined)  tf1eeeeeeeee (not_asked)  "
+            "ffffffffffff  declined  hiring  bob (declined)  Eve?[31m?evil? (not_asked)  "
             "3 days ago\n"), out_lacks=("\x1b",))
         lines = out.splitlines()
         check("intros table aligned", len(lines) == 3 and
@@ -1119,7 +1119,7 @@ def test_intros(home):
 
         # withdraw
         expect("withdraw", tw("withdraw", INTRO_1), 0, out_has=(
-            "withdrew intro 1a2b3c4d5e6f between alice and tf1eeeeeeeee on real-estate-law\n",))
+            "withdrew intro 1a2b3c4d5e6f between alice and Eve?[31m?evil? on real-estate-law\n",))
         request_is("withdraw", "intro.withdraw", {"id": INTRO_1})
         code, out, _ = expect("withdraw --json", tw("withdraw", INTRO_1, "--json"), 0)
         check("withdraw --json passthrough", json.loads(out)["state"] == "withdrawn", out)
