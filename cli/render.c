@@ -409,14 +409,15 @@ void tf_cli_render_field(char *buf, size_t cap, const msgpack_object *obj, const
                          enum tf_cli_render_kind kind)
 {
     struct sb s;
-    char alt[3][64];
+    char alt[4][64];
     sb_init(&s, buf, cap);
     if (kind == TF_CLI_RENDER_CONTACT) {
         /* The first of these that obj has names the contact for people. */
         snprintf(alt[0], sizeof alt[0], "%s_alias", key);
         snprintf(alt[1], sizeof alt[1], "alias");
         snprintf(alt[2], sizeof alt[2], "%s_name", key);
-        for (size_t i = 0; i < 3; i++) {
+        snprintf(alt[3], sizeof alt[3], "name");
+        for (size_t i = 0; i < 4; i++) {
             const msgpack_object *name = tf_proto_ctl_get(obj, alt[i]);
             if (name != NULL && name->type == MSGPACK_OBJECT_STR && name->via.str.size > 0) {
                 key = alt[i];

@@ -1979,5 +1979,15 @@ int tf_node_store_stat(struct tf_node_store *st, struct tf_node_store_stat *out)
  * free pages. */
 int tf_node_store_copy_fd(struct tf_node_store *st, int fd)
 {
-    return lmdb_err(mdb_env_copyfd2(st->env, fd, MDB_CP_COMPACT));
+    int rc = mdb_env_copyfd2(st->env, fd, MDB_CP_COMPACT);
+    /* The running node grew the map since this process opened it: adopt
+     * the new size (nothing else is open here) and copy again from the
+     * start. */
+    if (rc == MDB_MAP_RESIZED && st->txn == NULL && st->readers == 0 &&
+        (rc = mdb_env_set_mapsize(st->env, 0)) == 0) {
+        if (ftruncate(fd, 0) != 0 || lseek(fd, 0, SEEK_SET) != 0)
+            return -errno;
+        rc = mdb_env_copyfd2(st->env, fd, MDB_CP_COMPACT);
+    }
+    return lmdb_err(rc);
 }

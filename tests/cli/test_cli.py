@@ -305,6 +305,22 @@ def test_usage():
     expect("message without text", run("message", "bob"), 2, err_has=("missing NAME|ID and TEXT",))
     expect("messages two names", run("messages", "a", "b"), 2, err_has=("unexpected argument",))
     expect("outbox argument", run("outbox", "x"), 2, err_has=("unexpected argument 'x'",))
+    # backup and restore: what is refused before anything is read.
+    expect("backup --help", run("backup", "--help"), 0,
+           out_has=("usage: twofold backup FILE", "--passphrase-file FILE", "--force"))
+    expect("restore --help", run("restore", "-h"), 0,
+           out_has=("usage: twofold restore FILE [HOME]", "must not", "stop the old node"))
+    expect("backup without FILE", run("backup"), 2, err_has=("missing FILE",))
+    expect("backup, two files", run("backup", "a", "b"), 2, err_has=("unexpected argument 'b'",))
+    expect("backup, two passphrase sources", run("backup", "f", "--passphrase-file", "x",
+                                                 "--passphrase-env", "Y"), 2,
+           err_has=("give --passphrase-file or --passphrase-env, not both",))
+    expect("restore without FILE", run("restore"), 2, err_has=("missing FILE",))
+    expect("restore, HOME twice", run("--home", "/tmp/x", "restore", "f", "/tmp/y"), 2,
+           err_has=("give the new home once: as HOME or --home",))
+    code, out, _ = run("--json", "restore", "f", "/tmp/y", "--passphrase-env", "TF_NO_SUCH_VAR")
+    check("restore, unset variable", code == 2 and json.loads(out)["error"]["message"] ==
+          "the variable TF_NO_SUCH_VAR is not set", repr((code, out)))
     # help, and suggestions for what was misspelt.
     code, top, _ = run("--help")
     expect("help", run("help"), 0, out_has=(top,))
@@ -1039,9 +1055,9 @@ def test_intros(home):
         # intros
         code, out, _ = expect("intros", tw("intros"), 0, out_has=(
             "ID  STATE  TOPIC  A  B  CREATED\n",
-            "1a2b3c4d5e6f  asking  real-estate-law  alice (accepted)  tf1eeeeeeeee (pending)  "
+            "1a2b3c4d5e6f  asking  real-estate-law  alice (accepted)  Eve?[31m?evil? (pending)  "
             "2 h ago\n",
-            "ffffffffffff  declined  hiring  bob (declined)  tf1eeeeeeeee (not_asked)  "
+            "ffffffffffff  declined  hiring  bob (declined)  Eve?[31m?evil? (not_asked)  "
             "3 days ago\n"), out_lacks=("\x1b",))
         lines = out.splitlines()
         check("intros table aligned", len(lines) == 3 and
@@ -1103,7 +1119,7 @@ def test_intros(home):
 
         # withdraw
         expect("withdraw", tw("withdraw", INTRO_1), 0, out_has=(
-            "withdrew intro 1a2b3c4d5e6f between alice and tf1eeeeeeeee on real-estate-law\n",))
+            "withdrew intro 1a2b3c4d5e6f between alice and Eve?[31m?evil? on real-estate-law\n",))
         request_is("withdraw", "intro.withdraw", {"id": INTRO_1})
         code, out, _ = expect("withdraw --json", tw("withdraw", INTRO_1, "--json"), 0)
         check("withdraw --json passthrough", json.loads(out)["state"] == "withdrawn", out)

@@ -2293,6 +2293,55 @@ static void test_undo_reports(void **state)
     assert_rc(tf_node_store_message_get(f->st, m.id, &m), TF_E_NOT_FOUND);
 }
 
+/* Backup (issue 16, ux): a copy taken through a read-only store is a whole,
+ * consistent store, also when another process (the running node) grew the
+ * map after this one opened it (MDB_MAP_RESIZED, adopted and copied again). */
+static void test_copy_fd(void **state)
+{
+    struct fixture *f = *state;
+    char copy_dir[160], copy[200];
+    assert_ok(tf_node_store_open(f->dir, TF_NODE_STORE_CREATE, &f->st));
+    append(f, "one", 1);
+    append(f, "two", 2);
+    assert_ok(tf_node_store_commit(f->st));
+    reopen(f, TF_NODE_STORE_READONLY);
+
+    /* Another process outgrows the 64 MiB map meanwhile. */
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        struct tf_node_store *rw = NULL;
+        uint8_t *rec = malloc(BIG_LEN);
+        int ok = rec != NULL && tf_node_store_open(f->dir, TF_NODE_STORE_OPEN, &rw) == TF_OK;
+        for (uint64_t i = 3; ok && i < 3 + 70; i++) {
+            memset(rec, (int)(uint8_t)i, BIG_LEN);
+            ok = tf_node_store_event_append(rw, rec, BIG_LEN, NULL) == TF_OK;
+        }
+        ok = ok && tf_node_store_commit(rw) == TF_OK;
+        tf_node_store_close(rw);
+        free(rec);
+        _exit(ok ? 0 : 1);
+    }
+    int status = 0;
+    assert_int_equal(waitpid(pid, &status, 0), pid);
+    assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+
+    snprintf(copy_dir, sizeof copy_dir, "%s/copy", f->tmp);
+    snprintf(copy, sizeof copy, "%s/data.mdb", copy_dir);
+    assert_int_equal(mkdir(copy_dir, 0700), 0);
+    int fd = open(copy, O_RDWR | O_CREAT | O_EXCL, 0600);
+    assert_true(fd >= 0);
+    assert_ok(tf_node_store_copy_fd(f->st, fd));
+    assert_int_equal(close(fd), 0);
+
+    struct tf_node_store *c = NULL;
+    struct tf_node_store_stat st;
+    assert_ok(tf_node_store_open(copy_dir, TF_NODE_STORE_READONLY, &c));
+    assert_ok(tf_node_store_stat(c, &st));
+    assert_int_equal(st.events, 72);
+    tf_node_store_close(c);
+}
+
 int main(void)
 {
     if (sodium_init() < 0)
@@ -2337,6 +2386,7 @@ int main(void)
         T(test_undo_reports),
         T(test_new_tables_uncommitted_and_abort),
         T(test_many_outbox),
+        T(test_copy_fd),
     };
 #undef T
     return cmocka_run_group_tests(tests, NULL, NULL);
