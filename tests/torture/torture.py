@@ -247,6 +247,8 @@ def work(nodes, plan, args, summary, failures):
     summary.update({"kills": chaos.kills, "hook_crashes": chaos.hook_crashes,
                     "power_cuts": sum(n.power_cuts for n in nodes.values()),
                     "armed_cuts": sum(n.armed_cuts for n in nodes.values()),
+                    "lazy_unmounts": sum(n.fs.lazy_unmounts for n in nodes.values()
+                                         if n.fs is not None),
                     "stops": chaos.stops, "stopped_s": round(chaos.stopped_s, 1),
                     "driver": driver.counts})
     return driver
@@ -325,10 +327,11 @@ def print_summary(s, out):
         s["preset"], s["seed"], s["config"]["nodes"], s["wall_s"]))
     if i:
         w("  chaos:   %d kills (%s + restart), %d crashes on the receive hook, "
-          "%d SIGSTOPs (%.1fs hung); %d power cuts in all, %d inside a commit" % (
+          "%d SIGSTOPs (%.1fs hung); %d power cuts in all, %d inside a commit, "
+          "%d lazy unmounts" % (
               s["kills"], "power cut" if s["preset"].startswith("power") else "kill -9",
               s["hook_crashes"], s["stops"], s["stopped_s"], s.get("power_cuts", 0),
-              s.get("armed_cuts", 0)))
+              s.get("armed_cuts", 0), s.get("lazy_unmounts", 0)))
         w("  intros:  %d planned, %d proposed, %d refused; introduced %d, declined %d, "
           "withdrawn %d, expired %d, still asking %d" % (
               i["planned"], i["proposed"], i["refused"], i.get("introduced", 0),
