@@ -34,6 +34,7 @@ struct out_frame {
     uint64_t id;
     bool held;
     bool durable;
+    bool wrote;                            /* powerloss: the request itself changed the store */
     struct tf_node_ctl_deferred *deferred; /* set while the reply is pending */
 };
 
@@ -504,6 +505,7 @@ static void handle_request(struct client *c, const uint8_t *body, size_t len)
         client_close(c);
         goto out;
     }
+    f->wrote = tf_node_store_savepoint(node->store) != sp.store;
     if (c->out_tail != NULL && c->out_tail->held)
         f->held = true;
     enqueue(c, f);
@@ -742,13 +744,17 @@ void tf_node_ctl_committed(struct tf_node_ctl *ctl, int rc)
             if (rc == TF_OK || !f->durable)
                 continue;
             struct tf_proto_buf body;
-            /* powerloss: a full disk is said as such (node/node.c store_full) */
+            /* powerloss: a full disk is said as such (node/node.c store_full).
+             * A request that changed nothing waited only because its answer
+             * may show the turn's other changes, which were not stored. */
             bool full = rc == -ENOSPC;
-            if (error_body(f->id, full ? TF_E_FULL : rc,
-                           full ? "the disk is full: nothing was stored; the node takes changes "
-                                  "again by itself once space is freed"
-                                : "the change could not be saved; nothing was stored",
-                           &body) == TF_OK) {
+            const char *msg = !full ? "the change could not be saved; nothing was stored"
+                              : f->wrote
+                                  ? "the disk is full: nothing was stored; the node takes changes "
+                                    "again by itself once space is freed"
+                                  : "the disk is full: the answer could not be confirmed (it "
+                                    "would have shown changes that were not stored); ask again";
+            if (error_body(f->id, full ? TF_E_FULL : rc, msg, &body) == TF_OK) {
                 uint8_t *data = malloc(TF_PROTO_CTL_HEADER_LEN + body.len);
                 if (data != NULL) {
                     tf_proto_ctl_frame_header(data, (uint32_t)body.len);

@@ -54,6 +54,7 @@ class Plfs:
         self.log_path = log_path or (ctl + ".log")
         self.seed = seed
         self.proc = None
+        self.lazy_unmounts = 0
         os.makedirs(backing, exist_ok=True)
         os.makedirs(mnt, exist_ok=True)
 
@@ -108,21 +109,26 @@ class Plfs:
         r = dict(kv.split("=") for kv in self.ctl("cut " + mode).split()[1:])
         return int(r["dropped"]), int(r["kept"])
 
-    def unmount(self, timeout=20.0):
-        """Unmounts (retrying while busy) and waits for the process."""
+    def unmount(self, busy_timeout=3.0, exit_timeout=5.0):
+        """Unmounts and waits for the process.  A mount still busy after
+        busy_timeout seconds (a process of the test still inside it) is
+        detached lazily (counted in lazy_unmounts): the old tf-plfs, dead
+        since the cut, answers EIO to whatever still holds it, and is
+        killed if it has not exited after exit_timeout seconds."""
         if self.proc is None:
             return
-        deadline = time.monotonic() + timeout
+        deadline = time.monotonic() + busy_timeout
         while mounted(self.mnt):
             r = subprocess.run(["fusermount3", "-u", self.mnt], capture_output=True)
             if r.returncode == 0 or not mounted(self.mnt):
                 break
             if time.monotonic() >= deadline:
                 subprocess.run(["fusermount3", "-u", "-z", self.mnt], capture_output=True)
+                self.lazy_unmounts += 1
                 break
             time.sleep(0.05)
         try:
-            self.proc.wait(timeout)
+            self.proc.wait(exit_timeout)
         except subprocess.TimeoutExpired:
             self.proc.kill()
             self.proc.wait()

@@ -203,6 +203,10 @@ class Driver:
         self.withdrawn = {}  # topic -> True (withdraw went through) / False (too late)
         self.answered = {}  # (topic, side) -> "accept"/"decline"
         self.counts = {"cli_calls": 0, "unavailable": 0, "reconciled": 0}
+        # Topics whose `propose` got no answer: it may or may not have been
+        # stored (a power cut can make the commit durable and kill the node
+        # before its reply), so the node is asked before proposing again.
+        self.uncertain = set()
         self.askers = [n for n in plan.names if plan.roles[n] != "open"]
 
     # One attempt per step; a step that fails stays due -----------------
@@ -223,6 +227,14 @@ class Driver:
         c = self.nodes[it.connector]
         if self._hung(it.connector):
             return False
+        if it.topic in self.uncertain:
+            try:
+                found = self._find_topic(c, it.topic) is not None
+            except Unavailable:
+                return False
+            self.uncertain.discard(it.topic)
+            if found:
+                return True
         a, b = it.parties
         args = ["propose", a, b, "--topic", it.topic, "--note", "about-" + it.topic]
         if it.mode == "sequential":
@@ -239,10 +251,13 @@ class Driver:
                 self.log("driver: %s refused %s: %s" % (it.connector, it.topic, e))
             return True
         except Unavailable:
+            self.uncertain.add(it.topic)
             try:
-                return self._find_topic(c, it.topic) is not None
+                found = self._find_topic(c, it.topic) is not None
             except Unavailable:
                 return False
+            self.uncertain.discard(it.topic)
+            return found
 
     def _find_topic(self, c, topic, deadline=0):
         """After a proposal that may have happened: its id, from the node
