@@ -18,6 +18,15 @@
  * messages_retention_s are collected by a sweep (hourly at most).
  * Duplicates are detected on (sender, msg_id) once the envelope is
  * authenticated.
+ *
+ * Mailboxes (docs/PROTOCOL.md "Mailboxes"): an envelope goes on a link to
+ * its recipient that is up; else as UPLOAD on an up link to one of the
+ * recipient's mailboxes (card order) that has not refused or lost one for
+ * it lately; else the recipient's own addresses are dialled, and when that
+ * fails, its mailboxes.  A mailbox's ACK ends delivery (custody); its
+ * DEFERRED answer keeps the envelope and tries again another way.  When
+ * this node is itself the recipient's mailbox, it holds the envelope in its
+ * own mailbox tables (node/mailbox.c).
  */
 #ifndef TF_NODE_DELIVERY_H
 #define TF_NODE_DELIVERY_H

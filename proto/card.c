@@ -146,7 +146,7 @@ int tf_proto_card_sign(const struct tf_proto_identity *id, const struct tf_proto
         return rc;
     struct tf_proto_mp_writer w;
     tf_proto_mp_writer_init(&w);
-    tf_proto_mp_write_map(&w, KEY_COUNT + (card->n_mailboxes > 0 ? 1 : 0));
+    tf_proto_mp_write_map(&w, (uint32_t)KEY_COUNT + (card->n_mailboxes > 0 ? 1u : 0u));
     tf_proto_mp_write_uint(&w, KEY_VERSION);
     tf_proto_mp_write_uint(&w, TF_PROTO_CARD_VERSION);
     tf_proto_mp_write_uint(&w, KEY_SIGN_PK);

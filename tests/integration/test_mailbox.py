@@ -344,6 +344,38 @@ class HostileMailbox(MailboxTestCase):
         return bob.stop()
 
 
+@unittest.skipUnless(HOOKS, "the crash points are daemon test hooks: this build has "
+                     "TF_TEST_HOOKS off")
+class CrashWindows(MailboxTestCase):
+    """TWOFOLD_TEST_CRASH=after-receive-commit: the node dies by SIGKILL
+    right after committing what it received, before its ACK leaves."""
+    CRASH = {"TWOFOLD_TEST_CRASH": "after-receive-commit"}
+
+    def test_mailbox_killed_after_its_commit_holds_the_retry_once(self):
+        mbox, carol, alice, bob = self.cast(start_bob=False, mbox_env=self.CRASH)
+        carol.cli("message", "bob", "once")
+        self.assertEqual(mbox.wait_exit(WAIT), -9)
+        mbox.start()
+        # Carol had no ACK: she uploads again; the mailbox answers that it
+        # holds it already, and holds it once.
+        self.wait_outbox_empty(carol)
+        self.assertEqual(self.held(mbox, "bob"), 1)
+        bob.start()
+        wait_for("bob's note", lambda: self.notes_in(bob) == ["once"], WAIT)
+        wait_for("the mailbox to drop it", lambda: self.held(mbox, "bob") == 0, WAIT)
+
+    def test_tenant_killed_after_its_commit_gets_the_push_again_and_keeps_one(self):
+        mbox, carol, alice, bob = self.cast(start_bob=False)
+        carol.cli("message", "bob", "once")
+        wait_for("one held", lambda: self.held(mbox, "bob") == 1, WAIT)
+        bob.start(env=self.CRASH)
+        self.assertEqual(bob.wait_exit(WAIT), -9)
+        self.assertEqual(self.held(mbox, "bob"), 1)  # no ACK came: still held
+        bob.start()
+        wait_for("the mailbox to drop it", lambda: self.held(mbox, "bob") == 0, WAIT)
+        self.assertEqual(self.notes_in(bob), ["once"])
+
+
 def bob_alias(node, bob_id):
     """The alias (or id) under which node holds Bob."""
     for c in node.json("contact", "list"):
