@@ -4,6 +4,7 @@
 #include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -236,4 +237,30 @@ int tf_cli_args_check_tag(const struct tf_cli *cli, const char *what, const char
                                    "'%s' is not a %s: use 1-64 of a-z, 0-9 and '-', not starting "
                                    "or ending with '-'",
                                    tag, what);
+}
+
+int tf_cli_args_duration(const struct tf_cli *cli, const char *s, uint64_t max_days, uint64_t *secs)
+{
+    static const char units[] = "smhdw";
+    static const uint64_t unit_secs[] = {1, 60, 3600, 86400, 7 * 86400};
+    const char *unit = NULL;
+    char *end = NULL;
+    unsigned long long v = 0;
+    if (s[0] >= '0' && s[0] <= '9') {
+        errno = 0;
+        v = strtoull(s, &end, 10);
+        if (errno == 0 && end[0] != '\0' && end[1] == '\0')
+            unit = strchr(units, end[0]);
+    }
+    if (unit == NULL)
+        return tf_cli_args_usage_error(cli,
+                                       "--expires wants a duration such as 90m, 12h, 14d or 2w, "
+                                       "not '%s'",
+                                       s);
+    uint64_t mult = unit_secs[unit - units];
+    if (v == 0 || v > max_days * 86400u / mult)
+        return tf_cli_args_usage_error(cli, "--expires must be more than 0 and at most %llu days",
+                                       (unsigned long long)max_days);
+    *secs = v * mult;
+    return TF_CLI_EXIT_OK;
 }

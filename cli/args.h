@@ -98,6 +98,12 @@ int tf_cli_args_check_text(const struct tf_cli *cli, const char *what, const cha
  * calling it a `what` ("'X' is not a topic") and returns TF_CLI_EXIT_USAGE. */
 int tf_cli_args_check_tag(const struct tf_cli *cli, const char *what, const char *tag);
 
+/* Parses `--expires` DURATION s: a whole number and a unit, s, m, h, d or w,
+ * more than 0 and at most max_days days, into *secs.  Otherwise prints a
+ * usage error and returns TF_CLI_EXIT_USAGE. */
+int tf_cli_args_duration(const struct tf_cli *cli, const char *s, uint64_t max_days,
+                         uint64_t *secs);
+
 /* Reads stdin to its end into buf[0..cap), for an argument given as "-";
  * prompt goes to stderr first if stdin is a terminal.  *len is the number of
  * bytes read: cap if they did not all fit.  Returns an exit status

@@ -30,30 +30,10 @@ static const char *const INTRO_STATES[] = {"asking", "introduced", "declined", "
                                            "expired"};
 #define N_INTRO_STATES (sizeof INTRO_STATES / sizeof INTRO_STATES[0])
 
-/* Parses a DURATION: a whole number and a unit, s, m, h, d or w. */
+/* Parses a DURATION of at most a year (cli/args.h). */
 static int parse_duration(const struct tf_cli *cli, const char *s, uint64_t *secs)
 {
-    static const char units[] = "smhdw";
-    static const uint64_t unit_secs[] = {1, 60, 3600, 86400, 7 * 86400};
-    const char *unit = NULL;
-    char *end = NULL;
-    unsigned long long v = 0;
-    if (s[0] >= '0' && s[0] <= '9') {
-        errno = 0;
-        v = strtoull(s, &end, 10);
-        if (errno == 0 && end[0] != '\0' && end[1] == '\0')
-            unit = strchr(units, end[0]);
-    }
-    if (unit == NULL)
-        return tf_cli_args_usage_error(cli,
-                                       "--expires wants a duration such as 90m, 12h, 14d or 2w, "
-                                       "not '%s'",
-                                       s);
-    uint64_t mult = unit_secs[unit - units];
-    if (v == 0 || v > EXPIRES_MAX / mult)
-        return tf_cli_args_usage_error(cli, "--expires must be more than 0 and at most 365 days");
-    *secs = v * mult;
-    return TF_CLI_EXIT_OK;
+    return tf_cli_args_duration(cli, s, EXPIRES_MAX / 86400, secs);
 }
 
 /* Copies an INTRO argument, lowercased, into buf: 8 (a prefix) to 64 (the

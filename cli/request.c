@@ -15,33 +15,6 @@
 #define REQUEST_HEX_LEN (2 * TF_PROTO_REQUEST_ID_LEN)
 #define REQUEST_PREFIX_MIN 8
 
-/* Parses --expires: a whole number and a unit, s, m, h, d or w, at most
- * TF_PROTO_REQUEST_EXPIRES_MAX_S. */
-static int parse_expires(const struct tf_cli *cli, const char *s, uint64_t *secs)
-{
-    static const char units[] = "smhdw";
-    static const uint64_t unit_secs[] = {1, 60, 3600, 86400, 7 * 86400};
-    const char *unit = NULL;
-    char *end = NULL;
-    unsigned long long v = 0;
-    if (s[0] >= '0' && s[0] <= '9') {
-        errno = 0;
-        v = strtoull(s, &end, 10);
-        if (errno == 0 && end[0] != '\0' && end[1] == '\0')
-            unit = strchr(units, end[0]);
-    }
-    if (unit == NULL)
-        return tf_cli_args_usage_error(cli,
-                                       "--expires wants a duration such as 12h, 14d or 2w, "
-                                       "not '%s'",
-                                       s);
-    uint64_t mult = unit_secs[unit - units];
-    if (v == 0 || v > TF_PROTO_REQUEST_EXPIRES_MAX_S / mult)
-        return tf_cli_args_usage_error(cli, "--expires must be more than 0 and at most 90 days");
-    *secs = v * mult;
-    return TF_CLI_EXIT_OK;
-}
-
 /* Checks a REQUEST argument: 8 to 64 hex digits. */
 static int request_arg(const struct tf_cli *cli, const char *arg)
 {
@@ -123,7 +96,7 @@ int tf_cli_request_ask(struct tf_cli *cli, int argc, char **argv)
         else if (opt == OPT_NOTE)
             note = val;
         else
-            rc = parse_expires(cli, val, &expires_s);
+            rc = tf_cli_args_duration(cli, val, TF_PROTO_REQUEST_EXPIRES_MAX_S / 86400, &expires_s);
     }
     if (rc != TF_CLI_EXIT_OK)
         return rc;

@@ -8,6 +8,7 @@
 
 #include <msgpack/object.h>
 
+#include "node/store.h" /* requests: enum tf_node_store_table */
 #include "proto/link.h"
 #include "proto/mp.h"
 
@@ -31,6 +32,14 @@ void tf_node__on_link_message(struct tf_node *node, struct tf_node_link *link,
 struct tf_node_contact;
 int tf_node__find_contact(struct tf_node *node, const msgpack_object *args, const char *key,
                           struct tf_node_contact *c, char *why, size_t why_cap);
+
+/* Resolves args[key]: a record id of table t given as 64 hex digits or a
+ * unique prefix of at least 8; noun ("intro", "request") names it in why.
+ * TF_E_BAD_REQUEST, TF_E_NOT_FOUND, TF_E_AMBIGUOUS or a store error. */
+
+int tf_node__resolve_hex_id(struct tf_node *node, enum tf_node_store_table table,
+                            const msgpack_object *args, const char *key, const char *noun,
+                            uint8_t id[32], char *why, size_t why_cap);
 
 /* Makes room for one more element in a growing array (*items holds n of
  * *cap elements of size bytes).  TF_OK or TF_E_NOMEM (the array unchanged). */

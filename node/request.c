@@ -1225,69 +1225,13 @@ void tf_node_request_stop(struct tf_node *node)
 
 /* Verbs. */
 
-struct id_scan {
-    char prefix[65];
-    size_t n;
-    uint8_t id[32];
-    int matches;
-};
-
-static int id_cb(const uint8_t *key, size_t klen, const uint8_t *val, size_t vlen, void *arg)
-{
-    (void)val;
-    (void)vlen;
-    struct id_scan *s = arg;
-    char hex[65];
-    if (klen != 32)
-        return 0;
-    sodium_bin2hex(hex, sizeof hex, key, 32);
-    if (strncmp(hex, s->prefix, s->n) != 0)
-        return 1;
-    memcpy(s->id, key, 32);
-    return ++s->matches > 1 ? 1 : 0;
-}
-
 /* Resolves args[key]: a request id in hex, whole or a unique prefix of at
  * least 8 digits. */
 static int resolve(struct tf_node *node, const msgpack_object *args, const char *key,
                    uint8_t id[32], char *why, size_t why_cap)
 {
-    struct id_scan s = {.matches = 0};
-    const char *p;
-    size_t n;
-    if (tf_proto_ctl_get_str(args, key, &p, &n) != TF_OK || n < 8 || n > 64) {
-        WHY("give the request id (at least its first 8 hex digits)");
-        return TF_E_BAD_REQUEST;
-    }
-    for (size_t i = 0; i < n; i++) {
-        char ch = p[i];
-        if (ch >= 'A' && ch <= 'F')
-            ch = (char)(ch + 32);
-        if (!((ch >= '0' && ch <= '9') || (ch >= 'a' && ch <= 'f'))) {
-            WHY("a request id is hex digits");
-            return TF_E_BAD_REQUEST;
-        }
-        s.prefix[i] = ch;
-    }
-    s.n = n;
-    uint8_t from[32];
-    size_t flen = 0;
-    if (sodium_hex2bin(from, sizeof from, s.prefix, n & ~(size_t)1, NULL, &flen, NULL) != 0)
-        return TF_E_BAD_REQUEST;
-    int rc =
-        tf_node_store_kv_foreach_from(node->store, TF_NODE_STORE_REQUESTS, from, flen, id_cb, &s);
-    if (rc != TF_OK && rc != 1)
-        return rc;
-    if (s.matches == 0) {
-        WHY("no request %.*s here (see: twofold requests)", (int)n, s.prefix);
-        return TF_E_NOT_FOUND;
-    }
-    if (s.matches > 1) {
-        WHY("%.*s matches several requests; give more digits", (int)n, s.prefix);
-        return TF_E_AMBIGUOUS;
-    }
-    memcpy(id, s.id, 32);
-    return TF_OK;
+    return tf_node__resolve_hex_id(node, TF_NODE_STORE_REQUESTS, args, key, "request", id, why,
+                                   why_cap);
 }
 
 static void write_text_id(struct tf_proto_mp_writer *w, const uint8_t pk[32])

@@ -171,6 +171,76 @@ int tf_node__find_contact(struct tf_node *node, const msgpack_object *args, cons
     return rc;
 }
 
+/* requests: the hex-id lookup of node/intro.c and node/request.c. */
+struct hex_scan {
+    char prefix[65];
+    size_t n;
+    uint8_t id[32];
+    int matches;
+};
+
+static int hex_id_cb(const uint8_t *key, size_t klen, const uint8_t *val, size_t vlen, void *arg)
+{
+    (void)val;
+    (void)vlen;
+    struct hex_scan *s = arg;
+    char hex[65];
+    if (klen != 32)
+        return 0;
+    sodium_bin2hex(hex, sizeof hex, key, 32);
+    if (strncmp(hex, s->prefix, s->n) != 0)
+        return 1; /* keys are in order: past the prefix */
+    memcpy(s->id, key, 32);
+    return ++s->matches > 1 ? 1 : 0;
+}
+
+int tf_node__resolve_hex_id(struct tf_node *node, enum tf_node_store_table table,
+                            const msgpack_object *args, const char *key, const char *noun,
+                            uint8_t id[32], char *why, size_t why_cap)
+{
+    const char *an =
+        noun[0] == 'a' || noun[0] == 'e' || noun[0] == 'i' || noun[0] == 'o' || noun[0] == 'u'
+            ? "an"
+            : "a";
+    struct hex_scan s = {.matches = 0};
+    const char *p;
+    size_t n;
+    if (tf_proto_ctl_get_str(args, key, &p, &n) != TF_OK || n < 8 || n > 64) {
+        WHY("give the %s id (at least its first 8 hex digits)%s%s", noun,
+            strcmp(key, "id") == 0 ? "" : " as ", strcmp(key, "id") == 0 ? "" : key);
+        return TF_E_BAD_REQUEST;
+    }
+    for (size_t i = 0; i < n; i++) {
+        char ch = p[i];
+        if (ch >= 'A' && ch <= 'F')
+            ch = (char)(ch + 32);
+        if (!((ch >= '0' && ch <= '9') || (ch >= 'a' && ch <= 'f'))) {
+            WHY("%s %s id is hex digits", an, noun);
+            return TF_E_BAD_REQUEST;
+        }
+        s.prefix[i] = ch;
+    }
+    s.n = n;
+    /* Walk from the first key with the prefix's whole bytes. */
+    uint8_t from[32];
+    size_t flen = 0;
+    if (sodium_hex2bin(from, sizeof from, s.prefix, n & ~(size_t)1, NULL, &flen, NULL) != 0)
+        return TF_E_BAD_REQUEST;
+    int rc = tf_node_store_kv_foreach_from(node->store, table, from, flen, hex_id_cb, &s);
+    if (rc != TF_OK && rc != 1)
+        return rc;
+    if (s.matches == 0) {
+        WHY("no %s %.*s here", noun, (int)n, s.prefix);
+        return TF_E_NOT_FOUND;
+    }
+    if (s.matches > 1) {
+        WHY("%.*s matches several %ss; give more digits", (int)n, s.prefix, noun);
+        return TF_E_AMBIGUOUS;
+    }
+    memcpy(id, s.id, 32);
+    return TF_OK;
+}
+
 static int find_contact(struct tf_node *node, const msgpack_object *args, struct tf_node_contact *c,
                         char *why, size_t why_cap)
 {

@@ -198,7 +198,9 @@ class Requests(NodeTestCase):
         bob = self.start("bob")
         self.knows(carol, bob, "bob")
         self.knows(bob, carol, "carol")
-        first = [self.ask(bob, "carol", "t%d" % i, "--expires", "3s") for i in range(2)]
+        # Long enough to stay open while the third is refused, even on a
+        # loaded machine; short enough to watch them expire.
+        first = [self.ask(bob, "carol", "t%d" % i, "--expires", "20s") for i in range(2)]
         for rid in first:
             self.wait_request(carol, rid, "open")
         third = self.ask(bob, "carol", "t3")
@@ -206,9 +208,10 @@ class Requests(NodeTestCase):
         self.assertIsNone(self.request(carol, third))
         # Expired at both ends, then collected at Carol after the retention.
         for rid in first:
-            self.wait_request(bob, rid, "expired")
+            wait_for("bob: %s expired" % rid[:8],
+                     lambda: self.request(bob, rid)["state"] == "expired", 90)
         wait_for("carol collected the expired requests",
-                 lambda: all(self.request(carol, rid) is None for rid in first), WAIT)
+                 lambda: all(self.request(carol, rid) is None for rid in first), 90)
         # With room again, a new request is taken.
         fourth = self.ask(bob, "carol", "t4")
         self.wait_request(carol, fourth, "open")
