@@ -16,6 +16,7 @@
 
 #include "cli/args.h"
 #include "cli/backup.h"
+#include "cli/config.h"
 #include "cli/contact.h"
 #include "cli/intro.h"
 #include "cli/message.h"
@@ -211,6 +212,29 @@ static const struct verb MAILBOX_VERBS[] = {
      tf_cli_mailbox_use, NULL},
     {"status", "", "show your mailboxes and whether the node is linked to each", "",
      tf_cli_mailbox_status, NULL},
+static const struct verb CONFIG_VERBS[] = {
+    {"list", "", "print every setting and its value (no node needed)",
+     "Prints listen, advertise and every setting of the config file in the home, with\n"
+     "the default beside a value that differs from it.\n",
+     tf_cli_config_list, NULL},
+    {"get", "KEY", "print one setting (no node needed)",
+     "  KEY                listen, advertise or a setting 'twofold config list' shows\n",
+     tf_cli_config_get, NULL},
+    {"set", "KEY VALUE", "change a setting, checked as the node would (no node needed)",
+     "  KEY VALUE          listen HOST:PORT: where twofoldd listens, from its next start;\n"
+     "                     advertise HOST:PORT,...: the addresses on your card (at most 8);\n"
+     "                     or a setting 'twofold config list' shows and a whole number\n"
+     "\n"
+     "HOST is a DNS name, an IPv4 address or an IPv6 address in brackets ([::1]:7451).\n"
+     "Without a node, listen and advertise are written to the store (a new card goes to\n"
+     "your contacts when twofoldd starts); with one, they go through it.  Other settings\n"
+     "are lines of HOME/config, read by twofoldd when it starts or gets SIGHUP.  A value\n"
+     "the node would refuse changes nothing.  Warns when the card advertises an address\n"
+     "others could use while twofoldd listens on loopback only.\n",
+     tf_cli_config_set, NULL},
+    {"unset", "KEY", "put a setting of HOME/config back to its default (no node needed)",
+     "  KEY                a setting 'twofold config list' shows (not listen or advertise)\n",
+     tf_cli_config_unset, NULL},
     {NULL, NULL, NULL, NULL, NULL, NULL},
 };
 
@@ -444,6 +468,8 @@ static const struct verb VERBS[] = {
      tf_cli_request_feedback, NULL},
     {"mailbox", "host|unhost|list|use|status ...",
      "hold envelopes for others, or be reached through mailboxes", NULL, NULL, MAILBOX_VERBS},
+    {"config", "list|get|set|unset ...", "read and change the node's settings (no node needed)",
+     NULL, NULL, CONFIG_VERBS},
     {NULL, NULL, NULL, NULL, NULL, NULL},
 };
 

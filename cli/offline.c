@@ -195,6 +195,9 @@ int tf_cli_offline_init(struct tf_cli *cli, int argc, char **argv)
         return rc;
     time_t now = time(NULL);
     ia.now = now > 0 ? (uint64_t)now : 0;
+    char warn[512] = "";
+    ia.warn = warn;
+    ia.warn_cap = sizeof warn;
     rc = tf_node_home_init(cli->home, &ia, why, sizeof why);
     if (rc == TF_E_INVALID_ARG)
         return tf_cli_args_usage_error(cli, "%s", why);
@@ -202,6 +205,8 @@ int tf_cli_offline_init(struct tf_cli *cli, int argc, char **argv)
         return tf_cli_render_fail(cli, rc == TF_E_EXISTS ? TF_CLI_EXIT_FAIL : TF_CLI_EXIT_LOCAL,
                                   "%s", why);
 
+    if (warn[0])
+        fprintf(stderr, "%s: warning: %s\n", cli->cmd, warn);
     struct own o;
     if ((rc = own_load(cli, &o)) != TF_CLI_EXIT_OK)
         return rc;

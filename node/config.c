@@ -163,17 +163,81 @@ static char *trim(char *s)
     return s;
 }
 
+#define N_KEYS (sizeof KEYS / sizeof KEYS[0])
+
+size_t tf_node_config_n_keys(void)
+{
+    return N_KEYS;
+}
+
+const char *tf_node_config_key_name(size_t i)
+{
+    return i < N_KEYS ? KEYS[i].name : NULL;
+}
+
+int tf_node_config_key_find(const char *name, size_t *i)
+{
+    for (size_t k = 0; k < N_KEYS; k++) {
+        if (strcmp(KEYS[k].name, name) == 0) {
+            *i = k;
+            return TF_OK;
+        }
+    }
+    return TF_E_NOT_FOUND;
+}
+
+uint64_t tf_node_config_key_value(const struct tf_node_config *cfg, size_t i)
+{
+    uint64_t v = 0;
+    if (i < N_KEYS)
+        memcpy(&v, (const char *)cfg + KEYS[i].offset, sizeof v);
+    return v;
+}
+
+/* Parses value as key's setting: the one rule for the file and the CLI. */
+static int parse_value(const struct key *key, const char *v, uint64_t *out, char *why,
+                       size_t why_cap)
+{
+    char *end;
+    errno = 0;
+    unsigned long long val = strtoull(v, &end, 10);
+    if (*v == '\0' || *v == '-' || *end != '\0' || errno != 0 || val < key->min || val > key->max) {
+        snprintf(why, why_cap, "%s must be a whole number from %llu to %llu", key->name,
+                 (unsigned long long)key->min, (unsigned long long)key->max);
+        return TF_E_BAD_VALUE;
+    }
+    *out = val;
+    return TF_OK;
+}
+
+int tf_node_config_key_check(size_t i, const char *value, char *why, size_t why_cap)
+{
+    uint64_t v;
+    if (i >= N_KEYS) {
+        snprintf(why, why_cap, "no such setting");
+        return TF_E_NOT_FOUND;
+    }
+    return parse_value(&KEYS[i], value, &v, why, why_cap);
+}
+
 int tf_node_config_load(const char *home, struct tf_node_config *cfg, char *why, size_t why_cap)
 {
-    char path[TF_NODE_PATH_MAX], line[TF_NODE_CONFIG_LINE_MAX + 2]; /* + newline and NUL */
+    char path[TF_NODE_PATH_MAX];
     if (tf_node_home_path(home, TF_NODE_HOME_CONFIG, path, sizeof path) != 0)
         return -ENAMETOOLONG;
+    return tf_node_config_load_file(path, path, cfg, why, why_cap);
+}
+
+int tf_node_config_load_file(const char *path, const char *shown, struct tf_node_config *cfg,
+                             char *why, size_t why_cap)
+{
+    char line[TF_NODE_CONFIG_LINE_MAX + 2]; /* + newline and NUL */
     FILE *f = fopen(path, "re");
     if (f == NULL) {
         if (errno == ENOENT)
             return TF_OK;
         int rc = -errno;
-        snprintf(why, why_cap, "%s: %s", path, strerror(errno));
+        snprintf(why, why_cap, "%s: %s", shown, strerror(errno));
         return rc;
     }
     struct tf_node_config next = *cfg;
@@ -185,7 +249,7 @@ int tf_node_config_load(const char *home, struct tf_node_config *cfg, char *why,
          * its rest must not be parsed as the next line. */
         size_t len = strlen(line);
         if (len == sizeof line - 1 && line[len - 1] != '\n' && !feof(f)) {
-            snprintf(why, why_cap, "%s:%u: line is longer than %d bytes", path, lineno,
+            snprintf(why, why_cap, "%s:%u: line is longer than %d bytes", shown, lineno,
                      TF_NODE_CONFIG_LINE_MAX);
             rc = TF_E_BAD_VALUE;
             break;
@@ -195,7 +259,7 @@ int tf_node_config_load(const char *home, struct tf_node_config *cfg, char *why,
             continue;
         char *eq = strchr(s, '=');
         if (eq == NULL) {
-            snprintf(why, why_cap, "%s:%u: expected KEY = VALUE", path, lineno);
+            snprintf(why, why_cap, "%s:%u: expected KEY = VALUE", shown, lineno);
             rc = TF_E_BAD_VALUE;
             break;
         }
@@ -206,25 +270,21 @@ int tf_node_config_load(const char *home, struct tf_node_config *cfg, char *why,
             if (strcmp(KEYS[i].name, k) == 0)
                 key = &KEYS[i];
         if (key == NULL) {
-            snprintf(why, why_cap, "%s:%u: unknown setting '%.40s'", path, lineno, k);
+            snprintf(why, why_cap, "%s:%u: unknown setting '%.40s'", shown, lineno, k);
             rc = TF_E_BAD_VALUE;
             break;
         }
-        char *end;
-        errno = 0;
-        unsigned long long val = strtoull(v, &end, 10);
-        if (*v == '\0' || *v == '-' || *end != '\0' || errno != 0 || val < key->min ||
-            val > key->max) {
-            snprintf(why, why_cap, "%s:%u: %s must be a whole number from %llu to %llu", path,
-                     lineno, key->name, (unsigned long long)key->min, (unsigned long long)key->max);
-            rc = TF_E_BAD_VALUE;
+        uint64_t val;
+        char what[160];
+        if ((rc = parse_value(key, v, &val, what, sizeof what)) != TF_OK) {
+            snprintf(why, why_cap, "%s:%u: %s", shown, lineno, what);
             break;
         }
-        memcpy((char *)&next + key->offset, &(uint64_t){val}, sizeof(uint64_t));
+        memcpy((char *)&next + key->offset, &val, sizeof val);
     }
     fclose(f);
     if (rc == TF_OK && next.close_delay_min_s > next.close_delay_max_s) {
-        snprintf(why, why_cap, "%s: close_delay_min_s must not exceed close_delay_max_s", path);
+        snprintf(why, why_cap, "%s: close_delay_min_s must not exceed close_delay_max_s", shown);
         rc = TF_E_BAD_VALUE;
     }
     if (rc == TF_OK)

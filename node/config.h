@@ -102,4 +102,18 @@ void tf_node_config_defaults(struct tf_node_config *cfg);
 TF_MUST_CHECK int tf_node_config_load(const char *home, struct tf_node_config *cfg, char *why,
                                       size_t why_cap);
 
+/* The same for the file at path (messages name it shown). */
+TF_MUST_CHECK int tf_node_config_load_file(const char *path, const char *shown,
+                                           struct tf_node_config *cfg, char *why, size_t why_cap);
+
+/* The settings by index, 0 .. tf_node_config_n_keys() - 1, for `twofold
+ * config`: the name (NULL past the end), the index of a name (TF_E_NOT_FOUND
+ * if unknown), the value in cfg, and whether value (text) is one the node
+ * accepts for it (TF_E_BAD_VALUE with why saying the range). */
+size_t tf_node_config_n_keys(void);
+const char *tf_node_config_key_name(size_t i);
+TF_MUST_CHECK int tf_node_config_key_find(const char *name, size_t *i);
+uint64_t tf_node_config_key_value(const struct tf_node_config *cfg, size_t i);
+TF_MUST_CHECK int tf_node_config_key_check(size_t i, const char *value, char *why, size_t why_cap);
+
 #endif

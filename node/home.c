@@ -13,6 +13,7 @@
 #include <sys/un.h>
 #include <unistd.h>
 
+#include "node/addr.h"
 #include "node/keys.h"
 #include "node/store.h"
 #include "proto/card.h"
@@ -212,17 +213,15 @@ int tf_node_home_init(const char *home, const struct tf_node_home_init_args *arg
         snprintf(why, why_cap, "a name of 1 to %d bytes is required", TF_PROTO_CARD_NAME_MAX);
         return TF_E_INVALID_ARG;
     }
-    if (!tf_proto_addr_is_valid((const uint8_t *)listen, strlen(listen))) {
-        snprintf(why, why_cap, "listen address '%s' is not HOST:PORT", listen);
-        return TF_E_INVALID_ARG;
-    }
-    if (!tf_proto_addr_is_valid((const uint8_t *)advertise, strlen(advertise))) {
-        snprintf(why, why_cap, "advertise address '%s' is not HOST:PORT", advertise);
-        return TF_E_INVALID_ARG;
-    }
-    if (strncmp(advertise, "0.0.0.0:", 8) == 0 || strncmp(advertise, "[::]:", 5) == 0) {
-        snprintf(why, why_cap,
-                 "'%s' is not an address others can reach: give --advertise HOST:PORT", advertise);
+    /* The node's own rules (node/addr.h). */
+    if (tf_node_addr_check_listen(listen, why, why_cap) != TF_OK ||
+        tf_node_addr_check_advertise(&advertise, 1, listen, why, why_cap, args->warn,
+                                     args->warn_cap) != TF_OK) {
+        if (args->advertise == NULL && tf_node_addr_is_any(listen))
+            snprintf(why, why_cap,
+                     "'%.200s' is not an address others can reach: give --advertise HOST:PORT "
+                     "too",
+                     listen);
         return TF_E_INVALID_ARG;
     }
     if ((rc = tf_node_home_path(home, TF_NODE_HOME_KEY, key, sizeof key)) != 0 ||

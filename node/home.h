@@ -57,6 +57,8 @@ struct tf_node_home_init_args {
     const char *listen;    /* host:port to listen on (NULL: default) */
     const char *advertise; /* host:port put in the card (NULL: listen) */
     uint64_t now;          /* card issue time */
+    char *warn;            /* if not NULL, gets a warning line or "" (node/addr.h) */
+    size_t warn_cap;
 };
 
 /* Creates a new home: the directory (0700, parents as needed), a fresh

@@ -5,11 +5,14 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 #include <sodium.h>
 #include <uv.h>
 
 #include "node/contact.h"
+#include "node/addr.h"
 #include "node/internal.h"
 #include "node/log.h"
 #include "node/node.h"
@@ -113,7 +116,16 @@ struct dial {
     bool cancelled;
     int last_rc;
     char last_addr[TF_PROTO_CARD_ADDR_MAX + 1];
+    /* The addresses the current card address resolved to (owned), and the
+     * next one to try: each dial resolves afresh and tries every address,
+     * at most DIAL_ADDRS_PER_NAME of them, before the next card address. */
+    struct addrinfo *res, *next_ai;
+    size_t tried_ai;
 };
+
+/* Resolved addresses tried per card address: a card's name that resolves to
+ * many addresses costs at most this many connection attempts per dial. */
+#define DIAL_ADDRS_PER_NAME 8
 
 /* Accept-rate buckets per prefix: a small table, least recently used
  * entry reused (the global bucket still bounds what a prefix that lost its
@@ -155,6 +167,7 @@ static void timer_cb(uv_timer_t *t);
 static void flush(struct tf_node_link *l);
 static void dial_next(struct dial *d);
 static void dial_free(struct dial *d);
+static void dial_connect(struct dial *d);
 
 /* The loop's monotonic clock in milliseconds (cached once per loop turn):
  * every link timer and budget window uses it. */
@@ -482,12 +495,12 @@ static void link_close(struct tf_node_link *l, int rc, const char *why)
     uv_close((uv_handle_t *)&l->tcp, link_free_cb);
     uv_close((uv_handle_t *)&l->timer, link_free_cb);
     if (d != NULL) {
-        /* An outbound link that never came up: try the next address (or stop
-         * if the dial is no longer wanted). */
+        /* An outbound link that never came up: try the next resolved address,
+         * then the next card address (or stop if the dial is no longer
+         * wanted). */
         d->last_rc = rc != 0 ? rc : l->fail_rc;
         snprintf(d->last_addr, sizeof d->last_addr, "%s", d->addrs[d->index]);
-        d->index++;
-        dial_next(d);
+        dial_connect(d);
     }
 }
 
@@ -1165,6 +1178,7 @@ static void dial_free(struct dial *d)
     net->n_dials--;
     if (d->stranger)
         net->n_stranger_dials--;
+    uv_freeaddrinfo(d->res);
     free(d);
     if (net->listener_closed && net->dials == NULL)
         free(net);
@@ -1247,20 +1261,50 @@ static void resolved_cb(uv_getaddrinfo_t *req, int status, struct addrinfo *res)
         dial_next(d);
         return;
     }
+    d->res = d->next_ai = res;
+    d->tried_ai = 0;
+    dial_connect(d);
+}
+
+/* Connects to the next address the current card address resolved to; when
+ * none is left (or DIAL_ADDRS_PER_NAME were tried), moves on to the next card
+ * address.  A connection that fails comes back here through link_close. */
+static void dial_connect(struct dial *d)
+{
+    struct addrinfo *ai = d->next_ai;
+    while (ai != NULL && ai->ai_family != AF_INET && ai->ai_family != AF_INET6)
+        ai = ai->ai_next;
+    if (d->cancelled || d->net->stopping || ai == NULL || d->tried_ai >= DIAL_ADDRS_PER_NAME) {
+        uv_freeaddrinfo(d->res);
+        d->res = d->next_ai = NULL;
+        d->index++;
+        dial_next(d);
+        return;
+    }
+    d->next_ai = ai->ai_next;
+    d->tried_ai++;
     struct tf_node_link *l = link_new(d->net, true);
     if (l == NULL) {
-        uv_freeaddrinfo(res);
         d->last_rc = TF_E_NOMEM;
+        d->next_ai = NULL;
         d->index = d->n_addrs;
+        uv_freeaddrinfo(d->res);
+        d->res = NULL;
         dial_next(d);
         return;
     }
     l->dial = d;
     memcpy(l->expected_pk, d->pk, 32);
     snprintf(l->addr, sizeof l->addr, "%s", d->addrs[d->index]);
+    char ip[64] = "?";
+    if (ai->ai_family == AF_INET)
+        uv_ip4_name((const struct sockaddr_in *)(const void *)ai->ai_addr, ip, sizeof ip);
+    else
+        uv_ip6_name((const struct sockaddr_in6 *)(const void *)ai->ai_addr, ip, sizeof ip);
+    LOG(TF_NODE_LOG_DEBUG, l, "connecting to %s (address %zu the name resolved to)", ip,
+        d->tried_ai);
     l->connect.data = l;
-    int rc = uv_tcp_connect(&l->connect, &l->tcp, res->ai_addr, connect_cb);
-    uv_freeaddrinfo(res);
+    int rc = uv_tcp_connect(&l->connect, &l->tcp, ai->ai_addr, connect_cb);
     if (rc != 0)
         link_close(l, rc, uv_strerror(rc));
 }
@@ -1488,26 +1532,6 @@ void tf_node_net_write_limits(struct tf_node_net *net, struct tf_proto_mp_writer
 
 /* Listener. */
 
-static int parse_listen(const char *listen, struct sockaddr_storage *ss)
-{
-    char host[TF_PROTO_CARD_ADDR_MAX + 1];
-    snprintf(host, sizeof host, "%s", listen);
-    char *colon = strrchr(host, ':');
-    if (colon == NULL)
-        return -EINVAL;
-    *colon = '\0';
-    int port = atoi(colon + 1) /* validated by tf_proto_addr_is_valid at init */;
-    char *h = host;
-    if (h[0] == '[') {
-        h++;
-        size_t n = strlen(h);
-        if (n > 0 && h[n - 1] == ']')
-            h[n - 1] = '\0';
-        return uv_ip6_addr(h, port, (struct sockaddr_in6 *)(void *)ss);
-    }
-    return uv_ip4_addr(h, port, (struct sockaddr_in *)(void *)ss);
-}
-
 static void listener_free_cb(uv_handle_t *h)
 {
     struct tf_node_net *net = container_of(h, struct tf_node_net, listener);
@@ -1531,25 +1555,68 @@ int tf_node_net_start(struct tf_node *node, const char *listen, struct tf_node_n
         *out = net;
         return TF_OK;
     }
-    struct sockaddr_storage ss;
-    memset(&ss, 0, sizeof ss);
-    int rc = parse_listen(listen, &ss);
-    if (rc != 0) {
+    /* The name is resolved at each start (startup may block: the loop does
+     * not run yet); the first address that binds is used. */
+    char host[TF_NODE_ADDR_HOST_MAX + 1], port[6];
+    int rc = tf_node_addr_split(listen, host, port);
+    if (rc != TF_OK) {
         free(net);
         tf_node_log(TF_NODE_LOG_ERROR, "net",
-                    "listen address %s must be a numeric IP and port (see twofold init "
-                    "--listen)",
+                    "listen address %s is not HOST:PORT; change it with: twofold config set "
+                    "listen HOST:PORT",
                     listen);
         return rc;
     }
+    struct addrinfo hints;
+    memset(&hints, 0, sizeof hints);
+    hints.ai_family = AF_UNSPEC;
+    hints.ai_socktype = SOCK_STREAM;
+    hints.ai_flags = AI_PASSIVE | AI_NUMERICSERV;
+    uv_getaddrinfo_t gai;
+    if ((rc = uv_getaddrinfo(node->loop, &gai, NULL, host, port, &hints)) != 0) {
+        free(net);
+        tf_node_log(TF_NODE_LOG_ERROR, "net",
+                    "cannot resolve the listen address %s: %s; change it with: twofold config "
+                    "set listen HOST:PORT",
+                    listen, uv_strerror(rc));
+        return rc;
+    }
     if ((rc = uv_tcp_init(node->loop, &net->listener)) != 0) {
+        uv_freeaddrinfo(gai.addrinfo);
         free(net);
         return rc;
     }
     net->listener.data = net;
-    if ((rc = uv_tcp_bind(&net->listener, (const struct sockaddr *)&ss, 0)) != 0 ||
-        (rc = uv_listen((uv_stream_t *)&net->listener, 128, connection_cb)) != 0) {
-        tf_node_log(TF_NODE_LOG_ERROR, "net", "cannot listen on %s: %s", listen, uv_strerror(rc));
+    /* Each address gets its own socket, bound here; the first that binds is
+     * handed to libuv (a handle whose bind failed cannot be bound again). */
+    int fd = -1;
+    rc = UV_EADDRNOTAVAIL;
+    for (struct addrinfo *ai = gai.addrinfo; ai != NULL && fd < 0; ai = ai->ai_next) {
+        if (ai->ai_family != AF_INET && ai->ai_family != AF_INET6)
+            continue;
+        fd = socket(ai->ai_family, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+        if (fd < 0) {
+            rc = -errno;
+            continue;
+        }
+        int on = 1;
+        if (setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &on, sizeof on) != 0 ||
+            bind(fd, ai->ai_addr, ai->ai_addrlen) != 0) {
+            rc = -errno;
+            close(fd);
+            fd = -1;
+        }
+    }
+    if (fd >= 0 && (rc = uv_tcp_open(&net->listener, fd)) != 0)
+        close(fd);
+    if (fd >= 0 && rc == 0)
+        rc = uv_listen((uv_stream_t *)&net->listener, 128, connection_cb);
+    uv_freeaddrinfo(gai.addrinfo);
+    if (rc != 0) {
+        tf_node_log(TF_NODE_LOG_ERROR, "net",
+                    "cannot listen on %s: %s; if another program holds it, change it with: "
+                    "twofold config set listen HOST:PORT",
+                    listen, uv_strerror(rc));
         uv_close((uv_handle_t *)&net->listener, listener_free_cb);
         return rc;
     }

@@ -15,6 +15,7 @@
 
 #include <sodium.h>
 
+#include "node/addr.h"
 #include "node/ctl.h"
 #include "node/delivery.h"
 #include "node/intro.h"
@@ -23,6 +24,7 @@
 #include "node/net.h"
 #include "node/ping.h"
 #include "node/policy.h"
+#include "node/profile.h"
 #include "node/keys.h"
 #include "node/log.h"
 #include "node/mailbox.h"
@@ -451,9 +453,14 @@ static int check_home(struct tf_node *node)
     }
     if (stat(node->home, &sb) != 0) {
         rc = -errno;
-        tf_node_log(TF_NODE_LOG_ERROR, "node",
-                    "home %s does not exist; create it with: twofold init --home %s --name NAME",
-                    node->home, node->home);
+        if (rc == -ENOENT)
+            tf_node_log(TF_NODE_LOG_ERROR, "node",
+                        "home %s does not exist; create it with: twofold init --home %s --name "
+                        "NAME",
+                        node->home, node->home);
+        else
+            tf_node_log(TF_NODE_LOG_ERROR, "node", "cannot reach the home %s: %s", node->home,
+                        strerror(-rc));
         return rc;
     }
     if (!S_ISDIR(sb.st_mode)) {
@@ -476,12 +483,21 @@ static int check_home(struct tf_node *node)
                     node->home, (unsigned)(sb.st_mode & 07777), node->home);
         return -EPERM;
     }
-    if (tf_node_home_path(node->home, TF_NODE_HOME_KEY, key, sizeof key) != 0 ||
-        lstat(key, &sb) != 0) {
+    if (tf_node_home_path(node->home, TF_NODE_HOME_KEY, key, sizeof key) != 0)
+        return -ENAMETOOLONG;
+    if (lstat(key, &sb) != 0 && errno == ENOENT) {
         tf_node_log(TF_NODE_LOG_ERROR, "node",
                     "home %s is not initialised; run: twofold init --home %s --name NAME",
                     node->home, node->home);
         return -ENOENT;
+    }
+    if (lstat(key, &sb) != 0 || access(node->home, R_OK | W_OK | X_OK) != 0) {
+        rc = -errno;
+        tf_node_log(TF_NODE_LOG_ERROR, "node",
+                    "cannot read the home %s: %s (it must be a directory that uid %u can read, "
+                    "write and enter: chmod 700 %s)",
+                    node->home, strerror(errno), (unsigned)geteuid(), node->home);
+        return rc;
     }
     return 0;
 }
@@ -574,6 +590,28 @@ static int start_handles(struct tf_node *node)
     return 0;
 }
 
+/* Warns when the card advertises an address others could use while the
+ * node listens on loopback only (node/addr.h). */
+static void warn_unreachable(const struct tf_node *node)
+{
+    char addrs[TF_PROTO_CARD_ADDRS_MAX][TF_PROTO_CARD_ADDR_MAX + 1];
+    const char *ptrs[TF_PROTO_CARD_ADDRS_MAX];
+    size_t n = node->card_fields.n_addrs;
+    char why[512], warn[512];
+    for (size_t i = 0; i < n; i++) {
+        const struct tf_proto_bytes *a = &node->card_fields.addrs[i];
+        size_t len = a->len < TF_PROTO_CARD_ADDR_MAX ? a->len : TF_PROTO_CARD_ADDR_MAX;
+        memcpy(addrs[i], a->ptr, len);
+        addrs[i][len] = '\0';
+        ptrs[i] = addrs[i];
+    }
+    if (n > 0 && node->listen[0] &&
+        tf_node_addr_check_advertise(ptrs, n, node->listen, why, sizeof why, warn, sizeof warn) ==
+            TF_OK &&
+        warn[0])
+        tf_node_log(TF_NODE_LOG_WARN, "node", "%s", warn);
+}
+
 int tf_node_start(struct tf_node *node, uv_loop_t *loop, const struct tf_node_options *opts)
 {
     memset(node, 0, sizeof *node);
@@ -606,6 +644,12 @@ int tf_node_start(struct tf_node *node, uv_loop_t *loop, const struct tf_node_op
         tf_node_stop(node);
         return rc;
     }
+    if ((rc = tf_node_profile_start(node)) != TF_OK) {
+        tf_node_log(TF_NODE_LOG_ERROR, "node", "cannot push the card issued offline: %s",
+                    tf_strerror(rc));
+        tf_node_stop(node);
+        return rc;
+    }
     struct tf_proto_mp_writer w;
     struct tf_proto_buf rec;
     tf_proto_mp_writer_init(&w);
@@ -625,6 +669,7 @@ int tf_node_start(struct tf_node *node, uv_loop_t *loop, const struct tf_node_op
         tf_node_stop(node);
         return rc;
     }
+    warn_unreachable(node);
     char fp[TF_PROTO_FINGERPRINT_SIZE];
     tf_proto_fingerprint(node->id.sign_pk, fp);
     /* Tests and supervisors wait for this line. */

@@ -127,6 +127,51 @@ static int push_cb(const struct tf_node_contact *c, void *arg)
     return 0;
 }
 
+#define CARD_PUSHED "card_pushed"
+
+/* Queues the own card for every contact and records its sequence number as
+ * pushed, in the open transaction. */
+static int push_card(struct tf_node *node)
+{
+    struct push p = {node, TF_OK};
+    int rc = tf_node_store_contact_foreach(node->store, push_cb, &p);
+    if (rc == TF_OK)
+        rc = p.err;
+    if (rc != TF_OK)
+        return rc;
+    uint8_t seq[8];
+    for (int i = 0; i < 8; i++)
+        seq[i] = (uint8_t)(node->card_fields.seq >> (56 - 8 * i));
+    return tf_node_store_meta_put(node->store, CARD_PUSHED, seq, sizeof seq);
+}
+
+int tf_node_profile_start(struct tf_node *node)
+{
+    struct tf_proto_buf b = {0};
+    int rc = tf_node_store_meta_get(node->store, CARD_PUSHED, &b);
+    if (rc != TF_OK && rc != TF_E_NOT_FOUND)
+        return rc;
+    uint64_t pushed = 0;
+    bool known = rc == TF_OK && b.len == 8;
+    for (size_t i = 0; known && i < 8; i++)
+        pushed = pushed << 8 | b.data[i];
+    tf_proto_buf_free(&b);
+    if (known && pushed >= node->card_fields.seq)
+        return TF_OK;
+    if (!known) {
+        /* A store from before card_pushed: its card went out when it was
+         * made (profile.set), so only record it. */
+        uint8_t seq[8];
+        for (int i = 0; i < 8; i++)
+            seq[i] = (uint8_t)(node->card_fields.seq >> (56 - 8 * i));
+        return tf_node_store_meta_put(node->store, CARD_PUSHED, seq, sizeof seq);
+    }
+    tf_node_log(TF_NODE_LOG_INFO, "node",
+                "card %llu was issued while the node was stopped: pushing it to every contact",
+                (unsigned long long)node->card_fields.seq);
+    return push_card(node);
+}
+
 int tf_node_profile_publish(struct tf_node *node, const struct tf_proto_card *fields_in,
                             const char *listen, char *why, size_t why_cap)
 {
@@ -157,11 +202,7 @@ int tf_node_profile_publish(struct tf_node *node, const struct tf_proto_card *fi
     tf_proto_buf_free(&node->card);
     node->card = card;
     node->card_fields = fields;
-    struct push p = {node, TF_OK};
-    rc = tf_node_store_contact_foreach(node->store, push_cb, &p);
-    if (rc == TF_OK)
-        rc = p.err;
-    if (rc != TF_OK) {
+    if ((rc = push_card(node)) != TF_OK) {
         WHY("cannot queue the card update: %s", tf_strerror(rc));
         return rc;
     }

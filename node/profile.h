@@ -38,4 +38,11 @@ TF_MUST_CHECK int tf_node_profile_publish(struct tf_node *node, const struct tf_
 int tf_node_profile_card_update(struct tf_node *node, const uint8_t from_pk[32],
                                 const uint8_t *body, size_t len);
 
+/* At start: a card re-issued while the node was stopped (`twofold config set
+ * advertise`) is pushed to every contact, as profile.set does.  The store's
+ * meta "card_pushed" holds the sequence number last pushed (8 bytes, big
+ * endian); a store without it (made before it existed) records the current
+ * card as pushed.  Run after delivery has started. */
+TF_MUST_CHECK int tf_node_profile_start(struct tf_node *node);
+
 #endif

@@ -7,15 +7,32 @@
 # Then the real-estate proposal: both accept, and both now have each other as
 # contacts "introduced by Carol".
 #
-#   tests/demo/demo.sh BUILD_DIR
+# Each command is echoed as it can be typed again: $D stands for the demo's
+# directory (printed first) and arguments keep their quotes.  With --keep the
+# three nodes stay up afterwards, and the demo prints how to talk to them and
+# how to stop them.
+#
+#   tests/demo/demo.sh BUILD_DIR [--keep]
 set -euo pipefail
 
-build=${1:?usage: demo.sh BUILD_DIR}
+build=${1:?usage: demo.sh BUILD_DIR [--keep]}
+keep=false
+case ${2:-} in
+--keep) keep=true ;;
+"") ;;
+*)
+    echo "usage: demo.sh BUILD_DIR [--keep]" >&2
+    exit 2
+    ;;
+esac
 tf="$build/cli/twofold"
 tfd="$build/node/twofoldd"
 root=$(mktemp -d /tmp/twofold-demo.XXXXXX)
 pids=()
+started=$(date +%s%N)
+finished=false
 cleanup() {
+    if $keep && $finished; then return; fi
     for pid in "${pids[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
     for pid in "${pids[@]}"; do wait "$pid" 2>/dev/null || true; done
     rm -rf "$root"
@@ -28,9 +45,44 @@ if [ -t 1 ] && [ -z "${NO_COLOR:-}" ]; then
     plain=$(tput sgr0 2>/dev/null || true)
 fi
 say() { printf '\n%s== %s%s\n' "$bold" "$*" "$plain"; }
-run() { printf '$ twofold %s\n' "$*"; "$tf" "$@" | sed 's/^/  /'; }
-as() { local who=$1; shift; printf '%s$ twofold --home %s %s%s\n' "" "$who" "$*" ""; "$tf" --home "$root/$who" "$@" | sed 's/^/  /'; }
+# Quotes each argument as a shell needs it (single quotes around anything
+# but plain characters), so that an echoed command can be copied.
+quote() {
+    local a out=() q="'"
+    for a in "$@"; do
+        if [[ $a =~ ^[A-Za-z0-9_./:=@%+,-]+$ ]]; then
+            out+=("$a")
+        else
+            out+=("$q${a//$q/$q\\$q$q}$q")
+        fi
+    done
+    printf '%s' "${out[*]}"
+}
+# as WHO ARGS...: runs twofold in WHO's home, echoing the command first.
+as() {
+    local who=$1
+    shift
+    printf '$ twofold --home "$D/%s" %s\n' "$who" "$(quote "$@")"
+    "$tf" --home "$root/$who" "$@" | sed 's/^/  /'
+}
+# add_card WHO OTHER ARGS...: WHO adds OTHER's card (echoed as the command
+# that reads the card, not as the card itself).
+add_card() {
+    local who=$1 other=$2
+    shift 2
+    printf '$ twofold --home "$D/%s" contact add "$(twofold --home "$D/%s" card)" %s\n' \
+        "$who" "$other" "$(quote "$@")"
+    "$tf" --home "$root/$who" contact add "$("$tf" --home "$root/$other" card)" "$@" |
+        sed 's/^/  /'
+}
 free_port() { /usr/bin/python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
+# propose ARGS...: Carol proposes (echoed); sets intro to the new id.
+propose() {
+    printf '$ twofold --home "$D/carol" propose %s\n' "$(quote "$@")"
+    intro=$("$tf" --home "$root/carol" --json propose "$@" |
+        /usr/bin/python3 -c 'import json,sys; print(json.load(sys.stdin)["id"])')
+    echo "  intro ${intro:0:12}"
+}
 # Polls a JSON query until the Python expression over it holds (10 s max).
 wait_for() {
     local who=$1 expr=$2
@@ -47,13 +99,14 @@ wait_for() {
 }
 
 say "Three people, three nodes (each its own home, keys and contacts)"
+echo "  D=$root   (the demo's directory: the commands below use \$D)"
 for who in carol alice bob; do
     port=$(free_port)
     name=$(echo "$who" | sed 's/./\U&/')
     "$tf" --home "$root/$who" init --name "$name" --listen "127.0.0.1:$port" >/dev/null
     # Closes caused by a decline wait 0-1 s here (the default is 1-24 h).
     printf 'retry_max_ms = 2000\nclose_delay_min_s = 0\nclose_delay_max_s = 1\n' >"$root/$who/config"
-    "$tfd" --home "$root/$who" 2>"$root/$who.log" &
+    "$tfd" --home "$root/$who" >"$root/$who.log" 2>&1 &
     pids+=($!)
     echo "  $name: node on 127.0.0.1:$port, id $("$tf" --home "$root/$who" id | awk '/^id/ {print $2}')"
 done
@@ -62,15 +115,14 @@ for who in carol alice bob; do
 done
 
 say "Carol knows Alice and Bob; they know Carol, not each other (cards exchanged)"
-as carol contact add "$("$tf" --home "$root/alice" card)" --alias alice --tag lawyer
-as carol contact add "$("$tf" --home "$root/bob" card)" --alias bob
-as alice contact add "$("$tf" --home "$root/carol" card)" --alias carol --trust close
-as bob contact add "$("$tf" --home "$root/carol" card)" --alias carol --trust close
+add_card carol alice --alias alice --tag lawyer
+add_card carol bob --alias bob
+add_card alice carol --alias carol --trust close
+add_card bob carol --alias carol --trust close
 
 say "Carol first suggests they talk tax law; Bob declines (privately)"
-id1=$("$tf" --home "$root/carol" --json propose alice bob --topic tax-law |
-    /usr/bin/python3 -c 'import json,sys; print(json.load(sys.stdin)["id"])')
-echo "  intro ${id1:0:12}"
+propose alice bob --topic tax-law
+id1=$intro
 wait_for bob "any(i['id'] == '$id1' for i in d)" inbox
 as bob inbox
 as bob decline "${id1:0:12}" --reason "I already have a tax adviser."
@@ -81,12 +133,11 @@ echo "  Alice sees only that it will not go ahead (the same as a withdrawal or a
 as alice inbox --all
 
 say "Then Carol proposes the introduction that matters: real-estate law"
-id=$("$tf" --home "$root/carol" --json propose alice bob --topic real-estate-law \
+propose alice bob --topic real-estate-law \
     --about-a "a real-estate lawyer" --about-b "a first-time flat buyer" \
     --note-a "Bob is buying his first flat and needs a lawyer." \
-    --note-b "Alice is a real-estate lawyer taking new clients." |
-    /usr/bin/python3 -c 'import json,sys; print(json.load(sys.stdin)["id"])')
-echo "  intro ${id:0:12}"
+    --note-b "Alice is a real-estate lawyer taking new clients."
+id=$intro
 wait_for alice "any(i['id'] == '$id' for i in d)" inbox
 wait_for bob "any(i['id'] == '$id' for i in d)" inbox
 as alice inbox
@@ -115,3 +166,20 @@ for c in json.load(sys.stdin):
 done
 
 say "Done: one introduction made with both consents verified; one declined privately."
+ms=$((($(date +%s%N) - started) / 1000000))
+printf '  (the story took %d.%d s)\n' $((ms / 1000)) $((ms % 1000 / 100))
+if $keep; then
+    finished=true
+    cat <<EOF
+
+The three nodes keep running (logs in $root/NAME.log).  Talk to them:
+  D=$root
+  PATH=$(cd "$build" && pwd)/cli:\$PATH
+  twofold --home "\$D/alice" contact list
+  twofold --home "\$D/carol" intros
+  twofold --home "\$D/alice" message carol 'Thanks for the introduction!'
+  twofold --home "\$D/alice" watch
+Stop them and remove everything:
+  kill ${pids[*]} && sleep 1 && rm -rf "$root"
+EOF
+fi
