@@ -162,6 +162,8 @@ class WebSecurity(NodeTestCase):
         # sent, and no length at all (chunked) is refused too.
         self.assertEqual(self.raw_post_status("Content-Length: 1000000000"), b"413")
         self.assertEqual(self.raw_post_status("Transfer-Encoding: chunked"), b"411")
+        # Headers are bounded too (libmicrohttpd's 32 KiB per connection).
+        self.assertEqual(self.raw_post_status("X-Big: " + "a" * 65536), b"431")
         self.assertEqual(self.contacts(), [])
         # Only the page's verbs, with flat arguments.
         for verb in ("watch", "message.send", "profile.set", "no.such.verb"):
