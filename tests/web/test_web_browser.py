@@ -85,6 +85,9 @@ class WebBrowser(IntroTestCase):
         # Carol knows Alice ("alice") and Bob ("bob"); they know her ("carol").
         nodes = self.cast()
         carol, alice, bob = nodes
+        # A policy file with an error on line 2, for the policy page to show.
+        with open(os.path.join(carol.home, "policy"), "w") as f:
+            f.write("ask\nfrobnicate when topic is rust\n")
         cfg = {"chromium": CHROMIUM, "artifacts": ARTIFACTS, "hostile": HOSTILE,
                "restart_request": os.path.join(self.root, "restart-carol"),
                "propose_request": os.path.join(self.root, "propose-after-restart")}
@@ -105,7 +108,9 @@ class WebBrowser(IntroTestCase):
             if not restarted and os.path.exists(cfg["restart_request"]):
                 # Down longer than the page's first retry (3 s): that retry
                 # fails and the page must try again by itself.
+                # The broken policy would keep the node from starting.
                 carol.stop()
+                os.remove(os.path.join(carol.home, "policy"))
                 time.sleep(6)
                 carol.start()
                 restarted = True

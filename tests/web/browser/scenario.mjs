@@ -172,6 +172,17 @@ try {
   await alice.getByLabel('Search this page (Enter: look up an alias or id among all)').fill('carol');
   check(await alice.locator('main table.contacts tbody tr').count() === 1, 'contact search filters the list');
 
+  // Policy: a file with an error is refused with its line and column (the
+  // test wrote one for Carol), and the test form answers.
+  await go(carol, 'policy');
+  await carol.getByRole('button', { name: 'Reload the policy file' }).click();
+  await carol.locator('main p.bad', { hasText: 'Line 2, column' }).waitFor({ timeout: WAIT });
+  check(true, "a policy error is shown with its line and column");
+  await carol.getByLabel('Topic', { exact: true }).fill('rust');
+  await carol.getByRole('button', { name: 'Test', exact: true }).click();
+  await carol.locator('main p[role=status] strong', { hasText: 'ask' }).waitFor({ timeout: WAIT });
+  check(true, 'the policy test form answers (ask: the broken file was not loaded)');
+
   // The other pages render; screenshots for people to look at.
   for (const v of ['inbox', 'policy', 'status', 'contacts']) {
     await go(carol, v);
