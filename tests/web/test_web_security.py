@@ -19,7 +19,7 @@ import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from webharness import Web  # noqa: E402
-from harness import NodeTestCase, TWOFOLD, wait_for  # noqa: E402
+from harness import NodeTestCase, TWOFOLD, flood, wait_for  # noqa: E402
 
 BODY_MAX = 32 * 1024          # TF_CLI_WEB_BODY_MAX
 CONNECTIONS_MAX = 32          # TF_CLI_WEB_CONNECTIONS_MAX
@@ -150,6 +150,30 @@ class WebSecurity(NodeTestCase):
         self.assertEqual(result["alias"], "alice")
         self.assertEqual(len(self.contacts()), 1)
 
+    def test_forged_answers_change_nothing(self):
+        """A proposal waits in Sam's inbox (from a stranger, tf-flood); forged
+        accepts and declines leave it pending, and the node sent nothing."""
+        r = flood("proposals", "--target", self.sam.listen, "--victim", self.sam.home,
+                  "--identities", 1, "--per", 1)
+        self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
+        inbox = self.sam.json("inbox")
+        self.assertEqual(len(inbox), 1)
+        iid = inbox[0]["id"]
+        self.web.login()
+        forged = [{"Origin": "http://evil.example"}, {"X-Twofold-Token": None},
+                  {"Cookie": None}, {"Host": "evil.example:%d" % self.web.port},
+                  {"Content-Type": "text/plain"}]
+        for verb, args in (("intro.accept", {"id": iid, "note": "forged"}),
+                           ("intro.decline", {"id": iid, "reason": "forged"})):
+            for over in forged:
+                status, _ = self.web.post(verb, args, **over)
+                self.assertIn(status, (400, 403), "%s %r" % (verb, over))
+        after = self.sam.json("inbox", "--all")
+        self.assertEqual([(i["id"], i["state"]) for i in after], [(iid, "pending")])
+        self.assertEqual(self.sam.json("outbox"), [])
+        # Done right, the answer goes through.
+        self.assertEqual(self.web.call("intro.decline", {"id": iid})["state"], "declined")
+
     def test_bodies_and_arguments_are_bounded(self):
         self.web.login()
         pad = "x" * BODY_MAX
@@ -162,6 +186,8 @@ class WebSecurity(NodeTestCase):
         # sent, and no length at all (chunked) is refused too.
         self.assertEqual(self.raw_post_status("Content-Length: 1000000000"), b"413")
         self.assertEqual(self.raw_post_status("Transfer-Encoding: chunked"), b"411")
+        # Headers are bounded too (libmicrohttpd's 32 KiB per connection).
+        self.assertEqual(self.raw_post_status("X-Big: " + "a" * 65536), b"431")
         self.assertEqual(self.contacts(), [])
         # Only the page's verbs, with flat arguments.
         for verb in ("watch", "message.send", "profile.set", "no.such.verb"):

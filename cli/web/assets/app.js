@@ -161,7 +161,13 @@
     const es = new EventSource('/api/events?t=' + encodeURIComponent(token));
     es.onopen = () => setLive('live', 'ok');
     es.onmessage = (m) => { try { onEvent(JSON.parse(m.data)); } catch (e) { /* ignore */ } };
-    es.onerror = () => setLive('reconnecting…', 'warn');
+    // The browser retries a dropped stream by itself, but gives up for good
+    // once the server answers with an error (the node was down): then try
+    // again every few seconds.
+    es.onerror = () => {
+      setLive('reconnecting…', 'warn');
+      if (es.readyState === EventSource.CLOSED) setTimeout(connectEvents, 5000);
+    };
   }
 
   // Paging: newest-first lists page with `before`; we keep the cursors of

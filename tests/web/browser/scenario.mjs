@@ -2,7 +2,10 @@
 // Drives three people's pages in headless Chromium (Debian's, through
 // playwright-core; no browser is downloaded).  Run by test_web_browser.py,
 // which starts the nodes and `twofold web` for each and passes a JSON file:
-//   { chromium, artifacts, carol: {url}, alice: {url}, bob: {url}, hostile: {...} }
+//   { chromium, artifacts, carol: {url}, alice: {url}, bob: {url}, hostile: {...},
+//     restart_request, propose_request }
+// and acts on the two request files when they appear (restarts Carol's
+// node; proposes an intro from her CLI).
 // Exits 0 when every check passed; prints one line per step.
 import fs from 'node:fs';
 import path from 'node:path';
@@ -169,6 +172,17 @@ try {
   await alice.getByLabel('Search this page (Enter: look up an alias or id among all)').fill('carol');
   check(await alice.locator('main table.contacts tbody tr').count() === 1, 'contact search filters the list');
 
+  // Policy: a file with an error is refused with its line and column (the
+  // test wrote one for Carol), and the test form answers.
+  await go(carol, 'policy');
+  await carol.getByRole('button', { name: 'Reload the policy file' }).click();
+  await carol.locator('main p.bad', { hasText: 'Line 2, column' }).waitFor({ timeout: WAIT });
+  check(true, "a policy error is shown with its line and column");
+  await carol.getByLabel('Topic', { exact: true }).fill('rust');
+  await carol.getByRole('button', { name: 'Test', exact: true }).click();
+  await carol.locator('main p[role=status] strong', { hasText: 'ask' }).waitFor({ timeout: WAIT });
+  check(true, 'the policy test form answers (ask: the broken file was not loaded)');
+
   // The other pages render; screenshots for people to look at.
   for (const v of ['inbox', 'policy', 'status', 'contacts']) {
     await go(carol, v);
@@ -190,6 +204,19 @@ try {
   await carol.keyboard.press('Enter');
   await carol.waitForSelector('.view[data-view="intros"]', { timeout: WAIT });
   check(true, 'a page link is followed from the keyboard');
+
+  // Carol's node restarts under her open page (the test restarts it when
+  // asked through a file): the page reconnects its event stream by itself and
+  // shows an intro proposed meanwhile through the CLI, without a reload.
+  await go(carol, 'intros');
+  fs.writeFileSync(cfg.restart_request, '');
+  await carol.waitForSelector('#live.warn', { timeout: WAIT });
+  check(true, "Carol's page noticed her node stopping");
+  await carol.waitForSelector('#live.ok', { timeout: 2 * WAIT });
+  check(true, "Carol's page reconnected to her restarted node by itself");
+  fs.writeFileSync(cfg.propose_request, '');
+  await carol.locator('main article.card', { has: carol.locator('.topic', { hasText: 'after-restart' }) }).first().waitFor({ timeout: WAIT });
+  check(true, 'an intro proposed after the restart appeared on her open page');
 
   for (const [n, p] of [['carol', carol], ['alice', alice], ['bob', bob]]) {
     check(await p.evaluate(() => window.__noReload === 1), n + "'s page never reloaded");
