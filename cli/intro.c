@@ -383,18 +383,18 @@ int tf_cli_intro_inbox(struct tf_cli *cli, int argc, char **argv)
     args[n++] = (struct tf_cli_ctl_arg){
         .key = po.own != NULL ? "all" : "open", .type = TF_CLI_CTL_BOOL, .b = true};
     add_page(&po, args, &n);
-    return tf_cli_ctl_print_list(cli, "inbox.list", args, n,
-                                 po.before[0] != '\0' ? "no more introductions"
-                                 : po.own != NULL
-                                     ? "nobody has proposed an introduction to you yet"
-                                     : "no introductions wait for your answer (all of them: "
-                                       "twofold inbox --all)",
-                                 cols, sizeof cols / sizeof cols[0]);
+    return tf_cli_names_print_list(cli, "inbox.list", args, n,
+                                   po.before[0] != '\0' ? "no more introductions"
+                                   : po.own != NULL
+                                       ? "nobody has proposed an introduction to you yet"
+                                       : "no introductions wait for your answer (all of them: "
+                                         "twofold inbox --all)",
+                                   cols, sizeof cols / sizeof cols[0]);
 }
 
 /* One side of an intro for `show`: who, their state, and the texts that
  * concern them, each only if the node gave it. */
-static void print_side(const msgpack_object *intro, const char *side)
+static void print_side(const msgpack_object *intro, const char *side, struct tf_cli_names *names)
 {
     /* '@' in a label stands for the side. */
     static const struct tf_cli_render_row rows[] = {
@@ -404,14 +404,18 @@ static void print_side(const msgpack_object *intro, const char *side)
         {"about @", "about", TF_CLI_RENDER_PARA},
     };
     const msgpack_object *o = tf_proto_ctl_get(intro, side);
-    char name[256], alias[64], id[128], line[512], buf[8192], label[16];
-    tf_cli_render_field(name, sizeof name, o, "name", TF_CLI_RENDER_TEXT);
+    char who[256], alias[64], line[512], buf[8192], label[16];
+    /* The owner's alias first; the name the side chose stays quoted. */
     tf_cli_render_field(alias, sizeof alias, o, "alias", TF_CLI_RENDER_TEXT);
-    tf_cli_render_field(id, sizeof id, o, "contact", TF_CLI_RENDER_SHORT_ID);
-    if (strcmp(alias, "-") == 0)
-        snprintf(line, sizeof line, "%s (%s)", name, id);
-    else
-        snprintf(line, sizeof line, "%s (%s, %s)", name, alias, id);
+    tf_cli_names_who(names, o, "contact", who, sizeof who);
+    if (strcmp(alias, "-") == 0) {
+        snprintf(line, sizeof line, "%s", who);
+    } else {
+        tf_cli_render_peer_name(who, sizeof who, o, "contact");
+        if (strcmp(who, "-") == 0)
+            tf_cli_render_field(who, sizeof who, o, "contact", TF_CLI_RENDER_SHORT_ID);
+        snprintf(line, sizeof line, "%s (%s)", alias, who);
+    }
     tf_cli_render_kv(side, line);
     for (size_t i = 0; i < sizeof rows / sizeof rows[0]; i++) {
         const msgpack_object *v = tf_proto_ctl_get(o, rows[i].key);
@@ -425,7 +429,7 @@ static void print_side(const msgpack_object *intro, const char *side)
 }
 
 /* show, for people. */
-static void print_intro(const char *done, const msgpack_object *intro)
+static void print_intro(const msgpack_object *intro, struct tf_cli_names *names)
 {
     static const struct tf_cli_render_row rows[] = {
         {"id", "id", TF_CLI_RENDER_TEXT},          {"state", "state", TF_CLI_RENDER_TEXT},
@@ -433,34 +437,32 @@ static void print_intro(const char *done, const msgpack_object *intro)
         {"note", "note", TF_CLI_RENDER_PARA},      {"created", "created", TF_CLI_RENDER_AGO},
         {"expires", "expires", TF_CLI_RENDER_AGO}, {"updated", "updated", TF_CLI_RENDER_AGO},
     };
-    (void)done;
     tf_cli_render_rows(intro, rows, sizeof rows / sizeof rows[0]);
-    print_side(intro, "a");
-    print_side(intro, "b");
+    print_side(intro, "a", names);
+    print_side(intro, "b", names);
 }
 
 /* withdraw, for people: "withdrew intro 1a2b3c4d5e6f between alice and bob
  * on real-estate-law". */
-static void print_withdrawn(const char *done, const msgpack_object *intro)
+static void print_withdrawn(const char *done, const msgpack_object *intro,
+                            struct tf_cli_names *names)
 {
     char id[16], a[256], b[256], topic[128];
     tf_cli_render_field(id, sizeof id, intro, "id", TF_CLI_RENDER_SHORT_ID);
-    tf_cli_render_field(a, sizeof a, tf_proto_ctl_get(intro, "a"), "contact",
-                        TF_CLI_RENDER_CONTACT);
-    tf_cli_render_field(b, sizeof b, tf_proto_ctl_get(intro, "b"), "contact",
-                        TF_CLI_RENDER_CONTACT);
+    tf_cli_names_who(names, tf_proto_ctl_get(intro, "a"), "contact", a, sizeof a);
+    tf_cli_names_who(names, tf_proto_ctl_get(intro, "b"), "contact", b, sizeof b);
     tf_cli_render_field(topic, sizeof topic, intro, "topic", TF_CLI_RENDER_TEXT);
     printf("%s intro %s between %s and %s on %s\n", done, id, a, b, topic);
 }
 
 /* accept and decline, for people: "accepted intro 1a2b3c4d5e6f from carol on
  * real-estate-law". */
-static void print_answered(const char *done, const msgpack_object *item)
+static void print_answered(const char *done, const msgpack_object *item, struct tf_cli_names *names)
 {
     char id[16], from[256], topic[128];
     bool resent = false;
     tf_cli_render_field(id, sizeof id, item, "id", TF_CLI_RENDER_SHORT_ID);
-    tf_cli_render_field(from, sizeof from, item, "connector", TF_CLI_RENDER_CONTACT);
+    tf_cli_names_who(names, item, "connector", from, sizeof from);
     tf_cli_render_field(topic, sizeof topic, item, "topic", TF_CLI_RENDER_TEXT);
     /* Accepting again changes nothing: the node sent the same acceptance. */
     if (tf_proto_ctl_get_bool(item, "resent", &resent) == TF_OK && resent)
@@ -475,7 +477,7 @@ struct intro_verb {
     const char *opt;  /* its text option, also the request's key ("note"), or NULL */
     size_t max;       /* the text's longest, in bytes */
     const char *done; /* for people: "accepted" */
-    void (*print)(const char *done, const msgpack_object *res);
+    void (*print)(const char *done, const msgpack_object *res, struct tf_cli_names *names);
 };
 
 static int run_intro_verb(struct tf_cli *cli, int argc, char **argv, const struct intro_verb *v)
@@ -503,8 +505,12 @@ static int run_intro_verb(struct tf_cli *cli, int argc, char **argv, const struc
     if ((rc = tf_cli_ctl_run(&c, cli, v->verb, args, n, &res)) == TF_CLI_EXIT_OK) {
         if (cli->json)
             rc = tf_cli_render_json_print(cli, tf_cli_render_json(res), false);
-        else
-            v->print(v->done, res);
+        else {
+            struct tf_cli_names names;
+            tf_cli_names_init(&names, cli);
+            v->print(v->done, res, &names);
+            tf_cli_names_deinit(&names);
+        }
     }
     tf_cli_ctl_close(&c);
     return rc;
@@ -514,9 +520,10 @@ static int run_intro_verb(struct tf_cli *cli, int argc, char **argv, const struc
  * answer and who gave it, and how it ended. */
 static void print_item(const msgpack_object *item, struct tf_cli_names *names)
 {
-    static const struct tf_cli_render_row rows[] = {
+    static const struct tf_cli_render_row head[] = {
         {"id", "id", TF_CLI_RENDER_TEXT},
-        {"proposed by", "connector", TF_CLI_RENDER_CONTACT},
+    };
+    static const struct tf_cli_render_row rows[] = {
         {"topic", "topic", TF_CLI_RENDER_TEXT},
         {"mode", "mode", TF_CLI_RENDER_TEXT},
         {"state", "state", TF_CLI_RENDER_TEXT},
@@ -532,7 +539,10 @@ static void print_item(const msgpack_object *item, struct tf_cli_names *names)
     };
     const char *p;
     size_t len;
-    char label[128];
+    char label[256];
+    tf_cli_render_rows(item, head, sizeof head / sizeof head[0]);
+    tf_cli_names_who(names, item, "connector", label, sizeof label);
+    tf_cli_render_kv("proposed by", label);
     tf_cli_render_rows(item, rows, sizeof rows / sizeof rows[0]);
     if (tf_proto_ctl_get_str(item, "other", &p, &len) == TF_OK) {
         tf_cli_names_label(names, p, len, label, sizeof label);
@@ -577,12 +587,13 @@ int tf_cli_intro_show(struct tf_cli *cli, int argc, char **argv)
         goto cleanup;
     if (cli->json) {
         rc = tf_cli_render_json_print(cli, tf_cli_render_json(res), false);
-    } else if (mine) {
-        print_intro(NULL, res);
     } else {
         struct tf_cli_names names;
         tf_cli_names_init(&names, cli);
-        print_item(res, &names);
+        if (mine)
+            print_intro(res, &names);
+        else
+            print_item(res, &names);
         tf_cli_names_deinit(&names);
     }
 cleanup:
@@ -604,9 +615,10 @@ int tf_cli_intro_accept(struct tf_cli *cli, int argc, char **argv)
 }
 
 /* intros rm and inbox rm: "removed intro 1a2b3c4d5e6f". */
-static void print_removed(const char *done, const msgpack_object *item)
+static void print_removed(const char *done, const msgpack_object *item, struct tf_cli_names *names)
 {
     char id[16];
+    (void)names;
     tf_cli_render_field(id, sizeof id, item, "id", TF_CLI_RENDER_SHORT_ID);
     printf("%s intro %s\n", done, id);
 }

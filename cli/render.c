@@ -322,6 +322,40 @@ static void sb_due_ms(struct sb *s, uint64_t due_ms)
     sb_duration(s, (due_ms - now + 999) / 1000);
 }
 
+/* A name a peer chose for itself: "\"bob\" tf1abcdefghi", quotes in it
+ * escaped, the short id left out when id is not a string. */
+static void sb_peer_name(struct sb *s, const msgpack_object_str *name, const msgpack_object *id)
+{
+    const char *p = name->ptr;
+    size_t n = name->size;
+    sb_add(s, "\"");
+    for (const char *q; (q = memchr(p, '"', n)) != NULL; n -= (size_t)(q - p) + 1, p = q + 1) {
+        sb_add_clean(s, p, (size_t)(q - p), true);
+        sb_add(s, "\\\"");
+    }
+    sb_add_clean(s, p, n, true);
+    sb_add(s, "\"");
+    if (id != NULL && id->type == MSGPACK_OBJECT_STR) {
+        sb_add(s, " ");
+        sb_add_clean(s, id->via.str.ptr, id->via.str.size < 12 ? id->via.str.size : 12, true);
+    }
+}
+
+void tf_cli_render_peer_name(char *buf, size_t cap, const msgpack_object *obj, const char *key)
+{
+    struct sb s;
+    char key_name[64];
+    snprintf(key_name, sizeof key_name, "%s_name", key);
+    const msgpack_object *name = tf_proto_ctl_get(obj, key_name);
+    if (name == NULL || name->type != MSGPACK_OBJECT_STR || name->via.str.size == 0)
+        name = tf_proto_ctl_get(obj, "name");
+    sb_init(&s, buf, cap);
+    if (name == NULL || name->type != MSGPACK_OBJECT_STR || name->via.str.size == 0)
+        sb_add(&s, "-");
+    else
+        sb_peer_name(&s, &name->via.str, tf_proto_ctl_get(obj, key));
+}
+
 /* An intro's side: "alice (accepted)". */
 static void sb_party(struct sb *s, const msgpack_object *side)
 {
@@ -412,18 +446,25 @@ void tf_cli_render_field(char *buf, size_t cap, const msgpack_object *obj, const
     char alt[4][64];
     sb_init(&s, buf, cap);
     if (kind == TF_CLI_RENDER_CONTACT) {
-        /* The first of these that obj has names the contact for people. */
+        /* The first of these that obj has names the contact for people: the
+         * owner's alias as it is; the name the peer chose for themselves
+         * quoted and followed by the short id, so that it never reads like an
+         * alias (a stranger may call itself "bob"). */
         snprintf(alt[0], sizeof alt[0], "%s_alias", key);
         snprintf(alt[1], sizeof alt[1], "alias");
         snprintf(alt[2], sizeof alt[2], "%s_name", key);
         snprintf(alt[3], sizeof alt[3], "name");
         for (size_t i = 0; i < 4; i++) {
             const msgpack_object *name = tf_proto_ctl_get(obj, alt[i]);
-            if (name != NULL && name->type == MSGPACK_OBJECT_STR && name->via.str.size > 0) {
-                key = alt[i];
-                kind = TF_CLI_RENDER_TEXT;
-                break;
+            if (name == NULL || name->type != MSGPACK_OBJECT_STR || name->via.str.size == 0)
+                continue;
+            if (i >= 2) {
+                tf_cli_render_peer_name(buf, cap, obj, key);
+                return;
             }
+            key = alt[i];
+            kind = TF_CLI_RENDER_TEXT;
+            break;
         }
     }
     const msgpack_object *v = tf_proto_ctl_get(obj, key);

@@ -48,8 +48,10 @@ enum tf_cli_render_kind {
     TF_CLI_RENDER_BYTES,      /* bytes, as "1.5 MiB" */
     TF_CLI_RENDER_YESNO,      /* bool */
     TF_CLI_RENDER_SHORT_ID,   /* a text id cut to its first 12 characters */
-    TF_CLI_RENDER_CONTACT,    /* obj's "<key>_alias", "alias" or "<key>_name", the first that
-                                 it has, else obj[key] as SHORT_ID */
+    TF_CLI_RENDER_CONTACT,    /* obj's "<key>_alias" or "alias" as it is, else the name the
+                                 peer chose ("<key>_name" or "name") quoted and followed by
+                                 obj[key] as SHORT_ID ("\"bob\" tf1abcdefghi"), else obj[key]
+                                 as SHORT_ID */
     TF_CLI_RENDER_PARTY,      /* obj[key] is an intro's side: CONTACT of its "contact", then
                                  its "state" in brackets: "alice (accepted)" */
     TF_CLI_RENDER_LINE,       /* str: its first line, cleaned, cut to 60 columns ("...") */
@@ -63,6 +65,11 @@ enum tf_cli_render_kind {
  * type than kind expects. */
 void tf_cli_render_field(char *buf, size_t cap, const msgpack_object *obj, const char *key,
                          enum tf_cli_render_kind kind);
+
+/* Formats the name a peer chose for itself, obj's "<key>_name" or "name",
+ * quoted and followed by obj[key] as SHORT_ID: "\"bob\" tf1abcdefghi"
+ * (quotes in it escaped); "-" if obj has no name. */
+void tf_cli_render_peer_name(char *buf, size_t cap, const msgpack_object *obj, const char *key);
 
 /* Formats any value for a one-line human listing (strings cleaned and
  * quoted if they hold spaces, arrays joined with ","). */

@@ -1055,10 +1055,10 @@ def test_intros(home):
         # intros
         code, out, _ = expect("intros", tw("intros"), 0, out_has=(
             "ID  STATE  TOPIC  A  B  CREATED\n",
-            "1a2b3c4d5e6f  asking  real-estate-law  alice (accepted)  Eve?[31m?evil? (pending)  "
-            "2 h ago\n",
-            "ffffffffffff  declined  hiring  bob (declined)  Eve?[31m?evil? (not_asked)  "
-            "3 days ago\n"), out_lacks=("\x1b",))
+            "1a2b3c4d5e6f  asking  real-estate-law  alice (accepted)  "
+            "\"Eve?[31m?evil?\" tf1eeeeeeeee (pending)  2 h ago\n",
+            "ffffffffffff  declined  hiring  bob (declined)  "
+            "\"Eve?[31m?evil?\" tf1eeeeeeeee (not_asked)  3 days ago\n"), out_lacks=("\x1b",))
         lines = out.splitlines()
         check("intros table aligned", len(lines) == 3 and
               lines[0].index("CREATED") == lines[1].index("2 h") == lines[2].index("3 days"), out)
@@ -1081,9 +1081,9 @@ def test_intros(home):
         code, out, _ = expect("show", tw("show", "1A2B3C4D"), 0, out_has=(
             "id " + INTRO_1 + "\n", "state asking\n", "topic real-estate-law\n",
             "mode parallel\n", "created 2 h ago\n", "expires in 13 days\n",
-            "a Alice (alice, %s)\n" % ID_A[:12], "a state accepted\n",
+            "a alice (\"Alice\" %s)\n" % ID_A[:12], "a state accepted\n",
             "note to a hi alice\n line two\n", "about a Alice sells houses\n",
-            "b Eve?[31m?evil? (%s)\n" % ID_E[:12], "b state pending\n"),
+            "b \"Eve?[31m?evil?\" %s (stranger)\n" % ID_E[:12], "b state pending\n"),
             out_lacks=("\x1b", "\u202e", "a reason", "b reason", "note to b"))
         check("show continues a note under its value", "\n" + " " * 15 + "line two\n" in out, out)
         request_is("show", "intro.show", {"id": "1a2b3c4d"})
@@ -1099,7 +1099,7 @@ def test_intros(home):
               json.loads(out)["error"]["name"] == "E_NOT_FOUND", out)
         # An intro proposed to you: the party's view.
         code, out, _ = expect("show, received", tw("show", "4d4d4d4d"), 0, out_has=(
-            "id " + "4d" * 32 + "\n", "proposed by Zed?\n", "topic hiring\n",
+            "id " + "4d" * 32 + "\n", "proposed by \"Zed?\" tf1eeeeeeeee (stranger)\n", "topic hiring\n",
             "state introduced\n", "decided by owner\n", "note to you you two should talk\n",
             "about them Bob\n", "introduced to bob\n", "expires in 13 days\n",
             "the other side's answer stays private"), out_lacks=("\x07",))
@@ -1119,7 +1119,8 @@ def test_intros(home):
 
         # withdraw
         expect("withdraw", tw("withdraw", INTRO_1), 0, out_has=(
-            "withdrew intro 1a2b3c4d5e6f between alice and Eve?[31m?evil? on real-estate-law\n",))
+            "withdrew intro 1a2b3c4d5e6f between alice and \"Eve?[31m?evil?\" tf1eeeeeeeee "
+            "(stranger) on real-estate-law\n",))
         request_is("withdraw", "intro.withdraw", {"id": INTRO_1})
         code, out, _ = expect("withdraw --json", tw("withdraw", INTRO_1, "--json"), 0)
         check("withdraw --json passthrough", json.loads(out)["state"] == "withdrawn", out)
@@ -1151,7 +1152,8 @@ def test_intros(home):
               out)
         request_is("inbox", "inbox.list", {"open": True})
         code, out, _ = expect("inbox --all", tw("inbox", "--all"), 0, out_has=(
-            "4d4d4d4d4d4d  Zed?  hiring  introduced  owner  you two should talk  Bob  "
+            "4d4d4d4d4d4d  \"Zed?\" tf1eeeeeeeee (stranger)  hiring  introduced  owner  "
+            "you two should talk  Bob  "
             "2 days ago\n",))
         request_is("inbox --all", "inbox.list", {"all": True})
         code, out, _ = expect("inbox --all --json", tw("--json", "inbox", "--all"), 0)
@@ -1171,7 +1173,8 @@ def test_intros(home):
         code, out, _ = expect("accept --json", tw("--json", "accept", "3c3c3c3c"), 0)
         check("accept --json passthrough", json.loads(out) == sent["intro.accept"], out)
         expect("decline", tw("decline", "4d4d4d4d", "--reason", "busy"), 0,
-               out_has=("declined intro 4d4d4d4d4d4d from Zed? on hiring\n",))
+               out_has=("declined intro 4d4d4d4d4d4d from \"Zed?\" tf1eeeeeeeee (stranger) on "
+                        "hiring\n",))
         request_is("decline", "intro.decline", {"id": "4d4d4d4d", "reason": "busy"})
         expect("decline, no reason", tw("decline", "3c3c3c3c"), 0)
         request_is("decline, no reason", "intro.decline", {"id": "3c3c3c3c"})

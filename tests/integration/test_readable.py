@@ -63,7 +63,7 @@ class ReadableTestCase(NodeTestCase):
                  WAIT)
         show = squeeze(bob.cli("show", short).stdout)
         for line in ("state introduced\n", "decided by policy:1\n", "their note Happy to help\n",
-                     "introduced to Alice\n"):
+                     "introduced to \"Alice\" %s\n" % alice.text_id()[:12]):
             self.assertIn(line, show)
         self.assertEqual(bob.json("inbox"), [])  # over: only with --all
         # Names, not ids: who introduced whom, and the watch.
@@ -85,9 +85,44 @@ class ReadableTestCase(NodeTestCase):
             w.send_signal(signal.SIGINT)
             w.wait(10)
             w.stdout.close()
-        self.assertIn("inbox.introduced  id=%s  other=Alice" % short, got)
+        self.assertIn("inbox.introduced  id=%s  other=\"Alice\" %s" % (short, alice_id[:12]), got)
         self.assertIn("contact.added  contact=carol", got)
         self.assertNotIn(alice_id, got)
+
+    def test_a_name_a_peer_chose_never_reads_as_an_alias(self):
+        # Mallory calls itself "carol", the alias Alice gave the real Carol,
+        # and proposes an intro to Alice as a stranger.
+        carol, alice, bob = self.cast3()
+        mallory = self.node("mallory", port=True)
+        mallory.init("carol")
+        mallory.start()
+        mallory.cli("contact", "add", alice.card(), "--alias", "alice")
+        mallory.cli("contact", "add", bob.card(), "--alias", "bob")
+        m_id = mallory.text_id()[:12]
+        real = carol.json("propose", "alice", "bob", "--topic", "law")["id"][:12]
+        fake = mallory.json("propose", "alice", "bob", "--topic", "tax")["id"][:12]
+        wait_for("both items", lambda: len(alice.json("inbox")) == 2, WAIT)
+
+        lines = squeeze(alice.cli("inbox").stdout).splitlines()
+        self.assertIn("%s carol law pending" % real, "\n".join(lines))
+        row = [l for l in lines if l.startswith(fake)]
+        self.assertEqual(len(row), 1, lines)
+        self.assertTrue(row[0].startswith('%s "carol" %s (stranger, not your carol) tax pending '
+                                          % (fake, m_id)), row)
+        show = squeeze(alice.cli("show", fake).stdout)
+        self.assertIn('proposed by "carol" %s (stranger, not your carol)\n' % m_id, show)
+        self.assertIn("proposed by carol\n", squeeze(alice.cli("show", real).stdout))
+
+        # Added without an alias, Mallory is a contact, but its name still
+        # is not Alice's "carol".
+        alice.cli("contact", "add", mallory.card())
+        row = [l for l in squeeze(alice.cli("inbox").stdout).splitlines() if l.startswith(fake)]
+        self.assertEqual(len(row), 1, row)
+        self.assertTrue(row[0].startswith('%s "carol" %s (not your carol) tax pending ' %
+                                          (fake, m_id)), row)
+        out = alice.cli("decline", fake).stdout
+        self.assertEqual(out, 'declined intro %s from "carol" %s (not your carol) on tax\n'
+                         % (fake, m_id))
 
     def test_a_misspelt_alias_gets_a_suggestion(self):
         carol, alice, bob = self.cast3()
