@@ -212,6 +212,10 @@ static const struct verb MAILBOX_VERBS[] = {
      tf_cli_mailbox_use, NULL},
     {"status", "", "show your mailboxes and whether the node is linked to each", "",
      tf_cli_mailbox_status, NULL},
+    {NULL, NULL, NULL, NULL, NULL, NULL},
+};
+
+/* install: settings, read and changed without a node. */
 static const struct verb CONFIG_VERBS[] = {
     {"list", "", "print every setting and its value (no node needed)",
      "Prints listen, advertise and every setting of the config file in the home, with\n"
