@@ -82,8 +82,8 @@ static int addrs_load(struct tf_cli *cli, struct addrs *out)
     tf_proto_buf_free(&card);
     tf_node_store_close(st);
     if (rc != TF_OK)
-        return tf_cli_render_fail(cli, TF_CLI_EXIT_LOCAL, "cannot read your card from %s: %s",
-                                  dir, tf_strerror(rc));
+        return tf_cli_render_fail(cli, TF_CLI_EXIT_LOCAL, "cannot read your card from %s: %s", dir,
+                                  tf_strerror(rc));
     return TF_CLI_EXIT_OK;
 }
 
@@ -139,8 +139,7 @@ int tf_cli_config_list(struct tf_cli *cli, int argc, char **argv)
         if (v == d)
             printf("%-26s %" PRIu64 "\n", tf_node_config_key_name(i), v);
         else
-            printf("%-26s %" PRIu64 "  (default %" PRIu64 ")\n", tf_node_config_key_name(i), v,
-                   d);
+            printf("%-26s %" PRIu64 "  (default %" PRIu64 ")\n", tf_node_config_key_name(i), v, d);
     }
     return TF_CLI_EXIT_OK;
 }
@@ -152,8 +151,7 @@ static int find_key(struct tf_cli *cli, const char *key, size_t *i)
         return TF_CLI_EXIT_OK;
     if (tf_node_config_key_find(key, i) == TF_OK)
         return TF_CLI_EXIT_OK;
-    return tf_cli_args_usage_error(cli,
-                                   "unknown setting '%s' (twofold config list shows them all)",
+    return tf_cli_args_usage_error(cli, "unknown setting '%s' (twofold config list shows them all)",
                                    key);
 }
 
@@ -166,8 +164,7 @@ static int key_args(struct tf_cli *cli, int argc, char **argv, bool with_value, 
     struct tf_cli_args a;
     int rc;
     size_t n = with_value ? 2 : 1;
-    if (tf_cli_args_parse_plain(&a, cli, argc, argv, n, n, with_value ? "KEY VALUE" : "KEY") !=
-        0)
+    if (tf_cli_args_parse_plain(&a, cli, argc, argv, n, n, with_value ? "KEY VALUE" : "KEY") != 0)
         return TF_CLI_EXIT_USAGE;
     *key = a.pos[0];
     *value = with_value ? a.pos[1] : NULL;
@@ -229,8 +226,7 @@ static int settings_write(struct tf_cli *cli, const char *key, const char *value
             close(fd);
         if (in != NULL)
             fclose(in);
-        return tf_cli_render_fail(cli, TF_CLI_EXIT_LOCAL, "cannot write %s: %s", tmp,
-                                  strerror(e));
+        return tf_cli_render_fail(cli, TF_CLI_EXIT_LOCAL, "cannot write %s: %s", tmp, strerror(e));
     }
     bool done = false;
     size_t klen = strlen(key);
@@ -374,8 +370,7 @@ static int addrs_set_offline(struct tf_cli *cli, const char *key, const char *co
 
 /* listen or advertise while the node runs: through it (profile.set), which
  * re-issues and pushes the card at once. */
-static int addrs_set_online(struct tf_cli *cli, const char *key, const char *const *addrs,
-                            size_t n)
+static int addrs_set_online(struct tf_cli *cli, const char *key, const char *const *addrs, size_t n)
 {
     struct tf_cli_ctl c = {0};
     struct tf_cli_ctl_arg arg = {.key = key};
@@ -421,13 +416,12 @@ static int set_addrs(struct tf_cli *cli, const char *key, const char *value)
         size_t na = split_list(cur, adv);
         if (na > TF_PROTO_CARD_ADDRS_MAX)
             na = TF_PROTO_CARD_ADDRS_MAX;
-        if (tf_node_addr_check_advertise(adv, na, buf, why, sizeof why, warn, sizeof warn) !=
-            TF_OK)
+        if (tf_node_addr_check_advertise(adv, na, buf, why, sizeof why, warn, sizeof warn) != TF_OK)
             warn[0] = '\0';
     } else {
         n = split_list(buf, list);
-        if (tf_node_addr_check_advertise(list, n, ad.listen, why, sizeof why, warn,
-                                         sizeof warn) != TF_OK)
+        if (tf_node_addr_check_advertise(list, n, ad.listen, why, sizeof why, warn, sizeof warn) !=
+            TF_OK)
             return tf_cli_args_usage_error(cli, "%s", why);
     }
     /* The lock says whether a node runs; held, it keeps one from starting
@@ -448,8 +442,7 @@ static int set_addrs(struct tf_cli *cli, const char *key, const char *value)
     } else {
         int e = errno;
         close(fd);
-        return tf_cli_render_fail(cli, TF_CLI_EXIT_LOCAL, "cannot lock %s: %s", lock,
-                                  strerror(e));
+        return tf_cli_render_fail(cli, TF_CLI_EXIT_LOCAL, "cannot lock %s: %s", lock, strerror(e));
     }
     if (rc == TF_CLI_EXIT_OK && warn[0])
         fprintf(stderr, "%s: warning: %s\n", cli->cmd, warn);
@@ -489,8 +482,7 @@ int tf_cli_config_unset(struct tf_cli *cli, int argc, char **argv)
     if ((rc = key_args(cli, argc, argv, false, &key, &unused, &i)) != TF_CLI_EXIT_OK)
         return rc;
     if (strcmp(key, "listen") == 0 || strcmp(key, "advertise") == 0)
-        return tf_cli_args_usage_error(cli, "%s has no default to go back to: set it instead",
-                                       key);
+        return tf_cli_args_usage_error(cli, "%s has no default to go back to: set it instead", key);
     if ((rc = settings_write(cli, key, NULL)) != TF_CLI_EXIT_OK)
         return rc;
     if (cli->json)

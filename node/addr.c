@@ -61,8 +61,8 @@ int tf_node_addr_check_listen(const char *listen, char *why, size_t why_cap)
     return TF_OK;
 }
 
-int tf_node_addr_check_advertise(const char *const *addrs, size_t n, const char *listen,
-                                 char *why, size_t why_cap, char *warn, size_t warn_cap)
+int tf_node_addr_check_advertise(const char *const *addrs, size_t n, const char *listen, char *why,
+                                 size_t why_cap, char *warn, size_t warn_cap)
 {
     if (warn != NULL && warn_cap > 0)
         warn[0] = '\0';
@@ -87,7 +87,7 @@ int tf_node_addr_check_advertise(const char *const *addrs, size_t n, const char 
             return TF_E_BAD_VALUE;
         }
         if (public == NULL && !tf_node_addr_is_loopback(addrs[i]))
-            public = addrs[i];
+        public = addrs[i];
     }
     if (warn != NULL && public != NULL && listen != NULL && tf_node_addr_is_loopback(listen))
         snprintf(warn, warn_cap,
