@@ -16,7 +16,7 @@ from harness import TWOFOLD, TWOFOLDD, NodeTestCase, wait_for  # noqa: E402
 
 EXIT_NODE = 3
 START_WAIT_S = 10.0  # TF_CLI_CTL_START_WAIT_MS
-START_GRACE_S = 0.3  # TF_CLI_CTL_START_GRACE_MS
+START_GRACE_S = 1.0  # TF_CLI_CTL_START_GRACE_MS
 
 
 class Notify(NodeTestCase):
@@ -193,10 +193,12 @@ class WaitForStarting(NodeTestCase):
     def test_a_starting_node_is_not_refused_by_the_cli_probe(self):
         """The CLI's lock test (a shared lock for an instant, every 10 ms)
         never makes a node that starts at that moment think another node
-        runs: 30 starts, each raced by 8 CLIs launched with it, all of
-        which are then served."""
+        runs: 30 starts, each raced by 8 CLIs launched with it.  A CLI is
+        served, or (launched before the node reached its lock, on a slow
+        machine) says the node is not running; nothing else."""
         a = self.node("alice", port=True)
         a.init()
+        served = 0
         for i in range(30):
             readies = a.log().count("ready id=")
             a.start(expect_ready=False)
@@ -206,10 +208,14 @@ class WaitForStarting(NodeTestCase):
                       for _ in range(8)]
             for p in probes:
                 _, err = p.communicate(timeout=60)
-                self.assertEqual(p.returncode, 0, "start %d: %s\n%s" % (i, err, a.log()))
+                self.assertIn(p.returncode, (0, EXIT_NODE), "start %d: %s" % (i, err))
+                if p.returncode != 0:
+                    self.assertIn("twofoldd is not running", err)
+                served += p.returncode == 0
             a.wait_log("ready id=", 20, readies + 1)
             self.assertEqual(a.stop(), 0)
         self.assertNotIn("already running", a.log())
+        self.assertGreater(served, 0)
 
 
 if __name__ == "__main__":
