@@ -1,4 +1,6 @@
 /* SPDX-License-Identifier: MIT */
+/* realpath(3) */
+#define _XOPEN_SOURCE 700
 #include "node/backup.h"
 
 #include <errno.h>
@@ -100,6 +102,20 @@ static int dir_of(const char *path, char *dir, size_t cap)
             : slash == path ? snprintf(dir, cap, "/")
                             : snprintf(dir, cap, "%.*s", (int)(slash - path), path);
     return n < 0 || (size_t)n >= cap ? -ENAMETOOLONG : 0;
+}
+
+/* True if dir is home or a directory below it, both resolved (symbolic
+ * links, "..").  False when either cannot be resolved: the write then fails
+ * on its own, or dir is not there to be inside anything. */
+static bool is_inside(const char *dir, const char *home)
+{
+    char rdir[PATH_MAX], rhome[PATH_MAX];
+    if (realpath(dir, rdir) == NULL || realpath(home, rhome) == NULL)
+        return false;
+    size_t n = strlen(rhome);
+    if (n == 1) /* home is "/" */
+        return true;
+    return strncmp(rdir, rhome, n) == 0 && (rdir[n] == '\0' || rdir[n] == '/');
 }
 
 /* --- the header -------------------------------------------------------- */
@@ -452,6 +468,13 @@ int tf_node_backup_write(const char *home, const char *path, bool force, const u
     if (!force && lstat(path, &sb) == 0) {
         snprintf(why, why_cap, "%s already exists; choose another name (or give --force)", path);
         return TF_E_EXISTS;
+    }
+    /* A backup inside the home it saves is lost with it, and with --force a
+     * slip (FILE = HOME/identity.key) would replace the seed or the store
+     * with ciphertext. */
+    if (is_inside(dir, home)) {
+        snprintf(why, why_cap, "%s is inside the home %s; write the backup outside it", path, home);
+        return TF_E_INVALID_ARG;
     }
     if ((seed = sodium_malloc(TF_PROTO_SEED_LEN)) == NULL ||
         (key = sodium_malloc(crypto_secretstream_xchacha20poly1305_KEYBYTES)) == NULL ||

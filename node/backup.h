@@ -72,8 +72,9 @@ struct tf_node_backup_info {
 /* Writes a backup of home to path (mode 0600), through a temporary file in
  * path's directory that is renamed into place once complete and synced: a
  * failure leaves no file at path.  Refuses (TF_E_EXISTS) an existing path
- * unless force.  Works whether or not a node runs on home.  pass is
- * borrowed.  why gets a one-line reason on failure. */
+ * unless force, and (TF_E_INVALID_ARG) a path whose directory is home or
+ * below it, symbolic links resolved, force or not.  Works whether or not a node runs on home.  pass
+ * is borrowed.  why gets a one-line reason on failure. */
 TF_MUST_CHECK int tf_node_backup_write(const char *home, const char *path, bool force,
                                        const uint8_t *pass, size_t pass_len, uint64_t now,
                                        struct tf_node_backup_info *info, char *why, size_t why_cap);

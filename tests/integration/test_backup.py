@@ -234,6 +234,33 @@ class BackupTestCase(NodeTestCase):
         self.assertIn("already exists", r.stderr)
         self.backup(alice.home, path, "--force")
 
+    def test_a_backup_never_goes_inside_the_home(self):
+        alice = self.node("alice", port=True)
+        alice.init()
+        alice.start()
+        key = os.path.join(alice.home, "identity.key")
+        store = os.path.join(alice.home, "store", "data.mdb")
+        with open(key, "rb") as f:
+            seed = f.read()
+        home_before = sorted(os.listdir(alice.home))
+        store_before = sorted(os.listdir(os.path.join(alice.home, "store")))
+        os.symlink(os.path.join(alice.home, "store"), os.path.join(self.root, "via"))
+        for path in (key, store, os.path.join(alice.home, "new.tfb"),
+                     os.path.join(self.root, "via", "data.mdb"),
+                     os.path.join(alice.home, "store", "..", "x.tfb")):
+            r = self.run_cli("--home", alice.home, "backup", path, "--force",
+                             "--passphrase-file", self.pw)
+            self.assertEqual(r.returncode, EXIT_REFUSED, "%s: %s" % (path, r.stderr))
+            self.assertIn("is inside the home %s; write the backup outside it" % alice.home,
+                          r.stderr)
+        with open(key, "rb") as f:
+            self.assertEqual(f.read(), seed)
+        self.assertEqual(sorted(os.listdir(alice.home)), home_before)
+        self.assertEqual(sorted(os.listdir(os.path.join(alice.home, "store"))), store_before)
+        self.assertEqual(alice.json("id")["id"], alice.text_id())  # the node still runs
+        # Beside the home is fine.
+        self.backup(alice.home, alice.home + ".tfb")
+
     def test_passphrase_sources_and_usage(self):
         alice = self.node("alice", port=True)
         alice.init()
