@@ -15,9 +15,11 @@ import json
 import os
 import random
 import shutil
+import signal
 import subprocess
 import sys
 import threading
+import time
 import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -260,6 +262,55 @@ class BackupTestCase(NodeTestCase):
         self.assertEqual(alice.json("id")["id"], alice.text_id())  # the node still runs
         # Beside the home is fine.
         self.backup(alice.home, alice.home + ".tfb")
+
+    def test_an_interrupted_restore_leaves_no_seed_behind(self):
+        alice = self.node("alice", port=True)
+        alice.init()
+        # A store of some 48 MiB, so that writing it takes long enough to be
+        # interrupted while the temporary home exists.
+        records = "".join(" %04d\n %s\n" % (i, os.urandom(1 << 19).hex()) for i in range(48))
+        subprocess.run(["mdb_load", "-T", "-s", "test-padding", os.path.join(alice.home, "store")],
+                       input=records, text=True, check=True, timeout=120)
+        path = os.path.join(self.root, "a.tfb")
+        self.backup(alice.home, path)
+        target = os.path.join(self.root, "r")
+
+        def temp_dirs():
+            return sorted(e for e in os.listdir(self.root) if e.startswith(".r.restore-"))
+
+        def interrupt(sig, old):
+            p = subprocess.Popen([TWOFOLD, "restore", path, target, "--passphrase-file",
+                                  self.pw], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                 stdin=subprocess.DEVNULL, start_new_session=True)
+            try:
+                deadline = time.monotonic() + 120
+                while not [d for d in temp_dirs() if d not in old] and p.poll() is None:
+                    self.assertLess(time.monotonic(), deadline)
+                    time.sleep(0.002)
+                self.assertIsNone(p.poll(), "the restore ended before it could be interrupted")
+                new = [d for d in temp_dirs() if d not in old]
+                p.send_signal(sig)
+                p.communicate(timeout=120)
+            finally:
+                if p.poll() is None:
+                    p.kill()
+                    p.wait()
+            self.assertEqual(p.returncode, -sig)
+            self.assertFalse(os.path.exists(target))
+            return new
+
+        # kill -9 leaves the temporary home (and the seed in it) behind...
+        stale = interrupt(signal.SIGKILL, [])
+        self.assertEqual(temp_dirs(), stale)
+        self.assertTrue(os.path.exists(os.path.join(self.root, stale[0], "identity.key")))
+        # ...which the next restore removes; SIGTERM leaves nothing.
+        interrupt(signal.SIGTERM, stale)
+        self.assertEqual(temp_dirs(), [])
+        r = self.run_cli("--json", "restore", path, target, "--passphrase-file", self.pw)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertEqual(temp_dirs(), [])
+        self.assertEqual(self.run_cli("--home", target, "--json", "id").stdout,
+                         alice.cli("--json", "id").stdout)
 
     def test_passphrase_sources_and_usage(self):
         alice = self.node("alice", port=True)
