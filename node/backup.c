@@ -3,6 +3,7 @@
 #define _XOPEN_SOURCE 700
 #include "node/backup.h"
 
+#include <assert.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
@@ -118,6 +119,9 @@ static bool is_inside(const char *dir, const char *home)
         return true;
     return strncmp(rdir, rhome, n) == 0 && (rdir[n] == '\0' || rdir[n] == '/');
 }
+
+static_assert(TF_NODE_BACKUP_OPS == crypto_pwhash_OPSLIMIT_MODERATE, "MODERATE passes");
+static_assert(TF_NODE_BACKUP_MEM == crypto_pwhash_MEMLIMIT_MODERATE, "MODERATE memory");
 
 /* --- the header -------------------------------------------------------- */
 

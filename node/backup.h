@@ -49,16 +49,21 @@
 #define TF_NODE_BACKUP_VERSION 1
 #define TF_NODE_BACKUP_HEADER_LEN 64
 #define TF_NODE_BACKUP_CHUNK 65536
-/* Argon2id cost of new backups: 3 passes over 64 MiB (about a second). */
+/* Argon2id cost of new backups: libsodium's MODERATE, 3 passes over 256
+ * MiB (crypto_pwhash_OPSLIMIT_MODERATE, crypto_pwhash_MEMLIMIT_MODERATE):
+ * a backup is what an attacker gets to guess at offline.  Older backups
+ * carry their own cost in the header and restore as they are. */
 #define TF_NODE_BACKUP_OPS 3
-#define TF_NODE_BACKUP_MEM (64u << 20)
+#define TF_NODE_BACKUP_MEM (256u << 20)
 /* The most a backup's header may ask of a restore. */
 #define TF_NODE_BACKUP_OPS_MAX 16
 #define TF_NODE_BACKUP_MEM_MAX (1u << 30)
 /* config and policy files. */
 #define TF_NODE_BACKUP_FILE_MAX (1u << 20)
-/* Passphrases: 8 to 1024 bytes. */
-#define TF_NODE_BACKUP_PASS_MIN 8
+/* Passphrases of new backups: 12 to 1024 bytes.  A restore takes 8 and
+ * more, the minimum of earlier versions. */
+#define TF_NODE_BACKUP_PASS_MIN 12
+#define TF_NODE_BACKUP_RESTORE_PASS_MIN 8
 #define TF_NODE_BACKUP_PASS_MAX 1024
 
 /* What a backup holds (filled by both calls). */

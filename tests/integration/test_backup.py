@@ -16,6 +16,7 @@ import os
 import random
 import shutil
 import signal
+import struct
 import subprocess
 import sys
 import threading
@@ -312,6 +313,37 @@ class BackupTestCase(NodeTestCase):
         self.assertEqual(self.run_cli("--home", target, "--json", "id").stdout,
                          alice.cli("--json", "id").stdout)
 
+    def test_new_backups_cost_moderate_and_old_ones_still_restore(self):
+        alice = self.node("alice", port=True)
+        alice.init()
+        path = os.path.join(self.root, "a.tfb")
+        self.backup(alice.home, path)
+        with open(path, "rb") as f:
+            hdr = f.read(HEADER)
+        # Argon2id (2) at libsodium's MODERATE: crypto_pwhash_OPSLIMIT_MODERATE
+        # (3) passes over crypto_pwhash_MEMLIMIT_MODERATE (256 MiB).
+        self.assertEqual((hdr[:8], hdr[8], hdr[9]), (b"TFBACKUP", 1, 2))
+        self.assertEqual(struct.unpack(">IQ", hdr[12:24]), (3, 256 << 20))
+        # A backup made by an earlier version: 3 passes over 64 MiB, and an
+        # 8-byte passphrase.
+        old = os.path.join(os.path.dirname(os.path.abspath(__file__)), "data",
+                           "backup-v1-argon2-64mib.tfb")
+        with open(old, "rb") as f:
+            self.assertEqual(struct.unpack(">IQ", f.read(HEADER)[12:24]), (3, 64 << 20))
+        pw8 = os.path.join(self.root, "pw8")
+        with open(pw8, "w") as f:
+            f.write("12345678\n")
+        target = os.path.join(self.root, "old")
+        r = self.run_cli("--json", "restore", old, target, "--passphrase-file", pw8)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertEqual(json.loads(self.run_cli("--home", target, "--json", "id").stdout)["id"],
+                         "tf19jxnf8ldaucmqrsqd7l69af3e7klshezj0763djk6lyujf277fpqd30829")
+        # ...but a new backup does not take that passphrase.
+        r = self.run_cli("--home", target, "backup", os.path.join(self.root, "b.tfb"),
+                         "--passphrase-file", pw8)
+        self.assertEqual(r.returncode, EXIT_USAGE)
+        self.assertIn("give 12 to 1024 bytes", r.stderr)
+
     def test_passphrase_sources_and_usage(self):
         alice = self.node("alice", port=True)
         alice.init()
@@ -324,10 +356,10 @@ class BackupTestCase(NodeTestCase):
         # Too short.
         short = os.path.join(self.root, "short")
         with open(short, "w") as f:
-            f.write("1234567\n")
+            f.write("12345678901\n")  # 11 bytes: once enough, no more
         r = self.run_cli("--home", alice.home, "backup", path, "--passphrase-file", short)
         self.assertEqual(r.returncode, EXIT_USAGE)
-        self.assertIn("give 8 to 1024 bytes", r.stderr)
+        self.assertIn("the passphrase in the file is 11 bytes: give 12 to 1024 bytes", r.stderr)
         self.assertFalse(os.path.exists(path))
         # From a variable; restore with the same passphrase from a file.
         r = self.run_cli("--home", alice.home, "backup", path, "--passphrase-env", "TF_PW",
