@@ -284,12 +284,16 @@ class BackupTestCase(NodeTestCase):
                                   self.pw], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                                  stdin=subprocess.DEVNULL, start_new_session=True)
             try:
+                # Interrupted once the seed is written (the first record; the
+                # store follows).
                 deadline = time.monotonic() + 120
-                while not [d for d in temp_dirs() if d not in old] and p.poll() is None:
+                new = []
+                while p.poll() is None and not (new and os.path.exists(
+                        os.path.join(self.root, new[0], "identity.key"))):
                     self.assertLess(time.monotonic(), deadline)
                     time.sleep(0.002)
+                    new = [d for d in temp_dirs() if d not in old]
                 self.assertIsNone(p.poll(), "the restore ended before it could be interrupted")
-                new = [d for d in temp_dirs() if d not in old]
                 p.send_signal(sig)
                 p.communicate(timeout=120)
             finally:
