@@ -48,18 +48,21 @@ static void chomp(const uint8_t *buf, size_t *len)
         (*len)--;
 }
 
-static int check_len(const struct tf_cli *cli, size_t len, const char *from)
+/* min: TF_NODE_BACKUP_PASS_MIN for a new backup, less for a restore (older
+ * backups took shorter passphrases). */
+static int check_len(const struct tf_cli *cli, size_t len, size_t min, const char *from)
 {
-    if (len < TF_NODE_BACKUP_PASS_MIN || len > TF_NODE_BACKUP_PASS_MAX)
+    if (len < min || len > TF_NODE_BACKUP_PASS_MAX)
         return tf_cli_render_fail(cli, TF_CLI_EXIT_USAGE,
-                                  "the passphrase %s is %zu bytes: give %d to %d bytes", from, len,
-                                  TF_NODE_BACKUP_PASS_MIN, TF_NODE_BACKUP_PASS_MAX);
+                                  "the passphrase %s is %zu bytes: give %zu to %d bytes", from, len,
+                                  min, TF_NODE_BACKUP_PASS_MAX);
     return TF_CLI_EXIT_OK;
 }
 
 /* The passphrase file's first line (one line end dropped).  It must hold
  * nothing else: a second line is more likely a mistake than a passphrase. */
-static int pass_from_file(const struct tf_cli *cli, const char *path, uint8_t *buf, size_t *len)
+static int pass_from_file(const struct tf_cli *cli, const char *path, uint8_t *buf, size_t *len,
+                          size_t min)
 {
     int fd = open(path, O_RDONLY | O_CLOEXEC);
     if (fd < 0)
@@ -84,7 +87,7 @@ static int pass_from_file(const struct tf_cli *cli, const char *path, uint8_t *b
                                   "%s holds more than one line: put the passphrase alone on the "
                                   "first line",
                                   path);
-    return check_len(cli, *len, "in the file");
+    return check_len(cli, *len, min, "in the file");
 }
 
 /* Set by SIGINT/SIGTERM while the terminal does not echo. */
@@ -98,7 +101,7 @@ static void on_interrupt(int sig)
 
 /* Asks on the terminal, without echo.  Returns an exit status. */
 static int pass_from_tty(const struct tf_cli *cli, int tty, const char *prompt, uint8_t *buf,
-                         size_t *len)
+                         size_t *len, size_t min)
 {
     struct termios old, quiet;
     struct sigaction sa, old_int, old_term;
@@ -135,7 +138,7 @@ static int pass_from_tty(const struct tf_cli *cli, int tty, const char *prompt, 
     if (interrupted)
         return tf_cli_render_fail(cli, TF_CLI_EXIT_FAIL, "interrupted");
     chomp(buf, len);
-    return check_len(cli, *len, "given");
+    return check_len(cli, *len, min, "given");
 }
 
 /* Gets the passphrase into buf (PASS_CAP bytes of locked memory): from the
@@ -143,8 +146,11 @@ static int pass_from_tty(const struct tf_cli *cli, int tty, const char *prompt, 
 static int get_pass(const struct tf_cli *cli, const struct pass_src *src, bool confirm,
                     uint8_t *buf, size_t *len)
 {
+    /* A new backup (confirm) wants the longer passphrase; a restore takes
+     * what older versions took. */
+    size_t min = confirm ? TF_NODE_BACKUP_PASS_MIN : TF_NODE_BACKUP_RESTORE_PASS_MIN;
     if (src->file != NULL)
-        return pass_from_file(cli, src->file, buf, len);
+        return pass_from_file(cli, src->file, buf, len, min);
     if (src->env != NULL) {
         const char *v = getenv(src->env);
         if (v == NULL)
@@ -152,20 +158,20 @@ static int get_pass(const struct tf_cli *cli, const struct pass_src *src, bool c
                                       src->env);
         *len = strnlen(v, PASS_CAP);
         memcpy(buf, v, *len);
-        return check_len(cli, *len, "in the variable");
+        return check_len(cli, *len, min, "in the variable");
     }
     int tty = open("/dev/tty", O_RDWR | O_NOCTTY | O_CLOEXEC);
     if (tty < 0)
         return tf_cli_render_fail(cli, TF_CLI_EXIT_USAGE,
                                   "no terminal to ask for the passphrase: give "
                                   "--passphrase-file FILE or --passphrase-env VAR");
-    int rc = pass_from_tty(cli, tty, "passphrase: ", buf, len);
+    int rc = pass_from_tty(cli, tty, "passphrase: ", buf, len, min);
     if (rc == TF_CLI_EXIT_OK && confirm) {
         uint8_t *again = sodium_malloc(PASS_CAP);
         size_t again_len = 0;
         if (again == NULL)
             rc = tf_cli_render_fail(cli, TF_CLI_EXIT_LOCAL, "out of memory");
-        else if ((rc = pass_from_tty(cli, tty, "the same again: ", again, &again_len)) ==
+        else if ((rc = pass_from_tty(cli, tty, "the same again: ", again, &again_len, min)) ==
                      TF_CLI_EXIT_OK &&
                  (again_len != *len || sodium_memcmp(again, buf, *len) != 0))
             rc = tf_cli_render_fail(cli, TF_CLI_EXIT_USAGE, "the two passphrases differ");

@@ -393,11 +393,11 @@ static const struct verb VERBS[] = {
      "                     (default: ask twice on the terminal, without echo)\n"
      "  --passphrase-env VAR\n"
      "                     read it from the environment variable VAR\n"
-     "  --force            replace FILE if it exists\n"
+     "  --force            replace FILE if it exists (never one inside the home)\n"
      "\n"
      "Works while twofoldd runs: the store is copied from one consistent snapshot and the\n"
      "node is not paused.  The backup is encrypted with a key derived from the passphrase\n"
-     "(8 to 1024 bytes; Argon2id) and authenticated: a wrong passphrase and a damaged\n"
+     "(12 to 1024 bytes; Argon2id, 256 MiB) and authenticated: a wrong passphrase and a damaged\n"
      "file are refused at restore.  It holds your secret key: keep it as safe as the home.\n",
      tf_cli_backup_write, NULL},
     {"restore", "FILE [HOME] [--passphrase-file FILE | --passphrase-env VAR]",

@@ -102,7 +102,9 @@ void tf_cli_names_who(struct tf_cli_names *nm, const msgpack_object *obj, const 
     if (!tf_cli_names_is_text_id(id, strlen(id)) || !connected(nm))
         return;
     bool stranger = !resolve(nm, id, other, alias, sizeof alias) || strcmp(other, id) != 0;
-    /* The name is one of the owner's aliases, or another contact's id. */
+    /* The name is one of the owner's aliases.  Only a name shaped like an
+     * alias is looked up, so that a name such as a text id is not taken for
+     * one (contact.show resolves ids too). */
     bool taken = tf_node_alias_is_valid(name) && resolve(nm, name, other, alias, sizeof alias) &&
                  strcmp(other, id) != 0;
     size_t len = strlen(buf);

@@ -1,9 +1,13 @@
 /* SPDX-License-Identifier: MIT */
+/* realpath(3) */
+#define _XOPEN_SOURCE 700
 #include "node/backup.h"
 
+#include <assert.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -101,6 +105,23 @@ static int dir_of(const char *path, char *dir, size_t cap)
                             : snprintf(dir, cap, "%.*s", (int)(slash - path), path);
     return n < 0 || (size_t)n >= cap ? -ENAMETOOLONG : 0;
 }
+
+/* True if dir is home or a directory below it, both resolved (symbolic
+ * links, "..").  False when either cannot be resolved: the write then fails
+ * on its own, or dir is not there to be inside anything. */
+static bool is_inside(const char *dir, const char *home)
+{
+    char rdir[PATH_MAX], rhome[PATH_MAX];
+    if (realpath(dir, rdir) == NULL || realpath(home, rhome) == NULL)
+        return false;
+    size_t n = strlen(rhome);
+    if (n == 1) /* home is "/" */
+        return true;
+    return strncmp(rdir, rhome, n) == 0 && (rdir[n] == '\0' || rdir[n] == '/');
+}
+
+static_assert(TF_NODE_BACKUP_OPS == crypto_pwhash_OPSLIMIT_MODERATE, "MODERATE passes");
+static_assert(TF_NODE_BACKUP_MEM == crypto_pwhash_MEMLIMIT_MODERATE, "MODERATE memory");
 
 /* --- the header -------------------------------------------------------- */
 
@@ -453,6 +474,13 @@ int tf_node_backup_write(const char *home, const char *path, bool force, const u
         snprintf(why, why_cap, "%s already exists; choose another name (or give --force)", path);
         return TF_E_EXISTS;
     }
+    /* A backup inside the home it saves is lost with it, and with --force a
+     * slip (FILE = HOME/identity.key) would replace the seed or the store
+     * with ciphertext. */
+    if (is_inside(dir, home)) {
+        snprintf(why, why_cap, "%s is inside the home %s; write the backup outside it", path, home);
+        return TF_E_INVALID_ARG;
+    }
     if ((seed = sodium_malloc(TF_PROTO_SEED_LEN)) == NULL ||
         (key = sodium_malloc(crypto_secretstream_xchacha20poly1305_KEYBYTES)) == NULL ||
         (s.plain = sodium_malloc(TF_NODE_BACKUP_CHUNK)) == NULL ||
@@ -699,6 +727,37 @@ static void remove_restored(const char *dir)
     rmdir(dir);
 }
 
+/* Removes the directories that interrupted restores into parent/base left
+ * (".base.restore-XXXXXX", with the seed in them): those of this user that
+ * no restore holds locked (a running restore locks its own until it ends,
+ * and the lock goes with its process, however that ends). */
+static void remove_stale(const char *parent, const char *base)
+{
+    char prefix[TF_NODE_PATH_MAX], p[TF_NODE_PATH_MAX];
+    int plen = snprintf(prefix, sizeof prefix, ".%s.restore-", base);
+    DIR *d = opendir(parent);
+    struct dirent *e;
+    if (d == NULL || plen < 0 || (size_t)plen >= sizeof prefix) {
+        if (d != NULL)
+            closedir(d);
+        return;
+    }
+    while ((e = readdir(d)) != NULL) {
+        if (strncmp(e->d_name, prefix, (size_t)plen) != 0 ||
+            strlen(e->d_name) != (size_t)plen + 6 ||
+            snprintf(p, sizeof p, "%s/%s", parent, e->d_name) >= (int)sizeof p)
+            continue;
+        int fd = open(p, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+        struct stat sb;
+        if (fd < 0)
+            continue;
+        if (fstat(fd, &sb) == 0 && sb.st_uid == geteuid() && flock(fd, LOCK_EX | LOCK_NB) == 0)
+            remove_restored(p);
+        close(fd);
+    }
+    closedir(d);
+}
+
 /* home must not exist, or be an empty directory with no node running. */
 static int check_target(const char *home, char *why, size_t why_cap)
 {
@@ -748,6 +807,21 @@ static int check_target(const char *home, char *why, size_t why_cap)
     return 0;
 }
 
+/* The signals that end a CLI: blocked while a restore writes. */
+static const int stop_signals[] = {SIGINT, SIGTERM, SIGHUP, SIGQUIT};
+
+/* True if one of stop_signals is pending (they are blocked). */
+static bool interrupted(void)
+{
+    sigset_t pending;
+    if (sigpending(&pending) != 0)
+        return false;
+    for (size_t i = 0; i < sizeof stop_signals / sizeof stop_signals[0]; i++)
+        if (sigismember(&pending, stop_signals[i]) == 1)
+            return true;
+    return false;
+}
+
 /* Describes a failure to open the stream (at chunk o->chunks). */
 static void stream_why(const struct opener *o, int rc, char *why, size_t why_cap)
 {
@@ -769,9 +843,10 @@ int tf_node_backup_restore(const char *path, const char *home, const uint8_t *pa
     struct opener o = {.fd = -1};
     struct header h;
     uint8_t *key = NULL;
-    bool made = false;
+    sigset_t stop, old_mask;
+    bool made = false, blocked = false;
     size_t got;
-    int rc;
+    int rc, lock_fd = -1;
 
     memset(info, 0, sizeof *info);
     why[0] = '\0';
@@ -791,6 +866,7 @@ int tf_node_backup_restore(const char *path, const char *home, const uint8_t *pa
     if ((rc = tf_node_home_socket_path(home, sock, sizeof sock, why, why_cap)) != 0 ||
         (rc = check_target(home, why, why_cap)) != 0)
         return rc;
+    remove_stale(parent, base);
     if ((o.fd = open(path, O_RDONLY | O_CLOEXEC)) < 0) {
         rc = -errno;
         snprintf(why, why_cap, "cannot open %s: %s", path, strerror(errno));
@@ -822,13 +898,27 @@ int tf_node_backup_restore(const char *path, const char *home, const uint8_t *pa
             stream_why(&o, rc, why, why_cap);
         goto cleanup;
     }
-    /* Second pass: write it into a new directory beside home. */
+    /* Second pass: write it into a new directory beside home.  The signals
+     * that end a CLI wait until the directory is renamed or removed; one
+     * that came meanwhile abandons the restore.  The directory stays locked
+     * so that a later restore removes it if this one dies anyway (kill -9,
+     * power loss), and only then. */
+    sigemptyset(&stop);
+    for (size_t i = 0; i < sizeof stop_signals / sizeof stop_signals[0]; i++)
+        sigaddset(&stop, stop_signals[i]);
+    blocked = sigprocmask(SIG_BLOCK, &stop, &old_mask) == 0;
     if ((rc = tf_node_home_make_parents(home)) != 0 || mkdtemp(tmp) == NULL) {
         rc = rc != 0 ? rc : -errno;
         snprintf(why, why_cap, "cannot create a directory in %s: %s", parent, tf_strerror(rc));
         goto cleanup;
     }
     made = true;
+    if ((lock_fd = open(tmp, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) < 0 ||
+        flock(lock_fd, LOCK_EX | LOCK_NB) != 0) {
+        rc = -errno;
+        snprintf(why, why_cap, "cannot lock %s: %s", tmp, strerror(errno));
+        goto cleanup;
+    }
     if (lseek(o.fd, (off_t)sizeof hdr, SEEK_SET) != (off_t)sizeof hdr) {
         rc = -errno;
         snprintf(why, why_cap, "cannot read %s again: %s", path, strerror(errno));
@@ -843,6 +933,11 @@ int tf_node_backup_restore(const char *path, const char *home, const uint8_t *pa
     }
     if ((rc = check_restored(tmp, why, why_cap)) != 0)
         goto cleanup;
+    if (interrupted()) {
+        snprintf(why, why_cap, "interrupted; nothing was restored");
+        rc = -EINTR;
+        goto cleanup;
+    }
     /* rename() replaces an empty directory, and fails on one that was
      * filled meanwhile. */
     if ((rc = sync_dir(tmp)) != 0 || rename(tmp, home) != 0) {
@@ -858,6 +953,11 @@ int tf_node_backup_restore(const char *path, const char *home, const uint8_t *pa
 cleanup:
     if (made)
         remove_restored(tmp);
+    if (lock_fd >= 0)
+        close(lock_fd);
+    /* A signal that came meanwhile is delivered now. */
+    if (blocked)
+        sigprocmask(SIG_SETMASK, &old_mask, NULL);
     if (o.fd >= 0)
         close(o.fd);
     sodium_memzero(&o.st, sizeof o.st);

@@ -49,16 +49,21 @@
 #define TF_NODE_BACKUP_VERSION 1
 #define TF_NODE_BACKUP_HEADER_LEN 64
 #define TF_NODE_BACKUP_CHUNK 65536
-/* Argon2id cost of new backups: 3 passes over 64 MiB (about a second). */
+/* Argon2id cost of new backups: libsodium's MODERATE, 3 passes over 256
+ * MiB (crypto_pwhash_OPSLIMIT_MODERATE, crypto_pwhash_MEMLIMIT_MODERATE):
+ * a backup is what an attacker gets to guess at offline.  Older backups
+ * carry their own cost in the header and restore as they are. */
 #define TF_NODE_BACKUP_OPS 3
-#define TF_NODE_BACKUP_MEM (64u << 20)
+#define TF_NODE_BACKUP_MEM (256u << 20)
 /* The most a backup's header may ask of a restore. */
 #define TF_NODE_BACKUP_OPS_MAX 16
 #define TF_NODE_BACKUP_MEM_MAX (1u << 30)
 /* config and policy files. */
 #define TF_NODE_BACKUP_FILE_MAX (1u << 20)
-/* Passphrases: 8 to 1024 bytes. */
-#define TF_NODE_BACKUP_PASS_MIN 8
+/* Passphrases of new backups: 12 to 1024 bytes.  A restore takes 8 and
+ * more, the minimum of earlier versions. */
+#define TF_NODE_BACKUP_PASS_MIN 12
+#define TF_NODE_BACKUP_RESTORE_PASS_MIN 8
 #define TF_NODE_BACKUP_PASS_MAX 1024
 
 /* What a backup holds (filled by both calls). */
@@ -72,8 +77,9 @@ struct tf_node_backup_info {
 /* Writes a backup of home to path (mode 0600), through a temporary file in
  * path's directory that is renamed into place once complete and synced: a
  * failure leaves no file at path.  Refuses (TF_E_EXISTS) an existing path
- * unless force.  Works whether or not a node runs on home.  pass is
- * borrowed.  why gets a one-line reason on failure. */
+ * unless force, and (TF_E_INVALID_ARG) a path whose directory is home or
+ * below it, symbolic links resolved, force or not.  Works whether or not a node runs on home.  pass
+ * is borrowed.  why gets a one-line reason on failure. */
 TF_MUST_CHECK int tf_node_backup_write(const char *home, const char *path, bool force,
                                        const uint8_t *pass, size_t pass_len, uint64_t now,
                                        struct tf_node_backup_info *info, char *why, size_t why_cap);

@@ -15,9 +15,12 @@ import json
 import os
 import random
 import shutil
+import signal
+import struct
 import subprocess
 import sys
 import threading
+import time
 import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -234,6 +237,117 @@ class BackupTestCase(NodeTestCase):
         self.assertIn("already exists", r.stderr)
         self.backup(alice.home, path, "--force")
 
+    def test_a_backup_never_goes_inside_the_home(self):
+        alice = self.node("alice", port=True)
+        alice.init()
+        alice.start()
+        key = os.path.join(alice.home, "identity.key")
+        store = os.path.join(alice.home, "store", "data.mdb")
+        with open(key, "rb") as f:
+            seed = f.read()
+        home_before = sorted(os.listdir(alice.home))
+        store_before = sorted(os.listdir(os.path.join(alice.home, "store")))
+        os.symlink(os.path.join(alice.home, "store"), os.path.join(self.root, "via"))
+        for path in (key, store, os.path.join(alice.home, "new.tfb"),
+                     os.path.join(self.root, "via", "data.mdb"),
+                     os.path.join(alice.home, "store", "..", "x.tfb")):
+            r = self.run_cli("--home", alice.home, "backup", path, "--force",
+                             "--passphrase-file", self.pw)
+            self.assertEqual(r.returncode, EXIT_REFUSED, "%s: %s" % (path, r.stderr))
+            self.assertIn("is inside the home %s; write the backup outside it" % alice.home,
+                          r.stderr)
+        with open(key, "rb") as f:
+            self.assertEqual(f.read(), seed)
+        self.assertEqual(sorted(os.listdir(alice.home)), home_before)
+        self.assertEqual(sorted(os.listdir(os.path.join(alice.home, "store"))), store_before)
+        self.assertEqual(alice.json("id")["id"], alice.text_id())  # the node still runs
+        # Beside the home is fine.
+        self.backup(alice.home, alice.home + ".tfb")
+
+    def test_an_interrupted_restore_leaves_no_seed_behind(self):
+        alice = self.node("alice", port=True)
+        alice.init()
+        # A store of some 48 MiB, so that writing it takes long enough to be
+        # interrupted while the temporary home exists.
+        records = "".join(" %04d\n %s\n" % (i, os.urandom(1 << 19).hex()) for i in range(48))
+        subprocess.run(["mdb_load", "-T", "-s", "test-padding", os.path.join(alice.home, "store")],
+                       input=records, text=True, check=True, timeout=120)
+        path = os.path.join(self.root, "a.tfb")
+        self.backup(alice.home, path)
+        target = os.path.join(self.root, "r")
+
+        def temp_dirs():
+            return sorted(e for e in os.listdir(self.root) if e.startswith(".r.restore-"))
+
+        def interrupt(sig, old):
+            p = subprocess.Popen([TWOFOLD, "restore", path, target, "--passphrase-file",
+                                  self.pw], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                 stdin=subprocess.DEVNULL, start_new_session=True)
+            try:
+                # Interrupted once the seed is written (the first record; the
+                # store follows).
+                deadline = time.monotonic() + 120
+                new = []
+                while p.poll() is None and not (new and os.path.exists(
+                        os.path.join(self.root, new[0], "identity.key"))):
+                    self.assertLess(time.monotonic(), deadline)
+                    time.sleep(0.002)
+                    new = [d for d in temp_dirs() if d not in old]
+                self.assertIsNone(p.poll(), "the restore ended before it could be interrupted")
+                p.send_signal(sig)
+                p.communicate(timeout=120)
+            finally:
+                if p.poll() is None:
+                    p.kill()
+                    p.wait()
+            self.assertEqual(p.returncode, -sig)
+            self.assertFalse(os.path.exists(target))
+            return new
+
+        # kill -9 leaves the temporary home (and the seed in it) behind...
+        stale = interrupt(signal.SIGKILL, [])
+        self.assertEqual(temp_dirs(), stale)
+        self.assertTrue(os.path.exists(os.path.join(self.root, stale[0], "identity.key")))
+        # ...which the next restore removes; SIGTERM leaves nothing.
+        interrupt(signal.SIGTERM, stale)
+        self.assertEqual(temp_dirs(), [])
+        r = self.run_cli("--json", "restore", path, target, "--passphrase-file", self.pw)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertEqual(temp_dirs(), [])
+        self.assertEqual(self.run_cli("--home", target, "--json", "id").stdout,
+                         alice.cli("--json", "id").stdout)
+
+    def test_new_backups_cost_moderate_and_old_ones_still_restore(self):
+        alice = self.node("alice", port=True)
+        alice.init()
+        path = os.path.join(self.root, "a.tfb")
+        self.backup(alice.home, path)
+        with open(path, "rb") as f:
+            hdr = f.read(HEADER)
+        # Argon2id (2) at libsodium's MODERATE: crypto_pwhash_OPSLIMIT_MODERATE
+        # (3) passes over crypto_pwhash_MEMLIMIT_MODERATE (256 MiB).
+        self.assertEqual((hdr[:8], hdr[8], hdr[9]), (b"TFBACKUP", 1, 2))
+        self.assertEqual(struct.unpack(">IQ", hdr[12:24]), (3, 256 << 20))
+        # A backup made by an earlier version: 3 passes over 64 MiB, and an
+        # 8-byte passphrase.
+        old = os.path.join(os.path.dirname(os.path.abspath(__file__)), "data",
+                           "backup-v1-argon2-64mib.tfb")
+        with open(old, "rb") as f:
+            self.assertEqual(struct.unpack(">IQ", f.read(HEADER)[12:24]), (3, 64 << 20))
+        pw8 = os.path.join(self.root, "pw8")
+        with open(pw8, "w") as f:
+            f.write("12345678\n")
+        target = os.path.join(self.root, "old")
+        r = self.run_cli("--json", "restore", old, target, "--passphrase-file", pw8)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertEqual(json.loads(self.run_cli("--home", target, "--json", "id").stdout)["id"],
+                         "tf19jxnf8ldaucmqrsqd7l69af3e7klshezj0763djk6lyujf277fpqd30829")
+        # ...but a new backup does not take that passphrase.
+        r = self.run_cli("--home", target, "backup", os.path.join(self.root, "b.tfb"),
+                         "--passphrase-file", pw8)
+        self.assertEqual(r.returncode, EXIT_USAGE)
+        self.assertIn("give 12 to 1024 bytes", r.stderr)
+
     def test_passphrase_sources_and_usage(self):
         alice = self.node("alice", port=True)
         alice.init()
@@ -246,10 +360,10 @@ class BackupTestCase(NodeTestCase):
         # Too short.
         short = os.path.join(self.root, "short")
         with open(short, "w") as f:
-            f.write("1234567\n")
+            f.write("12345678901\n")  # 11 bytes: once enough, no more
         r = self.run_cli("--home", alice.home, "backup", path, "--passphrase-file", short)
         self.assertEqual(r.returncode, EXIT_USAGE)
-        self.assertIn("give 8 to 1024 bytes", r.stderr)
+        self.assertIn("the passphrase in the file is 11 bytes: give 12 to 1024 bytes", r.stderr)
         self.assertFalse(os.path.exists(path))
         # From a variable; restore with the same passphrase from a file.
         r = self.run_cli("--home", alice.home, "backup", path, "--passphrase-env", "TF_PW",
