@@ -38,6 +38,13 @@ struct tf_node_stats {
     uint64_t frames_received;
     uint64_t writes;    /* socket writes: handshake messages, batches of frames */
     uint64_t commit_us; /* time spent committing (writing and syncing the store) */
+    /* perf (issue 17): bytes of page cache the loop thread dirtied inside
+     * commits: the kernel's write_bytes (/proc/thread-self/io) read before
+     * and after each commit.  The kernel counts whole 4 KiB pages as they
+     * become dirty, so this over 4096 is the pages each commit wrote (data
+     * pages and the meta page); it stays 0 if the kernel does not account
+     * task I/O.  docs/PERFORMANCE.md. */
+    uint64_t commit_write_bytes;
 };
 
 struct tf_node {

@@ -21,6 +21,7 @@
 #include "tests/bench/bench.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <inttypes.h>
 #include <math.h>
 #include <poll.h>
@@ -889,6 +890,110 @@ static void result_ops(json_t *res, const double ops_us[static TF_BENCH_OP_COUNT
     json_object_set_new(res, "fraction_of_limit", jreal_or_null(intros_per_s / limit));
 }
 
+/* perf (issue 17): the store's writes, from each node's status.stats
+ * (docs/PERFORMANCE.md "Second round").  Commits are LMDB write transactions
+ * (group commit: one per loop turn that wrote); commit_write_bytes is the
+ * page cache the node's loop thread dirtied inside commits (the kernel's
+ * write_bytes, whole 4 KiB pages, data and meta pages: pages written);
+ * store_pages is mdb_env_info's high-water mark (its growth shows how many
+ * of the pages written were new rather than reused). */
+static bool io_node_counted(const struct run *r, size_t i)
+{
+    return i <= r->parties; /* the connector and the parties, not a mailbox */
+}
+
+static double io_delta(const struct run *r, const char *key, bool connector)
+{
+    double sum = 0;
+    for (size_t i = 0; i < r->n_nodes; i++) {
+        if (!io_node_counted(r, i) || r->nodes[i].connector != connector)
+            continue;
+        const uint64_t *a = stats_get(&r->nodes[i].st0, key), *b = stats_get(&r->nodes[i].st1, key);
+        if (a == NULL || b == NULL)
+            return NAN;
+        sum += (double)(*b - *a);
+    }
+    return sum;
+}
+
+static json_t *io_role_json(const struct run *r, bool connector, double n_intros)
+{
+    double commits = io_delta(r, "commits", connector),
+           bytes = io_delta(r, "commit_write_bytes", connector),
+           pages = io_delta(r, "store_pages", connector), us = io_delta(r, "commit_us", connector);
+    json_t *j = json_object();
+    json_object_set_new(j, "commits_per_intro", jreal_or_null(commits / n_intros));
+    json_object_set_new(j, "bytes_written_per_commit", jreal_or_null(bytes / commits));
+    json_object_set_new(j, "pages_written_per_commit", jreal_or_null(bytes / 4096.0 / commits));
+    json_object_set_new(j, "new_pages_per_commit", jreal_or_null(pages / commits));
+    json_object_set_new(j, "bytes_written_per_intro", jreal_or_null(bytes / n_intros));
+    json_object_set_new(j, "commit_us_per_commit", jreal_or_null(us / commits));
+    return j;
+}
+
+static void result_io(const struct run *r, json_t *res, size_t n_sat)
+{
+    json_t *io = json_object();
+    double n = n_sat > 0 ? (double)n_sat : NAN;
+    json_object_set_new(io, "connector", io_role_json(r, true, n));
+    json_object_set_new(io, "parties", io_role_json(r, false, n));
+    json_object_set_new(res, "store_io", io);
+}
+
+/* Smoke (correctness, never timing): every node reports the store figures,
+ * and the saturation phase moved them: it committed, and those commits
+ * wrote pages (when this kernel accounts task I/O at all). */
+static int check_io_stats(struct run *r)
+{
+    int fd = open("/proc/thread-self/io", O_RDONLY | O_CLOEXEC);
+    bool kernel_counts = fd >= 0;
+    if (fd >= 0)
+        close(fd);
+    static const char *const keys[] = {"commits", "commit_write_bytes", "store_pages"};
+    for (size_t i = 0; i < r->n_nodes; i++) {
+        if (!io_node_counted(r, i))
+            continue;
+        const struct node *nd = &r->nodes[i];
+        for (size_t k = 0; k < sizeof keys / sizeof keys[0]; k++) {
+            const uint64_t *a = stats_get(&nd->st0, keys[k]), *b = stats_get(&nd->st1, keys[k]);
+            if (a == NULL || b == NULL) {
+                WHY("%s: status.stats has no %s", nd->name, keys[k]);
+                return TF_E_BAD_STATE;
+            }
+            bool must_grow = k == 0 || (k == 1 && kernel_counts);
+            if (must_grow && *b <= *a) {
+                WHY("%s: status.stats.%s did not grow over %s intros (%" PRIu64 " -> %" PRIu64 ")",
+                    nd->name, keys[k], "the saturation", *a, *b);
+                return TF_E_BAD_STATE;
+            }
+            if (k == 2 && *b == 0) {
+                WHY("%s: status.stats.store_pages is 0", nd->name);
+                return TF_E_BAD_STATE;
+            }
+        }
+    }
+    return 0;
+}
+
+static void print_io(const json_t *res)
+{
+    const json_t *io = json_object_get(res, "store_io");
+    if (!json_is_object(io))
+        return;
+    printf("\nstore writes   commits/intro  pages written/commit  KB/commit  new pages/commit  "
+           "us/commit\n");
+    static const char *const roles[] = {"connector", "parties"};
+    for (size_t i = 0; i < 2; i++) {
+        const json_t *j = json_object_get(io, roles[i]);
+        printf("  %-12s %13.3f %21.1f %10.1f %17.2f %10.0f\n", roles[i],
+               jnum(j, "commits_per_intro"), jnum(j, "pages_written_per_commit"),
+               jnum(j, "bytes_written_per_commit") / 1024, jnum(j, "new_pages_per_commit"),
+               jnum(j, "commit_us_per_commit"));
+    }
+    printf("  (pages written: the kernel's write_bytes of each node's loop thread inside its "
+           "commits, 4 KiB pages;\n   new pages: growth of LMDB's last page; parties summed)\n");
+}
+
 static double self_cpu(void)
 {
     struct rusage ru;
@@ -1128,6 +1233,8 @@ static json_t *run_one(const struct opts *o, const double ops_us[static TF_BENCH
     if ((rc = check_contacts(r, &r->nodes[1], r->nodes[2].text_id)) != 0 ||
         (rc = check_contacts(r, &r->nodes[2], r->nodes[1].text_id)) != 0)
         goto done;
+    if (o->smoke && (rc = check_io_stats(r)) != 0) /* perf */
+        goto done;
     smoke_ok = true;
 
 done:
@@ -1196,6 +1303,7 @@ done:
                 jreal_or_null(stats_delta(r, r->nodes[0].st1.key[i], (double)n_sat)));
     }
     json_object_set_new(res, "stats_per_intro", spi);
+    result_io(r, res, n_sat); /* perf */
     result_nodes(r, res);
     if (r->root_made && !o->keep) {
         if (tf_bench_rmtree(r->root) != 0)
@@ -1286,6 +1394,7 @@ static void print_human(const json_t *res)
         double u = jnum(us, name), c = jnum(cnt, name);
         printf("  %-22s %7.2f %9.1f %12.1f\n", name, u, c, u * c);
     }
+    print_io(res); /* perf */
 }
 
 static void print_scaling_row(const json_t *res, bool header)
