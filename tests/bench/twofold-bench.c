@@ -19,6 +19,7 @@
  * from that same object.
  */
 #include "tests/bench/bench.h"
+#include "tests/bench/opcount.h" /* perf */
 
 #include <errno.h>
 #include <fcntl.h>
@@ -28,6 +29,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/resource.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -43,6 +45,9 @@
 
 #ifndef TF_BENCH_TWOFOLDD
 #define TF_BENCH_TWOFOLDD "twofoldd"
+#endif
+#ifndef TF_BENCH_OPCOUNT
+#define TF_BENCH_OPCOUNT "" /* no shim: ops are not counted */
 #endif
 #ifndef TF_BENCH_TWOFOLD
 #define TF_BENCH_TWOFOLD "twofold"
@@ -95,6 +100,10 @@ struct node {
     uint64_t store0, store1, store_used;
     int exit_status;
     bool stopped_cleanly;
+    /* perf: the op-counting shim's file, mapped (NULL: not counted), and
+     * its counts before and after the saturation phase. */
+    struct tf_bench_opcount *ops;
+    uint64_t ops0[TF_BENCH_OPCOUNT_COUNT], ops1[TF_BENCH_OPCOUNT_COUNT];
 };
 
 struct intro {
@@ -307,10 +316,72 @@ static int node_prepare(struct run *r, struct node *n)
     return 0;
 }
 
+/* perf (issue 17): the op-counting shim (opcount.c).  Maps <home>.ops for
+ * n and returns the environment the node must start with, or leaves n->ops
+ * NULL (no shim built, or TF_BENCH_OPCOUNT set empty) and counts nothing. */
+static void opcount_map(struct node *n, char *path, size_t cap)
+{
+    n->ops = NULL;
+    snprintf(path, cap, "%s.ops", n->home);
+    int fd = open(path, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+    if (fd < 0)
+        return;
+    if (ftruncate(fd, (off_t)sizeof *n->ops) == 0) {
+        void *p = mmap(NULL, sizeof *n->ops, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+        if (p != MAP_FAILED)
+            n->ops = p;
+    }
+    close(fd);
+}
+
+static const char *opcount_shim(void)
+{
+    const char *e = getenv("TF_BENCH_OPCOUNT");
+    const char *shim = e != NULL ? e : TF_BENCH_OPCOUNT;
+    return shim[0] != '\0' && access(shim, R_OK) == 0 ? shim : NULL;
+}
+
+static void opcount_snap(const struct node *n, uint64_t out[static TF_BENCH_OPCOUNT_COUNT])
+{
+    for (int i = 0; i < TF_BENCH_OPCOUNT_COUNT; i++)
+        out[i] = n->ops != NULL ? __atomic_load_n(&n->ops->n[i], __ATOMIC_RELAXED) : 0;
+}
+
+static void opcount_unmap(struct node *n)
+{
+    if (n->ops != NULL)
+        munmap(n->ops, sizeof *n->ops);
+    n->ops = NULL;
+}
+
+/* Starts n; with the shim, preloaded (its variables are set in the bench's
+ * environment only around the fork, which copies them). */
 static int node_start(struct run *r, struct node *n)
 {
     char *argv[] = {(char *)(uintptr_t)r->o->twofoldd, "--home", n->home, NULL};
-    return tf_bench_spawn(argv, n->log, &n->pid, r->why, sizeof r->why);
+    const char *shim = opcount_shim();
+    char ops_path[TF_BENCH_PATH_MAX + 8], asan[512];
+    if (shim != NULL)
+        opcount_map(n, ops_path, sizeof ops_path);
+    if (n->ops == NULL)
+        return tf_bench_spawn(argv, n->log, &n->pid, r->why, sizeof r->why);
+    const char *asan0 = getenv("ASAN_OPTIONS");
+    char *asan_saved = asan0 != NULL ? strdup(asan0) : NULL;
+    /* A sanitized node wants its runtime first; the shim is harmless ahead. */
+    snprintf(asan, sizeof asan, "%s%sverify_asan_link_order=0", asan0 ? asan0 : "",
+             asan0 && asan0[0] ? ":" : "");
+    setenv("LD_PRELOAD", shim, 1);
+    setenv("TF_BENCH_OPS_FILE", ops_path, 1);
+    setenv("ASAN_OPTIONS", asan, 1);
+    int rc = tf_bench_spawn(argv, n->log, &n->pid, r->why, sizeof r->why);
+    unsetenv("LD_PRELOAD");
+    unsetenv("TF_BENCH_OPS_FILE");
+    if (asan_saved != NULL)
+        setenv("ASAN_OPTIONS", asan_saved, 1);
+    else
+        unsetenv("ASAN_OPTIONS");
+    free(asan_saved);
+    return rc;
 }
 
 /* Waits for the ready line, notes the idle RSS, opens both connections and
@@ -803,6 +874,7 @@ static void free_run(struct run *r)
     for (size_t i = 0; i < r->n_nodes; i++) {
         tf_bench_ctl_close(&r->nodes[i].req);
         tf_bench_ctl_close(&r->nodes[i].watch);
+        opcount_unmap(&r->nodes[i]); /* perf */
         free(r->nodes[i].card);
     }
     free(r->nodes);
@@ -888,6 +960,86 @@ static void result_ops(json_t *res, const double ops_us[static TF_BENCH_OP_COUNT
     json_object_set_new(res, "ncores", json_integer(ncores));
     json_object_set_new(res, "limit_intros_per_s", jreal_or_null(limit));
     json_object_set_new(res, "fraction_of_limit", jreal_or_null(intros_per_s / limit));
+}
+
+/* perf (issue 17): the ops the nodes really called during the saturation
+ * phase (the shim's counts, all nodes), per intro, and the CPU-bound limit
+ * they imply with this run's measured costs.  null when not counted. */
+static void result_opcount(const struct run *r, json_t *res, size_t n_sat,
+                           const double ops_us[static TF_BENCH_OP_COUNT])
+{
+    static const struct {
+        const char *name;
+        enum tf_bench_op cost;
+    } ops[TF_BENCH_OPCOUNT_COUNT] = {
+        [TF_BENCH_OPCOUNT_SIGN] = {"sign", TF_BENCH_OP_SIGN},
+        [TF_BENCH_OPCOUNT_VERIFY] = {"verify", TF_BENCH_OP_VERIFY},
+        [TF_BENCH_OPCOUNT_SEAL] = {"box_seal", TF_BENCH_OP_SEAL},
+        [TF_BENCH_OPCOUNT_SEAL_OPEN] = {"box_seal_open", TF_BENCH_OP_SEAL_OPEN},
+    };
+    bool counted = n_sat > 0 && r->n_nodes > 0;
+    for (size_t i = 0; i < r->n_nodes; i++)
+        if (r->nodes[i].ops == NULL || r->nodes[i].ops->magic != TF_BENCH_OPCOUNT_MAGIC)
+            counted = false;
+    if (!counted) {
+        json_object_set_new(res, "ops_counted_per_intro", json_null());
+        json_object_set_new(res, "limit_counted_intros_per_s", json_null());
+        return;
+    }
+    json_t *cnt = json_object();
+    double us = 0;
+    for (int op = 0; op < TF_BENCH_OPCOUNT_COUNT; op++) {
+        double sum = 0;
+        for (size_t i = 0; i < r->n_nodes; i++)
+            sum += (double)(r->nodes[i].ops1[op] - r->nodes[i].ops0[op]);
+        json_object_set_new(cnt, ops[op].name, json_real(sum / (double)n_sat));
+        us += sum / (double)n_sat * ops_us[ops[op].cost];
+    }
+    long ncores = sysconf(_SC_NPROCESSORS_ONLN);
+    json_object_set_new(res, "ops_counted_per_intro", cnt);
+    json_object_set_new(res, "crypto_counted_us_per_intro", jreal_or_null(us));
+    json_object_set_new(res, "limit_counted_intros_per_s",
+                        jreal_or_null(us > 0 ? (double)(ncores < 1 ? 1 : ncores) * 1e6 / us : NAN));
+}
+
+/* Smoke (correctness): with the shim built, every node loaded it, and the
+ * saturation phase made each of the four counted calls. */
+static int check_opcount(struct run *r)
+{
+    if (opcount_shim() == NULL)
+        return 0;
+    uint64_t sum[TF_BENCH_OPCOUNT_COUNT] = {0};
+    for (size_t i = 0; i < r->n_nodes; i++) {
+        const struct node *nd = &r->nodes[i];
+        if (nd->ops == NULL || nd->ops->magic != TF_BENCH_OPCOUNT_MAGIC) {
+            WHY("%s: the op-counting shim was not loaded (%s)", nd->name, opcount_shim());
+            return TF_E_BAD_STATE;
+        }
+        for (int op = 0; op < TF_BENCH_OPCOUNT_COUNT; op++)
+            sum[op] += nd->ops1[op] - nd->ops0[op];
+    }
+    for (int op = 0; op < TF_BENCH_OPCOUNT_COUNT; op++)
+        if (sum[op] == 0) {
+            WHY("the shim counted no call of op %d during the saturation phase", op);
+            return TF_E_BAD_STATE;
+        }
+    return 0;
+}
+
+static void print_opcount(const json_t *res)
+{
+    const json_t *cnt = json_object_get(res, "ops_counted_per_intro");
+    if (!json_is_object(cnt)) {
+        printf("\nops counted    (not counted: no op-counting shim)\n");
+        return;
+    }
+    printf("\nops counted    per intro, all nodes, saturation phase (libsodium calls seen by "
+           "the preloaded shim):\n               sign %.2f, verify %.2f, box_seal %.2f, "
+           "box_seal_open %.2f\n               %.0f us of public-key crypto per intro: limit "
+           "%.1f intros/s (the table above: %.1f)\n",
+           jnum(cnt, "sign"), jnum(cnt, "verify"), jnum(cnt, "box_seal"),
+           jnum(cnt, "box_seal_open"), jnum(res, "crypto_counted_us_per_intro"),
+           jnum(res, "limit_counted_intros_per_s"), jnum(res, "limit_intros_per_s"));
 }
 
 /* perf (issue 17): the store's writes, from each node's status.stats
@@ -1199,6 +1351,7 @@ static json_t *run_one(const struct opts *o, const double ops_us[static TF_BENCH
         struct node *n = &r->nodes[i];
         n->store0 = node_store_file(n);
         rc = node_status(r, n, &n->st0, NULL);
+        opcount_snap(n, n->ops0); /* perf */
         node_cpu(n, &n->cpu0);
     }
     if (rc != 0)
@@ -1220,6 +1373,7 @@ static json_t *run_one(const struct opts *o, const double ops_us[static TF_BENCH
             n->end_anon_kb = m.anon_kb;
         }
         rc = node_status(r, n, &n->st1, &n->store_used);
+        opcount_snap(n, n->ops1); /* perf */
     }
     if (rc != 0)
         goto done;
@@ -1233,7 +1387,7 @@ static json_t *run_one(const struct opts *o, const double ops_us[static TF_BENCH
     if ((rc = check_contacts(r, &r->nodes[1], r->nodes[2].text_id)) != 0 ||
         (rc = check_contacts(r, &r->nodes[2], r->nodes[1].text_id)) != 0)
         goto done;
-    if (o->smoke && (rc = check_io_stats(r)) != 0) /* perf */
+    if (o->smoke && ((rc = check_io_stats(r)) != 0 || (rc = check_opcount(r)) != 0)) /* perf */
         goto done;
     smoke_ok = true;
 
@@ -1303,7 +1457,8 @@ done:
                 jreal_or_null(stats_delta(r, r->nodes[0].st1.key[i], (double)n_sat)));
     }
     json_object_set_new(res, "stats_per_intro", spi);
-    result_io(r, res, n_sat); /* perf */
+    result_io(r, res, n_sat);              /* perf */
+    result_opcount(r, res, n_sat, ops_us); /* perf */
     result_nodes(r, res);
     if (r->root_made && !o->keep) {
         if (tf_bench_rmtree(r->root) != 0)
@@ -1394,7 +1549,8 @@ static void print_human(const json_t *res)
         double u = jnum(us, name), c = jnum(cnt, name);
         printf("  %-22s %7.2f %9.1f %12.1f\n", name, u, c, u * c);
     }
-    print_io(res); /* perf */
+    print_opcount(res); /* perf */
+    print_io(res);      /* perf */
 }
 
 static void print_scaling_row(const json_t *res, bool header)
