@@ -38,12 +38,13 @@ struct tf_node_stats {
     uint64_t frames_received;
     uint64_t writes;    /* socket writes: handshake messages, batches of frames */
     uint64_t commit_us; /* time spent committing (writing and syncing the store) */
-    /* perf (issue 17): bytes of page cache the loop thread dirtied inside
-     * commits: the kernel's write_bytes (/proc/thread-self/io) read before
-     * and after each commit.  The kernel counts whole 4 KiB pages as they
-     * become dirty, so this over 4096 is the pages each commit wrote (data
-     * pages and the meta page); it stays 0 if the kernel does not account
-     * task I/O.  docs/PERFORMANCE.md. */
+    /* perf (issue 17): bytes the loop thread handed to write(2), pwrite(2)
+     * and pwritev(2) inside commits: the kernel's wchar (/proc/thread-self/io)
+     * read before and after each commit.  Nothing else writes on that thread
+     * during a commit, so it is exactly what LMDB wrote: its dirty pages
+     * (4 KiB each) and the meta page's changed bytes; 0 if the kernel does not
+     * account task I/O.  (Not write_bytes: with large page-cache folios the
+     * kernel counts a whole folio, up to 2 MiB, for one 4 KiB write.) */
     uint64_t commit_write_bytes;
 };
 

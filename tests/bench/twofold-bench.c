@@ -1044,9 +1044,11 @@ static void print_opcount(const json_t *res)
 
 /* perf (issue 17): the store's writes, from each node's status.stats
  * (docs/PERFORMANCE.md "Second round").  Commits are LMDB write transactions
- * (group commit: one per loop turn that wrote); commit_write_bytes is the
- * page cache the node's loop thread dirtied inside commits (the kernel's
- * write_bytes, whole 4 KiB pages, data and meta pages: pages written);
+ * (group commit: one per loop turn that wrote); commit_write_bytes is what
+ * the node's loop thread passed to write-family calls inside commits (the
+ * kernel's wchar): LMDB's dirty 4 KiB pages plus a few hundred bytes of meta
+ * page per commit, so bytes / 4096 is the pages written (the meta write adds
+ * under one);
  * store_pages is mdb_env_info's high-water mark (its growth shows how many
  * of the pages written were new rather than reused). */
 static bool io_node_counted(const struct run *r, size_t i)
@@ -1142,8 +1144,8 @@ static void print_io(const json_t *res)
                jnum(j, "bytes_written_per_commit") / 1024, jnum(j, "new_pages_per_commit"),
                jnum(j, "commit_us_per_commit"));
     }
-    printf("  (pages written: the kernel's write_bytes of each node's loop thread inside its "
-           "commits, 4 KiB pages;\n   new pages: growth of LMDB's last page; parties summed)\n");
+    printf("  (written: what each node's loop thread passed to write calls inside its commits, "
+           "in 4 KiB pages;\n   new pages: growth of LMDB's last page; parties summed)\n");
 }
 
 static double self_cpu(void)
