@@ -38,6 +38,14 @@ struct tf_node_stats {
     uint64_t frames_received;
     uint64_t writes;    /* socket writes: handshake messages, batches of frames */
     uint64_t commit_us; /* time spent committing (writing and syncing the store) */
+    /* perf (issue 17): bytes the loop thread handed to write(2), pwrite(2)
+     * and pwritev(2) inside commits: the kernel's wchar (/proc/thread-self/io)
+     * read before and after each commit.  Nothing else writes on that thread
+     * during a commit, so it is exactly what LMDB wrote: its dirty pages
+     * (4 KiB each) and the meta page's changed bytes; 0 if the kernel does not
+     * account task I/O.  (Not write_bytes: with large page-cache folios the
+     * kernel counts a whole folio, up to 2 MiB, for one 4 KiB write.) */
+    uint64_t commit_write_bytes;
 };
 
 struct tf_node {

@@ -1960,6 +1960,7 @@ int tf_node_store_stat(struct tf_node_store *st, struct tf_node_store_stat *out)
     if (rc == 0 && (rc = mdb_env_info(st->env, &info)) == 0 &&
         (rc = mdb_env_stat(st->env, &env)) == 0) {
         out->size_bytes = (uint64_t)(info.me_last_pgno + 1) * env.ms_psize;
+        out->pages = (uint64_t)info.me_last_pgno + 1; /* perf */
         out->commits = st->commits;
         out->map_bytes = info.me_mapsize;
     }

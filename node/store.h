@@ -398,6 +398,9 @@ struct tf_node_store_stat {
     uint64_t map_bytes;
     uint64_t disk_free_bytes;
     uint64_t disk_total_bytes;
+    /* perf: mdb_env_info's last page number + 1, the pages the file uses up to
+     * its high-water mark (freed pages reused below it do not move it). */
+    uint64_t pages;
 };
 
 TF_MUST_CHECK int tf_node_store_stat(struct tf_node_store *st, struct tf_node_store_stat *out);

@@ -424,6 +424,9 @@ static int verb_status(struct tf_node *node, const msgpack_object *args,
         {"frames_received", s->frames_received},
         {"writes", s->writes},
         {"commit_us", s->commit_us},
+        /* perf (issue 17) */
+        {"commit_write_bytes", s->commit_write_bytes},
+        {"store_pages", st.pages},
     };
     tf_proto_mp_write_cstr(w, "stats");
     tf_proto_mp_write_map(w, sizeof stats / sizeof stats[0]);

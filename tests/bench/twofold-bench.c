@@ -19,14 +19,17 @@
  * from that same object.
  */
 #include "tests/bench/bench.h"
+#include "tests/bench/opcount.h" /* perf */
 
 #include <errno.h>
+#include <fcntl.h>
 #include <inttypes.h>
 #include <math.h>
 #include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/resource.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -42,6 +45,9 @@
 
 #ifndef TF_BENCH_TWOFOLDD
 #define TF_BENCH_TWOFOLDD "twofoldd"
+#endif
+#ifndef TF_BENCH_OPCOUNT
+#define TF_BENCH_OPCOUNT "" /* no shim: ops are not counted */
 #endif
 #ifndef TF_BENCH_TWOFOLD
 #define TF_BENCH_TWOFOLD "twofold"
@@ -94,6 +100,10 @@ struct node {
     uint64_t store0, store1, store_used;
     int exit_status;
     bool stopped_cleanly;
+    /* perf: the op-counting shim's file, mapped (NULL: not counted), and
+     * its counts before and after the saturation phase. */
+    struct tf_bench_opcount *ops;
+    uint64_t ops0[TF_BENCH_OPCOUNT_COUNT], ops1[TF_BENCH_OPCOUNT_COUNT];
 };
 
 struct intro {
@@ -306,10 +316,72 @@ static int node_prepare(struct run *r, struct node *n)
     return 0;
 }
 
+/* perf (issue 17): the op-counting shim (opcount.c).  Maps <home>.ops for
+ * n and returns the environment the node must start with, or leaves n->ops
+ * NULL (no shim built, or TF_BENCH_OPCOUNT set empty) and counts nothing. */
+static void opcount_map(struct node *n, char *path, size_t cap)
+{
+    n->ops = NULL;
+    snprintf(path, cap, "%s.ops", n->home);
+    int fd = open(path, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+    if (fd < 0)
+        return;
+    if (ftruncate(fd, (off_t)sizeof *n->ops) == 0) {
+        void *p = mmap(NULL, sizeof *n->ops, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+        if (p != MAP_FAILED)
+            n->ops = p;
+    }
+    close(fd);
+}
+
+static const char *opcount_shim(void)
+{
+    const char *e = getenv("TF_BENCH_OPCOUNT");
+    const char *shim = e != NULL ? e : TF_BENCH_OPCOUNT;
+    return shim[0] != '\0' && access(shim, R_OK) == 0 ? shim : NULL;
+}
+
+static void opcount_snap(const struct node *n, uint64_t out[static TF_BENCH_OPCOUNT_COUNT])
+{
+    for (int i = 0; i < TF_BENCH_OPCOUNT_COUNT; i++)
+        out[i] = n->ops != NULL ? __atomic_load_n(&n->ops->n[i], __ATOMIC_RELAXED) : 0;
+}
+
+static void opcount_unmap(struct node *n)
+{
+    if (n->ops != NULL)
+        munmap(n->ops, sizeof *n->ops);
+    n->ops = NULL;
+}
+
+/* Starts n; with the shim, preloaded (its variables are set in the bench's
+ * environment only around the fork, which copies them). */
 static int node_start(struct run *r, struct node *n)
 {
     char *argv[] = {(char *)(uintptr_t)r->o->twofoldd, "--home", n->home, NULL};
-    return tf_bench_spawn(argv, n->log, &n->pid, r->why, sizeof r->why);
+    const char *shim = opcount_shim();
+    char ops_path[TF_BENCH_PATH_MAX + 8], asan[512];
+    if (shim != NULL)
+        opcount_map(n, ops_path, sizeof ops_path);
+    if (n->ops == NULL)
+        return tf_bench_spawn(argv, n->log, &n->pid, r->why, sizeof r->why);
+    const char *asan0 = getenv("ASAN_OPTIONS");
+    char *asan_saved = asan0 != NULL ? strdup(asan0) : NULL;
+    /* A sanitized node wants its runtime first; the shim is harmless ahead. */
+    snprintf(asan, sizeof asan, "%s%sverify_asan_link_order=0", asan0 ? asan0 : "",
+             asan0 && asan0[0] ? ":" : "");
+    setenv("LD_PRELOAD", shim, 1);
+    setenv("TF_BENCH_OPS_FILE", ops_path, 1);
+    setenv("ASAN_OPTIONS", asan, 1);
+    int rc = tf_bench_spawn(argv, n->log, &n->pid, r->why, sizeof r->why);
+    unsetenv("LD_PRELOAD");
+    unsetenv("TF_BENCH_OPS_FILE");
+    if (asan_saved != NULL)
+        setenv("ASAN_OPTIONS", asan_saved, 1);
+    else
+        unsetenv("ASAN_OPTIONS");
+    free(asan_saved);
+    return rc;
 }
 
 /* Waits for the ready line, notes the idle RSS, opens both connections and
@@ -802,6 +874,7 @@ static void free_run(struct run *r)
     for (size_t i = 0; i < r->n_nodes; i++) {
         tf_bench_ctl_close(&r->nodes[i].req);
         tf_bench_ctl_close(&r->nodes[i].watch);
+        opcount_unmap(&r->nodes[i]); /* perf */
         free(r->nodes[i].card);
     }
     free(r->nodes);
@@ -887,6 +960,192 @@ static void result_ops(json_t *res, const double ops_us[static TF_BENCH_OP_COUNT
     json_object_set_new(res, "ncores", json_integer(ncores));
     json_object_set_new(res, "limit_intros_per_s", jreal_or_null(limit));
     json_object_set_new(res, "fraction_of_limit", jreal_or_null(intros_per_s / limit));
+}
+
+/* perf (issue 17): the ops the nodes really called during the saturation
+ * phase (the shim's counts, all nodes), per intro, and the CPU-bound limit
+ * they imply with this run's measured costs.  null when not counted. */
+static void result_opcount(const struct run *r, json_t *res, size_t n_sat,
+                           const double ops_us[static TF_BENCH_OP_COUNT])
+{
+    static const struct {
+        const char *name;
+        enum tf_bench_op cost;
+    } ops[TF_BENCH_OPCOUNT_COUNT] = {
+        [TF_BENCH_OPCOUNT_SIGN] = {"sign", TF_BENCH_OP_SIGN},
+        [TF_BENCH_OPCOUNT_VERIFY] = {"verify", TF_BENCH_OP_VERIFY},
+        [TF_BENCH_OPCOUNT_SEAL] = {"box_seal", TF_BENCH_OP_SEAL},
+        [TF_BENCH_OPCOUNT_SEAL_OPEN] = {"box_seal_open", TF_BENCH_OP_SEAL_OPEN},
+    };
+    bool counted = n_sat > 0 && r->n_nodes > 0;
+    for (size_t i = 0; i < r->n_nodes; i++)
+        if (r->nodes[i].ops == NULL || r->nodes[i].ops->magic != TF_BENCH_OPCOUNT_MAGIC)
+            counted = false;
+    if (!counted) {
+        json_object_set_new(res, "ops_counted_per_intro", json_null());
+        json_object_set_new(res, "limit_counted_intros_per_s", json_null());
+        return;
+    }
+    json_t *cnt = json_object();
+    double us = 0;
+    for (int op = 0; op < TF_BENCH_OPCOUNT_COUNT; op++) {
+        double sum = 0;
+        for (size_t i = 0; i < r->n_nodes; i++)
+            sum += (double)(r->nodes[i].ops1[op] - r->nodes[i].ops0[op]);
+        json_object_set_new(cnt, ops[op].name, json_real(sum / (double)n_sat));
+        us += sum / (double)n_sat * ops_us[ops[op].cost];
+    }
+    long ncores = sysconf(_SC_NPROCESSORS_ONLN);
+    json_object_set_new(res, "ops_counted_per_intro", cnt);
+    json_object_set_new(res, "crypto_counted_us_per_intro", jreal_or_null(us));
+    json_object_set_new(res, "limit_counted_intros_per_s",
+                        jreal_or_null(us > 0 ? (double)(ncores < 1 ? 1 : ncores) * 1e6 / us : NAN));
+}
+
+/* Smoke (correctness): with the shim built, every node loaded it, and the
+ * saturation phase made each of the four counted calls. */
+static int check_opcount(struct run *r)
+{
+    if (opcount_shim() == NULL)
+        return 0;
+    uint64_t sum[TF_BENCH_OPCOUNT_COUNT] = {0};
+    for (size_t i = 0; i < r->n_nodes; i++) {
+        const struct node *nd = &r->nodes[i];
+        if (nd->ops == NULL || nd->ops->magic != TF_BENCH_OPCOUNT_MAGIC) {
+            WHY("%s: the op-counting shim was not loaded (%s)", nd->name, opcount_shim());
+            return TF_E_BAD_STATE;
+        }
+        for (int op = 0; op < TF_BENCH_OPCOUNT_COUNT; op++)
+            sum[op] += nd->ops1[op] - nd->ops0[op];
+    }
+    for (int op = 0; op < TF_BENCH_OPCOUNT_COUNT; op++)
+        if (sum[op] == 0) {
+            WHY("the shim counted no call of op %d during the saturation phase", op);
+            return TF_E_BAD_STATE;
+        }
+    return 0;
+}
+
+static void print_opcount(const json_t *res)
+{
+    const json_t *cnt = json_object_get(res, "ops_counted_per_intro");
+    if (!json_is_object(cnt)) {
+        printf("\nops counted    (not counted: no op-counting shim)\n");
+        return;
+    }
+    printf("\nops counted    per intro, all nodes, saturation phase (libsodium calls seen by "
+           "the preloaded shim):\n               sign %.2f, verify %.2f, box_seal %.2f, "
+           "box_seal_open %.2f\n               %.0f us of public-key crypto per intro: limit "
+           "%.1f intros/s (the table above: %.1f)\n",
+           jnum(cnt, "sign"), jnum(cnt, "verify"), jnum(cnt, "box_seal"),
+           jnum(cnt, "box_seal_open"), jnum(res, "crypto_counted_us_per_intro"),
+           jnum(res, "limit_counted_intros_per_s"), jnum(res, "limit_intros_per_s"));
+}
+
+/* perf (issue 17): the store's writes, from each node's status.stats
+ * (docs/PERFORMANCE.md "Second round").  Commits are LMDB write transactions
+ * (group commit: one per loop turn that wrote); commit_write_bytes is what
+ * the node's loop thread passed to write-family calls inside commits (the
+ * kernel's wchar): LMDB's dirty 4 KiB pages plus a few hundred bytes of meta
+ * page per commit, so bytes / 4096 is the pages written (the meta write adds
+ * under one);
+ * store_pages is mdb_env_info's high-water mark (its growth shows how many
+ * of the pages written were new rather than reused). */
+static bool io_node_counted(const struct run *r, size_t i)
+{
+    return i <= r->parties; /* the connector and the parties, not a mailbox */
+}
+
+static double io_delta(const struct run *r, const char *key, bool connector)
+{
+    double sum = 0;
+    for (size_t i = 0; i < r->n_nodes; i++) {
+        if (!io_node_counted(r, i) || r->nodes[i].connector != connector)
+            continue;
+        const uint64_t *a = stats_get(&r->nodes[i].st0, key), *b = stats_get(&r->nodes[i].st1, key);
+        if (a == NULL || b == NULL)
+            return NAN;
+        sum += (double)(*b - *a);
+    }
+    return sum;
+}
+
+static json_t *io_role_json(const struct run *r, bool connector, double n_intros)
+{
+    double commits = io_delta(r, "commits", connector),
+           bytes = io_delta(r, "commit_write_bytes", connector),
+           pages = io_delta(r, "store_pages", connector), us = io_delta(r, "commit_us", connector);
+    json_t *j = json_object();
+    json_object_set_new(j, "commits_per_intro", jreal_or_null(commits / n_intros));
+    json_object_set_new(j, "bytes_written_per_commit", jreal_or_null(bytes / commits));
+    json_object_set_new(j, "pages_written_per_commit", jreal_or_null(bytes / 4096.0 / commits));
+    json_object_set_new(j, "new_pages_per_commit", jreal_or_null(pages / commits));
+    json_object_set_new(j, "bytes_written_per_intro", jreal_or_null(bytes / n_intros));
+    json_object_set_new(j, "commit_us_per_commit", jreal_or_null(us / commits));
+    return j;
+}
+
+static void result_io(const struct run *r, json_t *res, size_t n_sat)
+{
+    json_t *io = json_object();
+    double n = n_sat > 0 ? (double)n_sat : NAN;
+    json_object_set_new(io, "connector", io_role_json(r, true, n));
+    json_object_set_new(io, "parties", io_role_json(r, false, n));
+    json_object_set_new(res, "store_io", io);
+}
+
+/* Smoke (correctness, never timing): every node reports the store figures,
+ * and the saturation phase moved them: it committed, and those commits
+ * wrote pages (when this kernel accounts task I/O at all). */
+static int check_io_stats(struct run *r)
+{
+    int fd = open("/proc/thread-self/io", O_RDONLY | O_CLOEXEC);
+    bool kernel_counts = fd >= 0;
+    if (fd >= 0)
+        close(fd);
+    static const char *const keys[] = {"commits", "commit_write_bytes", "store_pages"};
+    for (size_t i = 0; i < r->n_nodes; i++) {
+        if (!io_node_counted(r, i))
+            continue;
+        const struct node *nd = &r->nodes[i];
+        for (size_t k = 0; k < sizeof keys / sizeof keys[0]; k++) {
+            const uint64_t *a = stats_get(&nd->st0, keys[k]), *b = stats_get(&nd->st1, keys[k]);
+            if (a == NULL || b == NULL) {
+                WHY("%s: status.stats has no %s", nd->name, keys[k]);
+                return TF_E_BAD_STATE;
+            }
+            bool must_grow = k == 0 || (k == 1 && kernel_counts);
+            if (must_grow && *b <= *a) {
+                WHY("%s: status.stats.%s did not grow over %s intros (%" PRIu64 " -> %" PRIu64 ")",
+                    nd->name, keys[k], "the saturation", *a, *b);
+                return TF_E_BAD_STATE;
+            }
+            if (k == 2 && *b == 0) {
+                WHY("%s: status.stats.store_pages is 0", nd->name);
+                return TF_E_BAD_STATE;
+            }
+        }
+    }
+    return 0;
+}
+
+static void print_io(const json_t *res)
+{
+    const json_t *io = json_object_get(res, "store_io");
+    if (!json_is_object(io))
+        return;
+    printf("\nstore writes   commits/intro  pages written/commit  KB/commit  new pages/commit  "
+           "us/commit\n");
+    static const char *const roles[] = {"connector", "parties"};
+    for (size_t i = 0; i < 2; i++) {
+        const json_t *j = json_object_get(io, roles[i]);
+        printf("  %-12s %13.3f %21.1f %10.1f %17.2f %10.0f\n", roles[i],
+               jnum(j, "commits_per_intro"), jnum(j, "pages_written_per_commit"),
+               jnum(j, "bytes_written_per_commit") / 1024, jnum(j, "new_pages_per_commit"),
+               jnum(j, "commit_us_per_commit"));
+    }
+    printf("  (written: what each node's loop thread passed to write calls inside its commits, "
+           "in 4 KiB pages;\n   new pages: growth of LMDB's last page; parties summed)\n");
 }
 
 static double self_cpu(void)
@@ -1094,6 +1353,7 @@ static json_t *run_one(const struct opts *o, const double ops_us[static TF_BENCH
         struct node *n = &r->nodes[i];
         n->store0 = node_store_file(n);
         rc = node_status(r, n, &n->st0, NULL);
+        opcount_snap(n, n->ops0); /* perf */
         node_cpu(n, &n->cpu0);
     }
     if (rc != 0)
@@ -1115,6 +1375,7 @@ static json_t *run_one(const struct opts *o, const double ops_us[static TF_BENCH
             n->end_anon_kb = m.anon_kb;
         }
         rc = node_status(r, n, &n->st1, &n->store_used);
+        opcount_snap(n, n->ops1); /* perf */
     }
     if (rc != 0)
         goto done;
@@ -1127,6 +1388,8 @@ static json_t *run_one(const struct opts *o, const double ops_us[static TF_BENCH
     /* Both parties of the first intro know each other, introduced. */
     if ((rc = check_contacts(r, &r->nodes[1], r->nodes[2].text_id)) != 0 ||
         (rc = check_contacts(r, &r->nodes[2], r->nodes[1].text_id)) != 0)
+        goto done;
+    if (o->smoke && ((rc = check_io_stats(r)) != 0 || (rc = check_opcount(r)) != 0)) /* perf */
         goto done;
     smoke_ok = true;
 
@@ -1196,6 +1459,8 @@ done:
                 jreal_or_null(stats_delta(r, r->nodes[0].st1.key[i], (double)n_sat)));
     }
     json_object_set_new(res, "stats_per_intro", spi);
+    result_io(r, res, n_sat);              /* perf */
+    result_opcount(r, res, n_sat, ops_us); /* perf */
     result_nodes(r, res);
     if (r->root_made && !o->keep) {
         if (tf_bench_rmtree(r->root) != 0)
@@ -1286,6 +1551,8 @@ static void print_human(const json_t *res)
         double u = jnum(us, name), c = jnum(cnt, name);
         printf("  %-22s %7.2f %9.1f %12.1f\n", name, u, c, u * c);
     }
+    print_opcount(res); /* perf */
+    print_io(res);      /* perf */
 }
 
 static void print_scaling_row(const json_t *res, bool header)
