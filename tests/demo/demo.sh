@@ -5,7 +5,9 @@
 # for one).  A first proposal (tax law) that Bob declines: Carol sees the
 # decline and its private reason, Alice only sees that it will not go ahead.
 # Then the real-estate proposal: both accept, and both now have each other as
-# contacts "introduced by Carol".
+# contacts "introduced by Carol".  Bob's node takes no connections (no_listen
+# = 1, as behind a NAT): Carol's node is his mailbox, and Alice's first note
+# to him reaches him through it.
 #
 # Each command is echoed as it can be typed again: $D stands for the demo's
 # directory (printed first) and arguments keep their quotes.  With --keep the
@@ -75,6 +77,12 @@ add_card() {
     "$tf" --home "$root/$who" contact add "$("$tf" --home "$root/$other" card)" "$@" |
         sed 's/^/  /'
 }
+# use_mailbox WHO MAILBOX: WHO lists MAILBOX's node on its card (echoed as the
+# command that reads the card).
+use_mailbox() {
+    printf '$ twofold --home "$D/%s" mailbox use "$(twofold --home "$D/%s" card)"\n' "$1" "$2"
+    "$tf" --home "$root/$1" mailbox use "$("$tf" --home "$root/$2" card)" | sed 's/^/  /'
+}
 free_port() { /usr/bin/python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
 # propose ARGS...: Carol proposes (echoed); sets intro to the new id.
 propose() {
@@ -106,6 +114,8 @@ for who in carol alice bob; do
     "$tf" --home "$root/$who" init --name "$name" --listen "127.0.0.1:$port" >/dev/null
     # Closes caused by a decline wait 0-1 s here (the default is 1-24 h).
     printf 'retry_max_ms = 2000\nclose_delay_min_s = 0\nclose_delay_max_s = 1\n' >"$root/$who/config"
+    # Bob's node opens no listening socket (his card's address stays dead).
+    if [ "$who" = bob ]; then printf 'no_listen = 1\nmailbox_retry_max_ms = 2000\n' >>"$root/$who/config"; fi
     "$tfd" --home "$root/$who" >"$root/$who.log" 2>&1 &
     pids+=($!)
     echo "  $name: node on 127.0.0.1:$port, id $("$tf" --home "$root/$who" id | awk '/^id/ {print $2}')"
@@ -119,6 +129,12 @@ add_card carol alice --alias alice --tag lawyer
 add_card carol bob --alias bob
 add_card alice carol --alias carol --trust close
 add_card bob carol --alias carol --trust close
+
+say "Bob's node takes no connections (no_listen = 1): Carol's node is his mailbox"
+as carol mailbox host bob
+use_mailbox bob carol
+wait_for bob "all(m['connected'] for m in d['mailboxes'])" mailbox status
+as bob mailbox status
 
 say "Carol first suggests they talk tax law; Bob declines (privately)"
 propose alice bob --topic tax-law
@@ -164,6 +180,12 @@ for c in json.load(sys.stdin):
               % (who.capitalize(), c["name"], by, c["intro"][:12]))
 ' "$who" "$("$tf" --home "$root/carol" --json id | /usr/bin/python3 -c 'import json,sys; print(json.load(sys.stdin)["id"])')"
 done
+
+say "Alice writes to Bob, who listens nowhere: Carol's node carries it as his mailbox"
+bob_id=$("$tf" --home "$root/bob" --json id | /usr/bin/python3 -c 'import json,sys; print(json.load(sys.stdin)["id"])')
+as alice message "$bob_id" "Hello Bob, when shall we meet?"
+wait_for bob "[m['text'] for m in d if m['direction'] == 'in'] == ['Hello Bob, when shall we meet?']" messages
+as bob messages
 
 say "Done: one introduction made with both consents verified; one declined privately."
 ms=$((($(date +%s%N) - started) / 1000000))

@@ -38,6 +38,9 @@ class Keep(unittest.TestCase):
             self.assertEqual(len(pids), 3)
             self.assertTrue(all(alive(p) for p in pids), "the nodes did not stay up")
             self.assertRegex(out, r"\(the story took \d+\.\d s\)")
+            # Bob listens nowhere and got Alice's note through his mailbox.
+            self.assertRegex(out, r"listening: no; addresses on your card: 1\n.*\n  carol .* yes ")
+            self.assertRegex(out, r"(?m)^  .+ +in +\S+ +received +Hello Bob, when shall we meet\?$")
             setup = re.findall(r"^  ((?:D|PATH)=\S+)$", out, re.M)
             self.assertEqual(len(setup), 2, out)
             # Echoed commands keep their quotes: shell words as they were given.

@@ -5,6 +5,7 @@ IPv6 literals (node/addr.c, node/net.c); twofoldd's messages about a home it
 cannot read."""
 import os
 import pwd
+import re
 import shutil
 import socket
 import subprocess
@@ -311,6 +312,34 @@ class UnreadableHome(unittest.TestCase):
         self.assertEqual(r.returncode, 1, r.stderr)
         self.assertIn("cannot reach the home %s: Permission denied" % a.home, r.stderr)
         self.assertNotIn("does not exist", r.stderr)
+
+
+# mailbox: twofoldd.8 lists every setting with the node's own default.
+class Documented(NodeTestCase):
+    MAN = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "docs",
+                       "twofoldd.8")
+    STORED = ("listen", "advertise")  # in the store, described apart
+
+    def test_every_setting_is_in_the_manual_with_its_default(self):
+        a = self.node("alice", port=True)
+        a.init()
+        os.remove(os.path.join(a.home, "config"))
+        defaults = a.json("config", "list")
+        with open(self.MAN) as f:
+            man = f.read()
+        documented = {}
+        for m in re.finditer(r"^\.TP\n\.B ([a-z_0-9]+)\n((?:(?!\.TP\n|\.SH ).*\n)*)", man,
+                             re.M):
+            d = re.search(r"^Default (\d+);", m.group(2), re.M)
+            if d:
+                documented[m.group(1)] = int(d.group(1))
+        keys = [k for k in defaults if k not in self.STORED]
+        self.assertGreater(len(keys), 50)
+        self.assertEqual([k for k in keys if k not in documented], [],
+                         "settings missing from docs/twofoldd.8")
+        self.assertEqual({k: documented[k] for k in keys}, {k: defaults[k] for k in keys})
+        self.assertEqual(sorted(k for k in documented if k not in defaults), [],
+                         "docs/twofoldd.8 documents settings the node does not have")
 
 
 if __name__ == "__main__":

@@ -62,8 +62,9 @@ class TortureNode:
     any thread at any time (it fails with Unavailable while the node is
     down)."""
 
-    def __init__(self, root, name, power_seed=None):
+    def __init__(self, root, name, power_seed=None, log_level="info"):
         self.name = name
+        self.log_level = log_level
         self.fs = None  # the tf-plfs mount holding the home, in power-loss mode
         if power_seed is not None:
             self.fs = Plfs(os.path.join(root, name + ".disk"),
@@ -162,6 +163,14 @@ class TortureNode:
     def card(self):
         return self.must("card").strip()
 
+    def log_count(self, text):
+        """How many lines of the node's log (all its runs) contain text."""
+        try:
+            with open(self.log_path, "r", errors="replace") as f:
+                return sum(1 for line in f if text in line)
+        except FileNotFoundError:
+            return 0
+
     # Process -----------------------------------------------------------
     def _log_size(self):
         try:
@@ -179,7 +188,7 @@ class TortureNode:
                 env.update(CRASH_HOOK)
             with open(self.log_path, "ab") as log:
                 self.proc = subprocess.Popen(
-                    [TWOFOLDD, "--home", self.home, "--log-level", "info"],
+                    [TWOFOLDD, "--home", self.home, "--log-level", self.log_level],
                     stdout=log, stderr=log, env=env)
             self.armed = armed
             proc = self.proc

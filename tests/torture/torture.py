@@ -12,6 +12,17 @@ duplicated and unwarranted introductions.  All counts must be zero.
     torture.py --seed S [...]       replay a run's plan (printed at the start)
     torture.py --power --short      power-loss mode, the CI version (about a minute)
     torture.py --power --long       power-loss mode, the release check (>= 1,000 cuts)
+    torture.py --mailbox --short    mailbox mode, the CI version (composes with --power)
+
+In mailbox mode (--mailbox) a further node, "mb", runs a mailbox: it takes
+no part in the introductions, hosts --tenants of the nodes (default 2,
+drawn from the seed), and is killed like the others.  The tenants run with
+no_listen = 1 and list mb on their cards (`mailbox use`); the first one
+advertises no address of its own, the others an address where nothing
+listens, so that everything sent to a tenant is carried by mb (or by a link
+the tenant made itself).  mb logs at debug level; the run fails if it held
+no envelope, and it has not settled until mb holds nothing.  The checker
+reads only the nodes of the plan, as in the other modes.
 
 In power-loss mode (--power) every node's home is on its own tf-plfs mount
 (tests/powerloss/plfs.c, from TF_PLFS) and every kill is a power cut: the
@@ -73,9 +84,14 @@ PRESETS = {
 # random; or inside the node's next commit (cluster.ARMED_CUTS).
 POWER_MODES = ("all", "tear", "any 50", "at-data-sync", "between-syncs", "after-meta")
 POWER_DOWNTIME = (0.0, 0.2)
+# Mailbox mode: the mailbox node's name, and how long the tenants may take
+# to link to it at the start.
+MAILBOX_NODE = "mb"
+MAILBOX_LINK_WAIT = 30.0
 # A restarted peer is retried within a second; closes caused by a decline or
 # a withdrawal wait 0-1 s (the default is 1-24 h).
-NODE_CONFIG = {"retry_max_ms": 1000, "close_delay_min_s": 0, "close_delay_max_s": 1}
+NODE_CONFIG = {"retry_max_ms": 1000, "close_delay_min_s": 0, "close_delay_max_s": 1,
+               "mailbox_retry_max_ms": 1000}
 DOWNTIME = (0.0, 1.0)  # seconds a killed node stays down
 STOP_SECONDS = (3.0, 6.0)  # how long a SIGSTOPped node hangs
 
@@ -98,6 +114,11 @@ def parse_args(argv):
     ap.add_argument("--hook-rate", type=float, dest="hook_rate")
     ap.add_argument("--power", action="store_true",
                     help="power-loss mode: homes on tf-plfs, kills are power cuts")
+    ap.add_argument("--mailbox", action="store_true",
+                    help="mailbox mode: some nodes do not listen; a mailbox node carries "
+                    "their envelopes")
+    ap.add_argument("--tenants", type=int, default=2,
+                    help="mailbox mode: how many nodes use the mailbox (default 2)")
     ap.add_argument("--json", action="store_true", help="print a JSON summary on stdout")
     ap.add_argument("--keep", action="store_true", help="keep the homes and logs")
     args = ap.parse_args(argv)
@@ -108,6 +129,8 @@ def parse_args(argv):
             preset[key] = getattr(args, key)
     if preset["nodes"] < 4:
         ap.error("--nodes must be at least 4 (a connector and two contacts, plus strangers)")
+    if args.mailbox and not 1 <= args.tenants <= preset["nodes"]:
+        ap.error("--tenants must be between 1 and the number of nodes")
     args.cfg = preset
     if args.seed is None:
         args.seed = random.SystemRandom().randrange(1, 2 ** 31)
@@ -132,28 +155,76 @@ def chaos_schedule(seed, cfg, n_nodes, power=False):
     return sorted(events)
 
 
-def setup(root, plan, nodes, power_seed=None):
+def draw_tenants(seed, names, count):
+    """Mailbox mode: the nodes that use the mailbox, drawn from the seed."""
+    return sorted(random.Random(seed * 104729 + 3).sample(names, count))
+
+
+def setup(root, plan, nodes, power_seed=None, tenants=None):
     """Initialises and starts every node (into nodes, a dict, so that the
     caller can stop them whatever happens) with its policy, and exchanges
-    the cards as planned (friends tagged).  power_seed: power-loss mode."""
-    for i, name in enumerate(plan.names):
-        n = TortureNode(root, name, None if power_seed is None else power_seed + 1000 * i)
-        n.init(NODE_CONFIG)
-        n.write_policy(plan.policies[name])
+    the cards as planned (friends tagged).  power_seed: power-loss mode.
+    tenants: mailbox mode, the nodes the mailbox node hosts (they do not
+    listen and list it on their cards before the cards are exchanged)."""
+    names = list(plan.names) + ([MAILBOX_NODE] if tenants else [])
+    for i, name in enumerate(names):
+        n = TortureNode(root, name, None if power_seed is None else power_seed + 1000 * i,
+                        log_level="debug" if name == MAILBOX_NODE else "info")
+        n.init(dict(NODE_CONFIG, no_listen=1) if tenants and name in tenants else NODE_CONFIG)
+        if name in plan.policies:
+            n.write_policy(plan.policies[name])
         nodes[name] = n
     for n in nodes.values():
         n.start()
-    cards = {name: n.card() for name, n in nodes.items()}
-    for name, n in nodes.items():
+    if tenants:
+        use_mailbox(nodes, tenants)
+    cards = {name: nodes[name].card() for name in plan.names}
+    for name in plan.names:
+        n = nodes[name]
         for other in plan.knows[name]:
             extra = ["--tag", "friend"] if other in plan.friends[name] else []
             n.must("contact", "add", cards[other], "--alias", other, *extra)
     return nodes
 
 
+def use_mailbox(nodes, tenants):
+    """Mailbox mode: the mailbox node hosts each tenant, the tenant lists it
+    on its card (the first tenant with no address of its own), and every
+    tenant's link to it comes up."""
+    mb = nodes[MAILBOX_NODE]
+    mb_card = mb.card()
+    for i, name in enumerate(tenants):
+        n = nodes[name]
+        if i == 0:
+            n.must("profile", "set", "--advertise", "")
+        mb.must("contact", "add", n.card(), "--alias", name)
+        mb.must("mailbox", "host", name)
+        n.must("mailbox", "use", mb_card)
+    deadline = time.monotonic() + MAILBOX_LINK_WAIT
+    for name in tenants:
+        n = nodes[name]
+        while not all(m["connected"] for m in
+                      n.call_retry("mailbox", "status", deadline=deadline)["mailboxes"]):
+            if time.monotonic() >= deadline:
+                raise NodeFailure("%s did not link to its mailbox within %.0fs" % (
+                    name, MAILBOX_LINK_WAIT))
+            time.sleep(0.1)
+        st = n.call_retry("mailbox", "status", deadline=deadline)
+        if st["listening"] or len(st["mailboxes"]) != 1:
+            raise NodeFailure("%s: mailbox status %s" % (name, st))
+
+
 def unsettled(nodes, deadline):
     """None if nothing is in flight (every outbox empty, no intro asking, no
-    inbox item pending or accepted), else what still is."""
+    inbox item pending or accepted, no envelope held by a mailbox), else
+    what still is."""
+    mb = nodes.get(MAILBOX_NODE)
+    if mb is not None:
+        held = [t for t in mb.call_retry("mailbox", "list", deadline=deadline)["tenants"]
+                if t["envelopes"]]
+        if held:
+            return "the mailbox holds %d envelopes for %s" % (held[0]["envelopes"],
+                                                               held[0]["alias"])
     for name, n in nodes.items():
         out = n.call_retry("outbox", deadline=deadline)
         if out:
@@ -223,6 +294,8 @@ def work(nodes, plan, args, summary, failures):
     stops the chaos.  Returns the driver and the chaos thread."""
     cfg = args.cfg
     order = [nodes[name] for name in plan.names]
+    if MAILBOX_NODE in nodes:
+        order.append(nodes[MAILBOX_NODE])
     chaos = Chaos(order, chaos_schedule(args.seed, cfg, len(order), args.power), log)
     driver = Driver(plan, nodes, chaos, log)
     chaos.start()
@@ -254,16 +327,24 @@ def work(nodes, plan, args, summary, failures):
                                          if n.fs is not None),
                     "stops": chaos.stops, "stopped_s": round(chaos.stopped_s, 1),
                     "driver": driver.counts})
+    mb = nodes.get(MAILBOX_NODE)
+    if mb is not None:
+        held = mb.log_count(": holding ")
+        summary["mailbox"] = {"tenants": args.tenants_drawn, "held": held,
+                              "kills": sum(1 for _, kind, i, _ in chaos.schedule
+                                           if kind == "kill" and order[i] is mb)}
+        if held == 0:
+            failures.append("mailbox mode: the mailbox held no envelope")
     return driver
 
 
 def check(nodes, plan, driver, summary, failures):
     """Reads every node (CLI, then the stopped stores), runs the checker
     and its self-test."""
-    ids = {name: n.text_id for name, n in nodes.items()}
-    cli = snapshot(nodes)
+    ids = {name: nodes[name].text_id for name in plan.names}
+    cli = snapshot({name: nodes[name] for name in plan.names})
     failures += ["did not stop cleanly: " + u for u in stop_all(nodes)]
-    stores = {name: read_store(n.home) for name, n in nodes.items()}
+    stores = {name: read_store(nodes[name].home) for name in plan.names}
     ledger = driver.results()
     checker = Checker(ids, plan.knows, cli, stores, ledger)
     report = checker.run()
@@ -287,17 +368,22 @@ def run(args):
     """One torture run; returns its summary (summary["ok"]: passed)."""
     cfg = args.cfg
     wall0 = time.monotonic()
-    log("torture: seed %d, preset %s: %d nodes, %d intros, %d %s, %d stops, %ds workload" % (
-        args.seed, args.preset, cfg["nodes"], cfg["intros"], cfg["kills"],
+    log("torture: seed %d, preset %s%s: %d nodes, %d intros, %d %s, %d stops, %ds workload" % (
+        args.seed, args.preset, " (mailbox mode)" if args.mailbox else "", cfg["nodes"], cfg["intros"], cfg["kills"],
         "power cuts" if args.power else "kills", cfg["stops"], cfg["duration"]))
     plan = Plan(args.seed, cfg["nodes"], cfg["intros"], cfg["duration"], cfg["idle_expiry"])
     log("plan: roles %s, strangers %s" % (plan.roles, sorted(sorted(p) for p in plan.strangers)))
     root = tempfile.mkdtemp(prefix="tf-torture-")
-    summary = {"seed": args.seed, "preset": args.preset, "config": cfg, "root": root}
+    summary = {"seed": args.seed, "preset": args.preset, "config": cfg, "root": root,
+               "mode": "mailbox" if args.mailbox else "plain"}
     failures = []
     nodes = {}
     try:
-        setup(root, plan, nodes, args.seed if args.power else None)
+        if args.mailbox:
+            args.tenants_drawn = draw_tenants(args.seed, plan.names, args.tenants)
+            log("mailbox mode: %s hosts %s" % (MAILBOX_NODE, args.tenants_drawn))
+        setup(root, plan, nodes, args.seed if args.power else None,
+              args.tenants_drawn if args.mailbox else None)
         log("setup: %d nodes up, cards exchanged (%.1fs)" % (len(nodes), time.monotonic() - wall0))
         driver = work(nodes, plan, args, summary, failures)
         check(nodes, plan, driver, summary, failures)
@@ -326,8 +412,9 @@ def print_summary(s, out):
         out.write(line + "\n")
 
     i, c, ch = s.get("intros"), s.get("counts"), s.get("checked")
-    w("torture %s: seed %d, %d nodes, wall %.1fs" % (
-        s["preset"], s["seed"], s["config"]["nodes"], s["wall_s"]))
+    w("torture %s%s: seed %d, %d nodes, wall %.1fs" % (
+        s["preset"], " mailbox" if s.get("mode") == "mailbox" else "", s["seed"],
+        s["config"]["nodes"], s["wall_s"]))
     if i:
         w("  chaos:   %d kills (%s + restart), %d crashes on the receive hook, "
           "%d SIGSTOPs (%.1fs hung); %d power cuts in all, %d inside a commit, "
@@ -349,6 +436,10 @@ def print_summary(s, out):
           "policy mismatch %d, distinguishable %d, bad record %d" % (
               c["lost"], c["duplicated"], c["unwarranted"], c["wrong_outcome"],
               c["unsettled"], c["policy_mismatch"], c["distinguishable"], c["bad_record"]))
+    if "mailbox" in s:
+        w("  mailbox: %s hosted %s; it held %d envelopes and was killed %d times" % (
+            MAILBOX_NODE, ", ".join(s["mailbox"]["tenants"]), s["mailbox"]["held"],
+            s["mailbox"]["kills"]))
     if "self_test" in s:
         w("  checker self-test: %d of %d planted faults caught" % (
             s["self_test"]["caught"], s["self_test"]["planted"]))
