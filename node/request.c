@@ -52,8 +52,12 @@ struct req {
  *   'd' u64be(due) id     when the sweep next steps the record
  *   'o' asker id          received and open (max_open_requests_per_asker)
  *   'k' asker id          received, kept (max_requests_per_asker)
- *   's' id                received from a stranger, kept (max_stranger_requests)
- *   'i' intro id -> side || request id: the intro answers it (connector) */
+ *   's' id                received from a stranger, open (max_stranger_requests)
+ *   'x' u64be(closed) id  received from a stranger, closed and kept: at most
+ *                         max_stranger_requests, the oldest forgotten first
+ *   'i' intro id -> side || request id: the intro answers it (connector)
+ * A stranger's request that is withdrawn or expires is forgotten at once:
+ * closed records of strangers must not hold the budget of open ones. */
 #define KEYS_MAX 5
 struct keyset {
     uint8_t key[KEYS_MAX][1 + 32 + 32];
@@ -98,8 +102,12 @@ static void req_keys(const struct tf_node *node, const struct req *r, struct key
     if (r->m.state == TF_PROTO_REQ_OPEN)
         ks_add(ks, 'o', r->q.asker_pk, 32, r->id, 32);
     ks_add(ks, 'k', r->q.asker_pk, 32, r->id, 32);
-    if (r->stranger)
+    if (r->stranger && r->m.state == TF_PROTO_REQ_OPEN) {
         ks_add(ks, 's', r->id, 32, NULL, 0);
+    } else if (r->stranger) {
+        put_u64be(r->m.closed, at);
+        ks_add(ks, 'x', at, 8, r->id, 32);
+    }
 }
 
 static bool ks_has(const struct keyset *ks, const uint8_t *key, size_t len)
@@ -306,6 +314,82 @@ static int send_close(struct tf_node *node, const struct req *r,
     return rc;
 }
 
+/* Removes r's record and its keys (old: as they were stored). */
+static int req_forget(struct tf_node *node, const struct req *r, const struct keyset *old)
+{
+    int rc = tf_node_store_kv_del(node->store, TF_NODE_STORE_REQUESTS, r->id, 32);
+    if (rc == TF_OK)
+        rc = ks_apply(node, old, NULL);
+    if (rc == TF_OK && r->m.role == TF_PROTO_REQ_ROLE_RECEIVED) {
+        uint8_t k[33] = {'s'};
+        memcpy(k + 1, r->id, 32); /* an 's' key stored while it was open */
+        rc = tf_node_store_kv_del(node->store, TF_NODE_STORE_REQUEST_INDEX, k, sizeof k);
+        if (rc == TF_E_NOT_FOUND)
+            rc = TF_OK;
+    }
+    if (rc == TF_OK && r->has_intro && r->m.role == TF_PROTO_REQ_ROLE_RECEIVED) {
+        uint8_t k[33] = {'i'};
+        memcpy(k + 1, r->intro, 32);
+        rc = tf_node_store_kv_del(node->store, TF_NODE_STORE_REQUEST_INDEX, k, sizeof k);
+        if (rc == TF_E_NOT_FOUND)
+            rc = TF_OK;
+    }
+    return rc;
+}
+
+static int count_prefix(struct tf_node *node, uint8_t kind, const uint8_t *pk, uint64_t max,
+                        uint64_t *n);
+
+struct first_key {
+    uint8_t key[41];
+    bool found;
+};
+
+static int first_x_cb(const uint8_t *key, size_t klen, const uint8_t *val, size_t vlen, void *arg)
+{
+    (void)val;
+    (void)vlen;
+    struct first_key *f = arg;
+    if (klen == 41 && key[0] == 'x') {
+        memcpy(f->key, key, 41);
+        f->found = true;
+    }
+    return 1;
+}
+
+/* Keeps at most max_stranger_requests closed strangers' records: the
+ * oldest closed is forgotten first. */
+static int evict_strangers(struct tf_node *node)
+{
+    uint64_t max = node->config.max_stranger_requests, n = 0;
+    int rc = count_prefix(node, 'x', NULL, max + 1, &n);
+    for (; rc == TF_OK && n > max; n--) {
+        struct first_key f = {.found = false};
+        const uint8_t kind = 'x';
+        rc = tf_node_store_kv_foreach_from(node->store, TF_NODE_STORE_REQUEST_INDEX, &kind, 1,
+                                           first_x_cb, &f);
+        if (rc != TF_OK && rc != 1)
+            break;
+        rc = TF_OK;
+        if (!f.found)
+            break;
+        struct req victim;
+        struct keyset ks;
+        int lr = req_load(node, f.key + 9, &victim);
+        if (lr == TF_OK) {
+            req_keys(node, &victim, &ks);
+            rc = req_forget(node, &victim, &ks);
+            req_free(&victim);
+        }
+        if (rc == TF_OK) { /* the key itself, whatever became of its record */
+            rc = tf_node_store_kv_del(node->store, TF_NODE_STORE_REQUEST_INDEX, f.key, 41);
+            if (rc == TF_E_NOT_FOUND)
+                rc = TF_OK;
+        }
+    }
+    return rc;
+}
+
 /*
  * The executor: steps r's machine with ev and carries out the actions under
  * a savepoint (all or nothing).  old: the record's keys before (NULL for a
@@ -327,20 +411,16 @@ static int req_run(struct tf_node *node, struct req *r, enum tf_proto_req_event 
     struct tf_node_savepoint sp = tf_node_savepoint(node);
     enum tf_proto_req_state was = r->m.state;
     int rc = TF_OK;
+    bool forget = false;
     if (out.actions & TF_PROTO_REQ_ACT_COLLECT) {
-        rc = tf_node_store_kv_del(node->store, TF_NODE_STORE_REQUESTS, r->id, 32);
-        if (rc == TF_OK)
-            rc = ks_apply(node, &old, NULL);
-        if (rc == TF_OK && r->has_intro && r->m.role == TF_PROTO_REQ_ROLE_RECEIVED) {
-            uint8_t k[33] = {'i'};
-            memcpy(k + 1, r->intro, 32);
-            rc = tf_node_store_kv_del(node->store, TF_NODE_STORE_REQUEST_INDEX, k, sizeof k);
-            if (rc == TF_E_NOT_FOUND)
-                rc = TF_OK;
-        }
+        rc = req_forget(node, r, &old);
         goto done;
     }
     r->m = out.next;
+    /* A stranger's request that its asker withdraws, or that expires, is
+     * forgotten at once (after its event): see the index kinds above. */
+    forget = r->m.role == TF_PROTO_REQ_ROLE_RECEIVED && r->stranger && r->m.state != was &&
+             (r->m.state == TF_PROTO_REQ_WITHDRAWN || r->m.state == TF_PROTO_REQ_EXPIRED);
     if (r->m.state != was && r->m.state != TF_PROTO_REQ_OPEN && by != NULL)
         snprintf(r->decided_by, sizeof r->decided_by, "%s", by);
     if (out.actions & TF_PROTO_REQ_ACT_SEND_REQUEST)
@@ -350,7 +430,9 @@ static int req_run(struct tf_node *node, struct req *r, enum tf_proto_req_event 
         rc = send_close(node, r, TF_PROTO_REQUEST_ACTION_WITHDRAW, r->q.connector_pk, now);
     if (rc == TF_OK && (out.actions & TF_PROTO_REQ_ACT_SEND_DECLINE))
         rc = send_close(node, r, TF_PROTO_REQUEST_ACTION_DECLINE, r->q.asker_pk, now);
-    if (rc == TF_OK && (out.actions & TF_PROTO_REQ_ACT_SAVE)) {
+    if (rc == TF_OK && forget) {
+        rc = req_forget(node, r, &old);
+    } else if (rc == TF_OK && (out.actions & TF_PROTO_REQ_ACT_SAVE)) {
         struct tf_proto_buf rec;
         if ((rc = req_encode(r, &rec)) == TF_OK) {
             rc = tf_node_store_kv_put(node->store, TF_NODE_STORE_REQUESTS, r->id, 32, rec.data,
@@ -360,6 +442,8 @@ static int req_run(struct tf_node *node, struct req *r, enum tf_proto_req_event 
         req_keys(node, r, &new);
         if (rc == TF_OK)
             rc = ks_apply(node, existed ? &old : NULL, &new);
+        if (rc == TF_OK && r->stranger && r->m.state != TF_PROTO_REQ_OPEN && r->m.state != was)
+            rc = evict_strangers(node);
     }
     if (rc == TF_OK && (out.actions & TF_PROTO_REQ_ACT_EMIT))
         rc = req_event(node, r);
@@ -368,7 +452,7 @@ done:
         tf_node_rollback(node, sp);
         return rc;
     }
-    if (out.actions & TF_PROTO_REQ_ACT_COLLECT) {
+    if ((out.actions & TF_PROTO_REQ_ACT_COLLECT) || forget) {
         char hex[17];
         sodium_bin2hex(hex, sizeof hex, r->id, 8);
         tf_node_log(TF_NODE_LOG_DEBUG, "request", "%s collected", hex);
@@ -627,16 +711,18 @@ static int on_request(struct tf_node *node, const uint8_t from[32], const uint8_
         return TF_PROTO_ACK_REASON_NONE;
     }
     uint64_t open = 0, kept = 0, strangers = 0;
-    if ((rc = count_prefix(node, 'o', from, node->config.max_open_requests_per_asker, &open)) !=
-            TF_OK ||
+    /* A stranger has one open request at a time. */
+    uint64_t open_max = stranger ? 1 : node->config.max_open_requests_per_asker;
+    if ((rc = count_prefix(node, 'o', from, open_max, &open)) != TF_OK ||
         (rc = count_prefix(node, 'k', from, node->config.max_requests_per_asker, &kept)) != TF_OK ||
         (stranger && (rc = count_prefix(node, 's', NULL, node->config.max_stranger_requests,
                                         &strangers)) != TF_OK))
         return -1;
     const char *full = NULL;
     uint64_t count = 0;
-    if (open >= node->config.max_open_requests_per_asker)
-        full = "max_open_requests_per_asker", count = open;
+    if (open >= open_max)
+        full = stranger ? "one open request per stranger" : "max_open_requests_per_asker",
+        count = open;
     else if (kept >= node->config.max_requests_per_asker)
         full = "max_requests_per_asker", count = kept;
     else if (stranger && strangers >= node->config.max_stranger_requests)

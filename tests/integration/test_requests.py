@@ -193,6 +193,43 @@ class Requests(NodeTestCase):
         self.assertTrue(all(x["stranger"] and x["state"] == "open" for x in got))
         carol.wait_log("max_stranger_requests reached (5)", WAIT)
 
+    def test_withdrawn_strangers_requests_do_not_hold_the_budget(self):
+        """Two strangers ask and withdraw, round after round: what they
+        withdraw is forgotten at once, each has one open request at a time,
+        and a third stranger's first request is still taken."""
+        carol = self.start("carol", max_stranger_requests=2)
+        strangers = [self.start(name) for name in ("mallory1", "mallory2", "dave")]
+        for m in strangers:
+            self.knows(m, carol, "carol")
+        for m in strangers[:2]:
+            for _ in range(2):
+                rids = [self.ask(m, "carol", "t%d" % i) for i in range(4)]
+                self.wait_request(carol, rids[0], "open")
+                carol.wait_log("one open request per stranger reached (1)", WAIT)
+                for rid in rids:
+                    if self.request(m, rid)["state"] == "open":
+                        m.cli("requests", "withdraw", rid)
+                wait_for("carol forgot the withdrawn requests",
+                         lambda: all(self.request(carol, rid) is None for rid in rids), WAIT)
+        self.assertEqual(carol.json("requests"), [])
+        rid = self.ask(strangers[2], "carol", "tax-law")
+        self.assertTrue(self.wait_request(carol, rid, "open")["stranger"])
+        self.assertNotIn("max_stranger_requests reached", carol.log())
+
+    def test_strangers_closed_requests_are_kept_oldest_first(self):
+        """Declined strangers' requests stay listed, at most
+        max_stranger_requests of them, the oldest forgotten first."""
+        carol = self.start("carol", "decline when requester is unknown\n",
+                           max_stranger_requests=2)
+        for i in range(4):
+            r = flood("requests", "--target", carol.listen, "--victim", carol.home,
+                      "--identities", 1)
+            self.assertEqual(parse_flood(r), (1, 0, 0, 0), r.stderr)
+            wait_for("carol declined %d" % (i + 1),
+                     lambda: len([x for x in carol.json("requests")
+                                  if x["state"] == "declined"]) == min(i + 1, 2), WAIT)
+        self.assertNotIn("max_stranger_requests reached", carol.log())
+
     def test_open_requests_per_asker_are_bounded_and_expire(self):
         carol = self.start("carol", max_open_requests_per_asker=2, request_retention_s=1)
         bob = self.start("bob")
