@@ -30,11 +30,15 @@
 /*
  * The record (table requests, key: the request id):
  *   [role, state, signed request bin, received, closed, intro bin32|nil,
- *    stranger bool, decided_by str]
+ *    stranger bool, decided_by str(, hidden bool)]
  * received: when this node made or took it; closed: when it left open (0
  * while open); intro: the intro that answered it; stranger: the asker was
  * not a contact when it arrived (role received); decided_by: who closed it
- * ("owner", "asker", "connector", "policy:N", "expiry").
+ * ("owner", "asker", "connector", "policy:N", "expiry"); hidden (9th field,
+ * only when true): the asker was blocked: the record only holds the asker's
+ * budgets, as any other request would, so that its ACKs do not tell the
+ * block; it is never listed, shown, answered or evented, and expires and is
+ * collected like the others.
  */
 struct req {
     uint8_t id[32];
@@ -46,6 +50,7 @@ struct req {
     uint8_t intro[32];
     bool stranger;
     char decided_by[32];
+    bool hidden;
 };
 
 /* request_index kinds (one byte first):
@@ -159,7 +164,7 @@ static int req_encode(const struct req *r, struct tf_proto_buf *out)
 {
     struct tf_proto_mp_writer w;
     tf_proto_mp_writer_init(&w);
-    tf_proto_mp_write_array(&w, 8);
+    tf_proto_mp_write_array(&w, r->hidden ? 9 : 8);
     tf_proto_mp_write_uint(&w, (uint64_t)r->m.role);
     tf_proto_mp_write_uint(&w, (uint64_t)r->m.state);
     tf_proto_mp_write_bin(&w, r->signed_req.data, r->signed_req.len);
@@ -171,6 +176,8 @@ static int req_encode(const struct req *r, struct tf_proto_buf *out)
         tf_proto_mp_write_nil(&w);
     tf_proto_mp_write_bool(&w, r->stranger);
     tf_proto_mp_write_cstr(&w, r->decided_by);
+    if (r->hidden)
+        tf_proto_mp_write_bool(&w, true);
     return tf_proto_mp_writer_finish(&w, out);
 }
 
@@ -179,9 +186,10 @@ static int req_decode(const uint8_t id[32], const uint8_t *p, size_t n, struct r
     struct tf_proto_mp_reader rd;
     struct tf_proto_bytes sreq, by;
     uint64_t role, state;
+    uint32_t fields = 0;
     memset(r, 0, sizeof *r);
     tf_proto_mp_reader_init(&rd, p, n);
-    if (tf_proto_mp_read_array_exact(&rd, 8) != TF_OK ||
+    if (tf_proto_mp_read_array(&rd, 9, &fields) != TF_OK || fields < 8 ||
         tf_proto_mp_read_uint(&rd, &role) != TF_OK || role > TF_PROTO_REQ_ROLE_RECEIVED ||
         tf_proto_mp_read_uint(&rd, &state) != TF_OK || state > TF_PROTO_REQ_WITHDRAWN ||
         tf_proto_mp_read_bin(&rd, 1, TF_PROTO_BODY_MAX, &sreq) != TF_OK ||
@@ -198,6 +206,7 @@ static int req_decode(const uint8_t id[32], const uint8_t *p, size_t n, struct r
     }
     if (tf_proto_mp_read_bool(&rd, &r->stranger) != TF_OK ||
         tf_proto_mp_read_str(&rd, 0, sizeof r->decided_by - 1, TF_PROTO_TEXT_LINE, &by) != TF_OK ||
+        (fields == 9 && tf_proto_mp_read_bool(&rd, &r->hidden) != TF_OK) ||
         tf_proto_mp_read_end(&rd) != TF_OK)
         return TF_E_CORRUPT;
     memcpy(r->decided_by, by.ptr, by.len);
@@ -227,6 +236,17 @@ static int req_load(struct tf_node *node, const uint8_t id[32], struct req *r)
             tf_node_log(TF_NODE_LOG_ERROR, "request", "a stored request record is corrupt");
     }
     tf_proto_buf_free(&v);
+    return rc;
+}
+
+/* req_load for the owner's verbs: a hidden record is not there. */
+static int req_load_visible(struct tf_node *node, const uint8_t id[32], struct req *r)
+{
+    int rc = req_load(node, id, r);
+    if (rc == TF_OK && r->hidden) {
+        req_free(r);
+        rc = TF_E_NOT_FOUND;
+    }
     return rc;
 }
 
@@ -266,6 +286,8 @@ static int event5(struct tf_node *node, const char *type, const uint8_t id[32], 
 static int req_event(struct tf_node *node, const struct req *r)
 {
     char type[40], seeking[TF_PROTO_TAG_MAX + 1];
+    if (r->hidden)
+        return TF_OK;
     const char *what = r->m.role == TF_PROTO_REQ_ROLE_SENT ? "sent" : "received";
     snprintf(type, sizeof type, "request.%s",
              r->m.state == TF_PROTO_REQ_OPEN ? what : tf_proto_req_state_name(r->m.state));
@@ -705,11 +727,9 @@ static int on_request(struct tf_node *node, const uint8_t from[32], const uint8_
     tf_node_contact_deinit(&c);
     if (rc != TF_OK && rc != TF_E_NOT_FOUND)
         return -1;
-    if (blocked) {
-        /* Nothing kept; the ACK is the one any request gets. */
-        tf_node_log(TF_NODE_LOG_INFO, "request", "request from blocked contact %s dropped", tid);
-        return TF_PROTO_ACK_REASON_NONE;
-    }
+    /* A blocked contact's request counts against the same budgets and gets
+     * the same ACKs as anyone's, so that the asker cannot tell the block;
+     * it is kept hidden (never listed, shown or evented) until collected. */
     uint64_t open = 0, kept = 0, strangers = 0;
     /* A stranger has one open request at a time. */
     uint64_t open_max = stranger ? 1 : node->config.max_open_requests_per_asker;
@@ -739,13 +759,17 @@ static int on_request(struct tf_node *node, const uint8_t from[32], const uint8_
                                 .expires = r.q.expires};
     r.received = now;
     r.stranger = stranger;
+    r.hidden = blocked;
+    if (blocked)
+        tf_node_log(TF_NODE_LOG_INFO, "request", "request from blocked contact %s kept hidden",
+                    tid);
     if ((rc = buf_set(&r.signed_req, body, len)) != TF_OK ||
         (rc = tf_proto_request_decode(r.signed_req.data, r.signed_req.len, &r.q)) != TF_OK) {
         req_free(&r);
         return -1;
     }
     rc = req_run(node, &r, TF_PROTO_REQ_EV_CREATE, now, NULL);
-    if (rc == TF_OK)
+    if (rc == TF_OK && !r.hidden)
         rc = decide_request(node, &r, now); /* the owner's request rules */
     req_free(&r);
     return rc == TF_OK          ? TF_PROTO_ACK_REASON_NONE
@@ -1104,7 +1128,7 @@ int tf_node_request_check_answer(struct tf_node *node, const msgpack_object *arg
     int rc = resolve(node, args, "answers", request_id, why, why_cap);
     if (rc != TF_OK)
         return rc == TF_E_NOT_FOUND ? TF_E_BAD_VALUE : rc;
-    if ((rc = req_load(node, request_id, &r)) != TF_OK) {
+    if ((rc = req_load_visible(node, request_id, &r)) != TF_OK) {
         WHY("cannot read the request: %s", tf_strerror(rc));
         return rc == TF_E_NOT_FOUND ? TF_E_BAD_VALUE : rc;
     }
@@ -1140,7 +1164,7 @@ int tf_node_request_topic(struct tf_node *node, const msgpack_object *args, char
     int rc = resolve(node, args, "answers", id, why, why_cap);
     if (rc != TF_OK)
         return rc == TF_E_NOT_FOUND ? TF_E_BAD_VALUE : rc;
-    if ((rc = req_load(node, id, &r)) != TF_OK) {
+    if ((rc = req_load_visible(node, id, &r)) != TF_OK) {
         WHY("cannot read the request: %s", tf_strerror(rc));
         return rc == TF_E_NOT_FOUND ? TF_E_BAD_VALUE : rc;
     }
@@ -1461,6 +1485,10 @@ static int list_cb(const uint8_t *key, size_t klen, const uint8_t *val, size_t v
         return 0; /* skipped, as lists skip corrupt records */
     if (rc != TF_OK)
         return rc;
+    if (r.hidden) {
+        req_free(&r);
+        return 0;
+    }
     write_req(l->node, l->items, &r);
     l->n++;
     req_free(&r);
@@ -1497,7 +1525,7 @@ static int verb_one(struct tf_node *node, const msgpack_object *args, struct tf_
     int rc = resolve(node, args, "id", id, why, why_cap);
     if (rc != TF_OK)
         return rc;
-    if ((rc = req_load(node, id, &r)) != TF_OK) {
+    if ((rc = req_load_visible(node, id, &r)) != TF_OK) {
         WHY("cannot read the request: %s", tf_strerror(rc));
         return rc;
     }
@@ -1599,7 +1627,7 @@ static int sg_request_cb(const uint8_t *key, size_t klen, const uint8_t *val, si
     struct req r;
     if (klen != 32 || req_decode(key, val, vlen, &r) != TF_OK)
         return 0;
-    if (r.m.role == TF_PROTO_REQ_ROLE_RECEIVED && r.m.state == TF_PROTO_REQ_OPEN &&
+    if (r.m.role == TF_PROTO_REQ_ROLE_RECEIVED && r.m.state == TF_PROTO_REQ_OPEN && !r.hidden &&
         g->now <= r.q.expires) {
         if (g->nr == g->rcap && tf_node__grow((void **)&g->r, &g->rcap, g->nr, sizeof *g->r) != 0) {
             req_free(&r);

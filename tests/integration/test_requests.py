@@ -230,6 +230,37 @@ class Requests(NodeTestCase):
                                   if x["state"] == "declined"]) == min(i + 1, 2), WAIT)
         self.assertNotIn("max_stranger_requests reached", carol.log())
 
+    def acks(self, asker, n):
+        """Asks n times, one at a time; returns each request's ACK as the
+        asker's node saw it: "ok" or "rejected"."""
+        out = []
+        for i in range(n):
+            before = asker.log().count("rejected:")
+            self.ask(asker, "carol", "t%d" % i)
+            wait_for("%s: the request delivered" % asker.name,
+                     lambda: asker.json("outbox") == [], WAIT)
+            out.append("rejected" if asker.log().count("rejected:") > before else "ok")
+        return out
+
+    def test_a_blocked_asker_gets_the_acks_anyone_gets(self):
+        """A blocked contact's requests count against the same budgets:
+        its ACKs are those of a contact that is not blocked, and Carol sees
+        nothing of them."""
+        carol = self.start("carol", max_open_requests_per_asker=2)
+        bob = self.start("bob")
+        eve = self.start("eve")
+        for n, alias in ((bob, "bob"), (eve, "eve")):
+            self.knows(carol, n, alias)
+            self.knows(n, carol, "carol")
+        carol.cli("contact", "set", "eve", "--block")
+        want = ["ok", "ok", "rejected", "rejected"]
+        self.assertEqual(self.acks(bob, 4), want)
+        self.assertEqual(self.acks(eve, 4), want)
+        self.assertEqual([x["alias"] for x in carol.json("requests")], ["bob", "bob"])
+        events, _, _ = watch_events(carol, lambda ev: False, timeout=5)
+        got = [e["type"] for e in events if str(e.get("type", "")).startswith("request.")]
+        self.assertEqual(got, ["request.received"] * 2)
+
     def test_open_requests_per_asker_are_bounded_and_expire(self):
         carol = self.start("carol", max_open_requests_per_asker=2, request_retention_s=1)
         bob = self.start("bob")
