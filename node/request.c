@@ -191,7 +191,7 @@ static int req_decode(const uint8_t id[32], const uint8_t *p, size_t n, struct r
     tf_proto_mp_reader_init(&rd, p, n);
     if (tf_proto_mp_read_array(&rd, 9, &fields) != TF_OK || fields < 8 ||
         tf_proto_mp_read_uint(&rd, &role) != TF_OK || role > TF_PROTO_REQ_ROLE_RECEIVED ||
-        tf_proto_mp_read_uint(&rd, &state) != TF_OK || state > TF_PROTO_REQ_WITHDRAWN ||
+        tf_proto_mp_read_uint(&rd, &state) != TF_OK || state > TF_PROTO_REQ_REFUSED ||
         tf_proto_mp_read_bin(&rd, 1, TF_PROTO_BODY_MAX, &sreq) != TF_OK ||
         tf_proto_mp_read_uint(&rd, &r->received) != TF_OK ||
         tf_proto_mp_read_uint(&rd, &r->m.closed) != TF_OK)
@@ -299,11 +299,10 @@ static int req_event(struct tf_node *node, const struct req *r)
 /* Sends body to pk (a contact, or a correspondent whose card this node
  * holds).  TF_E_NOT_FOUND when neither: nothing is sent. */
 static int send_to(struct tf_node *node, const uint8_t pk[32], uint16_t type,
-                   const struct tf_proto_buf *body, uint64_t expires)
+                   const struct tf_proto_buf *body, uint64_t expires, uint8_t msg_id[16])
 {
     struct tf_node_contact c;
     struct tf_proto_buf card = {0};
-    uint8_t msg_id[16];
     memset(&c, 0, sizeof c);
     int rc = tf_node_store_contact_get(node->store, pk, &c);
     if (rc == TF_E_NOT_FOUND && (rc = tf_node_intro_peer_card(node, pk, &card)) == TF_OK)
@@ -325,7 +324,8 @@ static int send_close(struct tf_node *node, const struct req *r,
     int rc = tf_proto_request_close_sign(&node->id, &c, &signed_c);
     if (rc != TF_OK)
         return rc;
-    rc = send_to(node, to, TF_PROTO_MSG_TYPE_REQUEST_CLOSE, &signed_c, r->q.expires);
+    uint8_t msg_id[16];
+    rc = send_to(node, to, TF_PROTO_MSG_TYPE_REQUEST_CLOSE, &signed_c, r->q.expires, msg_id);
     tf_proto_buf_free(&signed_c);
     if (rc == TF_E_NOT_FOUND) {
         /* A stranger's card is not held: its request closes here, and
@@ -445,9 +445,15 @@ static int req_run(struct tf_node *node, struct req *r, enum tf_proto_req_event 
              (r->m.state == TF_PROTO_REQ_WITHDRAWN || r->m.state == TF_PROTO_REQ_EXPIRED);
     if (r->m.state != was && r->m.state != TF_PROTO_REQ_OPEN && by != NULL)
         snprintf(r->decided_by, sizeof r->decided_by, "%s", by);
-    if (out.actions & TF_PROTO_REQ_ACT_SEND_REQUEST)
+    if (out.actions & TF_PROTO_REQ_ACT_SEND_REQUEST) {
+        /* 'm' msg id -> request id: a refusing ACK closes the request. */
+        uint8_t k[17] = {'m'};
         rc = send_to(node, r->q.connector_pk, TF_PROTO_MSG_TYPE_REQUEST, &r->signed_req,
-                     r->q.expires);
+                     r->q.expires, k + 1);
+        if (rc == TF_OK)
+            rc = tf_node_store_kv_put(node->store, TF_NODE_STORE_REQUEST_INDEX, k, sizeof k, r->id,
+                                      32);
+    }
     if (rc == TF_OK && (out.actions & TF_PROTO_REQ_ACT_SEND_WITHDRAW))
         rc = send_close(node, r, TF_PROTO_REQUEST_ACTION_WITHDRAW, r->q.connector_pk, now);
     if (rc == TF_OK && (out.actions & TF_PROTO_REQ_ACT_SEND_DECLINE))
@@ -1055,7 +1061,7 @@ static int verb_feedback(struct tf_node *node, const msgpack_object *args,
         WHY("feedback is for an intro that introduced you; this one did not (yet)");
         return TF_E_BAD_STATE;
     }
-    uint8_t key[33] = {'S'};
+    uint8_t key[33] = {'S'}, msg_id[16];
     struct tf_proto_buf held = {0}, signed_f = {0}, rec = {0};
     memcpy(key + 1, f.intro_id, 32);
     rc = tf_node_store_kv_get(node->store, TF_NODE_STORE_INTRO_STATS, key, sizeof key, &held);
@@ -1070,7 +1076,7 @@ static int verb_feedback(struct tf_node *node, const msgpack_object *args,
     f.time = now;
     if ((rc = tf_proto_feedback_sign(&node->id, &f, &signed_f)) == TF_OK &&
         (rc = send_to(node, f.connector_pk, TF_PROTO_MSG_TYPE_FEEDBACK, &signed_f,
-                      now + FEEDBACK_TTL_S)) == TF_OK &&
+                      now + FEEDBACK_TTL_S, msg_id)) == TF_OK &&
         (rc = feedback_record(f.helped, f.note, now, &rec)) == TF_OK &&
         (rc = tf_node_store_kv_put(node->store, TF_NODE_STORE_INTRO_STATS, key, sizeof key,
                                    rec.data, rec.len)) == TF_OK &&
@@ -1109,6 +1115,32 @@ int tf_node_request_receive(struct tf_node *node, uint16_t type, const uint8_t f
     default:
         return TF_PROTO_ACK_REASON_UNSUPPORTED;
     }
+}
+
+int tf_node_request_envelope_done(struct tf_node *node, const uint8_t msg_id[16], int reason)
+{
+    uint8_t k[17] = {'m'};
+    struct tf_proto_buf v = {0};
+    memcpy(k + 1, msg_id, 16);
+    int rc = tf_node_store_kv_get(node->store, TF_NODE_STORE_REQUEST_INDEX, k, sizeof k, &v);
+    if (rc == TF_E_NOT_FOUND)
+        return TF_OK;
+    if (rc == TF_OK)
+        rc = tf_node_store_kv_del(node->store, TF_NODE_STORE_REQUEST_INDEX, k, sizeof k);
+    struct req r;
+    if (rc == TF_OK && reason >= 0 && v.len == 32 && (rc = req_load(node, v.data, &r)) == TF_OK) {
+        char hex[17];
+        sodium_bin2hex(hex, sizeof hex, r.id, 8);
+        rc = req_run(node, &r, TF_PROTO_REQ_EV_REFUSED, tf_node_now(node), "connector");
+        if (rc == TF_OK)
+            tf_node_log(TF_NODE_LOG_INFO, "request", "%s refused by the connector's node: %s", hex,
+                        tf_proto_ack_reason_name((enum tf_proto_ack_reason)reason));
+        else if (rc == TF_E_BAD_STATE || rc == TF_E_EXPIRED)
+            rc = TF_OK; /* closed meanwhile: nothing to tell */
+        req_free(&r);
+    }
+    tf_proto_buf_free(&v);
+    return rc == TF_E_NOT_FOUND ? TF_OK : rc;
 }
 
 /* The intro hooks. */

@@ -230,6 +230,17 @@ class Requests(NodeTestCase):
                                   if x["state"] == "declined"]) == min(i + 1, 2), WAIT)
         self.assertNotIn("max_stranger_requests reached", carol.log())
 
+    def blocked_pair(self, **config):
+        """Carol knows Bob and Eve (blocked); both know Carol."""
+        carol = self.start("carol", **config)
+        bob = self.start("bob")
+        eve = self.start("eve")
+        for n, alias in ((bob, "bob"), (eve, "eve")):
+            self.knows(carol, n, alias)
+            self.knows(n, carol, "carol")
+        carol.cli("contact", "set", "eve", "--block")
+        return bob, eve, carol
+
     def acks(self, asker, n):
         """Asks n times, one at a time; returns each request's ACK as the
         asker's node saw it: "ok" or "rejected"."""
@@ -246,13 +257,7 @@ class Requests(NodeTestCase):
         """A blocked contact's requests count against the same budgets:
         its ACKs are those of a contact that is not blocked, and Carol sees
         nothing of them."""
-        carol = self.start("carol", max_open_requests_per_asker=2)
-        bob = self.start("bob")
-        eve = self.start("eve")
-        for n, alias in ((bob, "bob"), (eve, "eve")):
-            self.knows(carol, n, alias)
-            self.knows(n, carol, "carol")
-        carol.cli("contact", "set", "eve", "--block")
+        bob, eve, carol = self.blocked_pair(max_open_requests_per_asker=2)
         want = ["ok", "ok", "rejected", "rejected"]
         self.assertEqual(self.acks(bob, 4), want)
         self.assertEqual(self.acks(eve, 4), want)
@@ -260,6 +265,26 @@ class Requests(NodeTestCase):
         events, _, _ = watch_events(carol, lambda ev: False, timeout=5)
         got = [e["type"] for e in events if str(e.get("type", "")).startswith("request.")]
         self.assertEqual(got, ["request.received"] * 2)
+
+    def test_a_refused_request_closes_at_the_asker(self):
+        """A request the connector's node refuses (its budget is full)
+        closes at once at the asker, as "refused", with an event; a blocked
+        asker sees the same."""
+        bob, eve, carol = self.blocked_pair(max_open_requests_per_asker=1)
+        for n in (bob, eve):
+            first = self.ask(n, "carol", "tax-law")
+            wait_for("%s: delivered" % n.name, lambda: n.json("outbox") == [], WAIT)
+            second = self.ask(n, "carol", "tax-law")
+            got = self.wait_request(n, second, "refused")
+            self.assertEqual(got["decided_by"], "connector")
+            self.assertEqual(self.request(n, first)["state"], "open")
+            events, done, _ = watch_events(
+                n, lambda ev: [e.get("type") for e in ev if e.get("id") == second]
+                == ["request.sent", "request.refused"])
+            self.assertTrue(done, [e.get("type") for e in events])
+            # Closed: it cannot be withdrawn any more.
+            r = n.cli("requests", "withdraw", second, check=False)
+            self.assertNotEqual(r.returncode, 0)
 
     def test_open_requests_per_asker_are_bounded_and_expire(self):
         carol = self.start("carol", max_open_requests_per_asker=2, request_retention_s=1)
