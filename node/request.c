@@ -16,6 +16,7 @@
 #include "node/node.h"
 #include "node/policy.h"
 #include "node/store.h"
+#include "node/verbs.h"
 #include "proto/ctl.h"
 #include "proto/envelope.h"
 #include "proto/request.h"
@@ -1503,14 +1504,16 @@ out:
 struct list {
     struct tf_node *node;
     struct tf_proto_mp_writer *items;
-    uint32_t n;
+    uint32_t n, limit;
+    bool has_after;
+    uint8_t after[32];
 };
 
 static int list_cb(const uint8_t *key, size_t klen, const uint8_t *val, size_t vlen, void *arg)
 {
     struct list *l = arg;
     struct req r;
-    if (klen != 32)
+    if (klen != 32 || (l->has_after && memcmp(key, l->after, 32) <= 0))
         return 0;
     int rc = req_decode(key, val, vlen, &r);
     if (rc == TF_E_CORRUPT)
@@ -1522,18 +1525,44 @@ static int list_cb(const uint8_t *key, size_t klen, const uint8_t *val, size_t v
         return 0;
     }
     write_req(l->node, l->items, &r);
-    l->n++;
     req_free(&r);
-    return 0;
+    return ++l->n == l->limit ? 1 : 0;
 }
 
-static int verb_list(struct tf_node *node, struct tf_proto_mp_writer *w, char *why, size_t why_cap)
+/* request.list: a page of at most `limit` requests in id order, those after
+ * the id `after` (docs/PROTOCOL.md §13 listing page). */
+static int verb_list(struct tf_node *node, const msgpack_object *args, struct tf_proto_mp_writer *w,
+                     char *why, size_t why_cap)
 {
     struct tf_proto_mp_writer items;
     struct tf_proto_buf b;
+    struct list l = {.node = node, .items = &items, .n = 0};
+    uint64_t limit = TF_NODE_VERBS_PAGE_DEFAULT;
+    const char *p;
+    size_t plen;
+    int rc = tf_proto_ctl_get_uint(args, "limit", &limit);
+    if ((rc != TF_OK && rc != TF_E_NOT_FOUND) || limit < 1 || limit > TF_NODE_VERBS_PAGE_MAX) {
+        WHY("argument 'limit' must be a whole number from 1 to %d", TF_NODE_VERBS_PAGE_MAX);
+        return rc == TF_E_TYPE ? TF_E_BAD_REQUEST : TF_E_BAD_VALUE;
+    }
+    l.limit = (uint32_t)limit;
+    rc = tf_proto_ctl_get_str(args, "after", &p, &plen);
+    if (rc == TF_OK) {
+        if (plen != 64 || sodium_hex2bin(l.after, 32, p, plen, NULL, NULL, NULL) != 0) {
+            WHY("argument 'after' must be a request id (64 hex digits)");
+            return TF_E_BAD_VALUE;
+        }
+        l.has_after = true;
+    } else if (rc != TF_E_NOT_FOUND) {
+        WHY("argument 'after' must be a string");
+        return TF_E_BAD_REQUEST;
+    }
     tf_proto_mp_writer_init(&items);
-    struct list l = {node, &items, 0};
-    int rc = tf_node_store_kv_foreach(node->store, TF_NODE_STORE_REQUESTS, list_cb, &l);
+    rc = l.has_after ? tf_node_store_kv_foreach_from(node->store, TF_NODE_STORE_REQUESTS, l.after,
+                                                     32, list_cb, &l)
+                     : tf_node_store_kv_foreach(node->store, TF_NODE_STORE_REQUESTS, list_cb, &l);
+    if (rc == 1)
+        rc = TF_OK;
     if (rc == TF_OK)
         rc = tf_proto_mp_writer_finish(&items, &b);
     else
@@ -1853,7 +1882,7 @@ int tf_node_request_verb(struct tf_node *node, const char *verb, size_t verb_len
     case 0:
         return verb_ask(node, args, w, why, why_cap);
     case 1:
-        return verb_list(node, w, why, why_cap);
+        return verb_list(node, args, w, why, why_cap);
     case 2:
     case 3:
     case 4:

@@ -286,6 +286,32 @@ class Requests(NodeTestCase):
             r = n.cli("requests", "withdraw", second, check=False)
             self.assertNotEqual(r.returncode, 0)
 
+    def test_requests_are_listed_in_pages(self):
+        """request.list pages in id order (limit, after); the CLI says how
+        to get the next page."""
+        alice, bob, carol = self.trio(max_open_requests_per_asker=10)
+        rids = [self.ask(bob, "carol", "t%d" % i) for i in range(5)]
+        for rid in rids:
+            self.wait_request(carol, rid, "open")
+        pages, after = [], []
+        for _ in range(5):  # bounded: 3 pages expected
+            page = carol.json("requests", "--limit", "2", *after)
+            pages.append([r["id"] for r in page])
+            if len(page) < 2:
+                break
+            after = ["--after", page[-1]["id"]]
+        self.assertEqual([len(p) for p in pages], [2, 2, 1])
+        self.assertEqual(sum(pages, []), sorted(rids))
+        r = carol.cli("requests", "--limit", "2")
+        self.assertIn("more: twofold requests --after %s" % pages[0][1], r.stderr)
+        self.assertEqual(r.stdout.count("open"), 2)
+        self.assertIn("no requests after that one",
+                      carol.cli("requests", "--after", pages[2][0]).stdout)
+        for bad in (["--limit", "0"], ["--limit", "1001"], ["--after", "abc"]):
+            r = carol.cli("requests", *bad, check=False)
+            self.assertNotEqual(r.returncode, 0, bad)
+        self.assertEqual(len(carol.json("requests")), 5)  # the default page holds them all
+
     def test_open_requests_per_asker_are_bounded_and_expire(self):
         carol = self.start("carol", max_open_requests_per_asker=2, request_retention_s=1)
         bob = self.start("bob")
