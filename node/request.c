@@ -62,6 +62,9 @@ struct req {
  *   'x' u64be(closed) id  received from a stranger, closed and kept: at most
  *                         max_stranger_requests, the oldest forgotten first
  *   'i' intro id -> side || request id: the intro answers it (connector)
+ *   'm' msg id -> request id: the envelope that carries a sent request
+ *   'R' -> u64be(retention): the request_retention_s the 'd' keys were
+ *                         computed with (a change makes the sweep redo them)
  * A stranger's request that is withdrawn or expires is forgotten at once:
  * closed records of strangers must not hold the budget of open ones. */
 #define KEYS_MAX 5
@@ -1316,6 +1319,71 @@ static int due_cb(const uint8_t *key, size_t klen, const uint8_t *val, size_t vl
     return d->n == SWEEP_BATCH ? 1 : 0;
 }
 
+struct dkeys {
+    uint8_t (*keys)[41];
+    size_t n, cap;
+};
+
+static int dkeys_cb(const uint8_t *key, size_t klen, const uint8_t *val, size_t vlen, void *arg)
+{
+    (void)val;
+    (void)vlen;
+    struct dkeys *d = arg;
+    if (klen < 1 || key[0] != 'd')
+        return 1;
+    if (klen != 41)
+        return 0;
+    if (d->n == d->cap && tf_node__grow((void **)&d->keys, &d->cap, d->n, sizeof d->keys[0]) != 0)
+        return TF_E_NOMEM;
+    memcpy(d->keys[d->n++], key, 41);
+    return 0;
+}
+
+/* When request_retention_s differs from the one the 'd' keys were computed
+ * with (a restart or SIGHUP changed it), recomputes every record's keys: a
+ * raised retention would otherwise leave keys due whose TICK does nothing
+ * (and that hold the sweep's batch), a lowered one records kept too long. */
+static int rekey_if_retention_changed(struct tf_node *node)
+{
+    const uint8_t rk = 'R';
+    uint8_t want[8];
+    struct tf_proto_buf v = {0};
+    put_u64be(node->config.request_retention_s, want);
+    int rc = tf_node_store_kv_get(node->store, TF_NODE_STORE_REQUEST_INDEX, &rk, 1, &v);
+    bool same = rc == TF_OK && v.len == 8 && memcmp(v.data, want, 8) == 0;
+    tf_proto_buf_free(&v);
+    if (same || (rc != TF_OK && rc != TF_E_NOT_FOUND))
+        return rc == TF_E_NOT_FOUND ? TF_OK : rc;
+    struct dkeys d = {NULL, 0, 0};
+    const uint8_t kind = 'd';
+    rc = tf_node_store_kv_foreach_from(node->store, TF_NODE_STORE_REQUEST_INDEX, &kind, 1, dkeys_cb,
+                                       &d);
+    if (rc == 1)
+        rc = TF_OK;
+    for (size_t i = 0; rc == TF_OK && i < d.n; i++) {
+        struct req r;
+        struct keyset cur;
+        int lr = req_load(node, d.keys[i] + 9, &r);
+        bool stale = lr != TF_OK;
+        if (lr == TF_OK) {
+            req_keys(node, &r, &cur);
+            stale = !ks_has(&cur, d.keys[i], 41);
+            if (stale)
+                rc = ks_apply(node, NULL, &cur);
+            req_free(&r);
+        }
+        if (rc == TF_OK && stale)
+            rc = tf_node_store_kv_del(node->store, TF_NODE_STORE_REQUEST_INDEX, d.keys[i], 41);
+    }
+    free(d.keys);
+    if (rc == TF_OK)
+        rc = tf_node_store_kv_put(node->store, TF_NODE_STORE_REQUEST_INDEX, &rk, 1, want, 8);
+    if (rc == TF_OK)
+        tf_node_log(TF_NODE_LOG_INFO, "request", "request_retention_s is %llu: schedule redone",
+                    (unsigned long long)node->config.request_retention_s);
+    return rc;
+}
+
 static void sweep_timer_cb(uv_timer_t *t)
 {
     struct tf_node *node = t->data;
@@ -1323,8 +1391,14 @@ static void sweep_timer_cb(uv_timer_t *t)
     d.now = tf_node_now(node);
     d.n = 0;
     const uint8_t kind = 'd';
-    int rc = tf_node_store_kv_foreach_from(node->store, TF_NODE_STORE_REQUEST_INDEX, &kind, 1,
-                                           due_cb, &d);
+    struct tf_node_savepoint sp = tf_node_savepoint(node);
+    int rc = rekey_if_retention_changed(node);
+    if (rc != TF_OK) {
+        tf_node_rollback(node, sp);
+        tf_node_log(TF_NODE_LOG_ERROR, "request", "cannot redo the schedule: %s", tf_strerror(rc));
+    }
+    rc = tf_node_store_kv_foreach_from(node->store, TF_NODE_STORE_REQUEST_INDEX, &kind, 1, due_cb,
+                                       &d);
     if (rc != TF_OK && rc != 1) {
         tf_node_log(TF_NODE_LOG_ERROR, "request", "cannot read the schedule: %s", tf_strerror(rc));
         return;

@@ -312,6 +312,22 @@ class Requests(NodeTestCase):
             self.assertNotEqual(r.returncode, 0, bad)
         self.assertEqual(len(carol.json("requests")), 5)  # the default page holds them all
 
+    def test_a_changed_retention_reschedules_closed_requests(self):
+        """Closed requests are collected by the request_retention_s in
+        force, not by the one they closed under: lowered across a restart,
+        a declined request is collected at once."""
+        alice, bob, carol = self.trio(request_retention_s=1000000)
+        rid = self.ask(bob, "carol", "tax-law")
+        self.wait_request(carol, rid, "open")
+        carol.cli("requests", "decline", rid)
+        self.assertEqual(self.request(carol, rid)["state"], "declined")
+        carol.stop()
+        carol.write_config(retry_max_ms=2000, request_retention_s=1)
+        carol.start()
+        wait_for("carol collected the declined request",
+                 lambda: self.request(carol, rid) is None, WAIT)
+        carol.wait_log("request_retention_s is 1: schedule redone", WAIT)
+
     def test_open_requests_per_asker_are_bounded_and_expire(self):
         carol = self.start("carol", max_open_requests_per_asker=2, request_retention_s=1)
         bob = self.start("bob")
