@@ -1378,7 +1378,7 @@ static int rekey_if_retention_changed(struct tf_node *node)
     free(d.keys);
     if (rc == TF_OK)
         rc = tf_node_store_kv_put(node->store, TF_NODE_STORE_REQUEST_INDEX, &rk, 1, want, 8);
-    if (rc == TF_OK)
+    if (rc == TF_OK && d.n > 0) /* a node with no requests says nothing of them */
         tf_node_log(TF_NODE_LOG_INFO, "request", "request_retention_s is %llu: schedule redone",
                     (unsigned long long)node->config.request_retention_s);
     return rc;
