@@ -441,11 +441,12 @@ static const struct verb VERBS[] = {
      "proposal (which names your request), decline (you learn only that), or let it\n"
      "expire; 'twofold requests' shows where it stands.  Prints the request's id.\n",
      tf_cli_request_ask, NULL},
-    {"requests", "[show|decline|withdraw REQUEST]",
+    {"requests", "[--limit N] [--after ID] | [show|decline|withdraw REQUEST]",
      "list the requests for introductions you sent and received",
      "Shows the start of each request's id, sent or received, the other person, the topic,\n"
      "the state (open, answered, declined, expired or withdrawn) and when it expires.\n"
-     "Answer a received one with 'twofold propose A B --answers REQUEST'.\n",
+     "Answer a received one with 'twofold propose A B --answers REQUEST'.  Pages of\n"
+     "--limit N (default 100); a full page says how to get the next one (--after ID).\n",
      tf_cli_request_list, REQUESTS_VERBS},
     {"suggest", "[--for CONTACT] [--topic TAG] [--limit N]",
      "suggest introductions: contacts who seek what another contact offers",

@@ -145,11 +145,29 @@ int tf_cli_request_list(struct tf_cli *cli, int argc, char **argv)
         {"STATE", "state", TF_CLI_RENDER_TEXT}, {"EXPIRES", "expires", TF_CLI_RENDER_AGO},
         {"NOTE", "note", TF_CLI_RENDER_LINE},
     };
+    static const struct tf_cli_opt opts[] = {TF_CLI_CTL_PAGE_OPTS, {NULL, false, 0}};
     struct tf_cli_args a;
-    if (tf_cli_args_parse_plain(&a, cli, argc, argv, 0, 0, "") != 0)
+    struct tf_cli_ctl_page page = {0};
+    struct tf_cli_ctl_arg args[2];
+    const char *val;
+    size_t n = 0;
+    int id;
+    tf_cli_args_init(&a, cli, argc, argv, opts);
+    while ((id = tf_cli_args_next(&a, &val)) > 0)
+        if (tf_cli_ctl_page_opt(cli, &page, id, val) != 0)
+            return TF_CLI_EXIT_USAGE;
+    if (id < 0 || tf_cli_args_want(&a, 0, 0, "") != 0)
         return TF_CLI_EXIT_USAGE;
-    return tf_cli_ctl_print_list(cli, "request.list", NULL, 0, "no requests", cols,
-                                 sizeof cols / sizeof cols[0]);
+    if (page.before != NULL)
+        return tf_cli_args_usage_error(cli, "requests are listed forward only: use --after ID");
+    if (page.after != NULL && strlen(page.after) != REQUEST_HEX_LEN)
+        return tf_cli_args_usage_error(cli, "--after wants a request's whole id (%d hex digits)",
+                                       REQUEST_HEX_LEN);
+    tf_cli_ctl_page_args(&page, args, &n);
+    return tf_cli_ctl_print_page(cli, "request.list", args, n,
+                                 page.after != NULL ? "no requests after that one" : "no requests",
+                                 cols, sizeof cols / sizeof cols[0], "twofold requests", &page,
+                                 false);
 }
 
 /* requests show|decline|withdraw REQUEST */

@@ -11,6 +11,7 @@
 #include "node/internal.h"
 #include "node/intro.h"
 #include "node/profile.h"
+#include "node/request.h"
 #include "node/log.h"
 #include "node/mailbox.h"
 #include "node/net.h"
@@ -774,6 +775,24 @@ static void finish(struct tf_node_delivery *d, const struct tf_node_outbox_entry
         count_write(d, sp, e->to_pk, -1, 0, false);
     if (rc == TF_OK && e->type == TF_PROTO_MSG_TYPE_NOTE)
         note_outcome(d, e->msg_id, state, error);
+    if (rc == TF_OK && e->type == TF_PROTO_MSG_TYPE_REQUEST &&
+        (rc = tf_node_request_envelope_done(d->node, e->msg_id, -1)) != TF_OK)
+        tf_node_log(TF_NODE_LOG_ERROR, "delivery", "cannot record a request's delivery: %s",
+                    tf_strerror(rc));
+}
+
+/* Ends delivery of an entry its recipient refused for good (requests:
+ * the asker's request closes as "refused"). */
+static void finish_refused(struct tf_node_delivery *d, const struct tf_node_outbox_entry *e,
+                           enum tf_proto_ack_reason reason)
+{
+    int rc = e->type == TF_PROTO_MSG_TYPE_REQUEST
+                 ? tf_node_request_envelope_done(d->node, e->msg_id, (int)reason)
+                 : TF_OK;
+    if (rc != TF_OK)
+        tf_node_log(TF_NODE_LOG_ERROR, "delivery", "cannot close a refused request: %s",
+                    tf_strerror(rc));
+    finish(d, e, TF_NODE_MESSAGE_FAILED, tf_proto_ack_reason_name(reason));
 }
 
 /* Sends e on link (as UPLOAD when link is to one of the recipient's
@@ -879,7 +898,7 @@ static bool deposit_here(struct tf_node_delivery *d, struct tf_node_outbox_entry
     if (status == TF_PROTO_ACK_OK)
         finish(d, e, TF_NODE_MESSAGE_DELIVERED, NULL);
     else
-        finish(d, e, TF_NODE_MESSAGE_FAILED, tf_proto_ack_reason_name(reason));
+        finish_refused(d, e, reason);
     return true;
 }
 
@@ -1178,7 +1197,7 @@ void tf_node_delivery_ack(struct tf_node_delivery *d, struct tf_node_link *link,
         } else {
             const char *why = tf_proto_ack_reason_name(m->reason);
             tf_node_log(TF_NODE_LOG_WARN, "delivery", "envelope to %s rejected: %s", tid, why);
-            finish(d, &e, TF_NODE_MESSAGE_FAILED, why);
+            finish_refused(d, &e, (enum tf_proto_ack_reason)m->reason);
         }
     }
     tf_node_outbox_entry_deinit(&e);

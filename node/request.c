@@ -16,6 +16,7 @@
 #include "node/node.h"
 #include "node/policy.h"
 #include "node/store.h"
+#include "node/verbs.h"
 #include "proto/ctl.h"
 #include "proto/envelope.h"
 #include "proto/request.h"
@@ -30,11 +31,15 @@
 /*
  * The record (table requests, key: the request id):
  *   [role, state, signed request bin, received, closed, intro bin32|nil,
- *    stranger bool, decided_by str]
+ *    stranger bool, decided_by str(, hidden bool)]
  * received: when this node made or took it; closed: when it left open (0
  * while open); intro: the intro that answered it; stranger: the asker was
  * not a contact when it arrived (role received); decided_by: who closed it
- * ("owner", "asker", "connector", "policy:N", "expiry").
+ * ("owner", "asker", "connector", "policy:N", "expiry"); hidden (9th field,
+ * only when true): the asker was blocked: the record only holds the asker's
+ * budgets, as any other request would, so that its ACKs do not tell the
+ * block; it is never listed, shown, answered or evented, and expires and is
+ * collected like the others.
  */
 struct req {
     uint8_t id[32];
@@ -46,14 +51,22 @@ struct req {
     uint8_t intro[32];
     bool stranger;
     char decided_by[32];
+    bool hidden;
 };
 
 /* request_index kinds (one byte first):
  *   'd' u64be(due) id     when the sweep next steps the record
  *   'o' asker id          received and open (max_open_requests_per_asker)
  *   'k' asker id          received, kept (max_requests_per_asker)
- *   's' id                received from a stranger, kept (max_stranger_requests)
- *   'i' intro id -> side || request id: the intro answers it (connector) */
+ *   's' id                received from a stranger, open (max_stranger_requests)
+ *   'x' u64be(closed) id  received from a stranger, closed and kept: at most
+ *                         max_stranger_requests, the oldest forgotten first
+ *   'i' intro id -> side || request id: the intro answers it (connector)
+ *   'm' msg id -> request id: the envelope that carries a sent request
+ *   'R' -> u64be(retention): the request_retention_s the 'd' keys were
+ *                         computed with (a change makes the sweep redo them)
+ * A stranger's request that is withdrawn or expires is forgotten at once:
+ * closed records of strangers must not hold the budget of open ones. */
 #define KEYS_MAX 5
 struct keyset {
     uint8_t key[KEYS_MAX][1 + 32 + 32];
@@ -98,8 +111,12 @@ static void req_keys(const struct tf_node *node, const struct req *r, struct key
     if (r->m.state == TF_PROTO_REQ_OPEN)
         ks_add(ks, 'o', r->q.asker_pk, 32, r->id, 32);
     ks_add(ks, 'k', r->q.asker_pk, 32, r->id, 32);
-    if (r->stranger)
+    if (r->stranger && r->m.state == TF_PROTO_REQ_OPEN) {
         ks_add(ks, 's', r->id, 32, NULL, 0);
+    } else if (r->stranger) {
+        put_u64be(r->m.closed, at);
+        ks_add(ks, 'x', at, 8, r->id, 32);
+    }
 }
 
 static bool ks_has(const struct keyset *ks, const uint8_t *key, size_t len)
@@ -151,7 +168,7 @@ static int req_encode(const struct req *r, struct tf_proto_buf *out)
 {
     struct tf_proto_mp_writer w;
     tf_proto_mp_writer_init(&w);
-    tf_proto_mp_write_array(&w, 8);
+    tf_proto_mp_write_array(&w, r->hidden ? 9 : 8);
     tf_proto_mp_write_uint(&w, (uint64_t)r->m.role);
     tf_proto_mp_write_uint(&w, (uint64_t)r->m.state);
     tf_proto_mp_write_bin(&w, r->signed_req.data, r->signed_req.len);
@@ -163,6 +180,8 @@ static int req_encode(const struct req *r, struct tf_proto_buf *out)
         tf_proto_mp_write_nil(&w);
     tf_proto_mp_write_bool(&w, r->stranger);
     tf_proto_mp_write_cstr(&w, r->decided_by);
+    if (r->hidden)
+        tf_proto_mp_write_bool(&w, true);
     return tf_proto_mp_writer_finish(&w, out);
 }
 
@@ -171,11 +190,12 @@ static int req_decode(const uint8_t id[32], const uint8_t *p, size_t n, struct r
     struct tf_proto_mp_reader rd;
     struct tf_proto_bytes sreq, by;
     uint64_t role, state;
+    uint32_t fields = 0;
     memset(r, 0, sizeof *r);
     tf_proto_mp_reader_init(&rd, p, n);
-    if (tf_proto_mp_read_array_exact(&rd, 8) != TF_OK ||
+    if (tf_proto_mp_read_array(&rd, 9, &fields) != TF_OK || fields < 8 ||
         tf_proto_mp_read_uint(&rd, &role) != TF_OK || role > TF_PROTO_REQ_ROLE_RECEIVED ||
-        tf_proto_mp_read_uint(&rd, &state) != TF_OK || state > TF_PROTO_REQ_WITHDRAWN ||
+        tf_proto_mp_read_uint(&rd, &state) != TF_OK || state > TF_PROTO_REQ_REFUSED ||
         tf_proto_mp_read_bin(&rd, 1, TF_PROTO_BODY_MAX, &sreq) != TF_OK ||
         tf_proto_mp_read_uint(&rd, &r->received) != TF_OK ||
         tf_proto_mp_read_uint(&rd, &r->m.closed) != TF_OK)
@@ -190,6 +210,7 @@ static int req_decode(const uint8_t id[32], const uint8_t *p, size_t n, struct r
     }
     if (tf_proto_mp_read_bool(&rd, &r->stranger) != TF_OK ||
         tf_proto_mp_read_str(&rd, 0, sizeof r->decided_by - 1, TF_PROTO_TEXT_LINE, &by) != TF_OK ||
+        (fields == 9 && tf_proto_mp_read_bool(&rd, &r->hidden) != TF_OK) ||
         tf_proto_mp_read_end(&rd) != TF_OK)
         return TF_E_CORRUPT;
     memcpy(r->decided_by, by.ptr, by.len);
@@ -219,6 +240,17 @@ static int req_load(struct tf_node *node, const uint8_t id[32], struct req *r)
             tf_node_log(TF_NODE_LOG_ERROR, "request", "a stored request record is corrupt");
     }
     tf_proto_buf_free(&v);
+    return rc;
+}
+
+/* req_load for the owner's verbs: a hidden record is not there. */
+static int req_load_visible(struct tf_node *node, const uint8_t id[32], struct req *r)
+{
+    int rc = req_load(node, id, r);
+    if (rc == TF_OK && r->hidden) {
+        req_free(r);
+        rc = TF_E_NOT_FOUND;
+    }
     return rc;
 }
 
@@ -258,6 +290,8 @@ static int event5(struct tf_node *node, const char *type, const uint8_t id[32], 
 static int req_event(struct tf_node *node, const struct req *r)
 {
     char type[40], seeking[TF_PROTO_TAG_MAX + 1];
+    if (r->hidden)
+        return TF_OK;
     const char *what = r->m.role == TF_PROTO_REQ_ROLE_SENT ? "sent" : "received";
     snprintf(type, sizeof type, "request.%s",
              r->m.state == TF_PROTO_REQ_OPEN ? what : tf_proto_req_state_name(r->m.state));
@@ -269,11 +303,10 @@ static int req_event(struct tf_node *node, const struct req *r)
 /* Sends body to pk (a contact, or a correspondent whose card this node
  * holds).  TF_E_NOT_FOUND when neither: nothing is sent. */
 static int send_to(struct tf_node *node, const uint8_t pk[32], uint16_t type,
-                   const struct tf_proto_buf *body, uint64_t expires)
+                   const struct tf_proto_buf *body, uint64_t expires, uint8_t msg_id[16])
 {
     struct tf_node_contact c;
     struct tf_proto_buf card = {0};
-    uint8_t msg_id[16];
     memset(&c, 0, sizeof c);
     int rc = tf_node_store_contact_get(node->store, pk, &c);
     if (rc == TF_E_NOT_FOUND && (rc = tf_node_intro_peer_card(node, pk, &card)) == TF_OK)
@@ -295,13 +328,90 @@ static int send_close(struct tf_node *node, const struct req *r,
     int rc = tf_proto_request_close_sign(&node->id, &c, &signed_c);
     if (rc != TF_OK)
         return rc;
-    rc = send_to(node, to, TF_PROTO_MSG_TYPE_REQUEST_CLOSE, &signed_c, r->q.expires);
+    uint8_t msg_id[16];
+    rc = send_to(node, to, TF_PROTO_MSG_TYPE_REQUEST_CLOSE, &signed_c, r->q.expires, msg_id);
     tf_proto_buf_free(&signed_c);
     if (rc == TF_E_NOT_FOUND) {
         /* A stranger's card is not held: its request closes here, and
          * expires there. */
         tf_node_log(TF_NODE_LOG_INFO, "request", "no card for the asker: the decline stays local");
         rc = TF_OK;
+    }
+    return rc;
+}
+
+/* Removes r's record and its keys (old: as they were stored). */
+static int req_forget(struct tf_node *node, const struct req *r, const struct keyset *old)
+{
+    int rc = tf_node_store_kv_del(node->store, TF_NODE_STORE_REQUESTS, r->id, 32);
+    if (rc == TF_OK)
+        rc = ks_apply(node, old, NULL);
+    if (rc == TF_OK && r->m.role == TF_PROTO_REQ_ROLE_RECEIVED) {
+        uint8_t k[33] = {'s'};
+        memcpy(k + 1, r->id, 32); /* an 's' key stored while it was open */
+        rc = tf_node_store_kv_del(node->store, TF_NODE_STORE_REQUEST_INDEX, k, sizeof k);
+        if (rc == TF_E_NOT_FOUND)
+            rc = TF_OK;
+    }
+    if (rc == TF_OK && r->has_intro && r->m.role == TF_PROTO_REQ_ROLE_RECEIVED) {
+        uint8_t k[33] = {'i'};
+        memcpy(k + 1, r->intro, 32);
+        rc = tf_node_store_kv_del(node->store, TF_NODE_STORE_REQUEST_INDEX, k, sizeof k);
+        if (rc == TF_E_NOT_FOUND)
+            rc = TF_OK;
+    }
+    return rc;
+}
+
+static int count_prefix(struct tf_node *node, uint8_t kind, const uint8_t *pk, uint64_t max,
+                        uint64_t *n);
+
+struct first_key {
+    uint8_t key[41];
+    bool found;
+};
+
+static int first_x_cb(const uint8_t *key, size_t klen, const uint8_t *val, size_t vlen, void *arg)
+{
+    (void)val;
+    (void)vlen;
+    struct first_key *f = arg;
+    if (klen == 41 && key[0] == 'x') {
+        memcpy(f->key, key, 41);
+        f->found = true;
+    }
+    return 1;
+}
+
+/* Keeps at most max_stranger_requests closed strangers' records: the
+ * oldest closed is forgotten first. */
+static int evict_strangers(struct tf_node *node)
+{
+    uint64_t max = node->config.max_stranger_requests, n = 0;
+    int rc = count_prefix(node, 'x', NULL, max + 1, &n);
+    for (; rc == TF_OK && n > max; n--) {
+        struct first_key f = {.found = false};
+        const uint8_t kind = 'x';
+        rc = tf_node_store_kv_foreach_from(node->store, TF_NODE_STORE_REQUEST_INDEX, &kind, 1,
+                                           first_x_cb, &f);
+        if (rc != TF_OK && rc != 1)
+            break;
+        rc = TF_OK;
+        if (!f.found)
+            break;
+        struct req victim;
+        struct keyset ks;
+        int lr = req_load(node, f.key + 9, &victim);
+        if (lr == TF_OK) {
+            req_keys(node, &victim, &ks);
+            rc = req_forget(node, &victim, &ks);
+            req_free(&victim);
+        }
+        if (rc == TF_OK) { /* the key itself, whatever became of its record */
+            rc = tf_node_store_kv_del(node->store, TF_NODE_STORE_REQUEST_INDEX, f.key, 41);
+            if (rc == TF_E_NOT_FOUND)
+                rc = TF_OK;
+        }
     }
     return rc;
 }
@@ -327,30 +437,34 @@ static int req_run(struct tf_node *node, struct req *r, enum tf_proto_req_event 
     struct tf_node_savepoint sp = tf_node_savepoint(node);
     enum tf_proto_req_state was = r->m.state;
     int rc = TF_OK;
+    bool forget = false;
     if (out.actions & TF_PROTO_REQ_ACT_COLLECT) {
-        rc = tf_node_store_kv_del(node->store, TF_NODE_STORE_REQUESTS, r->id, 32);
-        if (rc == TF_OK)
-            rc = ks_apply(node, &old, NULL);
-        if (rc == TF_OK && r->has_intro && r->m.role == TF_PROTO_REQ_ROLE_RECEIVED) {
-            uint8_t k[33] = {'i'};
-            memcpy(k + 1, r->intro, 32);
-            rc = tf_node_store_kv_del(node->store, TF_NODE_STORE_REQUEST_INDEX, k, sizeof k);
-            if (rc == TF_E_NOT_FOUND)
-                rc = TF_OK;
-        }
+        rc = req_forget(node, r, &old);
         goto done;
     }
     r->m = out.next;
+    /* A stranger's request that its asker withdraws, or that expires, is
+     * forgotten at once (after its event): see the index kinds above. */
+    forget = r->m.role == TF_PROTO_REQ_ROLE_RECEIVED && r->stranger && r->m.state != was &&
+             (r->m.state == TF_PROTO_REQ_WITHDRAWN || r->m.state == TF_PROTO_REQ_EXPIRED);
     if (r->m.state != was && r->m.state != TF_PROTO_REQ_OPEN && by != NULL)
         snprintf(r->decided_by, sizeof r->decided_by, "%s", by);
-    if (out.actions & TF_PROTO_REQ_ACT_SEND_REQUEST)
+    if (out.actions & TF_PROTO_REQ_ACT_SEND_REQUEST) {
+        /* 'm' msg id -> request id: a refusing ACK closes the request. */
+        uint8_t k[17] = {'m'};
         rc = send_to(node, r->q.connector_pk, TF_PROTO_MSG_TYPE_REQUEST, &r->signed_req,
-                     r->q.expires);
+                     r->q.expires, k + 1);
+        if (rc == TF_OK)
+            rc = tf_node_store_kv_put(node->store, TF_NODE_STORE_REQUEST_INDEX, k, sizeof k, r->id,
+                                      32);
+    }
     if (rc == TF_OK && (out.actions & TF_PROTO_REQ_ACT_SEND_WITHDRAW))
         rc = send_close(node, r, TF_PROTO_REQUEST_ACTION_WITHDRAW, r->q.connector_pk, now);
     if (rc == TF_OK && (out.actions & TF_PROTO_REQ_ACT_SEND_DECLINE))
         rc = send_close(node, r, TF_PROTO_REQUEST_ACTION_DECLINE, r->q.asker_pk, now);
-    if (rc == TF_OK && (out.actions & TF_PROTO_REQ_ACT_SAVE)) {
+    if (rc == TF_OK && forget) {
+        rc = req_forget(node, r, &old);
+    } else if (rc == TF_OK && (out.actions & TF_PROTO_REQ_ACT_SAVE)) {
         struct tf_proto_buf rec;
         if ((rc = req_encode(r, &rec)) == TF_OK) {
             rc = tf_node_store_kv_put(node->store, TF_NODE_STORE_REQUESTS, r->id, 32, rec.data,
@@ -360,6 +474,8 @@ static int req_run(struct tf_node *node, struct req *r, enum tf_proto_req_event 
         req_keys(node, r, &new);
         if (rc == TF_OK)
             rc = ks_apply(node, existed ? &old : NULL, &new);
+        if (rc == TF_OK && r->stranger && r->m.state != TF_PROTO_REQ_OPEN && r->m.state != was)
+            rc = evict_strangers(node);
     }
     if (rc == TF_OK && (out.actions & TF_PROTO_REQ_ACT_EMIT))
         rc = req_event(node, r);
@@ -368,7 +484,7 @@ done:
         tf_node_rollback(node, sp);
         return rc;
     }
-    if (out.actions & TF_PROTO_REQ_ACT_COLLECT) {
+    if ((out.actions & TF_PROTO_REQ_ACT_COLLECT) || forget) {
         char hex[17];
         sodium_bin2hex(hex, sizeof hex, r->id, 8);
         tf_node_log(TF_NODE_LOG_DEBUG, "request", "%s collected", hex);
@@ -621,22 +737,22 @@ static int on_request(struct tf_node *node, const uint8_t from[32], const uint8_
     tf_node_contact_deinit(&c);
     if (rc != TF_OK && rc != TF_E_NOT_FOUND)
         return -1;
-    if (blocked) {
-        /* Nothing kept; the ACK is the one any request gets. */
-        tf_node_log(TF_NODE_LOG_INFO, "request", "request from blocked contact %s dropped", tid);
-        return TF_PROTO_ACK_REASON_NONE;
-    }
+    /* A blocked contact's request counts against the same budgets and gets
+     * the same ACKs as anyone's, so that the asker cannot tell the block;
+     * it is kept hidden (never listed, shown or evented) until collected. */
     uint64_t open = 0, kept = 0, strangers = 0;
-    if ((rc = count_prefix(node, 'o', from, node->config.max_open_requests_per_asker, &open)) !=
-            TF_OK ||
+    /* A stranger has one open request at a time. */
+    uint64_t open_max = stranger ? 1 : node->config.max_open_requests_per_asker;
+    if ((rc = count_prefix(node, 'o', from, open_max, &open)) != TF_OK ||
         (rc = count_prefix(node, 'k', from, node->config.max_requests_per_asker, &kept)) != TF_OK ||
         (stranger && (rc = count_prefix(node, 's', NULL, node->config.max_stranger_requests,
                                         &strangers)) != TF_OK))
         return -1;
     const char *full = NULL;
     uint64_t count = 0;
-    if (open >= node->config.max_open_requests_per_asker)
-        full = "max_open_requests_per_asker", count = open;
+    if (open >= open_max)
+        full = stranger ? "one open request per stranger" : "max_open_requests_per_asker",
+        count = open;
     else if (kept >= node->config.max_requests_per_asker)
         full = "max_requests_per_asker", count = kept;
     else if (stranger && strangers >= node->config.max_stranger_requests)
@@ -653,13 +769,17 @@ static int on_request(struct tf_node *node, const uint8_t from[32], const uint8_
                                 .expires = r.q.expires};
     r.received = now;
     r.stranger = stranger;
+    r.hidden = blocked;
+    if (blocked)
+        tf_node_log(TF_NODE_LOG_INFO, "request", "request from blocked contact %s kept hidden",
+                    tid);
     if ((rc = buf_set(&r.signed_req, body, len)) != TF_OK ||
         (rc = tf_proto_request_decode(r.signed_req.data, r.signed_req.len, &r.q)) != TF_OK) {
         req_free(&r);
         return -1;
     }
     rc = req_run(node, &r, TF_PROTO_REQ_EV_CREATE, now, NULL);
-    if (rc == TF_OK)
+    if (rc == TF_OK && !r.hidden)
         rc = decide_request(node, &r, now); /* the owner's request rules */
     req_free(&r);
     return rc == TF_OK          ? TF_PROTO_ACK_REASON_NONE
@@ -945,7 +1065,7 @@ static int verb_feedback(struct tf_node *node, const msgpack_object *args,
         WHY("feedback is for an intro that introduced you; this one did not (yet)");
         return TF_E_BAD_STATE;
     }
-    uint8_t key[33] = {'S'};
+    uint8_t key[33] = {'S'}, msg_id[16];
     struct tf_proto_buf held = {0}, signed_f = {0}, rec = {0};
     memcpy(key + 1, f.intro_id, 32);
     rc = tf_node_store_kv_get(node->store, TF_NODE_STORE_INTRO_STATS, key, sizeof key, &held);
@@ -960,7 +1080,7 @@ static int verb_feedback(struct tf_node *node, const msgpack_object *args,
     f.time = now;
     if ((rc = tf_proto_feedback_sign(&node->id, &f, &signed_f)) == TF_OK &&
         (rc = send_to(node, f.connector_pk, TF_PROTO_MSG_TYPE_FEEDBACK, &signed_f,
-                      now + FEEDBACK_TTL_S)) == TF_OK &&
+                      now + FEEDBACK_TTL_S, msg_id)) == TF_OK &&
         (rc = feedback_record(f.helped, f.note, now, &rec)) == TF_OK &&
         (rc = tf_node_store_kv_put(node->store, TF_NODE_STORE_INTRO_STATS, key, sizeof key,
                                    rec.data, rec.len)) == TF_OK &&
@@ -1001,6 +1121,32 @@ int tf_node_request_receive(struct tf_node *node, uint16_t type, const uint8_t f
     }
 }
 
+int tf_node_request_envelope_done(struct tf_node *node, const uint8_t msg_id[16], int reason)
+{
+    uint8_t k[17] = {'m'};
+    struct tf_proto_buf v = {0};
+    memcpy(k + 1, msg_id, 16);
+    int rc = tf_node_store_kv_get(node->store, TF_NODE_STORE_REQUEST_INDEX, k, sizeof k, &v);
+    if (rc == TF_E_NOT_FOUND)
+        return TF_OK;
+    if (rc == TF_OK)
+        rc = tf_node_store_kv_del(node->store, TF_NODE_STORE_REQUEST_INDEX, k, sizeof k);
+    struct req r;
+    if (rc == TF_OK && reason >= 0 && v.len == 32 && (rc = req_load(node, v.data, &r)) == TF_OK) {
+        char hex[17];
+        sodium_bin2hex(hex, sizeof hex, r.id, 8);
+        rc = req_run(node, &r, TF_PROTO_REQ_EV_REFUSED, tf_node_now(node), "connector");
+        if (rc == TF_OK)
+            tf_node_log(TF_NODE_LOG_INFO, "request", "%s refused by the connector's node: %s", hex,
+                        tf_proto_ack_reason_name((enum tf_proto_ack_reason)reason));
+        else if (rc == TF_E_BAD_STATE || rc == TF_E_EXPIRED)
+            rc = TF_OK; /* closed meanwhile: nothing to tell */
+        req_free(&r);
+    }
+    tf_proto_buf_free(&v);
+    return rc == TF_E_NOT_FOUND ? TF_OK : rc;
+}
+
 /* The intro hooks. */
 
 static int resolve(struct tf_node *node, const msgpack_object *args, const char *key,
@@ -1018,7 +1164,7 @@ int tf_node_request_check_answer(struct tf_node *node, const msgpack_object *arg
     int rc = resolve(node, args, "answers", request_id, why, why_cap);
     if (rc != TF_OK)
         return rc == TF_E_NOT_FOUND ? TF_E_BAD_VALUE : rc;
-    if ((rc = req_load(node, request_id, &r)) != TF_OK) {
+    if ((rc = req_load_visible(node, request_id, &r)) != TF_OK) {
         WHY("cannot read the request: %s", tf_strerror(rc));
         return rc == TF_E_NOT_FOUND ? TF_E_BAD_VALUE : rc;
     }
@@ -1054,7 +1200,7 @@ int tf_node_request_topic(struct tf_node *node, const msgpack_object *args, char
     int rc = resolve(node, args, "answers", id, why, why_cap);
     if (rc != TF_OK)
         return rc == TF_E_NOT_FOUND ? TF_E_BAD_VALUE : rc;
-    if ((rc = req_load(node, id, &r)) != TF_OK) {
+    if ((rc = req_load_visible(node, id, &r)) != TF_OK) {
         WHY("cannot read the request: %s", tf_strerror(rc));
         return rc == TF_E_NOT_FOUND ? TF_E_BAD_VALUE : rc;
     }
@@ -1173,6 +1319,71 @@ static int due_cb(const uint8_t *key, size_t klen, const uint8_t *val, size_t vl
     return d->n == SWEEP_BATCH ? 1 : 0;
 }
 
+struct dkeys {
+    uint8_t (*keys)[41];
+    size_t n, cap;
+};
+
+static int dkeys_cb(const uint8_t *key, size_t klen, const uint8_t *val, size_t vlen, void *arg)
+{
+    (void)val;
+    (void)vlen;
+    struct dkeys *d = arg;
+    if (klen < 1 || key[0] != 'd')
+        return 1;
+    if (klen != 41)
+        return 0;
+    if (d->n == d->cap && tf_node__grow((void **)&d->keys, &d->cap, d->n, sizeof d->keys[0]) != 0)
+        return TF_E_NOMEM;
+    memcpy(d->keys[d->n++], key, 41);
+    return 0;
+}
+
+/* When request_retention_s differs from the one the 'd' keys were computed
+ * with (a restart or SIGHUP changed it), recomputes every record's keys: a
+ * raised retention would otherwise leave keys due whose TICK does nothing
+ * (and that hold the sweep's batch), a lowered one records kept too long. */
+static int rekey_if_retention_changed(struct tf_node *node)
+{
+    const uint8_t rk = 'R';
+    uint8_t want[8];
+    struct tf_proto_buf v = {0};
+    put_u64be(node->config.request_retention_s, want);
+    int rc = tf_node_store_kv_get(node->store, TF_NODE_STORE_REQUEST_INDEX, &rk, 1, &v);
+    bool same = rc == TF_OK && v.len == 8 && memcmp(v.data, want, 8) == 0;
+    tf_proto_buf_free(&v);
+    if (same || (rc != TF_OK && rc != TF_E_NOT_FOUND))
+        return rc == TF_E_NOT_FOUND ? TF_OK : rc;
+    struct dkeys d = {NULL, 0, 0};
+    const uint8_t kind = 'd';
+    rc = tf_node_store_kv_foreach_from(node->store, TF_NODE_STORE_REQUEST_INDEX, &kind, 1, dkeys_cb,
+                                       &d);
+    if (rc == 1)
+        rc = TF_OK;
+    for (size_t i = 0; rc == TF_OK && i < d.n; i++) {
+        struct req r;
+        struct keyset cur;
+        int lr = req_load(node, d.keys[i] + 9, &r);
+        bool stale = lr != TF_OK;
+        if (lr == TF_OK) {
+            req_keys(node, &r, &cur);
+            stale = !ks_has(&cur, d.keys[i], 41);
+            if (stale)
+                rc = ks_apply(node, NULL, &cur);
+            req_free(&r);
+        }
+        if (rc == TF_OK && stale)
+            rc = tf_node_store_kv_del(node->store, TF_NODE_STORE_REQUEST_INDEX, d.keys[i], 41);
+    }
+    free(d.keys);
+    if (rc == TF_OK)
+        rc = tf_node_store_kv_put(node->store, TF_NODE_STORE_REQUEST_INDEX, &rk, 1, want, 8);
+    if (rc == TF_OK && d.n > 0) /* a node with no requests says nothing of them */
+        tf_node_log(TF_NODE_LOG_INFO, "request", "request_retention_s is %llu: schedule redone",
+                    (unsigned long long)node->config.request_retention_s);
+    return rc;
+}
+
 static void sweep_timer_cb(uv_timer_t *t)
 {
     struct tf_node *node = t->data;
@@ -1180,8 +1391,14 @@ static void sweep_timer_cb(uv_timer_t *t)
     d.now = tf_node_now(node);
     d.n = 0;
     const uint8_t kind = 'd';
-    int rc = tf_node_store_kv_foreach_from(node->store, TF_NODE_STORE_REQUEST_INDEX, &kind, 1,
-                                           due_cb, &d);
+    struct tf_node_savepoint sp = tf_node_savepoint(node);
+    int rc = rekey_if_retention_changed(node);
+    if (rc != TF_OK) {
+        tf_node_rollback(node, sp);
+        tf_node_log(TF_NODE_LOG_ERROR, "request", "cannot redo the schedule: %s", tf_strerror(rc));
+    }
+    rc = tf_node_store_kv_foreach_from(node->store, TF_NODE_STORE_REQUEST_INDEX, &kind, 1, due_cb,
+                                       &d);
     if (rc != TF_OK && rc != 1) {
         tf_node_log(TF_NODE_LOG_ERROR, "request", "cannot read the schedule: %s", tf_strerror(rc));
         return;
@@ -1361,33 +1578,65 @@ out:
 struct list {
     struct tf_node *node;
     struct tf_proto_mp_writer *items;
-    uint32_t n;
+    uint32_t n, limit;
+    bool has_after;
+    uint8_t after[32];
 };
 
 static int list_cb(const uint8_t *key, size_t klen, const uint8_t *val, size_t vlen, void *arg)
 {
     struct list *l = arg;
     struct req r;
-    if (klen != 32)
+    if (klen != 32 || (l->has_after && memcmp(key, l->after, 32) <= 0))
         return 0;
     int rc = req_decode(key, val, vlen, &r);
     if (rc == TF_E_CORRUPT)
         return 0; /* skipped, as lists skip corrupt records */
     if (rc != TF_OK)
         return rc;
+    if (r.hidden) {
+        req_free(&r);
+        return 0;
+    }
     write_req(l->node, l->items, &r);
-    l->n++;
     req_free(&r);
-    return 0;
+    return ++l->n == l->limit ? 1 : 0;
 }
 
-static int verb_list(struct tf_node *node, struct tf_proto_mp_writer *w, char *why, size_t why_cap)
+/* request.list: a page of at most `limit` requests in id order, those after
+ * the id `after` (docs/PROTOCOL.md §13 listing page). */
+static int verb_list(struct tf_node *node, const msgpack_object *args, struct tf_proto_mp_writer *w,
+                     char *why, size_t why_cap)
 {
     struct tf_proto_mp_writer items;
     struct tf_proto_buf b;
+    struct list l = {.node = node, .items = &items, .n = 0};
+    uint64_t limit = TF_NODE_VERBS_PAGE_DEFAULT;
+    const char *p;
+    size_t plen;
+    int rc = tf_proto_ctl_get_uint(args, "limit", &limit);
+    if ((rc != TF_OK && rc != TF_E_NOT_FOUND) || limit < 1 || limit > TF_NODE_VERBS_PAGE_MAX) {
+        WHY("argument 'limit' must be a whole number from 1 to %d", TF_NODE_VERBS_PAGE_MAX);
+        return rc == TF_E_TYPE ? TF_E_BAD_REQUEST : TF_E_BAD_VALUE;
+    }
+    l.limit = (uint32_t)limit;
+    rc = tf_proto_ctl_get_str(args, "after", &p, &plen);
+    if (rc == TF_OK) {
+        if (plen != 64 || sodium_hex2bin(l.after, 32, p, plen, NULL, NULL, NULL) != 0) {
+            WHY("argument 'after' must be a request id (64 hex digits)");
+            return TF_E_BAD_VALUE;
+        }
+        l.has_after = true;
+    } else if (rc != TF_E_NOT_FOUND) {
+        WHY("argument 'after' must be a string");
+        return TF_E_BAD_REQUEST;
+    }
     tf_proto_mp_writer_init(&items);
-    struct list l = {node, &items, 0};
-    int rc = tf_node_store_kv_foreach(node->store, TF_NODE_STORE_REQUESTS, list_cb, &l);
+    rc = l.has_after ? tf_node_store_kv_foreach_from(node->store, TF_NODE_STORE_REQUESTS, l.after,
+                                                     32, list_cb, &l)
+                     : tf_node_store_kv_foreach(node->store, TF_NODE_STORE_REQUESTS, list_cb, &l);
+    if (rc == 1)
+        rc = TF_OK;
     if (rc == TF_OK)
         rc = tf_proto_mp_writer_finish(&items, &b);
     else
@@ -1411,7 +1660,7 @@ static int verb_one(struct tf_node *node, const msgpack_object *args, struct tf_
     int rc = resolve(node, args, "id", id, why, why_cap);
     if (rc != TF_OK)
         return rc;
-    if ((rc = req_load(node, id, &r)) != TF_OK) {
+    if ((rc = req_load_visible(node, id, &r)) != TF_OK) {
         WHY("cannot read the request: %s", tf_strerror(rc));
         return rc;
     }
@@ -1513,7 +1762,7 @@ static int sg_request_cb(const uint8_t *key, size_t klen, const uint8_t *val, si
     struct req r;
     if (klen != 32 || req_decode(key, val, vlen, &r) != TF_OK)
         return 0;
-    if (r.m.role == TF_PROTO_REQ_ROLE_RECEIVED && r.m.state == TF_PROTO_REQ_OPEN &&
+    if (r.m.role == TF_PROTO_REQ_ROLE_RECEIVED && r.m.state == TF_PROTO_REQ_OPEN && !r.hidden &&
         g->now <= r.q.expires) {
         if (g->nr == g->rcap && tf_node__grow((void **)&g->r, &g->rcap, g->nr, sizeof *g->r) != 0) {
             req_free(&r);
@@ -1707,7 +1956,7 @@ int tf_node_request_verb(struct tf_node *node, const char *verb, size_t verb_len
     case 0:
         return verb_ask(node, args, w, why, why_cap);
     case 1:
-        return verb_list(node, w, why, why_cap);
+        return verb_list(node, args, w, why, why_cap);
     case 2:
     case 3:
     case 4:

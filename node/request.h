@@ -40,6 +40,13 @@ TF_MUST_CHECK int tf_node_request_verb(struct tf_node *node, const char *verb, s
 
 /* A request or request close from from_pk (the authenticated sender), as
  * tf_node_intro_receive.  Other types: TF_PROTO_ACK_REASON_UNSUPPORTED. */
+/* Delivery ended for the envelope msg_id (any type: only requests' are
+ * known here).  reason >= 0: the recipient refused it for good (the ACK
+ * reason): the request closes as "refused".  reason < 0: delivered, or
+ * given up otherwise: the request is left as it is. */
+TF_MUST_CHECK int tf_node_request_envelope_done(struct tf_node *node, const uint8_t msg_id[16],
+                                                int reason);
+
 int tf_node_request_receive(struct tf_node *node, uint16_t type, const uint8_t from_pk[32],
                             const uint8_t *body, size_t len);
 

@@ -188,8 +188,10 @@ static int hex_id_cb(const uint8_t *key, size_t klen, const uint8_t *val, size_t
     if (klen != 32)
         return 0;
     sodium_bin2hex(hex, sizeof hex, key, 32);
+    if (strncmp(hex, s->prefix, s->n & ~(size_t)1) != 0)
+        return 1; /* keys are in order: past the prefix's whole bytes */
     if (strncmp(hex, s->prefix, s->n) != 0)
-        return 1; /* keys are in order: past the prefix */
+        return 0; /* an odd prefix: its last digit may match a later key */
     memcpy(s->id, key, 32);
     return ++s->matches > 1 ? 1 : 0;
 }

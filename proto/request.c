@@ -246,6 +246,8 @@ const char *tf_proto_req_state_name(enum tf_proto_req_state s)
         return "expired";
     case TF_PROTO_REQ_WITHDRAWN:
         return "withdrawn";
+    case TF_PROTO_REQ_REFUSED:
+        return "refused";
     }
     return "?";
 }
@@ -286,6 +288,9 @@ static bool event_role(enum tf_proto_req_event ev, enum tf_proto_req_role *role,
         return true;
     case TF_PROTO_REQ_EV_ANSWERED:
         *role = TF_PROTO_REQ_ROLE_SENT, *closes = TF_PROTO_REQ_ANSWERED;
+        return true;
+    case TF_PROTO_REQ_EV_REFUSED:
+        *role = TF_PROTO_REQ_ROLE_SENT, *closes = TF_PROTO_REQ_REFUSED;
         return true;
     }
     *closes = TF_PROTO_REQ_OPEN;

@@ -159,6 +159,7 @@ enum tf_proto_req_state {
     TF_PROTO_REQ_DECLINED = 2,
     TF_PROTO_REQ_EXPIRED = 3,
     TF_PROTO_REQ_WITHDRAWN = 4,
+    TF_PROTO_REQ_REFUSED = 5, /* sent: the connector's node refused the envelope */
 };
 
 enum tf_proto_req_event {
@@ -170,6 +171,7 @@ enum tf_proto_req_event {
     TF_PROTO_REQ_EV_ANSWER,    /* RECEIVED: the owner (or policy) proposes */
     TF_PROTO_REQ_EV_ANSWERED,  /* SENT: a proposal claiming it arrives */
     TF_PROTO_REQ_EV_TICK,      /* the sweep */
+    TF_PROTO_REQ_EV_REFUSED,   /* SENT: the connector's node refused it (ACK) */
 };
 
 /* What the executor does after a step, in this order. */

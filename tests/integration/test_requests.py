@@ -193,6 +193,141 @@ class Requests(NodeTestCase):
         self.assertTrue(all(x["stranger"] and x["state"] == "open" for x in got))
         carol.wait_log("max_stranger_requests reached (5)", WAIT)
 
+    def test_withdrawn_strangers_requests_do_not_hold_the_budget(self):
+        """Two strangers ask and withdraw, round after round: what they
+        withdraw is forgotten at once, each has one open request at a time,
+        and a third stranger's first request is still taken."""
+        carol = self.start("carol", max_stranger_requests=2)
+        strangers = [self.start(name) for name in ("mallory1", "mallory2", "dave")]
+        for m in strangers:
+            self.knows(m, carol, "carol")
+        for m in strangers[:2]:
+            for _ in range(2):
+                rids = [self.ask(m, "carol", "t%d" % i) for i in range(4)]
+                self.wait_request(carol, rids[0], "open")
+                carol.wait_log("one open request per stranger reached (1)", WAIT)
+                for rid in rids:
+                    if self.request(m, rid)["state"] == "open":
+                        m.cli("requests", "withdraw", rid)
+                wait_for("carol forgot the withdrawn requests",
+                         lambda: all(self.request(carol, rid) is None for rid in rids), WAIT)
+        self.assertEqual(carol.json("requests"), [])
+        rid = self.ask(strangers[2], "carol", "tax-law")
+        self.assertTrue(self.wait_request(carol, rid, "open")["stranger"])
+        self.assertNotIn("max_stranger_requests reached", carol.log())
+
+    def test_strangers_closed_requests_are_kept_oldest_first(self):
+        """Declined strangers' requests stay listed, at most
+        max_stranger_requests of them, the oldest forgotten first."""
+        carol = self.start("carol", "decline when requester is unknown\n",
+                           max_stranger_requests=2)
+        for i in range(4):
+            r = flood("requests", "--target", carol.listen, "--victim", carol.home,
+                      "--identities", 1)
+            self.assertEqual(parse_flood(r), (1, 0, 0, 0), r.stderr)
+            wait_for("carol declined %d" % (i + 1),
+                     lambda: len([x for x in carol.json("requests")
+                                  if x["state"] == "declined"]) == min(i + 1, 2), WAIT)
+        self.assertNotIn("max_stranger_requests reached", carol.log())
+
+    def blocked_pair(self, **config):
+        """Carol knows Bob and Eve (blocked); both know Carol."""
+        carol = self.start("carol", **config)
+        bob = self.start("bob")
+        eve = self.start("eve")
+        for n, alias in ((bob, "bob"), (eve, "eve")):
+            self.knows(carol, n, alias)
+            self.knows(n, carol, "carol")
+        carol.cli("contact", "set", "eve", "--block")
+        return bob, eve, carol
+
+    def acks(self, asker, n):
+        """Asks n times, one at a time; returns each request's ACK as the
+        asker's node saw it: "ok" or "rejected"."""
+        out = []
+        for i in range(n):
+            before = asker.log().count("rejected:")
+            self.ask(asker, "carol", "t%d" % i)
+            wait_for("%s: the request delivered" % asker.name,
+                     lambda: asker.json("outbox") == [], WAIT)
+            out.append("rejected" if asker.log().count("rejected:") > before else "ok")
+        return out
+
+    def test_a_blocked_asker_gets_the_acks_anyone_gets(self):
+        """A blocked contact's requests count against the same budgets:
+        its ACKs are those of a contact that is not blocked, and Carol sees
+        nothing of them."""
+        bob, eve, carol = self.blocked_pair(max_open_requests_per_asker=2)
+        want = ["ok", "ok", "rejected", "rejected"]
+        self.assertEqual(self.acks(bob, 4), want)
+        self.assertEqual(self.acks(eve, 4), want)
+        self.assertEqual([x["alias"] for x in carol.json("requests")], ["bob", "bob"])
+        events, _, _ = watch_events(carol, lambda ev: False, timeout=5)
+        got = [e["type"] for e in events if str(e.get("type", "")).startswith("request.")]
+        self.assertEqual(got, ["request.received"] * 2)
+
+    def test_a_refused_request_closes_at_the_asker(self):
+        """A request the connector's node refuses (its budget is full)
+        closes at once at the asker, as "refused", with an event; a blocked
+        asker sees the same."""
+        bob, eve, carol = self.blocked_pair(max_open_requests_per_asker=1)
+        for n in (bob, eve):
+            first = self.ask(n, "carol", "tax-law")
+            wait_for("%s: delivered" % n.name, lambda: n.json("outbox") == [], WAIT)
+            second = self.ask(n, "carol", "tax-law")
+            got = self.wait_request(n, second, "refused")
+            self.assertEqual(got["decided_by"], "connector")
+            self.assertEqual(self.request(n, first)["state"], "open")
+            events, done, _ = watch_events(
+                n, lambda ev: [e.get("type") for e in ev if e.get("id") == second]
+                == ["request.sent", "request.refused"])
+            self.assertTrue(done, [e.get("type") for e in events])
+            # Closed: it cannot be withdrawn any more.
+            r = n.cli("requests", "withdraw", second, check=False)
+            self.assertNotEqual(r.returncode, 0)
+
+    def test_requests_are_listed_in_pages(self):
+        """request.list pages in id order (limit, after); the CLI says how
+        to get the next page."""
+        alice, bob, carol = self.trio(max_open_requests_per_asker=10)
+        rids = [self.ask(bob, "carol", "t%d" % i) for i in range(5)]
+        for rid in rids:
+            self.wait_request(carol, rid, "open")
+        pages, after = [], []
+        for _ in range(5):  # bounded: 3 pages expected
+            page = carol.json("requests", "--limit", "2", *after)
+            pages.append([r["id"] for r in page])
+            if len(page) < 2:
+                break
+            after = ["--after", page[-1]["id"]]
+        self.assertEqual([len(p) for p in pages], [2, 2, 1])
+        self.assertEqual(sum(pages, []), sorted(rids))
+        r = carol.cli("requests", "--limit", "2")
+        self.assertIn("more: twofold requests --after %s" % pages[0][1], r.stderr)
+        self.assertEqual(r.stdout.count("open"), 2)
+        self.assertIn("no requests after that one",
+                      carol.cli("requests", "--after", pages[2][0]).stdout)
+        for bad in (["--limit", "0"], ["--limit", "1001"], ["--after", "abc"]):
+            r = carol.cli("requests", *bad, check=False)
+            self.assertNotEqual(r.returncode, 0, bad)
+        self.assertEqual(len(carol.json("requests")), 5)  # the default page holds them all
+
+    def test_a_changed_retention_reschedules_closed_requests(self):
+        """Closed requests are collected by the request_retention_s in
+        force, not by the one they closed under: lowered across a restart,
+        a declined request is collected at once."""
+        alice, bob, carol = self.trio(request_retention_s=1000000)
+        rid = self.ask(bob, "carol", "tax-law")
+        self.wait_request(carol, rid, "open")
+        carol.cli("requests", "decline", rid)
+        self.assertEqual(self.request(carol, rid)["state"], "declined")
+        carol.stop()
+        carol.write_config(retry_max_ms=2000, request_retention_s=1)
+        carol.start()
+        wait_for("carol collected the declined request",
+                 lambda: self.request(carol, rid) is None, WAIT)
+        carol.wait_log("request_retention_s is 1: schedule redone", WAIT)
+
     def test_open_requests_per_asker_are_bounded_and_expire(self):
         carol = self.start("carol", max_open_requests_per_asker=2, request_retention_s=1)
         bob = self.start("bob")

@@ -174,7 +174,7 @@ static void test_proposal_request_field(void **state)
 static const enum tf_proto_req_event EVENTS[] = {
     TF_PROTO_REQ_EV_CREATE,   TF_PROTO_REQ_EV_WITHDRAW, TF_PROTO_REQ_EV_WITHDRAWN,
     TF_PROTO_REQ_EV_DECLINE,  TF_PROTO_REQ_EV_DECLINED, TF_PROTO_REQ_EV_ANSWER,
-    TF_PROTO_REQ_EV_ANSWERED, TF_PROTO_REQ_EV_TICK,
+    TF_PROTO_REQ_EV_ANSWERED, TF_PROTO_REQ_EV_TICK,     TF_PROTO_REQ_EV_REFUSED,
 };
 #define RETENTION 1000u
 #define EXPIRES 5000u
@@ -197,6 +197,7 @@ static void test_machine_table(void **state)
         {TF_PROTO_REQ_EV_DECLINED, TF_PROTO_REQ_ROLE_SENT, TF_PROTO_REQ_DECLINED, 0},
         {TF_PROTO_REQ_EV_ANSWER, TF_PROTO_REQ_ROLE_RECEIVED, TF_PROTO_REQ_ANSWERED, 0},
         {TF_PROTO_REQ_EV_ANSWERED, TF_PROTO_REQ_ROLE_SENT, TF_PROTO_REQ_ANSWERED, 0},
+        {TF_PROTO_REQ_EV_REFUSED, TF_PROTO_REQ_ROLE_SENT, TF_PROTO_REQ_REFUSED, 0},
     };
     struct tf_proto_req_out out;
     for (int role = 0; role < 2; role++) {
@@ -251,7 +252,8 @@ static void test_machine_closed_states(void **state)
 {
     (void)state;
     static const enum tf_proto_req_state CLOSED[] = {TF_PROTO_REQ_ANSWERED, TF_PROTO_REQ_DECLINED,
-                                                     TF_PROTO_REQ_EXPIRED, TF_PROTO_REQ_WITHDRAWN};
+                                                     TF_PROTO_REQ_EXPIRED, TF_PROTO_REQ_WITHDRAWN,
+                                                     TF_PROTO_REQ_REFUSED};
     struct tf_proto_req_out out;
     for (int role = 0; role < 2; role++)
         for (size_t c = 0; c < sizeof CLOSED / sizeof CLOSED[0]; c++)
@@ -323,6 +325,7 @@ static void test_state_names(void **state)
     assert_string_equal(tf_proto_req_state_name(TF_PROTO_REQ_DECLINED), "declined");
     assert_string_equal(tf_proto_req_state_name(TF_PROTO_REQ_EXPIRED), "expired");
     assert_string_equal(tf_proto_req_state_name(TF_PROTO_REQ_WITHDRAWN), "withdrawn");
+    assert_string_equal(tf_proto_req_state_name(TF_PROTO_REQ_REFUSED), "refused");
 }
 
 int main(void)
