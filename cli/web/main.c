@@ -3,7 +3,9 @@
  * twofold-web [--home DIR] [--listen HOST:PORT [--allow-remote]] [--open]
  *
  * Serves the node's web page (web.h) until SIGINT or SIGTERM.  Prints the
- * page's address, with its secret, as the first line on stdout; --open also
+ * page's address, with its secret, as the first line on stdout.  The secret
+ * signs in one browser once; on SIGUSR1 the program prints a new link (one
+ * line on stdout) for the next browser; --open also
  * hands it to the desktop's browser (xdg-open) through a 0600 file in the
  * home, so the secret never appears on a command line other users can read.
  */
@@ -98,12 +100,19 @@ static int parse_listen(const char *s, struct listen_addr *la)
     return -1;
 }
 
-static void random_token(char out[static TF_CLI_WEB_TOKEN_HEX + 1])
+/* Mints a new sign-in secret and writes the page's address with it into
+ * url (one line of stdout when print). */
+static void new_link(struct tf_cli_web *web, const char *host, unsigned port, char *url,
+                     size_t size, bool print)
 {
-    unsigned char b[TF_CLI_WEB_TOKEN_HEX / 2];
-    randombytes_buf(b, sizeof b);
-    sodium_bin2hex(out, TF_CLI_WEB_TOKEN_HEX + 1, b, sizeof b);
-    sodium_memzero(b, sizeof b);
+    char secret[TF_CLI_WEB_TOKEN_HEX + 1];
+    tf_cli_web_http_new_secret(web, secret);
+    snprintf(url, size, "http://%s:%u/?k=%s", host, port, secret);
+    sodium_memzero(secret, sizeof secret);
+    if (print) {
+        printf("%s\n", url);
+        fflush(stdout);
+    }
 }
 
 /* Opens url in the desktop's browser: xdg-open on a 0600 file in the home
@@ -192,10 +201,8 @@ int main(int argc, char **argv)
     if (rc != TF_CLI_EXIT_OK)
         return rc;
 
-    random_token(web.secret);
-    random_token(web.session);
-    random_token(web.csrf);
-    if (sem_init(&web.calls, 0, TF_CLI_WEB_CALLS_MAX) != 0 || pipe(quit) != 0)
+    if (sem_init(&web.calls, 0, TF_CLI_WEB_CALLS_MAX) != 0 || pipe(quit) != 0 ||
+        pthread_mutex_init(&web.lock, NULL) != 0)
         return tf_cli_render_fail(&web.cli, TF_CLI_EXIT_LOCAL, "cannot set up: %s",
                                   strerror(errno));
     web.quit_fd = quit[0];
@@ -205,6 +212,7 @@ int main(int argc, char **argv)
     sigemptyset(&stop);
     sigaddset(&stop, SIGINT);
     sigaddset(&stop, SIGTERM);
+    sigaddset(&stop, SIGUSR1);
     sigprocmask(SIG_BLOCK, &stop, NULL);
     signal(SIGPIPE, SIG_IGN);
 
@@ -224,25 +232,34 @@ int main(int argc, char **argv)
     tf_cli_web_http_hosts(&web, port, la.loopback ? NULL : la.host);
 
     char url[TF_CLI_WEB_HOST_LEN + TF_CLI_WEB_TOKEN_HEX + 32];
-    snprintf(url, sizeof url, "http://%s:%u/?k=%s",
-             la.loopback ? (la.is_v6 ? "[::1]" : "127.0.0.1") : la.host, port, web.secret);
-    printf("%s\n", url);
-    fflush(stdout);
+    const char *url_host = la.loopback ? (la.is_v6 ? "[::1]" : "127.0.0.1") : la.host;
+    new_link(&web, url_host, port, url, sizeof url, true);
     fprintf(stderr,
-            "twofold web: your node's page is at the address above (it holds a secret: do not "
-            "share it).\ntwofold web: stop with Ctrl-C.\n");
+            "twofold web: your node's page is at the address above (it holds a secret that "
+            "signs in once: do not share it).\ntwofold web: for another link, `kill -USR1 %ld`; "
+            "stop with Ctrl-C.\n",
+            (long)getpid());
     if (want_open)
         (void)open_browser(&web.cli, url);
+    sodium_memzero(url, sizeof url);
 
     int sig = 0;
-    while (sigwait(&stop, &sig) != 0)
-        ;
+    for (;;) {
+        if (sigwait(&stop, &sig) != 0)
+            continue;
+        if (sig != SIGUSR1)
+            break;
+        new_link(&web, url_host, port, url, sizeof url, true);
+        sodium_memzero(url, sizeof url);
+        fprintf(stderr, "twofold web: a new link, good for one sign-in, is above.\n");
+    }
     /* Ending the streams' waits first lets MHD_stop_daemon join their threads
      * at once. */
     close(quit[1]);
     MHD_stop_daemon(d);
     close(quit[0]);
     sem_destroy(&web.calls);
+    pthread_mutex_destroy(&web.lock);
     sodium_memzero(&web, sizeof web);
     return TF_CLI_EXIT_OK;
 }

@@ -6,16 +6,18 @@
  * the node's Unix socket, as the CLI does.
  *
  * It holds the owner's power, so the page is guarded as the socket is
- * (http.c): a random secret in the URL that `twofold web` prints, exchanged
- * once per browser for an HttpOnly SameSite=Strict cookie; a second random
- * token, handed to the page in the redirect's fragment (never in a cookie),
- * required in a header on every API request; Host and Origin checked against
+ * (http.c): a random secret in the URL that `twofold web` prints, good for
+ * one sign-in only (SIGUSR1 prints a new link), exchanged for a fresh
+ * HttpOnly SameSite=Strict session cookie; a second random token, fresh per
+ * sign-in and handed to the page in the redirect's fragment (never in a
+ * cookie), required in a header on every API request; Host and Origin checked against
  * the address it listens on (no DNS rebinding); a strict
  * Content-Security-Policy; bounded bodies, connections and node connections.
  */
 #ifndef TF_CLI_WEB_H
 #define TF_CLI_WEB_H
 
+#include <pthread.h>
 #include <semaphore.h>
 #include <stdatomic.h>
 #include <stdbool.h>
@@ -45,12 +47,24 @@
  * --allow-remote, the listen host, each with the port. */
 #define TF_CLI_WEB_HOSTS_MAX 4
 #define TF_CLI_WEB_HOST_LEN 300
+/* Signed-in browsers at once: each sign-in takes a new slot, and the oldest
+ * session is signed out when all are taken. */
+#define TF_CLI_WEB_SESSIONS_MAX 4
+
+/* One signed-in browser: its cookie's value and the token its page sends in
+ * the X-Twofold-Token header.  An empty session[] is a free slot. */
+struct tf_cli_web_session {
+    char session[TF_CLI_WEB_TOKEN_HEX + 1];
+    char csrf[TF_CLI_WEB_TOKEN_HEX + 1];
+};
 
 struct tf_cli_web {
-    struct tf_cli cli;                      /* home resolved; used by cli/ctl.c for each call */
-    char secret[TF_CLI_WEB_TOKEN_HEX + 1];  /* in the URL; exchanged for the cookie */
-    char session[TF_CLI_WEB_TOKEN_HEX + 1]; /* the cookie's value */
-    char csrf[TF_CLI_WEB_TOKEN_HEX + 1];    /* the X-Twofold-Token header's value */
+    struct tf_cli cli;                     /* home resolved; used by cli/ctl.c for each call */
+    pthread_mutex_t lock;                  /* guards secret, secret_live and sessions */
+    char secret[TF_CLI_WEB_TOKEN_HEX + 1]; /* in the URL; exchanged once for a session */
+    bool secret_live;                      /* false once used (and wiped) */
+    struct tf_cli_web_session sessions[TF_CLI_WEB_SESSIONS_MAX];
+    size_t next_session; /* the slot the next sign-in takes (round robin: the oldest) */
     char hosts[TF_CLI_WEB_HOSTS_MAX][TF_CLI_WEB_HOST_LEN];
     size_t n_hosts;
     char cookie_name[32]; /* "twofold_web_PORT": cookies are not kept apart by port */
@@ -62,6 +76,10 @@ struct tf_cli_web {
 /* Fills web->hosts and cookie_name for the port the server is bound to;
  * listen_host is the host of a non-loopback --listen (or NULL). */
 void tf_cli_web_http_hosts(struct tf_cli_web *web, unsigned port, const char *listen_host);
+
+/* Mints a new sign-in secret (the previous one, if still unused, stops
+ * working) and copies it into out.  Sessions already signed in stay. */
+void tf_cli_web_http_new_secret(struct tf_cli_web *web, char out[static TF_CLI_WEB_TOKEN_HEX + 1]);
 
 /* The libmicrohttpd access handler and completion callback (http.c); cls is
  * the struct tf_cli_web. */

@@ -23,6 +23,7 @@ from harness import NodeTestCase, TWOFOLD, flood, wait_for  # noqa: E402
 
 BODY_MAX = 32 * 1024          # TF_CLI_WEB_BODY_MAX
 CONNECTIONS_MAX = 32          # TF_CLI_WEB_CONNECTIONS_MAX
+SESSIONS_MAX = 4              # TF_CLI_WEB_SESSIONS_MAX
 
 
 class WebSecurity(NodeTestCase):
@@ -112,6 +113,48 @@ class WebSecurity(NodeTestCase):
         self.assertNotIn("<style", html)
         # The cookie alone does not open the API: the token is needed too.
         status, _ = self.web.post("status", **{"X-Twofold-Token": None})
+        self.assertEqual(status, 403)
+        self.assertIn("version", self.web.call("status"))
+
+    def test_secret_signs_in_once_and_each_sign_in_is_new(self):
+        first = self.web.login()
+        first_cookie, first_token = self.web.cookie, self.web.token
+        # The same link again (history, scrollback, another local user) is
+        # answered as a wrong secret is, and gets no cookie.
+        for _ in range(2):
+            status, h, body = self.web.request("GET", "/?k=" + self.web.secret)
+            self.assertEqual(status, 403)
+            self.assertNotIn("set-cookie", h)
+            self.assertIn(b"not valid", body)
+        # The browser that used it stays signed in.
+        self.assertIn("version", self.web.call("status"))
+        # SIGUSR1 prints a new link; the old secret stays dead.
+        old_secret = self.web.secret
+        self.web.new_link()
+        self.assertNotEqual(self.web.secret, old_secret)
+        self.assertEqual(self.web.request("GET", "/?k=" + old_secret)[0], 403)
+        second = self.web.login()
+        self.assertNotEqual(second["set-cookie"], first["set-cookie"])
+        self.assertNotEqual(self.web.token, first_token)
+        self.assertEqual(self.web.request("GET", "/?k=" + self.web.secret)[0], 403)
+        # Both browsers are signed in, each with its own token only.
+        self.assertIn("version", self.web.call("status"))
+        status, _ = self.web.post("status", Cookie=first_cookie,
+                                  **{"X-Twofold-Token": first_token})
+        self.assertEqual(status, 200)
+        status, _ = self.web.post("status", Cookie=first_cookie)
+        self.assertEqual(status, 403, "a token of another session was taken")
+        status, _ = self.web.post("status", **{"X-Twofold-Token": first_token})
+        self.assertEqual(status, 403, "a token of another session was taken")
+        # The table is bounded: the oldest session is signed out once
+        # SESSIONS_MAX newer sign-ins happened.
+        for _ in range(SESSIONS_MAX - 1):
+            self.web.new_link()
+            self.web.login()
+        status, _ = self.web.post("status", Cookie=first_cookie,
+                                  **{"X-Twofold-Token": first_token})
+        self.assertEqual(status, 403, "the oldest session outlived the table")
+        status, _, _ = self.web.request("GET", "/", headers={"Cookie": first_cookie})
         self.assertEqual(status, 403)
         self.assertIn("version", self.web.call("status"))
 

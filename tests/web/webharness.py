@@ -31,15 +31,25 @@ class Web:
         self.proc = subprocess.Popen(
             [TWOFOLD, "--home", node.home, "web", *extra],
             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-        self.url = self._read_url()
+        self._set_url(self._read_url())
+        self.origin = "http://" + self.hostport
+        self.cookie = None
+        self.token = None
+
+    def _set_url(self, url):
+        self.url = url
         u = urllib.parse.urlsplit(self.url)
         self.hostport = u.netloc
         self.host = u.hostname
         self.port = u.port
         self.secret = urllib.parse.parse_qs(u.query)["k"][0]
-        self.origin = "http://" + self.hostport
-        self.cookie = None
-        self.token = None
+
+    def new_link(self):
+        """Asks for a new sign-in link (SIGUSR1) and reads it; each link
+        signs in once.  Returns the new URL."""
+        self.proc.send_signal(signal.SIGUSR1)
+        self._set_url(self._read_url())
+        return self.url
 
     def _read_url(self):
         deadline = time.monotonic() + START_TIMEOUT
