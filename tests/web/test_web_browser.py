@@ -90,7 +90,8 @@ class WebBrowser(IntroTestCase):
             f.write("ask\nfrobnicate when topic is rust\n")
         cfg = {"chromium": CHROMIUM, "artifacts": ARTIFACTS, "hostile": HOSTILE,
                "restart_request": os.path.join(self.root, "restart-carol"),
-               "propose_request": os.path.join(self.root, "propose-after-restart")}
+               "propose_request": os.path.join(self.root, "propose-after-restart"),
+               "stranger_request": os.path.join(self.root, "stranger-proposes")}
         for n in nodes:
             w = Web(n)
             self.webs.append(w)
@@ -102,7 +103,7 @@ class WebBrowser(IntroTestCase):
         proc = subprocess.Popen(["node", os.path.join(npm_dir, "scenario.mjs"), cfg_path],
                                 cwd=npm_dir, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                                 text=True)
-        restarted = proposed = False
+        restarted = proposed = stranger = False
         deadline = time.monotonic() + 900
         while proc.poll() is None and time.monotonic() < deadline:
             if not restarted and os.path.exists(cfg["restart_request"]):
@@ -117,6 +118,9 @@ class WebBrowser(IntroTestCase):
             if not proposed and os.path.exists(cfg["propose_request"]):
                 carol.cli("propose", "alice", "bob", "--topic", "after-restart")
                 proposed = True
+            if not stranger and os.path.exists(cfg["stranger_request"]):
+                self.stranger_proposes(alice, bob)
+                stranger = True
             time.sleep(0.1)
         if proc.poll() is None:
             proc.kill()
@@ -124,7 +128,7 @@ class WebBrowser(IntroTestCase):
         print(out)
         print(err, file=sys.stderr)
         self.assertEqual(proc.returncode, 0, "the browser scenario failed")
-        self.assertTrue(restarted and proposed)
+        self.assertTrue(restarted and proposed and stranger)
         ids = json.loads(out.strip().splitlines()[-1])
         # The nodes agree with what the pages showed.
         self.assertEqual(carol.json("show", ids["first"])["state"], "declined")
@@ -135,6 +139,16 @@ class WebBrowser(IntroTestCase):
         self.assertIn("propose-phone.png", shots)
         self.assertIn("inbox-desktop.png", shots)
         print("screenshots in %s: %s" % (ARTIFACTS, ", ".join(shots)))
+
+    def stranger_proposes(self, alice, bob):
+        """Mallory, whose card calls her "carol" (Alice's alias for Carol)
+        and whom Alice does not know, introduces Alice and Bob."""
+        mallory = self.node("mallory", port=True)
+        mallory.init("carol")
+        mallory.start()
+        mallory.cli("contact", "add", alice.card(), "--alias", "a")
+        mallory.cli("contact", "add", bob.card(), "--alias", "b")
+        mallory.cli("propose", "a", "b", "--topic", "from-a-stranger")
 
 
 if __name__ == "__main__":
