@@ -26,6 +26,10 @@
  *   5. POST /api/call/VERB: Content-Type application/json, a Content-Length
  *      of at most TF_CLI_WEB_BODY_MAX, checked before the body is read.
  *
+ * A connection that has not passed these checks is closed after
+ * TF_CLI_WEB_HEADER_TIMEOUT_S without a byte; a signed-in one after
+ * TF_CLI_WEB_IDLE_TIMEOUT_S, and an event stream never.
+ *
  * Every response carries a Content-Security-Policy that allows only this
  * origin's own files (no inline script or style, no framing), nosniff,
  * no-referrer and no-store.
@@ -315,6 +319,11 @@ enum MHD_Result tf_cli_web_http_handle_cb(void *cls, struct MHD_Connection *con,
             return refuse(con, 403, "not signed in: open the link `twofold web` printed");
         if (sess != 0)
             return refuse(con, 403, "missing or wrong " TOKEN_HEADER);
+        /* Signed in: the short timeout for strangers' connections no longer
+         * applies; an event stream has none (it sends keepalives). */
+        MHD_set_connection_option(
+            con, MHD_CONNECTION_OPTION_TIMEOUT,
+            strcmp(url, "/api/events") == 0 ? 0U : (unsigned)TF_CLI_WEB_IDLE_TIMEOUT_S);
         if (!post) {
             if (strcmp(url, "/api/events") == 0)
                 return serve_events(web, con);

@@ -223,8 +223,8 @@ int main(int argc, char **argv)
     struct MHD_Daemon *d = MHD_start_daemon(
         flags, 0, NULL, NULL, tf_cli_web_http_handle_cb, &web, MHD_OPTION_SOCK_ADDR, sa,
         MHD_OPTION_CONNECTION_LIMIT, (unsigned)TF_CLI_WEB_CONNECTIONS_MAX,
-        MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)60, MHD_OPTION_NOTIFY_COMPLETED,
-        tf_cli_web_http_done_cb, &web, MHD_OPTION_END);
+        MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)TF_CLI_WEB_HEADER_TIMEOUT_S,
+        MHD_OPTION_NOTIFY_COMPLETED, tf_cli_web_http_done_cb, &web, MHD_OPTION_END);
     if (d == NULL)
         return tf_cli_render_fail(&web.cli, TF_CLI_EXIT_LOCAL, "cannot listen on %s", listen);
     const union MHD_DaemonInfo *info = MHD_get_daemon_info(d, MHD_DAEMON_INFO_BIND_PORT);

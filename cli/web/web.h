@@ -31,8 +31,17 @@
 #define TF_CLI_WEB_TOKEN_HEX 64
 /* Largest API request body, in bytes; a larger one gets 413 before it is read. */
 #define TF_CLI_WEB_BODY_MAX (32 * 1024)
-/* Open HTTP connections at once (browsers keep about six per site). */
-#define TF_CLI_WEB_CONNECTIONS_MAX 32
+/* Open HTTP connections at once (browsers keep about six per site; the rest
+ * is room for connections that other local users open and leave idle, each
+ * closed after TF_CLI_WEB_HEADER_TIMEOUT_S). */
+#define TF_CLI_WEB_CONNECTIONS_MAX 128
+/* A connection that has not sent a signed-in request (headers included)
+ * this many seconds after its last byte is closed, so idle connections
+ * cannot hold the page for long. */
+#define TF_CLI_WEB_HEADER_TIMEOUT_S 10
+/* A signed-in connection's idle timeout (event streams have none: they send
+ * a keepalive every TF_CLI_WEB_KEEPALIVE_MS). */
+#define TF_CLI_WEB_IDLE_TIMEOUT_S 60
 /* Control connections open at once for API calls; the node takes at most 16
  * per uid (docs/CONTROL.md), and the CLI needs some too. */
 #define TF_CLI_WEB_CALLS_MAX 6

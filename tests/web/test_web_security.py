@@ -22,7 +22,8 @@ from webharness import Web  # noqa: E402
 from harness import NodeTestCase, TWOFOLD, flood, wait_for  # noqa: E402
 
 BODY_MAX = 32 * 1024          # TF_CLI_WEB_BODY_MAX
-CONNECTIONS_MAX = 32          # TF_CLI_WEB_CONNECTIONS_MAX
+CONNECTIONS_MAX = 128         # TF_CLI_WEB_CONNECTIONS_MAX
+HEADER_TIMEOUT = 10           # TF_CLI_WEB_HEADER_TIMEOUT_S
 SESSIONS_MAX = 4              # TF_CLI_WEB_SESSIONS_MAX
 
 
@@ -285,6 +286,69 @@ class WebSecurity(NodeTestCase):
                  lambda: self.web.post("status")[0] == 200, 30, 0.2)
         print("threads: %d idle, %d with %d connections open" % (
             idle, busy, CONNECTIONS_MAX + 16))
+
+    def idle_sockets(self, n):
+        """n connections that each sent the start of a request and then
+        nothing, as another local user could hold them."""
+        socks = []
+        for _ in range(n):
+            s = socket.create_connection((self.web.host, self.web.port), timeout=10)
+            s.sendall(b"GET / HTTP/1.1\r\n")
+            socks.append(s)
+        return socks
+
+    def test_idle_connections_do_not_lock_the_owner_out(self):
+        self.web.login()
+        socks = self.idle_sockets(40)
+        try:
+            # Forty idle connections leave room: a real request is answered
+            # at once (a 5 s client timeout).
+            t = time.monotonic()
+            status, _ = self.web.post("status", timeout=5)
+            self.assertEqual(status, 200)
+            print("a request past 40 idle connections: %.2f s" % (time.monotonic() - t))
+            # An idle connection is closed after the header timeout.
+            t = time.monotonic()
+            socks[0].settimeout(HEADER_TIMEOUT + 20)
+            self.assertEqual(socks[0].recv(4096), b"", "the idle connection got an answer")
+            closed = time.monotonic() - t
+            self.assertLess(closed, HEADER_TIMEOUT + 15)
+            print("an idle connection was closed after %.1f s" % closed)
+            # Even with every connection taken, the owner waits at most about
+            # the header timeout: the idle ones are closed and the owner's
+            # request, queued in the backlog, is served.
+            socks += self.idle_sockets(CONNECTIONS_MAX)
+            t = time.monotonic()
+            status, _ = self.web.post("status", timeout=HEADER_TIMEOUT + 30)
+            waited = time.monotonic() - t
+            self.assertEqual(status, 200)
+            self.assertLess(waited, HEADER_TIMEOUT + 25)
+            print("a request past %d new idle connections: %.1f s" % (CONNECTIONS_MAX, waited))
+        finally:
+            for s in socks:
+                s.close()
+
+    def test_event_stream_outlives_the_header_timeout(self):
+        self.web.login()
+        conn = socket.create_connection((self.web.host, self.web.port), timeout=HEADER_TIMEOUT + 30)
+        try:
+            conn.sendall(("GET /api/events?t=%s HTTP/1.1\r\nHost: %s\r\nCookie: %s\r\n\r\n" % (
+                self.web.token, self.web.hostport, self.web.cookie)).encode())
+            data = b""
+            deadline = time.monotonic() + 20
+            while b": watching" not in data and time.monotonic() < deadline:
+                data += conn.recv(4096)
+            self.assertIn(b": watching", data)
+            time.sleep(HEADER_TIMEOUT + 3)
+            self.sam.cli("contact", "add", self.alice_card, "--alias", "alice")
+            deadline = time.monotonic() + 20
+            while b"contact.added" not in data and time.monotonic() < deadline:
+                chunk = conn.recv(4096)
+                self.assertNotEqual(chunk, b"", "the event stream was closed")
+                data += chunk
+            self.assertIn(b"contact.added", data)
+        finally:
+            conn.close()
 
     # The event stream -------------------------------------------------------------
     def test_event_stream_needs_the_token_and_carries_node_events(self):

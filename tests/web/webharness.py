@@ -115,12 +115,12 @@ class Web:
         h.update(over)
         return h
 
-    def post(self, verb, args=None, **over):
+    def post(self, verb, args=None, timeout=30, **over):
         """POST /api/call/VERB; over replaces headers (None drops one).
         Returns (status, body bytes)."""
         body = json.dumps(args or {}).encode()
         status, _, data = self.request("POST", "/api/call/" + verb, body,
-                                       self.api_headers(**over))
+                                       self.api_headers(**over), timeout=timeout)
         return status, data
 
     def call(self, verb, args=None):
