@@ -328,49 +328,53 @@ class WebSecurity(NodeTestCase):
             for s in socks:
                 s.close()
 
-    def test_event_stream_outlives_the_header_timeout(self):
-        self.web.login()
-        conn = socket.create_connection((self.web.host, self.web.port), timeout=HEADER_TIMEOUT + 30)
-        try:
-            conn.sendall(("GET /api/events?t=%s HTTP/1.1\r\nHost: %s\r\nCookie: %s\r\n\r\n" % (
-                self.web.token, self.web.hostport, self.web.cookie)).encode())
-            data = b""
-            deadline = time.monotonic() + 20
-            while b": watching" not in data and time.monotonic() < deadline:
-                data += conn.recv(4096)
-            self.assertIn(b": watching", data)
-            time.sleep(HEADER_TIMEOUT + 3)
-            self.sam.cli("contact", "add", self.alice_card, "--alias", "alice")
-            deadline = time.monotonic() + 20
-            while b"contact.added" not in data and time.monotonic() < deadline:
-                chunk = conn.recv(4096)
-                self.assertNotEqual(chunk, b"", "the event stream was closed")
-                data += chunk
-            self.assertIn(b"contact.added", data)
-        finally:
-            conn.close()
-
     # The event stream -------------------------------------------------------------
-    def test_event_stream_needs_the_token_and_carries_node_events(self):
-        self.web.login()
-        status, _, _ = self.web.request("GET", "/api/events?t=" + "0" * 64,
-                                        headers={"Cookie": self.web.cookie})
-        self.assertEqual(status, 403)
-        conn = socket.create_connection((self.web.host, self.web.port), timeout=20)
+    def open_stream(self, timeout=20):
+        """A signed-in event stream on a raw socket, once it says it is
+        watching; returns (socket, bytes read so far)."""
+        conn = socket.create_connection((self.web.host, self.web.port), timeout=timeout)
         conn.sendall(("GET /api/events?t=%s HTTP/1.1\r\nHost: %s\r\nCookie: %s\r\n\r\n" % (
             self.web.token, self.web.hostport, self.web.cookie)).encode())
         data = b""
         deadline = time.monotonic() + 20
         while b": watching" not in data and time.monotonic() < deadline:
             data += conn.recv(4096)
+        self.assertIn(b": watching", data)
+        return conn, data
+
+    def read_until(self, conn, data, what):
+        """Reads the stream until what arrives (20 s at most)."""
+        deadline = time.monotonic() + 20
+        while what not in data and time.monotonic() < deadline:
+            chunk = conn.recv(4096)
+            self.assertNotEqual(chunk, b"", "the event stream was closed")
+            data += chunk
+        self.assertIn(what, data)
+        return data
+
+    def test_event_stream_needs_the_token_and_carries_node_events(self):
+        self.web.login()
+        status, _, _ = self.web.request("GET", "/api/events?t=" + "0" * 64,
+                                        headers={"Cookie": self.web.cookie})
+        self.assertEqual(status, 403)
+        conn, data = self.open_stream()
         self.assertIn(b"text/event-stream", data)
         self.sam.cli("contact", "add", self.alice_card, "--alias", "alice")
-        while b"contact.added" not in data and time.monotonic() < deadline:
-            data += conn.recv(4096)
+        data = self.read_until(conn, data, b"contact.added")
         conn.close()
         line = [x for x in data.split(b"\n") if b"contact.added" in x][0]
         ev = json.loads(line[line.index(b"data: ") + 6:])
         self.assertEqual(ev["type"], "contact.added")
+
+    def test_event_stream_outlives_the_header_timeout(self):
+        self.web.login()
+        conn, data = self.open_stream(timeout=HEADER_TIMEOUT + 30)
+        try:
+            time.sleep(HEADER_TIMEOUT + 3)
+            self.sam.cli("contact", "add", self.alice_card, "--alias", "alice")
+            self.read_until(conn, data, b"contact.added")
+        finally:
+            conn.close()
 
 
 class WebListen(unittest.TestCase):
