@@ -7,7 +7,9 @@
  * signs in one browser once; on SIGUSR1 the program prints a new link (one
  * line on stdout) for the next browser; --open also
  * hands it to the desktop's browser (xdg-open) through a 0600 file in the
- * home, so the secret never appears on a command line other users can read.
+ * home, so the secret never appears on a command line other users can read;
+ * the file is removed TF_CLI_WEB_OPEN_FILE_S after xdg-open returned, and at
+ * exit.
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -20,6 +22,7 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <microhttpd.h>
@@ -117,11 +120,12 @@ static void new_link(struct tf_cli_web *web, const char *host, unsigned port, ch
 
 /* Opens url in the desktop's browser: xdg-open on a 0600 file in the home
  * that sends the browser on, so the secret is not on xdg-open's command
- * line.  Returns 0, or -1 after saying why. */
-static int open_browser(const struct tf_cli *cli, const char *url)
+ * line.  The file's name goes to path.  Returns 0 once xdg-open returned
+ * (the caller removes the file later), or -1 after saying why (the file is
+ * gone). */
+static int open_browser(const struct tf_cli *cli, const char *url, char *path, size_t size)
 {
-    char path[TF_NODE_PATH_MAX + 32];
-    snprintf(path, sizeof path, "%s/web-open.html", cli->home);
+    snprintf(path, size, "%s/web-open.html", cli->home);
     (void)unlink(path);
     int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600);
     if (fd < 0) {
@@ -138,12 +142,15 @@ static int open_browser(const struct tf_cli *cli, const char *url)
             "<meta http-equiv=refresh content=\"0;url=%s\"><title>twofold</title>"
             "<a href=\"%s\">Open your twofold page</a>\n",
             url, url);
-    if (fclose(f) != 0)
+    if (fclose(f) != 0) {
+        (void)unlink(path);
         return -1;
+    }
     char *argv[] = {"xdg-open", path, NULL};
     pid_t pid;
     int rc = posix_spawnp(&pid, "xdg-open", NULL, NULL, argv, environ);
     if (rc != 0) {
+        (void)unlink(path);
         tf_cli_render_fail(cli, 0, "cannot run xdg-open (%s): open the address above yourself",
                            strerror(rc));
         return -1;
@@ -239,14 +246,35 @@ int main(int argc, char **argv)
             "signs in once: do not share it).\ntwofold web: for another link, `kill -USR1 %ld`; "
             "stop with Ctrl-C.\n",
             (long)getpid());
-    if (want_open)
-        (void)open_browser(&web.cli, url);
+    char open_file[TF_NODE_PATH_MAX + 32];
+    bool open_pending = want_open && open_browser(&web.cli, url, open_file, sizeof open_file) == 0;
     sodium_memzero(url, sizeof url);
+    struct timespec open_until;
+    clock_gettime(CLOCK_MONOTONIC, &open_until);
+    open_until.tv_sec += TF_CLI_WEB_OPEN_FILE_S;
 
     int sig = 0;
     for (;;) {
-        if (sigwait(&stop, &sig) != 0)
+        if (open_pending) {
+            struct timespec now, left;
+            clock_gettime(CLOCK_MONOTONIC, &now);
+            left.tv_sec = open_until.tv_sec - now.tv_sec;
+            left.tv_nsec = open_until.tv_nsec - now.tv_nsec;
+            if (left.tv_nsec < 0) {
+                left.tv_sec--;
+                left.tv_nsec += 1000000000L;
+            }
+            sig = left.tv_sec < 0 ? -1 : sigtimedwait(&stop, NULL, &left);
+            if (sig < 0) {
+                if (left.tv_sec < 0 || errno == EAGAIN) {
+                    (void)unlink(open_file); /* the browser has read it */
+                    open_pending = false;
+                }
+                continue;
+            }
+        } else if (sigwait(&stop, &sig) != 0) {
             continue;
+        }
         if (sig != SIGUSR1)
             break;
         new_link(&web, url_host, port, url, sizeof url, true);
@@ -255,6 +283,8 @@ int main(int argc, char **argv)
     }
     /* Ending the streams' waits first lets MHD_stop_daemon join their threads
      * at once. */
+    if (open_pending)
+        (void)unlink(open_file);
     close(quit[1]);
     MHD_stop_daemon(d);
     close(quit[0]);

@@ -56,6 +56,9 @@
  * --allow-remote, the listen host, each with the port. */
 #define TF_CLI_WEB_HOSTS_MAX 4
 #define TF_CLI_WEB_HOST_LEN 300
+/* --open's file (it holds a live secret) is removed this long after
+ * xdg-open returned, when the browser has read it, and at exit. */
+#define TF_CLI_WEB_OPEN_FILE_S 10
 /* Signed-in browsers at once: each sign-in takes a new slot, and the oldest
  * session is signed out when all are taken. */
 #define TF_CLI_WEB_SESSIONS_MAX 4

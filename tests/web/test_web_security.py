@@ -24,6 +24,7 @@ from harness import NodeTestCase, TWOFOLD, flood, wait_for  # noqa: E402
 BODY_MAX = 32 * 1024          # TF_CLI_WEB_BODY_MAX
 CONNECTIONS_MAX = 128         # TF_CLI_WEB_CONNECTIONS_MAX
 HEADER_TIMEOUT = 10           # TF_CLI_WEB_HEADER_TIMEOUT_S
+OPEN_FILE_S = 10              # TF_CLI_WEB_OPEN_FILE_S
 SESSIONS_MAX = 4              # TF_CLI_WEB_SESSIONS_MAX
 
 
@@ -158,6 +159,45 @@ class WebSecurity(NodeTestCase):
         status, _, _ = self.web.request("GET", "/", headers={"Cookie": first_cookie})
         self.assertEqual(status, 403)
         self.assertIn("version", self.web.call("status"))
+
+    def web_open(self):
+        """`twofold web --open` with an xdg-open that copies the file it is
+        given; returns (Web, the file, the copy)."""
+        bindir = os.path.join(self.root, "bin")
+        os.makedirs(bindir, exist_ok=True)
+        copy = os.path.join(self.root, "opened.html")
+        if os.path.exists(copy):
+            os.remove(copy)
+        with open(os.path.join(bindir, "xdg-open"), "w") as f:
+            f.write('#!/bin/sh\ncp "$1" "%s"\n' % copy)
+        os.chmod(os.path.join(bindir, "xdg-open"), 0o755)
+        env = dict(os.environ, PATH=bindir + os.pathsep + os.environ["PATH"])
+        web = Web(self.sam, "--open", env=env)
+        page = os.path.join(self.sam.home, "web-open.html")
+        wait_for("xdg-open to be run", lambda: os.path.exists(copy), 20, 0.05)
+        with open(copy) as f:
+            self.assertIn(web.url, f.read())
+        return web, page, copy
+
+    def test_open_file_is_removed_once_read_and_at_exit(self):
+        web, page, _ = self.web_open()
+        try:
+            t = time.monotonic()
+            self.assertTrue(os.path.exists(page), "the file went before the browser could read it")
+            self.assertEqual(os.stat(page).st_mode & 0o777, 0o600)
+            wait_for("the file with the secret to go", lambda: not os.path.exists(page),
+                     OPEN_FILE_S + 20, 0.1)
+            gone = time.monotonic() - t
+            self.assertIsNone(web.proc.poll(), "twofold web stopped")
+            print("web-open.html removed %.1f s after xdg-open ran" % gone)
+            # Its secret still signs in once (the browser may be slow).
+            web.login()
+        finally:
+            self.assertEqual(web.stop(), 0)
+        # Stopped before the delay: the file goes at exit.
+        web, page, _ = self.web_open()
+        self.assertEqual(web.stop(), 0)
+        self.assertFalse(os.path.exists(page), "the file outlived twofold web")
 
     # State-changing requests ---------------------------------------------------
     def test_forged_requests_change_nothing(self):

@@ -26,11 +26,11 @@ START_TIMEOUT = 20.0
 class Web:
     """One `twofold web` process serving one node's page."""
 
-    def __init__(self, node, *extra):
+    def __init__(self, node, *extra, env=None):
         self.node = node
         self.proc = subprocess.Popen(
             [TWOFOLD, "--home", node.home, "web", *extra],
-            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
         self._set_url(self._read_url())
         self.origin = "http://" + self.hostport
         self.cookie = None
