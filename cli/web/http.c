@@ -4,7 +4,7 @@
  * request meets them) and what they get.
  *
  *   1. Host must be one of web->hosts (127.0.0.1:PORT, localhost:PORT,
- *      [::1]:PORT, or the --allow-remote listen address): a page on another
+ *      [::1]:PORT, or the --listen address as given): a page on another
  *      site whose name was rebound to 127.0.0.1 sends its own name and is
  *      refused (no DNS rebinding).
  *   2. Origin, when sent, must be http://<one of those>; a POST must send it;

@@ -42,7 +42,8 @@ static const char USAGE[] =
     "open that address in your browser.  Stop with Ctrl-C.\n"
     "\n"
     "  --listen HOST:PORT  where to listen (default 127.0.0.1:0, a free port)\n"
-    "  --allow-remote      allow a --listen address that is not loopback (plain HTTP:\n"
+    "  --allow-remote      allow a --listen address that is not loopback (one concrete\n"
+    "                      address, not 0.0.0.0 or [::]; plain HTTP:\n"
     "                      anyone who can see the traffic can take over the page)\n"
     "  --open              also open the page in the desktop's browser\n";
 
@@ -52,6 +53,7 @@ struct listen_addr {
     struct sockaddr_in6 v6;
     bool is_v6;
     bool loopback;
+    bool unspecified;               /* 0.0.0.0 or [::]: every address, not one */
     char host[TF_CLI_WEB_HOST_LEN]; /* as given, for the Host check and the URL */
 };
 
@@ -91,6 +93,7 @@ static int parse_listen(const char *s, struct listen_addr *la)
         la->v4.sin_family = AF_INET;
         la->v4.sin_port = htons((uint16_t)port);
         la->loopback = (ntohl(la->v4.sin_addr.s_addr) >> 24) == 127;
+        la->unspecified = la->v4.sin_addr.s_addr == htonl(INADDR_ANY);
         return 0;
     }
     if (inet_pton(AF_INET6, host, &la->v6.sin6_addr) == 1 && s[0] == '[') {
@@ -98,6 +101,7 @@ static int parse_listen(const char *s, struct listen_addr *la)
         la->v6.sin6_family = AF_INET6;
         la->v6.sin6_port = htons((uint16_t)port);
         la->loopback = IN6_IS_ADDR_LOOPBACK(&la->v6.sin6_addr);
+        la->unspecified = IN6_IS_ADDR_UNSPECIFIED(&la->v6.sin6_addr);
         return 0;
     }
     return -1;
@@ -198,6 +202,12 @@ int main(int argc, char **argv)
                                        "--listen wants IP:PORT, [IPV6]:PORT or localhost:PORT, "
                                        "not '%s'",
                                        listen);
+    if (la.unspecified)
+        return tf_cli_args_usage_error(&web.cli,
+                                       "%s means every address of this machine, and the page only "
+                                       "answers to the address it is opened at: give one concrete "
+                                       "address (with --allow-remote if it is not loopback)",
+                                       listen);
     if (!la.loopback && !allow_remote)
         return tf_cli_args_usage_error(&web.cli,
                                        "%s is not a loopback address: the page would be reachable "
@@ -236,10 +246,10 @@ int main(int argc, char **argv)
         return tf_cli_render_fail(&web.cli, TF_CLI_EXIT_LOCAL, "cannot listen on %s", listen);
     const union MHD_DaemonInfo *info = MHD_get_daemon_info(d, MHD_DAEMON_INFO_BIND_PORT);
     unsigned port = info != NULL ? info->port : 0;
-    tf_cli_web_http_hosts(&web, port, la.loopback ? NULL : la.host);
+    tf_cli_web_http_hosts(&web, port, la.host);
 
     char url[TF_CLI_WEB_HOST_LEN + TF_CLI_WEB_TOKEN_HEX + 32];
-    const char *url_host = la.loopback ? (la.is_v6 ? "[::1]" : "127.0.0.1") : la.host;
+    const char *url_host = la.host; /* as given: the page answers to it */
     new_link(&web, url_host, port, url, sizeof url, true);
     fprintf(stderr,
             "twofold web: your node's page is at the address above (it holds a secret that "

@@ -52,8 +52,9 @@
 /* An event stream sends a comment this often when the node is quiet, so a
  * closed browser tab is noticed. */
 #define TF_CLI_WEB_KEEPALIVE_MS 15000
-/* The Host values accepted: 127.0.0.1, localhost, [::1] and, with
- * --allow-remote, the listen host, each with the port. */
+/* The Host values accepted: 127.0.0.1, localhost, [::1] and the --listen
+ * host as given (another loopback address, or with --allow-remote a
+ * concrete address), each with the port. */
 #define TF_CLI_WEB_HOSTS_MAX 4
 #define TF_CLI_WEB_HOST_LEN 300
 /* --open's file (it holds a live secret) is removed this long after
@@ -86,7 +87,7 @@ struct tf_cli_web {
 };
 
 /* Fills web->hosts and cookie_name for the port the server is bound to;
- * listen_host is the host of a non-loopback --listen (or NULL). */
+ * listen_host is --listen's host as given (or NULL). */
 void tf_cli_web_http_hosts(struct tf_cli_web *web, unsigned port, const char *listen_host);
 
 /* Mints a new sign-in secret (the previous one, if still unused, stops

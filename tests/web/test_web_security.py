@@ -417,6 +417,31 @@ class WebSecurity(NodeTestCase):
             conn.close()
 
 
+class WebListenAddress(NodeTestCase):
+    def test_every_address_is_refused_even_with_allow_remote(self):
+        for addr in ("0.0.0.0:0", "[::]:0", "0.0.0.0:8080"):
+            r = subprocess.run([TWOFOLD, "--home", "/nonexistent", "web", "--listen", addr,
+                                "--allow-remote"], capture_output=True, text=True, timeout=30)
+            self.assertEqual(r.returncode, 2, addr + ": " + r.stderr)
+            self.assertIn("concrete address", r.stderr)
+
+    def test_a_loopback_address_is_printed_and_accepted_as_given(self):
+        sam = self.node("sam", port=True)
+        sam.init()
+        sam.start()
+        for host in ("127.0.0.5", "localhost"):
+            web = Web(sam, "--listen", host + ":0")
+            try:
+                self.assertTrue(web.url.startswith("http://%s:" % host), web.url)
+                self.assertEqual(web.hostport, "%s:%d" % (host, web.port))
+                web.login()  # Host: HOST:PORT, as a browser sends it
+                self.assertIn("version", web.call("status"))
+                status, _ = web.post("status", Host="127.0.0.9:%d" % web.port)
+                self.assertEqual(status, 403, "another loopback Host was taken")
+            finally:
+                self.assertEqual(web.stop(), 0, web.stderr)
+
+
 class WebListen(unittest.TestCase):
     def test_non_loopback_needs_allow_remote(self):
         for addr in ("0.0.0.0:0", "192.0.2.1:8080", "[::]:0"):
