@@ -8,7 +8,9 @@ and bidi text render inert.  Screenshots at desktop and phone widths go to
 TF_WEB_ARTIFACTS.
 
 playwright-core is installed from npm at test time into TF_WEB_NPM (never at
-build time, and no browser is downloaded).  Without Chromium, node, npm or
+build time, and no browser is downloaded) with `npm ci --ignore-scripts`:
+the versions and integrity hashes of browser/package-lock.json, no install
+scripts.  Without Chromium, node, npm or
 the npm registry the test is skipped (exit 77), saying why.
 """
 import json
@@ -50,20 +52,34 @@ def prepare():
         if shutil.which(tool) is None:
             skip("no %s on PATH" % tool)
     os.makedirs(NPM_DIR, exist_ok=True)
-    shutil.copy(os.path.join(HERE, "browser", "package.json"), NPM_DIR)
-    for f in ("scenario.mjs", "load.mjs"):
+    for f in ("package.json", "package-lock.json", "scenario.mjs", "load.mjs"):
         shutil.copy(os.path.join(HERE, "browser", f), NPM_DIR)
-    if not os.path.isdir(os.path.join(NPM_DIR, "node_modules", "playwright-core")):
+    # What the last successful install used: install again when the lock
+    # file changed.
+    stamp = os.path.join(NPM_DIR, "installed-package-lock.json")
+    with open(os.path.join(NPM_DIR, "package-lock.json"), "rb") as f:
+        lock = f.read()
+    installed = None
+    if os.path.exists(stamp):
+        with open(stamp, "rb") as f:
+            installed = f.read()
+    if installed != lock or not os.path.isdir(os.path.join(NPM_DIR, "node_modules",
+                                                           "playwright-core")):
+        # Exactly the locked versions, checked against the lock file's
+        # integrity hashes, and no package's install scripts run.
         env = dict(os.environ, PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD="1")
         try:
-            r = subprocess.run(["npm", "install", "--no-audit", "--no-fund", "--loglevel=error"],
+            r = subprocess.run(["npm", "ci", "--ignore-scripts", "--no-audit", "--no-fund",
+                                "--loglevel=error"],
                                cwd=NPM_DIR, env=env, capture_output=True, text=True,
                                timeout=600)
         except subprocess.TimeoutExpired:
-            skip("npm install of playwright-core took over 10 min")
+            skip("npm ci of playwright-core took over 10 min")
         if r.returncode != 0:
-            skip("npm install of playwright-core failed (registry unreachable?): " +
+            skip("npm ci of playwright-core failed (registry unreachable?): " +
                  r.stderr.strip()[-500:])
+        with open(stamp, "wb") as f:
+            f.write(lock)
     return NPM_DIR
 
 
