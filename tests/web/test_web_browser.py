@@ -28,6 +28,8 @@ sys.path.insert(0, os.path.join(HERE, "..", "integration"))
 from test_intro import IntroTestCase  # noqa: E402
 
 SKIP = 77
+PLAYWRIGHT = "1.65.2"  # browser/package.json
+NODE_MIN = 20  # its "engines" in browser/package-lock.json
 CHROMIUM = os.environ.get("TF_CHROMIUM", "/usr/bin/chromium")
 NPM_DIR = os.environ.get("TF_WEB_NPM", os.path.join(HERE, "node_modules_build"))
 ARTIFACTS = os.environ.get("TF_WEB_ARTIFACTS", os.path.join(NPM_DIR, "artifacts"))
@@ -51,6 +53,10 @@ def prepare():
     for tool in ("node", "npm"):
         if shutil.which(tool) is None:
             skip("no %s on PATH" % tool)
+    v = subprocess.run(["node", "--version"], capture_output=True, text=True).stdout.strip()
+    if not v.startswith("v") or int(v[1:].split(".")[0]) < NODE_MIN:
+        skip("playwright-core %s needs Node.js %d or later, not %s" % (
+            PLAYWRIGHT, NODE_MIN, v or "unknown"))
     os.makedirs(NPM_DIR, exist_ok=True)
     for f in ("package.json", "package-lock.json", "scenario.mjs", "load.mjs"):
         shutil.copy(os.path.join(HERE, "browser", f), NPM_DIR)
