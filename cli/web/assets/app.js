@@ -82,16 +82,39 @@
   function quoted(name, id) {
     return el('span', {class: 'peername'}, '"', peer(name), '"', id ? [' ', shortId(id)] : null);
   }
+  // The lookups run LOOKUPS_AT_ONCE at a time, after the view's own calls,
+  // and those of a render that was replaced are dropped: a page of 50
+  // strangers must not hold up the next page.
+  const LOOKUPS_AT_ONCE = 2;
   let lookups = new Map(); // this render's contact.show answers, by name
+  let lookupQueue = [];
+  let lookupsRunning = 0;
+  function pumpLookups() {
+    while (lookupsRunning < LOOKUPS_AT_ONCE && lookupQueue.length) {
+      const job = lookupQueue.shift();
+      if (job.gen !== rendering) { job.resolve(null); continue; }
+      lookupsRunning++;
+      api('contact.show', {name: job.name}).catch(() => null).then((c) => {
+        lookupsRunning--;
+        job.resolve(c);
+        pumpLookups();
+      });
+    }
+  }
   function lookup(name) {
-    if (!lookups.has(name)) lookups.set(name, api('contact.show', {name}).catch(() => null));
+    if (!lookups.has(name)) {
+      lookups.set(name, new Promise((resolve) => { lookupQueue.push({name, gen: rendering, resolve}); }));
+      setTimeout(pumpLookups, 0);
+    }
     return lookups.get(name);
   }
-  function who(contact, alias, name) {
+  // check: false where the person is a contact anyway (the sides of the
+  // owner's own intros), so no lookup is needed.
+  function who(contact, alias, name, check = true) {
     if (alias) return peer(alias, 'alias');
     if (!name) return shortId(contact);
     const span = quoted(name, contact);
-    if (!contact) return span;
+    if (!contact || !check) return span;
     lookup(contact).then((c) => {
       if (!c || c.id !== contact) {
         span.append(' ', el('span', {class: 'badge stranger', title: 'not one of your contacts'}, 'stranger: not a contact'));
@@ -280,7 +303,7 @@
   }
   function side(s, label) {
     return el('div', {class: 'side', 'data-state': s.state},
-      el('span', {class: 'muted'}, label + ' '), who(s.contact, s.alias, s.name), ' ',
+      el('span', {class: 'muted'}, label + ' '), who(s.contact, s.alias, s.name, false), ' ',
       el('span', {class: 'badge ' + s.state}, s.state.replace('_', ' ')),
       s.reason ? el('div', {class: 'reason'}, 'reason: ', peer(s.reason)) : null);
   }
@@ -548,6 +571,7 @@
     const next = el('div', {class: 'view', 'data-view': view});
     const mine = ++rendering;
     lookups = new Map();
+    lookupQueue = lookupQueue.filter((j) => { j.resolve(null); return false; });
     const t0 = performance.now();
     try {
       await VIEWS[view](next);
