@@ -4,16 +4,20 @@
  * request meets them) and what they get.
  *
  *   1. Host must be one of web->hosts (127.0.0.1:PORT, localhost:PORT,
- *      [::1]:PORT, or the --allow-remote listen address): a page on another
+ *      [::1]:PORT, or the --listen address as given): a page on another
  *      site whose name was rebound to 127.0.0.1 sends its own name and is
  *      refused (no DNS rebinding).
  *   2. Origin, when sent, must be http://<one of those>; a POST must send it;
  *      Sec-Fetch-Site, when sent, must not be cross-site or same-site.
- *   3. GET /?k=SECRET: the secret (compared in constant time) sets the
- *      session cookie (HttpOnly, SameSite=Strict) and redirects to
- *      /#t=TOKEN, a URL without the secret; the page keeps TOKEN in its
- *      origin's storage.  Every other path needs the cookie.
- *   4. /api/... also needs the header X-Twofold-Token: TOKEN (the event
+ *   3. GET /?k=SECRET: the secret (compared in constant time) works once:
+ *      it is wiped at its first use, and a later use is answered as a
+ *      wrong secret is.  That use mints a fresh session (a new cookie value
+ *      and a new TOKEN, in one of TF_CLI_WEB_SESSIONS_MAX slots), sets the
+ *      cookie (HttpOnly, SameSite=Strict) and redirects to /#t=TOKEN, a URL
+ *      without the secret; the page keeps TOKEN in its origin's storage.
+ *      Every other path needs the cookie of a live session.
+ *   4. /api/... also needs the header X-Twofold-Token: TOKEN, the token of
+ *      the cookie's own session (the event
  *      stream, which cannot send headers, the query ?t=TOKEN).  The token is
  *      never in a cookie, so a request that only carries the cookie (a form
  *      on another site, or another local server on 127.0.0.1 that received
@@ -21,6 +25,10 @@
  *      nothing.
  *   5. POST /api/call/VERB: Content-Type application/json, a Content-Length
  *      of at most TF_CLI_WEB_BODY_MAX, checked before the body is read.
+ *
+ * A connection that has not passed these checks is closed after
+ * TF_CLI_WEB_HEADER_TIMEOUT_S without a byte; a signed-in one after
+ * TF_CLI_WEB_IDLE_TIMEOUT_S, and an event stream never.
  *
  * Every response carries a Content-Security-Policy that allows only this
  * origin's own files (no inline script or style, no framing), nosniff,
@@ -77,11 +85,66 @@ static bool origin_ok(const struct tf_cli_web *web, const char *origin)
 }
 
 /* Compares a token the client sent with ours in constant time (the length is
- * not secret). */
+ * not secret); an empty (wiped or unused) token matches nothing. */
 static bool token_ok(const char *got, const char *want)
 {
-    return got != NULL && strlen(got) == TF_CLI_WEB_TOKEN_HEX &&
+    return got != NULL && want[0] != '\0' && strlen(got) == TF_CLI_WEB_TOKEN_HEX &&
            sodium_memcmp(got, want, TF_CLI_WEB_TOKEN_HEX) == 0;
+}
+
+static void random_token(char out[static TF_CLI_WEB_TOKEN_HEX + 1])
+{
+    unsigned char b[TF_CLI_WEB_TOKEN_HEX / 2];
+    randombytes_buf(b, sizeof b);
+    sodium_bin2hex(out, TF_CLI_WEB_TOKEN_HEX + 1, b, sizeof b);
+    sodium_memzero(b, sizeof b);
+}
+
+void tf_cli_web_http_new_secret(struct tf_cli_web *web, char out[static TF_CLI_WEB_TOKEN_HEX + 1])
+{
+    pthread_mutex_lock(&web->lock);
+    random_token(web->secret);
+    web->secret_live = true;
+    memcpy(out, web->secret, TF_CLI_WEB_TOKEN_HEX + 1);
+    pthread_mutex_unlock(&web->lock);
+}
+
+/* Uses up the secret if got is it: wipes it and fills the next session slot
+ * (signing its previous holder out) with a fresh cookie value and token,
+ * copied into *out.  Returns false, changing nothing, for any other got and
+ * once the secret was used. */
+static bool sign_in(struct tf_cli_web *web, const char *got, struct tf_cli_web_session *out)
+{
+    bool ok;
+    pthread_mutex_lock(&web->lock);
+    ok = web->secret_live && token_ok(got, web->secret);
+    if (ok) {
+        sodium_memzero(web->secret, sizeof web->secret);
+        web->secret_live = false;
+        struct tf_cli_web_session *s = &web->sessions[web->next_session];
+        web->next_session = (web->next_session + 1) % TF_CLI_WEB_SESSIONS_MAX;
+        random_token(s->session);
+        random_token(s->csrf);
+        *out = *s;
+    }
+    pthread_mutex_unlock(&web->lock);
+    return ok;
+}
+
+/* Checks the session cookie and, when want_token, that token is that
+ * session's own.  Returns 0, -1 (no live session) or -2 (wrong token). */
+static int check_session(struct tf_cli_web *web, const char *cookie, bool want_token,
+                         const char *token)
+{
+    int rc = -1;
+    pthread_mutex_lock(&web->lock);
+    for (size_t i = 0; i < TF_CLI_WEB_SESSIONS_MAX && rc == -1; i++) {
+        const struct tf_cli_web_session *s = &web->sessions[i];
+        if (token_ok(cookie, s->session))
+            rc = !want_token || token_ok(token, s->csrf) ? 0 : -2;
+    }
+    pthread_mutex_unlock(&web->lock);
+    return rc;
 }
 
 static const char *header(struct MHD_Connection *con, const char *name)
@@ -132,21 +195,28 @@ static enum MHD_Result exchange(struct tf_cli_web *web, struct MHD_Connection *c
                                 const char *secret)
 {
     char cookie[160], location[96];
-    if (!token_ok(secret, web->secret))
-        return refuse(con, 403, "this link is not valid (any more): run `twofold web` again");
-    struct MHD_Response *r = MHD_create_response_from_buffer(0, NULL, MHD_RESPMEM_PERSISTENT);
-    if (r == NULL)
-        return MHD_NO;
+    struct tf_cli_web_session s;
+    if (!sign_in(web, secret, &s))
+        return refuse(con, 403,
+                      "this link is not valid (any more): each link signs in once; send "
+                      "`twofold web` the signal USR1 for a new one, or start it again");
     snprintf(cookie, sizeof cookie, "%s=%s; Path=/; HttpOnly; SameSite=Strict", web->cookie_name,
-             web->session);
-    snprintf(location, sizeof location, "/#t=%s", web->csrf);
-    MHD_add_response_header(r, "Set-Cookie", cookie);
-    MHD_add_response_header(r, "Location", location);
-    MHD_add_response_header(r, "Content-Security-Policy", CSP);
-    MHD_add_response_header(r, "Referrer-Policy", "no-referrer");
-    MHD_add_response_header(r, "Cache-Control", "no-store");
-    enum MHD_Result rc = MHD_queue_response(con, 303, r);
-    MHD_destroy_response(r);
+             s.session);
+    snprintf(location, sizeof location, "/#t=%s", s.csrf);
+    sodium_memzero(&s, sizeof s);
+    enum MHD_Result rc = MHD_NO;
+    struct MHD_Response *r = MHD_create_response_from_buffer(0, NULL, MHD_RESPMEM_PERSISTENT);
+    if (r != NULL) {
+        MHD_add_response_header(r, "Set-Cookie", cookie);
+        MHD_add_response_header(r, "Location", location);
+        MHD_add_response_header(r, "Content-Security-Policy", CSP);
+        MHD_add_response_header(r, "Referrer-Policy", "no-referrer");
+        MHD_add_response_header(r, "Cache-Control", "no-store");
+        rc = MHD_queue_response(con, 303, r);
+        MHD_destroy_response(r);
+    }
+    sodium_memzero(cookie, sizeof cookie);
+    sodium_memzero(location, sizeof location);
     return rc;
 }
 
@@ -195,12 +265,6 @@ static const char *check_headers(const struct tf_cli_web *web, struct MHD_Connec
     return NULL;
 }
 
-static bool has_session(const struct tf_cli_web *web, struct MHD_Connection *con)
-{
-    return token_ok(MHD_lookup_connection_value(con, MHD_COOKIE_KIND, web->cookie_name),
-                    web->session);
-}
-
 /* The first call for a POST: everything but the body.  Returns NULL if the
  * body may be read (then *want is its length), else why not, with *status. */
 static const char *check_post(struct MHD_Connection *con, size_t *want, unsigned *status)
@@ -245,14 +309,21 @@ enum MHD_Result tf_cli_web_http_handle_cb(void *cls, struct MHD_Connection *con,
         const char *secret = MHD_lookup_connection_value(con, MHD_GET_ARGUMENT_KIND, "k");
         if (!post && strcmp(url, "/") == 0 && secret != NULL)
             return exchange(web, con, secret);
-        if (!has_session(web, con))
-            return refuse(con, 403, "not signed in: open the link `twofold web` printed");
         bool api = strncmp(url, "/api/", 5) == 0;
         const char *token = strcmp(url, "/api/events") == 0
                                 ? MHD_lookup_connection_value(con, MHD_GET_ARGUMENT_KIND, "t")
                                 : header(con, TOKEN_HEADER);
-        if (api && !token_ok(token, web->csrf))
+        int sess = check_session(
+            web, MHD_lookup_connection_value(con, MHD_COOKIE_KIND, web->cookie_name), api, token);
+        if (sess == -1)
+            return refuse(con, 403, "not signed in: open the link `twofold web` printed");
+        if (sess != 0)
             return refuse(con, 403, "missing or wrong " TOKEN_HEADER);
+        /* Signed in: the short timeout for strangers' connections no longer
+         * applies; an event stream has none (it sends keepalives). */
+        MHD_set_connection_option(
+            con, MHD_CONNECTION_OPTION_TIMEOUT,
+            strcmp(url, "/api/events") == 0 ? 0U : (unsigned)TF_CLI_WEB_IDLE_TIMEOUT_S);
         if (!post) {
             if (strcmp(url, "/api/events") == 0)
                 return serve_events(web, con);

@@ -3,9 +3,13 @@
  * twofold-web [--home DIR] [--listen HOST:PORT [--allow-remote]] [--open]
  *
  * Serves the node's web page (web.h) until SIGINT or SIGTERM.  Prints the
- * page's address, with its secret, as the first line on stdout; --open also
+ * page's address, with its secret, as the first line on stdout.  The secret
+ * signs in one browser once; on SIGUSR1 the program prints a new link (one
+ * line on stdout) for the next browser; --open also
  * hands it to the desktop's browser (xdg-open) through a 0600 file in the
- * home, so the secret never appears on a command line other users can read.
+ * home, so the secret never appears on a command line other users can read;
+ * the file is removed TF_CLI_WEB_OPEN_FILE_S after xdg-open returned, and at
+ * exit.
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -18,6 +22,7 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <microhttpd.h>
@@ -37,7 +42,8 @@ static const char USAGE[] =
     "open that address in your browser.  Stop with Ctrl-C.\n"
     "\n"
     "  --listen HOST:PORT  where to listen (default 127.0.0.1:0, a free port)\n"
-    "  --allow-remote      allow a --listen address that is not loopback (plain HTTP:\n"
+    "  --allow-remote      allow a --listen address that is not loopback (one concrete\n"
+    "                      address, not 0.0.0.0 or [::]; plain HTTP:\n"
     "                      anyone who can see the traffic can take over the page)\n"
     "  --open              also open the page in the desktop's browser\n";
 
@@ -47,6 +53,7 @@ struct listen_addr {
     struct sockaddr_in6 v6;
     bool is_v6;
     bool loopback;
+    bool unspecified;               /* 0.0.0.0 or [::]: every address, not one */
     char host[TF_CLI_WEB_HOST_LEN]; /* as given, for the Host check and the URL */
 };
 
@@ -86,6 +93,7 @@ static int parse_listen(const char *s, struct listen_addr *la)
         la->v4.sin_family = AF_INET;
         la->v4.sin_port = htons((uint16_t)port);
         la->loopback = (ntohl(la->v4.sin_addr.s_addr) >> 24) == 127;
+        la->unspecified = la->v4.sin_addr.s_addr == htonl(INADDR_ANY);
         return 0;
     }
     if (inet_pton(AF_INET6, host, &la->v6.sin6_addr) == 1 && s[0] == '[') {
@@ -93,26 +101,35 @@ static int parse_listen(const char *s, struct listen_addr *la)
         la->v6.sin6_family = AF_INET6;
         la->v6.sin6_port = htons((uint16_t)port);
         la->loopback = IN6_IS_ADDR_LOOPBACK(&la->v6.sin6_addr);
+        la->unspecified = IN6_IS_ADDR_UNSPECIFIED(&la->v6.sin6_addr);
         return 0;
     }
     return -1;
 }
 
-static void random_token(char out[static TF_CLI_WEB_TOKEN_HEX + 1])
+/* Mints a new sign-in secret and writes the page's address with it into
+ * url (one line of stdout when print). */
+static void new_link(struct tf_cli_web *web, const char *host, unsigned port, char *url,
+                     size_t size, bool print)
 {
-    unsigned char b[TF_CLI_WEB_TOKEN_HEX / 2];
-    randombytes_buf(b, sizeof b);
-    sodium_bin2hex(out, TF_CLI_WEB_TOKEN_HEX + 1, b, sizeof b);
-    sodium_memzero(b, sizeof b);
+    char secret[TF_CLI_WEB_TOKEN_HEX + 1];
+    tf_cli_web_http_new_secret(web, secret);
+    snprintf(url, size, "http://%s:%u/?k=%s", host, port, secret);
+    sodium_memzero(secret, sizeof secret);
+    if (print) {
+        printf("%s\n", url);
+        fflush(stdout);
+    }
 }
 
 /* Opens url in the desktop's browser: xdg-open on a 0600 file in the home
  * that sends the browser on, so the secret is not on xdg-open's command
- * line.  Returns 0, or -1 after saying why. */
-static int open_browser(const struct tf_cli *cli, const char *url)
+ * line.  The file's name goes to path.  Returns 0 once xdg-open returned
+ * (the caller removes the file later), or -1 after saying why (the file is
+ * gone). */
+static int open_browser(const struct tf_cli *cli, const char *url, char *path, size_t size)
 {
-    char path[TF_NODE_PATH_MAX + 32];
-    snprintf(path, sizeof path, "%s/web-open.html", cli->home);
+    snprintf(path, size, "%s/web-open.html", cli->home);
     (void)unlink(path);
     int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600);
     if (fd < 0) {
@@ -129,12 +146,15 @@ static int open_browser(const struct tf_cli *cli, const char *url)
             "<meta http-equiv=refresh content=\"0;url=%s\"><title>twofold</title>"
             "<a href=\"%s\">Open your twofold page</a>\n",
             url, url);
-    if (fclose(f) != 0)
+    if (fclose(f) != 0) {
+        (void)unlink(path);
         return -1;
+    }
     char *argv[] = {"xdg-open", path, NULL};
     pid_t pid;
     int rc = posix_spawnp(&pid, "xdg-open", NULL, NULL, argv, environ);
     if (rc != 0) {
+        (void)unlink(path);
         tf_cli_render_fail(cli, 0, "cannot run xdg-open (%s): open the address above yourself",
                            strerror(rc));
         return -1;
@@ -182,6 +202,12 @@ int main(int argc, char **argv)
                                        "--listen wants IP:PORT, [IPV6]:PORT or localhost:PORT, "
                                        "not '%s'",
                                        listen);
+    if (la.unspecified)
+        return tf_cli_args_usage_error(&web.cli,
+                                       "%s means every address of this machine, and the page only "
+                                       "answers to the address it is opened at: give one concrete "
+                                       "address (with --allow-remote if it is not loopback)",
+                                       listen);
     if (!la.loopback && !allow_remote)
         return tf_cli_args_usage_error(&web.cli,
                                        "%s is not a loopback address: the page would be reachable "
@@ -192,10 +218,8 @@ int main(int argc, char **argv)
     if (rc != TF_CLI_EXIT_OK)
         return rc;
 
-    random_token(web.secret);
-    random_token(web.session);
-    random_token(web.csrf);
-    if (sem_init(&web.calls, 0, TF_CLI_WEB_CALLS_MAX) != 0 || pipe(quit) != 0)
+    if (sem_init(&web.calls, 0, TF_CLI_WEB_CALLS_MAX) != 0 || pipe(quit) != 0 ||
+        pthread_mutex_init(&web.lock, NULL) != 0)
         return tf_cli_render_fail(&web.cli, TF_CLI_EXIT_LOCAL, "cannot set up: %s",
                                   strerror(errno));
     web.quit_fd = quit[0];
@@ -205,6 +229,7 @@ int main(int argc, char **argv)
     sigemptyset(&stop);
     sigaddset(&stop, SIGINT);
     sigaddset(&stop, SIGTERM);
+    sigaddset(&stop, SIGUSR1);
     sigprocmask(SIG_BLOCK, &stop, NULL);
     signal(SIGPIPE, SIG_IGN);
 
@@ -215,34 +240,66 @@ int main(int argc, char **argv)
     struct MHD_Daemon *d = MHD_start_daemon(
         flags, 0, NULL, NULL, tf_cli_web_http_handle_cb, &web, MHD_OPTION_SOCK_ADDR, sa,
         MHD_OPTION_CONNECTION_LIMIT, (unsigned)TF_CLI_WEB_CONNECTIONS_MAX,
-        MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)60, MHD_OPTION_NOTIFY_COMPLETED,
-        tf_cli_web_http_done_cb, &web, MHD_OPTION_END);
+        MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)TF_CLI_WEB_HEADER_TIMEOUT_S,
+        MHD_OPTION_NOTIFY_COMPLETED, tf_cli_web_http_done_cb, &web, MHD_OPTION_END);
     if (d == NULL)
         return tf_cli_render_fail(&web.cli, TF_CLI_EXIT_LOCAL, "cannot listen on %s", listen);
     const union MHD_DaemonInfo *info = MHD_get_daemon_info(d, MHD_DAEMON_INFO_BIND_PORT);
     unsigned port = info != NULL ? info->port : 0;
-    tf_cli_web_http_hosts(&web, port, la.loopback ? NULL : la.host);
+    tf_cli_web_http_hosts(&web, port, la.host);
 
     char url[TF_CLI_WEB_HOST_LEN + TF_CLI_WEB_TOKEN_HEX + 32];
-    snprintf(url, sizeof url, "http://%s:%u/?k=%s",
-             la.loopback ? (la.is_v6 ? "[::1]" : "127.0.0.1") : la.host, port, web.secret);
-    printf("%s\n", url);
-    fflush(stdout);
+    const char *url_host = la.host; /* as given: the page answers to it */
+    new_link(&web, url_host, port, url, sizeof url, true);
     fprintf(stderr,
-            "twofold web: your node's page is at the address above (it holds a secret: do not "
-            "share it).\ntwofold web: stop with Ctrl-C.\n");
-    if (want_open)
-        (void)open_browser(&web.cli, url);
+            "twofold web: your node's page is at the address above (it holds a secret that "
+            "signs in once: do not share it).\ntwofold web: for another link, `kill -USR1 %ld`; "
+            "stop with Ctrl-C.\n",
+            (long)getpid());
+    char open_file[TF_NODE_PATH_MAX + 32];
+    bool open_pending = want_open && open_browser(&web.cli, url, open_file, sizeof open_file) == 0;
+    sodium_memzero(url, sizeof url);
+    struct timespec open_until;
+    clock_gettime(CLOCK_MONOTONIC, &open_until);
+    open_until.tv_sec += TF_CLI_WEB_OPEN_FILE_S;
 
     int sig = 0;
-    while (sigwait(&stop, &sig) != 0)
-        ;
+    for (;;) {
+        if (open_pending) {
+            struct timespec now, left;
+            clock_gettime(CLOCK_MONOTONIC, &now);
+            left.tv_sec = open_until.tv_sec - now.tv_sec;
+            left.tv_nsec = open_until.tv_nsec - now.tv_nsec;
+            if (left.tv_nsec < 0) {
+                left.tv_sec--;
+                left.tv_nsec += 1000000000L;
+            }
+            sig = left.tv_sec < 0 ? -1 : sigtimedwait(&stop, NULL, &left);
+            if (sig < 0) {
+                if (left.tv_sec < 0 || errno == EAGAIN) {
+                    (void)unlink(open_file); /* the browser has read it */
+                    open_pending = false;
+                }
+                continue;
+            }
+        } else if (sigwait(&stop, &sig) != 0) {
+            continue;
+        }
+        if (sig != SIGUSR1)
+            break;
+        new_link(&web, url_host, port, url, sizeof url, true);
+        sodium_memzero(url, sizeof url);
+        fprintf(stderr, "twofold web: a new link, good for one sign-in, is above.\n");
+    }
     /* Ending the streams' waits first lets MHD_stop_daemon join their threads
      * at once. */
+    if (open_pending)
+        (void)unlink(open_file);
     close(quit[1]);
     MHD_stop_daemon(d);
     close(quit[0]);
     sem_destroy(&web.calls);
+    pthread_mutex_destroy(&web.lock);
     sodium_memzero(&web, sizeof web);
     return TF_CLI_EXIT_OK;
 }

@@ -6,16 +6,18 @@
  * the node's Unix socket, as the CLI does.
  *
  * It holds the owner's power, so the page is guarded as the socket is
- * (http.c): a random secret in the URL that `twofold web` prints, exchanged
- * once per browser for an HttpOnly SameSite=Strict cookie; a second random
- * token, handed to the page in the redirect's fragment (never in a cookie),
- * required in a header on every API request; Host and Origin checked against
+ * (http.c): a random secret in the URL that `twofold web` prints, good for
+ * one sign-in only (SIGUSR1 prints a new link), exchanged for a fresh
+ * HttpOnly SameSite=Strict session cookie; a second random token, fresh per
+ * sign-in and handed to the page in the redirect's fragment (never in a
+ * cookie), required in a header on every API request; Host and Origin checked against
  * the address it listens on (no DNS rebinding); a strict
  * Content-Security-Policy; bounded bodies, connections and node connections.
  */
 #ifndef TF_CLI_WEB_H
 #define TF_CLI_WEB_H
 
+#include <pthread.h>
 #include <semaphore.h>
 #include <stdatomic.h>
 #include <stdbool.h>
@@ -29,8 +31,17 @@
 #define TF_CLI_WEB_TOKEN_HEX 64
 /* Largest API request body, in bytes; a larger one gets 413 before it is read. */
 #define TF_CLI_WEB_BODY_MAX (32 * 1024)
-/* Open HTTP connections at once (browsers keep about six per site). */
-#define TF_CLI_WEB_CONNECTIONS_MAX 32
+/* Open HTTP connections at once (browsers keep about six per site; the rest
+ * is room for connections that other local users open and leave idle, each
+ * closed after TF_CLI_WEB_HEADER_TIMEOUT_S). */
+#define TF_CLI_WEB_CONNECTIONS_MAX 128
+/* A connection that has not sent a signed-in request (headers included)
+ * this many seconds after its last byte is closed, so idle connections
+ * cannot hold the page for long. */
+#define TF_CLI_WEB_HEADER_TIMEOUT_S 10
+/* A signed-in connection's idle timeout (event streams have none: they send
+ * a keepalive every TF_CLI_WEB_KEEPALIVE_MS). */
+#define TF_CLI_WEB_IDLE_TIMEOUT_S 60
 /* Control connections open at once for API calls; the node takes at most 16
  * per uid (docs/CONTROL.md), and the CLI needs some too. */
 #define TF_CLI_WEB_CALLS_MAX 6
@@ -41,16 +52,32 @@
 /* An event stream sends a comment this often when the node is quiet, so a
  * closed browser tab is noticed. */
 #define TF_CLI_WEB_KEEPALIVE_MS 15000
-/* The Host values accepted: 127.0.0.1, localhost, [::1] and, with
- * --allow-remote, the listen host, each with the port. */
+/* The Host values accepted: 127.0.0.1, localhost, [::1] and the --listen
+ * host as given (another loopback address, or with --allow-remote a
+ * concrete address), each with the port. */
 #define TF_CLI_WEB_HOSTS_MAX 4
 #define TF_CLI_WEB_HOST_LEN 300
+/* --open's file (it holds a live secret) is removed this long after
+ * xdg-open returned, when the browser has read it, and at exit. */
+#define TF_CLI_WEB_OPEN_FILE_S 10
+/* Signed-in browsers at once: each sign-in takes a new slot, and the oldest
+ * session is signed out when all are taken. */
+#define TF_CLI_WEB_SESSIONS_MAX 4
+
+/* One signed-in browser: its cookie's value and the token its page sends in
+ * the X-Twofold-Token header.  An empty session[] is a free slot. */
+struct tf_cli_web_session {
+    char session[TF_CLI_WEB_TOKEN_HEX + 1];
+    char csrf[TF_CLI_WEB_TOKEN_HEX + 1];
+};
 
 struct tf_cli_web {
-    struct tf_cli cli;                      /* home resolved; used by cli/ctl.c for each call */
-    char secret[TF_CLI_WEB_TOKEN_HEX + 1];  /* in the URL; exchanged for the cookie */
-    char session[TF_CLI_WEB_TOKEN_HEX + 1]; /* the cookie's value */
-    char csrf[TF_CLI_WEB_TOKEN_HEX + 1];    /* the X-Twofold-Token header's value */
+    struct tf_cli cli;                     /* home resolved; used by cli/ctl.c for each call */
+    pthread_mutex_t lock;                  /* guards secret, secret_live and sessions */
+    char secret[TF_CLI_WEB_TOKEN_HEX + 1]; /* in the URL; exchanged once for a session */
+    bool secret_live;                      /* false once used (and wiped) */
+    struct tf_cli_web_session sessions[TF_CLI_WEB_SESSIONS_MAX];
+    size_t next_session; /* the slot the next sign-in takes (round robin: the oldest) */
     char hosts[TF_CLI_WEB_HOSTS_MAX][TF_CLI_WEB_HOST_LEN];
     size_t n_hosts;
     char cookie_name[32]; /* "twofold_web_PORT": cookies are not kept apart by port */
@@ -60,8 +87,12 @@ struct tf_cli_web {
 };
 
 /* Fills web->hosts and cookie_name for the port the server is bound to;
- * listen_host is the host of a non-loopback --listen (or NULL). */
+ * listen_host is --listen's host as given (or NULL). */
 void tf_cli_web_http_hosts(struct tf_cli_web *web, unsigned port, const char *listen_host);
+
+/* Mints a new sign-in secret (the previous one, if still unused, stops
+ * working) and copies it into out.  Sessions already signed in stay. */
+void tf_cli_web_http_new_secret(struct tf_cli_web *web, char out[static TF_CLI_WEB_TOKEN_HEX + 1]);
 
 /* The libmicrohttpd access handler and completion callback (http.c); cls is
  * the struct tf_cli_web. */

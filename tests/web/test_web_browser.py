@@ -8,7 +8,9 @@ and bidi text render inert.  Screenshots at desktop and phone widths go to
 TF_WEB_ARTIFACTS.
 
 playwright-core is installed from npm at test time into TF_WEB_NPM (never at
-build time, and no browser is downloaded).  Without Chromium, node, npm or
+build time, and no browser is downloaded) with `npm ci --ignore-scripts`:
+the versions and integrity hashes of browser/package-lock.json, no install
+scripts.  Without Chromium, node, npm or
 the npm registry the test is skipped (exit 77), saying why.
 """
 import json
@@ -26,6 +28,8 @@ sys.path.insert(0, os.path.join(HERE, "..", "integration"))
 from test_intro import IntroTestCase  # noqa: E402
 
 SKIP = 77
+PLAYWRIGHT = "1.65.2"  # browser/package.json
+NODE_MIN = 20  # its "engines" in browser/package-lock.json
 CHROMIUM = os.environ.get("TF_CHROMIUM", "/usr/bin/chromium")
 NPM_DIR = os.environ.get("TF_WEB_NPM", os.path.join(HERE, "node_modules_build"))
 ARTIFACTS = os.environ.get("TF_WEB_ARTIFACTS", os.path.join(NPM_DIR, "artifacts"))
@@ -49,21 +53,39 @@ def prepare():
     for tool in ("node", "npm"):
         if shutil.which(tool) is None:
             skip("no %s on PATH" % tool)
+    v = subprocess.run(["node", "--version"], capture_output=True, text=True).stdout.strip()
+    if not v.startswith("v") or int(v[1:].split(".")[0]) < NODE_MIN:
+        skip("playwright-core %s needs Node.js %d or later, not %s" % (
+            PLAYWRIGHT, NODE_MIN, v or "unknown"))
     os.makedirs(NPM_DIR, exist_ok=True)
-    shutil.copy(os.path.join(HERE, "browser", "package.json"), NPM_DIR)
-    for f in ("scenario.mjs", "load.mjs"):
+    for f in ("package.json", "package-lock.json", "scenario.mjs", "load.mjs"):
         shutil.copy(os.path.join(HERE, "browser", f), NPM_DIR)
-    if not os.path.isdir(os.path.join(NPM_DIR, "node_modules", "playwright-core")):
+    # What the last successful install used: install again when the lock
+    # file changed.
+    stamp = os.path.join(NPM_DIR, "installed-package-lock.json")
+    with open(os.path.join(NPM_DIR, "package-lock.json"), "rb") as f:
+        lock = f.read()
+    installed = None
+    if os.path.exists(stamp):
+        with open(stamp, "rb") as f:
+            installed = f.read()
+    if installed != lock or not os.path.isdir(os.path.join(NPM_DIR, "node_modules",
+                                                           "playwright-core")):
+        # Exactly the locked versions, checked against the lock file's
+        # integrity hashes, and no package's install scripts run.
         env = dict(os.environ, PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD="1")
         try:
-            r = subprocess.run(["npm", "install", "--no-audit", "--no-fund", "--loglevel=error"],
+            r = subprocess.run(["npm", "ci", "--ignore-scripts", "--no-audit", "--no-fund",
+                                "--loglevel=error"],
                                cwd=NPM_DIR, env=env, capture_output=True, text=True,
                                timeout=600)
         except subprocess.TimeoutExpired:
-            skip("npm install of playwright-core took over 10 min")
+            skip("npm ci of playwright-core took over 10 min")
         if r.returncode != 0:
-            skip("npm install of playwright-core failed (registry unreachable?): " +
+            skip("npm ci of playwright-core failed (registry unreachable?): " +
                  r.stderr.strip()[-500:])
+        with open(stamp, "wb") as f:
+            f.write(lock)
     return NPM_DIR
 
 
@@ -90,7 +112,8 @@ class WebBrowser(IntroTestCase):
             f.write("ask\nfrobnicate when topic is rust\n")
         cfg = {"chromium": CHROMIUM, "artifacts": ARTIFACTS, "hostile": HOSTILE,
                "restart_request": os.path.join(self.root, "restart-carol"),
-               "propose_request": os.path.join(self.root, "propose-after-restart")}
+               "propose_request": os.path.join(self.root, "propose-after-restart"),
+               "stranger_request": os.path.join(self.root, "stranger-proposes")}
         for n in nodes:
             w = Web(n)
             self.webs.append(w)
@@ -102,7 +125,7 @@ class WebBrowser(IntroTestCase):
         proc = subprocess.Popen(["node", os.path.join(npm_dir, "scenario.mjs"), cfg_path],
                                 cwd=npm_dir, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                                 text=True)
-        restarted = proposed = False
+        restarted = proposed = stranger = False
         deadline = time.monotonic() + 900
         while proc.poll() is None and time.monotonic() < deadline:
             if not restarted and os.path.exists(cfg["restart_request"]):
@@ -117,6 +140,9 @@ class WebBrowser(IntroTestCase):
             if not proposed and os.path.exists(cfg["propose_request"]):
                 carol.cli("propose", "alice", "bob", "--topic", "after-restart")
                 proposed = True
+            if not stranger and os.path.exists(cfg["stranger_request"]):
+                self.stranger_proposes(alice, bob)
+                stranger = True
             time.sleep(0.1)
         if proc.poll() is None:
             proc.kill()
@@ -124,7 +150,7 @@ class WebBrowser(IntroTestCase):
         print(out)
         print(err, file=sys.stderr)
         self.assertEqual(proc.returncode, 0, "the browser scenario failed")
-        self.assertTrue(restarted and proposed)
+        self.assertTrue(restarted and proposed and stranger)
         ids = json.loads(out.strip().splitlines()[-1])
         # The nodes agree with what the pages showed.
         self.assertEqual(carol.json("show", ids["first"])["state"], "declined")
@@ -135,6 +161,16 @@ class WebBrowser(IntroTestCase):
         self.assertIn("propose-phone.png", shots)
         self.assertIn("inbox-desktop.png", shots)
         print("screenshots in %s: %s" % (ARTIFACTS, ", ".join(shots)))
+
+    def stranger_proposes(self, alice, bob):
+        """Mallory, whose card calls her "carol" (Alice's alias for Carol)
+        and whom Alice does not know, introduces Alice and Bob."""
+        mallory = self.node("mallory", port=True)
+        mallory.init("carol")
+        mallory.start()
+        mallory.cli("contact", "add", alice.card(), "--alias", "a")
+        mallory.cli("contact", "add", bob.card(), "--alias", "b")
+        mallory.cli("propose", "a", "b", "--topic", "from-a-stranger")
 
 
 if __name__ == "__main__":

@@ -104,6 +104,7 @@ class WebLoad(NodeTestCase):
         try:
             web.login()
             self.page_through(web)
+            web.new_link()  # the browser signs in with a link of its own
             self.browser(web)
         finally:
             web.stop()

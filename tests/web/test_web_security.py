@@ -22,7 +22,10 @@ from webharness import Web  # noqa: E402
 from harness import NodeTestCase, TWOFOLD, flood, wait_for  # noqa: E402
 
 BODY_MAX = 32 * 1024          # TF_CLI_WEB_BODY_MAX
-CONNECTIONS_MAX = 32          # TF_CLI_WEB_CONNECTIONS_MAX
+CONNECTIONS_MAX = 128         # TF_CLI_WEB_CONNECTIONS_MAX
+HEADER_TIMEOUT = 10           # TF_CLI_WEB_HEADER_TIMEOUT_S
+OPEN_FILE_S = 10              # TF_CLI_WEB_OPEN_FILE_S
+SESSIONS_MAX = 4              # TF_CLI_WEB_SESSIONS_MAX
 
 
 class WebSecurity(NodeTestCase):
@@ -114,6 +117,87 @@ class WebSecurity(NodeTestCase):
         status, _ = self.web.post("status", **{"X-Twofold-Token": None})
         self.assertEqual(status, 403)
         self.assertIn("version", self.web.call("status"))
+
+    def test_secret_signs_in_once_and_each_sign_in_is_new(self):
+        first = self.web.login()
+        first_cookie, first_token = self.web.cookie, self.web.token
+        # The same link again (history, scrollback, another local user) is
+        # answered as a wrong secret is, and gets no cookie.
+        for _ in range(2):
+            status, h, body = self.web.request("GET", "/?k=" + self.web.secret)
+            self.assertEqual(status, 403)
+            self.assertNotIn("set-cookie", h)
+            self.assertIn(b"not valid", body)
+        # The browser that used it stays signed in.
+        self.assertIn("version", self.web.call("status"))
+        # SIGUSR1 prints a new link; the old secret stays dead.
+        old_secret = self.web.secret
+        self.web.new_link()
+        self.assertNotEqual(self.web.secret, old_secret)
+        self.assertEqual(self.web.request("GET", "/?k=" + old_secret)[0], 403)
+        second = self.web.login()
+        self.assertNotEqual(second["set-cookie"], first["set-cookie"])
+        self.assertNotEqual(self.web.token, first_token)
+        self.assertEqual(self.web.request("GET", "/?k=" + self.web.secret)[0], 403)
+        # Both browsers are signed in, each with its own token only.
+        self.assertIn("version", self.web.call("status"))
+        status, _ = self.web.post("status", Cookie=first_cookie,
+                                  **{"X-Twofold-Token": first_token})
+        self.assertEqual(status, 200)
+        status, _ = self.web.post("status", Cookie=first_cookie)
+        self.assertEqual(status, 403, "a token of another session was taken")
+        status, _ = self.web.post("status", **{"X-Twofold-Token": first_token})
+        self.assertEqual(status, 403, "a token of another session was taken")
+        # The table is bounded: the oldest session is signed out once
+        # SESSIONS_MAX newer sign-ins happened.
+        for _ in range(SESSIONS_MAX - 1):
+            self.web.new_link()
+            self.web.login()
+        status, _ = self.web.post("status", Cookie=first_cookie,
+                                  **{"X-Twofold-Token": first_token})
+        self.assertEqual(status, 403, "the oldest session outlived the table")
+        status, _, _ = self.web.request("GET", "/", headers={"Cookie": first_cookie})
+        self.assertEqual(status, 403)
+        self.assertIn("version", self.web.call("status"))
+
+    def web_open(self):
+        """`twofold web --open` with an xdg-open that copies the file it is
+        given; returns (Web, the file, the copy)."""
+        bindir = os.path.join(self.root, "bin")
+        os.makedirs(bindir, exist_ok=True)
+        copy = os.path.join(self.root, "opened.html")
+        if os.path.exists(copy):
+            os.remove(copy)
+        with open(os.path.join(bindir, "xdg-open"), "w") as f:
+            f.write('#!/bin/sh\ncp "$1" "%s"\n' % copy)
+        os.chmod(os.path.join(bindir, "xdg-open"), 0o755)
+        env = dict(os.environ, PATH=bindir + os.pathsep + os.environ["PATH"])
+        web = Web(self.sam, "--open", env=env)
+        page = os.path.join(self.sam.home, "web-open.html")
+        wait_for("xdg-open to be run", lambda: os.path.exists(copy), 20, 0.05)
+        with open(copy) as f:
+            self.assertIn(web.url, f.read())
+        return web, page, copy
+
+    def test_open_file_is_removed_once_read_and_at_exit(self):
+        web, page, _ = self.web_open()
+        try:
+            t = time.monotonic()
+            self.assertTrue(os.path.exists(page), "the file went before the browser could read it")
+            self.assertEqual(os.stat(page).st_mode & 0o777, 0o600)
+            wait_for("the file with the secret to go", lambda: not os.path.exists(page),
+                     OPEN_FILE_S + 20, 0.1)
+            gone = time.monotonic() - t
+            self.assertIsNone(web.proc.poll(), "twofold web stopped")
+            print("web-open.html removed %.1f s after xdg-open ran" % gone)
+            # Its secret still signs in once (the browser may be slow).
+            web.login()
+        finally:
+            self.assertEqual(web.stop(), 0)
+        # Stopped before the delay: the file goes at exit.
+        web, page, _ = self.web_open()
+        self.assertEqual(web.stop(), 0)
+        self.assertFalse(os.path.exists(page), "the file outlived twofold web")
 
     # State-changing requests ---------------------------------------------------
     def test_forged_requests_change_nothing(self):
@@ -243,27 +327,119 @@ class WebSecurity(NodeTestCase):
         print("threads: %d idle, %d with %d connections open" % (
             idle, busy, CONNECTIONS_MAX + 16))
 
-    # The event stream -------------------------------------------------------------
-    def test_event_stream_needs_the_token_and_carries_node_events(self):
+    def idle_sockets(self, n):
+        """n connections that each sent the start of a request and then
+        nothing, as another local user could hold them."""
+        socks = []
+        for _ in range(n):
+            s = socket.create_connection((self.web.host, self.web.port), timeout=10)
+            s.sendall(b"GET / HTTP/1.1\r\n")
+            socks.append(s)
+        return socks
+
+    def test_idle_connections_do_not_lock_the_owner_out(self):
         self.web.login()
-        status, _, _ = self.web.request("GET", "/api/events?t=" + "0" * 64,
-                                        headers={"Cookie": self.web.cookie})
-        self.assertEqual(status, 403)
-        conn = socket.create_connection((self.web.host, self.web.port), timeout=20)
+        socks = self.idle_sockets(40)
+        try:
+            # Forty idle connections leave room: a real request is answered
+            # at once (a 5 s client timeout).
+            t = time.monotonic()
+            status, _ = self.web.post("status", timeout=5)
+            self.assertEqual(status, 200)
+            print("a request past 40 idle connections: %.2f s" % (time.monotonic() - t))
+            # An idle connection is closed after the header timeout.
+            t = time.monotonic()
+            socks[0].settimeout(HEADER_TIMEOUT + 20)
+            self.assertEqual(socks[0].recv(4096), b"", "the idle connection got an answer")
+            closed = time.monotonic() - t
+            self.assertLess(closed, HEADER_TIMEOUT + 15)
+            print("an idle connection was closed after %.1f s" % closed)
+            # Even with every connection taken, the owner waits at most about
+            # the header timeout: the idle ones are closed and the owner's
+            # request, queued in the backlog, is served.
+            socks += self.idle_sockets(CONNECTIONS_MAX)
+            t = time.monotonic()
+            status, _ = self.web.post("status", timeout=HEADER_TIMEOUT + 30)
+            waited = time.monotonic() - t
+            self.assertEqual(status, 200)
+            self.assertLess(waited, HEADER_TIMEOUT + 25)
+            print("a request past %d new idle connections: %.1f s" % (CONNECTIONS_MAX, waited))
+        finally:
+            for s in socks:
+                s.close()
+
+    # The event stream -------------------------------------------------------------
+    def open_stream(self, timeout=20):
+        """A signed-in event stream on a raw socket, once it says it is
+        watching; returns (socket, bytes read so far)."""
+        conn = socket.create_connection((self.web.host, self.web.port), timeout=timeout)
         conn.sendall(("GET /api/events?t=%s HTTP/1.1\r\nHost: %s\r\nCookie: %s\r\n\r\n" % (
             self.web.token, self.web.hostport, self.web.cookie)).encode())
         data = b""
         deadline = time.monotonic() + 20
         while b": watching" not in data and time.monotonic() < deadline:
             data += conn.recv(4096)
+        self.assertIn(b": watching", data)
+        return conn, data
+
+    def read_until(self, conn, data, what):
+        """Reads the stream until what arrives (20 s at most)."""
+        deadline = time.monotonic() + 20
+        while what not in data and time.monotonic() < deadline:
+            chunk = conn.recv(4096)
+            self.assertNotEqual(chunk, b"", "the event stream was closed")
+            data += chunk
+        self.assertIn(what, data)
+        return data
+
+    def test_event_stream_needs_the_token_and_carries_node_events(self):
+        self.web.login()
+        status, _, _ = self.web.request("GET", "/api/events?t=" + "0" * 64,
+                                        headers={"Cookie": self.web.cookie})
+        self.assertEqual(status, 403)
+        conn, data = self.open_stream()
         self.assertIn(b"text/event-stream", data)
         self.sam.cli("contact", "add", self.alice_card, "--alias", "alice")
-        while b"contact.added" not in data and time.monotonic() < deadline:
-            data += conn.recv(4096)
+        data = self.read_until(conn, data, b"contact.added")
         conn.close()
         line = [x for x in data.split(b"\n") if b"contact.added" in x][0]
         ev = json.loads(line[line.index(b"data: ") + 6:])
         self.assertEqual(ev["type"], "contact.added")
+
+    def test_event_stream_outlives_the_header_timeout(self):
+        self.web.login()
+        conn, data = self.open_stream(timeout=HEADER_TIMEOUT + 30)
+        try:
+            time.sleep(HEADER_TIMEOUT + 3)
+            self.sam.cli("contact", "add", self.alice_card, "--alias", "alice")
+            self.read_until(conn, data, b"contact.added")
+        finally:
+            conn.close()
+
+
+class WebListenAddress(NodeTestCase):
+    def test_every_address_is_refused_even_with_allow_remote(self):
+        for addr in ("0.0.0.0:0", "[::]:0", "0.0.0.0:8080"):
+            r = subprocess.run([TWOFOLD, "--home", "/nonexistent", "web", "--listen", addr,
+                                "--allow-remote"], capture_output=True, text=True, timeout=30)
+            self.assertEqual(r.returncode, 2, addr + ": " + r.stderr)
+            self.assertIn("concrete address", r.stderr)
+
+    def test_a_loopback_address_is_printed_and_accepted_as_given(self):
+        sam = self.node("sam", port=True)
+        sam.init()
+        sam.start()
+        for host in ("127.0.0.5", "localhost"):
+            web = Web(sam, "--listen", host + ":0")
+            try:
+                self.assertTrue(web.url.startswith("http://%s:" % host), web.url)
+                self.assertEqual(web.hostport, "%s:%d" % (host, web.port))
+                web.login()  # Host: HOST:PORT, as a browser sends it
+                self.assertIn("version", web.call("status"))
+                status, _ = web.post("status", Host="127.0.0.9:%d" % web.port)
+                self.assertEqual(status, 403, "another loopback Host was taken")
+            finally:
+                self.assertEqual(web.stop(), 0, web.stderr)
 
 
 class WebListen(unittest.TestCase):

@@ -26,20 +26,30 @@ START_TIMEOUT = 20.0
 class Web:
     """One `twofold web` process serving one node's page."""
 
-    def __init__(self, node, *extra):
+    def __init__(self, node, *extra, env=None):
         self.node = node
         self.proc = subprocess.Popen(
             [TWOFOLD, "--home", node.home, "web", *extra],
-            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-        self.url = self._read_url()
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+        self._set_url(self._read_url())
+        self.origin = "http://" + self.hostport
+        self.cookie = None
+        self.token = None
+
+    def _set_url(self, url):
+        self.url = url
         u = urllib.parse.urlsplit(self.url)
         self.hostport = u.netloc
         self.host = u.hostname
         self.port = u.port
         self.secret = urllib.parse.parse_qs(u.query)["k"][0]
-        self.origin = "http://" + self.hostport
-        self.cookie = None
-        self.token = None
+
+    def new_link(self):
+        """Asks for a new sign-in link (SIGUSR1) and reads it; each link
+        signs in once.  Returns the new URL."""
+        self.proc.send_signal(signal.SIGUSR1)
+        self._set_url(self._read_url())
+        return self.url
 
     def _read_url(self):
         deadline = time.monotonic() + START_TIMEOUT
@@ -105,12 +115,12 @@ class Web:
         h.update(over)
         return h
 
-    def post(self, verb, args=None, **over):
+    def post(self, verb, args=None, timeout=30, **over):
         """POST /api/call/VERB; over replaces headers (None drops one).
         Returns (status, body bytes)."""
         body = json.dumps(args or {}).encode()
         status, _, data = self.request("POST", "/api/call/" + verb, body,
-                                       self.api_headers(**over))
+                                       self.api_headers(**over), timeout=timeout)
         return status, data
 
     def call(self, verb, args=None):

@@ -69,8 +69,64 @@
       rel === 'now' ? 'now' : s > 0 ? 'in ' + rel : rel + ' ago');
     return t;
   }
-  function who(contact, alias, name) {
-    return peer(alias || name || (contact ? contact.slice(0, 12) + '…' : '?'));
+  // How people are named, as the CLI names them: the owner's alias plainly;
+  // a name a peer chose for itself quoted and followed by its short id, so
+  // it never reads like an alias (a stranger may call itself "bob").  Where
+  // a peer-chosen name is shown for someone (who()), the page also asks the
+  // node whether that someone is a contact (else a "stranger" badge) and
+  // whether the name is the owner's alias (or id) for someone else (else a
+  // warning "not your bob").
+  function shortId(id) {
+    return el('code', {class: 'shortid'}, id ? id.slice(0, 12) + '…' : '?');
+  }
+  function quoted(name, id) {
+    return el('span', {class: 'peername'}, '"', peer(name), '"', id ? [' ', shortId(id)] : null);
+  }
+  // The lookups run LOOKUPS_AT_ONCE at a time, after the view's own calls,
+  // and those of a render that was replaced are dropped: a page of 50
+  // strangers must not hold up the next page.
+  const LOOKUPS_AT_ONCE = 2;
+  let lookups = new Map(); // this render's contact.show answers, by name
+  let lookupQueue = [];
+  let lookupsRunning = 0;
+  function pumpLookups() {
+    while (lookupsRunning < LOOKUPS_AT_ONCE && lookupQueue.length) {
+      const job = lookupQueue.shift();
+      if (job.gen !== rendering) { job.resolve(null); continue; }
+      lookupsRunning++;
+      api('contact.show', {name: job.name}).catch(() => null).then((c) => {
+        lookupsRunning--;
+        job.resolve(c);
+        pumpLookups();
+      });
+    }
+  }
+  function lookup(name) {
+    if (!lookups.has(name)) {
+      lookups.set(name, new Promise((resolve) => { lookupQueue.push({name, gen: rendering, resolve}); }));
+      setTimeout(pumpLookups, 0);
+    }
+    return lookups.get(name);
+  }
+  // check: false where the person is a contact anyway (the sides of the
+  // owner's own intros), so no lookup is needed.
+  function who(contact, alias, name, check = true) {
+    if (alias) return peer(alias, 'alias');
+    if (!name) return shortId(contact);
+    const span = quoted(name, contact);
+    if (!contact || !check) return span;
+    lookup(contact).then((c) => {
+      if (!c || c.id !== contact) {
+        span.append(' ', el('span', {class: 'badge stranger', title: 'not one of your contacts'}, 'stranger: not a contact'));
+      }
+    });
+    lookup(name).then((c) => {
+      if (c && c.id !== contact) {
+        span.append(' ', el('span', {class: 'badge spoof', role: 'note', title: 'this name is how you call someone else'},
+          '⚠ not your ', c.alias ? peer(c.alias, 'alias') : shortId(c.id)));
+      }
+    });
+    return span;
   }
   function toast(text, bad) {
     const t = document.getElementById('toast');
@@ -247,7 +303,7 @@
   }
   function side(s, label) {
     return el('div', {class: 'side', 'data-state': s.state},
-      el('span', {class: 'muted'}, label + ' '), who(s.contact, s.alias, s.name), ' ',
+      el('span', {class: 'muted'}, label + ' '), who(s.contact, s.alias, s.name, false), ' ',
       el('span', {class: 'badge ' + s.state}, s.state.replace('_', ' ')),
       s.reason ? el('div', {class: 'reason'}, 'reason: ', peer(s.reason)) : null);
   }
@@ -272,7 +328,7 @@
   async function viewPropose(main) {
     const contacts = await api('contact.list', {limit: 1000});
     const dl = el('datalist', {id: 'contact-names'},
-      contacts.map((c) => el('option', {value: c.alias || c.id}, c.name)));
+      contacts.map((c) => el('option', {value: c.alias || c.id}, '"' + c.name + '"')));
     const topics = el('datalist', {id: 'topic-suggestions'});
     const a = el('input', {type: 'text', list: 'contact-names', required: true, autocomplete: 'off'});
     const b = el('input', {type: 'text', list: 'contact-names', required: true, autocomplete: 'off'});
@@ -307,8 +363,8 @@
     }
     async function update() {
       const [ca, cb] = await Promise.all([lookup(a.value.trim()), lookup(b.value.trim())]);
-      preview(prevA, 'A', ca ? (ca.alias || ca.name) : a.value, noteA.value || note.value, aboutB.value);
-      preview(prevB, 'B', cb ? (cb.alias || cb.name) : b.value, noteB.value || note.value, aboutA.value);
+      preview(prevA, 'A', ca ? (ca.alias || '"' + ca.name + '"') : a.value, noteA.value || note.value, aboutB.value);
+      preview(prevB, 'B', cb ? (cb.alias || '"' + cb.name + '"') : b.value, noteB.value || note.value, aboutA.value);
       // Topics: what one offers and the other seeks, then everything either lists.
       const sugg = new Set();
       if (ca && cb) {
@@ -363,10 +419,10 @@
       table.replaceChildren(el('caption', {class: 'sr'}, 'Contacts'),
         el('thead', {}, el('tr', {}, ['Name', 'Alias', 'Trust', 'Tags', 'Introduced by', ''].map((h) => el('th', {scope: 'col'}, h)))),
         el('tbody', {}, rows.map((c) => el('tr', {'data-id': c.id, class: c.blocked ? 'blocked' : ''},
-          el('td', {}, peer(c.name)), el('td', {}, c.alias ? peer(c.alias) : ''), el('td', {}, c.trust),
+          el('td', {}, quoted(c.name, c.id)), el('td', {}, c.alias ? peer(c.alias, 'alias') : ''), el('td', {}, c.trust),
           el('td', {}, (c.tags || []).join(', ')),
           el('td', {}, c.introduced_by ? peer(c.introduced_by.slice(0, 12) + '…') : ''),
-          el('td', {}, el('button', {type: 'button', onclick: () => { contactState.open = c.id; render(); }}, 'Open', el('span', {class: 'sr'}, ' ' + (c.alias || c.name))))))));
+          el('td', {}, el('button', {type: 'button', onclick: () => { contactState.open = c.id; render(); }}, 'Open', el('span', {class: 'sr'}, ' ' + (c.alias || '"' + c.name + '"'))))))));
     }
     search.addEventListener('input', fill);
     search.addEventListener('keydown', async (e) => {
@@ -395,7 +451,7 @@
       field('Their card (paste)', card), el('div', {class: 'cols'}, field('Alias (optional)', alias), field('Trust', trust)), add);
     addForm.addEventListener('submit', (e) => {
       e.preventDefault();
-      act(add, 'contact.add', clean({card: card.value.trim(), alias: alias.value.trim(), trust: trust.value}), (c) => { toast('Added ' + c.name + '.'); card.value = ''; render(true); });
+      act(add, 'contact.add', clean({card: card.value.trim(), alias: alias.value.trim(), trust: trust.value}), (c) => { toast('Added ' + (c.alias || '"' + c.name + '"') + '.'); card.value = ''; render(true); });
     });
     const mine = el('textarea', {rows: 3, readonly: true, spellcheck: false, value: me.card});
     const copy = el('button', {type: 'button', onclick: async () => { try { await navigator.clipboard.writeText(me.card); toast('Copied.'); } catch (e) { mine.select(); } }}, 'Copy');
@@ -415,7 +471,7 @@
     block.addEventListener('click', () => act(block, 'contact.set', {name: c.id, blocked: !c.blocked}, () => render(true)));
     rm.addEventListener('click', () => { if (confirm('Remove this contact?')) act(rm, 'contact.rm', {name: c.id}, () => { contactState.open = null; render(true); }); });
     const form = el('form', {class: 'card detail', 'aria-label': 'Contact'},
-      el('h3', {}, peer(c.name), c.blocked ? el('span', {class: 'badge declined'}, 'blocked') : null),
+      el('h3', {}, c.alias ? [peer(c.alias, 'alias'), ' '] : null, quoted(c.name, c.id), c.blocked ? el('span', {class: 'badge declined'}, 'blocked') : null),
       el('dl', {},
         el('dt', {}, 'Id'), el('dd', {}, el('code', {class: 'wrap'}, c.id)),
         el('dt', {}, 'Fingerprint'), el('dd', {}, el('code', {}, c.fingerprint)),
@@ -514,6 +570,8 @@
     const main = document.getElementById('main');
     const next = el('div', {class: 'view', 'data-view': view});
     const mine = ++rendering;
+    lookups = new Map();
+    lookupQueue = lookupQueue.filter((j) => { j.resolve(null); return false; });
     const t0 = performance.now();
     try {
       await VIEWS[view](next);

@@ -3,9 +3,9 @@
 // playwright-core; no browser is downloaded).  Run by test_web_browser.py,
 // which starts the nodes and `twofold web` for each and passes a JSON file:
 //   { chromium, artifacts, carol: {url}, alice: {url}, bob: {url}, hostile: {...},
-//     restart_request, propose_request }
-// and acts on the two request files when they appear (restarts Carol's
-// node; proposes an intro from her CLI).
+//     restart_request, propose_request, stranger_request }
+// and acts on the request files when they appear (restarts Carol's node;
+// proposes an intro from her CLI; has a stranger named "carol" propose).
 // Exits 0 when every check passed; prints one line per step.
 import fs from 'node:fs';
 import path from 'node:path';
@@ -217,6 +217,27 @@ try {
   fs.writeFileSync(cfg.propose_request, '');
   await carol.locator('main article.card', { has: carol.locator('.topic', { hasText: 'after-restart' }) }).first().waitFor({ timeout: WAIT });
   check(true, 'an intro proposed after the restart appeared on her open page');
+
+  // A stranger who calls itself "carol" (Alice's alias for Carol) proposes
+  // to Alice (the test starts it when asked through a file): her page shows
+  // its name quoted with its short id, a stranger badge and a warning, never
+  // as the plain alias the real Carol gets.
+  await go(alice, 'inbox');
+  fs.writeFileSync(cfg.stranger_request, '');
+  const fake = await inboxItem(alice, 'from-a-stranger', 'pending');
+  const from = fake.locator('dd').first();
+  await from.locator('.badge.stranger').waitFor({ timeout: WAIT });
+  await from.locator('.badge.spoof').waitFor({ timeout: WAIT });
+  const fromText = (await from.innerText()).trim();
+  check(fromText.startsWith('"carol" tf1'), `a stranger's own name is quoted with its short id (${fromText})`);
+  check(await from.locator(':scope > .alias').count() === 0, "a stranger's name is not shown as an alias");
+  check(/stranger: not a contact/.test(fromText), 'a stranger connector has a "stranger: not a contact" badge');
+  check(/not your carol/.test(fromText), 'a name equal to an alias is flagged "not your carol"');
+  const real = await inboxItem(alice, 'after-restart', 'pending');
+  const realFrom = real.locator('dd').first();
+  check((await realFrom.innerText()).trim() === 'carol' && await realFrom.locator('.alias').count() === 1,
+    "the real Carol is shown by Alice's alias, plainly");
+  await shot(alice, 'stranger');
 
   for (const [n, p] of [['carol', carol], ['alice', alice], ['bob', bob]]) {
     check(await p.evaluate(() => window.__noReload === 1), n + "'s page never reloaded");
