@@ -156,7 +156,7 @@ class BackupTestCase(NodeTestCase):
         carol.start()
         carol.cli("profile", "set", "--name", "Carol on a new laptop")
         wait_for("the restored node's card at Alice",
-                 lambda: name_at_alice() == "Carol on a new laptop", 60)
+                 lambda: name_at_alice() == "Carol on a new laptop", 120)
 
     def test_refusals_change_nothing(self):
         carol = self.node("carol", port=True)
