@@ -315,14 +315,11 @@ static int reissue_card(struct tf_cli *cli, struct tf_node_store *st, const char
     }
     time_t now = time(NULL);
     c.issued = now > 0 && (uint64_t)now > c.issued ? (uint64_t)now : c.issued;
-    /* As the node does (node/profile.c): the sequence number is at least the
-     * time in milliseconds, so it outranks cards issued from a store restored
-     * from a backup. */
     struct timespec ts;
     uint64_t now_ms = clock_gettime(CLOCK_REALTIME, &ts) == 0 && ts.tv_sec > 0
                           ? (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000
                           : 0;
-    c.seq = c.seq + 1 > now_ms ? c.seq + 1 : now_ms;
+    c.seq = tf_proto_card_next_seq(c.seq, now_ms);
     if ((rc = tf_proto_card_sign(&id, &c, &card)) != TF_OK ||
         (rc = tf_node_store_meta_put(st, "card", card.data, card.len)) != TF_OK) {
         tf_cli_render_fail(cli, TF_CLI_EXIT_LOCAL, "cannot store the new card: %s",

@@ -179,17 +179,12 @@ int tf_node_profile_publish(struct tf_node *node, const struct tf_proto_card *fi
     struct tf_proto_card c = *fields_in;
     struct tf_proto_buf card = {0};
     int rc;
-    /* The sequence number never goes back, even for a store restored from a
-     * backup older than cards its contacts already hold (they keep only a
-     * card with a higher number): one more than the last, and at least the
-     * time in milliseconds, which has passed every card this identity issued
-     * before (a restore takes longer than a millisecond; seconds could tie). */
     c.issued = tf_node_now(node);
     uv_timeval64_t tv;
     uint64_t now_ms = uv_gettimeofday(&tv) == 0 && tv.tv_sec > 0
                           ? (uint64_t)tv.tv_sec * 1000 + (uint64_t)tv.tv_usec / 1000
                           : 0;
-    c.seq = node->card_fields.seq + 1 > now_ms ? node->card_fields.seq + 1 : now_ms;
+    c.seq = tf_proto_card_next_seq(node->card_fields.seq, now_ms);
     if ((rc = tf_proto_card_sign(&node->id, &c, &card)) != TF_OK) {
         WHY("cannot sign the new card: %s", tf_strerror(rc));
         return rc;

@@ -134,6 +134,11 @@ static void write_strs(struct tf_proto_mp_writer *w, const struct tf_proto_bytes
         tf_proto_mp_write_text(w, v[i]);
 }
 
+uint64_t tf_proto_card_next_seq(uint64_t prev, uint64_t now_ms)
+{
+    return prev + 1 > now_ms ? prev + 1 : now_ms;
+}
+
 int tf_proto_card_sign(const struct tf_proto_identity *id, const struct tf_proto_card *card,
                        struct tf_proto_buf *out)
 {

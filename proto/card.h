@@ -74,6 +74,13 @@ bool tf_proto_tag_is_valid(const uint8_t *s, size_t len);
  * or a bracketed IPv6 address; port is 1..65535 without leading zeros. */
 bool tf_proto_addr_is_valid(const uint8_t *s, size_t len);
 
+/* The sequence number of the card an owner issues after one numbered prev,
+ * at now_ms (Unix time in milliseconds): max(prev + 1, now_ms).  Never going
+ * back, even for a store restored from a backup older than the card its
+ * contacts hold (they keep only a higher number): a restore takes longer than
+ * a millisecond, so the time has passed every number issued before. */
+uint64_t tf_proto_card_next_seq(uint64_t prev, uint64_t now_ms);
+
 /* Encodes and signs a card.  The card's keys must be id's keys
  * (TF_E_KEY_MISMATCH); every field is validated as the decoder would, and a
  * signed card over TF_PROTO_CARD_SIGNED_MAX bytes is TF_E_TOO_LONG.  *out

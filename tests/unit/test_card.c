@@ -874,6 +874,19 @@ static void test_tag_is_valid(void **state)
     assert_false(tf_proto_tag_is_valid((const uint8_t *)"a\0b", 3));
 }
 
+/* A re-issued card outranks every card issued before it, even from a store
+ * restored from an older backup: max(prev + 1, now in ms). */
+static void test_next_seq(void **state)
+{
+    (void)state;
+    assert_int_equal(tf_proto_card_next_seq(1, 1796591172000ull), 1796591172000ull);
+    /* Two cards in one millisecond, or a clock that went back. */
+    assert_int_equal(tf_proto_card_next_seq(1796591172000ull, 1796591172000ull), 1796591172001ull);
+    assert_int_equal(tf_proto_card_next_seq(1796591172500ull, 5), 1796591172501ull);
+    /* No clock: still one more than the last. */
+    assert_int_equal(tf_proto_card_next_seq(7, 0), 8);
+}
+
 static void test_addr_is_valid(void **state)
 {
     (void)state;
@@ -952,6 +965,7 @@ int main(void)
         T(test_supersedes),
         cmocka_unit_test(test_tag_is_valid),
         cmocka_unit_test(test_addr_is_valid),
+        cmocka_unit_test(test_next_seq),
     };
 #undef T
     return cmocka_run_group_tests(tests, NULL, NULL);
