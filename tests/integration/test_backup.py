@@ -88,8 +88,11 @@ class BackupTestCase(NodeTestCase):
         made = []
 
         def propose():
+            # Paced, and fewer than Alice's 100 pending proposals per
+            # connector (max_pending_per_connector): the proposal made after
+            # the restore must not be refused by that budget.
             k = 0
-            while not stop.is_set() and k < 400:
+            while not stop.wait(0.05) and k < 90:
                 r = carol.cli("--json", "propose", "alice", "bob", "--topic", "t%d" % k,
                               "--note", "intro %d" % k, check=False)
                 if r.returncode == 0:
