@@ -228,7 +228,6 @@ int tf_cli_contact_list(struct tf_cli *cli, int argc, char **argv)
 {
     static const char *const headers[] = {"ALIAS", "NAME",  "TRUST",        "TAGS",
                                           "ID",    "ADDED", "INTRODUCED BY"};
-    static const struct tf_cli_opt opts[] = {TF_CLI_CTL_PAGE_OPTS, {NULL, false, 0}};
     struct tf_cli_args a;
     struct tf_cli_ctl c = {0};
     struct tf_cli_ctl_page page = {0};
@@ -237,14 +236,9 @@ int tf_cli_contact_list(struct tf_cli *cli, int argc, char **argv)
     struct tf_cli_render_table t;
     struct tf_cli_names names;
     const msgpack_object *res;
-    const char *val;
-    int id, rc;
+    int rc;
 
-    tf_cli_args_init(&a, cli, argc, argv, opts);
-    while ((id = tf_cli_args_next(&a, &val)) > 0)
-        if (tf_cli_ctl_page_opt(cli, &page, id, val) != 0)
-            return TF_CLI_EXIT_USAGE;
-    if (id < 0 || tf_cli_args_want(&a, 0, 0, "") != 0)
+    if (tf_cli_ctl_page_parse(&a, cli, argc, argv, &page, 0) != 0)
         return TF_CLI_EXIT_USAGE;
     tf_cli_ctl_page_args(&page, args, &n);
     if ((rc = tf_cli_ctl_run(&c, cli, "contact.list", args, n, &res)) != TF_CLI_EXIT_OK)

@@ -1,6 +1,8 @@
 /* SPDX-License-Identifier: MIT */
 #include "cli/ctl.h"
 
+#include "cli/args.h"
+
 #include <errno.h>
 #include <signal.h>
 #include <stdio.h>
@@ -429,6 +431,21 @@ int tf_cli_ctl_page_opt(const struct tf_cli *cli, struct tf_cli_ctl_page *p, int
     }
 }
 
+int tf_cli_ctl_page_parse(struct tf_cli_args *a, struct tf_cli *cli, int argc, char **argv,
+                          struct tf_cli_ctl_page *p, size_t max_pos)
+{
+    static const struct tf_cli_opt opts[] = {TF_CLI_CTL_PAGE_OPTS, {NULL, false, 0}};
+    const char *val;
+    int id;
+    tf_cli_args_init(a, cli, argc, argv, opts);
+    while ((id = tf_cli_args_next(a, &val)) > 0)
+        if (tf_cli_ctl_page_opt(cli, p, id, val) != 0)
+            return TF_CLI_EXIT_USAGE;
+    if (id < 0 || tf_cli_args_want(a, 0, max_pos, "") != 0)
+        return TF_CLI_EXIT_USAGE;
+    return 0;
+}
+
 void tf_cli_ctl_page_args(const struct tf_cli_ctl_page *p, struct tf_cli_ctl_arg *args, size_t *n)
 {
     args[(*n)++] = (struct tf_cli_ctl_arg){.key = "limit",
@@ -448,7 +465,8 @@ void tf_cli_ctl_page_hint(const struct tf_cli *cli, const char *cmd,
     bool backwards = p->before != NULL || (p->after == NULL && newest_first_default);
     char id[80];
     const msgpack_object *edge = &items->ptr[backwards ? 0 : items->size - 1];
-    tf_cli_render_field(id, sizeof id, edge, "id", TF_CLI_RENDER_TEXT);
+    tf_cli_render_field(id, sizeof id, edge, p->id_key != NULL ? p->id_key : "id",
+                        TF_CLI_RENDER_TEXT);
     fprintf(stderr, "(%u shown; %s: %s --%s %s)\n", items->size, backwards ? "earlier" : "more",
             cmd, backwards ? "before" : "after", id);
 }

@@ -152,11 +152,18 @@ enum {
 struct tf_cli_ctl_page {
     uint64_t limit;
     const char *after, *before; /* borrowed from argv */
+    const char *id_key;         /* the items' cursor field; NULL: "id" */
 };
 /* Takes option id (one of TF_CLI_CTL_OPT_*) with its value.  Returns 0, or
  * TF_CLI_EXIT_USAGE after printing why (a bad number, both cursors). */
 int tf_cli_ctl_page_opt(const struct tf_cli *cli, struct tf_cli_ctl_page *p, int id,
                         const char *val);
+/* Parses the arguments of a listing verb that takes only the paging options
+ * and at most max_pos operands (left in *a).  Returns 0, or TF_CLI_EXIT_USAGE
+ * after printing why. */
+struct tf_cli_args;
+int tf_cli_ctl_page_parse(struct tf_cli_args *a, struct tf_cli *cli, int argc, char **argv,
+                          struct tf_cli_ctl_page *p, size_t max_pos);
 /* Appends the page's request arguments (limit, and after or before) to
  * args[*n]; args needs room for two more. */
 void tf_cli_ctl_page_args(const struct tf_cli_ctl_page *p, struct tf_cli_ctl_arg *args, size_t *n);

@@ -364,9 +364,13 @@ static const struct verb VERBS[] = {
      "and the first line of the text; --json gives the texts in full and the ids.  When\n"
      "the page is full, says on stderr how to ask for the next one.\n",
      tf_cli_message_list, NULL},
-    {"outbox", "", "list what the node is still trying to deliver",
+    {"outbox", "[--limit N] [--after MSGID | --before MSGID]",
+     "list what the node is still trying to deliver",
      "Shows the recipient, the kind of envelope, the attempts so far, when the next one is\n"
-     "due, when it expires and the last error.\n",
+     "due, when it expires and the last error, soonest first, a page at a time (100 unless\n"
+     "--limit says otherwise; a full page ends with the command for the next one).  A\n"
+     "cursor is an entry's msg_id (see --json); an entry that has left the outbox since\n"
+     "cannot be one: list again from the start.\n",
      tf_cli_message_outbox, NULL},
     {"ping", "NAME|ID", "check that a contact's node answers, and how fast",
      NAME_OR_ID "\n"

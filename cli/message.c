@@ -76,20 +76,14 @@ int tf_cli_message_list(struct tf_cli *cli, int argc, char **argv)
         {"CONTACT", "contact", TF_CLI_RENDER_CONTACT}, {"STATE", "state", TF_CLI_RENDER_TEXT},
         {"TEXT", "text", TF_CLI_RENDER_LINE},
     };
-    static const struct tf_cli_opt opts[] = {TF_CLI_CTL_PAGE_OPTS, {NULL, false, 0}};
     struct tf_cli_args a;
     struct tf_cli_ctl_page page = {0};
     struct tf_cli_ctl_arg args[3];
     size_t n = 0;
-    const char *empty = "no messages yet; send one with: twofold message NAME TEXT", *val;
+    const char *empty = "no messages yet; send one with: twofold message NAME TEXT";
     char who[128], buf[192], cmd[160] = "twofold messages";
-    int id;
 
-    tf_cli_args_init(&a, cli, argc, argv, opts);
-    while ((id = tf_cli_args_next(&a, &val)) > 0)
-        if (tf_cli_ctl_page_opt(cli, &page, id, val) != 0)
-            return TF_CLI_EXIT_USAGE;
-    if (id < 0 || tf_cli_args_want(&a, 0, 1, "") != 0)
+    if (tf_cli_ctl_page_parse(&a, cli, argc, argv, &page, 1) != 0)
         return TF_CLI_EXIT_USAGE;
     if (a.n_pos == 1) {
         if (a.pos[0][0] == '\0')
@@ -118,8 +112,16 @@ int tf_cli_message_outbox(struct tf_cli *cli, int argc, char **argv)
         {"LAST ERROR", "last_error", TF_CLI_RENDER_LINE},
     };
     struct tf_cli_args a;
-    if (tf_cli_args_parse_plain(&a, cli, argc, argv, 0, 0, "") != 0)
+    struct tf_cli_ctl_page page = {.id_key = "msg_id"};
+    struct tf_cli_ctl_arg args[2];
+    size_t n = 0;
+    const char *empty = "the outbox is empty";
+
+    if (tf_cli_ctl_page_parse(&a, cli, argc, argv, &page, 0) != 0)
         return TF_CLI_EXIT_USAGE;
-    return tf_cli_ctl_print_list(cli, "outbox.list", NULL, 0, "the outbox is empty", cols,
-                                 sizeof cols / sizeof cols[0]);
+    if (page.after != NULL || page.before != NULL)
+        empty = page.after != NULL ? "nothing after that entry" : "nothing before that entry";
+    tf_cli_ctl_page_args(&page, args, &n);
+    return tf_cli_ctl_print_page(cli, "outbox.list", args, n, empty, cols,
+                                 sizeof cols / sizeof cols[0], "twofold outbox", &page, false);
 }

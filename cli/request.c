@@ -145,18 +145,11 @@ int tf_cli_request_list(struct tf_cli *cli, int argc, char **argv)
         {"STATE", "state", TF_CLI_RENDER_TEXT}, {"EXPIRES", "expires", TF_CLI_RENDER_AGO},
         {"NOTE", "note", TF_CLI_RENDER_LINE},
     };
-    static const struct tf_cli_opt opts[] = {TF_CLI_CTL_PAGE_OPTS, {NULL, false, 0}};
     struct tf_cli_args a;
     struct tf_cli_ctl_page page = {0};
     struct tf_cli_ctl_arg args[2];
-    const char *val;
     size_t n = 0;
-    int id;
-    tf_cli_args_init(&a, cli, argc, argv, opts);
-    while ((id = tf_cli_args_next(&a, &val)) > 0)
-        if (tf_cli_ctl_page_opt(cli, &page, id, val) != 0)
-            return TF_CLI_EXIT_USAGE;
-    if (id < 0 || tf_cli_args_want(&a, 0, 0, "") != 0)
+    if (tf_cli_ctl_page_parse(&a, cli, argc, argv, &page, 0) != 0)
         return TF_CLI_EXIT_USAGE;
     if (page.before != NULL)
         return tf_cli_args_usage_error(cli, "requests are listed forward only: use --after ID");

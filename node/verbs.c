@@ -1006,15 +1006,32 @@ static const char *msg_type_name(uint16_t type)
     }
 }
 
+/* The outbox is listed soonest first, by (next_try, msg_id): the order the
+ * node will try the entries in.  A cursor is the msg_id of an entry still in
+ * the outbox; the page after it (or before it) is taken in that order, as it
+ * stands now (a retry moves an entry).  Pages after the cursor are written as
+ * the walk goes; the page before it is the last `limit` entries below it, kept
+ * in a ring. */
 struct outbox_list {
     struct tf_node *node;
+    const struct page *page;
+    uint64_t cur_due; /* the cursor's place, when there is one */
+    uint8_t cur_id[16];
     struct tf_proto_mp_writer items;
     uint32_t n;
+    struct tf_node_outbox_entry *ring; /* PAGE_BEFORE: limit entries, envelopes dropped */
+    size_t seen;
 };
 
-static int outbox_list_cb(const struct tf_node_outbox_entry *e, void *arg)
+static int outbox_cmp(const struct tf_node_outbox_entry *e, const struct outbox_list *l)
 {
-    struct outbox_list *l = arg;
+    if (e->next_try_ms != l->cur_due)
+        return e->next_try_ms < l->cur_due ? -1 : 1;
+    return memcmp(e->msg_id, l->cur_id, sizeof l->cur_id);
+}
+
+static void outbox_item(struct outbox_list *l, const struct tf_node_outbox_entry *e)
+{
     struct tf_proto_mp_writer *w = &l->items;
     tf_proto_mp_write_map(w, 9);
     tf_proto_mp_write_cstr(w, "msg_id");
@@ -1036,17 +1053,83 @@ static int outbox_list_cb(const struct tf_node_outbox_entry *e, void *arg)
     tf_proto_mp_write_cstr(w, "last_error");
     tf_proto_mp_write_cstr_or_nil(w, e->last_error);
     l->n++;
-    return 0;
+}
+
+static int outbox_list_cb(const struct tf_node_outbox_entry *e, void *arg)
+{
+    struct outbox_list *l = arg;
+    switch (l->page->from) {
+    case PAGE_BEFORE:
+        if (outbox_cmp(e, l) >= 0)
+            return 1;
+        /* Keep what the listing shows: the envelope is not part of it. */
+        l->ring[l->seen++ % l->page->limit] = *e;
+        l->ring[(l->seen - 1) % l->page->limit].envelope = (struct tf_proto_buf){0};
+        return 0;
+    case PAGE_AFTER:
+        if (outbox_cmp(e, l) <= 0)
+            return 0;
+        /* fall through */
+    case PAGE_FIRST:
+        outbox_item(l, e);
+        return l->n == l->page->limit ? 1 : 0;
+    }
+    return 1;
+}
+
+/* The cursor of outbox.list: the msg id (32 hex digits) of an entry still
+ * queued, whose place in the order is looked up now. */
+static int outbox_cursor(struct outbox_list *l, char *why, size_t why_cap)
+{
+    const char *cursor = l->page->cursor;
+    const char *key = l->page->from == PAGE_AFTER ? "after" : "before";
+    size_t got = 0;
+    if (strlen(cursor) != 32 ||
+        sodium_hex2bin(l->cur_id, sizeof l->cur_id, cursor, 32, NULL, &got, NULL) != 0 ||
+        got != sizeof l->cur_id) {
+        WHY("argument '%s' must be an outbox msg_id (32 hex digits)", key);
+        return TF_E_BAD_VALUE;
+    }
+    struct tf_node_outbox_entry e;
+    int rc = tf_node_store_outbox_get(l->node->store, l->cur_id, &e);
+    if (rc == TF_E_NOT_FOUND) {
+        WHY("%s (argument '%s') is no longer in the outbox (delivered, refused or expired): "
+            "list again from the start",
+            cursor, key);
+        return rc;
+    }
+    if (rc != TF_OK) {
+        WHY("cannot read the outbox: %s", tf_strerror(rc));
+        return rc;
+    }
+    l->cur_due = e.next_try_ms;
+    tf_node_outbox_entry_deinit(&e);
+    return TF_OK;
 }
 
 static int verb_outbox_list(struct tf_node *node, const msgpack_object *args,
                             struct tf_proto_mp_writer *w, char *why, size_t why_cap)
 {
-    (void)args;
-    struct outbox_list l = {.node = node, .n = 0};
+    struct page page;
+    struct outbox_list l = {.node = node, .page = &page};
+    int rc = page_arg(args, &page, why, why_cap);
+    if (rc != TF_OK)
+        return rc;
+    if (page.from != PAGE_FIRST && (rc = outbox_cursor(&l, why, why_cap)) != TF_OK)
+        return rc;
+    if (page.from == PAGE_BEFORE && (l.ring = calloc(page.limit, sizeof *l.ring)) == NULL)
+        return TF_E_NOMEM;
     tf_proto_mp_writer_init(&l.items);
     /* The due walk gives the soonest first. */
-    int rc = tf_node_store_outbox_due(node->store, UINT64_MAX, SIZE_MAX, outbox_list_cb, &l);
+    rc = tf_node_store_outbox_due(node->store, UINT64_MAX, SIZE_MAX, outbox_list_cb, &l);
+    if (rc == 1)
+        rc = TF_OK;
+    if (rc == TF_OK && page.from == PAGE_BEFORE) {
+        size_t n = l.seen < page.limit ? l.seen : page.limit;
+        for (size_t i = l.seen - n; i < l.seen; i++)
+            outbox_item(&l, &l.ring[i % page.limit]);
+    }
+    free(l.ring);
     if (rc != TF_OK) {
         tf_proto_mp_writer_deinit(&l.items);
         WHY("cannot read the outbox: %s", tf_strerror(rc));

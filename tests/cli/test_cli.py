@@ -817,7 +817,8 @@ def test_messaging(tmp, home):
                         "10.0.0.5:7451\n"))
         req = node.requests[-1]
         check("outbox request bytes", node.raw[-1] == mp_encode(
-            {"id": req["id"], "verb": "outbox.list"}), repr(node.raw[-1]))
+            {"id": req["id"], "verb": "outbox.list", "args": {"limit": 100}}),
+            repr(node.raw[-1]))
         code, out, _ = expect("outbox --json", run("--home", home, "outbox", "--json"), 0)
         check("outbox --json passthrough", json.loads(out) == sent["outbox.list"], out)
 

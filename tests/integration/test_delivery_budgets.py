@@ -181,6 +181,56 @@ class Budgets(DeliveryTestCase):
         wait_for("bob's outbox to empty", lambda: bob.json("outbox") == [], 10)
         self.assertLessEqual(hole.count, dials_max)
 
+    def test_the_outbox_is_listed_a_page_at_a_time(self):
+        """outbox.list pages like the other listings: --limit, --after and
+        --before a msg_id, soonest first by (next_try, msg_id); a full page
+        says how to get the next; a cursor that has left the outbox, or is
+        not a msg_id, is an error that changes nothing."""
+        # Replies to strangers who are never dialled (and never connect
+        # again: one identity each) wait a day each: an outbox that holds
+        # still while it is paged.
+        bob = self.listening("bob", config={"stranger_dials_max": 0,
+                                            "retry_max_ms": 86400000})
+        for i in range(7):
+            stranger = self.identity("mallory%d" % i)
+            bob.cli("decline", self.stranger_proposes(stranger, "127.0.0.1:9", bob, "P%d" % i))
+        wait_for("7 replies waiting for the strangers to connect",
+                 lambda: [("waiting for it to connect" in (e["last_error"] or ""))
+                          for e in bob.json("outbox")] == [True] * 7, 30, 0.2)
+        everything = bob.json("outbox")
+        order = [(e["next_try"], e["msg_id"]) for e in everything]
+        self.assertEqual(order, sorted(order))
+        ids = [e["msg_id"] for e in everything]
+        self.assertEqual(len(set(ids)), 7)
+
+        self.assertEqual([e["msg_id"] for e in bob.json("outbox", "--limit", "3")], ids[:3])
+        self.assertEqual([e["msg_id"] for e in bob.json("outbox", "--limit", "3",
+                                                        "--after", ids[2])], ids[3:6])
+        self.assertEqual([e["msg_id"] for e in bob.json("outbox", "--limit", "3",
+                                                        "--after", ids[5])], ids[6:])
+        self.assertEqual([e["msg_id"] for e in bob.json("outbox", "--limit", "2",
+                                                        "--before", ids[4])], ids[2:4])
+        self.assertEqual([e["msg_id"] for e in bob.json("outbox", "--before", ids[2])],
+                         ids[:2])
+        self.assertEqual(bob.json("outbox", "--before", ids[0]), [])
+        self.assertEqual(bob.json("outbox", "--after", ids[6]), [])
+
+        # For a person: a full page ends with the command for the next one.
+        r = bob.cli("outbox", "--limit", "3")
+        self.assertIn("more: twofold outbox --after %s" % ids[2], r.stderr)
+        self.assertEqual(len([ln for ln in r.stdout.splitlines() if "reply" in ln]), 3)
+
+        # Bad cursors and limits: clear errors, and nothing changes.
+        r = bob.cli("outbox", "--after", "00" * 16, check=False)
+        self.assertNotEqual(r.returncode, 0)
+        self.assertIn("no longer in the outbox", r.stderr)
+        for bad in (["--after", "abc"], ["--before", "zz" * 16], ["--limit", "0"],
+                    ["--limit", "1001"], ["--after", ids[0], "--before", ids[1]], ["extra"]):
+            r = bob.cli("outbox", *bad, check=False)
+            self.assertNotEqual(r.returncode, 0, bad)
+            self.assertTrue(r.stderr.strip(), bad)
+        self.assertEqual([e["msg_id"] for e in bob.json("outbox")], ids)
+
     def test_accept_and_decline_replies_are_the_same_size(self):
         """Padding (docs/PROTOCOL.md section 7): the envelope of an accept
         (a card and a note) and of a decline (a short reason) arrive at the
