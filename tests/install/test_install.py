@@ -27,6 +27,7 @@ EXPECTED = [  # relative to the prefix
     "bin/twofold", "sbin/twofoldd", "share/man/man1/twofold.1", "share/man/man8/twofoldd.8",
     "lib/systemd/system/twofoldd@.service", "lib/systemd/user/twofoldd.service",
     "share/bash-completion/completions/twofold", "share/bash-completion/completions/twofoldd",
+    "share/zsh/vendor-completions/_twofold",
     "share/doc/twofold/README.md", "share/doc/twofold/copyright",
     "share/doc/twofold/PROTOCOL.md", "share/doc/twofold/CONTROL.md",
     "share/doc/twofold/POLICY.md",
