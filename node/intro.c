@@ -395,7 +395,13 @@ static uint64_t max_u64(uint64_t a, uint64_t b)
  *                                   (what refers to the connector's card)
  *   'b' connector id                the same but introduced items: what counts
  *                                   against the connector's budget
- *   's' id                          every one of those a stranger caused
+ *   's' id                          every open or introduced one of those a
+ *                                   stranger caused (what max_stranger_intros
+ *                                   refuses proposals on)
+ *   'z' u64be(collect_at) id        every finished (declined, closed, expired)
+ *                                   inbox item and tombstone a stranger
+ *                                   caused, oldest first: at most
+ *                                   max_stranger_intros are kept (R58)
  *   'q' party id                    every intro, by party (their card is kept)
  *   'r' u64be(~received) id         inbox items, newest first (paging)
  *   'p' u64be(~created) id          intros, newest first (paging)
@@ -468,6 +474,13 @@ static uint64_t in_collect_at(const struct tf_node *node, const struct intro_in 
     return max_u64(add_sat(r->updated, node->config.retention_s), until);
 }
 
+/* Pending, accepted or introduced: what the owner is still asked about, or
+ * holds as a contact's proof.  The others are over. */
+static bool in_is_live(const struct intro_in *r)
+{
+    return r->state == IN_PENDING || r->state == IN_ACCEPTED || r->state == IN_INTRODUCED;
+}
+
 static void in_keys(const struct tf_node *node, const struct intro_in *r, struct keyset *ks)
 {
     struct tf_proto_proposal p;
@@ -485,8 +498,10 @@ static void in_keys(const struct tf_node *node, const struct intro_in *r, struct
      * its sybils' acceptances itself). */
     if (r->state != IN_INTRODUCED || r->stranger) {
         ks_pk(ks, 'b', p.core.connector_pk, r->id);
-        if (r->stranger)
+        if (r->stranger && in_is_live(r))
             ks_pk(ks, 's', NULL, r->id);
+        else if (r->stranger)
+            ks_time(ks, 'z', in_collect_at(node, r, &p), r->id);
     }
     if (r->state == IN_PENDING)
         ks_time(ks, 'x', p.core.expires, r->id);
@@ -569,6 +584,8 @@ static int pending_index_set(struct tf_node *node, const struct intro_in *r, boo
     return rc;
 }
 
+static int stranger_trim(struct tf_node *node, const uint8_t except[32]);
+
 static int in_save(struct tf_node *node, const struct intro_in *r)
 {
     struct tf_proto_buf v = {0};
@@ -588,6 +605,8 @@ static int in_save(struct tf_node *node, const struct intro_in *r)
         rc = pending_index_set(node, r, r->state == IN_PENDING);
     if (rc == TF_OK)
         rc = ks_apply(node, &old, &new);
+    if (rc == TF_OK && r->stranger && !in_is_live(r))
+        rc = stranger_trim(node, r->id);
     return rc;
 }
 
@@ -700,7 +719,7 @@ static void tomb_keys(const uint8_t id[32], const uint8_t val[TOMB_VAL_LEN], str
     ks_pk(ks, 'f', val + 8, id);
     ks_pk(ks, 'b', val + 8, id);
     if (val[40] & TOMB_STRANGER)
-        ks_pk(ks, 's', NULL, id);
+        ks_time(ks, 'z', get_u64be(val), id);
     ks_time(ks, 't', get_u64be(val), id);
 }
 
@@ -731,7 +750,9 @@ static int tomb_put(struct tf_node *node, const uint8_t id[32], const uint8_t co
     tomb_keys(id, val, &keys);
     int rc = tf_node_store_kv_put(node->store, TF_NODE_STORE_INTRO_SCHED, key, sizeof key, val,
                                   sizeof val);
-    return rc == TF_OK ? ks_apply(node, &none, &keys) : rc;
+    if (rc == TF_OK)
+        rc = ks_apply(node, &none, &keys);
+    return rc == TF_OK && (flags & TOMB_STRANGER) ? stranger_trim(node, id) : rc;
 }
 
 static int tomb_remove(struct tf_node *node, const uint8_t id[32], const uint8_t val[TOMB_VAL_LEN])
@@ -744,6 +765,78 @@ static int tomb_remove(struct tf_node *node, const uint8_t id[32], const uint8_t
     if (rc == TF_OK)
         rc = ks_apply(node, &keys, &none);
     return rc == TF_OK ? card_gc(node, val + 8) : rc;
+}
+
+/* The first two 'z' keys (finished records strangers caused, oldest first). */
+struct oldest_z {
+    uint8_t id[2][32];
+    uint64_t at[2];
+    size_t n;
+};
+
+static int oldest_z_cb(const uint8_t *key, size_t klen, const uint8_t *val, size_t vlen, void *arg)
+{
+    (void)val;
+    (void)vlen;
+    struct oldest_z *o = arg;
+    if (klen < 1 || key[0] != 'z')
+        return 1;
+    if (klen != 41)
+        return 0;
+    o->at[o->n] = get_u64be(key + 1);
+    memcpy(o->id[o->n], key + 9, 32);
+    return ++o->n == 2 ? 1 : 0;
+}
+
+/*
+ * R58: the finished records strangers caused (declined, closed or expired
+ * inbox items, and tombstones) are kept at most max_stranger_intros (at least
+ * one: the record just finished, `except`, is never the one collected), the
+ * oldest collected early.  Unlike open ones they never make the node refuse
+ * a proposal: identities cost nothing, and records that are over would
+ * otherwise lock every stranger out for retention_s.
+ */
+static int stranger_trim(struct tf_node *node, const uint8_t except[32])
+{
+    const uint64_t max = node->config.max_stranger_intros;
+    for (int round = 0; round < 8; round++) {
+        uint64_t n = 0;
+        uint8_t kind = 'z';
+        struct oldest_z o = {.n = 0};
+        int rc = prefix_count(node, 'z', NULL, max + 1, &n);
+        if (rc != TF_OK || n <= max)
+            return rc;
+        rc = tf_node_store_kv_foreach_from(node->store, TF_NODE_STORE_INTRO_SCHED, &kind, 1,
+                                           oldest_z_cb, &o);
+        if (rc != TF_OK && rc != 1)
+            return rc;
+        size_t i = o.n > 0 && memcmp(o.id[0], except, 32) == 0 ? 1 : 0;
+        if (i >= o.n)
+            return TF_OK;
+        uint8_t val[TOMB_VAL_LEN];
+        struct intro_in r;
+        if ((rc = tomb_get(node, o.id[i], val)) == TF_OK) {
+            rc = tomb_remove(node, o.id[i], val);
+        } else if (rc == TF_E_NOT_FOUND && (rc = in_load(node, o.id[i], &r)) == TF_OK) {
+            rc = in_remove(node, &r);
+            in_free(&r);
+        }
+        /* The key itself, in case it was stale (named no record, or not the
+         * record's own). */
+        struct keyset ks = {.n = 0};
+        ks_time(&ks, 'z', o.at[i], o.id[i]);
+        if (rc == TF_OK || rc == TF_E_NOT_FOUND)
+            rc = index_set(node, TF_NODE_STORE_INTRO_SCHED, ks.key[0], ks.len[0], false);
+        if (rc != TF_OK)
+            return rc;
+        char hex[17];
+        sodium_bin2hex(hex, sizeof hex, o.id[i], 8);
+        tf_node_log(TF_NODE_LOG_INFO, "intro",
+                    "finished record %s of a stranger collected early: %llu such records are "
+                    "kept at most (max_stranger_intros)",
+                    hex, (unsigned long long)max);
+    }
+    return TF_OK;
 }
 
 /* Events: {time, type, id} plus one optional string pair. */
@@ -1993,14 +2086,13 @@ static int save_refusal(struct tf_node *node, const struct tf_node_refused_intro
         return rc;
     if ((rc = tomb_get(node, ref->id, tomb)) != TF_E_NOT_FOUND)
         return rc;
-    uint64_t mine = 0, strangers = 0;
+    /* A stranger's tombstone is not refused for the strangers' budget: it
+     * takes the place of the oldest finished record a stranger caused (R58). */
+    uint64_t mine = 0;
     rc = prefix_count(node, 'f', ref->connector, node->config.max_intros_per_connector, &mine);
-    if (rc == TF_OK && ref->stranger)
-        rc = prefix_count(node, 's', NULL, node->config.max_stranger_intros, &strangers);
     if (rc != TF_OK)
         return rc;
-    if (mine >= node->config.max_intros_per_connector ||
-        (ref->stranger && strangers >= node->config.max_stranger_intros)) {
+    if (mine >= node->config.max_intros_per_connector) {
         char tid[TF_PROTO_TEXT_ID_SIZE];
         tf_proto_text_id_encode(ref->connector, tid);
         tf_node_log(TF_NODE_LOG_INFO, "intro",
@@ -2106,9 +2198,67 @@ static int build_indexes(struct tf_node *node)
     return rc;
 }
 
+/* Before R58 every record a stranger caused had an 's' key, finished or not:
+ * once, the finished ones and the tombstones get their 'z' key instead (in
+ * the same transaction as the meta key, as build_indexes does). */
+#define STRANGER_META_KEY "intro-stranger-index-58"
+static int collect_s_cb(const uint8_t *key, size_t klen, const uint8_t *val, size_t vlen, void *arg)
+{
+    if (klen < 1 || key[0] != 's')
+        return 1;
+    return klen == 33 ? collect_cb(key + 1, 32, val, vlen, arg) : 0;
+}
+
+static int stranger_reindex(struct tf_node *node)
+{
+    struct tf_proto_buf v = {0};
+    int rc = tf_node_store_meta_get(node->store, STRANGER_META_KEY, &v);
+    tf_proto_buf_free(&v);
+    if (rc != TF_E_NOT_FOUND)
+        return rc;
+    struct id_list ids = {0};
+    uint8_t kind = 's';
+    rc = tf_node_store_kv_foreach_from(node->store, TF_NODE_STORE_INTRO_SCHED, &kind, 1,
+                                       collect_s_cb, &ids);
+    if (rc == 1)
+        rc = TF_OK;
+    size_t moved = 0;
+    for (size_t i = 0; rc == TF_OK && i < ids.n; i++) {
+        uint8_t key[33], val[TOMB_VAL_LEN];
+        struct intro_in r;
+        struct keyset keys, none = {.n = 0};
+        key[0] = 's';
+        memcpy(key + 1, ids.ids[i], 32);
+        if ((rc = index_set(node, TF_NODE_STORE_INTRO_SCHED, key, sizeof key, false)) != TF_OK)
+            break;
+        if ((rc = tomb_get(node, ids.ids[i], val)) == TF_OK) {
+            tomb_keys(ids.ids[i], val, &keys);
+            rc = ks_apply(node, &none, &keys);
+            moved++;
+        } else if (rc == TF_E_NOT_FOUND && (rc = in_load(node, ids.ids[i], &r)) == TF_OK) {
+            rc = in_save(node, &r);
+            moved += in_is_live(&r) ? 0 : 1;
+            in_free(&r);
+        } else if (rc == TF_E_NOT_FOUND) {
+            rc = TF_OK; /* a stale key: gone */
+        }
+    }
+    if (rc == TF_OK)
+        rc = tf_node_store_meta_put(node->store, STRANGER_META_KEY, (const uint8_t *)"1", 1);
+    if (rc == TF_OK && moved > 0)
+        tf_node_log(TF_NODE_LOG_INFO, "intro",
+                    "%zu finished records of strangers no longer count against "
+                    "max_stranger_intros",
+                    moved);
+    free(ids.ids);
+    return rc;
+}
+
 int tf_node_intro_start(struct tf_node *node)
 {
     int rc = build_indexes(node);
+    if (rc == TF_OK)
+        rc = stranger_reindex(node);
     if (rc != TF_OK) {
         tf_node_log(TF_NODE_LOG_ERROR, "intro", "cannot index the intro tables: %s",
                     tf_strerror(rc));
