@@ -828,22 +828,30 @@ static int c_ping_before_hello(struct ctx *x, char *obs, size_t cap)
     return before_hello(x, ping, sizeof ping, obs, cap);
 }
 
-static int c_envelope_before_hello(struct ctx *x, char *obs, size_t cap)
+/* Sends content (built with rc, freed here) in a link message of type
+ * right after the handshake, before any HELLO. */
+static int before_hello_as(struct ctx *x, enum tf_proto_link_type type, int rc,
+                           struct tf_proto_buf *content, char *obs, size_t cap)
 {
-    struct hp_envelope e;
-    struct tf_proto_buf env, msg;
-    static const char text[] = "too early";
-    env_init(x, &e, &x->mallory, TF_PROTO_MSG_TYPE_NOTE, (const uint8_t *)text, sizeof text - 1);
-    int rc = hp_envelope_build(&e, &env);
+    struct tf_proto_buf msg;
     if (rc == TF_OK) {
-        rc = tf_proto_link_envelope(env.data, env.len, &msg);
-        tf_proto_buf_free(&env);
+        rc = tf_proto_link_envelope_as(type, content->data, content->len, &msg);
+        tf_proto_buf_free(content);
     }
     if (rc != TF_OK)
         return setup_failed = 1, -1;
     rc = before_hello(x, msg.data, msg.len, obs, cap);
     tf_proto_buf_free(&msg);
     return rc;
+}
+
+static int c_envelope_before_hello(struct ctx *x, char *obs, size_t cap)
+{
+    struct hp_envelope e;
+    struct tf_proto_buf env;
+    static const char text[] = "too early";
+    env_init(x, &e, &x->mallory, TF_PROTO_MSG_TYPE_NOTE, (const uint8_t *)text, sizeof text - 1);
+    return before_hello_as(x, TF_PROTO_LINK_ENVELOPE, hp_envelope_build(&e, &env), &env, obs, cap);
 }
 
 static int c_hello_version_2(struct ctx *x, char *obs, size_t cap)
@@ -1779,17 +1787,10 @@ static int c_direct_before_hello(struct ctx *x, char *obs, size_t cap)
 {
     static const char text[] = "too early";
     uint8_t msg_id[16] = {1};
-    struct tf_proto_buf d, msg;
-    if (direct_build(msg_id, now_s() + HOUR, TF_PROTO_MSG_TYPE_NOTE, (const uint8_t *)text,
-                     sizeof text - 1, DIRECT_OK, &d) != TF_OK)
-        return setup_failed = 1, -1;
-    int rc = tf_proto_link_envelope_as(TF_PROTO_LINK_DIRECT, d.data, d.len, &msg);
-    tf_proto_buf_free(&d);
-    if (rc != TF_OK)
-        return setup_failed = 1, -1;
-    rc = before_hello(x, msg.data, msg.len, obs, cap);
-    tf_proto_buf_free(&msg);
-    return rc;
+    struct tf_proto_buf d;
+    int rc = direct_build(msg_id, now_s() + HOUR, TF_PROTO_MSG_TYPE_NOTE, (const uint8_t *)text,
+                          sizeof text - 1, DIRECT_OK, &d);
+    return before_hello_as(x, TF_PROTO_LINK_DIRECT, rc, &d, obs, cap);
 }
 
 static int c_direct_not_negotiated(struct ctx *x, char *obs, size_t cap)
