@@ -17,7 +17,8 @@ import sys
 import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from harness import NodeTestCase, free_port, wait_for  # noqa: E402
+import test_mailbox  # noqa: E402
+from harness import free_port, wait_for  # noqa: E402
 
 SHIM = os.environ.get("TF_BENCH_OPCOUNT", "")
 WAIT = 60.0
@@ -28,7 +29,7 @@ FAST = {"retry_max_ms": 1000, "mailbox_retry_max_ms": 2000}
 
 
 @unittest.skipUnless(SHIM and os.access(SHIM, os.R_OK), "no op-counting shim built")
-class DirectTestCase(NodeTestCase):
+class DirectTestCase(test_mailbox.MailboxTestCase):
     def start(self, n, **config):
         """Inits and starts n with the shim preloaded and config."""
         n.init()
@@ -71,23 +72,8 @@ class DirectTestCase(NodeTestCase):
                      lambda a=a, b=b: a.cli("ping", b, check=False).returncode == 0, WAIT)
         return carol, alice, bob
 
-    def inbox(self, n):
-        return {it["id"]: it for it in n.json("inbox", "--all")}
-
-    def wait_inbox(self, n, iid, state):
-        wait_for("%s's inbox item %.12s to be %s" % (n.name, iid, state),
-                 lambda: (self.inbox(n).get(iid) or {}).get("state") == state, WAIT)
-
     def introduce(self, carol, alice, bob, topic):
-        iid = carol.json("propose", "alice", "bob", "--topic", topic)["id"]
-        self.wait_inbox(alice, iid, "pending")
-        self.wait_inbox(bob, iid, "pending")
-        alice.cli("accept", iid)
-        bob.cli("accept", iid)
-        wait_for("intro introduced", lambda: carol.json("show", iid)["state"] == "introduced",
-                 WAIT)
-        self.wait_inbox(alice, iid, "introduced")
-        self.wait_inbox(bob, iid, "introduced")
+        iid = super().introduce(carol, alice, bob, topic)
         for n in (carol, alice, bob):
             wait_for("%s's outbox to empty" % n.name, lambda n=n: n.json("outbox") == [], WAIT)
         return iid
