@@ -34,8 +34,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     FUZZ_ASSERT(tf_proto_envelope_padded_len(size) == size);
 
     struct tf_proto_buf again;
-    FUZZ_ASSERT(tf_proto_envelope_direct_encode(d.msg_id, d.expires, d.type, d.body.ptr,
-                                                d.body.len, &again) == TF_OK);
+    FUZZ_ASSERT(tf_proto_envelope_direct_encode(d.msg_id, d.expires, d.type, d.body.ptr, d.body.len,
+                                                &again) == TF_OK);
     FUZZ_ASSERT(again.len == size && memcmp(again.data, data, size) == 0);
     tf_proto_buf_free(&again);
 
