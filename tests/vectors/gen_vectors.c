@@ -1023,6 +1023,16 @@ static void gen_direct(void)
     tf_proto_buf_free(&d);
 }
 
+/* Adds the cases to root, prints it and frees it. */
+static void print_doc(json_t *root)
+{
+    json_object_set_new(root, "valid", VALID);
+    json_object_set_new(root, "invalid", INVALID);
+    json_dumpf(root, stdout, JSON_INDENT(1) | JSON_PRESERVE_ORDER);
+    putchar('\n');
+    json_decref(root);
+}
+
 int main(int argc, char **argv)
 {
     if (sodium_init() < 0)
@@ -1042,11 +1052,7 @@ int main(int argc, char **argv)
         VALID = json_array();
         INVALID = json_array();
         gen_direct();
-        json_object_set_new(root, "valid", VALID);
-        json_object_set_new(root, "invalid", INVALID);
-        json_dumpf(root, stdout, JSON_INDENT(1) | JSON_PRESERVE_ORDER);
-        putchar('\n');
-        json_decref(root);
+        print_doc(root);
         vec_world_deinit(&W);
         return 0;
     }
@@ -1074,11 +1080,7 @@ int main(int argc, char **argv)
     gen_closes(&ab);
     gen_requests(); /* requests */
     gen_chain(root, &ab);
-    json_object_set_new(root, "valid", VALID);
-    json_object_set_new(root, "invalid", INVALID);
-    json_dumpf(root, stdout, JSON_INDENT(1) | JSON_PRESERVE_ORDER);
-    putchar('\n');
-    json_decref(root);
+    print_doc(root);
     vec_intro_free(&ab);
     vec_intro_free(&ad);
     vec_intro_free(&other);
