@@ -659,11 +659,23 @@ static int buf_copy(struct tf_proto_buf *out, const uint8_t *p, size_t len)
     return TF_OK;
 }
 
-/* A new envelope's msg id: random (the receiver's dedupe needs only that a
- * sender never reuses one). */
+/*
+ * direct: a new envelope's msg id, time-ordered: u48be(unix milliseconds)
+ * followed by 10 random bytes.  The receiver's dedupe needs only that a
+ * sender never reuses an id (80 random bits within one millisecond); the
+ * time prefix makes the outbox (and the notes, kept under the same id) grow
+ * at the end of its B-tree instead of at a random leaf, so a commit dirties
+ * fewer pages.  What it tells: the sender's clock when the envelope was made,
+ * to the millisecond, to whoever sees the id (the recipient; a mailbox, on
+ * the outer part of a sealed envelope), which the envelope's arrival and its
+ * expiry already tell to within its retries and its lifetime.
+ */
 static void new_msg_id(uint8_t msg_id[static 16])
 {
-    randombytes_buf(msg_id, 16);
+    uint64_t t = now_ms();
+    for (int i = 0; i < 6; i++)
+        msg_id[i] = (uint8_t)(t >> (40 - 8 * i));
+    randombytes_buf(msg_id + 6, 10);
 }
 
 /*

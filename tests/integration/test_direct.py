@@ -14,6 +14,7 @@ through a mailbox stays sealed and signed.
 import os
 import struct
 import sys
+import time
 import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -130,6 +131,21 @@ class Direct(DirectTestCase):
         self.assertEqual(d["all"]["seal"], 0, d)
         self.assertEqual(d["all"]["open"], 0, d)
         self.assertEqual(d["bob"]["sign"], 1, d)  # the card itself, nothing else
+
+    def test_msg_ids_are_time_ordered(self):
+        # u48be(unix ms) then 10 random bytes: ids sort in the order they
+        # were made, and their prefix is the sender's clock.
+        carol, alice, bob = self.cast()
+        t0 = int(time.time() * 1000)
+        for i in range(5):
+            carol.cli("message", "alice", "note %d" % i)
+        t1 = int(time.time() * 1000)
+        out = [m for m in carol.json("messages") if m["direction"] == "out"]
+        self.assertEqual([m["text"] for m in sorted(out, key=lambda m: m["id"])],
+                         ["note %d" % i for i in range(5)])
+        for m in out:
+            self.assertTrue(t0 - 1000 <= int(m["id"][:12], 16) <= t1 + 1000, m["id"])
+        self.assertEqual(len({m["id"][12:] for m in out}), 5)
 
     def test_a_node_without_the_feature_gets_everything_sealed_both_ways(self):
         carol, alice, bob = self.cast(alice_config={"direct_envelopes": 0})

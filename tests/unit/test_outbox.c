@@ -149,9 +149,7 @@ static void test_crafted_records(void **state)
         size_t env_len, body_len;
         int want;
     } cases[] = {
-        {8, 5, 0, TF_OK},
-        {9, 0, 5, TF_OK},
-        {9, 5, 5, TF_OK},
+        {8, 5, 0, TF_OK},         {9, 0, 5, TF_OK}, {9, 5, 5, TF_OK},
         {8, 0, 0, TF_E_CORRUPT},  /* schema 8: the envelope is all there is */
         {9, 5, 0, TF_E_CORRUPT},  /* a body field holds a body */
         {9, 0, 0, TF_E_CORRUPT},  /* nothing to send */
