@@ -34,6 +34,10 @@ class DirectTestCase(test_mailbox.MailboxTestCase):
     def start(self, n, **config):
         """Inits and starts n with the shim preloaded and config."""
         n.init()
+        return self.restart(n, **config)
+
+    def restart(self, n, **config):
+        """Starts n (inited, stopped) with config and its counts at zero."""
         n.write_config(**dict(FAST, **config))
         n.ops_path = n.home + ".ops"
         with open(n.ops_path, "wb") as f:
@@ -131,6 +135,27 @@ class Direct(DirectTestCase):
         self.assertEqual(d["all"]["seal"], 0, d)
         self.assertEqual(d["all"]["open"], 0, d)
         self.assertEqual(d["bob"]["sign"], 1, d)  # the card itself, nothing else
+
+    def test_an_entry_sealed_before_is_sent_as_it_is(self):
+        # Carol queues a note for Alice while Alice is away and Carol runs
+        # without the feature: the outbox holds only the sealed envelope, as
+        # every record of schema 8 did.  Carol restarts with the feature:
+        # the note goes as it was sealed, with no new seal or signature.
+        carol, alice, bob = self.cast()
+        self.assertEqual(alice.stop(), 0)
+        self.assertEqual(carol.stop(), 0)
+        self.restart(carol, direct_envelopes=0)
+        carol.cli("message", "alice", "sealed before")
+        wait_for("carol's note queued", lambda: len(carol.json("outbox")) == 1, WAIT)
+        self.assertEqual(self.ops(carol)["seal"], 1)
+        self.assertEqual(carol.stop(), 0)
+        self.restart(carol)
+        self.restart(alice)
+        wait_for("alice's note", lambda: ["sealed before"] == [
+            m["text"] for m in alice.json("messages") if m["direction"] == "in"], WAIT)
+        wait_for("carol's outbox to empty", lambda: carol.json("outbox") == [], WAIT)
+        self.assertEqual((self.ops(carol)["seal"], self.ops(carol)["sign"]), (0, 0))
+        self.assertEqual(self.ops(alice)["open"], 1)
 
     def test_msg_ids_are_time_ordered(self):
         # u48be(unix ms) then 10 random bytes: ids sort in the order they
