@@ -76,6 +76,8 @@ void tf_node_config_defaults(struct tf_node_config *cfg)
     cfg->mailbox_uploader_envelopes = 200;
     cfg->mailbox_ttl_max_s = 30 * 86400;
     cfg->mailbox_retry_max_ms = 60000;
+    /* direct */
+    cfg->direct_envelopes = 1;
 }
 
 struct key {
@@ -151,6 +153,8 @@ static const struct key KEYS[] = {
     KEY(mailbox_uploader_envelopes, 1, 100000000),
     KEY(mailbox_ttl_max_s, 1, 400 * 86400),
     KEY(mailbox_retry_max_ms, 1000, 3600000),
+    /* direct */
+    KEY(direct_envelopes, 0, 1),
 };
 
 static char *trim(char *s)

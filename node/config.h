@@ -92,6 +92,11 @@ struct tf_node_config {
     uint64_t mailbox_uploader_envelopes; /* ... of them from one uploader */
     uint64_t mailbox_ttl_max_s;          /* an envelope is held at most this long */
     uint64_t mailbox_retry_max_ms;       /* a tenant redials its mailbox at least this often */
+    /* direct (issue 17, node/delivery.c): 1 lists the "direct" feature in
+     * HELLO, so that envelopes to a link's peer itself go without seal and
+     * envelope signature when the peer lists it too; 0 sends and takes
+     * sealed envelopes only, as a node without the feature does. */
+    uint64_t direct_envelopes;
 };
 
 /* The defaults. */

@@ -645,6 +645,39 @@ static void dial_mailboxes(struct tf_node_delivery *d, const uint8_t to[32])
  * hold, or refused here: e.last_error says why). */
 static bool deposit_here(struct tf_node_delivery *d, struct tf_node_outbox_entry *e);
 
+/* Copies len bytes into *out (owned; none, NULL, when len is 0). */
+static int buf_copy(struct tf_proto_buf *out, const uint8_t *p, size_t len)
+{
+    out->data = NULL;
+    out->len = 0;
+    if (len == 0)
+        return TF_OK;
+    if ((out->data = malloc(len)) == NULL)
+        return TF_E_NOMEM;
+    memcpy(out->data, p, len);
+    out->len = len;
+    return TF_OK;
+}
+
+/*
+ * direct: a new envelope's msg id, time-ordered: u48be(unix milliseconds)
+ * followed by 10 random bytes.  The receiver's dedupe needs only that a
+ * sender never reuses an id (80 random bits within one millisecond); the
+ * time prefix makes the outbox (and the notes, kept under the same id) grow
+ * at the end of its B-tree instead of at a random leaf, so a commit dirties
+ * fewer pages.  What it tells: the sender's clock when the envelope was made,
+ * to the millisecond, to whoever sees the id (the recipient; a mailbox, on
+ * the outer part of a sealed envelope), which the envelope's arrival and its
+ * expiry already tell to within its retries and its lifetime.
+ */
+static void new_msg_id(uint8_t msg_id[static 16])
+{
+    uint64_t t = now_ms();
+    for (int i = 0; i < 6; i++)
+        msg_id[i] = (uint8_t)(t >> (40 - 8 * i));
+    randombytes_buf(msg_id + 6, 10);
+}
+
 /*
  * The outbox budgets (docs/THREAT-MODEL.md): at most outbox_max_per_peer
  * entries for one recipient, and outbox_max_strangers for all recipients
@@ -692,11 +725,23 @@ int tf_node_delivery_enqueue(struct tf_node_delivery *d, const struct tf_node_co
     int rc = check_budgets(d, to->pk, &stranger);
     if (rc != TF_OK)
         return rc;
-    randombytes_buf(e.msg_id, sizeof e.msg_id);
-    rc = tf_proto_envelope_seal(&d->node->id, to->pk, to->fields.box_pk, e.msg_id, expires, type,
-                                body, len, &e.envelope);
-    if (rc != TF_OK)
-        return rc;
+    if (!tf_proto_msg_type_is_valid(type))
+        return TF_E_BAD_VALUE;
+    if (len > TF_PROTO_BODY_MAX)
+        return TF_E_TOO_LONG;
+    new_msg_id(e.msg_id);
+    if (d->node->config.direct_envelopes != 0 && len > 0) {
+        /* direct: the body is kept and the envelope sealed only when a
+         * sealed one is needed (ensure_sealed): on a direct link to the
+         * recipient it goes unsealed and unsigned. */
+        if ((rc = buf_copy(&e.body, body, len)) != TF_OK)
+            return rc;
+    } else {
+        rc = tf_proto_envelope_seal(&d->node->id, to->pk, to->fields.box_pk, e.msg_id, expires,
+                                    type, body, len, &e.envelope);
+        if (rc != TF_OK)
+            return rc;
+    }
     memcpy(e.to_pk, to->pk, 32);
     e.type = type;
     e.created = tf_node_now(d->node);
@@ -795,6 +840,55 @@ static void finish_refused(struct tf_node_delivery *d, const struct tf_node_outb
     finish(d, e, TF_NODE_MESSAGE_FAILED, tf_proto_ack_reason_name(reason));
 }
 
+/*
+ * direct: makes e's sealed envelope when it has none yet.  An entry that
+ * kept its body is sealed and signed only where a sealed envelope is needed
+ * (an upload to a mailbox, a peer without the direct feature, this node's
+ * own mailbox tables), and once: the caller writes the entry back with it,
+ * so every later try sends the same bytes (a mailbox sees one envelope,
+ * however often it is uploaded) and costs no seal.  The recipient's box key
+ * comes from its card as known now.  TF_E_NOT_FOUND when the recipient is no
+ * longer known; the sealer's error otherwise.
+ */
+static int ensure_sealed(struct tf_node_delivery *d, struct tf_node_outbox_entry *e)
+{
+    if (e->envelope.len > 0)
+        return TF_OK;
+    struct tf_node_contact c;
+    bool stranger;
+    int rc = recipient_card(d->node, e->to_pk, &c, &stranger);
+    if (rc == TF_OK)
+        rc = tf_proto_envelope_seal(&d->node->id, e->to_pk, c.fields.box_pk, e->msg_id, e->expires,
+                                    e->type, e->body.data, e->body.len, &e->envelope);
+    tf_node_contact_deinit(&c);
+    return rc;
+}
+
+/* The link message that carries e on link: DIRECT when link is to the
+ * recipient itself, negotiated the feature and e kept its body; else the
+ * sealed envelope (made now if need be) as ENVELOPE, or as UPLOAD when link
+ * is to one of the recipient's mailboxes. */
+static int entry_msg(struct tf_node_delivery *d, struct tf_node_link *link,
+                     struct tf_node_outbox_entry *e, bool upload, struct tf_proto_buf *msg)
+{
+    if (!upload && e->body.len > 0 && tf_node_link_direct(link) &&
+        sodium_memcmp(tf_node_link_peer(link), e->to_pk, 32) == 0) {
+        struct tf_proto_buf direct;
+        int rc = tf_proto_envelope_direct_encode(e->msg_id, e->expires, e->type, e->body.data,
+                                                 e->body.len, &direct);
+        if (rc == TF_OK) {
+            rc = tf_proto_link_envelope_as(TF_PROTO_LINK_DIRECT, direct.data, direct.len, msg);
+            tf_proto_buf_free(&direct);
+        }
+        return rc;
+    }
+    int rc = ensure_sealed(d, e);
+    if (rc != TF_OK)
+        return rc;
+    return tf_proto_link_envelope_as(upload ? TF_PROTO_LINK_UPLOAD : TF_PROTO_LINK_ENVELOPE,
+                                     e->envelope.data, e->envelope.len, msg);
+}
+
 /* Sends e on link (as UPLOAD when link is to one of the recipient's
  * mailboxes) and reschedules it in case no ACK comes. */
 static int send_entry(struct tf_node_delivery *d, struct tf_node_link *link,
@@ -804,13 +898,21 @@ static int send_entry(struct tf_node_delivery *d, struct tf_node_link *link,
     struct inflight *f = calloc(1, sizeof *f);
     if (f == NULL)
         return TF_E_NOMEM;
-    int rc = tf_proto_link_envelope_as(upload ? TF_PROTO_LINK_UPLOAD : TF_PROTO_LINK_ENVELOPE,
-                                       e->envelope.data, e->envelope.len, &msg);
+    int rc = entry_msg(d, link, e, upload, &msg);
     if (rc == TF_OK) {
         /* Held until this turn's commit (the node commits right after
          * delivery runs), with the state change that queued it. */
         rc = tf_node_net_send(link, &msg, true);
         tf_proto_buf_free(&msg);
+    } else if (rc == TF_E_NOT_FOUND || rc == TF_E_BAD_VALUE) {
+        /* It cannot be sealed (the recipient is gone, or its card's box
+         * key is unusable): nothing will deliver it. */
+        free(f);
+        char why[TF_NODE_OUTBOX_ERROR_MAX];
+        snprintf(why, sizeof why, "cannot seal: %s", tf_strerror(rc));
+        tf_node_log(TF_NODE_LOG_WARN, "delivery", "envelope dropped: %s", why);
+        finish(d, e, TF_NODE_MESSAGE_FAILED, why);
+        return TF_OK;
     }
     if (rc != TF_OK) {
         free(f);
@@ -885,6 +987,9 @@ static bool deposit_here(struct tf_node_delivery *d, struct tf_node_outbox_entry
     if (recipient_card(node, e->to_pk, &c, &stranger) == TF_OK)
         mine = tf_proto_card_mailbox_index(&c.fields, node->id.sign_pk) >= 0;
     tf_node_contact_deinit(&c);
+    /* direct: what a mailbox holds is sealed (kept in e once made). */
+    if (mine && ensure_sealed(d, e) != TF_OK)
+        return false;
     enum tf_proto_ack_status status;
     enum tf_proto_ack_reason reason;
     if (!mine || tf_node_mailbox_deposit(node->mailbox, e->envelope.data, e->envelope.len, &status,
@@ -929,13 +1034,16 @@ static int due_cb(const struct tf_node_outbox_entry *ce, void *arg)
     /* A private copy: the callback's entry is only valid during the call, and
      * we write the entry back. */
     e = *ce;
-    e.envelope.data = malloc(ce->envelope.len);
-    if (e.envelope.data == NULL) {
-        x->err = TF_E_NOMEM;
+    e.envelope = (struct tf_proto_buf){0};
+    e.body = (struct tf_proto_buf){0};
+    int rc = buf_copy(&e.envelope, ce->envelope.data, ce->envelope.len);
+    if (rc == TF_OK)
+        rc = buf_copy(&e.body, ce->body.data, ce->body.len);
+    if (rc != TF_OK) {
+        tf_node_outbox_entry_deinit(&e);
+        x->err = rc;
         return 1;
     }
-    memcpy(e.envelope.data, ce->envelope.data, ce->envelope.len);
-    int rc = TF_OK;
     if (x->now_s > e.expires) {
         expire_entry(d, &e);
     } else {
@@ -1270,10 +1378,18 @@ static bool messages_full(struct tf_node_delivery *d, const uint8_t from_pk[32])
     return false;
 }
 
+/* What the receive path takes from an envelope once it is authenticated:
+ * opened (sealed, signed), or DIRECT from the link's peer itself. */
+struct taken {
+    uint8_t msg_id[16];
+    uint64_t expires;
+    const uint8_t *from_pk; /* 32 bytes */
+    uint16_t type;
+    struct tf_proto_bytes body;
+};
+
 /* Stores a note from a contact. */
-static enum tf_proto_ack_reason receive_note(struct tf_node_delivery *d,
-                                             const struct tf_proto_envelope *env,
-                                             const struct tf_proto_envelope_opened *o,
+static enum tf_proto_ack_reason receive_note(struct tf_node_delivery *d, const struct taken *o,
                                              const uint8_t seen[static 16])
 {
     struct tf_node *node = d->node;
@@ -1294,7 +1410,7 @@ static enum tf_proto_ack_reason receive_note(struct tf_node_delivery *d,
     /* The note is kept under its msg_id, unless a message already has that
      * id (another sender chose the same one, or it is one of ours): then
      * under its seen key, which is unique per (sender, msg_id). */
-    rc = tf_node_store_message_get(node->store, env->msg_id, &m);
+    rc = tf_node_store_message_get(node->store, o->msg_id, &m);
     tf_node_message_deinit(&m);
     memset(&m, 0, sizeof m);
     if (rc != TF_OK && rc != TF_E_NOT_FOUND) {
@@ -1302,7 +1418,7 @@ static enum tf_proto_ack_reason receive_note(struct tf_node_delivery *d,
         tf_node_log(TF_NODE_LOG_ERROR, "delivery", "cannot read the messages: %s", tf_strerror(rc));
         return (enum tf_proto_ack_reason) - 1;
     }
-    memcpy(m.id, rc == TF_OK ? seen : env->msg_id, 16);
+    memcpy(m.id, rc == TF_OK ? seen : o->msg_id, 16);
     memcpy(m.contact, o->from_pk, 32);
     m.outgoing = false;
     m.time = m.updated = tf_node_now(node);
@@ -1328,7 +1444,7 @@ static enum tf_proto_ack_reason receive_note(struct tf_node_delivery *d,
     tf_proto_mp_write_str(&w, (const char *)o->body.ptr, o->body.len);
     if ((rc = tf_proto_mp_writer_finish(&w, &rec)) == TF_OK &&
         (rc = tf_node_store_message_put(node->store, &m)) == TF_OK &&
-        (rc = tf_node_store_seen_add(node->store, seen, env->expires)) == TF_OK)
+        (rc = tf_node_store_seen_add(node->store, seen, o->expires)) == TF_OK)
         rc = tf_node_event(node, &rec);
     tf_proto_buf_free(&rec);
     if (rc != TF_OK) {
@@ -1402,6 +1518,87 @@ static enum tf_proto_ack_reason open_failure_reason(int rc)
     return rc == TF_E_BAD_VALUE ? TF_PROTO_ACK_REASON_UNSUPPORTED : tf_proto_ack_reason_for(rc);
 }
 
+/*
+ * Takes an envelope whose sender is known: t, or nothing when open_rc (the
+ * reason it could not be opened or read) is not TF_OK, in which case only
+ * t->msg_id is set.  Duplicates are found on (sender, msg_id) whichever way
+ * the envelope came (direct, sealed on the sender's link, pushed by a
+ * mailbox), so it is taken once.  relayed: pushed by a mailbox, when its
+ * sender need not be the link's peer.  Then the ACK is queued.
+ */
+static void take(struct tf_node_delivery *d, struct tf_node_link *link, const struct taken *t,
+                 int open_rc, bool relayed, const char *tid)
+{
+    struct tf_node *node = d->node;
+    enum tf_proto_ack_reason reason;
+    struct tf_node_savepoint sp = tf_node_savepoint(node);
+    uint8_t key[16];
+    uint64_t now = tf_node_now(node);
+    int rc = open_rc;
+    if (rc == TF_OK) {
+        seen_key(t->from_pk, t->msg_id, key);
+        rc = tf_node_store_seen_check(node->store, key);
+        if (rc == TF_OK) {
+            /* A duplicate of an envelope this sender had delivered. */
+            send_ack(d, link, t->msg_id, TF_PROTO_ACK_REASON_NONE);
+            return;
+        }
+        if (rc != TF_E_NOT_FOUND) {
+            tf_node_log(TF_NODE_LOG_ERROR, "delivery", "seen check failed: %s", tf_strerror(rc));
+            return;
+        }
+        rc = TF_OK;
+    }
+    if (rc != TF_OK) {
+        reason = open_failure_reason(rc);
+    } else if (t->expires - now > TF_NODE_DELIVERY_TTL_MAX_S) {
+        /* Its id would be kept (seen) until then: a sender may not pin rows
+         * in this store for longer than any envelope needs to live. */
+        reason = TF_PROTO_ACK_REASON_MALFORMED;
+    } else if (!relayed && sodium_memcmp(t->from_pk, tf_node_link_peer(link), 32) != 0) {
+        reason = TF_PROTO_ACK_REASON_NOT_PEER;
+    } else if (seen_full(d, tid)) {
+        reason = (enum tf_proto_ack_reason) - 1; /* no ACK: taken later */
+    } else if (t->type == TF_PROTO_MSG_TYPE_NOTE) {
+        reason = receive_note(d, t, key);
+    } else {
+        int r = t->type == TF_PROTO_MSG_TYPE_CARD_UPDATE
+                    ? tf_node_profile_card_update(node, t->from_pk, t->body.ptr, t->body.len)
+                    : tf_node_intro_receive(node, t->type, t->from_pk, t->body.ptr, t->body.len);
+        /* An envelope that changed nothing (a proposal already known, a
+         * close for an item already closed, a card no newer than ours)
+         * leaves no seen row: processing it again would change nothing
+         * again, and remembering it would let one peer fill the seen budget
+         * with free copies of one proposal under fresh msg ids, after which
+         * nobody's new envelopes would be taken. */
+        struct tf_node_savepoint after = tf_node_savepoint(node);
+        bool changed = after.store != sp.store || after.events != sp.events;
+        if (r == TF_PROTO_ACK_REASON_NONE && changed) {
+            int rc2 = tf_node_store_seen_add(node->store, key, t->expires);
+            if (rc2 != TF_OK) {
+                tf_node_log(TF_NODE_LOG_ERROR, "delivery", "cannot record a msg id: %s",
+                            tf_strerror(rc2));
+                r = -1;
+            } else if (node->test_crash_after_receive) {
+                node->test_crash_armed = true;
+            }
+        }
+        reason = (enum tf_proto_ack_reason)r;
+    }
+    if (reason != TF_PROTO_ACK_REASON_NONE) {
+        tf_node_rollback(node, sp); /* refused or failed: it changed nothing */
+        /* What the refusal itself must keep (a refused proposal's tombstone)
+         * is written after the rollback, in this batch, before the ACK. */
+        tf_node_intro_save_refusals(node);
+    }
+    if ((int)reason < 0)
+        return;
+    if (reason != TF_PROTO_ACK_REASON_NONE)
+        tf_node_log(TF_NODE_LOG_WARN, "delivery", "%s: envelope rejected: %s", tid,
+                    tf_proto_ack_reason_name(reason));
+    send_ack(d, link, t->msg_id, reason);
+}
+
 /* An envelope from link: sent by the link's peer itself, or (relayed) held
  * for us by a mailbox and PUSHed, when its sender may be anyone. */
 static void receive(struct tf_node_delivery *d, struct tf_node_link *link, const uint8_t *buf,
@@ -1419,77 +1616,15 @@ static void receive(struct tf_node_delivery *d, struct tf_node_link *link, const
         refuse_malformed(d, link, buf, len, rc, tid);
         return;
     }
-    enum tf_proto_ack_reason reason;
-    struct tf_node_savepoint sp = tf_node_savepoint(node);
-    uint8_t key[16];
-    uint64_t now = tf_node_now(node);
-    rc = tf_proto_envelope_open(&node->id, buf, len, now, &plain, &o);
+    rc = tf_proto_envelope_open(&node->id, buf, len, tf_node_now(node), &plain, &o);
+    struct taken t = {.expires = env.expires};
+    memcpy(t.msg_id, env.msg_id, 16);
     if (rc == TF_OK) {
-        seen_key(o.from_pk, env.msg_id, key);
-        rc = tf_node_store_seen_check(node->store, key);
-        if (rc == TF_OK) {
-            /* A duplicate of an envelope this sender had delivered. */
-            tf_proto_buf_free(&plain);
-            send_ack(d, link, env.msg_id, TF_PROTO_ACK_REASON_NONE);
-            return;
-        }
-        if (rc != TF_E_NOT_FOUND) {
-            tf_node_log(TF_NODE_LOG_ERROR, "delivery", "seen check failed: %s", tf_strerror(rc));
-            tf_proto_buf_free(&plain);
-            return;
-        }
-        rc = TF_OK;
+        t.from_pk = o.from_pk;
+        t.type = o.type;
+        t.body = o.body;
     }
-    if (rc != TF_OK) {
-        reason = open_failure_reason(rc);
-    } else if (env.expires - now > TF_NODE_DELIVERY_TTL_MAX_S) {
-        /* Its id would be kept (seen) until then: a sender may not pin rows
-         * in this store for longer than any envelope needs to live. */
-        reason = TF_PROTO_ACK_REASON_MALFORMED;
-    } else if (!relayed && sodium_memcmp(o.from_pk, tf_node_link_peer(link), 32) != 0) {
-        reason = TF_PROTO_ACK_REASON_NOT_PEER;
-    } else if (seen_full(d, tid)) {
-        reason = (enum tf_proto_ack_reason) - 1; /* no ACK: taken later */
-    } else if (o.type == TF_PROTO_MSG_TYPE_NOTE) {
-        reason = receive_note(d, &env, &o, key);
-    } else {
-        int r = o.type == TF_PROTO_MSG_TYPE_CARD_UPDATE
-                    ? tf_node_profile_card_update(node, o.from_pk, o.body.ptr, o.body.len)
-                    : tf_node_intro_receive(node, o.type, o.from_pk, o.body.ptr, o.body.len);
-        /* An envelope that changed nothing (a proposal already known, a
-         * close for an item already closed, a card no newer than ours)
-         * leaves no seen row: processing it again would change nothing
-         * again, and remembering it would let one peer fill the seen budget
-         * with free copies of one proposal under fresh msg ids, after which
-         * nobody's new envelopes would be taken. */
-        struct tf_node_savepoint after = tf_node_savepoint(node);
-        bool changed = after.store != sp.store || after.events != sp.events;
-        if (r == TF_PROTO_ACK_REASON_NONE && changed) {
-            int rc2 = tf_node_store_seen_add(node->store, key, env.expires);
-            if (rc2 != TF_OK) {
-                tf_node_log(TF_NODE_LOG_ERROR, "delivery", "cannot record a msg id: %s",
-                            tf_strerror(rc2));
-                r = -1;
-            } else if (node->test_crash_after_receive) {
-                node->test_crash_armed = true;
-            }
-        }
-        reason = (enum tf_proto_ack_reason)r;
-    }
-    if (reason != TF_PROTO_ACK_REASON_NONE) {
-        tf_node_rollback(node, sp); /* refused or failed: it changed nothing */
-        /* What the refusal itself must keep (a refused proposal's tombstone)
-         * is written after the rollback, in this batch, before the ACK. */
-        tf_node_intro_save_refusals(node);
-    }
-    if ((int)reason < 0) {
-        tf_proto_buf_free(&plain);
-        return;
-    }
-    if (reason != TF_PROTO_ACK_REASON_NONE)
-        tf_node_log(TF_NODE_LOG_WARN, "delivery", "%s: envelope rejected: %s", tid,
-                    tf_proto_ack_reason_name(reason));
-    send_ack(d, link, env.msg_id, reason);
+    take(d, link, &t, rc, relayed, tid);
     tf_proto_buf_free(&plain);
 }
 
@@ -1503,4 +1638,31 @@ void tf_node_delivery_pushed(struct tf_node_delivery *d, struct tf_node_link *li
                              const uint8_t *buf, size_t len)
 {
     receive(d, link, buf, len, true);
+}
+
+void tf_node_delivery_direct(struct tf_node_delivery *d, struct tf_node_link *link,
+                             const uint8_t *buf, size_t len)
+{
+    struct tf_node *node = d->node;
+    struct tf_proto_envelope_direct m;
+    char tid[TF_PROTO_TEXT_ID_SIZE];
+    tf_proto_text_id_encode(tf_node_link_peer(link), tid);
+    node->stats.envelopes_received++;
+    memset(&m, 0, sizeof m);
+    int rc = tf_proto_envelope_direct_decode(buf, len, &m);
+    if (rc != TF_OK && rc != TF_E_BAD_VALUE) {
+        /* node/net.c closes the link on such a message before it comes
+         * here; should one come, it is dropped unacknowledged. */
+        tf_node_log(TF_NODE_LOG_WARN, "delivery", "%s: malformed DIRECT message (%s) dropped", tid,
+                    tf_strerror(rc));
+        return;
+    }
+    /* Its sender is the link's authenticated peer, its recipient this
+     * node; from here it is taken exactly as an opened envelope. */
+    struct taken t = {
+        .expires = m.expires, .from_pk = tf_node_link_peer(link), .type = m.type, .body = m.body};
+    memcpy(t.msg_id, m.msg_id, 16);
+    if (rc == TF_OK && tf_node_now(node) > m.expires)
+        rc = TF_E_EXPIRED;
+    take(d, link, &t, rc, false, tid);
 }

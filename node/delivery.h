@@ -51,8 +51,10 @@ struct tf_node_delivery;
 TF_MUST_CHECK int tf_node_delivery_start(struct tf_node *node, struct tf_node_delivery **out);
 void tf_node_delivery_stop(struct tf_node_delivery *d);
 
-/* Seals body for `to` and puts it in the outbox, in the current write
- * transaction.  msg_id receives the new envelope's id.  TF_E_TOO_LONG, with a
+/* Puts body for `to` in the outbox, in the current write transaction: kept
+ * as it is, to go unsealed on a direct link to `to` and sealed (once, when
+ * first needed) elsewhere; sealed at once when config.direct_envelopes is 0
+ * or body is empty.  msg_id receives the new envelope's id.  TF_E_TOO_LONG, with a
  * log line naming the budget, when the outbox already holds
  * config.outbox_max_per_peer entries for `to`, or (when `to` is not a
  * contact) config.outbox_max_strangers entries for non-contacts together;
@@ -88,6 +90,15 @@ void tf_node_delivery_envelope(struct tf_node_delivery *d, struct tf_node_link *
  * and signed, and each is taken at most once. */
 void tf_node_delivery_pushed(struct tf_node_delivery *d, struct tf_node_link *link,
                              const uint8_t *env, size_t len);
+
+/* direct: a DIRECT message arrived on link, which negotiated the feature
+ * (node/net.c checks that, and closes the link on a message that does not
+ * decode).  Its sender is the link's peer and its recipient this node; it is
+ * taken exactly as an opened ENVELOPE is (the expiry, the dedupe on (sender,
+ * msg_id), the statements it carries verified, every budget), and the same
+ * ACK goes back: reason 3 when expired, 8 for an unknown type. */
+void tf_node_delivery_direct(struct tf_node_delivery *d, struct tf_node_link *link,
+                             const uint8_t *buf, size_t len);
 
 /* An ACK arrived on link: from the recipient, or from the mailbox an
  * envelope was uploaded to on that link (custody: delivered as far as the

@@ -96,6 +96,7 @@ struct tf_node_link {
     struct bucket pings;        /* PINGs the peer may still send */
     bool is_contact;            /* up with a contact that is not blocked */
     bool peer_mailbox;          /* the peer's HELLO listed the "mailbox" feature */
+    bool direct;                /* direct: both HELLOs listed the "direct" feature */
     uint64_t born_ms;
     uint64_t last_env_ms; /* last envelope either way (or link up) */
     uint64_t ka_nonce;    /* our keepalive PING waiting for its PONG */
@@ -688,9 +689,11 @@ static int check_card(struct tf_node_link *l, const uint8_t *payload, size_t len
 
 static int send_hello(struct tf_node_link *l)
 {
-    static const char *const features[] = {TF_PROTO_LINK_FEATURE_MAILBOX};
+    static const char *const features[] = {TF_PROTO_LINK_FEATURE_MAILBOX,
+                                           TF_PROTO_LINK_FEATURE_DIRECT};
     struct tf_proto_buf hello;
-    int rc = tf_proto_link_hello(features, 1, &hello);
+    /* direct: listed only when the config allows it (direct_envelopes). */
+    int rc = tf_proto_link_hello(features, cfg(l)->direct_envelopes != 0 ? 2 : 1, &hello);
     if (rc == TF_OK) {
         rc = write_msg(l, &hello);
         tf_proto_buf_free(&hello);
@@ -771,6 +774,16 @@ static void cap_identity(struct tf_node_link *l)
     link_close(oldest, -EBUSY, "too many links with one identity");
 }
 
+/* True if the HELLO m lists feature. */
+static bool has_feature(const struct tf_proto_link_msg *m, const char *feature)
+{
+    size_t n = strlen(feature);
+    for (size_t i = 0; i < m->n_features; i++)
+        if (m->features[i].len == n && memcmp(m->features[i].ptr, feature, n) == 0)
+            return true;
+    return false;
+}
+
 static void on_link_msg(struct tf_node_link *l, const struct tf_proto_link_msg *m)
 {
     if (l->state == LINK_HELLO) {
@@ -783,10 +796,10 @@ static void on_link_msg(struct tf_node_link *l, const struct tf_proto_link_msg *
             return;
         }
         l->state = LINK_UP;
-        for (size_t i = 0; i < m->n_features; i++)
-            if (m->features[i].len == strlen(TF_PROTO_LINK_FEATURE_MAILBOX) &&
-                memcmp(m->features[i].ptr, TF_PROTO_LINK_FEATURE_MAILBOX, m->features[i].len) == 0)
-                l->peer_mailbox = true;
+        l->peer_mailbox = has_feature(m, TF_PROTO_LINK_FEATURE_MAILBOX);
+        /* direct: negotiated when both sides list it (our HELLO did if the
+         * config allows it). */
+        l->direct = cfg(l)->direct_envelopes != 0 && has_feature(m, TF_PROTO_LINK_FEATURE_DIRECT);
         struct tf_node_net *net = l->net;
         /* A dial to this peer is done: this link serves it, or another one
          * (still resolving or connecting) stops at its next step.  This
@@ -853,6 +866,25 @@ static void on_link_msg(struct tf_node_link *l, const struct tf_proto_link_msg *
             link_schedule(l);
             return;
         }
+        tf_node__on_link_message(l->net->node, l, m);
+        return;
+    case TF_PROTO_LINK_DIRECT:
+        /* direct: only where both HELLOs listed the feature. */
+        if (!l->direct) {
+            fail_link(l, TF_PROTO_LINK_ERROR_PROTOCOL, "DIRECT without the direct feature");
+            return;
+        }
+        /* A DIRECT that does not decode is a fault of the link's peer (it
+         * cannot come from anyone else): the link closes, nothing changes.
+         * An unknown type alone is answered by delivery ("unsupported"). */
+        struct tf_proto_envelope_direct dm;
+        int drc = tf_proto_envelope_direct_decode(m->envelope.ptr, m->envelope.len, &dm);
+        if (drc != TF_OK && drc != TF_E_BAD_VALUE) {
+            LOG(TF_NODE_LOG_WARN, l, "malformed DIRECT message (%s); closing", tf_strerror(drc));
+            fail_link(l, TF_PROTO_LINK_ERROR_PROTOCOL, "malformed DIRECT message");
+            return;
+        }
+        l->last_env_ms = net_now(l->net);
         tf_node__on_link_message(l->net->node, l, m);
         return;
     case TF_PROTO_LINK_ENVELOPE:
@@ -1469,6 +1501,11 @@ const char *tf_node_link_addr(const struct tf_node_link *link)
 bool tf_node_link_mailbox(const struct tf_node_link *link)
 {
     return link->peer_mailbox;
+}
+
+bool tf_node_link_direct(const struct tf_node_link *link)
+{
+    return link->direct;
 }
 
 void tf_node_net_write_peers(struct tf_node_net *net, struct tf_proto_mp_writer *w)

@@ -68,6 +68,9 @@ const uint8_t *tf_node_link_peer(const struct tf_node_link *link);
 const char *tf_node_link_addr(const struct tf_node_link *link);
 /* True if the peer's HELLO listed the "mailbox" feature (UPLOAD and PUSH). */
 bool tf_node_link_mailbox(const struct tf_node_link *link);
+/* direct: true if both HELLOs listed the "direct" feature (DIRECT messages
+ * may go either way on this link). */
+bool tf_node_link_direct(const struct tf_node_link *link);
 
 /* Writes the status "peers" array (docs/CONTROL.md). */
 void tf_node_net_write_peers(struct tf_node_net *net, struct tf_proto_mp_writer *w);

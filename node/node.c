@@ -255,6 +255,9 @@ void tf_node__on_link_message(struct tf_node *node, struct tf_node_link *link,
     case TF_PROTO_LINK_PUSH:
         tf_node_delivery_pushed(node->delivery, link, m->envelope.ptr, m->envelope.len);
         return;
+    case TF_PROTO_LINK_DIRECT: /* direct: node/net.c checked the feature */
+        tf_node_delivery_direct(node->delivery, link, m->envelope.ptr, m->envelope.len);
+        return;
     case TF_PROTO_LINK_PONG:
         tf_node_ping_pong(node, link, m->nonce);
         return;

@@ -16,6 +16,7 @@
 #include "node/home.h"
 #include "proto/envelope.h"
 #include "proto/identity.h"
+#include "proto/statement.h"
 
 /* Sparse: the file grows with the data, not with the map. */
 #define INITIAL_MAPSIZE ((size_t)64 << 20)
@@ -554,6 +555,18 @@ static int migrate_7_to_8(struct tf_node_store *st, MDB_txn *txn)
     return open_tables(st, txn, 8, 8, MDB_CREATE);
 }
 
+/* direct: schema 9 lets an outbox record carry the envelope's body (a 9th
+ * field) and leave the envelope empty until it is sealed.  Every schema 8
+ * record is a valid schema 9 record (it is sent sealed, as before), so
+ * nothing is rewritten: the new number only keeps older code, which cannot
+ * read 9-field records, from opening the store. */
+static int migrate_8_to_9(struct tf_node_store *st, MDB_txn *txn)
+{
+    (void)st;
+    (void)txn;
+    return 0;
+}
+
 static const struct {
     migrate_fn *fn;
     bool additive;
@@ -567,6 +580,8 @@ static const struct {
     [6] = {migrate_6_to_7, true},
     /* mailbox */
     [7] = {migrate_7_to_8, true},
+    /* direct */
+    [8] = {migrate_8_to_9, true},
 };
 
 static int put_schema(struct tf_node_store *st, MDB_txn *txn)
@@ -1501,24 +1516,42 @@ static int decode_record(parse_fn *parse, const uint8_t *rec, size_t len, void *
     return rc;
 }
 
-/* A parse_fn: the envelope is the viewed field. */
-static int outbox_parse(const uint8_t *rec, size_t len, void *out, struct tf_proto_bytes *envelope)
+/* direct (schema 9): an outbox record has OUTBOX_FIELDS fields, and a 9th,
+ * the body, when the entry keeps what it needs to be sent unsealed; its
+ * envelope may then be empty (not sealed yet).  A record of 8 fields (all of
+ * them before schema 9) holds a sealed envelope only. */
+#define OUTBOX_FIELDS_BODY (OUTBOX_FIELDS + 1)
+
+/* Parses an outbox record: every field but the key and the two of variable
+ * length, which *envelope and *body view in rec (body empty when the record
+ * has none). */
+static int outbox_parse_views(const uint8_t *rec, size_t len, struct tf_node_outbox_entry *e,
+                              struct tf_proto_bytes *envelope, struct tf_proto_bytes *body)
 {
-    struct tf_node_outbox_entry *e = out;
     struct tf_proto_mp_reader r;
     uint64_t type, attempts;
+    uint32_t n;
     int rc;
+    memset(body, 0, sizeof *body);
     tf_proto_mp_reader_init(&r, rec, len);
-    if ((rc = tf_proto_mp_read_array_exact(&r, OUTBOX_FIELDS)) != TF_OK ||
-        (rc = tf_proto_mp_read_bin_fixed(&r, e->to_pk, sizeof e->to_pk)) != TF_OK ||
+    if ((rc = tf_proto_mp_read_array(&r, OUTBOX_FIELDS_BODY, &n)) != TF_OK)
+        return rc;
+    if (n != OUTBOX_FIELDS && n != OUTBOX_FIELDS_BODY)
+        return TF_E_COUNT;
+    if ((rc = tf_proto_mp_read_bin_fixed(&r, e->to_pk, sizeof e->to_pk)) != TF_OK ||
         (rc = tf_proto_mp_read_uint(&r, &type)) != TF_OK ||
-        (rc = tf_proto_mp_read_bin(&r, 1, TF_PROTO_ENVELOPE_MAX, envelope)) != TF_OK ||
+        (rc = tf_proto_mp_read_bin(&r, n == OUTBOX_FIELDS ? 1 : 0, TF_PROTO_ENVELOPE_MAX,
+                                   envelope)) != TF_OK ||
         (rc = tf_proto_mp_read_uint(&r, &e->created)) != TF_OK ||
         (rc = tf_proto_mp_read_uint(&r, &e->expires)) != TF_OK ||
         (rc = tf_proto_mp_read_uint(&r, &attempts)) != TF_OK ||
         (rc = tf_proto_mp_read_uint(&r, &e->next_try_ms)) != TF_OK ||
-        (rc = read_line(&r, ERROR_LEN_MAX, e->last_error)) != TF_OK ||
-        (rc = tf_proto_mp_read_end(&r)) != TF_OK)
+        (rc = read_line(&r, ERROR_LEN_MAX, e->last_error)) != TF_OK)
+        return rc;
+    if (n == OUTBOX_FIELDS_BODY &&
+        (rc = tf_proto_mp_read_bin(&r, 1, TF_PROTO_BODY_MAX, body)) != TF_OK)
+        return rc;
+    if ((rc = tf_proto_mp_read_end(&r)) != TF_OK)
         return rc;
     if (!tf_proto_msg_type_is_valid(type) || attempts > UINT32_MAX)
         return TF_E_BAD_VALUE;
@@ -1527,17 +1560,26 @@ static int outbox_parse(const uint8_t *rec, size_t len, void *out, struct tf_pro
     return TF_OK;
 }
 
+/* A parse_fn: the envelope is the viewed field. */
+static int outbox_parse(const uint8_t *rec, size_t len, void *out, struct tf_proto_bytes *envelope)
+{
+    struct tf_proto_bytes body;
+    return outbox_parse_views(rec, len, out, envelope, &body);
+}
+
 int tf_node_outbox_entry_encode(const struct tf_node_outbox_entry *e, struct tf_proto_buf *out)
 {
     struct tf_proto_mp_writer w;
     struct tf_node_outbox_entry check;
+    bool body = e->body.len > 0;
     memset(out, 0, sizeof *out);
     /* What the writer would read out of bounds; the rest is checked below. */
-    if (memchr(e->last_error, '\0', sizeof e->last_error) == NULL || e->envelope.data == NULL ||
-        e->envelope.len > TF_PROTO_ENVELOPE_MAX)
+    if (memchr(e->last_error, '\0', sizeof e->last_error) == NULL ||
+        (e->envelope.len > 0 && e->envelope.data == NULL) || (body && e->body.data == NULL) ||
+        e->envelope.len > TF_PROTO_ENVELOPE_MAX || e->body.len > TF_PROTO_BODY_MAX)
         return TF_E_BAD_VALUE;
     tf_proto_mp_writer_init(&w);
-    tf_proto_mp_write_array(&w, OUTBOX_FIELDS);
+    tf_proto_mp_write_array(&w, body ? OUTBOX_FIELDS_BODY : OUTBOX_FIELDS);
     tf_proto_mp_write_bin(&w, e->to_pk, sizeof e->to_pk);
     tf_proto_mp_write_uint(&w, e->type);
     tf_proto_mp_write_bin(&w, e->envelope.data, e->envelope.len);
@@ -1546,21 +1588,34 @@ int tf_node_outbox_entry_encode(const struct tf_node_outbox_entry *e, struct tf_
     tf_proto_mp_write_uint(&w, e->attempts);
     tf_proto_mp_write_uint(&w, e->next_try_ms);
     tf_proto_mp_write_cstr(&w, e->last_error);
+    if (body)
+        tf_proto_mp_write_bin(&w, e->body.data, e->body.len);
     return finish_record(&w, outbox_parse, &check, out);
 }
 
 int tf_node_outbox_entry_decode(const uint8_t msg_id[static 16], const uint8_t *rec, size_t len,
                                 struct tf_node_outbox_entry *e)
 {
-    int rc = decode_record(outbox_parse, rec, len, e, sizeof *e, &e->envelope);
-    if (rc == TF_OK)
-        memcpy(e->msg_id, msg_id, MSG_ID_LEN);
-    return rc;
+    struct tf_proto_bytes envelope, body;
+    memset(e, 0, sizeof *e);
+    if (outbox_parse_views(rec, len, e, &envelope, &body) != TF_OK) {
+        memset(e, 0, sizeof *e);
+        return TF_E_CORRUPT;
+    }
+    /* An empty envelope or body is kept as none (NULL). */
+    if ((envelope.len > 0 && copy_bytes(&e->envelope, envelope.ptr, envelope.len) != 0) ||
+        (body.len > 0 && copy_bytes(&e->body, body.ptr, body.len) != 0)) {
+        tf_node_outbox_entry_deinit(e);
+        return TF_E_NOMEM;
+    }
+    memcpy(e->msg_id, msg_id, MSG_ID_LEN);
+    return TF_OK;
 }
 
 void tf_node_outbox_entry_deinit(struct tf_node_outbox_entry *e)
 {
     tf_proto_buf_free(&e->envelope);
+    tf_proto_buf_free(&e->body);
     memset(e, 0, sizeof *e);
 }
 
@@ -1646,8 +1701,10 @@ static int visit_recipient(const MDB_val *k, const MDB_val *v, void *ctx, bool *
     uint8_t to_pk[32];
     int rc = k->mv_size == MSG_ID_LEN ? TF_OK : TF_E_CORRUPT;
     tf_proto_mp_reader_init(&r, v->mv_data, v->mv_size);
-    if (rc == TF_OK && (tf_proto_mp_read_array_exact(&r, OUTBOX_FIELDS) != TF_OK ||
-                        tf_proto_mp_read_bin_fixed(&r, to_pk, sizeof to_pk) != TF_OK))
+    uint32_t n = 0;
+    if (rc == TF_OK &&
+        (tf_proto_mp_read_array(&r, OUTBOX_FIELDS_BODY, &n) != TF_OK || n < OUTBOX_FIELDS ||
+         tf_proto_mp_read_bin_fixed(&r, to_pk, sizeof to_pk) != TF_OK))
         rc = TF_E_CORRUPT;
     if (rc != TF_OK)
         return rc;

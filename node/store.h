@@ -27,7 +27,12 @@
  *   outbox:  [ to_pk: bin 32, type: uint (a valid enum tf_proto_msg_type),
  *              envelope: bin (1..TF_PROTO_ENVELOPE_MAX), created: uint,
  *              expires: uint, attempts: uint (<= UINT32_MAX),
- *              next_try_ms: uint, last_error: str (LINE, 0..127) ]
+ *              next_try_ms: uint, last_error: str (LINE, 0..127)
+ *              (, body: bin 1..TF_PROTO_BODY_MAX) ]
+ *            since schema 9 (direct), a 9th field, the body, is present when
+ *            the entry keeps what it needs to be sent unsealed on a direct
+ *            link; its envelope is then empty (0 bytes) until it is sealed.
+ *            Without a body the envelope is 1..TF_PROTO_ENVELOPE_MAX bytes.
  *   message: [ outgoing: bool, contact: bin 32,
  *              text: str (MULTILINE, 0..TF_NODE_MESSAGE_TEXT_MAX),
  *              time: uint, updated: uint, state: uint (0..3, RECEIVED iff
@@ -37,8 +42,9 @@
  *
  * Schema history: 1 = meta, contacts, aliases, events; 2 adds outbox,
  * outbox_due, seen, seen_exp and messages; 3 the intro tables and cards; 4
- * policy_hits; 5 the intro indexes; 6 intro_sched; 7 the mailbox tables
- * (enum tf_node_store_table).  Each
+ * policy_hits; 5 the intro indexes; 6 intro_sched; 7 the requests tables;
+ * 8 the mailbox tables (enum tf_node_store_table); 9 the outbox body
+ * (direct: no table changes, schema 8 records are valid as they are).  Each
  * migration so far is additive: see tf_node_store_open.
  *
  * Group commit: every mutation goes into ONE write transaction that is opened
@@ -68,7 +74,7 @@
 
 /* The schema this code writes.  A store with a newer schema is refused
  * (TF_E_VERSION); an older one is migrated on open. */
-#define TF_NODE_STORE_SCHEMA 8
+#define TF_NODE_STORE_SCHEMA 9
 
 struct tf_node_store;
 
@@ -202,21 +208,26 @@ struct tf_node_outbox_entry {
     uint8_t msg_id[16];
     uint8_t to_pk[32];
     uint16_t type;                /* enum tf_proto_msg_type */
-    struct tf_proto_buf envelope; /* owned: the sealed envelope bytes */
+    struct tf_proto_buf envelope; /* owned: the sealed envelope bytes; len 0: not sealed yet */
     uint64_t created;             /* unix seconds */
     uint64_t expires;             /* unix seconds (the envelope's) */
     uint32_t attempts;
     uint64_t next_try_ms;                      /* unix milliseconds */
     char last_error[TF_NODE_OUTBOX_ERROR_MAX]; /* "" when none */
+    /* direct: owned, the envelope's body, kept so that it can be sent
+     * unsealed on a link to the recipient (len 0: none, the entry is sent
+     * sealed).  At least one of envelope and body is non-empty. */
+    struct tf_proto_buf body;
 };
 
-/* Frees the envelope bytes and zeroes *e; safe on a zeroed entry. */
+/* Frees the envelope and body bytes and zeroes *e; safe on a zeroed entry. */
 void tf_node_outbox_entry_deinit(struct tf_node_outbox_entry *e);
 
 /* The stored record of an entry (layout above), exposed for tests and
  * fuzzing.  encode: everything but msg_id; TF_E_BAD_VALUE for a field the
- * record cannot hold (an invalid type, an empty or too long envelope, a
- * last_error that is unterminated or not LINE text); *out owned by the caller.
+ * record cannot hold (an invalid type, an empty envelope without a body, a
+ * too long envelope or body, a last_error that is unterminated or not LINE
+ * text); *out owned by the caller.
  * decode: strict, TF_E_CORRUPT on any failure (TF_E_NOMEM if out of memory);
  * *e (msg_id taken from the key) owns copies, and is zeroed on failure. */
 TF_MUST_CHECK int tf_node_outbox_entry_encode(const struct tf_node_outbox_entry *e,

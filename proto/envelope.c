@@ -230,3 +230,74 @@ cleanup:
     free(p);
     return rc;
 }
+
+/* direct (issue 17) */
+
+/* The largest direct inner part: fixarray, bin8 msg_id, uint64, fixint type,
+ * bin16 body of TF_PROTO_BODY_MAX bytes. */
+#define DIRECT_INNER_MAX (1 + 2 + TF_PROTO_MSG_ID_LEN + 9 + 1 + 3 + TF_PROTO_BODY_MAX)
+static_assert(DIRECT_INNER_MAX <= TF_PROTO_ENVELOPE_PAD_MAX, "the largest direct part has a class");
+
+int tf_proto_envelope_direct_encode(const uint8_t msg_id[static TF_PROTO_MSG_ID_LEN],
+                                    uint64_t expires, uint16_t type, const uint8_t *body,
+                                    size_t body_len, struct tf_proto_buf *out)
+{
+    if (!tf_proto_msg_type_is_valid(type))
+        return TF_E_BAD_VALUE;
+    if (body_len > TF_PROTO_BODY_MAX)
+        return TF_E_TOO_LONG;
+    struct tf_proto_mp_writer w;
+    struct tf_proto_buf inner;
+    tf_proto_mp_writer_init(&w);
+    tf_proto_mp_write_array(&w, 4);
+    tf_proto_mp_write_bin(&w, msg_id, TF_PROTO_MSG_ID_LEN);
+    tf_proto_mp_write_uint(&w, expires);
+    tf_proto_mp_write_uint(&w, type);
+    tf_proto_mp_write_bin(&w, body, body_len);
+    int rc = tf_proto_mp_writer_finish(&w, &inner);
+    if (rc != TF_OK)
+        return rc;
+    size_t padded_len = tf_proto_envelope_padded_len(inner.len);
+    uint8_t *padded = padded_len > 0 ? calloc(1, padded_len) : NULL;
+    if (padded != NULL)
+        memcpy(padded, inner.data, inner.len);
+    sodium_memzero(inner.data, inner.len);
+    tf_proto_buf_free(&inner);
+    if (padded == NULL)
+        return padded_len == 0 ? TF_E_TOO_LONG : TF_E_NOMEM;
+    out->data = padded;
+    out->len = padded_len;
+    return TF_OK;
+}
+
+int tf_proto_envelope_direct_decode(const uint8_t *buf, size_t len,
+                                    struct tf_proto_envelope_direct *out)
+{
+    struct tf_proto_mp_reader r;
+    struct tf_proto_envelope_direct m;
+    uint64_t type;
+    int rc;
+    if (len > TF_PROTO_ENVELOPE_PAD_MAX)
+        return TF_E_TOO_LONG;
+    memset(&m, 0, sizeof m);
+    tf_proto_mp_reader_init(&r, buf, len);
+    if ((rc = tf_proto_mp_read_array_exact(&r, 4)) != TF_OK ||
+        (rc = tf_proto_mp_read_bin_fixed(&r, m.msg_id, TF_PROTO_MSG_ID_LEN)) != TF_OK ||
+        (rc = tf_proto_mp_read_uint(&r, &m.expires)) != TF_OK ||
+        (rc = tf_proto_mp_read_uint(&r, &type)) != TF_OK)
+        return rc;
+    if (!tf_proto_msg_type_is_valid(type)) {
+        memcpy(out->msg_id, m.msg_id, TF_PROTO_MSG_ID_LEN);
+        out->expires = m.expires;
+        return TF_E_BAD_VALUE;
+    }
+    if ((rc = tf_proto_mp_read_bin(&r, 0, TF_PROTO_BODY_MAX, &m.body)) != TF_OK)
+        return rc;
+    if (r.pos < len && !sodium_is_zero(buf + r.pos, len - r.pos))
+        return TF_E_TRAILING;
+    if (len != tf_proto_envelope_padded_len(r.pos))
+        return TF_E_BAD_LENGTH;
+    m.type = (uint16_t)type; /* a valid type fits */
+    *out = m;
+    return TF_OK;
+}

@@ -124,4 +124,47 @@ TF_MUST_CHECK int tf_proto_envelope_open(const struct tf_proto_identity *me, con
                                          size_t len, uint64_t now, struct tf_proto_buf *plain,
                                          struct tf_proto_envelope_opened *out);
 
+/*
+ * direct (issue 17): an envelope's content sent on a link to its recipient
+ * itself (link message DIRECT, docs/PROTOCOL.md section 9), with neither seal
+ * nor envelope signature: the Noise link already authenticates both
+ * identities and encrypts.  The sender is the link's authenticated peer and
+ * the recipient the node that reads it.
+ *
+ *   direct  = inner || padding
+ *   inner   = [msg_id bin16, expires uint, type uint, body bin]
+ *   padding = zero bytes, so that inner || padding is exactly the smallest
+ *             size class (TF_PROTO_ENVELOPE_CLASSES) that holds inner
+ *
+ * The padding hides what is inside as it does in a sealed envelope: an
+ * accept and a decline, an introduction and a close, are the same length.
+ */
+struct tf_proto_envelope_direct {
+    uint8_t msg_id[TF_PROTO_MSG_ID_LEN];
+    uint64_t expires;
+    uint16_t type;              /* enum tf_proto_msg_type */
+    struct tf_proto_bytes body; /* views into the decoded buffer */
+};
+
+/* Encodes a direct message, padded to its class.  TF_E_BAD_VALUE for an
+ * unknown type, TF_E_TOO_LONG for a body over TF_PROTO_BODY_MAX.  *out is
+ * owned by the caller. */
+TF_MUST_CHECK int tf_proto_envelope_direct_encode(const uint8_t msg_id[static TF_PROTO_MSG_ID_LEN],
+                                                  uint64_t expires, uint16_t type,
+                                                  const uint8_t *body, size_t body_len,
+                                                  struct tf_proto_buf *out);
+
+/*
+ * Decodes a direct message strictly: at most TF_PROTO_ENVELOPE_PAD_MAX bytes
+ * (TF_E_TOO_LONG); canonical msgpack with exact field sizes (the reader's
+ * errors); a known type (TF_E_BAD_VALUE, checked as it is read, after msg_id
+ * and expires: no other check returns TF_E_BAD_VALUE, and out->msg_id and
+ * out->expires are then set, so that a caller can answer "unsupported type");
+ * every byte after inner zero (TF_E_TRAILING); and the length exactly the
+ * class of inner (TF_E_BAD_LENGTH).  The expiry is the caller's to check.
+ * On TF_OK, out->body views into buf.
+ */
+TF_MUST_CHECK int tf_proto_envelope_direct_decode(const uint8_t *buf, size_t len,
+                                                  struct tf_proto_envelope_direct *out);
+
 #endif

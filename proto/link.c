@@ -70,8 +70,8 @@ int tf_proto_link_decode(const uint8_t *buf, size_t len, struct tf_proto_link_ms
         return TF_E_COUNT;
     if ((rc = tf_proto_mp_read_uint(&r, &type)) != TF_OK)
         return rc;
-    static const uint32_t fields[] = {0, 3, 2, 4, 2, 2, 3, 1, 2, 2};
-    if (type < TF_PROTO_LINK_HELLO || type > TF_PROTO_LINK_PUSH)
+    static const uint32_t fields[] = {0, 3, 2, 4, 2, 2, 3, 1, 2, 2, 2};
+    if (type < TF_PROTO_LINK_HELLO || type > TF_PROTO_LINK_DIRECT)
         return TF_E_BAD_VALUE;
     if (n != fields[type])
         return TF_E_COUNT;
@@ -96,6 +96,11 @@ int tf_proto_link_decode(const uint8_t *buf, size_t len, struct tf_proto_link_ms
     case TF_PROTO_LINK_UPLOAD:
     case TF_PROTO_LINK_PUSH:
         if ((rc = tf_proto_mp_read_bin(&r, 1, TF_PROTO_ENVELOPE_MAX, &m.envelope)) != TF_OK)
+            return rc;
+        break;
+    case TF_PROTO_LINK_DIRECT:
+        /* Its content is read by tf_proto_envelope_direct_decode. */
+        if ((rc = tf_proto_mp_read_bin(&r, 1, TF_PROTO_ENVELOPE_PAD_MAX, &m.envelope)) != TF_OK)
             return rc;
         break;
     case TF_PROTO_LINK_ACK:
@@ -156,9 +161,10 @@ int tf_proto_link_envelope_as(enum tf_proto_link_type type, const uint8_t *env, 
                               struct tf_proto_buf *out)
 {
     if (type != TF_PROTO_LINK_ENVELOPE && type != TF_PROTO_LINK_UPLOAD &&
-        type != TF_PROTO_LINK_PUSH)
+        type != TF_PROTO_LINK_PUSH && type != TF_PROTO_LINK_DIRECT)
         return TF_E_INVALID_ARG;
-    if (len < 1 || len > TF_PROTO_ENVELOPE_MAX)
+    size_t max = type == TF_PROTO_LINK_DIRECT ? TF_PROTO_ENVELOPE_PAD_MAX : TF_PROTO_ENVELOPE_MAX;
+    if (len < 1 || len > max)
         return TF_E_TOO_LONG;
     struct tf_proto_mp_writer w;
     tf_proto_mp_writer_init(&w);

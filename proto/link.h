@@ -32,10 +32,16 @@ enum tf_proto_link_type {
      * HELLO lists TF_PROTO_LINK_FEATURE_MAILBOX. */
     TF_PROTO_LINK_UPLOAD = 8, /* sender -> mailbox: an envelope for a tenant */
     TF_PROTO_LINK_PUSH = 9,   /* mailbox -> tenant: an envelope it holds */
+    /* direct (issue 17): an envelope's content without seal or envelope
+     * signature (proto/envelope.h, "direct"), sent only to the recipient
+     * itself on a link where both HELLOs list TF_PROTO_LINK_FEATURE_DIRECT. */
+    TF_PROTO_LINK_DIRECT = 10,
 };
 
 /* The HELLO feature of a node that understands UPLOAD and PUSH. */
 #define TF_PROTO_LINK_FEATURE_MAILBOX "mailbox"
+/* direct: the HELLO feature of a node that takes DIRECT messages. */
+#define TF_PROTO_LINK_FEATURE_DIRECT "direct"
 
 /* ACK status and reasons (§9). */
 enum tf_proto_ack_status {
@@ -81,7 +87,7 @@ struct tf_proto_link_msg {
     uint64_t version;  /* HELLO */
     size_t n_features; /* HELLO */
     struct tf_proto_bytes features[TF_PROTO_LINK_FEATURES_MAX];
-    struct tf_proto_bytes envelope;      /* ENVELOPE, UPLOAD, PUSH */
+    struct tf_proto_bytes envelope;      /* ENVELOPE, UPLOAD, PUSH; DIRECT: the direct message */
     uint8_t msg_id[TF_PROTO_MSG_ID_LEN]; /* ACK */
     uint64_t status;                     /* ACK */
     uint64_t reason;                     /* ACK, ERROR */
@@ -98,7 +104,10 @@ TF_MUST_CHECK int tf_proto_link_decode(const uint8_t *buf, size_t len,
 TF_MUST_CHECK int tf_proto_link_hello(const char *const *features, size_t n,
                                       struct tf_proto_buf *out);
 TF_MUST_CHECK int tf_proto_link_envelope(const uint8_t *env, size_t len, struct tf_proto_buf *out);
-/* ENVELOPE, UPLOAD or PUSH (same fields); another type is TF_E_INVALID_ARG. */
+/* ENVELOPE, UPLOAD, PUSH or DIRECT (same fields: [type, bin]); another type
+ * is TF_E_INVALID_ARG.  A DIRECT message is 1..TF_PROTO_ENVELOPE_PAD_MAX
+ * bytes (tf_proto_envelope_direct_encode), the others
+ * 1..TF_PROTO_ENVELOPE_MAX: TF_E_TOO_LONG otherwise. */
 TF_MUST_CHECK int tf_proto_link_envelope_as(enum tf_proto_link_type type, const uint8_t *env,
                                             size_t len, struct tf_proto_buf *out);
 TF_MUST_CHECK int tf_proto_link_ack(const uint8_t msg_id[static TF_PROTO_MSG_ID_LEN],

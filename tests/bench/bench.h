@@ -176,6 +176,11 @@ const struct tf_bench_op_count *tf_bench_ops_table(size_t *n);
 /* How many of op one introduction takes, summed over the table. */
 double tf_bench_ops_per_intro(enum tf_bench_op op);
 
+/* direct (issue 17): the ops every envelope sealed adds (SEALED_PER_INTRO),
+ * and the per-intro total with them (sealed) or without (direct links). */
+const struct tf_bench_op_count *tf_bench_ops_sealed_table(size_t *n);
+double tf_bench_ops_per_intro_as(enum tf_bench_op op, bool sealed);
+
 /* Measures each op: median over batches, in microseconds of process CPU
  * time.  Takes a few hundred milliseconds. */
 void tf_bench_ops_measure(double us[static TF_BENCH_OP_COUNT]);

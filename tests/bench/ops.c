@@ -18,14 +18,19 @@
  * signature once"): node/intro.c, node/delivery.c, node/contact.c,
  * node/net.c, proto/envelope.c, proto/intro.c, proto/card.c (a card verify is
  * one Ed25519 verify unless tf_proto_known matches), proto/statement.c.
- * Totals: 11 sign, 16 verify (30 before 1636973; the commit counts 16 with
- * perf uprobes), 6 seal, 6 seal_open, 14 BLAKE2b, 24 AEAD.
+ * Totals on direct links (every link negotiated the "direct" feature, as
+ * between nodes of this version): 5 sign, 10 verify, 0 seal, 0 seal_open,
+ * 14 BLAKE2b, 24 AEAD.  With every envelope sealed (SEALED_PER_INTRO below:
+ * a peer without the feature, or `--sealed`): 11 sign, 16 verify (30 before
+ * 1636973), 6 seal, 6 seal_open.
  *
- * An envelope costs its sender one sign + one crypto_box_seal
+ * A sealed envelope costs its sender one sign + one crypto_box_seal
  * (tf_proto_envelope_seal) and its receiver one crypto_box_seal_open + one
  * verify (tf_proto_envelope_open).  crypto_box_seal includes an ephemeral
  * key pair and one X25519, crypto_box_seal_open one X25519: they are measured
- * whole, so X25519 is not counted again for them.
+ * whole, so X25519 is not counted again for them.  A DIRECT message (an
+ * envelope's content on a Noise link to its recipient itself, node/delivery.c)
+ * costs neither: the link authenticates both ends and encrypts.
  *
  * Six envelopes travel per intro (2 proposals, 2 replies, 2 introductions)
  * and six link ACKs; each of these 12 link messages is one Noise transport
@@ -43,12 +48,13 @@ static const struct tf_bench_op_count OPS_PER_INTRO[] = {
      "(tf_proto_known_matches): no verify (was 2 before 1636973)"},
     {TF_BENCH_OP_HASH, 3, "C propose: commit_a, commit_b, intro_id (tf_proto_hash_tagged)"},
     {TF_BENCH_OP_SIGN, 2, "C propose: tf_proto_proposal_sign, for a and for b"},
-    {TF_BENCH_OP_SIGN, 2, "C propose: envelope signature of each proposal (send_to -> seal)"},
-    {TF_BENCH_OP_SEAL, 2, "C propose: crypto_box_seal of each proposal envelope"},
+    {TF_BENCH_OP_SIGN, 0,
+     "C propose: no envelope signature, each proposal goes DIRECT (was 2, SEALED_PER_INTRO)"},
+    {TF_BENCH_OP_SEAL, 0, "C propose: no crypto_box_seal, DIRECT (was 2)"},
 
     /* Each party: the proposal arrives (on_proposal), policy accepts (answer). */
-    {TF_BENCH_OP_SEAL_OPEN, 2, "A,B proposal: tf_proto_envelope_open unseals"},
-    {TF_BENCH_OP_VERIFY, 2, "A,B proposal: tf_proto_envelope_open envelope signature"},
+    {TF_BENCH_OP_SEAL_OPEN, 0, "A,B proposal: DIRECT, nothing to unseal (was 2)"},
+    {TF_BENCH_OP_VERIFY, 0, "A,B proposal: DIRECT, no envelope signature (was 2)"},
     {TF_BENCH_OP_VERIFY, 2, "A,B proposal: tf_proto_proposal_verify, proposal signature"},
     {TF_BENCH_OP_HASH, 2, "A,B proposal: tf_proto_proposal_verify, intro_id = H(core)"},
     {TF_BENCH_OP_VERIFY, 0,
@@ -58,24 +64,24 @@ static const struct tf_bench_op_count OPS_PER_INTRO[] = {
     {TF_BENCH_OP_VERIFY, 0,
      "A,B proposal: remember_card(), connector card byte-identical to the held one (was 2)"},
     {TF_BENCH_OP_SIGN, 2, "A,B answer: tf_proto_reply_sign (accept)"},
-    {TF_BENCH_OP_SIGN, 2, "A,B answer: envelope signature of the reply"},
-    {TF_BENCH_OP_SEAL, 2, "A,B answer: crypto_box_seal of the reply envelope"},
+    {TF_BENCH_OP_SIGN, 0, "A,B answer: the reply goes DIRECT, no envelope signature (was 2)"},
+    {TF_BENCH_OP_SEAL, 0, "A,B answer: no crypto_box_seal, DIRECT (was 2)"},
 
     /* Connector: each reply arrives (on_reply); the second one introduces. */
-    {TF_BENCH_OP_SEAL_OPEN, 2, "C reply x2: tf_proto_envelope_open unseals"},
-    {TF_BENCH_OP_VERIFY, 2, "C reply x2: envelope signature"},
+    {TF_BENCH_OP_SEAL_OPEN, 0, "C reply x2: DIRECT, nothing to unseal (was 2)"},
+    {TF_BENCH_OP_VERIFY, 0, "C reply x2: DIRECT, no envelope signature (was 2)"},
     {TF_BENCH_OP_VERIFY, 2, "C reply x2: tf_proto_reply_verify, reply signature"},
     {TF_BENCH_OP_VERIFY, 0,
      "C reply x2: tf_proto_reply_verify_known, the party's card = the one held with the intro "
      "(was 2)"},
     {TF_BENCH_OP_HASH, 1, "C introduce: tf_proto_introduction_sign checks intro_id = H(core)"},
     {TF_BENCH_OP_SIGN, 1, "C introduce: tf_proto_introduction_sign"},
-    {TF_BENCH_OP_SIGN, 2, "C introduce: envelope signature, to a and to b"},
-    {TF_BENCH_OP_SEAL, 2, "C introduce: crypto_box_seal, to a and to b"},
+    {TF_BENCH_OP_SIGN, 0, "C introduce: DIRECT to a and to b, no envelope signature (was 2)"},
+    {TF_BENCH_OP_SEAL, 0, "C introduce: no crypto_box_seal, DIRECT (was 2)"},
 
     /* Each party: the introduction arrives (on_introduction). */
-    {TF_BENCH_OP_SEAL_OPEN, 2, "A,B introduction: tf_proto_envelope_open unseals"},
-    {TF_BENCH_OP_VERIFY, 2, "A,B introduction: envelope signature"},
+    {TF_BENCH_OP_SEAL_OPEN, 0, "A,B introduction: DIRECT, nothing to unseal (was 2)"},
+    {TF_BENCH_OP_VERIFY, 0, "A,B introduction: DIRECT, no envelope signature (was 2)"},
     {TF_BENCH_OP_VERIFY, 2, "A,B materialise check: introduction signature (step 2)"},
     {TF_BENCH_OP_HASH, 2, "A,B materialise check: intro_id = H(core) (step 3)"},
     {TF_BENCH_OP_VERIFY, 2,
@@ -91,6 +97,30 @@ static const struct tf_bench_op_count OPS_PER_INTRO[] = {
     {TF_BENCH_OP_AEAD, 12, "links: decrypt 6 envelopes + 6 ACKs (Noise transport)"},
     {TF_BENCH_OP_SCALARMULT, 0,
      "Noise handshakes: 4 X25519 per side per link, once per link (not per intro)"},
+};
+
+/*
+ * SEALED_PER_INTRO: what every envelope sealed and signed adds to the table
+ * above: a node without the "direct" feature on either end of a link
+ * (twofold-bench --sealed sets direct_envelopes = 0 on every node), and any
+ * envelope through a mailbox.  Six envelopes per intro, each one envelope
+ * signature and one crypto_box_seal at its sender, one crypto_box_seal_open
+ * and one envelope verify at its receiver (the statements inside are
+ * verified either way, above).
+ */
+static const struct tf_bench_op_count SEALED_PER_INTRO[] = {
+    {TF_BENCH_OP_SIGN, 2, "C propose: envelope signature of each proposal (send_to -> seal)"},
+    {TF_BENCH_OP_SEAL, 2, "C propose: crypto_box_seal of each proposal envelope"},
+    {TF_BENCH_OP_SEAL_OPEN, 2, "A,B proposal: tf_proto_envelope_open unseals"},
+    {TF_BENCH_OP_VERIFY, 2, "A,B proposal: tf_proto_envelope_open envelope signature"},
+    {TF_BENCH_OP_SIGN, 2, "A,B answer: envelope signature of the reply"},
+    {TF_BENCH_OP_SEAL, 2, "A,B answer: crypto_box_seal of the reply envelope"},
+    {TF_BENCH_OP_SEAL_OPEN, 2, "C reply x2: tf_proto_envelope_open unseals"},
+    {TF_BENCH_OP_VERIFY, 2, "C reply x2: envelope signature"},
+    {TF_BENCH_OP_SIGN, 2, "C introduce: envelope signature, to a and to b"},
+    {TF_BENCH_OP_SEAL, 2, "C introduce: crypto_box_seal, to a and to b"},
+    {TF_BENCH_OP_SEAL_OPEN, 2, "A,B introduction: tf_proto_envelope_open unseals"},
+    {TF_BENCH_OP_VERIFY, 2, "A,B introduction: envelope signature"},
 };
 
 static const char *const OP_NAMES[TF_BENCH_OP_COUNT] = {
@@ -114,6 +144,21 @@ double tf_bench_ops_per_intro(enum tf_bench_op op)
     for (size_t i = 0; i < sizeof OPS_PER_INTRO / sizeof OPS_PER_INTRO[0]; i++)
         if (OPS_PER_INTRO[i].op == op)
             sum += OPS_PER_INTRO[i].count;
+    return sum;
+}
+
+const struct tf_bench_op_count *tf_bench_ops_sealed_table(size_t *n)
+{
+    *n = sizeof SEALED_PER_INTRO / sizeof SEALED_PER_INTRO[0];
+    return SEALED_PER_INTRO;
+}
+
+double tf_bench_ops_per_intro_as(enum tf_bench_op op, bool sealed)
+{
+    double sum = tf_bench_ops_per_intro(op);
+    for (size_t i = 0; sealed && i < sizeof SEALED_PER_INTRO / sizeof SEALED_PER_INTRO[0]; i++)
+        if (SEALED_PER_INTRO[i].op == op)
+            sum += SEALED_PER_INTRO[i].count;
     return sum;
 }
 

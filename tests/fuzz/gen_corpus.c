@@ -980,6 +980,51 @@ static void gen_ctl(const struct tf_fuzz_fixture *f)
     emit_ctl("depth-8", &w);
 }
 
+/* direct (issue 17): DIRECT contents, valid of each type, and one per
+ * check the decoder makes. */
+static void gen_direct(const struct tf_fuzz_fixture *f, const struct tf_proto_buf *proposal,
+                       const struct tf_proto_buf *intro, const struct tf_proto_buf *close)
+{
+    const char *target = "direct";
+    uint8_t msg_id[TF_PROTO_MSG_ID_LEN];
+    memset(msg_id, 0x11, sizeof msg_id);
+    const uint64_t exp = TF_FUZZ_NOW + 3600;
+    const uint8_t *note = (const uint8_t *)"hello, me";
+    static uint8_t big[5000];
+    memset(big, 'b', sizeof big);
+    const struct {
+        const char *name;
+        uint16_t type;
+        const uint8_t *body;
+        size_t len;
+    } valid[] = {
+        {"note", TF_PROTO_MSG_TYPE_NOTE, note, 9},
+        {"empty-note", TF_PROTO_MSG_TYPE_NOTE, note, 0},
+        {"proposal", TF_PROTO_MSG_TYPE_PROPOSAL, proposal->data, proposal->len},
+        {"reply", TF_PROTO_MSG_TYPE_REPLY, f->other_reply.data, f->other_reply.len},
+        {"introduction", TF_PROTO_MSG_TYPE_INTRODUCTION, intro->data, intro->len},
+        {"close", TF_PROTO_MSG_TYPE_CLOSE, close->data, close->len},
+        {"card-update", TF_PROTO_MSG_TYPE_CARD_UPDATE, f->other_card.data, f->other_card.len},
+        {"class-8192", TF_PROTO_MSG_TYPE_NOTE, big, sizeof big},
+    };
+    struct tf_proto_buf d;
+    for (size_t i = 0; i < sizeof valid / sizeof valid[0]; i++) {
+        CHECK(tf_proto_envelope_direct_encode(msg_id, exp, valid[i].type, valid[i].body,
+                                              valid[i].len, &d));
+        emit_buf(target, valid[i].name, &d);
+        tf_proto_buf_free(&d);
+    }
+    CHECK(tf_proto_envelope_direct_encode(msg_id, exp, TF_PROTO_MSG_TYPE_NOTE, note, 9, &d));
+    d.data[d.len - 1] = 0x01;
+    emit_buf(target, "nonzero-padding", &d);
+    emit(target, "short-of-class", d.data, d.len - 1);
+    d.data[d.len - 1] = 0x00;
+    emit(target, "unpadded", d.data, 1 + 2 + TF_PROTO_MSG_ID_LEN + 5 + 1 + 2 + 9);
+    d.data[1 + 2 + TF_PROTO_MSG_ID_LEN + 5] = 10; /* the type: unknown */
+    emit_buf(target, "unknown-type", &d);
+    tf_proto_buf_free(&d);
+}
+
 int main(int argc, char **argv)
 {
     if (argc == 3 && strcmp(argv[1], "--check") == 0) {
@@ -1010,6 +1055,7 @@ int main(int argc, char **argv)
     gen_request(&f); /* requests */
     gen_core(&f);
     gen_envelope(&f, &proposal, &intro, &close, &note_env);
+    gen_direct(&f, &proposal, &intro, &close); /* direct */
     gen_mp_check(&f, &note_env);
     gen_noise(&f);
     gen_ctl(&f);

@@ -302,10 +302,16 @@ int hp_recv_msg(struct hp_session *s, uint8_t *buf, struct tf_proto_link_msg *m,
 
 int hp_hello(struct hp_session *s, uint64_t deadline)
 {
+    return hp_hello_features(s, NULL, 0, deadline);
+}
+
+int hp_hello_features(struct hp_session *s, const char *const *features, size_t n,
+                      uint64_t deadline)
+{
     static uint8_t buf[TF_PROTO_FRAME_MAX];
     struct tf_proto_buf hello;
     struct tf_proto_link_msg m;
-    int rc = tf_proto_link_hello(NULL, 0, &hello);
+    int rc = tf_proto_link_hello(features, n, &hello);
     if ((rc = hp_send_built(s, rc, &hello)) != TF_OK)
         return rc;
     if ((rc = hp_recv_msg(s, buf, &m, deadline)) != HP_OK)

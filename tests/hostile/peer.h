@@ -99,6 +99,9 @@ int hp_handshake(const struct hp_target *t, const struct hp_handshake_opts *o, s
 
 /* Sends our HELLO and expects the node's: HP_OK or a code. */
 int hp_hello(struct hp_session *s, uint64_t deadline);
+/* The same with a HELLO that lists features (direct: "direct"). */
+int hp_hello_features(struct hp_session *s, const char *const *features, size_t n,
+                      uint64_t deadline);
 
 /* hp_handshake (with id's card) then hp_hello. */
 int hp_open(const struct hp_target *t, const struct tf_proto_identity *id,

@@ -223,13 +223,14 @@ static void env_init(struct ctx *x, struct hp_envelope *e, const struct tf_proto
     e->body_len = len;
 }
 
-/* Sends env (bytes) on s and waits for the ACK of msg_id. */
-static void send_envelope_bytes(struct hp_session *s, const uint8_t *env, size_t len,
-                                const uint8_t msg_id[16], char *obs, size_t cap)
+/* Sends bytes in a link message of type (ENVELOPE, or direct: DIRECT) on s
+ * and waits for the ACK of msg_id. */
+static void send_link_bytes(struct hp_session *s, enum tf_proto_link_type type, const uint8_t *env,
+                            size_t len, const uint8_t msg_id[16], char *obs, size_t cap)
 {
     static uint8_t buf[TF_PROTO_FRAME_MAX];
     struct tf_proto_buf msg;
-    int rc = tf_proto_link_envelope(env, len, &msg);
+    int rc = tf_proto_link_envelope_as(type, env, len, &msg);
     if (rc != TF_OK) {
         OBS("cannot encode: %s", tf_err_name(rc));
         return;
@@ -261,6 +262,13 @@ static void send_envelope_bytes(struct hp_session *s, const uint8_t *env, size_t
             return;
         }
     }
+}
+
+/* Sends env (bytes) on s and waits for the ACK of msg_id. */
+static void send_envelope_bytes(struct hp_session *s, const uint8_t *env, size_t len,
+                                const uint8_t msg_id[16], char *obs, size_t cap)
+{
+    send_link_bytes(s, TF_PROTO_LINK_ENVELOPE, env, len, msg_id, obs, cap);
 }
 
 static void send_envelope(struct hp_session *s, const struct hp_envelope *e, char *obs, size_t cap)
@@ -820,22 +828,30 @@ static int c_ping_before_hello(struct ctx *x, char *obs, size_t cap)
     return before_hello(x, ping, sizeof ping, obs, cap);
 }
 
-static int c_envelope_before_hello(struct ctx *x, char *obs, size_t cap)
+/* Sends content (built with rc, freed here) in a link message of type
+ * right after the handshake, before any HELLO. */
+static int before_hello_as(struct ctx *x, enum tf_proto_link_type type, int rc,
+                           struct tf_proto_buf *content, char *obs, size_t cap)
 {
-    struct hp_envelope e;
-    struct tf_proto_buf env, msg;
-    static const char text[] = "too early";
-    env_init(x, &e, &x->mallory, TF_PROTO_MSG_TYPE_NOTE, (const uint8_t *)text, sizeof text - 1);
-    int rc = hp_envelope_build(&e, &env);
+    struct tf_proto_buf msg;
     if (rc == TF_OK) {
-        rc = tf_proto_link_envelope(env.data, env.len, &msg);
-        tf_proto_buf_free(&env);
+        rc = tf_proto_link_envelope_as(type, content->data, content->len, &msg);
+        tf_proto_buf_free(content);
     }
     if (rc != TF_OK)
         return setup_failed = 1, -1;
     rc = before_hello(x, msg.data, msg.len, obs, cap);
     tf_proto_buf_free(&msg);
     return rc;
+}
+
+static int c_envelope_before_hello(struct ctx *x, char *obs, size_t cap)
+{
+    struct hp_envelope e;
+    struct tf_proto_buf env;
+    static const char text[] = "too early";
+    env_init(x, &e, &x->mallory, TF_PROTO_MSG_TYPE_NOTE, (const uint8_t *)text, sizeof text - 1);
+    return before_hello_as(x, TF_PROTO_LINK_ENVELOPE, hp_envelope_build(&e, &env), &env, obs, cap);
 }
 
 static int c_hello_version_2(struct ctx *x, char *obs, size_t cap)
@@ -1665,6 +1681,251 @@ static int c_card_update_from_stranger(struct ctx *x, char *obs, size_t cap)
 
 /* The table. */
 
+/* direct (issue 17): DIRECT messages, an envelope's content without seal or
+ * envelope signature, taken only from the link's peer on a link whose HELLOs
+ * both list "direct". */
+
+/* How direct_case mangles a valid direct message. */
+enum direct_fault {
+    DIRECT_OK,
+    DIRECT_NONZERO_PAD, /* the last padding byte 0x01 */
+    DIRECT_TRUNCATED,   /* one byte short of its class */
+    DIRECT_TRAILING,    /* one zero byte past its class */
+    DIRECT_WRONG_CLASS, /* padded to 8192 though it fits 4096 */
+};
+
+/* Encodes a direct message (msg_id, type, body, expires) and applies fault;
+ * *out owned by the caller. */
+static int direct_build(const uint8_t msg_id[16], uint64_t expires, uint16_t type,
+                        const uint8_t *body, size_t len, enum direct_fault fault,
+                        struct tf_proto_buf *out)
+{
+    struct tf_proto_buf d;
+    int rc = tf_proto_envelope_direct_encode(msg_id, expires, type, body, len, &d);
+    if (rc != TF_OK)
+        return rc;
+    size_t n = fault == DIRECT_TRUNCATED     ? d.len - 1
+               : fault == DIRECT_TRAILING    ? d.len + 1
+               : fault == DIRECT_WRONG_CLASS ? 8192
+                                             : d.len;
+    out->data = calloc(1, n);
+    if (out->data == NULL) {
+        tf_proto_buf_free(&d);
+        return TF_E_NOMEM;
+    }
+    memcpy(out->data, d.data, n < d.len ? n : d.len);
+    out->len = n;
+    if (fault == DIRECT_NONZERO_PAD)
+        out->data[n - 1] = 0x01;
+    tf_proto_buf_free(&d);
+    return TF_OK;
+}
+
+/* A direct message with an inner type that no node knows (10): written by
+ * hand, since the encoder refuses it. */
+static int direct_build_type(const uint8_t msg_id[16], uint64_t type, struct tf_proto_buf *out)
+{
+    struct tf_proto_mp_writer w;
+    struct tf_proto_buf inner;
+    tf_proto_mp_writer_init(&w);
+    tf_proto_mp_write_array(&w, 4);
+    tf_proto_mp_write_bin(&w, msg_id, 16);
+    tf_proto_mp_write_uint(&w, now_s() + HOUR);
+    tf_proto_mp_write_uint(&w, type);
+    tf_proto_mp_write_bin(&w, (const uint8_t *)"x", 1);
+    int rc = tf_proto_mp_writer_finish(&w, &inner);
+    if (rc != TF_OK)
+        return rc;
+    out->len = tf_proto_envelope_padded_len(inner.len);
+    out->data = calloc(1, out->len);
+    if (out->data != NULL)
+        memcpy(out->data, inner.data, inner.len);
+    tf_proto_buf_free(&inner);
+    return out->data != NULL ? TF_OK : TF_E_NOMEM;
+}
+
+/* Sends the direct message d as DIRECT on a link opened as `as`, whose HELLO
+ * lists "direct" when negotiate is set, and observes the answer (the ACK of
+ * msg_id, or an ERROR and the close). */
+static int direct_send(struct ctx *x, const struct tf_proto_identity *as, bool negotiate,
+                       const struct tf_proto_buf *d, const uint8_t msg_id[16], char *obs,
+                       size_t cap)
+{
+    static const char *const features[] = {TF_PROTO_LINK_FEATURE_DIRECT};
+    struct hp_session s;
+    struct hp_handshake_opts o = {.id = as, .card = as == &x->carol ? &x->ccard : &x->mcard};
+    int rc = hp_handshake(&x->target, &o, &s, hp_now_ms() + SETUP_MS);
+    if (rc == HP_OK)
+        rc = hp_hello_features(&s, features, negotiate ? 1 : 0, hp_now_ms() + SETUP_MS);
+    if (rc != HP_OK) {
+        hp_session_close(&s);
+        return setup_failed = 1, -1;
+    }
+    send_link_bytes(&s, TF_PROTO_LINK_DIRECT, d->data, d->len, msg_id, obs, cap);
+    hp_session_close(&s);
+    return 0;
+}
+
+/* A note from as (DIRECT, negotiated or not), with fault and expires (0: an
+ * hour from now). */
+static int direct_note_case(struct ctx *x, const struct tf_proto_identity *as, bool negotiate,
+                            enum direct_fault fault, uint64_t expires, char *obs, size_t cap)
+{
+    static const char text[] = "a note on a direct link";
+    uint8_t msg_id[16];
+    struct tf_proto_buf d;
+    randombytes_buf(msg_id, sizeof msg_id);
+    if (direct_build(msg_id, expires != 0 ? expires : now_s() + HOUR, TF_PROTO_MSG_TYPE_NOTE,
+                     (const uint8_t *)text, sizeof text - 1, fault, &d) != TF_OK)
+        return setup_failed = 1, -1;
+    int rc = direct_send(x, as, negotiate, &d, msg_id, obs, cap);
+    tf_proto_buf_free(&d);
+    return rc;
+}
+
+static int c_direct_before_hello(struct ctx *x, char *obs, size_t cap)
+{
+    static const char text[] = "too early";
+    uint8_t msg_id[16] = {1};
+    struct tf_proto_buf d;
+    int rc = direct_build(msg_id, now_s() + HOUR, TF_PROTO_MSG_TYPE_NOTE, (const uint8_t *)text,
+                          sizeof text - 1, DIRECT_OK, &d);
+    return before_hello_as(x, TF_PROTO_LINK_DIRECT, rc, &d, obs, cap);
+}
+
+static int c_direct_not_negotiated(struct ctx *x, char *obs, size_t cap)
+{
+    return direct_note_case(x, &x->carol, false, DIRECT_OK, 0, obs, cap);
+}
+
+static int c_direct_nonzero_padding(struct ctx *x, char *obs, size_t cap)
+{
+    return direct_note_case(x, &x->carol, true, DIRECT_NONZERO_PAD, 0, obs, cap);
+}
+
+static int c_direct_truncated(struct ctx *x, char *obs, size_t cap)
+{
+    return direct_note_case(x, &x->carol, true, DIRECT_TRUNCATED, 0, obs, cap);
+}
+
+static int c_direct_trailing(struct ctx *x, char *obs, size_t cap)
+{
+    return direct_note_case(x, &x->carol, true, DIRECT_TRAILING, 0, obs, cap);
+}
+
+static int c_direct_wrong_class(struct ctx *x, char *obs, size_t cap)
+{
+    return direct_note_case(x, &x->carol, true, DIRECT_WRONG_CLASS, 0, obs, cap);
+}
+
+static int c_direct_expired(struct ctx *x, char *obs, size_t cap)
+{
+    return direct_note_case(x, &x->carol, true, DIRECT_OK, now_s() - 60, obs, cap);
+}
+
+static int c_direct_far_future(struct ctx *x, char *obs, size_t cap)
+{
+    return direct_note_case(x, &x->carol, true, DIRECT_OK, now_s() + 401u * 86400u, obs, cap);
+}
+
+static int c_direct_from_stranger(struct ctx *x, char *obs, size_t cap)
+{
+    return direct_note_case(x, &x->mallory, true, DIRECT_OK, 0, obs, cap);
+}
+
+static int c_direct_unknown_type(struct ctx *x, char *obs, size_t cap)
+{
+    uint8_t msg_id[16];
+    struct tf_proto_buf d;
+    randombytes_buf(msg_id, sizeof msg_id);
+    if (direct_build_type(msg_id, 10, &d) != TF_OK)
+        return setup_failed = 1, -1;
+    int rc = direct_send(x, &x->carol, true, &d, msg_id, obs, cap);
+    tf_proto_buf_free(&d);
+    return rc;
+}
+
+/* A proposal from Carol signed by Mallory, sent DIRECT: the statements
+ * inside are verified as in a sealed envelope. */
+static int c_direct_proposal_bad_signature(struct ctx *x, char *obs, size_t cap)
+{
+    struct prop_opts o = {.signer = &x->mallory};
+    struct intro in;
+    struct tf_proto_buf p, d;
+    uint8_t msg_id[16];
+    randombytes_buf(msg_id, sizeof msg_id);
+    int rc = build_proposal(x, &o, &in, &p);
+    intro_free(&in);
+    if (rc != TF_OK)
+        return setup_failed = 1, -1;
+    rc = direct_build(msg_id, now_s() + HOUR, TF_PROTO_MSG_TYPE_PROPOSAL, p.data, p.len, DIRECT_OK,
+                      &d);
+    tf_proto_buf_free(&p);
+    if (rc != TF_OK)
+        return setup_failed = 1, -1;
+    rc = direct_send(x, &x->carol, true, &d, msg_id, obs, cap);
+    tf_proto_buf_free(&d);
+    return rc;
+}
+
+/* Setup: a valid DIRECT note from Carol (stored); its msg id, expiry and
+ * text are kept (msg_id || u64be(expires)) for the replays below. */
+#define DIRECT_NOTE "a good note, sent direct"
+static int c_setup_direct_note(struct ctx *x, char *obs, size_t cap)
+{
+    uint8_t saved[24];
+    struct tf_proto_buf d;
+    uint64_t expires = now_s() + HOUR;
+    randombytes_buf(saved, 16);
+    for (int i = 0; i < 8; i++)
+        saved[16 + i] = (uint8_t)(expires >> (56 - 8 * i));
+    if (write_file(x->file, saved, sizeof saved) != 0 ||
+        direct_build(saved, expires, TF_PROTO_MSG_TYPE_NOTE, (const uint8_t *)DIRECT_NOTE,
+                     strlen(DIRECT_NOTE), DIRECT_OK, &d) != TF_OK)
+        return setup_failed = 1, -1;
+    int rc = direct_send(x, &x->carol, true, &d, saved, obs, cap);
+    tf_proto_buf_free(&d);
+    return rc;
+}
+
+/* The note c_setup_direct_note sent, again: as DIRECT, or sealed and signed
+ * by Carol under the same msg id (as a mailbox would push it).  Either way
+ * a duplicate on (Carol, msg_id): ACKed ok, nothing stored. */
+static int direct_replay(struct ctx *x, bool sealed, char *obs, size_t cap)
+{
+    uint8_t saved[24];
+    uint64_t expires = 0;
+    if (read_file(x->file, saved, sizeof saved) != (long)sizeof saved)
+        return setup_failed = 1, -1;
+    for (int i = 0; i < 8; i++)
+        expires = expires << 8 | saved[16 + i];
+    if (sealed) {
+        struct hp_envelope e;
+        env_init(x, &e, &x->carol, TF_PROTO_MSG_TYPE_NOTE, (const uint8_t *)DIRECT_NOTE,
+                 strlen(DIRECT_NOTE));
+        memcpy(e.msg_id, saved, 16);
+        e.expires = expires;
+        return envelope_case(x, &x->carol, &e, obs, cap);
+    }
+    struct tf_proto_buf d;
+    if (direct_build(saved, expires, TF_PROTO_MSG_TYPE_NOTE, (const uint8_t *)DIRECT_NOTE,
+                     strlen(DIRECT_NOTE), DIRECT_OK, &d) != TF_OK)
+        return setup_failed = 1, -1;
+    int rc = direct_send(x, &x->carol, true, &d, saved, obs, cap);
+    tf_proto_buf_free(&d);
+    return rc;
+}
+
+static int c_replay_direct_note(struct ctx *x, char *obs, size_t cap)
+{
+    return direct_replay(x, false, obs, cap);
+}
+
+static int c_replay_direct_note_sealed(struct ctx *x, char *obs, size_t cap)
+{
+    return direct_replay(x, true, obs, cap);
+}
+
 static const struct {
     const char *name, *expect, *state;
     case_fn *fn;
@@ -1827,6 +2088,33 @@ static const struct {
      "Carol's card with seq 1 again (not newer: nothing to do)"},
     {"card-update-from-stranger", "ack 1/7", "same", c_card_update_from_stranger,
      "Mallory's card: not a contact"},
+    /* direct (issue 17) */
+    {"direct-before-hello", "error 1, closed", "same", c_direct_before_hello,
+     "DIRECT before HELLO"},
+    {"direct-not-negotiated", "error 1, closed", "same", c_direct_not_negotiated,
+     "DIRECT from Carol on a link whose HELLO did not list \"direct\""},
+    {"direct-nonzero-padding", "error 1, closed", "same", c_direct_nonzero_padding,
+     "DIRECT whose last padding byte is 1"},
+    {"direct-truncated", "error 1, closed", "same", c_direct_truncated,
+     "DIRECT one byte short of its size class"},
+    {"direct-trailing", "error 1, closed", "same", c_direct_trailing,
+     "DIRECT with one zero byte past its size class"},
+    {"direct-wrong-class", "error 1, closed", "same", c_direct_wrong_class,
+     "DIRECT padded to 8192 bytes though it fits 4096"},
+    {"direct-unknown-type", "ack 1/8", "same", c_direct_unknown_type, "DIRECT of inner type 10"},
+    {"direct-expired", "ack 1/3", "same", c_direct_expired, "DIRECT expired a minute ago"},
+    {"direct-far-future", "ack 1/1", "same", c_direct_far_future,
+     "DIRECT that expires in 401 days"},
+    {"direct-from-stranger", "ack 1/7", "same", c_direct_from_stranger,
+     "a DIRECT note from Mallory: its sender is the link's peer, not a contact"},
+    {"direct-proposal-bad-signature", "ack 1/9", "same", c_direct_proposal_bad_signature,
+     "a DIRECT proposal from Carol signed by Mallory"},
+    {"setup-direct-note", "ack 0/0", "changed", c_setup_direct_note,
+     "a good DIRECT note from Carol (stored)"},
+    {"replay-direct-note", "ack 0/0", "same", c_replay_direct_note,
+     "the same DIRECT again: a duplicate"},
+    {"replay-direct-note-sealed", "ack 0/0", "same", c_replay_direct_note_sealed,
+     "the same note sealed and signed under the same msg id: a duplicate"},
 };
 
 #define N_CASES (sizeof CASES / sizeof CASES[0])

@@ -49,6 +49,12 @@ echo "== Python verifier on $vectors"
 "$py" "$verifier" check "$vectors" --doc "$root/docs/PROTOCOL.md" | tee "$tmp/check.out" || status=1
 tally "$tmp/check.out"
 
+# direct (issue 17): the DIRECT link message's vectors.
+direct_vectors=$root/tests/vectors/twofold-direct-v1.json
+echo "== Python verifier on $direct_vectors"
+"$py" "$verifier" check "$direct_vectors" | tee "$tmp/check-direct.out" || status=1
+tally "$tmp/check-direct.out"
+
 echo "== C check_vectors on vectors emitted by Python"
 if "$py" "$verifier" emit "$tmp/python.json" --seeds "$vectors"; then
     "$check_vectors" "$tmp/python.json" | tee "$tmp/c.out" || status=1

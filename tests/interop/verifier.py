@@ -767,6 +767,52 @@ def build_envelope(sender, recipient_sign_pk, recipient_box_pk, msg_id, expires,
 
 
 # --------------------------------------------------------------------------
+# Section 9: DIRECT link messages (the "direct" HELLO feature)
+
+LINK_DIRECT = 10
+LINK_ARRAY_MAX = 4  # the longest link message has 4 fields
+
+
+def read_direct_link(data, now):
+    """Read a whole DIRECT link message [10, bin] at `now`: the link message,
+    then its content (msg_id, expires, type, body, zero padding to exactly
+    its class), then the expiry."""
+    r = Reader(data)
+    n = r.array_max(LINK_ARRAY_MAX)
+    if n < 1:
+        fail("E_COUNT", "empty link message")
+    ltype = r.uint()
+    if ltype != LINK_DIRECT:
+        fail("E_BAD_VALUE", "link message type %d, not DIRECT" % ltype)
+    if n != 2:
+        fail("E_COUNT", "DIRECT of %d fields" % n)
+    content = r.bin(1, PAD_CLASSES[-1])
+    r.done()
+    r = Reader(content)
+    r.array(4)
+    msg_id = r.fixed(16)
+    expires = r.uint()
+    etype = r.uint()
+    if etype not in ENVELOPE_TYPES:  # checked as it is read, as in an envelope
+        fail("E_BAD_VALUE", "type %d" % etype)
+    body = r.bin(0, MAX_STATEMENT_BODY)
+    if any(content[r.pos:]):
+        fail("E_TRAILING", "non-zero padding")
+    if len(content) != padded_len(r.pos):
+        fail("E_BAD_LENGTH", "%d bytes for an inner part of %d" % (len(content), r.pos))
+    if now > expires:
+        fail("E_EXPIRED")
+    return Obj(msg_id=msg_id, expires=expires, type=etype, body=body, padded_len=len(content))
+
+
+def build_direct_link(msg_id, expires, etype, body, pad_to=None):
+    """A DIRECT link message (pad_to overrides the class, to make mutants)."""
+    inner = enc([msg_id, expires, etype, body])
+    size = padded_len(len(inner)) if pad_to is None else pad_to
+    return enc([LINK_DIRECT, inner + bytes(size - len(inner))])
+
+
+# --------------------------------------------------------------------------
 # Section 8: introductions
 
 def decode_core(core_bytes):
@@ -1071,6 +1117,13 @@ def run_case(ids, c):
         expect("msg_id", e.msg_id.hex())
         expect("expires", e.expires)
         expect("padded_len", e.padded_len)
+    elif kind == "direct":
+        d = read_direct_link(bytes.fromhex(c["link"]), c["now"])
+        expect("type", d.type)
+        expect("body", d.body.hex())
+        expect("msg_id", d.msg_id.hex())
+        expect("expires", d.expires)
+        expect("padded_len", d.padded_len)
     elif kind == "proposal":
         p = verify_proposal(person("recipient").sign_pk, bytes.fromhex(c["proposal"]),
                             c["now"], c.get("skew", DEFAULT_SKEW))
@@ -1526,6 +1579,43 @@ class Emitter:
         bad("over 65000 bytes", "E_TOO_LONG",
             enc([1, msg_id, bob.sign_pk, expires, bytes(65000)]))
 
+    # -- DIRECT link messages
+    def direct_cases(self):
+        msg_id = bytes(range(0x30, 0x40))
+        expires = NOW + 600
+        note = "Salut Bob, en direct. 🥑".encode()
+        good = build_direct_link(msg_id, expires, 1, note)
+        case = {"kind": "direct", "now": NOW, "link": good.hex(), "type": 1,
+                "body": note.hex(), "msg_id": msg_id.hex(), "expires": expires,
+                "padded_len": 4096}
+        self.add(dict(case, name="python: a direct note"))
+        self.add(dict(case, name="python: read at the second of expiry", now=expires))
+        intro = bytes(range(256)) * 20  # 5120 bytes: class 8192
+        self.add({"kind": "direct", "name": "python: an introduction-sized body", "now": NOW,
+                  "link": build_direct_link(msg_id, expires, 4, intro).hex(), "type": 4,
+                  "body": intro.hex(), "msg_id": msg_id.hex(), "expires": expires,
+                  "padded_len": 8192})
+
+        def bad(name, err, data, now=NOW):
+            self.add({"kind": "direct", "name": name, "now": now, "link": data.hex()}, err)
+
+        bad("python: expired", "E_EXPIRED", good, now=expires + 1)
+        bad("python: padded to 8192 though it fits 4096", "E_BAD_LENGTH",
+            build_direct_link(msg_id, expires, 1, note, pad_to=8192))
+        inner = enc([msg_id, expires, 1, note])
+        bad("python: not padded", "E_BAD_LENGTH", enc([LINK_DIRECT, inner]))
+        bad("python: a padding byte of 1", "E_TRAILING",
+            enc([LINK_DIRECT, inner + bytes(100) + b"\x01" + bytes(4096 - len(inner) - 101)]))
+        bad("python: type 0", "E_BAD_VALUE", build_direct_link(msg_id, expires, 0, note))
+        bad("python: five fields", "E_COUNT",
+            enc([LINK_DIRECT, enc([msg_id, expires, 1, note, 0]) + bytes(4000)]))
+        bad("python: msg id of 17 bytes", "E_BAD_LENGTH",
+            build_direct_link(msg_id + b"\x00", expires, 1, note))
+        bad("python: link message of three fields", "E_COUNT",
+            enc([LINK_DIRECT, bytes(4096), 0]))
+        bad("python: content over the largest class", "E_TOO_LONG",
+            enc([LINK_DIRECT, bytes(PAD_CLASSES[-1] + 1)]))
+
     # -- the introduction chain
     def intro_cases(self):
         ids = self.ids
@@ -1738,6 +1828,7 @@ class Emitter:
         self.text_ids()
         self.card_cases()
         self.envelope_cases()
+        self.direct_cases()  # direct (issue 17)
         self.intro_cases()
         return {
             "description": "twofold v1 vectors built and signed by the independent Python "

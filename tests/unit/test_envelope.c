@@ -165,6 +165,21 @@ static void test_padding_classes(void **state)
         assert_int_equal(tf_proto_envelope_padded_len(cases[i].inner), cases[i].padded);
 }
 
+/* direct: encodes body as a direct message, checks it reads back, and
+ * returns its length. */
+static size_t direct_len(uint16_t type, const struct tf_proto_buf *body)
+{
+    struct tf_proto_buf msg;
+    struct tf_proto_envelope_direct d;
+    assert_ok(tf_proto_envelope_direct_encode(MSG_ID, EXPIRES, type, body->data, body->len, &msg));
+    assert_ok(tf_proto_envelope_direct_decode(msg.data, msg.len, &d));
+    assert_int_equal(d.type, type);
+    assert_int_equal(d.body.len, body->len);
+    size_t n = msg.len;
+    tf_proto_buf_free(&msg);
+    return n;
+}
+
 /* Seals body (type, signed by A for B) and returns the envelope's length. */
 static size_t sealed_len(const struct fixture *f, uint16_t type, const struct tf_proto_buf *body)
 {
@@ -278,6 +293,13 @@ static void test_padding_hides_the_answer(void **state)
     r.reason = note_of(TF_PROTO_REASON_MAX);
     assert_ok(tf_proto_reply_sign(&f->id[FX_A], &r, &decline));
     assert_int_equal(sealed_len(f, TF_PROTO_MSG_TYPE_REPLY, &decline), one_class);
+    /* direct: the same on a direct link, where nothing is sealed. */
+    size_t direct_class = direct_len(TF_PROTO_MSG_TYPE_CLOSE, &close);
+    assert_int_equal(direct_class, TF_PROTO_ENVELOPE_PAD_MIN);
+    assert_int_equal(direct_len(TF_PROTO_MSG_TYPE_INTRODUCTION, &intro), direct_class);
+    assert_int_equal(direct_len(TF_PROTO_MSG_TYPE_REPLY, &accept_a), direct_class);
+    assert_int_equal(direct_len(TF_PROTO_MSG_TYPE_REPLY, &accept_b), direct_class);
+    assert_int_equal(direct_len(TF_PROTO_MSG_TYPE_REPLY, &decline), direct_class);
 
     tf_proto_buf_free(&card_a);
     tf_proto_buf_free(&card_b);
@@ -682,6 +704,198 @@ static void test_crafted_inner(void **state)
     }
 }
 
+/* direct (issue 17) */
+
+/* The length of a direct inner part with a body of n bytes (EXPIRES takes a
+ * uint32: 5 bytes). */
+static size_t direct_inner_len(size_t n)
+{
+    size_t bin_head = n < 256 ? 2 : n < 65536 ? 3 : 5;
+    return 1 + 2 + TF_PROTO_MSG_ID_LEN + 5 + 1 + bin_head + n;
+}
+
+static void test_direct_round_trip(void **state)
+{
+    (void)state;
+    for (uint16_t type = TF_PROTO_MSG_TYPE_NOTE; type <= TF_PROTO_MSG_TYPE_FEEDBACK; type++) {
+        struct tf_proto_buf msg;
+        struct tf_proto_envelope_direct d;
+        assert_ok(tf_proto_envelope_direct_encode(MSG_ID, EXPIRES, type, (const uint8_t *)BODY,
+                                                  strlen(BODY), &msg));
+        assert_int_equal(msg.len, TF_PROTO_ENVELOPE_PAD_MIN);
+        /* The documented layout, byte for byte, then zeros. */
+        assert_int_equal(msg.data[0], 0x94);
+        assert_memory_equal(msg.data + 1, "\xc4\x10", 2);
+        assert_memory_equal(msg.data + 3, MSG_ID, sizeof MSG_ID);
+        assert_int_equal(msg.data[19], 0xce);
+        assert_int_equal(msg.data[24], type);
+        assert_int_equal(msg.data[25], 0xc4);
+        assert_int_equal(msg.data[26], strlen(BODY));
+        assert_memory_equal(msg.data + 27, BODY, strlen(BODY));
+        assert_true(sodium_is_zero(msg.data + 27 + strlen(BODY), msg.len - 27 - strlen(BODY)));
+        assert_ok(tf_proto_envelope_direct_decode(msg.data, msg.len, &d));
+        assert_memory_equal(d.msg_id, MSG_ID, sizeof MSG_ID);
+        assert_int_equal(d.expires, EXPIRES);
+        assert_int_equal(d.type, type);
+        assert_int_equal(d.body.len, strlen(BODY));
+        assert_memory_equal(d.body.ptr, BODY, strlen(BODY));
+        tf_proto_buf_free(&msg);
+    }
+    /* An empty body is valid too. */
+    struct tf_proto_buf msg;
+    struct tf_proto_envelope_direct d;
+    assert_ok(
+        tf_proto_envelope_direct_encode(MSG_ID, EXPIRES, TF_PROTO_MSG_TYPE_CLOSE, NULL, 0, &msg));
+    assert_ok(tf_proto_envelope_direct_decode(msg.data, msg.len, &d));
+    assert_int_equal(d.body.len, 0);
+    tf_proto_buf_free(&msg);
+}
+
+/* Every class is reached, at its exact boundary: a body one byte longer goes
+ * to the next class. */
+static void test_direct_classes(void **state)
+{
+    (void)state;
+    static const size_t classes[] = TF_PROTO_ENVELOPE_CLASSES;
+    uint8_t *body = malloc(TF_PROTO_BODY_MAX + 1);
+    assert_non_null(body);
+    memset(body, 0xa5, TF_PROTO_BODY_MAX + 1);
+    size_t seen = 0;
+    for (size_t c = 0; c < sizeof classes / sizeof classes[0]; c++) {
+        /* The longest body whose inner part fits class c. */
+        size_t n = 0;
+        while (n < TF_PROTO_BODY_MAX && direct_inner_len(n + 1) <= classes[c])
+            n++;
+        size_t tries[] = {n, n + 1};
+        for (size_t i = 0; i < 2; i++) {
+            if (tries[i] > TF_PROTO_BODY_MAX)
+                continue;
+            struct tf_proto_buf msg;
+            struct tf_proto_envelope_direct d;
+            assert_ok(tf_proto_envelope_direct_encode(MSG_ID, EXPIRES, TF_PROTO_MSG_TYPE_NOTE, body,
+                                                      tries[i], &msg));
+            assert_int_equal(msg.len, tf_proto_envelope_padded_len(direct_inner_len(tries[i])));
+            if (i == 0) {
+                assert_int_equal(msg.len, classes[c]);
+                seen++;
+            } else {
+                assert_true(msg.len > classes[c]);
+            }
+            assert_ok(tf_proto_envelope_direct_decode(msg.data, msg.len, &d));
+            assert_int_equal(d.body.len, tries[i]);
+            tf_proto_buf_free(&msg);
+        }
+    }
+    assert_int_equal(seen, sizeof classes / sizeof classes[0]);
+    /* The largest body has a class; one more byte is refused. */
+    struct tf_proto_buf msg;
+    assert_ok(tf_proto_envelope_direct_encode(MSG_ID, EXPIRES, TF_PROTO_MSG_TYPE_NOTE, body,
+                                              TF_PROTO_BODY_MAX, &msg));
+    assert_int_equal(msg.len, TF_PROTO_ENVELOPE_PAD_MAX);
+    tf_proto_buf_free(&msg);
+    assert_rc(tf_proto_envelope_direct_encode(MSG_ID, EXPIRES, TF_PROTO_MSG_TYPE_NOTE, body,
+                                              TF_PROTO_BODY_MAX + 1, &msg),
+              TF_E_TOO_LONG);
+    assert_rc(tf_proto_envelope_direct_encode(MSG_ID, EXPIRES, 0, body, 1, &msg), TF_E_BAD_VALUE);
+    assert_rc(tf_proto_envelope_direct_encode(MSG_ID, EXPIRES, 10, body, 1, &msg), TF_E_BAD_VALUE);
+    free(body);
+}
+
+/* A direct inner part written by hand: count fields, a msg_id of id_len
+ * bytes, type, a body of 9 bytes; then padded with zeros to pad_to bytes
+ * (0: the class of the inner part).  *out owned by the caller. */
+static void crafted_direct(uint32_t count, size_t id_len, uint64_t type, size_t pad_to,
+                           struct tf_proto_buf *out)
+{
+    struct tf_proto_mp_writer w;
+    struct tf_proto_buf inner;
+    uint8_t id[32];
+    memset(id, 0x42, sizeof id);
+    tf_proto_mp_writer_init(&w);
+    tf_proto_mp_write_array(&w, count);
+    tf_proto_mp_write_bin(&w, id, id_len);
+    tf_proto_mp_write_uint(&w, EXPIRES);
+    tf_proto_mp_write_uint(&w, type);
+    tf_proto_mp_write_bin(&w, (const uint8_t *)BODY, strlen(BODY));
+    for (uint32_t i = 4; i < count; i++)
+        tf_proto_mp_write_uint(&w, 0);
+    assert_ok(tf_proto_mp_writer_finish(&w, &inner));
+    size_t len = pad_to != 0 ? pad_to : tf_proto_envelope_padded_len(inner.len);
+    assert_true(len >= inner.len);
+    out->data = calloc(1, len);
+    assert_non_null(out->data);
+    memcpy(out->data, inner.data, inner.len);
+    out->len = len;
+    tf_proto_buf_free(&inner);
+}
+
+static int direct_decode_crafted(uint32_t count, size_t id_len, uint64_t type, size_t pad_to)
+{
+    struct tf_proto_buf msg;
+    struct tf_proto_envelope_direct d;
+    crafted_direct(count, id_len, type, pad_to, &msg);
+    int rc = tf_proto_envelope_direct_decode(msg.data, msg.len, &d);
+    tf_proto_buf_free(&msg);
+    return rc;
+}
+
+static void test_direct_rejections(void **state)
+{
+    (void)state;
+    const uint64_t note = TF_PROTO_MSG_TYPE_NOTE;
+    assert_ok(direct_decode_crafted(4, 16, note, 0));
+    assert_rc(direct_decode_crafted(5, 16, note, 0), TF_E_COUNT);
+    assert_rc(direct_decode_crafted(4, 15, note, 0), TF_E_BAD_LENGTH);
+    assert_rc(direct_decode_crafted(4, 17, note, 0), TF_E_BAD_LENGTH);
+    /* padded to a class, but not the smallest that holds it */
+    assert_rc(direct_decode_crafted(4, 16, note, 8192), TF_E_BAD_LENGTH);
+    /* not padded at all, or short of its class */
+    assert_rc(direct_decode_crafted(4, 16, note, 1 + 2 + 16 + 5 + 1 + 2 + strlen(BODY)),
+              TF_E_BAD_LENGTH);
+    assert_rc(direct_decode_crafted(4, 16, note, 4095), TF_E_BAD_LENGTH);
+    assert_rc(direct_decode_crafted(4, 16, note, 4097), TF_E_BAD_LENGTH);
+    /* oversize, whatever it holds */
+    assert_rc(direct_decode_crafted(4, 16, note, TF_PROTO_ENVELOPE_PAD_MAX + 1), TF_E_TOO_LONG);
+
+    /* Unknown types: TF_E_BAD_VALUE, with the msg_id and expiry read. */
+    const uint64_t unknown[] = {0, 10, 65535, 65536, UINT64_MAX};
+    for (size_t i = 0; i < sizeof unknown / sizeof unknown[0]; i++) {
+        struct tf_proto_buf msg;
+        struct tf_proto_envelope_direct d;
+        memset(&d, 0, sizeof d);
+        crafted_direct(4, 16, unknown[i], 0, &msg);
+        assert_rc(tf_proto_envelope_direct_decode(msg.data, msg.len, &d), TF_E_BAD_VALUE);
+        assert_int_equal(d.msg_id[0], 0x42);
+        assert_int_equal(d.expires, EXPIRES);
+        tf_proto_buf_free(&msg);
+    }
+
+    /* Every byte of padding must be zero; every truncation is refused. */
+    struct tf_proto_buf msg;
+    struct tf_proto_envelope_direct d;
+    assert_ok(tf_proto_envelope_direct_encode(MSG_ID, EXPIRES, TF_PROTO_MSG_TYPE_NOTE,
+                                              (const uint8_t *)BODY, strlen(BODY), &msg));
+    size_t inner_len = direct_inner_len(strlen(BODY));
+    size_t at[] = {inner_len, inner_len + 1, msg.len / 2, msg.len - 1};
+    for (size_t i = 0; i < sizeof at / sizeof at[0]; i++) {
+        msg.data[at[i]] = 0x01;
+        assert_rc(tf_proto_envelope_direct_decode(msg.data, msg.len, &d), TF_E_TRAILING);
+        msg.data[at[i]] = 0x80;
+        assert_rc(tf_proto_envelope_direct_decode(msg.data, msg.len, &d), TF_E_TRAILING);
+        msg.data[at[i]] = 0x00;
+    }
+    for (size_t n = 0; n < msg.len; n++)
+        assert_true(tf_proto_envelope_direct_decode(msg.data, n, &d) != TF_OK);
+    /* one zero byte more is not the class either */
+    uint8_t *longer = calloc(1, msg.len + 1);
+    assert_non_null(longer);
+    memcpy(longer, msg.data, msg.len);
+    assert_rc(tf_proto_envelope_direct_decode(longer, msg.len + 1, &d), TF_E_BAD_LENGTH);
+    free(longer);
+    assert_ok(tf_proto_envelope_direct_decode(msg.data, msg.len, &d));
+    tf_proto_buf_free(&msg);
+}
+
 int main(void)
 {
     if (sodium_init() < 0)
@@ -705,6 +919,10 @@ int main(void)
         T(test_truncated_trailing),
         T(test_decode_rejections),
         T(test_crafted_inner),
+        /* direct */
+        T(test_direct_round_trip),
+        T(test_direct_classes),
+        T(test_direct_rejections),
     };
 #undef T
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -8,6 +8,7 @@
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
+#include <stdlib.h>
 #include <stdint.h>
 #include <string.h>
 
@@ -125,18 +126,73 @@ static void test_mailbox_messages(void **state)
     assert_string_equal(tf_proto_ack_reason_name(TF_PROTO_ACK_REASON_NOT_HOSTED),
                         "the mailbox does not host the recipient");
 
-    static const uint8_t type10[] = {0x92, 0x0a, 0xc4, 0x01, 0x00};
-    assert_int_equal(tf_proto_link_decode(type10, sizeof type10, &m), TF_E_BAD_VALUE);
+    static const uint8_t type11[] = {0x92, 0x0b, 0xc4, 0x01, 0x00};
+    assert_int_equal(tf_proto_link_decode(type11, sizeof type11, &m), TF_E_BAD_VALUE);
     static const uint8_t upload3[] = {0x93, 0x08, 0xc4, 0x01, 0x00, 0x00};
     assert_int_equal(tf_proto_link_decode(upload3, sizeof upload3, &m), TF_E_COUNT);
+}
+
+/* direct: the DIRECT link message and the "direct" HELLO feature. */
+static void test_direct_message(void **state)
+{
+    (void)state;
+    struct tf_proto_buf out, direct;
+    struct tf_proto_link_msg m;
+    static const uint8_t id[TF_PROTO_MSG_ID_LEN] = {7};
+    assert_int_equal(tf_proto_envelope_direct_encode(id, 1700000000u, TF_PROTO_MSG_TYPE_CLOSE,
+                                                     (const uint8_t *)"x", 1, &direct),
+                     TF_OK);
+    assert_int_equal(direct.len, TF_PROTO_ENVELOPE_PAD_MIN);
+    assert_int_equal(tf_proto_link_envelope_as(TF_PROTO_LINK_DIRECT, direct.data, direct.len, &out),
+                     TF_OK);
+    /* [10, bin16 4096 bytes] */
+    assert_int_equal(out.len, 1 + 1 + 3 + direct.len);
+    assert_memory_equal(out.data, "\x92\x0a\xc5\x10\x00", 5);
+    assert_int_equal(tf_proto_link_decode(out.data, out.len, &m), TF_OK);
+    assert_int_equal(m.type, TF_PROTO_LINK_DIRECT);
+    assert_int_equal(m.envelope.len, direct.len);
+    assert_memory_equal(m.envelope.ptr, direct.data, direct.len);
+    /* trailing bytes after the link message */
+    assert_int_equal(tf_proto_link_decode(out.data, out.len - 1, &m), TF_E_TRUNCATED);
+    tf_proto_buf_free(&out);
+    tf_proto_buf_free(&direct);
+
+    /* A DIRECT message is at most the largest class. */
+    uint8_t *big = calloc(1, TF_PROTO_ENVELOPE_PAD_MAX + 1);
+    assert_non_null(big);
+    assert_int_equal(
+        tf_proto_link_envelope_as(TF_PROTO_LINK_DIRECT, big, TF_PROTO_ENVELOPE_PAD_MAX + 1, &out),
+        TF_E_TOO_LONG);
+    assert_int_equal(
+        tf_proto_link_envelope_as(TF_PROTO_LINK_ENVELOPE, big, TF_PROTO_ENVELOPE_PAD_MAX + 1, &out),
+        TF_OK);
+    out.data[1] = TF_PROTO_LINK_DIRECT; /* the same bytes as DIRECT: too long */
+    assert_int_equal(tf_proto_link_decode(out.data, out.len, &m), TF_E_TOO_LONG);
+    tf_proto_buf_free(&out);
+    free(big);
+    assert_int_equal(tf_proto_link_envelope_as(TF_PROTO_LINK_DIRECT, id, 0, &out), TF_E_TOO_LONG);
+
+    /* The feature name is a valid HELLO tag and reads back. */
+    static const char *const features[] = {TF_PROTO_LINK_FEATURE_MAILBOX,
+                                           TF_PROTO_LINK_FEATURE_DIRECT};
+    assert_int_equal(tf_proto_link_hello(features, 2, &out), TF_OK);
+    assert_int_equal(tf_proto_link_decode(out.data, out.len, &m), TF_OK);
+    assert_int_equal(m.n_features, 2);
+    assert_int_equal(m.features[1].len, strlen("direct"));
+    assert_memory_equal(m.features[1].ptr, "direct", strlen("direct"));
+    tf_proto_buf_free(&out);
 }
 
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_prefix_ipv4),      cmocka_unit_test(test_prefix_ipv6_64),
-        cmocka_unit_test(test_prefix_v4_mapped), cmocka_unit_test(test_prefix_bad_length),
+        cmocka_unit_test(test_prefix_ipv4),
+        cmocka_unit_test(test_prefix_ipv6_64),
+        cmocka_unit_test(test_prefix_v4_mapped),
+        cmocka_unit_test(test_prefix_bad_length),
         cmocka_unit_test(test_mailbox_messages),
+        /* direct */
+        cmocka_unit_test(test_direct_message),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -19,6 +19,7 @@
 #include <sodium.h>
 
 #include "chain.h"
+#include "proto/link.h"
 #include "proto/request.h"
 #include "vecjson.h"
 
@@ -157,6 +158,23 @@ static int run_case(struct ctx *x, const json_t *c, int *outputs_ok)
         if (rc == TF_OK)
             *outputs_ok = same_hex(c, "request_id", rc_.id, sizeof rc_.id) == 0 &&
                           (uint64_t)rc_.action == num(c, "action");
+    } else if (strcmp(kind, "direct") == 0) { /* direct (issue 17) */
+        /* A DIRECT link message read at `now`: the link message, then its
+         * content, then the expiry (the receiver's order). */
+        struct tf_proto_link_msg m;
+        struct tf_proto_envelope_direct d;
+        if (vec_unhex(c, "link", &a) == 0 &&
+            (rc = tf_proto_link_decode(a.data, a.len, &m)) == TF_OK)
+            rc = m.type != TF_PROTO_LINK_DIRECT
+                     ? TF_E_BAD_VALUE
+                     : tf_proto_envelope_direct_decode(m.envelope.ptr, m.envelope.len, &d);
+        if (rc == TF_OK && num(c, "now") > d.expires)
+            rc = TF_E_EXPIRED;
+        if (rc == TF_OK)
+            *outputs_ok = d.type == num(c, "type") &&
+                          same_hex(c, "body", d.body.ptr, d.body.len) == 0 &&
+                          same_hex(c, "msg_id", d.msg_id, sizeof d.msg_id) == 0 &&
+                          d.expires == num(c, "expires") && m.envelope.len == num(c, "padded_len");
     } else if (strcmp(kind, "close") == 0) {
         int who = who_index(c, "connector");
         uint8_t id[TF_PROTO_INTRO_ID_LEN];

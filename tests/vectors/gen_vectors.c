@@ -14,6 +14,7 @@
 #include <sodium.h>
 
 #include "chain.h"
+#include "proto/link.h"
 #include "proto/request.h"
 #include "vecjson.h"
 
@@ -898,11 +899,163 @@ static void gen_chain(json_t *root, const struct vec_intro *in)
     json_object_set_new(root, "chain", c);
 }
 
-int main(void)
+/* direct (issue 17): DIRECT link messages (docs/PROTOCOL.md §9), in a file
+ * of their own (gen_vectors --direct > tests/vectors/twofold-direct-v1.json)
+ * so that the published twofold-v1.json stays as it was.  Deterministic:
+ * nothing is sealed or signed. */
+
+/* link: a whole link message (taken). */
+static void direct_case_link(json_t *section, const char *name, struct tf_proto_buf *link,
+                             uint64_t now, int expect)
+{
+    json_t *c = json_object();
+    json_object_set_new(c, "now", json_integer((json_int_t)now));
+    json_object_set_new(c, "link", vec_hex_buf(link));
+    if (expect == TF_OK) {
+        struct tf_proto_link_msg m;
+        struct tf_proto_envelope_direct d;
+        CHECK(tf_proto_link_decode(link->data, link->len, &m));
+        CHECK(tf_proto_envelope_direct_decode(m.envelope.ptr, m.envelope.len, &d));
+        json_object_set_new(c, "msg_id", vec_hex(d.msg_id, sizeof d.msg_id));
+        json_object_set_new(c, "expires", json_integer((json_int_t)d.expires));
+        json_object_set_new(c, "type", json_integer(d.type));
+        json_object_set_new(c, "body", vec_hex(d.body.ptr, d.body.len));
+        json_object_set_new(c, "padded_len", json_integer((json_int_t)m.envelope.len));
+    }
+    add(section, c, "direct", name, expect);
+    tf_proto_buf_free(link);
+}
+
+static void direct_case(json_t *section, const char *name, const struct tf_proto_buf *content,
+                        uint64_t now, int expect)
+{
+    struct tf_proto_buf link;
+    CHECK(tf_proto_link_envelope_as(TF_PROTO_LINK_DIRECT, content->data, content->len, &link));
+    direct_case_link(section, name, &link, now, expect);
+}
+
+static struct tf_proto_buf direct_of(uint16_t type, const char *body, uint64_t expires)
+{
+    struct tf_proto_buf d;
+    CHECK(tf_proto_envelope_direct_encode(MSG_ID, expires, type, (const uint8_t *)body,
+                                          strlen(body), &d));
+    return d;
+}
+
+static void gen_direct(void)
+{
+    const uint64_t exp = VEC_NOW + 3600;
+    static const char note[] = "Hello Bob, this is Alice.";
+    struct tf_proto_buf d = direct_of(TF_PROTO_MSG_TYPE_NOTE, note, exp);
+    /* fixarray, bin8 msg_id, uint32 expires, fixint type, bin8 body */
+    const size_t inner_len = 1 + 2 + TF_PROTO_MSG_ID_LEN + 5 + 1 + 2 + strlen(note);
+    direct_case(VALID, "note from alice to bob", &d, VEC_NOW, TF_OK);
+    direct_case(VALID, "read at the second of expiry", &d, exp, TF_OK);
+    direct_case(INVALID, "expired", &d, exp + 1, TF_E_EXPIRED);
+    struct tf_proto_buf bad = copy(&d);
+    bad.data[bad.len - 1] = 0x01;
+    direct_case(INVALID, "last padding byte not zero", &bad, VEC_NOW, TF_E_TRAILING);
+    bad.data[bad.len - 1] = 0x00;
+    bad.data[inner_len] = 0x80;
+    direct_case(INVALID, "first padding byte not zero", &bad, VEC_NOW, TF_E_TRAILING);
+    tf_proto_buf_free(&bad);
+    bad = truncated(&d, 1);
+    direct_case(INVALID, "one byte short of its class", &bad, VEC_NOW, TF_E_BAD_LENGTH);
+    tf_proto_buf_free(&bad);
+    bad = truncated(&d, d.len - (inner_len));
+    direct_case(INVALID, "not padded", &bad, VEC_NOW, TF_E_BAD_LENGTH);
+    tf_proto_buf_free(&bad);
+    bad = copy(&d); /* copy() leaves a byte of room */
+    bad.data[bad.len++] = 0x00;
+    direct_case(INVALID, "one zero byte past its class", &bad, VEC_NOW, TF_E_BAD_LENGTH);
+    tf_proto_buf_free(&bad);
+    /* The same inner padded to 8192: a class, but not its own. */
+    bad.data = calloc(1, 8192);
+    if (bad.data == NULL)
+        exit(1);
+    bad.len = 8192;
+    memcpy(bad.data, d.data, inner_len);
+    direct_case(INVALID, "padded to a larger class than its own", &bad, VEC_NOW, TF_E_BAD_LENGTH);
+    tf_proto_buf_free(&bad);
+    bad = copy(&d);
+    bad.data[1 + 2 + TF_PROTO_MSG_ID_LEN + 5] = 10; /* the type */
+    direct_case(INVALID, "unknown type 10", &bad, VEC_NOW, TF_E_BAD_VALUE);
+    tf_proto_buf_free(&bad);
+    bad = copy(&d);
+    /* msg_id: bin8 of 15 bytes (its first byte dropped), one more zero */
+    memmove(bad.data + 3, bad.data + 4, bad.len - 4);
+    bad.data[2] = 15;
+    bad.data[bad.len - 1] = 0;
+    direct_case(INVALID, "msg id of 15 bytes", &bad, VEC_NOW, TF_E_BAD_LENGTH);
+    tf_proto_buf_free(&bad);
+    /* The link message around it: trailing bytes, and over the largest class. */
+    struct tf_proto_buf link;
+    CHECK(tf_proto_link_envelope_as(TF_PROTO_LINK_DIRECT, d.data, d.len, &link));
+    bad = trailing(&link);
+    direct_case_link(INVALID, "link message with a trailing byte", &bad, VEC_NOW, TF_E_TRAILING);
+    tf_proto_buf_free(&link);
+    CHECK(tf_proto_link_envelope_as(TF_PROTO_LINK_ENVELOPE, d.data, d.len, &link));
+    link.data[1] = TF_PROTO_LINK_DIRECT;
+    direct_case_link(VALID, "note, as the same bytes as an ENVELOPE but of type 10", &link, VEC_NOW,
+                     TF_OK);
+    tf_proto_buf_free(&d);
+    uint8_t *big = calloc(1, TF_PROTO_ENVELOPE_PAD_MAX + 1);
+    if (big == NULL)
+        exit(1);
+    CHECK(tf_proto_link_envelope_as(TF_PROTO_LINK_ENVELOPE, big, TF_PROTO_ENVELOPE_PAD_MAX + 1,
+                                    &link));
+    free(big);
+    link.data[1] = TF_PROTO_LINK_DIRECT;
+    direct_case_link(INVALID, "content of 53249 bytes", &link, VEC_NOW, TF_E_TOO_LONG);
+    /* Every type, and the classes: an introduction-sized note fills 8192. */
+    static const char close_body[] = "a close";
+    d = direct_of(TF_PROTO_MSG_TYPE_CLOSE, close_body, exp);
+    direct_case(VALID, "a close, same length as the note", &d, VEC_NOW, TF_OK);
+    tf_proto_buf_free(&d);
+    char *long_note = malloc(5001);
+    if (long_note == NULL)
+        exit(1);
+    memset(long_note, 'n', 5000);
+    long_note[5000] = '\0';
+    d = direct_of(TF_PROTO_MSG_TYPE_NOTE, long_note, exp);
+    free(long_note);
+    direct_case(VALID, "a note of 5000 bytes: class 8192", &d, VEC_NOW, TF_OK);
+    tf_proto_buf_free(&d);
+}
+
+/* Adds the cases to root, prints it and frees it. */
+static void print_doc(json_t *root)
+{
+    json_object_set_new(root, "valid", VALID);
+    json_object_set_new(root, "invalid", INVALID);
+    json_dumpf(root, stdout, JSON_INDENT(1) | JSON_PRESERVE_ORDER);
+    putchar('\n');
+    json_decref(root);
+}
+
+int main(int argc, char **argv)
 {
     if (sodium_init() < 0)
         return 1;
     CHECK(vec_world_init(&W));
+    if (argc == 2 && strcmp(argv[1], "--direct") == 0) {
+        json_t *root = json_object();
+        json_object_set_new(
+            root, "description",
+            json_string("twofold v1 test vectors for DIRECT link messages (the \"direct\" HELLO "
+                        "feature): see docs/PROTOCOL.md section 9. Each case is a whole link "
+                        "message read at `now`; each invalid case names the first error a "
+                        "reader must report."));
+        json_object_set_new(root, "generator", json_string("tests/vectors/gen_vectors.c --direct"));
+        json_object_set_new(root, "now", json_integer(VEC_NOW));
+        gen_identities(root);
+        VALID = json_array();
+        INVALID = json_array();
+        gen_direct();
+        print_doc(root);
+        vec_world_deinit(&W);
+        return 0;
+    }
     struct vec_intro ab, ad, other;
     CHECK(vec_intro_build(&W, VEC_ALICE, VEC_BOB, "real-estate-law", 0x31, &ab));
     CHECK(vec_intro_build(&W, VEC_ALICE, VEC_DAVE, "real-estate-law", 0x31, &ad));
@@ -927,11 +1080,7 @@ int main(void)
     gen_closes(&ab);
     gen_requests(); /* requests */
     gen_chain(root, &ab);
-    json_object_set_new(root, "valid", VALID);
-    json_object_set_new(root, "invalid", INVALID);
-    json_dumpf(root, stdout, JSON_INDENT(1) | JSON_PRESERVE_ORDER);
-    putchar('\n');
-    json_decref(root);
+    print_doc(root);
     vec_intro_free(&ab);
     vec_intro_free(&ad);
     vec_intro_free(&other);
