@@ -864,6 +864,20 @@ static int ensure_sealed(struct tf_node_delivery *d, struct tf_node_outbox_entry
     return rc;
 }
 
+/* After ensure_sealed failed with rc: true if e cannot be sealed (the
+ * recipient is gone, or its card's box key is unusable), in which case
+ * nothing will deliver it and its delivery is ended as failed. */
+static bool unsealable(struct tf_node_delivery *d, struct tf_node_outbox_entry *e, int rc)
+{
+    if (rc != TF_E_NOT_FOUND && rc != TF_E_BAD_VALUE)
+        return false;
+    char why[TF_NODE_OUTBOX_ERROR_MAX];
+    snprintf(why, sizeof why, "cannot seal: %s", tf_strerror(rc));
+    tf_node_log(TF_NODE_LOG_WARN, "delivery", "envelope dropped: %s", why);
+    finish(d, e, TF_NODE_MESSAGE_FAILED, why);
+    return true;
+}
+
 /* The link message that carries e on link: DIRECT when link is to the
  * recipient itself, negotiated the feature and e kept its body; else the
  * sealed envelope (made now if need be) as ENVELOPE, or as UPLOAD when link
@@ -904,14 +918,8 @@ static int send_entry(struct tf_node_delivery *d, struct tf_node_link *link,
          * delivery runs), with the state change that queued it. */
         rc = tf_node_net_send(link, &msg, true);
         tf_proto_buf_free(&msg);
-    } else if (rc == TF_E_NOT_FOUND || rc == TF_E_BAD_VALUE) {
-        /* It cannot be sealed (the recipient is gone, or its card's box
-         * key is unusable): nothing will deliver it. */
+    } else if (unsealable(d, e, rc)) {
         free(f);
-        char why[TF_NODE_OUTBOX_ERROR_MAX];
-        snprintf(why, sizeof why, "cannot seal: %s", tf_strerror(rc));
-        tf_node_log(TF_NODE_LOG_WARN, "delivery", "envelope dropped: %s", why);
-        finish(d, e, TF_NODE_MESSAGE_FAILED, why);
         return TF_OK;
     }
     if (rc != TF_OK) {
@@ -988,8 +996,9 @@ static bool deposit_here(struct tf_node_delivery *d, struct tf_node_outbox_entry
         mine = tf_proto_card_mailbox_index(&c.fields, node->id.sign_pk) >= 0;
     tf_node_contact_deinit(&c);
     /* direct: what a mailbox holds is sealed (kept in e once made). */
-    if (mine && ensure_sealed(d, e) != TF_OK)
-        return false;
+    int rc = mine ? ensure_sealed(d, e) : TF_OK;
+    if (rc != TF_OK)
+        return unsealable(d, e, rc);
     enum tf_proto_ack_status status;
     enum tf_proto_ack_reason reason;
     if (!mine || tf_node_mailbox_deposit(node->mailbox, e->envelope.data, e->envelope.len, &status,
@@ -1524,16 +1533,18 @@ static enum tf_proto_ack_reason open_failure_reason(int rc)
  * t->msg_id is set.  Duplicates are found on (sender, msg_id) whichever way
  * the envelope came (direct, sealed on the sender's link, pushed by a
  * mailbox), so it is taken once.  relayed: pushed by a mailbox, when its
- * sender need not be the link's peer.  Then the ACK is queued.
+ * sender need not be the link's peer.  now: the time the caller checked the
+ * expiry against (read once, so that an envelope at its expiry is not
+ * refused as malformed by a second reading a second later).  Then the ACK
+ * is queued.
  */
 static void take(struct tf_node_delivery *d, struct tf_node_link *link, const struct taken *t,
-                 int open_rc, bool relayed, const char *tid)
+                 int open_rc, bool relayed, uint64_t now, const char *tid)
 {
     struct tf_node *node = d->node;
     enum tf_proto_ack_reason reason;
     struct tf_node_savepoint sp = tf_node_savepoint(node);
     uint8_t key[16];
-    uint64_t now = tf_node_now(node);
     int rc = open_rc;
     if (rc == TF_OK) {
         seen_key(t->from_pk, t->msg_id, key);
@@ -1551,7 +1562,7 @@ static void take(struct tf_node_delivery *d, struct tf_node_link *link, const st
     }
     if (rc != TF_OK) {
         reason = open_failure_reason(rc);
-    } else if (t->expires - now > TF_NODE_DELIVERY_TTL_MAX_S) {
+    } else if (t->expires > now + TF_NODE_DELIVERY_TTL_MAX_S) {
         /* Its id would be kept (seen) until then: a sender may not pin rows
          * in this store for longer than any envelope needs to live. */
         reason = TF_PROTO_ACK_REASON_MALFORMED;
@@ -1616,7 +1627,8 @@ static void receive(struct tf_node_delivery *d, struct tf_node_link *link, const
         refuse_malformed(d, link, buf, len, rc, tid);
         return;
     }
-    rc = tf_proto_envelope_open(&node->id, buf, len, tf_node_now(node), &plain, &o);
+    uint64_t now = tf_node_now(node);
+    rc = tf_proto_envelope_open(&node->id, buf, len, now, &plain, &o);
     struct taken t = {.expires = env.expires};
     memcpy(t.msg_id, env.msg_id, 16);
     if (rc == TF_OK) {
@@ -1624,7 +1636,7 @@ static void receive(struct tf_node_delivery *d, struct tf_node_link *link, const
         t.type = o.type;
         t.body = o.body;
     }
-    take(d, link, &t, rc, relayed, tid);
+    take(d, link, &t, rc, relayed, now, tid);
     tf_proto_buf_free(&plain);
 }
 
@@ -1662,7 +1674,8 @@ void tf_node_delivery_direct(struct tf_node_delivery *d, struct tf_node_link *li
     struct taken t = {
         .expires = m.expires, .from_pk = tf_node_link_peer(link), .type = m.type, .body = m.body};
     memcpy(t.msg_id, m.msg_id, 16);
-    if (rc == TF_OK && tf_node_now(node) > m.expires)
+    uint64_t now = tf_node_now(node);
+    if (rc == TF_OK && now > m.expires)
         rc = TF_E_EXPIRED;
-    take(d, link, &t, rc, false, tid);
+    take(d, link, &t, rc, false, now, tid);
 }

@@ -97,6 +97,7 @@ struct tf_node_link {
     bool is_contact;            /* up with a contact that is not blocked */
     bool peer_mailbox;          /* the peer's HELLO listed the "mailbox" feature */
     bool direct;                /* direct: both HELLOs listed the "direct" feature */
+    bool hello_direct;          /* direct: our own HELLO listed it */
     uint64_t born_ms;
     uint64_t last_env_ms; /* last envelope either way (or link up) */
     uint64_t ka_nonce;    /* our keepalive PING waiting for its PONG */
@@ -692,8 +693,11 @@ static int send_hello(struct tf_node_link *l)
     static const char *const features[] = {TF_PROTO_LINK_FEATURE_MAILBOX,
                                            TF_PROTO_LINK_FEATURE_DIRECT};
     struct tf_proto_buf hello;
-    /* direct: listed only when the config allows it (direct_envelopes). */
-    int rc = tf_proto_link_hello(features, cfg(l)->direct_envelopes != 0 ? 2 : 1, &hello);
+    /* direct: listed only when the config allows it (direct_envelopes); the
+     * link is direct (or not) for its whole life by what this HELLO said, so
+     * a reload changes new links only. */
+    l->hello_direct = cfg(l)->direct_envelopes != 0;
+    int rc = tf_proto_link_hello(features, l->hello_direct ? 2 : 1, &hello);
     if (rc == TF_OK) {
         rc = write_msg(l, &hello);
         tf_proto_buf_free(&hello);
@@ -797,9 +801,8 @@ static void on_link_msg(struct tf_node_link *l, const struct tf_proto_link_msg *
         }
         l->state = LINK_UP;
         l->peer_mailbox = has_feature(m, TF_PROTO_LINK_FEATURE_MAILBOX);
-        /* direct: negotiated when both sides list it (our HELLO did if the
-         * config allows it). */
-        l->direct = cfg(l)->direct_envelopes != 0 && has_feature(m, TF_PROTO_LINK_FEATURE_DIRECT);
+        /* direct: negotiated when both HELLOs list it. */
+        l->direct = l->hello_direct && has_feature(m, TF_PROTO_LINK_FEATURE_DIRECT);
         struct tf_node_net *net = l->net;
         /* A dial to this peer is done: this link serves it, or another one
          * (still resolving or connecting) stops at its next step.  This

@@ -13,6 +13,7 @@ through a mailbox stays sealed and signed.
 """
 import os
 import struct
+import subprocess
 import sys
 import time
 import unittest
@@ -253,6 +254,32 @@ class ThroughAMailbox(DirectTestCase):
         self.assertEqual((d["mbox"]["seal"], d["mbox"]["open"]), (0, 0), d)
         self.assertEqual(d["alice"]["open"], 1, d)
         self.assertIn("holding", mbox.log())
+
+    def test_a_node_without_the_feature_refuses_direct_even_when_the_peer_lists_it(self):
+        """R61 from the side whose own HELLO lacked `direct`: a peer that
+        lists the feature and sends DIRECT anyway gets ERROR 1 and the link
+        closes; nothing is stored."""
+        hostile = os.environ.get("TF_HOSTILE", "")
+        self.assertTrue(hostile and os.access(hostile, os.X_OK), "TF_HOSTILE is not set")
+        bob = self.start(self.node("bob", port=True), direct_envelopes=0)
+        homes = {}
+        for name in ("carol", "dave", "mallory"):
+            n = self.node(name)
+            n.init()
+            homes[name] = n.home
+        bob.cli("contact", "add", self.node_card(homes["carol"]), "--alias", "carol")
+        r = subprocess.run([hostile, "run", "setup-direct-note", "--target", bob.listen,
+                            "--victim", bob.home, "--mallory", homes["mallory"],
+                            "--carol", homes["carol"], "--dave", homes["dave"],
+                            "--file", os.path.join(self.root, "hostile.state")],
+                           capture_output=True, text=True, timeout=120)
+        self.assertIn("; observed error 1, closed", r.stdout, r.stdout + r.stderr)
+        self.assertEqual(bob.json("messages"), [])
+        self.assertIn("DIRECT without the direct feature", bob.log())
+
+    def node_card(self, home):
+        return subprocess.run([os.environ.get("TF_TWOFOLD", "twofold"), "--home", home, "card"],
+                              capture_output=True, text=True, check=True).stdout.strip()
 
 
 if __name__ == "__main__":
