@@ -405,6 +405,20 @@ struct tf_node_store_stat {
 
 TF_MUST_CHECK int tf_node_store_stat(struct tf_node_store *st, struct tf_node_store_stat *out);
 
+/* pages (issue 17): the shape of one table (LMDB's mdb_stat, through the
+ * open write transaction if any) and the puts and deletes committed to it
+ * since the store was opened (what a commit rewrites: each write dirties the
+ * leaf holding its key and the branch pages above it).  i counts tables from
+ * 0; TF_E_NOT_FOUND past the last.  name is a static string.  A table the
+ * open store lacks (a read-only open of an older store) reports zeros. */
+struct tf_node_store_table_stat {
+    const char *name;
+    uint64_t writes;
+    uint64_t entries, depth, branch_pages, leaf_pages, overflow_pages;
+};
+TF_MUST_CHECK int tf_node_store_table_stat(struct tf_node_store *st, size_t i,
+                                           struct tf_node_store_table_stat *out);
+
 /* Backup (issue 16, ux): writes a compacted copy of the whole environment to
  * fd (a regular file open for writing, at offset 0), from one read
  * transaction: a consistent snapshot even while another process (the
