@@ -446,7 +446,10 @@ static bool ks_has(const struct keyset *ks, const uint8_t *key, size_t len)
     return false;
 }
 
-/* Removes the keys of old that new lacks, then puts new's. */
+/* Removes the keys of old that new lacks, then puts those of new that old
+ * lacks.  A key both have is left alone: rewriting it would dirty its leaf
+ * (and the branch pages above it) for nothing, and the 'q', 'f' and 'b' keys
+ * are spread over the table by their random ids (docs/PERFORMANCE.md). */
 static int ks_apply(struct tf_node *node, const struct keyset *old, const struct keyset *new)
 {
     int rc = TF_OK;
@@ -454,7 +457,8 @@ static int ks_apply(struct tf_node *node, const struct keyset *old, const struct
         if (!ks_has(new, old->key[i], old->len[i]))
             rc = index_set(node, TF_NODE_STORE_INTRO_SCHED, old->key[i], old->len[i], false);
     for (size_t i = 0; rc == TF_OK && i < new->n; i++)
-        rc = index_set(node, TF_NODE_STORE_INTRO_SCHED, new->key[i], new->len[i], true);
+        if (!ks_has(old, new->key[i], new->len[i]))
+            rc = index_set(node, TF_NODE_STORE_INTRO_SCHED, new->key[i], new->len[i], true);
     return rc;
 }
 
@@ -521,15 +525,20 @@ static void out_keys(const struct tf_node *node, const struct intro_out *o, stru
         ks_time(ks, 'o', add_sat(o->updated, node->config.retention_s), o->id);
 }
 
-static int out_save(struct tf_node *node, const struct intro_out *o)
+/* Saves o with its index keys.  reindex: the keys may be missing (the
+ * indexes are being built), so every key is written, not only the ones
+ * that changed. */
+static int out_save(struct tf_node *node, const struct intro_out *o, bool reindex)
 {
     struct tf_proto_buf v = {0};
     struct keyset old = {.n = 0}, new;
     struct intro_out prev;
     uint8_t key[40];
+    bool indexed = false; /* the previous version's expiry key is this one */
     int rc = tf_node_store_kv_get(node->store, TF_NODE_STORE_INTROS_OUT, o->id, 32, &v);
-    if (rc == TF_OK && out_decode(o->id, v.data, v.len, &prev) == TF_OK) {
+    if (rc == TF_OK && !reindex && out_decode(o->id, v.data, v.len, &prev) == TF_OK) {
         out_keys(node, &prev, &old);
+        indexed = prev.state == OUT_ASKING && prev.expires == o->expires;
         out_free(&prev);
     }
     tf_proto_buf_free(&v);
@@ -538,7 +547,8 @@ static int out_save(struct tf_node *node, const struct intro_out *o)
     out_keys(node, o, &new);
     rc = put_record(node, TF_NODE_STORE_INTROS_OUT, o->id, out_encode(o, &v), &v);
     expiry_key(o->expires, o->id, key);
-    if (rc == TF_OK) /* only an open intro can expire */
+    /* Only an open intro can expire; an unchanged key is not rewritten. */
+    if (rc == TF_OK && !(indexed && o->state == OUT_ASKING))
         rc = index_set(node, TF_NODE_STORE_INTRO_EXPIRY, key, sizeof key, o->state == OUT_ASKING);
     if (rc == TF_OK)
         rc = ks_apply(node, &old, &new);
@@ -569,14 +579,17 @@ static int pending_index_set(struct tf_node *node, const struct intro_in *r, boo
     return rc;
 }
 
-static int in_save(struct tf_node *node, const struct intro_in *r)
+/* Saves r with its index keys; reindex as for out_save. */
+static int in_save(struct tf_node *node, const struct intro_in *r, bool reindex)
 {
     struct tf_proto_buf v = {0};
     struct keyset old = {.n = 0}, new;
     struct intro_in prev;
+    bool was_pending = false; /* the pending key is there already */
     int rc = tf_node_store_kv_get(node->store, TF_NODE_STORE_INTROS_IN, r->id, 32, &v);
-    if (rc == TF_OK && in_decode(r->id, v.data, v.len, &prev) == TF_OK) {
+    if (rc == TF_OK && !reindex && in_decode(r->id, v.data, v.len, &prev) == TF_OK) {
         in_keys(node, &prev, &old);
+        was_pending = prev.state == IN_PENDING; /* same proposal: same key */
         in_free(&prev);
     }
     tf_proto_buf_free(&v);
@@ -584,7 +597,7 @@ static int in_save(struct tf_node *node, const struct intro_in *r)
         return rc;
     in_keys(node, r, &new);
     rc = put_record(node, TF_NODE_STORE_INTROS_IN, r->id, in_encode(r, &v), &v);
-    if (rc == TF_OK)
+    if (rc == TF_OK && !(was_pending && r->state == IN_PENDING))
         rc = pending_index_set(node, r, r->state == IN_PENDING);
     if (rc == TF_OK)
         rc = ks_apply(node, &old, &new);
@@ -1030,7 +1043,7 @@ static int conn_exec(struct tf_node *node, struct intro_out *o, bool created,
                 rc = set_buf(&o->reason[side], ctx->reason.ptr, ctx->reason.len);
             if (rc == TF_OK) {
                 out_enter_state(o, created, next, now);
-                rc = out_save(node, o);
+                rc = out_save(node, o, false);
             }
             break;
         case TF_PROTO_IM_ACT_SIGN_ACCEPT:
@@ -1296,7 +1309,7 @@ static int party_action(struct tf_node *node, struct intro_in *r,
             &(struct emit_args){NULL, ctx->decided_by, r->has_other ? r->other : NULL});
     case TF_PROTO_IM_ACT_STORE:
         in_enter_state(r, next, now);
-        return in_save(node, r);
+        return in_save(node, r, false);
     case TF_PROTO_IM_ACT_STORE_REPLY:
     case TF_PROTO_IM_ACT_SCHEDULE_CLOSE:
     case TF_PROTO_IM_ACT_REMEMBER_REFUSED: /* refused proposals never reach the machine */
@@ -2084,7 +2097,7 @@ static int build_indexes(struct tf_node *node)
         struct intro_out o;
         int lrc = out_load(node, out.ids[i], &o);
         if (lrc == TF_OK) {
-            if ((rc = out_save(node, &o)) == TF_OK)
+            if ((rc = out_save(node, &o, true)) == TF_OK)
                 rc = pair_index_put(node, &o);
             out_free(&o);
         }
@@ -2092,7 +2105,7 @@ static int build_indexes(struct tf_node *node)
     for (size_t i = 0; rc == TF_OK && i < in.n; i++) {
         struct intro_in r;
         if (in_load(node, in.ids[i], &r) == TF_OK) {
-            rc = in_save(node, &r);
+            rc = in_save(node, &r, true);
             in_free(&r);
         }
     }
