@@ -7,9 +7,16 @@ temporary homes, driven by the real twofold CLI.
   store's per-table write counters (`status {tables: true}`) show exactly
   the keys an intro needs, on the connector and on each party, and every
   index still answers (paging, the pending cap, expiry).
+- The connector is not slowed by its slowest party: with one party stopped
+  (SIGSTOP: its link stays up but it reads and answers nothing) and more
+  envelopes queued for it than its link's window takes, intros between the
+  other parties keep completing, long before the stopped party's link could
+  be declared dead; and once it runs again its intros complete too.
 """
 import os
+import signal
 import sys
+import time
 import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -81,6 +88,82 @@ class IndexWrites(IntroTestCase):
             self.wait_inbox(n, iid2, "pending")
         self.assertEqual([it["id"] for it in alice.json("inbox")], [iid2])
         self.assertEqual(sorted(self.inbox(alice)), sorted([iid, iid2]))
+
+
+PARTY_POLICY = "accept when connector trust >= close\n"
+WINDOW = 4        # the connector's max_in_flight: envelopes on a link without an ACK
+STUCK = 3 * WINDOW  # intros with the stopped party: most wait off the wire
+FREE = 12         # intros between the running parties, made while it is stopped
+BOUND = 45.0      # seconds for FREE intros; the stopped party's link lives 300 s
+
+
+class SlowParty(IntroTestCase):
+    def cast_auto(self):
+        """Carol (connector) with parties p0, p1, p2 whose policy accepts
+        what Carol (a close contact) proposes."""
+        carol = self.node("carol", port=True)
+        carol.init()
+        carol.write_config(retry_max_ms=2000, max_in_flight=WINDOW, dead_link_ms=300000)
+        carol.start()
+        parties = []
+        for name in ("p0", "p1", "p2"):
+            n = self.node(name, port=True)
+            n.init()
+            n.write_config(retry_max_ms=2000, dead_link_ms=300000)
+            with open(os.path.join(n.home, "policy"), "w") as f:
+                f.write(PARTY_POLICY)
+            n.start()
+            parties.append(n)
+        for n in parties:
+            carol.cli("contact", "add", n.card(), "--alias", n.name)
+            n.cli("contact", "add", carol.card(), "--alias", "carol", "--trust", "close")
+        return carol, parties
+
+    def introduced(self, carol, ids):
+        states = {o["id"]: o["state"] for o in carol.json("intros", "--limit", "500")}
+        return [i for i in ids if states.get(i) == "introduced"]
+
+    def test_a_stopped_party_does_not_hold_up_the_others(self):
+        carol, (p0, p1, p2) = self.cast_auto()
+        # Every link up first: one intro per pair.
+        warm = [self.propose(carol, a, b, "--topic", "warm-%s-%s" % (a, b))
+                for a, b in (("p0", "p1"), ("p0", "p2"), ("p1", "p2"))]
+        wait_for_all = time.monotonic() + 60
+        while len(self.introduced(carol, warm)) < len(warm):
+            self.assertLess(time.monotonic(), wait_for_all, "the warm-up intros did not complete")
+            self.assert_alive()
+            time.sleep(0.1)
+
+        p2.proc.send_signal(signal.SIGSTOP)
+        try:
+            stuck = [self.propose(carol, "p0" if k % 2 else "p1", "p2", "--topic", "stuck-%d" % k)
+                     for k in range(STUCK)]
+            t0 = time.monotonic()
+            free = [self.propose(carol, "p0", "p1", "--topic", "free-%d" % k)
+                    for k in range(FREE)]
+            while len(self.introduced(carol, free)) < FREE:
+                self.assertLess(time.monotonic() - t0, BOUND,
+                                "intros between p0 and p1 waited for the stopped p2: %d of %d "
+                                "introduced" % (len(self.introduced(carol, free)), FREE))
+                self.assert_alive()
+                time.sleep(0.1)
+            for n in (p0, p1):
+                self.assertEqual(sorted(i for i in free if self.inbox(n).get(i, {}).get("state")
+                                        == "introduced"), sorted(free))
+            # Nothing of p2's moved meanwhile: its side of each stuck intro
+            # is still pending at the connector.
+            self.assertEqual(self.introduced(carol, stuck), [])
+            queued = [e for e in carol.json("outbox") if e["to"] == p2.text_id()]
+            self.assertGreater(len(queued), WINDOW)
+        finally:
+            p2.proc.send_signal(signal.SIGCONT)
+        # Running again, p2 takes what waited for it, and its intros finish.
+        deadline = time.monotonic() + 90
+        while len(self.introduced(carol, stuck)) < STUCK:
+            self.assertLess(time.monotonic(), deadline, "p2's intros did not complete: %d of %d" % (
+                len(self.introduced(carol, stuck)), STUCK))
+            self.assert_alive()
+            time.sleep(0.2)
 
 
 if __name__ == "__main__":
