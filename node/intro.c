@@ -1628,8 +1628,9 @@ static int on_proposal(struct tf_node *node, const uint8_t from[32], const uint8
     return rc == TF_OK ? party_ack(&res) : -1;
 }
 
-/* Adds the other party as a contact (or notes the provenance on an existing
- * one). */
+/* Adds the other party as a contact (or notes the provenance, or a newer
+ * card, on an existing one; an existing contact with an introducer and no
+ * newer card is left as it is). */
 static int add_introduced(struct tf_node *node, const struct tf_proto_materialised *m)
 {
     struct tf_node_contact c, old;
@@ -1643,9 +1644,12 @@ static int add_introduced(struct tf_node *node, const struct tf_proto_materialis
     if (rc == TF_OK) {
         /* Keep what the owner already said about them. */
         struct tf_node_contact keep;
+        bool newer = tf_proto_card_supersedes(&c.fields, &old.fields) == TF_OK;
+        if (!newer && old.has_introducer)
+            goto out; /* nothing to note: rewriting it would only move `updated` */
         if ((rc = tf_node_contact_copy(&keep, &old)) != TF_OK)
             goto out;
-        if (tf_proto_card_supersedes(&c.fields, &old.fields) == TF_OK) {
+        if (newer) {
             tf_node_contact_deinit(&keep);
             rc = tf_node_contact_copy(&keep, &c);
             if (rc != TF_OK)

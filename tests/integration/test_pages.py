@@ -55,6 +55,7 @@ class IndexWrites(IntroTestCase):
         its removal; each party writes its keys as its item changes state
         and no key twice.  Every index still does its job afterwards."""
         carol, alice, bob = self.cast()
+        self.ids = {n.name: n.text_id() for n in (carol, alice, bob)}
         before = {n.name: self.tables(n) for n in (carol, alice, bob)}
         iid = self.propose(carol, "alice", "bob", "--topic", "pages")
         for n in (alice, bob):
@@ -80,14 +81,30 @@ class IndexWrites(IntroTestCase):
             self.assertEqual(d[p]["intros_in"], 3, d[p])
             self.assertEqual(d[p]["intro_sched"], 8, d[p])
             self.assertEqual(d[p]["intro_pending"], 2, d[p])
-        # The indexes answer: the pair is free again for the same topic
-        # (intro_pairs names a finished intro), paging lists it.
+            self.assertEqual(d[p]["contacts"], 1, d[p])  # the other party, added
+        # The indexes answer: paging lists it, the pending index and the
+        # inbox show the next one.
         self.assertEqual([o["id"] for o in carol.json("intros")], [iid])
+        before = {n.name: self.tables(n) for n in (carol, alice, bob)}
         iid2 = self.propose(carol, "alice", "bob", "--topic", "pages-2")
         for n in (alice, bob):
             self.wait_inbox(n, iid2, "pending")
         self.assertEqual([it["id"] for it in alice.json("inbox")], [iid2])
         self.assertEqual(sorted(self.inbox(alice)), sorted([iid, iid2]))
+        # Introduced again to a contact who already has an introducer and
+        # no newer card: the contact record is not rewritten.
+        for n in (alice, bob):
+            n.cli("accept", iid2[:10])
+        self.wait_intro(carol, iid2, "introduced")
+        for n in (alice, bob):
+            self.wait_inbox(n, iid2, "introduced")
+            self.assertEqual(self.contact_entries(n, self.ids["bob" if n is alice else "alice"])[0]
+                             ["intro"], iid)  # the first provenance stays
+        d = {n.name: self.delta(before[n.name], self.tables(n)) for n in (alice, bob)}
+        for p in ("alice", "bob"):
+            self.assertNotIn("contacts", d[p], d[p])
+            self.assertEqual(d[p]["intro_sched"], 8, d[p])
+        self.assertEqual(sorted(o["id"] for o in carol.json("intros")), sorted([iid2, iid]))
 
 
 PARTY_POLICY = "accept when connector trust >= close\n"
