@@ -391,12 +391,15 @@ static uint64_t max_u64(uint64_t a, uint64_t b)
  *   'c' u64be(at) id                an intro's delayed close is due at `at`
  *   'o' u64be(at) id                a finished intro is collected at `at`
  *   't' u64be(at) id                a tombstone is collected at `at`
- *   'f' connector id                every inbox item and tombstone, by connector
- *                                   (what refers to the connector's card)
- *   'b' connector id                the same but introduced items: what counts
- *                                   against the connector's budget
- *   's' id                          every one of those a stranger caused
- *   'q' party id                    every intro, by party (their card is kept)
+ *   'f' connector u64be(received) id   every inbox item, by connector (what
+ *                                   refers to the connector's card); a
+ *                                   tombstone's is 'f' connector id
+ *   'b' connector u64be(received) id   the same but introduced items: what
+ *                                   counts against the connector's budget
+ *                                   (a tombstone's: 'b' connector id)
+ *   's' u64be(received) id          every one of those a stranger caused (a
+ *                                   tombstone's: 's' id)
+ *   'q' party u64be(created) id     every intro, by party (their card is kept)
  *   'r' u64be(~received) id         inbox items, newest first (paging)
  *   'p' u64be(~created) id          intros, newest first (paging)
  *   'T' id -> u64be(collect_at) || connector || stranger (1 byte): a tombstone
@@ -405,8 +408,16 @@ static uint64_t max_u64(uint64_t a, uint64_t b)
  * previous version that it no longer has, so each record has exactly its
  * keys.  A timed key whose record no longer has it (stale: the retention
  * setting changed) is dropped by the sweep that meets it.
+ *
+ * pages: 'f', 'b', 's' and 'q' are only ever counted by prefix (kind, or
+ * kind || pk), so what follows the prefix is free: a record's carry its
+ * (never changing) time before the id, so that the keys a batch of new
+ * intros writes, and later deletes, sit together at the end of their
+ * prefix's range instead of one random leaf each (docs/PERFORMANCE.md).
+ * Stores written before have them without the time; build_indexes rewrites
+ * them once (INDEXED_META_KEY).
  */
-#define SK_MAX 65
+#define SK_MAX 73
 #define SK_KEYS 8
 struct keyset {
     uint8_t key[SK_KEYS][SK_MAX];
@@ -423,8 +434,10 @@ static void ks_time(struct keyset *ks, uint8_t kind, uint64_t t, const uint8_t i
     ks->len[ks->n++] = 41;
 }
 
-/* kind || pk || id, or kind || id when pk is NULL. */
-static void ks_pk(struct keyset *ks, uint8_t kind, const uint8_t *pk, const uint8_t id[32])
+/* kind || pk || [u64be(t)] || id: pk NULL leaves it out, and timed false the
+ * time. */
+static void ks_key(struct keyset *ks, uint8_t kind, const uint8_t *pk, bool timed, uint64_t t,
+                   const uint8_t id[32])
 {
     assert(ks->n < SK_KEYS);
     uint8_t *k = ks->key[ks->n];
@@ -434,8 +447,25 @@ static void ks_pk(struct keyset *ks, uint8_t kind, const uint8_t *pk, const uint
         memcpy(k + 1, pk, 32);
         n += 32;
     }
+    if (timed) {
+        put_u64be(t, k + n);
+        n += 8;
+    }
     memcpy(k + n, id, 32);
     ks->len[ks->n++] = n + 32;
+}
+
+/* kind || pk || id, or kind || id when pk is NULL (tombstones). */
+static void ks_pk(struct keyset *ks, uint8_t kind, const uint8_t *pk, const uint8_t id[32])
+{
+    ks_key(ks, kind, pk, false, 0, id);
+}
+
+/* kind || pk || u64be(t) || id, or kind || u64be(t) || id (records). */
+static void ks_pk_time(struct keyset *ks, uint8_t kind, const uint8_t *pk, uint64_t t,
+                       const uint8_t id[32])
+{
+    ks_key(ks, kind, pk, true, t, id);
 }
 
 static bool ks_has(const struct keyset *ks, const uint8_t *key, size_t len)
@@ -479,7 +509,7 @@ static void in_keys(const struct tf_node *node, const struct intro_in *r, struct
     if (tf_proto_proposal_decode(r->proposal.data, r->proposal.len, &p) != TF_OK)
         return;
     ks_time(ks, 'r', ~r->received, r->id);
-    ks_pk(ks, 'f', p.core.connector_pk, r->id);
+    ks_pk_time(ks, 'f', p.core.connector_pk, r->received, r->id);
     /* An introduced item from a contact is not the connector's to spend: it
      * exists because the owner (or the owner's policy) and the other party
      * both said yes, and it is the proof behind a contact, kept for good.
@@ -488,9 +518,9 @@ static void in_keys(const struct tf_node *node, const struct intro_in *r, struct
      * strangers, one could otherwise mint contacts without end (it signs
      * its sybils' acceptances itself). */
     if (r->state != IN_INTRODUCED || r->stranger) {
-        ks_pk(ks, 'b', p.core.connector_pk, r->id);
+        ks_pk_time(ks, 'b', p.core.connector_pk, r->received, r->id);
         if (r->stranger)
-            ks_pk(ks, 's', NULL, r->id);
+            ks_pk_time(ks, 's', NULL, r->received, r->id);
     }
     if (r->state == IN_PENDING)
         ks_time(ks, 'x', p.core.expires, r->id);
@@ -516,8 +546,8 @@ static void out_keys(const struct tf_node *node, const struct intro_out *o, stru
 {
     ks->n = 0;
     ks_time(ks, 'p', ~o->created, o->id);
-    ks_pk(ks, 'q', o->pk[0], o->id);
-    ks_pk(ks, 'q', o->pk[1], o->id);
+    ks_pk_time(ks, 'q', o->pk[0], o->created, o->id);
+    ks_pk_time(ks, 'q', o->pk[1], o->created, o->id);
     uint64_t due = close_due(o);
     if (due != 0)
         ks_time(ks, 'c', due, o->id);
@@ -2081,11 +2111,85 @@ static int collect_cb(const uint8_t *key, size_t klen, const uint8_t *val, size_
     return 0;
 }
 
+/* pages: the intro_sched keys of some kinds, copied out (up to KEYS_BATCH at
+ * a time) so that they can be deleted or read after the walk. */
+#define KEYS_BATCH 1024
+struct key_list {
+    uint8_t kind;
+    size_t n;
+    uint8_t key[KEYS_BATCH][SK_MAX];
+    size_t len[KEYS_BATCH];
+    uint8_t val[KEYS_BATCH][TOMB_VAL_LEN]; /* 'T' keys' values */
+};
+
+static int key_list_cb(const uint8_t *key, size_t klen, const uint8_t *val, size_t vlen, void *arg)
+{
+    struct key_list *l = arg;
+    if (klen < 1 || key[0] != l->kind || l->n == KEYS_BATCH)
+        return 1; /* past the kind, or a full batch */
+    if (klen > SK_MAX || (l->kind == 'T' && vlen != TOMB_VAL_LEN))
+        return TF_E_CORRUPT;
+    memcpy(l->key[l->n], key, klen);
+    l->len[l->n] = klen;
+    if (l->kind == 'T')
+        memcpy(l->val[l->n], val, TOMB_VAL_LEN);
+    l->n++;
+    return 0;
+}
+
+/* Deletes every intro_sched key of the kinds 'f', 'b', 's' and 'q' (whatever
+ * their form), then puts back the tombstones' ('T' says which): what stores
+ * written before keys carried a time need before their records' keys are
+ * put again (build_indexes). */
+static int drop_counted_keys(struct tf_node *node)
+{
+    static const uint8_t kinds[] = {'f', 'b', 's', 'q'};
+    struct key_list *l = malloc(sizeof *l);
+    int rc = l != NULL ? TF_OK : TF_E_NOMEM;
+    for (size_t k = 0; rc == TF_OK && k < sizeof kinds; k++) {
+        do {
+            l->kind = kinds[k];
+            l->n = 0;
+            rc = tf_node_store_kv_foreach_from(node->store, TF_NODE_STORE_INTRO_SCHED, &l->kind, 1,
+                                               key_list_cb, l);
+            rc = rc == 1 ? TF_OK : rc;
+            for (size_t i = 0; rc == TF_OK && i < l->n; i++)
+                rc = index_set(node, TF_NODE_STORE_INTRO_SCHED, l->key[i], l->len[i], false);
+        } while (rc == TF_OK && l->n == KEYS_BATCH);
+    }
+    uint8_t from[33] = {'T'};
+    for (bool more = true; rc == TF_OK && more;) {
+        l->kind = 'T';
+        l->n = 0;
+        rc = tf_node_store_kv_foreach_from(node->store, TF_NODE_STORE_INTRO_SCHED, from,
+                                           sizeof from, key_list_cb, l);
+        rc = rc == 1 ? TF_OK : rc;
+        more = l->n == KEYS_BATCH;
+        for (size_t i = 0; rc == TF_OK && i < l->n; i++) {
+            struct keyset keys, none = {.n = 0};
+            if (l->len[i] != 33) {
+                rc = TF_E_CORRUPT;
+                break;
+            }
+            tomb_keys(l->key[i] + 1, l->val[i], &keys);
+            rc = ks_apply(node, &none, &keys);
+        }
+        if (l->n > 0) /* the next batch starts after the last key seen */
+            memcpy(from, l->key[l->n - 1], 33), from[32]++;
+        if (l->n > 0 && from[32] == 0) /* it wrapped: carry the increment */
+            for (int j = 31; j >= 1 && ++from[j] == 0; j--)
+                ;
+    }
+    free(l);
+    return rc;
+}
+
 /* Fills the indexes from the intro tables, once: a store made before schema
- * 5 (or 6) has intros but empty indexes (or no intro_sched keys).  The meta
- * key that records it is written in the same transaction, so a crash before
- * the commit only means the work is done again. */
-#define INDEXED_META_KEY "intro-indexes-6"
+ * 5 (or 6) has intros but empty indexes (or no intro_sched keys), and one
+ * made before schema 9 has the 'f', 'b', 's' and 'q' keys without their time
+ * (pages).  The meta key that records it is written in the same transaction,
+ * so a crash before the commit only means the work is done again. */
+#define INDEXED_META_KEY "intro-indexes-9"
 static int build_indexes(struct tf_node *node)
 {
     struct tf_proto_buf v = {0};
@@ -2094,7 +2198,9 @@ static int build_indexes(struct tf_node *node)
     if (rc != TF_E_NOT_FOUND)
         return rc;
     struct id_list out = {0}, in = {0};
-    rc = tf_node_store_kv_foreach(node->store, TF_NODE_STORE_INTROS_OUT, collect_cb, &out);
+    rc = drop_counted_keys(node);
+    if (rc == TF_OK)
+        rc = tf_node_store_kv_foreach(node->store, TF_NODE_STORE_INTROS_OUT, collect_cb, &out);
     if (rc == TF_OK)
         rc = tf_node_store_kv_foreach(node->store, TF_NODE_STORE_INTROS_IN, collect_cb, &in);
     for (size_t i = 0; rc == TF_OK && i < out.n; i++) {

@@ -38,7 +38,8 @@
  * Schema history: 1 = meta, contacts, aliases, events; 2 adds outbox,
  * outbox_due, seen, seen_exp and messages; 3 the intro tables and cards; 4
  * policy_hits; 5 the intro indexes; 6 intro_sched; 7 the mailbox tables
- * (enum tf_node_store_table).  Each
+ * (enum tf_node_store_table); 9 (pages) the time in intro_sched's 'f', 'b',
+ * 's' and 'q' keys (node/intro.c rewrites them at its start).  Each
  * migration so far is additive: see tf_node_store_open.
  *
  * Group commit: every mutation goes into ONE write transaction that is opened
@@ -68,7 +69,7 @@
 
 /* The schema this code writes.  A store with a newer schema is refused
  * (TF_E_VERSION); an older one is migrated on open. */
-#define TF_NODE_STORE_SCHEMA 8
+#define TF_NODE_STORE_SCHEMA 9
 
 struct tf_node_store;
 

@@ -7,6 +7,9 @@ temporary homes, driven by the real twofold CLI.
   store's per-table write counters (`status {tables: true}`) show exactly
   the keys an intro needs, on the connector and on each party, and every
   index still answers (paging, the pending cap, expiry).
+- intro_sched's 'f', 'b', 's' and 'q' keys carry their record's time
+  (schema 9), and a store written before (schema 8, keys without it) is
+  rewritten at start to exactly the keys a new store has.
 - The connector is not slowed by its slowest party: with one party stopped
   (SIGSTOP: its link stays up but it reads and answers nothing) and more
   envelopes queued for it than its link's window takes, intros between the
@@ -14,7 +17,9 @@ temporary homes, driven by the real twofold CLI.
   be declared dead; and once it runs again its intros complete too.
 """
 import os
+import shutil
 import signal
+import subprocess
 import sys
 import time
 import unittest
@@ -105,6 +110,105 @@ class IndexWrites(IntroTestCase):
             self.assertNotIn("contacts", d[p], d[p])
             self.assertEqual(d[p]["intro_sched"], 8, d[p])
         self.assertEqual(sorted(o["id"] for o in carol.json("intros")), sorted([iid2, iid]))
+
+
+def dump_tables(store):
+    """{table: [(key, value)]} of an LMDB environment (lmdb-utils' text
+    dump: per table a header, then key and value lines in hex with one
+    leading space, then DATA=END), and the header lines of each table."""
+    out = subprocess.run(["mdb_dump", "-a", store], check=True, capture_output=True,
+                         text=True).stdout
+    tables, headers = {}, {}
+    for section in out.split("DATA=END\n")[:-1]:
+        lines = section.splitlines()
+        name = next(l.split("=", 1)[1] for l in lines if l.startswith("database="))
+        headers[name] = [l for l in lines if not l.startswith(" ")]
+        data = [bytes.fromhex(l.strip()) for l in lines if l.startswith(" ")]
+        tables[name] = list(zip(data[0::2], data[1::2]))
+    return tables, headers
+
+
+def load_tables(store, tables, headers):
+    """Writes tables (as dump_tables returns them) into a new environment at
+    store."""
+    text = "".join("\n".join(headers[name] + [" " + x.hex() for kv in pairs for x in kv]) +
+                   "\nDATA=END\n" for name, pairs in tables.items())
+    shutil.rmtree(store)
+    os.mkdir(store, 0o700)
+    subprocess.run(["mdb_load", "-f", "/dev/stdin", store], input=text, check=True, text=True,
+                   capture_output=True)
+
+
+def old_form(key):
+    """An intro_sched key as schema 8 wrote it: 'f', 'b' and 'q' keys of
+    records without the u64be time after the pk, 's' keys without it after
+    the kind; tombstones' keys (already without) and other kinds as they
+    are."""
+    kind = key[:1]
+    if kind in (b"f", b"b", b"q") and len(key) == 73:
+        return key[:33] + key[41:]
+    if kind == b"s" and len(key) == 41:
+        return key[:1] + key[9:]
+    return key
+
+
+class TimedKeys(IntroTestCase):
+    def test_schema_8_store_is_rewritten_to_the_same_keys(self):
+        carol, alice, bob = self.cast()
+        done = self.propose(carol, "alice", "bob", "--topic", "done")
+        for n in (alice, bob):
+            self.wait_inbox(n, done, "pending")
+            n.cli("accept", done[:10])
+        self.wait_intro(carol, done, "introduced")
+        half = self.propose(carol, "alice", "bob", "--topic", "half")
+        for n in (alice, bob):
+            self.wait_inbox(n, half, "pending")
+        alice.cli("accept", half[:10])
+        self.wait_side(carol, half, "a", "accepted")
+        for n in (carol, alice, bob):
+            self.wait_outbox_empty(n)
+        want = {}
+        for n in (carol, alice, bob):
+            n.stop()
+            store = os.path.join(n.home, "store")
+            tables, headers = dump_tables(store)
+            sched = tables["intro_sched"]
+            want[n.name] = sorted(sched)
+            timed = [k for k, _ in sched if k[:1] in (b"f", b"b", b"q", b"s")]
+            self.assertTrue(timed, n.name)
+            self.assertTrue(all(len(k) == (41 if k[:1] == b"s" else 73) for k in timed), timed)
+            # Schema 8: the keys without their time, the schema and the
+            # meta key that said the indexes were built.
+            tables["intro_sched"] = sorted((old_form(k), v) for k, v in sched)
+            meta = [(k, v) for k, v in tables["meta"] if k != b"intro-indexes-9"]
+            meta = [(k, b"\0\0\0\x08" if k == b"schema" else v) for k, v in meta]
+            tables["meta"] = sorted(meta + [(b"intro-indexes-6", b"1")])
+            load_tables(store, tables, headers)
+            self.assertNotEqual(sorted(dump_tables(store)[0]["intro_sched"]), want[n.name])
+        for n in (carol, alice, bob):
+            n.start()
+        carol.wait_log("indexed 2 intros and 0 inbox items", 20)
+        for n in (alice, bob):
+            n.wait_log("indexed 0 intros and 2 inbox items", 20)
+        # The rest of the half-done intro runs on the rewritten keys.
+        bob.cli("accept", half[:10])
+        self.wait_intro(carol, half, "introduced")
+        for n in (alice, bob):
+            self.wait_inbox(n, half, "introduced")
+        for n in (carol, alice, bob):
+            self.wait_outbox_empty(n)
+            n.stop()
+            tables, _ = dump_tables(os.path.join(n.home, "store"))
+            self.assertEqual(tables["meta"][[k for k, _ in tables["meta"]].index(b"schema")][1],
+                             b"\0\0\0\x09")
+            got = sorted(tables["intro_sched"])
+            # What changed since: the half-done intro's keys, as a new store
+            # writes them; everything else exactly as before the downgrade.
+            self.assertEqual([kv for kv in got if half.encode() not in kv[0].hex().encode()],
+                             [kv for kv in want[n.name]
+                              if half.encode() not in kv[0].hex().encode()], n.name)
+            self.assertFalse([k for k, _ in got if k[:1] in (b"f", b"b", b"q")
+                              and len(k) == 65], n.name)
 
 
 PARTY_POLICY = "accept when connector trust >= close\n"
