@@ -2174,11 +2174,13 @@ static int drop_counted_keys(struct tf_node *node)
             tomb_keys(l->key[i] + 1, l->val[i], &keys);
             rc = ks_apply(node, &none, &keys);
         }
-        if (l->n > 0) /* the next batch starts after the last key seen */
-            memcpy(from, l->key[l->n - 1], 33), from[32]++;
-        if (l->n > 0 && from[32] == 0) /* it wrapped: carry the increment */
-            for (int j = 31; j >= 1 && ++from[j] == 0; j--)
-                ;
+        if (more) { /* the next batch starts just after the last key seen */
+            memcpy(from, l->key[l->n - 1], sizeof from);
+            int j = 32;
+            while (j >= 1 && ++from[j] == 0)
+                j--;
+            more = j >= 1; /* past the last id there is nothing more */
+        }
     }
     free(l);
     return rc;
