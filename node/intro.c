@@ -410,7 +410,7 @@ static uint64_t max_u64(uint64_t a, uint64_t b)
  * setting changed) is dropped by the sweep that meets it.
  *
  * pages: 'f', 'b', 's' and 'q' are only ever counted by prefix (kind, or
- * kind || pk), so what follows the prefix is free: a record's carry its
+ * kind || pk), so what follows the prefix is free: a record's keys carry its
  * (never changing) time before the id, so that the keys a batch of new
  * intros writes, and later deletes, sit together at the end of their
  * prefix's range instead of one random leaf each (docs/PERFORMANCE.md).
