@@ -1145,7 +1145,7 @@ static json_t *tables_role_json(const struct run *r, bool connector, double n_in
     if (first == NULL)
         return j;
     for (size_t t = 0; t < first->st1.n_tables; t++) {
-        double writes = 0, leaf = 0, overflow = 0, entries = 0, depth = 0;
+        double writes = 0, leaf = 0, branch = 0, overflow = 0, entries = 0, depth = 0;
         for (size_t i = 0; i < r->n_nodes; i++) {
             const struct node *nd = &r->nodes[i];
             if (!io_node_counted(r, i) || nd->connector != connector ||
@@ -1153,6 +1153,7 @@ static json_t *tables_role_json(const struct run *r, bool connector, double n_in
                 continue;
             writes += (double)(nd->st1.tab[t][TAB_WRITES] - nd->st0.tab[t][TAB_WRITES]);
             leaf += (double)nd->st1.tab[t][TAB_LEAF] / nodes;
+            branch += (double)nd->st1.tab[t][TAB_BRANCH] / nodes;
             overflow += (double)nd->st1.tab[t][TAB_OVERFLOW] / nodes;
             entries += (double)nd->st1.tab[t][TAB_ENTRIES] / nodes;
             if ((double)nd->st1.tab[t][TAB_DEPTH] > depth)
@@ -1163,6 +1164,7 @@ static json_t *tables_role_json(const struct run *r, bool connector, double n_in
         json_object_set_new(o, "writes_per_intro", jreal_or_null(writes / n_intros));
         json_object_set_new(o, "entries", jreal_or_null(entries));
         json_object_set_new(o, "depth", jreal_or_null(depth));
+        json_object_set_new(o, "branch_pages", jreal_or_null(branch));
         json_object_set_new(o, "leaf_pages", jreal_or_null(leaf));
         json_object_set_new(o, "overflow_pages", jreal_or_null(overflow));
         json_object_set_new(j, first->st1.table[t], o);
@@ -1186,21 +1188,23 @@ static void print_tables(const json_t *res)
     if (!json_is_object(all))
         return;
     printf("\nstore tables   writes per commit and per intro in the saturation phase; shape at "
-           "its end\n               (per node: entries, depth, leaf and overflow pages; parties: "
+           "its end\n               (per node: entries, depth, branch, leaf and overflow pages; "
+           "parties: "
            "writes summed, shape averaged)\n");
     for (size_t i = 0; i < 2; i++) {
         const json_t *role = json_object_get(all, roles[i]);
         const char *name;
         const json_t *o;
-        printf("  %-10s %-14s %9s %9s %9s %5s %7s %8s\n", roles[i], "table", "w/commit", "w/intro",
-               "entries", "depth", "leaves", "overflow");
+        printf("  %-10s %-14s %9s %9s %9s %5s %7s %7s %8s\n", roles[i], "table", "w/commit",
+               "w/intro", "entries", "depth", "branch", "leaves", "overflow");
         json_object_foreach((json_t *)(uintptr_t)role, name, o)
         {
             if (!(jnum(o, "writes_per_intro") > 0))
                 continue;
-            printf("  %-10s %-14s %9.1f %9.2f %9.0f %5.0f %7.0f %8.0f\n", "", name,
+            printf("  %-10s %-14s %9.1f %9.2f %9.0f %5.0f %7.0f %7.0f %8.0f\n", "", name,
                    jnum(o, "writes_per_commit"), jnum(o, "writes_per_intro"), jnum(o, "entries"),
-                   jnum(o, "depth"), jnum(o, "leaf_pages"), jnum(o, "overflow_pages"));
+                   jnum(o, "depth"), jnum(o, "branch_pages"), jnum(o, "leaf_pages"),
+                   jnum(o, "overflow_pages"));
         }
     }
 }
