@@ -391,18 +391,20 @@ static uint64_t max_u64(uint64_t a, uint64_t b)
  *   'c' u64be(at) id                an intro's delayed close is due at `at`
  *   'o' u64be(at) id                a finished intro is collected at `at`
  *   't' u64be(at) id                a tombstone is collected at `at`
- *   'f' connector id                every inbox item and tombstone, by connector
- *                                   (what refers to the connector's card)
- *   'b' connector id                the same but introduced items: what counts
- *                                   against the connector's budget
- *   's' id                          every open or introduced one of those a
+ *   'f' connector u64be(received) id   every inbox item, by connector (what
+ *                                   refers to the connector's card); a
+ *                                   tombstone's is 'f' connector id
+ *   'b' connector u64be(received) id   the same but introduced items: what
+ *                                   counts against the connector's budget
+ *                                   (a tombstone's: 'b' connector id)
+ *   's' u64be(received) id          every open or introduced one of those a
  *                                   stranger caused (what max_stranger_intros
  *                                   refuses proposals on)
  *   'z' u64be(collect_at) id        every finished (declined, closed, expired)
  *                                   inbox item and tombstone a stranger
  *                                   caused, oldest first: at most
  *                                   max_stranger_intros are kept (R58)
- *   'q' party id                    every intro, by party (their card is kept)
+ *   'q' party u64be(created) id     every intro, by party (their card is kept)
  *   'r' u64be(~received) id         inbox items, newest first (paging)
  *   'p' u64be(~created) id          intros, newest first (paging)
  *   'T' id -> u64be(collect_at) || connector || stranger (1 byte): a tombstone
@@ -411,8 +413,16 @@ static uint64_t max_u64(uint64_t a, uint64_t b)
  * previous version that it no longer has, so each record has exactly its
  * keys.  A timed key whose record no longer has it (stale: the retention
  * setting changed) is dropped by the sweep that meets it.
+ *
+ * pages: 'f', 'b', 's' and 'q' are only ever counted by prefix (kind, or
+ * kind || pk), so what follows the prefix is free: a record's keys carry its
+ * (never changing) time before the id, so that the keys a batch of new
+ * intros writes, and later deletes, sit together at the end of their
+ * prefix's range instead of one random leaf each (docs/PERFORMANCE.md).
+ * Stores written before have them without the time; build_indexes rewrites
+ * them once (INDEXED_META_KEY).
  */
-#define SK_MAX 65
+#define SK_MAX 73
 #define SK_KEYS 8
 struct keyset {
     uint8_t key[SK_KEYS][SK_MAX];
@@ -429,8 +439,10 @@ static void ks_time(struct keyset *ks, uint8_t kind, uint64_t t, const uint8_t i
     ks->len[ks->n++] = 41;
 }
 
-/* kind || pk || id, or kind || id when pk is NULL. */
-static void ks_pk(struct keyset *ks, uint8_t kind, const uint8_t *pk, const uint8_t id[32])
+/* kind || pk || [u64be(t)] || id: pk NULL leaves it out, and timed false the
+ * time. */
+static void ks_key(struct keyset *ks, uint8_t kind, const uint8_t *pk, bool timed, uint64_t t,
+                   const uint8_t id[32])
 {
     assert(ks->n < SK_KEYS);
     uint8_t *k = ks->key[ks->n];
@@ -440,8 +452,25 @@ static void ks_pk(struct keyset *ks, uint8_t kind, const uint8_t *pk, const uint
         memcpy(k + 1, pk, 32);
         n += 32;
     }
+    if (timed) {
+        put_u64be(t, k + n);
+        n += 8;
+    }
     memcpy(k + n, id, 32);
     ks->len[ks->n++] = n + 32;
+}
+
+/* kind || pk || id, or kind || id when pk is NULL (tombstones). */
+static void ks_pk(struct keyset *ks, uint8_t kind, const uint8_t *pk, const uint8_t id[32])
+{
+    ks_key(ks, kind, pk, false, 0, id);
+}
+
+/* kind || pk || u64be(t) || id, or kind || u64be(t) || id (records). */
+static void ks_pk_time(struct keyset *ks, uint8_t kind, const uint8_t *pk, uint64_t t,
+                       const uint8_t id[32])
+{
+    ks_key(ks, kind, pk, true, t, id);
 }
 
 static bool ks_has(const struct keyset *ks, const uint8_t *key, size_t len)
@@ -452,7 +481,10 @@ static bool ks_has(const struct keyset *ks, const uint8_t *key, size_t len)
     return false;
 }
 
-/* Removes the keys of old that new lacks, then puts new's. */
+/* Removes the keys of old that new lacks, then puts those of new that old
+ * lacks.  A key both have is left alone: rewriting it would dirty its leaf
+ * (and the branch pages above it) for nothing, and the 'q', 'f' and 'b' keys
+ * are spread over the table by their random ids (docs/PERFORMANCE.md). */
 static int ks_apply(struct tf_node *node, const struct keyset *old, const struct keyset *new)
 {
     int rc = TF_OK;
@@ -460,7 +492,8 @@ static int ks_apply(struct tf_node *node, const struct keyset *old, const struct
         if (!ks_has(new, old->key[i], old->len[i]))
             rc = index_set(node, TF_NODE_STORE_INTRO_SCHED, old->key[i], old->len[i], false);
     for (size_t i = 0; rc == TF_OK && i < new->n; i++)
-        rc = index_set(node, TF_NODE_STORE_INTRO_SCHED, new->key[i], new->len[i], true);
+        if (!ks_has(old, new->key[i], new->len[i]))
+            rc = index_set(node, TF_NODE_STORE_INTRO_SCHED, new->key[i], new->len[i], true);
     return rc;
 }
 
@@ -488,7 +521,7 @@ static void in_keys(const struct tf_node *node, const struct intro_in *r, struct
     if (tf_proto_proposal_decode(r->proposal.data, r->proposal.len, &p) != TF_OK)
         return;
     ks_time(ks, 'r', ~r->received, r->id);
-    ks_pk(ks, 'f', p.core.connector_pk, r->id);
+    ks_pk_time(ks, 'f', p.core.connector_pk, r->received, r->id);
     /* An introduced item from a contact is not the connector's to spend: it
      * exists because the owner (or the owner's policy) and the other party
      * both said yes, and it is the proof behind a contact, kept for good.
@@ -497,9 +530,9 @@ static void in_keys(const struct tf_node *node, const struct intro_in *r, struct
      * strangers, one could otherwise mint contacts without end (it signs
      * its sybils' acceptances itself). */
     if (r->state != IN_INTRODUCED || r->stranger) {
-        ks_pk(ks, 'b', p.core.connector_pk, r->id);
+        ks_pk_time(ks, 'b', p.core.connector_pk, r->received, r->id);
         if (r->stranger && in_is_live(r))
-            ks_pk(ks, 's', NULL, r->id);
+            ks_pk_time(ks, 's', NULL, r->received, r->id);
         else if (r->stranger)
             ks_time(ks, 'z', in_collect_at(node, r, &p), r->id);
     }
@@ -527,8 +560,8 @@ static void out_keys(const struct tf_node *node, const struct intro_out *o, stru
 {
     ks->n = 0;
     ks_time(ks, 'p', ~o->created, o->id);
-    ks_pk(ks, 'q', o->pk[0], o->id);
-    ks_pk(ks, 'q', o->pk[1], o->id);
+    ks_pk_time(ks, 'q', o->pk[0], o->created, o->id);
+    ks_pk_time(ks, 'q', o->pk[1], o->created, o->id);
     uint64_t due = close_due(o);
     if (due != 0)
         ks_time(ks, 'c', due, o->id);
@@ -536,15 +569,20 @@ static void out_keys(const struct tf_node *node, const struct intro_out *o, stru
         ks_time(ks, 'o', add_sat(o->updated, node->config.retention_s), o->id);
 }
 
-static int out_save(struct tf_node *node, const struct intro_out *o)
+/* Saves o with its index keys.  reindex: the keys may be missing (the
+ * indexes are being built), so every key is written, not only the ones
+ * that changed. */
+static int out_save(struct tf_node *node, const struct intro_out *o, bool reindex)
 {
     struct tf_proto_buf v = {0};
     struct keyset old = {.n = 0}, new;
     struct intro_out prev;
     uint8_t key[40];
+    bool indexed = false; /* the previous version's expiry key is this one */
     int rc = tf_node_store_kv_get(node->store, TF_NODE_STORE_INTROS_OUT, o->id, 32, &v);
-    if (rc == TF_OK && out_decode(o->id, v.data, v.len, &prev) == TF_OK) {
+    if (rc == TF_OK && !reindex && out_decode(o->id, v.data, v.len, &prev) == TF_OK) {
         out_keys(node, &prev, &old);
+        indexed = prev.state == OUT_ASKING && prev.expires == o->expires;
         out_free(&prev);
     }
     tf_proto_buf_free(&v);
@@ -553,7 +591,8 @@ static int out_save(struct tf_node *node, const struct intro_out *o)
     out_keys(node, o, &new);
     rc = put_record(node, TF_NODE_STORE_INTROS_OUT, o->id, out_encode(o, &v), &v);
     expiry_key(o->expires, o->id, key);
-    if (rc == TF_OK) /* only an open intro can expire */
+    /* Only an open intro can expire; an unchanged key is not rewritten. */
+    if (rc == TF_OK && !(indexed && o->state == OUT_ASKING))
         rc = index_set(node, TF_NODE_STORE_INTRO_EXPIRY, key, sizeof key, o->state == OUT_ASKING);
     if (rc == TF_OK)
         rc = ks_apply(node, &old, &new);
@@ -586,14 +625,17 @@ static int pending_index_set(struct tf_node *node, const struct intro_in *r, boo
 
 static int stranger_trim(struct tf_node *node, const uint8_t except[32]);
 
-static int in_save(struct tf_node *node, const struct intro_in *r)
+/* Saves r with its index keys; reindex as for out_save. */
+static int in_save(struct tf_node *node, const struct intro_in *r, bool reindex)
 {
     struct tf_proto_buf v = {0};
     struct keyset old = {.n = 0}, new;
     struct intro_in prev;
+    bool was_pending = false; /* the pending key is there already */
     int rc = tf_node_store_kv_get(node->store, TF_NODE_STORE_INTROS_IN, r->id, 32, &v);
-    if (rc == TF_OK && in_decode(r->id, v.data, v.len, &prev) == TF_OK) {
+    if (rc == TF_OK && !reindex && in_decode(r->id, v.data, v.len, &prev) == TF_OK) {
         in_keys(node, &prev, &old);
+        was_pending = prev.state == IN_PENDING; /* same proposal: same key */
         in_free(&prev);
     }
     tf_proto_buf_free(&v);
@@ -601,7 +643,7 @@ static int in_save(struct tf_node *node, const struct intro_in *r)
         return rc;
     in_keys(node, r, &new);
     rc = put_record(node, TF_NODE_STORE_INTROS_IN, r->id, in_encode(r, &v), &v);
-    if (rc == TF_OK)
+    if (rc == TF_OK && !(was_pending && r->state == IN_PENDING))
         rc = pending_index_set(node, r, r->state == IN_PENDING);
     if (rc == TF_OK)
         rc = ks_apply(node, &old, &new);
@@ -705,7 +747,7 @@ static int in_remove(struct tf_node *node, const struct intro_in *r)
  * way as the first time, and to count against the connector's budgets.  The
  * value: forget-at (u64be), connector (32), flags (TOMB_*). */
 #define TOMB_VAL_LEN 41
-#define TOMB_STRANGER 1 /* the connector was not a contact ('s' budget) */
+#define TOMB_STRANGER 1 /* the connector was not a contact ('z' key, R58) */
 #define TOMB_REFUSED 2  /* the proposal was refused (reason 9): say so again */
 static void tomb_key(const uint8_t id[32], uint8_t key[33])
 {
@@ -1123,7 +1165,7 @@ static int conn_exec(struct tf_node *node, struct intro_out *o, bool created,
                 rc = set_buf(&o->reason[side], ctx->reason.ptr, ctx->reason.len);
             if (rc == TF_OK) {
                 out_enter_state(o, created, next, now);
-                rc = out_save(node, o);
+                rc = out_save(node, o, false);
             }
             break;
         case TF_PROTO_IM_ACT_SIGN_ACCEPT:
@@ -1389,7 +1431,7 @@ static int party_action(struct tf_node *node, struct intro_in *r,
             &(struct emit_args){NULL, ctx->decided_by, r->has_other ? r->other : NULL});
     case TF_PROTO_IM_ACT_STORE:
         in_enter_state(r, next, now);
-        return in_save(node, r);
+        return in_save(node, r, false);
     case TF_PROTO_IM_ACT_STORE_REPLY:
     case TF_PROTO_IM_ACT_SCHEDULE_CLOSE:
     case TF_PROTO_IM_ACT_REMEMBER_REFUSED: /* refused proposals never reach the machine */
@@ -1708,8 +1750,9 @@ static int on_proposal(struct tf_node *node, const uint8_t from[32], const uint8
     return rc == TF_OK ? party_ack(&res) : -1;
 }
 
-/* Adds the other party as a contact (or notes the provenance on an existing
- * one). */
+/* Adds the other party as a contact (or notes the provenance, or a newer
+ * card, on an existing one; an existing contact with an introducer and no
+ * newer card is left as it is). */
 static int add_introduced(struct tf_node *node, const struct tf_proto_materialised *m)
 {
     struct tf_node_contact c, old;
@@ -1723,9 +1766,12 @@ static int add_introduced(struct tf_node *node, const struct tf_proto_materialis
     if (rc == TF_OK) {
         /* Keep what the owner already said about them. */
         struct tf_node_contact keep;
+        bool newer = tf_proto_card_supersedes(&c.fields, &old.fields) == TF_OK;
+        if (!newer && old.has_introducer)
+            goto out; /* nothing to note: rewriting it would only move `updated` */
         if ((rc = tf_node_contact_copy(&keep, &old)) != TF_OK)
             goto out;
-        if (tf_proto_card_supersedes(&c.fields, &old.fields) == TF_OK) {
+        if (newer) {
             tf_node_contact_deinit(&keep);
             rc = tf_node_contact_copy(&keep, &c);
             if (rc != TF_OK)
@@ -2156,11 +2202,88 @@ static int collect_cb(const uint8_t *key, size_t klen, const uint8_t *val, size_
     return 0;
 }
 
+/* pages: the intro_sched keys of some kinds, copied out (up to KEYS_BATCH at
+ * a time) so that they can be deleted or read after the walk. */
+#define KEYS_BATCH 1024
+struct key_list {
+    uint8_t kind;
+    size_t n;
+    uint8_t key[KEYS_BATCH][SK_MAX];
+    size_t len[KEYS_BATCH];
+    uint8_t val[KEYS_BATCH][TOMB_VAL_LEN]; /* 'T' keys' values */
+};
+
+static int key_list_cb(const uint8_t *key, size_t klen, const uint8_t *val, size_t vlen, void *arg)
+{
+    struct key_list *l = arg;
+    if (klen < 1 || key[0] != l->kind || l->n == KEYS_BATCH)
+        return 1; /* past the kind, or a full batch */
+    if (klen > SK_MAX || (l->kind == 'T' && vlen != TOMB_VAL_LEN))
+        return TF_E_CORRUPT;
+    memcpy(l->key[l->n], key, klen);
+    l->len[l->n] = klen;
+    if (l->kind == 'T')
+        memcpy(l->val[l->n], val, TOMB_VAL_LEN);
+    l->n++;
+    return 0;
+}
+
+/* Deletes every intro_sched key of the kinds 'f', 'b', 's' and 'q' (whatever
+ * their form), then puts back the tombstones' ('T' says which): what stores
+ * written before keys carried a time need before their records' keys are
+ * put again (build_indexes). */
+static int drop_counted_keys(struct tf_node *node)
+{
+    static const uint8_t kinds[] = {'f', 'b', 's', 'q'};
+    struct key_list *l = malloc(sizeof *l);
+    int rc = l != NULL ? TF_OK : TF_E_NOMEM;
+    for (size_t k = 0; rc == TF_OK && k < sizeof kinds; k++) {
+        do {
+            l->kind = kinds[k];
+            l->n = 0;
+            rc = tf_node_store_kv_foreach_from(node->store, TF_NODE_STORE_INTRO_SCHED, &l->kind, 1,
+                                               key_list_cb, l);
+            rc = rc == 1 ? TF_OK : rc;
+            for (size_t i = 0; rc == TF_OK && i < l->n; i++)
+                rc = index_set(node, TF_NODE_STORE_INTRO_SCHED, l->key[i], l->len[i], false);
+        } while (rc == TF_OK && l->n == KEYS_BATCH);
+    }
+    uint8_t from[33] = {'T'};
+    for (bool more = true; rc == TF_OK && more;) {
+        l->kind = 'T';
+        l->n = 0;
+        rc = tf_node_store_kv_foreach_from(node->store, TF_NODE_STORE_INTRO_SCHED, from,
+                                           sizeof from, key_list_cb, l);
+        rc = rc == 1 ? TF_OK : rc;
+        more = l->n == KEYS_BATCH;
+        for (size_t i = 0; rc == TF_OK && i < l->n; i++) {
+            struct keyset keys, none = {.n = 0};
+            if (l->len[i] != 33) {
+                rc = TF_E_CORRUPT;
+                break;
+            }
+            tomb_keys(l->key[i] + 1, l->val[i], &keys);
+            rc = ks_apply(node, &none, &keys);
+        }
+        if (more) { /* the next batch starts just after the last key seen */
+            memcpy(from, l->key[l->n - 1], sizeof from);
+            int j = 32;
+            while (j >= 1 && ++from[j] == 0)
+                j--;
+            more = j >= 1; /* past the last id there is nothing more */
+        }
+    }
+    free(l);
+    return rc;
+}
+
 /* Fills the indexes from the intro tables, once: a store made before schema
- * 5 (or 6) has intros but empty indexes (or no intro_sched keys).  The meta
- * key that records it is written in the same transaction, so a crash before
- * the commit only means the work is done again. */
-#define INDEXED_META_KEY "intro-indexes-6"
+ * 5 (or 6) has intros but empty indexes (or no intro_sched keys), and one
+ * made before schema 10 has the 'f', 'b', 's' and 'q' keys without their time
+ * (pages) and the finished records of strangers under 's' instead of 'z'
+ * (R58).  The meta key that records it is written in the same transaction,
+ * so a crash before the commit only means the work is done again. */
+#define INDEXED_META_KEY "intro-indexes-9"
 static int build_indexes(struct tf_node *node)
 {
     struct tf_proto_buf v = {0};
@@ -2169,14 +2292,16 @@ static int build_indexes(struct tf_node *node)
     if (rc != TF_E_NOT_FOUND)
         return rc;
     struct id_list out = {0}, in = {0};
-    rc = tf_node_store_kv_foreach(node->store, TF_NODE_STORE_INTROS_OUT, collect_cb, &out);
+    rc = drop_counted_keys(node);
+    if (rc == TF_OK)
+        rc = tf_node_store_kv_foreach(node->store, TF_NODE_STORE_INTROS_OUT, collect_cb, &out);
     if (rc == TF_OK)
         rc = tf_node_store_kv_foreach(node->store, TF_NODE_STORE_INTROS_IN, collect_cb, &in);
     for (size_t i = 0; rc == TF_OK && i < out.n; i++) {
         struct intro_out o;
         int lrc = out_load(node, out.ids[i], &o);
         if (lrc == TF_OK) {
-            if ((rc = out_save(node, &o)) == TF_OK)
+            if ((rc = out_save(node, &o, true)) == TF_OK)
                 rc = pair_index_put(node, &o);
             out_free(&o);
         }
@@ -2184,7 +2309,7 @@ static int build_indexes(struct tf_node *node)
     for (size_t i = 0; rc == TF_OK && i < in.n; i++) {
         struct intro_in r;
         if (in_load(node, in.ids[i], &r) == TF_OK) {
-            rc = in_save(node, &r);
+            rc = in_save(node, &r, true);
             in_free(&r);
         }
     }
@@ -2198,67 +2323,9 @@ static int build_indexes(struct tf_node *node)
     return rc;
 }
 
-/* Before R58 every record a stranger caused had an 's' key, finished or not:
- * once, the finished ones and the tombstones get their 'z' key instead (in
- * the same transaction as the meta key, as build_indexes does). */
-#define STRANGER_META_KEY "intro-stranger-index-58"
-static int collect_s_cb(const uint8_t *key, size_t klen, const uint8_t *val, size_t vlen, void *arg)
-{
-    if (klen < 1 || key[0] != 's')
-        return 1;
-    return klen == 33 ? collect_cb(key + 1, 32, val, vlen, arg) : 0;
-}
-
-static int stranger_reindex(struct tf_node *node)
-{
-    struct tf_proto_buf v = {0};
-    int rc = tf_node_store_meta_get(node->store, STRANGER_META_KEY, &v);
-    tf_proto_buf_free(&v);
-    if (rc != TF_E_NOT_FOUND)
-        return rc;
-    struct id_list ids = {0};
-    uint8_t kind = 's';
-    rc = tf_node_store_kv_foreach_from(node->store, TF_NODE_STORE_INTRO_SCHED, &kind, 1,
-                                       collect_s_cb, &ids);
-    if (rc == 1)
-        rc = TF_OK;
-    size_t moved = 0;
-    for (size_t i = 0; rc == TF_OK && i < ids.n; i++) {
-        uint8_t key[33], val[TOMB_VAL_LEN];
-        struct intro_in r;
-        struct keyset keys, none = {.n = 0};
-        key[0] = 's';
-        memcpy(key + 1, ids.ids[i], 32);
-        if ((rc = index_set(node, TF_NODE_STORE_INTRO_SCHED, key, sizeof key, false)) != TF_OK)
-            break;
-        if ((rc = tomb_get(node, ids.ids[i], val)) == TF_OK) {
-            tomb_keys(ids.ids[i], val, &keys);
-            rc = ks_apply(node, &none, &keys);
-            moved++;
-        } else if (rc == TF_E_NOT_FOUND && (rc = in_load(node, ids.ids[i], &r)) == TF_OK) {
-            rc = in_save(node, &r);
-            moved += in_is_live(&r) ? 0 : 1;
-            in_free(&r);
-        } else if (rc == TF_E_NOT_FOUND) {
-            rc = TF_OK; /* a stale key: gone */
-        }
-    }
-    if (rc == TF_OK)
-        rc = tf_node_store_meta_put(node->store, STRANGER_META_KEY, (const uint8_t *)"1", 1);
-    if (rc == TF_OK && moved > 0)
-        tf_node_log(TF_NODE_LOG_INFO, "intro",
-                    "%zu finished records of strangers no longer count against "
-                    "max_stranger_intros",
-                    moved);
-    free(ids.ids);
-    return rc;
-}
-
 int tf_node_intro_start(struct tf_node *node)
 {
     int rc = build_indexes(node);
-    if (rc == TF_OK)
-        rc = stranger_reindex(node);
     if (rc != TF_OK) {
         tf_node_log(TF_NODE_LOG_ERROR, "intro", "cannot index the intro tables: %s",
                     tf_strerror(rc));

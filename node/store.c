@@ -135,6 +135,8 @@ struct tf_node_store {
     size_t undone_from;
     uint64_t batches;
     uint64_t contacts_gen;
+    /* pages (issue 17): puts and deletes committed, per table. */
+    uint64_t table_writes[DBI_COUNT];
 };
 
 /*
@@ -567,6 +569,17 @@ static int migrate_8_to_9(struct tf_node_store *st, MDB_txn *txn)
     return 0;
 }
 
+/* pages: schema 10 changes the form of some intro_sched keys (node/intro.c
+ * rewrites them at its start, as for schemas 5 and 6: it alone knows them);
+ * the store's tables are unchanged.  The bump keeps older code, which would
+ * mix the two forms, from opening the store. */
+static int migrate_9_to_10(struct tf_node_store *st, MDB_txn *txn)
+{
+    (void)st;
+    (void)txn;
+    return 0;
+}
+
 static const struct {
     migrate_fn *fn;
     bool additive;
@@ -582,6 +595,9 @@ static const struct {
     [7] = {migrate_7_to_8, true},
     /* direct */
     [8] = {migrate_8_to_9, true},
+    /* pages: a read-only open reads an older store's intro_sched as it is
+     * (it counts no budgets) */
+    [9] = {migrate_9_to_10, true},
 };
 
 static int put_schema(struct tf_node_store *st, MDB_txn *txn)
@@ -751,6 +767,9 @@ int tf_node_store_commit(struct tf_node_store *st)
     }
     if (rc != 0)
         journal_undone(st, 0);
+    for (size_t i = 0; rc == 0 && i < st->n_ops; i++) /* pages: writes per table */
+        for (int t = 0; t < DBI_COUNT; t++)
+            st->table_writes[t] += st->dbi[t] == st->ops[i]->dbi;
     journal_clear(st);
     if (rc == 0)
         st->commits++;
@@ -2029,6 +2048,34 @@ int tf_node_store_stat(struct tf_node_store *st, struct tf_node_store_stat *out)
     }
     if (rc != 0)
         memset(out, 0, sizeof *out);
+    return lmdb_err(rc);
+}
+
+/* pages (issue 17): a table's shape (mdb_stat) and its committed writes. */
+int tf_node_store_table_stat(struct tf_node_store *st, size_t i,
+                             struct tf_node_store_table_stat *out)
+{
+    MDB_txn *txn;
+    MDB_stat ms;
+    bool own;
+    memset(out, 0, sizeof *out);
+    if (i >= DBI_COUNT)
+        return TF_E_NOT_FOUND;
+    out->name = tables[i].name;
+    out->writes = st->table_writes[i];
+    if (!has(st, (enum dbi)i))
+        return TF_OK;
+    int rc = read_begin(st, &txn, &own);
+    if (rc != 0)
+        return lmdb_err(rc);
+    if ((rc = mdb_stat(txn, st->dbi[i], &ms)) == 0) {
+        out->entries = ms.ms_entries;
+        out->depth = ms.ms_depth;
+        out->branch_pages = ms.ms_branch_pages;
+        out->leaf_pages = ms.ms_leaf_pages;
+        out->overflow_pages = ms.ms_overflow_pages;
+    }
+    read_end(st, txn, own);
     return lmdb_err(rc);
 }
 

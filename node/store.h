@@ -44,7 +44,9 @@
  * outbox_due, seen, seen_exp and messages; 3 the intro tables and cards; 4
  * policy_hits; 5 the intro indexes; 6 intro_sched; 7 the requests tables;
  * 8 the mailbox tables (enum tf_node_store_table); 9 the outbox body
- * (direct: no table changes, schema 8 records are valid as they are).  Each
+ * (direct: no table changes, schema 8 records are valid as they are); 10
+ * (pages) the time in intro_sched's 'f', 'b', 's' and 'q' keys (node/intro.c
+ * rewrites them at its start).  Each
  * migration so far is additive: see tf_node_store_open.
  *
  * Group commit: every mutation goes into ONE write transaction that is opened
@@ -74,7 +76,7 @@
 
 /* The schema this code writes.  A store with a newer schema is refused
  * (TF_E_VERSION); an older one is migrated on open. */
-#define TF_NODE_STORE_SCHEMA 9
+#define TF_NODE_STORE_SCHEMA 10
 
 struct tf_node_store;
 
@@ -415,6 +417,20 @@ struct tf_node_store_stat {
 };
 
 TF_MUST_CHECK int tf_node_store_stat(struct tf_node_store *st, struct tf_node_store_stat *out);
+
+/* pages (issue 17): the shape of one table (LMDB's mdb_stat, through the
+ * open write transaction if any) and the puts and deletes committed to it
+ * since the store was opened (what a commit rewrites: each write dirties the
+ * leaf holding its key and the branch pages above it).  i counts tables from
+ * 0; TF_E_NOT_FOUND past the last.  name is a static string.  A table the
+ * open store lacks (a read-only open of an older store) reports zeros. */
+struct tf_node_store_table_stat {
+    const char *name;
+    uint64_t writes;
+    uint64_t entries, depth, branch_pages, leaf_pages, overflow_pages;
+};
+TF_MUST_CHECK int tf_node_store_table_stat(struct tf_node_store *st, size_t i,
+                                           struct tf_node_store_table_stat *out);
 
 /* Backup (issue 16, ux): writes a compacted copy of the whole environment to
  * fd (a regular file open for writing, at offset 0), from one read

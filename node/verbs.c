@@ -361,19 +361,54 @@ static int contact_event(struct tf_node *node, const char *type, const struct tf
 
 /* Verbs. */
 
+/* pages (issue 17): status {tables: true} adds each store table's shape and
+ * committed writes (docs/CONTROL.md). */
+static int write_tables(struct tf_node *node, struct tf_proto_mp_writer *w)
+{
+    struct tf_node_store_table_stat t;
+    size_t n = 0;
+    int rc;
+    while ((rc = tf_node_store_table_stat(node->store, n, &t)) == TF_OK)
+        n++;
+    if (rc != TF_E_NOT_FOUND)
+        return rc;
+    tf_proto_mp_write_cstr(w, "tables");
+    tf_proto_mp_write_map(w, (uint32_t)n);
+    for (size_t i = 0; i < n; i++) {
+        if ((rc = tf_node_store_table_stat(node->store, i, &t)) != TF_OK)
+            return rc;
+        const uint64_t v[] = {t.writes,       t.entries,    t.depth,
+                              t.branch_pages, t.leaf_pages, t.overflow_pages};
+        static const char *const k[] = {"writes",       "entries",    "depth",
+                                        "branch_pages", "leaf_pages", "overflow_pages"};
+        tf_proto_mp_write_cstr(w, t.name);
+        tf_proto_mp_write_map(w, sizeof v / sizeof v[0]);
+        for (size_t j = 0; j < sizeof v / sizeof v[0]; j++) {
+            tf_proto_mp_write_cstr(w, k[j]);
+            tf_proto_mp_write_uint(w, v[j]);
+        }
+    }
+    return TF_OK;
+}
+
 static int verb_status(struct tf_node *node, const msgpack_object *args,
                        struct tf_proto_mp_writer *w, char *why, size_t why_cap)
 {
-    (void)args;
     struct tf_node_store_stat st;
     char fp[TF_PROTO_FINGERPRINT_SIZE];
-    int rc = tf_node_store_stat(node->store, &st);
+    bool tables = false;
+    int rc = tf_proto_ctl_get_bool(args, "tables", &tables);
+    if (rc != TF_OK && rc != TF_E_NOT_FOUND) {
+        WHY("argument 'tables' must be true or false");
+        return TF_E_BAD_REQUEST;
+    }
+    rc = tf_node_store_stat(node->store, &st);
     if (rc != TF_OK) {
         WHY("cannot read the store: %s", tf_strerror(rc));
         return rc;
     }
     uint64_t now = tf_node_now(node);
-    tf_proto_mp_write_map(w, 20);
+    tf_proto_mp_write_map(w, tables ? 21 : 20);
     tf_proto_mp_write_cstr(w, "id");
     tf_proto_mp_write_cstr(w, node->text_id);
     tf_proto_mp_write_cstr(w, "fingerprint");
@@ -435,6 +470,10 @@ static int verb_status(struct tf_node *node, const msgpack_object *args,
     for (size_t i = 0; i < sizeof stats / sizeof stats[0]; i++) {
         tf_proto_mp_write_cstr(w, stats[i].key);
         tf_proto_mp_write_uint(w, stats[i].value);
+    }
+    if (tables && (rc = write_tables(node, w)) != TF_OK) {
+        WHY("cannot read the store: %s", tf_strerror(rc));
+        return rc;
     }
     return TF_OK;
 }

@@ -77,12 +77,21 @@ struct opts {
     const char *twofoldd, *twofold;
 };
 
+/* pages (issue 17): the store tables of a status {tables: true} reply. */
+#define TABLES_MAX 40
+enum tab_field { TAB_WRITES, TAB_ENTRIES, TAB_DEPTH, TAB_BRANCH, TAB_LEAF, TAB_OVERFLOW, TAB_N };
+static const char *const tab_keys[TAB_N] = {"writes",       "entries",    "depth",
+                                            "branch_pages", "leaf_pages", "overflow_pages"};
+
 /* The numeric keys of a status reply's `stats` map. */
 struct stats {
     bool present;
     size_t n;
     char key[STATS_MAX][48];
     uint64_t val[STATS_MAX];
+    size_t n_tables; /* pages */
+    char table[TABLES_MAX][32];
+    uint64_t tab[TABLES_MAX][TAB_N];
 };
 
 struct node {
@@ -432,12 +441,33 @@ static int contact_add(struct run *r, struct node *n, const char *card, const ch
 }
 
 /* Reads status: the stats map (if any) and store_bytes. */
+/* pages: status.tables, {name: {writes, entries, ...}}; a node without it
+ * leaves n_tables 0. */
+static void tables_parse(const msgpack_object *m, struct stats *st)
+{
+    if (m == NULL || m->type != MSGPACK_OBJECT_MAP)
+        return;
+    for (uint32_t i = 0; i < m->via.map.size && st->n_tables < TABLES_MAX; i++) {
+        const msgpack_object_kv *kv = &m->via.map.ptr[i];
+        if (kv->key.type != MSGPACK_OBJECT_STR || kv->key.via.str.size >= sizeof st->table[0])
+            continue;
+        size_t t = st->n_tables++;
+        memcpy(st->table[t], kv->key.via.str.ptr, kv->key.via.str.size);
+        st->table[t][kv->key.via.str.size] = '\0';
+        for (size_t f = 0; f < TAB_N; f++)
+            if (tf_proto_ctl_get_uint(&kv->val, tab_keys[f], &st->tab[t][f]) != TF_OK)
+                st->tab[t][f] = 0;
+    }
+}
+
 static int node_status(struct run *r, struct node *n, struct stats *st, uint64_t *store_used)
 {
     struct tf_proto_mp_writer w;
     msgpack_object res;
     char why[TF_BENCH_WHY_MAX];
-    tf_bench_ctl_begin(&n->req, &w, "status", 0);
+    tf_bench_ctl_begin(&n->req, &w, "status", 1);
+    tf_proto_mp_write_cstr(&w, "tables"); /* pages */
+    tf_proto_mp_write_bool(&w, true);
     int rc = tf_bench_ctl_call(&n->req, &w, CALL_TIMEOUT_S, &res, why, sizeof why);
     if (rc != 0) {
         WHY("%s: status: %s", n->name, why);
@@ -460,6 +490,7 @@ static int node_status(struct run *r, struct node *n, struct stats *st, uint64_t
         st->val[st->n] = kv->val.via.u64;
         st->n++;
     }
+    tables_parse(tf_proto_ctl_get(&res, "tables"), st);
     return 0;
 }
 
@@ -1117,6 +1148,90 @@ static void result_io(const struct run *r, json_t *res, size_t n_sat)
     json_object_set_new(res, "store_io", io);
 }
 
+/* pages (issue 17): per table and role, the writes committed during the
+ * saturation phase, per commit of that role and per intro, and the table's
+ * shape at its end (per node of the role: the mean of leaf and overflow
+ * pages and entries, the deepest tree).  A write dirties the leaf holding
+ * its key and every branch page above it: writes to random keys of a table
+ * with many leaves dirty about one leaf each, writes in key order share
+ * leaves (docs/PERFORMANCE.md). */
+static json_t *tables_role_json(const struct run *r, bool connector, double n_intros)
+{
+    const struct node *first = NULL;
+    double nodes = 0, commits = io_delta(r, "commits", connector);
+    for (size_t i = 0; i < r->n_nodes; i++)
+        if (io_node_counted(r, i) && r->nodes[i].connector == connector) {
+            first = first != NULL ? first : &r->nodes[i];
+            nodes++;
+        }
+    json_t *j = json_object();
+    if (first == NULL)
+        return j;
+    for (size_t t = 0; t < first->st1.n_tables; t++) {
+        double writes = 0, leaf = 0, branch = 0, overflow = 0, entries = 0, depth = 0;
+        for (size_t i = 0; i < r->n_nodes; i++) {
+            const struct node *nd = &r->nodes[i];
+            if (!io_node_counted(r, i) || nd->connector != connector ||
+                nd->st1.n_tables != first->st1.n_tables || nd->st0.n_tables != nd->st1.n_tables)
+                continue;
+            writes += (double)(nd->st1.tab[t][TAB_WRITES] - nd->st0.tab[t][TAB_WRITES]);
+            leaf += (double)nd->st1.tab[t][TAB_LEAF] / nodes;
+            branch += (double)nd->st1.tab[t][TAB_BRANCH] / nodes;
+            overflow += (double)nd->st1.tab[t][TAB_OVERFLOW] / nodes;
+            entries += (double)nd->st1.tab[t][TAB_ENTRIES] / nodes;
+            if ((double)nd->st1.tab[t][TAB_DEPTH] > depth)
+                depth = (double)nd->st1.tab[t][TAB_DEPTH];
+        }
+        json_t *o = json_object();
+        json_object_set_new(o, "writes_per_commit", jreal_or_null(writes / commits));
+        json_object_set_new(o, "writes_per_intro", jreal_or_null(writes / n_intros));
+        json_object_set_new(o, "entries", jreal_or_null(entries));
+        json_object_set_new(o, "depth", jreal_or_null(depth));
+        json_object_set_new(o, "branch_pages", jreal_or_null(branch));
+        json_object_set_new(o, "leaf_pages", jreal_or_null(leaf));
+        json_object_set_new(o, "overflow_pages", jreal_or_null(overflow));
+        json_object_set_new(j, first->st1.table[t], o);
+    }
+    return j;
+}
+
+static void result_tables(const struct run *r, json_t *res, size_t n_sat)
+{
+    json_t *t = json_object();
+    double n = n_sat > 0 ? (double)n_sat : NAN;
+    json_object_set_new(t, "connector", tables_role_json(r, true, n));
+    json_object_set_new(t, "parties", tables_role_json(r, false, n));
+    json_object_set_new(res, "store_tables", t);
+}
+
+static void print_tables(const json_t *res)
+{
+    const json_t *all = json_object_get(res, "store_tables");
+    static const char *const roles[] = {"connector", "parties"};
+    if (!json_is_object(all))
+        return;
+    printf("\nstore tables   writes per commit and per intro in the saturation phase; shape at "
+           "its end\n               (per node: entries, depth, branch, leaf and overflow pages; "
+           "parties: "
+           "writes summed, shape averaged)\n");
+    for (size_t i = 0; i < 2; i++) {
+        const json_t *role = json_object_get(all, roles[i]);
+        const char *name;
+        const json_t *o;
+        printf("  %-10s %-14s %9s %9s %9s %5s %7s %7s %8s\n", roles[i], "table", "w/commit",
+               "w/intro", "entries", "depth", "branch", "leaves", "overflow");
+        json_object_foreach((json_t *)(uintptr_t)role, name, o)
+        {
+            if (!(jnum(o, "writes_per_intro") > 0))
+                continue;
+            printf("  %-10s %-14s %9.1f %9.2f %9.0f %5.0f %7.0f %7.0f %8.0f\n", "", name,
+                   jnum(o, "writes_per_commit"), jnum(o, "writes_per_intro"), jnum(o, "entries"),
+                   jnum(o, "depth"), jnum(o, "branch_pages"), jnum(o, "leaf_pages"),
+                   jnum(o, "overflow_pages"));
+        }
+    }
+}
+
 /* Smoke (correctness, never timing): every node reports the store figures,
  * and the saturation phase moved them: it committed, and those commits
  * wrote pages (when this kernel accounts task I/O at all). */
@@ -1147,6 +1262,18 @@ static int check_io_stats(struct run *r)
                 WHY("%s: status.stats.store_pages is 0", nd->name);
                 return TF_E_BAD_STATE;
             }
+        }
+        /* pages: status {tables: true} names every table, and the events
+         * table (every intro appends events on every node) was written. */
+        bool events = false;
+        for (size_t t = 0; t < nd->st1.n_tables; t++)
+            events = events || (strcmp(nd->st1.table[t], "events") == 0 && t < nd->st0.n_tables &&
+                                nd->st1.tab[t][TAB_WRITES] > nd->st0.tab[t][TAB_WRITES] &&
+                                nd->st1.tab[t][TAB_ENTRIES] > 0 && nd->st1.tab[t][TAB_DEPTH] > 0);
+        if (!events) {
+            WHY("%s: status.tables shows no writes to the events table over the saturation",
+                nd->name);
+            return TF_E_BAD_STATE;
         }
     }
     return 0;
@@ -1485,6 +1612,7 @@ done:
     }
     json_object_set_new(res, "stats_per_intro", spi);
     result_io(r, res, n_sat);              /* perf */
+    result_tables(r, res, n_sat);          /* pages */
     result_opcount(r, res, n_sat, ops_us); /* perf */
     result_nodes(r, res);
     if (r->root_made && !o->keep) {
@@ -1578,6 +1706,7 @@ static void print_human(const json_t *res)
     }
     print_opcount(res); /* perf */
     print_io(res);      /* perf */
+    print_tables(res);  /* pages */
 }
 
 static void print_scaling_row(const json_t *res, bool header)

@@ -196,7 +196,7 @@ static void assert_stored(struct fixture *f, const struct tf_node_outbox_entry *
 }
 
 /* A schema 8 store (made here by setting its schema back) holding a sealed
- * entry: READONLY reads it as it is; OPEN migrates it to schema 9 without
+ * entry: READONLY reads it as it is; OPEN migrates it to schema 10 without
  * touching the entry, and entries with bodies go in beside it. */
 static void test_schema_8_store(void **state)
 {
@@ -218,9 +218,9 @@ static void test_schema_8_store(void **state)
     assert_ok(tf_node_store_open(f->dir, TF_NODE_STORE_OPEN, &f->st));
     assert_ok(tf_node_store_meta_get(f->st, "schema", &v));
     assert_int_equal(v.len, 4);
-    assert_memory_equal(v.data, "\0\0\0\11", 4);
+    assert_memory_equal(v.data, "\0\0\0\12", 4);
     tf_proto_buf_free(&v);
-    assert_int_equal(TF_NODE_STORE_SCHEMA, 9);
+    assert_int_equal(TF_NODE_STORE_SCHEMA, 10);
     assert_ok(tf_node_store_outbox_put(f->st, &fresh));
     assert_ok(tf_node_store_commit(f->st));
     tf_node_store_close(f->st);
