@@ -351,7 +351,7 @@ static int txn_begin(struct tf_node_store *st, unsigned flags, MDB_txn **txn)
         int dead;
         if (mdb_reader_check(st->env, &dead) == 0)
             rc = mdb_txn_begin(st->env, NULL, flags, txn);
-    } else if (rc == MDB_MAP_RESIZED && st->txn == NULL && st->readers == 0) {
+    } else if (rc == MDB_MAP_RESIZED && st->txn == NULL && st->readers == 0 && st->flight_id == 0) {
         if ((rc = mdb_env_set_mapsize(st->env, 0)) == 0)
             rc = mdb_txn_begin(st->env, NULL, flags, txn);
     }
@@ -2565,7 +2565,7 @@ int tf_node_store_copy_fd(struct tf_node_store *st, int fd)
     /* The running node grew the map since this process opened it: adopt
      * the new size (nothing else is open here) and copy again from the
      * start. */
-    if (rc == MDB_MAP_RESIZED && st->txn == NULL && st->readers == 0 &&
+    if (rc == MDB_MAP_RESIZED && st->txn == NULL && st->readers == 0 && st->flight_id == 0 &&
         (rc = mdb_env_set_mapsize(st->env, 0)) == 0) {
         if (ftruncate(fd, 0) != 0 || lseek(fd, 0, SEEK_SET) != 0)
             return -errno;

@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "node/contact.h"
@@ -2340,6 +2341,196 @@ static void test_overlay_reads_and_walks(void **state)
     assert_true(seq == 4);
 }
 
+/* writer (issue 17): the writer thread.  The loop hands a batch over and
+ * builds the next while the thread commits; reads see both batches over
+ * LMDB; results come in batch order. */
+static int wakes;
+
+static void count_wake(void *arg)
+{
+    (void)arg;
+    __atomic_add_fetch(&wakes, 1, __ATOMIC_SEQ_CST);
+}
+
+/* Reaps until the batch in flight is decided (bounded: 60 s). */
+static void reap_wait(struct tf_node_store *st, struct tf_node_store_done *d)
+{
+    for (int i = 0; i < 60000; i++) {
+        tf_node_store_reap(st, d);
+        if (d->outcome == TF_NODE_STORE_DECIDED)
+            return;
+        nanosleep(&(struct timespec){0, 1000000}, NULL);
+    }
+    fail_msg("the writer thread did not finish a commit within 60 s");
+}
+
+static void assert_kv(struct tf_node_store *st, char k, int want, char v)
+{
+    struct tf_proto_buf got = {0};
+    assert_rc(tf_node_store_kv_get(st, TF_NODE_STORE_CARDS, (const uint8_t *)&k, 1, &got), want);
+    if (want == TF_OK)
+        assert_memory_equal(got.data, &v, 1);
+    tf_proto_buf_free(&got);
+}
+
+static void test_writer_pipeline(void **state)
+{
+    struct fixture *f = *state;
+    struct tf_node_store_done d;
+    assert_ok(tf_node_store_open(f->dir, TF_NODE_STORE_CREATE, &f->st));
+    assert_ok(tf_node_store_writer_start(f->st, count_wake, NULL));
+    assert_rc(tf_node_store_writer_start(f->st, count_wake, NULL), TF_E_BAD_STATE);
+    kv_put1(f->st, '1', 'a');
+    kv_put1(f->st, '3', 'c');
+    append(f, "e", 1);
+    uint64_t first = tf_node_store_wait_id(f->st);
+    assert_true(first != 0);
+    size_t sp1 = tf_node_store_savepoint(f->st);
+
+    /* batch 1 goes to the writer; what it wrote stays readable */
+    tf_node_store_submit(f->st, &d);
+    assert_int_equal(d.outcome, TF_NODE_STORE_TAKEN);
+    assert_true(tf_node_store_busy(f->st));
+    assert_true(tf_node_store_dirty(f->st));
+    assert_true(tf_node_store_wait_id(f->st) == first); /* nothing builds: wait for it */
+    assert_int_equal(tf_node_store_durable(f->st), 0);
+    assert_kv(f->st, '1', TF_OK, 'a');
+
+    /* batch 2 builds on it while it commits */
+    kv_put1(f->st, '2', 'b');
+    assert_ok(tf_node_store_kv_del(f->st, TF_NODE_STORE_CARDS, (const uint8_t *)"1", 1));
+    kv_put1(f->st, '3', 'C');
+    append(f, "e", 2);
+    uint64_t second = tf_node_store_wait_id(f->st);
+    assert_true(second > first);
+    assert_kv(f->st, '1', TF_E_NOT_FOUND, 0);
+    assert_kv(f->st, '3', TF_OK, 'C');
+    assert_walk(f, NULL, "2b3C");
+    tf_node_store_submit(f->st, &d); /* the writer is busy: batch 2 waits */
+    assert_int_equal(d.outcome, TF_NODE_STORE_WAITING);
+    assert_walk(f, NULL, "2b3C");
+
+    reap_wait(f->st, &d);
+    assert_rc(d.rc, TF_OK);
+    assert_true(d.id == first);
+    assert_int_equal(tf_node_store_durable(f->st), sp1);
+    assert_true(__atomic_load_n(&wakes, __ATOMIC_SEQ_CST) >= 1);
+    assert_false(tf_node_store_busy(f->st));
+    assert_walk(f, NULL, "2b3C"); /* batch 1 now from LMDB, batch 2 over it */
+    assert_true(tf_node_store_wait_id(f->st) == second);
+
+    tf_node_store_submit(f->st, &d);
+    assert_int_equal(d.outcome, TF_NODE_STORE_TAKEN);
+    reap_wait(f->st, &d);
+    assert_rc(d.rc, TF_OK);
+    assert_true(d.id == second);
+    assert_int_equal(tf_node_store_undo_take(f->st), SIZE_MAX);
+    assert_false(tf_node_store_dirty(f->st));
+    assert_true(tf_node_store_wait_id(f->st) == 0);
+    /* an empty turn is decided at once */
+    tf_node_store_submit(f->st, &d);
+    assert_int_equal(d.outcome, TF_NODE_STORE_DECIDED);
+    assert_rc(d.rc, TF_OK);
+
+    /* the synchronous commit waits for the batch in flight */
+    kv_put1(f->st, '4', 'd');
+    tf_node_store_submit(f->st, &d);
+    assert_int_equal(d.outcome, TF_NODE_STORE_TAKEN);
+    kv_put1(f->st, '5', 'e');
+    assert_ok(tf_node_store_commit(f->st));
+    assert_false(tf_node_store_busy(f->st));
+    tf_node_store_reap(f->st, &d); /* nothing left to report */
+    assert_int_equal(d.outcome, TF_NODE_STORE_WAITING);
+    tf_node_store_writer_stop(f->st);
+    reopen(f, TF_NODE_STORE_OPEN);
+    assert_walk(f, NULL, "2b3C4d5e");
+    uint64_t seq;
+    assert_ok(tf_node_store_event_last(f->st, &seq));
+    assert_true(seq == 2);
+}
+
+/* A batch lost in flight takes the batch built on it along (its writes may
+ * depend on the lost ones), and undo_take says so from the first lost
+ * write.  Here the loss is a full map that cannot grow: the result is taken
+ * while a walk holds a read transaction.  Taken outside one, the map grows
+ * and the writer commits the same journal again. */
+struct reap_in_walk {
+    struct tf_node_store *st;
+    struct tf_node_store_done d;
+};
+
+static int reap_in_walk_cb(const uint8_t *key, size_t klen, const uint8_t *val, size_t vlen,
+                           void *arg)
+{
+    struct reap_in_walk *r = arg;
+    (void)key, (void)klen, (void)val, (void)vlen;
+    reap_wait(r->st, &r->d);
+    return 1;
+}
+
+static void fill_batch(struct fixture *f, uint8_t *rec, int n)
+{
+    for (int i = 0; i < n; i++)
+        assert_ok(tf_node_store_event_append(f->st, rec, BIG_LEN, NULL));
+}
+
+static void test_writer_lost_batch_and_growth(void **state)
+{
+    struct fixture *f = *state;
+    struct tf_node_store_done d;
+    struct tf_node_store_stat s;
+    uint8_t *rec = calloc(1, BIG_LEN);
+    assert_non_null(rec);
+    assert_ok(tf_node_store_open(f->dir, TF_NODE_STORE_CREATE, &f->st));
+    assert_ok(tf_node_store_writer_start(f->st, count_wake, NULL));
+    kv_put1(f->st, '1', 'a');
+    assert_ok(tf_node_store_commit(f->st));
+    assert_ok(tf_node_store_stat(f->st, &s));
+    uint64_t map0 = s.map_bytes;
+
+    /* 70 MiB into a 64 MiB map, and a batch on top of it */
+    size_t lost_from = tf_node_store_savepoint(f->st);
+    fill_batch(f, rec, 70);
+    tf_node_store_submit(f->st, &d);
+    assert_int_equal(d.outcome, TF_NODE_STORE_TAKEN);
+    kv_put1(f->st, '2', 'b');
+    uint64_t built = tf_node_store_wait_id(f->st);
+    struct reap_in_walk r = {.st = f->st};
+    assert_int_equal(tf_node_store_kv_foreach(f->st, TF_NODE_STORE_CARDS, reap_in_walk_cb, &r), 1);
+    assert_int_equal(r.d.outcome, TF_NODE_STORE_DECIDED);
+    assert_rc(r.d.rc, -ENOSPC);
+    assert_true(r.d.id == built); /* both batches are decided: lost */
+    assert_int_equal(tf_node_store_undo_take(f->st), lost_from);
+    assert_false(tf_node_store_dirty(f->st));
+    assert_kv(f->st, '2', TF_E_NOT_FOUND, 0);
+    assert_counts(f, 0, 0);
+    /* the next batch starts afresh */
+    assert_true(tf_node_store_wait_id(f->st) == 0);
+    kv_put1(f->st, '3', 'c');
+    assert_true(tf_node_store_wait_id(f->st) > built);
+
+    /* the same outside a walk: the loop grows the map, the writer commits */
+    fill_batch(f, rec, 70);
+    tf_node_store_submit(f->st, &d);
+    assert_int_equal(d.outcome, TF_NODE_STORE_TAKEN);
+    kv_put1(f->st, '2', 'b');
+    reap_wait(f->st, &d);
+    assert_rc(d.rc, TF_OK);
+    assert_true(d.commit_us > 0);
+    assert_ok(tf_node_store_stat(f->st, &s));
+    assert_true(s.map_bytes > map0);
+    assert_int_equal(s.events, 70);
+    tf_node_store_submit(f->st, &d);
+    assert_int_equal(d.outcome, TF_NODE_STORE_TAKEN);
+    reap_wait(f->st, &d);
+    assert_rc(d.rc, TF_OK);
+    assert_int_equal(tf_node_store_undo_take(f->st), SIZE_MAX);
+    reopen(f, TF_NODE_STORE_OPEN);
+    assert_counts(f, 0, 70);
+    assert_walk(f, NULL, "1a2b3c");
+    free(rec);
+}
+
 /* What a module that keeps counts in memory learns about its writes:
  * the lowest discarded savepoint, batches ended, contacts created or
  * deleted. */
@@ -2492,6 +2683,8 @@ int main(void)
         T(test_kv_tables),
         T(test_savepoint_rollback),
         T(test_overlay_reads_and_walks),
+        T(test_writer_pipeline),
+        T(test_writer_lost_batch_and_growth),
         T(test_undo_reports),
         T(test_new_tables_uncommitted_and_abort),
         T(test_many_outbox),
