@@ -1219,7 +1219,6 @@ void tf_node_store_submit(struct tf_node_store *st, struct tf_node_store_done *d
 {
     memset(done, 0, sizeof *done);
     /* The batch's read transaction never outlives a loop turn. */
-    bool open = st->txn != NULL || st->build.n_ops > 0;
     batch_reader_end(st);
     if (st->flight_id != 0) {
         done->outcome = TF_NODE_STORE_WAITING;
@@ -1227,10 +1226,13 @@ void tf_node_store_submit(struct tf_node_store *st, struct tf_node_store_done *d
     }
     done->outcome = TF_NODE_STORE_DECIDED;
     if (st->failed != 0 || st->build.n_ops == 0 || st->writer == NULL) {
-        /* Decided here: lost, empty, or committed on this thread. */
-        uint64_t t0 = now_us(), b0 = thread_wchar(), id = st->build_id;
+        /* Decided here: lost, empty, or committed on this thread (measured
+         * only when it writes: reading /proc costs system calls). */
+        bool measure = st->failed == 0 && st->build.n_ops > 0;
+        uint64_t t0 = measure ? now_us() : 0, b0 = measure ? thread_wchar() : 0;
+        uint64_t id = st->build_id;
         done->rc = tf_node_store_commit(st);
-        if (open && st->writer == NULL) {
+        if (measure) {
             uint64_t b1 = thread_wchar();
             done->commit_us = now_us() - t0;
             done->write_bytes = b1 > b0 ? b1 - b0 : 0;
