@@ -643,7 +643,14 @@ static int start_handles(struct tf_node *node)
     if ((rc = uv_async_init(node->loop, &node->store_wake, store_wake_cb)) != 0)
         return rc;
     node->store_wake.data = node;
-    if ((rc = tf_node_store_writer_start(node->store, store_wake, node)) != TF_OK) {
+    unsigned delay_ms = 0;
+#ifdef TF_TEST_HOOKS
+    /* Test hook: a slow disk (tests/integration/test_writer.py). */
+    const char *delay = getenv("TWOFOLD_TEST_COMMIT_DELAY_MS");
+    if (delay != NULL)
+        delay_ms = (unsigned)strtoul(delay, NULL, 10);
+#endif
+    if ((rc = tf_node_store_writer_start(node->store, store_wake, node, delay_ms)) != TF_OK) {
         tf_node_log(TF_NODE_LOG_ERROR, "store", "cannot start the writer thread: %s",
                     tf_strerror(rc));
         return rc;

@@ -1053,6 +1053,7 @@ struct writer {
     uint64_t us, bytes;
     tf_node_store_wake_fn *wake;
     void *wake_arg;
+    unsigned delay_ms; /* test hook: a slow disk (tf_node_store_writer_start) */
 };
 
 static void *writer_main(void *arg)
@@ -1067,6 +1068,10 @@ static void *writer_main(void *arg)
             break;
         pthread_mutex_unlock(&w->mu);
         uint64_t t0 = now_us(), b0 = thread_wchar();
+        if (w->delay_ms > 0)
+            nanosleep(&(struct timespec){(time_t)(w->delay_ms / 1000),
+                                         (long)(w->delay_ms % 1000) * 1000000L},
+                      NULL);
         int rc = replay(st, &st->flight, false);
         uint64_t b1 = thread_wchar(), us = now_us() - t0;
         pthread_mutex_lock(&w->mu);
@@ -1110,7 +1115,8 @@ static bool writer_take(struct tf_node_store *st, bool wait, int *rc)
     return done;
 }
 
-int tf_node_store_writer_start(struct tf_node_store *st, tf_node_store_wake_fn *wake, void *arg)
+int tf_node_store_writer_start(struct tf_node_store *st, tf_node_store_wake_fn *wake, void *arg,
+                               unsigned delay_ms)
 {
     if (st->readonly || st->writer != NULL)
         return TF_E_BAD_STATE;
@@ -1119,6 +1125,7 @@ int tf_node_store_writer_start(struct tf_node_store *st, tf_node_store_wake_fn *
         return TF_E_NOMEM;
     w->wake = wake;
     w->wake_arg = arg;
+    w->delay_ms = delay_ms;
     int rc = pthread_mutex_init(&w->mu, NULL);
     if (rc != 0) {
         free(w);

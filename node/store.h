@@ -184,9 +184,11 @@ struct tf_node_store_done {
 typedef void tf_node_store_wake_fn(void *arg);
 
 /* Starts the writer thread (not the libuv threadpool).  Until then, and
- * after tf_node_store_writer_stop, submit commits on the caller's thread. */
+ * after tf_node_store_writer_stop, submit commits on the caller's thread.
+ * delay_ms: 0, or (a test hook, TWOFOLD_TEST_COMMIT_DELAY_MS) how long the
+ * thread sleeps before each commit, as a slow disk would take. */
 TF_MUST_CHECK int tf_node_store_writer_start(struct tf_node_store *st, tf_node_store_wake_fn *wake,
-                                             void *arg);
+                                             void *arg, unsigned delay_ms);
 /* Waits for the batch in flight (its result is dropped: commit first to
  * learn it) and joins the thread.  No-op without one.  Close stops it. */
 void tf_node_store_writer_stop(struct tf_node_store *st);

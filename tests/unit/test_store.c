@@ -2378,8 +2378,8 @@ static void test_writer_pipeline(void **state)
     struct fixture *f = *state;
     struct tf_node_store_done d;
     assert_ok(tf_node_store_open(f->dir, TF_NODE_STORE_CREATE, &f->st));
-    assert_ok(tf_node_store_writer_start(f->st, count_wake, NULL));
-    assert_rc(tf_node_store_writer_start(f->st, count_wake, NULL), TF_E_BAD_STATE);
+    assert_ok(tf_node_store_writer_start(f->st, count_wake, NULL, 0));
+    assert_rc(tf_node_store_writer_start(f->st, count_wake, NULL, 0), TF_E_BAD_STATE);
     kv_put1(f->st, '1', 'a');
     kv_put1(f->st, '3', 'c');
     append(f, "e", 1);
@@ -2482,7 +2482,7 @@ static void test_writer_lost_batch_and_growth(void **state)
     uint8_t *rec = calloc(1, BIG_LEN);
     assert_non_null(rec);
     assert_ok(tf_node_store_open(f->dir, TF_NODE_STORE_CREATE, &f->st));
-    assert_ok(tf_node_store_writer_start(f->st, count_wake, NULL));
+    assert_ok(tf_node_store_writer_start(f->st, count_wake, NULL, 0));
     kv_put1(f->st, '1', 'a');
     assert_ok(tf_node_store_commit(f->st));
     assert_ok(tf_node_store_stat(f->st, &s));
