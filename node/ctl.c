@@ -350,15 +350,20 @@ static int backlog_cb(uint64_t seq, const uint8_t *rec, size_t len, void *arg)
 /* Sends a watcher the next page of its backlog once it has taken the last
  * one (nothing queued, little unwritten), so that replaying a long event log
  * holds one page in memory and never blocks the loop for long.  A short page
- * means the watcher has caught up: it gets live events from then on.  Runs
- * after the turn's commit, with no write transaction open. */
+ * means the watcher has caught up: it gets live events from then on.  Only
+ * committed events are replayed: it reads what LMDB holds, and only while no
+ * batch is in flight (writer: then every batch LMDB holds is one the node
+ * has seen committed and broadcast; the events of the building batch are
+ * broadcast when it commits). */
 static void backlog_pump(struct client *c)
 {
+    struct tf_node_store *st = c->ctl->node->store;
     if (!c->backlog || c->closing || c->close_after_flush || c->out_head != NULL ||
-        uv_stream_get_write_queue_size((uv_stream_t *)&c->pipe) > TF_NODE_CTL_BACKLOG_LOW)
+        uv_stream_get_write_queue_size((uv_stream_t *)&c->pipe) > TF_NODE_CTL_BACKLOG_LOW ||
+        tf_node_store_busy(st))
         return;
     struct backlog b = {c, 0, TF_OK};
-    int rc = tf_node_store_event_foreach(c->ctl->node->store, c->backlog_after, backlog_cb, &b);
+    int rc = tf_node_store_event_foreach_committed(st, c->backlog_after, backlog_cb, &b);
     if ((rc != TF_OK && rc != 1) || b.err != TF_OK) {
         tf_node_log(TF_NODE_LOG_WARN, "ctl", "client %u: event backlog failed: %s", c->num,
                     tf_strerror(b.err != TF_OK ? b.err : rc));

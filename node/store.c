@@ -684,11 +684,12 @@ static int cursor_seek(MDB_cursor *cur, const void *from, size_t flen, bool afte
  * roll back or commit) and the walk goes on with what the store holds then:
  * a key the visitor adds after the current one is visited, one it deletes
  * is not.  A visitor's value is valid during its call only (until it
- * writes). */
-static int walk(struct tf_node_store *st, enum dbi dbi, const MDB_val *from, visit_fn *visit,
-                void *ctx, bool *stopped)
+ * writes).  committed: LMDB alone, without the overlay. */
+static int walk_view(struct tf_node_store *st, enum dbi dbi, const MDB_val *from, visit_fn *visit,
+                     void *ctx, bool *stopped, bool committed)
 {
     const struct batch *layers[2] = {&st->build, &st->flight};
+    int n_layers = committed ? 0 : 2;
     uint8_t last[512]; /* LMDB's largest key is 511 bytes */
     size_t llen = 0;
     bool started = false, lm_ok = false;
@@ -718,7 +719,7 @@ static int walk(struct tf_node_store *st, enum dbi dbi, const MDB_val *from, vis
             rc = 0;
         }
         /* The overlay may have changed: look its keys up afresh. */
-        for (int j = 0; j < 2; j++) {
+        for (int j = 0; j < n_layers; j++) {
             const struct ov_index *x = &layers[j]->idx[dbi];
             size_t i = started        ? ov_bound(x, last, llen, true)
                        : from != NULL ? ov_bound(x, from->mv_data, from->mv_size, false)
@@ -765,6 +766,12 @@ cleanup:
         mdb_cursor_close(cur);
     reader_end(st, &txn);
     return rc;
+}
+
+static int walk(struct tf_node_store *st, enum dbi dbi, const MDB_val *from, visit_fn *visit,
+                void *ctx, bool *stopped)
+{
+    return walk_view(st, dbi, from, visit, ctx, stopped, false);
 }
 
 /* Walks dbi for a public foreach: the callback's own value passes through
@@ -1911,6 +1918,20 @@ static int visit_event(const MDB_val *k, const MDB_val *v, void *ctx, bool *stop
     int rc = u->cb.event(load_be(k->mv_data, SEQ_LEN), v->mv_data, v->mv_size, u->arg);
     *stopped = rc != 0;
     return rc;
+}
+
+int tf_node_store_event_foreach_committed(struct tf_node_store *st, uint64_t after,
+                                          tf_node_store_event_cb *cb, void *arg)
+{
+    struct user_cb u = {.cb.event = cb, .arg = arg};
+    uint8_t key[SEQ_LEN];
+    bool stopped = false;
+    if (after == UINT64_MAX)
+        return TF_OK;
+    store_be64(key, after + 1);
+    MDB_val from = mval(key, sizeof key);
+    int rc = walk_view(st, DBI_EVENTS, &from, visit_event, &u, &stopped, true);
+    return stopped ? rc : lmdb_err(rc);
 }
 
 int tf_node_store_event_foreach(struct tf_node_store *st, uint64_t after,

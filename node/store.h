@@ -254,6 +254,13 @@ typedef int tf_node_store_event_cb(uint64_t seq, const uint8_t *rec, size_t len,
 TF_MUST_CHECK int tf_node_store_event_foreach(struct tf_node_store *st, uint64_t after,
                                               tf_node_store_event_cb *cb, void *arg);
 
+/* writer: the same over what LMDB holds alone, without the uncommitted
+ * batches: the events of the committed batches, and of the batch in flight
+ * if the writer has committed it already (a caller that must not see that
+ * one checks tf_node_store_busy first). */
+TF_MUST_CHECK int tf_node_store_event_foreach_committed(struct tf_node_store *st, uint64_t after,
+                                                        tf_node_store_event_cb *cb, void *arg);
+
 /* The newest event's seq in *seq (0 if there is none). */
 TF_MUST_CHECK int tf_node_store_event_last(struct tf_node_store *st, uint64_t *seq);
 

@@ -4,12 +4,16 @@ loop goes on.  A daemon test hook, TWOFOLD_TEST_COMMIT_DELAY_MS, makes each
 commit of that thread take 1.5 s longer, as a slow disk would.  Checked:
 a change's reply waits for its commit; a reply produced while a change is
 still being committed (here a read, which shows the change) waits for that
-commit too and never overtakes the change's reply; and the loop itself did
-not wait for the disk (status.stats.commit_wait_us against commit_us)."""
+commit too and never overtakes the change's reply; a watcher gets each
+event once, only after the commit that stored it, also while it replays
+the log; and the loop itself did not wait for the disk
+(status.stats.commit_wait_us against commit_us)."""
 import json
 import os
+import signal
 import subprocess
 import sys
+import threading
 import time
 import unittest
 
@@ -64,6 +68,63 @@ class WriterTest(NodeTestCase):
         stats = a.json("status")["stats"]
         self.assertGreaterEqual(stats["commit_us"], 2 * DELAY_S * 1e6, stats)
         self.assertLess(stats["commit_wait_us"] * 10, stats["commit_us"], stats)
+
+    def test_events_leave_after_their_commit_once(self):
+        a = self.node("alice", port=True)
+        a.init()
+        a.start(env={"TWOFOLD_TEST_COMMIT_DELAY_MS": str(int(DELAY_S * 1000))})
+        cards = []
+        for name in ("bob", "carol"):
+            n = self.node(name, port=True)
+            n.init()
+            cards.append((name, n.card()))
+        # A watcher starts replaying the whole log (since 0) while the first
+        # change commits; the second change builds while the first commits.
+        got = []  # (arrival time, event)
+        starts = {}
+        changes = []
+        w = None
+        t = None
+
+        def reader():
+            for line in w.stdout:
+                ev = json.loads(line)
+                got.append((time.monotonic(), ev.get("event", ev)))
+        try:
+            for name, card in cards:
+                starts[name] = time.monotonic()
+                changes.append(self.cli_popen(a, "contact", "add", card, "--alias", name))
+                time.sleep(0.3)
+                if w is None:
+                    w = subprocess.Popen(
+                        [TWOFOLD, "--home", a.home, "--json", "watch", "--since", "0"],
+                        stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+                    t = threading.Thread(target=reader, daemon=True)
+                    t.start()
+                    time.sleep(0.3)
+            deadline = time.monotonic() + 60
+            while time.monotonic() < deadline and sum(
+                    1 for _, e in got if e.get("type") == "contact.added") < 2:
+                time.sleep(0.05)
+            for change in changes:
+                self.finish(change)
+        finally:
+            w.send_signal(signal.SIGINT)
+            try:
+                w.wait(10)
+            except subprocess.TimeoutExpired:
+                w.kill()
+                w.wait()
+            t.join(10)
+            w.stdout.close()
+        seqs = [e["seq"] for _, e in got]
+        self.assertEqual(len(seqs), len(set(seqs)), got)  # each event once
+        self.assertEqual(seqs, sorted(seqs), got)
+        for name, start in starts.items():
+            arrived = [at for at, e in got if e.get("type") == "contact.added"
+                       and name in json.dumps(e).lower()]
+            self.assertEqual(len(arrived), 1, got)
+            self.assertGreaterEqual(arrived[0] - start, DELAY_S, (name, got))
 
 
 if __name__ == "__main__":
