@@ -10,7 +10,6 @@ the log; and the loop itself did not wait for the disk
 (status.stats.commit_wait_us against commit_us)."""
 import json
 import os
-import signal
 import subprocess
 import sys
 import threading
@@ -18,7 +17,7 @@ import time
 import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from harness import TWOFOLD, NodeTestCase  # noqa: E402
+from harness import TWOFOLD, NodeTestCase, interrupt  # noqa: E402
 
 HOOKS = os.environ.get("TF_TEST_HOOKS_BUILT") == "ON"
 DELAY_S = 1.5
@@ -109,12 +108,7 @@ class WriterTest(NodeTestCase):
             for change in changes:
                 self.finish(change)
         finally:
-            w.send_signal(signal.SIGINT)
-            try:
-                w.wait(10)
-            except subprocess.TimeoutExpired:
-                w.kill()
-                w.wait()
+            interrupt(w)
             t.join(10)
             w.stdout.close()
         seqs = [e["seq"] for _, e in got]
