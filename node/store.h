@@ -131,10 +131,13 @@ TF_MUST_CHECK int tf_node_store_rollback(struct tf_node_store *st, size_t sp);
  * undo_take returns the lowest savepoint (tf_node_store_savepoint, taken just
  * before the write) whose writes were discarded since its last call, by a
  * rollback, an abort, a lost transaction or a failed commit, and SIZE_MAX
- * when none were; each call starts afresh.  batches counts the batches ended
- * (committed or lost): once it moves, every earlier write that undo_take did
- * not report is committed.  contacts_gen moves whenever a contact is created
- * or deleted (in the batch, committed or not). */
+ * when none were (a lost batch in flight reports from its first write, which
+ * covers the batch built on it); each call starts afresh.  Every write below
+ * tf_node_store_durable (below) that undo_take did not report is committed.
+ * batches counts the batches ended (committed or lost); with a writer thread
+ * a batch may build while another ends, so it says nothing of the writes
+ * since.  contacts_gen moves whenever a contact is created or deleted (in the
+ * batch, committed or not). */
 size_t tf_node_store_undo_take(struct tf_node_store *st);
 uint64_t tf_node_store_batches(const struct tf_node_store *st);
 uint64_t tf_node_store_contacts_gen(const struct tf_node_store *st);
