@@ -2414,6 +2414,9 @@ static void test_writer_pipeline(void **state)
     assert_rc(d.rc, TF_OK);
     assert_true(d.id == first);
     assert_int_equal(tf_node_store_durable(f->st), sp1);
+    /* The thread wakes the loop after it has published the result. */
+    for (int i = 0; i < 10000 && __atomic_load_n(&wakes, __ATOMIC_SEQ_CST) < 1; i++)
+        nanosleep(&(struct timespec){0, 1000000}, NULL);
     assert_true(__atomic_load_n(&wakes, __ATOMIC_SEQ_CST) >= 1);
     assert_false(tf_node_store_busy(f->st));
     assert_walk(f, NULL, "2b3C"); /* batch 1 now from LMDB, batch 2 over it */
