@@ -7,7 +7,7 @@ still being committed (here a read, which shows the change) waits for that
 commit too and never overtakes the change's reply; a watcher gets each
 event once, only after the commit that stored it, also while it replays
 the log; and the loop itself did not wait for the disk
-(status.stats.commit_wait_us against commit_us)."""
+(status.stats.commit_wait_us under a quarter of commit_us)."""
 import json
 import os
 import subprocess
@@ -63,10 +63,12 @@ class WriterTest(NodeTestCase):
         self.assertEqual(aliases, ["bobby"])
 
         # The commits took seconds on the writer thread; the loop's own time
-        # in the store's commit calls is a small part of that.
+        # in the store's commit calls is a small part of that (all of it if
+        # the loop committed; a loaded machine preempting the loop inside
+        # those calls adds a little, hence the margin).
         stats = a.json("status")["stats"]
         self.assertGreaterEqual(stats["commit_us"], 2 * DELAY_S * 1e6, stats)
-        self.assertLess(stats["commit_wait_us"] * 10, stats["commit_us"], stats)
+        self.assertLess(stats["commit_wait_us"] * 4, stats["commit_us"], stats)
 
     def test_events_leave_after_their_commit_once(self):
         a = self.node("alice", port=True)
