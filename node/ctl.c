@@ -34,8 +34,7 @@ struct out_frame {
     uint64_t id;
     bool held;
     bool durable;
-    uint64_t wait; /* held: the store batch it waits for (0: only its turn or its reply) */
-    bool wrote;    /* powerloss: the request itself changed the store */
+    bool wrote;                            /* powerloss: the request itself changed the store */
     struct tf_node_ctl_deferred *deferred; /* set while the reply is pending */
 };
 
@@ -102,8 +101,7 @@ static void free_frame(struct out_frame *f)
 }
 
 /* Frames a finished writer's bytes; takes ownership of body. */
-static struct out_frame *frame_new(struct tf_proto_buf *body, uint64_t id, bool durable,
-                                   uint64_t wait)
+static struct out_frame *frame_new(struct tf_proto_buf *body, uint64_t id, bool durable)
 {
     struct out_frame *f = calloc(1, sizeof *f);
     uint8_t *data = body->len <= UINT32_MAX ? malloc(TF_PROTO_CTL_HEADER_LEN + body->len) : NULL;
@@ -120,7 +118,6 @@ static struct out_frame *frame_new(struct tf_proto_buf *body, uint64_t id, bool 
     f->id = id;
     f->held = durable;
     f->durable = durable;
-    f->wait = durable ? wait : 0;
     tf_proto_buf_free(body);
     return f;
 }
@@ -241,13 +238,12 @@ static void send_error(struct client *c, uint64_t id, int code, const char *mess
     struct tf_proto_buf body;
     struct out_frame *f;
     if (error_body(id, code, message, &body) != TF_OK ||
-        (f = frame_new(&body, id, false, 0)) == NULL) {
+        (f = frame_new(&body, id, false)) == NULL) {
         client_close(c);
         return;
     }
     /* An error changes nothing, but it must not overtake held replies. */
     f->held = c->out_tail != NULL && c->out_tail->held;
-    f->wait = f->held ? c->out_tail->wait : 0;
     enqueue(c, f);
     flush(c);
 }
@@ -283,12 +279,11 @@ static void handle_watch(struct client *c, uint64_t id, const msgpack_object *ar
     tf_proto_mp_write_cstr(&w, "seq");
     tf_proto_mp_write_uint(&w, last);
     if (tf_proto_mp_writer_finish(&w, &body) != TF_OK ||
-        (f = frame_new(&body, id, false, 0)) == NULL) {
+        (f = frame_new(&body, id, false)) == NULL) {
         client_close(c);
         return;
     }
     f->held = c->out_tail != NULL && c->out_tail->held;
-    f->wait = f->held ? c->out_tail->wait : 0;
     enqueue(c, f);
     /* The backlog is read after this turn's commit (backlog_pump), so that
      * only committed events are replayed. */
@@ -336,12 +331,11 @@ static int backlog_cb(uint64_t seq, const uint8_t *rec, size_t len, void *arg)
         b->err = rc;
         return 1;
     }
-    if ((f = frame_new(&body, 0, false, 0)) == NULL) {
+    if ((f = frame_new(&body, 0, false)) == NULL) {
         b->err = TF_E_NOMEM;
         return 1;
     }
     f->held = b->c->out_tail != NULL && b->c->out_tail->held;
-    f->wait = f->held ? b->c->out_tail->wait : 0;
     enqueue(b->c, f);
     b->c->backlog_after = seq;
     return ++b->n == TF_NODE_CTL_EVENTS_PAGE ? 1 : 0;
@@ -350,20 +344,15 @@ static int backlog_cb(uint64_t seq, const uint8_t *rec, size_t len, void *arg)
 /* Sends a watcher the next page of its backlog once it has taken the last
  * one (nothing queued, little unwritten), so that replaying a long event log
  * holds one page in memory and never blocks the loop for long.  A short page
- * means the watcher has caught up: it gets live events from then on.  Only
- * committed events are replayed: it reads what LMDB holds, and only while no
- * batch is in flight (writer: then every batch LMDB holds is one the node
- * has seen committed and broadcast; the events of the building batch are
- * broadcast when it commits). */
+ * means the watcher has caught up: it gets live events from then on.  Runs
+ * after the turn's commit, with no write transaction open. */
 static void backlog_pump(struct client *c)
 {
-    struct tf_node_store *st = c->ctl->node->store;
     if (!c->backlog || c->closing || c->close_after_flush || c->out_head != NULL ||
-        uv_stream_get_write_queue_size((uv_stream_t *)&c->pipe) > TF_NODE_CTL_BACKLOG_LOW ||
-        tf_node_store_busy(st))
+        uv_stream_get_write_queue_size((uv_stream_t *)&c->pipe) > TF_NODE_CTL_BACKLOG_LOW)
         return;
     struct backlog b = {c, 0, TF_OK};
-    int rc = tf_node_store_event_foreach_committed(st, c->backlog_after, backlog_cb, &b);
+    int rc = tf_node_store_event_foreach(c->ctl->node->store, c->backlog_after, backlog_cb, &b);
     if ((rc != TF_OK && rc != 1) || b.err != TF_OK) {
         tf_node_log(TF_NODE_LOG_WARN, "ctl", "client %u: event backlog failed: %s", c->num,
                     tf_strerror(b.err != TF_OK ? b.err : rc));
@@ -511,18 +500,14 @@ static void handle_request(struct client *c, const uint8_t *body, size_t len)
         goto out;
     }
     /* A reply that promises durability waits for the commit. */
-    struct out_frame *f =
-        frame_new(&reply, id, tf_node_store_dirty(node->store), tf_node_store_wait_id(node->store));
+    struct out_frame *f = frame_new(&reply, id, tf_node_store_dirty(node->store));
     if (f == NULL) {
         client_close(c);
         goto out;
     }
     f->wrote = tf_node_store_savepoint(node->store) != sp.store;
-    if (c->out_tail != NULL && c->out_tail->held) {
+    if (c->out_tail != NULL && c->out_tail->held)
         f->held = true;
-        if (c->out_tail->wait > f->wait)
-            f->wait = c->out_tail->wait;
-    }
     enqueue(c, f);
     flush(c);
 out:
@@ -745,7 +730,7 @@ void tf_node_ctl_stop(struct tf_node_ctl *ctl)
     uv_close((uv_handle_t *)&ctl->server, ctl_free_cb);
 }
 
-void tf_node_ctl_committed(struct tf_node_ctl *ctl, int rc, uint64_t id)
+void tf_node_ctl_committed(struct tf_node_ctl *ctl, int rc)
 {
     if (ctl == NULL)
         return;
@@ -755,8 +740,6 @@ void tf_node_ctl_committed(struct tf_node_ctl *ctl, int rc, uint64_t id)
         for (struct out_frame *f = c->out_head; f != NULL; f = f->next) {
             if (!f->held || f->deferred != NULL)
                 continue;
-            if (f->wait > id)
-                break; /* it waits for a later batch, and so does all behind it */
             f->held = false;
             if (rc == TF_OK || !f->durable)
                 continue;

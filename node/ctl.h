@@ -39,16 +39,14 @@ TF_MUST_CHECK int tf_node_ctl_start(struct tf_node *node, const char *path,
  * callbacks, so the loop must run afterwards.  Unlinks the socket file. */
 void tf_node_ctl_stop(struct tf_node_ctl *ctl);
 
-/* Called at the end of every loop turn and after every batch the store
- * decides (rc is its result, id the newest batch decided; TF_OK and 0 in a
- * turn that decided nothing).  A durable reply waits for the batch that
- * tf_node_store_wait_id named when it was queued: once that is decided,
- * on success it goes out; on failure it is replaced by an error reply (the
- * change was lost).  Then each client's queued frames are written, up to
- * the first that still waits, in as few writes as the queue allows, and a
- * watcher replaying the event log that has taken its last page gets the
- * next one. */
-void tf_node_ctl_committed(struct tf_node_ctl *ctl, int rc, uint64_t id);
+/* Called at the end of every loop turn, after the group commit attempt (rc
+ * is its result; TF_OK in a turn that wrote nothing).  On success held
+ * replies go out; on failure each held reply is replaced by an error reply
+ * (the change was lost).  Then each client's queued frames are written, in
+ * as few writes as the queue allows, and a watcher replaying the event log
+ * that has taken its last page gets the next one (read from the store, which
+ * then has no write transaction open). */
+void tf_node_ctl_committed(struct tf_node_ctl *ctl, int rc);
 
 /* A request whose reply comes later (e.g. ping, which waits for the
  * network).  Created by tf_node_ctl_defer while a verb runs; the owner must

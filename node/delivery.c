@@ -109,6 +109,7 @@ struct tf_node_delivery {
     size_t n_pending, cap_pending;
     bool stale;            /* the counts must be built again from the store */
     size_t floor;          /* the savepoint at that build (writes below it were counted) */
+    uint64_t batches;      /* tf_node_store_batches at the last sync */
     uint64_t contacts_gen; /* tf_node_store_contacts_gen at the last sync */
 };
 
@@ -290,6 +291,7 @@ static int rebuild(struct tf_node_delivery *d)
     d->n_pending = 0;
     (void)tf_node_store_undo_take(st); /* what it reports is read below */
     d->floor = tf_node_store_savepoint(st);
+    d->batches = tf_node_store_batches(st);
     d->contacts_gen = tf_node_store_contacts_gen(st);
     int rc = tf_node_store_outbox_recipients(st, count_recipient_cb, t);
     if (rc == TF_OK)
@@ -315,14 +317,11 @@ static int sync_counts(struct tf_node_delivery *d)
         if (tally_add(&d->tallies, x->pk, -x->outbox, -x->received, false) != TF_OK)
             d->stale = true;
     }
-    /* writer: the writes below the durable position are committed (a batch
-     * may be in flight while the next one builds: its writes are not). */
-    size_t durable = tf_node_store_durable(st), n = 0;
-    while (n < d->n_pending && d->pending[n].sp < durable)
-        n++;
-    if (n > 0) {
-        memmove(d->pending, d->pending + n, (d->n_pending - n) * sizeof *d->pending);
-        d->n_pending -= n;
+    uint64_t b = tf_node_store_batches(st);
+    if (b != d->batches) {
+        d->batches = b;
+        d->n_pending = 0; /* committed */
+        d->floor = 0;
     }
     uint64_t g = tf_node_store_contacts_gen(st);
     if (g != d->contacts_gen) {

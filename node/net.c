@@ -51,7 +51,6 @@ struct out_msg {
     struct out_msg *next;
     struct tf_proto_buf msg;
     bool held;
-    uint64_t wait; /* held: the store batch it waits for (tf_node_store_wait_id) */
 };
 
 struct dial;
@@ -388,12 +387,8 @@ int tf_node_net_send(struct tf_node_link *l, const struct tf_proto_buf *msg, boo
     memcpy(copy, msg->data, msg->len);
     m->msg.data = copy;
     m->msg.len = msg->len;
-    /* Keep order: anything queued behind a held message waits too, for
-     * the same batch or a later one. */
+    /* Keep order: anything queued behind a held message waits too. */
     m->held = held || (l->out_tail != NULL && l->out_tail->held);
-    m->wait = held ? tf_node_store_wait_id(l->net->node->store) : 0;
-    if (l->out_tail != NULL && l->out_tail->held && l->out_tail->wait > m->wait)
-        m->wait = l->out_tail->wait;
     if (l->out_tail)
         l->out_tail->next = m;
     else
@@ -403,7 +398,7 @@ int tf_node_net_send(struct tf_node_link *l, const struct tf_proto_buf *msg, boo
     return TF_OK; /* written at the end of the loop turn: tf_node_net_committed */
 }
 
-void tf_node_net_committed(struct tf_node_net *net, int rc, uint64_t id)
+void tf_node_net_committed(struct tf_node_net *net, int rc)
 {
     for (struct tf_node_link *l = net->links; l != NULL;) {
         struct tf_node_link *next = l->next;
@@ -416,13 +411,6 @@ void tf_node_net_committed(struct tf_node_net *net, int rc, uint64_t id)
         l->out_tail = NULL;
         while (*pp != NULL) {
             struct out_msg *m = *pp;
-            if (m->held && m->wait > id) {
-                /* It waits for a later batch, and so does all behind it. */
-                while (m->next != NULL)
-                    m = m->next;
-                l->out_tail = m;
-                break;
-            }
             if (m->held && rc != TF_OK) {
                 /* Never promise what was not stored: drop the ACK; the
                  * sender retries. */

@@ -49,19 +49,15 @@ void tf_node_net_dial_as(struct tf_node_net *net, const uint8_t pk[static 32],
                          const struct tf_proto_bytes *addrs, size_t n_addrs, bool stranger);
 
 /* Queues a link message (plaintext, copied) on an up link, to be written at
- * the end of the loop turn, or (held) once the store batch it waits for is
- * committed.  A held message is dropped if that batch is lost. */
+ * the end of the loop turn.  A held message is dropped if that turn's commit
+ * fails. */
 TF_MUST_CHECK int tf_node_net_send(struct tf_node_link *link, const struct tf_proto_buf *msg,
                                    bool held);
 
-/* Ends a loop turn, and every commit (the node calls it after each batch the
- * store decides, with rc its result and id the newest batch it decided, and
- * in each turn with id 0 to write what does not wait): writes each link's
- * queued messages up to the first one that waits for a later batch than id;
- * held ones waiting for batches up to id are dropped when rc reports a
- * failed commit (the sender will retry).  A held message waits for the
- * store's tf_node_store_wait_id when it was queued. */
-void tf_node_net_committed(struct tf_node_net *net, int rc, uint64_t id);
+/* Ends a loop turn (the node calls it after every commit attempt, and in a
+ * turn that wrote nothing): writes each link's queued messages; held ones
+ * are dropped when rc reports a failed commit (the sender will retry). */
+void tf_node_net_committed(struct tf_node_net *net, int rc);
 
 /* Envelopes sent on this link and not yet acknowledged.  Setting a larger
  * number starts (or keeps) the wait for an ACK that dead_link_ms bounds; a

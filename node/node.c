@@ -133,41 +133,47 @@ static void store_room(struct tf_node *node)
                 st.disk_free_bytes, node->config.disk_warn_free_bytes);
 }
 
-/* Frees (or, when rc is TF_OK, first broadcasts) a batch's events. */
-static void events_end(struct tf_node *node, struct tf_proto_buf *ev, size_t *n, int rc)
+/* perf (issue 17): the kernel's wchar for the calling thread (bytes it has
+ * passed to write-family system calls since it started), or 0 if unknown. */
+static uint64_t thread_wchar(void)
 {
-    for (size_t i = 0; i < *n; i++) {
-        if (rc == TF_OK && node->ctl != NULL)
-            tf_node_ctl_broadcast(node->ctl, ev[i].data, ev[i].len);
-        tf_proto_buf_free(&ev[i]);
+    int fd = open("/proc/thread-self/io", O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return 0;
+    char buf[512];
+    ssize_t n = read(fd, buf, sizeof buf - 1);
+    close(fd);
+    if (n <= 0)
+        return 0;
+    buf[n] = '\0';
+    const char *p = strstr(buf, "\nwchar: ");
+    return p != NULL ? strtoull(p + strlen("\nwchar: "), NULL, 10) : 0;
+}
+
+/* Commits the open write transaction and releases what waited for it:
+ * control replies, ACKs, watch events. */
+static void commit(struct tf_node *node)
+{
+    /* Held replies and frames wait for this; a turn that wrote nothing
+     * releases them at once. */
+    int rc = TF_OK;
+    if (tf_node_store_dirty(node->store)) {
+        uint64_t t0 = uv_hrtime(), wb0 = thread_wchar();
+#ifdef TF_TEST_HOOKS
+        if (node->test_commit_eio && node->test_crash_armed) {
+            tf_node_log(TF_NODE_LOG_WARN, "node", "test hook: failing the commit with EIO");
+            tf_node_store_abort(node->store);
+            rc = -EIO;
+        } else
+#endif
+            rc = tf_node_store_commit(node->store);
+        node->stats.commit_us += (uv_hrtime() - t0) / 1000;
+        uint64_t wb1 = thread_wchar();
+        node->stats.commit_write_bytes += wb1 > wb0 ? wb1 - wb0 : 0;
     }
-    *n = 0;
-}
-
-/* Frees every event waiting for a commit (the node stops). */
-static void events_drop(struct tf_node *node)
-{
-    events_end(node, node->flight_events, &node->n_flight_events, TF_E_BAD_STATE);
-    free(node->flight_events);
-    node->flight_events = NULL;
-    events_end(node, node->pending_events, &node->n_pending_events, TF_E_BAD_STATE);
-}
-
-/* The store decided the batches up to d->id (committed, or lost): reports
- * it, then releases what waited for them (control replies, link frames,
- * watch events) or, when they were lost, drops or answers it.  `flight`:
- * the batch decided was the one in flight (its events are flight_events);
- * otherwise the building one.  Returns false if the node stopped. */
-static bool decided(struct tf_node *node, const struct tf_node_store_done *d, bool flight)
-{
-    int rc = d->rc;
-    node->stats.commit_us += d->commit_us;
-    node->stats.commit_write_bytes += d->write_bytes;
     if (tf_node_commit_failure_is_fatal(rc)) {
-        /* Nothing of this batch, or of any later one, is sent. */
-        events_drop(node);
         store_failed(node, rc);
-        return false;
+        return;
     }
     if (rc == -ENOSPC)
         store_full(node);
@@ -177,103 +183,31 @@ static bool decided(struct tf_node *node, const struct tf_node_store_done *d, bo
     else
         store_room(node);
 #ifdef TF_TEST_HOOKS
-    if (rc == TF_OK && (flight ? node->flight_crash_armed : node->test_crash_armed)) {
+    if (rc == TF_OK && node->test_crash_armed) {
         tf_node_log(TF_NODE_LOG_WARN, "node",
                     "test hook: crashing after the commit, before the ACK");
         raise(SIGKILL);
     }
 #endif
-    if (flight) {
-        events_end(node, node->flight_events, &node->n_flight_events, rc);
-        /* A lost batch in flight takes the building one along. */
-        if (rc != TF_OK)
-            events_end(node, node->pending_events, &node->n_pending_events, rc);
-    } else {
-        events_end(node, node->pending_events, &node->n_pending_events, rc);
+    for (size_t i = 0; i < node->n_pending_events; i++) {
+        if (rc == TF_OK)
+            tf_node_ctl_broadcast(node->ctl, node->pending_events[i].data,
+                                  node->pending_events[i].len);
+        tf_proto_buf_free(&node->pending_events[i]);
     }
+    node->n_pending_events = 0;
     /* Each client's replies and events, and each link's frames, leave in
-     * one write. */
-    tf_node_ctl_committed(node->ctl, rc, d->id);
+     * one write per turn. */
+    tf_node_ctl_committed(node->ctl, rc);
     if (node->net != NULL)
-        tf_node_net_committed(node->net, rc, d->id);
-    return true;
-}
-
-/* Hands the building batch to the store's writer thread if it is free (or
- * decides it here), and lets out what no longer waits. */
-static void submit(struct tf_node *node)
-{
-    struct tf_node_store_done d;
-    uint64_t t0 = uv_hrtime();
-#ifdef TF_TEST_HOOKS
-    if (node->test_commit_eio && node->test_crash_armed && !tf_node_store_busy(node->store) &&
-        tf_node_store_dirty(node->store)) {
-        tf_node_log(TF_NODE_LOG_WARN, "node", "test hook: failing the commit with EIO");
-        d = (struct tf_node_store_done){
-            .outcome = TF_NODE_STORE_DECIDED, .id = tf_node_store_wait_id(node->store), .rc = -EIO};
-        tf_node_store_abort(node->store);
-        (void)decided(node, &d, false);
-        return;
-    }
-#endif
-    tf_node_store_submit(node->store, &d);
-    node->stats.commit_wait_us += (uv_hrtime() - t0) / 1000;
-    switch (d.outcome) {
-    case TF_NODE_STORE_DECIDED:
-        (void)decided(node, &d, false);
-        return;
-    case TF_NODE_STORE_TAKEN: {
-        /* The events wait with their batch. */
-        struct tf_proto_buf *ev = node->flight_events;
-        node->flight_events = node->pending_events;
-        node->n_flight_events = node->n_pending_events;
-        node->pending_events = ev;
-        node->n_pending_events = 0;
-        size_t cap = node->cap_pending_events;
-        node->cap_pending_events = node->cap_flight_events;
-        node->cap_flight_events = cap;
-        /* test hook: the kill waits for this batch's commit */
-        node->flight_crash_armed = node->test_crash_armed;
-        node->test_crash_armed = false;
-        break;
-    }
-    case TF_NODE_STORE_WAITING:
-        break;
-    }
-    /* Nothing was decided: send what does not wait for a commit. */
-    tf_node_ctl_committed(node->ctl, TF_OK, 0);
-    if (node->net != NULL)
-        tf_node_net_committed(node->net, TF_OK, 0);
-}
-
-/* The writer thread ended a commit. */
-static void store_wake_cb(uv_async_t *h)
-{
-    struct tf_node *node = h->data;
-    struct tf_node_store_done d;
-    uint64_t t0 = uv_hrtime();
-    tf_node_store_reap(node->store, &d);
-    node->stats.commit_wait_us += (uv_hrtime() - t0) / 1000;
-    if (d.outcome != TF_NODE_STORE_DECIDED || !decided(node, &d, true) || node->stopping)
-        return;
-    /* The next batch need not wait for the loop's next turn. */
-    submit(node);
-}
-
-/* Called on the writer thread: only wakes the loop. */
-static void store_wake(void *arg)
-{
-    struct tf_node *node = arg;
-    (void)uv_async_send(&node->store_wake);
+        tf_node_net_committed(node->net, rc);
 }
 
 /* Group commit: runs once per loop turn, before the loop blocks for I/O.
- * Delivery runs first and writes its bookkeeping into the same batch; the
- * envelopes it sends are held with the ACKs and control replies until the
- * batch is committed, so nothing leaves before the state change that caused
- * it is durable.  The commit itself runs on the store's writer thread while
- * the loop goes on: a batch built meanwhile is handed over when the writer
- * is free, so a commit (one fsync) covers as many turns as its latency. */
+ * Delivery runs first and writes its bookkeeping into the same transaction;
+ * the envelopes it sends are held with the ACKs and control replies until
+ * the one commit of the turn, so nothing leaves before the state change
+ * that caused it is durable, and a turn costs one fsync. */
 static void commit_cb(uv_prepare_t *h)
 {
     struct tf_node *node = h->data;
@@ -281,7 +215,7 @@ static void commit_cb(uv_prepare_t *h)
         tf_node_delivery_run(node->delivery);
         tf_node_mailbox_run(node->mailbox);
     }
-    submit(node);
+    commit(node);
 }
 
 void tf_node__on_link_up(struct tf_node *node, struct tf_node_link *link)
@@ -641,23 +575,6 @@ static int open_store(struct tf_node *node)
 static int start_handles(struct tf_node *node)
 {
     int rc;
-    /* writer: commits run on the store's writer thread, which wakes the
-     * loop through store_wake when one ends. */
-    if ((rc = uv_async_init(node->loop, &node->store_wake, store_wake_cb)) != 0)
-        return rc;
-    node->store_wake.data = node;
-    unsigned delay_ms = 0;
-#ifdef TF_TEST_HOOKS
-    /* Test hook: a slow disk (tests/integration/test_writer.py). */
-    const char *delay = getenv("TWOFOLD_TEST_COMMIT_DELAY_MS");
-    if (delay != NULL)
-        delay_ms = (unsigned)strtoul(delay, NULL, 10);
-#endif
-    if ((rc = tf_node_store_writer_start(node->store, store_wake, node, delay_ms)) != TF_OK) {
-        tf_node_log(TF_NODE_LOG_ERROR, "store", "cannot start the writer thread: %s",
-                    tf_strerror(rc));
-        return rc;
-    }
     if ((rc = uv_prepare_init(node->loop, &node->commit)) != 0)
         return rc;
     node->commit.data = node;
@@ -795,23 +712,16 @@ void tf_node_stop(struct tf_node *node)
     if (node->stopping)
         return;
     node->stopping = true;
-    /* Finish the batch in flight and the current one: commit before
-     * closing, then release replies. */
+    /* Finish the current batch: commit before closing, then release replies. */
     if (node->store != NULL && tf_node_store_dirty(node->store)) {
-        uint64_t t0 = uv_hrtime();
         int rc = tf_node_store_commit(node->store);
-        node->stats.commit_wait_us += (uv_hrtime() - t0) / 1000;
         if (rc != TF_OK)
             tf_node_log(TF_NODE_LOG_ERROR, "store", "final commit failed: %s", tf_strerror(rc));
         if (tf_node_commit_failure_is_fatal(rc))
             node->exit_status = TF_NODE_EXIT_STORE; /* and nothing of it is released */
         else
-            tf_node_ctl_committed(node->ctl, rc, UINT64_MAX);
+            tf_node_ctl_committed(node->ctl, rc);
     }
-    if (node->store != NULL)
-        tf_node_store_writer_stop(node->store);
-    events_drop(node);
-    close_handle((uv_handle_t *)&node->store_wake);
     tf_node_ping_stop_all(node);
     tf_node_ctl_stop(node->ctl);
     node->ctl = NULL;
@@ -843,10 +753,6 @@ void tf_node_deinit(struct tf_node *node)
     for (size_t i = 0; i < node->n_pending_events; i++)
         tf_proto_buf_free(&node->pending_events[i]);
     free(node->pending_events);
-    for (size_t i = 0; i < node->n_flight_events; i++)
-        tf_proto_buf_free(&node->flight_events[i]);
-    free(node->flight_events);
-    node->flight_events = NULL;
     node->pending_events = NULL;
     tf_node_store_close(node->store);
     node->store = NULL;

@@ -38,21 +38,14 @@ struct tf_node_stats {
     uint64_t frames_received;
     uint64_t writes;    /* socket writes: handshake messages, batches of frames */
     uint64_t commit_us; /* time spent committing (writing and syncing the store) */
-    /* perf (issue 17): bytes the committing thread (the store's writer
-     * thread) handed to write(2), pwrite(2) and pwritev(2) inside commits:
-     * the kernel's wchar (/proc/thread-self/io) read on that thread before
-     * and after each commit.  Nothing else writes on that thread
+    /* perf (issue 17): bytes the loop thread handed to write(2), pwrite(2)
+     * and pwritev(2) inside commits: the kernel's wchar (/proc/thread-self/io)
+     * read before and after each commit.  Nothing else writes on that thread
      * during a commit, so it is exactly what LMDB wrote: its dirty pages
      * (4 KiB each) and the meta page's changed bytes; 0 if the kernel does not
      * account task I/O.  (Not write_bytes: with large page-cache folios the
      * kernel counts a whole folio, up to 2 MiB, for one 4 KiB write.) */
     uint64_t commit_write_bytes;
-    /* writer (issue 17): the commits above run on the store's writer thread
-     * (commit_us and commit_write_bytes are that thread's); this is the time
-     * the loop itself spent in the store's commit calls (handing a batch
-     * over, taking a result, and any commit it had to wait for: at stop, or
-     * all of them without a writer thread). */
-    uint64_t commit_wait_us;
 };
 
 struct tf_node {
@@ -119,13 +112,6 @@ struct tf_node {
     /* mailbox: envelopes held for tenants, links to the own mailboxes
      * (node/mailbox.c). */
     struct tf_node_mailbox *mailbox;
-    /* writer (issue 17): the store's writer thread wakes the loop through
-     * store_wake when a commit ends; the events of the batch in flight wait
-     * in flight_events (pending_events hold the building batch's). */
-    uv_async_t store_wake;
-    struct tf_proto_buf *flight_events;
-    size_t n_flight_events, cap_flight_events;
-    bool flight_crash_armed; /* test hook: the batch in flight holds the receive */
 };
 
 /* twofoldd's exit status after a commit failed to write or sync (EIO and

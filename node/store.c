@@ -4,12 +4,10 @@
 #include <assert.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <sys/statvfs.h>
-#include <time.h>
 #include <unistd.h>
 
 #include <lmdb.h>
@@ -34,8 +32,6 @@
 #define OUTBOX_FIELDS 8
 #define MESSAGE_FIELDS 7
 #define ERROR_LEN_MAX (TF_NODE_OUTBOX_ERROR_MAX - 1)
-/* A commit doubles the map at most this many times before it gives up. */
-#define GROW_MAX 16
 /* seen_gc forgets ids in batches of this many keys. */
 #define GC_BATCH 256
 
@@ -106,32 +102,16 @@ static const struct {
  * reads a NULL value as "delete". */
 static const uint8_t no_value[1];
 
-/* One write of a batch.  The loop never writes LMDB itself: every write is
- * journalled, and the journal is replayed into a write transaction when the
- * batch commits (on the writer thread when the node runs one).  A replay
- * that hits MDB_MAP_FULL is aborted, the map grows and the same journal is
- * replayed again, so no write of the batch is lost. */
+/* One write of the open transaction.  MDB_MAP_FULL leaves a write
+ * transaction unusable, so every write is journalled: after the map has grown
+ * the journal is replayed into a new transaction and no earlier write of the
+ * loop iteration is lost. */
 struct op {
-    enum dbi table; /* for the overlay */
-    MDB_dbi dbi;    /* for the replay */
+    MDB_dbi dbi;
     bool del;
     unsigned flags; /* mdb_put flags */
     size_t klen, vlen;
     uint8_t bytes[]; /* key, then value */
-};
-
-/* The overlay of one table in one batch: the newest write of each key the
- * batch wrote, sorted in LMDB's key order.  The ops belong to the journal. */
-struct ov_index {
-    struct op **v;
-    size_t n, cap;
-};
-
-/* A batch: its journal (every write, in order) and its overlay. */
-struct batch {
-    struct op **ops;
-    size_t n_ops, cap_ops;
-    struct ov_index idx[DBI_COUNT];
 };
 
 struct tf_node_store {
@@ -141,28 +121,12 @@ struct tf_node_store {
      * is absent (a read-only open of an older store) and reads as empty. */
     uint32_t schema;
     bool readonly;
-    /* The batch's read transaction: opened at the first write (or write
-     * check) of a batch and ended when the batch is handed to commit, so
-     * that the reads of a write path see one snapshot; the overlay of the
-     * uncommitted batches lies over it. */
-    MDB_txn *txn;
-    int failed;       /* why the building batch was lost; reported by commit */
-    unsigned readers; /* our own read transactions open right now (txn included) */
-    /* The batch being built (the newest writes) and the one being committed
-     * (empty unless a writer thread commits it): reads see build, then
-     * flight, then LMDB. */
-    struct batch build, flight;
-    /* Moves whenever an overlay is dropped (its batch committed or lost):
-     * a read transaction begun before may miss what the overlay held. */
-    uint64_t view_gen;
-    /* Positions (savepoints) count the writes since the store opened:
-     * build's first write is at pos_base, flight's at flight_base.  Batch
-     * ids count batches: build is build_id, flight flight_id (0: none). */
-    size_t pos_base, flight_base;
-    uint64_t build_id, flight_id;
-    struct writer *writer;            /* NULL: batches commit on the caller's thread */
-    unsigned regrows;                 /* times the flight batch was replayed after growing */
-    uint64_t flight_us, flight_bytes; /* its commit attempts so far */
+    MDB_txn *txn;     /* the group-commit write transaction, or NULL */
+    uint64_t txn_gen; /* counts write transactions begun, to detect a replaced txn */
+    int failed;       /* why the write transaction was lost; reported by commit */
+    unsigned readers; /* our own read transactions open right now */
+    struct op **ops;  /* journal of txn */
+    size_t n_ops, cap_ops;
     uint64_t commits;
     /* For modules that keep counts of stored rows in memory (node/delivery.c):
      * the lowest journal position whose writes were discarded since the last
@@ -242,93 +206,6 @@ static uint64_t load_be(const uint8_t *p, size_t n)
     return v;
 }
 
-/* LMDB's default key order (mdb_cmp_memn): bytes, then the shorter first. */
-static int key_cmp(const void *a, size_t alen, const void *b, size_t blen)
-{
-    size_t n = alen < blen ? alen : blen;
-    int c = n > 0 ? memcmp(a, b, n) : 0;
-    return c != 0 ? c : (alen > blen) - (alen < blen);
-}
-
-static int op_cmp(const struct op *op, const void *key, size_t klen)
-{
-    return key_cmp(op->bytes, op->klen, key, klen);
-}
-
-/* The first position of x whose key is >= key (> key if after). */
-static size_t ov_bound(const struct ov_index *x, const void *key, size_t klen, bool after)
-{
-    size_t lo = 0, hi = x->n;
-    while (lo < hi) {
-        size_t mid = lo + (hi - lo) / 2;
-        int c = op_cmp(x->v[mid], key, klen);
-        if (c < 0 || (after && c == 0))
-            lo = mid + 1;
-        else
-            hi = mid;
-    }
-    return lo;
-}
-
-/* Records op as the newest write of its key in b's overlay. */
-static int ov_insert(struct batch *b, struct op *op)
-{
-    struct ov_index *x = &b->idx[op->table];
-    size_t i = ov_bound(x, op->bytes, op->klen, false);
-    if (i < x->n && op_cmp(x->v[i], op->bytes, op->klen) == 0) {
-        x->v[i] = op;
-        return 0;
-    }
-    if (x->n == x->cap) {
-        size_t cap = x->cap == 0 ? 16 : x->cap;
-        if (cap > SIZE_MAX / 2 / sizeof *x->v)
-            return TF_E_NOMEM;
-        struct op **v = realloc(x->v, 2 * cap * sizeof *v);
-        if (v == NULL)
-            return TF_E_NOMEM;
-        x->v = v;
-        x->cap = 2 * cap;
-    }
-    memmove(&x->v[i + 1], &x->v[i], (x->n - i) * sizeof *x->v);
-    x->v[i] = op;
-    x->n++;
-    return 0;
-}
-
-/* The newest uncommitted write of key in dbi (the building batch's, else the
- * committing one's), or NULL when the batches did not write it. */
-static const struct op *overlay_find(const struct tf_node_store *st, enum dbi dbi, const void *key,
-                                     size_t klen)
-{
-    const struct batch *layers[2] = {&st->build, &st->flight};
-    for (int j = 0; j < 2; j++) {
-        const struct ov_index *x = &layers[j]->idx[dbi];
-        size_t i = ov_bound(x, key, klen, false);
-        if (i < x->n && op_cmp(x->v[i], key, klen) == 0)
-            return x->v[i];
-    }
-    return NULL;
-}
-
-/* Empties a batch (journal and overlay), keeping its arrays. */
-static void batch_clear(struct batch *b)
-{
-    for (size_t i = 0; i < b->n_ops; i++)
-        free(b->ops[i]);
-    b->n_ops = 0;
-    for (int i = 0; i < DBI_COUNT; i++)
-        b->idx[i].n = 0;
-}
-
-static void batch_free(struct batch *b)
-{
-    batch_clear(b);
-    free(b->ops);
-    for (int i = 0; i < DBI_COUNT; i++)
-        free(b->idx[i].v);
-    memset(b, 0, sizeof *b);
-}
-
 /* Doubles the map.  LMDB allows this only while no transaction of this
  * process is open: a read transaction's pages would move under it. */
 static int grow_map(struct tf_node_store *st)
@@ -354,7 +231,7 @@ static int txn_begin(struct tf_node_store *st, unsigned flags, MDB_txn **txn)
         int dead;
         if (mdb_reader_check(st->env, &dead) == 0)
             rc = mdb_txn_begin(st->env, NULL, flags, txn);
-    } else if (rc == MDB_MAP_RESIZED && st->txn == NULL && st->readers == 0 && st->flight_id == 0) {
+    } else if (rc == MDB_MAP_RESIZED && st->txn == NULL && st->readers == 0) {
         if ((rc = mdb_env_set_mapsize(st->env, 0)) == 0)
             rc = mdb_txn_begin(st->env, NULL, flags, txn);
     }
@@ -363,28 +240,9 @@ static int txn_begin(struct tf_node_store *st, unsigned flags, MDB_txn **txn)
     return rc;
 }
 
-/* A read transaction of our own (counted in readers). */
-static int reader_begin(struct tf_node_store *st, MDB_txn **txn)
-{
-    int rc = txn_begin(st, MDB_RDONLY, txn);
-    if (rc == 0)
-        st->readers++;
-    return rc;
-}
-
-static void reader_end(struct tf_node_store *st, MDB_txn **txn)
-{
-    if (*txn != NULL) {
-        mdb_txn_abort(*txn);
-        *txn = NULL;
-        st->readers--;
-    }
-}
-
-/* Reads go through the batch's read transaction when one is open, so that
- * a write path and the reads around it see one snapshot; otherwise through a
- * read transaction of their own (*own), which read_end ends before the public
- * function returns.  Either way the overlay lies over it (get, walk). */
+/* Reads go through the open write transaction, so that they see its
+ * uncommitted writes; otherwise through a read transaction of their own
+ * (*own), which read_end ends before the public function returns. */
 static int read_begin(struct tf_node_store *st, MDB_txn **txn, bool *own)
 {
     *own = st->txn == NULL;
@@ -392,96 +250,70 @@ static int read_begin(struct tf_node_store *st, MDB_txn **txn, bool *own)
         *txn = st->txn;
         return 0;
     }
-    return reader_begin(st, txn);
+    int rc = txn_begin(st, MDB_RDONLY, txn);
+    if (rc == 0)
+        st->readers++;
+    return rc;
 }
 
 static void read_end(struct tf_node_store *st, MDB_txn *txn, bool own)
 {
-    if (own)
-        reader_end(st, &txn);
+    if (own) {
+        mdb_txn_abort(txn);
+        st->readers--;
+    }
 }
 
-/* The building batch ended (committed, handed on or lost). */
 static void journal_clear(struct tf_node_store *st)
 {
-    st->pos_base += st->build.n_ops;
-    batch_clear(&st->build);
+    for (size_t i = 0; i < st->n_ops; i++)
+        free(st->ops[i]);
+    st->n_ops = 0;
     st->batches++;
 }
 
-/* The writes of the building batch from sp on are discarded (not committed). */
+/* The writes of the journal from sp on are discarded (not committed). */
 static void journal_undone(struct tf_node_store *st, size_t sp)
 {
-    if (sp < st->pos_base + st->build.n_ops && sp < st->undone_from)
+    if (sp < st->n_ops && sp < st->undone_from)
         st->undone_from = sp;
 }
 
-static int journal_reserve(struct batch *b)
+static int journal_reserve(struct tf_node_store *st)
 {
-    if (b->n_ops < b->cap_ops)
+    if (st->n_ops < st->cap_ops)
         return 0;
-    size_t cap = b->cap_ops == 0 ? 16 : b->cap_ops;
-    if (cap > SIZE_MAX / 2 / sizeof *b->ops)
+    size_t cap = st->cap_ops == 0 ? 16 : st->cap_ops;
+    if (cap > SIZE_MAX / 2 / sizeof *st->ops)
         return TF_E_NOMEM;
-    struct op **ops = realloc(b->ops, 2 * cap * sizeof *ops);
+    struct op **ops = realloc(st->ops, 2 * cap * sizeof *ops);
     if (ops == NULL)
         return TF_E_NOMEM;
-    b->ops = ops;
-    b->cap_ops = 2 * cap;
+    st->ops = ops;
+    st->cap_ops = 2 * cap;
     return 0;
 }
 
 static int op_apply(MDB_txn *txn, const struct op *op)
 {
     MDB_val k = mval(op->bytes, op->klen), v = mval(op->bytes + op->klen, op->vlen);
-    if (!op->del)
-        return mdb_put(txn, op->dbi, &k, &v, op->flags);
-    /* The overlay made the key absent; deleting an absent key is that too. */
-    int rc = mdb_del(txn, op->dbi, &k, NULL);
-    return rc == MDB_NOTFOUND ? 0 : rc;
+    return op->del ? mdb_del(txn, op->dbi, &k, NULL) : mdb_put(txn, op->dbi, &k, &v, op->flags);
 }
 
-/* Replays a journal into a new write transaction and commits it (synced).
- * The caller's thread owns the transaction from begin to commit.  Returns a
- * raw code; MDB_MAP_FULL leaves nothing open. */
-static int replay(struct tf_node_store *st, const struct batch *b, bool on_loop)
-{
-    MDB_txn *txn;
-    int rc;
-    if (on_loop) {
-        rc = txn_begin(st, 0, &txn);
-    } else if ((rc = mdb_txn_begin(st->env, NULL, 0, &txn)) != 0) {
-        txn = NULL; /* MDB_MAP_RESIZED goes back to the loop, which adopts the size */
-    }
-    for (size_t i = 0; rc == 0 && i < b->n_ops; i++)
-        rc = op_apply(txn, b->ops[i]);
-    if (rc == 0)
-        return mdb_txn_commit(txn); /* ends txn, committed or not */
-    if (txn != NULL)
-        mdb_txn_abort(txn);
-    return rc;
-}
-
-/* Ends the batch's read transaction (before a commit, or when its snapshot
- * is out of date). */
-static void batch_reader_end(struct tf_node_store *st)
-{
-    reader_end(st, &st->txn);
-}
-
-/* The building batch is lost: drop it and remember why, so that commit
+/* The write transaction is lost: end it and remember why, so that commit
  * reports it (callers were already told that its earlier writes succeeded). */
-static int fail_batch(struct tf_node_store *st, int rc)
+static int fail_txn(struct tf_node_store *st, int rc)
 {
-    batch_reader_end(st);
-    journal_undone(st, st->pos_base);
+    if (st->txn != NULL) {
+        mdb_txn_abort(st->txn);
+        st->txn = NULL;
+    }
+    journal_undone(st, 0);
     journal_clear(st);
-    st->view_gen++;
     st->failed = lmdb_err(rc);
     return st->failed;
 }
 
-/* Opens the batch's read transaction, if it is not open yet. */
 static int write_begin(struct tf_node_store *st)
 {
     if (st->readonly)
@@ -490,45 +322,69 @@ static int write_begin(struct tf_node_store *st)
         return st->failed;
     if (st->txn != NULL)
         return 0;
-    return reader_begin(st, &st->txn);
+    int rc = txn_begin(st, 0, &st->txn);
+    if (rc == 0)
+        st->txn_gen++;
+    return rc;
 }
+
+static int regrow(struct tf_node_store *st, const struct op *extra);
 
 size_t tf_node_store_savepoint(const struct tf_node_store *st)
 {
-    return st->pos_base + st->build.n_ops;
+    return st->txn != NULL ? st->n_ops : 0;
 }
 
 int tf_node_store_rollback(struct tf_node_store *st, size_t sp)
 {
-    struct batch *b = &st->build;
     if (st->failed != 0)
         return st->failed;
-    /* Writes before the building batch are committed (or being committed)
-     * and stay. */
-    if (sp < st->pos_base)
-        sp = st->pos_base;
-    journal_undone(st, sp);
-    sp -= st->pos_base;
-    if (sp >= b->n_ops)
+    if (st->txn == NULL || sp >= st->n_ops)
         return TF_OK;
-    /* Drop the journal's tail and rebuild the overlay from what stays. */
-    for (size_t i = sp; i < b->n_ops; i++)
-        free(b->ops[i]);
-    b->n_ops = sp;
-    for (int i = 0; i < DBI_COUNT; i++)
-        b->idx[i].n = 0;
-    st->view_gen++;
+    /* LMDB cannot undo part of a transaction: end it and replay the journal
+     * up to the savepoint into a new one. */
+    mdb_txn_abort(st->txn);
+    st->txn = NULL;
+    journal_undone(st, sp);
+    for (size_t i = sp; i < st->n_ops; i++)
+        free(st->ops[i]);
+    st->n_ops = sp;
     if (sp == 0)
-        batch_reader_end(st); /* nothing is left open */
-    for (size_t i = 0; i < sp; i++)
-        if (ov_insert(b, b->ops[i]) != 0)
-            return fail_batch(st, TF_E_NOMEM);
-    return TF_OK;
+        return TF_OK;
+    int rc = write_begin(st);
+    for (size_t i = 0; rc == 0 && i < st->n_ops; i++)
+        rc = op_apply(st->txn, st->ops[i]);
+    if (rc == MDB_MAP_FULL)
+        rc = regrow(st, NULL);
+    return rc != 0 ? fail_txn(st, rc) : TF_OK;
 }
 
-/* Journals one write (val NULL: delete key) into the building batch and its
- * overlay, opening the batch if needed.  Every failure loses the whole batch
- * (fail_batch), so a half-done compound change is never committed. */
+/* After MDB_MAP_FULL: ends the unusable transaction, grows the map and
+ * replays the journal, then `extra` if given, into a new one.  On failure no
+ * transaction is open. */
+static int regrow(struct tf_node_store *st, const struct op *extra)
+{
+    int rc;
+    if (st->txn != NULL) {
+        mdb_txn_abort(st->txn);
+        st->txn = NULL;
+    }
+    if ((rc = grow_map(st)) != 0 || (rc = write_begin(st)) != 0)
+        return rc;
+    for (size_t i = 0; rc == 0 && i < st->n_ops; i++)
+        rc = op_apply(st->txn, st->ops[i]);
+    if (rc == 0 && extra != NULL)
+        rc = op_apply(st->txn, extra);
+    if (rc != 0) {
+        mdb_txn_abort(st->txn);
+        st->txn = NULL;
+    }
+    return rc;
+}
+
+/* Applies one write (val NULL: delete key) in the write transaction, opening
+ * it if needed.  Every failure after the transaction is open loses the whole
+ * transaction (fail_txn), so a half-done compound change is never committed. */
 static int write_op(struct tf_node_store *st, enum dbi dbi, const void *key, size_t klen,
                     const void *val, size_t vlen, unsigned flags)
 {
@@ -536,16 +392,12 @@ static int write_op(struct tf_node_store *st, enum dbi dbi, const void *key, siz
     int rc = write_begin(st);
     if (rc != 0)
         return rc;
-    /* What LMDB would refuse at the replay is refused now. */
-    if (klen == 0 || klen > (size_t)mdb_env_get_maxkeysize(st->env))
-        return fail_batch(st, MDB_BAD_VALSIZE);
     if (vlen <= SIZE_MAX - sizeof *op - klen)
         op = malloc(sizeof *op + klen + vlen);
-    if (op == NULL || journal_reserve(&st->build) != 0) {
+    if (op == NULL || journal_reserve(st) != 0) {
         free(op);
-        return fail_batch(st, TF_E_NOMEM);
+        return fail_txn(st, TF_E_NOMEM);
     }
-    op->table = dbi;
     op->dbi = st->dbi[dbi];
     op->del = val == NULL;
     op->flags = flags;
@@ -554,11 +406,14 @@ static int write_op(struct tf_node_store *st, enum dbi dbi, const void *key, siz
     memcpy(op->bytes, key, klen);
     if (vlen > 0)
         memcpy(op->bytes + klen, val, vlen);
-    if (ov_insert(&st->build, op) != 0) {
+    rc = op_apply(st->txn, op);
+    if (rc == MDB_MAP_FULL)
+        rc = regrow(st, op);
+    if (rc != 0) {
         free(op);
-        return fail_batch(st, TF_E_NOMEM);
+        return fail_txn(st, rc);
     }
-    st->build.ops[st->build.n_ops++] = op;
+    st->ops[st->n_ops++] = op;
     return 0;
 }
 
@@ -568,98 +423,13 @@ static bool has(const struct tf_node_store *st, enum dbi dbi)
     return tables[dbi].since <= st->schema;
 }
 
-/* Reads key: the overlay first, then LMDB through txn.  *val views the
- * overlay (valid until the batch ends or rolls back) or LMDB memory (valid
- * until txn ends).  An absent table holds nothing. */
+/* *val views LMDB memory, valid until txn's next write or its end.  An absent
+ * table holds nothing. */
 static int get(struct tf_node_store *st, MDB_txn *txn, enum dbi dbi, const void *key, size_t klen,
                MDB_val *val)
 {
-    if (!has(st, dbi))
-        return MDB_NOTFOUND;
-    const struct op *op = overlay_find(st, dbi, key, klen);
-    if (op != NULL) {
-        if (op->del)
-            return MDB_NOTFOUND;
-        *val = mval(op->bytes + op->klen, op->vlen);
-        return 0;
-    }
     MDB_val k = mval(key, klen);
-    return mdb_get(txn, st->dbi[dbi], &k, val);
-}
-
-/* How many keys dbi holds as the overlay shows it: LMDB's count, corrected
- * by each key the uncommitted batches wrote. */
-static int count(struct tf_node_store *st, MDB_txn *txn, enum dbi dbi, uint64_t *n)
-{
-    const struct batch *layers[2] = {&st->build, &st->flight};
-    MDB_stat ms;
-    *n = 0;
-    if (!has(st, dbi))
-        return 0;
-    int rc = mdb_stat(txn, st->dbi[dbi], &ms);
-    if (rc != 0)
-        return rc;
-    int64_t delta = 0;
-    for (int j = 0; j < 2; j++) {
-        const struct ov_index *x = &layers[j]->idx[dbi];
-        for (size_t i = 0; i < x->n; i++) {
-            const struct op *op = x->v[i];
-            MDB_val k = mval(op->bytes, op->klen), v;
-            if (overlay_find(st, dbi, op->bytes, op->klen) != op)
-                continue; /* a newer batch wrote it: counted there */
-            if ((rc = mdb_get(txn, st->dbi[dbi], &k, &v)) != 0 && rc != MDB_NOTFOUND)
-                return rc;
-            delta += (op->del ? 0 : 1) - (rc == 0 ? 1 : 0);
-        }
-    }
-    *n = (uint64_t)((int64_t)ms.ms_entries + delta);
-    return 0;
-}
-
-/* The greatest key dbi holds as the overlay shows it, copied into key (512
- * bytes); MDB_NOTFOUND when it is empty. */
-static int last_key(struct tf_node_store *st, MDB_txn *txn, enum dbi dbi, uint8_t key[static 512],
-                    size_t *klen)
-{
-    const struct batch *layers[2] = {&st->build, &st->flight};
-    MDB_cursor *cur;
-    MDB_val k, v;
-    bool found = false;
-    if (!has(st, dbi))
-        return MDB_NOTFOUND;
-    int rc = mdb_cursor_open(txn, st->dbi[dbi], &cur);
-    if (rc != 0)
-        return rc;
-    /* LMDB's last key that the overlay does not delete. */
-    for (rc = mdb_cursor_get(cur, &k, &v, MDB_LAST); rc == 0;
-         rc = mdb_cursor_get(cur, &k, &v, MDB_PREV)) {
-        const struct op *op = overlay_find(st, dbi, k.mv_data, k.mv_size);
-        if (op == NULL || !op->del) {
-            memcpy(key, k.mv_data, k.mv_size);
-            *klen = k.mv_size;
-            found = true;
-            break;
-        }
-    }
-    mdb_cursor_close(cur);
-    if (rc != 0 && rc != MDB_NOTFOUND)
-        return rc;
-    /* Each batch's last key that it (or a newer batch) leaves standing. */
-    for (int j = 0; j < 2; j++) {
-        const struct ov_index *x = &layers[j]->idx[dbi];
-        for (size_t i = x->n; i-- > 0;) {
-            const struct op *op = x->v[i];
-            if (overlay_find(st, dbi, op->bytes, op->klen)->del)
-                continue;
-            if (!found || op_cmp(op, key, *klen) > 0) {
-                memcpy(key, op->bytes, op->klen);
-                *klen = op->klen;
-                found = true;
-            }
-            break;
-        }
-    }
-    return found ? 0 : MDB_NOTFOUND;
+    return has(st, dbi) ? mdb_get(txn, st->dbi[dbi], &k, val) : MDB_NOTFOUND;
 }
 
 /* Visits one entry of a walk.  Returns 0 to go on; anything else stops the
@@ -667,123 +437,47 @@ static int last_key(struct tf_node_store *st, MDB_txn *txn, enum dbi dbi, uint8_
  * visitor chose, such as a callback's. */
 typedef int visit_fn(const MDB_val *key, const MDB_val *val, void *ctx, bool *stopped);
 
-/* Positions cur at the first key >= from (the first key if from is NULL) or
- * > from (after); *ok says whether there is one. */
-static int cursor_seek(MDB_cursor *cur, const void *from, size_t flen, bool after, MDB_val *k,
-                       MDB_val *v, bool *ok)
+/* Walks dbi in key order from the first key >= *from (or the first key). */
+static int walk(struct tf_node_store *st, MDB_txn *txn, enum dbi dbi, const MDB_val *from,
+                visit_fn *visit, void *ctx, bool *stopped)
 {
-    *k = mval(from, flen);
-    int rc = mdb_cursor_get(cur, k, v, from != NULL ? MDB_SET_RANGE : MDB_FIRST);
-    if (rc == 0 && after && key_cmp(k->mv_data, k->mv_size, from, flen) == 0)
-        rc = mdb_cursor_get(cur, k, v, MDB_NEXT);
-    *ok = rc == 0;
-    return rc == MDB_NOTFOUND ? 0 : rc;
-}
-
-/* Walks dbi in key order from the first key >= *from (or the first key),
- * merging the overlay of the uncommitted batches with LMDB (read through a
- * transaction of the walk's own).  Each step looks for the first key after
- * the last one visited, so the visitor may write (put or delete any key,
- * roll back or commit) and the walk goes on with what the store holds then:
- * a key the visitor adds after the current one is visited, one it deletes
- * is not.  A visitor's value is valid during its call only (until it
- * writes).  committed: LMDB alone, without the overlay. */
-static int walk_view(struct tf_node_store *st, enum dbi dbi, const MDB_val *from, visit_fn *visit,
-                     void *ctx, bool *stopped, bool committed)
-{
-    const struct batch *layers[2] = {&st->build, &st->flight};
-    int n_layers = committed ? 0 : 2;
-    uint8_t last[512]; /* LMDB's largest key is 511 bytes */
-    size_t llen = 0;
-    bool started = false, lm_ok = false;
-    MDB_txn *txn = NULL;
-    MDB_cursor *cur = NULL;
-    MDB_val lk, lv;
-    uint64_t gen = st->view_gen;
+    MDB_cursor *cur;
+    MDB_val k = from != NULL ? *from : mval(NULL, 0), v;
+    MDB_cursor_op op = from != NULL ? MDB_SET_RANGE : MDB_FIRST;
+    bool in_write = txn == st->txn;
+    uint64_t gen = st->txn_gen;
     int rc;
     *stopped = false;
     if (!has(st, dbi))
         return 0;
-    if ((rc = reader_begin(st, &txn)) != 0)
-        return rc;
     if ((rc = mdb_cursor_open(txn, st->dbi[dbi], &cur)) != 0)
-        goto cleanup;
-    if ((rc = cursor_seek(cur, from != NULL ? from->mv_data : NULL,
-                          from != NULL ? from->mv_size : 0, false, &lk, &lv, &lm_ok)) != 0)
-        goto cleanup;
-    for (;;) {
-        const struct op *cand = NULL, *newest = NULL;
-        /* LMDB's snapshot does not change under the cursor: step it past
-         * the last key visited. */
-        while (started && lm_ok && key_cmp(lk.mv_data, lk.mv_size, last, llen) <= 0) {
-            if ((rc = mdb_cursor_get(cur, &lk, &lv, MDB_NEXT)) != 0 && rc != MDB_NOTFOUND)
-                goto cleanup;
-            lm_ok = rc == 0;
-            rc = 0;
-        }
-        /* The overlay may have changed: look its keys up afresh. */
-        for (int j = 0; j < n_layers; j++) {
-            const struct ov_index *x = &layers[j]->idx[dbi];
-            size_t i = started        ? ov_bound(x, last, llen, true)
-                       : from != NULL ? ov_bound(x, from->mv_data, from->mv_size, false)
-                                      : 0;
-            if (i < x->n && (cand == NULL || op_cmp(x->v[i], cand->bytes, cand->klen) < 0))
-                cand = x->v[i];
-        }
-        const void *key;
-        size_t klen;
-        if (cand != NULL && (!lm_ok || op_cmp(cand, lk.mv_data, lk.mv_size) <= 0)) {
-            key = cand->bytes;
-            klen = cand->klen;
-            newest = overlay_find(st, dbi, key, klen);
-        } else if (lm_ok) {
-            key = lk.mv_data;
-            klen = lk.mv_size;
-        } else {
+        return rc;
+    while ((rc = mdb_cursor_get(cur, &k, &v, op)) == 0) {
+        op = MDB_NEXT;
+        rc = visit(&k, &v, ctx, stopped);
+        /* A callback that committed, aborted or (by growing the map) replaced
+         * the write transaction has also freed this cursor with it. */
+        if (in_write && (st->txn != txn || st->txn_gen != gen))
+            return rc != 0 ? rc : TF_E_BAD_STATE;
+        if (rc != 0)
             break;
-        }
-        memcpy(last, key, klen);
-        llen = klen;
-        started = true;
-        if (newest != NULL && newest->del)
-            continue;
-        MDB_val k = mval(last, llen);
-        MDB_val v = newest != NULL ? mval(newest->bytes + newest->klen, newest->vlen) : lv;
-        if ((rc = visit(&k, &v, ctx, stopped)) != 0)
-            break;
-        if (st->view_gen != gen) {
-            /* A batch committed (or was lost) under the visitor: read a
-             * snapshot that holds what its overlay held. */
-            gen = st->view_gen;
-            mdb_cursor_close(cur);
-            cur = NULL;
-            reader_end(st, &txn);
-            if ((rc = reader_begin(st, &txn)) != 0 ||
-                (rc = mdb_cursor_open(txn, st->dbi[dbi], &cur)) != 0 ||
-                (rc = cursor_seek(cur, last, llen, true, &lk, &lv, &lm_ok)) != 0)
-                goto cleanup;
-        }
     }
-cleanup:
-    if (cur != NULL)
-        mdb_cursor_close(cur);
-    reader_end(st, &txn);
-    return rc;
+    mdb_cursor_close(cur);
+    return rc == MDB_NOTFOUND && !*stopped ? 0 : rc;
 }
 
-static int walk(struct tf_node_store *st, enum dbi dbi, const MDB_val *from, visit_fn *visit,
-                void *ctx, bool *stopped)
-{
-    return walk_view(st, dbi, from, visit, ctx, stopped, false);
-}
-
-/* Walks dbi for a public foreach: the callback's own value passes through
- * untranslated. */
+/* Walks dbi in a read transaction for a public foreach: the callback's own
+ * value passes through untranslated. */
 static int walk_public(struct tf_node_store *st, enum dbi dbi, const MDB_val *from, visit_fn *visit,
                        void *ctx)
 {
-    bool stopped = false;
-    int rc = walk(st, dbi, from, visit, ctx, &stopped);
+    MDB_txn *txn;
+    bool own, stopped = false;
+    int rc = read_begin(st, &txn, &own);
+    if (rc == 0) {
+        rc = walk(st, txn, dbi, from, visit, ctx, &stopped);
+        read_end(st, txn, own);
+    }
     return stopped ? rc : lmdb_err(rc);
 }
 
@@ -1030,7 +724,6 @@ int tf_node_store_open(const char *dir, enum tf_node_store_mode mode, struct tf_
     }
     st->readonly = mode == TF_NODE_STORE_READONLY;
     st->undone_from = SIZE_MAX;
-    st->build_id = 1;
     if ((rc = env_open(st, dir, mode)) == 0 && (rc = open_txn(st, mode)) == MDB_MAP_FULL &&
         (rc = grow_map(st)) == 0)
         rc = open_txn(st, mode);
@@ -1047,353 +740,37 @@ fail:
     return lmdb_err(rc);
 }
 
-/* perf (issue 17): the kernel's wchar for the calling thread (bytes it has
- * passed to write-family system calls since it started), or 0 if unknown.
- * Nothing but LMDB writes on the thread during a commit, so the difference
- * across one is what the commit wrote. */
-static uint64_t thread_wchar(void)
-{
-    int fd = open("/proc/thread-self/io", O_RDONLY | O_CLOEXEC);
-    if (fd < 0)
-        return 0;
-    char buf[512];
-    ssize_t n = read(fd, buf, sizeof buf - 1);
-    close(fd);
-    if (n <= 0)
-        return 0;
-    buf[n] = '\0';
-    const char *p = strstr(buf, "\nwchar: ");
-    return p != NULL ? strtoull(p + strlen("\nwchar: "), NULL, 10) : 0;
-}
-
-/* Microseconds on a monotonic clock. */
-static uint64_t now_us(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
-}
-
-/*
- * The writer thread.  The loop hands it a finished batch (build becomes
- * flight) and goes on building the next one; the thread begins a write
- * transaction, replays flight's journal, commits (synced) and reports.  At
- * most one batch is in flight.  While it is, the loop only reads flight
- * (its overlay), never changes it; the thread reads only flight and the
- * environment.  job, done and the results are under mu.
- */
-struct writer {
-    pthread_t thread;
-    pthread_mutex_t mu;
-    pthread_cond_t cv;
-    bool job, done, quit;
-    int rc; /* raw */
-    uint64_t us, bytes;
-    tf_node_store_wake_fn *wake;
-    void *wake_arg;
-    unsigned delay_ms; /* test hook: a slow disk (tf_node_store_writer_start) */
-};
-
-static void *writer_main(void *arg)
-{
-    struct tf_node_store *st = arg;
-    struct writer *w = st->writer;
-    pthread_mutex_lock(&w->mu);
-    for (;;) {
-        while (!w->job && !w->quit)
-            pthread_cond_wait(&w->cv, &w->mu);
-        if (!w->job)
-            break;
-        pthread_mutex_unlock(&w->mu);
-        uint64_t t0 = now_us(), b0 = thread_wchar();
-        if (w->delay_ms > 0)
-            nanosleep(&(struct timespec){(time_t)(w->delay_ms / 1000),
-                                         (long)(w->delay_ms % 1000) * 1000000L},
-                      NULL);
-        int rc = replay(st, &st->flight, false);
-        uint64_t b1 = thread_wchar(), us = now_us() - t0;
-        pthread_mutex_lock(&w->mu);
-        w->rc = rc;
-        w->us = us;
-        w->bytes = b1 > b0 ? b1 - b0 : 0;
-        w->job = false;
-        w->done = true;
-        pthread_cond_broadcast(&w->cv);
-        pthread_mutex_unlock(&w->mu);
-        w->wake(w->wake_arg); /* the loop joins this thread only after it */
-        pthread_mutex_lock(&w->mu);
-    }
-    pthread_mutex_unlock(&w->mu);
-    return NULL;
-}
-
-static void writer_give(struct writer *w)
-{
-    pthread_mutex_lock(&w->mu);
-    w->job = true;
-    pthread_cond_signal(&w->cv);
-    pthread_mutex_unlock(&w->mu);
-}
-
-/* Takes the writer's result, if it has one (wait: blocks until it has). */
-static bool writer_take(struct tf_node_store *st, bool wait, int *rc)
-{
-    struct writer *w = st->writer;
-    pthread_mutex_lock(&w->mu);
-    while (wait && !w->done)
-        pthread_cond_wait(&w->cv, &w->mu);
-    bool done = w->done;
-    if (done) {
-        w->done = false;
-        *rc = w->rc;
-        st->flight_us += w->us;
-        st->flight_bytes += w->bytes;
-    }
-    pthread_mutex_unlock(&w->mu);
-    return done;
-}
-
-int tf_node_store_writer_start(struct tf_node_store *st, tf_node_store_wake_fn *wake, void *arg,
-                               unsigned delay_ms)
-{
-    if (st->readonly || st->writer != NULL)
-        return TF_E_BAD_STATE;
-    struct writer *w = calloc(1, sizeof *w);
-    if (w == NULL)
-        return TF_E_NOMEM;
-    w->wake = wake;
-    w->wake_arg = arg;
-    w->delay_ms = delay_ms;
-    int rc = pthread_mutex_init(&w->mu, NULL);
-    if (rc != 0) {
-        free(w);
-        return -rc;
-    }
-    if ((rc = pthread_cond_init(&w->cv, NULL)) != 0) {
-        pthread_mutex_destroy(&w->mu);
-        free(w);
-        return -rc;
-    }
-    st->writer = w;
-    if ((rc = pthread_create(&w->thread, NULL, writer_main, st)) != 0) {
-        st->writer = NULL;
-        pthread_cond_destroy(&w->cv);
-        pthread_mutex_destroy(&w->mu);
-        free(w);
-    }
-    return -rc;
-}
-
-/* The flight batch ended with raw code rc: committed, or lost together with
- * the building batch (whose writes may depend on it).  Fills *done. */
-/* pages: the puts and deletes of a committed batch, per table. */
-static void count_table_writes(struct tf_node_store *st, const struct batch *b)
-{
-    for (size_t i = 0; i < b->n_ops; i++)
-        st->table_writes[b->ops[i]->table]++;
-}
-
-static void flight_end(struct tf_node_store *st, int rc, struct tf_node_store_done *done)
-{
-    done->outcome = TF_NODE_STORE_DECIDED;
-    done->commit_us = st->flight_us;
-    done->write_bytes = st->flight_bytes;
-    st->flight_us = st->flight_bytes = 0;
-    st->regrows = 0;
-    if (rc == 0) {
-        st->commits++;
-        count_table_writes(st, &st->flight);
-        done->id = st->flight_id;
-        done->rc = TF_OK;
-    } else {
-        if (st->flight_base < st->undone_from)
-            st->undone_from = st->flight_base;
-        batch_reader_end(st);
-        journal_clear(st);
-        st->failed = 0;
-        done->id = st->build_id++;
-        done->rc = lmdb_err(rc);
-    }
-    batch_clear(&st->flight);
-    st->flight_id = 0;
-    st->batches++;
-    /* A read transaction begun before the commit would miss what the
-     * overlay held: the next write path begins a new one. */
-    batch_reader_end(st);
-    st->view_gen++;
-}
-
-/* After MDB_MAP_FULL (or MDB_MAP_RESIZED: another process grew the map):
- * grows the map, which needs no transaction of ours open (the caller ends
- * the batch's), and hands the same journal to the writer again.  False if it
- * cannot. */
-static bool flight_regrow(struct tf_node_store *st, int *rc)
-{
-    if (st->regrows >= GROW_MAX)
-        return false;
-    batch_reader_end(st);
-    int g = *rc == MDB_MAP_FULL ? grow_map(st)
-            : st->readers == 0  ? mdb_env_set_mapsize(st->env, 0)
-                                : MDB_MAP_FULL;
-    if (g != 0) {
-        *rc = g;
-        return false;
-    }
-    st->regrows++;
-    writer_give(st->writer);
-    return true;
-}
-
-void tf_node_store_reap(struct tf_node_store *st, struct tf_node_store_done *done)
-{
-    int rc;
-    memset(done, 0, sizeof *done);
-    done->outcome = TF_NODE_STORE_WAITING;
-    if (st->writer == NULL || st->flight_id == 0 || !writer_take(st, false, &rc))
-        return;
-    if ((rc == MDB_MAP_FULL || rc == MDB_MAP_RESIZED) && flight_regrow(st, &rc))
-        return;
-    flight_end(st, rc, done);
-}
-
-/* Waits for the flight batch to end (growing the map as reap does). */
-static void flight_wait(struct tf_node_store *st, struct tf_node_store_done *done)
-{
-    int rc;
-    for (;;) {
-        (void)writer_take(st, true, &rc);
-        if ((rc != MDB_MAP_FULL && rc != MDB_MAP_RESIZED) || !flight_regrow(st, &rc))
-            break;
-    }
-    flight_end(st, rc, done);
-}
-
-void tf_node_store_submit(struct tf_node_store *st, struct tf_node_store_done *done)
-{
-    memset(done, 0, sizeof *done);
-    /* The batch's read transaction never outlives a loop turn. */
-    batch_reader_end(st);
-    if (st->flight_id != 0) {
-        done->outcome = TF_NODE_STORE_WAITING;
-        return;
-    }
-    done->outcome = TF_NODE_STORE_DECIDED;
-    if (st->failed != 0 || st->build.n_ops == 0 || st->writer == NULL) {
-        /* Decided here: lost, empty, or committed on this thread (measured
-         * only when it writes: reading /proc costs system calls). */
-        bool measure = st->failed == 0 && st->build.n_ops > 0;
-        uint64_t t0 = measure ? now_us() : 0, b0 = measure ? thread_wchar() : 0;
-        uint64_t id = st->build_id;
-        done->rc = tf_node_store_commit(st);
-        if (measure) {
-            uint64_t b1 = thread_wchar();
-            done->commit_us = now_us() - t0;
-            done->write_bytes = b1 > b0 ? b1 - b0 : 0;
-        }
-        done->id = id;
-        return;
-    }
-    /* Hand the batch over; the next one builds in the emptied arrays. */
-    struct batch b = st->flight;
-    st->flight = st->build;
-    st->build = b;
-    st->flight_base = st->pos_base;
-    st->pos_base += st->flight.n_ops;
-    st->flight_id = st->build_id++;
-    writer_give(st->writer);
-    done->outcome = TF_NODE_STORE_TAKEN;
-}
-
-void tf_node_store_writer_stop(struct tf_node_store *st)
-{
-    struct writer *w = st->writer;
-    if (w == NULL)
-        return;
-    if (st->flight_id != 0) {
-        struct tf_node_store_done done;
-        flight_wait(st, &done);
-    }
-    pthread_mutex_lock(&w->mu);
-    w->quit = true;
-    pthread_cond_signal(&w->cv);
-    pthread_mutex_unlock(&w->mu);
-    (void)pthread_join(w->thread, NULL);
-    pthread_cond_destroy(&w->cv);
-    pthread_mutex_destroy(&w->mu);
-    free(w);
-    st->writer = NULL;
-}
-
-uint64_t tf_node_store_wait_id(const struct tf_node_store *st)
-{
-    if (st->txn != NULL || st->build.n_ops > 0 || st->failed != 0)
-        return st->build_id;
-    return st->flight_id;
-}
-
-size_t tf_node_store_durable(const struct tf_node_store *st)
-{
-    return st->flight_id != 0 ? st->flight_base : st->pos_base;
-}
-
-bool tf_node_store_busy(const struct tf_node_store *st)
-{
-    return st->flight_id != 0;
-}
-
 void tf_node_store_close(struct tf_node_store *st)
 {
     if (st == NULL)
         return;
-    tf_node_store_writer_stop(st);
     tf_node_store_abort(st);
-    batch_free(&st->build);
-    batch_free(&st->flight);
+    free(st->ops);
     mdb_env_close(st->env);
     free(st);
 }
 
-/* Replays b and commits it, growing the map (doubling) as often as needed
- * while nothing of ours is open.  On this thread: for the synchronous
- * commit.  A raw code. */
-static int commit_growing(struct tf_node_store *st, const struct batch *b)
-{
-    for (int grown = 0;; grown++) {
-        int rc = replay(st, b, true);
-        if (rc != MDB_MAP_FULL || grown == GROW_MAX)
-            return rc;
-        if ((rc = grow_map(st)) != 0)
-            return rc;
-    }
-}
-
 int tf_node_store_commit(struct tf_node_store *st)
 {
-    if (st->flight_id != 0) {
-        /* The batch in flight goes first; if it is lost, so is this one. */
-        struct tf_node_store_done done;
-        flight_wait(st, &done);
-        if (done.rc != TF_OK)
-            return done.rc;
-    }
     int rc = st->failed;
     if (rc != 0) {
         st->failed = 0;
-        st->build_id++;
         return rc;
     }
-    bool open = st->txn != NULL || st->build.n_ops > 0;
-    batch_reader_end(st);
-    if (!open)
+    if (st->txn == NULL)
         return TF_OK;
-    st->build_id++;
-    rc = st->build.n_ops > 0 ? commit_growing(st, &st->build) : 0;
+    rc = mdb_txn_commit(st->txn);
+    st->txn = NULL; /* gone, committed or not */
+    if (rc == MDB_MAP_FULL && (rc = regrow(st, NULL)) == 0) {
+        rc = mdb_txn_commit(st->txn);
+        st->txn = NULL;
+    }
     if (rc != 0)
-        journal_undone(st, st->pos_base);
-    else
-        count_table_writes(st, &st->build);
+        journal_undone(st, 0);
+    for (size_t i = 0; rc == 0 && i < st->n_ops; i++) /* pages: writes per table */
+        for (int t = 0; t < DBI_COUNT; t++)
+            st->table_writes[t] += st->dbi[t] == st->ops[i]->dbi;
     journal_clear(st);
-    st->view_gen++;
     if (rc == 0)
         st->commits++;
     return lmdb_err(rc);
@@ -1401,10 +778,12 @@ int tf_node_store_commit(struct tf_node_store *st)
 
 void tf_node_store_abort(struct tf_node_store *st)
 {
-    batch_reader_end(st);
-    journal_undone(st, st->pos_base);
+    if (st->txn != NULL) {
+        mdb_txn_abort(st->txn);
+        st->txn = NULL;
+    }
+    journal_undone(st, 0);
     journal_clear(st);
-    st->view_gen++;
     st->failed = 0;
 }
 
@@ -1427,7 +806,7 @@ uint64_t tf_node_store_contacts_gen(const struct tf_node_store *st)
 
 bool tf_node_store_dirty(const struct tf_node_store *st)
 {
-    return st->txn != NULL || st->build.n_ops > 0 || st->failed != 0 || st->flight_id != 0;
+    return st->txn != NULL || st->failed != 0;
 }
 
 /* Copies n bytes (LMDB memory, or a view into it) into *out, whose data is
@@ -1538,7 +917,7 @@ static int drop_alias(struct tf_node_store *st, const uint8_t pk[static TF_PROTO
     for (;;) {
         struct alias_of a = {.pk = pk};
         bool found;
-        if ((rc = walk(st, DBI_ALIASES, NULL, visit_alias_of, &a, &found)) != 0 && !found)
+        if ((rc = walk(st, st->txn, DBI_ALIASES, NULL, visit_alias_of, &a, &found)) != 0 && !found)
             return rc;
         if (!found)
             return 0;
@@ -1663,7 +1042,7 @@ static int find(struct tf_node_store *st, MDB_txn *txn, const void *name_arg,
         return contact_get(st, txn, pk, out);
     if (p.len < FIND_PREFIX_MIN || p.len > TF_PROTO_TEXT_ID_LEN)
         return MDB_NOTFOUND;
-    if ((rc = walk(st, DBI_CONTACTS, NULL, visit_prefix, &p, &stopped)) != 0)
+    if ((rc = walk(st, txn, DBI_CONTACTS, NULL, visit_prefix, &p, &stopped)) != 0)
         return rc;
     if (p.matches == 0)
         return MDB_NOTFOUND;
@@ -1845,35 +1224,32 @@ int tf_node_store_contact_foreach(struct tf_node_store *st, tf_node_store_contac
     return walk_public(st, DBI_CONTACTS, NULL, visit_contact, &u);
 }
 
-/* The newest event's seq in *seq (0 if there is none), as the overlay shows
- * the table. */
-static int last_seq(struct tf_node_store *st, MDB_txn *txn, uint64_t *seq)
-{
-    uint8_t key[512];
-    size_t klen = 0;
-    int rc = last_key(st, txn, DBI_EVENTS, key, &klen);
-    *seq = 0;
-    if (rc == MDB_NOTFOUND)
-        return 0;
-    if (rc == 0 && klen != SEQ_LEN)
-        rc = TF_E_CORRUPT;
-    if (rc == 0)
-        *seq = load_be(key, SEQ_LEN);
-    return rc;
-}
-
 int tf_node_store_event_append(struct tf_node_store *st, const uint8_t *rec, size_t len,
                                uint64_t *seq)
 {
     uint8_t key[SEQ_LEN];
     uint64_t last = 0;
+    MDB_cursor *cur;
+    MDB_val k, v;
     int rc;
     if (rec == NULL && len > 0)
         return TF_E_INVALID_ARG;
-    if ((rc = write_begin(st)) != 0 || (rc = last_seq(st, st->txn, &last)) != 0)
+    if ((rc = write_begin(st)) != 0)
         return lmdb_err(rc);
-    if (last == UINT64_MAX)
-        return -EOVERFLOW;
+    if ((rc = mdb_cursor_open(st->txn, st->dbi[DBI_EVENTS], &cur)) != 0)
+        return lmdb_err(rc);
+    rc = mdb_cursor_get(cur, &k, &v, MDB_LAST);
+    if (rc == 0 && k.mv_size != SEQ_LEN)
+        rc = TF_E_CORRUPT;
+    else if (rc == 0)
+        last = load_be(k.mv_data, SEQ_LEN);
+    else if (rc == MDB_NOTFOUND)
+        rc = 0;
+    mdb_cursor_close(cur);
+    if (rc == 0 && last == UINT64_MAX)
+        rc = -EOVERFLOW;
+    if (rc != 0)
+        return lmdb_err(rc);
     store_be64(key, last + 1);
     rc = write_op(st, DBI_EVENTS, key, SEQ_LEN, rec != NULL ? rec : no_value, len, MDB_APPEND);
     if (rc == 0 && seq != NULL)
@@ -1897,58 +1273,72 @@ static uint64_t event_time(const MDB_val *v)
     return t;
 }
 
-/* The oldest event: its key (copied) and its time. */
-struct oldest {
-    uint8_t key[SEQ_LEN];
-    uint64_t time;
-};
-
-static int visit_oldest(const MDB_val *k, const MDB_val *v, void *ctx, bool *stopped)
+/* Reads the oldest event: its key (copied), its time, and how many events
+ * there are.  MDB_NOTFOUND when there are none. */
+static int oldest_event(struct tf_node_store *st, uint8_t key[static SEQ_LEN], uint64_t *time,
+                        uint64_t *count)
 {
-    struct oldest *o = ctx;
-    if (k->mv_size != SEQ_LEN)
-        return TF_E_CORRUPT;
-    memcpy(o->key, k->mv_data, SEQ_LEN);
-    o->time = event_time(v);
-    *stopped = true;
-    return 1;
+    MDB_cursor *cur;
+    MDB_stat ms;
+    MDB_val k, v;
+    int rc = mdb_stat(st->txn, st->dbi[DBI_EVENTS], &ms);
+    if (rc != 0)
+        return rc;
+    *count = ms.ms_entries;
+    if ((rc = mdb_cursor_open(st->txn, st->dbi[DBI_EVENTS], &cur)) != 0)
+        return rc;
+    rc = mdb_cursor_get(cur, &k, &v, MDB_FIRST);
+    if (rc == 0 && k.mv_size != SEQ_LEN)
+        rc = TF_E_CORRUPT;
+    if (rc == 0) {
+        memcpy(key, k.mv_data, SEQ_LEN);
+        *time = event_time(&v);
+    }
+    mdb_cursor_close(cur);
+    return rc;
 }
 
 int tf_node_store_event_trim(struct tf_node_store *st, uint64_t max_count, uint64_t before,
                              size_t limit, size_t *deleted)
 {
-    uint64_t n;
-    int rc;
+    uint8_t key[SEQ_LEN];
+    uint64_t time, count;
+    int rc = 0;
     *deleted = 0;
-    if ((rc = write_begin(st)) != 0 || (rc = count(st, st->txn, DBI_EVENTS, &n)) != 0)
-        return lmdb_err(rc);
-    while (*deleted < limit && n > 1) {
-        struct oldest o;
-        bool found;
-        if ((rc = walk(st, DBI_EVENTS, NULL, visit_oldest, &o, &found)) != 0 && !found)
+    while (*deleted < limit) {
+        /* Each delete may replace the transaction (to grow the map): no
+         * cursor is kept across it. */
+        if ((rc = write_begin(st)) != 0 || (rc = oldest_event(st, key, &time, &count)) != 0)
             break;
-        rc = 0;
-        if (!found || (n <= max_count && o.time >= before))
+        if (count <= 1 || (count <= max_count && time >= before))
             break;
-        if ((rc = write_op(st, DBI_EVENTS, o.key, SEQ_LEN, NULL, 0, 0)) != 0)
+        if ((rc = write_op(st, DBI_EVENTS, key, SEQ_LEN, NULL, 0, 0)) != 0)
             break;
         (*deleted)++;
-        n--;
     }
-    return lmdb_err(rc);
+    return rc == MDB_NOTFOUND ? TF_OK : lmdb_err(rc);
 }
 
 int tf_node_store_event_last(struct tf_node_store *st, uint64_t *seq)
 {
     MDB_txn *txn;
+    MDB_cursor *cur;
+    MDB_val k, v;
     bool own;
     *seq = 0;
     int rc = read_begin(st, &txn, &own);
     if (rc != 0)
         return lmdb_err(rc);
-    rc = last_seq(st, txn, seq);
+    if ((rc = mdb_cursor_open(txn, st->dbi[DBI_EVENTS], &cur)) == 0) {
+        rc = mdb_cursor_get(cur, &k, &v, MDB_LAST);
+        if (rc == 0 && k.mv_size != SEQ_LEN)
+            rc = TF_E_CORRUPT;
+        else if (rc == 0)
+            *seq = load_be(k.mv_data, SEQ_LEN);
+        mdb_cursor_close(cur);
+    }
     read_end(st, txn, own);
-    return lmdb_err(rc);
+    return rc == MDB_NOTFOUND ? TF_OK : lmdb_err(rc);
 }
 
 static int visit_event(const MDB_val *k, const MDB_val *v, void *ctx, bool *stopped)
@@ -1959,20 +1349,6 @@ static int visit_event(const MDB_val *k, const MDB_val *v, void *ctx, bool *stop
     int rc = u->cb.event(load_be(k->mv_data, SEQ_LEN), v->mv_data, v->mv_size, u->arg);
     *stopped = rc != 0;
     return rc;
-}
-
-int tf_node_store_event_foreach_committed(struct tf_node_store *st, uint64_t after,
-                                          tf_node_store_event_cb *cb, void *arg)
-{
-    struct user_cb u = {.cb.event = cb, .arg = arg};
-    uint8_t key[SEQ_LEN];
-    bool stopped = false;
-    if (after == UINT64_MAX)
-        return TF_OK;
-    store_be64(key, after + 1);
-    MDB_val from = mval(key, sizeof key);
-    int rc = walk_view(st, DBI_EVENTS, &from, visit_event, &u, &stopped, true);
-    return stopped ? rc : lmdb_err(rc);
 }
 
 int tf_node_store_event_foreach(struct tf_node_store *st, uint64_t after,
@@ -2039,7 +1415,7 @@ static int index_drop_all(struct tf_node_store *st, enum dbi dbi, const uint8_t 
     for (;;) {
         struct index_of x = {.id = id};
         bool found;
-        int rc = walk(st, dbi, NULL, visit_index_of, &x, &found);
+        int rc = walk(st, st->txn, dbi, NULL, visit_index_of, &x, &found);
         if (!found)
             return rc;
         if ((rc = write_op(st, dbi, x.key, sizeof x.key, NULL, 0, 0)) != 0)
@@ -2084,8 +1460,13 @@ static int visit_collect(const MDB_val *k, const MDB_val *v, void *ctx, bool *st
  * that has ended when it returns. */
 static int collect(struct tf_node_store *st, enum dbi dbi, struct time_keys *c)
 {
-    bool stopped = false;
-    int rc = walk(st, dbi, NULL, visit_collect, c, &stopped);
+    MDB_txn *txn;
+    bool own, stopped = false;
+    int rc = read_begin(st, &txn, &own);
+    if (rc == 0) {
+        rc = walk(st, txn, dbi, NULL, visit_collect, c, &stopped);
+        read_end(st, txn, own);
+    }
     return stopped ? 0 : rc;
 }
 
@@ -2640,7 +2021,7 @@ int tf_node_store_stat(struct tf_node_store *st, struct tf_node_store_stat *out)
         {DBI_CONTACTS, &out->contacts}, {DBI_EVENTS, &out->events},     {DBI_OUTBOX, &out->outbox},
         {DBI_SEEN, &out->seen},         {DBI_MESSAGES, &out->messages},
     };
-    MDB_stat env;
+    MDB_stat ms, env;
     MDB_envinfo info;
     MDB_txn *txn;
     bool own;
@@ -2649,7 +2030,8 @@ int tf_node_store_stat(struct tf_node_store *st, struct tf_node_store_stat *out)
     if (rc != 0)
         return lmdb_err(rc);
     for (size_t i = 0; rc == 0 && i < sizeof counts / sizeof counts[0]; i++)
-        rc = count(st, txn, counts[i].dbi, counts[i].n);
+        if (has(st, counts[i].dbi) && (rc = mdb_stat(txn, st->dbi[counts[i].dbi], &ms)) == 0)
+            *counts[i].n = ms.ms_entries;
     read_end(st, txn, own);
     if (rc == 0 && (rc = mdb_env_info(st->env, &info)) == 0 &&
         (rc = mdb_env_stat(st->env, &env)) == 0) {
@@ -2706,7 +2088,7 @@ int tf_node_store_copy_fd(struct tf_node_store *st, int fd)
     /* The running node grew the map since this process opened it: adopt
      * the new size (nothing else is open here) and copy again from the
      * start. */
-    if (rc == MDB_MAP_RESIZED && st->txn == NULL && st->readers == 0 && st->flight_id == 0 &&
+    if (rc == MDB_MAP_RESIZED && st->txn == NULL && st->readers == 0 &&
         (rc = mdb_env_set_mapsize(st->env, 0)) == 0) {
         if (ftruncate(fd, 0) != 0 || lseek(fd, 0, SEEK_SET) != 0)
             return -errno;

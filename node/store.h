@@ -49,32 +49,19 @@
  * rewrites them at its start).  Each
  * migration so far is additive: see tf_node_store_open.
  *
- * Group commit: every mutation goes into ONE batch, opened at the first write
- * of a loop iteration and committed by tf_node_store_commit, which the node
- * calls from a uv_prepare callback before the loop sleeps; replies that
- * promise durability are sent only after that.  The loop never writes LMDB
- * itself: a write is journalled and recorded in an in-memory overlay of the
- * batch (the newest value of each key it wrote, or a tombstone), and the
- * commit replays the journal into one LMDB write transaction and commits it,
- * synced as LMDB always does.  Every read (get, find, walks, counts) looks
- * in the overlay first and then in LMDB through a read transaction, so it
- * sees the batch's uncommitted writes; a write path's reads share one read
- * transaction (opened at its first write, ended at the commit).  No pointer
- * into LMDB memory ever leaves this module.
- *
- * Walks (every foreach) merge the overlay with LMDB in key order and step
- * to the first key after the last one visited, so a callback may write
- * (put, delete, roll back or commit) and the walk goes on over what the
- * store then holds: a key the callback adds after the current one is
- * visited, one it deletes is not.
+ * Group commit: every mutation goes into ONE write transaction that is opened
+ * lazily at the first write of a loop iteration and committed by
+ * tf_node_store_commit, which the node calls from a uv_prepare callback before
+ * the loop sleeps; replies that promise durability are sent only after that.
+ * While the write transaction is open, reads go through it; otherwise each read
+ * function opens, copies out and ends a read transaction inside the call.  No
+ * pointer into LMDB memory ever leaves this module.
  *
  * Errors: LMDB codes are translated in exactly one function (to -errno or
- * TF_E_*); a commit that meets MDB_MAP_FULL aborts, grows the map (doubling)
- * and replays the same journal, while no read transaction of ours is open
- * (inside a walk it cannot: the batch is lost with -ENOSPC).
+ * TF_E_*); MDB_MAP_FULL grows the map and replays the write transaction's
+ * journal of writes (every table's) into a new one, once.
  *
- * Single-threaded: a store belongs to one thread (the loop's), but for the
- * writer thread it may start (see "commits off the loop" below).
+ * Single-threaded: a store belongs to one thread.
  */
 #ifndef TF_NODE_STORE_H
 #define TF_NODE_STORE_H
@@ -111,21 +98,18 @@ enum tf_node_store_mode {
 TF_MUST_CHECK int tf_node_store_open(const char *dir, enum tf_node_store_mode mode,
                                      struct tf_node_store **out);
 
-/* Aborts any open batch (uncommitted changes are lost: callers
+/* Aborts any open write transaction (uncommitted changes are lost: callers
  * commit first) and closes the environment.  NULL is a no-op. */
 void tf_node_store_close(struct tf_node_store *st);
 
-/* Commits the open batch, if any, on the caller's thread (shutdown, the
- * CLI's offline writes, tests), after waiting for the batch in flight, if
- * any (if that one is lost, so is the open batch, and its error is
- * returned).  TF_OK when nothing was open.  After a failure the batch is
- * gone and its changes are lost. */
+/* Commits the open write transaction, if any.  TF_OK when nothing was open.
+ * After a failure the transaction is gone and its changes are lost. */
 TF_MUST_CHECK int tf_node_store_commit(struct tf_node_store *st);
 
-/* Aborts (discards) the open batch, if any. */
+/* Aborts the open write transaction, if any. */
 void tf_node_store_abort(struct tf_node_store *st);
 
-/* A point in the open batch (a count of writes since the store opened): a request or envelope
+/* A point in the open batch (0 when none is open): a request or envelope
  * handler takes one first, and rolls back to it when it fails, so that a
  * failed handler leaves no partial writes while other handlers' writes in the
  * same batch stay. */
@@ -139,84 +123,16 @@ TF_MUST_CHECK int tf_node_store_rollback(struct tf_node_store *st, size_t sp);
  * undo_take returns the lowest savepoint (tf_node_store_savepoint, taken just
  * before the write) whose writes were discarded since its last call, by a
  * rollback, an abort, a lost transaction or a failed commit, and SIZE_MAX
- * when none were (a lost batch in flight reports from its first write, which
- * covers the batch built on it); each call starts afresh.  Every write below
- * tf_node_store_durable (below) that undo_take did not report is committed.
- * batches counts the batches ended (committed or lost); with a writer thread
- * a batch may build while another ends, so it says nothing of the writes
- * since.  contacts_gen moves whenever a contact is created or deleted (in the
- * batch, committed or not). */
+ * when none were; each call starts afresh.  batches counts the batches ended
+ * (committed or lost): once it moves, every earlier write that undo_take did
+ * not report is committed.  contacts_gen moves whenever a contact is created
+ * or deleted (in the batch, committed or not). */
 size_t tf_node_store_undo_take(struct tf_node_store *st);
 uint64_t tf_node_store_batches(const struct tf_node_store *st);
 uint64_t tf_node_store_contacts_gen(const struct tf_node_store *st);
 
-/* True while a batch is open (uncommitted changes exist or may) or one is
- * being committed: an output produced now must wait (tf_node_store_wait_id). */
+/* True while a write transaction is open (uncommitted changes exist or may). */
 bool tf_node_store_dirty(const struct tf_node_store *st);
-
-/*
- * writer (issue 17): commits off the loop.  With a writer thread started,
- * the loop hands each finished batch to it (tf_node_store_submit) and goes on
- * building the next batch while the thread replays the journal into a write
- * transaction and commits it, synced as always (LMDB binds a write
- * transaction to the thread that began it, so the loop never begins one).
- * At most one batch is in flight; a batch built meanwhile is submitted when
- * the writer is free, so the batches grow with the disk's latency.  Reads
- * see the building batch, then the one in flight, then LMDB.
- *
- * Batches have increasing ids.  An output that may show uncommitted state
- * waits for tf_node_store_wait_id (the building batch's id, or the flight's
- * when nothing is building; 0: nothing uncommitted) and leaves when a
- * result decides that id: results come in id order, each deciding every
- * batch up to done->id.  A lost batch takes the batch built on it along
- * (its writes may depend on the lost ones): both are reported, with the
- * later id.  Positions (tf_node_store_savepoint) count writes since the
- * store opened; tf_node_store_durable is the position below which every
- * write is committed or was reported by tf_node_store_undo_take.
- */
-enum tf_node_store_outcome {
-    TF_NODE_STORE_WAITING, /* nothing decided: the writer is busy (submit: the
-                              building batch waits for it) */
-    TF_NODE_STORE_TAKEN,   /* submit: the writer took the batch; reap reports it */
-    TF_NODE_STORE_DECIDED, /* the batches up to id ended: committed (rc TF_OK) or lost */
-};
-
-struct tf_node_store_done {
-    enum tf_node_store_outcome outcome;
-    uint64_t id;          /* DECIDED: the newest batch decided */
-    int rc;               /* DECIDED: TF_OK, or why they were lost (as commit) */
-    uint64_t commit_us;   /* the commit's time on the thread that ran it */
-    uint64_t write_bytes; /* and what that thread wrote (/proc/thread-self/io
-                             wchar; 0 if the kernel does not count it) */
-};
-
-/* Called on the writer thread when a commit ends: it must only wake the
- * loop (uv_async_send), which then calls tf_node_store_reap. */
-typedef void tf_node_store_wake_fn(void *arg);
-
-/* Starts the writer thread (not the libuv threadpool).  Until then, and
- * after tf_node_store_writer_stop, submit commits on the caller's thread.
- * delay_ms: 0, or (a test hook, TWOFOLD_TEST_COMMIT_DELAY_MS) how long the
- * thread sleeps before each commit, as a slow disk would take. */
-TF_MUST_CHECK int tf_node_store_writer_start(struct tf_node_store *st, tf_node_store_wake_fn *wake,
-                                             void *arg, unsigned delay_ms);
-/* Waits for the batch in flight (its result is dropped: commit first to
- * learn it) and joins the thread.  No-op without one.  Close stops it. */
-void tf_node_store_writer_stop(struct tf_node_store *st);
-
-/* On the loop, once per turn: ends the batch's read transaction and hands
- * the building batch to the writer if it is free (TAKEN); WAITING if it is
- * busy; DECIDED when the batch ends here: it was empty, a write had failed
- * (rc as commit), or there is no writer thread (committed here). */
-void tf_node_store_submit(struct tf_node_store *st, struct tf_node_store_done *done);
-/* On the loop, after a wake: DECIDED when the batch in flight ended (after
- * MDB_MAP_FULL the map grows and the same journal goes to the writer again:
- * WAITING). */
-void tf_node_store_reap(struct tf_node_store *st, struct tf_node_store_done *done);
-uint64_t tf_node_store_wait_id(const struct tf_node_store *st);
-size_t tf_node_store_durable(const struct tf_node_store *st);
-/* True while a batch is in flight. */
-bool tf_node_store_busy(const struct tf_node_store *st);
 
 /* Meta values.  get: TF_E_NOT_FOUND if absent; *out owned by the caller. */
 TF_MUST_CHECK int tf_node_store_meta_get(struct tf_node_store *st, const char *key,
@@ -243,11 +159,11 @@ TF_MUST_CHECK int tf_node_store_contact_del(struct tf_node_store *st, const uint
 
 /* Calls cb for every contact in key order, with a record valid only during
  * the call.  Stops early (returning its value) if cb returns non-zero.
- * TF_E_CORRUPT if a record does not decode.  cb may write, roll back, commit
- * or abort: the walk goes on with the next key after the one visited, as the
- * store holds it then (see "Walks" above); a commit of cb cannot grow the map
- * while the walk's read transaction is open (the batch is lost, -ENOSPC).  cb
- * must not close the store. */
+ * TF_E_CORRUPT if a record does not decode.  cb may write; if it commits or
+ * aborts (or a write of it replaces the transaction to grow the map) the walk
+ * stops with TF_E_BAD_STATE.  While a walk runs outside the write transaction
+ * the map cannot grow, so a write of cb that needs it fails (-ENOSPC).  cb must
+ * not close the store. */
 typedef int tf_node_store_contact_cb(const struct tf_node_contact *c, void *arg);
 TF_MUST_CHECK int tf_node_store_contact_foreach(struct tf_node_store *st,
                                                 tf_node_store_contact_cb *cb, void *arg);
@@ -265,17 +181,10 @@ typedef int tf_node_store_event_cb(uint64_t seq, const uint8_t *rec, size_t len,
 TF_MUST_CHECK int tf_node_store_event_foreach(struct tf_node_store *st, uint64_t after,
                                               tf_node_store_event_cb *cb, void *arg);
 
-/* writer: the same over what LMDB holds alone, without the uncommitted
- * batches: the events of the committed batches, and of the batch in flight
- * if the writer has committed it already (a caller that must not see that
- * one checks tf_node_store_busy first). */
-TF_MUST_CHECK int tf_node_store_event_foreach_committed(struct tf_node_store *st, uint64_t after,
-                                                        tf_node_store_event_cb *cb, void *arg);
-
 /* The newest event's seq in *seq (0 if there is none). */
 TF_MUST_CHECK int tf_node_store_event_last(struct tf_node_store *st, uint64_t *seq);
 
-/* Collects the oldest events, in the batch: deletes them while
+/* Collects the oldest events, in the write transaction: deletes them while
  * more than max_count remain or the oldest's time is below `before` (unix
  * seconds; 0: no age limit), at most `limit` of them, and never the newest
  * one, so that sequence numbers never repeat.  An event's time is the value
@@ -361,7 +270,7 @@ TF_MUST_CHECK int tf_node_store_outbox_due(struct tf_node_store *st, uint64_t no
 
 /* Calls cb with the recipient of every outbox entry (in msg_id order),
  * reading nothing else: what the outbox budgets count (node/delivery.c).
- * Reads what the batch holds (the overlay over LMDB).  TF_E_CORRUPT for a
+ * Reads through the open write transaction, if any.  TF_E_CORRUPT for a
  * record that does not start as an outbox record; a non-zero return from cb
  * stops the walk and is returned. */
 typedef int tf_node_store_recipient_cb(const uint8_t to_pk[static 32], void *arg);
@@ -384,7 +293,7 @@ TF_MUST_CHECK int tf_node_store_seen_add(struct tf_node_store *st, const uint8_t
                                          uint64_t expires);
 /* Forgets up to max ids whose expiry is before now (expires < now), earliest
  * first; *removed says how many (also when it fails part way: those are gone
- * from the batch).  -EROFS in READONLY mode. */
+ * from the write transaction).  -EROFS in READONLY mode. */
 TF_MUST_CHECK int tf_node_store_seen_gc(struct tf_node_store *st, uint64_t now, size_t max,
                                         size_t *removed);
 

@@ -464,8 +464,6 @@ static int verb_status(struct tf_node *node, const msgpack_object *args,
         /* perf (issue 17) */
         {"commit_write_bytes", s->commit_write_bytes},
         {"store_pages", st.pages},
-        /* writer (issue 17) */
-        {"commit_wait_us", s->commit_wait_us},
     };
     tf_proto_mp_write_cstr(w, "stats");
     tf_proto_mp_write_map(w, sizeof stats / sizeof stats[0]);

@@ -1136,9 +1136,6 @@ static json_t *io_role_json(const struct run *r, bool connector, double n_intros
     json_object_set_new(j, "new_pages_per_commit", jreal_or_null(pages / commits));
     json_object_set_new(j, "bytes_written_per_intro", jreal_or_null(bytes / n_intros));
     json_object_set_new(j, "commit_us_per_commit", jreal_or_null(us / commits));
-    /* writer (issue 17): the loop's own time in the store's commit calls */
-    json_object_set_new(j, "loop_wait_us_per_commit",
-                        jreal_or_null(io_delta(r, "commit_wait_us", connector) / commits));
     return j;
 }
 

@@ -177,19 +177,14 @@ def watch_events(node, done, timeout=20):
     t = threading.Thread(target=reader, daemon=True)
     t.start()
     t.join(timeout)
-    interrupt(w)
+    w.send_signal(signal.SIGINT)
+    try:
+        w.wait(10)
+    except subprocess.TimeoutExpired:
+        w.kill()
+        w.wait()
     w.stdout.close()
     return events, not t.is_alive(), w.returncode
-
-
-def interrupt(proc):
-    """Stops a CLI process as Ctrl-C would (SIGINT; SIGKILL after 10 s)."""
-    proc.send_signal(signal.SIGINT)
-    try:
-        proc.wait(10)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait()
 
 
 def free_port(host="127.0.0.1"):
