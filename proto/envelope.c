@@ -165,6 +165,19 @@ int tf_proto_envelope_peek_id(const uint8_t *buf, size_t len,
 
 /* Decodes the inner array and checks the zero padding after it; views point
  * into plain. */
+
+/* True if the n bytes at p are all zero.  Padding is not secret (its sender
+ * chose it, and it carries nothing), so a plain scan, which the compiler
+ * vectorizes, does: sodium_is_zero's constant time cost 7 % of a node's CPU
+ * on the 4 KiB and more of padding each envelope and DIRECT message
+ * carries (docs/PERFORMANCE.md). */
+static bool padding_is_zero(const uint8_t *p, size_t n)
+{
+    uint8_t acc = 0;
+    for (size_t i = 0; i < n; i++)
+        acc = (uint8_t)(acc | p[i]);
+    return acc == 0;
+}
 static int decode_inner(const uint8_t *plain, size_t len, struct tf_proto_envelope_opened *o,
                         const uint8_t **sig)
 {
@@ -183,7 +196,7 @@ static int decode_inner(const uint8_t *plain, size_t len, struct tf_proto_envelo
         (rc = tf_proto_mp_read_bin(&r, TF_PROTO_SIG_LEN, TF_PROTO_SIG_LEN, &s)) != TF_OK)
         return rc;
     /* Padding: any length (none included), but only zero bytes. */
-    if (r.pos < len && !sodium_is_zero(plain + r.pos, len - r.pos))
+    if (!padding_is_zero(plain + r.pos, len - r.pos))
         return TF_E_TRAILING;
     o->type = (uint16_t)type;
     *sig = s.ptr;
@@ -293,7 +306,7 @@ int tf_proto_envelope_direct_decode(const uint8_t *buf, size_t len,
     }
     if ((rc = tf_proto_mp_read_bin(&r, 0, TF_PROTO_BODY_MAX, &m.body)) != TF_OK)
         return rc;
-    if (r.pos < len && !sodium_is_zero(buf + r.pos, len - r.pos))
+    if (!padding_is_zero(buf + r.pos, len - r.pos))
         return TF_E_TRAILING;
     if (len != tf_proto_envelope_padded_len(r.pos))
         return TF_E_BAD_LENGTH;
