@@ -481,6 +481,15 @@ static bool ks_has(const struct keyset *ks, const uint8_t *key, size_t len)
     return false;
 }
 
+/* True if new has a key of kind that old lacks. */
+static bool ks_gains(const struct keyset *old, const struct keyset *new, uint8_t kind)
+{
+    for (size_t i = 0; i < new->n; i++)
+        if (new->key[i][0] == kind && !ks_has(old, new->key[i], new->len[i]))
+            return true;
+    return false;
+}
+
 /* Removes the keys of old that new lacks, then puts those of new that old
  * lacks.  A key both have is left alone: rewriting it would dirty its leaf
  * (and the branch pages above it) for nothing, and the 'q', 'f' and 'b' keys
@@ -647,7 +656,7 @@ static int in_save(struct tf_node *node, const struct intro_in *r, bool reindex)
         rc = pending_index_set(node, r, r->state == IN_PENDING);
     if (rc == TF_OK)
         rc = ks_apply(node, &old, &new);
-    if (rc == TF_OK && r->stranger && !in_is_live(r))
+    if (rc == TF_OK && ks_gains(&old, &new, 'z')) /* a stranger's record just finished */
         rc = stranger_trim(node, r->id);
     return rc;
 }

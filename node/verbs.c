@@ -1101,9 +1101,11 @@ static int outbox_list_cb(const struct tf_node_outbox_entry *e, void *arg)
     case PAGE_BEFORE:
         if (outbox_cmp(e, l) >= 0)
             return 1;
-        /* Keep what the listing shows: the envelope is not part of it. */
-        l->ring[l->seen++ % l->page->limit] = *e;
-        l->ring[(l->seen - 1) % l->page->limit].envelope = (struct tf_proto_buf){0};
+        /* Keep what the listing shows: not the envelope or body, which the
+         * store frees after this call. */
+        struct tf_node_outbox_entry *slot = &l->ring[l->seen++ % l->page->limit];
+        *slot = *e;
+        slot->envelope = slot->body = (struct tf_proto_buf){0};
         return 0;
     case PAGE_AFTER:
         if (outbox_cmp(e, l) <= 0)

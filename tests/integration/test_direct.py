@@ -262,12 +262,12 @@ class ThroughAMailbox(DirectTestCase):
         hostile = os.environ.get("TF_HOSTILE", "")
         self.assertTrue(hostile and os.access(hostile, os.X_OK), "TF_HOSTILE is not set")
         bob = self.start(self.node("bob", port=True), direct_envelopes=0)
-        homes = {}
+        people = {}
         for name in ("carol", "dave", "mallory"):
-            n = self.node(name)
-            n.init()
-            homes[name] = n.home
-        bob.cli("contact", "add", self.node_card(homes["carol"]), "--alias", "carol")
+            people[name] = self.node(name)
+            people[name].init()
+        homes = {name: n.home for name, n in people.items()}
+        bob.cli("contact", "add", people["carol"].card(), "--alias", "carol")
         r = subprocess.run([hostile, "run", "setup-direct-note", "--target", bob.listen,
                             "--victim", bob.home, "--mallory", homes["mallory"],
                             "--carol", homes["carol"], "--dave", homes["dave"],
@@ -276,10 +276,6 @@ class ThroughAMailbox(DirectTestCase):
         self.assertIn("; observed error 1, closed", r.stdout, r.stdout + r.stderr)
         self.assertEqual(bob.json("messages"), [])
         self.assertIn("DIRECT without the direct feature", bob.log())
-
-    def node_card(self, home):
-        return subprocess.run([os.environ.get("TF_TWOFOLD", "twofold"), "--home", home, "card"],
-                              capture_output=True, text=True, check=True).stdout.strip()
 
 
 if __name__ == "__main__":
