@@ -1,13 +1,50 @@
 /* SPDX-License-Identifier: MIT */
 #include "node/log.h"
 
+#include <errno.h>
+#include <limits.h>
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
-/* The only mutable global besides the signal flag: set once at startup. */
+_Static_assert(TF_NODE_LOG_BUFFER <= PIPE_BUF, "a flush must be one atomic pipe write");
+
+/* The only mutable globals besides the signal flag: the level and the
+ * buffering mode, set once at startup, and the buffer of kept lines. */
 static enum tf_node_log_level max_level = TF_NODE_LOG_INFO;
+static bool buffered;
+static char kept[TF_NODE_LOG_BUFFER];
+static size_t kept_len;
+
+/* Writes all of buf to stderr; a failed write drops the rest (there is
+ * nowhere to report it). */
+static void write_all(const char *buf, size_t len)
+{
+    while (len > 0) {
+        ssize_t n = write(STDERR_FILENO, buf, len);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n <= 0)
+            return;
+        buf += n, len -= (size_t)n;
+    }
+}
+
+void tf_node_log_flush(void)
+{
+    write_all(kept, kept_len);
+    kept_len = 0;
+}
+
+void tf_node_log_buffered(void)
+{
+    if (!buffered && atexit(tf_node_log_flush) == 0)
+        buffered = true;
+}
 
 static const char *const LEVEL_NAMES[] = {"error", "warn", "info", "debug"};
 
@@ -38,8 +75,29 @@ void tf_node_log(enum tf_node_log_level level, const char *subsystem, const char
     va_start(ap, fmt);
     vsnprintf(line, sizeof line, fmt, ap);
     va_end(ap);
-    /* One fprintf per line keeps concurrent writers' lines whole. */
-    fprintf(stderr, "%s %-5s %s: %s\n", stamp, LEVEL_NAMES[level], subsystem, line);
+    char out[sizeof line + 64];
+    int n =
+        snprintf(out, sizeof out, "%s %-5s %s: %s\n", stamp, LEVEL_NAMES[level], subsystem, line);
+    if (n < 0)
+        return;
+    size_t len = (size_t)n < sizeof out ? (size_t)n : sizeof out - 1;
+    if (len == sizeof out - 1)
+        out[len - 1] = '\n'; /* truncated: still one whole line */
+    if (!buffered) {
+        /* One write per line keeps concurrent writers' lines whole. */
+        write_all(out, len);
+        return;
+    }
+    if (kept_len + len > sizeof kept)
+        tf_node_log_flush();
+    if (len > sizeof kept) {
+        write_all(out, len);
+        return;
+    }
+    memcpy(kept + kept_len, out, len);
+    kept_len += len;
+    if (level <= TF_NODE_LOG_WARN)
+        tf_node_log_flush();
 }
 
 const char *tf_node_log_escape(const char *text, size_t len, char *out, size_t cap)

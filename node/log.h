@@ -17,6 +17,19 @@ enum tf_node_log_level {
     TF_NODE_LOG_DEBUG = 3,
 };
 
+/* Line buffering for the daemon (off by default: every line is written at
+ * once).  When on, info and debug lines are kept in a buffer of at most
+ * TF_NODE_LOG_BUFFER bytes and written by tf_node_log_flush, which twofoldd
+ * calls once per loop turn before the loop blocks, or earlier when the
+ * buffer would overflow; an error or warning line flushes at once, with
+ * what was kept before it, in order.  Each write is of whole lines and at
+ * most PIPE_BUF bytes, so lines stay whole on a pipe shared with other
+ * writers.  What a kill -9 or a crash can lose is the current turn's info
+ * lines.  An exit flushes (atexit). */
+#define TF_NODE_LOG_BUFFER 4096
+void tf_node_log_buffered(void);
+void tf_node_log_flush(void);
+
 /* Sets the most verbose level that is printed (default: info). */
 void tf_node_log_set_level(enum tf_node_log_level level);
 

@@ -73,6 +73,8 @@ int main(int argc, char **argv)
             return 2;
         }
     }
+    /* Info lines leave once per loop turn (node/node.c commit_cb). */
+    tf_node_log_buffered();
     if (sodium_init() < 0) {
         fprintf(stderr, "twofoldd: libsodium failed to initialise\n");
         return 1;

@@ -216,6 +216,8 @@ static void commit_cb(uv_prepare_t *h)
         tf_node_mailbox_run(node->mailbox);
     }
     commit(node);
+    /* The turn's log lines, in one write, before the loop blocks. */
+    tf_node_log_flush();
 }
 
 void tf_node__on_link_up(struct tf_node *node, struct tf_node_link *link)
