@@ -111,6 +111,11 @@ struct tf_node_delivery {
     size_t floor;          /* the savepoint at that build (writes below it were counted) */
     uint64_t batches;      /* tf_node_store_batches at the last sync */
     uint64_t contacts_gen; /* tf_node_store_contacts_gen at the last sync */
+    /* ackdefer: the writes (journal entries) that outbox deletes after ACKs
+     * made in batch ack_batch (tf_node_store_batches), to tell a commit that
+     * holds nothing else (tf_node_delivery_acks_only). */
+    size_t ack_ops;
+    uint64_t ack_batch;
 };
 
 static struct tally *tally_find(struct tallies *t, const uint8_t pk[32])
@@ -1255,6 +1260,30 @@ void tf_node_delivery_dial_failed(struct tf_node_delivery *d, const uint8_t pk[3
     snprintf(slot->text, sizeof slot->text, "cannot reach it: %s", tf_strerror(err));
 }
 
+/* ackdefer: counts the writes an outbox delete after an ACK made since
+ * savepoint sp in batch b. */
+static void count_ack_ops(struct tf_node_delivery *d, uint64_t b, size_t sp)
+{
+    struct tf_node_store *st = d->node->store;
+    size_t now = tf_node_store_savepoint(st);
+    if (tf_node_store_batches(st) != b || now < sp)
+        return; /* the batch was lost meanwhile */
+    if (d->ack_batch != b) {
+        d->ack_batch = b;
+        d->ack_ops = 0;
+    }
+    d->ack_ops += now - sp;
+}
+
+bool tf_node_delivery_acks_only(const struct tf_node_delivery *d)
+{
+    if (d == NULL)
+        return false;
+    struct tf_node_store *st = d->node->store;
+    return tf_node_store_dirty(st) && d->ack_batch == tf_node_store_batches(st) && d->ack_ops > 0 &&
+           tf_node_store_savepoint(st) == d->ack_ops;
+}
+
 void tf_node_delivery_ack(struct tf_node_delivery *d, struct tf_node_link *link,
                           const struct tf_proto_link_msg *m)
 {
@@ -1310,7 +1339,12 @@ void tf_node_delivery_ack(struct tf_node_delivery *d, struct tf_node_link *link,
         if (m->status == TF_PROTO_ACK_OK) {
             /* From a mailbox, a custody transfer: it holds the envelope
              * until the recipient has it (docs/PROTOCOL.md "Mailboxes"). */
+            struct tf_node_store *st = d->node->store;
+            size_t sp = tf_node_store_savepoint(st);
+            uint64_t b = tf_node_store_batches(st);
             finish(d, &e, TF_NODE_MESSAGE_DELIVERED, NULL);
+            if (e.type != TF_PROTO_MSG_TYPE_NOTE) /* a note's outcome is an event */
+                count_ack_ops(d, b, sp);
         } else {
             const char *why = tf_proto_ack_reason_name(m->reason);
             tf_node_log(TF_NODE_LOG_WARN, "delivery", "envelope to %s rejected: %s", tid, why);

@@ -108,4 +108,10 @@ void tf_node_delivery_direct(struct tf_node_delivery *d, struct tf_node_link *li
 void tf_node_delivery_ack(struct tf_node_delivery *d, struct tf_node_link *link,
                           const struct tf_proto_link_msg *m);
 
+/* ackdefer: true if the open write transaction holds only outbox deletes
+ * made because ACKs arrived (and their bookkeeping): a commit of it promises
+ * nothing to anyone.  For the node's commits_acks_only counter.  d may be
+ * NULL (false). */
+bool tf_node_delivery_acks_only(const struct tf_node_delivery *d);
+
 #endif

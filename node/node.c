@@ -157,7 +157,9 @@ static void commit(struct tf_node *node)
     /* Held replies and frames wait for this; a turn that wrote nothing
      * releases them at once. */
     int rc = TF_OK;
+    bool acks_only = false;
     if (tf_node_store_dirty(node->store)) {
+        acks_only = tf_node_delivery_acks_only(node->delivery); /* ackdefer */
         uint64_t t0 = uv_hrtime(), wb0 = thread_wchar();
 #ifdef TF_TEST_HOOKS
         if (node->test_commit_eio && node->test_crash_armed) {
@@ -170,6 +172,8 @@ static void commit(struct tf_node *node)
         node->stats.commit_us += (uv_hrtime() - t0) / 1000;
         uint64_t wb1 = thread_wchar();
         node->stats.commit_write_bytes += wb1 > wb0 ? wb1 - wb0 : 0;
+        if (rc == TF_OK && acks_only)
+            node->stats.commits_acks_only++;
     }
     if (tf_node_commit_failure_is_fatal(rc)) {
         store_failed(node, rc);

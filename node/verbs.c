@@ -464,6 +464,7 @@ static int verb_status(struct tf_node *node, const msgpack_object *args,
         /* perf (issue 17) */
         {"commit_write_bytes", s->commit_write_bytes},
         {"store_pages", st.pages},
+        {"commits_acks_only", s->commits_acks_only}, /* ackdefer */
     };
     tf_proto_mp_write_cstr(w, "stats");
     tf_proto_mp_write_map(w, sizeof stats / sizeof stats[0]);
