@@ -175,6 +175,7 @@ static void commit(struct tf_node *node)
         if (rc == TF_OK && acks_only)
             node->stats.commits_acks_only++;
     }
+    tf_node_delivery_committed(node->delivery, rc); /* ackdefer */
     if (tf_node_commit_failure_is_fatal(rc)) {
         store_failed(node, rc);
         return;
@@ -218,6 +219,8 @@ static void commit_cb(uv_prepare_t *h)
     if (!node->stopping) {
         tf_node_delivery_run(node->delivery);
         tf_node_mailbox_run(node->mailbox);
+        /* ackdefer: outbox deletes after ACKs ride on this commit. */
+        tf_node_delivery_flush(node->delivery, false);
     }
     commit(node);
 }
@@ -716,6 +719,10 @@ void tf_node_stop(struct tf_node *node)
     if (node->stopping)
         return;
     node->stopping = true;
+    /* ackdefer: a clean stop writes the outbox deletes that wait (not after
+     * a failed commit: the store is not to be trusted then). */
+    if (node->store != NULL && node->exit_status != TF_NODE_EXIT_STORE)
+        tf_node_delivery_flush(node->delivery, true);
     /* Finish the current batch: commit before closing, then release replies. */
     if (node->store != NULL && tf_node_store_dirty(node->store)) {
         int rc = tf_node_store_commit(node->store);

@@ -50,6 +50,8 @@ struct tf_node_stats {
      * after ACKs (node/delivery.c): a commit that promised nothing to
      * anyone. */
     uint64_t commits_acks_only;
+    uint64_t acks_deferred;  /* outbox deletes after ACKs left to a later commit */
+    uint64_t ack_defer_full; /* ... written at once: ack_defer_max were waiting */
 };
 
 struct tf_node {
