@@ -78,6 +78,9 @@ void tf_node_config_defaults(struct tf_node_config *cfg)
     cfg->mailbox_retry_max_ms = 60000;
     /* direct */
     cfg->direct_envelopes = 1;
+    /* ackdefer: a second's ACKs at the rate a loaded node takes them */
+    cfg->ack_defer_max = 1024;
+    cfg->ack_defer_ms = 1000;
 }
 
 struct key {
@@ -155,6 +158,9 @@ static const struct key KEYS[] = {
     KEY(mailbox_retry_max_ms, 1000, 3600000),
     /* direct */
     KEY(direct_envelopes, 0, 1),
+    /* ackdefer */
+    KEY(ack_defer_max, 0, 100000),
+    KEY(ack_defer_ms, 1, 3600000),
 };
 
 static char *trim(char *s)

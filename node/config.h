@@ -97,6 +97,13 @@ struct tf_node_config {
      * envelope signature when the peer lists it too; 0 sends and takes
      * sealed envelopes only, as a node without the feature does. */
     uint64_t direct_envelopes;
+    /* ackdefer (issue 17, node/delivery.c): an outbox entry acknowledged
+     * by an ACK is deleted in the next write transaction the node commits
+     * for another reason, or at most ack_defer_ms after the ACK; at most
+     * ack_defer_max deletes wait so (beyond, they are written at once, as
+     * with 0). */
+    uint64_t ack_defer_max;
+    uint64_t ack_defer_ms;
 };
 
 /* The defaults. */

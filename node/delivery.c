@@ -58,6 +58,114 @@ struct delta {
     int8_t outbox, received;
 };
 
+/*
+ * ackdefer: outbox entries acknowledged whose deletes are not committed yet.
+ * A commit that would hold nothing but such deletes promises nothing to
+ * anyone: losing it in a crash only makes the node send the envelope again,
+ * which its receiver takes as a duplicate and acknowledges again.  So an ACK
+ * marks the entry here, and the deletes are written into the next write
+ * transaction the node commits for any other reason, or by themselves
+ * ack_defer_ms after the first of them, or at once when ack_defer_max are
+ * waiting.  A marked entry is never sent again, listed or counted as queued.
+ * Notes are not deferred: their outcome is an event for the owner.
+ *
+ * The deletes are written only right before a commit (tf_node_delivery_flush)
+ * and nothing runs between that and the commit, so after the commit every
+ * entry here is either written and committed (forgotten) or, when the commit
+ * failed, not written (kept, to be written again).  Each msg id is here at
+ * most once: a dense array with an index by msg id (open addressing on the
+ * id's random last bytes, never deleted from but cleared whole).
+ */
+struct acked {
+    uint8_t msg_id[16];
+    uint8_t to_pk[32];
+    uint16_t type;
+    bool written; /* its delete is in the open write transaction */
+    size_t slot;  /* its place in the index */
+};
+
+struct acks {
+    struct acked *items;
+    size_t n, cap_items, n_written;
+    uint32_t *index; /* 0: empty, else 1 + the item's place in items */
+    size_t cap;      /* a power of 2, at least twice n */
+};
+
+static size_t acks_home(const struct acks *a, const uint8_t msg_id[16])
+{
+    uint64_t h;
+    memcpy(&h, msg_id + 8, sizeof h); /* our own ids: random there */
+    return (size_t)(h ^ (h >> 29)) & (a->cap - 1);
+}
+
+/* The item for msg_id, or NULL. */
+static struct acked *acks_find(const struct acks *a, const uint8_t msg_id[16])
+{
+    if (a->n == 0)
+        return NULL;
+    for (size_t i = acks_home(a, msg_id);; i = (i + 1) & (a->cap - 1)) {
+        if (a->index[i] == 0)
+            return NULL;
+        struct acked *x = &a->items[a->index[i] - 1];
+        if (memcmp(x->msg_id, msg_id, 16) == 0)
+            return x;
+    }
+}
+
+/* Indexes items[k]. */
+static void acks_place(struct acks *a, size_t k)
+{
+    size_t i = acks_home(a, a->items[k].msg_id);
+    while (a->index[i] != 0)
+        i = (i + 1) & (a->cap - 1);
+    a->index[i] = (uint32_t)(k + 1);
+    a->items[k].slot = i;
+}
+
+/* Adds an entry that acks_find does not hold. */
+static int acks_add(struct acks *a, const uint8_t msg_id[16], const uint8_t to_pk[32],
+                    uint16_t type)
+{
+    if (a->n >= UINT32_MAX - 1 ||
+        tf_node__grow((void **)&a->items, &a->cap_items, a->n, sizeof *a->items) != TF_OK)
+        return TF_E_NOMEM;
+    if ((a->n + 1) * 2 > a->cap) {
+        size_t cap = a->cap == 0 ? 64 : 2 * a->cap;
+        uint32_t *index = calloc(cap, sizeof *index);
+        if (index == NULL)
+            return TF_E_NOMEM;
+        free(a->index);
+        a->index = index;
+        a->cap = cap;
+        for (size_t k = 0; k < a->n; k++)
+            acks_place(a, k);
+    }
+    struct acked *x = &a->items[a->n];
+    memset(x, 0, sizeof *x);
+    memcpy(x->msg_id, msg_id, 16);
+    memcpy(x->to_pk, to_pk, 32);
+    x->type = type;
+    acks_place(a, a->n++);
+    return TF_OK;
+}
+
+/* Keeps only the items not written (all of them when keep_written). */
+static void acks_keep(struct acks *a, bool keep_written)
+{
+    for (size_t k = 0; k < a->n; k++)
+        a->index[a->items[k].slot] = 0;
+    size_t n = 0;
+    for (size_t k = 0; k < a->n; k++) {
+        if (a->items[k].written && !keep_written)
+            continue;
+        a->items[n] = a->items[k];
+        a->items[n].written = false;
+        acks_place(a, n++);
+    }
+    a->n = n;
+    a->n_written = 0;
+}
+
 /* An envelope sent on a link and not yet acknowledged. */
 struct inflight {
     struct inflight *next;
@@ -111,6 +219,16 @@ struct tf_node_delivery {
     size_t floor;          /* the savepoint at that build (writes below it were counted) */
     uint64_t batches;      /* tf_node_store_batches at the last sync */
     uint64_t contacts_gen; /* tf_node_store_contacts_gen at the last sync */
+    /* ackdefer: the writes (journal entries) that outbox deletes after ACKs
+     * made in batch ack_batch (tf_node_store_batches), to tell a commit that
+     * holds nothing else (tf_node_delivery_acks_only). */
+    size_t ack_ops;
+    uint64_t ack_batch;
+    struct acks acks;
+    uv_timer_t flush; /* ack_defer_ms after the first pending delete */
+    bool flush_now;   /* write the pending deletes before this turn's commit */
+    bool have_sweep;  /* the sweep timer was initialised */
+    bool have_flush;  /* the flush timer was initialised */
 };
 
 static struct tally *tally_find(struct tallies *t, const uint8_t pk[32])
@@ -460,6 +578,14 @@ int tf_node_delivery_start(struct tf_node *node, struct tf_node_delivery **out)
     }
     d->sweep.data = d;
     d->open_handles = 2;
+    d->have_sweep = true;
+    if ((rc = uv_timer_init(node->loop, &d->flush)) != 0) { /* ackdefer */
+        tf_node_delivery_stop(d);
+        return rc;
+    }
+    d->flush.data = d;
+    d->open_handles = 3;
+    d->have_flush = true;
     uv_timer_start(&d->sweep, sweep_timer_cb, 0, 0); /* once at start */
     d->due = true;                                   /* look at the outbox once at start */
     *out = d;
@@ -473,6 +599,8 @@ static void free_cb(uv_handle_t *h)
         return;
     free(d->tallies.slots);
     free(d->pending);
+    free(d->acks.items); /* ackdefer */
+    free(d->acks.index);
     struct inflight *f = d->inflight;
     while (f != NULL) {
         struct inflight *next = f->next;
@@ -487,10 +615,11 @@ void tf_node_delivery_stop(struct tf_node_delivery *d)
     if (d == NULL || d->closing)
         return;
     d->closing = true;
-    bool sweep = d->open_handles == 2;
     uv_close((uv_handle_t *)&d->timer, free_cb);
-    if (sweep)
+    if (d->have_sweep)
         uv_close((uv_handle_t *)&d->sweep, free_cb);
+    if (d->have_flush)
+        uv_close((uv_handle_t *)&d->flush, free_cb);
 }
 
 static struct inflight **find_inflight(struct tf_node_delivery *d, const uint8_t msg_id[16])
@@ -686,6 +815,9 @@ static void new_msg_id(uint8_t msg_id[static 16])
  * that wanted it fails, and nothing already queued is dropped (an
  * introduction dropped on one side would break agreement).
  */
+static void acks_count(struct tf_node_delivery *d, const uint8_t pk[32], uint64_t *for_pk,
+                       uint64_t *strangers);
+
 static int check_budgets(struct tf_node_delivery *d, const uint8_t to_pk[32], bool *stranger)
 {
     struct tf_node *node = d->node;
@@ -696,7 +828,17 @@ static int check_budgets(struct tf_node_delivery *d, const uint8_t to_pk[32], bo
     if (rc != TF_OK)
         return rc;
     const struct tally *x = tally_find(&d->tallies, to_pk);
-    uint64_t mine = x != NULL ? x->outbox : 0;
+    uint64_t mine = x != NULL ? x->outbox : 0, strangers = d->tallies.outbox_strangers;
+    if (mine >= node->config.outbox_max_per_peer ||
+        (*stranger && strangers >= node->config.outbox_max_strangers)) {
+        /* ackdefer: entries acknowledged are not queued any more; their
+         * deletes go with this turn's commit. */
+        uint64_t acked_mine, acked_strangers;
+        acks_count(d, to_pk, &acked_mine, &acked_strangers);
+        mine -= acked_mine < mine ? acked_mine : mine;
+        strangers -= acked_strangers < strangers ? acked_strangers : strangers;
+        d->flush_now = d->flush_now || acked_mine > 0 || acked_strangers > 0;
+    }
     char tid[TF_PROTO_TEXT_ID_SIZE];
     tf_proto_text_id_encode(to_pk, tid);
     if (mine >= node->config.outbox_max_per_peer) {
@@ -705,11 +847,11 @@ static int check_budgets(struct tf_node_delivery *d, const uint8_t to_pk[32], bo
                     (unsigned long long)mine);
         return TF_E_TOO_LONG;
     }
-    if (*stranger && d->tallies.outbox_strangers >= node->config.outbox_max_strangers) {
+    if (*stranger && strangers >= node->config.outbox_max_strangers) {
         tf_node_log(TF_NODE_LOG_WARN, "delivery",
                     "%s: envelope refused: %llu already queued for non-contacts "
                     "(outbox_max_strangers)",
-                    tid, (unsigned long long)d->tallies.outbox_strangers);
+                    tid, (unsigned long long)strangers);
         return TF_E_TOO_LONG;
     }
     return TF_OK;
@@ -1031,6 +1173,7 @@ struct due_ctx {
     uint64_t now_s;
     uint64_t deferred; /* entries put back for a full link, in scan order */
     int err;
+    size_t visited, acked; /* ackdefer: entries seen, and acknowledged ones */
 };
 
 /* The timer's scan: entries whose next try has come, for any peer. */
@@ -1038,6 +1181,13 @@ static int due_cb(const struct tf_node_outbox_entry *ce, void *arg)
 {
     struct due_ctx *x = arg;
     struct tf_node_delivery *d = x->d;
+    x->visited++;
+    if (acks_find(&d->acks, ce->msg_id) != NULL) {
+        /* ackdefer: acknowledged, its delete not written yet: never sent
+         * again (nor does it make the timer fire: arm_timer). */
+        x->acked++;
+        return 0;
+    }
     struct tf_node_outbox_entry e;
     memset(&e, 0, sizeof e);
     /* A private copy: the callback's entry is only valid during the call, and
@@ -1105,7 +1255,8 @@ struct queue_scan {
 static int queue_cb(const struct tf_node_outbox_entry *e, void *arg)
 {
     struct queue_scan *q = arg;
-    if (memcmp(e->to_pk, q->pk, 32) != 0 || find_inflight(q->d, e->msg_id) != NULL)
+    if (memcmp(e->to_pk, q->pk, 32) != 0 || find_inflight(q->d, e->msg_id) != NULL ||
+        acks_find(&q->d->acks, e->msg_id) != NULL) /* ackdefer: acknowledged */
         return 0;
     if (tf_node__grow((void **)&q->items, &q->cap, q->n, sizeof *q->items) != TF_OK)
         return TF_E_NOMEM;
@@ -1164,6 +1315,30 @@ static int send_pending(struct tf_node_delivery *d, const uint8_t pk[32])
     return rc;
 }
 
+static bool acked_cb(const uint8_t msg_id[static 16], void *arg)
+{
+    return acks_find(arg, msg_id) != NULL;
+}
+
+/* Arms the timer for the outbox's next due entry (stops it when the outbox
+ * is empty). */
+static void arm_timer(struct tf_node_delivery *d)
+{
+    uint64_t next;
+    /* ackdefer: acknowledged entries are due no more, however early their
+     * next try: the earliest due key that is not one of them (a walk of at
+     * most one key more than there are of them). */
+    int rc = d->acks.n == 0 ? tf_node_store_outbox_next_due(d->node->store, &next)
+                            : tf_node_store_outbox_next_due_skip(d->node->store, d->acks.n + 1,
+                                                                 acked_cb, &d->acks, &next);
+    if (rc == TF_OK) {
+        uint64_t now = now_ms();
+        uv_timer_start(&d->timer, timer_cb, next > now ? next - now : 0, 0);
+    } else {
+        uv_timer_stop(&d->timer);
+    }
+}
+
 void tf_node_delivery_run(struct tf_node_delivery *d)
 {
     if (d == NULL || d->closing)
@@ -1177,21 +1352,18 @@ void tf_node_delivery_run(struct tf_node_delivery *d)
     }
     if (d->due && rc == TF_OK) {
         d->due = false;
-        struct due_ctx x = {d, tf_node_now(node), 0, TF_OK};
+        struct due_ctx x = {d, tf_node_now(node), 0, TF_OK, 0, 0};
         rc = tf_node_store_outbox_due(node->store, now_ms(), DUE_BATCH, due_cb, &x);
         if (rc == TF_OK)
             rc = x.err;
+        /* ackdefer: a batch full of acknowledged entries would be read again
+         * and again until their deletes are written: write them now. */
+        if (x.acked > 0 && x.visited == DUE_BATCH)
+            d->flush_now = true;
     }
     if (rc != TF_OK)
         tf_node_log(TF_NODE_LOG_ERROR, "delivery", "outbox: %s", tf_strerror(rc));
-    uint64_t next;
-    rc = tf_node_store_outbox_next_due(node->store, &next);
-    if (rc == TF_OK) {
-        uint64_t now = now_ms();
-        uv_timer_start(&d->timer, timer_cb, next > now ? next - now : 0, 0);
-    } else {
-        uv_timer_stop(&d->timer);
-    }
+    arm_timer(d);
 }
 
 void tf_node_delivery_link_up(struct tf_node_delivery *d, struct tf_node_link *link)
@@ -1255,6 +1427,127 @@ void tf_node_delivery_dial_failed(struct tf_node_delivery *d, const uint8_t pk[3
     snprintf(slot->text, sizeof slot->text, "cannot reach it: %s", tf_strerror(err));
 }
 
+/* ackdefer: counts the writes an outbox delete after an ACK made since
+ * savepoint sp in batch b. */
+static void count_ack_ops(struct tf_node_delivery *d, uint64_t b, size_t sp)
+{
+    struct tf_node_store *st = d->node->store;
+    size_t now = tf_node_store_savepoint(st);
+    if (tf_node_store_batches(st) != b || now < sp)
+        return; /* the batch was lost meanwhile */
+    if (d->ack_batch != b) {
+        d->ack_batch = b;
+        d->ack_ops = 0;
+    }
+    d->ack_ops += now - sp;
+}
+
+static void flush_timer_cb(uv_timer_t *t)
+{
+    struct tf_node_delivery *d = t->data;
+    d->flush_now = true; /* written before this turn's commit */
+}
+
+/* ackdefer: marks e acknowledged, its delete to go with a later commit
+ * (struct acks); false when it is to be deleted now: a note, deferring off
+ * (ack_defer_max 0), or ack_defer_max deletes already waiting, which then
+ * go with this turn's commit. */
+static bool defer_ack(struct tf_node_delivery *d, const struct tf_node_outbox_entry *e)
+{
+    struct tf_node *node = d->node;
+    if (e->type == TF_PROTO_MSG_TYPE_NOTE || node->config.ack_defer_max == 0)
+        return false;
+    if (d->acks.n >= node->config.ack_defer_max) {
+        tf_node_log(TF_NODE_LOG_DEBUG, "delivery",
+                    "%zu outbox deletes wait (ack_defer_max): writing them now", d->acks.n);
+        node->stats.ack_defer_full++;
+        d->flush_now = true;
+        return false;
+    }
+    if (acks_add(&d->acks, e->msg_id, e->to_pk, e->type) != TF_OK)
+        return false;
+    node->stats.acks_deferred++;
+    if (d->acks.n == 1)
+        uv_timer_start(&d->flush, flush_timer_cb, node->config.ack_defer_ms, 0);
+    return true;
+}
+
+/* ackdefer: how many of the waiting deletes are for pk, and for
+ * non-contacts (as the budgets count them). */
+static void acks_count(struct tf_node_delivery *d, const uint8_t pk[32], uint64_t *for_pk,
+                       uint64_t *strangers)
+{
+    *for_pk = *strangers = 0;
+    for (size_t k = 0; k < d->acks.n; k++) {
+        const struct acked *x = &d->acks.items[k];
+        if (x->written)
+            continue;
+        const struct tally *t = tally_find(&d->tallies, x->to_pk);
+        *for_pk += memcmp(x->to_pk, pk, 32) == 0;
+        *strangers += t != NULL && t->stranger;
+    }
+}
+
+void tf_node_delivery_flush(struct tf_node_delivery *d, bool force)
+{
+    if (d == NULL || d->closing || d->acks.n == d->acks.n_written)
+        return;
+    struct tf_node_store *st = d->node->store;
+    if (!force && !d->flush_now && !tf_node_store_dirty(st))
+        return;
+    uint64_t b = tf_node_store_batches(st);
+    size_t sp = tf_node_store_savepoint(st);
+    for (size_t k = 0; k < d->acks.n; k++) {
+        struct acked *x = &d->acks.items[k];
+        if (x->written)
+            continue;
+        struct tf_node_outbox_entry e;
+        memset(&e, 0, sizeof e);
+        memcpy(e.msg_id, x->msg_id, 16);
+        memcpy(e.to_pk, x->to_pk, 32);
+        e.type = x->type;
+        finish(d, &e, TF_NODE_MESSAGE_DELIVERED, NULL);
+        x->written = true;
+        d->acks.n_written++;
+    }
+    count_ack_ops(d, b, sp);
+    d->flush_now = false;
+    uv_timer_stop(&d->flush);
+    arm_timer(d); /* the entries just deleted are due no more */
+}
+
+void tf_node_delivery_committed(struct tf_node_delivery *d, int rc)
+{
+    if (d == NULL || d->closing || d->acks.n_written == 0)
+        return;
+    /* Written deletes are committed, or lost with their batch: then they
+     * wait again (the store's counts were taken back with them). */
+    acks_keep(&d->acks, rc != TF_OK);
+    if (d->acks.n == 0)
+        uv_timer_stop(&d->flush);
+    else
+        uv_timer_start(&d->flush, flush_timer_cb, d->node->config.ack_defer_ms, 0);
+}
+
+bool tf_node_delivery_acked(const struct tf_node_delivery *d, const uint8_t msg_id[static 16])
+{
+    return d != NULL && acks_find(&d->acks, msg_id) != NULL;
+}
+
+size_t tf_node_delivery_acks_pending(const struct tf_node_delivery *d)
+{
+    return d != NULL ? d->acks.n - d->acks.n_written : 0;
+}
+
+bool tf_node_delivery_acks_only(const struct tf_node_delivery *d)
+{
+    if (d == NULL)
+        return false;
+    struct tf_node_store *st = d->node->store;
+    return tf_node_store_dirty(st) && d->ack_batch == tf_node_store_batches(st) && d->ack_ops > 0 &&
+           tf_node_store_savepoint(st) == d->ack_ops;
+}
+
 void tf_node_delivery_ack(struct tf_node_delivery *d, struct tf_node_link *link,
                           const struct tf_proto_link_msg *m)
 {
@@ -1284,6 +1577,8 @@ void tf_node_delivery_ack(struct tf_node_delivery *d, struct tf_node_link *link,
     struct tf_node_outbox_entry e;
     memset(&e, 0, sizeof e);
     int rc = tf_node_store_outbox_get(d->node->store, m->msg_id, &e);
+    if (rc == TF_OK && acks_find(&d->acks, m->msg_id) != NULL)
+        rc = TF_E_NOT_FOUND; /* ackdefer: acknowledged already, its delete waits */
     char tid[TF_PROTO_TEXT_ID_SIZE];
     tf_proto_text_id_encode(e.to_pk, tid);
     if (rc == TF_OK && !upload && memcmp(e.to_pk, tf_node_link_peer(link), 32) != 0) {
@@ -1310,7 +1605,14 @@ void tf_node_delivery_ack(struct tf_node_delivery *d, struct tf_node_link *link,
         if (m->status == TF_PROTO_ACK_OK) {
             /* From a mailbox, a custody transfer: it holds the envelope
              * until the recipient has it (docs/PROTOCOL.md "Mailboxes"). */
-            finish(d, &e, TF_NODE_MESSAGE_DELIVERED, NULL);
+            struct tf_node_store *st = d->node->store;
+            size_t sp = tf_node_store_savepoint(st);
+            uint64_t b = tf_node_store_batches(st);
+            if (!defer_ack(d, &e)) {
+                finish(d, &e, TF_NODE_MESSAGE_DELIVERED, NULL);
+                if (e.type != TF_PROTO_MSG_TYPE_NOTE) /* a note's outcome is an event */
+                    count_ack_ops(d, b, sp);
+            }
         } else {
             const char *why = tf_proto_ack_reason_name(m->reason);
             tf_node_log(TF_NODE_LOG_WARN, "delivery", "envelope to %s rejected: %s", tid, why);

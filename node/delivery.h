@@ -108,4 +108,41 @@ void tf_node_delivery_direct(struct tf_node_delivery *d, struct tf_node_link *li
 void tf_node_delivery_ack(struct tf_node_delivery *d, struct tf_node_link *link,
                           const struct tf_proto_link_msg *m);
 
+/*
+ * ackdefer: an ACK that ends an entry's delivery (its envelope taken by the
+ * recipient or, custody, by a mailbox) does not write the entry's delete at
+ * once: the entry is marked acknowledged in memory (never sent again, not
+ * listed by outbox.list, not counted in status's outbox or the outbox
+ * budgets) and its delete goes into the next write transaction the node
+ * commits for any other reason, or into one of its own ack_defer_ms after
+ * the first waiting delete, or at once when ack_defer_max deletes wait.  A
+ * crash before that commit only makes the node send the envelope again
+ * after its restart, which the receiver takes as a duplicate and
+ * acknowledges again.  Notes are deleted at once: their outcome is an event.
+ */
+
+/* Called right before the node commits: writes the waiting deletes into the
+ * open write transaction if there is one (the turn commits anyway), if the
+ * flush timer fired, the budget was hit or a waiting entry came due, or if
+ * force (a clean stop).  Opens a transaction if needed. */
+void tf_node_delivery_flush(struct tf_node_delivery *d, bool force);
+
+/* Called after every commit (rc: its result, TF_OK when nothing was
+ * written): deletes written by the flush are forgotten when committed, and
+ * wait again when their batch was lost.  d may be NULL. */
+void tf_node_delivery_committed(struct tf_node_delivery *d, int rc);
+
+/* True if msg_id is acknowledged and its delete not committed yet: the
+ * outbox still holds it, but it is no longer queued.  d may be NULL. */
+bool tf_node_delivery_acked(const struct tf_node_delivery *d, const uint8_t msg_id[static 16]);
+
+/* How many such deletes wait (none are written outside a commit). */
+size_t tf_node_delivery_acks_pending(const struct tf_node_delivery *d);
+
+/* ackdefer: true if the open write transaction holds only outbox deletes
+ * made because ACKs arrived (and their bookkeeping): a commit of it promises
+ * nothing to anyone.  For the node's commits_acks_only counter.  d may be
+ * NULL (false). */
+bool tf_node_delivery_acks_only(const struct tf_node_delivery *d);
+
 #endif

@@ -157,7 +157,9 @@ static void commit(struct tf_node *node)
     /* Held replies and frames wait for this; a turn that wrote nothing
      * releases them at once. */
     int rc = TF_OK;
+    bool acks_only = false;
     if (tf_node_store_dirty(node->store)) {
+        acks_only = tf_node_delivery_acks_only(node->delivery); /* ackdefer */
         uint64_t t0 = uv_hrtime(), wb0 = thread_wchar();
 #ifdef TF_TEST_HOOKS
         if (node->test_commit_eio && node->test_crash_armed) {
@@ -170,7 +172,10 @@ static void commit(struct tf_node *node)
         node->stats.commit_us += (uv_hrtime() - t0) / 1000;
         uint64_t wb1 = thread_wchar();
         node->stats.commit_write_bytes += wb1 > wb0 ? wb1 - wb0 : 0;
+        if (rc == TF_OK && acks_only)
+            node->stats.commits_acks_only++;
     }
+    tf_node_delivery_committed(node->delivery, rc); /* ackdefer */
     if (tf_node_commit_failure_is_fatal(rc)) {
         store_failed(node, rc);
         return;
@@ -214,6 +219,8 @@ static void commit_cb(uv_prepare_t *h)
     if (!node->stopping) {
         tf_node_delivery_run(node->delivery);
         tf_node_mailbox_run(node->mailbox);
+        /* ackdefer: outbox deletes after ACKs ride on this commit. */
+        tf_node_delivery_flush(node->delivery, false);
     }
     commit(node);
     /* The turn's log lines, in one write, before the loop blocks. */
@@ -714,6 +721,10 @@ void tf_node_stop(struct tf_node *node)
     if (node->stopping)
         return;
     node->stopping = true;
+    /* ackdefer: a clean stop writes the outbox deletes that wait (not after
+     * a failed commit: the store is not to be trusted then). */
+    if (node->store != NULL && node->exit_status != TF_NODE_EXIT_STORE)
+        tf_node_delivery_flush(node->delivery, true);
     /* Finish the current batch: commit before closing, then release replies. */
     if (node->store != NULL && tf_node_store_dirty(node->store)) {
         int rc = tf_node_store_commit(node->store);

@@ -46,6 +46,12 @@ struct tf_node_stats {
      * account task I/O.  (Not write_bytes: with large page-cache folios the
      * kernel counts a whole folio, up to 2 MiB, for one 4 KiB write.) */
     uint64_t commit_write_bytes;
+    /* ackdefer (issue 17): commits whose only writes were outbox deletes
+     * after ACKs (node/delivery.c): a commit that promised nothing to
+     * anyone. */
+    uint64_t commits_acks_only;
+    uint64_t acks_deferred;  /* outbox deletes after ACKs left to a later commit */
+    uint64_t ack_defer_full; /* ... written at once: ack_defer_max were waiting */
 };
 
 struct tf_node {

@@ -1802,6 +1802,23 @@ int tf_node_store_outbox_next_due(struct tf_node_store *st, uint64_t *next_ms)
     return lmdb_err(rc);
 }
 
+/* ackdefer: next_due, skipping the entries skip names. */
+int tf_node_store_outbox_next_due_skip(struct tf_node_store *st, size_t max,
+                                       tf_node_store_skip_cb *skip, void *arg, uint64_t *next_ms)
+{
+    struct time_keys keys = {.last = UINT64_MAX, .max = max};
+    int rc = collect(st, DBI_OUTBOX_DUE, &keys);
+    size_t i = 0;
+    while (rc == 0 && i < keys.n && skip(keys.keys[i] + SEQ_LEN, arg))
+        i++;
+    if (rc == 0 && i == keys.n)
+        rc = MDB_NOTFOUND;
+    if (rc == 0)
+        *next_ms = load_be(keys.keys[i], SEQ_LEN);
+    free(keys.keys);
+    return lmdb_err(rc);
+}
+
 /* A seen entry's value: u64be(expires). */
 static int decode_expiry(const uint8_t *id, const MDB_val *v, void *out)
 {

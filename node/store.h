@@ -281,6 +281,15 @@ TF_MUST_CHECK int tf_node_store_outbox_recipients(struct tf_node_store *st,
  * empty. */
 TF_MUST_CHECK int tf_node_store_outbox_next_due(struct tf_node_store *st, uint64_t *next_ms);
 
+/* ackdefer: the same, among the first max entries of the due index (max >
+ * 0), for the earliest entry whose msg id skip does not accept (an entry
+ * acknowledged whose delete waits, node/delivery.c); TF_E_NOT_FOUND when
+ * skip accepts every one of them, or the outbox is empty. */
+typedef bool tf_node_store_skip_cb(const uint8_t msg_id[static 16], void *arg);
+TF_MUST_CHECK int tf_node_store_outbox_next_due_skip(struct tf_node_store *st, size_t max,
+                                                     tf_node_store_skip_cb *skip, void *arg,
+                                                     uint64_t *next_ms);
+
 /* Seen message ids ("seen": msg_id -> u64be expiry, plus an expiry index
  * "seen_exp": u64be(expires) || msg_id -> empty). */
 /* TF_OK if msg_id was recorded (expired or not: seen_gc forgets), else

@@ -442,7 +442,9 @@ static int verb_status(struct tf_node *node, const msgpack_object *args,
     tf_proto_mp_write_cstr(w, "events");
     tf_proto_mp_write_uint(w, st.events);
     tf_proto_mp_write_cstr(w, "outbox");
-    tf_proto_mp_write_uint(w, st.outbox);
+    /* ackdefer: entries acknowledged whose deletes wait are not queued. */
+    size_t acked = tf_node_delivery_acks_pending(node->delivery);
+    tf_proto_mp_write_uint(w, st.outbox > acked ? st.outbox - acked : 0);
     tf_proto_mp_write_cstr(w, "messages");
     tf_proto_mp_write_uint(w, st.messages);
     tf_proto_mp_write_cstr(w, "peers");
@@ -464,6 +466,11 @@ static int verb_status(struct tf_node *node, const msgpack_object *args,
         /* perf (issue 17) */
         {"commit_write_bytes", s->commit_write_bytes},
         {"store_pages", st.pages},
+        /* ackdefer */
+        {"commits_acks_only", s->commits_acks_only},
+        {"acks_deferred", s->acks_deferred},
+        {"ack_defer_full", s->ack_defer_full},
+        {"acks_pending", tf_node_delivery_acks_pending(node->delivery)},
     };
     tf_proto_mp_write_cstr(w, "stats");
     tf_proto_mp_write_map(w, sizeof stats / sizeof stats[0]);
@@ -1097,6 +1104,8 @@ static void outbox_item(struct outbox_list *l, const struct tf_node_outbox_entry
 static int outbox_list_cb(const struct tf_node_outbox_entry *e, void *arg)
 {
     struct outbox_list *l = arg;
+    if (tf_node_delivery_acked(l->node->delivery, e->msg_id))
+        return 0; /* ackdefer: acknowledged, its delete waits for a commit */
     switch (l->page->from) {
     case PAGE_BEFORE:
         if (outbox_cmp(e, l) >= 0)
@@ -1133,6 +1142,10 @@ static int outbox_cursor(struct outbox_list *l, char *why, size_t why_cap)
     }
     struct tf_node_outbox_entry e;
     int rc = tf_node_store_outbox_get(l->node->store, l->cur_id, &e);
+    if (rc == TF_OK && tf_node_delivery_acked(l->node->delivery, l->cur_id)) {
+        tf_node_outbox_entry_deinit(&e); /* ackdefer: delivered already */
+        rc = TF_E_NOT_FOUND;
+    }
     if (rc == TF_E_NOT_FOUND) {
         WHY("%s (argument '%s') is no longer in the outbox (delivered, refused or expired): "
             "list again from the start",

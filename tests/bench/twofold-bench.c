@@ -1136,6 +1136,10 @@ static json_t *io_role_json(const struct run *r, bool connector, double n_intros
     json_object_set_new(j, "new_pages_per_commit", jreal_or_null(pages / commits));
     json_object_set_new(j, "bytes_written_per_intro", jreal_or_null(bytes / n_intros));
     json_object_set_new(j, "commit_us_per_commit", jreal_or_null(us / commits));
+    /* ackdefer: commits whose only writes were outbox deletes after ACKs
+     * (NaN from a node that does not count them) */
+    json_object_set_new(j, "acks_only_commits_per_intro",
+                        jreal_or_null(io_delta(r, "commits_acks_only", connector) / n_intros));
     return j;
 }
 
