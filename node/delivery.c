@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 #include "node/delivery.h"
 
+#include <assert.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -1699,9 +1700,45 @@ struct taken {
     struct tf_proto_bytes body;
 };
 
+/* The seen table's keys for an envelope (node/store.h).  Duplicates are
+ * found per sender and only once the envelope is authenticated, so nobody
+ * can pin or pre-empt another sender's ids.
+ *
+ * key = BLAKE2b-128(sender_pk) || msg_id: one sender's rows share a prefix,
+ * and the msg ids twofoldd makes start with the time (PROTOCOL section 7),
+ * so each new row lands at the end of its sender's range, in a leaf page that
+ * the last commit already wrote, instead of in a random one.  Two envelopes
+ * get the same key only for the same msg_id from senders whose keys have
+ * the same BLAKE2b-128: taking another sender's place needs a second
+ * preimage of the 128-bit hash of a given key (about 2^128 key pairs to
+ * try), and a pair of colliding keys one holds (about 2^64) only makes one's
+ * own envelopes duplicates of each other, as with the key before.  A sender
+ * whose msg ids are not time-ordered only spreads its own rows (the seen_max
+ * budget bounds them all the same).
+ *
+ * legacy = BLAKE2b-128(sender_pk || msg_id), the key before schema 12, still
+ * looked up while rows of that form can live; it also names a note whose
+ * msg_id another message already has (receive_note). */
+struct seen_keys {
+    uint8_t key[TF_NODE_STORE_SEEN_KEY_LEN];
+    uint8_t legacy[16];
+};
+
+static void seen_keys(const uint8_t from_pk[static 32], const uint8_t msg_id[static 16],
+                      struct seen_keys *out)
+{
+    uint8_t in[32 + 16];
+    static_assert(sizeof out->key == 16 + 16, "a sender hash, then the msg id");
+    crypto_generichash(out->key, 16, from_pk, 32, NULL, 0);
+    memcpy(out->key + 16, msg_id, 16);
+    memcpy(in, from_pk, 32);
+    memcpy(in + 32, msg_id, 16);
+    crypto_generichash(out->legacy, sizeof out->legacy, in, sizeof in, NULL, 0);
+}
+
 /* Stores a note from a contact. */
 static enum tf_proto_ack_reason receive_note(struct tf_node_delivery *d, const struct taken *o,
-                                             const uint8_t seen[static 16])
+                                             const struct seen_keys *seen)
 {
     struct tf_node *node = d->node;
     struct tf_node_contact c;
@@ -1720,7 +1757,7 @@ static enum tf_proto_ack_reason receive_note(struct tf_node_delivery *d, const s
     memset(&m, 0, sizeof m);
     /* The note is kept under its msg_id, unless a message already has that
      * id (another sender chose the same one, or it is one of ours): then
-     * under its seen key, which is unique per (sender, msg_id). */
+     * under BLAKE2b-128(sender_pk || msg_id), unique per (sender, msg_id). */
     rc = tf_node_store_message_get(node->store, o->msg_id, &m);
     tf_node_message_deinit(&m);
     memset(&m, 0, sizeof m);
@@ -1729,7 +1766,7 @@ static enum tf_proto_ack_reason receive_note(struct tf_node_delivery *d, const s
         tf_node_log(TF_NODE_LOG_ERROR, "delivery", "cannot read the messages: %s", tf_strerror(rc));
         return (enum tf_proto_ack_reason) - 1;
     }
-    memcpy(m.id, rc == TF_OK ? seen : o->msg_id, 16);
+    memcpy(m.id, rc == TF_OK ? seen->legacy : o->msg_id, 16);
     memcpy(m.contact, o->from_pk, 32);
     m.outgoing = false;
     m.time = m.updated = tf_node_now(node);
@@ -1755,7 +1792,7 @@ static enum tf_proto_ack_reason receive_note(struct tf_node_delivery *d, const s
     tf_proto_mp_write_str(&w, (const char *)o->body.ptr, o->body.len);
     if ((rc = tf_proto_mp_writer_finish(&w, &rec)) == TF_OK &&
         (rc = tf_node_store_message_put(node->store, &m)) == TF_OK &&
-        (rc = tf_node_store_seen_add(node->store, seen, o->expires)) == TF_OK)
+        (rc = tf_node_store_seen_add(node->store, seen->key, o->expires)) == TF_OK)
         rc = tf_node_event(node, &rec);
     tf_proto_buf_free(&rec);
     if (rc != TF_OK) {
@@ -1769,20 +1806,6 @@ static enum tf_proto_ack_reason receive_note(struct tf_node_delivery *d, const s
     if (node->test_crash_after_receive)
         node->test_crash_armed = true;
     return TF_PROTO_ACK_REASON_NONE;
-}
-
-/* The seen table's key for an envelope: BLAKE2b-128(sender_pk || msg_id).
- * Duplicates are found per sender and only once the envelope is
- * authenticated, so nobody can pin or pre-empt another sender's ids; the
- * key keeps the table's 16-byte width (rows keyed on msg_id alone, from
- * older versions, simply expire). */
-static void seen_key(const uint8_t from_pk[static 32], const uint8_t msg_id[static 16],
-                     uint8_t key[static 16])
-{
-    uint8_t in[32 + 16];
-    memcpy(in, from_pk, 32);
-    memcpy(in + 32, msg_id, 16);
-    crypto_generichash(key, 16, in, sizeof in, NULL, 0);
 }
 
 /* The seen budget (seen_max ids): when it is full, a new envelope is not
@@ -1846,11 +1869,11 @@ static void take(struct tf_node_delivery *d, struct tf_node_link *link, const st
     struct tf_node *node = d->node;
     enum tf_proto_ack_reason reason;
     struct tf_node_savepoint sp = tf_node_savepoint(node);
-    uint8_t key[16];
+    struct seen_keys keys;
     int rc = open_rc;
     if (rc == TF_OK) {
-        seen_key(t->from_pk, t->msg_id, key);
-        rc = tf_node_store_seen_check(node->store, key);
+        seen_keys(t->from_pk, t->msg_id, &keys);
+        rc = tf_node_store_seen_check(node->store, keys.key, keys.legacy, now);
         if (rc == TF_OK) {
             /* A duplicate of an envelope this sender had delivered. */
             send_ack(d, link, t->msg_id, TF_PROTO_ACK_REASON_NONE);
@@ -1873,7 +1896,7 @@ static void take(struct tf_node_delivery *d, struct tf_node_link *link, const st
     } else if (seen_full(d, tid)) {
         reason = (enum tf_proto_ack_reason) - 1; /* no ACK: taken later */
     } else if (t->type == TF_PROTO_MSG_TYPE_NOTE) {
-        reason = receive_note(d, t, key);
+        reason = receive_note(d, t, &keys);
     } else {
         int r = t->type == TF_PROTO_MSG_TYPE_CARD_UPDATE
                     ? tf_node_profile_card_update(node, t->from_pk, t->body.ptr, t->body.len)
@@ -1887,7 +1910,7 @@ static void take(struct tf_node_delivery *d, struct tf_node_link *link, const st
         struct tf_node_savepoint after = tf_node_savepoint(node);
         bool changed = after.store != sp.store || after.events != sp.events;
         if (r == TF_PROTO_ACK_REASON_NONE && changed) {
-            int rc2 = tf_node_store_seen_add(node->store, key, t->expires);
+            int rc2 = tf_node_store_seen_add(node->store, keys.key, t->expires);
             if (rc2 != TF_OK) {
                 tf_node_log(TF_NODE_LOG_ERROR, "delivery", "cannot record a msg id: %s",
                             tf_strerror(rc2));

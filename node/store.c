@@ -34,8 +34,19 @@
 #define ERROR_LEN_MAX (TF_NODE_OUTBOX_ERROR_MAX - 1)
 /* seen_gc forgets ids in batches of this many keys. */
 #define GC_BATCH 256
+/* seenkeys: the seen table's keys (node/store.h), the keys of its expiry
+ * index, the longest time index key, and the 16-byte keys of rows older code
+ * wrote, kept under 16 zero bytes || the old key since schema 12. */
+#define SEEN_KEY_LEN TF_NODE_STORE_SEEN_KEY_LEN
+#define SEEN_EXP_LEN (SEQ_LEN + SEEN_KEY_LEN)
+#define TIME_KEY_MAX SEEN_EXP_LEN
+#define LEGACY_KEY_LEN 16
+#define SEEN_KEYS_SCHEMA 12
+#define SEEN_LEGACY_KEY "seen-legacy-until"
 
 static_assert(MSG_ID_LEN == 16, "store.h spells msg ids as 16 bytes");
+static_assert(SEEN_KEY_LEN == 2 * LEGACY_KEY_LEN,
+              "an old seen key fits the new form's second half");
 
 enum dbi {
     DBI_META,
@@ -137,6 +148,8 @@ struct tf_node_store {
     uint64_t contacts_gen;
     /* pages (issue 17): puts and deletes committed, per table. */
     uint64_t table_writes[DBI_COUNT];
+    /* seenkeys: until when seen_check also looks up old keys (node/store.h). */
+    uint64_t seen_legacy_until;
 };
 
 /*
@@ -580,6 +593,103 @@ static int migrate_9_to_10(struct tf_node_store *st, MDB_txn *txn)
     return 0;
 }
 
+/* Schema 11 belongs to another change made alongside seenkeys (the intro
+ * records' keys); on this line of work it changes nothing. */
+static int migrate_10_to_11(struct tf_node_store *st, MDB_txn *txn)
+{
+    (void)st;
+    (void)txn;
+    return 0;
+}
+
+/* seenkeys: moves the row under old (old_len bytes) of dbi to its new key:
+ * the first `at` bytes of old, LEGACY_KEY_LEN zero bytes, the rest; the
+ * value is unchanged (copied first: the put may move the page it is on). */
+static int widen_key(MDB_txn *txn, MDB_dbi dbi, const uint8_t *old, size_t old_len, size_t at)
+{
+    uint8_t key[TIME_KEY_MAX] = {0};
+    MDB_val k = mval(old, old_len), v;
+    memcpy(key, old, at);
+    memcpy(key + at + LEGACY_KEY_LEN, old + at, old_len - at);
+    int rc = mdb_get(txn, dbi, &k, &v);
+    if (rc != 0)
+        return rc;
+    uint8_t *val = malloc(v.mv_size + 1); /* + 1: an index entry's value is empty */
+    if (val == NULL)
+        return TF_E_NOMEM;
+    memcpy(val, v.mv_data, v.mv_size);
+    MDB_val nk = mval(key, old_len + LEGACY_KEY_LEN), nv = mval(val, v.mv_size);
+    if ((rc = mdb_del(txn, dbi, &k, NULL)) == 0)
+        rc = mdb_put(txn, dbi, &nk, &nv, 0);
+    free(val);
+    return rc;
+}
+
+/* seenkeys: widens every old_len-byte key of dbi (widen_key), in batches
+ * copied out, since writing under a cursor would move it.  A widened key
+ * sorts before the next old key (at most right after its own old key, when
+ * the old key's bytes from `at` are all zero), so each batch resumes from the
+ * last old key of the one before and skips the keys already widened.
+ * *moved counts the keys widened, and last (old_len bytes) is the greatest. */
+static int widen_keys(MDB_txn *txn, MDB_dbi dbi, size_t old_len, size_t at,
+                      uint8_t last[static TIME_KEY_LEN], size_t *moved)
+{
+    uint8_t batch[GC_BATCH][TIME_KEY_LEN];
+    size_t n, flen = 0;
+    int rc;
+    *moved = 0;
+    assert(old_len <= TIME_KEY_LEN && at <= old_len);
+    do {
+        MDB_cursor *cur;
+        MDB_val k = mval(last, flen), v;
+        if ((rc = mdb_cursor_open(txn, dbi, &cur)) != 0)
+            return rc;
+        n = 0;
+        rc = mdb_cursor_get(cur, &k, &v, flen > 0 ? MDB_SET_RANGE : MDB_FIRST);
+        while (rc == 0 && n < GC_BATCH) {
+            if (k.mv_size == old_len)
+                memcpy(batch[n++], k.mv_data, old_len);
+            else if (k.mv_size != old_len + LEGACY_KEY_LEN)
+                rc = TF_E_CORRUPT;
+            if (rc == 0)
+                rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT);
+        }
+        mdb_cursor_close(cur);
+        if (rc == MDB_NOTFOUND)
+            rc = 0;
+        for (size_t i = 0; rc == 0 && i < n; i++)
+            rc = widen_key(txn, dbi, batch[i], old_len, at);
+        if (n > 0)
+            memcpy(last, batch[n - 1], flen = old_len);
+        *moved += n;
+    } while (rc == 0 && n == GC_BATCH);
+    return rc;
+}
+
+/* seenkeys: schema 12 keys the seen table by BLAKE2b-128(sender_pk) ||
+ * msg_id (32 bytes).  The old rows' keys are hashes of what they name and
+ * cannot be rebuilt in that form, yet they must go on protecting against
+ * replays until they expire: each is kept, with its expiry, under 16 zero
+ * bytes || its old key (and its index key as u64be(expires) || that), and
+ * meta "seen-legacy-until" records the latest expiry among them, the time
+ * until which seen_check also looks old keys up (none: no old rows).  In the
+ * open transaction, so all or nothing; a store at schema 12 never comes here
+ * again. */
+static int migrate_11_to_12(struct tf_node_store *st, MDB_txn *txn)
+{
+    uint8_t last[TIME_KEY_LEN];
+    size_t rows, index_keys;
+    int rc;
+    if ((rc = widen_keys(txn, st->dbi[DBI_SEEN], LEGACY_KEY_LEN, 0, last, &rows)) != 0 ||
+        (rc = widen_keys(txn, st->dbi[DBI_SEEN_EXP], TIME_KEY_LEN, SEQ_LEN, last, &index_keys)) !=
+            0 ||
+        index_keys == 0)
+        return rc;
+    /* The greatest old index key names the latest expiry. */
+    MDB_val k = mval(SEEN_LEGACY_KEY, strlen(SEEN_LEGACY_KEY)), v = mval(last, SEQ_LEN);
+    return mdb_put(txn, st->dbi[DBI_META], &k, &v, 0);
+}
+
 static const struct {
     migrate_fn *fn;
     bool additive;
@@ -598,6 +708,10 @@ static const struct {
     /* pages: a read-only open reads an older store's intro_sched as it is
      * (it counts no budgets) */
     [9] = {migrate_9_to_10, true},
+    [10] = {migrate_10_to_11, true},
+    /* seenkeys: a read-only open reads an older store's seen rows as they are
+     * (see tf_node_store_seen_check) */
+    [11] = {migrate_11_to_12, true},
 };
 
 static int put_schema(struct tf_node_store *st, MDB_txn *txn)
@@ -633,6 +747,23 @@ static int read_schema(struct tf_node_store *st, MDB_txn *txn, uint32_t *schema)
     return rc;
 }
 
+/* seenkeys: until when seen_check looks old keys up: "seen-legacy-until",
+ * absent when the store had no old rows (0: never), and always for a
+ * read-only open of a store older than schema 12, whose rows are all old. */
+static int load_legacy_until(struct tf_node_store *st, MDB_txn *txn)
+{
+    MDB_val k = mval(SEEN_LEGACY_KEY, strlen(SEEN_LEGACY_KEY)), v;
+    st->seen_legacy_until = st->schema < SEEN_KEYS_SCHEMA ? UINT64_MAX : 0;
+    if (st->schema < SEEN_KEYS_SCHEMA)
+        return 0;
+    int rc = mdb_get(txn, st->dbi[DBI_META], &k, &v);
+    if (rc == 0 && v.mv_size != SEQ_LEN)
+        return TF_E_CORRUPT;
+    if (rc == 0)
+        st->seen_legacy_until = load_be(v.mv_data, SEQ_LEN);
+    return rc == MDB_NOTFOUND ? 0 : rc;
+}
+
 /* Opens the tables and writes (CREATE) or checks the schema, migrating an
  * older store in the read-write modes, in one transaction, committed so that
  * the handles stay valid until the environment closes. */
@@ -660,6 +791,10 @@ static int open_txn(struct tf_node_store *st, enum tf_node_store_mode mode)
         return rc;
     }
     st->schema = st->readonly ? schema : TF_NODE_STORE_SCHEMA;
+    if ((rc = load_legacy_until(st, txn)) != 0) {
+        mdb_txn_abort(txn);
+        return rc;
+    }
     return mdb_txn_commit(txn);
 }
 
@@ -1365,10 +1500,16 @@ int tf_node_store_event_foreach(struct tf_node_store *st, uint64_t after,
 
 /*
  * Outbox, seen ids and messages.  The outbox and seen tables each have a time
- * index (TIME_KEY_LEN keys: u64be(time) || msg_id -> empty) that every write
- * keeps in step with the table: one index key per entry, naming the entry's
- * time.
+ * index (u64be(time) || the entry's key -> empty: TIME_KEY_LEN keys for the
+ * outbox's msg ids, SEEN_EXP_LEN for seen keys) that every write keeps in
+ * step with the table: one index key per entry, naming the entry's time.
  */
+
+/* The length of an index's keys. */
+static size_t time_key_len(enum dbi index)
+{
+    return index == DBI_SEEN_EXP ? SEEN_EXP_LEN : TIME_KEY_LEN;
+}
 
 static void time_key(uint8_t key[static TIME_KEY_LEN], uint64_t t,
                      const uint8_t id[static MSG_ID_LEN])
@@ -1381,29 +1522,32 @@ static void time_key(uint8_t key[static TIME_KEY_LEN], uint64_t t,
  * would lose the write transaction).  In the write transaction. */
 static int index_drop(struct tf_node_store *st, enum dbi dbi, uint64_t t, const uint8_t *id)
 {
-    uint8_t key[TIME_KEY_LEN];
+    uint8_t key[TIME_KEY_MAX];
+    size_t len = time_key_len(dbi);
     MDB_val v;
-    time_key(key, t, id);
-    int rc = get(st, st->txn, dbi, key, sizeof key, &v);
+    store_be64(key, t);
+    memcpy(key + SEQ_LEN, id, len - SEQ_LEN);
+    int rc = get(st, st->txn, dbi, key, len, &v);
     if (rc != 0)
         return rc == MDB_NOTFOUND ? 0 : rc;
-    return write_op(st, dbi, key, sizeof key, NULL, 0, 0);
+    return write_op(st, dbi, key, len, NULL, 0, 0);
 }
 
-/* Finds one index key naming id. */
+/* Finds one index key (len bytes) naming id. */
 struct index_of {
     const uint8_t *id;
-    uint8_t key[TIME_KEY_LEN];
+    size_t len;
+    uint8_t key[TIME_KEY_MAX];
 };
 
 static int visit_index_of(const MDB_val *k, const MDB_val *v, void *ctx, bool *stopped)
 {
     struct index_of *x = ctx;
     (void)v;
-    if (k->mv_size != TIME_KEY_LEN ||
-        memcmp((const uint8_t *)k->mv_data + SEQ_LEN, x->id, MSG_ID_LEN) != 0)
+    if (k->mv_size != x->len ||
+        memcmp((const uint8_t *)k->mv_data + SEQ_LEN, x->id, x->len - SEQ_LEN) != 0)
         return 0;
-    memcpy(x->key, k->mv_data, TIME_KEY_LEN);
+    memcpy(x->key, k->mv_data, x->len);
     *stopped = true;
     return 1;
 }
@@ -1413,12 +1557,12 @@ static int visit_index_of(const MDB_val *k, const MDB_val *v, void *ctx, bool *s
 static int index_drop_all(struct tf_node_store *st, enum dbi dbi, const uint8_t *id)
 {
     for (;;) {
-        struct index_of x = {.id = id};
+        struct index_of x = {.id = id, .len = time_key_len(dbi)};
         bool found;
         int rc = walk(st, st->txn, dbi, NULL, visit_index_of, &x, &found);
         if (!found)
             return rc;
-        if ((rc = write_op(st, dbi, x.key, sizeof x.key, NULL, 0, 0)) != 0)
+        if ((rc = write_op(st, dbi, x.key, x.len, NULL, 0, 0)) != 0)
             return rc;
     }
 }
@@ -1429,13 +1573,14 @@ struct time_keys {
     uint64_t last; /* collect keys whose time is <= last */
     size_t max;    /* and at most this many */
     size_t n, cap;
-    uint8_t (*keys)[TIME_KEY_LEN]; /* malloc'ed; the caller frees it */
+    size_t len;                    /* each key's length (set by collect) */
+    uint8_t (*keys)[TIME_KEY_MAX]; /* malloc'ed; the caller frees it */
 };
 
 static int visit_collect(const MDB_val *k, const MDB_val *v, void *ctx, bool *stopped)
 {
     struct time_keys *c = ctx;
-    if (k->mv_size != TIME_KEY_LEN || v->mv_size != 0)
+    if (k->mv_size != c->len || v->mv_size != 0)
         return TF_E_CORRUPT;
     if (c->n == c->max || load_be(k->mv_data, SEQ_LEN) > c->last) {
         *stopped = true;
@@ -1444,15 +1589,15 @@ static int visit_collect(const MDB_val *k, const MDB_val *v, void *ctx, bool *st
     if (c->n == c->cap) {
         /* Grown as keys come, never pre-sized from max. */
         size_t cap = c->cap == 0 ? (c->max < 64 ? c->max : 64) : 2 * c->cap;
-        if (c->cap > SIZE_MAX / 2 / TIME_KEY_LEN)
+        if (c->cap > SIZE_MAX / 2 / TIME_KEY_MAX)
             return TF_E_NOMEM;
-        uint8_t(*keys)[TIME_KEY_LEN] = realloc(c->keys, cap * TIME_KEY_LEN);
+        uint8_t(*keys)[TIME_KEY_MAX] = realloc(c->keys, cap * TIME_KEY_MAX);
         if (keys == NULL)
             return TF_E_NOMEM;
         c->keys = keys;
         c->cap = cap;
     }
-    memcpy(c->keys[c->n++], k->mv_data, TIME_KEY_LEN);
+    memcpy(c->keys[c->n++], k->mv_data, c->len);
     return 0;
 }
 
@@ -1463,6 +1608,7 @@ static int collect(struct tf_node_store *st, enum dbi dbi, struct time_keys *c)
     MDB_txn *txn;
     bool own, stopped = false;
     int rc = read_begin(st, &txn, &own);
+    c->len = time_key_len(dbi);
     if (rc == 0) {
         rc = walk(st, txn, dbi, NULL, visit_collect, c, &stopped);
         read_end(st, txn, own);
@@ -1829,50 +1975,60 @@ static int decode_expiry(const uint8_t *id, const MDB_val *v, void *out)
     return 0;
 }
 
-int tf_node_store_seen_check(struct tf_node_store *st, const uint8_t msg_id[static 16])
+int tf_node_store_seen_check(struct tf_node_store *st, const uint8_t key[static SEEN_KEY_LEN],
+                             const uint8_t legacy[static LEGACY_KEY_LEN], uint64_t now)
 {
+    uint8_t old[SEEN_KEY_LEN] = {0};
     uint64_t expires;
-    return read_record(st, DBI_SEEN, msg_id, MSG_ID_LEN, decode_expiry, &expires);
+    int rc = read_record(st, DBI_SEEN, key, SEEN_KEY_LEN, decode_expiry, &expires);
+    if (rc != TF_E_NOT_FOUND || now > st->seen_legacy_until)
+        return rc;
+    /* seenkeys: a row older code wrote for the same envelope. */
+    if (st->schema < SEEN_KEYS_SCHEMA) /* read-only, in an older store: as stored */
+        return read_record(st, DBI_SEEN, legacy, LEGACY_KEY_LEN, decode_expiry, &expires);
+    memcpy(old + SEEN_KEY_LEN - LEGACY_KEY_LEN, legacy, LEGACY_KEY_LEN);
+    return read_record(st, DBI_SEEN, old, SEEN_KEY_LEN, decode_expiry, &expires);
 }
 
-int tf_node_store_seen_add(struct tf_node_store *st, const uint8_t msg_id[static 16],
+int tf_node_store_seen_add(struct tf_node_store *st, const uint8_t key[static SEEN_KEY_LEN],
                            uint64_t expires)
 {
-    uint8_t key[TIME_KEY_LEN], val[SEQ_LEN];
+    uint8_t ekey[SEEN_EXP_LEN], val[SEQ_LEN];
     uint64_t old;
     MDB_val v;
     int rc = write_begin(st);
-    if (rc == 0 && (rc = get(st, st->txn, DBI_SEEN, msg_id, MSG_ID_LEN, &v)) == 0) {
-        if (decode_expiry(msg_id, &v, &old) != 0)
-            rc = index_drop_all(st, DBI_SEEN_EXP, msg_id); /* replaced below */
+    if (rc == 0 && (rc = get(st, st->txn, DBI_SEEN, key, SEEN_KEY_LEN, &v)) == 0) {
+        if (decode_expiry(key, &v, &old) != 0)
+            rc = index_drop_all(st, DBI_SEEN_EXP, key); /* replaced below */
         else if (old >= expires)
             return TF_OK; /* already remembered at least that long */
         else
-            rc = index_drop(st, DBI_SEEN_EXP, old, msg_id);
+            rc = index_drop(st, DBI_SEEN_EXP, old, key);
     } else if (rc == MDB_NOTFOUND) {
         rc = 0;
     }
-    time_key(key, expires, msg_id);
+    store_be64(ekey, expires);
+    memcpy(ekey + SEQ_LEN, key, SEEN_KEY_LEN);
     store_be64(val, expires);
     if (rc == 0)
-        rc = write_op(st, DBI_SEEN_EXP, key, sizeof key, no_value, 0, 0);
+        rc = write_op(st, DBI_SEEN_EXP, ekey, sizeof ekey, no_value, 0, 0);
     if (rc == 0)
-        rc = write_op(st, DBI_SEEN, msg_id, MSG_ID_LEN, val, sizeof val, 0);
+        rc = write_op(st, DBI_SEEN, key, SEEN_KEY_LEN, val, sizeof val, 0);
     return lmdb_err(rc);
 }
 
-/* Forgets the seen id that an expiry index key names: the index entry, and
+/* Forgets the seen key that an expiry index key names: the index entry, and
  * the seen entry if it expires at that time (or does not decode).  In the
  * write transaction. */
-static int forget(struct tf_node_store *st, const uint8_t key[static TIME_KEY_LEN])
+static int forget(struct tf_node_store *st, const uint8_t key[static SEEN_EXP_LEN])
 {
     const uint8_t *id = key + SEQ_LEN;
     uint64_t t = load_be(key, SEQ_LEN), expires;
     MDB_val v;
     int rc = index_drop(st, DBI_SEEN_EXP, t, id);
-    if (rc == 0 && (rc = get(st, st->txn, DBI_SEEN, id, MSG_ID_LEN, &v)) == 0 &&
+    if (rc == 0 && (rc = get(st, st->txn, DBI_SEEN, id, SEEN_KEY_LEN, &v)) == 0 &&
         (decode_expiry(id, &v, &expires) != 0 || expires == t))
-        rc = write_op(st, DBI_SEEN, id, MSG_ID_LEN, NULL, 0, 0);
+        rc = write_op(st, DBI_SEEN, id, SEEN_KEY_LEN, NULL, 0, 0);
     return rc == MDB_NOTFOUND ? 0 : rc;
 }
 

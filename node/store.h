@@ -13,11 +13,12 @@
  * and, since schema 2:
  *   outbox     msg_id (16) -> outbox record
  *   outbox_due u64be(next_try_ms) || msg_id -> empty   (the due index)
- *   seen       key (16) -> u64be(expires)
+ *   seen       key (32) -> u64be(expires)
  *   seen_exp   u64be(expires) || key -> empty          (the expiry index)
- *              where key = BLAKE2b-128(sender_pk || msg_id) (node/delivery.c);
- *              rows keyed on msg_id alone, written by older versions, simply
- *              expire (the table is unchanged)
+ *              where key = BLAKE2b-128(sender_pk) || msg_id (node/delivery.c),
+ *              so that one sender's time-ordered msg ids append at the end of
+ *              its range; since schema 12 (seenkeys: see the seen functions
+ *              below for the rows older versions wrote)
  *   messages   id (16) -> message record
  * Big-endian times make LMDB's byte order time order.  Each index holds
  * exactly one key per entry of its table, naming the entry's current time.
@@ -46,8 +47,9 @@
  * 8 the mailbox tables (enum tf_node_store_table); 9 the outbox body
  * (direct: no table changes, schema 8 records are valid as they are); 10
  * (pages) the time in intro_sched's 'f', 'b', 's' and 'q' keys (node/intro.c
- * rewrites them at its start).  Each
- * migration so far is additive: see tf_node_store_open.
+ * rewrites them at its start); 12 (seenkeys) the seen keys' form (see the
+ * seen functions).  Each migration so far is additive: see
+ * tf_node_store_open.
  *
  * Group commit: every mutation goes into ONE write transaction that is opened
  * lazily at the first write of a loop iteration and committed by
@@ -76,7 +78,7 @@
 
 /* The schema this code writes.  A store with a newer schema is refused
  * (TF_E_VERSION); an older one is migrated on open. */
-#define TF_NODE_STORE_SCHEMA 10
+#define TF_NODE_STORE_SCHEMA 12
 
 struct tf_node_store;
 
@@ -290,19 +292,37 @@ TF_MUST_CHECK int tf_node_store_outbox_next_due_skip(struct tf_node_store *st, s
                                                      tf_node_store_skip_cb *skip, void *arg,
                                                      uint64_t *next_ms);
 
-/* Seen message ids ("seen": msg_id -> u64be expiry, plus an expiry index
- * "seen_exp": u64be(expires) || msg_id -> empty). */
-/* TF_OK if msg_id was recorded (expired or not: seen_gc forgets), else
- * TF_E_NOT_FOUND. */
+/* Seen envelopes ("seen": key -> u64be(expires), plus an expiry index
+ * "seen_exp": u64be(expires) || key -> empty), for duplicate detection.  The
+ * caller makes the key (node/delivery.c: BLAKE2b-128(sender_pk) || msg_id).
+ *
+ * seenkeys: before schema 12 the key was 16 bytes (BLAKE2b-128(sender_pk ||
+ * msg_id), and before that msg_id alone).  Such a key cannot be rebuilt in
+ * the new form, so the migration keeps each of those rows, with its expiry,
+ * under 16 zero bytes || its old key (a new key starts with zero bytes only
+ * if BLAKE2b-128 of a sender's key is zero: probability 2^-128), and records
+ * in meta "seen-legacy-until" (u64be) the latest expiry they had.  Until that
+ * time seen_check also looks the old key up, so that an envelope taken
+ * before the upgrade is still a duplicate after it, as long as its row
+ * lives.  Old rows count against the budget and expire like the others. */
+#define TF_NODE_STORE_SEEN_KEY_LEN 32
+/* TF_OK if key was recorded (expired or not: seen_gc forgets), or if legacy,
+ * the key code before schema 12 gave the same envelope, was recorded by that
+ * code and now (unix seconds) is not after seen-legacy-until; else
+ * TF_E_NOT_FOUND.  In a read-only open of an older store, whose rows are all
+ * of the old form, legacy is looked up as it was stored. */
 TF_MUST_CHECK int tf_node_store_seen_check(struct tf_node_store *st,
-                                           const uint8_t msg_id[static 16]);
-/* Records msg_id until expires (unix seconds).  Recording it again is TF_OK
+                                           const uint8_t key[static TF_NODE_STORE_SEEN_KEY_LEN],
+                                           const uint8_t legacy[static 16], uint64_t now);
+/* Records key until expires (unix seconds).  Recording it again is TF_OK
  * and keeps the later of the two expiries. */
-TF_MUST_CHECK int tf_node_store_seen_add(struct tf_node_store *st, const uint8_t msg_id[static 16],
+TF_MUST_CHECK int tf_node_store_seen_add(struct tf_node_store *st,
+                                         const uint8_t key[static TF_NODE_STORE_SEEN_KEY_LEN],
                                          uint64_t expires);
-/* Forgets up to max ids whose expiry is before now (expires < now), earliest
- * first; *removed says how many (also when it fails part way: those are gone
- * from the write transaction).  -EROFS in READONLY mode. */
+/* Forgets up to max keys (old rows too) whose expiry is before now
+ * (expires < now), earliest first; *removed says how many (also when it
+ * fails part way: those are gone from the write transaction).  -EROFS in
+ * READONLY mode. */
 TF_MUST_CHECK int tf_node_store_seen_gc(struct tf_node_store *st, uint64_t now, size_t max,
                                         size_t *removed);
 

@@ -9,9 +9,11 @@ blocked contacts.
 Raw peers are played by tf-delivery (tests/integration/tf_delivery.c) from
 the identity of a home on which no daemon runs.
 """
+import hashlib
 import os
 import re
 import socket
+import struct
 import subprocess
 import sys
 import threading
@@ -471,6 +473,88 @@ class CardUpdates(DeliveryTestCase):
         bob.cli("profile", "set", "--name", "Bob Moved")
         out = bob.json("outbox")
         self.assertEqual([(e["alias"], e["type"]) for e in out], [("alice", "card-update")])
+
+
+# seenkeys ---------------------------------------------------------------
+class SeenKeys(DeliveryTestCase):
+    """The seen table is keyed by BLAKE2b-128(sender_pk) || msg_id (schema
+    12); rows the code before wrote (BLAKE2b-128(sender_pk || msg_id), 16
+    bytes) go on making replays duplicates after the upgrade, until they
+    expire."""
+
+    @staticmethod
+    def h16(data):
+        return hashlib.blake2b(data, digest_size=16).digest()
+
+    def test_keys_and_upgrade(self):
+        import lmdb  # python3-lmdb (./dev installs it)
+        bob = self.listening("bob")
+        alice = self.identity("alice")
+        bob.cli("contact", "add", alice.card(), "--alias", "alice")
+        kept, expired = "0190aa" + "11" * 13, "0190ab" + "22" * 13
+        for msg_id, text in ((kept, "kept"), (expired, "expired")):
+            r = delivery("note", bob.listen, "--home", alice.home, "--msg-id", msg_id,
+                         "--text", text)
+            self.assertEqual(r.stdout.strip(), "ack 0/0", r.stdout + r.stderr)
+        bob.stop()
+        path = os.path.join(bob.home, "store")
+        env = lmdb.open(path, max_dbs=64, subdir=True)
+        meta, contacts = env.open_db(b"meta"), env.open_db(b"contacts")
+        seen, seen_exp = env.open_db(b"seen"), env.open_db(b"seen_exp")
+        with env.begin(write=True) as txn:
+            alice_pk = [k for k, _ in txn.cursor(db=contacts)]
+            self.assertEqual(len(alice_pk), 1)
+            alice_pk = alice_pk[0]
+            rows = dict(txn.cursor(db=seen))
+            want = {self.h16(alice_pk) + bytes.fromhex(m) for m in (kept, expired)}
+            self.assertEqual(set(rows), want)
+            self.assertEqual(len(list(txn.cursor(db=seen_exp))), 2)
+            # Make the store as the code before schema 12 left it, the
+            # second note's row expired a minute ago.
+            for k in [k for k, _ in txn.cursor(db=seen_exp)]:
+                txn.delete(k, db=seen_exp)
+            for key, val in rows.items():
+                txn.delete(key, db=seen)
+                old = self.h16(alice_pk + key[16:])
+                if key[16:] == bytes.fromhex(expired):
+                    val = struct.pack(">Q", int(time.time()) - 60)
+                txn.put(old, val, db=seen)
+                txn.put(val + old, b"", db=seen_exp)
+                if key[16:] == bytes.fromhex(kept):
+                    until = val
+            txn.put(b"schema", b"\0\0\0\x0a", db=meta)
+        env.close()
+
+        bob.start()
+        # Migrated: the old rows kept, and until when they are looked up.
+        env = lmdb.open(path, max_dbs=64, subdir=True, readonly=True, lock=False)
+        with env.begin() as txn:
+            self.assertEqual(txn.get(b"seen-legacy-until", db=env.open_db(b"meta", txn=txn)),
+                             until)
+        env.close()
+        r = delivery("note", bob.listen, "--home", alice.home, "--msg-id", kept,
+                     "--text", "kept, replayed")
+        self.assertEqual(r.stdout.strip(), "ack 0/0", r.stdout + r.stderr)
+        self.assertEqual(notes_in(bob), ["expired", "kept"])
+
+        # The expired row is collected (the sweep runs every second); then
+        # the same msg id is new again.
+        def seen_rows():
+            e = lmdb.open(path, max_dbs=64, subdir=True, readonly=True)
+            try:
+                with e.begin() as t:
+                    return t.stat(e.open_db(b"seen", txn=t))["entries"]
+            finally:
+                e.close()
+        wait_for("the expired seen row to be collected", lambda: seen_rows() == 1, 15)
+        r = delivery("note", bob.listen, "--home", alice.home, "--msg-id", expired,
+                     "--text", "expired, sent again")
+        self.assertEqual(r.stdout.strip(), "ack 0/0", r.stdout + r.stderr)
+        self.assertEqual(notes_in(bob), ["expired", "expired, sent again", "kept"])
+        r = delivery("note", bob.listen, "--home", alice.home, "--msg-id", kept,
+                     "--text", "kept, replayed again")
+        self.assertEqual(r.stdout.strip(), "ack 0/0", r.stdout + r.stderr)
+        self.assertEqual(len(notes_in(bob)), 3)
 
 
 if __name__ == "__main__":

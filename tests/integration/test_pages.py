@@ -200,7 +200,7 @@ class TimedKeys(IntroTestCase):
             n.stop()
             tables, _ = dump_tables(os.path.join(n.home, "store"))
             self.assertEqual(tables["meta"][[k for k, _ in tables["meta"]].index(b"schema")][1],
-                             b"\0\0\0\x0a")
+                             b"\0\0\0\x0c")  # the current schema (12: seenkeys)
             got = sorted(tables["intro_sched"])
             # What changed since: the half-done intro's keys, as a new store
             # writes them; everything else exactly as before the downgrade.
