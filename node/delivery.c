@@ -1813,18 +1813,18 @@ static enum tf_proto_ack_reason receive_note(struct tf_node_delivery *d, const s
  * by the sweep).  Logged. */
 static bool seen_full(struct tf_node_delivery *d, const char *tid)
 {
-    struct tf_node_store_stat st;
-    int rc = tf_node_store_stat(d->node->store, &st);
+    uint64_t seen;
+    int rc = tf_node_store_seen_count(d->node->store, &seen);
     if (rc != TF_OK) {
         tf_node_log(TF_NODE_LOG_ERROR, "delivery", "cannot count the seen ids: %s",
                     tf_strerror(rc));
         return true;
     }
-    if (st.seen < d->node->config.seen_max)
+    if (seen < d->node->config.seen_max)
         return false;
     tf_node_log(TF_NODE_LOG_WARN, "delivery",
                 "%s: envelope not taken: %llu msg ids remembered (seen_max); try later", tid,
-                (unsigned long long)st.seen);
+                (unsigned long long)seen);
     return true;
 }
 

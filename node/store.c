@@ -2032,6 +2032,23 @@ static int forget(struct tf_node_store *st, const uint8_t key[static SEEN_EXP_LE
     return rc == MDB_NOTFOUND ? 0 : rc;
 }
 
+int tf_node_store_seen_count(struct tf_node_store *st, uint64_t *count)
+{
+    MDB_txn *txn;
+    MDB_stat ms;
+    bool own;
+    *count = 0;
+    if (!has(st, DBI_SEEN))
+        return TF_OK;
+    int rc = read_begin(st, &txn, &own);
+    if (rc != 0)
+        return lmdb_err(rc);
+    if ((rc = mdb_stat(txn, st->dbi[DBI_SEEN], &ms)) == 0)
+        *count = ms.ms_entries;
+    read_end(st, txn, own);
+    return lmdb_err(rc);
+}
+
 int tf_node_store_seen_gc(struct tf_node_store *st, uint64_t now, size_t max, size_t *removed)
 {
     int rc = 0;

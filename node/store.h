@@ -326,6 +326,10 @@ TF_MUST_CHECK int tf_node_store_seen_add(struct tf_node_store *st,
 TF_MUST_CHECK int tf_node_store_seen_gc(struct tf_node_store *st, uint64_t now, size_t max,
                                         size_t *removed);
 
+/* The seen rows there are (old rows too), as status's "seen" counts them:
+ * one mdb_stat, for the seen_max check of every envelope taken. */
+TF_MUST_CHECK int tf_node_store_seen_count(struct tf_node_store *st, uint64_t *count);
+
 /* Notes between contacts ("messages": id -> record). */
 #define TF_NODE_MESSAGE_TEXT_MAX 4000
 
