@@ -159,7 +159,7 @@ static const struct key KEYS[] = {
     /* direct */
     KEY(direct_envelopes, 0, 1),
     /* ackdefer */
-    KEY(ack_defer_max, 0, 100000),
+    KEY(ack_defer_max, 0, 8192),
     KEY(ack_defer_ms, 1, 3600000),
 };
 

@@ -946,8 +946,9 @@ static void note_outcome(struct tf_node_delivery *d, const uint8_t msg_id[16],
     tf_node_message_deinit(&m);
 }
 
-/* Ends delivery of an outbox entry (ACKed, rejected or expired). */
-static void finish(struct tf_node_delivery *d, const struct tf_node_outbox_entry *e,
+/* Ends delivery of an outbox entry (ACKed, rejected or expired).  False if
+ * its delete could not be written (logged): the entry is still there. */
+static bool finish(struct tf_node_delivery *d, const struct tf_node_outbox_entry *e,
                    enum tf_node_message_state state, const char *error)
 {
     if (sync_counts(d) != TF_OK)
@@ -957,7 +958,7 @@ static void finish(struct tf_node_delivery *d, const struct tf_node_outbox_entry
     if (rc != TF_OK && rc != TF_E_NOT_FOUND) {
         tf_node_log(TF_NODE_LOG_ERROR, "delivery", "cannot remove a delivered envelope: %s",
                     tf_strerror(rc));
-        return;
+        return false;
     }
     if (rc == TF_OK)
         count_write(d, sp, e->to_pk, -1, 0, false);
@@ -967,6 +968,7 @@ static void finish(struct tf_node_delivery *d, const struct tf_node_outbox_entry
         (rc = tf_node_request_envelope_done(d->node, e->msg_id, -1)) != TF_OK)
         tf_node_log(TF_NODE_LOG_ERROR, "delivery", "cannot record a request's delivery: %s",
                     tf_strerror(rc));
+    return true;
 }
 
 /* Ends delivery of an entry its recipient refused for good (requests:
@@ -1507,13 +1509,19 @@ void tf_node_delivery_flush(struct tf_node_delivery *d, bool force)
         memcpy(e.msg_id, x->msg_id, 16);
         memcpy(e.to_pk, x->to_pk, 32);
         e.type = x->type;
-        finish(d, &e, TF_NODE_MESSAGE_DELIVERED, NULL);
+        /* A delete that could not be written waits for the next flush:
+         * marking it written would let the entry be sent again. */
+        if (!finish(d, &e, TF_NODE_MESSAGE_DELIVERED, NULL))
+            continue;
         x->written = true;
         d->acks.n_written++;
     }
     count_ack_ops(d, b, sp);
     d->flush_now = false;
-    uv_timer_stop(&d->flush);
+    if (d->acks.n_written < d->acks.n) /* a delete failed: try again later */
+        uv_timer_start(&d->flush, flush_timer_cb, d->node->config.ack_defer_ms, 0);
+    else
+        uv_timer_stop(&d->flush);
     arm_timer(d); /* the entries just deleted are due no more */
 }
 
