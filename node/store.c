@@ -73,11 +73,10 @@ enum dbi {
     DBI_COUNT
 };
 
-/* Each table with the schema that added it and, for a table a later schema
- * replaced, the schema that dropped it (introkeys; 0: still in use). */
+/* Each table with the schema that added it. */
 static const struct {
     const char *name;
-    uint32_t since, until;
+    uint32_t since;
 } tables[DBI_COUNT] = {
     [DBI_META] = {"meta", 1},
     [DBI_CONTACTS] = {"contacts", 1},
@@ -88,8 +87,8 @@ static const struct {
     [DBI_SEEN] = {"seen", 2},
     [DBI_SEEN_EXP] = {"seen_exp", 2},
     [DBI_MESSAGES] = {"messages", 2},
-    [DBI_INTROS_OUT] = {"intros_out", 3, 11}, /* introkeys: until schema 11 */
-    [DBI_INTROS_IN] = {"intros_in", 3, 11},
+    [DBI_INTROS_OUT] = {"intros_out", 3}, /* introkeys: until schema 11 */
+    [DBI_INTROS_IN] = {"intros_in", 3},
     [DBI_CARDS] = {"cards", 3},
     [DBI_POLICY_HITS] = {"policy_hits", 4},
     [DBI_INTRO_PAIRS] = {"intro_pairs", 5},
@@ -432,10 +431,16 @@ static int write_op(struct tf_node_store *st, enum dbi dbi, const void *key, siz
     return 0;
 }
 
+/* introkeys: the schema that dropped table dbi, 0 if it is still in use. */
+static uint32_t dropped_by(enum dbi dbi)
+{
+    return dbi == DBI_INTROS_OUT || dbi == DBI_INTROS_IN ? 11 : 0;
+}
+
 /* True if a store of schema `schema` has table dbi. */
 static bool in_schema(enum dbi dbi, uint32_t schema)
 {
-    return tables[dbi].since <= schema && (tables[dbi].until == 0 || schema < tables[dbi].until);
+    return tables[dbi].since <= schema && (dropped_by(dbi) == 0 || schema < dropped_by(dbi));
 }
 
 /* True if the open store has table dbi (see tf_node_store.schema). */
@@ -2338,7 +2343,7 @@ int tf_node_store_table_stat(struct tf_node_store *st, size_t i,
     size_t d = 0;
     memset(out, 0, sizeof *out);
     for (; d < DBI_COUNT; d++)
-        if (tables[d].until == 0 && i-- == 0)
+        if (dropped_by((enum dbi)d) == 0 && i-- == 0)
             break;
     if (d >= DBI_COUNT)
         return TF_E_NOT_FOUND;

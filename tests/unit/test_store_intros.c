@@ -662,8 +662,8 @@ static size_t raw_orders(const char *dir, const char *table, uint64_t *orders, s
 }
 
 /* Puts key -> val into the named table of a closed store (creating it). */
-static void raw_put(MDB_txn *txn, const char *name, const void *key, size_t klen,
-                    const void *val, size_t vlen)
+static void raw_put(MDB_txn *txn, const char *name, const void *key, size_t klen, const void *val,
+                    size_t vlen)
 {
     MDB_dbi dbi;
     MDB_val k = {klen, (void *)(uintptr_t)key}, v = {vlen, (void *)(uintptr_t)val};
