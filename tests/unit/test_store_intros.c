@@ -22,9 +22,8 @@
 #include <time.h>
 #include <unistd.h>
 
-#include <lmdb.h>
-
 #include "node/store.h"
+#include "old_store.h"
 
 #define ID_LEN 32
 #define SEQ_LEN 8
@@ -563,22 +562,12 @@ static void test_recent_rewrites_share_leaves(void **state)
     assert_entries(f->st, "intros_out", CL_N);
 }
 
-/*
- * Stores in the schema 10 layout, made with LMDB directly: a store made by
- * this code, its intro tables replaced by intros_out and intros_in keyed by
- * id, and its schema set back to 10.
- */
+/* Stores in the schema 10 layout (old_store.h), and what LMDB says of a
+ * store. */
 static const char *const new_tables[] = {"intros_out_seq", "intros_out_ids", "intros_in_seq",
                                          "intros_in_ids"};
 
-static MDB_env *raw_open(const char *dir)
-{
-    MDB_env *env;
-    assert_int_equal(mdb_env_create(&env), 0);
-    assert_int_equal(mdb_env_set_maxdbs(env, 64), 0);
-    assert_int_equal(mdb_env_open(env, dir, 0, 0600), 0);
-    return env;
-}
+#define raw_open fx_lmdb_open
 
 /* The store's schema as stored (the meta table's u32be). */
 static uint32_t raw_schema(const char *dir)
@@ -661,45 +650,25 @@ static size_t raw_orders(const char *dir, const char *table, uint64_t *orders, s
     return n;
 }
 
-/* Puts key -> val into the named table of a closed store (creating it). */
-static void raw_put(MDB_txn *txn, const char *name, const void *key, size_t klen, const void *val,
-                    size_t vlen)
-{
-    MDB_dbi dbi;
-    MDB_val k = {klen, (void *)(uintptr_t)key}, v = {vlen, (void *)(uintptr_t)val};
-    assert_int_equal(mdb_dbi_open(txn, name, MDB_CREATE, &dbi), 0);
-    assert_int_equal(mdb_put(txn, dbi, &k, &v, 0), 0);
-}
-
 /* Makes dir a schema 10 store holding out[] in intros_out and in[] in
  * intros_in. */
 static void make_old_store(struct fixture *f, const struct rec *out, size_t n_out,
                            const struct rec *in, size_t n_in)
 {
     static uint8_t v[4096];
+    MDB_env *env;
     store_open(f, TF_NODE_STORE_CREATE);
     store_close(f);
-    MDB_env *env = raw_open(f->dir);
-    MDB_txn *txn;
-    MDB_dbi dbi;
-    assert_int_equal(mdb_txn_begin(env, NULL, 0, &txn), 0);
-    for (size_t i = 0; i < sizeof new_tables / sizeof new_tables[0]; i++) {
-        assert_int_equal(mdb_dbi_open(txn, new_tables[i], 0, &dbi), 0);
-        assert_int_equal(mdb_drop(txn, dbi, 1), 0);
-    }
-    assert_int_equal(mdb_dbi_open(txn, "intros_out", MDB_CREATE, &dbi), 0);
-    assert_int_equal(mdb_dbi_open(txn, "intros_in", MDB_CREATE, &dbi), 0);
+    MDB_txn *txn = fx_old_store_begin(f->dir, 10, &env);
     for (size_t i = 0; i < n_out; i++) {
         rec_value(&out[i], v);
-        raw_put(txn, "intros_out", out[i].id, ID_LEN, v, out[i].len);
+        fx_old_store_put(txn, "intros_out", out[i].id, ID_LEN, v, out[i].len);
     }
     for (size_t i = 0; i < n_in; i++) {
         rec_value(&in[i], v);
-        raw_put(txn, "intros_in", in[i].id, ID_LEN, v, in[i].len);
+        fx_old_store_put(txn, "intros_in", in[i].id, ID_LEN, v, in[i].len);
     }
-    raw_put(txn, "meta", "schema", 6, "\0\0\0\x0a", 4);
-    assert_int_equal(mdb_txn_commit(txn), 0);
-    mdb_env_close(env);
+    fx_old_store_end(env, txn);
 }
 
 static void assert_old_layout(const char *dir, size_t n_out, size_t n_in)
@@ -808,7 +777,7 @@ static void test_migration_is_all_or_nothing(void **state)
     MDB_env *env = raw_open(f->dir);
     MDB_txn *txn;
     assert_int_equal(mdb_txn_begin(env, NULL, 0, &txn), 0);
-    raw_put(txn, "intros_in", long_key, sizeof long_key, "x", 1);
+    fx_old_store_put(txn, "intros_in", long_key, sizeof long_key, "x", 1);
     assert_int_equal(mdb_txn_commit(txn), 0);
     mdb_env_close(env);
     uint64_t txnid = raw_last_txnid(f->dir);
