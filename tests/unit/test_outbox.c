@@ -213,7 +213,8 @@ static void test_schema_8_store(void **state)
     assert_ok(tf_node_store_commit(f->st));
 
     tf_node_store_close(f->st);
-    fx_old_store_end(env, fx_old_store_begin(f->dir, 8, &env));
+    MDB_txn *txn = fx_old_store_begin(f->dir, 8, &env);
+    fx_old_store_end(env, txn);
     assert_ok(tf_node_store_open(f->dir, TF_NODE_STORE_READONLY, &f->st));
     assert_stored(f, &old);
 
