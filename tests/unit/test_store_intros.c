@@ -5,11 +5,12 @@
  * sit under u64be(order) || id with an id -> order index; a rewrite stays in
  * place; the MAP_FULL replay and rollbacks reproduce both tables' writes; a
  * batch rewriting the newest records dirties a few leaves, not one per
- * record; and a store written in the schema 10 layout (built here with LMDB
- * directly, since the store cannot write it any more) is migrated once, all
- * or nothing, also when the process is killed during the migration.
+ * record; and a store written in the schema 10 layout (built with LMDB
+ * directly, old_store.h, since the store cannot write it any more) is
+ * migrated once, all or nothing, also when the process is killed during the
+ * migration.
  *
- * This file uses lmdb.h itself only to build and inspect stores in a layout
+ * This file uses LMDB itself only to build and inspect stores in a layout
  * the store module no longer writes. */
 #include "fixtures.h"
 
