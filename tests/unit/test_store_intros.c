@@ -807,6 +807,27 @@ static void test_migration_is_all_or_nothing(void **state)
     assert_new_layout(f->dir, OLD_OUT, OLD_IN);
 }
 
+/* A migration that outgrows the map (it writes a copy of the intro tables
+ * before the old pages are freed) grows it and starts again. */
+#define GROW_OUT 18000 /* 1,500-byte records: over 40 MB of the 64 MB map */
+
+static void test_migration_grows_the_map(void **state)
+{
+    struct fixture *f = *state;
+    static struct rec out[GROW_OUT];
+    struct tf_node_store_stat st;
+    make_old_recs(out, GROW_OUT, NULL, 0);
+    for (size_t i = 0; i < GROW_OUT; i++)
+        out[i].len = 1500;
+    make_old_store(f, out, GROW_OUT, NULL, 0);
+    store_open(f, TF_NODE_STORE_OPEN);
+    assert_ok(tf_node_store_stat(f->st, &st));
+    assert_true(st.map_bytes > ((uint64_t)64 << 20));
+    assert_table(f->st, TF_NODE_STORE_INTROS_OUT, out, GROW_OUT);
+    store_close(f);
+    assert_new_layout(f->dir, GROW_OUT, 0);
+}
+
 /* kill -9 during the migration: whenever it lands, the store is the old
  * layout, untouched, or the new one, complete; every record reads back
  * either way, and the next open finishes the job. */
@@ -895,6 +916,7 @@ int main(void)
         T(test_recent_rewrites_share_leaves),
         T(test_migration_from_schema_10),
         T(test_migration_is_all_or_nothing),
+        T(test_migration_grows_the_map),
         T(test_migration_killed),
     };
 #undef T
