@@ -47,9 +47,15 @@
  * 8 the mailbox tables (enum tf_node_store_table); 9 the outbox body
  * (direct: no table changes, schema 8 records are valid as they are); 10
  * (pages) the time in intro_sched's 'f', 'b', 's' and 'q' keys (node/intro.c
- * rewrites them at its start); 12 (seenkeys) the seen keys' form (see the
- * seen functions).  Each migration so far is additive: see
- * tf_node_store_open.
+ * rewrites them at its start); 11 (introkeys) the intro records in time
+ * order: intros_out and intros_in are rewritten, in the opening transaction,
+ * into intros_out_seq / intros_out_ids and intros_in_seq / intros_in_ids
+ * (see enum tf_node_store_table) and dropped; 12 (seenkeys) the seen keys'
+ * form (see the seen functions).  Each migration up to 10 only adds tables
+ * or changes keys node/intro.c rewrites; 11 replaces two, but a read-only
+ * open still reads an older store's intro tables as they are (see
+ * tf_node_store_open), and 12 rewrites the seen keys, which a read-only open
+ * of an older store reads as they are.
  *
  * Group commit: every mutation goes into ONE write transaction that is opened
  * lazily at the first write of a loop iteration and committed by
@@ -96,7 +102,10 @@ enum tf_node_store_mode {
  * the transaction that opens the tables).  READONLY cannot migrate: it opens
  * an older store as it is when every migration since is additive (only adds
  * tables, as 1 -> 2 does), the tables it lacks reading as empty, and gives
- * TF_E_VERSION otherwise.  *out is owned by the caller (tf_node_store_close). */
+ * TF_E_VERSION otherwise; it reads the intro records of a store older than
+ * 11 from their old tables (introkeys).  A migration is all or nothing: it
+ * runs in the transaction that writes the new schema.  *out is owned by the
+ * caller (tf_node_store_close). */
 TF_MUST_CHECK int tf_node_store_open(const char *dir, enum tf_node_store_mode mode,
                                      struct tf_node_store **out);
 
@@ -385,10 +394,31 @@ TF_MUST_CHECK int tf_node_store_message_foreach(struct tf_node_store *st,
 
 /* Generic tables whose records belong to other modules (schema 3):
  * intros_out and intros_in (intro id -> record, node/intro.c) and cards
- * (sign_pk -> signed card of a correspondent who is not a contact). */
+ * (sign_pk -> signed card of a correspondent who is not a contact).
+ *
+ * introkeys (schema 11): the intro tables are read and written by intro id
+ * exactly as the others are by key (the kv functions below, same contract:
+ * foreach in id order, foreach_from from the first id >= from), but stored in
+ * time order, so that the writes of one batch, which concern the intros
+ * begun lately, fall into a few leaves at the end of the table instead of one
+ * random leaf each (intro ids are random):
+ *   intros_out_seq  u64be(order) || id -> record
+ *   intros_out_ids  id -> u64be(order)      (exactly one per record)
+ * and intros_in_seq / intros_in_ids alike.  A record's order is given at its
+ * first put and kept by every later put (a rewrite in place) until it is
+ * deleted (both rows go).  The order is a store-wide counter, one past the
+ * highest order stored (found again at open), not the wall clock: the store
+ * keeps no clock, a counter needs no write of its own, and a clock that
+ * steps back would only scatter records again.  Only locality depends on it:
+ * gaps (from rolled-back writes) and repeats (after the last record was
+ * deleted) are harmless, the id completing every key.  A read costs one
+ * extra lookup in the small ids table; a new id one random insert there (a
+ * 48-byte entry, not a 1-2 KB record).  Records migrated from schema 10 get
+ * their order in id order (store.c cannot read their time: node/intro.c
+ * owns the record format). */
 enum tf_node_store_table {
-    TF_NODE_STORE_INTROS_OUT,
-    TF_NODE_STORE_INTROS_IN,
+    TF_NODE_STORE_INTROS_OUT, /* intros_out_seq and intros_out_ids, above */
+    TF_NODE_STORE_INTROS_IN,  /* intros_in_seq and intros_in_ids */
     TF_NODE_STORE_CARDS,
     TF_NODE_STORE_POLICY_HITS, /* schema 4: rule key || u64be(time) || id -> connector */
     /* Schema 5, indexes of node/intro.c's tables: */
@@ -456,7 +486,10 @@ TF_MUST_CHECK int tf_node_store_stat(struct tf_node_store *st, struct tf_node_st
  * since the store was opened (what a commit rewrites: each write dirties the
  * leaf holding its key and the branch pages above it).  i counts tables from
  * 0; TF_E_NOT_FOUND past the last.  name is a static string.  A table the
- * open store lacks (a read-only open of an older store) reports zeros. */
+ * open store lacks (a read-only open of an older store) reports zeros; the
+ * tables a later schema dropped (intros_out and intros_in, by 11) are not
+ * listed: the intro records are counted in intros_out_seq and intros_in_seq,
+ * their index entries in intros_out_ids and intros_in_ids. */
 struct tf_node_store_table_stat {
     const char *name;
     uint64_t writes;

@@ -117,7 +117,7 @@ class Budgets(NodeTestCase):
         # strangers together 1000 records (max_stranger_intros).
         self.assertEqual((ok, refused, other, noack), (1000, 9000, 0, 0), r.stderr)
         t = table_entries(alice.home)
-        self.assertEqual(t["intros_in"], 1000)
+        self.assertEqual(t["intros_in_seq"], 1000)
         self.assertEqual(sched_kinds(alice.home).get("s"), 1000)
         self.assertLessEqual(t["cards"], 10)  # the ten strangers that got in
         grown = alice.json("status")["store_bytes"] - before
@@ -127,7 +127,7 @@ class Budgets(NodeTestCase):
         self.assertEqual(len(alice.json("inbox")), 50)
         # A contact has a budget of its own.
         self.contact_still_served(alice, carol)
-        self.assertEqual(table_entries(alice.home)["intros_in"], 1001)
+        self.assertEqual(table_entries(alice.home)["intros_in_seq"], 1001)
 
     def introduce(self, alice, carol, bob, topics):
         """Carol introduces Alice (who accepts by policy) and Bob (who
@@ -189,7 +189,7 @@ class Budgets(NodeTestCase):
         t = table_entries(alice.home)
         kinds = sched_kinds(alice.home)
         # Nothing but tombstones: no inbox item, no stranger's card.
-        self.assertEqual(t.get("intros_in", 0), 0)
+        self.assertEqual(t.get("intros_in_seq", 0), 0)
         self.assertEqual(t.get("cards", 0), 0)
         self.assertEqual((kinds.get("T"), kinds.get("z"), kinds.get("t"), kinds.get("s")),
                          (1000, 1000, 1000, None))
@@ -222,7 +222,7 @@ class Budgets(NodeTestCase):
         jid = carol.json("propose", "alice", "bob", "--topic", "no", "--expires", "4s")["id"]
         wait_for("Bob's item", lambda: any(i["id"] == jid for i in bob.json("inbox")), WAIT)
         bob.cli("decline", jid)
-        wait_for("Alice to hold 17 items", lambda: table_entries(alice.home)["intros_in"] == 17,
+        wait_for("Alice to hold 17 items", lambda: table_entries(alice.home)["intros_in_seq"] == 17,
                  WAIT)
         self.assertEqual(table_entries(alice.home)["cards"], 4)  # 3 strangers and Carol
         wait_for("Alice's items to expire",
@@ -230,17 +230,17 @@ class Budgets(NodeTestCase):
                  <= {"expired", "closed"}, WAIT)
         # Expired at 3 s, collected 2 s after (retention_s = 2).
         wait_for("Alice's items to be collected",
-                 lambda: table_entries(alice.home).get("intros_in", 0) == 0, WAIT, 0.2)
+                 lambda: table_entries(alice.home).get("intros_in_seq", 0) == 0, WAIT, 0.2)
         self.assertEqual(alice.json("inbox", "--all"), [])
         self.assertEqual(table_entries(alice.home).get("cards", 0), 0)
         kinds = sched_kinds(alice.home)
         self.assertEqual({k: v for k, v in kinds.items() if k in "xaifsr"}, {}, kinds)
         wait_for("Bob's declined item to be collected",
-                 lambda: table_entries(bob.home).get("intros_in", 0) == 0, WAIT, 0.2)
+                 lambda: table_entries(bob.home).get("intros_in_seq", 0) == 0, WAIT, 0.2)
         # Carol's expired and declined intros are collected too, with every
         # key of them.
         wait_for("Carol's intros to be collected",
-                 lambda: table_entries(carol.home).get("intros_out", 0) == 0, WAIT, 0.2)
+                 lambda: table_entries(carol.home).get("intros_out_seq", 0) == 0, WAIT, 0.2)
         self.assertEqual(carol.json("intros"), [])
         self.assertEqual(sched_kinds(carol.home), {})
         self.assertEqual(table_entries(carol.home).get("intro_expiry", 0), 0)
@@ -359,7 +359,7 @@ class Budgets(NodeTestCase):
                   "--identities", 1, "--per", 1, "--expires-s", 366 * 86400)
         self.assertEqual(parse_flood(r), (0, 0, 1, 0), r.stderr)  # INVALID
         alice.wait_log("would stay open longer than 365 days", WAIT)
-        self.assertEqual(table_entries(alice.home).get("intros_in", 0), 0)
+        self.assertEqual(table_entries(alice.home).get("intros_in_seq", 0), 0)
         # Only a tombstone is kept (its 'f', 'b', 's' and 't' index keys
         # too), so that the connector's close is acknowledged after a
         # restart; it counts against the connector's budget ('b').
@@ -389,7 +389,7 @@ class Budgets(NodeTestCase):
         self.assertGreaterEqual(early, 1)
         self.assertGreaterEqual(in_memory, 20 - 2 * 3 - early)
         self.assertEqual(5 + early + in_memory, 20)
-        self.assertEqual(table_entries(alice.home).get("intros_in", 0), 0)
+        self.assertEqual(table_entries(alice.home).get("intros_in_seq", 0), 0)
         # A contact's budget is its own.
         self.contact_still_served(alice, carol)
 

@@ -10,6 +10,10 @@ temporary homes, driven by the real twofold CLI.
 - intro_sched's 'f', 'b', 's' and 'q' keys carry their record's time
   (schema 10), and a store written before (schema 8, keys without it) is
   rewritten at start to exactly the keys a new store has.
+- The intro records sit under time-ordered keys (schema 11): a record's
+  state changes rewrite it in place (its id -> order index entry is written
+  once), and a store written before is rewritten at start with the same
+  records.
 - The connector is not slowed by its slowest party: with one party stopped
   (SIGSTOP: its link stays up but it reads and answers nothing) and more
   envelopes queued for it than its link's window takes, intros between the
@@ -33,7 +37,8 @@ class IndexWrites(IntroTestCase):
         reply = self.raw_request(n, "status", {"tables": True})
         self.assertIn("result", reply, reply)
         t = reply["result"]["tables"]
-        for name in ("intro_sched", "intro_expiry", "intro_pending", "intros_out", "intros_in"):
+        for name in ("intro_sched", "intro_expiry", "intro_pending", "intros_out_seq",
+                     "intros_out_ids", "intros_in_seq", "intros_in_ids"):
             self.assertIn(name, t)
             self.assertEqual(set(t[name]), {"writes", "entries", "depth", "branch_pages",
                                             "leaf_pages", "overflow_pages"})
@@ -75,7 +80,10 @@ class IndexWrites(IntroTestCase):
         # Connector: the record at each of its three changes (asking, a
         # accepted, introduced); 'p' and the two 'q' keys once; the expiry
         # key put while asking and deleted when introduced.
-        self.assertEqual(d["carol"]["intros_out"], 3, d["carol"])
+        # introkeys: the record is rewritten where it is (one index entry,
+        # put when the intro began).
+        self.assertEqual(d["carol"]["intros_out_seq"], 3, d["carol"])
+        self.assertEqual(d["carol"]["intros_out_ids"], 1, d["carol"])
         self.assertEqual(d["carol"]["intro_sched"], 3, d["carol"])
         self.assertEqual(d["carol"]["intro_expiry"], 2, d["carol"])
         for p in ("alice", "bob"):
@@ -83,7 +91,8 @@ class IndexWrites(IntroTestCase):
             # 'r', 'f', 'b' and 'x' when it comes; 'x' -> 'a' when
             # accepted; 'a' and 'b' go when introduced (a contact's
             # introduced item is not counted); the pending key in and out.
-            self.assertEqual(d[p]["intros_in"], 3, d[p])
+            self.assertEqual(d[p]["intros_in_seq"], 3, d[p])
+            self.assertEqual(d[p]["intros_in_ids"], 1, d[p])
             self.assertEqual(d[p]["intro_sched"], 8, d[p])
             self.assertEqual(d[p]["intro_pending"], 2, d[p])
             self.assertEqual(d[p]["contacts"], 1, d[p])  # the other party, added
@@ -139,6 +148,32 @@ def load_tables(store, tables, headers):
                    capture_output=True)
 
 
+def intro_tables_before_11(tables, headers):
+    """Rewrites the intro records of tables (as dump_tables returns them)
+    as schemas before 11 kept them: in intros_out and intros_in under the
+    intro id alone, without the id -> order indexes (introkeys)."""
+    for name in ("intros_out", "intros_in"):
+        seq = tables.pop(name + "_seq")
+        del tables[name + "_ids"]
+        tables[name] = sorted((k[8:], v) for k, v in seq)
+        headers[name] = ["database=" + name if l.startswith("database=") else l
+                         for l in headers.pop(name + "_seq")]
+        del headers[name + "_ids"]
+
+
+def intro_ids(tables):
+    """{table: sorted intro ids} of the intro records of a schema 11 store,
+    checking that each record has exactly one index entry naming its order."""
+    ids = {}
+    for name in ("intros_out", "intros_in"):
+        recs = tables.get(name + "_seq", [])
+        index = dict(tables.get(name + "_ids", []))
+        if len(index) != len(recs) or any(index.get(k[8:]) != k[:8] for k, _ in recs):
+            raise AssertionError("%s: records and index entries differ" % name)
+        ids[name] = sorted(k[8:] for k, _ in recs)
+    return ids
+
+
 def old_form(key):
     """An intro_sched key as schema 8 wrote it: 'f', 'b' and 'q' keys of
     records without the u64be time after the pk, 's' keys without it after
@@ -167,7 +202,7 @@ class TimedKeys(IntroTestCase):
         self.wait_side(carol, half, "a", "accepted")
         for n in (carol, alice, bob):
             self.wait_outbox_empty(n)
-        want = {}
+        want, records = {}, {}
         for n in (carol, alice, bob):
             n.stop()
             store = os.path.join(n.home, "store")
@@ -183,6 +218,8 @@ class TimedKeys(IntroTestCase):
             meta = [(k, v) for k, v in tables["meta"] if k != b"intro-indexes-9"]
             meta = [(k, b"\0\0\0\x08" if k == b"schema" else v) for k, v in meta]
             tables["meta"] = sorted(meta + [(b"intro-indexes-6", b"1")])
+            records[n.name] = intro_ids(tables)
+            intro_tables_before_11(tables, headers)
             load_tables(store, tables, headers)
             self.assertNotEqual(sorted(dump_tables(store)[0]["intro_sched"]), want[n.name])
         for n in (carol, alice, bob):
@@ -200,7 +237,11 @@ class TimedKeys(IntroTestCase):
             n.stop()
             tables, _ = dump_tables(os.path.join(n.home, "store"))
             self.assertEqual(tables["meta"][[k for k, _ in tables["meta"]].index(b"schema")][1],
-                             b"\0\0\0\x0c")  # the current schema (12: seenkeys)
+                             b"\0\0\0\x0c")  # the current schema (12)
+            # introkeys: the same intro records, in time order again.
+            self.assertEqual(intro_ids(tables), records[n.name], n.name)
+            self.assertNotIn("intros_out", tables)
+            self.assertNotIn("intros_in", tables)
             got = sorted(tables["intro_sched"])
             # What changed since: the half-done intro's keys, as a new store
             # writes them; everything else exactly as before the downgrade.

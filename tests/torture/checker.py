@@ -90,11 +90,23 @@ def decode_in(raw):
             "late_revocation": f[6], "introduction": f[9]}
 
 
+def intro_records(store_dir, table):
+    """{intro id bytes: record bytes} of intros_out or intros_in: since store
+    schema 11 the records sit in <table>_seq under u64be(order) || id, and
+    <table>_ids holds id -> order, exactly one entry per record."""
+    recs = mdb_table(store_dir, table + "_seq")
+    index = mdb_table(store_dir, table + "_ids")
+    by_id = {k[8:]: val for k, val in recs.items()}
+    if len(index) != len(recs) or any(index.get(k[8:]) != k[:8] for k in recs):
+        raise ValueError("%s: the records and their id index differ" % table)
+    return by_id
+
+
 def read_store(home):
     """The intro records and events of a stopped node's store."""
     store = os.path.join(home, "store")
-    outs = {k.hex(): decode_out(val) for k, val in mdb_table(store, "intros_out").items()}
-    ins = {k.hex(): decode_in(val) for k, val in mdb_table(store, "intros_in").items()}
+    outs = {k.hex(): decode_out(val) for k, val in intro_records(store, "intros_out").items()}
+    ins = {k.hex(): decode_in(val) for k, val in intro_records(store, "intros_in").items()}
     events = [msgpack.unpackb(val, raw=False)
               for _, val in sorted(mdb_table(store, "events").items())]
     return {"outs": outs, "ins": ins, "events": events}

@@ -9,6 +9,7 @@
 #include "store_fixture.h"
 
 #include "node/store.h"
+#include "old_store.h"
 #include "proto/envelope.h"
 #include "proto/statement.h"
 
@@ -158,22 +159,25 @@ static void assert_stored(struct fixture *f, const struct tf_node_outbox_entry *
     tf_node_outbox_entry_deinit(&got);
 }
 
-/* A schema 8 store (made here by setting its schema back) holding a sealed
- * entry: READONLY reads it as it is; OPEN migrates it to the current schema without
+/* A schema 8 store (made here by setting its schema back, and its intro
+ * tables to their old form: old_store.h) holding a sealed entry: READONLY
+ * reads it as it is; OPEN migrates it to the current schema without
  * touching the entry, and entries with bodies go in beside it. */
 static void test_schema_8_store(void **state)
 {
     struct fixture *f = *state;
     struct tf_node_outbox_entry old, fresh;
     struct tf_proto_buf v;
+    MDB_env *env;
     make(1, 4200, 0, &old);
     make(2, 0, 300, &fresh);
     assert_ok(tf_node_store_open(f->dir, TF_NODE_STORE_CREATE, &f->st));
     assert_ok(tf_node_store_outbox_put(f->st, &old));
-    assert_ok(tf_node_store_meta_put(f->st, "schema", (const uint8_t *)"\0\0\0\10", 4));
     assert_ok(tf_node_store_commit(f->st));
 
     tf_node_store_close(f->st);
+    MDB_txn *txn = fx_old_store_begin(f->dir, 8, &env);
+    fx_old_store_end(env, txn);
     assert_ok(tf_node_store_open(f->dir, TF_NODE_STORE_READONLY, &f->st));
     assert_stored(f, &old);
 

@@ -16,6 +16,7 @@
 #include <lmdb.h>
 
 #include "node/store.h"
+#include "old_store.h"
 
 #define KEY_LEN TF_NODE_STORE_SEEN_KEY_LEN
 /* The schema of the code before seenkeys and its introkeys sibling. */
@@ -207,6 +208,14 @@ static void raw_open(struct fixture *f, struct raw *r)
     assert_int_equal(mdb_txn_begin(r->env, NULL, 0, &r->txn), 0);
 }
 
+/* The same, the store rewritten into the layout of schema OLD_SCHEMA
+ * (old_store.h: the intro tables as they were), schema included. */
+static void raw_open_old(struct fixture *f, struct raw *r)
+{
+    assert_null(f->st);
+    r->txn = fx_old_store_begin(f->dir, OLD_SCHEMA, &r->env);
+}
+
 static MDB_dbi raw_dbi(struct raw *r, const char *name)
 {
     MDB_dbi dbi;
@@ -264,10 +273,10 @@ static void raw_old_row(struct raw *r, const uint8_t key[static 16], uint64_t ex
 static void write_old_store(struct fixture *f)
 {
     struct raw r;
-    uint8_t key[KEY_LEN], legacy[16], zero[16] = {0}, schema[4] = {0, 0, 0, OLD_SCHEMA};
+    uint8_t key[KEY_LEN], legacy[16], zero[16] = {0};
     assert_ok(tf_node_store_open(f->dir, TF_NODE_STORE_CREATE, &f->st));
     closed(f);
-    raw_open(f, &r);
+    raw_open_old(f, &r);
     keys_of(1, 1000, key, legacy);
     raw_old_row(&r, legacy, 100);
     keys_of(1, 1001, key, legacy);
@@ -280,7 +289,6 @@ static void write_old_store(struct fixture *f)
         keys_of(10 + n, 1000, key, legacy);
         raw_old_row(&r, legacy, 1000 + n);
     }
-    raw_put(&r, "meta", "schema", 6, schema, sizeof schema);
     raw_close(&r, true);
 }
 
@@ -380,11 +388,9 @@ static void test_migration_empty(void **state)
     struct fixture *f = *state;
     struct tf_proto_buf got;
     struct raw r;
-    uint8_t schema[4] = {0, 0, 0, OLD_SCHEMA};
     assert_ok(tf_node_store_open(f->dir, TF_NODE_STORE_CREATE, &f->st));
     closed(f);
-    raw_open(f, &r);
-    raw_put(&r, "meta", "schema", 6, schema, sizeof schema);
+    raw_open_old(f, &r);
     raw_close(&r, true);
     reopen(f, TF_NODE_STORE_OPEN);
     assert_rc(tf_node_store_meta_get(f->st, "seen-legacy-until", &got), TF_E_NOT_FOUND);
