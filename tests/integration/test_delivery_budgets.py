@@ -522,7 +522,7 @@ class SeenKeys(DeliveryTestCase):
                 txn.put(val + old, b"", db=seen_exp)
                 if key[16:] == bytes.fromhex(kept):
                     until = val
-            txn.put(b"schema", b"\0\0\0\x0a", db=meta)
+            txn.put(b"schema", b"\0\0\0\x0b", db=meta)  # 11: before seenkeys
         env.close()
 
         bob.start()
