@@ -23,57 +23,15 @@
 #include <time.h>
 #include <unistd.h>
 
+#define STORE_FIXTURE_NAME "intros"
+#include "store_fixture.h"
+
 #include "node/store.h"
 #include "old_store.h"
 
 #define ID_LEN 32
 #define SEQ_LEN 8
 #define MANY 600
-
-struct fixture {
-    char tmp[64];
-    char dir[128]; /* tmp/store, not created yet */
-    struct tf_node_store *st;
-};
-
-static int setup(void **state)
-{
-    struct fixture *f = calloc(1, sizeof *f);
-    if (f == NULL)
-        return -1;
-    snprintf(f->tmp, sizeof f->tmp, "%s", "/tmp/tf-intros-XXXXXX");
-    if (mkdtemp(f->tmp) == NULL) {
-        free(f);
-        return -1;
-    }
-    snprintf(f->dir, sizeof f->dir, "%s/store", f->tmp);
-    *state = f;
-    return 0;
-}
-
-/* Everything the tests make under tmp, files before their directory. */
-static const char *const leaves[] = {"store/data.mdb", "store/lock.mdb", "store", "template.mdb"};
-
-static int teardown(void **state)
-{
-    struct fixture *f = *state;
-    char path[192];
-    tf_node_store_close(f->st);
-    for (size_t i = 0; i < sizeof leaves / sizeof leaves[0]; i++) {
-        snprintf(path, sizeof path, "%s/%s", f->tmp, leaves[i]);
-        remove(path);
-    }
-    rmdir(f->tmp);
-    free(f);
-    return 0;
-}
-
-static void store_open(struct fixture *f, enum tf_node_store_mode mode)
-{
-    tf_node_store_close(f->st);
-    f->st = NULL;
-    assert_ok(tf_node_store_open(f->dir, mode, &f->st));
-}
 
 static void store_close(struct fixture *f)
 {
@@ -215,7 +173,7 @@ static void test_kv_contract_many_ids(void **state)
 {
     struct fixture *f = *state;
     static struct rec out[MANY], in[MANY / 2];
-    store_open(f, TF_NODE_STORE_CREATE);
+    reopen(f, TF_NODE_STORE_CREATE);
     for (uint32_t i = 0; i < MANY; i++) {
         rec_make(&out[i], i, 'o', 1 + (i * 37) % 1500);
         rec_put(f->st, TF_NODE_STORE_INTROS_OUT, &out[i]);
@@ -300,7 +258,7 @@ static void test_kv_contract_many_ids(void **state)
     assert_entries(f->st, "intros_out", kept);
 
     /* The contract survives a reopen, read-only too. */
-    store_open(f, TF_NODE_STORE_READONLY);
+    reopen(f, TF_NODE_STORE_READONLY);
     assert_table(f->st, TF_NODE_STORE_INTROS_OUT, out, kept);
     assert_table(f->st, TF_NODE_STORE_INTROS_IN, in, MANY / 2);
     assert_rc(tf_node_store_kv_put(f->st, TF_NODE_STORE_INTROS_OUT, out[1].id, ID_LEN, NULL, 0),
@@ -334,7 +292,7 @@ static void test_walk_callback_writes(void **state)
 {
     struct fixture *f = *state;
     static struct rec out[100];
-    store_open(f, TF_NODE_STORE_CREATE);
+    reopen(f, TF_NODE_STORE_CREATE);
     for (uint32_t i = 0; i < 100; i++) {
         rec_make(&out[i], i, 'o', 700);
         rec_put(f->st, TF_NODE_STORE_INTROS_OUT, &out[i]);
@@ -369,7 +327,7 @@ static void test_rollback(void **state)
 {
     struct fixture *f = *state;
     struct rec r[4];
-    store_open(f, TF_NODE_STORE_CREATE);
+    reopen(f, TF_NODE_STORE_CREATE);
     for (uint32_t i = 0; i < 3; i++) {
         rec_make(&r[i], i, 'o', 300);
         rec_put(f->st, TF_NODE_STORE_INTROS_OUT, &r[i]);
@@ -406,7 +364,7 @@ static void test_map_full_replay(void **state)
     struct tf_node_store_stat before, after;
     uint8_t *big = calloc(1, BIG_LEN);
     assert_non_null(big);
-    store_open(f, TF_NODE_STORE_CREATE);
+    reopen(f, TF_NODE_STORE_CREATE);
     for (uint32_t i = 0; i < 100; i++) {
         rec_make(&out[i], i, 'o', 900);
         rec_put(f->st, TF_NODE_STORE_INTROS_OUT, &out[i]);
@@ -442,7 +400,7 @@ static void test_map_full_replay(void **state)
     for (size_t i = 0; i < 200; i++)
         if (i >= 100 || i % 2 == 1)
             out[kept++] = out[i];
-    store_open(f, TF_NODE_STORE_OPEN);
+    reopen(f, TF_NODE_STORE_OPEN);
     assert_table(f->st, TF_NODE_STORE_INTROS_OUT, out, kept);
     assert_entries(f->st, "intros_out", kept);
 }
@@ -460,7 +418,7 @@ static void test_new_id_after_another_writer(void **state)
     rec_make(&next, 3, 'o', 600);
     memset(mine.id, 0x00, ID_LEN);
     memset(theirs.id, 0xff, ID_LEN);
-    store_open(f, TF_NODE_STORE_CREATE);
+    reopen(f, TF_NODE_STORE_CREATE);
     pid_t pid = fork();
     assert_true(pid >= 0);
     if (pid == 0) {
@@ -525,7 +483,7 @@ static void test_recent_rewrites_share_leaves(void **state)
 {
     struct fixture *f = *state;
     static struct rec recs[CL_N];
-    store_open(f, TF_NODE_STORE_CREATE);
+    reopen(f, TF_NODE_STORE_CREATE);
     for (uint32_t i = 0; i < CL_N; i++) {
         rec_make(&recs[i], i, 'o', CL_LEN);
         rec_put(f->st, TF_NODE_STORE_INTROS_OUT, &recs[i]);
@@ -658,7 +616,7 @@ static void make_old_store(struct fixture *f, const struct rec *out, size_t n_ou
 {
     static uint8_t v[4096];
     MDB_env *env;
-    store_open(f, TF_NODE_STORE_CREATE);
+    reopen(f, TF_NODE_STORE_CREATE);
     store_close(f);
     MDB_txn *txn = fx_old_store_begin(f->dir, 10, &env);
     for (size_t i = 0; i < n_out; i++) {
@@ -713,7 +671,7 @@ static void test_migration_from_schema_10(void **state)
     assert_old_layout(f->dir, OLD_OUT, OLD_IN);
 
     /* Read-only, the old tables are read as they are (nothing migrates). */
-    store_open(f, TF_NODE_STORE_READONLY);
+    reopen(f, TF_NODE_STORE_READONLY);
     assert_table(f->st, TF_NODE_STORE_INTROS_OUT, out, OLD_OUT);
     assert_table(f->st, TF_NODE_STORE_INTROS_IN, in, OLD_IN);
     assert_walk(f->st, TF_NODE_STORE_INTROS_OUT, out[OLD_OUT / 2].id, ID_LEN, out + OLD_OUT / 2,
@@ -723,7 +681,7 @@ static void test_migration_from_schema_10(void **state)
     assert_old_layout(f->dir, OLD_OUT, OLD_IN);
 
     /* Read-write: migrated in the opening transaction. */
-    store_open(f, TF_NODE_STORE_OPEN);
+    reopen(f, TF_NODE_STORE_OPEN);
     assert_false(tf_node_store_dirty(f->st));
     assert_table(f->st, TF_NODE_STORE_INTROS_OUT, out, OLD_OUT);
     assert_table(f->st, TF_NODE_STORE_INTROS_IN, in, OLD_IN);
@@ -746,13 +704,13 @@ static void test_migration_from_schema_10(void **state)
 
     /* A second open migrates nothing: not a single transaction commits. */
     uint64_t txnid = raw_last_txnid(f->dir);
-    store_open(f, TF_NODE_STORE_OPEN);
+    reopen(f, TF_NODE_STORE_OPEN);
     store_close(f);
     assert_int_equal(raw_last_txnid(f->dir), txnid);
     assert_new_layout(f->dir, OLD_OUT, OLD_IN);
 
     /* A new record comes after every migrated one. */
-    store_open(f, TF_NODE_STORE_OPEN);
+    reopen(f, TF_NODE_STORE_OPEN);
     rec_make(&out[OLD_OUT], OLD_OUT, 'o', 50);
     rec_put(f->st, TF_NODE_STORE_INTROS_OUT, &out[OLD_OUT]);
     assert_ok(tf_node_store_commit(f->st));
@@ -760,7 +718,7 @@ static void test_migration_from_schema_10(void **state)
     size_t n = raw_orders(f->dir, "intros_out", orders, OLD_OUT + 1);
     assert_int_equal(n, OLD_OUT + 1);
     assert_int_equal(orders[OLD_OUT], OLD_OUT + OLD_IN + 1);
-    store_open(f, TF_NODE_STORE_READONLY);
+    reopen(f, TF_NODE_STORE_READONLY);
     assert_table(f->st, TF_NODE_STORE_INTROS_OUT, out, OLD_OUT + 1);
 }
 
@@ -787,7 +745,7 @@ static void test_migration_is_all_or_nothing(void **state)
     assert_null(f->st);
     assert_int_equal(raw_last_txnid(f->dir), txnid);
     assert_old_layout(f->dir, OLD_OUT, OLD_IN + 1);
-    store_open(f, TF_NODE_STORE_READONLY);
+    reopen(f, TF_NODE_STORE_READONLY);
     assert_table(f->st, TF_NODE_STORE_INTROS_OUT, out, OLD_OUT);
     store_close(f);
 
@@ -800,7 +758,7 @@ static void test_migration_is_all_or_nothing(void **state)
     assert_int_equal(mdb_del(txn, dbi, &k, NULL), 0);
     assert_int_equal(mdb_txn_commit(txn), 0);
     mdb_env_close(env);
-    store_open(f, TF_NODE_STORE_OPEN);
+    reopen(f, TF_NODE_STORE_OPEN);
     assert_table(f->st, TF_NODE_STORE_INTROS_OUT, out, OLD_OUT);
     assert_table(f->st, TF_NODE_STORE_INTROS_IN, in, OLD_IN);
     store_close(f);
@@ -820,7 +778,7 @@ static void test_migration_grows_the_map(void **state)
     for (size_t i = 0; i < GROW_OUT; i++)
         out[i].len = 1500;
     make_old_store(f, out, GROW_OUT, NULL, 0);
-    store_open(f, TF_NODE_STORE_OPEN);
+    reopen(f, TF_NODE_STORE_OPEN);
     assert_ok(tf_node_store_stat(f->st, &st));
     assert_true(st.map_bytes > ((uint64_t)64 << 20));
     assert_table(f->st, TF_NODE_STORE_INTROS_OUT, out, GROW_OUT);
@@ -886,10 +844,10 @@ static void test_migration_killed(void **state)
             assert_new_layout(f->dir, KILL_OUT, KILL_IN);
             new_seen++;
         }
-        store_open(f, TF_NODE_STORE_READONLY);
+        reopen(f, TF_NODE_STORE_READONLY);
         assert_table(f->st, TF_NODE_STORE_INTROS_OUT, out, KILL_OUT);
         assert_table(f->st, TF_NODE_STORE_INTROS_IN, in, KILL_IN);
-        store_open(f, TF_NODE_STORE_OPEN);
+        reopen(f, TF_NODE_STORE_OPEN);
         assert_table(f->st, TF_NODE_STORE_INTROS_IN, in, KILL_IN);
         store_close(f);
         assert_new_layout(f->dir, KILL_OUT, KILL_IN);
