@@ -954,7 +954,15 @@ static bool finish(struct tf_node_delivery *d, const struct tf_node_outbox_entry
     if (sync_counts(d) != TF_OK)
         d->stale = true; /* logged by the next check that needs them */
     size_t sp = tf_node_store_savepoint(d->node->store);
-    int rc = tf_node_store_outbox_del(d->node->store, e->msg_id);
+    int rc;
+#ifdef TF_TEST_HOOKS
+    if (d->node->test_fail_outbox_delete) {
+        d->node->test_fail_outbox_delete = false;
+        tf_node_log(TF_NODE_LOG_WARN, "delivery", "test hook: failing an outbox delete with EIO");
+        rc = -EIO;
+    } else
+#endif
+        rc = tf_node_store_outbox_del(d->node->store, e->msg_id);
     if (rc != TF_OK && rc != TF_E_NOT_FOUND) {
         tf_node_log(TF_NODE_LOG_ERROR, "delivery", "cannot remove a delivered envelope: %s",
                     tf_strerror(rc));

@@ -661,6 +661,7 @@ int tf_node_start(struct tf_node *node, uv_loop_t *loop, const struct tf_node_op
     node->test_commit_eio = crash != NULL && strcmp(crash, "eio-on-receive-commit") == 0;
     node->test_crash_after_receive =
         node->test_commit_eio || (crash != NULL && strcmp(crash, "after-receive-commit") == 0);
+    node->test_fail_outbox_delete = crash != NULL && strcmp(crash, "fail-outbox-delete") == 0;
 #endif
     char why[512];
     if ((rc = tf_node_config_load(node->home, &node->config, why, sizeof why)) != 0) {

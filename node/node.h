@@ -97,6 +97,10 @@ struct tf_node {
      * would end as test_crash_after_receive's does fails with EIO instead, as
      * a failed sync would (the batch is aborted). */
     bool test_commit_eio;
+    /* Test hook (TWOFOLD_TEST_CRASH=fail-outbox-delete): the first outbox
+     * delete after start fails with EIO, as a failed write would
+     * (node/delivery.c finish). */
+    bool test_fail_outbox_delete;
     uv_prepare_t commit;
     uv_signal_t sig_int, sig_term, sig_hup;
     bool stopping;

@@ -166,6 +166,35 @@ class AckDefer(IntroTestCase):
         self.assertEqual(len(bob.json("outbox")), 1)
         self.assertEqual(self.stored_outbox(bob), 1)  # the deletes went with it
 
+    def test_a_delete_that_fails_waits_and_is_not_sent_again(self):
+        """The outbox delete of an acknowledged entry fails (a test hook
+        makes the first one fail with EIO) when a change of the owner's
+        flushes it: the entry stays acknowledged, is not sent again after
+        its retry time, and its delete is written with the next commit."""
+        bob, alice = self.sender(1, ack_defer_ms=LONG_MS)
+        bob.stop()
+        bob.start(env={"TWOFOLD_TEST_CRASH": "fail-outbox-delete"})
+        before = self.status(bob)["stats"]
+        self.assertEqual(take(bob, alice), 1)
+        wait_for("the ACK", lambda: self.status(bob)["stats"]["acks_pending"] == 1, WAIT)
+        carol = self.node("carol")
+        carol.init()
+        bob.cli("contact", "add", carol.card(), "--alias", "carol")
+        self.assertIn("test hook: failing an outbox delete", bob.log())
+        st = self.status(bob)
+        self.assertEqual(st["stats"]["acks_pending"], 1)
+        self.assertEqual(st["tables"]["outbox"]["entries"], 1)
+        self.assertEqual(bob.json("outbox"), [])
+        # Past its retry time (retry_max_ms = 1 s): not sent again.
+        time.sleep(2.5)
+        self.assertEqual(take(bob, alice), 0)
+        self.assertEqual(self.status(bob)["stats"]["envelopes_sent"] - before["envelopes_sent"],
+                         1)
+        bob.cli("contact", "set", "carol", "--trust", "close")
+        st = self.status(bob)
+        self.assertEqual(st["stats"]["acks_pending"], 0)
+        self.assertEqual(st["tables"]["outbox"]["entries"], 0)
+
     def test_kill9_before_the_deletes_resends_once_as_duplicates(self):
         """Carol's proposals are acknowledged by Alice and Bob; Carol dies
         (kill -9) before their deletes are written.  After her restart she
