@@ -76,6 +76,7 @@ void tf_node_log(enum tf_node_log_level level, const char *subsystem, const char
     vsnprintf(line, sizeof line, fmt, ap);
     va_end(ap);
     char out[sizeof line + 64];
+    _Static_assert(sizeof out <= TF_NODE_LOG_BUFFER, "a line always fits the empty buffer");
     int n =
         snprintf(out, sizeof out, "%s %-5s %s: %s\n", stamp, LEVEL_NAMES[level], subsystem, line);
     if (n < 0)
@@ -90,10 +91,6 @@ void tf_node_log(enum tf_node_log_level level, const char *subsystem, const char
     }
     if (kept_len + len > sizeof kept)
         tf_node_log_flush();
-    if (len > sizeof kept) {
-        write_all(out, len);
-        return;
-    }
     memcpy(kept + kept_len, out, len);
     kept_len += len;
     if (level <= TF_NODE_LOG_WARN)
