@@ -104,6 +104,12 @@ struct tf_node_config {
      * with 0). */
     uint64_t ack_defer_max;
     uint64_t ack_defer_ms;
+    /* waitcommit (issue 17, node/node.c): a batch whose every change said
+     * it may wait (a reply that leaves its intro waiting for the other one:
+     * it sends nothing) is committed with the next batch that must not, or
+     * commit_wait_ms after its first change; 0 commits every batch at the
+     * end of its loop turn. */
+    uint64_t commit_wait_ms;
 };
 
 /* The defaults. */

@@ -730,6 +730,17 @@ void tf_node_ctl_stop(struct tf_node_ctl *ctl)
     uv_close((uv_handle_t *)&ctl->server, ctl_free_cb);
 }
 
+bool tf_node_ctl_holding(const struct tf_node_ctl *ctl)
+{
+    if (ctl == NULL)
+        return false;
+    for (const struct client *c = ctl->clients; c != NULL; c = c->next)
+        for (const struct out_frame *f = c->out_head; f != NULL; f = f->next)
+            if (f->held && f->deferred == NULL)
+                return true;
+    return false;
+}
+
 void tf_node_ctl_committed(struct tf_node_ctl *ctl, int rc)
 {
     if (ctl == NULL)

@@ -48,6 +48,9 @@ void tf_node_ctl_stop(struct tf_node_ctl *ctl);
  * then has no write transaction open). */
 void tf_node_ctl_committed(struct tf_node_ctl *ctl, int rc);
 
+/* waitcommit: true if a reply waits for the group commit (held). */
+bool tf_node_ctl_holding(const struct tf_node_ctl *ctl);
+
 /* A request whose reply comes later (e.g. ping, which waits for the
  * network).  Created by tf_node_ctl_defer while a verb runs; the owner must
  * call tf_node_ctl_complete exactly once (it frees the handle).  If the client

@@ -1914,6 +1914,7 @@ static void take(struct tf_node_delivery *d, struct tf_node_link *link, const st
     } else if (t->type == TF_PROTO_MSG_TYPE_NOTE) {
         reason = receive_note(d, t, &keys);
     } else {
+        node->receive_may_wait = false; /* waitcommit: the handler may set it */
         int r = t->type == TF_PROTO_MSG_TYPE_CARD_UPDATE
                     ? tf_node_profile_card_update(node, t->from_pk, t->body.ptr, t->body.len)
                     : tf_node_intro_receive(node, t->type, t->from_pk, t->body.ptr, t->body.len);
@@ -1935,6 +1936,11 @@ static void take(struct tf_node_delivery *d, struct tf_node_link *link, const st
                 node->test_crash_armed = true;
             }
         }
+        /* waitcommit: a change that sends nothing (the handler said so)
+         * may wait for the next commit, its seen row and ACK with it. */
+        if (r == TF_PROTO_ACK_REASON_NONE && node->receive_may_wait)
+            tf_node_commit_may_wait(node, sp);
+        node->receive_may_wait = false;
         reason = (enum tf_proto_ack_reason)r;
     }
     if (reason != TF_PROTO_ACK_REASON_NONE) {

@@ -1225,6 +1225,15 @@ static int conn_tick(struct tf_node *node, struct intro_out *o, uint64_t now)
     return conn_run(node, o, &in, NULL, &out);
 }
 
+/* True if out sends a message now. */
+static bool im_out_sends(const struct tf_proto_im_out *out)
+{
+    for (size_t k = 0; k < out->n; k++)
+        if (out->a[k].kind == TF_PROTO_IM_ACT_SEND)
+            return true;
+    return false;
+}
+
 static int on_reply(struct tf_node *node, const uint8_t from[32], const uint8_t *body, size_t len)
 {
     struct tf_proto_statement st;
@@ -1285,6 +1294,11 @@ static int on_reply(struct tf_node *node, const uint8_t from[32], const uint8_t 
     switch (res.ack) {
     case TF_PROTO_IM_ACK_OK:
         result = TF_PROTO_ACK_REASON_NONE;
+        /* waitcommit: a reply after which nothing is sent now (the other
+         * side has not answered, or a close waits for its delay) promises
+         * nothing to anyone but its sender's ACK: it may wait to share the
+         * commit of the other reply, which usually follows at once. */
+        node->receive_may_wait = !im_out_sends(&res);
         break;
     case TF_PROTO_IM_ACK_LATE:
         result = TF_PROTO_ACK_REASON_EXPIRED;

@@ -208,20 +208,81 @@ static void commit(struct tf_node *node)
         tf_node_net_committed(node->net, rc);
 }
 
+/* waitcommit: the deadline's timer only wakes the loop; commit_cb commits. */
+static void waiting_timer_cb(uv_timer_t *t)
+{
+    (void)t;
+}
+
+void tf_node_commit_may_wait(struct tf_node *node, struct tf_node_savepoint since)
+{
+    uint64_t batch = tf_node_store_batches(node->store);
+    if (node->waiting.batch != batch || (since.store == 0 && since.events == 0)) {
+        /* The first change of a batch: the batch's wait starts now. */
+        node->waiting.batch = batch;
+        node->waiting.upto = (struct tf_node_savepoint){0, 0};
+        node->waiting.deadline = uv_now(node->loop) + node->config.commit_wait_ms;
+    }
+    /* Only a run of such changes from the batch's start may wait: one that
+     * follows any other change leaves `upto` behind, and the batch commits
+     * at the end of the turn. */
+    if (since.store == node->waiting.upto.store && since.events == node->waiting.upto.events)
+        node->waiting.upto = tf_node_savepoint(node);
+}
+
+/* waitcommit: true if all of the open batch may wait (it wrote something,
+ * and every change said so: tf_node_commit_may_wait) and no control reply
+ * waits for it; whether its deadline has come is the caller's to check. */
+static bool batch_may_wait(struct tf_node *node)
+{
+    struct tf_node_savepoint now = tf_node_savepoint(node);
+    return node->config.commit_wait_ms > 0 && !node->stopping && tf_node_store_dirty(node->store) &&
+           node->waiting.batch == tf_node_store_batches(node->store) &&
+           now.store == node->waiting.upto.store && now.events == node->waiting.upto.events &&
+           !tf_node_ctl_holding(node->ctl);
+}
+
 /* Group commit: runs once per loop turn, before the loop blocks for I/O.
  * Delivery runs first and writes its bookkeeping into the same transaction;
  * the envelopes it sends are held with the ACKs and control replies until
  * the one commit of the turn, so nothing leaves before the state change
- * that caused it is durable, and a turn costs one fsync. */
+ * that caused it is durable, and a turn costs one fsync.  A batch whose
+ * every change may wait (waitcommit) stays open for a later turn's commit,
+ * its ACKs and events held with it. */
 static void commit_cb(uv_prepare_t *h)
 {
     struct tf_node *node = h->data;
     if (!node->stopping) {
         tf_node_delivery_run(node->delivery);
         tf_node_mailbox_run(node->mailbox);
-        /* ackdefer: outbox deletes after ACKs ride on this commit. */
-        tf_node_delivery_flush(node->delivery, false);
     }
+    bool may_wait = batch_may_wait(node);
+    if (may_wait && uv_now(node->loop) < node->waiting.deadline) {
+        if (!node->waiting.held) {
+            node->waiting.held = true;
+            uv_timer_start(&node->waiting.timer, waiting_timer_cb,
+                           node->waiting.deadline - uv_now(node->loop), 0);
+        }
+        tf_node_log_flush();
+        return;
+    }
+    if (node->waiting.held) {
+        node->waiting.held = false;
+        uv_timer_stop(&node->waiting.timer);
+        if (tf_node_store_dirty(node->store))
+            node->stats.commits_waited++;
+#ifdef TF_TEST_HOOKS
+        if (may_wait && node->test_crash_waited) {
+            tf_node_log(TF_NODE_LOG_WARN, "node",
+                        "test hook: crashing before the commit of a batch that waited");
+            tf_node_log_flush();
+            raise(SIGKILL);
+        }
+#endif
+    }
+    /* ackdefer: outbox deletes after ACKs ride on this commit. */
+    if (!node->stopping)
+        tf_node_delivery_flush(node->delivery, false);
     commit(node);
     /* The turn's log lines, in one write, before the loop blocks. */
     tf_node_log_flush();
@@ -602,6 +663,8 @@ static int start_handles(struct tf_node *node)
                     tf_strerror(rc));
         return rc;
     }
+    if ((rc = uv_timer_init(node->loop, &node->waiting.timer)) != 0) /* waitcommit */
+        return rc;
     if ((rc = uv_timer_init(node->loop, &node->events_sweep)) != 0)
         return rc;
     node->events_sweep.data = node;
@@ -662,6 +725,7 @@ int tf_node_start(struct tf_node *node, uv_loop_t *loop, const struct tf_node_op
     node->test_crash_after_receive =
         node->test_commit_eio || (crash != NULL && strcmp(crash, "after-receive-commit") == 0);
     node->test_fail_outbox_delete = crash != NULL && strcmp(crash, "fail-outbox-delete") == 0;
+    node->test_crash_waited = crash != NULL && strcmp(crash, "before-waited-commit") == 0;
 #endif
     char why[512];
     if ((rc = tf_node_config_load(node->home, &node->config, why, sizeof why)) != 0) {
@@ -748,6 +812,7 @@ void tf_node_stop(struct tf_node *node)
     tf_node_intro_stop(node);
     tf_node_request_stop(node); /* requests */
     close_handle((uv_handle_t *)&node->events_sweep);
+    close_handle((uv_handle_t *)&node->waiting.timer); /* waitcommit */
     close_handle((uv_handle_t *)&node->commit);
     close_handle((uv_handle_t *)&node->sig_int);
     close_handle((uv_handle_t *)&node->sig_term);

@@ -52,6 +52,16 @@ struct tf_node_stats {
     uint64_t commits_acks_only;
     uint64_t acks_deferred;  /* outbox deletes after ACKs left to a later commit */
     uint64_t ack_defer_full; /* ... written at once: ack_defer_max were waiting */
+    /* waitcommit (issue 17): commits of a batch that waited past the end of
+     * its loop turn, because its every change said it may wait
+     * (tf_node_commit_may_wait). */
+    uint64_t commits_waited;
+};
+
+/* Savepoints over the store batch and the events waiting for it. */
+struct tf_node_savepoint {
+    size_t store;
+    size_t events;
 };
 
 struct tf_node {
@@ -101,6 +111,10 @@ struct tf_node {
      * delete after start fails with EIO, as a failed write would
      * (node/delivery.c finish). */
     bool test_fail_outbox_delete;
+    /* Test hook (TWOFOLD_TEST_CRASH=before-waited-commit): die by SIGKILL
+     * when a batch that waited (waitcommit) is to be committed because its
+     * deadline came, before the commit. */
+    bool test_crash_waited;
     uv_prepare_t commit;
     uv_signal_t sig_int, sig_term, sig_hup;
     bool stopping;
@@ -122,6 +136,20 @@ struct tf_node {
     /* mailbox: envelopes held for tenants, links to the own mailboxes
      * (node/mailbox.c). */
     struct tf_node_mailbox *mailbox;
+    /* waitcommit (node/node.c): how much of the open batch may wait
+     * (tf_node_commit_may_wait).  The batch may wait while the store's
+     * savepoint and the pending events are still at `upto`: nothing else
+     * was written or emitted after the last change that said so. */
+    struct {
+        uint64_t batch;                /* the store batch `upto` is of */
+        struct tf_node_savepoint upto; /* where the changes that may wait end */
+        uint64_t deadline;             /* loop ms: commit by then */
+        uv_timer_t timer;              /* wakes the loop at the deadline */
+        bool held;                     /* a turn ended without committing it */
+    } waiting;
+    /* Set by a handler of a received envelope (node/intro.c) whose change
+     * sends nothing and may wait; node/delivery.c reads and clears it. */
+    bool receive_may_wait;
 };
 
 /* twofoldd's exit status after a commit failed to write or sync (EIO and
@@ -158,14 +186,16 @@ void tf_node_deinit(struct tf_node *node);
  * (config events_max, events_retention_s). */
 TF_MUST_CHECK int tf_node_event(struct tf_node *node, const struct tf_proto_buf *record);
 
-/* Savepoints over the store batch and the events waiting for it. */
-struct tf_node_savepoint {
-    size_t store;
-    size_t events;
-};
 struct tf_node_savepoint tf_node_savepoint(const struct tf_node *node);
 /* Undoes what a failed handler wrote since sp (logged if even that fails). */
 void tf_node_rollback(struct tf_node *node, struct tf_node_savepoint sp);
+
+/* waitcommit: says that what was written and emitted since `since` may wait
+ * for the next commit (at most config.commit_wait_ms): nothing waits on it
+ * but its ACK.  The batch then waits past the end of its loop turn if every
+ * change in it said so and no control reply waits; any other change, a
+ * control reply or the deadline commits it at the end of that turn. */
+void tf_node_commit_may_wait(struct tf_node *node, struct tf_node_savepoint since);
 
 /* True if this build has its test hooks (CMake option TF_TEST_HOOKS, off in
  * release builds): the TWOFOLD_TEST_CRASH environment variable

@@ -471,6 +471,8 @@ static int verb_status(struct tf_node *node, const msgpack_object *args,
         {"acks_deferred", s->acks_deferred},
         {"ack_defer_full", s->ack_defer_full},
         {"acks_pending", tf_node_delivery_acks_pending(node->delivery)},
+        /* waitcommit */
+        {"commits_waited", s->commits_waited},
     };
     tf_proto_mp_write_cstr(w, "stats");
     tf_proto_mp_write_map(w, sizeof stats / sizeof stats[0]);

@@ -42,15 +42,16 @@ HEX64 = r"^[0-9a-f]{64}$"
 
 class IntroTestCase(NodeTestCase):
     # Setup -------------------------------------------------------------
-    def cast(self):
+    def cast(self, config=None, env=None):
         """Carol, Alice and Bob, running, with the cards exchanged as in the
-        module docstring."""
+        module docstring; config and env map a name to more settings for
+        that node's config and to environment variables it starts with."""
         nodes = []
         for name in ("carol", "alice", "bob"):
             n = self.node(name, port=True)
             n.init()
-            n.write_config(retry_max_ms=2000)
-            n.start()
+            n.write_config(retry_max_ms=2000, **(config or {}).get(name, {}))
+            n.start(env=(env or {}).get(name))
             nodes.append(n)
         carol, alice, bob = nodes
         carol.cli("contact", "add", alice.card(), "--alias", "alice")

@@ -1,0 +1,139 @@
+# SPDX-License-Identifier: MIT
+"""A reply that sends nothing waits for the next commit (waitcommit, issue 17).
+
+When the connector takes the first of an intro's two replies, nothing leaves
+because of it but its ACK: the batch may wait up to commit_wait_ms to share
+the commit of the second reply, which sends the introductions
+(docs/PROTOCOL.md R65, docs/RELIABILITY.md).  These tests show that such a
+batch does wait (status.stats.commits_waited), that the second reply does
+not, that nothing is acknowledged before it is durable (a kill -9 at the
+deadline, before the commit: the party still holds its reply and delivers it
+again), and that a control request does not wait for the deadline (it
+commits the waiting batch with its reply).
+
+The cast is test_intro.py's: Carol (the connector) introduces Alice and Bob,
+who answer by hand (no policy: ask).  TWOFOLD_TEST_CRASH=before-waited-commit
+(test builds only) kills a node when a batch that waited is to be committed
+because its deadline came.
+"""
+import os
+import signal
+import struct
+import sys
+import time
+import unittest
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from harness import recv_frame, wait_for  # noqa: E402
+from test_intro import IntroTestCase  # noqa: E402
+
+WAIT = 15.0
+HOOK = {"TWOFOLD_TEST_CRASH": "before-waited-commit"}
+
+
+class WaitCommit(IntroTestCase):
+    def cast_waiting(self, wait_ms, carol_env=None):
+        """test_intro.py's cast, Carol with commit_wait_ms = wait_ms and
+        started with carol_env."""
+        return self.cast(config={"carol": {"commit_wait_ms": wait_ms}},
+                         env={"carol": carol_env})
+
+    def stats(self, n):
+        reply = self.raw_request(n, "status", {})
+        self.assertIn("result", reply, reply)
+        return reply["result"]["stats"]
+
+    def asked(self, carol, alice, bob):
+        """A proposal both parties hold, with every envelope so far
+        acknowledged; Carol's stats then."""
+        iid = self.propose(carol, "alice", "bob", "--topic", "chess")
+        self.wait_inbox(alice, iid, "pending")
+        self.wait_inbox(bob, iid, "pending")
+        self.wait_outbox_empty(carol)
+        return iid, self.stats(carol)
+
+    def bob_accepts(self, carol, alice, bob, iid):
+        """Bob accepts last: the intro ends introduced exactly once."""
+        bob.cli("accept", iid)
+        self.wait_inbox(alice, iid, "introduced")
+        self.wait_inbox(bob, iid, "introduced")
+        for n in (carol, alice, bob):
+            self.wait_outbox_empty(n)
+        self.assert_introduced_once(carol, alice, bob, iid)
+
+    def first_reply_waits(self, wait_ms):
+        """Alice's reply, then Bob's; returns how many of Carol's commits
+        waited for each (nothing asks Carol anything while Alice's waits)."""
+        carol, alice, bob = self.cast_waiting(wait_ms)
+        iid, before = self.asked(carol, alice, bob)
+        alice.cli("accept", iid)
+        # Her ACK comes once Carol's commit of her reply is on disk.
+        self.wait_outbox_empty(alice)
+        after_a = self.stats(carol)
+        self.assertEqual(self.intro(carol, iid)["a"]["state"], "accepted")
+        self.bob_accepts(carol, alice, bob, iid)
+        after_b = self.stats(carol)
+        return (after_a["commits_waited"] - before["commits_waited"],
+                after_b["commits_waited"] - after_a["commits_waited"])
+
+    def test_the_first_reply_waits_the_second_does_not(self):
+        """The first reply sends nothing: its batch waits (one commit that
+        waited); the second sends the introductions: it commits at once."""
+        self.assertEqual(self.first_reply_waits(200), (1, 0))
+
+    def test_no_wait_when_turned_off(self):
+        """commit_wait_ms = 0: every batch commits at the end of its turn."""
+        self.assertEqual(self.first_reply_waits(0), (0, 0))
+
+    def test_kill9_before_the_waited_commit(self):
+        """Carol dies when the deadline of the batch holding Alice's reply
+        comes, before its commit: no ACK left, so Alice still holds her reply
+        and delivers it again to the restarted Carol; the intro ends
+        introduced exactly once."""
+        carol, alice, bob = self.cast_waiting(200, carol_env=HOOK)
+        iid, _ = self.asked(carol, alice, bob)
+        alice.cli("accept", iid)
+        self.assertEqual(carol.wait_exit(WAIT), -signal.SIGKILL)
+        self.assertIn("test hook: crashing before the commit of a batch that waited", carol.log())
+        self.assertIn(self.ids["carol"], [e["to"] for e in alice.json("outbox")])
+        carol.start()
+        self.wait_side(carol, iid, "a", "accepted")
+        self.wait_outbox_empty(alice)
+        self.bob_accepts(carol, alice, bob, iid)
+
+    def test_a_control_request_does_not_wait(self):
+        """While Alice's reply waits (up to a second), requests keep coming
+        to Carol over one connection: the first that finds the batch waiting
+        commits it with its reply, so the deadline never comes (the hook
+        would kill Carol) and the reply's answer is durable (it survives a
+        kill -9 right after)."""
+        import msgpack  # Debian's python3-msgpack
+        carol, alice, bob = self.cast_waiting(1000, carol_env=HOOK)
+        iid, before = self.asked(carol, alice, bob)
+        s = carol.raw_connect()
+        try:
+            alice.cli("accept", iid)
+            deadline = time.monotonic() + WAIT
+            seq = 0
+            while True:
+                seq += 1
+                body = msgpack.packb({"id": seq, "verb": "intro.show", "args": {"id": iid}})
+                s.sendall(struct.pack(">I", len(body)) + body)
+                reply = msgpack.unpackb(recv_frame(s), raw=False)
+                self.assertEqual(reply["id"], seq)
+                if reply["result"]["a"]["state"] == "accepted":
+                    break
+                self.assertLess(time.monotonic(), deadline, "Alice's reply never reached Carol")
+                time.sleep(0.005)
+        finally:
+            s.close()
+        carol.kill9()
+        self.assertNotIn("test hook: crashing before", carol.log())
+        carol.start()
+        self.assertEqual(self.intro(carol, iid)["a"]["state"], "accepted")
+        self.assertEqual(self.stats(carol)["commits_waited"], 0)  # counted since start
+        self.wait_outbox_empty(alice)
+
+
+if __name__ == "__main__":
+    unittest.main()
