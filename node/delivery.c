@@ -212,6 +212,7 @@ struct tf_node_delivery {
     } waits[MBOX_WAITS];
     size_t next_wait;
     uv_timer_t sweep; /* the messages' retention */
+    uint64_t jitter;  /* the retry jitter's generator state (backoff_ms) */
     int open_handles;
     struct tallies tallies;
     struct delta *pending;
@@ -345,15 +346,27 @@ static uint64_t now_ms(void)
     return (uint64_t)tv.tv_sec * 1000u + (uint64_t)tv.tv_usec / 1000u;
 }
 
+/* The next of the retry jitter's numbers in [0, 1000]: splitmix64 from a
+ * random seed.  Jitter only keeps senders' retries apart and hides nothing,
+ * so it needs no system call per envelope sent (randombytes_uniform makes
+ * one). */
+static uint32_t jitter_permille(struct tf_node_delivery *d)
+{
+    uint64_t z = (d->jitter += UINT64_C(0x9e3779b97f4a7c15));
+    z = (z ^ (z >> 30)) * UINT64_C(0xbf58476d1ce4e5b9);
+    z = (z ^ (z >> 27)) * UINT64_C(0x94d049bb133111eb);
+    z ^= z >> 31;
+    return (uint32_t)(z % 1001);
+}
+
 /* 1 s doubling to the cap, times a random factor in [0.5, 1.0]. */
-static uint64_t backoff_ms(const struct tf_node_delivery *d, uint32_t attempts)
+static uint64_t backoff_ms(struct tf_node_delivery *d, uint32_t attempts)
 {
     uint64_t cap = d->node->config.retry_max_ms;
     uint64_t base = attempts >= 30 ? cap : (uint64_t)1000 << (attempts > 0 ? attempts - 1 : 0);
     if (base > cap)
         base = cap;
-    uint32_t r = randombytes_uniform(1001);
-    return base / 2 + base * r / 2000;
+    return base / 2 + base * jitter_permille(d) / 2000;
 }
 
 /* True if pk is a contact (blocked or not); *err gets a store failure. */
@@ -556,6 +569,7 @@ int tf_node_delivery_start(struct tf_node *node, struct tf_node_delivery **out)
         return TF_E_NOMEM;
     d->node = node;
     randombytes_buf(d->tallies.key, sizeof d->tallies.key);
+    randombytes_buf(&d->jitter, sizeof d->jitter);
     int rc = rebuild(d);
     if (rc != TF_OK) {
         free(d->tallies.slots);
@@ -1827,7 +1841,7 @@ static enum tf_proto_ack_reason receive_note(struct tf_node_delivery *d, const s
 /* The seen budget (seen_max ids): when it is full, a new envelope is not
  * taken (no ACK, so its sender tries again later; expired ids are collected
  * by the sweep).  Logged. */
-static bool seen_full(struct tf_node_delivery *d, const char *tid)
+static bool seen_full(struct tf_node_delivery *d, struct tf_node_link *link)
 {
     uint64_t seen;
     int rc = tf_node_store_seen_count(d->node->store, &seen);
@@ -1838,6 +1852,8 @@ static bool seen_full(struct tf_node_delivery *d, const char *tid)
     }
     if (seen < d->node->config.seen_max)
         return false;
+    char tid[TF_PROTO_TEXT_ID_SIZE];
+    tf_proto_text_id_encode(tf_node_link_peer(link), tid);
     tf_node_log(TF_NODE_LOG_WARN, "delivery",
                 "%s: envelope not taken: %llu msg ids remembered (seen_max); try later", tid,
                 (unsigned long long)seen);
@@ -1848,9 +1864,11 @@ static bool seen_full(struct tf_node_delivery *d, const char *tid)
  * when its msg_id can be found, so its sender stops retrying; otherwise
  * there is nothing to acknowledge and it is dropped. */
 static void refuse_malformed(struct tf_node_delivery *d, struct tf_node_link *link,
-                             const uint8_t *buf, size_t len, int why, const char *tid)
+                             const uint8_t *buf, size_t len, int why)
 {
     uint8_t msg_id[16];
+    char tid[TF_PROTO_TEXT_ID_SIZE];
+    tf_proto_text_id_encode(tf_node_link_peer(link), tid);
     if (tf_proto_envelope_peek_id(buf, len, msg_id) != TF_OK) {
         tf_node_log(TF_NODE_LOG_WARN, "delivery",
                     "%s: malformed envelope (%s) without a msg id dropped", tid, tf_strerror(why));
@@ -1880,7 +1898,7 @@ static enum tf_proto_ack_reason open_failure_reason(int rc)
  * is queued.
  */
 static void take(struct tf_node_delivery *d, struct tf_node_link *link, const struct taken *t,
-                 int open_rc, bool relayed, uint64_t now, const char *tid)
+                 int open_rc, bool relayed, uint64_t now)
 {
     struct tf_node *node = d->node;
     enum tf_proto_ack_reason reason;
@@ -1909,7 +1927,7 @@ static void take(struct tf_node_delivery *d, struct tf_node_link *link, const st
         reason = TF_PROTO_ACK_REASON_MALFORMED;
     } else if (!relayed && sodium_memcmp(t->from_pk, tf_node_link_peer(link), 32) != 0) {
         reason = TF_PROTO_ACK_REASON_NOT_PEER;
-    } else if (seen_full(d, tid)) {
+    } else if (seen_full(d, link)) {
         reason = (enum tf_proto_ack_reason) - 1; /* no ACK: taken later */
     } else if (t->type == TF_PROTO_MSG_TYPE_NOTE) {
         reason = receive_note(d, t, &keys);
@@ -1951,9 +1969,12 @@ static void take(struct tf_node_delivery *d, struct tf_node_link *link, const st
     }
     if ((int)reason < 0)
         return;
-    if (reason != TF_PROTO_ACK_REASON_NONE)
+    if (reason != TF_PROTO_ACK_REASON_NONE) {
+        char tid[TF_PROTO_TEXT_ID_SIZE];
+        tf_proto_text_id_encode(tf_node_link_peer(link), tid);
         tf_node_log(TF_NODE_LOG_WARN, "delivery", "%s: envelope rejected: %s", tid,
                     tf_proto_ack_reason_name(reason));
+    }
     send_ack(d, link, t->msg_id, reason);
 }
 
@@ -1966,12 +1987,10 @@ static void receive(struct tf_node_delivery *d, struct tf_node_link *link, const
     struct tf_proto_envelope env;
     struct tf_proto_envelope_opened o;
     struct tf_proto_buf plain = {0};
-    char tid[TF_PROTO_TEXT_ID_SIZE];
-    tf_proto_text_id_encode(tf_node_link_peer(link), tid);
     node->stats.envelopes_received++;
     int rc = tf_proto_envelope_decode(buf, len, &env);
     if (rc != TF_OK) {
-        refuse_malformed(d, link, buf, len, rc, tid);
+        refuse_malformed(d, link, buf, len, rc);
         return;
     }
     uint64_t now = tf_node_now(node);
@@ -1983,7 +2002,7 @@ static void receive(struct tf_node_delivery *d, struct tf_node_link *link, const
         t.type = o.type;
         t.body = o.body;
     }
-    take(d, link, &t, rc, relayed, now, tid);
+    take(d, link, &t, rc, relayed, now);
     tf_proto_buf_free(&plain);
 }
 
@@ -2004,14 +2023,14 @@ void tf_node_delivery_direct(struct tf_node_delivery *d, struct tf_node_link *li
 {
     struct tf_node *node = d->node;
     struct tf_proto_envelope_direct m;
-    char tid[TF_PROTO_TEXT_ID_SIZE];
-    tf_proto_text_id_encode(tf_node_link_peer(link), tid);
     node->stats.envelopes_received++;
     memset(&m, 0, sizeof m);
     int rc = tf_proto_envelope_direct_decode(buf, len, &m);
     if (rc != TF_OK && rc != TF_E_BAD_VALUE) {
         /* node/net.c closes the link on such a message before it comes
          * here; should one come, it is dropped unacknowledged. */
+        char tid[TF_PROTO_TEXT_ID_SIZE];
+        tf_proto_text_id_encode(tf_node_link_peer(link), tid);
         tf_node_log(TF_NODE_LOG_WARN, "delivery", "%s: malformed DIRECT message (%s) dropped", tid,
                     tf_strerror(rc));
         return;
@@ -2024,5 +2043,5 @@ void tf_node_delivery_direct(struct tf_node_delivery *d, struct tf_node_link *li
     uint64_t now = tf_node_now(node);
     if (rc == TF_OK && now > m.expires)
         rc = TF_E_EXPIRED;
-    take(d, link, &t, rc, false, now, tid);
+    take(d, link, &t, rc, false, now);
 }

@@ -69,6 +69,7 @@ struct tf_node {
     char home[TF_NODE_PATH_MAX];
     char socket_path[TF_NODE_PATH_MAX];
     int lock_fd;
+    int wchar_fd; /* /proc/thread-self/io of the loop thread; -1 unopened, -2 none */
     struct tf_proto_identity id;
     char text_id[TF_PROTO_TEXT_ID_SIZE];
     struct tf_node_store *store;

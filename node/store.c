@@ -129,8 +129,11 @@ static const uint8_t no_value[1];
  * transaction unusable, so every write is journalled: after the map has grown
  * the journal is replayed into a new transaction and no earlier write of the
  * loop iteration is lost. */
+static_assert(DBI_COUNT <= UINT8_MAX, "struct op keeps a table in a byte");
+
 struct op {
     MDB_dbi dbi;
+    uint8_t table; /* enum dbi: which of st->table_writes it counts in */
     bool del;
     unsigned flags; /* mdb_put flags */
     size_t klen, vlen;
@@ -426,6 +429,7 @@ static int write_op(struct tf_node_store *st, enum dbi dbi, const void *key, siz
         return fail_txn(st, TF_E_NOMEM);
     }
     op->dbi = st->dbi[dbi];
+    op->table = (uint8_t)dbi;
     op->del = val == NULL;
     op->flags = flags;
     op->klen = klen;
@@ -1015,8 +1019,7 @@ int tf_node_store_commit(struct tf_node_store *st)
     if (rc != 0)
         journal_undone(st, 0);
     for (size_t i = 0; rc == 0 && i < st->n_ops; i++) /* pages: writes per table */
-        for (int t = 0; t < DBI_COUNT; t++)
-            st->table_writes[t] += st->dbi[t] == st->ops[i]->dbi;
+        st->table_writes[st->ops[i]->table]++;
     journal_clear(st);
     if (rc == 0)
         st->commits++;

@@ -312,10 +312,12 @@ int tf_proto_card_decode_body(const uint8_t *body, size_t len, struct tf_proto_c
     return TF_OK;
 }
 
+/* Signed statements are public (whoever sends one knows it, and the known
+ * copy came from the same signer), so the compare need not take constant
+ * time; libc's memcmp is several times faster on a statement's kilobytes. */
 bool tf_proto_known_matches(struct tf_proto_known known, const uint8_t *buf, size_t len)
 {
-    return known.ptr != NULL && known.len == len && len > 0 &&
-           sodium_memcmp(known.ptr, buf, len) == 0;
+    return known.ptr != NULL && known.len == len && len > 0 && memcmp(known.ptr, buf, len) == 0;
 }
 
 int tf_proto_card_verify_known(const uint8_t *buf, size_t len, struct tf_proto_known known,
