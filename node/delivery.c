@@ -24,6 +24,7 @@
 #define READY_MAX 64
 #define SWEEP_BATCH 1000 /* messages the retention sweep collects per turn */
 #define SWEEP_PERIOD_MAX_S 3600
+#define MSG_ID_RANDOM 10 /* random bytes of a msg id, after its 6 of time */
 
 /*
  * The budgets' counts, kept in memory so that checking one is O(1) (before,
@@ -213,6 +214,10 @@ struct tf_node_delivery {
     size_t next_wait;
     uv_timer_t sweep; /* the messages' retention */
     uint64_t jitter;  /* the retry jitter's generator state (backoff_ms) */
+    /* Random bytes for msg ids, drawn from the OS a batch at a time
+     * (new_msg_id); id_used of them are spent. */
+    uint8_t id_pool[16 * MSG_ID_RANDOM];
+    size_t id_used;
     int open_handles;
     struct tallies tallies;
     struct delta *pending;
@@ -570,6 +575,7 @@ int tf_node_delivery_start(struct tf_node *node, struct tf_node_delivery **out)
     d->node = node;
     randombytes_buf(d->tallies.key, sizeof d->tallies.key);
     randombytes_buf(&d->jitter, sizeof d->jitter);
+    d->id_used = sizeof d->id_pool; /* drawn at the first msg id */
     int rc = rebuild(d);
     if (rc != TF_OK) {
         free(d->tallies.slots);
@@ -814,12 +820,21 @@ static int buf_copy(struct tf_proto_buf *out, const uint8_t *p, size_t len)
  * the outer part of a sealed envelope), which the envelope's arrival and its
  * expiry already tell to within its retries and its lifetime.
  */
-static void new_msg_id(uint8_t msg_id[static 16])
+static void new_msg_id(struct tf_node_delivery *d, uint8_t msg_id[static 16])
 {
     uint64_t t = now_ms();
     for (int i = 0; i < 6; i++)
         msg_id[i] = (uint8_t)(t >> (40 - 8 * i));
-    randombytes_buf(msg_id + 6, 10);
+    /* The random part comes from the OS as before, sixteen ids' worth per
+     * system call: a msg id is public, so the bytes waiting in memory for
+     * their turn tell nothing an id itself does not. */
+    if (d->id_used == sizeof d->id_pool) {
+        randombytes_buf(d->id_pool, sizeof d->id_pool);
+        d->id_used = 0;
+    }
+    memcpy(msg_id + 6, d->id_pool + d->id_used, MSG_ID_RANDOM);
+    sodium_memzero(d->id_pool + d->id_used, MSG_ID_RANDOM); /* never used twice */
+    d->id_used += MSG_ID_RANDOM;
 }
 
 /*
@@ -886,7 +901,7 @@ int tf_node_delivery_enqueue(struct tf_node_delivery *d, const struct tf_node_co
         return TF_E_BAD_VALUE;
     if (len > TF_PROTO_BODY_MAX)
         return TF_E_TOO_LONG;
-    new_msg_id(e.msg_id);
+    new_msg_id(d, e.msg_id);
     if (d->node->config.direct_envelopes != 0 && len > 0) {
         /* direct: the body is kept and the envelope sealed only when a
          * sealed one is needed (ensure_sealed): on a direct link to the
