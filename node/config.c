@@ -81,8 +81,9 @@ void tf_node_config_defaults(struct tf_node_config *cfg)
     /* ackdefer: a second's ACKs at the rate a loaded node takes them */
     cfg->ack_defer_max = 1024;
     cfg->ack_defer_ms = 1000;
-    /* waitcommit: about what the other party's reply takes to follow the
-     * first one when both answer at once (docs/PERFORMANCE.md) */
+    /* waitcommit: well above what the other party's reply takes to follow
+     * the first one when both answer at once (under a millisecond here,
+     * docs/PERFORMANCE.md), well below a sender's first retry */
     cfg->commit_wait_ms = 5;
 }
 
@@ -164,8 +165,8 @@ static const struct key KEYS[] = {
     /* ackdefer */
     KEY(ack_defer_max, 0, 8192),
     KEY(ack_defer_ms, 1, 3600000),
-    /* waitcommit */
-    KEY(commit_wait_ms, 0, 1000),
+    /* waitcommit: well under a sender's first retry (500 ms) */
+    KEY(commit_wait_ms, 0, 250),
 };
 
 static char *trim(char *s)

@@ -242,8 +242,11 @@ static void send_error(struct client *c, uint64_t id, int code, const char *mess
         client_close(c);
         return;
     }
-    /* An error changes nothing, but it must not overtake held replies. */
-    f->held = c->out_tail != NULL && c->out_tail->held;
+    /* An error changes nothing, but it must not overtake held replies, nor
+     * leave before the batch it may reflect is committed (a refusal that
+     * depends on a change still waiting: waitcommit). */
+    f->held =
+        (c->out_tail != NULL && c->out_tail->held) || tf_node_store_dirty(c->ctl->node->store);
     enqueue(c, f);
     flush(c);
 }
@@ -283,7 +286,9 @@ static void handle_watch(struct client *c, uint64_t id, const msgpack_object *ar
         client_close(c);
         return;
     }
-    f->held = c->out_tail != NULL && c->out_tail->held;
+    /* `last` was read through the open batch: the reply waits for its
+     * commit, so that a watcher is never told of an event that is lost. */
+    f->held = (c->out_tail != NULL && c->out_tail->held) || tf_node_store_dirty(node->store);
     enqueue(c, f);
     /* The backlog is read after this turn's commit (backlog_pump), so that
      * only committed events are replayed. */

@@ -212,8 +212,9 @@ struct tf_node_delivery {
         bool used;
     } waits[MBOX_WAITS];
     size_t next_wait;
-    uv_timer_t sweep; /* the messages' retention */
-    uint64_t jitter;  /* the retry jitter's generator state (backoff_ms) */
+    uv_timer_t sweep;    /* the messages' retention */
+    uint64_t jitter[32]; /* random draws for the retry jitter (backoff_ms) */
+    size_t jitter_used;  /* ... of which this many are spent */
     /* Random bytes for msg ids, drawn from the OS a batch at a time
      * (new_msg_id); id_used of them are spent. */
     uint8_t id_pool[16 * MSG_ID_RANDOM];
@@ -351,17 +352,17 @@ static uint64_t now_ms(void)
     return (uint64_t)tv.tv_sec * 1000u + (uint64_t)tv.tv_usec / 1000u;
 }
 
-/* The next of the retry jitter's numbers in [0, 1000]: splitmix64 from a
- * random seed.  Jitter only keeps senders' retries apart and hides nothing,
- * so it needs no system call per envelope sent (randombytes_uniform makes
- * one). */
+/* The next of the retry jitter's numbers in [0, 1000], from random bytes
+ * drawn from the OS 32 at a time (randombytes_uniform makes a system call
+ * for each envelope sent).  A 64-bit draw reduced modulo 1001 is uniform to
+ * within 2^-54. */
 static uint32_t jitter_permille(struct tf_node_delivery *d)
 {
-    uint64_t z = (d->jitter += UINT64_C(0x9e3779b97f4a7c15));
-    z = (z ^ (z >> 30)) * UINT64_C(0xbf58476d1ce4e5b9);
-    z = (z ^ (z >> 27)) * UINT64_C(0x94d049bb133111eb);
-    z ^= z >> 31;
-    return (uint32_t)(z % 1001);
+    if (d->jitter_used == sizeof d->jitter / sizeof d->jitter[0]) {
+        randombytes_buf(d->jitter, sizeof d->jitter);
+        d->jitter_used = 0;
+    }
+    return (uint32_t)(d->jitter[d->jitter_used++] % 1001);
 }
 
 /* 1 s doubling to the cap, times a random factor in [0.5, 1.0]. */
@@ -574,8 +575,8 @@ int tf_node_delivery_start(struct tf_node *node, struct tf_node_delivery **out)
         return TF_E_NOMEM;
     d->node = node;
     randombytes_buf(d->tallies.key, sizeof d->tallies.key);
-    randombytes_buf(&d->jitter, sizeof d->jitter);
-    d->id_used = sizeof d->id_pool; /* drawn at the first msg id */
+    d->jitter_used = sizeof d->jitter / sizeof d->jitter[0]; /* drawn at the first send */
+    d->id_used = sizeof d->id_pool;                          /* drawn at the first msg id */
     int rc = rebuild(d);
     if (rc != TF_OK) {
         free(d->tallies.slots);

@@ -1298,10 +1298,26 @@ static int on_reply(struct tf_node *node, const uint8_t from[32], const uint8_t 
     switch (res.ack) {
     case TF_PROTO_IM_ACK_OK:
         result = TF_PROTO_ACK_REASON_NONE;
+        /* A first reply to an intro that ended meanwhile (declined,
+         * withdrawn, expired) while the close to its sender waits for its
+         * delay changes nothing in the machine; it is kept with the intro
+         * all the same, so that it is taken as a reply to an open intro is:
+         * committed, and its ACK as late.  Otherwise the ACK's timing alone
+         * would tell the party that the intro is over before the delayed
+         * close does (R31, R65). */
+        enum tf_proto_im_conn_state was = (enum tf_proto_im_conn_state)o.state;
+        if (res.n == 0 && !in.same_as_stored && was != TF_PROTO_IM_CONN_ASKING &&
+            was != TF_PROTO_IM_CONN_INTRODUCED &&
+            ((rc = set_buf(&o.reply[x], body, len)) != TF_OK ||
+             (rc = out_save(node, &o, false)) != TF_OK)) {
+            result = -1;
+            break;
+        }
         /* waitcommit: a reply after which nothing is sent now (the other
-         * side has not answered, or a close waits for its delay) promises
-         * nothing to anyone but its sender's ACK: it may wait to share the
-         * commit of the other reply, which usually follows at once. */
+         * side has not answered, a close waits for its delay, or the intro
+         * is over) promises nothing to anyone but its sender's ACK: it may
+         * wait to share the commit of the other reply, which usually follows
+         * at once. */
         node->receive_may_wait = !im_out_sends(&res);
         break;
     case TF_PROTO_IM_ACK_LATE:

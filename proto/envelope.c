@@ -163,21 +163,19 @@ int tf_proto_envelope_peek_id(const uint8_t *buf, size_t len,
     return tf_proto_mp_read_bin_fixed(&r, msg_id, TF_PROTO_MSG_ID_LEN);
 }
 
-/* Decodes the inner array and checks the zero padding after it; views point
- * into plain. */
-
 /* True if the n bytes at p are all zero.  Padding is not secret (its sender
- * chose it, and it carries nothing), so a plain scan, which the compiler
- * vectorizes, does: sodium_is_zero's constant time cost 7 % of a node's CPU
- * on the 4 KiB and more of padding each envelope and DIRECT message
- * carries (docs/PERFORMANCE.md). */
-/* Padding is no secret (its sender knows it, and it must be zero), so the
- * check need not take constant time: the first byte is zero and every byte
- * equals the one before it (libc's memcmp, word at a time). */
+ * chose it, and it carries nothing), so the check need not take constant
+ * time: sodium_is_zero cost 7 % of a node's CPU on the 4 KiB and more of
+ * padding each envelope and DIRECT message carries, and a byte loop still
+ * 0.7 % of all samples (docs/PERFORMANCE.md).  The first byte is zero and
+ * every byte equals the one before it: libc's memcmp, a word at a time. */
 static bool padding_is_zero(const uint8_t *p, size_t n)
 {
     return n == 0 || (p[0] == 0 && memcmp(p, p + 1, n - 1) == 0);
 }
+
+/* Decodes the inner array and checks the zero padding after it; views point
+ * into plain. */
 static int decode_inner(const uint8_t *plain, size_t len, struct tf_proto_envelope_opened *o,
                         const uint8_t **sig)
 {

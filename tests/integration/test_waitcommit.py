@@ -11,10 +11,16 @@ deadline, before the commit: the party still holds its reply and delivers it
 again), and that a control request does not wait for the deadline (it
 commits the waiting batch with its reply).
 
+It also shows that a reply to an intro the other party has already
+declined waits alike (one commit, one wait): its ACK's timing must not tell
+the party that the intro is over before the delayed close does (R31).
+
 The cast is test_intro.py's: Carol (the connector) introduces Alice and Bob,
-who answer by hand (no policy: ask).  TWOFOLD_TEST_CRASH=before-waited-commit
-(test builds only) kills a node when a batch that waited is to be committed
-because its deadline came.
+who answer by hand (no policy: ask).  Test builds only:
+TWOFOLD_TEST_CRASH=before-waited-commit kills a node when a batch that
+waited is to be committed because its deadline came, and
+TWOFOLD_TEST_COMMIT_WAIT_MS sets a wait longer than the config allows, so
+that requests sent while a reply waits never race its deadline.
 """
 import os
 import signal
@@ -29,13 +35,14 @@ from test_intro import IntroTestCase  # noqa: E402
 
 WAIT = 15.0
 HOOK = {"TWOFOLD_TEST_CRASH": "before-waited-commit"}
+LONG_WAIT = dict(HOOK, TWOFOLD_TEST_COMMIT_WAIT_MS="60000")
 
 
 class WaitCommit(IntroTestCase):
-    def cast_waiting(self, wait_ms, carol_env=None):
-        """test_intro.py's cast, Carol with commit_wait_ms = wait_ms and
-        started with carol_env."""
-        return self.cast(config={"carol": {"commit_wait_ms": wait_ms}},
+    def cast_waiting(self, wait_ms, carol_env=None, **carol_config):
+        """test_intro.py's cast, Carol with commit_wait_ms = wait_ms (and
+        carol_config) and started with carol_env."""
+        return self.cast(config={"carol": dict(carol_config, commit_wait_ms=wait_ms)},
                          env={"carol": carol_env})
 
     def stats(self, n):
@@ -44,13 +51,25 @@ class WaitCommit(IntroTestCase):
         return reply["result"]["stats"]
 
     def asked(self, carol, alice, bob):
-        """A proposal both parties hold, with every envelope so far
-        acknowledged; Carol's stats then."""
+        """A proposal both parties hold, every envelope so far acknowledged
+        and the deletes after those ACKs written (no commit of their own
+        comes later); Carol's stats then."""
         iid = self.propose(carol, "alice", "bob", "--topic", "chess")
         self.wait_inbox(alice, iid, "pending")
         self.wait_inbox(bob, iid, "pending")
         self.wait_outbox_empty(carol)
+        wait_for("Carol's outbox deletes", lambda: self.stats(carol)["acks_pending"] == 0, WAIT)
         return iid, self.stats(carol)
+
+    def alice_replies(self, carol, alice, iid, before):
+        """Alice accepts (nothing asks Carol anything meanwhile); returns how
+        many commits Carol made for it, and how many of them waited."""
+        alice.cli("accept", iid)
+        # Her ACK comes once Carol's commit of her reply is on disk.
+        self.wait_outbox_empty(alice)
+        after = self.stats(carol)
+        return (after["commits"] - before["commits"],
+                after["commits_waited"] - before["commits_waited"])
 
     def bob_accepts(self, carol, alice, bob, iid):
         """Bob accepts last: the intro ends introduced exactly once."""
@@ -66,20 +85,36 @@ class WaitCommit(IntroTestCase):
         waited for each (nothing asks Carol anything while Alice's waits)."""
         carol, alice, bob = self.cast_waiting(wait_ms)
         iid, before = self.asked(carol, alice, bob)
-        alice.cli("accept", iid)
-        # Her ACK comes once Carol's commit of her reply is on disk.
-        self.wait_outbox_empty(alice)
-        after_a = self.stats(carol)
+        commits, waited_a = self.alice_replies(carol, alice, iid, before)
+        self.assertEqual(commits, 1)
         self.assertEqual(self.intro(carol, iid)["a"]["state"], "accepted")
+        after_a = self.stats(carol)
         self.bob_accepts(carol, alice, bob, iid)
         after_b = self.stats(carol)
-        return (after_a["commits_waited"] - before["commits_waited"],
-                after_b["commits_waited"] - after_a["commits_waited"])
+        return waited_a, after_b["commits_waited"] - after_a["commits_waited"]
 
     def test_the_first_reply_waits_the_second_does_not(self):
         """The first reply sends nothing: its batch waits (one commit that
         waited); the second sends the introductions: it commits at once."""
         self.assertEqual(self.first_reply_waits(200), (1, 0))
+
+    def test_a_reply_to_an_intro_already_over_waits_alike(self):
+        """Bob declines first: the intro is over and Carol's close to Alice
+        waits its random delay (an hour at least).  Alice's reply is then
+        taken as it would be if Bob had not answered: one commit, which
+        waits, so her ACK comes no sooner; and it is kept."""
+        carol, alice, bob = self.cast_waiting(200, close_delay_min_s=3600,
+                                              close_delay_max_s=3600)
+        iid, _ = self.asked(carol, alice, bob)
+        bob.cli("decline", iid)
+        self.wait_intro(carol, iid, "declined")
+        self.wait_outbox_empty(bob)
+        wait_for("Carol's outbox deletes", lambda: self.stats(carol)["acks_pending"] == 0, WAIT)
+        before = self.stats(carol)
+        self.assertEqual(self.alice_replies(carol, alice, iid, before), (1, 1))
+        o = self.intro(carol, iid)
+        self.assertEqual(o["state"], "declined")
+        self.assertEqual(self.inbox(alice)[iid]["state"], "accepted")
 
     def test_no_wait_when_turned_off(self):
         """commit_wait_ms = 0: every batch commits at the end of its turn."""
@@ -102,13 +137,13 @@ class WaitCommit(IntroTestCase):
         self.bob_accepts(carol, alice, bob, iid)
 
     def test_a_control_request_does_not_wait(self):
-        """While Alice's reply waits (up to a second), requests keep coming
-        to Carol over one connection: the first that finds the batch waiting
-        commits it with its reply, so the deadline never comes (the hook
-        would kill Carol) and the reply's answer is durable (it survives a
-        kill -9 right after)."""
+        """While Alice's reply waits, requests keep coming to Carol over one
+        connection: the first that finds the batch waiting commits it with
+        its reply, so the deadline never comes (the hook would kill Carol)
+        and the reply's answer is durable (it survives a kill -9 right
+        after)."""
         import msgpack  # Debian's python3-msgpack
-        carol, alice, bob = self.cast_waiting(1000, carol_env=HOOK)
+        carol, alice, bob = self.cast_waiting(5, carol_env=LONG_WAIT)
         iid, before = self.asked(carol, alice, bob)
         s = carol.raw_connect()
         try:
@@ -133,6 +168,46 @@ class WaitCommit(IntroTestCase):
         self.assertEqual(self.intro(carol, iid)["a"]["state"], "accepted")
         self.assertEqual(self.stats(carol)["commits_waited"], 0)  # counted since start
         self.wait_outbox_empty(alice)
+
+
+    def test_a_watch_reply_waits_for_the_commit(self):
+        """A `watch` reply tells the last event's seq: while Alice's reply
+        waits, it is held until the commit, and asking commits the batch.
+        So the seq a watcher is told survives a kill -9 right after, as the
+        event of Alice's reply."""
+        carol, alice, bob = self.cast_waiting(5, carol_env=LONG_WAIT)
+        iid, _ = self.asked(carol, alice, bob)
+        seq0 = self.raw_request(carol, "watch", {})["result"]["seq"]
+        alice.cli("accept", iid)
+        deadline = time.monotonic() + WAIT
+        seq = seq0
+        while seq == seq0:
+            self.assertLess(time.monotonic(), deadline, "Alice's reply never reached Carol")
+            time.sleep(0.005)
+            seq = self.raw_request(carol, "watch", {})["result"]["seq"]
+        carol.kill9()
+        self.assertNotIn("test hook: crashing before", carol.log())
+        carol.start()
+        told = [e for e in self.events(carol) if e["seq"] == seq]
+        self.assertEqual(len(told), 1)
+        self.assertEqual(told[0].get("id"), iid, told[0])
+        self.assertEqual(self.intro(carol, iid)["a"]["state"], "accepted")
+
+    def test_an_error_reply_waits_for_the_commit(self):
+        """An error may follow from a change that waits (withdrawing an
+        intro whose first reply declined it): while Alice's reply waits, an
+        error reply is held until the commit too, and asking commits the
+        batch, so her ACK comes long before the (minute-long) deadline."""
+        carol, alice, bob = self.cast_waiting(5, carol_env=LONG_WAIT)
+        iid, _ = self.asked(carol, alice, bob)
+        alice.cli("accept", iid)
+        deadline = time.monotonic() + WAIT
+        while alice.json("outbox") != []:
+            self.assertLess(time.monotonic(), deadline, "no error reply committed Alice's reply")
+            err = self.raw_request(carol, "no.such.verb", {})
+            self.assertEqual(err["error"]["name"], "E_UNKNOWN_VERB")
+        self.assertNotIn("test hook: crashing before", carol.log())
+        self.assertEqual(self.intro(carol, iid)["a"]["state"], "accepted")
 
 
 if __name__ == "__main__":
