@@ -398,6 +398,16 @@ int tf_node_net_send(struct tf_node_link *l, const struct tf_proto_buf *msg, boo
     return TF_OK; /* written at the end of the loop turn: tf_node_net_committed */
 }
 
+void tf_node_net_flush_unheld(struct tf_node_net *net)
+{
+    for (struct tf_node_link *l = net->links; l != NULL;) {
+        struct tf_node_link *next = l->next; /* flush may close l */
+        if (!l->overflow)
+            flush(l);
+        l = next;
+    }
+}
+
 void tf_node_net_committed(struct tf_node_net *net, int rc)
 {
     for (struct tf_node_link *l = net->links; l != NULL;) {

@@ -59,6 +59,11 @@ TF_MUST_CHECK int tf_node_net_send(struct tf_node_link *link, const struct tf_pr
  * are dropped when rc reports a failed commit (the sender will retry). */
 void tf_node_net_committed(struct tf_node_net *net, int rc);
 
+/* Ends a loop turn whose batch waits for a later commit (waitcommit):
+ * writes each link's queued messages up to the first held one (PINGs,
+ * PONGs), and leaves the held ones for tf_node_net_committed. */
+void tf_node_net_flush_unheld(struct tf_node_net *net);
+
 /* Envelopes sent on this link and not yet acknowledged.  Setting a larger
  * number starts (or keeps) the wait for an ACK that dead_link_ms bounds; a
  * smaller one is progress and restarts it. */

@@ -275,6 +275,9 @@ static void commit_cb(uv_prepare_t *h)
             uv_timer_start(&node->waiting.timer, waiting_timer_cb,
                            node->waiting.deadline - uv_now(node->loop), 0);
         }
+        /* What does not wait for a commit still leaves with this turn. */
+        if (node->net != NULL)
+            tf_node_net_flush_unheld(node->net);
         tf_node_log_flush();
         return;
     }

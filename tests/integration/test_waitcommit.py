@@ -209,6 +209,28 @@ class WaitCommit(IntroTestCase):
         self.assertNotIn("test hook: crashing before", carol.log())
         self.assertEqual(self.intro(carol, iid)["a"]["state"], "accepted")
 
+    def test_a_ping_does_not_wait(self):
+        """Link messages that promise nothing (a PING, its PONG) still leave
+        at the end of their loop turn while a reply waits: Carol pings Bob
+        and gets his answer while Alice's reply is still uncommitted (her
+        ACK has not come; the wait is a minute).  (A PING to Alice would
+        queue behind her held ACK: a link keeps its messages in order.)"""
+        carol, alice, bob = self.cast_waiting(5, carol_env=LONG_WAIT)
+        iid, before = self.asked(carol, alice, bob)
+        alice.cli("accept", iid)
+        # Alice's reply reaches Carol (her log says so; nothing asks Carol
+        # anything meanwhile).
+        carol.wait_log("-> asking (a accepted, b pending)", WAIT)
+        start = time.monotonic()
+        pong = carol.json("ping", "bob")
+        self.assertGreaterEqual(pong["rtt_us"], 0)
+        self.assertLess(time.monotonic() - start, 30)
+        self.assertEqual(len(alice.json("outbox")), 1)  # still not acknowledged
+        # A request commits the batch (the reply to this one was made before).
+        self.stats(carol)
+        self.wait_outbox_empty(alice)
+        self.assertEqual(self.stats(carol)["commits_waited"] - before["commits_waited"], 1)
+
 
 if __name__ == "__main__":
     unittest.main()
