@@ -1298,13 +1298,13 @@ static int on_reply(struct tf_node *node, const uint8_t from[32], const uint8_t 
     switch (res.ack) {
     case TF_PROTO_IM_ACK_OK:
         result = TF_PROTO_ACK_REASON_NONE;
-        /* A first reply to an intro that ended meanwhile (declined,
-         * withdrawn, expired) while the close to its sender waits for its
-         * delay changes nothing in the machine; it is kept with the intro
-         * all the same, so that it is taken as a reply to an open intro is:
-         * committed, and its ACK as late.  Otherwise the ACK's timing alone
-         * would tell the party that the intro is over before the delayed
-         * close does (R31, R65). */
+        /* A reply (first, or a revocation) to an intro that ended
+         * meanwhile (declined, withdrawn, expired) while the close to its
+         * sender waits for its delay changes nothing in the machine; it is
+         * kept with the intro all the same, so that it is taken as a reply
+         * to an open intro is: committed, and its ACK as late.  Otherwise
+         * the ACK's timing alone would tell the party that the intro is
+         * over before the delayed close does (R31, R65). */
         enum tf_proto_im_conn_state was = (enum tf_proto_im_conn_state)o.state;
         if (res.n == 0 && !in.same_as_stored && was != TF_PROTO_IM_CONN_ASKING &&
             was != TF_PROTO_IM_CONN_INTRODUCED &&
