@@ -374,6 +374,13 @@ static void conn_reply(const struct tf_proto_im_conn *s, const struct tf_proto_i
     case TF_PROTO_IM_CONN_DECLINED:
     case TF_PROTO_IM_CONN_WITHDRAWN:
     case TF_PROTO_IM_CONN_EXPIRED:
+        /* A second, different acceptance is refused here too (R26), as
+         * while asking: taken otherwise, its ACK would tell its sender that
+         * the intro is over before the delayed close does (R31). */
+        if (in->accept && s->side[x] == TF_PROTO_IM_SIDE_ACCEPTED && !in->same_as_stored) {
+            refuse_msg(out, "a second, different acceptance (R26)");
+            return;
+        }
         /* Answered with a close now, unless a delayed close to x is
          * waiting: sending it early would tell when the intro ended (R31). */
         if (s->close_at[x] == TF_PROTO_IM_NEVER)
@@ -892,10 +899,8 @@ const struct tf_proto_im_conn_row tf_proto_im_conn_table[] = {
      "over, x's delayed close waiting: it answers, at its time (R31)"},
     {OVER, ANY, ANY, 0, TF_PROTO_IM_CV_ACCEPT_SAME, SAME, SAME, SAME, A_OK, OK_, 1,
      {SEND(CLOSE, X_)}, "over: answered with a close at once"},
-    {OVER, ANY, ANY, 1, TF_PROTO_IM_CV_ACCEPT_OTHER, SAME, SAME, SAME, A_OK, OK_, 0, {{0}},
-     "over, x's delayed close waiting: it answers, at its time (R31)"},
-    {OVER, ANY, ANY, 0, TF_PROTO_IM_CV_ACCEPT_OTHER, SAME, SAME, SAME, A_OK, OK_, 1,
-     {SEND(CLOSE, X_)}, "over: answered with a close at once"},
+    {OVER, ANY, ANY, ANY, TF_PROTO_IM_CV_ACCEPT_OTHER, SAME, SAME, SAME, A_REF, OK_, 0, {{0}},
+     "R26: a party never signs two acceptances (nor is told so that it is over)"},
     {OVER, ANY, ANY, 1, TF_PROTO_IM_CV_DECLINE, SAME, SAME, SAME, A_OK, OK_, 0, {{0}},
      "over, x's delayed close waiting: it answers, at its time (R31)"},
     {OVER, ANY, ANY, 0, TF_PROTO_IM_CV_DECLINE, SAME, SAME, SAME, A_OK, OK_, 1,

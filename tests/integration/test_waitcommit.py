@@ -30,7 +30,7 @@ import time
 import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from harness import recv_frame, wait_for  # noqa: E402
+from harness import flood, recv_frame, wait_for  # noqa: E402
 from test_intro import IntroTestCase  # noqa: E402
 
 WAIT = 15.0
@@ -115,6 +115,26 @@ class WaitCommit(IntroTestCase):
         o = self.intro(carol, iid)
         self.assertEqual(o["state"], "declined")
         self.assertEqual(self.inbox(alice)[iid]["state"], "accepted")
+
+    def test_a_second_acceptance_is_refused_once_over_too(self):
+        """R26: a second, different acceptance from a party is refused while
+        the intro asks; after the other party declined it is refused alike
+        (before, it was taken, which told its sender that the intro is
+        over before the delayed close did).  The stored acceptance stands."""
+        carol, alice, bob = self.cast_waiting(5, close_delay_min_s=3600,
+                                              close_delay_max_s=3600)
+        iid, _ = self.asked(carol, alice, bob)
+        alice.cli("accept", iid)
+        self.wait_side(carol, iid, "a", "accepted")
+        bob.cli("decline", iid)
+        self.wait_intro(carol, iid, "declined")
+        stored = self.intro(carol, iid)["a"]
+        r = flood("reply", "--target", carol.listen, "--party", alice.home, "--connector",
+                  carol.home, "--intro", iid, "--side", "a", "--time-offset", 7)
+        self.assertEqual((r.returncode, r.stdout.strip()), (0, "ack 1/9"), r.stderr)
+        carol.wait_log("refused: a second, different acceptance (R26)", WAIT)
+        o = self.intro(carol, iid)
+        self.assertEqual((o["state"], o["a"]), ("declined", stored))
 
     def test_no_wait_when_turned_off(self):
         """commit_wait_ms = 0: every batch commits at the end of its turn."""
