@@ -212,13 +212,11 @@ struct tf_node_delivery {
         bool used;
     } waits[MBOX_WAITS];
     size_t next_wait;
-    uv_timer_t sweep;    /* the messages' retention */
-    uint64_t jitter[32]; /* random draws for the retry jitter (backoff_ms) */
-    size_t jitter_used;  /* ... of which this many are spent */
-    /* Random bytes for msg ids, drawn from the OS a batch at a time
-     * (new_msg_id); id_used of them are spent. */
-    uint8_t id_pool[16 * MSG_ID_RANDOM];
-    size_t id_used;
+    uv_timer_t sweep; /* the messages' retention */
+    /* Random bytes for msg ids and the retry jitter, drawn from the OS a
+     * batch at a time (random_take); random_used of them are spent. */
+    uint8_t random[256];
+    size_t random_used;
     int open_handles;
     struct tallies tallies;
     struct delta *pending;
@@ -352,17 +350,30 @@ static uint64_t now_ms(void)
     return (uint64_t)tv.tv_sec * 1000u + (uint64_t)tv.tv_usec / 1000u;
 }
 
-/* The next of the retry jitter's numbers in [0, 1000], from random bytes
- * drawn from the OS 32 at a time (randombytes_uniform makes a system call
- * for each envelope sent).  A 64-bit draw reduced modulo 1001 is uniform to
- * within 2^-54. */
+/* n (at most sizeof d->random) random bytes from the OS, fetched a batch
+ * at a time: each envelope sent needs a msg id and a retry time, which took
+ * a system call each (docs/PERFORMANCE.md "Fourth round").  What they are used for is
+ * public (msg ids) or hides nothing (jitter), so bytes waiting in memory
+ * for their turn tell nothing; each is used once and wiped. */
+static void random_take(struct tf_node_delivery *d, void *out, size_t n)
+{
+    assert(n <= sizeof d->random);
+    if (n > sizeof d->random - d->random_used) {
+        randombytes_buf(d->random, sizeof d->random);
+        d->random_used = 0;
+    }
+    memcpy(out, d->random + d->random_used, n);
+    sodium_memzero(d->random + d->random_used, n);
+    d->random_used += n;
+}
+
+/* The next of the retry jitter's numbers in [0, 1000]: a 64-bit draw
+ * reduced modulo 1001, uniform to within 2^-54. */
 static uint32_t jitter_permille(struct tf_node_delivery *d)
 {
-    if (d->jitter_used == sizeof d->jitter / sizeof d->jitter[0]) {
-        randombytes_buf(d->jitter, sizeof d->jitter);
-        d->jitter_used = 0;
-    }
-    return (uint32_t)(d->jitter[d->jitter_used++] % 1001);
+    uint64_t r;
+    random_take(d, &r, sizeof r);
+    return (uint32_t)(r % 1001);
 }
 
 /* 1 s doubling to the cap, times a random factor in [0.5, 1.0]. */
@@ -575,8 +586,7 @@ int tf_node_delivery_start(struct tf_node *node, struct tf_node_delivery **out)
         return TF_E_NOMEM;
     d->node = node;
     randombytes_buf(d->tallies.key, sizeof d->tallies.key);
-    d->jitter_used = sizeof d->jitter / sizeof d->jitter[0]; /* drawn at the first send */
-    d->id_used = sizeof d->id_pool;                          /* drawn at the first msg id */
+    d->random_used = sizeof d->random; /* drawn at the first use */
     int rc = rebuild(d);
     if (rc != TF_OK) {
         free(d->tallies.slots);
@@ -826,16 +836,7 @@ static void new_msg_id(struct tf_node_delivery *d, uint8_t msg_id[static 16])
     uint64_t t = now_ms();
     for (int i = 0; i < 6; i++)
         msg_id[i] = (uint8_t)(t >> (40 - 8 * i));
-    /* The random part comes from the OS as before, sixteen ids' worth per
-     * system call: a msg id is public, so the bytes waiting in memory for
-     * their turn tell nothing an id itself does not. */
-    if (d->id_used == sizeof d->id_pool) {
-        randombytes_buf(d->id_pool, sizeof d->id_pool);
-        d->id_used = 0;
-    }
-    memcpy(msg_id + 6, d->id_pool + d->id_used, MSG_ID_RANDOM);
-    sodium_memzero(d->id_pool + d->id_used, MSG_ID_RANDOM); /* never used twice */
-    d->id_used += MSG_ID_RANDOM;
+    random_take(d, msg_id + 6, MSG_ID_RANDOM);
 }
 
 /*
