@@ -1304,7 +1304,10 @@ static int on_reply(struct tf_node *node, const uint8_t from[32], const uint8_t 
          * kept with the intro all the same, so that it is taken as a reply
          * to an open intro is: committed, and its ACK as late.  Otherwise
          * the ACK's timing alone would tell the party that the intro is
-         * over before the delayed close does (R31, R65). */
+         * over before the delayed close does (R31, R65).  This is done here,
+         * not by the machine: its record is the protocol state, which a
+         * reply to an intro that is over does not change (its STORE comes
+         * exactly when that state changes). */
         enum tf_proto_im_conn_state was = (enum tf_proto_im_conn_state)o.state;
         if (res.n == 0 && !in.same_as_stored && was != TF_PROTO_IM_CONN_ASKING &&
             was != TF_PROTO_IM_CONN_INTRODUCED &&
