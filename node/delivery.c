@@ -872,14 +872,15 @@ static int check_budgets(struct tf_node_delivery *d, const uint8_t to_pk[32], bo
         d->flush_now = d->flush_now || acked_mine > 0 || acked_strangers > 0;
     }
     char tid[TF_PROTO_TEXT_ID_SIZE];
-    tf_proto_text_id_encode(to_pk, tid);
     if (mine >= node->config.outbox_max_per_peer) {
+        tf_proto_text_id_encode(to_pk, tid);
         tf_node_log(TF_NODE_LOG_WARN, "delivery",
                     "%s: envelope refused: %llu already queued for it (outbox_max_per_peer)", tid,
                     (unsigned long long)mine);
         return TF_E_TOO_LONG;
     }
     if (*stranger && strangers >= node->config.outbox_max_strangers) {
+        tf_proto_text_id_encode(to_pk, tid);
         tf_node_log(TF_NODE_LOG_WARN, "delivery",
                     "%s: envelope refused: %llu already queued for non-contacts "
                     "(outbox_max_strangers)",
@@ -1628,7 +1629,6 @@ void tf_node_delivery_ack(struct tf_node_delivery *d, struct tf_node_link *link,
     if (rc == TF_OK && acks_find(&d->acks, m->msg_id) != NULL)
         rc = TF_E_NOT_FOUND; /* ackdefer: acknowledged already, its delete waits */
     char tid[TF_PROTO_TEXT_ID_SIZE];
-    tf_proto_text_id_encode(e.to_pk, tid);
     if (rc == TF_OK && !upload && memcmp(e.to_pk, tf_node_link_peer(link), 32) != 0) {
         /* Only the recipient, or the mailbox it was uploaded to on this
          * link, may acknowledge an envelope. */
@@ -1637,6 +1637,7 @@ void tf_node_delivery_ack(struct tf_node_delivery *d, struct tf_node_link *link,
         /* mailbox: refused here (not hosted, over quota): kept, and tried
          * again at once another way, this mailbox left out for a while. */
         char mid[TF_PROTO_TEXT_ID_SIZE];
+        tf_proto_text_id_encode(e.to_pk, tid);
         tf_proto_text_id_encode(tf_node_link_peer(link), mid);
         tf_node_log(TF_NODE_LOG_WARN, "delivery", "envelope to %s: mailbox %s refused it: %s", tid,
                     mid, tf_proto_ack_reason_name(m->reason));
@@ -1663,6 +1664,7 @@ void tf_node_delivery_ack(struct tf_node_delivery *d, struct tf_node_link *link,
             }
         } else {
             const char *why = tf_proto_ack_reason_name(m->reason);
+            tf_proto_text_id_encode(e.to_pk, tid);
             tf_node_log(TF_NODE_LOG_WARN, "delivery", "envelope to %s rejected: %s", tid, why);
             finish_refused(d, &e, (enum tf_proto_ack_reason)m->reason);
         }

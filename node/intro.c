@@ -1683,8 +1683,8 @@ static int on_proposal(struct tf_node *node, const uint8_t from[32], const uint8
                                         known, &p);
     tf_node_contact_deinit(&c);
     tf_proto_buf_free(&held);
-    tf_proto_text_id_encode(from, tid);
     if (rc != TF_OK) {
+        tf_proto_text_id_encode(from, tid);
         tf_node_log(TF_NODE_LOG_WARN, "intro", "proposal from %s refused: %s (%s)", tid,
                     tf_err_name(rc), tf_strerror(rc));
         /* These two are checked last: the proposal is the connector's own,
@@ -1714,6 +1714,7 @@ static int on_proposal(struct tf_node *node, const uint8_t from[32], const uint8
     if (rc != TF_E_NOT_FOUND)
         return -1;
     if (!tf_proto_intro_expiry_is_valid(&p.core, now, TF_PROTO_SKEW_DEFAULT)) {
+        tf_proto_text_id_encode(from, tid);
         tf_node_log(TF_NODE_LOG_WARN, "intro",
                     "proposal from %s refused: its expiry is not after its creation, or it "
                     "would stay open longer than %u days",
@@ -1744,6 +1745,7 @@ static int on_proposal(struct tf_node *node, const uint8_t from[32], const uint8
     else if (stranger && strangers >= node->config.max_stranger_intros)
         full = "max_stranger_intros", count = strangers;
     if (full != NULL) {
+        tf_proto_text_id_encode(from, tid);
         tf_node_log(TF_NODE_LOG_WARN, "intro", "proposal from %s refused: %s reached (%llu)", tid,
                     full, (unsigned long long)count);
         return refuse_proposal(node, from, body, len, TF_PROTO_ACK_REASON_REFUSED, false, stranger);
@@ -1751,6 +1753,7 @@ static int on_proposal(struct tf_node *node, const uint8_t from[32], const uint8
     if (blocked) {
         /* Kept as a tombstone only; the ACK (ok) is the one any proposal
          * gets, and so are the answers to its duplicates and closes. */
+        tf_proto_text_id_encode(from, tid);
         tf_node_log(TF_NODE_LOG_INFO, "intro", "proposal from blocked connector %s dropped", tid);
         return tomb_put(node, p.intro_id, from, 0) == TF_OK ? TF_PROTO_ACK_REASON_NONE : -1;
     }
@@ -1772,9 +1775,11 @@ static int on_proposal(struct tf_node *node, const uint8_t from[32], const uint8
     if (stranger && d.action == TF_PROTO_POLICY_ACTION_DECLINE) {
         if ((rc = tomb_put(node, p.intro_id, from, TOMB_STRANGER)) == TF_OK)
             rc = decline_to_stranger(node, &p, reason);
-        if (rc == TF_OK)
+        if (rc == TF_OK) {
+            tf_proto_text_id_encode(from, tid);
             tf_node_log(TF_NODE_LOG_INFO, "intro",
                         "proposal %.16s from stranger %s declined by %s; not kept", hex, tid, by);
+        }
         return rc == TF_OK ? TF_PROTO_ACK_REASON_NONE : -1;
     }
     memset(&r, 0, sizeof r);
