@@ -1291,6 +1291,71 @@ static void test_map_growth(void **state)
     assert_ok(tf_node_store_commit(f->st));
 }
 
+/* Deletes are replayed too (ackdefer): outbox entries acknowledged in an
+ * earlier batch are deleted in the transaction that outgrows the map, some
+ * before the growth (replayed into the new transaction) and some after it,
+ * with a seen GC in between.  None of them comes back, and the survivors
+ * keep their due order, after the commit and after a reopen. */
+static void assert_after_deletes(struct fixture *f)
+{
+    struct tf_node_outbox_entry e;
+    struct due_log d = {0};
+    assert_new_counts(f, 5, 10, 0);
+    assert_ok(tf_node_store_outbox_due(f->st, UINT64_MAX, SIZE_MAX, due_cb, &d));
+    assert_int_equal(d.n, 5);
+    for (uint32_t i = 0; i < 5; i++)
+        assert_int_equal(d.ids[i], 20 - i); /* entry n is due at 1000 - n */
+    assert_next_due(f, TF_OK, 980);
+    for (uint32_t n = 1; n <= 20; n++) {
+        uint8_t id[16];
+        msg_id(n, id);
+        int rc = tf_node_store_outbox_get(f->st, id, &e);
+        assert_rc(rc, n <= 15 ? TF_E_NOT_FOUND : TF_OK);
+        tf_node_outbox_entry_deinit(&e);
+        assert_seen(f, n, n <= 10 ? TF_E_NOT_FOUND : TF_OK);
+    }
+}
+
+static void test_map_growth_deletes(void **state)
+{
+    struct fixture *f = *state;
+    struct tf_node_store_stat st;
+    uint8_t *rec = malloc(BIG_LEN);
+    assert_non_null(rec);
+    assert_ok(tf_node_store_open(f->dir, TF_NODE_STORE_CREATE, &f->st));
+    for (uint32_t n = 1; n <= 20; n++) {
+        put_entry(f, n, 1000 - n);
+        seen_add(f, n, 100 + n); /* 1..10 expire before 111 */
+    }
+    assert_ok(tf_node_store_commit(f->st));
+    for (uint32_t n = 1; n <= 10; n++) { /* acknowledged: deletes before the growth */
+        uint8_t id[16];
+        msg_id(n, id);
+        assert_ok(tf_node_store_outbox_del(f->st, id));
+    }
+    size_t removed = 0;
+    assert_ok(tf_node_store_seen_gc(f->st, 111, SIZE_MAX, &removed));
+    assert_int_equal(removed, 10);
+    for (uint64_t i = 1; i <= BIG_COUNT; i++) { /* 100 MiB: outgrows the 64 MiB map */
+        uint64_t seq;
+        memset(rec, (int)(uint8_t)i, BIG_LEN);
+        assert_ok(tf_node_store_event_append(f->st, rec, BIG_LEN, &seq));
+    }
+    free(rec);
+    for (uint32_t n = 11; n <= 15; n++) { /* and after it, as a flush before the commit */
+        uint8_t id[16];
+        msg_id(n, id);
+        assert_ok(tf_node_store_outbox_del(f->st, id));
+    }
+    assert_ok(tf_node_store_commit(f->st));
+    assert_ok(tf_node_store_stat(f->st, &st));
+    assert_int_equal(st.events, BIG_COUNT);
+    assert_true(st.size_bytes > ((uint64_t)64 << 20));
+    assert_after_deletes(f);
+    reopen(f, TF_NODE_STORE_READONLY);
+    assert_after_deletes(f);
+}
+
 /* While a walk holds a read transaction the map cannot grow, so a write of
  * its callback that needs more room loses the whole write transaction; the
  * store refuses further writes and commit reports the loss. */
@@ -2330,6 +2395,7 @@ int main(void)
         T(test_close_discards_and_commit_persists),
         T(test_many_contacts),
         T(test_map_growth),
+        T(test_map_growth_deletes),
         T(test_lost_txn_is_reported),
         T(test_outbox_round_trip),
         T(test_outbox_put_moves_due),
