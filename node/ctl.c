@@ -63,6 +63,10 @@ struct client {
      * the previous page; live events wait in the store meanwhile. */
     bool backlog;
     uint64_t backlog_after;
+    /* The seq a watch reply told: live events up to it are not sent (it
+     * may be read through a batch still open, whose events are broadcast
+     * at its commit). */
+    uint64_t told;
     bool closing;
     bool close_after_flush; /* stop reading; close once the queue drains */
 };
@@ -237,16 +241,17 @@ static void send_error(struct client *c, uint64_t id, int code, const char *mess
 {
     struct tf_proto_buf body;
     struct out_frame *f;
+    /* An error changes nothing, but it must not overtake held replies, nor
+     * leave before the batch it may reflect is committed (a refusal that
+     * depends on a change still waiting: waitcommit): durable while the
+     * store is dirty, so that no earlier reply's release lets it out before
+     * the commit, and a failed commit turns it into "ask again". */
     if (error_body(id, code, message, &body) != TF_OK ||
-        (f = frame_new(&body, id, false)) == NULL) {
+        (f = frame_new(&body, id, tf_node_store_dirty(c->ctl->node->store))) == NULL) {
         client_close(c);
         return;
     }
-    /* An error changes nothing, but it must not overtake held replies, nor
-     * leave before the batch it may reflect is committed (a refusal that
-     * depends on a change still waiting: waitcommit). */
-    f->held =
-        (c->out_tail != NULL && c->out_tail->held) || tf_node_store_dirty(c->ctl->node->store);
+    f->held = f->held || (c->out_tail != NULL && c->out_tail->held);
     enqueue(c, f);
     flush(c);
 }
@@ -281,19 +286,22 @@ static void handle_watch(struct client *c, uint64_t id, const msgpack_object *ar
     tf_proto_mp_write_map(&w, 1);
     tf_proto_mp_write_cstr(&w, "seq");
     tf_proto_mp_write_uint(&w, last);
+    /* `last` was read through the open batch: the reply waits for its
+     * commit (durable: nothing released before it lets it out, and a failed
+     * commit turns it into "ask again"), so that a watcher is never told of
+     * an event that is lost. */
     if (tf_proto_mp_writer_finish(&w, &body) != TF_OK ||
-        (f = frame_new(&body, id, false)) == NULL) {
+        (f = frame_new(&body, id, tf_node_store_dirty(node->store))) == NULL) {
         client_close(c);
         return;
     }
-    /* `last` was read through the open batch: the reply waits for its
-     * commit, so that a watcher is never told of an event that is lost. */
-    f->held = (c->out_tail != NULL && c->out_tail->held) || tf_node_store_dirty(node->store);
+    f->held = f->held || (c->out_tail != NULL && c->out_tail->held);
     enqueue(c, f);
     /* The backlog is read after this turn's commit (backlog_pump), so that
      * only committed events are replayed. */
     c->backlog = have_since;
     c->backlog_after = since;
+    c->told = last;
     c->watching = true;
     flush(c);
 }
@@ -789,13 +797,14 @@ void tf_node_ctl_committed(struct tf_node_ctl *ctl, int rc)
     }
 }
 
-void tf_node_ctl_broadcast(struct tf_node_ctl *ctl, const uint8_t *frame, size_t len)
+void tf_node_ctl_broadcast(struct tf_node_ctl *ctl, uint64_t seq, const uint8_t *frame, size_t len)
 {
     struct client *c = ctl->clients;
     while (c != NULL) {
         struct client *next = c->next;
-        /* A watcher still replaying its backlog reads these from the store. */
-        if (c->watching && !c->backlog && !c->close_after_flush) {
+        /* A watcher still replaying its backlog reads these from the store;
+         * one told a later seq has it already, in what it was told. */
+        if (c->watching && !c->backlog && !c->close_after_flush && seq > c->told) {
             struct out_frame *f = calloc(1, sizeof *f);
             uint8_t *data = malloc(len);
             if (f == NULL || data == NULL) {

@@ -69,9 +69,10 @@ struct tf_node_ctl_deferred *tf_node_ctl_defer(struct tf_node_ctl_request *req);
 void tf_node_ctl_complete(struct tf_node_ctl_deferred *d, int rc, const struct tf_proto_buf *result,
                           const char *why);
 
-/* Queues one framed event for every watching client but those still
- * replaying the log (they will read it from the store); it is written by the
- * next tf_node_ctl_committed. */
-void tf_node_ctl_broadcast(struct tf_node_ctl *ctl, const uint8_t *frame, size_t len);
+/* Queues framed event seq for every watching client but those still
+ * replaying the log (they will read it from the store) and those whose watch
+ * reply told a seq at or past it; it is written by the next
+ * tf_node_ctl_committed. */
+void tf_node_ctl_broadcast(struct tf_node_ctl *ctl, uint64_t seq, const uint8_t *frame, size_t len);
 
 #endif

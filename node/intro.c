@@ -1159,8 +1159,10 @@ static int conn_exec(struct tf_node *node, struct intro_out *o, bool created,
         case TF_PROTO_IM_ACT_SEND:
             rc = conn_send(node, o, a, now, &introduction);
             break;
-        case TF_PROTO_IM_ACT_SCHEDULE_CLOSE:
-            break; /* next's close_at, kept by STORE; the sweep sends it */
+        case TF_PROTO_IM_ACT_SCHEDULE_CLOSE: /* next's close_at, kept by STORE; the sweep sends it
+                                              */
+        case TF_PROTO_IM_ACT_DROP_CLOSE:     /* next's close_at cleared, kept by STORE */
+            break;
         case TF_PROTO_IM_ACT_EMIT:
             rc = emit_event(node, o->id, a->emit,
                             &(struct emit_args){side == 1 ? "b" : "a", NULL, NULL});
@@ -1298,25 +1300,13 @@ static int on_reply(struct tf_node *node, const uint8_t from[32], const uint8_t 
     switch (res.ack) {
     case TF_PROTO_IM_ACK_OK:
         result = TF_PROTO_ACK_REASON_NONE;
-        /* A reply (first, or a revocation) to an intro that ended
-         * meanwhile (declined, withdrawn, expired) while the close to its
-         * sender waits for its delay changes nothing in the machine; it is
-         * kept with the intro all the same, so that it is taken as a reply
-         * to an open intro is: committed, and its ACK as late.  Otherwise
-         * the ACK's timing alone would tell the party that the intro is
-         * over before the delayed close does (R31, R65).  This is done here,
-         * not by the machine: its record is the protocol state, which a
-         * reply to an intro that is over does not change (its STORE comes
-         * exactly when that state changes). */
-        enum tf_proto_im_conn_state was = (enum tf_proto_im_conn_state)o.state;
-        if (res.n == 0 && !in.same_as_stored && was != TF_PROTO_IM_CONN_ASKING &&
-            was != TF_PROTO_IM_CONN_INTRODUCED &&
-            ((rc = set_buf(&o.reply[x], body, len)) != TF_OK ||
-             (rc = out_save(node, &o, false)) != TF_OK)) {
-            result = -1;
-            break;
-        }
-        /* waitcommit: a reply after which nothing is sent now (the other
+        /* A reply to an intro that ended meanwhile (declined, withdrawn,
+         * expired) while the close to its sender waits for its delay is
+         * taken by the machine as one to an open intro is (kept, and
+         * committed), so that neither its ACK nor its timing tells the
+         * party that the intro is over before the delayed close does (R31).
+         *
+         * waitcommit: a reply after which nothing is sent now (the other
          * side has not answered, a close waits for its delay, or the intro
          * is over) promises nothing to anyone but its sender's ACK: it may
          * wait to share the commit of the other reply, which usually follows
@@ -1480,6 +1470,7 @@ static int party_action(struct tf_node *node, struct intro_in *r,
         return in_save(node, r, false);
     case TF_PROTO_IM_ACT_STORE_REPLY:
     case TF_PROTO_IM_ACT_SCHEDULE_CLOSE:
+    case TF_PROTO_IM_ACT_DROP_CLOSE:
     case TF_PROTO_IM_ACT_REMEMBER_REFUSED: /* refused proposals never reach the machine */
         break;
     }

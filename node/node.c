@@ -66,7 +66,7 @@ static void store_failed(struct tf_node *node, int rc)
                 "anything of this turn; restart twofoldd to recover from what is on disk",
                 tf_strerror(rc), TF_NODE_EXIT_STORE);
     for (size_t i = 0; i < node->n_pending_events; i++)
-        tf_proto_buf_free(&node->pending_events[i]);
+        tf_proto_buf_free(&node->pending_events[i].frame);
     node->n_pending_events = 0;
     node->exit_status = TF_NODE_EXIT_STORE;
     /* The held replies and frames are never released: stopping closes the
@@ -208,9 +208,10 @@ static void commit(struct tf_node *node)
 #endif
     for (size_t i = 0; i < node->n_pending_events; i++) {
         if (rc == TF_OK)
-            tf_node_ctl_broadcast(node->ctl, node->pending_events[i].data,
-                                  node->pending_events[i].len);
-        tf_proto_buf_free(&node->pending_events[i]);
+            tf_node_ctl_broadcast(node->ctl, node->pending_events[i].seq,
+                                  node->pending_events[i].frame.data,
+                                  node->pending_events[i].frame.len);
+        tf_proto_buf_free(&node->pending_events[i].frame);
     }
     node->n_pending_events = 0;
     /* Each client's replies and events, and each link's frames, leave in
@@ -397,7 +398,7 @@ int tf_node_event(struct tf_node *node, const struct tf_proto_buf *record)
         return rc;
     if (node->n_pending_events == node->cap_pending_events) {
         size_t cap = node->cap_pending_events ? 2 * node->cap_pending_events : 8;
-        struct tf_proto_buf *p = realloc(node->pending_events, cap * sizeof *p);
+        struct tf_node_pending_event *p = realloc(node->pending_events, cap * sizeof *p);
         if (p == NULL)
             return TF_E_NOMEM;
         node->pending_events = p;
@@ -414,7 +415,7 @@ int tf_node_event(struct tf_node *node, const struct tf_proto_buf *record)
     memcpy(frame.data + TF_PROTO_CTL_HEADER_LEN, body.data, body.len);
     frame.len = TF_PROTO_CTL_HEADER_LEN + body.len;
     tf_proto_buf_free(&body);
-    node->pending_events[node->n_pending_events++] = frame;
+    node->pending_events[node->n_pending_events++] = (struct tf_node_pending_event){frame, seq};
     return TF_OK;
 }
 
@@ -446,7 +447,7 @@ void tf_node_rollback(struct tf_node *node, struct tf_node_savepoint sp)
         tf_node_log(TF_NODE_LOG_ERROR, "store", "rollback failed: %s; this batch is lost",
                     tf_strerror(rc));
     while (node->n_pending_events > sp.events)
-        tf_proto_buf_free(&node->pending_events[--node->n_pending_events]);
+        tf_proto_buf_free(&node->pending_events[--node->n_pending_events].frame);
 }
 
 static void signal_cb(uv_signal_t *h, int signum)
@@ -854,7 +855,7 @@ void tf_node_stop(struct tf_node *node)
 void tf_node_deinit(struct tf_node *node)
 {
     for (size_t i = 0; i < node->n_pending_events; i++)
-        tf_proto_buf_free(&node->pending_events[i]);
+        tf_proto_buf_free(&node->pending_events[i].frame);
     free(node->pending_events);
     node->pending_events = NULL;
     tf_node_store_close(node->store);

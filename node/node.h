@@ -120,8 +120,11 @@ struct tf_node {
     uv_signal_t sig_int, sig_term, sig_hup;
     bool stopping;
     /* Events appended in this loop turn, broadcast to watchers after commit:
-     * an array of framed event messages. */
-    struct tf_proto_buf *pending_events;
+     * each framed event message with its seq. */
+    struct tf_node_pending_event {
+        struct tf_proto_buf frame;
+        uint64_t seq;
+    } * pending_events;
     size_t n_pending_events, cap_pending_events;
     /* requests (node/request.c): expires and collects requests */
     uv_timer_t request_sweep;

@@ -137,6 +137,8 @@ const char *tf_proto_im_act_kind_name(enum tf_proto_im_act_kind k)
         return "send";
     case TF_PROTO_IM_ACT_SCHEDULE_CLOSE:
         return "close-later";
+    case TF_PROTO_IM_ACT_DROP_CLOSE:
+        return "close-dropped";
     case TF_PROTO_IM_ACT_SIGN_ACCEPT:
         return "sign-accept";
     case TF_PROTO_IM_ACT_RESEND_ACCEPT:
@@ -383,8 +385,26 @@ static void conn_reply(const struct tf_proto_im_conn *s, const struct tf_proto_i
         }
         /* Answered with a close now, unless a delayed close to x is
          * waiting: sending it early would tell when the intro ended (R31). */
-        if (s->close_at[x] == TF_PROTO_IM_NEVER)
+        if (s->close_at[x] == TF_PROTO_IM_NEVER) {
             push_send(out, TF_PROTO_IM_MSG_CLOSE, x, in->now);
+            return;
+        }
+        /* While it waits, x is answered as if the intro still asked (R31):
+         * its first acceptance is kept (so that a second, different one is
+         * refused as above), and its decline ends the intro for x as one
+         * would while asking: x knows, and is sent no close.  A later reply
+         * is then answered with a close at once, as after a decline that
+         * ended the intro. */
+        if (in->accept) {
+            if (s->side[x] != TF_PROTO_IM_SIDE_ACCEPTED) {
+                n->side[x] = TF_PROTO_IM_SIDE_ACCEPTED;
+                act(out, TF_PROTO_IM_ACT_STORE_REPLY, x);
+            }
+            return;
+        }
+        n->side[x] = TF_PROTO_IM_SIDE_DECLINED;
+        n->close_at[x] = TF_PROTO_IM_NEVER;
+        act(out, TF_PROTO_IM_ACT_DROP_CLOSE, x);
         return;
     }
 }
@@ -891,8 +911,9 @@ const struct tf_proto_im_conn_row tf_proto_im_conn_table[] = {
     {C_INT, ANY, ANY, ANY, TF_PROTO_IM_CV_DECLINE, SAME, SAME, SAME, A_OK, OK_, 0, {{0}},
      "introduced: a revocation is too late"},
     /* declined, withdrawn, expired: a reply is answered with a close now */
-    {OVER, ANY, ANY, 1, TF_PROTO_IM_CV_ACCEPT, SAME, SAME, SAME, A_OK, OK_, 0, {{0}},
-     "over, x's delayed close waiting: it answers, at its time (R31)"},
+    {OVER, ANY, ANY, 1, TF_PROTO_IM_CV_ACCEPT, SAME, S_A, SAME, A_OK, OK_, 2,
+     {DO(STORE_REPLY, X_), STORE},
+     "over, x's delayed close waiting: kept as while asking (R31); the close answers, at its time"},
     {OVER, ANY, ANY, 0, TF_PROTO_IM_CV_ACCEPT, SAME, SAME, SAME, A_OK, OK_, 1,
      {SEND(CLOSE, X_)}, "over: answered with a close at once"},
     {OVER, ANY, ANY, 1, TF_PROTO_IM_CV_ACCEPT_SAME, SAME, SAME, SAME, A_OK, OK_, 0, {{0}},
@@ -901,8 +922,9 @@ const struct tf_proto_im_conn_row tf_proto_im_conn_table[] = {
      {SEND(CLOSE, X_)}, "over: answered with a close at once"},
     {OVER, ANY, ANY, ANY, TF_PROTO_IM_CV_ACCEPT_OTHER, SAME, SAME, SAME, A_REF, OK_, 0, {{0}},
      "R26: a party never signs two acceptances (nor is told so that it is over)"},
-    {OVER, ANY, ANY, 1, TF_PROTO_IM_CV_DECLINE, SAME, SAME, SAME, A_OK, OK_, 0, {{0}},
-     "over, x's delayed close waiting: it answers, at its time (R31)"},
+    {OVER, ANY, ANY, 1, TF_PROTO_IM_CV_DECLINE, SAME, S_D, SAME, A_OK, OK_, 2,
+     {DO(DROP_CLOSE, X_), STORE},
+     "over, x's delayed close waiting: x declines as while asking (R31): it knows, so none is sent"},
     {OVER, ANY, ANY, 0, TF_PROTO_IM_CV_DECLINE, SAME, SAME, SAME, A_OK, OK_, 1,
      {SEND(CLOSE, X_)}, "over: answered with a close at once"},
     /* introduced or over */

@@ -200,6 +200,9 @@ enum tf_proto_im_act_kind {
     /* Connector: a close to side is due at not_before (the record's
      * close_at; the caller indexes the deadline). */
     TF_PROTO_IM_ACT_SCHEDULE_CLOSE,
+    /* Connector: the delayed close to side is dropped (the record's close_at
+     * cleared): side declined, and knows the intro is over. */
+    TF_PROTO_IM_ACT_DROP_CLOSE,
     /* Party: sign an acceptance, store it as my_accept, send it. */
     TF_PROTO_IM_ACT_SIGN_ACCEPT,
     /* Party: send the stored acceptance bytes again (R26). */
@@ -217,7 +220,7 @@ enum tf_proto_im_act_kind {
 struct tf_proto_im_action {
     enum tf_proto_im_act_kind kind;
     enum tf_proto_im_msg msg;   /* SEND */
-    int side;                   /* connector's STORE_REPLY, SEND, SCHEDULE_CLOSE */
+    int side;                   /* connector's STORE_REPLY, SEND, SCHEDULE_CLOSE, DROP_CLOSE */
     enum tf_proto_im_emit emit; /* EMIT */
     uint64_t not_before;        /* SEND, SCHEDULE_CLOSE */
 };

@@ -136,6 +136,49 @@ class WaitCommit(IntroTestCase):
         o = self.intro(carol, iid)
         self.assertEqual((o["state"], o["a"]), ("declined", stored))
 
+    def test_a_first_acceptance_after_the_decline_is_kept(self):
+        """R31: while the close to Alice waits, her replies are taken as if
+        the intro still asked.  Alice had not answered when Bob declined: her
+        first acceptance is kept, and a second, different one is refused, as
+        it would be before Bob's decline (before, the first changed nothing
+        and the second was taken, which told her the intro was over)."""
+        carol, alice, bob = self.cast_waiting(5, close_delay_min_s=3600,
+                                              close_delay_max_s=3600)
+        iid, _ = self.asked(carol, alice, bob)
+        bob.cli("decline", iid)
+        self.wait_intro(carol, iid, "declined")
+        args = ("reply", "--target", carol.listen, "--party", alice.home, "--connector",
+                carol.home, "--intro", iid, "--side", "a")
+        r = flood(*args, "--time-offset", 5)
+        self.assertEqual((r.returncode, r.stdout.strip()), (0, "ack 0/0"), r.stderr)
+        self.assertEqual(self.intro(carol, iid)["a"]["state"], "accepted")
+        r = flood(*args, "--time-offset", 7)
+        self.assertEqual((r.returncode, r.stdout.strip()), (0, "ack 1/9"), r.stderr)
+        self.assertEqual(self.inbox(alice)[iid]["state"], "pending")  # no close yet
+
+    def test_a_decline_after_the_other_drops_the_delayed_close(self):
+        """R31: Alice declines after Bob did, while her delayed close waits.
+        As when her decline ends an open intro, she is sent no close (she
+        knows), and a later reply from her is answered with a close at once:
+        whether Bob declined first does not show.  Before, her close kept
+        waiting its delay (an hour here), where it would have come at once
+        had she declined first."""
+        carol, alice, bob = self.cast_waiting(5, close_delay_min_s=3600,
+                                              close_delay_max_s=3600)
+        iid, _ = self.asked(carol, alice, bob)
+        bob.cli("decline", iid)
+        self.wait_intro(carol, iid, "declined")
+        args = ("reply", "--target", carol.listen, "--party", alice.home, "--connector",
+                carol.home, "--intro", iid, "--side", "a")
+        r = flood(*args, "--time-offset", 5, "--decision", "decline")
+        self.assertEqual((r.returncode, r.stdout.strip()), (0, "ack 0/0"), r.stderr)
+        o = self.intro(carol, iid)
+        self.assertEqual((o["state"], o["a"]["state"]), ("declined", "declined"))
+        self.assertEqual(self.inbox(alice)[iid]["state"], "pending")  # no close for a decline
+        r = flood(*args, "--time-offset", 7)
+        self.assertEqual((r.returncode, r.stdout.strip()), (0, "ack 0/0"), r.stderr)
+        self.wait_inbox(alice, iid, "closed")
+
     def test_no_wait_when_turned_off(self):
         """commit_wait_ms = 0: every batch commits at the end of its turn."""
         self.assertEqual(self.first_reply_waits(0), (0, 0))
@@ -212,6 +255,38 @@ class WaitCommit(IntroTestCase):
         self.assertEqual(len(told), 1)
         self.assertEqual(told[0].get("id"), iid, told[0])
         self.assertEqual(self.intro(carol, iid)["a"]["state"], "accepted")
+
+    def test_a_watcher_is_told_each_event_once(self):
+        """A `watch` without `since` that comes while Alice's reply waits is
+        told the seq of that reply's event, read through the open batch; its
+        commit then broadcasts that event, which this watcher must not get
+        live too ("only new events, each once"): the next event it gets is
+        the one after."""
+        import msgpack  # Debian's python3-msgpack
+        carol, alice, bob = self.cast_waiting(5, carol_env=LONG_WAIT)
+        iid, before = self.asked(carol, alice, bob)
+        seq0 = self.raw_request(carol, "watch", {})["result"]["seq"]
+        alice.cli("accept", iid)
+        deadline = time.monotonic() + WAIT
+        while True:  # watch until a watcher is told Alice's event
+            s = carol.raw_connect()
+            body = msgpack.packb({"id": 1, "verb": "watch", "args": {}})
+            s.sendall(struct.pack(">I", len(body)) + body)
+            seq = msgpack.unpackb(recv_frame(s), raw=False)["result"]["seq"]
+            if seq > seq0:
+                break
+            s.close()
+            self.assertLess(time.monotonic(), deadline, "Alice's reply never reached Carol")
+            time.sleep(0.005)
+        try:
+            # The batch was waiting when that watch read it (the watch
+            # committed it), so its event was broadcast after the reply.
+            self.assertEqual(self.stats(carol)["commits_waited"] - before["commits_waited"], 1)
+            bob.cli("accept", iid)
+            ev = msgpack.unpackb(recv_frame(s), raw=False)["event"]
+            self.assertEqual(ev["seq"], seq + 1, ev)
+        finally:
+            s.close()
 
     def test_an_error_reply_waits_for_the_commit(self):
         """An error may follow from a change that waits (withdrawing an

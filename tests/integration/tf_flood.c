@@ -14,11 +14,11 @@
  *       exits 0 when every envelope got an ACK, 1 otherwise.
  *
  *   tf-flood reply --target IP:PORT --party HOME --connector HOME --intro HEX
- *                  --side a|b --time-offset SECONDS
- *       As the party (its key read from HOME), signs an acceptance of intro
- *       HEX for side a or b whose time is now + SECONDS, sends it to the
- *       connector over a new link and prints "ack STATUS/REASON" (exit 0),
- *       or "no-ack" (exit 1).
+ *                  --side a|b --time-offset SECONDS [--decision accept|decline]
+ *       As the party (its key read from HOME), signs an acceptance (or a
+ *       decline) of intro HEX for side a or b whose time is now + SECONDS,
+ *       sends it to the connector over a new link and prints
+ *       "ack STATUS/REASON" (exit 0), or "no-ack" (exit 1).
  *
  *   tf-flood proposals ... --request HEX
  *       The same, each proposal naming request HEX as the one it answers
@@ -68,6 +68,7 @@ struct opts {
     const char *target, *victim, *party, *connector, *intro, *addr, *seed, *request;
     bool requests; /* send requests rather than proposals */
     bool feedback; /* reply mode: send feedback (helped) rather than a reply */
+    bool decline;  /* reply mode: a decline rather than an acceptance */
     long identities, per, expires_s, time_offset;
     int side;
 };
@@ -349,7 +350,8 @@ static int reply(const struct opts *o)
     if (hp_sign_card(&party, "Party", "127.0.0.1:9", now_s(), 1000, &card) != TF_OK)
         goto out;
     r.side = o->side ? TF_PROTO_SIDE_B : TF_PROTO_SIDE_A;
-    r.decision = TF_PROTO_DECISION_ACCEPT;
+    r.decision = o->decline ? TF_PROTO_DECISION_DECLINE : TF_PROTO_DECISION_ACCEPT;
+    r.reason = (struct tf_proto_bytes){(const uint8_t *)"", 0};
     r.card = (struct tf_proto_bytes){card.data, card.len};
     r.note = (struct tf_proto_bytes){(const uint8_t *)"late", 4};
     r.time = (uint64_t)((int64_t)now_s() + o->time_offset);
@@ -398,7 +400,7 @@ static const char USAGE[] =
     "usage: tf-flood proposals --target IP:PORT --victim HOME --identities N --per M\n"
     "                          [--expires-s S] [--addr IP:PORT] [--seed HEX]\n"
     "       tf-flood reply --target IP:PORT --party HOME --connector HOME --intro HEX\n"
-    "                      --side a|b --time-offset SECONDS\n"
+    "                      --side a|b --time-offset SECONDS [--decision accept|decline]\n"
     "       tf-flood requests --target IP:PORT --victim HOME --identities N [--seed HEX]\n";
 
 int main(int argc, char **argv)
@@ -436,6 +438,9 @@ int main(int argc, char **argv)
             o.time_offset = strtol(v, NULL, 10);
         else if (strcmp(k, "--side") == 0)
             o.side = strcmp(v, "a") == 0 ? 0 : strcmp(v, "b") == 0 ? 1 : -1;
+        else if (strcmp(k, "--decision") == 0 &&
+                 (strcmp(v, "accept") == 0 || strcmp(v, "decline") == 0))
+            o.decline = strcmp(v, "decline") == 0;
         else
             return fputs(USAGE, stderr), 2;
     }

@@ -361,6 +361,7 @@ static enum tf_proto_im_ack conn_step(struct run *r, struct world *w, int i,
             }
             break;
         case TF_PROTO_IM_ACT_SCHEDULE_CLOSE:
+        case TF_PROTO_IM_ACT_DROP_CLOSE:
         case TF_PROTO_IM_ACT_STORE:
             break;
         case TF_PROTO_IM_ACT_SIGN_ACCEPT:
@@ -470,6 +471,7 @@ static struct tf_proto_im_out party_step(struct run *r, struct world *w, int x, 
             break;
         case TF_PROTO_IM_ACT_STORE_REPLY:
         case TF_PROTO_IM_ACT_SCHEDULE_CLOSE:
+        case TF_PROTO_IM_ACT_DROP_CLOSE:
             violate(r, "a party ran a connector's action");
             break;
         }
@@ -1266,6 +1268,9 @@ static void print_actions(FILE *f, const struct tf_proto_im_expect *a, size_t n)
             break;
         case TF_PROTO_IM_ACT_SCHEDULE_CLOSE:
             fprintf(f, "%sclose to %s after the delay", sep, rel[a[k].side]);
+            break;
+        case TF_PROTO_IM_ACT_DROP_CLOSE:
+            fprintf(f, "%sdrop the delayed close to %s", sep, rel[a[k].side]);
             break;
         case TF_PROTO_IM_ACT_STORE_REPLY:
             fprintf(f, "%sstore %s's reply", sep, rel[a[k].side]);

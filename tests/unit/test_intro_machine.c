@@ -89,6 +89,10 @@ static void check_actions(const struct tf_proto_im_out *out, const struct tf_pro
             if (a->side != rel_side(e->side, x))
                 fail_msg("%s: action %zu stores side %d's reply", what, i, a->side);
             break;
+        case TF_PROTO_IM_ACT_DROP_CLOSE:
+            if (a->side != rel_side(e->side, x))
+                fail_msg("%s: action %zu drops side %d's close", what, i, a->side);
+            break;
         case TF_PROTO_IM_ACT_EMIT:
             if (a->emit != (enum tf_proto_im_emit)e->emit)
                 fail_msg("%s: action %zu emits %s", what, i, tf_proto_im_emit_name(a->emit));
@@ -274,9 +278,12 @@ static void test_connector_table(void **state)
                 fail_msg("%s: STORE must be last, exactly when the record changes", what);
             /* A scheduled close is in the record; a sent one is cleared. */
             for (size_t j = 0; j < out.n; j++)
-                if (out.a[j].kind == TF_PROTO_IM_ACT_SCHEDULE_CLOSE &&
-                    next.close_at[out.a[j].side] != out.a[j].not_before)
-                    fail_msg("%s: the record does not hold the scheduled close", what);
+                if ((out.a[j].kind == TF_PROTO_IM_ACT_SCHEDULE_CLOSE &&
+                     next.close_at[out.a[j].side] != out.a[j].not_before) ||
+                    (out.a[j].kind == TF_PROTO_IM_ACT_DROP_CLOSE &&
+                     (s->close_at[out.a[j].side] == TF_PROTO_IM_NEVER ||
+                      next.close_at[out.a[j].side] != TF_PROTO_IM_NEVER)))
+                    fail_msg("%s: the record does not hold the scheduled or dropped close", what);
             used[row] = true;
             variant_seen[tf_proto_im_conn_classify(s, &in[k])] = true;
             pairs++;
@@ -555,7 +562,9 @@ static void test_connector_late_reply_and_delays(void **state)
     assert_int_equal(tf_proto_im_conn_deadline(&s), NOW + 3);
     conn_do(&s, cin(TF_PROTO_IM_CONN_REPLY, NOW + 1, 0, true, false, 3, 3), &out);
     assert_int_equal(out.ack, TF_PROTO_IM_ACK_OK);
-    assert_int_equal(out.n, 0); /* a's close waits for its time */
+    assert_int_equal(count(&out, TF_PROTO_IM_ACT_SEND), 0); /* a's close waits for its time */
+    assert_int_equal(count(&out, TF_PROTO_IM_ACT_STORE_REPLY), 1); /* kept as while asking */
+    assert_int_equal(s.close_at[0], NOW + 3);
     conn_do(&s, cin(TF_PROTO_IM_CONN_TICK, NOW + 2, 0, false, false, 0, 0), &out);
     assert_int_equal(out.n, 0);
     conn_do(&s, cin(TF_PROTO_IM_CONN_TICK, NOW + 3, 0, false, false, 0, 0), &out);
@@ -563,7 +572,10 @@ static void test_connector_late_reply_and_delays(void **state)
     assert_int_equal(out.a[0].msg, TF_PROTO_IM_MSG_CLOSE);
     assert_int_equal(out.a[0].side, 0);
     assert_int_equal(tf_proto_im_conn_deadline(&s), TF_PROTO_IM_NEVER);
-    conn_do(&s, cin(TF_PROTO_IM_CONN_REPLY, NOW + 4, 0, true, false, 3, 3), &out);
+    struct tf_proto_im_conn_input again =
+        cin(TF_PROTO_IM_CONN_REPLY, NOW + 4, 0, true, false, 3, 3);
+    again.same_as_stored = true; /* the acceptance kept at NOW + 1 */
+    conn_do(&s, again, &out);
     assert_int_equal(count(&out, TF_PROTO_IM_ACT_SEND), 1); /* none waits now: at once */
 
     tf_proto_im_conn_propose(false, EXPIRES, &s, &out);
@@ -592,6 +604,86 @@ static void test_connector_late_reply_and_delays(void **state)
     }
     assert_int_equal(count(&out, TF_PROTO_IM_ACT_SEND), 2);
     assert_int_equal(out.a[0].not_before, EXPIRES + 1);
+}
+
+/* What side a sees of one reply: its ACK and whether a close to it leaves
+ * now. */
+struct a_view {
+    enum tf_proto_im_ack ack;
+    bool closed_now;
+};
+
+static struct a_view a_reply(struct tf_proto_im_conn *s, uint64_t now, bool accept, bool same)
+{
+    struct tf_proto_im_conn_input in = cin(TF_PROTO_IM_CONN_REPLY, now, 0, accept, false, 50, 50);
+    struct tf_proto_im_out out;
+    in.same_as_stored = same;
+    conn_do(s, in, &out);
+    struct a_view v = {out.ack, false};
+    for (size_t k = 0; k < out.n; k++)
+        if (out.a[k].kind == TF_PROTO_IM_ACT_SEND && out.a[k].msg == TF_PROTO_IM_MSG_CLOSE &&
+            out.a[k].side == 0)
+            v.closed_now = true;
+    return v;
+}
+
+/* Two connectors' records of one intro: in `asking` b has not answered; in
+ * `over` b declined first, so a's close waits for its delay. */
+static void asking_and_over(struct tf_proto_im_conn *asking, struct tf_proto_im_conn *over)
+{
+    struct tf_proto_im_out out;
+    tf_proto_im_conn_propose(false, EXPIRES, asking, &out);
+    *over = *asking;
+    conn_do(over, cin(TF_PROTO_IM_CONN_REPLY, NOW, 1, false, false, 50, 50), &out);
+    assert_int_equal(over->state, TF_PROTO_IM_CONN_DECLINED);
+    assert_int_equal(over->close_at[0], NOW + 50);
+}
+
+static void assert_same_view(struct a_view asking, struct a_view over)
+{
+    assert_int_equal(asking.ack, over.ack);
+    assert_int_equal(asking.closed_now, over.closed_now);
+}
+
+/* R31 with a party that sends what its own software should not: until its
+ * delayed close, whatever replies side a sends get the same ACKs and closes
+ * whether b declined before them or has not answered (a reviewer's
+ * scenarios: two different acceptances; an acceptance, a revocation, the
+ * acceptance again; a decline, then a probe). */
+static void test_connector_over_answers_as_asking(void **state)
+{
+    (void)state;
+    struct tf_proto_im_conn asking, over;
+    /* 1. a accepts A1, then signs a different A2: refused in both. */
+    asking_and_over(&asking, &over);
+    assert_same_view(a_reply(&asking, NOW + 1, true, false), a_reply(&over, NOW + 1, true, false));
+    assert_int_equal(over.side[0], TF_PROTO_IM_SIDE_ACCEPTED);
+    assert_int_equal(over.close_at[0], NOW + 50);
+    struct a_view second = a_reply(&over, NOW + 2, true, false);
+    assert_int_equal(second.ack, TF_PROTO_IM_ACK_REFUSE);
+    assert_same_view(a_reply(&asking, NOW + 2, true, false), second);
+    assert_same_view(a_reply(&asking, NOW + 3, true, true), a_reply(&over, NOW + 3, true, true));
+    /* 2. a accepts, revokes, then sends its acceptance again: the
+     * revocation ends it for a in both (no close to a), and the acceptance
+     * after it is answered with a close at once in both. */
+    asking_and_over(&asking, &over);
+    a_reply(&asking, NOW + 1, true, false);
+    a_reply(&over, NOW + 1, true, false);
+    struct a_view revoked = a_reply(&over, NOW + 2, false, false);
+    assert_false(revoked.closed_now);
+    assert_int_equal(over.close_at[0], TF_PROTO_IM_NEVER);
+    assert_same_view(a_reply(&asking, NOW + 2, false, false), revoked);
+    struct a_view again = a_reply(&over, NOW + 3, true, true);
+    assert_true(again.closed_now);
+    assert_same_view(a_reply(&asking, NOW + 3, true, true), again);
+    /* 3. a declines, then probes with any reply: a close at once in both. */
+    asking_and_over(&asking, &over);
+    assert_same_view(a_reply(&asking, NOW + 1, false, false),
+                     a_reply(&over, NOW + 1, false, false));
+    assert_int_equal(tf_proto_im_conn_deadline(&over), TF_PROTO_IM_NEVER); /* b declined first */
+    assert_same_view(a_reply(&asking, NOW + 2, false, false),
+                     a_reply(&over, NOW + 2, false, false));
+    assert_same_view(a_reply(&asking, NOW + 3, true, false), a_reply(&over, NOW + 3, true, false));
 }
 
 /* The party expires its own items: pending after expires, accepted after
@@ -649,6 +741,7 @@ int main(void)
         cmocka_unit_test(test_accept_decline_accept_signs_once),
         cmocka_unit_test(test_closed_then_introduction_materialises),
         cmocka_unit_test(test_connector_late_reply_and_delays),
+        cmocka_unit_test(test_connector_over_answers_as_asking),
         cmocka_unit_test(test_party_expiry),
         cmocka_unit_test(test_names),
     };
