@@ -136,24 +136,35 @@ class WaitCommit(IntroTestCase):
         o = self.intro(carol, iid)
         self.assertEqual((o["state"], o["a"]), ("declined", stored))
 
+    def bob_declined_first(self):
+        """Bob declines while Alice has not answered; Carol's close to Alice
+        waits its delay (an hour).  Returns Carol, Alice, the intro and
+        alice_sends(time_offset, decision): a reply of Alice's own signing,
+        sent by tf-flood, and the ACK it got ("ack STATUS/REASON")."""
+        carol, alice, bob = self.cast_waiting(5, close_delay_min_s=3600,
+                                              close_delay_max_s=3600)
+        iid, _ = self.asked(carol, alice, bob)
+        bob.cli("decline", iid)
+        self.wait_intro(carol, iid, "declined")
+
+        def alice_sends(offset, decision):
+            r = flood("reply", "--target", carol.listen, "--party", alice.home, "--connector",
+                      carol.home, "--intro", iid, "--side", "a", "--time-offset", offset,
+                      "--decision", decision)
+            self.assertEqual(r.returncode, 0, r.stderr)
+            return r.stdout.strip()
+        return carol, alice, iid, alice_sends
+
     def test_a_first_acceptance_after_the_decline_is_kept(self):
         """R31: while the close to Alice waits, her replies are taken as if
         the intro still asked.  Alice had not answered when Bob declined: her
         first acceptance is kept, and a second, different one is refused, as
         it would be before Bob's decline (before, the first changed nothing
         and the second was taken, which told her the intro was over)."""
-        carol, alice, bob = self.cast_waiting(5, close_delay_min_s=3600,
-                                              close_delay_max_s=3600)
-        iid, _ = self.asked(carol, alice, bob)
-        bob.cli("decline", iid)
-        self.wait_intro(carol, iid, "declined")
-        args = ("reply", "--target", carol.listen, "--party", alice.home, "--connector",
-                carol.home, "--intro", iid, "--side", "a")
-        r = flood(*args, "--time-offset", 5)
-        self.assertEqual((r.returncode, r.stdout.strip()), (0, "ack 0/0"), r.stderr)
+        carol, alice, iid, alice_sends = self.bob_declined_first()
+        self.assertEqual(alice_sends(5, "accept"), "ack 0/0")
         self.assertEqual(self.intro(carol, iid)["a"]["state"], "accepted")
-        r = flood(*args, "--time-offset", 7)
-        self.assertEqual((r.returncode, r.stdout.strip()), (0, "ack 1/9"), r.stderr)
+        self.assertEqual(alice_sends(7, "accept"), "ack 1/9")
         self.assertEqual(self.inbox(alice)[iid]["state"], "pending")  # no close yet
 
     def test_a_decline_after_the_other_drops_the_delayed_close(self):
@@ -163,20 +174,12 @@ class WaitCommit(IntroTestCase):
         whether Bob declined first does not show.  Before, her close kept
         waiting its delay (an hour here), where it would have come at once
         had she declined first."""
-        carol, alice, bob = self.cast_waiting(5, close_delay_min_s=3600,
-                                              close_delay_max_s=3600)
-        iid, _ = self.asked(carol, alice, bob)
-        bob.cli("decline", iid)
-        self.wait_intro(carol, iid, "declined")
-        args = ("reply", "--target", carol.listen, "--party", alice.home, "--connector",
-                carol.home, "--intro", iid, "--side", "a")
-        r = flood(*args, "--time-offset", 5, "--decision", "decline")
-        self.assertEqual((r.returncode, r.stdout.strip()), (0, "ack 0/0"), r.stderr)
+        carol, alice, iid, alice_sends = self.bob_declined_first()
+        self.assertEqual(alice_sends(5, "decline"), "ack 0/0")
         o = self.intro(carol, iid)
         self.assertEqual((o["state"], o["a"]["state"]), ("declined", "declined"))
         self.assertEqual(self.inbox(alice)[iid]["state"], "pending")  # no close for a decline
-        r = flood(*args, "--time-offset", 7)
-        self.assertEqual((r.returncode, r.stdout.strip()), (0, "ack 0/0"), r.stderr)
+        self.assertEqual(alice_sends(7, "accept"), "ack 0/0")
         self.wait_inbox(alice, iid, "closed")
 
     def test_no_wait_when_turned_off(self):
