@@ -749,7 +749,7 @@ bool tf_node_ctl_holding(const struct tf_node_ctl *ctl)
         return false;
     for (const struct client *c = ctl->clients; c != NULL; c = c->next)
         for (const struct out_frame *f = c->out_head; f != NULL; f = f->next)
-            if (f->held && f->deferred == NULL)
+            if (f->held && f->durable && f->deferred == NULL)
                 return true;
     return false;
 }

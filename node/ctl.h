@@ -48,7 +48,8 @@ void tf_node_ctl_stop(struct tf_node_ctl *ctl);
  * then has no write transaction open). */
 void tf_node_ctl_committed(struct tf_node_ctl *ctl, int rc);
 
-/* waitcommit: true if a reply waits for the group commit (held). */
+/* waitcommit: true if a reply waits for the group commit (held and durable;
+ * one held only behind a reply still being made, a ping's, does not). */
 bool tf_node_ctl_holding(const struct tf_node_ctl *ctl);
 
 /* A request whose reply comes later (e.g. ping, which waits for the
