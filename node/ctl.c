@@ -35,6 +35,7 @@ struct out_frame {
     bool held;
     bool durable;
     bool wrote;                            /* powerloss: the request itself changed the store */
+    bool watch;                            /* the reply to a watch: it starts the stream */
     struct tf_node_ctl_deferred *deferred; /* set while the reply is pending */
 };
 
@@ -296,6 +297,7 @@ static void handle_watch(struct client *c, uint64_t id, const msgpack_object *ar
         return;
     }
     f->held = f->held || (c->out_tail != NULL && c->out_tail->held);
+    f->watch = true;
     enqueue(c, f);
     /* The backlog is read after this turn's commit (backlog_pump), so that
      * only committed events are replayed. */
@@ -767,6 +769,8 @@ void tf_node_ctl_committed(struct tf_node_ctl *ctl, int rc)
             f->held = false;
             if (rc == TF_OK || !f->durable)
                 continue;
+            if (f->watch) /* told a seq that was lost: no stream; ask again */
+                c->watching = c->backlog = false;
             struct tf_proto_buf body;
             /* powerloss: a full disk is said as such (node/node.c store_full).
              * A request that changed nothing waited only because its answer

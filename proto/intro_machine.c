@@ -315,14 +315,18 @@ uint64_t tf_proto_im_conn_deadline(const struct tf_proto_im_conn *s)
 }
 
 /* A decline or a withdrawal: the closes to the asked sides (but x, the
- * decliner) leave after the same random delay (R31). */
+ * decliner) leave after the same random delay (R31), but never after the
+ * moment the intro would expire: an open intro's closes leave then, so one
+ * that waited longer would tell its party that the intro had ended. */
 static void schedule_closes(struct tf_proto_im_conn *n, int except, uint64_t now,
                             const uint64_t delay[2], struct tf_proto_im_out *out)
 {
+    uint64_t expiry = add_sat(n->expires, 1);
     for (int s = 0; s < 2; s++) {
         if (s == except || !asked(n->side[s]))
             continue;
-        n->close_at[s] = add_sat(now, delay[s]);
+        uint64_t at = add_sat(now, delay[s]);
+        n->close_at[s] = at < expiry ? at : expiry;
         push(out, TF_PROTO_IM_ACT_SCHEDULE_CLOSE, TF_PROTO_IM_MSG_CLOSE, s,
              TF_PROTO_IM_EMIT_INTRO_PROPOSED, n->close_at[s]);
     }

@@ -165,6 +165,7 @@ class WaitCommit(IntroTestCase):
         self.assertEqual(alice_sends(5, "accept"), "ack 0/0")
         self.assertEqual(self.intro(carol, iid)["a"]["state"], "accepted")
         self.assertEqual(alice_sends(7, "accept"), "ack 1/9")
+        time.sleep(1.0)  # a close sent at once would be there by now
         self.assertEqual(self.inbox(alice)[iid]["state"], "pending")  # no close yet
 
     def test_a_decline_after_the_other_drops_the_delayed_close(self):
@@ -178,6 +179,7 @@ class WaitCommit(IntroTestCase):
         self.assertEqual(alice_sends(5, "decline"), "ack 0/0")
         o = self.intro(carol, iid)
         self.assertEqual((o["state"], o["a"]["state"]), ("declined", "declined"))
+        time.sleep(1.0)  # a close sent at once would be there by now
         self.assertEqual(self.inbox(alice)[iid]["state"], "pending")  # no close for a decline
         self.assertEqual(alice_sends(7, "accept"), "ack 0/0")
         self.wait_inbox(alice, iid, "closed")

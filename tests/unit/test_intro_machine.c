@@ -61,7 +61,8 @@ static void describe_conn(const struct tf_proto_im_conn *s, const struct tf_prot
 
 /* Compares the actions of one step with a row's expectations. */
 static void check_actions(const struct tf_proto_im_out *out, const struct tf_proto_im_expect *want,
-                          size_t n, int x, uint64_t now, const uint64_t *delay, const char *what)
+                          size_t n, int x, uint64_t now, const uint64_t *delay, uint64_t expires,
+                          const char *what)
 {
     if (out->n != n)
         fail_msg("%s: %zu actions, the table says %zu", what, out->n, n);
@@ -81,7 +82,10 @@ static void check_actions(const struct tf_proto_im_out *out, const struct tf_pro
                 fail_msg("%s: action %zu sends to side %d", what, i, a->side);
             break;
         case TF_PROTO_IM_ACT_SCHEDULE_CLOSE:
-            if (a->side != rel_side(e->side, x) || a->not_before != now + delay[a->side])
+            /* R31: after the delay, but not after the intro would expire */
+            if (a->side != rel_side(e->side, x) ||
+                a->not_before !=
+                    (now + delay[a->side] < expires + 1 ? now + delay[a->side] : expires + 1))
                 fail_msg("%s: action %zu schedules side %d at %llu", what, i, a->side,
                          (unsigned long long)a->not_before);
             break;
@@ -273,7 +277,7 @@ static void test_connector_table(void **state)
                          tf_proto_im_side_state_name(next.side[x]),
                          tf_proto_im_side_state_name(next.side[1 - x]), row);
             check_result_common(&out, r->ack, r->verb_rc, what);
-            check_actions(&out, r->act, r->n, x, in[k].now, in[k].close_delay, what);
+            check_actions(&out, r->act, r->n, x, in[k].now, in[k].close_delay, s->expires, what);
             if (!store_last_iff_changed(&out, !conn_same(s, &next)))
                 fail_msg("%s: STORE must be last, exactly when the record changes", what);
             /* A scheduled close is in the record; a sent one is cleared. */
@@ -423,7 +427,7 @@ static void test_party_table(void **state)
                 fail_msg("%s: goes to %s (accept stored: %d), row %d", what,
                          tf_proto_im_party_state_name(next.state), next.has_accept, row);
             check_result_common(&out, r->ack, r->verb_rc, what);
-            check_actions(&out, r->act, r->n, 0, in[k].now, NULL, what);
+            check_actions(&out, r->act, r->n, 0, in[k].now, NULL, 0, what);
             if (!store_last_iff_changed(&out, !party_same(s, &next)))
                 fail_msg("%s: STORE must be last, exactly when the record changes", what);
             used[row] = true;
@@ -581,7 +585,7 @@ static void test_connector_late_reply_and_delays(void **state)
     tf_proto_im_conn_propose(false, EXPIRES, &s, &out);
     conn_do(&s, cin(TF_PROTO_IM_CONN_WITHDRAW, NOW, 0, false, false, 3, 7), &out);
     assert_int_equal(s.close_at[0], NOW + 3);
-    assert_int_equal(s.close_at[1], NOW + 7);
+    assert_int_equal(s.close_at[1], EXPIRES + 1); /* NOW + 7, but not after the expiry */
     conn_do(&s, cin(TF_PROTO_IM_CONN_WITHDRAW, NOW, 0, false, false, 3, 3), &out);
     assert_rc(out.verb_rc, TF_E_BAD_STATE);
 
@@ -628,15 +632,33 @@ static struct a_view a_reply(struct tf_proto_im_conn *s, uint64_t now, bool acce
 }
 
 /* Two connectors' records of one intro: in `asking` b has not answered; in
- * `over` b declined first, so a's close waits for its delay. */
-static void asking_and_over(struct tf_proto_im_conn *asking, struct tf_proto_im_conn *over)
+ * `over` b declined first (or the connector withdrew), so a's close waits
+ * for its delay (50 s), which would end after the expiry: it is due then. */
+static void asking_and_over(struct tf_proto_im_conn *asking, struct tf_proto_im_conn *over,
+                            bool withdrawn)
 {
     struct tf_proto_im_out out;
     tf_proto_im_conn_propose(false, EXPIRES, asking, &out);
     *over = *asking;
-    conn_do(over, cin(TF_PROTO_IM_CONN_REPLY, NOW, 1, false, false, 50, 50), &out);
-    assert_int_equal(over->state, TF_PROTO_IM_CONN_DECLINED);
-    assert_int_equal(over->close_at[0], NOW + 50);
+    if (withdrawn)
+        conn_do(over, cin(TF_PROTO_IM_CONN_WITHDRAW, NOW, 0, false, false, 50, 50), &out);
+    else
+        conn_do(over, cin(TF_PROTO_IM_CONN_REPLY, NOW, 1, false, false, 50, 50), &out);
+    assert_int_equal(over->state,
+                     withdrawn ? TF_PROTO_IM_CONN_WITHDRAWN : TF_PROTO_IM_CONN_DECLINED);
+    assert_int_equal(over->close_at[0], EXPIRES + 1);
+}
+
+/* Whether a tick at now sends side a a close. */
+static bool a_closed_by_tick(struct tf_proto_im_conn *s, uint64_t now)
+{
+    struct tf_proto_im_out out;
+    conn_do(s, cin(TF_PROTO_IM_CONN_TICK, now, 0, false, false, 0, 0), &out);
+    for (size_t k = 0; k < out.n; k++)
+        if (out.a[k].kind == TF_PROTO_IM_ACT_SEND && out.a[k].msg == TF_PROTO_IM_MSG_CLOSE &&
+            out.a[k].side == 0)
+            return true;
+    return false;
 }
 
 static void assert_same_view(struct a_view asking, struct a_view over)
@@ -647,18 +669,18 @@ static void assert_same_view(struct a_view asking, struct a_view over)
 
 /* R31 with a party that sends what its own software should not: until its
  * delayed close, whatever replies side a sends get the same ACKs and closes
- * whether b declined before them or has not answered (a reviewer's
- * scenarios: two different acceptances; an acceptance, a revocation, the
- * acceptance again; a decline, then a probe). */
-static void test_connector_over_answers_as_asking(void **state)
+ * whether b declined (or the connector withdrew) before them or nothing has
+ * happened yet (reviewers' scenarios: two different acceptances; an
+ * acceptance, a revocation, the acceptance again; a decline, then a probe;
+ * waiting for the expiry). */
+static void over_answers_as_asking(bool withdrawn)
 {
-    (void)state;
     struct tf_proto_im_conn asking, over;
     /* 1. a accepts A1, then signs a different A2: refused in both. */
-    asking_and_over(&asking, &over);
+    asking_and_over(&asking, &over, withdrawn);
     assert_same_view(a_reply(&asking, NOW + 1, true, false), a_reply(&over, NOW + 1, true, false));
     assert_int_equal(over.side[0], TF_PROTO_IM_SIDE_ACCEPTED);
-    assert_int_equal(over.close_at[0], NOW + 50);
+    assert_int_equal(over.close_at[0], EXPIRES + 1); /* still waiting */
     struct a_view second = a_reply(&over, NOW + 2, true, false);
     assert_int_equal(second.ack, TF_PROTO_IM_ACK_REFUSE);
     assert_same_view(a_reply(&asking, NOW + 2, true, false), second);
@@ -666,7 +688,7 @@ static void test_connector_over_answers_as_asking(void **state)
     /* 2. a accepts, revokes, then sends its acceptance again: the
      * revocation ends it for a in both (no close to a), and the acceptance
      * after it is answered with a close at once in both. */
-    asking_and_over(&asking, &over);
+    asking_and_over(&asking, &over, withdrawn);
     a_reply(&asking, NOW + 1, true, false);
     a_reply(&over, NOW + 1, true, false);
     struct a_view revoked = a_reply(&over, NOW + 2, false, false);
@@ -677,13 +699,28 @@ static void test_connector_over_answers_as_asking(void **state)
     assert_true(again.closed_now);
     assert_same_view(a_reply(&asking, NOW + 3, true, true), again);
     /* 3. a declines, then probes with any reply: a close at once in both. */
-    asking_and_over(&asking, &over);
+    asking_and_over(&asking, &over, withdrawn);
     assert_same_view(a_reply(&asking, NOW + 1, false, false),
                      a_reply(&over, NOW + 1, false, false));
-    assert_int_equal(tf_proto_im_conn_deadline(&over), TF_PROTO_IM_NEVER); /* b declined first */
+    if (!withdrawn) /* no close waits for b, the decliner */
+        assert_int_equal(tf_proto_im_conn_deadline(&over), TF_PROTO_IM_NEVER);
     assert_same_view(a_reply(&asking, NOW + 2, false, false),
                      a_reply(&over, NOW + 2, false, false));
     assert_same_view(a_reply(&asking, NOW + 3, true, false), a_reply(&over, NOW + 3, true, false));
+    /* 4. a answers nothing and waits for the expiry: a close then in both,
+     * and none before (the delayed close never outlives the expiry). */
+    asking_and_over(&asking, &over, withdrawn);
+    assert_false(a_closed_by_tick(&over, EXPIRES));
+    assert_false(a_closed_by_tick(&asking, EXPIRES));
+    assert_true(a_closed_by_tick(&over, EXPIRES + 1));
+    assert_true(a_closed_by_tick(&asking, EXPIRES + 1));
+}
+
+static void test_connector_over_answers_as_asking(void **state)
+{
+    (void)state;
+    over_answers_as_asking(false);
+    over_answers_as_asking(true);
 }
 
 /* The party expires its own items: pending after expires, accepted after
