@@ -1310,8 +1310,10 @@ static int on_reply(struct tf_node *node, const uint8_t from[32], const uint8_t 
          * side has not answered, a close waits for its delay, or the intro
          * is over) promises nothing to anyone but its sender's ACK: it may
          * wait to share the commit of the other reply, which usually follows
-         * at once. */
-        node->receive_may_wait = !im_out_sends(&res);
+         * at once.  Not when the other side was never asked (sequential
+         * mode, side a): no other reply can come, and an acceptance there
+         * sends b's proposal at once, so a's replies never wait. */
+        node->receive_may_wait = !im_out_sends(&res) && o.side[1 - x] != SIDE_NOT_ASKED;
         break;
     case TF_PROTO_IM_ACK_LATE:
         result = TF_PROTO_ACK_REASON_EXPIRED;

@@ -184,6 +184,24 @@ class WaitCommit(IntroTestCase):
         self.assertEqual(alice_sends(7, "accept"), "ack 0/0")
         self.wait_inbox(alice, iid, "closed")
 
+    def test_a_sequential_first_party_never_waits(self):
+        """Sequential mode: while Bob is not asked, no second reply can come
+        to share the commit of Alice's, so her decline commits at the end of
+        its turn (before, it waited the whole commit_wait_ms, 200 ms here,
+        for nothing)."""
+        carol, alice, bob = self.cast_waiting(200)
+        iid = self.propose(carol, "alice", "bob", "--topic", "chess", "--sequential")
+        self.wait_inbox(alice, iid, "pending")
+        self.wait_outbox_empty(carol)
+        wait_for("Carol's outbox deletes", lambda: self.stats(carol)["acks_pending"] == 0, WAIT)
+        before = self.stats(carol)
+        alice.cli("decline", iid)
+        self.wait_intro(carol, iid, "declined")
+        self.wait_outbox_empty(alice)
+        after = self.stats(carol)
+        self.assertEqual(after["commits_waited"] - before["commits_waited"], 0)
+        self.assertEqual(self.intro(carol, iid)["b"]["state"], "not_asked")
+
     def test_no_wait_when_turned_off(self):
         """commit_wait_ms = 0: every batch commits at the end of its turn."""
         self.assertEqual(self.first_reply_waits(0), (0, 0))
