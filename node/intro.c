@@ -1159,10 +1159,9 @@ static int conn_exec(struct tf_node *node, struct intro_out *o, bool created,
         case TF_PROTO_IM_ACT_SEND:
             rc = conn_send(node, o, a, now, &introduction);
             break;
-        case TF_PROTO_IM_ACT_SCHEDULE_CLOSE: /* next's close_at, kept by STORE; the sweep sends it
-                                              */
-        case TF_PROTO_IM_ACT_DROP_CLOSE:     /* next's close_at cleared, kept by STORE */
-            break;
+        case TF_PROTO_IM_ACT_SCHEDULE_CLOSE:
+        case TF_PROTO_IM_ACT_DROP_CLOSE:
+            break; /* next's close_at (set or cleared), kept by STORE; the sweep sends it */
         case TF_PROTO_IM_ACT_EMIT:
             rc = emit_event(node, o->id, a->emit,
                             &(struct emit_args){side == 1 ? "b" : "a", NULL, NULL});

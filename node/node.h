@@ -64,6 +64,12 @@ struct tf_node_savepoint {
     size_t events;
 };
 
+/* An event appended in this loop turn (tf_node.pending_events). */
+struct tf_node_pending_event {
+    struct tf_proto_buf frame; /* the framed event message */
+    uint64_t seq;
+};
+
 struct tf_node {
     uv_loop_t *loop; /* borrowed */
     char home[TF_NODE_PATH_MAX];
@@ -121,10 +127,7 @@ struct tf_node {
     bool stopping;
     /* Events appended in this loop turn, broadcast to watchers after commit:
      * each framed event message with its seq. */
-    struct tf_node_pending_event {
-        struct tf_proto_buf frame;
-        uint64_t seq;
-    } * pending_events;
+    struct tf_node_pending_event *pending_events;
     size_t n_pending_events, cap_pending_events;
     /* requests (node/request.c): expires and collects requests */
     uv_timer_t request_sweep;

@@ -914,7 +914,8 @@ const struct tf_proto_im_conn_row tf_proto_im_conn_table[] = {
      "introduced: nothing changes"},
     {C_INT, ANY, ANY, ANY, TF_PROTO_IM_CV_DECLINE, SAME, SAME, SAME, A_OK, OK_, 0, {{0}},
      "introduced: a revocation is too late"},
-    /* declined, withdrawn, expired: a reply is answered with a close now */
+    /* declined, withdrawn, expired: a reply is answered with a close now, or,
+     * while x's delayed close waits, taken as it would be while asking */
     {OVER, ANY, ANY, 1, TF_PROTO_IM_CV_ACCEPT, SAME, S_A, SAME, A_OK, OK_, 2,
      {DO(STORE_REPLY, X_), STORE},
      "over, x's delayed close waiting: kept as while asking (R31); the close answers, at its time"},
