@@ -36,10 +36,19 @@
  * and, when the whole space was explored, privacy (R31): every view party a
  * has of an intro b declined (a's record, the clock, the messages to a) is
  * also a view a can have of an intro the connector withdrew; likewise for b.
+ * With --adversary, party a of intro 0 may also sign replies its machine
+ * would not (a different acceptance, a decline; at most ADVERSARY_MAX, at
+ * any time), its view includes the ACKs its replies got, and a second
+ * privacy property is checked: every view a has once b declined or the
+ * connector withdrew, until a close reaches a, is also a view of an intro
+ * where neither happened (the connector takes a's replies as if the intro
+ * still asked; --mutant overquiet is the behaviour before, which it must
+ * find).
  *
  * Usage:
  *   intro_mc [--config parallel|sequential|two] [--max-states N] [--depth N]
- *            [--verbs N] [--no-policy] [--mutant m1|nodelay] [--ignore PROPERTY]
+ *            [--verbs N] [--no-policy] [--mutant m1|nodelay|overquiet] [--adversary]
+ *            [--ignore PROPERTY]
  *            [--volatile-refusals] [--strict-liveness] [--expect-violation TEXT]
  *   intro_mc --table connector|party     (the machine's table in markdown)
  *   intro_mc --check docs/PROTOCOL.md    (its tables are the machine's)
@@ -85,6 +94,7 @@
 
 #define MAX_INTROS 2
 #define MAX_MSGS 16
+#define ADVERSARY_MAX 2 /* replies the adversary may forge in one run */
 #define NONE 0xff
 
 /* Times are small integers: created at 0, expires at EXPIRES. */
@@ -105,6 +115,9 @@ struct config {
     bool policy;           /* branch on the party's policy at each proposal */
     bool mutant_m1;        /* the party signs again after its own decline (issue 12) */
     bool mutant_nodelay;   /* a decline's close leaves at once (issue 12) */
+    bool adversary;        /* intro 0's party a may send replies of its own making */
+    bool mutant_overquiet; /* replies while a delayed close waits change nothing (before R31's fix)
+                            */
     bool durable_refusals; /* a party's refusals survive a restart (the node's tombstones) */
     bool strict_liveness;  /* a close no one will ACK is a violation, not a note */
     const char *ignore[4]; /* properties (prefixes of their messages) not to report */
@@ -153,6 +166,8 @@ struct party_w {
     uint8_t contacts;   /* history: contacts added */
     uint8_t intro_gens; /* history: gens in the introduction materialised */
     uint8_t emits[2];
+    uint8_t forged; /* --adversary: replies sent outside the party's machine */
+    uint8_t acks;   /* --adversary: the ACKs its replies got, 2 bits each, newest last */
 };
 
 struct world {
@@ -176,7 +191,8 @@ enum move_type {
     MV_DECLINE,
     MV_WITHDRAW,
     MV_CRASH,
-    MV_ADVANCE
+    MV_ADVANCE,
+    MV_FORGE
 };
 
 /* type:4 a:4 b:4 idx:8 choice:4 lost:1 */
@@ -314,6 +330,15 @@ static enum tf_proto_im_ack conn_step(struct run *r, struct world *w, int i,
     struct tf_proto_im_conn s = conn_of(c), next;
     struct tf_proto_im_out out;
     tf_proto_im_conn_step(&s, in, &next, &out);
+    if (r->cfg.mutant_overquiet && in->event == TF_PROTO_IM_CONN_REPLY &&
+        s.state != TF_PROTO_IM_CONN_ASKING && s.state != TF_PROTO_IM_CONN_INTRODUCED &&
+        s.close_at[in->side] != TF_PROTO_IM_NEVER && out.ack == TF_PROTO_IM_ACK_OK) {
+        /* Before the fix: a reply while x's delayed close waits changed
+         * nothing (nor was a second acceptance refused unless x had
+         * accepted before the intro ended). */
+        next = s;
+        out.n = 0;
+    }
     for (size_t k = 0; k < out.n && r->cfg.mutant_nodelay; k++) {
         /* The node before issue 12: a decline's close leaves at once. */
         struct tf_proto_im_action *a = &out.a[k];
@@ -449,7 +474,11 @@ static struct tf_proto_im_out party_step(struct run *r, struct world *w, int x, 
             p->contacts++;
             p->intro_gens = intro->gen;
             int ga = intro->gen >> 4, gb = intro->gen & 0xf;
-            if (ga < 1 || gb < 1 || ga > w->p[0][i].signed_n || gb > w->p[1][i].signed_n)
+            /* --adversary: an acceptance a made outside its machine is a's
+             * signature all the same. */
+            bool forged_a = i == 0 && ga >= 8 && ga < 8 + w->p[0][0].forged;
+            if (ga < 1 || gb < 1 || (ga > w->p[0][i].signed_n && !forged_a) ||
+                gb > w->p[1][i].signed_n)
                 violate(r, "consent: party %s added the other without both acceptances (intro %d)",
                         side_name(x), i);
             if (w->c[i].state != TF_PROTO_IM_CONN_INTRODUCED)
@@ -525,6 +554,8 @@ static bool apply(struct run *r, const struct world *w, uint32_t move, struct wo
                 m.late != 0,
                 {delay_of(MV_CHOICE(move), 0), delay_of(MV_CHOICE(move), 1)}};
             ack = conn_step(r, n, i, &in, &m);
+            if (r->cfg.adversary && i == 0 && x == 0 && !MV_LOST(move))
+                n->p[0][0].acks = (uint8_t)(n->p[0][0].acks << 2 | (unsigned)ack);
         } else {
             struct tf_proto_im_party_input in = {
                 0, n->now, EXPIRES, GRACE, TF_PROTO_IM_POLICY_ASK, false, n->p[x][i].refused != 0};
@@ -625,6 +656,16 @@ static bool apply(struct run *r, const struct world *w, uint32_t move, struct wo
     case MV_ADVANCE:
         n->now++;
         break;
+    case MV_FORGE: {
+        /* Party a of intro 0 signs a reply its own machine would not: a
+         * different acceptance (a gen no honest signing uses) or a decline,
+         * at any time. */
+        struct msg m = {MV_CHOICE(move) ? K_DECLINE : K_ACCEPT, 0, 0,
+                        (uint8_t)(MV_CHOICE(move) ? 0 : 8 + n->p[0][0].forged), 0};
+        n->p[0][0].forged++;
+        net_add(r, n, m);
+        break;
+    }
     }
     net_sort(n);
     return memcmp(w, n, sizeof *w) != 0;
@@ -671,6 +712,9 @@ static size_t moves(const struct run *r, const struct world *w, uint32_t *out)
         if (volatile_state && !r->cfg.durable_refusals)
             out[n++] = mv(MV_CRASH, (unsigned)x, 0, 0, 0, 0);
     }
+    if (r->cfg.adversary && w->p[0][0].forged < ADVERSARY_MAX)
+        for (unsigned c = 0; c < 2; c++)
+            out[n++] = mv(MV_FORGE, 0, 0, 0, c, 0);
     /* The sweep runs every second: time moves on only once nothing is due. */
     if (w->now < T_MAX && !anything_due(r, w))
         out[n++] = mv(MV_ADVANCE, 0, 0, 0, 0, 0);
@@ -992,7 +1036,22 @@ static void describe_move(const struct world *w, uint32_t move, char *buf, size_
     case MV_ADVANCE:
         snprintf(buf, cap, "t=%d the clock advances to t=%d", w->now, w->now + 1);
         break;
+    case MV_FORGE:
+        snprintf(buf, cap, "t=%d a signs a %s of its own making", w->now,
+                 MV_CHOICE(move) ? "decline" : "different acceptance");
+        break;
     }
+}
+
+/* --adversary: party a of intro 0 has been sent a close (or holds one). */
+static bool a_closed(const struct world *w)
+{
+    if (w->p[0][0].state == TF_PROTO_IM_PARTY_CLOSED)
+        return true;
+    for (unsigned k = 0; k < w->n_msgs; k++)
+        if (w->m[k].kind == K_CLOSE && w->m[k].intro == 0 && w->m[k].side == 0)
+            return true;
+    return false;
 }
 
 static void print_world(const struct run *r, const struct world *w)
@@ -1075,9 +1134,11 @@ static struct result search(struct run *r, const char *expect)
     struct world *cur = xcalloc(1, sizeof *cur), *next = NULL;
     uint32_t *cur_id = xcalloc(1, sizeof *cur_id), *next_id = NULL;
     size_t n_cur = 1, n_next = 0, cap_next = 0;
-    struct views declined, withdrawn;
+    struct views declined, withdrawn, ended, open;
     memset(&declined, 0, sizeof declined);
     memset(&withdrawn, 0, sizeof withdrawn);
+    memset(&ended, 0, sizeof ended);
+    memset(&open, 0, sizeof open);
     uint64_t stuck = 0, stuck_state = 0, overflows = 0;
     struct timespec t0;
     clock_gettime(CLOCK_MONOTONIC, &t0);
@@ -1141,6 +1202,18 @@ static struct result search(struct run *r, const char *expect)
                             views_add(&withdrawn, view_of(&n, x, i), (uint64_t)id);
                         else if (cause == (x ? CAUSE_DECLINED_A : CAUSE_DECLINED_B))
                             views_add(&declined, view_of(&n, x, i), (uint64_t)id);
+                    }
+                }
+                /* --adversary: a's views once b declined or the owner
+                 * withdrew, until a close reaches a; and a's views where
+                 * neither happened. */
+                if (r->cfg.adversary) {
+                    uint8_t cause = n.c[0].cause;
+                    if (cause == CAUSE_DECLINED_B || cause == CAUSE_WITHDRAWN) {
+                        if (!a_closed(&n))
+                            views_add(&ended, view_of(&n, 0, 0), (uint64_t)id);
+                    } else {
+                        views_add(&open, view_of(&n, 0, 0), (uint64_t)id);
                     }
                 }
                 /* Retried for ever (until the envelope expires): a close
@@ -1210,6 +1283,23 @@ static struct result search(struct run *r, const char *expect)
                    missing_d ? "decline" : "withdrawal");
             print_trace(r, &v, missing_d ? first_d : first_w, 0, false);
         }
+        /* --adversary: whatever a signs, until its close it cannot tell
+         * that the intro ended (by b's decline or a withdrawal) from one
+         * where neither happened (R31): the same record, clock, messages
+         * and ACKs are possible there. */
+        uint64_t first_e = 0;
+        uint64_t missing_e = r->cfg.adversary ? views_missing(&ended, &open, &first_e) : 0;
+        if (r->cfg.adversary)
+            printf("privacy (adversary): %zu distinct views of party a after the intro ended, "
+                   "before its close; %" PRIu64 " of them are not views of an intro still open\n",
+                   ended.n / 2, missing_e);
+        if (missing_e && !res.violated) {
+            res.violated = true;
+            snprintf(r->violation, sizeof r->violation,
+                     "privacy: a party can tell that the intro ended before its close");
+            printf("VIOLATION: %s; the shortest such world:\n", r->violation);
+            print_trace(r, &v, first_e, 0, false);
+        }
     } else {
         printf("privacy: not checked (the space was not explored to the end)\n");
     }
@@ -1224,6 +1314,10 @@ out:
     free(declined.item);
     free(withdrawn.set.slot);
     free(withdrawn.item);
+    free(ended.set.slot);
+    free(ended.item);
+    free(open.set.slot);
+    free(open.item);
     visited_free(&v);
     return res;
 }
@@ -1389,13 +1483,15 @@ static int check_tables(const char *path)
 
 static void usage(void)
 {
-    fprintf(stderr,
-            "usage: intro_mc [--config parallel|sequential|two] [--max-states N]\n"
-            "                [--depth N] [--verbs N] [--no-policy] [--mutant m1|nodelay]\n"
-            "                [--ignore PROPERTY] [--volatile-refusals] [--strict-liveness]\n"
-            "                [--expect-violation TEXT]\n"
-            "       intro_mc --table connector|party\n"
-            "       intro_mc --check FILE\n");
+    fprintf(
+        stderr,
+        "usage: intro_mc [--config parallel|sequential|two] [--max-states N]\n"
+        "                [--depth N] [--verbs N] [--no-policy] [--mutant m1|nodelay|overquiet]\n"
+        "                [--adversary] [--ignore PROPERTY] [--volatile-refusals] "
+        "[--strict-liveness]\n"
+        "                [--expect-violation TEXT]\n"
+        "       intro_mc --table connector|party\n"
+        "       intro_mc --check FILE\n");
     exit(2);
 }
 
@@ -1412,8 +1508,13 @@ int main(int argc, char **argv)
 {
     struct run r;
     memset(&r, 0, sizeof r);
-    r.cfg =
-        (struct config){1, false, 2, 1, true, false, false, true, false, {NULL}, 0, 5000000, 1000};
+    r.cfg = (struct config){.n_intros = 1,
+                            .party_verbs = 2,
+                            .conn_verbs = 1,
+                            .policy = true,
+                            .durable_refusals = true,
+                            .max_states = 5000000,
+                            .max_depth = 1000};
     const char *expect = NULL;
     for (int k = 1; k < argc; k++) {
         const char *a = argv[k];
@@ -1454,6 +1555,11 @@ int main(int argc, char **argv)
         } else if (strcmp(a, "--mutant") == 0 && val && strcmp(val, "nodelay") == 0) {
             r.cfg.mutant_nodelay = true;
             k++;
+        } else if (strcmp(a, "--adversary") == 0) {
+            r.cfg.adversary = true;
+        } else if (strcmp(a, "--mutant") == 0 && val && strcmp(val, "overquiet") == 0) {
+            r.cfg.mutant_overquiet = r.cfg.adversary = true;
+            k++;
         } else if (strcmp(a, "--volatile-refusals") == 0) {
             r.cfg.durable_refusals = false;
         } else if (strcmp(a, "--strict-liveness") == 0) {
@@ -1479,9 +1585,11 @@ int main(int argc, char **argv)
                                : "parallel",
            r.cfg.party_verbs, r.cfg.conn_verbs, r.cfg.policy ? "branched" : "ask", r.cfg.max_states,
            r.cfg.max_depth,
-           r.cfg.mutant_m1        ? ", mutant m1"
-           : r.cfg.mutant_nodelay ? ", mutant nodelay"
-                                  : "");
+           r.cfg.mutant_m1          ? ", mutant m1"
+           : r.cfg.mutant_nodelay   ? ", mutant nodelay"
+           : r.cfg.mutant_overquiet ? ", mutant overquiet"
+           : r.cfg.adversary        ? ", adversary"
+                                    : "");
     struct result res = search(&r, expect);
     if (expect != NULL) {
         bool found = res.violated && strstr(r.violation, expect) != NULL;
