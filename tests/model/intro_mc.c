@@ -555,7 +555,7 @@ static bool apply(struct run *r, const struct world *w, uint32_t move, struct wo
                 {delay_of(MV_CHOICE(move), 0), delay_of(MV_CHOICE(move), 1)}};
             ack = conn_step(r, n, i, &in, &m);
             if (r->cfg.adversary && i == 0 && x == 0 && !MV_LOST(move))
-                n->p[0][0].acks = (uint8_t)(n->p[0][0].acks << 2 | (unsigned)ack);
+                n->p[0][0].acks = (uint8_t)((unsigned)n->p[0][0].acks << 2 | (unsigned)ack);
         } else {
             struct tf_proto_im_party_input in = {
                 0, n->now, EXPIRES, GRACE, TF_PROTO_IM_POLICY_ASK, false, n->p[x][i].refused != 0};
