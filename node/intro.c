@@ -891,24 +891,29 @@ static int stranger_trim(struct tf_node *node, const uint8_t except[32])
 }
 
 /* Events: {time, type, id} plus one optional string pair. */
+/* An event's fields after time, type and id. */
+struct event_field {
+    const char *key, *val;
+};
+
 static int intro_event(struct tf_node *node, const char *type, const uint8_t id[32],
-                       const char *key, const char *val)
+                       const struct event_field *fields, size_t n_fields)
 {
     char hex[65];
     sodium_bin2hex(hex, sizeof hex, id, 32);
     struct tf_proto_mp_writer w;
     struct tf_proto_buf rec;
     tf_proto_mp_writer_init(&w);
-    tf_proto_mp_write_map(&w, key ? 4 : 3);
+    tf_proto_mp_write_map(&w, (uint32_t)(3 + n_fields));
     tf_proto_mp_write_cstr(&w, "time");
     tf_proto_mp_write_uint(&w, tf_node_now(node));
     tf_proto_mp_write_cstr(&w, "type");
     tf_proto_mp_write_cstr(&w, type);
     tf_proto_mp_write_cstr(&w, "id");
     tf_proto_mp_write_cstr(&w, hex);
-    if (key) {
-        tf_proto_mp_write_cstr(&w, key);
-        tf_proto_mp_write_cstr(&w, val);
+    for (size_t i = 0; i < n_fields; i++) {
+        tf_proto_mp_write_cstr(&w, fields[i].key);
+        tf_proto_mp_write_cstr(&w, fields[i].val);
     }
     int rc = tf_proto_mp_writer_finish(&w, &rec);
     if (rc == TF_OK) {
@@ -1061,27 +1066,33 @@ struct conn_ctx {
 struct emit_args {
     const char *side, *decided_by;
     const uint8_t *other;
+    const char *decision; /* intro.replied: "accept" or "decline" */
 };
 
 static int emit_event(struct tf_node *node, const uint8_t id[32], enum tf_proto_im_emit e,
                       const struct emit_args *x)
 {
     char tid[TF_PROTO_TEXT_ID_SIZE];
-    const char *type = tf_proto_im_emit_name(e), *key = NULL, *val = NULL;
+    const char *type = tf_proto_im_emit_name(e);
+    struct event_field f[2];
+    size_t n = 0;
     switch (e) {
     case TF_PROTO_IM_EMIT_INTRO_REPLIED:
+        f[n++] = (struct event_field){"side", x->side};
+        f[n++] = (struct event_field){"decision", x->decision};
+        break;
     case TF_PROTO_IM_EMIT_INTRO_DECLINED:
-        key = "side", val = x->side;
+        f[n++] = (struct event_field){"side", x->side};
         break;
     case TF_PROTO_IM_EMIT_INBOX_ACCEPTED:
     case TF_PROTO_IM_EMIT_INBOX_DECLINED:
-        key = "decided_by", val = x->decided_by ? x->decided_by : "owner";
+        f[n++] = (struct event_field){"decided_by", x->decided_by ? x->decided_by : "owner"};
         break;
     case TF_PROTO_IM_EMIT_INBOX_INTRODUCED:
         if (x->other == NULL)
             return TF_E_INVALID_ARG;
         tf_proto_text_id_encode(x->other, tid);
-        key = "other", val = tid;
+        f[n++] = (struct event_field){"other", tid};
         break;
     case TF_PROTO_IM_EMIT_INTRO_PROPOSED:
     case TF_PROTO_IM_EMIT_INTRO_INTRODUCED:
@@ -1093,9 +1104,10 @@ static int emit_event(struct tf_node *node, const uint8_t id[32], enum tf_proto_
     case TF_PROTO_IM_EMIT_INBOX_EXPIRED:
         break;
     }
-    if (key != NULL && val == NULL)
-        return TF_E_INVALID_ARG;
-    return intro_event(node, type, id, key, val);
+    for (size_t i = 0; i < n; i++)
+        if (f[i].val == NULL)
+            return TF_E_INVALID_ARG;
+    return intro_event(node, type, id, f, n);
 }
 
 /* The introduction of o (both acceptances stored), signed at now. */
@@ -1162,12 +1174,22 @@ static int conn_exec(struct tf_node *node, struct intro_out *o, bool created,
         case TF_PROTO_IM_ACT_SCHEDULE_CLOSE:
         case TF_PROTO_IM_ACT_DROP_CLOSE:
             break; /* next's close_at (set or cleared), kept by STORE; the sweep sends it */
-        case TF_PROTO_IM_ACT_EMIT:
+        case TF_PROTO_IM_ACT_EMIT: {
+            /* intro.replied carries the reply's decision: a decline is one
+             * only once the intro is over (R31); while it asks, a decline
+             * ends it (intro.declined).  Either counts as what it says in
+             * the per-contact statistics (requests). */
+            bool declined = side >= 0 && next->side[side] == TF_PROTO_IM_SIDE_DECLINED;
             rc = emit_event(node, o->id, a->emit,
-                            &(struct emit_args){side == 1 ? "b" : "a", NULL, NULL});
-            if (rc == TF_OK) /* requests: per-contact statistics */
-                rc = tf_node_request_count_intro(node, a->emit, o->pk, side);
+                            &(struct emit_args){.side = side == 1 ? "b" : "a",
+                                                .decision = declined ? "decline" : "accept"});
+            enum tf_proto_im_emit counted = a->emit == TF_PROTO_IM_EMIT_INTRO_REPLIED && declined
+                                                ? TF_PROTO_IM_EMIT_INTRO_DECLINED
+                                                : a->emit;
+            if (rc == TF_OK)
+                rc = tf_node_request_count_intro(node, counted, o->pk, side);
             break;
+        }
         case TF_PROTO_IM_ACT_STORE:
             /* A decline's reason is kept with the side that declined. */
             if (ctx != NULL && side >= 0 && next->side[side] == TF_PROTO_IM_SIDE_DECLINED &&
@@ -1463,9 +1485,9 @@ static int party_action(struct tf_node *node, struct intro_in *r,
             rc = add_introduced(node, ctx->m);
         return rc;
     case TF_PROTO_IM_ACT_EMIT:
-        return emit_event(
-            node, r->id, a->emit,
-            &(struct emit_args){NULL, ctx->decided_by, r->has_other ? r->other : NULL});
+        return emit_event(node, r->id, a->emit,
+                          &(struct emit_args){.decided_by = ctx->decided_by,
+                                              .other = r->has_other ? r->other : NULL});
     case TF_PROTO_IM_ACT_STORE:
         in_enter_state(r, next, now);
         return in_save(node, r, false);
@@ -3015,7 +3037,7 @@ static int verb_rm_out(struct tf_node *node, const msgpack_object *args,
             (unsigned long long)(o.close_at[0] > o.close_at[1] ? o.close_at[0] : o.close_at[1]));
         rc = TF_E_BAD_STATE;
     } else if ((rc = out_remove(node, &o)) != TF_OK ||
-               (rc = intro_event(node, "intro.removed", o.id, NULL, NULL)) != TF_OK) {
+               (rc = intro_event(node, "intro.removed", o.id, NULL, 0)) != TF_OK) {
         WHY("cannot remove: %s", tf_strerror(rc));
     } else {
         write_out(node, w, &o);
@@ -3050,7 +3072,7 @@ static int verb_rm_in(struct tf_node *node, const msgpack_object *args,
     } else if ((rc = in_remove(node, &r)) != TF_OK ||
                (rc = tomb_put(node, r.id, p.core.connector_pk, r.stranger ? TOMB_STRANGER : 0)) !=
                    TF_OK ||
-               (rc = intro_event(node, "inbox.removed", r.id, NULL, NULL)) != TF_OK) {
+               (rc = intro_event(node, "inbox.removed", r.id, NULL, 0)) != TF_OK) {
         WHY("cannot remove: %s", tf_strerror(rc));
     } else {
         write_in(node, w, &r, -1);

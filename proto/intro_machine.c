@@ -403,12 +403,14 @@ static void conn_reply(const struct tf_proto_im_conn *s, const struct tf_proto_i
             if (s->side[x] != TF_PROTO_IM_SIDE_ACCEPTED) {
                 n->side[x] = TF_PROTO_IM_SIDE_ACCEPTED;
                 act(out, TF_PROTO_IM_ACT_STORE_REPLY, x);
+                push_emit(out, TF_PROTO_IM_EMIT_INTRO_REPLIED); /* the owner is told */
             }
             return;
         }
         n->side[x] = TF_PROTO_IM_SIDE_DECLINED;
         n->close_at[x] = TF_PROTO_IM_NEVER;
         act(out, TF_PROTO_IM_ACT_DROP_CLOSE, x);
+        push_emit(out, TF_PROTO_IM_EMIT_INTRO_REPLIED); /* with the decision: a decline */
         return;
     }
 }
@@ -916,8 +918,8 @@ const struct tf_proto_im_conn_row tf_proto_im_conn_table[] = {
      "introduced: a revocation is too late"},
     /* declined, withdrawn, expired: a reply is answered with a close now, or,
      * while x's delayed close waits, taken as it would be while asking */
-    {OVER, ANY, ANY, 1, TF_PROTO_IM_CV_ACCEPT, SAME, S_A, SAME, A_OK, OK_, 2,
-     {DO(STORE_REPLY, X_), STORE},
+    {OVER, ANY, ANY, 1, TF_PROTO_IM_CV_ACCEPT, SAME, S_A, SAME, A_OK, OK_, 3,
+     {DO(STORE_REPLY, X_), E(INTRO_REPLIED), STORE},
      "over, x's delayed close waiting: kept as while asking (R31); the close answers, at its time"},
     {OVER, ANY, ANY, 0, TF_PROTO_IM_CV_ACCEPT, SAME, SAME, SAME, A_OK, OK_, 1,
      {SEND(CLOSE, X_)}, "over: answered with a close at once"},
@@ -927,8 +929,8 @@ const struct tf_proto_im_conn_row tf_proto_im_conn_table[] = {
      {SEND(CLOSE, X_)}, "over: answered with a close at once"},
     {OVER, ANY, ANY, ANY, TF_PROTO_IM_CV_ACCEPT_OTHER, SAME, SAME, SAME, A_REF, OK_, 0, {{0}},
      "R26: a party never signs two acceptances (nor is told so that it is over)"},
-    {OVER, ANY, ANY, 1, TF_PROTO_IM_CV_DECLINE, SAME, S_D, SAME, A_OK, OK_, 2,
-     {DO(DROP_CLOSE, X_), STORE},
+    {OVER, ANY, ANY, 1, TF_PROTO_IM_CV_DECLINE, SAME, S_D, SAME, A_OK, OK_, 3,
+     {DO(DROP_CLOSE, X_), E(INTRO_REPLIED), STORE},
      "over, x's delayed close waiting: x declines as while asking (R31): it knows, so none is sent"},
     {OVER, ANY, ANY, 0, TF_PROTO_IM_CV_DECLINE, SAME, SAME, SAME, A_OK, OK_, 1,
      {SEND(CLOSE, X_)}, "over: answered with a close at once"},

@@ -253,8 +253,9 @@ class BothAccept(IntroTestCase):
         types = [e["type"] for e in self.intro_events(carol, iid)]
         self.assertEqual(types, ["intro.proposed", "intro.replied", "intro.replied",
                                  "intro.introduced"])
-        sides = [e.get("side") for e in self.intro_events(carol, iid, "intro.replied")]
-        self.assertEqual(sides, ["a", "b"])
+        replied = [(e.get("side"), e.get("decision"))
+                   for e in self.intro_events(carol, iid, "intro.replied")]
+        self.assertEqual(replied, [("a", "accept"), ("b", "accept")])
         ev = self.intro_events(alice, iid, "inbox.introduced")[0]
         self.assertEqual(ev["other"], self.ids["bob"])
         # Every state change went through the one chokepoint, which logs it.

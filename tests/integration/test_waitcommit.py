@@ -155,6 +155,10 @@ class WaitCommit(IntroTestCase):
             return r.stdout.strip()
         return carol, alice, iid, alice_sends
 
+    def replied(self, n, iid):
+        """(side, decision) of each intro.replied event of iid at n."""
+        return [(e["side"], e["decision"]) for e in self.intro_events(n, iid, "intro.replied")]
+
     def test_a_first_acceptance_after_the_decline_is_kept(self):
         """R31: while the close to Alice waits, her replies are taken as if
         the intro still asked.  Alice had not answered when Bob declined: her
@@ -167,6 +171,9 @@ class WaitCommit(IntroTestCase):
         self.assertEqual(alice_sends(7, "accept"), "ack 1/9")
         time.sleep(1.0)  # a close sent at once would be there by now
         self.assertEqual(self.inbox(alice)[iid]["state"], "pending")  # no close yet
+        # Carol is told of the reply she keeps, once, and counts it.
+        self.assertEqual(self.replied(carol, iid), [("a", "accept")])
+        self.assertEqual(carol.json("contact", "show", "alice")["intro_stats"]["accepted"], 1)
 
     def test_a_decline_after_the_other_drops_the_delayed_close(self):
         """R31: Alice declines after Bob did, while her delayed close waits.
@@ -183,6 +190,13 @@ class WaitCommit(IntroTestCase):
         self.assertEqual(self.inbox(alice)[iid]["state"], "pending")  # no close for a decline
         self.assertEqual(alice_sends(7, "accept"), "ack 0/0")
         self.wait_inbox(alice, iid, "closed")
+        # Carol is told of Alice's decline, as a reply (Bob's ended the
+        # intro), once, and counts it; the acceptance after it is not kept.
+        self.assertEqual(self.replied(carol, iid), [("a", "decline")])
+        self.assertEqual([e["side"] for e in self.intro_events(carol, iid, "intro.declined")],
+                         ["b"])
+        stats = carol.json("contact", "show", "alice")["intro_stats"]
+        self.assertEqual((stats["accepted"], stats["declined"]), (0, 1))
 
     def test_a_sequential_first_party_never_waits(self):
         """Sequential mode: while Bob is not asked, no second reply can come

@@ -26,7 +26,8 @@
  *     carries both parties' signed acceptances of that intro, and the
  *     connector is introduced;
  *   - exactly once: at most one contact per party per intro, and every
- *     event at most once per machine (intro.replied once per side);
+ *     event at most once per machine (intro.replied once per side and
+ *     decision: an acceptance, and a decline once the intro is over);
  *   - one acceptance per party per intro (R26);
  *   - terminal states stay terminal (a party's closed or expired item with
  *     a stored acceptance may still become introduced, R30);
@@ -154,7 +155,7 @@ struct conn_w {
     uint8_t verbs;
     uint8_t cause; /* history: what ended the asking */
     uint8_t emits[2];
-    uint8_t replied[2]; /* intro.replied per side */
+    uint8_t replied[2][2]; /* intro.replied per side, per decision (accept) */
 };
 
 struct party_w {
@@ -378,9 +379,10 @@ static enum tf_proto_im_ack conn_step(struct run *r, struct world *w, int i,
             break;
         case TF_PROTO_IM_ACT_EMIT:
             if (a->emit == TF_PROTO_IM_EMIT_INTRO_REPLIED) {
-                if (++c->replied[reply->side] > 1)
-                    violate(r, "exactly once: intro.replied twice for side %s (intro %d)",
-                            side_name(reply->side), i);
+                if (++c->replied[reply->side][reply->kind == K_ACCEPT] > 1)
+                    violate(r, "exactly once: intro.replied (%s) twice for side %s (intro %d)",
+                            reply->kind == K_ACCEPT ? "accept" : "decline", side_name(reply->side),
+                            i);
             } else {
                 note_emit(r, c->emits, a->emit, "the connector");
             }
