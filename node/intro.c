@@ -890,8 +890,7 @@ static int stranger_trim(struct tf_node *node, const uint8_t except[32])
     return TF_OK;
 }
 
-/* Events: {time, type, id} plus one optional string pair. */
-/* An event's fields after time, type and id. */
+/* Events: {time, type, id} plus the string fields given. */
 struct event_field {
     const char *key, *val;
 };
