@@ -300,6 +300,13 @@ static int req_event(struct tf_node *node, const struct req *r)
     return event5(node, type, r->id, "role", what, "seeking", seeking, false);
 }
 
+/* What is sent to someone who is not a contact (the decline of a
+ * stranger's request) is given up after a day, however long the request
+ * asked for: each such envelope holds a share of outbox_max_strangers, and
+ * one that is never acknowledged would otherwise hold it for up to the 90
+ * days a request may ask for (as a stranger's declined proposal: node/intro.c). */
+#define STRANGER_SEND_TTL_S 86400u
+
 /* Sends body to pk (a contact, or a correspondent whose card this node
  * holds).  TF_E_NOT_FOUND when neither: nothing is sent. */
 static int send_to(struct tf_node *node, const uint8_t pk[32], uint16_t type,
@@ -308,12 +315,17 @@ static int send_to(struct tf_node *node, const uint8_t pk[32], uint16_t type,
     struct tf_node_contact c;
     struct tf_proto_buf card = {0};
     memset(&c, 0, sizeof c);
+    uint64_t until = expires + ENVELOPE_GRACE_S;
     int rc = tf_node_store_contact_get(node->store, pk, &c);
-    if (rc == TF_E_NOT_FOUND && (rc = tf_node_intro_peer_card(node, pk, &card)) == TF_OK)
+    if (rc == TF_E_NOT_FOUND && (rc = tf_node_intro_peer_card(node, pk, &card)) == TF_OK) {
         rc = tf_node_contact_from_verified_card(&c, card.data, card.len);
+        uint64_t cap = tf_node_now(node) + STRANGER_SEND_TTL_S;
+        if (until > cap)
+            until = cap;
+    }
     if (rc == TF_OK)
-        rc = tf_node_delivery_enqueue(node->delivery, &c, type, body->data, body->len,
-                                      expires + ENVELOPE_GRACE_S, msg_id);
+        rc = tf_node_delivery_enqueue(node->delivery, &c, type, body->data, body->len, until,
+                                      msg_id);
     tf_proto_buf_free(&card);
     tf_node_contact_deinit(&c);
     return rc;
@@ -660,7 +672,16 @@ static int set_decided_by(struct tf_node *node, const uint8_t id[32], const char
  * the best contact who offers its topic (the next best when an intro of
  * that pair about the topic already exists, up to PROPOSE_TRIES), or leave
  * it open for the owner.  Store errors are returned; a proposal that cannot
- * be made is logged and leaves the request open. */
+ * be made is logged and leaves the request open.
+ *
+ * A blocked contact's request (hidden) goes through the same rules, so
+ * that a block does not change what the asker gets back (R49a): a rule's
+ * decline is sent to it, without an event, and frees its open slot, as
+ * before the block.  Where a rule would propose, nothing is proposed (the
+ * owner blocked the asker) and the request stays open, as under a rule
+ * that asks the owner: the missing proposal, which no node can fake, is
+ * then the only difference, and the budgets fill as they do for an asker
+ * whose requests wait for the owner. */
 static int decide_request(struct tf_node *node, struct req *r, uint64_t now)
 {
     struct tf_node_request_offer cands[PROPOSE_TRIES];
@@ -687,6 +708,8 @@ static int decide_request(struct tf_node *node, struct req *r, uint64_t now)
     }
     if (d.action != TF_PROTO_POLICY_ACTION_PROPOSE)
         return TF_OK;
+    if (r->hidden)
+        return TF_OK; /* never proposed for a blocked asker: it stays open */
     char why[256];
     for (size_t i = 0; i < n; i++) {
         rc = propose_for(node, r, cands[i].pk, why, sizeof why);
@@ -779,8 +802,8 @@ static int on_request(struct tf_node *node, const uint8_t from[32], const uint8_
         return -1;
     }
     rc = req_run(node, &r, TF_PROTO_REQ_EV_CREATE, now, NULL);
-    if (rc == TF_OK && !r.hidden)
-        rc = decide_request(node, &r, now); /* the owner's request rules */
+    if (rc == TF_OK)
+        rc = decide_request(node, &r, now); /* the owner's request rules, hidden or not */
     req_free(&r);
     return rc == TF_OK          ? TF_PROTO_ACK_REASON_NONE
            : rc == TF_E_EXPIRED ? TF_PROTO_ACK_REASON_EXPIRED

@@ -241,13 +241,13 @@ class Requests(NodeTestCase):
         carol.cli("contact", "set", "eve", "--block")
         return bob, eve, carol
 
-    def acks(self, asker, n):
-        """Asks n times, one at a time; returns each request's ACK as the
-        asker's node saw it: "ok" or "rejected"."""
+    def acks(self, asker, n, tag=None):
+        """Asks n times (about tag, or t0, t1, ...), one at a time; returns
+        each request's ACK as the asker's node saw it: "ok" or "rejected"."""
         out = []
         for i in range(n):
             before = asker.log().count("rejected:")
-            self.ask(asker, "carol", "t%d" % i)
+            self.ask(asker, "carol", tag or "t%d" % i)
             wait_for("%s: the request delivered" % asker.name,
                      lambda: asker.json("outbox") == [], WAIT)
             out.append("rejected" if asker.log().count("rejected:") > before else "ok")
@@ -265,6 +265,53 @@ class Requests(NodeTestCase):
         events, _, _ = watch_events(carol, lambda ev: False, timeout=5)
         got = [e["type"] for e in events if str(e.get("type", "")).startswith("request.")]
         self.assertEqual(got, ["request.received"] * 2)
+
+    def test_a_blocked_asker_is_declined_by_a_rule_as_anyone(self):
+        """R49a: a rule's decline applies to a blocked contact's requests
+        too.  Before, they skipped the rules: a decline rule freed an
+        unblocked asker's open slot and told it no, while the blocked one's
+        requests stayed open, filled its budget and were refused (reason 7):
+        the asker could tell the block from its ACKs."""
+        bob, eve, carol = self.blocked_pair(
+            policy="decline when requester is known and topic is spam\n",
+            max_open_requests_per_asker=2)
+        for asker in (bob, eve):
+            self.assertEqual(self.acks(asker, 4, "spam"), ["ok"] * 4, asker.name)
+            wait_for("%s: every request declined" % asker.name,
+                     lambda: [r["state"] for r in asker.json("requests")] == ["declined"] * 4,
+                     WAIT)
+        # Carol still sees nothing of Eve's.
+        self.assertEqual([(x["alias"], x["state"]) for x in carol.json("requests")],
+                         [("bob", "declined")] * 4)
+        events, _, _ = watch_events(carol, lambda ev: False, timeout=3)
+        got = [e["type"] for e in events if str(e.get("type", "")).startswith("request.")]
+        self.assertEqual(got, ["request.received", "request.declined"] * 4)
+
+    def test_a_decline_to_a_stranger_is_given_up_after_a_day(self):
+        """A stranger's request may ask for 90 days; the decline queued for
+        it is given up after a day (as a stranger's declined proposal), so
+        that strangers who never acknowledge cannot hold
+        outbox_max_strangers for months."""
+        carol = self.start("carol")
+        sam = self.start("sam")
+        xav = self.start("xav")
+        self.knows(sam, carol, "carol")
+        self.knows(sam, xav, "xav")
+        # Sam proposes Carol and Xav: Carol keeps the proposal (her policy
+        # asks), and with it Sam's card, so she can write to him.
+        iid = sam.json("propose", "carol", "xav", "--topic", "chess")["id"]
+        wait_for("carol: sam's proposal",
+                 lambda: any(i["id"] == iid for i in carol.json("inbox", "--all")), WAIT)
+        rid = self.ask(sam, "carol", "tax-law", "--expires", "90d")
+        wait_for("sam: the request delivered", lambda: sam.json("outbox") == [], WAIT)
+        self.assertTrue(self.wait_request(carol, rid, "open")["stranger"])
+        sam.stop()  # he never acknowledges the decline
+        now = int(time.time())
+        carol.cli("requests", "decline", rid)
+        queued = [e for e in carol.json("outbox") if e["type"] == "request-close"]
+        self.assertEqual(len(queued), 1, carol.json("outbox"))
+        self.assertLessEqual(queued[0]["expires"], now + 86400 + 60)
+        self.assertGreaterEqual(queued[0]["expires"], now + 86400 - 60)
 
     def test_a_refused_request_closes_at_the_asker(self):
         """A request the connector's node refuses (its budget is full)
