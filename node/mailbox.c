@@ -467,8 +467,8 @@ static void sweep_timer_cb(uv_timer_t *t)
                     collected, (unsigned long long)node->config.mailbox_ttl_max_s);
     if (rc != TF_OK)
         tf_node_log(TF_NODE_LOG_ERROR, "mailbox", "expiry sweep: %s", tf_strerror(rc));
-    if (x != NULL && x->n == SWEEP_BATCH)
-        next_ms = 0;
+    if (x != NULL && x->n == SWEEP_BATCH && collected > 0 && rc == TF_OK)
+        next_ms = 0; /* more may be due; not when nothing could be collected (all pushed) */
     free(x);
     uv_timer_start(&mb->sweep, sweep_timer_cb, next_ms, 0);
 }
@@ -732,6 +732,8 @@ static const char *over_quota(struct tf_node_mailbox *mb, const struct tenant *t
         return "envelopes held for the tenant (mailbox_tenant_envelopes)";
     if (t->bytes + len > t->quota_bytes)
         return "bytes held for the tenant (its quota)";
+    if (t->envs < c->mailbox_uploader_envelopes)
+        return NULL; /* no uploader can have more than are held in all */
     struct uploader_count x = {tenant, uploader, 0};
     int rc = tf_node_store_kv_foreach_from(mb->node->store, TF_NODE_STORE_MBOX_ENVS, tenant, PK_LEN,
                                            uploader_cb, &x);
@@ -805,12 +807,28 @@ static void hold(struct tf_node_mailbox *mb, const uint8_t uploader[PK_LEN], con
     struct tf_proto_buf old = {0};
     env_key(env.to_pk, env.msg_id, key);
     rc = tf_node_store_kv_get(node->store, TF_NODE_STORE_MBOX_ENVS, key, sizeof key, &old);
-    tf_proto_buf_free(&old);
     if (rc == TF_OK) {
-        /* Held already (the sender did not get our ACK): idempotent. */
-        decide(v, TF_PROTO_ACK_OK, TF_PROTO_ACK_REASON_NONE);
+        /* Held already: from this uploader (it did not get our ACK), an
+         * idempotent upload.  From another, it is not a duplicate: msg ids
+         * are unique per sender only, and one who knows an id (another
+         * mailbox of the tenant) must not make the real envelope be
+         * answered as held and lost.  Deferred: the slot frees when the
+         * tenant collects the one held, and the sender may go elsewhere. */
+        struct held h;
+        bool same = held_decode(old.data, old.len, &h) == TF_OK &&
+                    sodium_memcmp(h.uploader, uploader, PK_LEN) == 0;
+        tf_proto_buf_free(&old);
+        if (same) {
+            decide(v, TF_PROTO_ACK_OK, TF_PROTO_ACK_REASON_NONE);
+        } else {
+            tf_node_log(TF_NODE_LOG_WARN, "mailbox",
+                        "%s: upload for %s deferred: its msg id is held from another uploader", tid,
+                        to);
+            decide(v, TF_PROTO_ACK_DEFERRED, TF_PROTO_ACK_REASON_OVER_QUOTA);
+        }
         return;
     }
+    tf_proto_buf_free(&old);
     int err = TF_OK;
     const char *full = over_quota(mb, &t, env.to_pk, uploader, len, &err);
     if (err != TF_OK) {
@@ -1016,6 +1034,10 @@ static int verb_unhost(struct tf_node *node, const msgpack_object *args,
             if (memcmp((*pp)->tenant, c.pk, PK_LEN) == 0) {
                 struct push *p = *pp;
                 *pp = p->next;
+                /* Nor will they lower the link's count (they match
+                 * nothing): lowered here, as tf_node_mailbox_ack would. */
+                uint32_t n = tf_node_link_in_flight(p->link);
+                tf_node_link_set_in_flight(p->link, n > 0 ? n - 1 : 0);
                 free(p);
             } else {
                 pp = &(*pp)->next;

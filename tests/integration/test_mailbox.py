@@ -14,7 +14,7 @@ import time
 import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from harness import NodeTestCase, free_port, wait_for, watch_events  # noqa: E402
+from harness import NodeTestCase, flood, free_port, wait_for, watch_events  # noqa: E402
 
 WAIT = 20.0
 FAST = {"retry_max_ms": 2000, "mailbox_retry_max_ms": 2000}
@@ -238,6 +238,29 @@ class Budgets(MailboxTestCase):
         wait_for("alice's note held too", lambda: self.held(mbox, "bob") == 2, WAIT)
         self.assertEqual(len(carol.json("outbox")), 1)
         self.wait_outbox_empty(alice)
+
+    def test_a_msg_id_held_from_another_uploader_is_not_a_duplicate(self):
+        """Msg ids are unique per sender only.  An upload whose (to_pk,
+        msg id) is held already is idempotent when it comes from the same
+        uploader (ok, nothing stored again); from another it is deferred
+        (status 2, reason 11), so that someone who learnt the id (another
+        mailbox of the tenant) cannot make the real envelope be answered
+        "held" and lost.  Before, both were answered ok."""
+        mbox, carol, alice, bob = self.cast(start_bob=False)
+        mid = "5a" * 16
+        first, other = "01" * 32, "02" * 32
+
+        def upload(seed):
+            r = flood("upload", "--target", mbox.listen, "--tenant", self.ids["bob"],
+                      "--msg-id", mid, "--seed", seed)
+            self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
+            return r.stdout.strip()
+        self.assertEqual(upload(first), "ack 0/0")
+        self.assertEqual(self.held(mbox, "bob"), 1)
+        self.assertEqual(upload(first), "ack 0/0")  # the same uploader again
+        self.assertEqual(upload(other), "ack 2/11")
+        self.assertEqual(self.held(mbox, "bob"), 1)
+        self.assertIn("held from another uploader", mbox.log())
 
     def test_expired_envelopes_are_collected(self):
         mbox, carol, alice, bob = self.cast(mbox_config={"mailbox_ttl_max_s": 2},

@@ -33,6 +33,13 @@
  *       As the party, sends the connector feedback ("helped") on intro HEX
  *       and prints the ACK as reply does (requests: feedback's tests).
  *
+ *   tf-flood upload --target IP:PORT --tenant TEXT_ID --msg-id HEX [--seed HEX]
+ *       As the identity from seed (32 bytes in hex; default random), uploads
+ *       to the mailbox at IP:PORT one envelope for TEXT_ID with msg id HEX
+ *       (16 bytes): an outer part that decodes, a day to live, random sealed
+ *       bytes.  Prints "ack STATUS/REASON" (exit 0) or "no-ack" (exit 1)
+ *       (mailbox: the duplicate check per uploader).
+ *
  *   tf-flood cards [--seed HEX] < SPEC
  *       One signed card (text form) per SPEC line "NAME OFFERS SEEKS ISSUED"
  *       (OFFERS and SEEKS: comma-separated tags, or - for none), line i
@@ -65,7 +72,8 @@ static uint64_t now_s(void)
 }
 
 struct opts {
-    const char *target, *victim, *party, *connector, *intro, *addr, *seed, *request;
+    const char *target, *victim, *party, *connector, *intro, *addr, *seed, *request, *tenant,
+        *msg_id;
     bool requests; /* send requests rather than proposals */
     bool feedback; /* reply mode: send feedback (helped) rather than a reply */
     bool decline;  /* reply mode: a decline rather than an acceptance */
@@ -330,6 +338,22 @@ static int cards(const struct opts *o)
     return 0;
 }
 
+/* Waits on s (NULL: nothing was sent) for the ACK of msg_id and prints
+ * "ack STATUS/REASON" (returns 0), or "no-ack" (returns 1). */
+static int print_ack(struct hp_session *s, const uint8_t msg_id[16])
+{
+    static uint8_t buf[TF_PROTO_FRAME_MAX];
+    uint64_t deadline = hp_now_ms() + ACK_MS;
+    struct tf_proto_link_msg m;
+    while (s != NULL && hp_recv_msg(s, buf, &m, deadline) == HP_OK)
+        if (m.type == TF_PROTO_LINK_ACK && memcmp(m.msg_id, msg_id, 16) == 0) {
+            printf("ack %llu/%llu\n", (unsigned long long)m.status, (unsigned long long)m.reason);
+            return 0;
+        }
+    printf("no-ack\n");
+    return 1;
+}
+
 static int reply(const struct opts *o)
 {
     struct hp_target target;
@@ -370,23 +394,11 @@ static int reply(const struct opts *o)
         goto out;
     }
     s.auto_pong = true;
-    static uint8_t buf[TF_PROTO_FRAME_MAX];
-    result = 1;
-    if (send_body(&s, &party, &conn,
-                  o->feedback ? TF_PROTO_MSG_TYPE_FEEDBACK : TF_PROTO_MSG_TYPE_REPLY, &signed_r,
-                  msg_id) == TF_OK) {
-        uint64_t deadline = hp_now_ms() + ACK_MS;
-        struct tf_proto_link_msg m;
-        while (hp_recv_msg(&s, buf, &m, deadline) == HP_OK)
-            if (m.type == TF_PROTO_LINK_ACK && memcmp(m.msg_id, msg_id, 16) == 0) {
-                printf("ack %llu/%llu\n", (unsigned long long)m.status,
-                       (unsigned long long)m.reason);
-                result = 0;
-                break;
-            }
-    }
-    if (result != 0)
-        printf("no-ack\n");
+    result = send_body(&s, &party, &conn,
+                       o->feedback ? TF_PROTO_MSG_TYPE_FEEDBACK : TF_PROTO_MSG_TYPE_REPLY,
+                       &signed_r, msg_id) == TF_OK
+                 ? print_ack(&s, msg_id)
+                 : print_ack(NULL, msg_id);
     hp_session_close(&s);
 out:
     tf_proto_buf_free(&card);
@@ -396,12 +408,65 @@ out:
     return result;
 }
 
+static int upload(const struct opts *o)
+{
+    struct hp_target target;
+    struct tf_proto_identity id = {0};
+    struct tf_proto_buf card = {0}, env = {0}, msg = {0};
+    struct hp_session s;
+    uint8_t seed[32], tenant[32], msg_id[16], sealed[49];
+    int result = 3;
+    if (o->target == NULL || o->tenant == NULL || o->msg_id == NULL ||
+        hp_parse_target(o->target, &target) != 0 ||
+        tf_proto_text_id_decode(o->tenant, strlen(o->tenant), tenant, NULL) != TF_OK ||
+        sodium_hex2bin(msg_id, sizeof msg_id, o->msg_id, strlen(o->msg_id), NULL, NULL, NULL) !=
+            0 ||
+        (o->seed != NULL &&
+         sodium_hex2bin(seed, sizeof seed, o->seed, strlen(o->seed), NULL, NULL, NULL) != 0))
+        return 2;
+    if (o->seed == NULL)
+        randombytes_buf(seed, sizeof seed);
+    randombytes_buf(sealed, sizeof sealed);
+    if (tf_proto_identity_from_seed(&id, seed) != TF_OK ||
+        hp_sign_card(&id, "Uploader", "127.0.0.1:9", now_s(), 1, &card) != TF_OK)
+        goto out;
+    /* The outer part of a sealed envelope (PROTOCOL.md section 7). */
+    struct tf_proto_mp_writer w;
+    tf_proto_mp_writer_init(&w);
+    tf_proto_mp_write_array(&w, 5);
+    tf_proto_mp_write_uint(&w, 1);
+    tf_proto_mp_write_bin(&w, msg_id, sizeof msg_id);
+    tf_proto_mp_write_bin(&w, tenant, sizeof tenant);
+    tf_proto_mp_write_uint(&w, now_s() + 86400);
+    tf_proto_mp_write_bin(&w, sealed, sizeof sealed);
+    if (tf_proto_mp_writer_finish(&w, &env) != TF_OK ||
+        tf_proto_link_envelope_as(TF_PROTO_LINK_UPLOAD, env.data, env.len, &msg) != TF_OK)
+        goto out;
+    if (hp_open(&target, &id, &card, &s, hp_now_ms() + LINK_MS) != HP_OK) {
+        hp_session_close(&s);
+        goto out;
+    }
+    s.auto_pong = true;
+    int src = hp_send_built(&s, TF_OK, &msg); /* frees msg */
+    msg = (struct tf_proto_buf){0};
+    result = print_ack(src == TF_OK ? &s : NULL, msg_id);
+    hp_session_close(&s);
+out:
+    tf_proto_buf_free(&card);
+    tf_proto_buf_free(&env);
+    tf_proto_buf_free(&msg);
+    tf_proto_identity_deinit(&id);
+    sodium_memzero(seed, sizeof seed);
+    return result;
+}
+
 static const char USAGE[] =
     "usage: tf-flood proposals --target IP:PORT --victim HOME --identities N --per M\n"
     "                          [--expires-s S] [--addr IP:PORT] [--seed HEX]\n"
     "       tf-flood reply --target IP:PORT --party HOME --connector HOME --intro HEX\n"
     "                      --side a|b --time-offset SECONDS [--decision accept|decline]\n"
-    "       tf-flood requests --target IP:PORT --victim HOME --identities N [--seed HEX]\n";
+    "       tf-flood requests --target IP:PORT --victim HOME --identities N [--seed HEX]\n"
+    "       tf-flood upload --target IP:PORT --tenant TEXT_ID --msg-id HEX [--seed HEX]\n";
 
 int main(int argc, char **argv)
 {
@@ -428,6 +493,10 @@ int main(int argc, char **argv)
             o.seed = v;
         else if (strcmp(k, "--request") == 0)
             o.request = v;
+        else if (strcmp(k, "--tenant") == 0)
+            o.tenant = v;
+        else if (strcmp(k, "--msg-id") == 0)
+            o.msg_id = v;
         else if (strcmp(k, "--identities") == 0)
             o.identities = strtol(v, NULL, 10);
         else if (strcmp(k, "--per") == 0)
@@ -450,6 +519,12 @@ int main(int argc, char **argv)
     }
     if (strcmp(argv[1], "cards") == 0)
         return cards(&o);
+    if (strcmp(argv[1], "upload") == 0) {
+        int urc = upload(&o);
+        if (urc == 2)
+            fputs(USAGE, stderr);
+        return urc;
+    }
     if (strcmp(argv[1], "feedback") == 0) {
         o.feedback = true;
         o.side = 0;
