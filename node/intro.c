@@ -733,6 +733,8 @@ static int out_remove(struct tf_node *node, const struct intro_out *o)
         rc = TF_OK;
     for (int x = 0; x < 2 && rc == TF_OK; x++)
         rc = card_gc(node, o->pk[x]);
+    if (rc == TF_OK) /* what its parties reported goes with it */
+        rc = tf_node_request_forget_feedback(node, o->id, o->pk);
     return rc;
 }
 
@@ -747,6 +749,8 @@ static int in_remove(struct tf_node *node, const struct intro_in *r)
     if (rc == TF_OK && tf_proto_proposal_decode(r->proposal.data, r->proposal.len, &p) == TF_OK &&
         (rc = pending_index_set(node, r, false)) == TF_OK)
         rc = card_gc(node, p.core.connector_pk);
+    if (rc == TF_OK) /* what this node reported on it goes with it */
+        rc = tf_node_request_forget_feedback(node, r->id, NULL);
     return rc;
 }
 

@@ -1053,6 +1053,28 @@ static int on_feedback(struct tf_node *node, const uint8_t from[32], const uint8
     return rc == TF_OK ? TF_PROTO_ACK_REASON_NONE : -1;
 }
 
+int tf_node_request_forget_feedback(struct tf_node *node, const uint8_t id[32],
+                                    const uint8_t (*parties)[32])
+{
+    uint8_t key[65];
+    int rc = TF_OK;
+    if (parties == NULL) {
+        key[0] = 'S';
+        memcpy(key + 1, id, 32);
+        rc = tf_node_store_kv_del(node->store, TF_NODE_STORE_INTRO_STATS, key, 33);
+        return rc == TF_E_NOT_FOUND ? TF_OK : rc;
+    }
+    for (int x = 0; x < 2 && rc == TF_OK; x++) {
+        key[0] = 'F';
+        memcpy(key + 1, id, 32);
+        memcpy(key + 33, parties[x], 32);
+        rc = tf_node_store_kv_del(node->store, TF_NODE_STORE_INTRO_STATS, key, sizeof key);
+        if (rc == TF_E_NOT_FOUND)
+            rc = TF_OK;
+    }
+    return rc;
+}
+
 static int verb_feedback(struct tf_node *node, const msgpack_object *args,
                          struct tf_proto_mp_writer *w, char *why, size_t why_cap)
 {

@@ -109,6 +109,13 @@ TF_MUST_CHECK int tf_node_request_offers(struct tf_node *node, const uint8_t *re
 TF_MUST_CHECK int tf_node_request_count_intro(struct tf_node *node, enum tf_proto_im_emit e,
                                               const uint8_t parties[2][32], int side);
 
+/* feedback: forgets the feedback records of intro id, removed from the
+ * store: as the connector, what its parties reported (parties: the intro's
+ * two); as a party (parties NULL), what this node reported.  The counts in
+ * the statistics stay.  In the write transaction. */
+TF_MUST_CHECK int tf_node_request_forget_feedback(struct tf_node *node, const uint8_t id[32],
+                                                  const uint8_t (*parties)[32]);
+
 /* feedback: the statistics kept about contact pk, as a map (for
  * contact.show): { proposed, accepted, declined, helpful, unhelpful } as
  * the connector, and { helped, unhelpful } for the intros pk made for this

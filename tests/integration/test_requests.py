@@ -7,12 +7,13 @@ import os
 import random
 import re
 import subprocess
+import struct
 import sys
 import time
 import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from harness import FLOOD, NodeTestCase, flood, wait_for, watch_events  # noqa: E402
+from harness import FLOOD, NodeTestCase, flood, recv_frame, wait_for, watch_events  # noqa: E402
 
 WAIT = 30
 
@@ -687,6 +688,29 @@ class Requests(NodeTestCase):
         self.assertEqual(self.wait_item(bob, iid3, "accepted")["decided_by"], "policy:1")
         r = bob.cli("feedback", iid, "--helped", "yes", check=False)
         self.assertNotEqual(r.returncode, 0)
+        # The feedback records go with their intro: Carol's two (one per
+        # party) when she removes it, Bob's own when he removes his item;
+        # the counts stay.  Before, they outlived it.
+        before, counts = self.stats_records(carol), self.stats(carol, "bob")
+        carol.cli("intros", "rm", iid)
+        self.assertEqual(self.stats_records(carol), before - 2)
+        self.assertEqual(self.stats(carol, "bob"), counts)
+        before, counts = self.stats_records(bob), self.stats(bob, "carol")
+        bob.cli("inbox", "rm", iid)
+        self.assertEqual(self.stats_records(bob), before - 1)
+        self.assertEqual(self.stats(bob, "carol"), counts)
+
+    def stats_records(self, n):
+        """Entries of n's intro_stats table (counts and feedback records)."""
+        import msgpack  # Debian's python3-msgpack
+        body = msgpack.packb({"id": 1, "verb": "status", "args": {"tables": True}})
+        s = n.raw_connect()
+        try:
+            s.sendall(struct.pack(">I", len(body)) + body)
+            reply = msgpack.unpackb(recv_frame(s), raw=False)
+        finally:
+            s.close()
+        return reply["result"]["tables"]["intro_stats"]["entries"]
 
 
 if __name__ == "__main__":
