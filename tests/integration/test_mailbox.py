@@ -9,6 +9,7 @@ where nothing listens, Bob's names none at all.  Each lists the mailbox on
 its card (`mailbox use`), so everything sent to them goes through it.
 """
 import os
+import signal
 import sys
 import time
 import unittest
@@ -271,6 +272,30 @@ class Budgets(MailboxTestCase):
                  lambda: self.tenants(mbox)["bob"]["envelopes"] == 0
                  and self.tenants(mbox)["bob"]["bytes"] == 0, WAIT)
         self.assertIn("expired and were collected", mbox.log())
+
+    def test_unhost_while_pushes_wait_frees_their_link_slots(self):
+        """Pushes in flight to a tenant when its owner unhosts it are
+        dropped; their ACKs then match nothing, so the link's in-flight
+        count must fall with them.  Before, it stayed up, and the link
+        later counted as dead for want of those ACKs."""
+        mbox, carol, alice, bob = self.cast()
+        os.kill(bob.proc.pid, signal.SIGSTOP)  # linked, but reads nothing
+        try:
+            self.notes(carol, "bob", 2)
+            wait_for("two pushes in flight to bob",
+                     lambda: self.bob_link(mbox)["in_flight"] == 2, WAIT)
+            self.assertEqual(mbox.json("mailbox", "unhost", "bob")["purged_envelopes"], 2)
+            self.assertEqual(self.bob_link(mbox)["in_flight"], 0)
+        finally:
+            os.kill(bob.proc.pid, signal.SIGCONT)
+        wait_for("bob's two notes", lambda: len(self.notes_in(bob)) == 2, WAIT)
+        self.assertEqual(self.bob_link(mbox)["in_flight"], 0)
+
+    def bob_link(self, mbox):
+        """The mailbox's link to Bob (status peers)."""
+        links = [p for p in mbox.json("status")["peers"] if p["alias"] == "bob"]
+        self.assertEqual(len(links), 1, links)
+        return links[0]
 
     def test_unhost_drops_what_is_held(self):
         mbox, carol, alice, bob = self.cast(start_bob=False)
