@@ -426,18 +426,20 @@ cleanup:
 static int seal_fd(struct sealer *s, int fd, uint64_t size)
 {
     uint8_t buf[16384];
+    int rc = 0;
     while (size > 0) {
         size_t got, want = size < sizeof buf ? (size_t)size : sizeof buf;
-        int rc = read_full(fd, buf, want, &got);
+        rc = read_full(fd, buf, want, &got);
         if (rc == 0 && got != want)
             rc = TF_E_TRUNCATED;
         if (rc == 0)
             rc = seal_put(s, buf, got);
         if (rc != 0)
-            return rc;
+            break;
         size -= got;
     }
-    return 0;
+    sodium_memzero(buf, sizeof buf); /* store contents */
+    return rc;
 }
 
 int tf_node_backup_write(const char *home, const char *path, bool force, const uint8_t *pass,
@@ -600,6 +602,7 @@ static int restore_file(struct opener *o, const char *dir, const char *name, uin
             rc = tf_node__write_all(fd, buf, k);
         size -= k;
     }
+    sodium_memzero(buf, sizeof buf); /* store contents */
     if (fd >= 0) {
         if (rc == 0 && fsync(fd) != 0)
             rc = -errno;
@@ -939,8 +942,14 @@ int tf_node_backup_restore(const char *path, const char *home, const uint8_t *pa
         goto cleanup;
     }
     /* rename() replaces an empty directory, and fails on one that was
-     * filled meanwhile. */
-    if ((rc = sync_dir(tmp)) != 0 || rename(tmp, home) != 0) {
+     * filled meanwhile.  store/'s entry (data.mdb) is made durable first,
+     * then the home's (identity.key, store/). */
+    char store_dir[TF_NODE_PATH_MAX];
+    if (tf_node_home_path(tmp, TF_NODE_HOME_STORE, store_dir, sizeof store_dir) != 0)
+        rc = -ENAMETOOLONG;
+    else if ((rc = sync_dir(store_dir)) == -ENOENT)
+        rc = 0; /* a backup without a store */
+    if (rc != 0 || (rc = sync_dir(tmp)) != 0 || rename(tmp, home) != 0) {
         rc = rc != 0 ? rc : -errno;
         snprintf(why, why_cap, "cannot move the restored home to %s: %s", home, tf_strerror(rc));
         goto cleanup;

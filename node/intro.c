@@ -2246,6 +2246,10 @@ static void sweep_timer_cb(uv_timer_t *t)
         tf_node_log(TF_NODE_LOG_WARN, "delivery", "seen-id cleanup failed: %s", tf_strerror(grc));
     else if (removed > 0)
         tf_node_log(TF_NODE_LOG_DEBUG, "delivery", "forgot %zu expired message ids", removed);
+    int dead = 0;
+    if (tf_node_store_clear_dead_readers(node->store, &dead) == TF_OK && dead > 0)
+        tf_node_log(TF_NODE_LOG_INFO, "store",
+                    "freed %d read slot(s) of processes that died reading the store", dead);
     static const uint8_t kinds[] = {0, 'x', 'a', 'c', 'i', 'o', 't'};
     for (size_t i = 0; i < sizeof kinds; i++)
         sweep_kind(node, kinds[i], now);

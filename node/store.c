@@ -2305,6 +2305,12 @@ static int forget(struct tf_node_store *st, const uint8_t key[static SEEN_EXP_LE
     return rc == MDB_NOTFOUND ? 0 : rc;
 }
 
+int tf_node_store_clear_dead_readers(struct tf_node_store *st, int *dead)
+{
+    *dead = 0;
+    return lmdb_err(mdb_reader_check(st->env, dead));
+}
+
 int tf_node_store_seen_count(struct tf_node_store *st, uint64_t *count)
 {
     MDB_txn *txn;

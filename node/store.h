@@ -339,6 +339,12 @@ TF_MUST_CHECK int tf_node_store_seen_gc(struct tf_node_store *st, uint64_t now, 
  * one mdb_stat, for the seen_max check of every envelope taken. */
 TF_MUST_CHECK int tf_node_store_seen_count(struct tf_node_store *st, uint64_t *count);
 
+/* Frees the reader slots of processes that died holding a read transaction
+ * on the store (a `twofold backup` killed mid-copy, say): LMDB keeps every
+ * page such a reader could see until its slot is freed, so the store would
+ * grow until the node restarts.  *dead: how many were freed. */
+TF_MUST_CHECK int tf_node_store_clear_dead_readers(struct tf_node_store *st, int *dead);
+
 /* Notes between contacts ("messages": id -> record). */
 #define TF_NODE_MESSAGE_TEXT_MAX 4000
 

@@ -141,6 +141,38 @@ class BackupTestCase(NodeTestCase):
                  lambda: iid in {i["id"] for i in alice.json("inbox", "--all", "--limit", "1000")},
                  30)
 
+    def test_a_reader_that_died_is_freed_by_the_node(self):
+        """A process that dies holding a read transaction on the store (a
+        `twofold backup` killed mid-copy) leaves its LMDB reader slot, and
+        with it every page it could see kept from reuse: the store grows
+        until the node restarts.  The node frees such slots on its sweep."""
+        import lmdb  # python3-lmdb (./dev installs it)
+        n = self.node("alice", port=True)
+        n.init()
+        n.start()
+        store = os.path.join(n.home, "store")
+        code = ("import lmdb, sys, time\n"
+                "env = lmdb.open(sys.argv[1], readonly=True, max_dbs=64)\n"
+                "txn = env.begin()\n"
+                "print('reading', flush=True)\n"
+                "time.sleep(120)\n")
+        reader = subprocess.Popen(["/usr/bin/python3", "-c", code, store], stdout=subprocess.PIPE,
+                                  text=True)
+        try:
+            self.assertEqual(reader.stdout.readline().strip(), "reading")
+            env = lmdb.open(store, readonly=True, max_dbs=64)
+            pid = " %d " % reader.pid
+
+            def slots():
+                return [line for line in env.readers().splitlines() if pid in line]
+            self.assertEqual(len(slots()), 1, env.readers())
+        finally:
+            reader.kill()
+            reader.wait()
+        n.wait_log("freed 1 read slot(s) of processes that died reading the store", 30)
+        self.assertEqual(slots(), [], env.readers())
+        env.close()
+
     def test_card_changes_after_a_restore_reach_contacts(self):
         """A restored store may be older than the card its contacts hold: the
         next card still outranks it (its sequence number never goes back)."""
