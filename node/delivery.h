@@ -44,6 +44,12 @@
  * expires later is refused (ACK reason 1, docs/PROTOCOL.md section 10). */
 #define TF_NODE_DELIVERY_TTL_MAX_S (400u * 86400u)
 
+/* The longest the node keeps trying to deliver an envelope to someone who
+ * is not a contact (the decline of a stranger's proposal or request),
+ * however long what it answers asked for: each holds a share of
+ * outbox_max_strangers until it is acknowledged or expires. */
+#define TF_NODE_DELIVERY_STRANGER_TTL_S 86400u
+
 struct tf_node;
 struct tf_node_link;
 struct tf_node_delivery;

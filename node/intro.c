@@ -1575,7 +1575,6 @@ static int answer(struct tf_node *node, struct intro_in *r, const struct tf_prot
 /* A stranger's proposal that the policy declines leaves only a tombstone:
  * the decline is sent over the link the proposal came on (the stranger's
  * card is not kept, so it is never dialled), and given up after a day. */
-#define TOMB_REPLY_TTL_S 86400u
 static int decline_to_stranger(struct tf_node *node, const struct tf_proto_proposal *p,
                                const char *reason)
 {
@@ -1584,8 +1583,8 @@ static int decline_to_stranger(struct tf_node *node, const struct tf_proto_propo
     uint8_t msg_id[16];
     uint64_t now = tf_node_now(node);
     uint64_t expires = add_sat(p->core.expires, ENVELOPE_GRACE_S);
-    if (expires > now + TOMB_REPLY_TTL_S)
-        expires = now + TOMB_REPLY_TTL_S;
+    if (expires > now + TF_NODE_DELIVERY_STRANGER_TTL_S)
+        expires = now + TF_NODE_DELIVERY_STRANGER_TTL_S;
     int rc = tf_node_contact_from_verified_card(&c, p->connector_card.ptr, p->connector_card.len);
     if (rc != TF_OK)
         return rc;

@@ -47,6 +47,13 @@ struct push {
     struct tf_node_link *link;
 };
 
+/* A push is answered (or dropped): its slot on its link frees. */
+static void push_settled(const struct push *p)
+{
+    uint32_t n = tf_node_link_in_flight(p->link);
+    tf_node_link_set_in_flight(p->link, n > 0 ? n - 1 : 0);
+}
+
 /* The tenant side: one of the mailboxes the own card names. */
 struct own_mailbox {
     uint8_t pk[PK_LEN];
@@ -663,8 +670,7 @@ bool tf_node_mailbox_ack(struct tf_node_mailbox *mb, struct tf_node_link *link,
     if (*pp == NULL)
         return false;
     struct push *p = *pp;
-    uint32_t n = tf_node_link_in_flight(link);
-    tf_node_link_set_in_flight(link, n > 0 ? n - 1 : 0);
+    push_settled(p);
     if (mb->hostile & HOSTILE_REPLAY)
         return true; /* kept, record and all: pushed again on the next link */
     *pp = p->next;
@@ -1034,10 +1040,7 @@ static int verb_unhost(struct tf_node *node, const msgpack_object *args,
             if (memcmp((*pp)->tenant, c.pk, PK_LEN) == 0) {
                 struct push *p = *pp;
                 *pp = p->next;
-                /* Nor will they lower the link's count (they match
-                 * nothing): lowered here, as tf_node_mailbox_ack would. */
-                uint32_t n = tf_node_link_in_flight(p->link);
-                tf_node_link_set_in_flight(p->link, n > 0 ? n - 1 : 0);
+                push_settled(p); /* nor will they free its slot */
                 free(p);
             } else {
                 pp = &(*pp)->next;

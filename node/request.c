@@ -300,13 +300,6 @@ static int req_event(struct tf_node *node, const struct req *r)
     return event5(node, type, r->id, "role", what, "seeking", seeking, false);
 }
 
-/* What is sent to someone who is not a contact (the decline of a
- * stranger's request) is given up after a day, however long the request
- * asked for: each such envelope holds a share of outbox_max_strangers, and
- * one that is never acknowledged would otherwise hold it for up to the 90
- * days a request may ask for (as a stranger's declined proposal: node/intro.c). */
-#define STRANGER_SEND_TTL_S 86400u
-
 /* Sends body to pk (a contact, or a correspondent whose card this node
  * holds).  TF_E_NOT_FOUND when neither: nothing is sent. */
 static int send_to(struct tf_node *node, const uint8_t pk[32], uint16_t type,
@@ -319,7 +312,9 @@ static int send_to(struct tf_node *node, const uint8_t pk[32], uint16_t type,
     int rc = tf_node_store_contact_get(node->store, pk, &c);
     if (rc == TF_E_NOT_FOUND && (rc = tf_node_intro_peer_card(node, pk, &card)) == TF_OK) {
         rc = tf_node_contact_from_verified_card(&c, card.data, card.len);
-        uint64_t cap = tf_node_now(node) + STRANGER_SEND_TTL_S;
+        /* Not a contact: given up after a day, not the 90 days a request
+         * may ask for (TF_NODE_DELIVERY_STRANGER_TTL_S). */
+        uint64_t cap = tf_node_now(node) + TF_NODE_DELIVERY_STRANGER_TTL_S;
         if (until > cap)
             until = cap;
     }
